@@ -1,0 +1,241 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "SocketGateway",
+    platforms: [.macOS(.v14)],
+    products: [
+        .library(name: "SocketGatewayCore", targets: ["SocketGatewayCore"]),
+        .library(name: "SocketGatewayEngineIO", targets: ["SocketGatewayEngineIO"]),
+        .library(name: "SocketGatewayServer", targets: ["SocketGatewayServer"]),
+        .executable(name: "socket-gateway-conformance", targets: ["socket-gateway-conformance"]),
+        .library(name: "SocketGatewayRedis", targets: ["SocketGatewayRedis"]),
+        .library(name: "SocketGatewayWorker", targets: ["SocketGatewayWorker"]),
+        .executable(name: "socket-gateway-codegen", targets: ["socket-gateway-codegen"]),
+        .plugin(name: "SocketGatewayEventsPlugin", targets: ["SocketGatewayEventsPlugin"]),
+        .executable(name: "socket-gateway", targets: ["socket-gateway"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.3"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // Pure codecs and value types: Engine.IO, Socket.IO, JSON, the emit protocol. No I/O.
+        .target(
+            name: "SocketGatewayCore",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio")
+            ]
+        ),
+        // The HTTP/1.1 + WebSocket server and Engine.IO v4 sessions (polling, WebSocket, upgrade, heartbeat).
+        .target(
+            name: "SocketGatewayEngineIO",
+            dependencies: [
+                "SocketGatewayCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ]
+        ),
+        // The Socket.IO server on SwiftNIO: transports, sessions, namespaces, rooms, acks, auth.
+        .target(
+            name: "SocketGatewayServer",
+            dependencies: [
+                "SocketGatewayCore",
+                "SocketGatewayEngineIO",
+                "SocketGatewayRedis",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // hiredis (Debian libhiredis-dev): only its RESP reply reader is used.
+        .systemLibrary(
+            name: "CHiredis",
+            pkgConfig: "hiredis",
+            providers: [.apt(["libhiredis-dev"])]
+        ),
+        // Redis over SwiftNIO: URL parsing, pipelined publisher, subscriber with reconnect and liveness check.
+        .target(
+            name: "SocketGatewayRedis",
+            dependencies: [
+                "SocketGatewayCore",
+                "CHiredis",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ]
+        ),
+        // The write-only worker gateway: emits through Redis, lazy connect, bounded outbox. Never links the server.
+        .target(
+            name: "SocketGatewayWorker",
+            dependencies: [
+                "SocketGatewayCore",
+                "SocketGatewayRedis",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ]
+        ),
+        // Test kit: a real redis-server process on a free loopback port, stoppable and restartable mid-test.
+        .target(
+            name: "SocketGatewayRedisTestKit",
+            dependencies: [
+                "SocketGatewayRedis",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "Tests/SocketGatewayRedisTestKit"
+        ),
+        .testTarget(
+            name: "SocketGatewayRedisTests",
+            dependencies: [
+                "SocketGatewayCore",
+                "SocketGatewayRedis",
+                "SocketGatewayRedisTestKit",
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOTestUtils", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "SocketGatewayWorkerTests",
+            dependencies: [
+                "SocketGatewayCore",
+                "SocketGatewayWorker",
+                "SocketGatewayRedis",
+                "SocketGatewayRedisTestKit",
+            ]
+        ),
+        // The server configured exactly as the official Engine.IO / Socket.IO protocol test suites expect.
+        .executableTarget(
+            name: "socket-gateway-conformance",
+            dependencies: [
+                "SocketGatewayServer",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // A real SocketServer with handlers that the Python interop tests (Tests/Interop) drive. Not a product.
+        .executableTarget(
+            name: "socket-gateway-interop-server",
+            dependencies: [
+                "SocketGatewayServer",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            path: "Tests/InteropServer"
+        ),
+        // libyaml (Debian libyaml-dev): the event catalog parser.
+        .systemLibrary(
+            name: "CYAML",
+            pkgConfig: "yaml-0.1",
+            providers: [.apt(["libyaml-dev"])]
+        ),
+        // The event catalog code generator: events.yaml -> Swift, TypeScript, AsyncAPI. No NIO.
+        .target(
+            name: "_EventCodegenCore",
+            dependencies: ["CYAML"]
+        ),
+        // The tool the build plugin runs: paths in, files out, diagnostics on stderr.
+        .executableTarget(
+            name: "socket-gateway-codegen",
+            dependencies: ["_EventCodegenCore"]
+        ),
+        // The `socket-gateway` command: serve, emit (worker), tail, check, export.
+        .executableTarget(
+            name: "socket-gateway",
+            dependencies: [
+                "SocketGatewayCore",
+                "SocketGatewayServer",
+                "SocketGatewayRedis",
+                "SocketGatewayWorker",
+                "_EventCodegenCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // Build-tool plugin: finds a target's events.yaml and generates its typed events.
+        .plugin(
+            name: "SocketGatewayEventsPlugin",
+            capability: .buildTool(),
+            dependencies: ["socket-gateway-codegen"]
+        ),
+        // A target that applies the plugin to a fixture catalog, so tests can call the generated code.
+        .target(
+            name: "GeneratedEventsFixture",
+            dependencies: ["SocketGatewayCore"],
+            path: "Tests/GeneratedEventsFixture",
+            plugins: ["SocketGatewayEventsPlugin"]
+        ),
+        .testTarget(
+            name: "EventCodegenTests",
+            dependencies: ["_EventCodegenCore", "GeneratedEventsFixture", "SocketGatewayCore"],
+            exclude: ["Fixtures", "README-catalog.md"]
+        ),
+        .testTarget(
+            name: "SocketGatewayCoreTests",
+            dependencies: ["SocketGatewayCore"]
+        ),
+        .testTarget(
+            name: "SocketGatewayEngineIOTests",
+            dependencies: [
+                "SocketGatewayEngineIO",
+                "SocketGatewayCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
+            name: "SocketGatewayServerTests",
+            dependencies: [
+                "SocketGatewayServer",
+                "SocketGatewayRedis",
+                "SocketGatewayRedisTestKit",
+                "SocketGatewayWorker",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOTestUtils", package: "swift-nio"),
+            ]
+        ),
+    ]
+)
+
+for target in package.targets where target.type != .system && target.type != .plugin {
+    var settings = target.swiftSettings ?? []
+    settings.append(.enableUpcomingFeature("ExistentialAny"))
+    settings.append(.enableUpcomingFeature("MemberImportVisibility"))
+    settings.append(.enableUpcomingFeature("InternalImportsByDefault"))
+    target.swiftSettings = settings
+}

@@ -1,0 +1,492 @@
+public import NIOCore
+
+/// A strict RFC 8259 recursive-descent parser over UTF-8 bytes.
+///
+/// Recursion depth is bounded by `maxDepth`; every loop advances through the input, so any input terminates.
+struct JSONParser {
+    private let bytes: UnsafeRawBufferPointer
+    private var index: Int = 0
+    private let maxDepth: Int
+    /// Reused for strings that contain escapes.
+    private var scratch: [UInt8] = []
+
+    init(bytes: UnsafeRawBufferPointer, maxDepth: Int) {
+        self.bytes = bytes
+        self.maxDepth = maxDepth
+    }
+
+    static func parse(_ bytes: UnsafeRawBufferPointer, maxDepth: Int) -> Result<JSONValue, JSONParseError> {
+        var parser = JSONParser(bytes: bytes, maxDepth: maxDepth)
+        do throws(JSONParseError) {
+            return .success(try parser.parseDocument())
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    mutating func parseDocument() throws(JSONParseError) -> JSONValue {
+        self.skipWhitespace()
+        let value = try self.parseValue(depth: 0)
+        self.skipWhitespace()
+        if self.index < self.bytes.count {
+            throw self.error(.trailingData, "expected the end of the input after the value, found \(self.found())")
+        }
+        return value
+    }
+
+    // MARK: Errors
+
+    private func found(at position: Int? = nil) -> String {
+        let position = position ?? self.index
+        guard position < self.bytes.count else { return "the end of the input" }
+        let byte = self.bytes[position]
+        if byte >= 0x21 && byte < 0x7F {
+            return "'\(Character(Unicode.Scalar(byte)))'"
+        }
+        return "byte 0x\(String(byte, radix: 16, uppercase: true))"
+    }
+
+    private func error(_ code: JSONParseError.Code.Base, _ message: String, at position: Int? = nil) -> JSONParseError {
+        JSONParseError(code: JSONParseError.Code(code), offset: position ?? self.index, message: message)
+    }
+
+    private func unexpected(_ expectation: String) -> JSONParseError {
+        if self.index >= self.bytes.count {
+            return self.error(.unexpectedEndOfInput, "expected \(expectation), found the end of the input")
+        }
+        return self.error(.unexpectedCharacter, "expected \(expectation), found \(self.found())")
+    }
+
+    // MARK: Values
+
+    private mutating func skipWhitespace() {
+        while self.index < self.bytes.count {
+            switch self.bytes[self.index] {
+            case 0x20, 0x09, 0x0A, 0x0D: self.index += 1
+            default: return
+            }
+        }
+    }
+
+    private mutating func parseValue(depth: Int) throws(JSONParseError) -> JSONValue {
+        guard self.index < self.bytes.count else { throw self.unexpected("a value") }
+        switch self.bytes[self.index] {
+        case UInt8(ascii: "{"):
+            return try self.parseObject(depth: depth + 1)
+        case UInt8(ascii: "["):
+            return try self.parseArray(depth: depth + 1)
+        case UInt8(ascii: "\""):
+            return .string(try self.parseString())
+        case UInt8(ascii: "t"):
+            try self.expectLiteral("true")
+            return .bool(true)
+        case UInt8(ascii: "f"):
+            try self.expectLiteral("false")
+            return .bool(false)
+        case UInt8(ascii: "n"):
+            try self.expectLiteral("null")
+            return .null
+        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            return try self.parseNumber()
+        default:
+            throw self.unexpected("a value (object, array, string, number, true, false or null)")
+        }
+    }
+
+    private mutating func expectLiteral(_ literal: StaticString) throws(JSONParseError) {
+        let start = self.index
+        let count = literal.utf8CodeUnitCount
+        let pointer = literal.utf8Start
+        for offset in 0..<count {
+            guard self.index < self.bytes.count else {
+                throw self.error(.unexpectedEndOfInput, "expected '\(literal)', found the end of the input")
+            }
+            guard self.bytes[self.index] == pointer[offset] else {
+                throw self.error(
+                    .unexpectedCharacter,
+                    "expected '\(literal)' (started at byte \(start)), found \(self.found())"
+                )
+            }
+            self.index += 1
+        }
+    }
+
+    private mutating func parseArray(depth: Int) throws(JSONParseError) -> JSONValue {
+        if depth > self.maxDepth {
+            throw self.error(
+                .depthLimitExceeded,
+                "arrays and objects are nested deeper than the limit of \(self.maxDepth)"
+            )
+        }
+        self.index += 1  // [
+        var elements: [JSONValue] = []
+        self.skipWhitespace()
+        if self.index < self.bytes.count && self.bytes[self.index] == UInt8(ascii: "]") {
+            self.index += 1
+            return .array(elements)
+        }
+        while true {
+            self.skipWhitespace()
+            elements.append(try self.parseValue(depth: depth))
+            self.skipWhitespace()
+            guard self.index < self.bytes.count else { throw self.unexpected("',' or ']' in an array") }
+            switch self.bytes[self.index] {
+            case UInt8(ascii: ","):
+                self.index += 1
+            case UInt8(ascii: "]"):
+                self.index += 1
+                return .array(elements)
+            default:
+                throw self.unexpected("',' or ']' in an array")
+            }
+        }
+    }
+
+    private mutating func parseObject(depth: Int) throws(JSONParseError) -> JSONValue {
+        if depth > self.maxDepth {
+            throw self.error(
+                .depthLimitExceeded,
+                "arrays and objects are nested deeper than the limit of \(self.maxDepth)"
+            )
+        }
+        self.index += 1  // {
+        var pairs: [(key: String, value: JSONValue)] = []
+        self.skipWhitespace()
+        if self.index < self.bytes.count && self.bytes[self.index] == UInt8(ascii: "}") {
+            self.index += 1
+            return .object(pairs)
+        }
+        while true {
+            self.skipWhitespace()
+            guard self.index < self.bytes.count, self.bytes[self.index] == UInt8(ascii: "\"") else {
+                throw self.unexpected("a string key in an object")
+            }
+            let key = try self.parseString()
+            self.skipWhitespace()
+            guard self.index < self.bytes.count, self.bytes[self.index] == UInt8(ascii: ":") else {
+                throw self.unexpected("':' after an object key")
+            }
+            self.index += 1
+            self.skipWhitespace()
+            let value = try self.parseValue(depth: depth)
+            pairs.append((key: key, value: value))
+            self.skipWhitespace()
+            guard self.index < self.bytes.count else { throw self.unexpected("',' or '}' in an object") }
+            switch self.bytes[self.index] {
+            case UInt8(ascii: ","):
+                self.index += 1
+            case UInt8(ascii: "}"):
+                self.index += 1
+                return .object(pairs)
+            default:
+                throw self.unexpected("',' or '}' in an object")
+            }
+        }
+    }
+
+    // MARK: Numbers
+
+    private func isDigit(_ position: Int) -> Bool {
+        position < self.bytes.count && self.bytes[position] >= UInt8(ascii: "0")
+            && self.bytes[position] <= UInt8(ascii: "9")
+    }
+
+    private mutating func parseNumber() throws(JSONParseError) -> JSONValue {
+        let start = self.index
+        var negative = false
+        if self.bytes[self.index] == UInt8(ascii: "-") {
+            negative = true
+            self.index += 1
+        }
+        guard self.isDigit(self.index) else {
+            if self.index >= self.bytes.count {
+                throw self.error(.unexpectedEndOfInput, "expected a digit after '-', found the end of the input")
+            }
+            throw self.error(.invalidNumber, "expected a digit after '-', found \(self.found())")
+        }
+        // Integer part, accumulated as a negative magnitude so Int64.min fits.
+        var accumulator: Int64 = 0
+        var overflow = false
+        if self.bytes[self.index] == UInt8(ascii: "0") {
+            self.index += 1
+            if self.isDigit(self.index) {
+                throw self.error(.invalidNumber, "a number must not have a leading zero", at: self.index - 1)
+            }
+        } else {
+            while self.isDigit(self.index) {
+                let digit = Int64(self.bytes[self.index] &- UInt8(ascii: "0"))
+                if !overflow {
+                    let (times10, o1) = accumulator.multipliedReportingOverflow(by: 10)
+                    let (next, o2) = times10.subtractingReportingOverflow(digit)
+                    if o1 || o2 { overflow = true } else { accumulator = next }
+                }
+                self.index += 1
+            }
+        }
+        var isInteger = true
+        if self.index < self.bytes.count && self.bytes[self.index] == UInt8(ascii: ".") {
+            isInteger = false
+            self.index += 1
+            guard self.isDigit(self.index) else {
+                if self.index >= self.bytes.count {
+                    throw self.error(.unexpectedEndOfInput, "expected a digit after '.', found the end of the input")
+                }
+                throw self.error(.invalidNumber, "expected a digit after '.', found \(self.found())")
+            }
+            while self.isDigit(self.index) { self.index += 1 }
+        }
+        if self.index < self.bytes.count && (self.bytes[self.index] | 0x20) == UInt8(ascii: "e") {
+            isInteger = false
+            self.index += 1
+            if self.index < self.bytes.count
+                && (self.bytes[self.index] == UInt8(ascii: "+") || self.bytes[self.index] == UInt8(ascii: "-"))
+            {
+                self.index += 1
+            }
+            guard self.isDigit(self.index) else {
+                if self.index >= self.bytes.count {
+                    throw self.error(
+                        .unexpectedEndOfInput,
+                        "expected a digit in the exponent, found the end of the input"
+                    )
+                }
+                throw self.error(.invalidNumber, "expected a digit in the exponent, found \(self.found())")
+            }
+            while self.isDigit(self.index) { self.index += 1 }
+        }
+        if isInteger && !overflow {
+            if negative { return .int(accumulator) }
+            if accumulator != Int64.min { return .int(-accumulator) }
+        }
+        let text = String(decoding: UnsafeRawBufferPointer(rebasing: self.bytes[start..<self.index]), as: UTF8.self)
+        guard let double = Double(text) else {
+            throw self.error(.invalidNumber, "could not read the number '\(text)'", at: start)
+        }
+        return .double(double)
+    }
+
+    // MARK: Strings
+
+    private static func hexValue(_ byte: UInt8) -> UInt16? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return UInt16(byte &- UInt8(ascii: "0"))
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return UInt16(byte &- UInt8(ascii: "a") &+ 10)
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return UInt16(byte &- UInt8(ascii: "A") &+ 10)
+        default: return nil
+        }
+    }
+
+    /// Reads the four hex digits after `\u`; `self.index` is at the first digit.
+    private mutating func readHex4() throws(JSONParseError) -> UInt16 {
+        var value: UInt16 = 0
+        for _ in 0..<4 {
+            guard self.index < self.bytes.count else {
+                throw self.error(
+                    .unexpectedEndOfInput,
+                    "expected four hexadecimal digits after '\\u', found the end of the input"
+                )
+            }
+            guard let digit = Self.hexValue(self.bytes[self.index]) else {
+                throw self.error(
+                    .invalidUnicodeEscape,
+                    "expected four hexadecimal digits after '\\u', found \(self.found())"
+                )
+            }
+            value = value << 4 | digit
+            self.index += 1
+        }
+        return value
+    }
+
+    private mutating func appendScalar(_ value: UInt32) {
+        let scalar = Unicode.Scalar(value) ?? "\u{FFFD}"
+        self.scratch.append(contentsOf: UTF8.encode(scalar)!)
+    }
+
+    private mutating func parseString() throws(JSONParseError) -> String {
+        let open = self.index
+        self.index += 1  // "
+        let contentStart = self.index
+        var sawNonASCII = false
+        // Fast path: no escapes.
+        while self.index < self.bytes.count {
+            let byte = self.bytes[self.index]
+            if byte == UInt8(ascii: "\"") {
+                let content = UnsafeRawBufferPointer(rebasing: self.bytes[contentStart..<self.index])
+                self.index += 1
+                return try self.makeString(content, validate: sawNonASCII, start: contentStart)
+            }
+            if byte == UInt8(ascii: "\\") { break }
+            if byte < 0x20 {
+                throw self.error(
+                    .controlCharacterInString,
+                    "expected a character or '\"', found raw control character 0x\(String(byte, radix: 16, uppercase: true)) (escape it)"
+                )
+            }
+            if byte >= 0x80 { sawNonASCII = true }
+            self.index += 1
+        }
+        guard self.index < self.bytes.count else {
+            throw self.error(
+                .unexpectedEndOfInput,
+                "expected '\"' to close the string that starts at byte \(open), found the end of the input"
+            )
+        }
+        // Slow path: escapes.
+        self.scratch.removeAll(keepingCapacity: true)
+        self.scratch.append(contentsOf: UnsafeRawBufferPointer(rebasing: self.bytes[contentStart..<self.index]))
+        while self.index < self.bytes.count {
+            let byte = self.bytes[self.index]
+            if byte == UInt8(ascii: "\"") {
+                self.index += 1
+                let result: Result<String, JSONParseError> = self.scratch.withUnsafeBytes { content in
+                    do throws(JSONParseError) {
+                        return .success(try self.makeString(content, validate: sawNonASCII, start: contentStart))
+                    } catch {
+                        return .failure(error)
+                    }
+                }
+                return try result.get()
+            }
+            if byte < 0x20 {
+                throw self.error(
+                    .controlCharacterInString,
+                    "expected a character or '\"', found raw control character 0x\(String(byte, radix: 16, uppercase: true)) (escape it)"
+                )
+            }
+            if byte != UInt8(ascii: "\\") {
+                if byte >= 0x80 { sawNonASCII = true }
+                self.scratch.append(byte)
+                self.index += 1
+                continue
+            }
+            self.index += 1
+            guard self.index < self.bytes.count else {
+                throw self.error(
+                    .unexpectedEndOfInput,
+                    "expected an escape character after '\\', found the end of the input"
+                )
+            }
+            let escape = self.bytes[self.index]
+            self.index += 1
+            switch escape {
+            case UInt8(ascii: "\""): self.scratch.append(UInt8(ascii: "\""))
+            case UInt8(ascii: "\\"): self.scratch.append(UInt8(ascii: "\\"))
+            case UInt8(ascii: "/"): self.scratch.append(UInt8(ascii: "/"))
+            case UInt8(ascii: "b"): self.scratch.append(0x08)
+            case UInt8(ascii: "f"): self.scratch.append(0x0C)
+            case UInt8(ascii: "n"): self.scratch.append(0x0A)
+            case UInt8(ascii: "r"): self.scratch.append(0x0D)
+            case UInt8(ascii: "t"): self.scratch.append(0x09)
+            case UInt8(ascii: "u"):
+                let unit = try self.readHex4()
+                switch unit {
+                case 0xD800...0xDBFF:
+                    // A high surrogate: combine with a following \uDC00-\uDFFF; alone it becomes U+FFFD, as a
+                    // JavaScript string holding a lone surrogate does when it is written out as UTF-8.
+                    if self.index + 1 < self.bytes.count && self.bytes[self.index] == UInt8(ascii: "\\")
+                        && self.bytes[self.index + 1] == UInt8(ascii: "u")
+                    {
+                        let save = self.index
+                        self.index += 2
+                        let low = try self.readHex4()
+                        if (0xDC00...0xDFFF).contains(low) {
+                            self.appendScalar(0x10000 + (UInt32(unit - 0xD800) << 10) + UInt32(low - 0xDC00))
+                        } else {
+                            self.appendScalar(0xFFFD)
+                            self.index = save  // reprocess the second escape on its own
+                        }
+                    } else {
+                        self.appendScalar(0xFFFD)
+                    }
+                case 0xDC00...0xDFFF:
+                    self.appendScalar(0xFFFD)
+                default:
+                    self.appendScalar(UInt32(unit))
+                }
+            default:
+                throw self.error(
+                    .invalidEscape,
+                    "expected one of \" \\ / b f n r t u after '\\', found \(self.found(at: self.index - 1))",
+                    at: self.index - 1
+                )
+            }
+        }
+        throw self.error(
+            .unexpectedEndOfInput,
+            "expected '\"' to close the string that starts at byte \(open), found the end of the input"
+        )
+    }
+
+    private func makeString(
+        _ content: UnsafeRawBufferPointer,
+        validate: Bool,
+        start: Int
+    ) throws(JSONParseError) -> String {
+        if !validate {
+            return String(decoding: content, as: UTF8.self)
+        }
+        guard let string = String(validating: content, as: UTF8.self) else {
+            throw self.error(
+                .invalidUTF8,
+                "expected valid UTF-8 in the string that starts at byte \(start - 1)",
+                at: start
+            )
+        }
+        return string
+    }
+}
+
+extension JSONValue {
+    /// Parses one JSON text (RFC 8259, strict) from the readable bytes of `buffer`.
+    ///
+    /// Integers without fraction or exponent that fit in 64 bits become `.int`, other numbers `.double` (huge
+    /// exponents become ±infinity, as in JavaScript). Object keys keep their order, duplicates included. An
+    /// escaped lone surrogate (`"\ud800"`) becomes U+FFFD. Whitespace may surround the value; anything else after
+    /// it is an error.
+    /// - Parameters:
+    ///   - buffer: The JSON text in UTF-8. Its reader index is not moved.
+    ///   - maxDepth: The deepest nesting of arrays and objects accepted.
+    /// - Returns: The value.
+    /// - Throws: `JSONParseError` with the byte offset and what was expected there.
+    public static func parse(_ buffer: ByteBuffer, maxDepth: Int = 128) throws(JSONParseError) -> JSONValue {
+        let result = buffer.withUnsafeReadableBytes { JSONParser.parse($0, maxDepth: maxDepth) }
+        return try result.get()
+    }
+
+    /// Parses one JSON text from a string (see ``parse(_:maxDepth:)-(ByteBuffer,_)``).
+    /// - Parameters:
+    ///   - text: The JSON text.
+    ///   - maxDepth: The deepest nesting of arrays and objects accepted.
+    /// - Returns: The value.
+    /// - Throws: `JSONParseError` with the byte offset (in UTF-8) and what was expected there.
+    public static func parse(_ text: String, maxDepth: Int = 128) throws(JSONParseError) -> JSONValue {
+        var text = text
+        let result = text.withUTF8 { JSONParser.parse(UnsafeRawBufferPointer($0), maxDepth: maxDepth) }
+        return try result.get()
+    }
+
+    /// Parses one JSON text from UTF-8 bytes (see ``parse(_:maxDepth:)-(ByteBuffer,_)``).
+    /// - Parameters:
+    ///   - bytes: The JSON text in UTF-8.
+    ///   - maxDepth: The deepest nesting of arrays and objects accepted.
+    /// - Returns: The value.
+    /// - Throws: `JSONParseError` with the byte offset and what was expected there.
+    public static func parse(_ bytes: some Sequence<UInt8>, maxDepth: Int = 128) throws(JSONParseError) -> JSONValue {
+        let result =
+            bytes.withContiguousStorageIfAvailable { JSONParser.parse(UnsafeRawBufferPointer($0), maxDepth: maxDepth) }
+            ?? Array(bytes).withUnsafeBytes { JSONParser.parse($0, maxDepth: maxDepth) }
+        return try result.get()
+    }
+
+    /// Parses one JSON text from UTF-8 bytes (see ``parse(_:maxDepth:)-(ByteBuffer,_)``).
+    /// - Parameters:
+    ///   - bytes: The JSON text in UTF-8.
+    ///   - maxDepth: The deepest nesting of arrays and objects accepted.
+    /// - Returns: The value.
+    /// - Throws: `JSONParseError` with the byte offset and what was expected there.
+    public static func parse(_ bytes: [UInt8], maxDepth: Int = 128) throws(JSONParseError) -> JSONValue {
+        let result = bytes.withUnsafeBytes { JSONParser.parse($0, maxDepth: maxDepth) }
+        return try result.get()
+    }
+}

@@ -1,0 +1,266 @@
+public import NIOCore
+
+/// The compact JSON writer behind `write(to:)`, `writePythonJSON(to:)` and the Socket.IO encoder.
+struct JSONWriter {
+    enum Style {
+        /// JavaScript's `JSON.stringify(value)`: no spaces, non-ASCII raw as UTF-8.
+        case javaScript
+        /// Python's `json.dumps(value)`: `", "` and `": "`, `ensure_ascii=True`, floats as `repr`.
+        case python
+    }
+
+    var style: Style
+    /// `nil`: `.binary` is written as `null`. Non-nil: `.binary` is written as a Socket.IO placeholder
+    /// `{"_placeholder":true,"num":N}` and its bytes are appended here (depth-first order).
+    var attachments: [ByteBuffer]?
+
+    init(style: Style, collectingAttachments: Bool = false) {
+        self.style = style
+        self.attachments = collectingAttachments ? [] : nil
+    }
+
+    mutating func write(_ value: JSONValue, to buffer: inout ByteBuffer) {
+        switch value {
+        case .null:
+            buffer.writeStaticString("null")
+        case .bool(let flag):
+            if flag { buffer.writeStaticString("true") } else { buffer.writeStaticString("false") }
+        case .int(let number):
+            Self.writeInteger(number, to: &buffer)
+        case .double(let number):
+            Self.writeDouble(number, style: self.style, to: &buffer)
+        case .string(let text):
+            switch self.style {
+            case .javaScript: Self.writeJavaScriptString(text, to: &buffer)
+            case .python: Self.writePythonString(text, to: &buffer)
+            }
+        case .array(let elements):
+            buffer.writeInteger(UInt8(ascii: "["))
+            var first = true
+            for element in elements {
+                if !first { self.writeItemSeparator(to: &buffer) }
+                first = false
+                self.write(element, to: &buffer)
+            }
+            buffer.writeInteger(UInt8(ascii: "]"))
+        case .object(let pairs):
+            buffer.writeInteger(UInt8(ascii: "{"))
+            var first = true
+            for pair in pairs {
+                if !first { self.writeItemSeparator(to: &buffer) }
+                first = false
+                switch self.style {
+                case .javaScript:
+                    Self.writeJavaScriptString(pair.key, to: &buffer)
+                    buffer.writeInteger(UInt8(ascii: ":"))
+                case .python:
+                    Self.writePythonString(pair.key, to: &buffer)
+                    buffer.writeStaticString(": ")
+                }
+                self.write(pair.value, to: &buffer)
+            }
+            buffer.writeInteger(UInt8(ascii: "}"))
+        case .binary(let bytes):
+            if self.attachments != nil {
+                let number = self.attachments!.count
+                self.attachments!.append(bytes)
+                switch self.style {
+                case .javaScript: buffer.writeStaticString("{\"_placeholder\":true,\"num\":")
+                case .python: buffer.writeStaticString("{\"_placeholder\": true, \"num\": ")
+                }
+                Self.writeInteger(Int64(number), to: &buffer)
+                buffer.writeInteger(UInt8(ascii: "}"))
+            } else {
+                buffer.writeStaticString("null")
+            }
+        }
+    }
+
+    private func writeItemSeparator(to buffer: inout ByteBuffer) {
+        switch self.style {
+        case .javaScript: buffer.writeInteger(UInt8(ascii: ","))
+        case .python: buffer.writeStaticString(", ")
+        }
+    }
+
+    static func writeInteger(_ number: Int64, to buffer: inout ByteBuffer) {
+        if number >= 0 && number < 10 {
+            buffer.writeInteger(UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: number))
+            return
+        }
+        // Up to 20 bytes, written backwards into a fixed-size tuple: no allocation.
+        var scratch: (UInt64, UInt64, UInt64) = (0, 0, 0)
+        withUnsafeMutableBytes(of: &scratch) { raw in
+            var index = raw.count
+            var magnitude = number.magnitude
+            repeat {
+                index -= 1
+                raw[index] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: magnitude % 10)
+                magnitude /= 10
+            } while magnitude > 0
+            if number < 0 {
+                index -= 1
+                raw[index] = UInt8(ascii: "-")
+            }
+            buffer.writeBytes(UnsafeRawBufferPointer(rebasing: raw[index...]))
+        }
+    }
+
+    static func writeDouble(_ number: Double, style: Style, to buffer: inout ByteBuffer) {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(24)
+        switch style {
+        case .javaScript: JSONNumberFormatting.writeJavaScript(number, to: &bytes)
+        case .python: JSONNumberFormatting.writePython(number, to: &bytes)
+        }
+        buffer.writeBytes(bytes)
+    }
+
+    private static func writeUnicodeEscape(_ unit: UInt16, to buffer: inout ByteBuffer) {
+        @inline(__always) func hex(_ nibble: UInt16) -> UInt8 {
+            let value = UInt8(truncatingIfNeeded: nibble & 0xF)
+            return value < 10 ? UInt8(ascii: "0") &+ value : UInt8(ascii: "a") &+ (value &- 10)
+        }
+        buffer.writeMultipleIntegers(
+            UInt8(ascii: "\\"),
+            UInt8(ascii: "u"),
+            hex(unit >> 12),
+            hex(unit >> 8),
+            hex(unit >> 4),
+            hex(unit)
+        )
+    }
+
+    /// Writes the escape JSON.stringify and json.dumps both use for an ASCII byte that needs one.
+    private static func writeASCIIEscape(_ byte: UInt8, to buffer: inout ByteBuffer) {
+        switch byte {
+        case UInt8(ascii: "\""): buffer.writeStaticString("\\\"")
+        case UInt8(ascii: "\\"): buffer.writeStaticString("\\\\")
+        case 0x08: buffer.writeStaticString("\\b")
+        case 0x0C: buffer.writeStaticString("\\f")
+        case 0x0A: buffer.writeStaticString("\\n")
+        case 0x0D: buffer.writeStaticString("\\r")
+        case 0x09: buffer.writeStaticString("\\t")
+        default: writeUnicodeEscape(UInt16(byte), to: &buffer)
+        }
+    }
+
+    /// JSON.stringify's string form: escapes `"`, `\` and C0 controls; everything else raw UTF-8.
+    static func writeJavaScriptString(_ text: String, to buffer: inout ByteBuffer) {
+        buffer.writeInteger(UInt8(ascii: "\""))
+        var text = text
+        text.withUTF8 { utf8Typed in
+            let utf8 = UnsafeRawBufferPointer(utf8Typed)
+            var start = 0
+            var index = 0
+            let count = utf8.count
+            while index < count {
+                let byte = utf8[index]
+                if byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") {
+                    if start < index {
+                        buffer.writeBytes(UnsafeRawBufferPointer(rebasing: utf8[start..<index]))
+                    }
+                    writeASCIIEscape(byte, to: &buffer)
+                    start = index + 1
+                }
+                index += 1
+            }
+            if start < count {
+                buffer.writeBytes(UnsafeRawBufferPointer(rebasing: utf8[start..<count]))
+            }
+        }
+        buffer.writeInteger(UInt8(ascii: "\""))
+    }
+
+    /// json.dumps's string form with ensure_ascii: only printable ASCII raw, everything else escaped,
+    /// characters beyond the BMP as a surrogate pair.
+    static func writePythonString(_ text: String, to buffer: inout ByteBuffer) {
+        buffer.writeInteger(UInt8(ascii: "\""))
+        for scalar in text.unicodeScalars {
+            let value = scalar.value
+            if value >= 0x20 && value < 0x7F {
+                if value == 0x22 || value == 0x5C {
+                    writeASCIIEscape(UInt8(value), to: &buffer)
+                } else {
+                    buffer.writeInteger(UInt8(value))
+                }
+            } else if value < 0x20 {
+                writeASCIIEscape(UInt8(value), to: &buffer)
+            } else if value <= 0xFFFF {
+                writeUnicodeEscape(UInt16(value), to: &buffer)
+            } else {
+                let offset = value - 0x10000
+                writeUnicodeEscape(UInt16(0xD800 + (offset >> 10)), to: &buffer)
+                writeUnicodeEscape(UInt16(0xDC00 + (offset & 0x3FF)), to: &buffer)
+            }
+        }
+        buffer.writeInteger(UInt8(ascii: "\""))
+    }
+
+    /// A quick walk that counts binary attachments and estimates the compact size, so the encoder can write the
+    /// header first and reserve capacity once.
+    static func measure(_ value: JSONValue, binaryCount: inout Int, estimatedSize: inout Int) {
+        switch value {
+        case .null, .bool:
+            estimatedSize += 5
+        case .int, .double:
+            estimatedSize += 12
+        case .string(let text):
+            estimatedSize += text.utf8.count + 2
+        case .array(let elements):
+            estimatedSize += 2 + elements.count
+            for element in elements {
+                measure(element, binaryCount: &binaryCount, estimatedSize: &estimatedSize)
+            }
+        case .object(let pairs):
+            estimatedSize += 2
+            for pair in pairs {
+                estimatedSize += pair.key.utf8.count + 4
+                measure(pair.value, binaryCount: &binaryCount, estimatedSize: &estimatedSize)
+            }
+        case .binary:
+            binaryCount += 1
+            estimatedSize += 28
+        }
+    }
+}
+
+extension JSONValue {
+    /// Appends the compact JSON text of this value, byte for byte as JavaScript's `JSON.stringify` writes it.
+    ///
+    /// Strings escape `"`, `\` and control characters (`\b \f \n \r \t`, others as `\u00xx`) and keep every other
+    /// character as raw UTF-8. Numbers: integers in full; doubles as JavaScript's `String(number)` (shortest
+    /// round trip, `1` not `1.0`, `1e+21`, `1e-7`); NaN and ±Infinity as `null`. `.binary` is not JSON and is
+    /// written as `null`: send binary through ``SocketIOPacket/encode(into:)``, which writes placeholders.
+    /// - Parameter buffer: The buffer to append to.
+    public func write(to buffer: inout ByteBuffer) {
+        var writer = JSONWriter(style: .javaScript)
+        writer.write(self, to: &buffer)
+    }
+
+    /// The compact JSON text of this value, as `JSON.stringify` writes it (see ``write(to:)``).
+    public var jsonString: String {
+        var buffer = ByteBuffer()
+        self.write(to: &buffer)
+        return String(buffer: buffer)
+    }
+
+    /// Appends the JSON text of this value exactly as Python's `json.dumps(value)` writes it with its defaults.
+    ///
+    /// Separators `", "` and `": "`; `ensure_ascii=True`, so every character outside printable ASCII is written
+    /// as `\uxxxx` (lowercase hex, a surrogate pair beyond U+FFFF); floats as Python's `repr` (`1.0`, `1e+16`,
+    /// `1.5e-07`, `NaN`, `Infinity`). This is what python-socketio publishes to Redis. `.binary` is written as
+    /// `null`.
+    /// - Parameter buffer: The buffer to append to.
+    public func writePythonJSON(to buffer: inout ByteBuffer) {
+        var writer = JSONWriter(style: .python)
+        writer.write(self, to: &buffer)
+    }
+
+    /// The JSON text of this value as Python's `json.dumps(value)` writes it (see ``writePythonJSON(to:)``).
+    public var pythonJSONString: String {
+        var buffer = ByteBuffer()
+        self.writePythonJSON(to: &buffer)
+        return String(buffer: buffer)
+    }
+}

@@ -1,0 +1,60 @@
+/// Which cross-origin requests the long-polling transport allows.
+public enum CORSPolicy: Sendable, Hashable {
+    /// No CORS headers: browsers on other origins cannot use long-polling.
+    case none
+    /// `Access-Control-Allow-Origin: *` (no credentials).
+    case any
+    /// Only these origins (e.g. `https://app.example.com`): the matching `Origin` is echoed with
+    /// `Access-Control-Allow-Credentials: true` and `Vary: Origin`.
+    case origins([String])
+}
+
+/// Settings of one mounted Engine.IO endpoint.
+public struct EngineIOConfiguration: Sendable {
+    /// Time between the server's pings.
+    public var pingInterval: Duration
+    /// Time the client has to answer a ping before the session is closed.
+    public var pingTimeout: Duration
+    /// The largest message (WebSocket frame) or polling POST body accepted, in bytes.
+    public var maxPayload: Int
+    /// Time a client has to complete an upgrade (`2probe` … `5`) before the probing WebSocket is closed.
+    public var upgradeTimeout: Duration
+    /// Transports clients may use.
+    public var transports: Set<EngineIOTransportKind>
+    /// Whether polling sessions may upgrade to WebSocket.
+    public var allowUpgrades: Bool
+    /// Cross-origin policy for long-polling requests.
+    public var cors: CORSPolicy
+    /// The most bytes that may wait for one client (polling buffer, or WebSocket bytes not yet taken by the
+    /// socket) before the session is closed with ``EngineIOCloseReason/slowClient``.
+    public var maxBufferedBytesPerSession: Int
+
+    /// Creates a configuration; every parameter has the Engine.IO reference server's default.
+    public init(
+        pingInterval: Duration = .seconds(25),
+        pingTimeout: Duration = .seconds(20),
+        maxPayload: Int = 1_000_000,
+        upgradeTimeout: Duration = .seconds(10),
+        transports: Set<EngineIOTransportKind> = [.polling, .websocket],
+        allowUpgrades: Bool = true,
+        cors: CORSPolicy = .none,
+        maxBufferedBytesPerSession: Int = 4 << 20
+    ) {
+        self.pingInterval = pingInterval
+        self.pingTimeout = pingTimeout
+        self.maxPayload = maxPayload
+        self.upgradeTimeout = upgradeTimeout
+        self.transports = transports
+        self.allowUpgrades = allowUpgrades
+        self.cors = cors
+        self.maxBufferedBytesPerSession = maxBufferedBytesPerSession
+    }
+}
+
+extension Duration {
+    /// Whole milliseconds (rounded down).
+    var engineIOMilliseconds: Int64 {
+        let (seconds, attoseconds) = self.components
+        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
+    }
+}

@@ -1,0 +1,86 @@
+public import NIOCore
+import SocketGatewayCore
+
+/// A text message (and binary attachments) encoded once, from which each transport takes what it needs.
+///
+/// WebSocket recipients get `webSocketFrames`: the complete unmasked server frames (`4<text>` as a text frame,
+/// then one binary frame per attachment) in one buffer, written as-is to every recipient's socket. Polling
+/// recipients buffer the packets and encode them into their next GET response.
+public struct EngineIOOutboundMessage: Sendable {
+    /// The text payload (after the `4`).
+    public let textPayload: ByteBuffer
+    /// Binary attachments sent right after the text message, each as its own binary message.
+    public let attachments: [ByteBuffer]
+    /// All frames, ready for the wire.
+    public let webSocketFrames: ByteBuffer
+
+    /// Encodes the message once.
+    /// - Parameters:
+    ///   - textPayload: the message text after the `4` (e.g. a Socket.IO packet).
+    ///   - attachments: binary messages that follow it.
+    public init(textPayload: ByteBuffer, attachments: [ByteBuffer] = []) {
+        self.textPayload = textPayload
+        self.attachments = attachments
+        var size = WebSocketFrameBytes.headerLength(payloadLength: textPayload.readableBytes + 1) + textPayload.readableBytes + 1
+        for attachment in attachments {
+            size += WebSocketFrameBytes.headerLength(payloadLength: attachment.readableBytes) + attachment.readableBytes
+        }
+        var frames = ByteBuffer()
+        frames.reserveCapacity(size)
+        WebSocketFrameBytes.writeHeader(opcode: .text, payloadLength: textPayload.readableBytes + 1, into: &frames)
+        frames.writeInteger(UInt8(ascii: "4"))
+        var text = textPayload
+        frames.writeBuffer(&text)
+        for attachment in attachments {
+            WebSocketFrameBytes.writeHeader(opcode: .binary, payloadLength: attachment.readableBytes, into: &frames)
+            var attachment = attachment
+            frames.writeBuffer(&attachment)
+        }
+        self.webSocketFrames = frames
+    }
+
+    /// The message as Engine.IO packets (for the polling buffer).
+    var packets: [EngineIOPacket] {
+        var packets: [EngineIOPacket] = [.message(self.textPayload)]
+        for attachment in self.attachments { packets.append(.binaryMessage(attachment)) }
+        return packets
+    }
+}
+
+/// Unmasked server-to-client WebSocket frames (RFC 6455 §5.2), built once so they can be written to many sockets.
+enum WebSocketFrameBytes {
+    enum Opcode: UInt8 {
+        case text = 0x1
+        case binary = 0x2
+    }
+
+    static func headerLength(payloadLength: Int) -> Int {
+        payloadLength < 126 ? 2 : (payloadLength <= 0xFFFF ? 4 : 10)
+    }
+
+    static func writeHeader(opcode: Opcode, payloadLength: Int, into buffer: inout ByteBuffer) {
+        buffer.writeInteger(0x80 | opcode.rawValue)
+        if payloadLength < 126 {
+            buffer.writeInteger(UInt8(payloadLength))
+        } else if payloadLength <= 0xFFFF {
+            buffer.writeInteger(UInt8(126))
+            buffer.writeInteger(UInt16(payloadLength))
+        } else {
+            buffer.writeInteger(UInt8(127))
+            buffer.writeInteger(UInt64(payloadLength))
+        }
+    }
+
+    /// One complete frame carrying `packet`.
+    static func frame(for packet: EngineIOPacket, allocator: ByteBufferAllocator = ByteBufferAllocator()) -> ByteBuffer {
+        let length = EngineIOPollingPayload.encodedRecordLength(packet)
+        var buffer = allocator.buffer(capacity: length + 10)
+        if case .binaryMessage(let bytes) = packet {
+            Self.writeHeader(opcode: .binary, payloadLength: bytes.readableBytes, into: &buffer)
+        } else {
+            Self.writeHeader(opcode: .text, payloadLength: length, into: &buffer)
+        }
+        packet.encodeWebSocketPayload(into: &buffer)
+        return buffer
+    }
+}

@@ -1,0 +1,416 @@
+public import NIOCore
+import Logging
+import SocketGatewayCore
+
+/// One Engine.IO session. Mutable state is confined to `eventLoop`; call the methods below on it (calls from
+/// elsewhere are moved onto it, at the cost of a hop).
+public final class EngineIOSession: @unchecked Sendable {
+    /// The session id: 16 random bytes, base64url.
+    public let id: String
+    /// The event loop that owns this session's state.
+    public let eventLoop: any EventLoop
+    /// The HTTP request that opened the session.
+    public let request: EngineIOHandshakeRequest
+    /// Storage for the layer above (e.g. the Socket.IO client state); touch only on `eventLoop`.
+    public var applicationState: AnyObject?
+
+    let endpoint: EngineIOEndpoint
+    private var stateMachine: EngineIOSessionStateMachine
+    private var pendingGet: PollingRequestHandle?
+    private var mainWebSocket: EngineIOWebSocketConnection?
+    private var probeWebSocket: EngineIOWebSocketConnection?
+    private var heartbeatTimer: Scheduled<Void>?
+    private var upgradeTimer: Scheduled<Void>?
+    private var probeNoopTimer: Scheduled<Void>?
+    /// Completes when `3probe` has been written, so a GET refused because of the upgrade is answered after it.
+    private var probeWrite: EventLoopFuture<Void>?
+    private var outbox: [ByteBuffer] = []
+    private var outboxBytes = 0
+    private var flushScheduled = false
+
+    init(
+        id: String,
+        eventLoop: any EventLoop,
+        request: EngineIOHandshakeRequest,
+        transport: EngineIOSessionStateMachine.Transport,
+        endpoint: EngineIOEndpoint,
+        now: NIODeadline
+    ) {
+        self.id = id
+        self.eventLoop = eventLoop
+        self.request = request
+        self.endpoint = endpoint
+        let configuration = endpoint.configuration
+        self.stateMachine = EngineIOSessionStateMachine(
+            transport: transport,
+            limits: .init(
+                pingInterval: TimeAmount(configuration.pingInterval),
+                pingTimeout: TimeAmount(configuration.pingTimeout),
+                upgradeTimeout: TimeAmount(configuration.upgradeTimeout),
+                maxBufferedBytes: configuration.maxBufferedBytesPerSession,
+                allowUpgrades: configuration.allowUpgrades && configuration.transports.contains(.websocket)
+            ),
+            now: now
+        )
+    }
+
+    /// The transport currently carrying the session.
+    public var transport: EngineIOTransportKind {
+        self.stateMachine.transport == .polling ? .polling : .websocket
+    }
+
+    /// Whether the session is still open.
+    public var isOpen: Bool { self.stateMachine.isOpen }
+
+    private func onLoop(_ body: @escaping @Sendable () -> Void) {
+        if self.eventLoop.inEventLoop {
+            body()
+        } else {
+            self.eventLoop.execute(body)
+        }
+    }
+
+    // MARK: public sending API
+
+    /// Queues one Engine.IO MESSAGE whose payload (after the "4") is `payload`.
+    ///
+    /// The same ByteBuffer may be given to many sessions. Writes are flushed once per event-loop tick.
+    public func sendMessage(_ payload: ByteBuffer) {
+        guard self.eventLoop.inEventLoop else {
+            self.eventLoop.execute { self.sendMessage(payload) }
+            return
+        }
+        let packet = EngineIOPacket.message(payload)
+        self.handleEnqueue(
+            self.stateMachine.enqueue([packet], byteCount: payload.readableBytes + 1),
+            frames: { WebSocketFrameBytes.frame(for: packet) }
+        )
+    }
+
+    /// Queues a message encoded once for many recipients (fan-out fast path).
+    public func send(_ message: EngineIOOutboundMessage) {
+        guard self.eventLoop.inEventLoop else {
+            self.eventLoop.execute { self.send(message) }
+            return
+        }
+        self.handleEnqueue(
+            self.stateMachine.enqueue(message.packets, byteCount: message.webSocketFrames.readableBytes),
+            frames: { message.webSocketFrames }
+        )
+    }
+
+    /// Queues one binary Engine.IO message.
+    public func sendBinary(_ bytes: ByteBuffer) {
+        guard self.eventLoop.inEventLoop else {
+            self.eventLoop.execute { self.sendBinary(bytes) }
+            return
+        }
+        let packet = EngineIOPacket.binaryMessage(bytes)
+        self.handleEnqueue(
+            self.stateMachine.enqueue([packet], byteCount: EngineIOPollingPayload.encodedRecordLength(packet)),
+            frames: { WebSocketFrameBytes.frame(for: packet) }
+        )
+    }
+
+    /// Closes the session; the application's `sessionClosed` is called with `reason`.
+    public func close(reason: EngineIOCloseReason) {
+        self.onLoop { self.run(self.stateMachine.close(reason)) }
+    }
+
+    private func handleEnqueue(_ action: EngineIOSessionStateMachine.EnqueueAction, frames: () -> ByteBuffer) {
+        switch action {
+        case .none:
+            break
+        case .writeWebSocket:
+            self.appendToOutbox(frames())
+        case .completePendingGet(let packets):
+            self.completePendingGet(packets)
+            if !self.stateMachine.isOpen { self.run([.close(.slowClient)]) }
+        case .close(let reason):
+            self.run([.close(reason)])
+        }
+    }
+
+    // MARK: inputs from transports (on eventLoop)
+
+    func start(handshakeFrameFor transport: EngineIOTransportKind) {
+        self.eventLoop.assertInEventLoop()
+        let open = EngineIOPacket.open(self.handshakeJSON(upgrades: transport == .polling))
+        switch transport {
+        case .polling:
+            _ = self.stateMachine.enqueue([open], byteCount: 0)
+        case .websocket:
+            self.appendToOutbox(WebSocketFrameBytes.frame(for: open))
+        }
+        self.schedule(heartbeat: self.stateMachine.initialHeartbeatDeadline)
+        self.endpoint.sessionOpened(self, transport: transport)
+        self.endpoint.application.sessionOpened(self)
+    }
+
+    func setMainWebSocket(_ connection: EngineIOWebSocketConnection) {
+        self.mainWebSocket = connection
+    }
+
+    func handleGet(_ handle: PollingRequestHandle) {
+        self.eventLoop.assertInEventLoop()
+        let actions = self.stateMachine.getReceived(now: .now(), arrival: handle.arrival)
+        self.endpoint.logger.trace("polling GET", metadata: ["engineio.sid": "\(self.id)", "actions": "\(actions)"])
+        for action in actions {
+            if case .replyToGet(let reply) = action {
+                switch reply {
+                case .park:
+                    self.pendingGet = handle
+                case .packets(let packets):
+                    handle.reply(.payload(EngineIOPollingPayload.encode(packets)))
+                case .reject(let error):
+                    handle.reply(.error(error))
+                }
+            } else {
+                self.run([action])
+            }
+        }
+    }
+
+    func pendingGetAborted(_ handle: PollingRequestHandle) {
+        self.eventLoop.assertInEventLoop()
+        guard let pending = self.pendingGet, pending === handle else { return }
+        self.pendingGet = nil
+        self.run(self.stateMachine.pendingGetAborted())
+    }
+
+    func handlePost(_ body: ByteBuffer, handle: PollingRequestHandle) {
+        self.eventLoop.assertInEventLoop()
+        let decoded: Result<[EngineIOPacket], EngineIOCodecError>
+        do {
+            decoded = .success(try EngineIOPollingPayload.decode(body, maxPayload: self.endpoint.configuration.maxPayload))
+        } catch {
+            self.endpoint.logger.debug(
+                "invalid polling payload",
+                metadata: ["engineio.sid": "\(self.id)", "error": "\(error)"]
+            )
+            decoded = .failure(error)
+        }
+        for action in self.stateMachine.postReceived(decoded, now: .now()) {
+            if case .replyToPost(let error) = action {
+                handle.reply(error.map { .error($0) } ?? .ok)
+            } else {
+                self.run([action])
+            }
+        }
+    }
+
+    func postStarted() {
+        self.eventLoop.assertInEventLoop()
+        self.run(self.stateMachine.postStarted())
+    }
+
+    func postAbandoned() {
+        self.eventLoop.assertInEventLoop()
+        self.stateMachine.postAbandoned()
+    }
+
+    func webSocketAttached(_ connection: EngineIOWebSocketConnection) {
+        self.eventLoop.assertInEventLoop()
+        let actions = self.stateMachine.webSocketAttached(now: .now())
+        self.endpoint.logger.trace("websocket attached", metadata: ["engineio.sid": "\(self.id)", "actions": "\(actions)"])
+        if actions.first == .rejectWebSocket {
+            connection.close()
+            return
+        }
+        self.probeWebSocket = connection
+        self.run(actions)
+    }
+
+    private func role(of connection: EngineIOWebSocketConnection) -> EngineIOSessionStateMachine.WebSocketRole {
+        if connection === self.mainWebSocket { return .main }
+        if connection === self.probeWebSocket { return .probe }
+        return .other
+    }
+
+    func webSocketReceived(_ decoded: Result<EngineIOPacket, EngineIOCodecError>, from connection: EngineIOWebSocketConnection) {
+        self.eventLoop.assertInEventLoop()
+        let role = self.role(of: connection)
+        if role == .other { return }
+        let actions = self.stateMachine.webSocketReceived(decoded, from: role, now: .now())
+        self.endpoint.logger.trace(
+            "websocket packet",
+            metadata: ["engineio.sid": "\(self.id)", "role": "\(role)", "packet": "\(decoded)", "actions": "\(actions)"]
+        )
+        self.run(actions)
+    }
+
+    func webSocketClosed(_ connection: EngineIOWebSocketConnection) {
+        self.eventLoop.assertInEventLoop()
+        let role = self.role(of: connection)
+        if role == .probe { self.probeWebSocket = nil }
+        self.run(self.stateMachine.webSocketClosed(role: role))
+    }
+
+    func webSocketFailed(_ connection: EngineIOWebSocketConnection, reason: EngineIOCloseReason) {
+        self.eventLoop.assertInEventLoop()
+        switch self.role(of: connection) {
+        case .main: self.run(self.stateMachine.close(reason))
+        case .probe, .other: self.webSocketClosed(connection)
+        }
+    }
+
+    func webSocketUnwritable(_ connection: EngineIOWebSocketConnection) {
+        self.eventLoop.assertInEventLoop()
+        guard self.role(of: connection) == .main else { return }
+        self.run(self.stateMachine.webSocketBackpressureExceeded())
+    }
+
+    // MARK: running actions
+
+    private func run(_ actions: [EngineIOSessionStateMachine.Action]) {
+        for action in actions {
+            switch action {
+            case .scheduleHeartbeat(let deadline):
+                self.schedule(heartbeat: deadline)
+            case .scheduleUpgradeTimeout(let deadline):
+                self.upgradeTimer?.cancel()
+                self.upgradeTimer = self.eventLoop.scheduleTask(deadline: deadline) { [self] in
+                    self.upgradeTimer = nil
+                    self.run(self.stateMachine.upgradeTimeoutFired())
+                }
+            case .cancelUpgradeTimeout:
+                self.upgradeTimer?.cancel()
+                self.upgradeTimer = nil
+                self.probeNoopTimer?.cancel()
+                self.probeNoopTimer = nil
+            case .scheduleProbeNoop(let deadline):
+                self.probeNoopTimer?.cancel()
+                self.probeNoopTimer = self.eventLoop.scheduleTask(deadline: deadline) { [self] in
+                    self.probeNoopTimer = nil
+                    self.run(self.stateMachine.probeNoopTimerFired())
+                }
+            case .rejectPendingGet(let error):
+                if let handle = self.pendingGet {
+                    self.pendingGet = nil
+                    // This GET raced the client's `5` over another connection. Answer it after `3probe` has left
+                    // and a short grace period, so the client sees the probe answer before the refusal (the order
+                    // it sent them in), whatever order the two sockets are read in on its side.
+                    if let probeWrite = self.probeWrite {
+                        let eventLoop = self.eventLoop
+                        probeWrite.whenComplete { _ in
+                            eventLoop.scheduleTask(in: .milliseconds(25)) { handle.reply(.error(error)) }
+                        }
+                    } else {
+                        handle.reply(.error(error))
+                    }
+                }
+            case .completePendingGet(let packets):
+                self.completePendingGet(packets)
+            case .replyToGet, .replyToPost:
+                // Answered by the caller that owns the request.
+                break
+            case .writeWebSocket(let packets):
+                for packet in packets { self.appendToOutbox(WebSocketFrameBytes.frame(for: packet)) }
+            case .writeProbe(let packet):
+                let promise = self.eventLoop.makePromise(of: Void.self)
+                if let probe = self.probeWebSocket {
+                    probe.write([WebSocketFrameBytes.frame(for: packet)], promise: promise)
+                } else {
+                    promise.succeed()
+                }
+                self.probeWrite = promise.futureResult
+            case .promoteProbe:
+                self.mainWebSocket = self.probeWebSocket
+                self.probeWebSocket = nil
+                self.probeWrite = nil
+                self.endpoint.logger.debug("upgraded to websocket", metadata: ["engineio.sid": "\(self.id)"])
+            case .closeProbe:
+                self.probeWebSocket?.close()
+                self.probeWebSocket = nil
+            case .rejectWebSocket:
+                break
+            case .deliver(let message):
+                self.endpoint.application.session(self, didReceive: message)
+            case .close(let reason):
+                self.tearDown(reason)
+            case .lingerForInFlightGet:
+                self.endpoint.linger(sid: self.id)
+            }
+        }
+    }
+
+    private func completePendingGet(_ packets: [EngineIOPacket]) {
+        guard let handle = self.pendingGet else { return }
+        self.pendingGet = nil
+        handle.reply(.payload(EngineIOPollingPayload.encode(packets)))
+    }
+
+    private func schedule(heartbeat deadline: NIODeadline) {
+        self.heartbeatTimer?.cancel()
+        self.heartbeatTimer = self.eventLoop.scheduleTask(deadline: deadline) { [self] in
+            self.heartbeatTimer = nil
+            self.run(self.stateMachine.heartbeatTimerFired(now: .now()))
+        }
+    }
+
+    private func appendToOutbox(_ bytes: ByteBuffer) {
+        guard self.mainWebSocket != nil else { return }
+        self.outboxBytes += bytes.readableBytes
+        self.outbox.append(bytes)
+        if self.outboxBytes > self.endpoint.configuration.maxBufferedBytesPerSession {
+            self.run(self.stateMachine.webSocketBackpressureExceeded())
+            return
+        }
+        if !self.flushScheduled {
+            self.flushScheduled = true
+            self.eventLoop.execute { self.flushOutbox() }
+        }
+    }
+
+    private func flushOutbox() {
+        self.flushScheduled = false
+        guard !self.outbox.isEmpty else { return }
+        let buffers = self.outbox
+        self.outbox.removeAll(keepingCapacity: true)
+        self.outboxBytes = 0
+        self.mainWebSocket?.write(buffers)
+    }
+
+    private func tearDown(_ reason: EngineIOCloseReason) {
+        self.heartbeatTimer?.cancel()
+        self.heartbeatTimer = nil
+        self.upgradeTimer?.cancel()
+        self.upgradeTimer = nil
+        self.probeNoopTimer?.cancel()
+        self.probeNoopTimer = nil
+        if let pending = self.pendingGet {
+            self.pendingGet = nil
+            pending.reply(.payload(EngineIOPollingPayload.encode([.close])))
+        }
+        // Whatever is already queued for the WebSocket still goes out before the close frame.
+        let buffers = self.outbox
+        self.outbox.removeAll()
+        self.outboxBytes = 0
+        if let main = self.mainWebSocket {
+            main.write(buffers)
+            main.close()
+        }
+        self.mainWebSocket = nil
+        self.probeWebSocket?.close()
+        self.probeWebSocket = nil
+        self.endpoint.sessionClosed(self, reason: reason)
+        self.endpoint.application.sessionClosed(self, reason: reason)
+    }
+
+    private func handshakeJSON(upgrades: Bool) -> ByteBuffer {
+        let configuration = self.endpoint.configuration
+        let upgradeList = upgrades && self.stateMachine.limits.allowUpgrades ? "[\"websocket\"]" : "[]"
+        // The sid is base64url, so it needs no JSON escaping.
+        let text =
+            "{\"sid\":\"\(self.id)\",\"upgrades\":\(upgradeList),\"pingInterval\":\(configuration.pingInterval.engineIOMilliseconds),"
+            + "\"pingTimeout\":\(configuration.pingTimeout.engineIOMilliseconds),\"maxPayload\":\(configuration.maxPayload)}"
+        return ByteBuffer(string: text)
+    }
+}
+
+extension TimeAmount {
+    init(_ duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+}

@@ -1,0 +1,58 @@
+/// Exponential reconnect backoff with jitter; a pure value, so it is tested without sleeping.
+///
+/// Attempt `n` (from 0) waits a random delay in `[base/2, base]` where `base = min(maximum, initial × 2ⁿ)`.
+/// With the defaults the first retry comes after 50–100 ms and later ones are capped at 5 s.
+public struct ReconnectBackoff: Sendable, Hashable {
+    /// The base delay of the first retry.
+    public var initial: Duration
+    /// The largest base delay.
+    public var maximum: Duration
+    /// Failed attempts since the last success.
+    public private(set) var attempts: Int = 0
+
+    /// Creates a backoff.
+    /// - Parameters:
+    ///   - initial: The base delay of the first retry (the actual delay is 50–100 % of it).
+    ///   - maximum: The cap on the base delay.
+    public init(initial: Duration = .milliseconds(100), maximum: Duration = .seconds(5)) {
+        precondition(initial > .zero && maximum >= initial, "backoff needs 0 < initial <= maximum")
+        self.initial = initial
+        self.maximum = maximum
+    }
+
+    /// Records a failed attempt and returns how long to wait before the next one.
+    public mutating func nextDelay(using generator: inout some RandomNumberGenerator) -> Duration {
+        let base = self.baseDelay(forAttempt: self.attempts)
+        self.attempts += 1
+        let halfNanos = Self.nanoseconds(base) / 2
+        let jitter = halfNanos > 0 ? Int64.random(in: 0...halfNanos, using: &generator) : 0
+        return .nanoseconds(halfNanos + jitter)
+    }
+
+    /// Records a failed attempt using the system random number generator.
+    public mutating func nextDelay() -> Duration {
+        var generator = SystemRandomNumberGenerator()
+        return self.nextDelay(using: &generator)
+    }
+
+    /// Starts over after a successful connection.
+    public mutating func reset() {
+        self.attempts = 0
+    }
+
+    /// The base delay (before jitter) of attempt `attempt` (from 0).
+    public func baseDelay(forAttempt attempt: Int) -> Duration {
+        var delay = self.initial
+        var remaining = attempt
+        while remaining > 0 && delay < self.maximum {
+            delay *= 2
+            remaining -= 1
+        }
+        return min(delay, self.maximum)
+    }
+
+    static func nanoseconds(_ duration: Duration) -> Int64 {
+        let (seconds, attoseconds) = duration.components
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    }
+}

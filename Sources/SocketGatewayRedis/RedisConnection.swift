@@ -1,0 +1,107 @@
+import Logging
+import NIOCore
+import NIOPosix
+
+/// Receives what a Redis channel reads; implemented by the event-loop-confined publisher and subscriber cores.
+protocol RedisConnectionDelegate: AnyObject {
+    /// A reply or push arrived on the connection with this generation number.
+    func connection(_ generation: UInt64, received value: RESPValue)
+    /// The connection with this generation number closed; `error` is what closed it, if known.
+    func connection(_ generation: UInt64, closedWith error: (any Error)?)
+}
+
+/// Forwards decoded replies and the close to the owner. Does no protocol work of its own.
+final class RedisReplyForwarder: ChannelInboundHandler {
+    typealias InboundIn = RESPValue
+
+    private weak var delegate: (any RedisConnectionDelegate)?
+    private let generation: UInt64
+    private var error: (any Error)?
+
+    init(delegate: any RedisConnectionDelegate, generation: UInt64) {
+        self.delegate = delegate
+        self.generation = generation
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        self.delegate?.connection(self.generation, received: Self.unwrapInboundIn(data))
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if self.error == nil { self.error = error }
+        context.close(promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.delegate?.connection(self.generation, closedWith: self.error)
+        self.delegate = nil
+    }
+}
+
+/// Opening connections: TCP or unix socket, then the AUTH / SELECT handshake commands.
+enum RedisConnector {
+    /// Connects to `url` on `eventLoop` with the RESP decoder and a forwarder to `delegate` in the pipeline.
+    static func connect(
+        url: RedisURL, eventLoop: any EventLoop, connectTimeout: TimeAmount, delegate: any RedisConnectionDelegate,
+        generation: UInt64
+    ) -> EventLoopFuture<any Channel> {
+        let boundDelegate = NIOLoopBound(delegate, eventLoop: eventLoop)
+        let bootstrap = ClientBootstrap(group: eventLoop)
+            .connectTimeout(connectTimeout)
+            .channelOption(.socketOption(.so_keepalive), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandlers([
+                        RESPReplyDecoder(), RedisReplyForwarder(delegate: boundDelegate.value, generation: generation),
+                    ])
+                }
+            }
+        switch url.endpoint {
+        case .tcp(let host, let port):
+            return bootstrap.channelOption(.socketOption(.tcp_nodelay), value: 1).connect(host: host, port: port)
+        case .unixSocket(let path):
+            return bootstrap.connect(unixDomainSocketPath: path)
+        }
+    }
+
+    /// The handshake commands for `url`, in order: AUTH when there is a password, SELECT when db ≠ 0.
+    static func handshakeCommands(for url: RedisURL) -> [HandshakeStep] {
+        var steps: [HandshakeStep] = []
+        if let password = url.password {
+            if let username = url.username {
+                steps.append(.auth(["AUTH", username, password]))
+            } else {
+                steps.append(.auth(["AUTH", password]))
+            }
+        }
+        if url.database != 0 {
+            steps.append(.select(["SELECT", String(url.database)]))
+        }
+        return steps
+    }
+
+    enum HandshakeStep {
+        case auth([String])
+        case select([String])
+
+        var arguments: [String] {
+            switch self {
+            case .auth(let arguments), .select(let arguments): return arguments
+            }
+        }
+
+        /// The error to report when Redis answers this step with `-message`.
+        func error(message: String, url: RedisURL) -> RedisError {
+            switch self {
+            case .auth:
+                return RedisError(
+                    code: .authenticationFailed, message: "Redis refused AUTH: \(message)", redactedURL: url.redacted,
+                    command: "AUTH")
+            case .select:
+                return RedisError(
+                    code: .selectFailed, message: "Redis refused SELECT \(url.database): \(message)",
+                    redactedURL: url.redacted, command: "SELECT")
+            }
+        }
+    }
+}

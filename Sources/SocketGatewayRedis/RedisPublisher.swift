@@ -1,0 +1,592 @@
+public import Logging
+import Metrics
+import NIOConcurrencyHelpers
+public import NIOCore
+import NIOPosix
+
+/// How a `RedisPublisher` behaves.
+public struct RedisPublisherConfiguration: Sendable {
+    /// The channel every message is published to.
+    public var channel: String
+    /// How long a TCP or unix-socket connect may take.
+    public var connectTimeout: Duration
+    /// How long the oldest unanswered command may wait before the connection is considered stuck and dropped.
+    public var replyTimeout: Duration
+    /// The most PUBLISH commands written and not yet answered; more wait in the queue (back-pressure).
+    public var maxInFlight: Int
+    /// When 0, publishes made while Redis is unreachable fail at once. When positive, they are held in an outbox
+    /// of this many messages (the oldest dropped and counted on overflow) and sent in order on reconnect.
+    public var outboxCapacity: Int
+    /// The most messages waiting for an in-flight slot when there is no outbox; beyond it publishes fail with
+    /// `.overloaded`.
+    public var maxQueued: Int
+    /// Reconnect backoff after a failed connect.
+    public var backoff: ReconnectBackoff
+
+    /// Creates a configuration.
+    public init(
+        channel: String = "socketio", connectTimeout: Duration = .seconds(2), replyTimeout: Duration = .seconds(5),
+        maxInFlight: Int = 10_000, outboxCapacity: Int = 0, maxQueued: Int = 100_000,
+        backoff: ReconnectBackoff = ReconnectBackoff()
+    ) {
+        precondition(maxInFlight > 0 && maxQueued > 0 && outboxCapacity >= 0)
+        self.channel = channel
+        self.connectTimeout = connectTimeout
+        self.replyTimeout = replyTimeout
+        self.maxInFlight = maxInFlight
+        self.outboxCapacity = outboxCapacity
+        self.maxQueued = maxQueued
+        self.backoff = backoff
+    }
+}
+
+/// What became of one publish. Delivered exactly once per publish, on the publisher's event loop.
+public enum PublishProgress: Sendable {
+    /// Redis accepted the PUBLISH; this many subscribers received it.
+    case published(subscribers: Int)
+    /// Redis is unreachable and the message waits in the outbox (outbox mode only); it is sent on reconnect
+    /// and nothing more is reported about it.
+    case queued(reason: String)
+    /// The message was not (or may not have been) published.
+    case failed(RedisError)
+}
+
+/// A point-in-time view of a publisher, readable from any thread.
+public struct RedisPublisherStatus: Sendable, Hashable {
+    /// Whether a connection is open and past AUTH/SELECT.
+    public var connected: Bool
+    /// Messages dropped from a full outbox since the publisher was created.
+    public var droppedFromOutbox: Int
+    /// Connections established after the first one.
+    public var reconnects: Int
+}
+
+/// Publishes messages to one Redis channel over a single pipelined connection, reconnecting as needed.
+///
+/// Many publishes made in one event-loop tick are written with one `write`; replies are matched to requests
+/// in order. A publish carries an optional completion stored in the pending ring, so the fire-and-forget
+/// path allocates nothing per message beyond the encoded bytes. At most `maxInFlight` commands are unanswered
+/// at once; the rest wait in order. Connects lazily, on the first publish. A stuck connection (no reply within
+/// `replyTimeout`) is dropped and replaced. Once used, the publisher keeps a light timer (every ≤ 250 ms) on its
+/// event loop until `shutdown` is called: call it when done.
+public final class RedisPublisher: @unchecked Sendable {
+    // All mutable state below is confined to `eventLoop`.
+
+    /// The server this publisher talks to.
+    public let url: RedisURL
+    /// The configuration it was created with.
+    public let configuration: RedisPublisherConfiguration
+    /// The event loop that owns the connection and all state.
+    public let eventLoop: any EventLoop
+    private let logger: Logger
+
+    private enum State {
+        case idle
+        case connecting
+        case handshaking(any Channel)
+        case ready(any Channel)
+        /// A connect failed; the next attempt is at `until`.
+        case waiting(until: NIODeadline, lastError: RedisError)
+        case shutdown
+    }
+
+    private struct Request {
+        var payload: ByteBuffer
+        var completion: (@Sendable (PublishProgress) -> Void)?
+    }
+
+    private enum InFlightKind {
+        case handshake(RedisConnector.HandshakeStep)
+        case publish(Request)
+    }
+
+    private struct InFlight {
+        var kind: InFlightKind
+        var sentAt: NIODeadline
+    }
+
+    private var state: State = .idle
+    private var generation: UInt64 = 0
+    private var queue = CircularBuffer<Request>()
+    private var inFlight = CircularBuffer<InFlight>()
+    private var outbound: ByteBuffer?
+    private var flushScheduled = false
+    private var backoff: ReconnectBackoff
+    private var timer: RepeatedTask?
+    private var closeReason: RedisError?
+    private var everConnected = false
+    private var drainWaiters: [(deadline: NIODeadline, promise: EventLoopPromise<Void>)] = []
+    private let status = NIOLockedValueBox(RedisPublisherStatus(connected: false, droppedFromOutbox: 0, reconnects: 0))
+
+    private let publishedCounter: Counter
+    private let failedCounter: Counter
+    private let droppedCounter: Counter
+    private let connectedGauge: Gauge
+
+    /// Creates a publisher. Nothing connects until the first publish.
+    /// - Parameters:
+    ///   - url: Where Redis is.
+    ///   - configuration: Channel, timeouts, in-flight bound, outbox.
+    ///   - eventLoop: The loop that owns the connection; `nil` picks one of NIO's shared loops.
+    ///   - logger: Where connection changes and failures are logged (the URL is logged redacted).
+    public init(
+        url: RedisURL, configuration: RedisPublisherConfiguration = .init(),
+        eventLoop: (any EventLoop)? = nil, logger: Logger
+    ) {
+        self.url = url
+        self.configuration = configuration
+        self.eventLoop = eventLoop ?? MultiThreadedEventLoopGroup.singleton.next()
+        var logger = logger
+        logger[metadataKey: "redis.url"] = "\(url.redacted)"
+        logger[metadataKey: "redis.channel"] = "\(configuration.channel)"
+        self.logger = logger
+        self.backoff = configuration.backoff
+        let dimensions = [("channel", configuration.channel)]
+        self.publishedCounter = Counter(label: "socketgateway_redis_published_total", dimensions: dimensions)
+        self.failedCounter = Counter(label: "socketgateway_redis_publish_failures_total", dimensions: dimensions)
+        self.droppedCounter = Counter(label: "socketgateway_redis_outbox_dropped_total", dimensions: dimensions)
+        self.connectedGauge = Gauge(label: "socketgateway_redis_publisher_connected", dimensions: dimensions)
+    }
+
+    /// Connection state and counters, readable from any thread.
+    public var currentStatus: RedisPublisherStatus { self.status.withLockedValue { $0 } }
+
+    /// Publishes `payload`; `completion` (if any) is called once on the publisher's event loop.
+    ///
+    /// Safe to call from any thread; calls from one thread are published in call order.
+    /// - Parameters:
+    ///   - payload: The message bytes.
+    ///   - completion: Told what became of the message; `nil` for fire-and-forget.
+    public func publish(_ payload: ByteBuffer, completion: (@Sendable (PublishProgress) -> Void)?) {
+        if self.eventLoop.inEventLoop {
+            self.submit(Request(payload: payload, completion: completion))
+        } else {
+            self.eventLoop.execute {
+                self.submit(Request(payload: payload, completion: completion))
+            }
+        }
+    }
+
+    /// Publishes `payload` and waits for Redis's answer.
+    /// - Returns: The number of subscribers that received the message.
+    /// - Throws: `RedisError`: `.connectionFailed`, `.connectionClosed`, `.timeout`, `.commandFailed`,
+    ///   `.overloaded`, `.shutdown`. In outbox mode a message held for later throws `.connectionFailed` with a
+    ///   message saying it was queued; it is still sent on reconnect.
+    public func publish(_ payload: ByteBuffer) async throws(RedisError) -> Int {
+        let progress = await withUnsafeContinuation { (continuation: UnsafeContinuation<PublishProgress, Never>) in
+            self.publish(payload) { continuation.resume(returning: $0) }
+        }
+        switch progress {
+        case .published(let subscribers):
+            return subscribers
+        case .failed(let error):
+            throw error
+        case .queued(let reason):
+            throw RedisError(
+                code: .connectionFailed, message: "held in the outbox until Redis is reachable: \(reason)",
+                redactedURL: self.url.redacted, command: "PUBLISH", channel: self.configuration.channel)
+        }
+    }
+
+    /// Waits until every queued and in-flight message has been answered, or `deadline` passes; then closes.
+    /// - Returns: How many messages were still unsent (and are now failed with `.shutdown`).
+    @discardableResult
+    public func shutdown(deadline: NIODeadline = .now()) async -> Int {
+        let promise = self.eventLoop.makePromise(of: Void.self)
+        self.eventLoop.execute {
+            if case .shutdown = self.state {
+                promise.succeed(())
+                return
+            }
+            self.drainWaiters.append((deadline, promise))
+            if self.queue.isEmpty && self.inFlight.isEmpty || deadline <= .now() {
+                self.finishDrains(force: true)
+            } else {
+                self.startTimerIfNeeded()
+                if case .idle = self.state { self.connect() }
+            }
+        }
+        try? await promise.futureResult.get()
+        return (try? await self.eventLoop.submit { self.closeForShutdown() }.get()) ?? 0
+    }
+
+    // MARK: - Event-loop confined
+
+    private var isOutboxMode: Bool { self.configuration.outboxCapacity > 0 }
+
+    private func submit(_ request: Request) {
+        self.eventLoop.preconditionInEventLoop()
+        switch self.state {
+        case .shutdown:
+            request.completion?(.failed(self.error(.shutdown, "the publisher was shut down")))
+        case .ready(let channel):
+            if self.queue.isEmpty && self.inFlight.count < self.configuration.maxInFlight {
+                self.write(request, on: channel)
+            } else {
+                self.enqueue(request)
+            }
+        case .connecting, .handshaking:
+            self.enqueue(request)
+        case .idle:
+            self.enqueue(request)
+            self.connect()
+        case .waiting(_, let lastError):
+            if self.isOutboxMode {
+                var request = request
+                let completion = request.completion
+                request.completion = nil
+                if self.enqueue(request) {
+                    completion?(.queued(reason: lastError.message))
+                } else {
+                    completion?(.failed(self.error(.overloaded, "the outbox is full")))
+                }
+            } else {
+                self.failedCounter.increment()
+                request.completion?(.failed(lastError))
+            }
+        }
+    }
+
+    /// Appends to the queue; on overflow drops the oldest (outbox mode) or refuses the new one.
+    @discardableResult
+    private func enqueue(_ request: Request) -> Bool {
+        let capacity = self.isOutboxMode ? self.configuration.outboxCapacity : self.configuration.maxQueued
+        if self.queue.count >= capacity {
+            if self.isOutboxMode {
+                let dropped = self.queue.removeFirst()
+                self.droppedCounter.increment()
+                let total = self.status.withLockedValue { status -> Int in
+                    status.droppedFromOutbox += 1
+                    return status.droppedFromOutbox
+                }
+                self.logger.warning(
+                    "Redis outbox full; dropped the oldest message",
+                    metadata: ["redis.outbox.capacity": "\(capacity)", "redis.outbox.dropped_total": "\(total)"])
+                dropped.completion?(.failed(self.error(.overloaded, "dropped from the full outbox (capacity \(capacity))")))
+            } else {
+                self.failedCounter.increment()
+                request.completion?(.failed(self.error(.overloaded, "\(capacity) messages already wait for Redis")))
+                return false
+            }
+        }
+        self.queue.append(request)
+        self.startTimerIfNeeded()
+        return true
+    }
+
+    private func write(_ request: Request, on channel: any Channel) {
+        self.inFlight.append(InFlight(kind: .publish(request), sentAt: .now()))
+        let size = RESPCommand.publishSize(channel: self.configuration.channel, payloadBytes: request.payload.readableBytes)
+        if self.outbound == nil {
+            self.outbound = channel.allocator.buffer(capacity: max(size, 4096))
+        }
+        RESPCommand.writePublish(channel: self.configuration.channel, payload: request.payload, into: &self.outbound!)
+        self.scheduleFlush()
+    }
+
+    private func scheduleFlush() {
+        guard !self.flushScheduled else { return }
+        self.flushScheduled = true
+        self.eventLoop.execute { self.flush() }
+    }
+
+    private func flush() {
+        self.flushScheduled = false
+        guard let bytes = self.outbound else { return }
+        self.outbound = nil
+        switch self.state {
+        case .ready(let channel), .handshaking(let channel):
+            channel.writeAndFlush(bytes, promise: nil)
+        default:
+            break
+        }
+    }
+
+    private func drainQueue() {
+        guard case .ready(let channel) = self.state else { return }
+        while self.inFlight.count < self.configuration.maxInFlight, let request = self.queue.popFirst() {
+            self.write(request, on: channel)
+        }
+        self.finishDrains(force: false)
+    }
+
+    private func connect() {
+        self.state = .connecting
+        self.generation &+= 1
+        let generation = self.generation
+        self.startTimerIfNeeded()
+        self.logger.debug("connecting to Redis")
+        RedisConnector.connect(
+            url: self.url, eventLoop: self.eventLoop, connectTimeout: TimeAmount(self.configuration.connectTimeout),
+            delegate: self, generation: generation
+        ).whenComplete { result in
+            guard generation == self.generation, case .connecting = self.state else {
+                if case .success(let channel) = result { channel.close(promise: nil) }
+                return
+            }
+            switch result {
+            case .success(let channel):
+                let steps = RedisConnector.handshakeCommands(for: self.url)
+                if steps.isEmpty {
+                    self.becomeReady(channel)
+                    return
+                }
+                self.state = .handshaking(channel)
+                var buffer = channel.allocator.buffer(capacity: 128)
+                let now = NIODeadline.now()
+                for step in steps {
+                    RESPCommand.write(step.arguments, into: &buffer)
+                    self.inFlight.append(InFlight(kind: .handshake(step), sentAt: now))
+                }
+                channel.writeAndFlush(buffer, promise: nil)
+            case .failure(let error):
+                self.connectFailed(
+                    RedisError(
+                        code: .connectionFailed, message: "cannot connect to Redis", redactedURL: self.url.redacted,
+                        underlying: error))
+            }
+        }
+    }
+
+    private func becomeReady(_ channel: any Channel) {
+        self.state = .ready(channel)
+        self.backoff.reset()
+        let reconnected = self.everConnected
+        self.everConnected = true
+        self.status.withLockedValue {
+            $0.connected = true
+            if reconnected { $0.reconnects += 1 }
+        }
+        self.connectedGauge.record(1)
+        self.logger.info(
+            reconnected ? "reconnected to Redis" : "connected to Redis", metadata: ["redis.queued": "\(self.queue.count)"])
+        self.drainQueue()
+    }
+
+    private func connectFailed(_ error: RedisError) {
+        if case .handshaking(let channel) = self.state {
+            self.generation &+= 1
+            channel.close(promise: nil)
+        }
+        self.inFlight.removeAll()
+        let delay = self.backoff.nextDelay()
+        self.state = .waiting(until: .now() + TimeAmount(delay), lastError: error)
+        self.markDisconnected()
+        self.logger.warning(
+            "Redis unreachable; retrying",
+            metadata: [
+                "error": "\(error)", "redis.retry_in_ms": "\(ReconnectBackoff.nanoseconds(delay) / 1_000_000)",
+                "redis.attempt": "\(self.backoff.attempts)", "redis.queued": "\(self.queue.count)",
+            ])
+        if self.isOutboxMode {
+            for index in self.queue.indices where self.queue[index].completion != nil {
+                let completion = self.queue[index].completion
+                self.queue[index].completion = nil
+                completion?(.queued(reason: error.message))
+            }
+        } else {
+            while let request = self.queue.popFirst() {
+                self.failedCounter.increment()
+                request.completion?(.failed(error))
+            }
+        }
+        let generation = self.generation
+        self.eventLoop.scheduleTask(in: TimeAmount(delay)) {
+            guard generation == self.generation, case .waiting = self.state else { return }
+            if self.queue.isEmpty && self.drainWaiters.isEmpty {
+                self.state = .idle
+            } else {
+                self.connect()
+            }
+        }
+        self.finishDrains(force: false)
+    }
+
+    private func markDisconnected() {
+        self.status.withLockedValue { $0.connected = false }
+        self.connectedGauge.record(0)
+    }
+
+    private func connectionLost(_ error: RedisError) {
+        self.generation &+= 1
+        self.markDisconnected()
+        self.outbound = nil
+        var unanswered = CircularBuffer<Request>()
+        while let entry = self.inFlight.popFirst() {
+            if case .publish(let request) = entry.kind { unanswered.append(request) }
+        }
+        self.logger.warning(
+            "Redis connection lost", metadata: ["error": "\(error)", "redis.unanswered": "\(unanswered.count)"])
+        if self.isOutboxMode {
+            // At-least-once: unanswered messages go back to the front of the outbox, in order.
+            while var request = unanswered.popLast() {
+                let completion = request.completion
+                request.completion = nil
+                completion?(.queued(reason: "connection lost before Redis answered: \(error.message)"))
+                self.queue.prepend(request)
+            }
+            while self.queue.count > self.configuration.outboxCapacity {
+                _ = self.queue.removeFirst()
+                self.droppedCounter.increment()
+                self.status.withLockedValue { $0.droppedFromOutbox += 1 }
+            }
+            let delay = self.backoff.nextDelay()
+            self.state = .waiting(until: .now() + TimeAmount(delay), lastError: error)
+            let generation = self.generation
+            self.eventLoop.scheduleTask(in: TimeAmount(delay)) {
+                guard generation == self.generation, case .waiting = self.state else { return }
+                if self.queue.isEmpty && self.drainWaiters.isEmpty { self.state = .idle } else { self.connect() }
+            }
+        } else {
+            let failure =
+                error.code == .timeout
+                ? error
+                : RedisError(
+                    code: .connectionClosed, message: "connection closed before Redis answered PUBLISH",
+                    redactedURL: self.url.redacted, command: "PUBLISH", channel: self.configuration.channel,
+                    underlying: error)
+            for request in unanswered {
+                self.failedCounter.increment()
+                request.completion?(.failed(failure))
+            }
+            self.state = .idle
+            if !self.queue.isEmpty { self.connect() }
+        }
+        self.finishDrains(force: false)
+    }
+
+    private func startTimerIfNeeded() {
+        guard self.timer == nil else { return }
+        let timeout = TimeAmount(self.configuration.replyTimeout)
+        let period = max(TimeAmount.milliseconds(10), min(TimeAmount.nanoseconds(timeout.nanoseconds / 4), .milliseconds(250)))
+        self.timer = self.eventLoop.scheduleRepeatedTask(initialDelay: period, delay: period) { _ in
+            self.tick()
+        }
+    }
+
+    private func tick() {
+        let now = NIODeadline.now()
+        if let head = self.inFlight.first, now - head.sentAt > TimeAmount(self.configuration.replyTimeout) {
+            switch self.state {
+            case .ready(let channel), .handshaking(let channel):
+                self.closeReason = self.error(.timeout, "Redis did not answer within \(self.configuration.replyTimeout)")
+                channel.close(promise: nil)
+            default:
+                break
+            }
+        }
+        self.finishDrains(force: false)
+    }
+
+    private func finishDrains(force: Bool) {
+        guard !self.drainWaiters.isEmpty else { return }
+        let idle = self.queue.isEmpty && self.inFlight.isEmpty
+        let now = NIODeadline.now()
+        var remaining: [(deadline: NIODeadline, promise: EventLoopPromise<Void>)] = []
+        for waiter in self.drainWaiters {
+            if force || idle || waiter.deadline <= now {
+                waiter.promise.succeed(())
+            } else {
+                remaining.append(waiter)
+            }
+        }
+        self.drainWaiters = remaining
+    }
+
+    private func closeForShutdown() -> Int {
+        let open: (any Channel)?
+        switch self.state {
+        case .shutdown: return 0
+        case .ready(let channel), .handshaking(let channel): open = channel
+        default: open = nil
+        }
+        self.state = .shutdown
+        self.generation &+= 1
+        open?.close(promise: nil)
+        self.timer?.cancel()
+        self.timer = nil
+        self.markDisconnected()
+        var unsent = 0
+        let error = self.error(.shutdown, "the publisher was shut down before this message was sent")
+        while let entry = self.inFlight.popFirst() {
+            if case .publish(let request) = entry.kind {
+                unsent += 1
+                request.completion?(.failed(error))
+            }
+        }
+        while let request = self.queue.popFirst() {
+            unsent += 1
+            request.completion?(.failed(error))
+        }
+        if unsent > 0 {
+            self.logger.warning("Redis publisher shut down with unsent messages", metadata: ["redis.unsent": "\(unsent)"])
+        }
+        return unsent
+    }
+
+    private func error(_ code: RedisError.Code, _ message: String) -> RedisError {
+        RedisError(
+            code: code, message: message, redactedURL: self.url.redacted, command: "PUBLISH",
+            channel: self.configuration.channel)
+    }
+}
+
+extension RedisPublisher: RedisConnectionDelegate {
+    func connection(_ generation: UInt64, received value: RESPValue) {
+        guard generation == self.generation else { return }
+        guard let entry = self.inFlight.popFirst() else {
+            self.closeReason = self.error(.protocolError, "Redis sent a reply nobody asked for: \(value)")
+            self.closeCurrentChannel()
+            return
+        }
+        switch entry.kind {
+        case .handshake(let step):
+            if case .error(let message) = value {
+                self.connectFailed(step.error(message: message, url: self.url))
+                return
+            }
+            if self.inFlight.isEmpty, case .handshaking(let channel) = self.state {
+                self.becomeReady(channel)
+            }
+        case .publish(let request):
+            switch value {
+            case .integer(let subscribers):
+                self.publishedCounter.increment()
+                request.completion?(.published(subscribers: Int(subscribers)))
+            case .error(let message):
+                self.failedCounter.increment()
+                request.completion?(.failed(self.error(.commandFailed, "Redis refused PUBLISH: \(message)")))
+            default:
+                self.failedCounter.increment()
+                request.completion?(.failed(self.error(.protocolError, "unexpected reply to PUBLISH: \(value)")))
+            }
+            self.drainQueue()
+        }
+    }
+
+    func connection(_ generation: UInt64, closedWith error: (any Error)?) {
+        guard generation == self.generation else { return }
+        let reason =
+            self.closeReason
+            ?? (error as? RedisError)
+            ?? RedisError(
+                code: .connectionClosed, message: "Redis closed the connection", redactedURL: self.url.redacted,
+                underlying: error)
+        self.closeReason = nil
+        switch self.state {
+        case .handshaking, .connecting:
+            self.connectFailed(reason)
+        case .ready:
+            self.connectionLost(reason)
+        default:
+            break
+        }
+    }
+
+    private func closeCurrentChannel() {
+        switch self.state {
+        case .ready(let channel), .handshaking(let channel): channel.close(promise: nil)
+        default: break
+        }
+    }
+}

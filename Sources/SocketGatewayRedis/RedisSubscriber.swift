@@ -1,0 +1,436 @@
+public import Logging
+import Metrics
+import NIOConcurrencyHelpers
+public import NIOCore
+import NIOPosix
+
+/// How a `RedisSubscriber` behaves.
+public struct RedisSubscriberConfiguration: Sendable {
+    /// How long a TCP or unix-socket connect may take.
+    public var connectTimeout: Duration
+    /// Reconnect backoff: the first retry comes after 50–100 ms by default, later ones at most 5 s apart.
+    public var backoff: ReconnectBackoff
+    /// How long the subscribed connection may be silent before it is pinged.
+    public var pingInterval: Duration
+    /// How long a ping may wait for its reply before the connection is dropped and reopened.
+    public var pingTimeout: Duration
+
+    /// Creates a configuration. A dead connection is noticed within `pingInterval + pingTimeout`.
+    public init(
+        connectTimeout: Duration = .seconds(2), backoff: ReconnectBackoff = ReconnectBackoff(),
+        pingInterval: Duration = .seconds(1), pingTimeout: Duration = .seconds(2)
+    ) {
+        self.connectTimeout = connectTimeout
+        self.backoff = backoff
+        self.pingInterval = pingInterval
+        self.pingTimeout = pingTimeout
+    }
+}
+
+/// One message received on a subscribed channel.
+public struct RedisPubSubMessage: Sendable {
+    /// The channel it was published to.
+    public var channel: String
+    /// The published bytes.
+    public var payload: ByteBuffer
+
+    /// Creates a message.
+    public init(channel: String, payload: ByteBuffer) {
+        self.channel = channel
+        self.payload = payload
+    }
+}
+
+/// How a subscriber is doing, readable from any thread.
+public struct RedisSubscriberHealth: Sendable, Hashable {
+    /// Whether the connection is open and every channel is subscribed.
+    public var connected: Bool
+    /// Time since the last message arrived; `nil` before the first.
+    public var lastMessageAge: Duration?
+    /// Successful re-subscriptions after a lost connection.
+    public var reconnects: Int
+    /// The last connection error, if any, for display.
+    public var lastError: String?
+}
+
+/// Subscribes to Redis channels and delivers their messages, reconnecting and resubscribing on its own.
+///
+/// Reconnects with exponential backoff and jitter. While subscribed it pings the connection when it has been
+/// silent for `pingInterval` and drops it when the ping is not answered within `pingTimeout`, so a connection
+/// that died without a FIN (a stopped VM, a dropped NAT entry) is noticed within seconds. Messages published
+/// while the subscriber is away are lost: Redis Pub/Sub is at-most-once.
+///
+/// Health is exposed as `health` and as metrics: `socketgateway_redis_subscriber_connected` (gauge, 0/1),
+/// `socketgateway_redis_subscriber_reconnects_total` (counter),
+/// `socketgateway_redis_subscriber_last_message_age_seconds` (gauge), `socketgateway_redis_received_total`.
+public final class RedisSubscriber: @unchecked Sendable {
+    // All mutable state below is confined to `eventLoop`.
+
+    /// The server this subscriber talks to.
+    public let url: RedisURL
+    /// The channels it subscribes to.
+    public let channels: [String]
+    /// The configuration it was created with.
+    public let configuration: RedisSubscriberConfiguration
+    /// The event loop that owns the connection; `onMessage` is called on it.
+    public let eventLoop: any EventLoop
+    private let logger: Logger
+    private let onMessage: @Sendable (RedisPubSubMessage) -> Void
+
+    private enum State {
+        case idle
+        case connecting
+        case handshaking(any Channel, steps: CircularBuffer<RedisConnector.HandshakeStep>, unconfirmed: Int)
+        case subscribed(any Channel, LivenessMonitor)
+        case waiting
+        case shutdown
+    }
+
+    private var state: State = .idle
+    private var generation: UInt64 = 0
+    private var backoff: ReconnectBackoff
+    private var ticker: RepeatedTask?
+    private var closeReason: RedisError?
+    private var everSubscribed = false
+    private var subscribedWaiters: [EventLoopPromise<Void>] = []
+    private var lastMessageAt: NIODeadline?
+    private struct Shared {
+        var connected = false
+        var lastMessageAt: NIODeadline?
+        var reconnects = 0
+        var lastError: String?
+    }
+    private let shared = NIOLockedValueBox(Shared())
+
+    private let connectedGauge: Gauge
+    private let reconnectCounter: Counter
+    private let ageGauge: Gauge
+    private let receivedCounter: Counter
+
+    /// Creates a subscriber; call `start()` to connect.
+    /// - Parameters:
+    ///   - url: Where Redis is.
+    ///   - channels: The channels to subscribe to (at least one).
+    ///   - configuration: Timeouts, backoff and liveness check.
+    ///   - eventLoop: The loop that owns the connection; `nil` picks one of NIO's shared loops.
+    ///   - logger: Where connection changes are logged (the URL redacted).
+    ///   - onMessage: Called on `eventLoop` for every message, in arrival order. Keep it short.
+    public convenience init(
+        url: RedisURL, channels: [String], configuration: RedisSubscriberConfiguration = .init(),
+        eventLoop: (any EventLoop)? = nil, logger: Logger,
+        onMessage: @escaping @Sendable (RedisPubSubMessage) -> Void
+    ) {
+        self.init(
+            url: url, channels: channels, configuration: configuration, eventLoop: eventLoop, logger: logger,
+            onShutdown: nil, onMessage: onMessage)
+    }
+
+    private init(
+        url: RedisURL, channels: [String], configuration: RedisSubscriberConfiguration,
+        eventLoop: (any EventLoop)?, logger: Logger, onShutdown: (@Sendable () -> Void)?,
+        onMessage: @escaping @Sendable (RedisPubSubMessage) -> Void
+    ) {
+        self.onShutdown = onShutdown
+        precondition(!channels.isEmpty, "a subscriber needs at least one channel")
+        self.url = url
+        self.channels = channels
+        self.configuration = configuration
+        self.eventLoop = eventLoop ?? MultiThreadedEventLoopGroup.singleton.next()
+        var logger = logger
+        logger[metadataKey: "redis.url"] = "\(url.redacted)"
+        logger[metadataKey: "redis.channels"] = "\(channels.joined(separator: ","))"
+        self.logger = logger
+        self.onMessage = onMessage
+        self.backoff = configuration.backoff
+        let dimensions = [("channel", channels.joined(separator: ","))]
+        self.connectedGauge = Gauge(label: "socketgateway_redis_subscriber_connected", dimensions: dimensions)
+        self.reconnectCounter = Counter(label: "socketgateway_redis_subscriber_reconnects_total", dimensions: dimensions)
+        self.ageGauge = Gauge(label: "socketgateway_redis_subscriber_last_message_age_seconds", dimensions: dimensions)
+        self.receivedCounter = Counter(label: "socketgateway_redis_received_total", dimensions: dimensions)
+    }
+
+    /// Creates a subscriber whose messages arrive as an `AsyncStream`, buffering at most `bufferSize` of them
+    /// (the oldest are dropped beyond that). Call `start()` on the subscriber.
+    public static func makeStream(
+        url: RedisURL, channels: [String], configuration: RedisSubscriberConfiguration = .init(),
+        eventLoop: (any EventLoop)? = nil, bufferSize: Int = 100_000, logger: Logger
+    ) -> (subscriber: RedisSubscriber, messages: AsyncStream<RedisPubSubMessage>) {
+        let (stream, continuation) = AsyncStream.makeStream(
+            of: RedisPubSubMessage.self, bufferingPolicy: .bufferingNewest(bufferSize))
+        let subscriber = RedisSubscriber(
+            url: url, channels: channels, configuration: configuration, eventLoop: eventLoop, logger: logger,
+            onShutdown: { continuation.finish() }, onMessage: { message in continuation.yield(message) })
+        return (subscriber, stream)
+    }
+
+    private let onShutdown: (@Sendable () -> Void)?
+
+    /// Health, readable from any thread.
+    public var health: RedisSubscriberHealth {
+        let shared = self.shared.withLockedValue { $0 }
+        return RedisSubscriberHealth(
+            connected: shared.connected,
+            lastMessageAge: shared.lastMessageAt.map { Duration.nanoseconds((NIODeadline.now() - $0).nanoseconds) },
+            reconnects: shared.reconnects, lastError: shared.lastError)
+    }
+
+    /// Starts connecting (once); later calls do nothing.
+    public func start() {
+        self.eventLoop.execute {
+            guard case .idle = self.state else { return }
+            self.startTicker()
+            self.connect()
+        }
+    }
+
+    /// Waits until every channel is subscribed, or `timeout` passes.
+    /// - Returns: `true` when subscribed.
+    public func waitUntilSubscribed(timeout: Duration) async -> Bool {
+        let promise = self.eventLoop.makePromise(of: Void.self)
+        self.eventLoop.execute {
+            if case .subscribed = self.state {
+                promise.succeed(())
+                return
+            }
+            self.subscribedWaiters.append(promise)
+            self.eventLoop.scheduleTask(in: TimeAmount(timeout)) {
+                promise.fail(RedisError(code: .timeout, message: "not subscribed in time"))
+            }
+        }
+        do {
+            try await promise.futureResult.get()
+            return true
+        } catch {
+            return false
+        }
+    }
+
+    /// Unsubscribes by closing the connection and stops reconnecting.
+    public func shutdown() async {
+        let future = self.eventLoop.submit { () -> EventLoopFuture<Void> in
+            let channel: (any Channel)?
+            switch self.state {
+            case .handshaking(let open, _, _): channel = open
+            case .subscribed(let open, _): channel = open
+            default: channel = nil
+            }
+            self.state = .shutdown
+            self.generation &+= 1
+            self.ticker?.cancel()
+            self.ticker = nil
+            self.markDisconnected(error: nil)
+            for waiter in self.subscribedWaiters {
+                waiter.fail(RedisError(code: .shutdown, message: "the subscriber was shut down"))
+            }
+            self.subscribedWaiters.removeAll()
+            self.onShutdown?()
+            return channel?.close() ?? self.eventLoop.makeSucceededVoidFuture()
+        }.flatMap { $0 }
+        try? await future.get()
+    }
+
+    // MARK: - Event-loop confined
+
+    private func connect() {
+        self.state = .connecting
+        self.generation &+= 1
+        let generation = self.generation
+        RedisConnector.connect(
+            url: self.url, eventLoop: self.eventLoop, connectTimeout: TimeAmount(self.configuration.connectTimeout),
+            delegate: self, generation: generation
+        ).whenComplete { result in
+            guard generation == self.generation, case .connecting = self.state else {
+                if case .success(let channel) = result { channel.close(promise: nil) }
+                return
+            }
+            switch result {
+            case .success(let channel):
+                let steps = RedisConnector.handshakeCommands(for: self.url)
+                var buffer = channel.allocator.buffer(capacity: 256)
+                for step in steps { RESPCommand.write(step.arguments, into: &buffer) }
+                RESPCommand.write(["SUBSCRIBE"] + self.channels, into: &buffer)
+                self.state = .handshaking(channel, steps: CircularBuffer(steps), unconfirmed: self.channels.count)
+                channel.writeAndFlush(buffer, promise: nil)
+            case .failure(let error):
+                self.retry(
+                    after: RedisError(
+                        code: .connectionFailed, message: "cannot connect to Redis", redactedURL: self.url.redacted,
+                        underlying: error))
+            }
+        }
+    }
+
+    private func retry(after error: RedisError) {
+        if case .shutdown = self.state { return }
+        let channel: (any Channel)?
+        switch self.state {
+        case .handshaking(let open, _, _): channel = open
+        case .subscribed(let open, _): channel = open
+        default: channel = nil
+        }
+        self.generation &+= 1
+        channel?.close(promise: nil)
+        self.state = .waiting
+        self.markDisconnected(error: error)
+        let delay = self.backoff.nextDelay()
+        self.logger.warning(
+            "Redis subscription down; reconnecting",
+            metadata: [
+                "error": "\(error)", "redis.retry_in_ms": "\(ReconnectBackoff.nanoseconds(delay) / 1_000_000)",
+                "redis.attempt": "\(self.backoff.attempts)",
+            ])
+        let generation = self.generation
+        self.eventLoop.scheduleTask(in: TimeAmount(delay)) {
+            guard generation == self.generation, case .waiting = self.state else { return }
+            self.connect()
+        }
+    }
+
+    private func becomeSubscribed(_ channel: any Channel) {
+        let now = NIODeadline.now()
+        self.state = .subscribed(
+            channel,
+            LivenessMonitor(
+                interval: TimeAmount(self.configuration.pingInterval), timeout: TimeAmount(self.configuration.pingTimeout),
+                now: now))
+        self.backoff.reset()
+        let reconnected = self.everSubscribed
+        self.everSubscribed = true
+        self.shared.withLockedValue {
+            $0.connected = true
+            if reconnected { $0.reconnects += 1 }
+        }
+        if reconnected { self.reconnectCounter.increment() }
+        self.connectedGauge.record(1)
+        self.logger.info(reconnected ? "resubscribed to Redis" : "subscribed to Redis")
+        for waiter in self.subscribedWaiters { waiter.succeed(()) }
+        self.subscribedWaiters.removeAll()
+    }
+
+    private func markDisconnected(error: RedisError?) {
+        self.shared.withLockedValue {
+            $0.connected = false
+            if let error { $0.lastError = error.description }
+        }
+        self.connectedGauge.record(0)
+    }
+
+    private func startTicker() {
+        guard self.ticker == nil else { return }
+        let shortest = min(self.configuration.pingInterval, self.configuration.pingTimeout)
+        let period = max(TimeAmount.milliseconds(10), min(TimeAmount(shortest / 4), .milliseconds(250)))
+        self.ticker = self.eventLoop.scheduleRepeatedTask(initialDelay: period, delay: period) { _ in
+            self.tick()
+        }
+    }
+
+    private func tick() {
+        let now = NIODeadline.now()
+        if let last = self.lastMessageAt {
+            self.ageGauge.record(Double((now - last).nanoseconds) / 1e9)
+        }
+        guard case .subscribed(let channel, var monitor) = self.state else { return }
+        let action = monitor.tick(now: now)
+        self.state = .subscribed(channel, monitor)
+        switch action {
+        case .none:
+            break
+        case .sendPing:
+            var buffer = channel.allocator.buffer(capacity: 14)
+            RESPCommand.write(["PING"], into: &buffer)
+            channel.writeAndFlush(buffer, promise: nil)
+        case .declareDead:
+            self.logger.error(
+                "Redis did not answer PING on the subscribed connection; reconnecting",
+                metadata: ["redis.ping_timeout": "\(self.configuration.pingTimeout)"])
+            self.retry(
+                after: RedisError(
+                    code: .livenessTimeout,
+                    message: "no reply to PING within \(self.configuration.pingTimeout)", redactedURL: self.url.redacted,
+                    command: "PING"))
+        }
+    }
+
+    private func handlePush(_ items: [RESPValue], channel: any Channel) {
+        guard let kind = items.first?.string else { return }
+        switch kind {
+        case "message":
+            guard items.count == 3, let name = items[1].string, case .bulkString(let payload) = items[2] else {
+                self.logger.warning("malformed pub/sub message from Redis; skipped")
+                return
+            }
+            let now = NIODeadline.now()
+            self.lastMessageAt = now
+            self.shared.withLockedValue { $0.lastMessageAt = now }
+            self.receivedCounter.increment()
+            self.onMessage(RedisPubSubMessage(channel: name, payload: payload))
+        case "pong", "subscribe", "unsubscribe":
+            break
+        default:
+            self.logger.debug("ignored pub/sub push", metadata: ["redis.push": "\(kind)"])
+        }
+    }
+}
+
+extension RedisSubscriber: RedisConnectionDelegate {
+    func connection(_ generation: UInt64, received value: RESPValue) {
+        guard generation == self.generation else { return }
+        switch self.state {
+        case .handshaking(let channel, var steps, var unconfirmed):
+            if let step = steps.popFirst() {
+                if case .error(let message) = value {
+                    self.retry(after: step.error(message: message, url: self.url))
+                    return
+                }
+                self.state = .handshaking(channel, steps: steps, unconfirmed: unconfirmed)
+                return
+            }
+            switch value {
+            case .array(let items) where items.first?.string == "subscribe":
+                unconfirmed -= 1
+                if unconfirmed <= 0 {
+                    self.becomeSubscribed(channel)
+                } else {
+                    self.state = .handshaking(channel, steps: steps, unconfirmed: unconfirmed)
+                }
+            case .error(let message):
+                self.retry(
+                    after: RedisError(
+                        code: .commandFailed, message: "Redis refused SUBSCRIBE: \(message)",
+                        redactedURL: self.url.redacted, command: "SUBSCRIBE"))
+            default:
+                self.retry(
+                    after: RedisError(
+                        code: .protocolError, message: "unexpected reply to SUBSCRIBE: \(value)",
+                        redactedURL: self.url.redacted, command: "SUBSCRIBE"))
+            }
+        case .subscribed(let channel, var monitor):
+            monitor.activity(at: .now())
+            self.state = .subscribed(channel, monitor)
+            switch value {
+            case .array(let items):
+                self.handlePush(items, channel: channel)
+            case .error(let message):
+                self.logger.warning("Redis error on the subscribed connection", metadata: ["redis.error": "\(message)"])
+            default:
+                break
+            }
+        default:
+            break
+        }
+    }
+
+    func connection(_ generation: UInt64, closedWith error: (any Error)?) {
+        guard generation == self.generation else { return }
+        switch self.state {
+        case .handshaking, .subscribed, .connecting:
+            self.retry(
+                after: (error as? RedisError)
+                    ?? RedisError(
+                        code: .connectionClosed, message: "Redis closed the subscribed connection",
+                        redactedURL: self.url.redacted, underlying: error))
+        default:
+            break
+        }
+    }
+}

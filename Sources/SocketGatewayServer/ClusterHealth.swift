@@ -1,0 +1,134 @@
+public import NIOCore
+public import NIOHTTP1
+import SocketGatewayCore
+public import SocketGatewayEngineIO
+
+/// How a server's link to the other servers of its cluster is doing.
+public struct ClusterHealth: Sendable, Hashable {
+    /// Whether the server is clustered.
+    public enum Mode: Sendable, Hashable {
+        /// No Redis configured: emits reach only this server's clients.
+        case localOnly
+        /// Subscribed to a Redis channel shared with the other servers and workers.
+        case redis(channel: String)
+    }
+
+    /// The mode.
+    public var mode: Mode
+    /// This server's `host_id` on the channel (Redis mode only).
+    public var hostID: String?
+    /// Whether the subscriber is connected and subscribed (Redis mode only; `nil` when local-only).
+    public var redisConnected: Bool?
+    /// Time since the subscriber last received a message (any host's); `nil` before the first.
+    public var lastMessageAge: Duration?
+    /// How many times the subscriber had to resubscribe after losing its connection.
+    public var reconnects: Int
+    /// The last connection error of the subscriber, for display.
+    public var lastError: String?
+    /// Whether the publisher currently has an open connection (Redis mode only).
+    public var publisherConnected: Bool?
+    /// Emits dropped from the publisher's full outbox since start.
+    public var droppedFromOutbox: Int
+
+    /// Creates a health report.
+    public init(
+        mode: Mode, hostID: String? = nil, redisConnected: Bool? = nil, lastMessageAge: Duration? = nil,
+        reconnects: Int = 0, lastError: String? = nil, publisherConnected: Bool? = nil, droppedFromOutbox: Int = 0
+    ) {
+        self.mode = mode
+        self.hostID = hostID
+        self.redisConnected = redisConnected
+        self.lastMessageAge = lastMessageAge
+        self.reconnects = reconnects
+        self.lastError = lastError
+        self.publisherConnected = publisherConnected
+        self.droppedFromOutbox = droppedFromOutbox
+    }
+
+    /// `true` when local-only, or clustered with a subscribed connection.
+    public var isHealthy: Bool {
+        switch self.mode {
+        case .localOnly: return true
+        case .redis: return self.redisConnected == true
+        }
+    }
+
+    /// The report as JSON: `status` (`ok` / `degraded`), `mode` (`local-only` / `redis`), and in Redis mode
+    /// `channel`, `host_id`, `redis` {`connected`, `publisher_connected`, `last_message_age_seconds`,
+    /// `reconnects`, `dropped_from_outbox`, `last_error`}.
+    public var json: JSONValue {
+        var pairs: [(key: String, value: JSONValue)] = [("status", .string(self.isHealthy ? "ok" : "degraded"))]
+        switch self.mode {
+        case .localOnly:
+            pairs.append(("mode", "local-only"))
+        case .redis(let channel):
+            pairs.append(("mode", "redis"))
+            pairs.append(("channel", .string(channel)))
+            pairs.append(("host_id", self.hostID.map { .string($0) } ?? .null))
+            let age: JSONValue = self.lastMessageAge.map { age in
+                let (seconds, attoseconds) = age.components
+                return .double(Double(seconds) + Double(attoseconds) / 1e18)
+            } ?? .null
+            pairs.append(
+                (
+                    "redis",
+                    .object([
+                        ("connected", .bool(self.redisConnected == true)),
+                        ("publisher_connected", .bool(self.publisherConnected == true)),
+                        ("last_message_age_seconds", age),
+                        ("reconnects", .int(Int64(self.reconnects))),
+                        ("dropped_from_outbox", .int(Int64(self.droppedFromOutbox))),
+                        ("last_error", self.lastError.map { .string($0) } ?? .null),
+                    ])
+                ))
+        }
+        return .object(pairs)
+    }
+}
+
+/// Answers `GET /healthz` (and `HEAD`) with the server's ``ClusterHealth`` as JSON: 200 when healthy, 503 when
+/// the Redis subscriber is down. Every other request goes to `next` (e.g. a static-file responder), or gets 404.
+///
+/// `SocketServer` installs one in front of the fallback responder it is given, so health checks and the
+/// application's own pages share the listener.
+public struct HealthCheckResponder: HTTPFallbackResponder {
+    /// The path answered, `/healthz`.
+    public let path: String
+    private let health: @Sendable () -> ClusterHealth
+    private let next: (any HTTPFallbackResponder)?
+
+    /// Creates a responder.
+    /// - Parameters:
+    ///   - path: The health path.
+    ///   - next: Answers every other request; `nil` answers 404.
+    ///   - health: Reads the current health.
+    public init(
+        path: String = "/healthz", next: (any HTTPFallbackResponder)?, health: @escaping @Sendable () -> ClusterHealth
+    ) {
+        self.path = path
+        self.next = next
+        self.health = health
+    }
+
+    public func respond(to head: HTTPRequestHead, body: ByteBuffer) async -> HTTPFallbackResponse {
+        let path = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
+        guard path == self.path else {
+            if let next = self.next { return await next.respond(to: head, body: body) }
+            return HTTPFallbackResponse(
+                status: .notFound, headers: ["Content-Type": "text/plain; charset=utf-8"], body: ByteBuffer(string: "Not Found\n"))
+        }
+        guard head.method == .GET || head.method == .HEAD else {
+            return HTTPFallbackResponse(
+                status: .methodNotAllowed, headers: ["Allow": "GET, HEAD", "Content-Type": "text/plain; charset=utf-8"],
+                body: ByteBuffer(string: "Method Not Allowed\n"))
+        }
+        let health = self.health()
+        var body = ByteBuffer()
+        health.json.write(to: &body)
+        body.writeString("\n")
+        return HTTPFallbackResponse(
+            status: health.isHealthy ? .ok : .serviceUnavailable,
+            headers: ["Content-Type": "application/json", "Cache-Control": "no-store"],
+            body: head.method == .HEAD ? ByteBuffer() : body)
+    }
+}

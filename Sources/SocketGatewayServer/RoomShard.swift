@@ -1,0 +1,132 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import SocketGatewayEngineIO
+
+/// The room indexes of the connections on one event loop, touched only on that loop, so an emit takes no lock.
+final class RoomShard: @unchecked Sendable {
+    let eventLoop: any EventLoop
+    /// namespace → its room index on this loop.
+    private var namespaces: [String: RoomIndex<SocketConnection>] = [:]
+
+    init(eventLoop: any EventLoop) {
+        self.eventLoop = eventLoop
+    }
+
+    /// Runs `body` on this shard's loop and returns its result, or nil when the loop has shut down.
+    @discardableResult
+    func run<Result: Sendable>(_ body: @escaping @Sendable (RoomShard) -> Result) async -> Result? {
+        if self.eventLoop.inEventLoop { return body(self) }
+        return try? await self.eventLoop.submit { body(self) }.get()
+    }
+
+    func add(_ connection: SocketConnection) {
+        self.eventLoop.assertInEventLoop()
+        self.namespaces[connection.namespace, default: RoomIndex()].add(connection.id, connection)
+    }
+
+    @discardableResult
+    func join(_ connection: SocketConnection, room: String) -> Bool {
+        self.eventLoop.assertInEventLoop()
+        return self.namespaces[connection.namespace]?.join(connection.id, room: room) ?? false
+    }
+
+    @discardableResult
+    func leave(_ connection: SocketConnection, room: String) -> Bool {
+        self.eventLoop.assertInEventLoop()
+        return self.namespaces[connection.namespace]?.leave(connection.id, room: room) ?? false
+    }
+
+    func rooms(of connection: SocketConnection) -> Set<String> {
+        self.eventLoop.assertInEventLoop()
+        return self.namespaces[connection.namespace]?.rooms(of: connection.id) ?? []
+    }
+
+    /// Removes every member of `room` in `namespace`; returns how many there were.
+    func close(room: String, namespace: String) -> Int {
+        self.eventLoop.assertInEventLoop()
+        return self.namespaces[namespace]?.close(room: room).count ?? 0
+    }
+
+    func remove(_ connection: SocketConnection) {
+        self.eventLoop.assertInEventLoop()
+        guard var index = self.namespaces.removeValue(forKey: connection.namespace) else { return }
+        // Only remove the exact connection (a sid is unique, but be strict).
+        if let member = index.members[connection.id], member === connection {
+            index.remove(connection.id)
+        }
+        if index.count > 0 {
+            self.namespaces[connection.namespace] = index
+        }
+    }
+
+    /// The addressed connections on this loop (for emits that need one ack per recipient).
+    func recipients(namespace: String, rooms: [String]?, excluding: Set<String>) -> [SocketConnection] {
+        self.eventLoop.assertInEventLoop()
+        guard let index = self.namespaces[namespace] else { return [] }
+        var found: [SocketConnection] = []
+        index.forEachRecipient(rooms: rooms, excluding: excluding) { found.append($0) }
+        return found
+    }
+
+    /// Writes `message` to every addressed connection on this loop.
+    /// - Returns: The number of connections written to.
+    func deliver(_ message: EngineIOOutboundMessage, namespace: String, rooms: [String]?, excluding: Set<String>) -> Int {
+        self.eventLoop.assertInEventLoop()
+        guard let index = self.namespaces[namespace] else { return 0 }
+        return index.forEachRecipient(rooms: rooms, excluding: excluding) { connection in
+            connection.client.session.send(message)
+        }
+    }
+}
+
+/// One `RoomShard` per event loop, and a directory of every local connection by session id.
+final class RoomShards: Sendable {
+    let all: [RoomShard]
+    private let byLoop: [ObjectIdentifier: RoomShard]
+    /// sid → connection, for emits and room changes addressed by sid from outside the connection's loop.
+    private let directory = NIOLockedValueBox<[String: SocketConnection]>([:])
+
+    init(eventLoopGroup: any EventLoopGroup) {
+        var all: [RoomShard] = []
+        var byLoop: [ObjectIdentifier: RoomShard] = [:]
+        for loop in eventLoopGroup.makeIterator() {
+            let shard = RoomShard(eventLoop: loop)
+            all.append(shard)
+            byLoop[ObjectIdentifier(loop)] = shard
+        }
+        self.all = all
+        self.byLoop = byLoop
+    }
+
+    /// The shard of `eventLoop`.
+    func shard(for eventLoop: any EventLoop) -> RoomShard {
+        guard let shard = self.byLoop[ObjectIdentifier(eventLoop)] else {
+            preconditionFailure("event loop \(eventLoop) is not one of the server's event loops")
+        }
+        return shard
+    }
+
+    /// Registers a new connection (on its loop): into the directory and its shard.
+    func register(_ connection: SocketConnection) {
+        self.directory.withLockedValue { $0[connection.id] = connection }
+        self.shard(for: connection.eventLoop).add(connection)
+    }
+
+    /// Unregisters a connection that ended (on its loop): out of every room and the directory.
+    func unregister(_ connection: SocketConnection) {
+        self.shard(for: connection.eventLoop).remove(connection)
+        self.directory.withLockedValue { directory in
+            if directory[connection.id] === connection {
+                directory.removeValue(forKey: connection.id)
+            }
+        }
+    }
+
+    /// The local connection with session id `sid` in `namespace`.
+    func connection(sid: String, namespace: String) -> SocketConnection? {
+        guard let connection = self.directory.withLockedValue({ $0[sid] }), connection.namespace == namespace else {
+            return nil
+        }
+        return connection
+    }
+}

@@ -1,0 +1,214 @@
+import NIOCore
+public import SocketGatewayCore
+import SocketGatewayEngineIO
+
+/// One client connected to one namespace.
+///
+/// Its methods may be called from any task; they hop to the connection's event loop.
+public final class SocketConnection: @unchecked Sendable {
+    /// The Socket.IO session id (not the Engine.IO one); also the name of a room only this connection is in.
+    public let id: String
+    /// The namespace.
+    public let namespace: String
+    /// The user the authenticator returned, if a server authenticator is configured.
+    public let user: AuthenticatedUser?
+    /// What the client sent when it connected.
+    public let handshake: SocketHandshake
+
+    let client: SocketIOClient
+    let eventLoop: any EventLoop
+    private let jobs: AsyncStream<@Sendable () async -> Void>.Continuation
+
+    // Confined to `eventLoop`:
+    /// Continuations of `emitWithAck` calls, by ack id.
+    private var ackWaiters: [UInt64: (event: String, continuation: CheckedContinuation<[JSONValue], any Error>)] = [:]
+    /// Ack ids the client asked for that the server has not answered yet.
+    private var owedAcks: Set<UInt64> = []
+    private(set) var isConnected = true
+
+    init(id: String, namespace: String, user: AuthenticatedUser?, handshake: SocketHandshake, client: SocketIOClient) {
+        self.id = id
+        self.namespace = namespace
+        self.user = user
+        self.handshake = handshake
+        self.client = client
+        self.eventLoop = client.session.eventLoop
+        let (stream, continuation) = AsyncStream<@Sendable () async -> Void>.makeStream()
+        self.jobs = continuation
+        // One task per connection runs its handlers one after another, in arrival order.
+        Task {
+            for await job in stream {
+                await job()
+            }
+        }
+    }
+
+    /// Sends `event` with `arguments` to this client.
+    public func emit(_ event: String, _ arguments: JSONValue...) {
+        self.emit(event, arguments: arguments)
+    }
+
+    /// Sends `event` with `arguments` to this client.
+    public func emit(_ event: String, arguments: [JSONValue]) {
+        let message = SocketIOWire.event(namespace: self.namespace, event: event, arguments: arguments, ackID: nil)
+        self.onLoop {
+            guard self.isConnected else { return }
+            self.client.session.send(message)
+        }
+    }
+
+    /// Sends `event` and waits for the client's acknowledgement.
+    /// - Parameters:
+    ///   - event: The event name.
+    ///   - arguments: The event's arguments.
+    ///   - timeout: How long to wait for the answer.
+    /// - Returns: The arguments the client acknowledged with.
+    /// - Throws: `SocketAckError` on timeout or disconnect; `CancellationError` when the task is cancelled.
+    public func emitWithAck(_ event: String, arguments: [JSONValue], timeout: Duration) async throws -> [JSONValue] {
+        let box = AckIDBox()
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<[JSONValue], any Error>) in
+                self.onLoop {
+                    let deadline = NIODeadline.now() + TimeAmount(timeout)
+                    guard self.isConnected,
+                        let ackID = self.client.allocateAck(for: self, deadline: deadline)
+                    else {
+                        continuation.resume(throwing: self.ackError(.notConnected, event: event))
+                        return
+                    }
+                    box.id = ackID
+                    self.ackWaiters[ackID] = (event, continuation)
+                    let message = SocketIOWire.event(namespace: self.namespace, event: event, arguments: arguments, ackID: ackID)
+                    self.client.session.send(message)
+                    if box.cancelled { self.cancelAck(ackID) }
+                }
+            }
+        } onCancel: {
+            self.onLoop {
+                box.cancelled = true
+                if let id = box.id { self.cancelAck(id) }
+            }
+        }
+    }
+
+    /// Puts this connection into `room`.
+    public func join(_ room: String) async {
+        await self.client.application.shards.shard(for: self.eventLoop).run { shard in
+            shard.join(self, room: room)
+        }
+    }
+
+    /// Takes this connection out of `room`.
+    public func leave(_ room: String) async {
+        await self.client.application.shards.shard(for: self.eventLoop).run { shard in
+            shard.leave(self, room: room)
+        }
+    }
+
+    /// The rooms this connection is in (its own id and `user:<id>` included).
+    public func rooms() async -> Set<String> {
+        await self.client.application.shards.shard(for: self.eventLoop).run { shard in
+            shard.rooms(of: self)
+        } ?? []
+    }
+
+    /// Disconnects this client from the namespace (the client gets a DISCONNECT packet); its Engine.IO session
+    /// stays open for its other namespaces.
+    public func disconnect() async {
+        let future = self.eventLoop.submit {
+            self.client.serverDisconnect(self)
+        }
+        try? await future.get()
+    }
+
+    // MARK: Internals, on `eventLoop`
+
+    /// Queues a handler run after every handler queued before it.
+    func enqueue(_ job: @escaping @Sendable () async -> Void) {
+        self.jobs.yield(job)
+    }
+
+    /// Ends the handler queue once it has run what is queued.
+    func finishJobs() {
+        self.jobs.finish()
+    }
+
+    /// Records that the client asked for an ack with `id`.
+    func expectAckReply(_ id: UInt64) {
+        self.eventLoop.assertInEventLoop()
+        self.owedAcks.insert(id)
+    }
+
+    /// Sends the ack `id`, once.
+    func sendAck(_ id: UInt64, arguments: [JSONValue]) {
+        let message = SocketIOWire.ack(namespace: self.namespace, id: id, arguments: arguments)
+        self.onLoop {
+            guard self.isConnected, self.owedAcks.remove(id) != nil else { return }
+            self.client.session.send(message)
+        }
+    }
+
+    func resolveAck(_ id: UInt64, arguments: [JSONValue]) {
+        self.eventLoop.assertInEventLoop()
+        self.ackWaiters.removeValue(forKey: id)?.continuation.resume(returning: arguments)
+    }
+
+    func failAck(_ id: UInt64, _ code: SocketAckError.Code) {
+        self.eventLoop.assertInEventLoop()
+        if let waiter = self.ackWaiters.removeValue(forKey: id) {
+            waiter.continuation.resume(throwing: self.ackError(code, event: waiter.event))
+        }
+    }
+
+    private func cancelAck(_ id: UInt64) {
+        self.eventLoop.assertInEventLoop()
+        self.client.cancelAck(for: self, id: id)
+        self.ackWaiters.removeValue(forKey: id)?.continuation.resume(throwing: CancellationError())
+    }
+
+    /// The connection ended: fail every waiting `emitWithAck`.
+    func markDisconnected(pendingAcks: [UInt64]) {
+        self.eventLoop.assertInEventLoop()
+        self.isConnected = false
+        self.owedAcks.removeAll()
+        let waiters = self.ackWaiters
+        self.ackWaiters.removeAll()
+        for (_, waiter) in waiters {
+            waiter.continuation.resume(throwing: self.ackError(.disconnected, event: waiter.event))
+        }
+    }
+
+    private func ackError(_ code: SocketAckError.Code, event: String) -> SocketAckError {
+        SocketAckError(code: code, event: event, sid: self.id, namespace: self.namespace)
+    }
+
+    private func onLoop(_ body: @escaping @Sendable () -> Void) {
+        if self.eventLoop.inEventLoop {
+            body()
+        } else {
+            self.eventLoop.execute(body)
+        }
+    }
+}
+
+/// The ack id of one `emitWithAck`, shared with its cancellation handler; touched only on the event loop.
+private final class AckIDBox: @unchecked Sendable {
+    var id: UInt64?
+    var cancelled = false
+}
+
+/// Answers a client's event that asked for an acknowledgement. Calling it more than once sends nothing more.
+public struct SocketAck: Sendable {
+    let connection: SocketConnection
+    let id: UInt64
+
+    /// Acknowledges with `arguments` (binary values are sent as attachments, in a BINARY_ACK).
+    public func callAsFunction(_ arguments: JSONValue...) {
+        self.send(arguments)
+    }
+
+    /// Acknowledges with `arguments` (binary values are sent as attachments, in a BINARY_ACK).
+    public func send(_ arguments: [JSONValue]) {
+        self.connection.sendAck(self.id, arguments: arguments)
+    }
+}

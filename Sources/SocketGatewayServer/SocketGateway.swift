@@ -1,0 +1,117 @@
+import CoreMetrics
+import Logging
+import NIOCore
+public import SocketGatewayCore
+import SocketGatewayEngineIO
+
+/// The server-side emit API: delivers to this server's clients (and, with a cluster adapter, to the others).
+///
+/// An emit encodes its packet once and writes the same bytes to every recipient: one closure per event loop
+/// walks that loop's room index, so no lock is held while writing and no connection outside the addressed rooms
+/// is looked at.
+public final class SocketGateway: SocketEmitter {
+    let shards: RoomShards
+    let cluster: any ClusterAdapter
+    let metrics: SocketServerMetrics
+    let logger: Logger
+
+    init(shards: RoomShards, cluster: any ClusterAdapter, metrics: SocketServerMetrics, logger: Logger) {
+        self.shards = shards
+        self.cluster = cluster
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    /// Emits `event` with `arguments` to `target` among this server's clients.
+    @discardableResult
+    public func emit(_ event: String, arguments: [JSONValue], to target: EmitTarget, options: EmitOptions) async -> EmitResult {
+        self.metrics.emits.increment()
+        let message = SocketIOWire.event(namespace: options.namespace, event: event, arguments: arguments, ackID: nil)
+        let deliveries = await self.deliver(message, namespace: options.namespace, rooms: target.roomNames, excluding: options.excluding)
+        self.metrics.deliveries.increment(by: Int64(deliveries))
+        let local = EmitResult(outcome: .delivered, localDeliveries: deliveries)
+        return await self.cluster.emitted(event, arguments: arguments, to: target, options: options, local: local)
+    }
+
+    /// Puts the local client `sid` into `room`.
+    @discardableResult
+    public func joinRoom(_ sid: String, room: String, namespace: String) async -> EmitResult {
+        var matches = 0
+        if let connection = self.shards.connection(sid: sid, namespace: namespace) {
+            let joined = await self.shards.shard(for: connection.eventLoop).run { $0.join(connection, room: room) }
+            matches = joined == true ? 1 : 0
+        }
+        return await self.cluster.applied(.joinRoom(sid: sid, room: room, namespace: namespace), localMatches: matches)
+    }
+
+    /// Takes the local client `sid` out of `room`.
+    @discardableResult
+    public func leaveRoom(_ sid: String, room: String, namespace: String) async -> EmitResult {
+        var matches = 0
+        if let connection = self.shards.connection(sid: sid, namespace: namespace) {
+            await self.shards.shard(for: connection.eventLoop).run { $0.leave(connection, room: room) }
+            matches = 1
+        }
+        return await self.cluster.applied(.leaveRoom(sid: sid, room: room, namespace: namespace), localMatches: matches)
+    }
+
+    /// Removes every local client from `room`.
+    @discardableResult
+    public func closeRoom(_ room: String, namespace: String) async -> EmitResult {
+        var removed = 0
+        for shard in self.shards.all {
+            removed += await shard.run { $0.close(room: room, namespace: namespace) } ?? 0
+        }
+        return await self.cluster.applied(.closeRoom(room: room, namespace: namespace), localMatches: removed)
+    }
+
+    /// Disconnects the local client `sid` from `namespace` (it gets a DISCONNECT packet).
+    @discardableResult
+    public func disconnect(_ sid: String, namespace: String) async -> EmitResult {
+        var matches = 0
+        if let connection = self.shards.connection(sid: sid, namespace: namespace) {
+            await connection.disconnect()
+            matches = 1
+        }
+        return await self.cluster.applied(.disconnect(sid: sid, namespace: namespace), localMatches: matches)
+    }
+
+    /// Emits `event` to the client `sid` and waits for its acknowledgement, wherever in the cluster it is
+    /// connected (through Redis with python-socketio's `callback` messages when it is not connected here).
+    /// - Returns: The arguments the client acknowledged with.
+    /// - Throws: `SocketAckError` on timeout, or when no server has the client (`notConnected` when local-only).
+    public func emitWithAck(
+        _ event: String, arguments: [JSONValue], to sid: String, namespace: String = "/", timeout: Duration
+    ) async throws -> [JSONValue] {
+        if let connection = self.shards.connection(sid: sid, namespace: namespace) {
+            return try await connection.emitWithAck(event, arguments: arguments, timeout: timeout)
+        }
+        if let answer = try await self.cluster.emitWithAck(
+            event, arguments: arguments, sid: sid, namespace: namespace, timeout: timeout)
+        {
+            return answer
+        }
+        throw SocketAckError(code: .notConnected, event: event, sid: sid, namespace: namespace)
+    }
+
+    /// Writes `message` to the addressed local clients: one task per event loop, all started before any is awaited.
+    func deliver(_ message: EngineIOOutboundMessage, namespace: String, rooms: [String]?, excluding: Set<String>) async -> Int {
+        let shards = self.shards.all
+        if shards.count == 1 {
+            return await shards[0].run { $0.deliver(message, namespace: namespace, rooms: rooms, excluding: excluding) } ?? 0
+        }
+        var futures: [EventLoopFuture<Int>] = []
+        futures.reserveCapacity(shards.count)
+        for shard in shards {
+            futures.append(
+                shard.eventLoop.submit {
+                    shard.deliver(message, namespace: namespace, rooms: rooms, excluding: excluding)
+                })
+        }
+        var total = 0
+        for future in futures {
+            total += (try? await future.get()) ?? 0
+        }
+        return total
+    }
+}

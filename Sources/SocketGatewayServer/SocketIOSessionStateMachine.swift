@@ -1,0 +1,270 @@
+import NIOCore
+public import SocketGatewayCore
+
+/// Why the server closed a client's Engine.IO session: it broke the Socket.IO protocol, or never connected to a
+/// namespace. It closes that one session and nothing else.
+public struct SocketIOSessionError: Error, Hashable, CustomStringConvertible {
+    /// The kind of failure.
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        private enum Base: String, Hashable, Sendable {
+            case protocolViolation = "protocol violation"
+            case connectTimeout = "connect timeout"
+        }
+        private let base: Base
+        private init(_ base: Base) { self.base = base }
+
+        /// The client sent something the Socket.IO protocol forbids (see `underlying`).
+        public static let protocolViolation = Code(.protocolViolation)
+        /// No CONNECT packet arrived within the connect timeout.
+        public static let connectTimeout = Code(.connectTimeout)
+
+        public var description: String { self.base.rawValue }
+    }
+
+    /// The kind of failure.
+    public var code: Code
+    /// The decoder's error, for a protocol violation it detected.
+    public var underlying: SocketIOProtocolError?
+    /// What was wrong, for the log.
+    public var detail: String
+
+    /// Creates an error.
+    public init(code: Code, detail: String, underlying: SocketIOProtocolError? = nil) {
+        self.code = code
+        self.detail = detail
+        self.underlying = underlying
+    }
+
+    public var description: String {
+        "socket.io session closed (\(self.code)): \(self.detail)"
+    }
+}
+
+/// The Socket.IO state of one Engine.IO session: the namespaces it joined, pending authentications, ack ids
+/// and their deadlines, and the connect timeout.
+///
+/// Pure: every input is a `mutating func` returning what to do, time comes in as `now`, and the caller (the
+/// session's event loop) performs the I/O.
+struct SocketIOSessionStateMachine {
+    /// A packet from the client, already decoded and validated.
+    enum Inbound: Hashable {
+        case connect(namespace: String, auth: JSONValue?)
+        case disconnect(namespace: String)
+        case event(namespace: String, arguments: [JSONValue], ackID: UInt64?)
+        case ack(namespace: String, id: UInt64, arguments: [JSONValue])
+    }
+
+    /// What the caller must do.
+    enum Action: Hashable {
+        case none
+        /// Reply CONNECT_ERROR `{"message": message}` for `namespace`.
+        case sendConnectError(namespace: String, message: String)
+        /// Run the authenticator (if any), then call `authenticationCompleted`.
+        case authenticate(namespace: String, auth: JSONValue?)
+        /// Reply CONNECT `{"sid": sid}`, create the connection, join its rooms, run onConnect.
+        case accept(namespace: String, sid: String)
+        /// Hand the event to the connection's handlers.
+        case dispatchEvent(namespace: String, sid: String, arguments: [JSONValue], ackID: UInt64?)
+        /// Resume the `emitWithAck` waiting for `id`.
+        case resolveAck(namespace: String, sid: String, id: UInt64, arguments: [JSONValue])
+        /// Fail the `emitWithAck` waiting for `id` (it timed out).
+        case failAck(namespace: String, sid: String, id: UInt64)
+        /// The connection ended; fail `pendingAcks`, leave rooms, run onDisconnect; send DISCONNECT when the
+        /// server ended it.
+        case closeConnection(namespace: String, sid: String, pendingAcks: [UInt64], cause: ConnectionEndCause)
+        /// Close the whole Engine.IO session.
+        case closeSession(SocketIOSessionError)
+    }
+
+    /// Who ended a connection.
+    enum ConnectionEndCause: Hashable {
+        /// The client sent DISCONNECT.
+        case client
+        /// The server disconnected it (the client must be told).
+        case server
+        /// The Engine.IO session closed.
+        case session
+    }
+
+    private struct Connection {
+        var sid: String
+        var nextAckID: UInt64 = 0
+        var pendingAcks: [UInt64: NIODeadline] = [:]
+    }
+
+    private enum NamespaceState {
+        case authenticating
+        case connected(Connection)
+    }
+
+    private var namespaces: [String: NamespaceState] = [:]
+    /// Set until the client is first accepted in a namespace.
+    private var connectDeadline: NIODeadline?
+    private(set) var isClosed = false
+    /// Set when the session was closed for a protocol error (or the connect timeout).
+    private(set) var closingError: SocketIOSessionError?
+
+    /// Starts the state of a new Engine.IO session.
+    init(now: NIODeadline, connectTimeout: TimeAmount) {
+        self.connectDeadline = now + connectTimeout
+    }
+
+    /// The deadline of the connect timeout, while the client is connected to no namespace yet.
+    var pendingConnectDeadline: NIODeadline? { self.connectDeadline }
+
+    /// The namespaces the client is connected to.
+    var connectedNamespaces: [String] {
+        self.namespaces.compactMap { name, state in
+            if case .connected = state { return name }
+            return nil
+        }
+    }
+
+    /// The session id of the connection in `namespace`, if connected.
+    func sid(in namespace: String) -> String? {
+        if case .connected(let connection)? = self.namespaces[namespace] { return connection.sid }
+        return nil
+    }
+
+    /// A packet arrived from the client.
+    /// - Parameter namespaceExists: Whether the server has the packet's namespace (only asked for CONNECT).
+    mutating func received(_ packet: Inbound, namespaceExists: (String) -> Bool) -> Action {
+        guard !self.isClosed else { return .none }
+        switch packet {
+        case .connect(let namespace, let auth):
+            guard namespaceExists(namespace) else {
+                return .sendConnectError(namespace: namespace, message: "Invalid namespace")
+            }
+            guard self.namespaces[namespace] == nil else {
+                // Already connected or authenticating: a duplicate CONNECT changes nothing.
+                return .none
+            }
+            self.namespaces[namespace] = .authenticating
+            return .authenticate(namespace: namespace, auth: auth)
+
+        case .disconnect(let namespace):
+            switch self.namespaces.removeValue(forKey: namespace) {
+            case .connected(let connection)?:
+                return .closeConnection(
+                    namespace: namespace, sid: connection.sid,
+                    pendingAcks: connection.pendingAcks.keys.sorted(), cause: .client)
+            case .authenticating?, nil:
+                return .none
+            }
+
+        case .event(let namespace, let arguments, let ackID):
+            guard case .connected(let connection)? = self.namespaces[namespace] else { return .none }
+            return .dispatchEvent(namespace: namespace, sid: connection.sid, arguments: arguments, ackID: ackID)
+
+        case .ack(let namespace, let id, let arguments):
+            guard case .connected(var connection)? = self.namespaces[namespace],
+                connection.pendingAcks.removeValue(forKey: id) != nil
+            else {
+                // An ack nobody waits for (timed out, or never asked): ignored, as socket.io does.
+                return .none
+            }
+            self.namespaces[namespace] = .connected(connection)
+            return .resolveAck(namespace: namespace, sid: connection.sid, id: id, arguments: arguments)
+        }
+    }
+
+    /// The authenticator answered for `namespace`.
+    /// - Parameters:
+    ///   - accepted: Whether the client may connect.
+    ///   - sid: The session id to give the connection when accepted.
+    mutating func authenticationCompleted(namespace: String, accepted: Bool, sid: String) -> Action {
+        guard !self.isClosed, case .authenticating? = self.namespaces[namespace] else {
+            // The session closed or the client left the namespace meanwhile.
+            return .none
+        }
+        guard accepted else {
+            self.namespaces.removeValue(forKey: namespace)
+            return .sendConnectError(namespace: namespace, message: "Unauthorized")
+        }
+        self.namespaces[namespace] = .connected(Connection(sid: sid))
+        self.connectDeadline = nil
+        return .accept(namespace: namespace, sid: sid)
+    }
+
+    /// The client could not be parsed or broke the protocol: the session closes.
+    mutating func protocolError(_ error: SocketIOSessionError) -> Action {
+        guard !self.isClosed else { return .none }
+        self.isClosed = true
+        self.closingError = error
+        return .closeSession(error)
+    }
+
+    /// The server disconnects the connection `sid` in `namespace`.
+    mutating func serverDisconnect(namespace: String, sid: String) -> Action {
+        guard !self.isClosed, case .connected(let connection)? = self.namespaces[namespace], connection.sid == sid else {
+            return .none
+        }
+        self.namespaces.removeValue(forKey: namespace)
+        return .closeConnection(
+            namespace: namespace, sid: sid, pendingAcks: connection.pendingAcks.keys.sorted(), cause: .server)
+    }
+
+    /// Reserves an ack id for a server → client event on connection `sid`, answered by `deadline`.
+    /// - Returns: The id, or nil when that connection is gone.
+    mutating func allocateAck(namespace: String, sid: String, deadline: NIODeadline) -> UInt64? {
+        guard !self.isClosed, case .connected(var connection)? = self.namespaces[namespace], connection.sid == sid else {
+            return nil
+        }
+        let id = connection.nextAckID
+        connection.nextAckID = id &+ 1
+        connection.pendingAcks[id] = deadline
+        self.namespaces[namespace] = .connected(connection)
+        return id
+    }
+
+    /// Gives up waiting for ack `id` (e.g. the waiting task was cancelled). Returns whether it was pending.
+    mutating func cancelAck(namespace: String, sid: String, id: UInt64) -> Bool {
+        guard case .connected(var connection)? = self.namespaces[namespace], connection.sid == sid,
+            connection.pendingAcks.removeValue(forKey: id) != nil
+        else { return false }
+        self.namespaces[namespace] = .connected(connection)
+        return true
+    }
+
+    /// Time passed: returns the connect timeout and the acks whose deadline is at or before `now`.
+    mutating func expire(now: NIODeadline) -> [Action] {
+        guard !self.isClosed else { return [] }
+        if let deadline = self.connectDeadline, deadline <= now {
+            self.connectDeadline = nil
+            // As the reference server: closed unless some namespace accepted the client by now (a CONNECT still
+            // being authenticated, or refused, does not count).
+            if self.connectedNamespaces.isEmpty {
+                let error = SocketIOSessionError(code: .connectTimeout, detail: "no CONNECT packet within the connect timeout")
+                self.isClosed = true
+                self.closingError = error
+                return [.closeSession(error)]
+            }
+        }
+        var actions: [Action] = []
+        for (namespace, state) in self.namespaces {
+            guard case .connected(var connection) = state else { continue }
+            let expired = connection.pendingAcks.filter { $0.value <= now }.keys.sorted()
+            guard !expired.isEmpty else { continue }
+            for id in expired {
+                connection.pendingAcks.removeValue(forKey: id)
+                actions.append(.failAck(namespace: namespace, sid: connection.sid, id: id))
+            }
+            self.namespaces[namespace] = .connected(connection)
+        }
+        return actions
+    }
+
+    /// The Engine.IO session closed: every connection ends.
+    mutating func sessionClosed() -> [Action] {
+        self.isClosed = true
+        self.connectDeadline = nil
+        let namespaces = self.namespaces
+        self.namespaces = [:]
+        return namespaces.keys.sorted().compactMap { namespace in
+            guard case .connected(let connection) = namespaces[namespace]! else { return nil }
+            return .closeConnection(
+                namespace: namespace, sid: connection.sid, pendingAcks: connection.pendingAcks.keys.sorted(),
+                cause: .session)
+        }
+    }
+}

@@ -1,0 +1,73 @@
+import NIOCore
+import SocketGatewayCore
+import SocketGatewayEngineIO
+
+/// Socket.IO packets to and from Engine.IO messages: the one place that knows the packet codec.
+enum SocketIOWire {
+    /// An EVENT (BINARY_EVENT when `arguments` hold binary), encoded once.
+    static func event(namespace: String, event: String, arguments: [JSONValue], ackID: UInt64?) -> EngineIOOutboundMessage {
+        self.message(SocketIOPacket.event(event, arguments, namespace: namespace, ackID: ackID))
+    }
+
+    /// An ACK (BINARY_ACK when `arguments` hold binary).
+    static func ack(namespace: String, id: UInt64, arguments: [JSONValue]) -> EngineIOOutboundMessage {
+        self.message(SocketIOPacket.ack(ackID: id, arguments, namespace: namespace))
+    }
+
+    /// The server's CONNECT reply `{"sid": sid}`.
+    static func connect(namespace: String, sid: String) -> EngineIOOutboundMessage {
+        self.message(SocketIOPacket.connect(namespace: namespace, payload: .object([(key: "sid", value: .string(sid))])))
+    }
+
+    /// CONNECT_ERROR `{"message": message}`.
+    static func connectError(namespace: String, message: String) -> EngineIOOutboundMessage {
+        self.message(SocketIOPacket.connectError(namespace: namespace, message: message))
+    }
+
+    /// DISCONNECT (the server leaves the namespace).
+    static func disconnect(namespace: String) -> EngineIOOutboundMessage {
+        self.message(SocketIOPacket.disconnect(namespace: namespace))
+    }
+
+    private static func message(_ packet: SocketIOPacket) -> EngineIOOutboundMessage {
+        let (text, attachments) = packet.encoded()
+        return EngineIOOutboundMessage(textPayload: text, attachments: attachments)
+    }
+
+    /// Turns the Engine.IO messages of one session into the state machine's inputs.
+    struct Decoder {
+        private var packets = SocketIOPacketDecoder()
+
+        /// Feeds one message; returns the completed packet, or nil while a binary packet waits for attachments.
+        mutating func feed(_ message: EngineIOMessage) throws(SocketIOSessionError) -> SocketIOSessionStateMachine.Inbound? {
+            let packet: SocketIOPacket?
+            do {
+                switch message {
+                case .text(let text): packet = try self.packets.decode(text: text)
+                case .binary(let bytes): packet = try self.packets.decode(binary: bytes)
+                }
+            } catch {
+                throw SocketIOSessionError(code: .protocolViolation, detail: error.description, underlying: error)
+            }
+            guard let packet else { return nil }
+            switch packet.type {
+            case .connect:
+                return .connect(namespace: packet.namespace, auth: packet.data)
+            case .disconnect:
+                return .disconnect(namespace: packet.namespace)
+            case .event, .binaryEvent:
+                guard case .array(let payload)? = packet.data else {
+                    throw SocketIOSessionError(code: .protocolViolation, detail: "an EVENT payload must be an array")
+                }
+                return .event(namespace: packet.namespace, arguments: payload, ackID: packet.ackID)
+            case .ack, .binaryAck:
+                guard let id = packet.ackID else {
+                    throw SocketIOSessionError(code: .protocolViolation, detail: "an ACK packet must carry an id (namespace \(packet.namespace))")
+                }
+                return .ack(namespace: packet.namespace, id: id, arguments: packet.arguments)
+            case .connectError:
+                throw SocketIOSessionError(code: .protocolViolation, detail: "a client must not send CONNECT_ERROR (namespace \(packet.namespace))")
+            }
+        }
+    }
+}

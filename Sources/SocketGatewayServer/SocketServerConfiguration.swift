@@ -1,0 +1,70 @@
+public import NIOCore
+public import SocketGatewayEngineIO
+
+/// Settings of a `SocketServer`.
+public struct SocketServerConfiguration: Sendable {
+    /// The address to listen on.
+    public var host: String
+    /// The TCP port; 0 picks an ephemeral port (see `SocketServer.localPort`).
+    public var port: Int
+    /// The Engine.IO path Socket.IO clients use.
+    public var path: String
+    /// Time between Engine.IO pings.
+    public var pingInterval: Duration
+    /// Time a client has to answer a ping.
+    public var pingTimeout: Duration
+    /// The largest message accepted from a client, in bytes.
+    public var maxPayload: Int
+    /// Time a client has, after the Engine.IO handshake, to send its first Socket.IO CONNECT.
+    public var connectTimeout: Duration
+    /// Cross-origin policy for long-polling.
+    public var cors: CORSPolicy
+    /// The most bytes that may wait for one client before it is disconnected as too slow.
+    public var maxBufferedBytesPerConnection: Int
+    /// The number of event-loop threads.
+    public var eventLoopThreads: Int
+    /// The Redis channel shared with the other servers and workers; `nil` runs local-only.
+    public var redis: SocketServerRedisConfiguration?
+    /// The HS256 secret of client tokens; when set and `SocketServer` gets no authenticator, clients must send
+    /// `auth: {token}` with a JWT whose `sub` is their user id. `nil`: clients are not authenticated.
+    public var tokenSecret: String?
+
+    /// Creates a configuration; the defaults match the Socket.IO reference server.
+    public init(
+        host: String = "127.0.0.1",
+        port: Int = 3000,
+        path: String = "/socket.io/",
+        pingInterval: Duration = .seconds(25),
+        pingTimeout: Duration = .seconds(20),
+        maxPayload: Int = 1_000_000,
+        connectTimeout: Duration = .seconds(45),
+        cors: CORSPolicy = .none,
+        maxBufferedBytesPerConnection: Int = 4 << 20,
+        eventLoopThreads: Int = System.coreCount,
+        redis: SocketServerRedisConfiguration? = nil,
+        tokenSecret: String? = nil
+    ) {
+        self.host = host
+        self.port = port
+        self.path = path
+        self.pingInterval = pingInterval
+        self.pingTimeout = pingTimeout
+        self.maxPayload = maxPayload
+        self.connectTimeout = connectTimeout
+        self.cors = cors
+        self.maxBufferedBytesPerConnection = maxBufferedBytesPerConnection
+        self.eventLoopThreads = eventLoopThreads
+        self.redis = redis
+        self.tokenSecret = tokenSecret
+    }
+
+    /// The Engine.IO settings derived from these.
+    var engineIO: EngineIOConfiguration {
+        EngineIOConfiguration(
+            pingInterval: self.pingInterval,
+            pingTimeout: self.pingTimeout,
+            maxPayload: self.maxPayload,
+            cors: self.cors,
+            maxBufferedBytesPerSession: self.maxBufferedBytesPerConnection)
+    }
+}

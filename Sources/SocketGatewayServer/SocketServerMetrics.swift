@@ -1,0 +1,25 @@
+import CoreMetrics
+import Metrics
+
+/// The server's metrics (swift-metrics); labels start with `socketgateway_`.
+struct SocketServerMetrics: Sendable {
+    /// Every `SocketGateway.emit` call.
+    let emits = Counter(label: "socketgateway_emits_total")
+    /// Packets written to local clients by emits (one per recipient).
+    let deliveries = Counter(label: "socketgateway_emit_deliveries_total")
+
+    /// Open Socket.IO connections in `namespace` (one per client per namespace).
+    func connections(namespace: String) -> Meter {
+        Meter(label: "socketgateway_socket_connections", dimensions: [("namespace", namespace)])
+    }
+
+    /// A client was refused by the authenticator.
+    func authFailure(namespace: String) {
+        Counter(label: "socketgateway_auth_failures_total", dimensions: [("namespace", namespace)]).increment()
+    }
+
+    /// A client broke the Socket.IO protocol and was disconnected.
+    func protocolError(_ error: SocketIOSessionError) {
+        Counter(label: "socketgateway_protocol_errors_total", dimensions: [("code", error.underlying?.code.description ?? error.code.description)]).increment()
+    }
+}

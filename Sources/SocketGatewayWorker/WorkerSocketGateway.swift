@@ -1,0 +1,231 @@
+public import Logging
+import Metrics
+import NIOConcurrencyHelpers
+import NIOCore
+public import SocketGatewayCore
+public import SocketGatewayRedis
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A write-only gateway for worker processes: emits reach Socket.IO clients through Redis, in python-socketio's
+/// pub/sub format, so any server subscribed to the channel (ours or python-socketio's `AsyncRedisManager`)
+/// delivers them.
+///
+/// Creating one is cheap and does no I/O; it connects on the first emit. An emit never throws and never hangs:
+/// it waits at most `emitTimeout` and reports what happened. While Redis is unreachable, emits go to a bounded
+/// outbox (oldest dropped and counted on overflow) and are sent in order on reconnect. Emits from one task are
+/// published in the order they were made.
+public final class WorkerSocketGateway: SocketEmitter {
+    /// The host id written into every message (`host_id`), random per gateway like python-socketio's.
+    public let hostID: String
+    /// The Redis channel, `socketio` unless configured otherwise.
+    public let channel: String
+    /// How long one emit may wait for Redis.
+    public let emitTimeout: Duration
+    private let publisher: RedisPublisher?
+    private let unusableReason: String?
+    private let logger: Logger
+    private let warnedOnce = NIOLockedValueBox(false)
+    private let emitCounters: [EmitResult.Outcome: Counter]
+
+    /// Creates a gateway.
+    /// - Parameters:
+    ///   - redisURL: `redis://…` or `unix://…`; `nil` or empty leaves the gateway unconfigured (every emit
+    ///     returns `.notConfigured`, logged once).
+    ///   - channel: The pub/sub channel the servers listen on.
+    ///   - outboxCapacity: How many emits to hold while Redis is unreachable; 0 turns the outbox off (such
+    ///     emits then fail).
+    ///   - emitTimeout: The longest one emit waits for Redis.
+    ///   - logger: Where connection problems, drops and configuration errors are logged (password masked).
+    public init(
+        redisURL: String?, channel: String = "socketio", outboxCapacity: Int = 1000, emitTimeout: Duration = .seconds(2),
+        logger: Logger
+    ) {
+        self.hostID = PubSubHostID.generate()
+        self.channel = channel
+        self.emitTimeout = emitTimeout
+        var logger = logger
+        logger[metadataKey: "socketgateway.host_id"] = "\(self.hostID)"
+        self.logger = logger
+        var counters: [EmitResult.Outcome: Counter] = [:]
+        for outcome in [EmitResult.Outcome.published, .queued, .failed, .notConfigured] {
+            counters[outcome] = Counter(
+                label: "socketgateway_worker_emits_total", dimensions: [("outcome", "\(outcome)"), ("channel", channel)])
+        }
+        self.emitCounters = counters
+
+        guard let text = redisURL?.trimmingSpaces, !text.isEmpty else {
+            self.publisher = nil
+            self.unusableReason = nil
+            return
+        }
+        do {
+            let url = try RedisURL(parsing: text)
+            let configuration = RedisPublisherConfiguration(
+                channel: channel, connectTimeout: min(emitTimeout, .seconds(2)),
+                replyTimeout: max(emitTimeout, .seconds(5)), outboxCapacity: outboxCapacity)
+            self.publisher = RedisPublisher(url: url, configuration: configuration, logger: logger)
+            self.unusableReason = nil
+        } catch {
+            self.publisher = nil
+            self.unusableReason = error.description
+        }
+    }
+
+    /// Creates a gateway from `REDIS_URL` and `SOCKET_REDIS_CHANNEL` (default `socketio`).
+    /// - Parameters:
+    ///   - environment: The variables to read; `nil` reads the process environment.
+    ///   - logger: Where problems are logged.
+    public convenience init(environment: [String: String]? = nil, logger: Logger) {
+        func read(_ name: String) -> String? {
+            if let environment { return environment[name] }
+            return getenv(name).map { String(cString: $0) }
+        }
+        let channel = read("SOCKET_REDIS_CHANNEL")?.trimmingSpaces
+        self.init(
+            redisURL: read("REDIS_URL"), channel: channel.flatMap { $0.isEmpty ? nil : $0 } ?? "socketio", logger: logger)
+    }
+
+    /// Whether the gateway has a usable Redis URL.
+    public var isConfigured: Bool { self.publisher != nil }
+
+    /// Connection state and outbox drops, when configured.
+    public var status: RedisPublisherStatus? { self.publisher?.currentStatus }
+
+    @discardableResult
+    public func emit(_ event: String, arguments: [JSONValue], to target: EmitTarget, options: EmitOptions) async
+        -> EmitResult
+    {
+        await self.send(
+            .emit(event, arguments: arguments, to: target, options: options, hostID: self.hostID), what: "emit \(event)")
+    }
+
+    @discardableResult
+    public func joinRoom(_ sid: String, room: String, namespace: String) async -> EmitResult {
+        await self.send(.enterRoom(sid: sid, room: room, namespace: namespace, hostID: self.hostID), what: "enter_room")
+    }
+
+    @discardableResult
+    public func leaveRoom(_ sid: String, room: String, namespace: String) async -> EmitResult {
+        await self.send(.leaveRoom(sid: sid, room: room, namespace: namespace, hostID: self.hostID), what: "leave_room")
+    }
+
+    @discardableResult
+    public func closeRoom(_ room: String, namespace: String) async -> EmitResult {
+        await self.send(.closeRoom(room: room, namespace: namespace, hostID: self.hostID), what: "close_room")
+    }
+
+    @discardableResult
+    public func disconnect(_ sid: String, namespace: String) async -> EmitResult {
+        await self.send(.disconnect(sid: sid, namespace: namespace, hostID: self.hostID), what: "disconnect")
+    }
+
+    /// Publishes an already-built pub/sub message (for tools that relay messages as they are).
+    @discardableResult
+    public func publish(_ message: PubSubMessage) async -> EmitResult {
+        await self.send(message, what: message.method)
+    }
+
+    /// Sends what the outbox holds, waiting at most `timeout`, then closes the connection.
+    /// - Returns: How many messages could not be sent (they are dropped and logged).
+    @discardableResult
+    public func shutdown(timeout: Duration = .seconds(5)) async -> Int {
+        guard let publisher = self.publisher else { return 0 }
+        return await publisher.shutdown(deadline: .now() + TimeAmount(timeout))
+    }
+
+    private func send(_ message: PubSubMessage, what: String) async -> EmitResult {
+        guard let publisher = self.publisher else {
+            return self.count(self.unconfiguredResult())
+        }
+        let payload = message.encoded()
+        let timeout = TimeAmount(self.emitTimeout)
+        let outboxOn = publisher.configuration.outboxCapacity > 0
+        let timeoutText = "\(self.emitTimeout)"
+        let outcome = await withUnsafeContinuation { (continuation: UnsafeContinuation<WaitOutcome, Never>) in
+            publisher.eventLoop.execute {
+                let waiter = EmitWaiter(continuation)
+                waiter.timer = publisher.eventLoop.scheduleTask(in: timeout) { waiter.finish(.timedOut) }
+                publisher.publish(payload) { waiter.finish(.progress($0)) }
+            }
+        }
+        let result: EmitResult
+        switch outcome {
+        case .progress(.published(let subscribers)):
+            result = EmitResult(outcome: .published, redisSubscribers: subscribers)
+        case .progress(.queued(let reason)):
+            result = EmitResult(outcome: .queued, reason: "Redis unreachable, held in the outbox: \(reason)")
+        case .progress(.failed(let error)):
+            self.logger.warning("\(what) not published", metadata: ["error": "\(error)"])
+            result = EmitResult(outcome: .failed, reason: error.description)
+        case .timedOut:
+            if outboxOn {
+                result = EmitResult(
+                    outcome: .queued, reason: "Redis did not answer within \(timeoutText); the message stays queued")
+            } else {
+                result = EmitResult(
+                    outcome: .failed, reason: "Redis did not answer within \(timeoutText); it may still be published")
+            }
+        }
+        return self.count(result)
+    }
+
+    private func unconfiguredResult() -> EmitResult {
+        let first = self.warnedOnce.withLockedValue { warned -> Bool in
+            defer { warned = true }
+            return !warned
+        }
+        if let reason = self.unusableReason {
+            if first {
+                self.logger.error("worker gateway cannot emit: the Redis URL is invalid", metadata: ["error": "\(reason)"])
+            }
+            return EmitResult(outcome: .failed, reason: reason)
+        }
+        if first {
+            self.logger.warning("worker gateway has no Redis URL (set REDIS_URL); emits are not sent anywhere")
+        }
+        return EmitResult(outcome: .notConfigured, reason: "no Redis URL configured")
+    }
+
+    private func count(_ result: EmitResult) -> EmitResult {
+        self.emitCounters[result.outcome]?.increment()
+        return result
+    }
+}
+
+private enum WaitOutcome: Sendable {
+    case progress(PublishProgress)
+    case timedOut
+}
+
+/// Resumes an emit once, with whichever comes first: the publish outcome or the timeout.
+/// Confined to the publisher's event loop (created, finished and timed out there), hence `@unchecked`.
+private final class EmitWaiter: @unchecked Sendable {
+    private var continuation: UnsafeContinuation<WaitOutcome, Never>?
+    var timer: Scheduled<Void>?
+
+    init(_ continuation: UnsafeContinuation<WaitOutcome, Never>) {
+        self.continuation = continuation
+    }
+
+    func finish(_ outcome: WaitOutcome) {
+        guard let continuation = self.continuation else { return }
+        self.continuation = nil
+        self.timer?.cancel()
+        self.timer = nil
+        continuation.resume(returning: outcome)
+    }
+}
+
+extension String {
+    fileprivate var trimmingSpaces: String {
+        var text = Substring(self)
+        while let first = text.first, first.isWhitespace { text.removeFirst() }
+        while let last = text.last, last.isWhitespace { text.removeLast() }
+        return String(text)
+    }
+}

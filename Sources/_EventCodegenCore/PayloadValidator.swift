@@ -1,0 +1,249 @@
+/// A JSON value as the payload validator sees it (the core has no JSON library of its own; callers convert).
+public indirect enum PayloadValue: Sendable, Hashable {
+    /// `null`.
+    case null
+    /// `true` / `false`.
+    case bool(Bool)
+    /// An integer.
+    case int(Int64)
+    /// A number with a fraction or exponent.
+    case double(Double)
+    /// A string.
+    case string(String)
+    /// An array.
+    case array([PayloadValue])
+    /// An object, keys in order.
+    case object([(key: String, value: PayloadValue)])
+
+    public static func == (lhs: PayloadValue, rhs: PayloadValue) -> Bool {
+        switch (lhs, rhs) {
+        case (.null, .null): return true
+        case (.bool(let a), .bool(let b)): return a == b
+        case (.int(let a), .int(let b)): return a == b
+        case (.double(let a), .double(let b)): return a == b
+        case (.string(let a), .string(let b)): return a == b
+        case (.array(let a), .array(let b)): return a == b
+        case (.object(let a), .object(let b)):
+            return a.count == b.count && zip(a, b).allSatisfy { $0.key == $1.key && $0.value == $1.value }
+        default: return false
+        }
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        switch self {
+        case .null: hasher.combine(0)
+        case .bool(let value): hasher.combine(value)
+        case .int(let value): hasher.combine(value)
+        case .double(let value): hasher.combine(value)
+        case .string(let value): hasher.combine(value)
+        case .array(let values): hasher.combine(values)
+        case .object(let pairs):
+            for pair in pairs {
+                hasher.combine(pair.key)
+                hasher.combine(pair.value)
+            }
+        }
+    }
+
+    fileprivate var kind: String {
+        switch self {
+        case .null: "null"
+        case .bool: "a boolean"
+        case .int: "an integer"
+        case .double: "a number"
+        case .string: "a string"
+        case .array: "an array"
+        case .object: "an object"
+        }
+    }
+}
+
+/// Why a payload does not match its event in the catalog.
+public struct PayloadValidationError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// The event name.
+    public var event: String
+    /// Where in the payload, as a JSON path (`$`, `$.stage`, `$.warnings[2].row`); empty for event-level problems.
+    public var path: String
+    /// What is wrong.
+    public var message: String
+
+    /// Creates an error.
+    public init(event: String, path: String, message: String) {
+        self.event = event
+        self.path = path
+        self.message = message
+    }
+
+    public var description: String {
+        self.path.isEmpty ? "\(self.event): \(self.message)" : "\(self.event): \(self.path): \(self.message)"
+    }
+}
+
+extension Catalog {
+    /// Checks that `payload` is a valid payload of `eventName` (what the generated Swift type would accept, and
+    /// no unknown keys), emitted in `namespace`.
+    /// - Parameters:
+    ///   - eventName: The wire name, e.g. `sheet:sync:progress`.
+    ///   - payload: The event's one argument.
+    ///   - namespace: The namespace it is emitted in; `nil` skips that check.
+    /// - Throws: The first ``PayloadValidationError`` found.
+    public func validate(event eventName: String, payload: PayloadValue, namespace: String? = nil) throws(PayloadValidationError) {
+        guard let event = self.events.first(where: { $0.name == eventName }) else {
+            let known = self.events.map(\.name).joined(separator: ", ")
+            throw PayloadValidationError(event: eventName, path: "", message: "not in catalog \(self.name) (known: \(known))")
+        }
+        if let namespace, namespace != event.namespace {
+            throw PayloadValidationError(
+                event: eventName, path: "", message: "belongs to namespace \(event.namespace), not \(namespace)")
+        }
+        var validator = PayloadValidator(catalog: self, event: eventName)
+        try validator.object(payload, fields: event.payload, path: "$")
+    }
+}
+
+private struct PayloadValidator {
+    let catalog: Catalog
+    let event: String
+    var depth = 0
+
+    func fail(_ path: String, _ message: String) -> PayloadValidationError {
+        PayloadValidationError(event: self.event, path: path, message: message)
+    }
+
+    mutating func object(_ value: PayloadValue, fields: [Field], path: String) throws(PayloadValidationError) {
+        guard case .object(let pairs) = value else {
+            throw self.fail(path, "expected an object, got \(value.kind)")
+        }
+        let known = Set(fields.map(\.wireName))
+        if let unknown = pairs.first(where: { !known.contains($0.key) }) {
+            throw self.fail(path, "unknown field '\(unknown.key)' (expected: \(fields.map(\.wireName).joined(separator: ", ")))")
+        }
+        for field in fields {
+            let fieldPath = "\(path).\(field.wireName)"
+            guard let item = pairs.last(where: { $0.key == field.wireName })?.value else {
+                if field.type.isOptional { continue }
+                throw self.fail(fieldPath, "missing (required \(Self.describe(field.type)))")
+            }
+            try self.value(item, type: field.type, path: fieldPath)
+        }
+    }
+
+    mutating func value(_ value: PayloadValue, type: FieldType, path: String) throws(PayloadValidationError) {
+        self.depth += 1
+        defer { self.depth -= 1 }
+        guard self.depth < 64 else { throw self.fail(path, "nested too deeply") }
+        switch type {
+        case .optional(let wrapped):
+            if case .null = value { return }
+            try self.value(value, type: wrapped, path: path)
+        case .string:
+            guard case .string = value else { throw self.mismatch(value, type, path) }
+        case .int:
+            switch value {
+            case .int: return
+            case .double(let number) where number.rounded() == number && abs(number) < 9.007_199_254_740_992e15: return
+            default: throw self.mismatch(value, type, path)
+            }
+        case .double:
+            switch value {
+            case .int, .double: return
+            default: throw self.mismatch(value, type, path)
+            }
+        case .bool:
+            guard case .bool = value else { throw self.mismatch(value, type, path) }
+        case .datetime:
+            guard case .string(let text) = value else { throw self.mismatch(value, type, path) }
+            guard Self.isISO8601(text) else {
+                throw self.fail(path, "expected an ISO 8601 timestamp (e.g. 2026-01-31T12:00:00Z), got \"\(text)\"")
+            }
+        case .uuid:
+            guard case .string(let text) = value else { throw self.mismatch(value, type, path) }
+            guard Self.isUUID(text) else { throw self.fail(path, "expected a UUID, got \"\(text)\"") }
+        case .array(let element):
+            guard case .array(let items) = value else { throw self.mismatch(value, type, path) }
+            for (index, item) in items.enumerated() {
+                try self.value(item, type: element, path: "\(path)[\(index)]")
+            }
+        case .named(let name):
+            guard let named = self.catalog.type(named: name) else { throw self.fail(path, "unknown type \(name)") }
+            try self.definition(value, named.definition, path: path)
+        case .inline(let inline):
+            try self.definition(value, inline.definition, path: path)
+        }
+    }
+
+    mutating func definition(_ value: PayloadValue, _ definition: TypeDefinition, path: String) throws(PayloadValidationError) {
+        switch definition {
+        case .object(let fields):
+            try self.object(value, fields: fields, path: path)
+        case .enumeration(let cases):
+            let values = cases.map(\.value)
+            guard case .string(let text) = value, values.contains(text) else {
+                let got: String
+                if case .string(let text) = value { got = "\"\(text)\"" } else { got = value.kind }
+                throw self.fail(path, "expected one of \(values.joined(separator: ", ")), got \(got)")
+            }
+        }
+    }
+
+    func mismatch(_ value: PayloadValue, _ type: FieldType, _ path: String) -> PayloadValidationError {
+        self.fail(path, "expected \(Self.describe(type)), got \(value.kind)")
+    }
+
+    static func describe(_ type: FieldType) -> String {
+        switch type {
+        case .string: "a string"
+        case .int: "an integer"
+        case .double: "a number"
+        case .bool: "a boolean"
+        case .datetime: "an ISO 8601 timestamp string"
+        case .uuid: "a UUID string"
+        case .optional(let wrapped): "\(describe(wrapped)) or null"
+        case .array(let element): "an array of \(describe(element))"
+        case .named(let name): name
+        case .inline(let inline): inline.name
+        }
+    }
+
+    static func isUUID(_ text: String) -> Bool {
+        let bytes = Array(text.utf8)
+        guard bytes.count == 36 else { return false }
+        for (index, byte) in bytes.enumerated() {
+            if [8, 13, 18, 23].contains(index) {
+                guard byte == UInt8(ascii: "-") else { return false }
+            } else {
+                let isHex =
+                    (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(byte)
+                    || (UInt8(ascii: "A")...UInt8(ascii: "F")).contains(byte)
+                guard isHex else { return false }
+            }
+        }
+        return true
+    }
+
+    /// `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`.
+    static func isISO8601(_ text: String) -> Bool {
+        let bytes = Array(text.utf8)
+        func digits(_ range: Range<Int>) -> Bool {
+            range.upperBound <= bytes.count && range.allSatisfy { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[$0]) }
+        }
+        func byte(_ index: Int, _ expected: Character) -> Bool {
+            index < bytes.count && bytes[index] == expected.asciiValue
+        }
+        guard digits(0..<4), byte(4, "-"), digits(5..<7), byte(7, "-"), digits(8..<10), byte(10, "T") || byte(10, "t"),
+            digits(11..<13), byte(13, ":"), digits(14..<16), byte(16, ":"), digits(17..<19)
+        else { return false }
+        var index = 19
+        if byte(index, ".") {
+            index += 1
+            let start = index
+            while index < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[index]) { index += 1 }
+            guard index > start else { return false }
+        }
+        if byte(index, "Z") || byte(index, "z") { return index + 1 == bytes.count }
+        guard byte(index, "+") || byte(index, "-"), digits((index + 1)..<(index + 3)), byte(index + 3, ":"),
+            digits((index + 4)..<(index + 6))
+        else { return false }
+        return index + 6 == bytes.count
+    }
+}

@@ -1,0 +1,128 @@
+import _EventCodegenCore
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// `socket-gateway-codegen`: the shell around `_EventCodegenCore`. Arguments in, files out, diagnostics on
+/// stderr, a non-zero exit code on failure. No dependencies beyond the core, so flags are parsed by hand.
+enum Tool {
+    static let usage = """
+        USAGE: socket-gateway-codegen <command> [options] <events.yaml>
+
+        COMMANDS:
+          generate <events.yaml> --output <file.swift>
+                Generates the Swift payload types and typed emitters (what the build plugin runs).
+                The output is written only when its bytes change.
+          export --format <swift|typescript|asyncapi|asyncapi-json> <events.yaml> [--output <file>]
+                Exports the catalog; without --output it is printed on stdout.
+          check <events.yaml>
+                Validates the catalog and prints its diagnostics.
+
+        Diagnostics are printed as `path:line:col: error: message` on stderr.
+        EXIT CODES: 0 success, 1 catalog errors, 64 wrong usage, 74 a file could not be read or written.
+        """
+
+    struct UsageError: Error {
+        var message: String
+    }
+
+    struct Arguments {
+        var command: String
+        var input: String
+        var output: String?
+        var format: OutputFormat
+    }
+
+    static func parse(_ arguments: [String]) throws(UsageError) -> Arguments {
+        guard let command = arguments.first else { throw UsageError(message: "missing command") }
+        guard ["generate", "export", "check"].contains(command) else {
+            throw UsageError(message: "unknown command '\(command)'")
+        }
+        var input: String?
+        var output: String?
+        var format: OutputFormat = .swift
+        var rest = arguments.dropFirst()[...]
+        while let argument = rest.popFirst() {
+            switch argument {
+            case "--output", "-o":
+                guard let value = rest.popFirst() else { throw UsageError(message: "\(argument) needs a file path") }
+                output = value
+            case "--format":
+                guard command == "export" else { throw UsageError(message: "--format is an option of 'export'") }
+                guard let value = rest.popFirst(), let parsed = OutputFormat(rawValue: value) else {
+                    throw UsageError(
+                        message: "--format needs one of: \(OutputFormat.allCases.map(\.rawValue).joined(separator: ", "))"
+                    )
+                }
+                format = parsed
+            default:
+                if argument.hasPrefix("-") { throw UsageError(message: "unknown option '\(argument)'") }
+                guard input == nil else { throw UsageError(message: "unexpected argument '\(argument)'; give one catalog") }
+                input = argument
+            }
+        }
+        guard let input else { throw UsageError(message: "missing the catalog path (events.yaml)") }
+        if command == "generate", output == nil { throw UsageError(message: "'generate' needs --output <file.swift>") }
+        if command == "check", output != nil { throw UsageError(message: "'check' writes no file") }
+        return Arguments(command: command, input: input, output: output, format: format)
+    }
+
+    static func run(_ arguments: [String]) -> Int32 {
+        if arguments.contains("--help") || arguments.contains("-h") || arguments.first == "help" {
+            print(Self.usage)
+            return 0
+        }
+        let parsed: Arguments
+        do {
+            parsed = try Self.parse(arguments)
+        } catch {
+            Self.printError("error: \(error.message)\n\n\(Self.usage)")
+            return 64
+        }
+        guard let contents = FileIO.read(parsed.input) else {
+            Self.printError("error: cannot read '\(parsed.input)': \(FileIO.lastError())")
+            return 74
+        }
+        let text: String
+        do {
+            let catalog = try GeneratorPipeline.parseCatalog(InputFile(path: parsed.input, contents: contents))
+            if parsed.command == "check" {
+                print("\(parsed.input): catalog \(catalog.name), \(catalog.events.count) events, \(catalog.types.count) types: OK")
+                return 0
+            }
+            text = GeneratorPipeline.render(catalog, as: parsed.format)
+        } catch {
+            Self.printError(error.description)
+            return 1
+        }
+        guard let output = parsed.output else {
+            print(text, terminator: "")
+            return 0
+        }
+        switch FileIO.replaceContents(of: output, with: Array(text.utf8)) {
+        case .unchanged, .written:
+            return 0
+        case .failed(let reason):
+            Self.printError("error: cannot write '\(output)': \(reason)")
+            return 74
+        }
+    }
+
+    static func printError(_ message: String) {
+        var text = message
+        if !text.hasSuffix("\n") { text += "\n" }
+        var bytes = Array(text.utf8)[...]
+        while !bytes.isEmpty {
+            let written = bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+            guard written > 0 else { return }
+            bytes = bytes.dropFirst(written)
+        }
+    }
+}
+
+exit(Tool.run(Array(CommandLine.arguments.dropFirst())))

@@ -1,0 +1,100 @@
+// The server the official Engine.IO and Socket.IO protocol test suites expect on http://localhost:3000:
+// `/engine.io/` echoes every message, `/socket.io/` serves namespaces `/` and `/custom`.
+//
+// Usage: socket-gateway-conformance [--port N] [--host ADDRESS] [--threads N]     (defaults: 127.0.0.1, 3000, 1)
+//
+// One event-loop thread by default, as the single-threaded reference server: the Engine.IO upgrade tests send
+// `2probe`, `5` on the WebSocket and at once a GET on another TCP connection, and expect the server to have
+// handled the frames first. With several loops the two connections may sit on different loops and the order in
+// which the session sees them is not defined (`--threads 2` shows it).
+
+import Foundation
+import Logging
+import ServiceLifecycle
+import SocketGatewayServer
+import UnixSignals
+
+func parseArguments(_ arguments: ArraySlice<String>) -> (host: String, port: Int, threads: Int)? {
+    var host = "127.0.0.1"
+    var port = 3000
+    var threads = 1
+    var remaining = arguments
+    while let argument = remaining.popFirst() {
+        switch argument {
+        case "--port":
+            guard let value = remaining.popFirst(), let parsed = Int(value), (0...65535).contains(parsed) else { return nil }
+            port = parsed
+        case "--host":
+            guard let value = remaining.popFirst() else { return nil }
+            host = value
+        case "--threads":
+            guard let value = remaining.popFirst(), let parsed = Int(value), parsed > 0 else { return nil }
+            threads = parsed
+        default:
+            return nil
+        }
+    }
+    return (host, port, threads)
+}
+
+guard let (host, port, threads) = parseArguments(CommandLine.arguments.dropFirst()) else {
+    print("usage: socket-gateway-conformance [--port N] [--host ADDRESS] [--threads N]")
+    exit(2)
+}
+
+LoggingSystem.bootstrap { label in
+    var handler = StreamLogHandler.standardError(label: label)
+    handler.logLevel = .info
+    return handler
+}
+let logger = Logger(label: "socket-gateway-conformance")
+
+let configuration = SocketServerConfiguration(
+    host: host,
+    port: port,
+    path: "/socket.io/",
+    pingInterval: .milliseconds(300),
+    pingTimeout: .milliseconds(200),
+    maxPayload: 1_000_000,
+    connectTimeout: .milliseconds(1000),
+    cors: .any,
+    eventLoopThreads: threads
+)
+let server = SocketServer(configuration: configuration, logger: logger)
+server.mountEngineIO(
+    path: "/engine.io/",
+    configuration: EngineIOConfiguration(
+        pingInterval: .milliseconds(300),
+        pingTimeout: .milliseconds(200),
+        maxPayload: 1_000_000,
+        cors: .any
+    ),
+    application: EngineIOEchoApplication()
+)
+
+for name in ["/", "/custom"] {
+    let namespace = server.namespace(name)
+    namespace.onConnect { socket in
+        socket.emit("auth", socket.handshake.auth ?? .object([]))
+    }
+    namespace.on("message") { socket, arguments, _ in
+        socket.emit("message-back", arguments: arguments)
+    }
+    namespace.on("message-with-ack") { _, arguments, ack in
+        ack?.send(arguments)
+    }
+}
+
+let group = ServiceGroup(
+    configuration: ServiceGroupConfiguration(
+        services: [.init(service: server)],
+        gracefulShutdownSignals: [.sigterm, .sigint],
+        logger: logger
+    )
+)
+do {
+    try await group.run()
+} catch {
+    logger.critical("socket-gateway-conformance stopped: \(error)", metadata: ["host": "\(host)", "port": "\(port)"])
+    exit(1)
+}

@@ -1,0 +1,128 @@
+import ArgumentParser
+import Logging
+import NIOCore
+import SocketGatewayCore
+import SocketGatewayWorker
+import _EventCodegenCore
+
+/// `socket-gateway emit`: one emit through `WorkerSocketGateway`, as a job would make it.
+struct EmitCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "emit",
+        abstract: "Publish one event to Socket.IO clients through Redis (as a worker does).",
+        discussion: """
+            Exactly one of --user, --room, --broadcast. JSON is the event's one
+            argument; without it the event has no arguments. Prints the outcome and
+            how many servers were subscribed.
+
+            Exit codes: 0 published, 64 bad usage or JSON, 65 refused by --catalog,
+            69 Redis unavailable, 78 no usable Redis URL.
+
+            Examples:
+              socket-gateway emit --user 42 sheet:sync:completed '{"sheet_id":"s1"}'
+              socket-gateway emit --room sheet:s1 --except SID progress '{"p":5}'
+              socket-gateway emit --catalog events.yaml --broadcast EVENT '{...}'
+            """
+    )
+
+    @Option(help: "Emit to the clients authenticated as this user (room user:<ID>).") var user: String?
+    @Option(help: "Emit to the members of this room (a client's sid is a room).") var room: String?
+    @Flag(help: "Emit to every client of the namespace.") var broadcast = false
+    @Option(help: "The Socket.IO namespace.") var namespace = "/"
+    @Option(name: .customLong("except"), help: "A room (or sid) whose members are skipped; repeatable.")
+    var excluding: [String] = []
+    @Option(name: .customLong("redis-url"), help: "Redis URL (env REDIS_URL).") var redisURL: String?
+    @Option(help: "Redis pub/sub channel (env SOCKET_REDIS_CHANNEL, default socketio).") var channel: String?
+    @Option(help: "Seconds to wait for Redis.") var timeout: Double = 2
+    @Option(help: "An events.yaml to check the event and payload against before emitting.") var catalog: String?
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error.") var logLevel = "error"
+    @Argument(help: "The event name.") var event: String
+    @Argument(help: "The event's argument as JSON.") var json: String?
+
+    func validate() throws {
+        let targets = [self.user != nil, self.room != nil, self.broadcast].filter { $0 }.count
+        guard targets == 1 else { throw ValidationError("give exactly one of --user, --room, --broadcast") }
+        guard self.timeout > 0 && self.timeout <= 600 else { throw ValidationError("--timeout must be in (0, 600] seconds") }
+        guard !self.event.isEmpty else { throw ValidationError("the event name is empty") }
+    }
+
+    func run() async throws {
+        bootstrapLogging(level: self.logLevel)
+        var arguments: [JSONValue] = []
+        if let json = self.json {
+            do {
+                arguments = [try JSONValue.parse(ByteBuffer(string: json))]
+            } catch {
+                throw fail("emit", "the payload is not valid JSON: \(error)", ExitCodes.usage)
+            }
+        }
+        if let catalogPath = self.catalog {
+            guard let contents = readFile(catalogPath) else {
+                throw fail("emit", "cannot read '\(catalogPath)': \(lastError())", ExitCodes.fileError)
+            }
+            let catalog: Catalog
+            do {
+                catalog = try GeneratorPipeline.parseCatalog(InputFile(path: catalogPath, contents: contents))
+            } catch {
+                printError(error.description)
+                throw fail("emit", "the catalog '\(catalogPath)' has errors", ExitCodes.catalogErrors)
+            }
+            guard arguments.count == 1 else {
+                throw fail("emit", "refused by the catalog: \(self.event): a payload (JSON) is required", ExitCodes.payloadRefused)
+            }
+            do {
+                try catalog.validate(event: self.event, payload: PayloadValue(arguments[0]), namespace: self.namespace)
+            } catch {
+                throw fail("emit", "refused by the catalog: \(error)", ExitCodes.payloadRefused)
+            }
+        }
+
+        let target: EmitTarget
+        if let user { target = .user(user) } else if let room { target = .room(room) } else { target = .broadcast }
+        let redisURL = self.redisURL ?? environment("REDIS_URL")
+        let channel = self.channel ?? environment("SOCKET_REDIS_CHANNEL") ?? "socketio"
+        let gateway = WorkerSocketGateway(
+            redisURL: redisURL, channel: channel, outboxCapacity: 0,
+            emitTimeout: .milliseconds(Int64(self.timeout * 1000)), logger: Logger(label: "socket-gateway.emit"))
+        let result = await gateway.emit(
+            self.event, arguments: arguments, to: target,
+            options: EmitOptions(namespace: self.namespace, excluding: Set(self.excluding)))
+        await gateway.shutdown(timeout: .seconds(1))
+
+        let targetText: String
+        switch target {
+        case .user(let id): targetText = EmitTarget.userRoom(id)
+        case .room(let name): targetText = name
+        case .rooms(let names): targetText = names.joined(separator: ",")
+        case .broadcast: targetText = "everyone"
+        }
+        switch result.outcome {
+        case .published:
+            printLine(
+                "published \(self.event) to \(targetText) in \(self.namespace) on channel \(channel): "
+                    + "\(result.redisSubscribers ?? 0) subscriber(s)")
+        case .notConfigured:
+            throw fail("emit", "not configured: \(result.reason ?? "no Redis URL") (use --redis-url or REDIS_URL)", ExitCodes.notConfigured)
+        case .failed where !gateway.isConfigured:
+            throw fail("emit", "not configured: invalid Redis URL: \(result.reason ?? "")", ExitCodes.notConfigured)
+        case .failed, .queued, .delivered:
+            throw fail("emit", "Redis unavailable, not published: \(result.reason ?? "\(result.outcome)")", ExitCodes.redisUnavailable)
+        }
+    }
+}
+
+extension PayloadValue {
+    /// The validator's view of a JSON value (binary values count as strings).
+    init(_ value: JSONValue) {
+        switch value {
+        case .null: self = .null
+        case .bool(let flag): self = .bool(flag)
+        case .int(let number): self = .int(number)
+        case .double(let number): self = .double(number)
+        case .string(let text): self = .string(text)
+        case .binary: self = .string("<binary>")
+        case .array(let items): self = .array(items.map(PayloadValue.init))
+        case .object(let pairs): self = .object(pairs.map { (key: $0.key, value: PayloadValue($0.value)) })
+        }
+    }
+}

@@ -1,0 +1,105 @@
+import ArgumentParser
+import Logging
+import ServiceLifecycle
+import SocketGatewayServer
+import UnixSignals
+
+/// `socket-gateway serve`: a Socket.IO server from flags and the environment.
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run a Socket.IO server (clustered through Redis when a Redis URL is given).",
+        discussion: """
+            Clients authenticate with `auth: {token: <HS256 JWT>}` and join the room
+            user:<sub>. Without --token-secret (or SOCKET_TOKEN_SECRET) the server
+            refuses to start unless --allow-anonymous is given; then clients are
+            NOT authenticated. Without a Redis URL the server runs local-only.
+
+            Prints `LISTENING <port>` on stdout once listening. GET /healthz reports
+            the cluster link (200, or 503 while the Redis subscriber is down).
+            Stops gracefully on SIGINT / SIGTERM.
+            """
+    )
+
+    @Option(help: "Address to listen on (env HOST).") var host: String?
+    @Option(help: "Port; 0 picks a free one (env PORT).") var port: Int?
+    @Option(help: "Engine.IO path (env SOCKET_PATH).") var path: String?
+    @Option(name: .customLong("redis-url"), help: "Redis URL shared with workers and other servers (env REDIS_URL).")
+    var redisURL: String?
+    @Option(help: "Redis pub/sub channel (env SOCKET_REDIS_CHANNEL, default socketio).") var channel: String?
+    @Option(
+        name: .customLong("cors-origin"),
+        help: "An origin allowed to use long-polling; repeatable; * allows any (env SOCKET_CORS_ORIGINS).")
+    var corsOrigins: [String] = []
+    @Option(name: .customLong("token-secret"), help: "HS256 secret of client JWTs (env SOCKET_TOKEN_SECRET).")
+    var tokenSecret: String?
+    @Flag(name: .customLong("allow-anonymous"), help: "Start without a token secret: clients are not authenticated.")
+    var allowAnonymous = false
+    @Option(name: .customLong("ping-interval"), help: "Seconds between Engine.IO pings.") var pingInterval: Double?
+    @Option(name: .customLong("ping-timeout"), help: "Seconds a client has to answer a ping.") var pingTimeout: Double?
+    @Option(name: .customLong("namespace"), help: "Accept clients on this namespace too (besides /); repeatable.")
+    var namespaces: [String] = []
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error.") var logLevel = "info"
+
+    func run() async throws {
+        bootstrapLogging(level: self.logLevel)
+        let logger = Logger(label: "socket-gateway")
+        var configuration: SocketServerConfiguration
+        do {
+            configuration = try SocketServerConfiguration(environment: nil)
+        } catch {
+            throw fail("serve", "\(error)", ExitCodes.notConfigured)
+        }
+        if let host { configuration.host = host }
+        if let port {
+            guard (0...65535).contains(port) else { throw fail("serve", "--port must be 0...65535", ExitCodes.usage) }
+            configuration.port = port
+        }
+        if let path {
+            guard path.hasPrefix("/") else { throw fail("serve", "--path must start with /", ExitCodes.usage) }
+            configuration.path = path.hasSuffix("/") ? path : path + "/"
+        }
+        if let redisURL {
+            configuration.redis = redisURL.isEmpty ? nil : SocketServerRedisConfiguration(url: redisURL)
+        }
+        if let channel {
+            configuration.redis?.channel = channel
+        }
+        if !self.corsOrigins.isEmpty { configuration.cors = SocketServerConfiguration.corsPolicy(self.corsOrigins) }
+        if let tokenSecret { configuration.tokenSecret = tokenSecret.isEmpty ? nil : tokenSecret }
+        for (name, value) in [("--ping-interval", self.pingInterval), ("--ping-timeout", self.pingTimeout)] {
+            if let value, !(value > 0 && value < 3600) {
+                throw fail("serve", "\(name) must be between 0 and 3600 seconds", ExitCodes.usage)
+            }
+        }
+        if let pingInterval { configuration.pingInterval = .milliseconds(Int64(pingInterval * 1000)) }
+        if let pingTimeout { configuration.pingTimeout = .milliseconds(Int64(pingTimeout * 1000)) }
+
+        if configuration.tokenSecret == nil {
+            guard self.allowAnonymous else {
+                throw fail(
+                    "serve",
+                    "no token secret: set --token-secret or SOCKET_TOKEN_SECRET, or pass --allow-anonymous to accept unauthenticated clients",
+                    ExitCodes.notConfigured)
+            }
+            logger.warning("no token secret: clients are NOT authenticated (--allow-anonymous); emits to users reach nobody")
+        }
+
+        let server = SocketServer(configuration: configuration, logger: logger)
+        for namespace in self.namespaces {
+            guard namespace.hasPrefix("/") else { throw fail("serve", "--namespace must start with /", ExitCodes.usage) }
+            server.namespace(namespace)
+        }
+        do {
+            try await server.start()
+        } catch {
+            try? await server.shutdown()
+            throw fail("serve", "\(error)", error is SocketServerConfigurationError ? ExitCodes.notConfigured : ExitCode.failure)
+        }
+        printLine("LISTENING \(server.localPort ?? configuration.port)")
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: server)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+    }
+}

@@ -1,0 +1,97 @@
+import ArgumentParser
+import Logging
+import NIOCore
+import SocketGatewayCore
+import SocketGatewayRedis
+
+/// `socket-gateway tail`: prints every message on the cluster channel.
+struct TailCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tail",
+        abstract: "Print every message published on the cluster channel, one line each.",
+        discussion: """
+            Each line: method, event, room, namespace, skip_sid, payload size and
+            the origin host_id, e.g.
+              emit event=progress room=user:42 ns=/ skip=- bytes=187 host=3f2a...
+            --json prints each decoded message as one JSON line instead. Messages
+            not in python-socketio's format are reported on stderr and skipped.
+            Prints `SUBSCRIBED <channel>` on stderr once subscribed. Runs until
+            SIGINT, or until --count messages were printed.
+            """
+    )
+
+    @Option(name: .customLong("redis-url"), help: "Redis URL (env REDIS_URL).") var redisURL: String?
+    @Option(help: "Redis pub/sub channel (env SOCKET_REDIS_CHANNEL, default socketio).") var channel: String?
+    @Flag(help: "Print each message as a JSON line.") var json = false
+    @Option(help: "Exit after this many messages.") var count: Int?
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error.") var logLevel = "warning"
+
+    func validate() throws {
+        if let count, count <= 0 { throw ValidationError("--count must be positive") }
+    }
+
+    func run() async throws {
+        bootstrapLogging(level: self.logLevel)
+        guard let text = self.redisURL ?? environment("REDIS_URL") else {
+            throw fail("tail", "not configured: no Redis URL (use --redis-url or REDIS_URL)", ExitCodes.notConfigured)
+        }
+        let url: RedisURL
+        do {
+            url = try RedisURL(parsing: text)
+        } catch {
+            throw fail("tail", "not configured: \(error)", ExitCodes.notConfigured)
+        }
+        let channel = self.channel ?? environment("SOCKET_REDIS_CHANNEL") ?? "socketio"
+        let (subscriber, messages) = RedisSubscriber.makeStream(
+            url: url, channels: [channel], logger: Logger(label: "socket-gateway.tail"))
+        subscriber.start()
+        let announce = Task {
+            if await subscriber.waitUntilSubscribed(timeout: .seconds(3600)) {
+                printError("SUBSCRIBED \(channel) at \(url.redacted)")
+            }
+        }
+        var printed = 0
+        for await raw in messages {
+            let message: PubSubMessage
+            do {
+                message = try PubSubMessage.decode(raw.payload)
+            } catch {
+                printError("skipped an undecodable message (\(raw.payload.readableBytes) bytes): \(error)")
+                continue
+            }
+            printLine(self.json ? message.jsonValue.jsonString : Self.line(message, size: raw.payload.readableBytes))
+            printed += 1
+            if let count, printed >= count { break }
+        }
+        announce.cancel()
+        await subscriber.shutdown()
+    }
+
+    static func line(_ message: PubSubMessage, size: Int) -> String {
+        func names(_ names: PubSubNames) -> String {
+            switch names {
+            case .none: return "-"
+            case .one(let name): return name
+            case .list(let names): return "[" + names.joined(separator: ",") + "]"
+            }
+        }
+        switch message {
+        case .emit(let emit):
+            var line = "emit event=\(emit.event) room=\(names(emit.room)) ns=\(emit.namespace) skip=\(names(emit.skipSid))"
+            line += " bytes=\(size)"
+            if emit.isBinary { line += " binary" }
+            if let callback = emit.callback { line += " callback=\(callback.id)" }
+            return line + " host=\(emit.hostID)"
+        case .enterRoom(let sid, let room, let namespace, let hostID):
+            return "enter_room sid=\(sid) room=\(room) ns=\(namespace) bytes=\(size) host=\(hostID)"
+        case .leaveRoom(let sid, let room, let namespace, let hostID):
+            return "leave_room sid=\(sid) room=\(room) ns=\(namespace) bytes=\(size) host=\(hostID)"
+        case .closeRoom(let room, let namespace, let hostID):
+            return "close_room room=\(room) ns=\(namespace) bytes=\(size) host=\(hostID)"
+        case .disconnect(let sid, let namespace, let hostID):
+            return "disconnect sid=\(sid) ns=\(namespace) bytes=\(size) host=\(hostID)"
+        case .callback(let hostID, let sid, let namespace, let id, _):
+            return "callback sid=\(sid) id=\(id) ns=\(namespace) bytes=\(size) to=\(hostID)"
+        }
+    }
+}

@@ -1,0 +1,29 @@
+// swift-tools-version: 6.1
+// A package that uses SocketGateway the way an application does: it depends on the package by path, applies
+// SocketGatewayEventsPlugin to its own events target, and calls the generated typed emitters.
+// Built and run by tools/test-consumer; never by the main package.
+import PackageDescription
+
+let package = Package(
+    name: "ConsumerPackage",
+    platforms: [.macOS(.v14)],
+    dependencies: [
+        .package(name: "SocketGateway", path: "../..")
+    ],
+    targets: [
+        // The application's events module: its events.yaml plus the plugin; depends on the core only.
+        .target(
+            name: "ConsumerEvents",
+            dependencies: [.product(name: "SocketGatewayCore", package: "SocketGateway")],
+            plugins: [.plugin(name: "SocketGatewayEventsPlugin", package: "SocketGateway")]
+        ),
+        // Calls the generated emitters against a recording SocketEmitter and checks the JSON sent.
+        .executableTarget(
+            name: "consumer-check",
+            dependencies: [
+                "ConsumerEvents",
+                .product(name: "SocketGatewayCore", package: "SocketGateway"),
+            ]
+        ),
+    ]
+)

@@ -1,0 +1,420 @@
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import SocketGatewayEngineIO
+import Testing
+
+/// Records what the server told the application; echoes like EngineIOEchoApplication, and answers the text
+/// `fanout` with an EngineIOOutboundMessage carrying one attachment.
+final class RecordingEchoApplication: EngineIOApplication {
+    let closes = NIOLockedValueBox<[EngineIOCloseReason]>([])
+    let opened = NIOLockedValueBox(0)
+
+    func sessionOpened(_ session: EngineIOSession) {
+        self.opened.withLockedValue { $0 += 1 }
+    }
+
+    func session(_ session: EngineIOSession, didReceive message: EngineIOMessage) {
+        switch message {
+        case .text(let payload) where String(buffer: payload) == "fanout":
+            session.send(EngineIOOutboundMessage(textPayload: ByteBuffer(string: "fan"), attachments: [ByteBuffer(bytes: [7, 8, 9])]))
+        case .text(let payload):
+            session.sendMessage(payload)
+        case .binary(let bytes):
+            session.sendBinary(bytes)
+        }
+    }
+
+    func sessionClosed(_ session: EngineIOSession, reason: EngineIOCloseReason) {
+        self.closes.withLockedValue { $0.append(reason) }
+    }
+
+    /// The close reasons, once at least one session has closed (the client may see its socket close a moment
+    /// before the session's event loop reports it). Bounded: gives up after 200 short polls.
+    func closeReasons() async throws -> [EngineIOCloseReason] {
+        for _ in 0..<200 where self.closes.withLockedValue({ $0.isEmpty }) {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        return self.closes.withLockedValue { $0 }
+    }
+}
+
+/// Serves a fixed page, standing in for static files.
+struct FixedPageResponder: HTTPFallbackResponder {
+    func respond(to head: HTTPRequestHead, body: ByteBuffer) async -> HTTPFallbackResponse {
+        guard head.uri == "/" else { return HTTPFallbackResponse(status: .notFound) }
+        return HTTPFallbackResponse(
+            status: .ok,
+            headers: HTTPHeaders([("Content-Type", "text/html")]),
+            body: ByteBuffer(string: "<h1>hi</h1>")
+        )
+    }
+}
+
+struct HandshakeInfo: Decodable {
+    var sid: String
+    var upgrades: [String]
+    var pingInterval: Int
+    var pingTimeout: Int
+    var maxPayload: Int
+}
+
+@Suite struct EngineIOServerTests {
+    static let path = "/engine.io/?EIO=4&transport=polling"
+
+    /// Starts a server on an ephemeral port with the recording echo app at /engine.io/.
+    func withServer(
+        configuration: EngineIOConfiguration = EngineIOConfiguration(
+            pingInterval: .milliseconds(300),
+            pingTimeout: .milliseconds(200),
+            cors: .any
+        ),
+        _ body: (Int, RecordingEchoApplication) async throws -> Void
+    ) async throws {
+        let application = RecordingEchoApplication()
+        let server = EngineIOServer(
+            host: "127.0.0.1",
+            port: 0,
+            eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
+            logger: Logger(label: "test")
+        )
+        server.mount(path: "/engine.io/", configuration: configuration, application: application)
+        try await server.start()
+        let port = try #require(server.localPort)
+        do {
+            try await body(port, application)
+        } catch {
+            try await server.shutdown()
+            throw error
+        }
+        try await server.shutdown()
+    }
+
+    func handshake(_ response: RawTestConnection.Response) throws -> HandshakeInfo {
+        let text = response.text
+        #expect(text.hasPrefix("0"))
+        return try JSONDecoder().decode(HandshakeInfo.self, from: Data(text.dropFirst().utf8))
+    }
+
+    @Test func pollingHandshakeAndEcho() async throws {
+        try await self.withServer { port, _ in
+            try await RawTestConnection.with(port: port) { connection in
+                let open = try await connection.request("GET", Self.path)
+                #expect(open.status == 200)
+                #expect(open.header("Access-Control-Allow-Origin") == "*")
+                let info = try self.handshake(open)
+                #expect(info.upgrades == ["websocket"])
+                #expect(info.pingInterval == 300)
+                #expect(info.pingTimeout == 200)
+                #expect(info.maxPayload == 1_000_000)
+                #expect(info.sid.count == 22)
+                let target = "\(Self.path)&sid=\(info.sid)"
+                let post = try await connection.request("POST", target, body: "4test1\u{1e}4test2\u{1e}bAQIDBA==")
+                #expect(post.status == 200)
+                #expect(post.text == "ok")
+                let poll = try await connection.request("GET", target)
+                #expect(poll.text == "4test1\u{1e}4test2\u{1e}bAQIDBA==")
+            }
+        }
+    }
+
+    @Test func badRequestsGetEngineIOErrors() async throws {
+        try await self.withServer { port, _ in
+            try await RawTestConnection.with(port: port) { connection in
+                let noEIO = try await connection.request("GET", "/engine.io/?transport=polling")
+                #expect(noEIO.status == 400)
+                #expect(noEIO.text == "{\"code\":5,\"message\":\"Unsupported protocol version\"}")
+                let noTransport = try await connection.request("GET", "/engine.io/?EIO=4")
+                #expect(noTransport.status == 400)
+                #expect(noTransport.text == "{\"code\":0,\"message\":\"Transport unknown\"}")
+                let badTransport = try await connection.request("GET", "/engine.io/?EIO=4&transport=abc")
+                #expect(badTransport.text == "{\"code\":0,\"message\":\"Transport unknown\"}")
+                let post = try await connection.request("POST", Self.path, body: "4x")
+                #expect(post.status == 400)
+                #expect(post.text == "{\"code\":2,\"message\":\"Bad handshake method\"}")
+                let unknown = try await connection.request("GET", "\(Self.path)&sid=nope")
+                #expect(unknown.status == 400)
+                #expect(unknown.text == "{\"code\":1,\"message\":\"Session ID unknown\"}")
+                let other = try await connection.request("GET", "/elsewhere")
+                #expect(other.status == 404)
+            }
+        }
+    }
+
+    @Test func invalidPostClosesTheSession() async throws {
+        try await self.withServer { port, application in
+            try await RawTestConnection.with(port: port) { connection in
+                let info = try self.handshake(try await connection.request("GET", Self.path))
+                let target = "\(Self.path)&sid=\(info.sid)"
+                #expect(try await connection.request("POST", target, body: "abc").status == 400)
+                #expect(try await connection.request("GET", target).status == 400)
+            }
+            #expect(try await application.closeReasons() == [.parseError])
+        }
+    }
+
+    @Test func duplicateGetClosesTheSession() async throws {
+        try await self.withServer(configuration: EngineIOConfiguration(pingInterval: .seconds(60))) { port, application in
+            try await RawTestConnection.with(port: port) { first in
+                let info = try self.handshake(try await first.request("GET", Self.path))
+                let target = "\(Self.path)&sid=\(info.sid)"
+                try await first.sendRequest("GET", target)
+                try await Task.sleep(for: .milliseconds(50))
+                // Make sure the first GET is parked before the second arrives: a POST round trip orders them.
+                try await RawTestConnection.with(port: port) { other in
+                    #expect(try await other.request("POST", target, body: "6").text == "ok")
+                    let second = try await other.request("GET", target)
+                    #expect(second.status == 400)
+                }
+                let pending = try await first.readResponse()
+                #expect(pending.status == 200)
+                #expect(pending.text == "1")
+                #expect(try await first.request("GET", target).status == 400)
+            }
+            #expect(try await application.closeReasons() == [.transportError])
+        }
+    }
+
+    @Test func clientCloseEndsPendingGetWithNoop() async throws {
+        try await self.withServer(configuration: EngineIOConfiguration(pingInterval: .seconds(60))) { port, application in
+            try await RawTestConnection.with(port: port) { first in
+                let info = try self.handshake(try await first.request("GET", Self.path))
+                let target = "\(Self.path)&sid=\(info.sid)"
+                try await RawTestConnection.with(port: port) { other in
+                    // Park a GET on `other`, then close from `first`.
+                    try await other.sendRequest("GET", target)
+                    try await Task.sleep(for: .milliseconds(50))
+                    #expect(try await first.request("POST", target, body: "6").text == "ok")
+                    #expect(try await first.request("POST", target, body: "1").text == "ok")
+                    #expect(try await other.readResponse().text == "6")
+                }
+            }
+            #expect(try await application.closeReasons() == [.clientClose])
+        }
+    }
+
+    @Test func getRacingTheClientCloseGetsNoopOnce() async throws {
+        try await self.withServer(configuration: EngineIOConfiguration(pingInterval: .seconds(60))) { port, application in
+            try await RawTestConnection.with(port: port) { connection in
+                let info = try self.handshake(try await connection.request("GET", Self.path))
+                let target = "\(Self.path)&sid=\(info.sid)"
+                #expect(try await connection.request("POST", target, body: "1").text == "ok")
+                // The GET the client had in flight when it closed ends cleanly; after that the sid is gone.
+                #expect(try await connection.request("GET", target).text == "6")
+                #expect(try await connection.request("GET", target).status == 400)
+            }
+            #expect(try await application.closeReasons() == [.clientClose])
+        }
+    }
+
+    @Test func pollingHeartbeatAndTimeout() async throws {
+        try await self.withServer { port, application in
+            try await RawTestConnection.with(port: port) { connection in
+                let info = try self.handshake(try await connection.request("GET", Self.path))
+                let target = "\(Self.path)&sid=\(info.sid)"
+                for _ in 0..<2 {
+                    #expect(try await connection.request("GET", target).text == "2")
+                    #expect(try await connection.request("POST", target, body: "3").text == "ok")
+                }
+                // Stop answering: the parked GET gets the next ping, then the timer closes the session.
+                #expect(try await connection.request("GET", target).text == "2")
+                let last = try await connection.request("GET", target)
+                #expect(last.text == "1")
+            }
+            #expect(try await application.closeReasons() == [.pingTimeout])
+        }
+    }
+
+    @Test func webSocketSessionEchoesAndClosesOnInvalidPacket() async throws {
+        try await self.withServer { port, application in
+            try await RawTestConnection.with(port: port) { connection in
+                #expect(try await connection.upgradeToWebSocket("/engine.io/?EIO=4&transport=websocket").status == 101)
+                let open = try #require(try await connection.readText())
+                let info = try JSONDecoder().decode(HandshakeInfo.self, from: Data(open.dropFirst().utf8))
+                #expect(info.upgrades == [])
+                try await connection.sendText("4hello")
+                #expect(try await connection.readText() == "4hello")
+                try await connection.sendFrame(opcode: 0x2, payload: ByteBuffer(bytes: [1, 2, 3, 4]))
+                let binary = try #require(try await connection.readFrame())
+                #expect(binary.opcode == 0x2)
+                #expect(binary.payload == ByteBuffer(bytes: [1, 2, 3, 4]))
+                try await connection.sendText("4fanout")
+                #expect(try await connection.readText() == "4fan")
+                let attachment = try #require(try await connection.readFrame())
+                #expect(attachment.opcode == 0x2 && attachment.payload == ByteBuffer(bytes: [7, 8, 9]))
+                try await connection.sendText("abc")
+                var sawClose = false
+                while let frame = try await connection.readFrame() {
+                    if frame.opcode == 0x8 { sawClose = true }
+                }
+                #expect(sawClose)
+            }
+            #expect(try await application.closeReasons() == [.parseError])
+        }
+    }
+
+    @Test func webSocketRejectsBadQuery() async throws {
+        try await self.withServer { port, _ in
+            try await RawTestConnection.with(port: port) { connection in
+                let response = try await connection.upgradeToWebSocket("/engine.io/?transport=websocket")
+                #expect(response.status == 400)
+            }
+            try await RawTestConnection.with(port: port) { connection in
+                let response = try await connection.upgradeToWebSocket("/engine.io/?EIO=4&transport=websocket&sid=unknown")
+                #expect(response.status == 400)
+            }
+        }
+    }
+
+    @Test func upgradeFromPolling() async throws {
+        try await self.withServer(configuration: EngineIOConfiguration(pingInterval: .seconds(60))) { port, application in
+            try await RawTestConnection.with(port: port) { polling in
+                let info = try self.handshake(try await polling.request("GET", Self.path))
+                let target = "\(Self.path)&sid=\(info.sid)"
+                #expect(try await polling.request("POST", target, body: "4before").text == "ok")
+                try await RawTestConnection.with(port: port) { ws in
+                    #expect(try await ws.upgradeToWebSocket("/engine.io/?EIO=4&transport=websocket&sid=\(info.sid)").status == 101)
+                    try await ws.sendText("2probe")
+                    #expect(try await ws.readText() == "3probe")
+                    #expect(try await polling.request("GET", target).text == "6")
+                    try await ws.sendText("5")
+                    // The echo of "before" was buffered for polling and moves over to the WebSocket.
+                    #expect(try await ws.readText() == "4before")
+                    try await ws.sendText("4hello")
+                    #expect(try await ws.readText() == "4hello")
+                    #expect(try await polling.request("GET", target).status == 400)
+                    // A second WebSocket with the same sid completes its handshake, then is closed.
+                    try await RawTestConnection.with(port: port) { second in
+                        let response = try await second.upgradeToWebSocket("/engine.io/?EIO=4&transport=websocket&sid=\(info.sid)")
+                        #expect(response.status == 101)
+                        let closed = try await second.waitForClose()
+                        #expect(closed)
+                    }
+                    try await ws.sendText("4still")
+                    #expect(try await ws.readText() == "4still")
+                }
+            }
+            // Closing the upgraded WebSocket ends the session.
+            #expect(try await application.closeReasons() == [.transportClose])
+        }
+    }
+
+    @Test func corsPolicies() async throws {
+        let configuration = EngineIOConfiguration(cors: .origins(["https://app.example"]))
+        try await self.withServer(configuration: configuration) { port, _ in
+            try await RawTestConnection.with(port: port) { connection in
+                let allowed = try await connection.request("GET", Self.path, headers: [("Origin", "https://app.example")])
+                #expect(allowed.header("Access-Control-Allow-Origin") == "https://app.example")
+                #expect(allowed.header("Access-Control-Allow-Credentials") == "true")
+                #expect(allowed.header("Vary") == "Origin")
+                let refused = try await connection.request("GET", Self.path, headers: [("Origin", "https://evil.example")])
+                #expect(refused.header("Access-Control-Allow-Origin") == nil)
+                let preflight = try await connection.request(
+                    "OPTIONS",
+                    Self.path,
+                    headers: [("Origin", "https://app.example"), ("Access-Control-Request-Headers", "content-type")]
+                )
+                #expect(preflight.status == 204)
+                #expect(preflight.header("Access-Control-Allow-Methods") == "GET, POST, OPTIONS")
+                #expect(preflight.header("Access-Control-Allow-Headers") == "content-type")
+            }
+        }
+        try await self.withServer(configuration: EngineIOConfiguration()) { port, _ in
+            try await RawTestConnection.with(port: port) { connection in
+                let response = try await connection.request("GET", Self.path, headers: [("Origin", "https://app.example")])
+                #expect(response.status == 200)
+                #expect(response.header("Access-Control-Allow-Origin") == nil)
+            }
+        }
+    }
+
+    @Test func oversizedPostGets413AndClosesTheSession() async throws {
+        try await self.withServer(configuration: EngineIOConfiguration(maxPayload: 10)) { port, application in
+            var sid = ""
+            try await RawTestConnection.with(port: port) { connection in
+                sid = try self.handshake(try await connection.request("GET", Self.path)).sid
+                let response = try await connection.request("POST", "\(Self.path)&sid=\(sid)", body: "4" + String(repeating: "x", count: 20))
+                #expect(response.status == 413)
+            }
+            try await RawTestConnection.with(port: port) { connection in
+                let response = try await connection.request("GET", "\(Self.path)&sid=\(sid)")
+                #expect(response.status == 400)
+            }
+            #expect(try await application.closeReasons() == [.payloadTooLarge])
+        }
+    }
+
+    @Test func slowPollingClientIsDropped() async throws {
+        try await self.withServer(configuration: EngineIOConfiguration(pingInterval: .seconds(60), maxBufferedBytesPerSession: 64)) {
+            port,
+            application in
+            try await RawTestConnection.with(port: port) { connection in
+                let sid = try self.handshake(try await connection.request("GET", Self.path)).sid
+                let target = "\(Self.path)&sid=\(sid)"
+                // Each echo is buffered (no GET is waiting) until the limit is passed.
+                let body = Array(repeating: "4" + String(repeating: "y", count: 30), count: 3).joined(separator: "\u{1e}")
+                #expect(try await connection.request("POST", target, body: body).text == "ok")
+                #expect(try await connection.request("GET", target).status == 400)
+            }
+            #expect(try await application.closeReasons() == [.slowClient])
+        }
+    }
+
+    @Test func slowWebSocketClientIsDropped() async throws {
+        try await self.withServer(configuration: EngineIOConfiguration(maxBufferedBytesPerSession: 200)) { port, application in
+            try await RawTestConnection.with(port: port) { connection in
+                #expect(try await connection.upgradeToWebSocket("/engine.io/?EIO=4&transport=websocket").status == 101)
+                _ = try await connection.readText()
+                // The echo alone is more than the session may have waiting for the socket.
+                try await connection.sendText("4" + String(repeating: "z", count: 300))
+                var sawClose = false
+                while let frame = try await connection.readFrame() {
+                    if frame.opcode == 0x8 { sawClose = true }
+                }
+                #expect(sawClose)
+            }
+            #expect(try await application.closeReasons() == [.slowClient])
+        }
+    }
+
+    @Test func fallbackServesOtherPaths() async throws {
+        let server = EngineIOServer(
+            host: "127.0.0.1",
+            port: 0,
+            eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
+            logger: Logger(label: "test"),
+            fallback: FixedPageResponder()
+        )
+        server.mount(path: "/engine.io/", configuration: EngineIOConfiguration(), application: RecordingEchoApplication())
+        try await server.start()
+        let port = try #require(server.localPort)
+        try await RawTestConnection.with(port: port) { connection in
+            let page = try await connection.request("GET", "/")
+            #expect(page.status == 200)
+            #expect(page.text == "<h1>hi</h1>")
+            #expect(page.header("Content-Type") == "text/html")
+            #expect(try await connection.request("GET", "/missing").status == 404)
+            // Engine.IO still answers on the same connection.
+            #expect(try await connection.request("GET", Self.path).text.hasPrefix("0{"))
+        }
+        try await server.shutdown()
+    }
+
+    @Test func shutdownClosesSessions() async throws {
+        let application = RecordingEchoApplication()
+        let server = EngineIOServer(host: "127.0.0.1", port: 0, eventLoopGroup: MultiThreadedEventLoopGroup.singleton, logger: Logger(label: "test"))
+        server.mount(path: "/engine.io", configuration: EngineIOConfiguration(), application: application)
+        try await server.start()
+        let port = try #require(server.localPort)
+        try await RawTestConnection.with(port: port) { connection in
+            #expect(try await connection.upgradeToWebSocket("/engine.io/?EIO=4&transport=websocket").status == 101)
+            _ = try await connection.readText()
+            try await server.shutdown()
+            #expect(try await connection.waitForClose())
+        }
+        #expect(try await application.closeReasons() == [.forcedServerShutdown])
+    }
+}

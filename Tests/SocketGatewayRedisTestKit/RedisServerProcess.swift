@@ -1,0 +1,230 @@
+import Foundation
+public import SocketGatewayRedis
+
+/// A real `redis-server` on a free loopback port, for integration tests.
+///
+/// Started with `--save '' --appendonly no` in a private temporary directory; stopped by PID (SIGTERM), and
+/// restartable on the same port so a test can take Redis away mid-stream and bring it back.
+public final class RedisServerProcess: @unchecked Sendable {
+    /// Why the fixture could not run Redis.
+    public struct FixtureError: Error, CustomStringConvertible {
+        /// What went wrong and what to do.
+        public var description: String
+    }
+
+    /// The loopback port Redis listens on.
+    public let port: Int
+    private let executable: String
+    private let directory: URL
+    private let extraArguments: [String]
+    private let lock = NSLock()
+    private var processID: pid_t?
+
+    /// `redis://127.0.0.1:<port>/0`.
+    public var urlString: String { "redis://127.0.0.1:\(self.port)/0" }
+    /// The parsed URL.
+    public var url: RedisURL { RedisURL(endpoint: .tcp(host: "127.0.0.1", port: self.port)) }
+    /// The PID of the running server, if it runs.
+    public var pid: Int32? { self.lock.withLock { self.processID } }
+
+    private init(port: Int, executable: String, directory: URL, extraArguments: [String]) {
+        self.port = port
+        self.executable = executable
+        self.directory = directory
+        self.extraArguments = extraArguments
+    }
+
+    deinit {
+        if let pid = self.processID {
+            kill(pid, SIGKILL)
+            var status: Int32 = 0
+            _ = waitpid(pid, &status, 0)
+        }
+        try? FileManager.default.removeItem(at: self.directory)
+    }
+
+    /// Starts a fresh redis-server on a free port (bounded retries if the port is taken between choosing and
+    /// binding).
+    /// - Parameter extraArguments: More `redis-server` options, e.g. `["--requirepass", "secret"]`.
+    /// - Throws: `FixtureError` when redis-server is not installed or does not come up.
+    public static func start(extraArguments: [String] = []) async throws -> RedisServerProcess {
+        guard let executable = Self.findExecutable("redis-server") else {
+            throw FixtureError(
+                description:
+                    "redis-server is not installed or not on PATH; these tests need a real Redis. Install it "
+                    + "(Debian/Ubuntu: apt-get install redis-server; macOS: brew install redis) and run the tests again.")
+        }
+        var lastError: (any Error)?
+        for _ in 0..<5 {
+            let port = try Self.freeLoopbackPort()
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+                "socketgateway-redis-\(port)-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            let server = RedisServerProcess(
+                port: port, executable: executable, directory: directory, extraArguments: extraArguments)
+            do {
+                try await server.launch()
+                return server
+            } catch {
+                lastError = error
+            }
+        }
+        throw lastError ?? FixtureError(description: "redis-server did not start")
+    }
+
+    /// Starts the server again on the same port after `stop()`.
+    /// - Parameter tcp: `false` starts it on its unix socket only (`--port 0`), so that clients using the unix
+    ///   socket can reconnect before TCP clients; `enableTCP()` then opens the port.
+    public func restart(tcp: Bool = true) async throws {
+        try await self.launch(tcp: tcp)
+    }
+
+    /// Opens the TCP port on a server restarted with `tcp: false` (`CONFIG SET port`).
+    public func enableTCP() throws {
+        let reply = try self.cli(["CONFIG", "SET", "port", String(self.port)])
+        guard reply == "OK" else { throw FixtureError(description: "CONFIG SET port failed: \(reply)") }
+    }
+
+    /// The server's unix socket.
+    public var unixSocketPath: String { self.directory.appendingPathComponent("redis.sock").path }
+    /// `unix://<socket>`.
+    public var unixURL: RedisURL { RedisURL(endpoint: .unixSocket(path: self.unixSocketPath)) }
+
+    /// Stops the server with SIGTERM (by PID) and waits for it to exit (bounded: 10 s, then SIGKILL).
+    public func stop() async {
+        let pid = self.lock.withLock { () -> pid_t? in
+            defer { self.processID = nil }
+            return self.processID
+        }
+        guard let pid else { return }
+        kill(pid, SIGTERM)
+        if await Self.reap(pid, attempts: 400) { return }
+        kill(pid, SIGKILL)
+        _ = await Self.reap(pid, attempts: 400)
+    }
+
+    /// Polls `waitpid(WNOHANG)` every 25 ms, at most `attempts` times; true once the process has exited.
+    private static func reap(_ pid: pid_t, attempts: Int) async -> Bool {
+        for _ in 0..<attempts {
+            var status: Int32 = 0
+            let result = waitpid(pid, &status, WNOHANG)
+            if result == pid || (result == -1 && errno == ECHILD) { return true }
+            try? await Task.sleep(for: .milliseconds(25))
+        }
+        return false
+    }
+
+    /// The password given with `--requirepass`, if any.
+    public var password: String? {
+        guard let index = self.extraArguments.firstIndex(of: "--requirepass"), index + 1 < self.extraArguments.count
+        else { return nil }
+        return self.extraArguments[index + 1]
+    }
+
+    /// Runs `redis-cli` against this server and returns its output.
+    @discardableResult
+    public func cli(_ arguments: [String]) throws -> String {
+        guard let executable = Self.findExecutable("redis-cli") else {
+            throw FixtureError(description: "redis-cli is not installed (it comes with the redis-server package)")
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        var options = ["-s", self.unixSocketPath]
+        if let password = self.password { options += ["-a", password, "--no-auth-warning"] }
+        process.arguments = options + arguments
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    private func launch(tcp: Bool = true) async throws {
+        let arguments =
+            [
+                self.executable, "--port", tcp ? String(self.port) : "0", "--bind", "127.0.0.1", "--save", "",
+                "--appendonly", "no", "--dir", self.directory.path, "--daemonize", "no", "--protected-mode", "yes",
+                "--unixsocket", self.unixSocketPath, "--unixsocketperm", "700",
+            ] + self.extraArguments
+        let logPath = self.directory.appendingPathComponent("redis.log").path
+        let pid = try Self.spawn(arguments, logPath: logPath)
+        self.lock.withLock { self.processID = pid }
+        // Wait (bounded: 100 × 50 ms) until it answers PING.
+        for _ in 0..<100 {
+            var status: Int32 = 0
+            if waitpid(pid, &status, WNOHANG) == pid { break }
+            if let reply = try? self.cli(["PING"]), reply == "PONG" { return }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        let text = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+        kill(pid, SIGKILL)
+        _ = await Self.reap(pid, attempts: 200)
+        self.lock.withLock { self.processID = nil }
+        throw FixtureError(
+            description: "redis-server on port \(self.port) did not answer PING within 5 s; its log:\n\(text.suffix(2000))")
+    }
+
+    /// Starts `arguments[0]` with an empty signal mask and default signal handlers (a test process blocks
+    /// signals in its threads, and a child would inherit that, ignoring SIGTERM), output to `logPath`.
+    private static func spawn(_ arguments: [String], logPath: String) throws -> pid_t {
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        var all = sigset_t()
+        sigfillset(&all)
+        sigdelset(&all, SIGKILL)
+        sigdelset(&all, SIGSTOP)
+        posix_spawnattr_setsigdefault(&attributes, &all)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, logPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+        defer { for pointer in argv { free(pointer) } }
+        var pid: pid_t = 0
+        let result = posix_spawn(&pid, arguments[0], &actions, &attributes, &argv, environ)
+        guard result == 0 else {
+            throw FixtureError(description: "cannot start \(arguments[0]): posix_spawn error \(result)")
+        }
+        return pid
+    }
+
+    private static func findExecutable(_ name: String) -> String? {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
+        let directories = path.split(separator: ":").map(String.init) + ["/usr/local/bin", "/usr/bin", "/usr/sbin", "/bin"]
+        for directory in directories where !directory.isEmpty {
+            let candidate = directory + "/" + name
+            if access(candidate, X_OK) == 0 { return candidate }
+        }
+        return nil
+    }
+
+    /// Binds 127.0.0.1:0, reads the port the kernel chose, and closes the socket.
+    private static func freeLoopbackPort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw FixtureError(description: "socket() failed: errno \(errno)") }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = 0
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0 else { throw FixtureError(description: "bind() failed: errno \(errno)") }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let named = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        guard named == 0 else { throw FixtureError(description: "getsockname() failed: errno \(errno)") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+}

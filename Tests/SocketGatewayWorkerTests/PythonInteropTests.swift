@@ -1,0 +1,173 @@
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import SocketGatewayCore
+import SocketGatewayRedisTestKit
+import SocketGatewayWorker
+import Testing
+
+/// A real python-socketio server (AsyncServer + AsyncRedisManager) with a real python-socketio client in it;
+/// the client prints every event it receives as one JSON line.
+private let pythonPeer = #"""
+import asyncio, base64, json, sys
+import redis.asyncio as aioredis
+import socketio
+from aiohttp import web
+
+def plain(value):
+    if isinstance(value, bytes):
+        return {"$bytes": base64.b64encode(value).decode()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    return value
+
+async def main():
+    url, channel = sys.argv[1], sys.argv[2]
+    sio = socketio.AsyncServer(client_manager=socketio.AsyncRedisManager(url, channel=channel), async_mode="aiohttp")
+    app = web.Application()
+    sio.attach(app)
+
+    @sio.event
+    async def connect(sid, environ, auth):
+        await sio.enter_room(sid, "room1")
+
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    client = socketio.AsyncClient()
+
+    @client.on("*")
+    async def any_event(event, *args):
+        print(json.dumps({"event": event, "args": plain(list(args))}), flush=True)
+
+    await client.connect(f"http://127.0.0.1:{port}")
+    probe = aioredis.Redis.from_url(url)
+    for _ in range(200):
+        counts = await probe.pubsub_numsub(channel)
+        if counts and counts[0][1] >= 1:
+            break
+        await asyncio.sleep(0.05)
+    print(json.dumps({"ready": client.get_sid()}), flush=True)
+    await asyncio.sleep(60)
+
+asyncio.run(main())
+"""#
+
+@Suite(.serialized) struct PythonInteropTests {
+    /// The first Python that can import python-socketio, aiohttp and redis: `$SOCKETGATEWAY_PYTHON`, the project's
+    /// `.venv/bin/python` (made by tools/test), or `/tmp/pyvenv/bin/python`. Returns the path, or what went wrong.
+    static func python() -> Result<String, PeerMissing> {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let candidates: [String?] = [
+            ProcessInfo.processInfo.environment["SOCKETGATEWAY_PYTHON"], root.appendingPathComponent(".venv/bin/python").path,
+            "/tmp/pyvenv/bin/python",
+        ]
+        var problems: [String] = []
+        for candidate in candidates.compactMap({ $0 }) where FileManager.default.isExecutableFile(atPath: candidate) {
+            let probe = Process()
+            probe.executableURL = URL(fileURLWithPath: candidate)
+            probe.arguments = ["-c", "import socketio, aiohttp, redis"]
+            let errors = Pipe()
+            probe.standardError = errors
+            probe.standardOutput = FileHandle.nullDevice
+            guard (try? probe.run()) != nil else { continue }
+            let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            probe.waitUntilExit()
+            if probe.terminationStatus == 0 { return .success(candidate) }
+            problems.append("\(candidate): \(text.split(separator: "\n").last ?? "")")
+        }
+        return .failure(
+            PeerMissing(
+                description: "no Python that can import socketio, aiohttp and redis ("
+                    + (problems.isEmpty ? "none found" : problems.joined(separator: "; "))
+                    + "); run tools/test (it builds .venv from Tests/Interop/requirements.txt, which must list redis), "
+                    + "or set SOCKETGATEWAY_PYTHON to a Python with python-socketio, aiohttp and redis installed"))
+    }
+
+    struct PeerMissing: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    @Test func aPythonSocketIOServerDeliversWorkerEmitsToItsClient() async throws {
+        let python = try Self.python().get()
+        let redis = try await RedisServerProcess.start()
+        let script = FileManager.default.temporaryDirectory.appendingPathComponent("socketgateway-peer-\(UUID()).py")
+        try pythonPeer.write(to: script, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: script) }
+
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: python)
+        process.arguments = [script.path, redis.urlString, "events"]
+        let output = Pipe()
+        let errors = Pipe()
+        process.standardOutput = output
+        process.standardError = errors
+        let lines = NIOLockedValueBox<[String]>([])
+        let pending = NIOLockedValueBox<String>("")
+        output.fileHandleForReading.readabilityHandler = { handle in
+            let text = String(decoding: handle.availableData, as: UTF8.self)
+            pending.withLockedValue { buffer in
+                buffer += text
+                while let newline = buffer.firstIndex(of: "\n") {
+                    let line = String(buffer[..<newline])
+                    buffer.removeSubrange(...newline)
+                    lines.withLockedValue { $0.append(line) }
+                }
+            }
+        }
+        try process.run()
+        defer {
+            output.fileHandleForReading.readabilityHandler = nil
+            // SIGKILL: a child of the test process inherits its blocked signals, so SIGTERM may never arrive.
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+            process.waitUntilExit()
+        }
+
+        func waitForLines(_ count: Int) async -> Bool {
+            for _ in 0..<600 {
+                if lines.withLockedValue({ $0.count }) >= count { return true }
+                if !process.isRunning { return false }
+                try? await Task.sleep(for: .milliseconds(25))
+            }
+            return false
+        }
+        guard await waitForLines(1) else {
+            let stderr = String(decoding: errors.fileHandleForReading.availableData, as: UTF8.self)
+            Issue.record("the python-socketio peer did not start: \(stderr.suffix(2000))")
+            return
+        }
+        let ready = try JSONValue.parse(lines.withLockedValue { $0[0] })
+        guard let clientSID = ready["ready"]?.stringValue else {
+            Issue.record("unexpected first line: \(ready)")
+            return
+        }
+
+        let worker = WorkerSocketGateway(redisURL: redis.urlString, channel: "events", logger: Logger(label: "test"))
+        #expect(await worker.emitToRoom("room1", event: "greeting", data: ["text": "héllo ✓ 😀", "n": 1.5]).outcome == .published)
+        #expect(
+            await worker.emitToRoom("room1", event: "skipped", data: 0, excluding: [clientSID]).outcome == .published)
+        #expect(
+            await worker.emit(
+                "blob", arguments: [.binary(ByteBuffer(bytes: [0, 1, 254, 255])), ["nested": .binary(ByteBuffer(string: "xyz"))]],
+                to: .room(clientSID), options: .init()
+            ).outcome == .published)
+        #expect(await worker.broadcast(event: "done", data: nil).outcome == .published)
+        #expect(await waitForLines(4))
+        let received = lines.withLockedValue { Array($0.dropFirst()) }.map { try? JSONValue.parse($0) }
+        #expect(
+            received == [
+                ["event": "greeting", "args": [["text": "héllo ✓ 😀", "n": 1.5]]],
+                ["event": "blob", "args": [["$bytes": "AAH+/w=="], ["nested": ["$bytes": "eHl6"]]]],
+                // python-socketio unwraps a one-element `data` list, and an emit of None has no arguments.
+                ["event": "done", "args": []],
+            ])
+        await worker.shutdown()
+        await redis.stop()
+    }
+}
