@@ -188,6 +188,30 @@ let package = Package(
             path: "Tests/GeneratedEventsFixture",
             plugins: ["SocketGatewayEventsPlugin"]
         ),
+        // The demo's event catalog: the top-level events.yaml (symlinked), compiled by SocketGatewayEventsPlugin.
+        .target(
+            name: "SheetSyncEvents",
+            dependencies: ["SocketGatewayCore"],
+            plugins: ["SocketGatewayEventsPlugin"]
+        ),
+        // The main-job demo run by tools/demo: `server` (page, token + job API, Socket.IO) and `worker` (sheet syncs).
+        .executableTarget(
+            name: "sheet-sync-demo",
+            dependencies: [
+                "SheetSyncEvents",
+                "SocketGatewayServer",
+                "SocketGatewayWorker",
+                "SocketGatewayRedis",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            resources: [.copy("Public")]
+        ),
         .testTarget(
             name: "EventCodegenTests",
             dependencies: ["_EventCodegenCore", "GeneratedEventsFixture", "SocketGatewayCore"],

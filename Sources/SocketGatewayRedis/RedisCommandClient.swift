@@ -69,7 +69,12 @@ public final class RedisCommandClient: @unchecked Sendable {
     ///   - connectTimeout: How long a TCP or unix-socket connect may take.
     ///   - eventLoop: The loop that owns the connection; `nil` picks one of NIO's shared loops.
     ///   - logger: Where connection changes are logged (the URL is logged redacted).
-    public init(url: RedisURL, connectTimeout: Duration = .seconds(2), eventLoop: (any EventLoop)? = nil, logger: Logger) {
+    public init(
+        url: RedisURL,
+        connectTimeout: Duration = .seconds(2),
+        eventLoop: (any EventLoop)? = nil,
+        logger: Logger
+    ) {
         self.url = url
         self.connectTimeout = connectTimeout
         self.eventLoop = eventLoop ?? MultiThreadedEventLoopGroup.singleton.next()
@@ -97,7 +102,12 @@ public final class RedisCommandClient: @unchecked Sendable {
         } catch let error as RedisError {
             throw error
         } catch {
-            throw self.error(.commandFailed, "\(pending.name) failed: \(error)", command: pending.name, underlying: error)
+            throw self.error(
+                .commandFailed,
+                "\(pending.name) failed: \(error)",
+                command: pending.name,
+                underlying: error
+            )
         }
     }
 
@@ -126,7 +136,10 @@ public final class RedisCommandClient: @unchecked Sendable {
         pending.timeoutTask = self.eventLoop.scheduleTask(in: TimeAmount(timeout)) { [self] in
             guard !pending.done else { return }
             let error = self.error(
-                .timeout, "no reply to \(pending.name) within \(timeout); closing the connection", command: pending.name)
+                .timeout,
+                "no reply to \(pending.name) within \(timeout); closing the connection",
+                command: pending.name
+            )
             pending.complete(.failure(error))
             self.closeCurrentChannel(reason: error)
         }
@@ -148,8 +161,11 @@ public final class RedisCommandClient: @unchecked Sendable {
         self.generation &+= 1
         let generation = self.generation
         RedisConnector.connect(
-            url: self.url, eventLoop: self.eventLoop, connectTimeout: TimeAmount(self.connectTimeout),
-            delegate: self, generation: generation
+            url: self.url,
+            eventLoop: self.eventLoop,
+            connectTimeout: TimeAmount(self.connectTimeout),
+            delegate: self,
+            generation: generation
         ).whenComplete { result in
             guard generation == self.generation, case .connecting = self.state else {
                 if case .success(let channel) = result { channel.close(promise: nil) }
@@ -171,8 +187,10 @@ public final class RedisCommandClient: @unchecked Sendable {
             case .failure(let error):
                 self.state = .idle
                 let reason = self.error(
-                    .connectionFailed, "cannot connect to Redis: \(error); is redis-server running there?",
-                    underlying: error)
+                    .connectionFailed,
+                    "cannot connect to Redis: \(error); is redis-server running there?",
+                    underlying: error
+                )
                 self.logger.warning("Redis connect failed", metadata: ["error": "\(reason)"])
                 let waiting = self.waiting
                 self.waiting = []
@@ -207,9 +225,18 @@ public final class RedisCommandClient: @unchecked Sendable {
     }
 
     private func error(
-        _ code: RedisError.Code, _ message: String, command: String? = nil, underlying: (any Error)? = nil
+        _ code: RedisError.Code,
+        _ message: String,
+        command: String? = nil,
+        underlying: (any Error)? = nil
     ) -> RedisError {
-        RedisError(code: code, message: message, redactedURL: self.url.redacted, command: command, underlying: underlying)
+        RedisError(
+            code: code,
+            message: message,
+            redactedURL: self.url.redacted,
+            command: command,
+            underlying: underlying
+        )
     }
 }
 
@@ -217,7 +244,9 @@ extension RedisCommandClient: RedisConnectionDelegate {
     func connection(_ generation: UInt64, received value: RESPValue) {
         guard generation == self.generation else { return }
         guard let entry = self.inFlight.popFirst() else {
-            self.closeCurrentChannel(reason: self.error(.protocolError, "Redis sent a reply nobody asked for: \(value)"))
+            self.closeCurrentChannel(
+                reason: self.error(.protocolError, "Redis sent a reply nobody asked for: \(value)")
+            )
             return
         }
         switch entry {
@@ -231,7 +260,14 @@ extension RedisCommandClient: RedisConnectionDelegate {
         case .command(let pending):
             if case .error(let message) = value {
                 pending.complete(
-                    .failure(self.error(.commandFailed, "Redis answered \(pending.name) with an error: \(message)", command: pending.name)))
+                    .failure(
+                        self.error(
+                            .commandFailed,
+                            "Redis answered \(pending.name) with an error: \(message)",
+                            command: pending.name
+                        )
+                    )
+                )
             } else {
                 pending.complete(.success(value))
             }

@@ -22,12 +22,16 @@ public struct RedisPublisherConfiguration: Sendable {
     public var maxQueued: Int
     /// Reconnect backoff after a failed connect.
     public var backoff: ReconnectBackoff
+    /// After a reconnect, how long the outbox waits (polling `PUBSUB NUMSUB`) for the channel to have as many
+    /// subscribers as the last PUBLISH reached before the outage, so that servers reconnecting at the same time
+    /// do not miss what was held. Then it is sent anyway. `.zero` sends at once.
+    public var outboxSubscriberWait: Duration
 
     /// Creates a configuration.
     public init(
         channel: String = "socketio", connectTimeout: Duration = .seconds(2), replyTimeout: Duration = .seconds(5),
         maxInFlight: Int = 10_000, outboxCapacity: Int = 0, maxQueued: Int = 100_000,
-        backoff: ReconnectBackoff = ReconnectBackoff()
+        backoff: ReconnectBackoff = ReconnectBackoff(), outboxSubscriberWait: Duration = .seconds(10)
     ) {
         precondition(maxInFlight > 0 && maxQueued > 0 && outboxCapacity >= 0)
         self.channel = channel
@@ -37,6 +41,7 @@ public struct RedisPublisherConfiguration: Sendable {
         self.outboxCapacity = outboxCapacity
         self.maxQueued = maxQueued
         self.backoff = backoff
+        self.outboxSubscriberWait = outboxSubscriberWait
     }
 }
 
@@ -98,6 +103,8 @@ public final class RedisPublisher: @unchecked Sendable {
     private enum InFlightKind {
         case handshake(RedisConnector.HandshakeStep)
         case publish(Request)
+        /// `PUBSUB NUMSUB channel`, sent while the outbox waits for subscribers after a reconnect.
+        case subscriberCount
     }
 
     private struct InFlight {
@@ -116,6 +123,10 @@ public final class RedisPublisher: @unchecked Sendable {
     private var closeReason: RedisError?
     private var everConnected = false
     private var drainWaiters: [(deadline: NIODeadline, promise: EventLoopPromise<Void>)] = []
+    /// Subscribers the last PUBLISH reached.
+    private var lastSubscribers = 0
+    /// Set while the outbox is held after a reconnect, waiting for subscribers to come back (until this time).
+    private var holdingOutboxUntil: NIODeadline?
     private let status = NIOLockedValueBox(RedisPublisherStatus(connected: false, droppedFromOutbox: 0, reconnects: 0))
 
     private let publishedCounter: Counter
@@ -199,6 +210,11 @@ public final class RedisPublisher: @unchecked Sendable {
                 return
             }
             self.drainWaiters.append((deadline, promise))
+            if self.holdingOutboxUntil != nil {
+                // Shutting down: send what is held now rather than wait for subscribers.
+                self.holdingOutboxUntil = nil
+                self.drainQueue()
+            }
             if self.queue.isEmpty && self.inFlight.isEmpty || deadline <= .now() {
                 self.finishDrains(force: true)
             } else {
@@ -303,7 +319,7 @@ public final class RedisPublisher: @unchecked Sendable {
     }
 
     private func drainQueue() {
-        guard case .ready(let channel) = self.state else { return }
+        guard case .ready(let channel) = self.state, self.holdingOutboxUntil == nil else { return }
         while self.inFlight.count < self.configuration.maxInFlight, let request = self.queue.popFirst() {
             self.write(request, on: channel)
         }
@@ -360,7 +376,48 @@ public final class RedisPublisher: @unchecked Sendable {
         self.connectedGauge.record(1)
         self.logger.info(
             reconnected ? "reconnected to Redis" : "connected to Redis", metadata: ["redis.queued": "\(self.queue.count)"])
+        if reconnected, self.isOutboxMode, !self.queue.isEmpty, self.lastSubscribers > 0,
+            self.configuration.outboxSubscriberWait > .zero, self.drainWaiters.isEmpty
+        {
+            self.holdingOutboxUntil = .now() + TimeAmount(self.configuration.outboxSubscriberWait)
+            self.askSubscriberCount(on: channel)
+            return
+        }
         self.drainQueue()
+    }
+
+    /// Sends `PUBSUB NUMSUB channel` (the outbox is held until enough subscribers are back).
+    private func askSubscriberCount(on channel: any Channel) {
+        self.inFlight.append(InFlight(kind: .subscriberCount, sentAt: .now()))
+        if self.outbound == nil { self.outbound = channel.allocator.buffer(capacity: 64) }
+        RESPCommand.write(["PUBSUB", "NUMSUB", self.configuration.channel], into: &self.outbound!)
+        self.scheduleFlush()
+    }
+
+    /// A `PUBSUB NUMSUB` reply while the outbox is held: release it, or ask again shortly.
+    private func subscriberCountArrived(_ value: RESPValue) {
+        guard let until = self.holdingOutboxUntil, case .ready = self.state else { return }
+        var count = 0
+        if case .array(let items) = value, items.count == 2, case .integer(let number) = items[1] {
+            count = Int(number)
+        }
+        let expired = NIODeadline.now() >= until || !self.drainWaiters.isEmpty
+        if count >= self.lastSubscribers || expired {
+            if count < self.lastSubscribers {
+                self.logger.warning(
+                    "sending the outbox with fewer subscribers than before the outage",
+                    metadata: ["redis.subscribers": "\(count)", "redis.subscribers_before": "\(self.lastSubscribers)"])
+            }
+            self.holdingOutboxUntil = nil
+            self.drainQueue()
+            return
+        }
+        let generation = self.generation
+        self.eventLoop.scheduleTask(in: .milliseconds(25)) {
+            guard generation == self.generation, self.holdingOutboxUntil != nil, case .ready(let channel) = self.state
+            else { return }
+            self.askSubscriberCount(on: channel)
+        }
     }
 
     private func connectFailed(_ error: RedisError) {
@@ -403,6 +460,7 @@ public final class RedisPublisher: @unchecked Sendable {
     }
 
     private func markDisconnected() {
+        self.holdingOutboxUntil = nil
         self.status.withLockedValue { $0.connected = false }
         self.connectedGauge.record(0)
     }
@@ -552,6 +610,7 @@ extension RedisPublisher: RedisConnectionDelegate {
             switch value {
             case .integer(let subscribers):
                 self.publishedCounter.increment()
+                self.lastSubscribers = Int(subscribers)
                 request.completion?(.published(subscribers: Int(subscribers)))
             case .error(let message):
                 self.failedCounter.increment()
@@ -561,6 +620,8 @@ extension RedisPublisher: RedisConnectionDelegate {
                 request.completion?(.failed(self.error(.protocolError, "unexpected reply to PUBLISH: \(value)")))
             }
             self.drainQueue()
+        case .subscriberCount:
+            self.subscriberCountArrived(value)
         }
     }
 

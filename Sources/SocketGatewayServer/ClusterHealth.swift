@@ -32,8 +32,14 @@ public struct ClusterHealth: Sendable, Hashable {
 
     /// Creates a health report.
     public init(
-        mode: Mode, hostID: String? = nil, redisConnected: Bool? = nil, lastMessageAge: Duration? = nil,
-        reconnects: Int = 0, lastError: String? = nil, publisherConnected: Bool? = nil, droppedFromOutbox: Int = 0
+        mode: Mode,
+        hostID: String? = nil,
+        redisConnected: Bool? = nil,
+        lastMessageAge: Duration? = nil,
+        reconnects: Int = 0,
+        lastError: String? = nil,
+        publisherConnected: Bool? = nil,
+        droppedFromOutbox: Int = 0
     ) {
         self.mode = mode
         self.hostID = hostID
@@ -65,10 +71,11 @@ public struct ClusterHealth: Sendable, Hashable {
             pairs.append(("mode", "redis"))
             pairs.append(("channel", .string(channel)))
             pairs.append(("host_id", self.hostID.map { .string($0) } ?? .null))
-            let age: JSONValue = self.lastMessageAge.map { age in
-                let (seconds, attoseconds) = age.components
-                return .double(Double(seconds) + Double(attoseconds) / 1e18)
-            } ?? .null
+            let age: JSONValue =
+                self.lastMessageAge.map { age in
+                    let (seconds, attoseconds) = age.components
+                    return .double(Double(seconds) + Double(attoseconds) / 1e18)
+                } ?? .null
             pairs.append(
                 (
                     "redis",
@@ -80,7 +87,8 @@ public struct ClusterHealth: Sendable, Hashable {
                         ("dropped_from_outbox", .int(Int64(self.droppedFromOutbox))),
                         ("last_error", self.lastError.map { .string($0) } ?? .null),
                     ])
-                ))
+                )
+            )
         }
         return .object(pairs)
     }
@@ -103,24 +111,33 @@ public struct HealthCheckResponder: HTTPFallbackResponder {
     ///   - next: Answers every other request; `nil` answers 404.
     ///   - health: Reads the current health.
     public init(
-        path: String = "/healthz", next: (any HTTPFallbackResponder)?, health: @escaping @Sendable () -> ClusterHealth
+        path: String = "/healthz",
+        next: (any HTTPFallbackResponder)?,
+        health: @escaping @Sendable () -> ClusterHealth
     ) {
         self.path = path
         self.next = next
         self.health = health
     }
 
+    /// Answers `/healthz`, or hands the request to `next`.
     public func respond(to head: HTTPRequestHead, body: ByteBuffer) async -> HTTPFallbackResponse {
-        let path = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
+        let path =
+            head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
         guard path == self.path else {
             if let next = self.next { return await next.respond(to: head, body: body) }
             return HTTPFallbackResponse(
-                status: .notFound, headers: ["Content-Type": "text/plain; charset=utf-8"], body: ByteBuffer(string: "Not Found\n"))
+                status: .notFound,
+                headers: ["Content-Type": "text/plain; charset=utf-8"],
+                body: ByteBuffer(string: "Not Found\n")
+            )
         }
         guard head.method == .GET || head.method == .HEAD else {
             return HTTPFallbackResponse(
-                status: .methodNotAllowed, headers: ["Allow": "GET, HEAD", "Content-Type": "text/plain; charset=utf-8"],
-                body: ByteBuffer(string: "Method Not Allowed\n"))
+                status: .methodNotAllowed,
+                headers: ["Allow": "GET, HEAD", "Content-Type": "text/plain; charset=utf-8"],
+                body: ByteBuffer(string: "Method Not Allowed\n")
+            )
         }
         let health = self.health()
         var body = ByteBuffer()
@@ -129,6 +146,7 @@ public struct HealthCheckResponder: HTTPFallbackResponder {
         return HTTPFallbackResponse(
             status: health.isHealthy ? .ok : .serviceUnavailable,
             headers: ["Content-Type": "application/json", "Cache-Control": "no-store"],
-            body: head.method == .HEAD ? ByteBuffer() : body)
+            body: head.method == .HEAD ? ByteBuffer() : body
+        )
     }
 }

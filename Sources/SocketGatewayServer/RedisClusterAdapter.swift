@@ -33,28 +33,45 @@ final class RedisClusterAdapter: ClusterAdapter {
     /// Creates the adapter; nothing connects until `start(gateway:)`.
     /// - Throws: `RedisError` when the URL cannot be parsed.
     init(
-        configuration: SocketServerRedisConfiguration, remoteAckTimeout: Duration = .seconds(60), logger: Logger
+        configuration: SocketServerRedisConfiguration,
+        remoteAckTimeout: Duration = .seconds(60),
+        logger: Logger
     ) throws(RedisError) {
         let url = try RedisURL(parsing: configuration.url)
         self.configuration = configuration
         self.remoteAckTimeout = remoteAckTimeout
-        let (inbox, continuation) = AsyncStream.makeStream(of: PubSubMessage.self, bufferingPolicy: .bufferingNewest(100_000))
+        let (inbox, continuation) = AsyncStream.makeStream(
+            of: PubSubMessage.self,
+            bufferingPolicy: .bufferingNewest(100_000)
+        )
         self.inbox = inbox
         self.inboxContinuation = continuation
         // Reconnect quickly: deliveries resume within about a second of Redis coming back.
         let backoff = ReconnectBackoff(initial: .milliseconds(100), maximum: .seconds(1))
         let publisherConfiguration = RedisPublisherConfiguration(
-            channel: configuration.channel, connectTimeout: .seconds(1), replyTimeout: .seconds(5),
-            outboxCapacity: configuration.outboxCapacity, backoff: backoff)
+            channel: configuration.channel,
+            connectTimeout: .seconds(1),
+            replyTimeout: .seconds(5),
+            outboxCapacity: configuration.outboxCapacity,
+            backoff: backoff
+        )
         let subscriberConfiguration = RedisSubscriberConfiguration(
-            connectTimeout: .seconds(1), backoff: backoff, pingInterval: .seconds(1), pingTimeout: .seconds(1))
+            connectTimeout: .seconds(1),
+            backoff: backoff,
+            pingInterval: .seconds(1),
+            pingTimeout: .seconds(1)
+        )
         var logger = logger
         let hostID = PubSubHostID.generate()
         logger[metadataKey: "socketgateway.host_id"] = "\(hostID)"
         self.logger = logger
         self.channel = SocketIOPubSubChannel(
-            url: url, channel: configuration.channel, hostID: hostID, publisherConfiguration: publisherConfiguration,
-            subscriberConfiguration: subscriberConfiguration, logger: logger
+            url: url,
+            channel: configuration.channel,
+            hostID: hostID,
+            publisherConfiguration: publisherConfiguration,
+            subscriberConfiguration: subscriberConfiguration,
+            logger: logger
         ) { message in
             continuation.yield(message)
         }
@@ -68,9 +85,15 @@ final class RedisClusterAdapter: ClusterAdapter {
         let subscriber = self.channel.health
         let publisher = self.channel.publisher.currentStatus
         return ClusterHealth(
-            mode: .redis(channel: self.channel.channel), hostID: self.channel.hostID, redisConnected: subscriber.connected,
-            lastMessageAge: subscriber.lastMessageAge, reconnects: subscriber.reconnects, lastError: subscriber.lastError,
-            publisherConnected: publisher.connected, droppedFromOutbox: publisher.droppedFromOutbox)
+            mode: .redis(channel: self.channel.channel),
+            hostID: self.channel.hostID,
+            redisConnected: subscriber.connected,
+            lastMessageAge: subscriber.lastMessageAge,
+            reconnects: subscriber.reconnects,
+            lastError: subscriber.lastError,
+            publisherConnected: publisher.connected,
+            droppedFromOutbox: publisher.droppedFromOutbox
+        )
     }
 
     func start(gateway: SocketGateway) {
@@ -106,9 +129,19 @@ final class RedisClusterAdapter: ClusterAdapter {
     // MARK: Publishing this server's operations
 
     func emitted(
-        _ event: String, arguments: [JSONValue], to target: EmitTarget, options: EmitOptions, local: EmitResult
+        _ event: String,
+        arguments: [JSONValue],
+        to target: EmitTarget,
+        options: EmitOptions,
+        local: EmitResult
     ) async -> EmitResult {
-        let message = PubSubMessage.emit(event, arguments: arguments, to: target, options: options, hostID: self.channel.hostID)
+        let message = PubSubMessage.emit(
+            event,
+            arguments: arguments,
+            to: target,
+            options: options,
+            hostID: self.channel.hostID
+        )
         return await self.publish(message, localDeliveries: local.localDeliveries, what: "emit \(event)")
     }
 
@@ -133,7 +166,11 @@ final class RedisClusterAdapter: ClusterAdapter {
     }
 
     func emitWithAck(
-        _ event: String, arguments: [JSONValue], sid: String, namespace: String, timeout: Duration
+        _ event: String,
+        arguments: [JSONValue],
+        sid: String,
+        namespace: String,
+        timeout: Duration
     ) async throws -> [JSONValue]? {
         let id = self.state.withLockedValue { state -> Int64 in
             defer { state.nextAckID &+= 1 }
@@ -141,10 +178,17 @@ final class RedisClusterAdapter: ClusterAdapter {
         }
         let message = PubSubMessage.emit(
             PubSubEmit(
-                event: event, arguments: arguments, namespace: namespace, room: .one(sid),
-                callback: PubSubCallback(room: .one(sid), namespace: namespace, id: id), hostID: self.channel.hostID))
+                event: event,
+                arguments: arguments,
+                namespace: namespace,
+                room: .one(sid),
+                callback: PubSubCallback(room: .one(sid), namespace: namespace, id: id),
+                hostID: self.channel.hostID
+            )
+        )
         let eventLoop = self.channel.publisher.eventLoop
-        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<[JSONValue], any Error>) in
+        return try await withCheckedThrowingContinuation {
+            (continuation: CheckedContinuation<[JSONValue], any Error>) in
             self.state.withLockedValue { $0.waiters[id] = continuation }
             eventLoop.scheduleTask(in: TimeAmount(timeout)) {
                 let waiter = self.state.withLockedValue { $0.waiters.removeValue(forKey: id) }
@@ -154,7 +198,9 @@ final class RedisClusterAdapter: ClusterAdapter {
                 if case .failed(let error) = progress {
                     self.logger.warning("emit with ack not published", metadata: ["error": "\(error)"])
                     let waiter = self.state.withLockedValue { $0.waiters.removeValue(forKey: id) }
-                    waiter?.resume(throwing: SocketAckError(code: .notConnected, event: event, sid: sid, namespace: namespace))
+                    waiter?.resume(
+                        throwing: SocketAckError(code: .notConnected, event: event, sid: sid, namespace: namespace)
+                    )
                 }
             }
         }
@@ -176,16 +222,27 @@ final class RedisClusterAdapter: ClusterAdapter {
             return EmitResult(outcome: .published, localDeliveries: localDeliveries, redisSubscribers: subscribers)
         case .progress(.queued(let reason)):
             return EmitResult(
-                outcome: .queued, localDeliveries: localDeliveries, reason: "Redis unreachable, held in the outbox: \(reason)")
+                outcome: .queued,
+                localDeliveries: localDeliveries,
+                reason: "Redis unreachable, held in the outbox: \(reason)"
+            )
         case .progress(.failed(let error)):
             self.logger.warning("\(what) not published to the cluster", metadata: ["error": "\(error)"])
             return EmitResult(outcome: .failed, localDeliveries: localDeliveries, reason: error.description)
         case .timedOut:
             let reason = "Redis did not answer within \(self.configuration.publishTimeout)"
             if self.configuration.outboxCapacity > 0 {
-                return EmitResult(outcome: .queued, localDeliveries: localDeliveries, reason: reason + "; the message stays queued")
+                return EmitResult(
+                    outcome: .queued,
+                    localDeliveries: localDeliveries,
+                    reason: reason + "; the message stays queued"
+                )
             }
-            return EmitResult(outcome: .failed, localDeliveries: localDeliveries, reason: reason + "; it may still be published")
+            return EmitResult(
+                outcome: .failed,
+                localDeliveries: localDeliveries,
+                reason: reason + "; it may still be published"
+            )
         }
     }
 
@@ -197,10 +254,26 @@ final class RedisClusterAdapter: ClusterAdapter {
             let rooms: [String]? = emit.room == .none ? nil : emit.room.names
             let excluding = Set(emit.skipSid.names)
             if let callback = emit.callback {
-                await self.deliverWithCallback(emit, callback: callback, rooms: rooms, excluding: excluding, gateway: gateway)
+                await self.deliverWithCallback(
+                    emit,
+                    callback: callback,
+                    rooms: rooms,
+                    excluding: excluding,
+                    gateway: gateway
+                )
             } else {
-                let packet = SocketIOWire.event(namespace: emit.namespace, event: emit.event, arguments: emit.arguments, ackID: nil)
-                let deliveries = await gateway.deliver(packet, namespace: emit.namespace, rooms: rooms, excluding: excluding)
+                let packet = SocketIOWire.event(
+                    namespace: emit.namespace,
+                    event: emit.event,
+                    arguments: emit.arguments,
+                    ackID: nil
+                )
+                let deliveries = await gateway.deliver(
+                    packet,
+                    namespace: emit.namespace,
+                    rooms: rooms,
+                    excluding: excluding
+                )
                 gateway.metrics.deliveries.increment(by: Int64(deliveries))
             }
         case .enterRoom(let sid, let room, let namespace, _):
@@ -223,7 +296,9 @@ final class RedisClusterAdapter: ClusterAdapter {
             let waiter = self.state.withLockedValue { $0.waiters.removeValue(forKey: id) }
             guard let waiter else {
                 self.logger.debug(
-                    "callback for an unknown or expired ack", metadata: ["sid": "\(sid)", "namespace": "\(namespace)", "id": "\(id)"])
+                    "callback for an unknown or expired ack",
+                    metadata: ["sid": "\(sid)", "namespace": "\(namespace)", "id": "\(id)"]
+                )
                 return
             }
             waiter.resume(returning: arguments)
@@ -233,23 +308,37 @@ final class RedisClusterAdapter: ClusterAdapter {
     /// A remote server emitted with a callback: each recipient here gets the event with an ack id, and its ack
     /// is published back to the emitting host as a `callback` message (python-socketio's `_return_callback`).
     private func deliverWithCallback(
-        _ emit: PubSubEmit, callback: PubSubCallback, rooms: [String]?, excluding: Set<String>, gateway: SocketGateway
+        _ emit: PubSubEmit,
+        callback: PubSubCallback,
+        rooms: [String]?,
+        excluding: Set<String>,
+        gateway: SocketGateway
     ) async {
         var recipients: [SocketConnection] = []
         for shard in gateway.shards.all {
-            recipients += await shard.run { $0.recipients(namespace: emit.namespace, rooms: rooms, excluding: excluding) } ?? []
+            recipients +=
+                await shard.run { $0.recipients(namespace: emit.namespace, rooms: rooms, excluding: excluding) } ?? []
         }
         let callbackSid = callback.room.names.first ?? ""
         let timeout = self.remoteAckTimeout
         for connection in recipients {
             Task {
                 do {
-                    let answer = try await connection.emitWithAck(emit.event, arguments: emit.arguments, timeout: timeout)
+                    let answer = try await connection.emitWithAck(
+                        emit.event,
+                        arguments: emit.arguments,
+                        timeout: timeout
+                    )
                     self.channel.publish(
                         .callback(
-                            hostID: emit.hostID, sid: callbackSid, namespace: callback.namespace, id: callback.id,
-                            arguments: answer),
-                        completion: nil)
+                            hostID: emit.hostID,
+                            sid: callbackSid,
+                            namespace: callback.namespace,
+                            id: callback.id,
+                            arguments: answer
+                        ),
+                        completion: nil
+                    )
                 } catch {
                     self.logger.debug("no ack for a remote emit", metadata: ["error": "\(error)"])
                 }

@@ -21,7 +21,12 @@ public struct SocketServerRedisConfiguration: Sendable, Hashable {
     public var outboxCapacity: Int
 
     /// Creates a Redis setting.
-    public init(url: String, channel: String = "socketio", publishTimeout: Duration = .seconds(2), outboxCapacity: Int = 1000) {
+    public init(
+        url: String,
+        channel: String = "socketio",
+        publishTimeout: Duration = .seconds(2),
+        outboxCapacity: Int = 1000
+    ) {
         self.url = url
         self.channel = channel
         self.publishTimeout = publishTimeout
@@ -42,6 +47,7 @@ public struct SocketServerConfigurationError: Error, Sendable, Hashable, CustomS
         self.message = message
     }
 
+    /// `VARIABLE: message`.
     public var description: String { "\(self.variable): \(self.message)" }
 }
 
@@ -84,18 +90,27 @@ extension SocketServerConfiguration {
         if let host = read(EnvironmentKey.host) { self.host = host }
         if let text = read(EnvironmentKey.port) {
             guard let port = Int(text), (0...65535).contains(port) else {
-                throw SocketServerConfigurationError(variable: EnvironmentKey.port, message: "must be 0...65535, got '\(text)'")
+                throw SocketServerConfigurationError(
+                    variable: EnvironmentKey.port,
+                    message: "must be 0...65535, got '\(text)'"
+                )
             }
             self.port = port
         }
         if let path = read(EnvironmentKey.path) {
             guard path.hasPrefix("/") else {
-                throw SocketServerConfigurationError(variable: EnvironmentKey.path, message: "must start with '/', got '\(path)'")
+                throw SocketServerConfigurationError(
+                    variable: EnvironmentKey.path,
+                    message: "must start with '/', got '\(path)'"
+                )
             }
             self.path = path.hasSuffix("/") ? path : path + "/"
         }
         if let url = read(EnvironmentKey.redisURL) {
-            self.redis = SocketServerRedisConfiguration(url: url, channel: read(EnvironmentKey.redisChannel) ?? "socketio")
+            self.redis = SocketServerRedisConfiguration(
+                url: url,
+                channel: read(EnvironmentKey.redisChannel) ?? "socketio"
+            )
         }
         self.tokenSecret = read(EnvironmentKey.tokenSecret)
         if let origins = read(EnvironmentKey.corsOrigins) {

@@ -15,6 +15,7 @@ public indirect enum PayloadValue: Sendable, Hashable {
     /// An object, keys in order.
     case object([(key: String, value: PayloadValue)])
 
+    /// Structural equality (object keys compared in order).
     public static func == (lhs: PayloadValue, rhs: PayloadValue) -> Bool {
         switch (lhs, rhs) {
         case (.null, .null): return true
@@ -29,6 +30,7 @@ public indirect enum PayloadValue: Sendable, Hashable {
         }
     }
 
+    /// Hashes the structure.
     public func hash(into hasher: inout Hasher) {
         switch self {
         case .null: hasher.combine(0)
@@ -74,6 +76,7 @@ public struct PayloadValidationError: Error, Sendable, Hashable, CustomStringCon
         self.message = message
     }
 
+    /// `event: path: message`.
     public var description: String {
         self.path.isEmpty ? "\(self.event): \(self.message)" : "\(self.event): \(self.path): \(self.message)"
     }
@@ -87,14 +90,25 @@ extension Catalog {
     ///   - payload: The event's one argument.
     ///   - namespace: The namespace it is emitted in; `nil` skips that check.
     /// - Throws: The first ``PayloadValidationError`` found.
-    public func validate(event eventName: String, payload: PayloadValue, namespace: String? = nil) throws(PayloadValidationError) {
+    public func validate(
+        event eventName: String,
+        payload: PayloadValue,
+        namespace: String? = nil
+    ) throws(PayloadValidationError) {
         guard let event = self.events.first(where: { $0.name == eventName }) else {
             let known = self.events.map(\.name).joined(separator: ", ")
-            throw PayloadValidationError(event: eventName, path: "", message: "not in catalog \(self.name) (known: \(known))")
+            throw PayloadValidationError(
+                event: eventName,
+                path: "",
+                message: "not in catalog \(self.name) (known: \(known))"
+            )
         }
         if let namespace, namespace != event.namespace {
             throw PayloadValidationError(
-                event: eventName, path: "", message: "belongs to namespace \(event.namespace), not \(namespace)")
+                event: eventName,
+                path: "",
+                message: "belongs to namespace \(event.namespace), not \(namespace)"
+            )
         }
         var validator = PayloadValidator(catalog: self, event: eventName)
         try validator.object(payload, fields: event.payload, path: "$")
@@ -116,7 +130,10 @@ private struct PayloadValidator {
         }
         let known = Set(fields.map(\.wireName))
         if let unknown = pairs.first(where: { !known.contains($0.key) }) {
-            throw self.fail(path, "unknown field '\(unknown.key)' (expected: \(fields.map(\.wireName).joined(separator: ", ")))")
+            throw self.fail(
+                path,
+                "unknown field '\(unknown.key)' (expected: \(fields.map(\.wireName).joined(separator: ", ")))"
+            )
         }
         for field in fields {
             let fieldPath = "\(path).\(field.wireName)"
@@ -172,7 +189,11 @@ private struct PayloadValidator {
         }
     }
 
-    mutating func definition(_ value: PayloadValue, _ definition: TypeDefinition, path: String) throws(PayloadValidationError) {
+    mutating func definition(
+        _ value: PayloadValue,
+        _ definition: TypeDefinition,
+        path: String
+    ) throws(PayloadValidationError) {
         switch definition {
         case .object(let fields):
             try self.object(value, fields: fields, path: path)
@@ -213,7 +234,8 @@ private struct PayloadValidator {
                 guard byte == UInt8(ascii: "-") else { return false }
             } else {
                 let isHex =
-                    (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(byte)
+                    (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
+                    || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(byte)
                     || (UInt8(ascii: "A")...UInt8(ascii: "F")).contains(byte)
                 guard isHex else { return false }
             }
@@ -225,7 +247,8 @@ private struct PayloadValidator {
     static func isISO8601(_ text: String) -> Bool {
         let bytes = Array(text.utf8)
         func digits(_ range: Range<Int>) -> Bool {
-            range.upperBound <= bytes.count && range.allSatisfy { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[$0]) }
+            range.upperBound <= bytes.count
+                && range.allSatisfy { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[$0]) }
         }
         func byte(_ index: Int, _ expected: Character) -> Bool {
             index < bytes.count && bytes[index] == expected.asciiValue

@@ -60,7 +60,10 @@ struct ExportCommand: ParsableCommand {
         }
         let text: String
         do {
-            text = try GeneratorPipeline.run(InputFile(path: self.catalog, contents: contents), format: self.format.output)
+            text = try GeneratorPipeline.run(
+                InputFile(path: self.catalog, contents: contents),
+                format: self.format.output
+            )
         } catch {
             printError(error.description)
             throw ExitCodes.catalogErrors

@@ -20,7 +20,8 @@ struct EmitCommand: AsyncParsableCommand {
 
             Examples:
               socket-gateway emit --user 42 sheet:sync:completed '{"sheet_id":"s1"}'
-              socket-gateway emit --room sheet:s1 --except SID progress '{"p":5}'
+              socket-gateway emit --room sheet:s1 --except=SID progress '{"p":5}'
+            (write sids as --room=SID / --except=SID: they may start with '-')
               socket-gateway emit --catalog events.yaml --broadcast EVENT '{...}'
             """
     )
@@ -42,7 +43,9 @@ struct EmitCommand: AsyncParsableCommand {
     func validate() throws {
         let targets = [self.user != nil, self.room != nil, self.broadcast].filter { $0 }.count
         guard targets == 1 else { throw ValidationError("give exactly one of --user, --room, --broadcast") }
-        guard self.timeout > 0 && self.timeout <= 600 else { throw ValidationError("--timeout must be in (0, 600] seconds") }
+        guard self.timeout > 0 && self.timeout <= 600 else {
+            throw ValidationError("--timeout must be in (0, 600] seconds")
+        }
         guard !self.event.isEmpty else { throw ValidationError("the event name is empty") }
     }
 
@@ -68,7 +71,11 @@ struct EmitCommand: AsyncParsableCommand {
                 throw fail("emit", "the catalog '\(catalogPath)' has errors", ExitCodes.catalogErrors)
             }
             guard arguments.count == 1 else {
-                throw fail("emit", "refused by the catalog: \(self.event): a payload (JSON) is required", ExitCodes.payloadRefused)
+                throw fail(
+                    "emit",
+                    "refused by the catalog: \(self.event): a payload (JSON) is required",
+                    ExitCodes.payloadRefused
+                )
             }
             do {
                 try catalog.validate(event: self.event, payload: PayloadValue(arguments[0]), namespace: self.namespace)
@@ -82,11 +89,18 @@ struct EmitCommand: AsyncParsableCommand {
         let redisURL = self.redisURL ?? environment("REDIS_URL")
         let channel = self.channel ?? environment("SOCKET_REDIS_CHANNEL") ?? "socketio"
         let gateway = WorkerSocketGateway(
-            redisURL: redisURL, channel: channel, outboxCapacity: 0,
-            emitTimeout: .milliseconds(Int64(self.timeout * 1000)), logger: Logger(label: "socket-gateway.emit"))
+            redisURL: redisURL,
+            channel: channel,
+            outboxCapacity: 0,
+            emitTimeout: .milliseconds(Int64(self.timeout * 1000)),
+            logger: Logger(label: "socket-gateway.emit")
+        )
         let result = await gateway.emit(
-            self.event, arguments: arguments, to: target,
-            options: EmitOptions(namespace: self.namespace, excluding: Set(self.excluding)))
+            self.event,
+            arguments: arguments,
+            to: target,
+            options: EmitOptions(namespace: self.namespace, excluding: Set(self.excluding))
+        )
         await gateway.shutdown(timeout: .seconds(1))
 
         let targetText: String
@@ -100,13 +114,22 @@ struct EmitCommand: AsyncParsableCommand {
         case .published:
             printLine(
                 "published \(self.event) to \(targetText) in \(self.namespace) on channel \(channel): "
-                    + "\(result.redisSubscribers ?? 0) subscriber(s)")
+                    + "\(result.redisSubscribers ?? 0) subscriber(s)"
+            )
         case .notConfigured:
-            throw fail("emit", "not configured: \(result.reason ?? "no Redis URL") (use --redis-url or REDIS_URL)", ExitCodes.notConfigured)
+            throw fail(
+                "emit",
+                "not configured: \(result.reason ?? "no Redis URL") (use --redis-url or REDIS_URL)",
+                ExitCodes.notConfigured
+            )
         case .failed where !gateway.isConfigured:
             throw fail("emit", "not configured: invalid Redis URL: \(result.reason ?? "")", ExitCodes.notConfigured)
         case .failed, .queued, .delivered:
-            throw fail("emit", "Redis unavailable, not published: \(result.reason ?? "\(result.outcome)")", ExitCodes.redisUnavailable)
+            throw fail(
+                "emit",
+                "Redis unavailable, not published: \(result.reason ?? "\(result.outcome)")",
+                ExitCodes.redisUnavailable
+            )
         }
     }
 }

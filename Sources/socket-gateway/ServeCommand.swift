@@ -29,7 +29,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Redis pub/sub channel (env SOCKET_REDIS_CHANNEL, default socketio).") var channel: String?
     @Option(
         name: .customLong("cors-origin"),
-        help: "An origin allowed to use long-polling; repeatable; * allows any (env SOCKET_CORS_ORIGINS).")
+        help: "An origin allowed to use long-polling; repeatable; * allows any (env SOCKET_CORS_ORIGINS)."
+    )
     var corsOrigins: [String] = []
     @Option(name: .customLong("token-secret"), help: "HS256 secret of client JWTs (env SOCKET_TOKEN_SECRET).")
     var tokenSecret: String?
@@ -80,26 +81,39 @@ struct ServeCommand: AsyncParsableCommand {
                 throw fail(
                     "serve",
                     "no token secret: set --token-secret or SOCKET_TOKEN_SECRET, or pass --allow-anonymous to accept unauthenticated clients",
-                    ExitCodes.notConfigured)
+                    ExitCodes.notConfigured
+                )
             }
-            logger.warning("no token secret: clients are NOT authenticated (--allow-anonymous); emits to users reach nobody")
+            logger.warning(
+                "no token secret: clients are NOT authenticated (--allow-anonymous); emits to users reach nobody"
+            )
         }
 
         let server = SocketServer(configuration: configuration, logger: logger)
         for namespace in self.namespaces {
-            guard namespace.hasPrefix("/") else { throw fail("serve", "--namespace must start with /", ExitCodes.usage) }
+            guard namespace.hasPrefix("/") else {
+                throw fail("serve", "--namespace must start with /", ExitCodes.usage)
+            }
             server.namespace(namespace)
         }
         do {
             try await server.start()
         } catch {
             try? await server.shutdown()
-            throw fail("serve", "\(error)", error is SocketServerConfigurationError ? ExitCodes.notConfigured : ExitCode.failure)
+            throw fail(
+                "serve",
+                "\(error)",
+                error is SocketServerConfigurationError ? ExitCodes.notConfigured : ExitCode.failure
+            )
         }
         printLine("LISTENING \(server.localPort ?? configuration.port)")
         let group = ServiceGroup(
             configuration: .init(
-                services: [.init(service: server)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+                services: [.init(service: server)],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            )
+        )
         try await group.run()
     }
 }

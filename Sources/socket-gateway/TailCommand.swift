@@ -24,7 +24,8 @@ struct TailCommand: AsyncParsableCommand {
     @Option(help: "Redis pub/sub channel (env SOCKET_REDIS_CHANNEL, default socketio).") var channel: String?
     @Flag(help: "Print each message as a JSON line.") var json = false
     @Option(help: "Exit after this many messages.") var count: Int?
-    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error.") var logLevel = "warning"
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error.") var logLevel =
+        "warning"
 
     func validate() throws {
         if let count, count <= 0 { throw ValidationError("--count must be positive") }
@@ -43,7 +44,10 @@ struct TailCommand: AsyncParsableCommand {
         }
         let channel = self.channel ?? environment("SOCKET_REDIS_CHANNEL") ?? "socketio"
         let (subscriber, messages) = RedisSubscriber.makeStream(
-            url: url, channels: [channel], logger: Logger(label: "socket-gateway.tail"))
+            url: url,
+            channels: [channel],
+            logger: Logger(label: "socket-gateway.tail")
+        )
         subscriber.start()
         let announce = Task {
             if await subscriber.waitUntilSubscribed(timeout: .seconds(3600)) {
@@ -77,7 +81,8 @@ struct TailCommand: AsyncParsableCommand {
         }
         switch message {
         case .emit(let emit):
-            var line = "emit event=\(emit.event) room=\(names(emit.room)) ns=\(emit.namespace) skip=\(names(emit.skipSid))"
+            var line =
+                "emit event=\(emit.event) room=\(names(emit.room)) ns=\(emit.namespace) skip=\(names(emit.skipSid))"
             line += " bytes=\(size)"
             if emit.isBinary { line += " binary" }
             if let callback = emit.callback { line += " callback=\(callback.id)" }

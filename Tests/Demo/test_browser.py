@@ -3,7 +3,8 @@
 alice signs in on server A's page and bob on server B's page, in two separate browsers. alice presses Sync: her
 progress bar moves through the values the worker sent and ends at 100 % with the completed result; bob's page shows
 nothing of it. A python-socketio client signed in as alice on server B records what the worker sent, so the page is
-compared with the real events. The test saves a screenshot of alice's page (the README's picture).
+compared with the real events. The test saves a screenshot of alice's page (the README's picture), then drops the
+page's WebSocket and checks that it reconnects, authenticates again and still receives syncs.
 """
 
 import asyncio
@@ -163,6 +164,16 @@ def test_the_page_shows_a_sync_live_to_its_user_only(demo_with_redis_url, tmp_pa
         if os.environ.get("SOCKET_GATEWAY_UPDATE_SCREENSHOT") == "1":
             shutil.copyfile(shot, README_SCREENSHOT)
         wait_until(alice_page, lambda d: card(d, "budget-2026").get_attribute("data-state") == "completed", "the third sync")
+
+        # The connection drops (as on a network change): the page reconnects, signs in again, and keeps working.
+        old_sid = alice_page.execute_script("return window.sheetSync.socket.id")
+        alice_page.execute_script("window.sheetSync.socket.ws.close()")
+        wait_until(alice_page, lambda d: "reconnecting" in d.find_element(By.ID, "event-log").text, "the page to notice")
+        wait_until(alice_page, lambda d: d.find_element(By.ID, "connection").get_attribute("data-state") == "connected"
+                   and d.execute_script("return window.sheetSync.socket.id") != old_sid, "the page to reconnect")
+        card(alice_page, "inventory").find_element(By.CSS_SELECTOR, "button.sync").click()
+        wait_until(alice_page, lambda d: card(d, "inventory").get_attribute("data-state") == "completed", "a sync after reconnecting")
+        assert card(alice_page, "inventory").get_attribute("data-rows") == "642"
     finally:
         if recorder:
             recorder.close()

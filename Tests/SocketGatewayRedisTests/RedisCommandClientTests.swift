@@ -15,7 +15,10 @@ import Testing
         let client = RedisCommandClient(url: redis.url, logger: self.logger)
         #expect(try await client.send(["PING"]) == .simpleString("PONG"))
         #expect(try await client.send(["LPUSH", "jobs", "a", "b"]) == .integer(2))
-        #expect(try await client.send(["LRANGE", "jobs", "0", "-1"]) == .array([.bulkString(ByteBuffer(string: "b")), .bulkString(ByteBuffer(string: "a"))]))
+        #expect(
+            try await client.send(["LRANGE", "jobs", "0", "-1"])
+                == .array([.bulkString(ByteBuffer(string: "b")), .bulkString(ByteBuffer(string: "a"))])
+        )
         #expect(try await client.send(["GET", "missing"]) == .null)
         // Many commands at once from concurrent tasks each get their own reply.
         try await withThrowingTaskGroup(of: (Int, RESPValue).self) { group in
@@ -48,7 +51,9 @@ import Testing
         try await Task.sleep(for: .milliseconds(100))
         try await producer.send(["LPUSH", "queue", #"{"job":1}"#])
         let reply = try await popped
-        #expect(reply == .array([.bulkString(ByteBuffer(string: "queue")), .bulkString(ByteBuffer(string: #"{"job":1}"#))]))
+        #expect(
+            reply == .array([.bulkString(ByteBuffer(string: "queue")), .bulkString(ByteBuffer(string: #"{"job":1}"#))])
+        )
         await consumer.shutdown()
         await producer.shutdown()
         await redis.stop()
@@ -56,12 +61,18 @@ import Testing
 
     @Test func authenticatesAndSelectsTheDatabase() async throws {
         let redis = try await RedisServerProcess.start(extraArguments: ["--requirepass", "s3cret"])
-        let client = RedisCommandClient(url: try RedisURL(parsing: "redis://:s3cret@127.0.0.1:\(redis.port)/2"), logger: self.logger)
+        let client = RedisCommandClient(
+            url: try RedisURL(parsing: "redis://:s3cret@127.0.0.1:\(redis.port)/2"),
+            logger: self.logger
+        )
         try await client.send(["SET", "k", "v"])
         #expect(try redis.cli(["-a", "s3cret", "--no-auth-warning", "-n", "2", "GET", "k"]).contains("v"))
         await client.shutdown()
 
-        let refused = RedisCommandClient(url: try RedisURL(parsing: "redis://:wrong@127.0.0.1:\(redis.port)"), logger: self.logger)
+        let refused = RedisCommandClient(
+            url: try RedisURL(parsing: "redis://:wrong@127.0.0.1:\(redis.port)"),
+            logger: self.logger
+        )
         do {
             try await refused.send(["PING"])
             Issue.record("a wrong password was accepted")

@@ -28,8 +28,12 @@ import Testing
     func startNode(redisURL: String, channel: String) async throws -> Node {
         let server = SocketServer(
             configuration: SocketServerConfiguration(
-                port: 0, eventLoopThreads: 2, redis: SocketServerRedisConfiguration(url: redisURL, channel: channel)),
-            logger: Self.logger())
+                port: 0,
+                eventLoopThreads: 2,
+                redis: SocketServerRedisConfiguration(url: redisURL, channel: channel)
+            ),
+            logger: Self.logger()
+        )
         let recorder = Recorder()
         server.namespace("/").onConnect { connection in
             recorder.connected(connection)
@@ -112,7 +116,12 @@ import Testing
             #expect(!(await connectionB.rooms().contains("team")))
 
             // A server emits with an ack to a client on the other server: python-socketio's callback message.
-            async let answer = a.server.gateway.emitWithAck("ask", arguments: [.int(7)], to: sidB, timeout: .seconds(10))
+            async let answer = a.server.gateway.emitWithAck(
+                "ask",
+                arguments: [.int(7)],
+                to: sidB,
+                timeout: .seconds(10)
+            )
             let asked = try await clientB.nextText()
             #expect(asked.hasPrefix("42") && asked.hasSuffix(#"["ask",7]"#), "got \(asked)")
             let ackID = asked.dropFirst(2).prefix(while: { $0.isNumber })
@@ -152,7 +161,9 @@ import Testing
             let (second, _) = try await self.connect(node, group: group)
             await node.server.gateway.joinRoom(firstSid, room: "sheet:1")
             // Messages that are not python-socketio's format are logged and skipped; the next one is applied.
-            for garbage in ["not json", #"{"method":"emit"}"#, #"{"event":"x"}"#, #"{"method":"emit","event":"x","data":"no"}"#] {
+            for garbage in [
+                "not json", #"{"method":"emit"}"#, #"{"event":"x"}"#, #"{"method":"emit","event":"x","data":"no"}"#,
+            ] {
                 #expect(try redis.cli(["PUBLISH", channel, garbage]) == "1")
             }
 
@@ -166,11 +177,18 @@ import Testing
 
             var bytes = ByteBuffer()
             bytes.writeBytes([1, 2, 3])
-            result = await worker.emit("file", arguments: [["name": "a.bin", "data": .binary(bytes)]], to: .broadcast, options: .init())
+            result = await worker.emit(
+                "file",
+                arguments: [["name": "a.bin", "data": .binary(bytes)]],
+                to: .broadcast,
+                options: .init()
+            )
             #expect(result.outcome == .published)
             for client in [first, second] {
                 #expect(
-                    try await client.nextText() == #"451-["file",{"name":"a.bin","data":{"_placeholder":true,"num":0}}]"#)
+                    try await client.nextText()
+                        == #"451-["file",{"name":"a.bin","data":{"_placeholder":true,"num":0}}]"#
+                )
                 #expect(try await client.next() == .binary([1, 2, 3]))
             }
             // The excluded client got nothing but the room emit and the binary one.
@@ -196,8 +214,12 @@ import Testing
         let node = try await self.startNode(redisURL: redis.urlString, channel: channel)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let worker = WorkerSocketGateway(
-            redisURL: redis.urlString, channel: channel, outboxCapacity: 100, emitTimeout: .milliseconds(500),
-            logger: Self.logger())
+            redisURL: redis.urlString,
+            channel: channel,
+            outboxCapacity: 100,
+            emitTimeout: .milliseconds(500),
+            logger: Self.logger()
+        )
         do {
             try await self.waitSubscribed([node])
             let (client, _) = try await self.connect(node, group: group)
@@ -237,7 +259,8 @@ import Testing
             }
             #expect(
                 received == [#"42["during",1]"#, #"42["during",2]"#, #"42["during",3]"#, #"42["after",4]"#],
-                "received \(received)")
+                "received \(received)"
+            )
             await client.close()
         } catch {
             await worker.shutdown(timeout: .seconds(1))
@@ -262,7 +285,10 @@ import Testing
             try await self.waitSubscribed([node])
             let before = try await httpRequest(port: node.port, method: "GET", path: "/healthz", group: group)
             #expect(before.status == 200)
-            #expect(before.body.contains(#""mode":"redis""#) && before.body.contains(#""reconnects":0"#), "\(before.body)")
+            #expect(
+                before.body.contains(#""mode":"redis""#) && before.body.contains(#""reconnects":0"#),
+                "\(before.body)"
+            )
 
             let killed = try redis.cli(["CLIENT", "KILL", "TYPE", "pubsub"])
             #expect(killed == "1", "CLIENT KILL replied \(killed)")
@@ -274,7 +300,10 @@ import Testing
             #expect(node.server.clusterHealth.reconnects == 1)
             let after = try await httpRequest(port: node.port, method: "GET", path: "/healthz", group: group)
             #expect(after.status == 200)
-            #expect(after.body.contains(#""connected":true"#) && after.body.contains(#""reconnects":1"#), "\(after.body)")
+            #expect(
+                after.body.contains(#""connected":true"#) && after.body.contains(#""reconnects":1"#),
+                "\(after.body)"
+            )
 
             let (client, _) = try await self.connect(node, group: group)
             #expect(await worker.broadcast(event: "back", data: true).outcome == .published)
@@ -314,15 +343,30 @@ import Testing
         #expect(configuration.cors == .origins(["https://a.example", "https://b.example"]))
         #expect(try SocketServerConfiguration(environment: ["SOCKET_CORS_ORIGINS": "*"]).cors == .any)
         #expect(try SocketServerConfiguration(environment: [:]).redis == nil)
-        #expect(throws: SocketServerConfigurationError.self) { try SocketServerConfiguration(environment: ["PORT": "99999"]) }
+        #expect(throws: SocketServerConfigurationError.self) {
+            try SocketServerConfiguration(environment: ["PORT": "99999"])
+        }
 
-        let server = SocketServer(configuration: SocketServerConfiguration(port: 0, eventLoopThreads: 1), logger: Self.logger())
+        let server = SocketServer(
+            configuration: SocketServerConfiguration(port: 0, eventLoopThreads: 1),
+            logger: Self.logger()
+        )
         try await server.start()
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let health = try await httpRequest(port: try #require(server.localPort), method: "GET", path: "/healthz", group: group)
+        let health = try await httpRequest(
+            port: try #require(server.localPort),
+            method: "GET",
+            path: "/healthz",
+            group: group
+        )
         #expect(health.status == 200)
         #expect(health.body == "{\"status\":\"ok\",\"mode\":\"local-only\"}\n")
-        let missing = try await httpRequest(port: try #require(server.localPort), method: "GET", path: "/nothing", group: group)
+        let missing = try await httpRequest(
+            port: try #require(server.localPort),
+            method: "GET",
+            path: "/nothing",
+            group: group
+        )
         #expect(missing.status == 404)
         #expect(server.clusterHealth == ClusterHealth(mode: .localOnly))
         try await server.shutdown()
@@ -330,7 +374,8 @@ import Testing
 
         let broken = SocketServer(
             configuration: SocketServerConfiguration(port: 0, eventLoopThreads: 1, redis: .init(url: "http://nope")),
-            logger: Self.logger())
+            logger: Self.logger()
+        )
         await #expect(throws: SocketServerConfigurationError.self) { try await broken.start() }
         try await broken.shutdown()
     }

@@ -1,0 +1,101 @@
+import ArgumentParser
+import CoreMetrics
+import Foundation
+import Logging
+import ServiceLifecycle
+import SocketGatewayRedis
+import SocketGatewayServer
+import UnixSignals
+
+/// `sheet-sync-demo server`: the page, the token and job API, and Socket.IO for the page's live updates.
+struct ServerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "server",
+        abstract: "Serve the page, accept sync requests (queued in Redis) and push workers' events to browsers."
+    )
+
+    @OptionGroup var shared: SharedOptions
+
+    @Option(help: "The address to listen on.")
+    var host: String = "127.0.0.1"
+
+    @Option(help: "The port to listen on (0 picks a free one).")
+    var port: Int = 8001
+
+    @Option(help: "The HS256 secret of the demo's tokens (default: a fixed demo value, or $SOCKET_TOKEN_SECRET).")
+    var jwtSecret: String?
+
+    func run() async throws {
+        let logger = try self.shared.bootstrapLogging()
+        let log = DemoLog(name: self.shared.name)
+        MetricsSystem.bootstrap(
+            DeliveryLogMetrics { clients in
+                log.line("  ↳ pushed an event to \(clients) client\(clients == 1 ? "" : "s") connected here")
+            }
+        )
+        let secret =
+            self.jwtSecret ?? ProcessInfo.processInfo.environment["SOCKET_TOKEN_SECRET"] ?? DemoDefaults.jwtSecret
+        let redisURL = self.shared.resolvedRedisURL
+        guard let redisURL else {
+            throw DemoSetupError(
+                "no Redis: pass --redis-url redis://127.0.0.1:6379 or set REDIS_URL (tools/demo starts one)"
+            )
+        }
+        let redisCommands = RedisCommandClient(url: try RedisURL(parsing: redisURL), logger: logger)
+
+        let authenticator = JWTAuthenticator(secret: secret, logger: logger)
+        let responder = DemoHTTPResponder(
+            serverName: self.shared.name,
+            files: try DemoHTTPResponder.loadPublicFiles(),
+            authenticator: authenticator,
+            jwtSecret: secret,
+            redis: redisCommands,
+            jobQueue: self.shared.jobQueue,
+            log: log
+        )
+        let configuration = SocketServerConfiguration(
+            host: self.host,
+            port: self.port,
+            pingInterval: .seconds(10),
+            pingTimeout: .seconds(10),
+            eventLoopThreads: 1,
+            redis: SocketServerRedisConfiguration(url: redisURL, channel: self.shared.channel)
+        )
+        let server = SocketServer(
+            configuration: configuration,
+            authenticator: authenticator,
+            logger: logger,
+            httpFallback: responder
+        )
+
+        let serverName = self.shared.name
+        let page = server.namespace("/")
+        page.onConnect { socket in
+            let user = socket.user?.id ?? "?"
+            log.line("\(user) connected (sid \(socket.id.prefix(8)), joined user:\(user))")
+            socket.emit(
+                "demo:welcome",
+                .object([(key: "server", value: .string(serverName)), (key: "user", value: .string(user))])
+            )
+        }
+        page.onDisconnect { socket, reason in
+            log.line("\(socket.user?.id ?? "?") disconnected (sid \(socket.id.prefix(8)), \(reason))")
+        }
+
+        try await server.start()
+        guard let port = server.localPort else { throw DemoSetupError("the server did not report its port") }
+        log.line(
+            "ready http://\(self.host):\(port)/ (Redis \((try? RedisURL(parsing: redisURL).redacted) ?? "?"), channel \(self.shared.channel))"
+        )
+
+        let group = ServiceGroup(
+            services: [server],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            cancellationSignals: [],
+            logger: logger
+        )
+        try await group.run()
+        await redisCommands.shutdown()
+        log.line("stopped")
+    }
+}

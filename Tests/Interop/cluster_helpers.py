@@ -1,0 +1,156 @@
+"""Helpers for the cluster and CLI interop tests: the `socket-gateway` executable, `serve` processes, Redis URL.
+
+The Redis server is the private one tools/test starts (SOCKET_GATEWAY_TEST_REDIS_URL); each test uses its own
+channel so tests never see each other's messages.
+"""
+
+import asyncio
+import json
+import os
+import secrets
+import signal
+import subprocess
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+CLI = "socket-gateway"
+BUILD_HINT = "run tools/test, or `swift build --product socket-gateway` first"
+_bin_path = None
+
+
+def redis_url() -> str:
+    url = os.environ.get("SOCKET_GATEWAY_TEST_REDIS_URL")
+    if not url:
+        pytest.fail(
+            "SOCKET_GATEWAY_TEST_REDIS_URL is not set: run the suite with tools/test (it starts a private "
+            "redis-server), or start redis-server yourself and export SOCKET_GATEWAY_TEST_REDIS_URL=redis://127.0.0.1:PORT"
+        )
+    return url
+
+
+def new_channel() -> str:
+    return "socketio-test-" + secrets.token_hex(4)
+
+
+def cli_path() -> Path:
+    """The built `socket-gateway` executable (SOCKET_GATEWAY_CLI, or next to the scratch path's products)."""
+    global _bin_path
+    explicit = os.environ.get("SOCKET_GATEWAY_CLI")
+    if explicit:
+        if not Path(explicit).is_file():
+            pytest.fail(f"SOCKET_GATEWAY_CLI={explicit} does not exist; {BUILD_HINT}")
+        return Path(explicit)
+    if _bin_path is None:
+        command = ["swift", "build", "--show-bin-path"]
+        scratch = os.environ.get("SOCKET_GATEWAY_SCRATCH_PATH")
+        if scratch:
+            command += ["--scratch-path", scratch]
+        try:
+            result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=180)
+        except FileNotFoundError:
+            pytest.fail("`swift` is not on PATH; install Swift 6 and " + BUILD_HINT)
+        if result.returncode != 0 or not result.stdout.strip():
+            pytest.fail(f"`{' '.join(command)}` failed: {result.stderr.strip()}")
+        _bin_path = Path(result.stdout.strip().splitlines()[-1])
+    path = _bin_path / CLI
+    if not path.is_file():
+        pytest.fail(f"{path} does not exist; {BUILD_HINT}")
+    return path
+
+
+def run_cli(*arguments: str, timeout: float = 30, env=None) -> subprocess.CompletedProcess:
+    """Runs `socket-gateway ARGUMENTS...` and returns the finished process (text output)."""
+    environment = dict(os.environ)
+    environment.pop("REDIS_URL", None)
+    environment.update(env or {})
+    return subprocess.run(
+        [str(cli_path()), *arguments], capture_output=True, text=True, timeout=timeout, env=environment, cwd=REPO
+    )
+
+
+async def run_cli_async(*arguments: str, timeout: float = 30) -> tuple:
+    """Runs the CLI without blocking the event loop; returns (returncode, stdout, stderr)."""
+    environment = dict(os.environ)
+    environment.pop("REDIS_URL", None)
+    process = await asyncio.create_subprocess_exec(
+        str(cli_path()), *arguments, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=environment, cwd=REPO
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout)
+    return process.returncode, stdout.decode(), stderr.decode()
+
+
+@dataclass
+class ServeProcess:
+    """A `socket-gateway serve` process on a free loopback port."""
+
+    process: subprocess.Popen
+    port: int
+    secret: str
+    log: Path
+    url: str = field(init=False)
+
+    def __post_init__(self):
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def log_text(self) -> str:
+        try:
+            return self.log.read_text(errors="replace")
+        except OSError as error:
+            return f"(no log: {error})"
+
+    def healthz(self) -> tuple:
+        """(status, decoded JSON) of GET /healthz."""
+        try:
+            with urllib.request.urlopen(self.url + "/healthz", timeout=5) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read())
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+                raise AssertionError(f"serve (pid {self.process.pid}) ignored SIGTERM for 15 s\n{self.log_text()[-3000:]}")
+        self.process.stdout.close()
+        assert self.process.returncode == 0, f"serve exited with {self.process.returncode}\n{self.log_text()[-3000:]}"
+
+
+def start_serve(tmp_path: Path, redis: str, channel: str, *extra: str) -> ServeProcess:
+    secret = secrets.token_urlsafe(24)
+    log = tmp_path / f"serve-{secrets.token_hex(3)}.log"
+    with open(log, "wb") as log_file:
+        process = subprocess.Popen(
+            [str(cli_path()), "serve", "--port", "0", "--redis-url", redis, "--channel", channel,
+             "--token-secret", secret, *extra],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log_file,
+        )
+    deadline = time.monotonic() + 60
+    line = b""
+    while time.monotonic() < deadline and not line.endswith(b"\n"):
+        chunk = process.stdout.readline()
+        if not chunk:
+            break
+        line += chunk
+    parts = line.decode(errors="replace").split()
+    if len(parts) != 2 or parts[0] != "LISTENING":
+        process.kill()
+        process.wait(timeout=10)
+        pytest.fail(f"serve did not print LISTENING <port> (got {line!r})\n{log.read_text(errors='replace')}")
+    serve = ServeProcess(process=process, port=int(parts[1]), secret=secret, log=log)
+    # Wait (bounded) until its subscriber is subscribed, so no test emit is published before it listens.
+    for _ in range(200):
+        status, body = serve.healthz()
+        if status == 200 and body.get("redis", {}).get("connected"):
+            return serve
+        time.sleep(0.05)
+    serve.stop()
+    pytest.fail(f"serve's Redis subscriber did not connect within 10 s\n{serve.log_text()}")

@@ -1,0 +1,168 @@
+"""The `socket-gateway` command: emit (with a catalog), tail, check, export, and its exit codes."""
+
+import json
+import shutil
+import subprocess
+
+import pytest
+
+from cluster_helpers import REPO, cli_path, new_channel, redis_url, run_cli, start_serve
+from interop import Peer, mint_token, run
+
+GOLDEN = REPO / "Tests/EventCodegenTests/Fixtures/golden/sheet-sync"
+CATALOG = GOLDEN / "events.yaml"
+
+
+def test_emit_checked_against_the_catalog_reaches_a_python_client(tmp_path):
+    redis, channel = redis_url(), new_channel()
+    serve = start_serve(tmp_path, redis, channel)
+
+    async def scenario():
+        peer = Peer(serve.url, mint_token(serve.secret, "42"), name="user-42")
+        try:
+            await peer.connect()
+            payload = {
+                "sheet_id": "s1", "job_id": "0b8f9a3e-3f52-4d2c-9a57-1f7c7f0e9d11", "stage": "parsing",
+                "processed": 10, "total": 100, "percent": 10.0,
+            }
+            result = run_cli(
+                "emit", "--redis-url", redis, "--channel", channel, "--catalog", str(CATALOG), "--user", "42",
+                "sheet:sync:progress", json.dumps(payload),
+            )
+            assert result.returncode == 0, result.stderr
+            assert result.stdout.strip() == (
+                f"published sheet:sync:progress to user:42 in / on channel {channel}: 1 subscriber(s)"
+            )
+            assert await peer.next("sheet:sync:progress") == [payload]
+        finally:
+            await peer.close()
+
+    try:
+        run(scenario())
+    finally:
+        serve.stop()
+
+
+@pytest.mark.parametrize(
+    "event, payload, reason",
+    [
+        ("sheet:sync:progress", '{"sheet_id":"s1"}', "sheet:sync:progress: $.job_id: missing (required a UUID string)"),
+        (
+            "sheet:sync:progress",
+            '{"sheet_id":"s1","job_id":"0b8f9a3e-3f52-4d2c-9a57-1f7c7f0e9d11","stage":"sleeping","processed":1,"percent":1}',
+            "sheet:sync:progress: $.stage: expected one of queued, downloading, parsing, validating, writing, "
+            'finalizing, got "sleeping"',
+        ),
+        ("sheet:sync:nope", "{}", "sheet:sync:nope: not in catalog SheetSync"),
+    ],
+)
+def test_emit_refuses_a_payload_that_breaks_the_catalog(event, payload, reason):
+    # No Redis is contacted: the catalog check comes first (the URL points nowhere on purpose).
+    result = run_cli(
+        "emit", "--redis-url", "redis://127.0.0.1:1", "--catalog", str(CATALOG), "--user", "42", event, payload
+    )
+    assert result.returncode == 65, (result.returncode, result.stderr)
+    assert result.stdout == ""
+    assert result.stderr.startswith(f"socket-gateway emit: error: refused by the catalog: {reason}"), result.stderr
+
+
+def test_emit_exit_codes():
+    not_configured = run_cli("emit", "--broadcast", "ping", "1")
+    assert not_configured.returncode == 78, not_configured.stderr
+    assert "not configured" in not_configured.stderr
+    unavailable = run_cli("emit", "--redis-url", "redis://127.0.0.1:1", "--timeout", "0.5", "--broadcast", "ping", "1")
+    assert unavailable.returncode == 69, unavailable.stderr
+    assert unavailable.stderr.startswith("socket-gateway emit: error: Redis unavailable, not published:")
+    assert len(unavailable.stderr.strip().splitlines()) == 1
+    bad_json = run_cli("emit", "--redis-url", redis_url(), "--broadcast", "ping", "{oops")
+    assert bad_json.returncode == 64
+    assert "not valid JSON" in bad_json.stderr
+    usage = run_cli("emit", "--user", "1", "--broadcast", "ping")
+    assert usage.returncode == 64
+    assert "exactly one of --user, --room, --broadcast" in usage.stderr
+    help_text = run_cli("--help").stdout
+    for code in ("64", "65", "69", "78"):
+        assert f"  {code}  " in help_text
+
+
+def test_tail_prints_what_a_worker_emitted():
+    redis, channel = redis_url(), new_channel()
+    tail = subprocess.Popen(
+        [str(cli_path()), "tail", "--redis-url", redis, "--channel", channel, "--count", "3"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        # Wait for SUBSCRIBED on stderr (bounded by the readline of a live process; the process has --count).
+        line = tail.stderr.readline()
+        assert line.startswith(f"SUBSCRIBED {channel}"), line
+        for arguments in (
+            ("--room", "sheet:1", "--except", "sid-x", "progress", '{"percent":5}'),
+            ("--user", "7", "--namespace", "/admin", "done", "true"),
+            ("--broadcast", "hello"),
+        ):
+            result = run_cli("emit", "--redis-url", redis, "--channel", channel, *arguments)
+            assert result.returncode == 0, result.stderr
+        out, err = tail.communicate(timeout=30)
+    finally:
+        if tail.poll() is None:
+            tail.kill()
+            tail.wait(timeout=10)
+    lines = out.splitlines()
+    assert tail.returncode == 0, err
+    assert len(lines) == 3, out
+    assert lines[0].startswith("emit event=progress room=sheet:1 ns=/ skip=sid-x bytes="), lines[0]
+    assert lines[1].startswith("emit event=done room=user:7 ns=/admin skip=- bytes="), lines[1]
+    assert lines[2].startswith("emit event=hello room=- ns=/ skip=- bytes="), lines[2]
+    for line in lines:
+        host = line.rsplit(" host=", 1)[1]
+        assert len(host) == 32 and all(c in "0123456789abcdef" for c in host), line
+
+
+def test_tail_json_lines():
+    redis, channel = redis_url(), new_channel()
+    tail = subprocess.Popen(
+        [str(cli_path()), "tail", "--json", "--redis-url", redis, "--channel", channel, "--count", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert tail.stderr.readline().startswith("SUBSCRIBED")
+        assert run_cli("emit", "--redis-url", redis, "--channel", channel, "--room", "r", "ev", '{"a":[1]}').returncode == 0
+        out, _ = tail.communicate(timeout=30)
+    finally:
+        if tail.poll() is None:
+            tail.kill()
+            tail.wait(timeout=10)
+    message = json.loads(out)
+    assert {k: message[k] for k in ("method", "event", "data", "binary", "namespace", "room", "skip_sid", "callback")} == {
+        "method": "emit", "event": "ev", "data": [{"a": [1]}], "binary": False, "namespace": "/", "room": "r",
+        "skip_sid": None, "callback": None,
+    }
+
+
+def test_check_prints_the_plugin_diagnostics(tmp_path):
+    broken = tmp_path / "events.yaml"
+    shutil.copy(REPO / "Tests/EventCodegenTests/Fixtures/errors/unknown-type.yaml", broken)
+    result = run_cli("check", str(broken))
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"{broken}:7:17: error: unknown type 'strng' for field 'sheet_id' in event 'sheet:sync:started'; use string, "
+        "int, double, bool, datetime, uuid, or a type declared under 'types'\n"
+    )
+    ok = run_cli("check", str(CATALOG))
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout == "OK: 4 events\n"
+    missing = run_cli("check", str(tmp_path / "absent.yaml"))
+    assert missing.returncode == 74
+
+
+@pytest.mark.parametrize("fmt, golden", [("typescript", "expected.d.ts.golden"), ("asyncapi", "expected.asyncapi.yaml.golden")])
+def test_export_matches_the_codegen_golden_files(tmp_path, fmt, golden):
+    # The golden files were generated from a file named events.yaml: export from the same name.
+    catalog = tmp_path / "events.yaml"
+    shutil.copy(CATALOG, catalog)
+    output = tmp_path / f"out.{fmt}"
+    result = run_cli("export", "--format", fmt, "--output", str(output), str(catalog))
+    assert result.returncode == 0, result.stderr
+    assert output.read_text() == (GOLDEN / golden).read_text()
+    printed = run_cli("export", "--format", fmt, str(catalog))
+    assert printed.stdout == (GOLDEN / golden).read_text()

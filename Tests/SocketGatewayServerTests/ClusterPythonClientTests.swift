@@ -1,0 +1,182 @@
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import SocketGatewayRedisTestKit
+import SocketGatewayServer
+import SocketGatewayWorker
+import Testing
+
+/// Two python-socketio clients (users alice and bob) connected to the server at argv[1] with the tokens argv[2]
+/// and argv[3]; every event is printed as one JSON line `{"who":…,"event":…,"args":[…]}` (bytes as {"$bytes"}).
+private let pythonClients = #"""
+    import asyncio, base64, json, sys
+    import socketio
+
+    def plain(value):
+        if isinstance(value, bytes):
+            return {"$bytes": base64.b64encode(value).decode()}
+        if isinstance(value, list):
+            return [plain(v) for v in value]
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        return value
+
+    async def main():
+        url = sys.argv[1]
+        clients = {}
+        for who, token in (("alice", sys.argv[2]), ("bob", sys.argv[3])):
+            client = socketio.AsyncClient(reconnection=False)
+            def handler(event, *args, who=who):
+                print(json.dumps({"who": who, "event": event, "args": plain(list(args))}), flush=True)
+            client.on("*", handler)
+            await client.connect(url, auth={"token": token}, transports=["websocket"])
+            clients[who] = client
+        print(json.dumps({"ready": {who: c.get_sid() for who, c in clients.items()}}), flush=True)
+        await asyncio.sleep(60)
+
+    asyncio.run(main())
+    """#
+
+/// `WorkerSocketGateway` (from Swift) → a clustered Swift server → python-socketio clients.
+@Suite(.serialized) struct ClusterPythonClientTests {
+    struct PeerMissing: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    /// A Python that can import python-socketio: `$SOCKET_GATEWAY_PYTHON` (set by tools/test), the project's
+    /// `.venv/bin/python`, or `/tmp/pyvenv/bin/python`.
+    static func python() throws -> String {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let candidates: [String?] = [
+            ProcessInfo.processInfo.environment["SOCKET_GATEWAY_PYTHON"],
+            root.appendingPathComponent(".venv/bin/python").path,
+            "/tmp/pyvenv/bin/python",
+        ]
+        for candidate in candidates.compactMap({ $0 }) where FileManager.default.isExecutableFile(atPath: candidate) {
+            let probe = Process()
+            probe.executableURL = URL(fileURLWithPath: candidate)
+            probe.arguments = ["-c", "import socketio, aiohttp"]
+            probe.standardError = FileHandle.nullDevice
+            probe.standardOutput = FileHandle.nullDevice
+            guard (try? probe.run()) != nil else { continue }
+            probe.waitUntilExit()
+            if probe.terminationStatus == 0 { return candidate }
+        }
+        throw PeerMissing(
+            description: "no Python with python-socketio found; run tools/test (it builds .venv from "
+                + "Tests/Interop/requirements.txt) or set SOCKET_GATEWAY_PYTHON to a Python with python-socketio and aiohttp"
+        )
+    }
+
+    @Test func workerEmitsReachPythonClientsOfAClusteredSwiftServer() async throws {
+        let python = try Self.python()
+        let redis = try await RedisServerProcess.start()
+        let channel = "socketio-py-\(UUID().uuidString.prefix(8))"
+        let secret = "cluster-python-secret"
+        var logger = Logger(label: "cluster-python-test")
+        logger.logLevel = .critical
+        let server = SocketServer(
+            configuration: SocketServerConfiguration(
+                port: 0,
+                eventLoopThreads: 2,
+                redis: .init(url: redis.urlString, channel: channel),
+                tokenSecret: secret
+            ),
+            logger: logger
+        )
+        try await server.start()
+        let worker = WorkerSocketGateway(redisURL: redis.urlString, channel: channel, logger: logger)
+        let script = FileManager.default.temporaryDirectory.appendingPathComponent("socketgateway-clients-\(UUID()).py")
+        try pythonClients.write(to: script, atomically: true, encoding: .utf8)
+        let process = Process()
+        defer {
+            try? FileManager.default.removeItem(at: script)
+            // SIGKILL: a child of the test process inherits its blocked signals, so SIGTERM may never arrive.
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        }
+        func token(_ user: String) -> String {
+            HS256JWT.sign(
+                claims: ["sub": .string(user), "exp": .int(Int64(Date().timeIntervalSince1970) + 600)],
+                secret: secret
+            )
+        }
+        process.executableURL = URL(fileURLWithPath: python)
+        process.arguments = [
+            script.path, "http://127.0.0.1:\(try #require(server.localPort))", token("alice"), token("bob"),
+        ]
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        let lines = NIOLockedValueBox<[String]>([])
+        let pending = NIOLockedValueBox<String>("")
+        output.fileHandleForReading.readabilityHandler = { handle in
+            let text = String(decoding: handle.availableData, as: UTF8.self)
+            pending.withLockedValue { buffer in
+                buffer += text
+                while let newline = buffer.firstIndex(of: "\n") {
+                    lines.withLockedValue { $0.append(String(buffer[..<newline])) }
+                    buffer.removeSubrange(...newline)
+                }
+            }
+        }
+        try process.run()
+        func waitForLines(_ count: Int) async -> Bool {
+            for _ in 0..<600 {
+                if lines.withLockedValue({ $0.count }) >= count { return true }
+                if !process.isRunning { return false }
+                try? await Task.sleep(for: .milliseconds(25))
+            }
+            return false
+        }
+        do {
+            try #require(await waitForLines(1), "the python-socketio clients did not connect")
+            let ready = try JSONValue.parse(ByteBuffer(string: lines.withLockedValue { $0[0] }))
+            let alice = try #require(ready["ready"]?["alice"]?.stringValue)
+            let bob = try #require(ready["ready"]?["bob"]?.stringValue)
+            #expect(await server.gateway.joinRoom(bob, room: "team").outcome == .delivered)
+
+            #expect(await worker.emitToUser("alice", event: "to-user", data: ["n": 1]).outcome == .published)
+            #expect(await worker.emitToRoom("team", event: "to-room", data: "t").outcome == .published)
+            #expect(
+                await worker.broadcast(event: "all-but-alice", data: true, excluding: [alice]).outcome == .published
+            )
+            let file: JSONValue = ["name": "b.bin", "data": .binary(ByteBuffer(bytes: [0, 1, 254, 255]))]
+            #expect(
+                await worker.emit("blob", arguments: [file], to: .user("bob"), options: .init()).outcome == .published
+            )
+            #expect(await worker.broadcast(event: "done", data: nil).outcome == .published)
+            #expect(await waitForLines(7))
+            let received = lines.withLockedValue { Array($0.dropFirst()) }.compactMap {
+                try? JSONValue.parse(ByteBuffer(string: $0))
+            }
+            let forAlice = received.filter { $0["who"] == "alice" }
+            let forBob = received.filter { $0["who"] == "bob" }
+            #expect(
+                forAlice == [
+                    ["who": "alice", "event": "to-user", "args": [["n": 1]]],
+                    ["who": "alice", "event": "done", "args": [nil]],
+                ]
+            )
+            #expect(
+                forBob == [
+                    ["who": "bob", "event": "to-room", "args": ["t"]],
+                    ["who": "bob", "event": "all-but-alice", "args": [true]],
+                    ["who": "bob", "event": "blob", "args": [["name": "b.bin", "data": ["$bytes": "AAH+/w=="]]]],
+                    ["who": "bob", "event": "done", "args": [nil]],
+                ]
+            )
+        } catch {
+            output.fileHandleForReading.readabilityHandler = nil
+            await worker.shutdown(timeout: .seconds(1))
+            try? await server.shutdown()
+            await redis.stop()
+            throw error
+        }
+        output.fileHandleForReading.readabilityHandler = nil
+        await worker.shutdown(timeout: .seconds(1))
+        try await server.shutdown()
+        await redis.stop()
+    }
+}
