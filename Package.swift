@@ -215,7 +215,7 @@ let package = Package(
         .testTarget(
             name: "EventCodegenTests",
             dependencies: ["_EventCodegenCore", "GeneratedEventsFixture", "SocketGatewayCore"],
-            exclude: ["Fixtures", "README-catalog.md"]
+            exclude: ["Fixtures"]
         ),
         .testTarget(
             name: "SocketGatewayCoreTests",
@@ -239,6 +239,7 @@ let package = Package(
             name: "SocketGatewayServerTests",
             dependencies: [
                 "SocketGatewayServer",
+                "SheetSyncEvents",
                 "SocketGatewayRedis",
                 "SocketGatewayRedisTestKit",
                 "SocketGatewayWorker",

@@ -59,81 +59,84 @@ enum JSONDateFormatting {
             + "Z"
     }
 
-    /// Reads an RFC 3339 / ISO 8601 timestamp: `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM|±HHMM)`, also the
-    /// `±YYYYYY` extended years `toISOString` writes. Returns nil for anything else.
+    /// Reads an RFC 3339 / ISO 8601 timestamp: `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM|±HHMM)` (also a `,`
+    /// before the fraction and the `±YYYYYY` extended years `toISOString` writes). Returns nil for anything else.
+    ///
+    /// Up to three fraction digits are read as whole milliseconds, so what `string(from:)` wrote reads back as the
+    /// identical `Date` (no binary rounding of 0.1-steps); more digits keep nanosecond precision.
     static func date(from text: String) -> Date? {
-        let bytes = Array(text.utf8)
-        var index = 0
-        func number(_ width: Int) -> Int64? {
-            guard index + width <= bytes.count else { return nil }
+        var bytes = Array(text.utf8)[...]
+        func number(_ count: Int) -> Int64? {
+            guard bytes.count >= count else { return nil }
             var value: Int64 = 0
-            for _ in 0..<width {
-                let byte = bytes[index]
-                guard byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") else { return nil }
+            for byte in bytes.prefix(count) {
+                guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
                 value = value * 10 + Int64(byte - UInt8(ascii: "0"))
-                index += 1
             }
+            bytes = bytes.dropFirst(count)
             return value
         }
-        func expect(_ character: UInt8) -> Bool {
-            guard index < bytes.count, bytes[index] == character else { return false }
-            index += 1
+        func expect(_ characters: String) -> Bool {
+            guard let byte = bytes.first, characters.utf8.contains(byte) else { return false }
+            bytes = bytes.dropFirst()
             return true
         }
-        var year: Int64
-        if index < bytes.count && (bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-")) {
-            let negative = bytes[index] == UInt8(ascii: "-")
-            index += 1
+        let year: Int64
+        if let sign = bytes.first, sign == UInt8(ascii: "+") || sign == UInt8(ascii: "-") {
+            bytes = bytes.dropFirst()
             guard let extended = number(6) else { return nil }
-            year = negative ? -extended : extended
+            year = sign == UInt8(ascii: "-") ? -extended : extended
         } else {
             guard let plain = number(4) else { return nil }
             year = plain
         }
-        guard expect(UInt8(ascii: "-")), let month = number(2), expect(UInt8(ascii: "-")), let day = number(2) else {
-            return nil
-        }
-        guard index < bytes.count, [UInt8(ascii: "T"), UInt8(ascii: "t"), UInt8(ascii: " ")].contains(bytes[index])
-        else {
-            return nil
-        }
-        index += 1
-        guard let hour = number(2), expect(UInt8(ascii: ":")), let minute = number(2), expect(UInt8(ascii: ":")),
-            let second = number(2)
+        guard expect("-"), let month = number(2), expect("-"), let day = number(2), expect("Tt "),
+            let hour = number(2), expect(":"), let minute = number(2), expect(":"), let second = number(2)
         else { return nil }
-        var fraction = 0.0
-        if expect(UInt8(ascii: ".")) {
-            var scale = 0.1
-            let start = index
-            while index < bytes.count && bytes[index] >= UInt8(ascii: "0") && bytes[index] <= UInt8(ascii: "9") {
-                fraction += Double(bytes[index] - UInt8(ascii: "0")) * scale
-                scale /= 10
-                index += 1
+        guard (1...12).contains(month), day >= 1, day <= Self.daysInMonth(year: year, month: month), hour < 24,
+            minute < 60, second <= 60
+        else { return nil }
+        var nanoseconds: Int64 = 0
+        var fractionDigits = 0
+        if expect(".,") {
+            while let byte = bytes.first, byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") {
+                if fractionDigits < 9 {
+                    nanoseconds = nanoseconds * 10 + Int64(byte - UInt8(ascii: "0"))
+                    fractionDigits += 1
+                }
+                bytes = bytes.dropFirst()
             }
-            guard index > start else { return nil }
+            guard fractionDigits > 0 else { return nil }
         }
         var offsetSeconds: Int64 = 0
-        guard index < bytes.count else { return nil }
-        switch bytes[index] {
-        case UInt8(ascii: "Z"), UInt8(ascii: "z"):
-            index += 1
-        case UInt8(ascii: "+"), UInt8(ascii: "-"):
-            let sign: Int64 = bytes[index] == UInt8(ascii: "-") ? -1 : 1
-            index += 1
+        if expect("Zz") {
+        } else if let sign = bytes.first, sign == UInt8(ascii: "+") || sign == UInt8(ascii: "-") {
+            bytes = bytes.dropFirst()
             guard let offsetHours = number(2) else { return nil }
-            _ = expect(UInt8(ascii: ":"))
+            _ = expect(":")
             guard let offsetMinutes = number(2), offsetHours < 24, offsetMinutes < 60 else { return nil }
-            offsetSeconds = sign * (offsetHours * 3600 + offsetMinutes * 60)
-        default:
+            offsetSeconds = (offsetHours * 3600 + offsetMinutes * 60) * (sign == UInt8(ascii: "-") ? -1 : 1)
+        } else {
             return nil
         }
-        guard index == bytes.count else { return nil }
-        guard (1...12).contains(month), day >= 1, hour < 24, minute < 60, second < 60 else { return nil }
-        let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
-        let monthLengths: [Int64] = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
-        guard day <= monthLengths[Int(month - 1)] else { return nil }
+        guard bytes.isEmpty else { return nil }
         let days = Self.daysFromCivil(year: year, month: month, day: day)
-        let seconds = days * 86400 + hour * 3600 + minute * 60 + second - offsetSeconds
-        return Date(timeIntervalSince1970: Double(seconds) + fraction)
+        let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offsetSeconds
+        if fractionDigits <= 3 {
+            var milliseconds = nanoseconds
+            for _ in fractionDigits..<3 { milliseconds *= 10 }
+            return Date(timeIntervalSince1970: Double(seconds * 1000 + milliseconds) / 1000)
+        }
+        for _ in fractionDigits..<9 { nanoseconds *= 10 }
+        return Date(timeIntervalSince1970: Double(seconds) + Double(nanoseconds) / 1e9)
+    }
+
+    /// The number of days in `month` (1…12) of the proleptic Gregorian `year`.
+    static func daysInMonth(year: Int64, month: Int64) -> Int64 {
+        switch month {
+        case 2: return (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 ? 29 : 28
+        case 4, 6, 9, 11: return 30
+        default: return 31
+        }
     }
 }

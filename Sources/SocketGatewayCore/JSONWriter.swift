@@ -176,7 +176,39 @@ struct JSONWriter {
     /// characters beyond the BMP as a surrogate pair.
     static func writePythonString(_ text: String, to buffer: inout ByteBuffer) {
         buffer.writeInteger(UInt8(ascii: "\""))
-        for scalar in text.unicodeScalars {
+        // Fast path: runs of printable ASCII are written with one copy each (one byte at a time was the worker's
+        // hottest spot in a profile); the first non-ASCII byte hands the rest to the scalar loop below.
+        var text = text
+        var remainder: Substring?
+        text.withUTF8 { utf8Typed in
+            let utf8 = UnsafeRawBufferPointer(utf8Typed)
+            var start = 0
+            var index = 0
+            let count = utf8.count
+            while index < count {
+                let byte = utf8[index]
+                if byte >= 0x7F {
+                    remainder = Substring(decoding: UnsafeRawBufferPointer(rebasing: utf8[index..<count]), as: UTF8.self)
+                    break
+                }
+                if byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") {
+                    if start < index {
+                        buffer.writeBytes(UnsafeRawBufferPointer(rebasing: utf8[start..<index]))
+                    }
+                    writeASCIIEscape(byte, to: &buffer)
+                    start = index + 1
+                }
+                index += 1
+            }
+            if start < index {
+                buffer.writeBytes(UnsafeRawBufferPointer(rebasing: utf8[start..<index]))
+            }
+        }
+        guard let remainder else {
+            buffer.writeInteger(UInt8(ascii: "\""))
+            return
+        }
+        for scalar in remainder.unicodeScalars {
             let value = scalar.value
             if value >= 0x20 && value < 0x7F {
                 if value == 0x22 || value == 0x5C {

@@ -160,14 +160,73 @@ public enum PubSubMessage: Sendable, Hashable {
 extension PubSubMessage {
     /// Appends the message exactly as python-socketio's `json.dumps(message)` writes it.
     public func encode(into buffer: inout ByteBuffer) {
+        // The hot case (every worker emit) is written field by field, without building the message's JSONValue
+        // first; it gives the same bytes as the general path below.
+        if case .emit(let emit) = self, !emit.isBinary {
+            Self.writePlainEmit(emit, into: &buffer)
+            return
+        }
         self.jsonValue.writePythonJSON(to: &buffer)
     }
 
     /// The message's bytes, as python-socketio publishes them.
     public func encoded() -> ByteBuffer {
-        var buffer = ByteBuffer()
+        var buffer = ByteBufferAllocator().buffer(capacity: 512)
         self.encode(into: &buffer)
         return buffer
+    }
+
+    /// `json.dumps` of a non-binary emit, keys in python-socketio's order.
+    private static func writePlainEmit(_ emit: PubSubEmit, into buffer: inout ByteBuffer) {
+        var writer = JSONWriter(style: .python)
+        buffer.writeStaticString("{\"method\": \"emit\", \"event\": ")
+        JSONWriter.writePythonString(emit.event, to: &buffer)
+        buffer.writeStaticString(", \"data\": [")
+        var first = true
+        for argument in emit.arguments {
+            if !first { buffer.writeStaticString(", ") }
+            first = false
+            writer.write(argument, to: &buffer)
+        }
+        buffer.writeStaticString("], \"binary\": false, \"namespace\": ")
+        JSONWriter.writePythonString(emit.namespace, to: &buffer)
+        buffer.writeStaticString(", \"room\": ")
+        Self.write(emit.room, into: &buffer)
+        buffer.writeStaticString(", \"skip_sid\": ")
+        Self.write(emit.skipSid, into: &buffer)
+        buffer.writeStaticString(", \"callback\": ")
+        if let callback = emit.callback {
+            buffer.writeInteger(UInt8(ascii: "["))
+            Self.write(callback.room, into: &buffer)
+            buffer.writeStaticString(", ")
+            JSONWriter.writePythonString(callback.namespace, to: &buffer)
+            buffer.writeStaticString(", ")
+            writer.write(.int(callback.id), to: &buffer)
+            buffer.writeInteger(UInt8(ascii: "]"))
+        } else {
+            buffer.writeStaticString("null")
+        }
+        buffer.writeStaticString(", \"host_id\": ")
+        JSONWriter.writePythonString(emit.hostID, to: &buffer)
+        buffer.writeInteger(UInt8(ascii: "}"))
+    }
+
+    private static func write(_ names: PubSubNames, into buffer: inout ByteBuffer) {
+        switch names {
+        case .none:
+            buffer.writeStaticString("null")
+        case .one(let name):
+            JSONWriter.writePythonString(name, to: &buffer)
+        case .list(let names):
+            buffer.writeInteger(UInt8(ascii: "["))
+            var first = true
+            for name in names {
+                if !first { buffer.writeStaticString(", ") }
+                first = false
+                JSONWriter.writePythonString(name, to: &buffer)
+            }
+            buffer.writeInteger(UInt8(ascii: "]"))
+        }
     }
 
     /// The message as the JSON object python-socketio builds (keys in its order; binary deconstructed).

@@ -12,147 +12,13 @@ public enum GeneratedEventEncoding {
     /// A timestamp as JavaScript's `Date.prototype.toISOString()` writes it: `2026-11-29T19:13:03.120Z`
     /// (UTC, milliseconds, rounded to the nearest millisecond).
     public static func iso8601(_ date: Date) -> String {
-        let milliseconds = (date.timeIntervalSince1970 * 1000).rounded()
-        guard milliseconds.isFinite, abs(milliseconds) < 8.64e15 else { return "Invalid Date" }
-        let total = Int64(milliseconds)
-        let (secondsTotal, millisecond) = Self.floorDivide(total, 1000)
-        let (days, secondOfDay) = Self.floorDivide(secondsTotal, 86_400)
-        let (year, month, day) = CivilDate.fromDays(days)
-        var result = ""
-        result.reserveCapacity(24)
-        if year < 0 || year > 9999 {
-            result += year < 0 ? "-" : "+"
-            Self.append(Int(abs(year)), width: 6, to: &result)
-        } else {
-            Self.append(Int(year), width: 4, to: &result)
-        }
-        result += "-"
-        Self.append(month, width: 2, to: &result)
-        result += "-"
-        Self.append(day, width: 2, to: &result)
-        result += "T"
-        Self.append(Int(secondOfDay / 3600), width: 2, to: &result)
-        result += ":"
-        Self.append(Int(secondOfDay % 3600 / 60), width: 2, to: &result)
-        result += ":"
-        Self.append(Int(secondOfDay % 60), width: 2, to: &result)
-        result += "."
-        Self.append(Int(millisecond), width: 3, to: &result)
-        result += "Z"
-        return result
+        // toISOString throws a RangeError for such dates; a payload cannot throw, so this is what JS shows for them.
+        JSONDateFormatting.string(from: date) ?? "Invalid Date"
     }
 
     /// A UUID in the lowercase form JavaScript and Python write: `4f1c…-…`.
     public static func uuid(_ uuid: UUID) -> String {
         uuid.uuidString.lowercased()
-    }
-
-    private static func floorDivide(_ value: Int64, _ divisor: Int64) -> (Int64, Int64) {
-        let quotient = value / divisor
-        let remainder = value % divisor
-        return remainder < 0 ? (quotient - 1, remainder + divisor) : (quotient, remainder)
-    }
-
-    private static func append(_ value: Int, width: Int, to string: inout String) {
-        let digits = String(value)
-        if digits.count < width { string += String(repeating: "0", count: width - digits.count) }
-        string += digits
-    }
-}
-
-/// Proleptic Gregorian calendar arithmetic (Howard Hinnant's algorithms), so no calendar object is needed.
-enum CivilDate {
-    static func fromDays(_ days: Int64) -> (year: Int64, month: Int, day: Int) {
-        let z = days + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let dayOfEra = z - era * 146_097
-        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36524 - dayOfEra / 146_096) / 365
-        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
-        let monthIndex = (5 * dayOfYear + 2) / 153
-        let day = Int(dayOfYear - (153 * monthIndex + 2) / 5 + 1)
-        let month = Int(monthIndex < 10 ? monthIndex + 3 : monthIndex - 9)
-        let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
-        return (year, month, day)
-    }
-
-    static func toDays(year: Int64, month: Int, day: Int) -> Int64 {
-        let y = month <= 2 ? year - 1 : year
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yearOfEra = y - era * 400
-        let m = Int64(month)
-        let dayOfYear = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + Int64(day) - 1
-        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
-        return era * 146_097 + dayOfEra - 719_468
-    }
-
-    static func daysInMonth(year: Int64, month: Int) -> Int {
-        switch month {
-        case 2: return (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 ? 29 : 28
-        case 4, 6, 9, 11: return 30
-        default: return 31
-        }
-    }
-
-    /// Parses `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM|±HHMM)`, the ISO 8601 profile JavaScript, Python and
-    /// Swift write.
-    static func parseISO8601(_ text: String) -> Date? {
-        var bytes = Array(text.utf8)[...]
-        func number(_ count: Int) -> Int? {
-            guard bytes.count >= count else { return nil }
-            var value = 0
-            for byte in bytes.prefix(count) {
-                guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
-                value = value * 10 + Int(byte - UInt8(ascii: "0"))
-            }
-            bytes = bytes.dropFirst(count)
-            return value
-        }
-        func expect(_ characters: String) -> Bool {
-            guard let byte = bytes.first, characters.utf8.contains(byte) else { return false }
-            bytes = bytes.dropFirst()
-            return true
-        }
-        guard let year = number(4), expect("-"), let month = number(2), expect("-"), let day = number(2),
-            expect("Tt "), let hour = number(2), expect(":"), let minute = number(2), expect(":"),
-            let second = number(2)
-        else { return nil }
-        guard (1...12).contains(month), day >= 1, day <= Self.daysInMonth(year: Int64(year), month: month),
-            hour < 24, minute < 60, second <= 60
-        else { return nil }
-        var nanoseconds = 0
-        var fractionDigits = 0
-        if bytes.first == UInt8(ascii: ".") || bytes.first == UInt8(ascii: ",") {
-            bytes = bytes.dropFirst()
-            while let byte = bytes.first, byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") {
-                if fractionDigits < 9 {
-                    nanoseconds = nanoseconds * 10 + Int(byte - UInt8(ascii: "0"))
-                    fractionDigits += 1
-                }
-                bytes = bytes.dropFirst()
-            }
-            guard fractionDigits > 0 else { return nil }
-        }
-        var offsetSeconds = 0
-        if expect("Zz") {
-        } else if let sign = bytes.first, sign == UInt8(ascii: "+") || sign == UInt8(ascii: "-") {
-            bytes = bytes.dropFirst()
-            guard let offsetHour = number(2) else { return nil }
-            _ = expect(":")
-            guard let offsetMinute = number(2), offsetHour < 24, offsetMinute < 60 else { return nil }
-            offsetSeconds = (offsetHour * 3600 + offsetMinute * 60) * (sign == UInt8(ascii: "-") ? -1 : 1)
-        } else {
-            return nil
-        }
-        guard bytes.isEmpty else { return nil }
-        let days = Self.toDays(year: Int64(year), month: month, day: day)
-        let seconds = days * 86_400 + Int64(hour * 3600 + minute * 60 + second - offsetSeconds)
-        if fractionDigits <= 3 {
-            var milliseconds = nanoseconds
-            for _ in fractionDigits..<3 { milliseconds *= 10 }
-            return Date(timeIntervalSince1970: Double(seconds * 1000 + Int64(milliseconds)) / 1000)
-        }
-        for _ in fractionDigits..<9 { nanoseconds *= 10 }
-        return Date(timeIntervalSince1970: Double(seconds) + Double(nanoseconds) / 1e9)
     }
 }
 
@@ -269,7 +135,7 @@ public enum GeneratedEventDecoding {
     /// An ISO 8601 timestamp string.
     public static func date(_ value: JSONValue) throws -> Date {
         let string = try Self.string(value)
-        guard let date = CivilDate.parseISO8601(string) else {
+        guard let date = JSONDateFormatting.date(from: string) else {
             throw SocketEventDecodingError(
                 code: .invalidValue,
                 message: "expected an ISO 8601 timestamp such as 2026-11-29T19:13:03.120Z, found '\(string)'"

@@ -106,6 +106,7 @@ public struct SocketEventDecodingError: Error, Sendable, Hashable, CustomStringC
             case missingField = "missing field"
             case wrongType = "wrong type"
             case invalidValue = "invalid value"
+            case wrongNamespace = "wrong namespace"
         }
 
         private let base: Base
@@ -121,6 +122,8 @@ public struct SocketEventDecodingError: Error, Sendable, Hashable, CustomStringC
         /// A value has the right JSON type but is not acceptable (an unknown enum value, a malformed date or UUID,
         /// an integer out of range).
         public static let invalidValue = Code(base: .invalidValue)
+        /// The event is in the catalog but was emitted in another namespace.
+        public static let wrongNamespace = Code(base: .wrongNamespace)
 
         public var description: String { self.base.rawValue }
     }
@@ -170,7 +173,7 @@ public struct SocketEventDecodingError: Error, Sendable, Hashable, CustomStringC
     public var description: String {
         let prefix = self.event.map { "\($0): " } ?? ""
         switch self.code {
-        case .unknownEvent, .wrongArgumentCount: return "\(prefix)\(self.code): \(self.message)"
+        case .unknownEvent, .wrongArgumentCount, .wrongNamespace: return "\(prefix)\(self.code): \(self.message)"
         default: return "\(prefix)\(self.code) at \(self.pathDescription): \(self.message)"
         }
     }

@@ -28,8 +28,13 @@ public struct EngineIOConfiguration: Sendable {
     /// The most bytes that may wait for one client (polling buffer, or WebSocket bytes not yet taken by the
     /// socket) before the session is closed with ``EngineIOCloseReason/slowClient``.
     public var maxBufferedBytesPerSession: Int
+    /// The most packets one long-polling GET response carries; further packets wait for the next GET.
+    /// python-engineio's client refuses a payload of more than 16 packets (and its server refuses such POST
+    /// bodies), so the default is 16.
+    public var maxPacketsPerPollingResponse: Int
 
-    /// Creates a configuration; every parameter has the Engine.IO reference server's default.
+    /// Creates a configuration; every parameter but `maxPacketsPerPollingResponse` (python-engineio's limit)
+    /// has the Engine.IO reference server's default.
     public init(
         pingInterval: Duration = .seconds(25),
         pingTimeout: Duration = .seconds(20),
@@ -38,7 +43,8 @@ public struct EngineIOConfiguration: Sendable {
         transports: Set<EngineIOTransportKind> = [.polling, .websocket],
         allowUpgrades: Bool = true,
         cors: CORSPolicy = .none,
-        maxBufferedBytesPerSession: Int = 4 << 20
+        maxBufferedBytesPerSession: Int = 4 << 20,
+        maxPacketsPerPollingResponse: Int = 16
     ) {
         self.pingInterval = pingInterval
         self.pingTimeout = pingTimeout
@@ -48,6 +54,7 @@ public struct EngineIOConfiguration: Sendable {
         self.allowUpgrades = allowUpgrades
         self.cors = cors
         self.maxBufferedBytesPerSession = maxBufferedBytesPerSession
+        self.maxPacketsPerPollingResponse = max(maxPacketsPerPollingResponse, 1)
     }
 }
 

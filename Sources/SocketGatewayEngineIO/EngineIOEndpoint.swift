@@ -16,15 +16,20 @@ enum PollingReply: Sendable {
 final class PollingRequestHandle: Sendable {
     /// When the request's head was read (monotonic, comparable across event loops).
     let arrival: NIODeadline
-    private let send: @Sendable (PollingRequestHandle, PollingReply) -> Void
+    private let send: @Sendable (PollingRequestHandle, PollingReply, (@Sendable () -> Void)?) -> Void
 
-    init(arrival: NIODeadline = .now(), send: @escaping @Sendable (PollingRequestHandle, PollingReply) -> Void) {
+    init(
+        arrival: NIODeadline = .now(),
+        send: @escaping @Sendable (PollingRequestHandle, PollingReply, (@Sendable () -> Void)?) -> Void
+    ) {
         self.arrival = arrival
         self.send = send
     }
 
-    func reply(_ reply: PollingReply) {
-        self.send(self, reply)
+    /// Answers the request; `written` (if any) is called on the connection's event loop once the response has
+    /// been handed to the socket (or could not be).
+    func reply(_ reply: PollingReply, written: (@Sendable () -> Void)? = nil) {
+        self.send(self, reply, written)
     }
 }
 

@@ -178,16 +178,22 @@ final class EngineIOHTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
             let eventLoop = context.eventLoop
             let version = head.version
             let keepAlive = head.isKeepAlive
-            let handle = PollingRequestHandle(arrival: self.headArrival) { handle, reply in
+            let handle = PollingRequestHandle(arrival: self.headArrival) { handle, reply, written in
                 let answer: @Sendable () -> Void = {
                     let (context, handler) = loopBound.value
+                    let promise = written.map { written in
+                        let promise = context.eventLoop.makePromise(of: Void.self)
+                        promise.futureResult.whenComplete { _ in written() }
+                        return promise
+                    }
                     handler.answer(
                         context: context,
                         handle: handle,
                         reply: reply,
                         version: version,
                         keepAlive: keepAlive,
-                        cors: cors
+                        cors: cors,
+                        promise: promise
                     )
                 }
                 if eventLoop.inEventLoop {
@@ -247,7 +253,8 @@ final class EngineIOHTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
         reply: PollingReply,
         version: HTTPVersion,
         keepAlive: Bool,
-        cors: [(String, String)]
+        cors: [(String, String)],
+        promise: EventLoopPromise<Void>?
     ) {
         if self.parked?.handle === handle {
             self.parked = nil
@@ -260,7 +267,8 @@ final class EngineIOHTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
                 status: .ok,
                 headers: cors + [("Content-Type", "text/html")],
                 body: ByteBuffer(string: "ok"),
-                keepAlive: keepAlive
+                keepAlive: keepAlive,
+                promise: promise
             )
         case .payload(let body):
             Self.write(
@@ -269,7 +277,8 @@ final class EngineIOHTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
                 status: .ok,
                 headers: cors + [("Content-Type", "text/plain; charset=UTF-8")],
                 body: body,
-                keepAlive: keepAlive
+                keepAlive: keepAlive,
+                promise: promise
             )
         case .error(let error):
             Self.write(
@@ -278,7 +287,8 @@ final class EngineIOHTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
                 status: HTTPResponseStatus(statusCode: error.status.rawValue),
                 headers: cors + [("Content-Type", "application/json")],
                 body: Self.errorBody(error, allocator: context.channel.allocator),
-                keepAlive: keepAlive
+                keepAlive: keepAlive,
+                promise: promise
             )
         }
     }
@@ -293,7 +303,8 @@ final class EngineIOHTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
         status: HTTPResponseStatus,
         headers: [(String, String)],
         body: ByteBuffer?,
-        keepAlive: Bool
+        keepAlive: Bool,
+        promise: EventLoopPromise<Void>? = nil
     ) {
         var responseHeaders = HTTPHeaders(headers)
         responseHeaders.add(name: "Content-Length", value: "\(body?.readableBytes ?? 0)")
@@ -306,10 +317,11 @@ final class EngineIOHTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
             context.write(NIOAny(HTTPServerResponsePart.body(.byteBuffer(body))), promise: nil)
         }
         if keepAlive {
-            context.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil)), promise: nil)
+            context.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil)), promise: promise)
         } else {
             let channel = context.channel
-            context.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil))).whenComplete { _ in
+            context.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil))).whenComplete { result in
+                promise?.completeWith(result)
                 channel.close(promise: nil)
             }
         }
@@ -342,9 +354,37 @@ final class EngineIOWebSocketRequestValidator: ChannelInboundHandler, RemovableC
 
     private let endpoints: [EngineIOEndpoint]
     private var swallowing = false
+    /// Builds a new `HTTPServerUpgradeHandler` for an upgrade request that is not the connection's first
+    /// request (NIO's handler removes itself after the first request).
+    var makeUpgradeHandler: (() -> HTTPServerUpgradeHandler)?
+    private var upgradeHandler: HTTPServerUpgradeHandler?
 
     init(endpoints: [EngineIOEndpoint]) {
         self.endpoints = endpoints
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.upgradeHandler = try? context.pipeline.syncOperations.handler(type: HTTPServerUpgradeHandler.self)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        // The factory's completion handler refers back to this handler: drop it so the two can be freed.
+        self.makeUpgradeHandler = nil
+        self.upgradeHandler = nil
+    }
+
+    /// Puts an upgrade handler right after this one if the last one has left the pipeline.
+    private func rearmUpgradeHandler(context: ChannelHandlerContext) {
+        let sync = context.pipeline.syncOperations
+        if let current = self.upgradeHandler, (try? sync.context(handler: current)) != nil { return }
+        guard let make = self.makeUpgradeHandler else { return }
+        let handler = make()
+        do {
+            try sync.addHandler(handler, position: .after(self))
+            self.upgradeHandler = handler
+        } catch {
+            context.fireErrorCaught(error)
+        }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -356,7 +396,10 @@ final class EngineIOWebSocketRequestValidator: ChannelInboundHandler, RemovableC
             let target = RequestTarget(uri: head.uri)
             guard let endpoint = self.endpoints.first(where: { $0.matches(target.path) }),
                   let error = endpoint.validateWebSocketRequest(query: target.query)
-            else { break }
+            else {
+                self.rearmUpgradeHandler(context: context)
+                break
+            }
             self.swallowing = true
             EngineIOHTTPHandler.write(
                 context: context,

@@ -157,17 +157,38 @@ public final class EngineIOServer: Sendable {
                     let validator = EngineIOWebSocketRequestValidator(endpoints: endpoints)
                     let boundValidator = NIOLoopBound(validator, eventLoop: channel.eventLoop)
                     let sync = channel.pipeline.syncOperations
+                    let upgradeCompleted: @Sendable (ChannelHandlerContext) -> Void = { context in
+                        context.pipeline.syncOperations.removeHandler(boundHandler.value, promise: nil)
+                        context.pipeline.syncOperations.removeHandler(boundValidator.value, promise: nil)
+                    }
                     try sync.configureHTTPServerPipeline(
-                        withServerUpgrade: (
-                            upgraders: [upgrader],
-                            completionHandler: { context in
-                                context.pipeline.syncOperations.removeHandler(boundHandler.value, promise: nil)
-                                context.pipeline.syncOperations.removeHandler(boundValidator.value, promise: nil)
-                            }
-                        ),
+                        withServerUpgrade: (upgraders: [upgrader], completionHandler: upgradeCompleted),
                         withErrorHandling: true
                     )
                     let upgradeHandler = try sync.handler(type: HTTPServerUpgradeHandler.self)
+                    // NIO's upgrade handler only looks at a connection's first request and then leaves the
+                    // pipeline. Clients that reuse a keep-alive polling connection for the upgrade (aiohttp, so
+                    // python-engineio) need a fresh one before each later upgrade request: the validator builds it
+                    // from the same HTTP handlers.
+                    let encoder = try sync.handler(type: HTTPResponseEncoder.self)
+                    var extraHTTPHandlers: [any RemovableChannelHandler] = [
+                        try sync.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
+                    ]
+                    if let pipelining = try? sync.handler(type: HTTPServerPipelineHandler.self) {
+                        extraHTTPHandlers.append(pipelining)
+                    }
+                    if let headersValidator = try? sync.handler(type: NIOHTTPResponseHeadersValidator.self) {
+                        extraHTTPHandlers.append(headersValidator)
+                    }
+                    extraHTTPHandlers.append(try sync.handler(type: HTTPServerProtocolErrorHandler.self))
+                    validator.makeUpgradeHandler = {
+                        HTTPServerUpgradeHandler(
+                            upgraders: [upgrader],
+                            httpEncoder: encoder,
+                            extraHTTPHandlers: extraHTTPHandlers,
+                            upgradeCompletionHandler: upgradeCompleted
+                        )
+                    }
                     try sync.addHandler(validator, position: .before(upgradeHandler))
                     try sync.addHandler(httpHandler)
                     return channel.eventLoop.makeSucceededVoidFuture()

@@ -24,7 +24,21 @@ public final class EngineIOSession: @unchecked Sendable {
     private var probeNoopTimer: Scheduled<Void>?
     /// Completes when `3probe` has been written, so a GET refused because of the upgrade is answered after it.
     private var probeWrite: EventLoopFuture<Void>?
+    /// When the upgrade completed and the `3probe` write of that upgrade, so a stale GET refused shortly after
+    /// is answered after the probe answer, like one that was parked during the upgrade.
+    private var upgradeCompletion: (at: NIODeadline, probeWrite: EventLoopFuture<Void>?)?
+    /// How long after an upgrade a refused GET is still delayed behind the probe answer.
+    static let postUpgradeOrderingWindow = TimeAmount.seconds(1)
+    /// The pause between the probe answer leaving and a refused GET being answered.
+    static let probeOrderingGrace = TimeAmount.milliseconds(25)
+    /// Set while a POST's answer is on its way: a GET completed meanwhile (typically with the application's reply
+    /// to that POST) is answered only once the POST's answer has been written.
+    private var postAnswerInFlight = false
+    private var getReplyHeldForPost: (handle: PollingRequestHandle, body: ByteBuffer)?
     private var outbox: [ByteBuffer] = []
+    /// The array the last flush handed to the socket, kept (empty) so outbox and spare swap roles and a flush
+    /// allocates nothing.
+    private var spareOutbox: [ByteBuffer] = []
     private var outboxBytes = 0
     private var flushScheduled = false
 
@@ -48,7 +62,8 @@ public final class EngineIOSession: @unchecked Sendable {
                 pingTimeout: TimeAmount(configuration.pingTimeout),
                 upgradeTimeout: TimeAmount(configuration.upgradeTimeout),
                 maxBufferedBytes: configuration.maxBufferedBytesPerSession,
-                allowUpgrades: configuration.allowUpgrades && configuration.transports.contains(.websocket)
+                allowUpgrades: configuration.allowUpgrades && configuration.transports.contains(.websocket),
+                maxPacketsPerPollingResponse: configuration.maxPacketsPerPollingResponse
             ),
             now: now
         )
@@ -161,13 +176,36 @@ public final class EngineIOSession: @unchecked Sendable {
                 case .park:
                     self.pendingGet = handle
                 case .packets(let packets):
-                    handle.reply(.payload(EngineIOPollingPayload.encode(packets)))
+                    self.answerGet(handle, packets: packets)
                 case .reject(let error):
-                    handle.reply(.error(error))
+                    self.refuseGet(handle, error: error)
                 }
             } else {
                 self.run([action])
             }
+        }
+    }
+
+    /// Refuses a GET. Right after an upgrade the refusal waits until `3probe` has left (plus a grace period):
+    /// the client sent the GET after the probe, and reads the two sockets in no particular order.
+    private func refuseGet(_ handle: PollingRequestHandle, error: EngineIOHTTPError) {
+        guard self.transport == .websocket, let completion = self.upgradeCompletion,
+              NIODeadline.now() - completion.at < Self.postUpgradeOrderingWindow
+        else {
+            handle.reply(.error(error))
+            return
+        }
+        self.replyAfterProbe(handle, error: error, probeWrite: completion.probeWrite)
+    }
+
+    private func replyAfterProbe(_ handle: PollingRequestHandle, error: EngineIOHTTPError, probeWrite: EventLoopFuture<Void>?) {
+        guard let probeWrite else {
+            handle.reply(.error(error))
+            return
+        }
+        let eventLoop = self.eventLoop
+        probeWrite.whenComplete { _ in
+            eventLoop.scheduleTask(in: Self.probeOrderingGrace) { handle.reply(.error(error)) }
         }
     }
 
@@ -190,12 +228,44 @@ public final class EngineIOSession: @unchecked Sendable {
             )
             decoded = .failure(error)
         }
-        for action in self.stateMachine.postReceived(decoded, now: .now()) {
-            if case .replyToPost(let error) = action {
-                handle.reply(error.map { .error($0) } ?? .ok)
-            } else {
-                self.run([action])
+        let actions = self.stateMachine.postReceived(decoded, now: .now())
+        // Answer the POST before acting on its packets, and hold back a GET answer they cause until the POST's
+        // answer is out: a client that sees the reply to its POST on the GET before the POST's own answer may give
+        // up on the POST (python-engineio then never sends its close packet, and waits for the GET).
+        let postReply = actions.lazy.compactMap { action -> PollingReply? in
+            guard case .replyToPost(let error) = action else { return nil }
+            return error.map { .error($0) } ?? .ok
+        }.first
+        if let postReply {
+            self.postAnswerInFlight = true
+            let eventLoop = self.eventLoop
+            handle.reply(postReply) {
+                eventLoop.execute { self.postAnswerWritten() }
             }
+        }
+        for action in actions {
+            if case .replyToPost = action { continue }
+            self.run([action])
+        }
+    }
+
+    private func postAnswerWritten() {
+        self.postAnswerInFlight = false
+        if let held = self.getReplyHeldForPost {
+            self.getReplyHeldForPost = nil
+            held.handle.reply(.payload(held.body))
+        }
+    }
+
+    /// Answers a GET with packets, unless a POST's answer must go first.
+    private func answerGet(_ handle: PollingRequestHandle, packets: [EngineIOPacket]) {
+        let body = EngineIOPollingPayload.encode(packets)
+        if self.postAnswerInFlight {
+            // Only a misbehaving client has two GETs answered at once; never leave the first one hanging.
+            if let earlier = self.getReplyHeldForPost { earlier.handle.reply(.payload(earlier.body)) }
+            self.getReplyHeldForPost = (handle, body)
+        } else {
+            handle.reply(.payload(body))
         }
     }
 
@@ -290,14 +360,7 @@ public final class EngineIOSession: @unchecked Sendable {
                     // This GET raced the client's `5` over another connection. Answer it after `3probe` has left
                     // and a short grace period, so the client sees the probe answer before the refusal (the order
                     // it sent them in), whatever order the two sockets are read in on its side.
-                    if let probeWrite = self.probeWrite {
-                        let eventLoop = self.eventLoop
-                        probeWrite.whenComplete { _ in
-                            eventLoop.scheduleTask(in: .milliseconds(25)) { handle.reply(.error(error)) }
-                        }
-                    } else {
-                        handle.reply(.error(error))
-                    }
+                    self.replyAfterProbe(handle, error: error, probeWrite: self.probeWrite)
                 }
             case .completePendingGet(let packets):
                 self.completePendingGet(packets)
@@ -317,6 +380,7 @@ public final class EngineIOSession: @unchecked Sendable {
             case .promoteProbe:
                 self.mainWebSocket = self.probeWebSocket
                 self.probeWebSocket = nil
+                self.upgradeCompletion = (.now(), self.probeWrite)
                 self.probeWrite = nil
                 self.endpoint.logger.debug("upgraded to websocket", metadata: ["engineio.sid": "\(self.id)"])
             case .closeProbe:
@@ -337,7 +401,7 @@ public final class EngineIOSession: @unchecked Sendable {
     private func completePendingGet(_ packets: [EngineIOPacket]) {
         guard let handle = self.pendingGet else { return }
         self.pendingGet = nil
-        handle.reply(.payload(EngineIOPollingPayload.encode(packets)))
+        self.answerGet(handle, packets: packets)
     }
 
     private func schedule(heartbeat deadline: NIODeadline) {
@@ -365,10 +429,13 @@ public final class EngineIOSession: @unchecked Sendable {
     private func flushOutbox() {
         self.flushScheduled = false
         guard !self.outbox.isEmpty else { return }
-        let buffers = self.outbox
-        self.outbox.removeAll(keepingCapacity: true)
+        // Swap rather than copy: `let buffers = outbox; outbox.removeAll(keepingCapacity: true)` made the array
+        // non-unique and so allocated a new one per flush, i.e. one allocation per recipient per tick in a fan-out.
+        // Anything appended while writing (or a teardown) sees an empty outbox, as before.
+        swap(&self.outbox, &self.spareOutbox)
         self.outboxBytes = 0
-        self.mainWebSocket?.write(buffers)
+        self.mainWebSocket?.write(self.spareOutbox)
+        self.spareOutbox.removeAll(keepingCapacity: true)
     }
 
     private func tearDown(_ reason: EngineIOCloseReason) {
@@ -380,7 +447,7 @@ public final class EngineIOSession: @unchecked Sendable {
         self.probeNoopTimer = nil
         if let pending = self.pendingGet {
             self.pendingGet = nil
-            pending.reply(.payload(EngineIOPollingPayload.encode([.close])))
+            self.answerGet(pending, packets: [.close])
         }
         // Whatever is already queued for the WebSocket still goes out before the close frame.
         let buffers = self.outbox

@@ -14,6 +14,8 @@ struct EngineIOSessionStateMachine {
         var allowUpgrades: Bool
         /// How long a GET that arrives after the probe waits for the `5` before it is answered with a noop.
         var probeNoopDelay: TimeAmount = .milliseconds(100)
+        /// The most packets one polling GET response carries; the rest wait for the next GET.
+        var maxPacketsPerPollingResponse: Int = 16
     }
 
     enum Transport: Equatable { case polling, websocket }
@@ -97,6 +99,8 @@ struct EngineIOSessionStateMachine {
     /// A POST has started (head received) and not yet been handled.
     private var postInProgress = false
     private var buffer: [EngineIOPacket] = []
+    /// What each buffered packet counts towards `bufferedBytes` (parallel to `buffer`).
+    private var bufferCosts: [Int] = []
     private(set) var bufferedBytes = 0
     let limits: Limits
 
@@ -152,8 +156,7 @@ struct EngineIOSessionStateMachine {
         case .websocket:
             return [.writeWebSocket([packet])]
         case .polling:
-            self.buffer.append(packet)
-            self.bufferedBytes += EngineIOPollingPayload.encodedRecordLength(packet)
+            self.appendToBuffer(packet, cost: EngineIOPollingPayload.encodedRecordLength(packet))
             return self.flushPollingIfPossible()
         }
     }
@@ -162,12 +165,32 @@ struct EngineIOSessionStateMachine {
         guard self.hasPendingGet, !self.buffer.isEmpty, self.phase != .upgrading(probed: true) else { return [] }
         self.hasPendingGet = false
         self.pendingGetArrivedDuringProbe = false
-        return [.completePendingGet(self.takeBuffer())]
+        return [.completePendingGet(self.takePollingBatch())]
     }
 
+    private mutating func appendToBuffer(_ packet: EngineIOPacket, cost: Int) {
+        self.buffer.append(packet)
+        self.bufferCosts.append(cost)
+        self.bufferedBytes += cost
+    }
+
+    /// Takes the packets for one polling response: at most `maxPacketsPerPollingResponse` (clients such as
+    /// python-engineio refuse longer payloads), the rest stay queued for the next GET.
+    private mutating func takePollingBatch() -> [EngineIOPacket] {
+        let limit = max(self.limits.maxPacketsPerPollingResponse, 1)
+        guard self.buffer.count > limit else { return self.takeBuffer() }
+        let packets = Array(self.buffer[..<limit])
+        self.bufferedBytes -= self.bufferCosts[..<limit].reduce(0, +)
+        self.buffer.removeFirst(limit)
+        self.bufferCosts.removeFirst(limit)
+        return packets
+    }
+
+    /// Takes every queued packet.
     private mutating func takeBuffer() -> [EngineIOPacket] {
         let packets = self.buffer
         self.buffer.removeAll(keepingCapacity: true)
+        self.bufferCosts.removeAll(keepingCapacity: true)
         self.bufferedBytes = 0
         return packets
     }
@@ -183,8 +206,23 @@ struct EngineIOSessionStateMachine {
             return .writeWebSocket
         case .polling:
             let packets = packets()
-            self.buffer.append(contentsOf: packets)
-            self.bufferedBytes += byteCount
+            if packets.count == 1 {
+                self.appendToBuffer(packets[0], cost: byteCount)
+            } else if !packets.isEmpty {
+                // Spread `byteCount` over the packets (record lengths for the later ones, the rest to the first),
+                // so a response cut between them keeps the accounting exact.
+                let base = self.buffer.count
+                self.buffer.append(contentsOf: packets)
+                self.bufferCosts.append(contentsOf: repeatElement(0, count: packets.count))
+                var remaining = byteCount
+                for offset in packets.indices.dropFirst().reversed() {
+                    let cost = min(EngineIOPollingPayload.encodedRecordLength(packets[offset]), remaining)
+                    self.bufferCosts[base + offset - packets.startIndex] = cost
+                    remaining -= cost
+                }
+                self.bufferCosts[base] = remaining
+                self.bufferedBytes += byteCount
+            }
             if self.bufferedBytes > self.limits.maxBufferedBytes {
                 let actions = self.close(.slowClient)
                 if case .completePendingGet(let packets) = actions.first { return .completePendingGet(packets) }
@@ -241,7 +279,7 @@ struct EngineIOSessionStateMachine {
             self.pendingGetArrival = arrival
             return [.replyToGet(.park)]
         }
-        return [.replyToGet(.packets(self.takeBuffer()))]
+        return [.replyToGet(.packets(self.takePollingBatch()))]
     }
 
     /// The timer armed by `scheduleProbeNoop` fired.
@@ -435,6 +473,7 @@ struct EngineIOSessionStateMachine {
         }
         self.phase = .closed
         self.buffer.removeAll()
+        self.bufferCosts.removeAll()
         self.bufferedBytes = 0
         actions.append(.close(reason))
         return actions

@@ -127,6 +127,14 @@ public final class RedisPublisher: @unchecked Sendable {
     private var lastSubscribers = 0
     /// Set while the outbox is held after a reconnect, waiting for subscribers to come back (until this time).
     private var holdingOutboxUntil: NIODeadline?
+    /// Publishes from other threads, handed to the loop in call order: one `execute` per burst, not per message.
+    private let incomingLock = NIOLock()
+    /// Guarded by `incomingLock`.
+    private var incoming: [Request] = []
+    /// Guarded by `incomingLock`: a `takeIncoming()` is scheduled and has not yet taken `incoming`.
+    private var incomingScheduled = false
+    /// Confined to the loop: the array the last `takeIncoming()` emptied, reused for its capacity.
+    private var incomingSpare: [Request] = []
     private let status = NIOLockedValueBox(RedisPublisherStatus(connected: false, droppedFromOutbox: 0, reconnects: 0))
 
     private let publishedCounter: Counter
@@ -171,11 +179,31 @@ public final class RedisPublisher: @unchecked Sendable {
     public func publish(_ payload: ByteBuffer, completion: (@Sendable (PublishProgress) -> Void)?) {
         if self.eventLoop.inEventLoop {
             self.submit(Request(payload: payload, completion: completion))
-        } else {
-            self.eventLoop.execute {
-                self.submit(Request(payload: payload, completion: completion))
-            }
+            return
         }
+        let schedule = self.incomingLock.withLock { () -> Bool in
+            self.incoming.append(Request(payload: payload, completion: completion))
+            if self.incomingScheduled { return false }
+            self.incomingScheduled = true
+            return true
+        }
+        if schedule {
+            self.eventLoop.execute { self.takeIncoming() }
+        }
+    }
+
+    /// Submits what other threads published since the last call, in their order (on the loop).
+    private func takeIncoming() {
+        var batch = self.incomingSpare
+        self.incomingLock.withLock {
+            swap(&batch, &self.incoming)
+            self.incomingScheduled = false
+        }
+        for request in batch {
+            self.submit(request)
+        }
+        batch.removeAll(keepingCapacity: true)
+        self.incomingSpare = batch
     }
 
     /// Publishes `payload` and waits for Redis's answer.

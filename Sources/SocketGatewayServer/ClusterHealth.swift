@@ -29,6 +29,9 @@ public struct ClusterHealth: Sendable, Hashable {
     public var publisherConnected: Bool?
     /// Emits dropped from the publisher's full outbox since start.
     public var droppedFromOutbox: Int
+    /// Remote events rejected by `SocketServerConfiguration.inboundValidation` since start (dropped in strict
+    /// mode, delivered anyway in log-only mode).
+    public var inboundRejected: Int
 
     /// Creates a health report.
     public init(
@@ -39,7 +42,8 @@ public struct ClusterHealth: Sendable, Hashable {
         reconnects: Int = 0,
         lastError: String? = nil,
         publisherConnected: Bool? = nil,
-        droppedFromOutbox: Int = 0
+        droppedFromOutbox: Int = 0,
+        inboundRejected: Int = 0
     ) {
         self.mode = mode
         self.hostID = hostID
@@ -49,6 +53,7 @@ public struct ClusterHealth: Sendable, Hashable {
         self.lastError = lastError
         self.publisherConnected = publisherConnected
         self.droppedFromOutbox = droppedFromOutbox
+        self.inboundRejected = inboundRejected
     }
 
     /// `true` when local-only, or clustered with a subscribed connection.
@@ -61,7 +66,7 @@ public struct ClusterHealth: Sendable, Hashable {
 
     /// The report as JSON: `status` (`ok` / `degraded`), `mode` (`local-only` / `redis`), and in Redis mode
     /// `channel`, `host_id`, `redis` {`connected`, `publisher_connected`, `last_message_age_seconds`,
-    /// `reconnects`, `dropped_from_outbox`, `last_error`}.
+    /// `reconnects`, `dropped_from_outbox`, `inbound_rejected`, `last_error`}.
     public var json: JSONValue {
         var pairs: [(key: String, value: JSONValue)] = [("status", .string(self.isHealthy ? "ok" : "degraded"))]
         switch self.mode {
@@ -85,6 +90,7 @@ public struct ClusterHealth: Sendable, Hashable {
                         ("last_message_age_seconds", age),
                         ("reconnects", .int(Int64(self.reconnects))),
                         ("dropped_from_outbox", .int(Int64(self.droppedFromOutbox))),
+                        ("inbound_rejected", .int(Int64(self.inboundRejected))),
                         ("last_error", self.lastError.map { .string($0) } ?? .null),
                     ])
                 )

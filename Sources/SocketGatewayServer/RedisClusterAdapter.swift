@@ -8,7 +8,9 @@ import SocketGatewayRedis
 /// The clustered mode: every gateway operation is applied locally, then published on python-socketio's Redis
 /// channel; what the other servers and workers publish is applied to this server's clients.
 ///
-/// Remote messages are applied in arrival order by one task. They follow python-socketio's
+/// Remote messages are applied in arrival order, without waiting, from the subscriber's event loop: each one
+/// goes to the `ShardInbox` of every event loop it concerns (one `execute` per burst per loop), so emits and room
+/// changes keep their order per loop and a message costs no task or continuation. They follow python-socketio's
 /// `AsyncPubSubManager`: `emit` (room null / string / list, `skip_sid` null / string / list, binary,
 /// `callback`), `enter_room` / `leave_room` / `disconnect` for clients connected here, `close_room`, and
 /// `callback` messages addressed to this host. Every `skip_sid` entry is treated as a room (a sid is a room),
@@ -18,16 +20,20 @@ final class RedisClusterAdapter: ClusterAdapter {
     let configuration: SocketServerRedisConfiguration
     /// How long a client here has to ack an emit that a remote server sent with a callback.
     let remoteAckTimeout: Duration
+    /// The check applied to other hosts' emits before delivery; `nil` delivers them unchecked.
+    let inboundValidation: InboundEventValidation?
     private let logger: Logger
-    private let inbox: AsyncStream<PubSubMessage>
-    private let inboxContinuation: AsyncStream<PubSubMessage>.Continuation
-    private let state = NIOLockedValueBox(State())
+    /// What the subscriber's callback calls: set by `start(gateway:)`, cleared by `shutdown()`.
+    private let router: NIOLockedValueBox<(@Sendable (PubSubMessage) -> Void)?>
+    private let state: NIOLockedValueBox<State>
 
     private struct State {
         var gateway: SocketGateway?
-        var consumer: Task<Void, Never>?
+        var inboxes: [ShardInbox] = []
         var nextAckID: Int64 = 1
         var waiters: [Int64: CheckedContinuation<[JSONValue], any Error>] = [:]
+        var inboundRejected = 0
+        var rejectionLog: RejectionLogLimiter
     }
 
     /// Creates the adapter; nothing connects until `start(gateway:)`.
@@ -35,17 +41,18 @@ final class RedisClusterAdapter: ClusterAdapter {
     init(
         configuration: SocketServerRedisConfiguration,
         remoteAckTimeout: Duration = .seconds(60),
+        inboundValidation: InboundEventValidation? = nil,
         logger: Logger
     ) throws(RedisError) {
         let url = try RedisURL(parsing: configuration.url)
         self.configuration = configuration
         self.remoteAckTimeout = remoteAckTimeout
-        let (inbox, continuation) = AsyncStream.makeStream(
-            of: PubSubMessage.self,
-            bufferingPolicy: .bufferingNewest(100_000)
+        self.inboundValidation = inboundValidation
+        self.state = NIOLockedValueBox(
+            State(rejectionLog: RejectionLogLimiter(interval: inboundValidation?.logInterval ?? .seconds(10)))
         )
-        self.inbox = inbox
-        self.inboxContinuation = continuation
+        let router = NIOLockedValueBox<(@Sendable (PubSubMessage) -> Void)?>(nil)
+        self.router = router
         // Reconnect quickly: deliveries resume within about a second of Redis coming back.
         let backoff = ReconnectBackoff(initial: .milliseconds(100), maximum: .seconds(1))
         let publisherConfiguration = RedisPublisherConfiguration(
@@ -73,12 +80,14 @@ final class RedisClusterAdapter: ClusterAdapter {
             subscriberConfiguration: subscriberConfiguration,
             logger: logger
         ) { message in
-            continuation.yield(message)
+            router.withLockedValue { $0 }?(message)
         }
     }
 
     var modeDescription: String {
         "clustered through Redis \(self.channel.subscriber.url.redacted), channel '\(self.channel.channel)', host_id \(self.channel.hostID)"
+            + (self.inboundValidation.map { $0.policy == .drop ? ", strict" : ", log-only" } ?? "")
+            + (self.inboundValidation == nil ? "" : " inbound validation")
     }
 
     var health: ClusterHealth {
@@ -92,30 +101,37 @@ final class RedisClusterAdapter: ClusterAdapter {
             reconnects: subscriber.reconnects,
             lastError: subscriber.lastError,
             publisherConnected: publisher.connected,
-            droppedFromOutbox: publisher.droppedFromOutbox
+            droppedFromOutbox: publisher.droppedFromOutbox,
+            inboundRejected: self.state.withLockedValue { $0.inboundRejected }
         )
     }
 
     func start(gateway: SocketGateway) {
-        let inbox = self.inbox
-        let consumer = Task {
-            for await message in inbox {
-                await self.apply(message, to: gateway)
-            }
+        let metrics = gateway.metrics
+        let inboxes = gateway.shards.all.map { shard in
+            ShardInbox(shard: shard) { metrics.deliveries.increment(by: Int64($0)) }
         }
+        var byLoop: [ObjectIdentifier: ShardInbox] = [:]
+        for inbox in inboxes { byLoop[ObjectIdentifier(inbox.shard.eventLoop)] = inbox }
         self.state.withLockedValue {
             $0.gateway = gateway
-            $0.consumer = consumer
+            $0.inboxes = inboxes
+        }
+        let byLoopFinal = byLoop
+        self.router.withLockedValue {
+            $0 = { message in
+                self.route(message, gateway: gateway, inboxes: inboxes, byLoop: byLoopFinal)
+            }
         }
         self.channel.start()
     }
 
     func shutdown() async {
         await self.channel.shutdown(drainTimeout: self.configuration.publishTimeout)
-        self.inboxContinuation.finish()
-        let (consumer, waiters) = self.state.withLockedValue { state in
-            let result = (state.consumer, state.waiters)
-            state.consumer = nil
+        self.router.withLockedValue { $0 = nil }
+        let (inboxes, waiters) = self.state.withLockedValue { state in
+            let result = (state.inboxes, state.waiters)
+            state.inboxes = []
             state.gateway = nil
             state.waiters = [:]
             return result
@@ -123,7 +139,10 @@ final class RedisClusterAdapter: ClusterAdapter {
         for (_, waiter) in waiters {
             waiter.resume(throwing: CancellationError())
         }
-        await consumer?.value
+        // Everything the subscriber handed over before it stopped is applied before the loops can stop.
+        for inbox in inboxes {
+            await inbox.flush()
+        }
     }
 
     // MARK: Publishing this server's operations
@@ -248,19 +267,23 @@ final class RedisClusterAdapter: ClusterAdapter {
 
     // MARK: Applying the other hosts' messages
 
-    private func apply(_ message: PubSubMessage, to gateway: SocketGateway) async {
+    /// Hands one message from another host to the shards it concerns; called on the subscriber's loop, in
+    /// arrival order, and never waits.
+    private func route(
+        _ message: PubSubMessage,
+        gateway: SocketGateway,
+        inboxes: [ShardInbox],
+        byLoop: [ObjectIdentifier: ShardInbox]
+    ) {
         switch message {
         case .emit(let emit):
+            if let validation = self.inboundValidation, !self.admits(emit, validation, metrics: gateway.metrics) {
+                return
+            }
             let rooms: [String]? = emit.room == .none ? nil : emit.room.names
             let excluding = Set(emit.skipSid.names)
             if let callback = emit.callback {
-                await self.deliverWithCallback(
-                    emit,
-                    callback: callback,
-                    rooms: rooms,
-                    excluding: excluding,
-                    gateway: gateway
-                )
+                self.deliverWithCallback(emit, callback: callback, rooms: rooms, excluding: excluding, inboxes: inboxes)
             } else {
                 let packet = SocketIOWire.event(
                     namespace: emit.namespace,
@@ -268,29 +291,25 @@ final class RedisClusterAdapter: ClusterAdapter {
                     arguments: emit.arguments,
                     ackID: nil
                 )
-                let deliveries = await gateway.deliver(
-                    packet,
-                    namespace: emit.namespace,
-                    rooms: rooms,
-                    excluding: excluding
-                )
-                gateway.metrics.deliveries.increment(by: Int64(deliveries))
+                for inbox in inboxes {
+                    inbox.append(.deliver(packet, namespace: emit.namespace, rooms: rooms, excluding: excluding))
+                }
             }
         case .enterRoom(let sid, let room, let namespace, _):
             if let connection = gateway.shards.connection(sid: sid, namespace: namespace) {
-                await connection.join(room)
+                byLoop[ObjectIdentifier(connection.eventLoop)]?.append(.join(connection, room: room))
             }
         case .leaveRoom(let sid, let room, let namespace, _):
             if let connection = gateway.shards.connection(sid: sid, namespace: namespace) {
-                await connection.leave(room)
+                byLoop[ObjectIdentifier(connection.eventLoop)]?.append(.leave(connection, room: room))
             }
         case .disconnect(let sid, let namespace, _):
             if let connection = gateway.shards.connection(sid: sid, namespace: namespace) {
-                await connection.disconnect()
+                byLoop[ObjectIdentifier(connection.eventLoop)]?.append(.disconnect(connection))
             }
         case .closeRoom(let room, let namespace, _):
-            for shard in gateway.shards.all {
-                await shard.run { $0.close(room: room, namespace: namespace) }
+            for inbox in inboxes {
+                inbox.append(.closeRoom(room, namespace: namespace))
             }
         case .callback(_, let sid, let namespace, let id, let arguments):
             let waiter = self.state.withLockedValue { $0.waiters.removeValue(forKey: id) }
@@ -305,6 +324,43 @@ final class RedisClusterAdapter: ClusterAdapter {
         }
     }
 
+    /// Checks another host's emit against `validation`: a mismatch is counted, logged (rate-limited) and, in
+    /// strict mode, dropped. Returns whether to deliver it.
+    private func admits(
+        _ emit: PubSubEmit,
+        _ validation: InboundEventValidation,
+        metrics: SocketServerMetrics
+    ) -> Bool {
+        guard
+            let rejection = validation.validator.rejection(
+                event: emit.event,
+                namespace: emit.namespace,
+                arguments: emit.arguments
+            )
+        else { return true }
+        metrics.inboundRejected(reason: rejection.reason, event: emit.event)
+        let suppressed = self.state.withLockedValue { state -> Int? in
+            state.inboundRejected += 1
+            return state.rejectionLog.admit(at: .now)
+        }
+        if let suppressed {
+            self.logger.warning(
+                validation.policy == .drop
+                    ? "dropped a remote event that does not match the catalog"
+                    : "delivered a remote event that does not match the catalog (log-only)",
+                metadata: [
+                    "event": "\(emit.event)",
+                    "namespace": "\(emit.namespace)",
+                    "origin_host_id": "\(emit.hostID)",
+                    "reason": "\(rejection.reason.rawValue)",
+                    "problem": "\(rejection.message)",
+                    "suppressed_since_last_log": "\(suppressed)",
+                ]
+            )
+        }
+        return validation.policy == .logOnly
+    }
+
     /// A remote server emitted with a callback: each recipient here gets the event with an ack id, and its ack
     /// is published back to the emitting host as a `callback` message (python-socketio's `_return_callback`).
     private func deliverWithCallback(
@@ -312,37 +368,38 @@ final class RedisClusterAdapter: ClusterAdapter {
         callback: PubSubCallback,
         rooms: [String]?,
         excluding: Set<String>,
-        gateway: SocketGateway
-    ) async {
-        var recipients: [SocketConnection] = []
-        for shard in gateway.shards.all {
-            recipients +=
-                await shard.run { $0.recipients(namespace: emit.namespace, rooms: rooms, excluding: excluding) } ?? []
-        }
+        inboxes: [ShardInbox]
+    ) {
         let callbackSid = callback.room.names.first ?? ""
         let timeout = self.remoteAckTimeout
-        for connection in recipients {
-            Task {
-                do {
-                    let answer = try await connection.emitWithAck(
-                        emit.event,
-                        arguments: emit.arguments,
-                        timeout: timeout
-                    )
-                    self.channel.publish(
-                        .callback(
-                            hostID: emit.hostID,
-                            sid: callbackSid,
-                            namespace: callback.namespace,
-                            id: callback.id,
-                            arguments: answer
-                        ),
-                        completion: nil
-                    )
-                } catch {
-                    self.logger.debug("no ack for a remote emit", metadata: ["error": "\(error)"])
-                }
-            }
+        for inbox in inboxes {
+            inbox.append(
+                .run { shard in
+                    let recipients = shard.recipients(namespace: emit.namespace, rooms: rooms, excluding: excluding)
+                    for connection in recipients {
+                        Task {
+                            do {
+                                let answer = try await connection.emitWithAck(
+                                    emit.event,
+                                    arguments: emit.arguments,
+                                    timeout: timeout
+                                )
+                                self.channel.publish(
+                                    .callback(
+                                        hostID: emit.hostID,
+                                        sid: callbackSid,
+                                        namespace: callback.namespace,
+                                        id: callback.id,
+                                        arguments: answer
+                                    ),
+                                    completion: nil
+                                )
+                            } catch {
+                                self.logger.debug("no ack for a remote emit", metadata: ["error": "\(error)"])
+                            }
+                        }
+                    }
+                })
         }
     }
 }

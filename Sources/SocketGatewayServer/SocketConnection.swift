@@ -17,9 +17,12 @@ public final class SocketConnection: @unchecked Sendable {
 
     let client: SocketIOClient
     let eventLoop: any EventLoop
-    private let jobs: AsyncStream<@Sendable () async -> Void>.Continuation
 
     // Confined to `eventLoop`:
+    /// The queue of this connection's handler runs; made with its task on the first handler run, so an idle
+    /// connection without handlers holds no task.
+    private var jobs: AsyncStream<@Sendable () async -> Void>.Continuation?
+    private var jobsFinished = false
     /// Continuations of `emitWithAck` calls, by ack id.
     private var ackWaiters: [UInt64: (event: String, continuation: CheckedContinuation<[JSONValue], any Error>)] = [:]
     /// Ack ids the client asked for that the server has not answered yet.
@@ -33,14 +36,6 @@ public final class SocketConnection: @unchecked Sendable {
         self.handshake = handshake
         self.client = client
         self.eventLoop = client.session.eventLoop
-        let (stream, continuation) = AsyncStream<@Sendable () async -> Void>.makeStream()
-        self.jobs = continuation
-        // One task per connection runs its handlers one after another, in arrival order.
-        Task {
-            for await job in stream {
-                await job()
-            }
-        }
     }
 
     /// Sends `event` with `arguments` to this client.
@@ -125,12 +120,30 @@ public final class SocketConnection: @unchecked Sendable {
 
     /// Queues a handler run after every handler queued before it.
     func enqueue(_ job: @escaping @Sendable () async -> Void) {
-        self.jobs.yield(job)
+        self.eventLoop.assertInEventLoop()
+        guard !self.jobsFinished else { return }
+        if let jobs = self.jobs {
+            jobs.yield(job)
+            return
+        }
+        let (stream, continuation) = AsyncStream<@Sendable () async -> Void>.makeStream()
+        self.jobs = continuation
+        continuation.yield(job)
+        // One task per connection (from its first handler run on) runs its handlers one after another, in
+        // arrival order.
+        Task {
+            for await job in stream {
+                await job()
+            }
+        }
     }
 
     /// Ends the handler queue once it has run what is queued.
     func finishJobs() {
-        self.jobs.finish()
+        self.eventLoop.assertInEventLoop()
+        self.jobsFinished = true
+        self.jobs?.finish()
+        self.jobs = nil
     }
 
     /// Records that the client asked for an ack with `id`.

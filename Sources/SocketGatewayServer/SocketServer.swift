@@ -51,7 +51,11 @@ public final class SocketServer: Service, Sendable {
         var configurationError: SocketServerConfigurationError?
         if let redis = configuration.redis {
             do {
-                cluster = try RedisClusterAdapter(configuration: redis, logger: logger)
+                cluster = try RedisClusterAdapter(
+                    configuration: redis,
+                    inboundValidation: configuration.inboundValidation,
+                    logger: logger
+                )
             } catch {
                 configurationError = SocketServerConfigurationError(variable: "redis.url", message: error.description)
             }

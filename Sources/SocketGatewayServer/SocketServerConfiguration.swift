@@ -28,6 +28,9 @@ public struct SocketServerConfiguration: Sendable {
     /// The HS256 secret of client tokens; when set and `SocketServer` gets no authenticator, clients must send
     /// `auth: {token}` with a JWT whose `sub` is their user id. `nil`: clients are not authenticated.
     public var tokenSecret: String?
+    /// Checks the events other hosts publish on the Redis channel before they are delivered here (clustered
+    /// servers only); `nil` delivers them unchecked. E.g. `.strict(SheetSyncEvent.self)`.
+    public var inboundValidation: InboundEventValidation?
 
     /// Creates a configuration; the defaults match the Socket.IO reference server.
     public init(
@@ -42,7 +45,8 @@ public struct SocketServerConfiguration: Sendable {
         maxBufferedBytesPerConnection: Int = 4 << 20,
         eventLoopThreads: Int = System.coreCount,
         redis: SocketServerRedisConfiguration? = nil,
-        tokenSecret: String? = nil
+        tokenSecret: String? = nil,
+        inboundValidation: InboundEventValidation? = nil
     ) {
         self.host = host
         self.port = port
@@ -56,6 +60,7 @@ public struct SocketServerConfiguration: Sendable {
         self.eventLoopThreads = eventLoopThreads
         self.redis = redis
         self.tokenSecret = tokenSecret
+        self.inboundValidation = inboundValidation
     }
 
     /// The Engine.IO settings derived from these.

@@ -13,6 +13,15 @@ struct SocketServerMetrics: Sendable {
         Meter(label: "socketgateway_socket_connections", dimensions: [("namespace", namespace)])
     }
 
+    /// A remote event failed `inboundValidation`; `event` is `_unknown` for names outside the catalog, so the
+    /// dimensions stay bounded by the catalog.
+    func inboundRejected(reason: InboundEventRejection.Reason, event: String) {
+        Counter(
+            label: "socketgateway_inbound_rejected_total",
+            dimensions: [("reason", reason.rawValue), ("event", reason == .unknownEvent ? "_unknown" : event)]
+        ).increment()
+    }
+
     /// A client was refused by the authenticator.
     func authFailure(namespace: String) {
         Counter(label: "socketgateway_auth_failures_total", dimensions: [("namespace", namespace)]).increment()

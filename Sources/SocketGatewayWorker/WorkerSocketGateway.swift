@@ -31,6 +31,8 @@ public final class WorkerSocketGateway: SocketEmitter {
     private let logger: Logger
     private let warnedOnce = NIOLockedValueBox(false)
     private let emitCounters: [EmitResult.Outcome: Counter]
+    /// The completion of fire-and-forget emits: counts the outcome and logs failures; made once.
+    private let recordProgress: @Sendable (PublishProgress) -> Void
 
     /// Creates a gateway.
     /// - Parameters:
@@ -57,6 +59,19 @@ public final class WorkerSocketGateway: SocketEmitter {
                 label: "socketgateway_worker_emits_total", dimensions: [("outcome", "\(outcome)"), ("channel", channel)])
         }
         self.emitCounters = counters
+        let publishedCounter = counters[.published]
+        let queuedCounter = counters[.queued]
+        let failedCounter = counters[.failed]
+        let progressLogger = logger
+        self.recordProgress = { progress in
+            switch progress {
+            case .published: publishedCounter?.increment()
+            case .queued: queuedCounter?.increment()
+            case .failed(let error):
+                failedCounter?.increment()
+                progressLogger.warning("emit not published", metadata: ["error": "\(error)"])
+            }
+        }
 
         guard let text = redisURL?.trimmingSpaces, !text.isEmpty else {
             self.publisher = nil
@@ -124,6 +139,22 @@ public final class WorkerSocketGateway: SocketEmitter {
         await self.send(.disconnect(sid: sid, namespace: namespace, hostID: self.hostID), what: "disconnect")
     }
 
+    /// Emits `event` without waiting: the message is encoded now and handed to the publisher's pipeline, which
+    /// sends everything handed to it since its last write in one write.
+    ///
+    /// For workers that emit at high rates. It never throws; `completion`, if given, is called exactly once, on
+    /// the publisher's event loop, with what became of the emit (at most `emitTimeout` later: `.queued` or
+    /// `.failed` as for the awaiting `emit`); keep it short. Emits from one thread are published in call order.
+    /// With Redis unreachable they go to the outbox as awaited emits do.
+    public func emit(
+        _ event: String, arguments: [JSONValue], to target: EmitTarget, options: EmitOptions = EmitOptions(),
+        completion: (@Sendable (EmitResult) -> Void)?
+    ) {
+        self.send(
+            .emit(event, arguments: arguments, to: target, options: options, hostID: self.hostID), what: "emit \(event)",
+            completion: completion)
+    }
+
     /// Publishes an already-built pub/sub message (for tools that relay messages as they are).
     @discardableResult
     public func publish(_ message: PubSubMessage) async -> EmitResult {
@@ -139,39 +170,49 @@ public final class WorkerSocketGateway: SocketEmitter {
     }
 
     private func send(_ message: PubSubMessage, what: String) async -> EmitResult {
+        await withUnsafeContinuation { (continuation: UnsafeContinuation<EmitResult, Never>) in
+            self.send(message, what: what) { continuation.resume(returning: $0) }
+        }
+    }
+
+    /// Hands `message` to the publisher; `completion` (if any) gets the result once, at most `emitTimeout` later.
+    private func send(_ message: PubSubMessage, what: String, completion: (@Sendable (EmitResult) -> Void)?) {
         guard let publisher = self.publisher else {
-            return self.count(self.unconfiguredResult())
+            let result = self.count(self.unconfiguredResult())
+            completion?(result)
+            return
         }
         let payload = message.encoded()
-        let timeout = TimeAmount(self.emitTimeout)
+        guard let completion else {
+            // Fire and forget: no waiter, no timer; the outcome is only counted (and logged when failed).
+            publisher.publish(payload, completion: self.recordProgress)
+            return
+        }
         let outboxOn = publisher.configuration.outboxCapacity > 0
-        let timeoutText = "\(self.emitTimeout)"
-        let outcome = await withUnsafeContinuation { (continuation: UnsafeContinuation<WaitOutcome, Never>) in
-            publisher.eventLoop.execute {
-                let waiter = EmitWaiter(continuation)
-                waiter.timer = publisher.eventLoop.scheduleTask(in: timeout) { waiter.finish(.timedOut) }
-                publisher.publish(payload) { waiter.finish(.progress($0)) }
+        let emitTimeout = self.emitTimeout
+        let waiter = EmitWaiter { outcome in
+            let result: EmitResult
+            switch outcome {
+            case .progress(.published(let subscribers)):
+                result = EmitResult(outcome: .published, redisSubscribers: subscribers)
+            case .progress(.queued(let reason)):
+                result = EmitResult(outcome: .queued, reason: "Redis unreachable, held in the outbox: \(reason)")
+            case .progress(.failed(let error)):
+                self.logger.warning("\(what) not published", metadata: ["error": "\(error)"])
+                result = EmitResult(outcome: .failed, reason: error.description)
+            case .timedOut:
+                if outboxOn {
+                    result = EmitResult(
+                        outcome: .queued, reason: "Redis did not answer within \(emitTimeout); the message stays queued")
+                } else {
+                    result = EmitResult(
+                        outcome: .failed, reason: "Redis did not answer within \(emitTimeout); it may still be published")
+                }
             }
+            completion(self.count(result))
         }
-        let result: EmitResult
-        switch outcome {
-        case .progress(.published(let subscribers)):
-            result = EmitResult(outcome: .published, redisSubscribers: subscribers)
-        case .progress(.queued(let reason)):
-            result = EmitResult(outcome: .queued, reason: "Redis unreachable, held in the outbox: \(reason)")
-        case .progress(.failed(let error)):
-            self.logger.warning("\(what) not published", metadata: ["error": "\(error)"])
-            result = EmitResult(outcome: .failed, reason: error.description)
-        case .timedOut:
-            if outboxOn {
-                result = EmitResult(
-                    outcome: .queued, reason: "Redis did not answer within \(timeoutText); the message stays queued")
-            } else {
-                result = EmitResult(
-                    outcome: .failed, reason: "Redis did not answer within \(timeoutText); it may still be published")
-            }
-        }
-        return self.count(result)
+        waiter.arm(publisher.eventLoop.scheduleTask(in: TimeAmount(emitTimeout)) { waiter.finish(.timedOut) })
+        publisher.publish(payload) { waiter.finish(.progress($0)) }
     }
 
     private func unconfiguredResult() -> EmitResult {
@@ -202,22 +243,38 @@ private enum WaitOutcome: Sendable {
     case timedOut
 }
 
-/// Resumes an emit once, with whichever comes first: the publish outcome or the timeout.
-/// Confined to the publisher's event loop (created, finished and timed out there), hence `@unchecked`.
-private final class EmitWaiter: @unchecked Sendable {
-    private var continuation: UnsafeContinuation<WaitOutcome, Never>?
-    var timer: Scheduled<Void>?
+/// Completes an emit once, with whichever comes first: the publish outcome or the timeout. Armed on the caller's
+/// thread and finished on the publisher's loop, hence the lock.
+private final class EmitWaiter: Sendable {
+    private struct State {
+        var done: (@Sendable (WaitOutcome) -> Void)?
+        var timer: Scheduled<Void>?
+    }
+    private let state: NIOLockedValueBox<State>
 
-    init(_ continuation: UnsafeContinuation<WaitOutcome, Never>) {
-        self.continuation = continuation
+    init(_ done: @escaping @Sendable (WaitOutcome) -> Void) {
+        self.state = NIOLockedValueBox(State(done: done))
+    }
+
+    /// Keeps `timer` to cancel it when the outcome comes first (or cancels it now if it already came).
+    func arm(_ timer: Scheduled<Void>) {
+        let finished = self.state.withLockedValue { state -> Bool in
+            guard state.done != nil else { return true }
+            state.timer = timer
+            return false
+        }
+        if finished { timer.cancel() }
     }
 
     func finish(_ outcome: WaitOutcome) {
-        guard let continuation = self.continuation else { return }
-        self.continuation = nil
-        self.timer?.cancel()
-        self.timer = nil
-        continuation.resume(returning: outcome)
+        let (done, timer) = self.state.withLockedValue { state in
+            let taken = (state.done, state.timer)
+            state.done = nil
+            state.timer = nil
+            return taken
+        }
+        timer?.cancel()
+        done?(outcome)
     }
 }
 

@@ -76,7 +76,7 @@ struct SwiftRenderer {
             writer.line("///")
             writer.doc(summary)
         }
-        writer.block("public enum \(name): Sendable, Hashable {") { writer in
+        writer.block("public enum \(name): SocketEventCatalog, Sendable, Hashable {") { writer in
             for event in self.catalog.events {
                 writer.doc(event.summary.oneLine)
                 writer.line("case \(SwiftNaming.escaped(event.caseName))(\(event.typeName))")

@@ -3,6 +3,7 @@ import Logging
 import ServiceLifecycle
 import SocketGatewayServer
 import UnixSignals
+import _EventCodegenCore
 
 /// `socket-gateway serve`: a Socket.IO server from flags and the environment.
 struct ServeCommand: AsyncParsableCommand {
@@ -18,6 +19,11 @@ struct ServeCommand: AsyncParsableCommand {
             Prints `LISTENING <port>` on stdout once listening. GET /healthz reports
             the cluster link (200, or 503 while the Redis subscriber is down).
             Stops gracefully on SIGINT / SIGTERM.
+
+            With --catalog events.yaml, events other hosts publish on the Redis channel
+            are checked against the catalog: mismatches are logged and counted
+            (socketgateway_inbound_rejected_total, /healthz redis.inbound_rejected);
+            with --strict they are also dropped, unknown events included.
             """
     )
 
@@ -40,6 +46,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("ping-timeout"), help: "Seconds a client has to answer a ping.") var pingTimeout: Double?
     @Option(name: .customLong("namespace"), help: "Accept clients on this namespace too (besides /); repeatable.")
     var namespaces: [String] = []
+    @Option(help: "An events.yaml to check other hosts' events against (log and count mismatches).")
+    var catalog: String?
+    @Flag(help: "With --catalog: drop other hosts' events that do not match the catalog.") var strict = false
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error.") var logLevel = "info"
 
     func run() async throws {
@@ -75,6 +84,26 @@ struct ServeCommand: AsyncParsableCommand {
         }
         if let pingInterval { configuration.pingInterval = .milliseconds(Int64(pingInterval * 1000)) }
         if let pingTimeout { configuration.pingTimeout = .milliseconds(Int64(pingTimeout * 1000)) }
+        if self.strict, self.catalog == nil {
+            throw fail("serve", "--strict needs --catalog <events.yaml>", ExitCodes.usage)
+        }
+        if let catalogPath = self.catalog {
+            guard let contents = readFile(catalogPath) else {
+                throw fail("serve", "cannot read '\(catalogPath)': \(lastError())", ExitCodes.fileError)
+            }
+            let catalog: Catalog
+            do {
+                catalog = try GeneratorPipeline.parseCatalog(InputFile(path: catalogPath, contents: contents))
+            } catch {
+                printError(error.description)
+                throw fail("serve", "the catalog '\(catalogPath)' has errors", ExitCodes.catalogErrors)
+            }
+            let validator = CatalogInboundValidator(catalog: catalog)
+            configuration.inboundValidation = self.strict ? .strict(validator) : .logOnly(validator)
+            if configuration.redis == nil {
+                logger.warning("--catalog has no effect without a Redis URL: only other hosts' events are checked")
+            }
+        }
 
         if configuration.tokenSecret == nil {
             guard self.allowAnonymous else {

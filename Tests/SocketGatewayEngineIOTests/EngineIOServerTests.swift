@@ -100,14 +100,16 @@ struct HandshakeInfo: Decodable {
     }
 
     @Test func pollingHandshakeAndEcho() async throws {
-        try await self.withServer { port, _ in
+        // A heartbeat that cannot fire mid-test on a loaded machine: a ping would join the echoed payload.
+        let configuration = EngineIOConfiguration(pingInterval: .seconds(60), pingTimeout: .milliseconds(200), cors: .any)
+        try await self.withServer(configuration: configuration) { port, _ in
             try await RawTestConnection.with(port: port) { connection in
                 let open = try await connection.request("GET", Self.path)
                 #expect(open.status == 200)
                 #expect(open.header("Access-Control-Allow-Origin") == "*")
                 let info = try self.handshake(open)
                 #expect(info.upgrades == ["websocket"])
-                #expect(info.pingInterval == 300)
+                #expect(info.pingInterval == 60_000)
                 #expect(info.pingTimeout == 200)
                 #expect(info.maxPayload == 1_000_000)
                 #expect(info.sid.count == 22)
@@ -145,7 +147,7 @@ struct HandshakeInfo: Decodable {
     }
 
     @Test func invalidPostClosesTheSession() async throws {
-        try await self.withServer { port, application in
+        try await self.withServer(configuration: EngineIOConfiguration(pingInterval: .seconds(60))) { port, application in
             try await RawTestConnection.with(port: port) { connection in
                 let info = try self.handshake(try await connection.request("GET", Self.path))
                 let target = "\(Self.path)&sid=\(info.sid)"
@@ -211,25 +213,42 @@ struct HandshakeInfo: Decodable {
     }
 
     @Test func pollingHeartbeatAndTimeout() async throws {
-        try await self.withServer { port, application in
+        // A short ping interval keeps the test quick; the generous ping timeout is the client's time to answer,
+        // so a loaded machine answering late does not end the session before the test means it to.
+        let pingInterval = TimeAmount.milliseconds(300)
+        let pingTimeout = TimeAmount.seconds(3)
+        let configuration = EngineIOConfiguration(
+            pingInterval: .nanoseconds(pingInterval.nanoseconds),
+            pingTimeout: .nanoseconds(pingTimeout.nanoseconds),
+            cors: .any
+        )
+        try await self.withServer(configuration: configuration) { port, application in
             try await RawTestConnection.with(port: port) { connection in
                 let info = try self.handshake(try await connection.request("GET", Self.path))
+                #expect(info.pingInterval == 300 && info.pingTimeout == 3000)
                 let target = "\(Self.path)&sid=\(info.sid)"
+                var lastPongSent = NIODeadline.now()
                 for _ in 0..<2 {
                     #expect(try await connection.request("GET", target).text == "2")
+                    lastPongSent = .now()
                     #expect(try await connection.request("POST", target, body: "3").text == "ok")
                 }
+                #expect(application.closes.withLockedValue { $0.isEmpty })
                 // Stop answering: the parked GET gets the next ping, then the timer closes the session.
                 #expect(try await connection.request("GET", target).text == "2")
                 let last = try await connection.request("GET", target)
                 #expect(last.text == "1")
+                // Lower bounds only (a slow machine makes them later, never earlier): the pong was read after it
+                // was sent, the next ping was due a ping interval after that, and the timeout a ping timeout later.
+                #expect(NIODeadline.now() - lastPongSent >= pingInterval + pingTimeout)
             }
             #expect(try await application.closeReasons() == [.pingTimeout])
         }
     }
 
     @Test func webSocketSessionEchoesAndClosesOnInvalidPacket() async throws {
-        try await self.withServer { port, application in
+        // No heartbeat during this test: a ping frame between an echo and its read is not what it checks.
+        try await self.withServer(configuration: EngineIOConfiguration(pingInterval: .seconds(60))) { port, application in
             try await RawTestConnection.with(port: port) { connection in
                 #expect(try await connection.upgradeToWebSocket("/engine.io/?EIO=4&transport=websocket").status == 101)
                 let open = try #require(try await connection.readText())
@@ -344,6 +363,90 @@ struct HandshakeInfo: Decodable {
                 #expect(response.status == 400)
             }
             #expect(try await application.closeReasons() == [.payloadTooLarge])
+        }
+    }
+
+    @Test func pollingResponseIsCappedAtSixteenPackets() async throws {
+        // python-engineio's client drops the connection on a payload of more than 16 packets.
+        try await self.withServer(configuration: EngineIOConfiguration(pingInterval: .seconds(60))) { port, application in
+            try await RawTestConnection.with(port: port) { connection in
+                let sid = try self.handshake(try await connection.request("GET", Self.path)).sid
+                let target = "\(Self.path)&sid=\(sid)"
+                let words = (0..<19).map { "4word\($0)" }
+                #expect(try await connection.request("POST", target, body: words.joined(separator: "\u{1e}")).text == "ok")
+                let first = try await connection.request("GET", target)
+                #expect(first.text.split(separator: "\u{1e}").map(String.init) == Array(words[0..<16]))
+                let second = try await connection.request("GET", target)
+                #expect(second.text.split(separator: "\u{1e}").map(String.init) == Array(words[16...]))
+                #expect(try await connection.request("POST", target, body: "1").text == "ok")
+            }
+            #expect(try await application.closeReasons() == [.clientClose])
+        }
+    }
+
+    @Test func pollingPacketLimitIsConfigurable() async throws {
+        let configuration = EngineIOConfiguration(pingInterval: .seconds(60), maxPacketsPerPollingResponse: 2)
+        try await self.withServer(configuration: configuration) { port, _ in
+            try await RawTestConnection.with(port: port) { connection in
+                let sid = try self.handshake(try await connection.request("GET", Self.path)).sid
+                let target = "\(Self.path)&sid=\(sid)"
+                #expect(try await connection.request("POST", target, body: "4a\u{1e}4b\u{1e}4c").text == "ok")
+                #expect(try await connection.request("GET", target).text == "4a\u{1e}4b")
+                #expect(try await connection.request("GET", target).text == "4c")
+            }
+        }
+    }
+
+    @Test func upgradeOverTheKeepAlivePollingConnection() async throws {
+        // aiohttp (python-engineio's client) sends the WebSocket upgrade over the pooled connection that carried
+        // the polling handshake, so the upgrade must work on a connection's later requests too.
+        try await self.withServer(configuration: EngineIOConfiguration(pingInterval: .seconds(60))) { port, application in
+            try await RawTestConnection.with(port: port) { connection in
+                let info = try self.handshake(try await connection.request("GET", Self.path))
+                let target = "\(Self.path)&sid=\(info.sid)"
+                #expect(try await connection.request("POST", target, body: "4before").text == "ok")
+                let upgrade = try await connection.upgradeToWebSocket("/engine.io/?EIO=4&transport=websocket&sid=\(info.sid)&t=1.5")
+                #expect(upgrade.status == 101)
+                try await connection.sendText("2probe")
+                #expect(try await connection.readText() == "3probe")
+                try await connection.sendText("5")
+                #expect(try await connection.readText() == "4before")
+                try await connection.sendText("4hello")
+                #expect(try await connection.readText() == "4hello")
+            }
+            #expect(try await application.closeReasons() == [.transportClose])
+        }
+    }
+
+    @Test func invalidUpgradeOnALaterRequestGetsTheEngineIOError() async throws {
+        try await self.withServer(configuration: EngineIOConfiguration(pingInterval: .seconds(60))) { port, _ in
+            try await RawTestConnection.with(port: port) { connection in
+                _ = try self.handshake(try await connection.request("GET", Self.path))
+                let response = try await connection.upgradeToWebSocket("/engine.io/?EIO=4&transport=websocket&sid=unknown")
+                #expect(response.status == 400)
+                #expect(response.text == "{\"code\":1,\"message\":\"Session ID unknown\"}")
+            }
+        }
+    }
+
+    @Test func pendingGetEndsWhenTheClientClosesAfterAReply() async throws {
+        // The shape of a refused Socket.IO CONNECT over polling: the client's POST is answered on its pending GET,
+        // the client polls again and closes; the new GET must end (the client waits for it before returning).
+        try await self.withServer(configuration: EngineIOConfiguration(pingInterval: .seconds(60))) { port, application in
+            try await RawTestConnection.with(port: port) { poller in
+                let info = try self.handshake(try await poller.request("GET", Self.path))
+                let target = "\(Self.path)&sid=\(info.sid)"
+                try await RawTestConnection.with(port: port) { poster in
+                    try await poller.sendRequest("GET", target)
+                    #expect(try await poster.request("POST", target, body: "440refused").text == "ok")
+                    #expect(try await poller.readResponse().text == "440refused")
+                    try await poller.sendRequest("GET", target)
+                    #expect(try await poster.request("POST", target, body: "1").text == "ok")
+                    // Parked before the close or arriving just after it: either way it ends with a noop.
+                    #expect(try await poller.readResponse().text == "6")
+                }
+            }
+            #expect(try await application.closeReasons() == [.clientClose])
         }
     }
 

@@ -89,6 +89,49 @@ import Testing
         #expect(machine.enqueue([.message(self.text("x"))], byteCount: 2) == .completePendingGet([.message(self.text("x"))]))
     }
 
+    @Test func pollingResponsesCarryAtMostTheConfiguredPacketCount() {
+        var limits = self.limits
+        limits.maxBufferedBytes = 10_000
+        limits.maxPacketsPerPollingResponse = 3
+        var machine = Machine(transport: .polling, limits: limits, now: self.start)
+        let messages = (0..<7).map { EngineIOPacket.message(self.text("m\($0)")) }
+        for message in messages {
+            #expect(machine.enqueue([message], byteCount: 10) == .none)
+        }
+        #expect(machine.bufferedBytes == 70)
+        #expect(machine.getReceived(now: self.start) == [.replyToGet(.packets(Array(messages[0..<3])))])
+        #expect(machine.bufferedBytes == 40)
+        #expect(machine.getReceived(now: self.start) == [.replyToGet(.packets(Array(messages[3..<6])))])
+        #expect(machine.bufferedBytes == 10)
+        #expect(machine.getReceived(now: self.start) == [.replyToGet(.packets([messages[6]]))])
+        #expect(machine.bufferedBytes == 0)
+        // A parked GET is completed with one batch; the rest waits for the next GET.
+        #expect(machine.getReceived(now: self.start) == [.replyToGet(.park)])
+        let attachment = EngineIOPacket.binaryMessage(ByteBuffer(bytes: [1, 2, 3]))
+        let group = [messages[0], attachment, attachment, attachment]
+        #expect(machine.enqueue(group, byteCount: 40) == .completePendingGet(Array(group[0..<3])))
+        // The packet left behind keeps its share of the 40 bytes (its record length, `bAQID`).
+        #expect(machine.bufferedBytes == 5)
+        #expect(machine.getReceived(now: self.start) == [.replyToGet(.packets([attachment]))])
+        #expect(machine.bufferedBytes == 0)
+    }
+
+    @Test func packetLimitDoesNotSplitTheUpgradeHandOver() {
+        var limits = self.limits
+        limits.maxBufferedBytes = 10_000
+        limits.maxPacketsPerPollingResponse = 2
+        var machine = Machine(transport: .polling, limits: limits, now: self.start)
+        let messages = (0..<5).map { EngineIOPacket.message(self.text("m\($0)")) }
+        for message in messages { _ = machine.enqueue([message], byteCount: 3) }
+        #expect(machine.webSocketAttached(now: self.start) == [.scheduleUpgradeTimeout(self.start + .seconds(10))])
+        #expect(machine.webSocketReceived(.success(.ping(probe: true)), from: .probe, now: self.start) == [.writeProbe(.pong(probe: true))])
+        #expect(
+            machine.webSocketReceived(.success(.upgrade), from: .probe, now: self.start)
+                == [.cancelUpgradeTimeout, .promoteProbe, .writeWebSocket(messages)]
+        )
+        #expect(machine.bufferedBytes == 0)
+    }
+
     @Test func postDeliversAndClientCloseEndsPendingGetWithNoop() {
         var machine = Machine(transport: .polling, limits: self.limits, now: self.start)
         #expect(

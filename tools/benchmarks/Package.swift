@@ -1,0 +1,82 @@
+// swift-tools-version: 6.1
+// Benchmarks of SocketGateway, kept out of the main package's dependency graph: the load tool
+// (`socket-gateway-load`), an interim benchmark server, and package-benchmark micro-benchmarks.
+// Run everything with `tools/bench` from the repository root; see README-performance.md.
+import PackageDescription
+
+let package = Package(
+    name: "SocketGatewayBenchmarks",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "socket-gateway-load", targets: ["socket-gateway-load"]),
+        .executable(name: "socket-gateway-bench-server", targets: ["socket-gateway-bench-server"]),
+    ],
+    dependencies: [
+        .package(name: "SocketGateway", path: "../.."),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.3"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-atomics", from: "1.3.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
+    ],
+    targets: [
+        // The load generator: N Socket.IO WebSocket clients plus an emitter through WorkerSocketGateway.
+        .executableTarget(
+            name: "socket-gateway-load",
+            dependencies: [
+                .product(name: "SocketGatewayCore", package: "SocketGateway"),
+                .product(name: "SocketGatewayWorker", package: "SocketGateway"),
+                .product(name: "SocketGatewayRedis", package: "SocketGateway"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Atomics", package: "swift-atomics"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ]
+        ),
+        // SocketServer + JWT auth + a Redis bridge built on public API: the server under test until
+        // `socket-gateway serve` (with its Redis adapter) is in the main package.
+        .executableTarget(
+            name: "socket-gateway-bench-server",
+            dependencies: [
+                .product(name: "SocketGatewayServer", package: "SocketGateway"),
+                .product(name: "SocketGatewayRedis", package: "SocketGateway"),
+                .product(name: "SocketGatewayCore", package: "SocketGateway"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // Micro-benchmarks of the hot paths, with allocation counts (`swift package benchmark`).
+        .executableTarget(
+            name: "SocketGatewayBenchmarks",
+            dependencies: [
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "SocketGatewayCore", package: "SocketGateway"),
+                .product(name: "SocketGatewayServer", package: "SocketGateway"),
+                .product(name: "SocketGatewayWorker", package: "SocketGateway"),
+                .product(name: "SocketGatewayRedis", package: "SocketGateway"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Benchmarks/SocketGatewayBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
+    ]
+)
+
+for target in package.targets {
+    var settings = target.swiftSettings ?? []
+    settings.append(.enableUpcomingFeature("ExistentialAny"))
+    settings.append(.enableUpcomingFeature("MemberImportVisibility"))
+    settings.append(.enableUpcomingFeature("InternalImportsByDefault"))
+    target.swiftSettings = settings
+}

@@ -1,0 +1,190 @@
+import Atomics
+import SocketGatewayCore
+import SocketGatewayWorker
+
+/// Whom each emitted event is addressed to.
+enum EmitAudience: Sendable {
+    /// Every client (python-socketio `room=None`).
+    case broadcast
+    /// The user rooms `user:u0 … user:u(count-1)`, round robin: one client each.
+    case users(count: Int)
+    /// A room nobody is in (measures publishing alone).
+    case nobody
+}
+
+/// How fast to emit.
+enum EmitPace: Sendable {
+    /// As fast as the worker gateway publishes, `tasks` emits outstanding.
+    case unbounded
+    /// A fixed number of events per second.
+    case rate(Double)
+    /// At most `window` events published and not yet fully delivered to the clients (keeps the server's Redis
+    /// backlog bounded, so throughput is measured without a queue building up).
+    case closedLoop(window: Int)
+}
+
+/// Publishes stamped events through `WorkerSocketGateway`, the way an application's workers do.
+final class LoadEmitter: Sendable {
+    let worker: WorkerSocketGateway
+    let audience: EmitAudience
+    let pace: EmitPace
+    let tasks: Int
+    /// Emit with `emit(…, completion:)` (no await), at most `tasks` unanswered; `sent` counts answered emits.
+    let pipelined: Bool
+    let padding: String
+    /// Deliveries one event produces (clients in the audience).
+    let fanOut: Int
+    /// Total EVENT packets received by the clients so far.
+    let delivered: @Sendable () -> Int
+    /// Events handed to the gateway.
+    let sent = ManagedAtomic<Int>(0)
+    /// Emits Redis did not accept.
+    let failed = ManagedAtomic<Int>(0)
+    private let stopped = ManagedAtomic<Bool>(false)
+
+    init(
+        worker: WorkerSocketGateway, audience: EmitAudience, pace: EmitPace, tasks: Int, pipelined: Bool = false,
+        payloadBytes: Int, fanOut: Int,
+        delivered: @escaping @Sendable () -> Int
+    ) {
+        self.worker = worker
+        self.audience = audience
+        self.pace = pace
+        self.tasks = max(1, tasks)
+        self.pipelined = pipelined
+        self.padding = String(repeating: "x", count: max(0, payloadBytes))
+        self.fanOut = max(1, fanOut)
+        self.delivered = delivered
+    }
+
+    /// Asks every emitting task to stop after its current emit.
+    func stop() { self.stopped.store(true, ordering: .relaxed) }
+
+    /// Emits until `stop()`.
+    func run() async {
+        if case .closedLoop(let window) = self.pace {
+            await self.runClosedLoop(window: window)
+            return
+        }
+        if self.pipelined, case .unbounded = self.pace {
+            await self.runPipelined()
+            return
+        }
+        let start = monotonicMicroseconds()
+        await withTaskGroup(of: Void.self) { group in
+            for lane in 0..<self.tasks {
+                group.addTask { await self.lane(lane, start: start) }
+            }
+        }
+    }
+
+    /// One controller polls the delivery count and starts emits (at most `tasks` at once) while fewer than
+    /// `window` events are undelivered; a single poller keeps the load tool's own CPU low.
+    private func runClosedLoop(window: Int) async {
+        let limit = window * self.fanOut
+        await withTaskGroup(of: Void.self) { group in
+            var running = 0
+            var sequence = 0
+            var lastProgress = monotonicMicroseconds()
+            var lastDelivered = 0
+            var forgiven = 0
+            while !self.stopped.load(ordering: .relaxed) {
+                let delivered = self.delivered()
+                let now = monotonicMicroseconds()
+                if delivered != lastDelivered {
+                    lastDelivered = delivered
+                    lastProgress = now
+                }
+                var outstanding = self.sent.load(ordering: .relaxed) * self.fanOut - delivered - forgiven
+                // Deliveries lost (a client dropped): forget them after 2 s without progress rather than stall.
+                if outstanding >= limit, now - lastProgress > 2_000_000 {
+                    forgiven += outstanding
+                    outstanding = 0
+                    lastProgress = now
+                }
+                var started = false
+                while outstanding < limit, running < self.tasks {
+                    let index = sequence
+                    group.addTask { await self.emitOne(sequence: index) }
+                    sequence += 1
+                    running += 1
+                    outstanding += self.fanOut
+                    started = true
+                }
+                if running >= self.tasks {
+                    if await group.next() != nil { running -= 1 }
+                } else if !started {
+                    try? await Task.sleep(for: .microseconds(250))
+                }
+            }
+            group.cancelAll()
+        }
+    }
+
+    /// One task hands emits to the worker without awaiting them, keeping at most `tasks` unanswered.
+    private func runPipelined() async {
+        let unanswered = ManagedAtomic<Int>(0)
+        let limit = self.tasks
+        var sequence = 0
+        let completion: @Sendable (EmitResult) -> Void = { result in
+            if result.outcome == .published {
+                self.sent.wrappingIncrement(ordering: .relaxed)
+            } else {
+                self.failed.wrappingIncrement(ordering: .relaxed)
+            }
+            unanswered.wrappingDecrement(ordering: .relaxed)
+        }
+        while !self.stopped.load(ordering: .relaxed) {
+            var started = 0
+            while started < 256, unanswered.load(ordering: .relaxed) < limit {
+                unanswered.wrappingIncrement(ordering: .relaxed)
+                let (target, payload) = self.event(sequence: sequence)
+                self.worker.emit("tick", arguments: [payload], to: target, options: EmitOptions(), completion: completion)
+                sequence += 1
+                started += 1
+            }
+            if started == 0 {
+                try? await Task.sleep(for: .microseconds(50))
+            } else {
+                await Task.yield()
+            }
+        }
+    }
+
+    private func event(sequence: Int) -> (EmitTarget, JSONValue) {
+        let target: EmitTarget
+        switch self.audience {
+        case .broadcast: target = .broadcast
+        case .users(let count): target = .user("u\(sequence % max(1, count))")
+        case .nobody: target = .room("bench-nobody")
+        }
+        let stamp = JSONValue.int(Int64(monotonicMicroseconds()))
+        let payload: JSONValue = .object([("t", stamp), ("seq", .int(Int64(sequence))), ("pad", .string(self.padding))])
+        return (target, payload)
+    }
+
+    private func lane(_ lane: Int, start: UInt64) async {
+        var index = lane
+        while !self.stopped.load(ordering: .relaxed) {
+            if case .rate(let perSecond) = self.pace {
+                let due = start + UInt64(Double(index) * 1_000_000 / perSecond)
+                let now = monotonicMicroseconds()
+                if due > now {
+                    try? await Task.sleep(for: .microseconds(Int64(due - now)))
+                    if self.stopped.load(ordering: .relaxed) { return }
+                }
+            }
+            await self.emitOne(sequence: index)
+            index += self.tasks
+        }
+    }
+
+    private func emitOne(sequence: Int) async {
+        let (target, payload) = self.event(sequence: sequence)
+        self.sent.wrappingIncrement(ordering: .relaxed)
+        let result = await self.worker.emit("tick", arguments: [payload], to: target, options: EmitOptions())
+        if result.outcome != .published {
+            self.failed.wrappingIncrement(ordering: .relaxed)
+        }
+    }
+}

@@ -1,0 +1,274 @@
+import ArgumentParser
+import Atomics
+import Histogram
+import Logging
+import NIOCore
+import NIOPosix
+import SocketGatewayWorker
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `socket-gateway-load`: opens N Socket.IO WebSocket clients, optionally emits stamped events through
+/// `WorkerSocketGateway`, and reports connects, deliveries/s, latency percentiles and CPU.
+@main
+struct LoadCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "socket-gateway-load",
+        abstract: "Load generator for Socket.IO servers fed through Redis (ours or python-socketio's).",
+        discussion: """
+            Examples:
+              socket-gateway-load --url http://127.0.0.1:3000 --clients 1000 --token-secret s \\
+                  --redis-url redis://127.0.0.1:6379 --emit broadcast --pace closed-loop --duration 10s
+              socket-gateway-load --clients 0 --redis-url redis://127.0.0.1:6379 --emit nobody --pace max
+              socket-gateway-load --url http://127.0.0.1:3000 --clients 10000 --token-secret s --duration 5s
+            """)
+
+    @Option(help: "The server's base URL (http://host:port).")
+    var url: String = "http://127.0.0.1:3000"
+
+    @Option(help: "The Socket.IO path.")
+    var path: String = "/socket.io/"
+
+    @Option(help: "Clients to open.")
+    var clients: Int = 100
+
+    @Option(help: "Connects in progress at once.")
+    var connectConcurrency: Int = 64
+
+    @Option(help: "Seconds one client may take to connect.")
+    var connectTimeout: Int = 20
+
+    @Option(help: "HS256 secret the tokens are signed with (user of client i is u<i>).")
+    var tokenSecret: String = "bench-secret"
+
+    @Option(help: "Event-loop threads (default: the core count).")
+    var threads: Int = System.coreCount
+
+    @Option(help: "Redis URL the emitter publishes to.")
+    var redisURL: String?
+
+    @Option(help: "Redis channel.")
+    var channel: String = "socketio"
+
+    @Option(help: "What to emit: none, broadcast, users (one client each), nobody (a room nobody is in).")
+    var emit: String = "none"
+
+    @Option(help: "Emit pace: closed-loop, max, or a number of events per second.")
+    var pace: String = "closed-loop"
+
+    @Option(help: "Closed loop: events published but not yet delivered to every addressed client.")
+    var window: Int = 32
+
+    @Option(help: "Concurrent emitting tasks (with --emit-api pipelined and --pace max: emits not yet answered).")
+    var emitTasks: Int = 64
+
+    @Option(
+        help: "Worker API: await (one awaited emit per task) or pipelined (emit(…, completion:), no await; --pace max only)."
+    )
+    var emitAPI: String = "await"
+
+    @Option(help: "Padding bytes in each event's payload.")
+    var payloadBytes: Int = 64
+
+    @Option(help: "Warm-up before measuring, e.g. 2s.")
+    var warmup: String = "2s"
+
+    @Option(help: "Measurement window, e.g. 10s.")
+    var duration: String = "10s"
+
+    @Option(help: "The server's process id: its CPU and RSS are reported next to ours.")
+    var serverPID: Int32?
+
+    @Option(help: "A label printed with the results (e.g. 'ours', 'python').")
+    var label: String = "run"
+
+    @Flag(help: "Also print one JSON line with every figure (for tools/bench).")
+    var json = false
+
+    func run() async throws {
+        guard let warmupSeconds = Self.seconds(self.warmup), let durationSeconds = Self.seconds(self.duration) else {
+            throw ValidationError("--warmup/--duration take a number of seconds like 10s, 1.5s or 500ms")
+        }
+        let audience: EmitAudience?
+        switch self.emit {
+        case "none": audience = nil
+        case "broadcast": audience = .broadcast
+        case "users": audience = .users(count: self.clients)
+        case "nobody": audience = .nobody
+        default: throw ValidationError("--emit must be none, broadcast, users or nobody")
+        }
+        let emitPace: EmitPace
+        switch self.pace {
+        case "closed-loop": emitPace = .closedLoop(window: max(1, self.window))
+        case "max": emitPace = .unbounded
+        default:
+            guard let rate = Double(self.pace), rate > 0 else {
+                throw ValidationError("--pace must be closed-loop, max or a positive number of events per second")
+            }
+            emitPace = .rate(rate)
+        }
+        guard self.emitAPI == "await" || (self.emitAPI == "pipelined" && self.pace == "max") else {
+            throw ValidationError("--emit-api must be await, or pipelined with --pace max")
+        }
+        if audience != nil, self.redisURL == nil { throw ValidationError("--emit needs --redis-url") }
+        let (host, port) = try Self.hostAndPort(self.url)
+
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, self.threads))
+        let recording = ManagedAtomic<Bool>(false)
+        var recorders: [ObjectIdentifier: LoadRecorder] = [:]
+        var recorderList: [LoadRecorder] = []
+        for loop in group.makeIterator() {
+            let recorder = LoadRecorder(eventLoop: loop, recording: recording)
+            recorders[ObjectIdentifier(loop)] = recorder
+            recorderList.append(recorder)
+        }
+        let server = self.serverPID.map { ProcessProbe(pid: $0) }
+        let report = LoadReport(label: self.label)
+
+        // 1. Connect.
+        let connector = LoadConnector(host: host, port: port, path: self.path, group: group, recorders: recorders)
+        let minter = TokenMinter(secret: self.tokenSecret)
+        let connectCPUStart = (own: ownCPUSeconds(), server: server?.cpuSeconds())
+        let connectStart = monotonicMicroseconds()
+        var channels: [any Channel] = []
+        channels.reserveCapacity(self.clients)
+        var connectLatency = Histogram<UInt64>(highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: .three)
+        var connectErrors: [String: Int] = [:]
+        let timeout = TimeAmount.seconds(Int64(self.connectTimeout))
+        await withTaskGroup(of: (Result<any Channel, any Error>, UInt64).self) { tasks in
+            var next = 0
+            var running = 0
+            func collect(_ outcome: (Result<any Channel, any Error>, UInt64)) {
+                running -= 1
+                _ = connectLatency.record(outcome.1)
+                switch outcome.0 {
+                case .success(let channel): channels.append(channel)
+                case .failure(let error): connectErrors["\(error)", default: 0] += 1
+                }
+            }
+            while next < self.clients {
+                if running >= max(1, self.connectConcurrency), let outcome = await tasks.next() { collect(outcome) }
+                let token = minter.token(for: "u\(next)")
+                tasks.addTask {
+                    let begin = monotonicMicroseconds()
+                    do {
+                        let channel = try await connector.connect(token: token, timeout: timeout)
+                        return (.success(channel), monotonicMicroseconds() - begin)
+                    } catch {
+                        return (.failure(error), monotonicMicroseconds() - begin)
+                    }
+                }
+                running += 1
+                next += 1
+            }
+            while let outcome = await tasks.next() { collect(outcome) }
+        }
+        let connectSeconds = Double(monotonicMicroseconds() - connectStart) / 1e6
+        report.connected = channels.count
+        report.requested = self.clients
+        report.connectSeconds = connectSeconds
+        report.connectP50ms = Double(connectLatency.valueAtPercentile(50)) / 1000
+        report.connectP99ms = Double(connectLatency.valueAtPercentile(99)) / 1000
+        report.connectErrors = connectErrors
+        report.connectOwnCPU = ownCPUSeconds() - connectCPUStart.own
+        if let before = connectCPUStart.server, let after = server?.cpuSeconds() { report.connectServerCPU = after - before }
+
+        // 2. Emit (or stay idle), measure one window.
+        let allRecorders = recorderList
+        let deliveredTotal: @Sendable () -> Int = { allRecorders.reduce(0) { $0 + $1.events.load(ordering: .relaxed) } }
+        var emitter: LoadEmitter?
+        var emitTask: Task<Void, Never>?
+        var worker: WorkerSocketGateway?
+        if let audience, let redisURL = self.redisURL {
+            var logger = Logger(label: "socket-gateway-load")
+            logger.logLevel = .warning
+            let gateway = WorkerSocketGateway(
+                redisURL: redisURL, channel: self.channel, outboxCapacity: 0, emitTimeout: .seconds(10), logger: logger)
+            worker = gateway
+            let fanOut: Int
+            switch audience {
+            case .broadcast: fanOut = channels.count
+            case .users: fanOut = 1
+            case .nobody: fanOut = 0
+            }
+            var effectivePace = emitPace
+            if case .nobody = audience, case .closedLoop = emitPace { effectivePace = .unbounded }
+            let created = LoadEmitter(
+                worker: gateway, audience: audience, pace: effectivePace, tasks: self.emitTasks,
+                pipelined: self.emitAPI == "pipelined", payloadBytes: self.payloadBytes, fanOut: fanOut, delivered: deliveredTotal)
+            emitter = created
+            emitTask = Task { await created.run() }
+        }
+        try await Task.sleep(for: .milliseconds(Int64(warmupSeconds * 1000)))
+        for recorder in recorderList { try await recorder.reset() }
+        recording.store(true, ordering: .relaxed)
+        let windowStart = monotonicMicroseconds()
+        let deliveredStart = deliveredTotal()
+        let sentStart = emitter?.sent.load(ordering: .relaxed) ?? 0
+        let ownStart = ownCPUSeconds()
+        let serverStart = server?.cpuSeconds()
+        try await Task.sleep(for: .milliseconds(Int64(durationSeconds * 1000)))
+        let windowSeconds = Double(monotonicMicroseconds() - windowStart) / 1e6
+        let deliveredEnd = deliveredTotal()
+        let sentEnd = emitter?.sent.load(ordering: .relaxed) ?? 0
+        report.ownCPU = (ownCPUSeconds() - ownStart) / windowSeconds
+        if let serverStart, let serverEnd = server?.cpuSeconds() { report.serverCPU = (serverEnd - serverStart) / windowSeconds }
+        recording.store(false, ordering: .relaxed)
+        report.windowSeconds = windowSeconds
+        report.deliveriesPerSecond = Double(deliveredEnd - deliveredStart) / windowSeconds
+        report.emitsPerSecond = Double(sentEnd - sentStart) / windowSeconds
+        if let server {
+            report.serverRSSKiB = server.memoryKiB("VmRSS")
+            report.serverPeakRSSKiB = server.memoryKiB("VmHWM")
+        }
+        var latency = Histogram<UInt64>(highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: .three)
+        var unstamped = 0
+        for recorder in recorderList {
+            let (histogram, missing) = try await recorder.snapshot()
+            latency.add(histogram)
+            unstamped += missing
+        }
+        report.latency = latency
+        report.unstamped = unstamped
+
+        // 3. Stop emitting, let what is in flight arrive, count what never did.
+        emitter?.stop()
+        await emitTask?.value
+        if let emitter {
+            let expected = emitter.sent.load(ordering: .relaxed) * emitter.fanOut
+            let drainDeadline = monotonicMicroseconds() + 3_000_000
+            if case .nobody = emitter.audience {} else {
+                while deliveredTotal() < expected, monotonicMicroseconds() < drainDeadline {
+                    try await Task.sleep(for: .milliseconds(20))
+                }
+                report.undelivered = max(0, expected - deliveredTotal())
+            }
+            report.failedEmits = emitter.failed.load(ordering: .relaxed)
+        }
+        report.disconnects = recorderList.reduce(0) { $0 + $1.disconnects.load(ordering: .relaxed) }
+        if let worker { await worker.shutdown(timeout: .seconds(2)) }
+        for channel in channels { channel.close(promise: nil) }
+
+        report.print(emitting: audience != nil)
+        if self.json { report.printJSON() }
+        try await group.shutdownGracefully()
+    }
+
+    static func seconds(_ text: String) -> Double? {
+        if text.hasSuffix("ms") { return Double(text.dropLast(2)).map { $0 / 1000 } }
+        if text.hasSuffix("s") { return Double(text.dropLast()) }
+        return Double(text)
+    }
+
+    static func hostAndPort(_ url: String) throws -> (String, Int) {
+        var rest = Substring(url)
+        if rest.hasPrefix("http://") { rest = rest.dropFirst(7) }
+        if let slash = rest.firstIndex(of: "/") { rest = rest[..<slash] }
+        guard let colon = rest.lastIndex(of: ":"), let port = Int(rest[rest.index(after: colon)...]) else {
+            throw ValidationError("--url must look like http://127.0.0.1:3000")
+        }
+        return (String(rest[..<colon]), port)
+    }
+}

@@ -1,0 +1,90 @@
+"""Prints tools/bench's table from its JSON lines: medians per scenario and server, with ratios and CPU."""
+
+import json
+import statistics
+import sys
+
+
+def load(path):
+    rows = {}
+    with open(path) as handle:
+        for line in handle:
+            line = line.strip()
+            if line:
+                row = json.loads(line)
+                rows.setdefault((row["scenario"], row["server"]), []).append(row)
+    return rows
+
+
+def median(rows, key):
+    values = [row[key] for row in rows if row.get(key) is not None]
+    return statistics.median(values) if values else None
+
+
+def main():
+    rows = load(sys.argv[1])
+    runs = sys.argv[2] if len(sys.argv) > 2 else "?"
+    table = []
+
+    def cpu(scenario, server):
+        group = rows.get((scenario, server), [])
+        server_cpu, tool_cpu = median(group, "server_cpu"), median(group, "tool_cpu")
+        parts = []
+        if server_cpu is not None:
+            parts.append(f"srv {server_cpu:.2f}")
+        if tool_cpu is not None:
+            parts.append(f"tool {tool_cpu:.2f}")
+        return ", ".join(parts)
+
+    def add(name, scenario, key, scale=1.0, fmt="{:,.0f}", higher_is_better=True, target="", other="python"):
+        ours = median(rows.get((scenario, "ours"), []), key)
+        theirs = median(rows.get((scenario, other), []), key)
+        if ours is None and theirs is None:
+            return
+        show = lambda v: "n/a" if v is None else fmt.format(v * scale)
+        ratio = "n/a"
+        if ours and theirs:
+            ratio = f"{ours / theirs:.1f}×" if higher_is_better else f"1/{theirs / ours:.1f}"
+        table.append((name, f"{show(ours)} ({cpu(scenario, 'ours')})", f"{show(theirs)} ({cpu(scenario, other)})", ratio, target))
+
+    add("broadcast to 1000, deliveries/s (closed loop)", "broadcast", "deliveries_per_s", target="≥ 20×")
+    for scenario, label in (("broadcast", "broadcast"), ("users", "room-targeted")):
+        for server in ("ours", "python"):
+            group = rows.get((scenario, server), [])
+            for row in group:
+                if row.get("server_cpu") and row.get("deliveries_per_s"):
+                    row["cpu_us_per_delivery"] = row["server_cpu"] * 1e6 / row["deliveries_per_s"]
+        add(f"{label}: server CPU µs per delivery", scenario, "cpu_us_per_delivery", fmt="{:.1f}", higher_is_better=False)
+    add("room-targeted (1 client each), messages/s (closed loop)", "users", "deliveries_per_s", target="≥ 25×")
+    add("broadcast p99 latency at 5 events/s × 1000 clients, ms", "latency", "p99_ms", fmt="{:.2f}", higher_is_better=False, target="≤ 1/20")
+    add("  same, p50 ms", "latency", "p50_ms", fmt="{:.2f}", higher_is_better=False)
+    add("  same, p99.9 ms", "latency", "p999_ms", fmt="{:.2f}", higher_is_better=False)
+    add("  same, max ms", "latency", "max_ms", fmt="{:.2f}", higher_is_better=False)
+    add("worker publish, events/s (vs python write-only manager)", "publish", "emits_per_s")
+    add("worker publish, events/s (vs redis-benchmark PUBLISH -c 1 -P 64)", "publish", "emits_per_s", other="redis-benchmark", target="≥ 80 %")
+    add("10,000 idle clients: server RSS, MiB", "idle", "server_rss_kib", scale=1 / 1024, fmt="{:.1f}", higher_is_better=False, target="≤ 100 MiB")
+    add("10,000 idle clients: connect time, s (200 at a time)", "idle", "connect_s", fmt="{:.1f}", higher_is_better=False)
+    add("10,000 idle clients: connected", "idle", "connected")
+
+    headers = ("figure", "SocketGateway (CPU cores)", "python-socketio (CPU cores)", "ratio", "target")
+    widths = [max(len(str(row[i])) for row in table + [headers]) for i in range(len(headers))]
+    line = lambda cells: "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths)) + " |"
+    print(line(headers))
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for row in table:
+        print(line(row))
+    print(f"\nMedians of {runs} run(s). CPU in cores over the measurement window: srv = the server process, tool = the load "
+          "tool (clients + emitter). Ratio: ours / theirs for rates, 1/(theirs / ours) for times and memory. "
+          "'redis-benchmark' replaces python-socketio in the second publish row.")
+    problems = []
+    for (scenario, server), group in sorted(rows.items()):
+        for row in group:
+            for key in ("undelivered", "failed_emits", "disconnects", "connect_errors"):
+                if row.get(key):
+                    problems.append(f"{scenario}/{server}: {key} {row[key]}")
+    if problems:
+        print("Anomalies: " + "; ".join(problems))
+
+
+if __name__ == "__main__":
+    main()
