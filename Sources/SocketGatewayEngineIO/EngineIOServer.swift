@@ -140,6 +140,12 @@ public final class EngineIOServer: Sendable {
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(ChannelOptions.maxMessagesPerRead, value: 16)
+            // Every channel keeps its last receive buffer for reuse; start it small so an idle WebSocket holds
+            // 512 bytes rather than 2 KiB (it still grows to 64 KiB while reads fill it).
+            .childChannelOption(
+                ChannelOptions.recvAllocator,
+                value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 512, maximum: 65536)
+            )
             .childChannelInitializer { channel in
                 let id = ObjectIdentifier(channel)
                 let accepted = state.withLockedValue { state -> Bool in

@@ -178,6 +178,8 @@ public final class RedisPublisher: @unchecked Sendable {
     ///   - completion: Told what became of the message; `nil` for fire-and-forget.
     public func publish(_ payload: ByteBuffer, completion: (@Sendable (PublishProgress) -> Void)?) {
         if self.eventLoop.inEventLoop {
+            // What other threads handed over first goes first.
+            self.takeIncoming()
             self.submit(Request(payload: payload, completion: completion))
             return
         }

@@ -24,7 +24,7 @@ final class RedisClusterAdapter: ClusterAdapter {
     let inboundValidation: InboundEventValidation?
     private let logger: Logger
     /// What the subscriber's callback calls: set by `start(gateway:)`, cleared by `shutdown()`.
-    private let router: NIOLockedValueBox<(@Sendable (PubSubMessage) -> Void)?>
+    private let router: MessageRouter
     private let state: NIOLockedValueBox<State>
 
     private struct State {
@@ -51,7 +51,7 @@ final class RedisClusterAdapter: ClusterAdapter {
         self.state = NIOLockedValueBox(
             State(rejectionLog: RejectionLogLimiter(interval: inboundValidation?.logInterval ?? .seconds(10)))
         )
-        let router = NIOLockedValueBox<(@Sendable (PubSubMessage) -> Void)?>(nil)
+        let router = MessageRouter()
         self.router = router
         // Reconnect quickly: deliveries resume within about a second of Redis coming back.
         let backoff = ReconnectBackoff(initial: .milliseconds(100), maximum: .seconds(1))
@@ -80,7 +80,7 @@ final class RedisClusterAdapter: ClusterAdapter {
             subscriberConfiguration: subscriberConfiguration,
             logger: logger
         ) { message in
-            router.withLockedValue { $0 }?(message)
+            router.route(message)
         }
     }
 
@@ -118,17 +118,15 @@ final class RedisClusterAdapter: ClusterAdapter {
             $0.inboxes = inboxes
         }
         let byLoopFinal = byLoop
-        self.router.withLockedValue {
-            $0 = { message in
-                self.route(message, gateway: gateway, inboxes: inboxes, byLoop: byLoopFinal)
-            }
+        self.router.set { message in
+            self.route(message, gateway: gateway, inboxes: inboxes, byLoop: byLoopFinal)
         }
         self.channel.start()
     }
 
     func shutdown() async {
         await self.channel.shutdown(drainTimeout: self.configuration.publishTimeout)
-        self.router.withLockedValue { $0 = nil }
+        self.router.set(nil)
         let (inboxes, waiters) = self.state.withLockedValue { state in
             let result = (state.inboxes, state.waiters)
             state.inboxes = []
@@ -401,6 +399,23 @@ final class RedisClusterAdapter: ClusterAdapter {
                     }
                 })
         }
+    }
+}
+
+/// The subscriber callback's target, set once the gateway exists. (A plain stored closure: keeping it in a
+/// generic box read through `inout` would wrap it in one more reabstraction thunk on every read.)
+private final class MessageRouter: @unchecked Sendable {
+    private let lock = NIOLock()
+    /// Guarded by `lock`.
+    private var handler: (@Sendable (PubSubMessage) -> Void)?
+
+    func set(_ handler: (@Sendable (PubSubMessage) -> Void)?) {
+        self.lock.withLock { self.handler = handler }
+    }
+
+    func route(_ message: PubSubMessage) {
+        let handler = self.lock.withLock { self.handler }
+        handler?(message)
     }
 }
 

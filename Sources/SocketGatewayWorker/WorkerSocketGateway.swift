@@ -33,6 +33,8 @@ public final class WorkerSocketGateway: SocketEmitter {
     private let emitCounters: [EmitResult.Outcome: Counter]
     /// The completion of fire-and-forget emits: counts the outcome and logs failures; made once.
     private let recordProgress: @Sendable (PublishProgress) -> Void
+    /// The timeouts of emits that wait for their outcome (nil when unconfigured).
+    private let deadlines: EmitDeadlines?
 
     /// Creates a gateway.
     /// - Parameters:
@@ -75,6 +77,7 @@ public final class WorkerSocketGateway: SocketEmitter {
 
         guard let text = redisURL?.trimmingSpaces, !text.isEmpty else {
             self.publisher = nil
+            self.deadlines = nil
             self.unusableReason = nil
             return
         }
@@ -83,10 +86,13 @@ public final class WorkerSocketGateway: SocketEmitter {
             let configuration = RedisPublisherConfiguration(
                 channel: channel, connectTimeout: min(emitTimeout, .seconds(2)),
                 replyTimeout: max(emitTimeout, .seconds(5)), outboxCapacity: outboxCapacity)
-            self.publisher = RedisPublisher(url: url, configuration: configuration, logger: logger)
+            let publisher = RedisPublisher(url: url, configuration: configuration, logger: logger)
+            self.publisher = publisher
+            self.deadlines = EmitDeadlines(eventLoop: publisher.eventLoop)
             self.unusableReason = nil
         } catch {
             self.publisher = nil
+            self.deadlines = nil
             self.unusableReason = error.description
         }
     }
@@ -211,8 +217,12 @@ public final class WorkerSocketGateway: SocketEmitter {
             }
             completion(self.count(result))
         }
-        waiter.arm(publisher.eventLoop.scheduleTask(in: TimeAmount(emitTimeout)) { waiter.finish(.timedOut) })
-        publisher.publish(payload) { waiter.finish(.progress($0)) }
+        let deadlines = self.deadlines!
+        deadlines.add(waiter, deadline: .now() + TimeAmount(emitTimeout))
+        publisher.publish(payload) { progress in
+            waiter.finish(.progress(progress))
+            deadlines.dropAnswered()
+        }
     }
 
     private func unconfiguredResult() -> EmitResult {
@@ -243,38 +253,84 @@ private enum WaitOutcome: Sendable {
     case timedOut
 }
 
-/// Completes an emit once, with whichever comes first: the publish outcome or the timeout. Armed on the caller's
-/// thread and finished on the publisher's loop, hence the lock.
-private final class EmitWaiter: Sendable {
-    private struct State {
-        var done: (@Sendable (WaitOutcome) -> Void)?
-        var timer: Scheduled<Void>?
-    }
-    private let state: NIOLockedValueBox<State>
+/// Completes an emit once, with whichever comes first: the publish outcome or the timeout. Finished only on the
+/// publisher's event loop (made on the caller's thread and handed over through a lock), hence `@unchecked`.
+private final class EmitWaiter: @unchecked Sendable {
+    private var done: (@Sendable (WaitOutcome) -> Void)?
+    var isFinished: Bool { self.done == nil }
 
     init(_ done: @escaping @Sendable (WaitOutcome) -> Void) {
-        self.state = NIOLockedValueBox(State(done: done))
-    }
-
-    /// Keeps `timer` to cancel it when the outcome comes first (or cancels it now if it already came).
-    func arm(_ timer: Scheduled<Void>) {
-        let finished = self.state.withLockedValue { state -> Bool in
-            guard state.done != nil else { return true }
-            state.timer = timer
-            return false
-        }
-        if finished { timer.cancel() }
+        self.done = done
     }
 
     func finish(_ outcome: WaitOutcome) {
-        let (done, timer) = self.state.withLockedValue { state in
-            let taken = (state.done, state.timer)
-            state.done = nil
-            state.timer = nil
-            return taken
+        guard let done = self.done else { return }
+        self.done = nil
+        done(outcome)
+    }
+}
+
+/// The timeouts of waiting emits, without a timer per emit: every emit has the same timeout, so deadlines come in
+/// the order emits were made, and one scheduled task (for the oldest deadline) at a time expires them. Answered
+/// emits leave the front as their answers arrive (mostly in order, as Redis answers a connection in order).
+private final class EmitDeadlines: @unchecked Sendable {
+    private let eventLoop: any EventLoop
+    private let lock = NIOLock()
+    /// Guarded by `lock`; `waiter.isFinished` is read only on `eventLoop`.
+    private var waiters = CircularBuffer<(deadline: NIODeadline, waiter: EmitWaiter)>()
+    /// Guarded by `lock`: an `expire()` is scheduled.
+    private var armed = false
+
+    init(eventLoop: any EventLoop) {
+        self.eventLoop = eventLoop
+    }
+
+    /// Times out `waiter` at `deadline` unless it finished before (any thread).
+    func add(_ waiter: EmitWaiter, deadline: NIODeadline) {
+        let arm = self.lock.withLock { () -> Bool in
+            self.waiters.append((deadline, waiter))
+            if self.armed { return false }
+            self.armed = true
+            return true
         }
-        timer?.cancel()
-        done?(outcome)
+        if arm {
+            self.eventLoop.scheduleTask(deadline: deadline) { self.expire() }
+        }
+    }
+
+    /// Forgets the finished waiters at the front (on the loop, after an answer).
+    func dropAnswered() {
+        self.lock.withLock {
+            while let first = self.waiters.first, first.waiter.isFinished {
+                self.waiters.removeFirst()
+            }
+        }
+    }
+
+    /// Times out every waiter whose deadline passed; schedules itself for the next one (on the loop).
+    private func expire() {
+        let now = NIODeadline.now()
+        var expired: [EmitWaiter] = []
+        let next = self.lock.withLock { () -> NIODeadline? in
+            while let first = self.waiters.first {
+                if first.waiter.isFinished {
+                    self.waiters.removeFirst()
+                } else if first.deadline <= now {
+                    expired.append(first.waiter)
+                    self.waiters.removeFirst()
+                } else {
+                    return first.deadline
+                }
+            }
+            self.armed = false
+            return nil
+        }
+        for waiter in expired {
+            waiter.finish(.timedOut)
+        }
+        if let next {
+            self.eventLoop.scheduleTask(deadline: next) { self.expire() }
+        }
     }
 }
 

@@ -213,6 +213,57 @@ final class EmitCollector: Sendable {
         #expect(await worker.shutdown(timeout: .milliseconds(100)) == 5)
     }
 
+    @Test func emitsWithoutAwaitArriveInOrderAndCompleteOnce() async throws {
+        let redis = try await RedisServerProcess.start()
+        let collector = EmitCollector()
+        let subscriber = RedisSubscriber(url: redis.url, channels: ["socketio"], logger: self.logger) {
+            collector.receive($0)
+        }
+        subscriber.start()
+        #expect(await subscriber.waitUntilSubscribed(timeout: .seconds(10)))
+        let worker = WorkerSocketGateway(redisURL: redis.urlString, logger: self.logger)
+        let count = 3_000
+        let outcomes = NIOLockedValueBox<[EmitResult.Outcome]>([])
+        for index in 0..<count {
+            worker.emit("seq", arguments: [["w": 0, "i": .int(Int64(index))]], to: .room("r")) { result in
+                outcomes.withLockedValue { $0.append(result.outcome) }
+            }
+        }
+        worker.emit("unobserved", arguments: [], to: .broadcast, completion: nil)
+        #expect(await collector.wait { $0 >= count + 1 })
+        let clock = ContinuousClock()
+        let end = clock.now + .seconds(30)
+        while outcomes.withLockedValue({ $0.count }) < count, clock.now < end {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        try await Task.sleep(for: .milliseconds(100))  // a second completion would show up in the count
+        #expect(outcomes.withLockedValue { $0 } == Array(repeating: .published, count: count))
+        #expect(collector.count == count + 1)
+        #expect(collector.sequences[0] == Array(0..<Int64(count)))
+        #expect(await worker.shutdown() == 0)
+        await subscriber.shutdown()
+        await redis.stop()
+    }
+
+    @Test func aFrozenRedisCompletesAnEmitWithoutAwaitWithinItsTimeout() async throws {
+        let redis = try await RedisServerProcess.start()
+        let worker = WorkerSocketGateway(redisURL: redis.urlString, emitTimeout: .milliseconds(300), logger: self.logger)
+        #expect(await worker.broadcast(event: "warmup", data: 0).outcome == .published)
+        guard let pid = redis.pid else {
+            Issue.record("redis-server is not running")
+            return
+        }
+        kill(pid, SIGSTOP)
+        let result = await withCheckedContinuation { (continuation: CheckedContinuation<EmitResult, Never>) in
+            worker.emit("frozen", arguments: [1], to: .broadcast) { continuation.resume(returning: $0) }
+        }
+        #expect(result.outcome == .queued)
+        #expect(result.reason?.contains("did not answer") == true)
+        kill(pid, SIGCONT)
+        #expect(await worker.shutdown(timeout: .seconds(10)) == 0)
+        await redis.stop()
+    }
+
     @Test func fourWorkersFiveThousandEventsEachArriveExactlyOnceInOrder() async throws {
         let redis = try await RedisServerProcess.start()
         let collector = EmitCollector()

@@ -1,7 +1,8 @@
 // swift-tools-version: 6.1
 // Benchmarks of SocketGateway, kept out of the main package's dependency graph: the load tool
-// (`socket-gateway-load`), an interim benchmark server, and package-benchmark micro-benchmarks.
-// Run everything with `tools/bench` from the repository root; see README-performance.md.
+// (`socket-gateway-load`) and package-benchmark micro-benchmarks. The server under test is the main package's
+// `socket-gateway serve`, built from here as a dependency product.
+// Run everything with `tools/bench` from the repository root; see the "Performance" section of the top-level README.md.
 import PackageDescription
 
 let package = Package(
@@ -9,7 +10,6 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "socket-gateway-load", targets: ["socket-gateway-load"]),
-        .executable(name: "socket-gateway-bench-server", targets: ["socket-gateway-bench-server"]),
     ],
     dependencies: [
         .package(name: "SocketGateway", path: "../.."),
@@ -18,7 +18,6 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/apple/swift-atomics", from: "1.3.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
-        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
         .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
     ],
@@ -39,19 +38,6 @@ let package = Package(
                 .product(name: "Atomics", package: "swift-atomics"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
-            ]
-        ),
-        // SocketServer + JWT auth + a Redis bridge built on public API: the server under test until
-        // `socket-gateway serve` (with its Redis adapter) is in the main package.
-        .executableTarget(
-            name: "socket-gateway-bench-server",
-            dependencies: [
-                .product(name: "SocketGatewayServer", package: "SocketGateway"),
-                .product(name: "SocketGatewayRedis", package: "SocketGateway"),
-                .product(name: "SocketGatewayCore", package: "SocketGateway"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
         ),
         // Micro-benchmarks of the hot paths, with allocation counts (`swift package benchmark`).
