@@ -145,29 +145,39 @@ struct JSONWriter {
         }
     }
 
+    /// Writes the UTF-8 bytes of `utf8` from the start, escaping `"`, `\` and C0 controls and copying each run
+    /// between them at once; stops before the first byte ≥ 0x7F when `stopAtNonASCII` is set.
+    /// - Returns: The index it stopped at (`utf8.count` when it wrote everything).
+    private static func writeEscapedRuns(
+        _ utf8: UnsafeRawBufferPointer, stopAtNonASCII: Bool, to buffer: inout ByteBuffer
+    ) -> Int {
+        var start = 0
+        var index = 0
+        let count = utf8.count
+        while index < count {
+            let byte = utf8[index]
+            if stopAtNonASCII && byte >= 0x7F { break }
+            if byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") {
+                if start < index {
+                    buffer.writeBytes(UnsafeRawBufferPointer(rebasing: utf8[start..<index]))
+                }
+                writeASCIIEscape(byte, to: &buffer)
+                start = index + 1
+            }
+            index += 1
+        }
+        if start < index {
+            buffer.writeBytes(UnsafeRawBufferPointer(rebasing: utf8[start..<index]))
+        }
+        return index
+    }
+
     /// JSON.stringify's string form: escapes `"`, `\` and C0 controls; everything else raw UTF-8.
     static func writeJavaScriptString(_ text: String, to buffer: inout ByteBuffer) {
         buffer.writeInteger(UInt8(ascii: "\""))
         var text = text
-        text.withUTF8 { utf8Typed in
-            let utf8 = UnsafeRawBufferPointer(utf8Typed)
-            var start = 0
-            var index = 0
-            let count = utf8.count
-            while index < count {
-                let byte = utf8[index]
-                if byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") {
-                    if start < index {
-                        buffer.writeBytes(UnsafeRawBufferPointer(rebasing: utf8[start..<index]))
-                    }
-                    writeASCIIEscape(byte, to: &buffer)
-                    start = index + 1
-                }
-                index += 1
-            }
-            if start < count {
-                buffer.writeBytes(UnsafeRawBufferPointer(rebasing: utf8[start..<count]))
-            }
+        text.withUTF8 { utf8 in
+            _ = writeEscapedRuns(UnsafeRawBufferPointer(utf8), stopAtNonASCII: false, to: &buffer)
         }
         buffer.writeInteger(UInt8(ascii: "\""))
     }
@@ -182,26 +192,9 @@ struct JSONWriter {
         var remainder: Substring?
         text.withUTF8 { utf8Typed in
             let utf8 = UnsafeRawBufferPointer(utf8Typed)
-            var start = 0
-            var index = 0
-            let count = utf8.count
-            while index < count {
-                let byte = utf8[index]
-                if byte >= 0x7F {
-                    remainder = Substring(decoding: UnsafeRawBufferPointer(rebasing: utf8[index..<count]), as: UTF8.self)
-                    break
-                }
-                if byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") {
-                    if start < index {
-                        buffer.writeBytes(UnsafeRawBufferPointer(rebasing: utf8[start..<index]))
-                    }
-                    writeASCIIEscape(byte, to: &buffer)
-                    start = index + 1
-                }
-                index += 1
-            }
-            if start < index {
-                buffer.writeBytes(UnsafeRawBufferPointer(rebasing: utf8[start..<index]))
+            let stop = writeEscapedRuns(utf8, stopAtNonASCII: true, to: &buffer)
+            if stop < utf8.count {
+                remainder = Substring(decoding: UnsafeRawBufferPointer(rebasing: utf8[stop...]), as: UTF8.self)
             }
         }
         guard let remainder else {
