@@ -49,7 +49,8 @@ public struct RedisSubscriberHealth: Sendable, Hashable {
     public var lastMessageAge: Duration?
     /// Successful re-subscriptions after a lost connection.
     public var reconnects: Int
-    /// The last connection error, if any, for display.
+    /// Why the subscriber is not subscribed right now (the last connection error); `nil` while subscribed.
+    /// Past errors are in the log, and `reconnects` counts the recoveries.
     public var lastError: String?
 }
 
@@ -298,6 +299,7 @@ public final class RedisSubscriber: @unchecked Sendable {
         self.everSubscribed = true
         self.shared.withLockedValue {
             $0.connected = true
+            $0.lastError = nil
             if reconnected { $0.reconnects += 1 }
         }
         if reconnected { self.reconnectCounter.increment() }

@@ -23,7 +23,7 @@ public struct ClusterHealth: Sendable, Hashable {
     public var lastMessageAge: Duration?
     /// How many times the subscriber had to resubscribe after losing its connection.
     public var reconnects: Int
-    /// The last connection error of the subscriber, for display.
+    /// Why the subscriber is not subscribed right now; `nil` while it is (past errors are in the log).
     public var lastError: String?
     /// Whether the publisher currently has an open connection (Redis mode only).
     public var publisherConnected: Bool?

@@ -180,6 +180,7 @@ func eventually(limit: Duration = .seconds(20), _ condition: @Sendable () -> Boo
         #expect(subscriber.health.lastError?.contains("livenessTimeout") == true)
         kill(pid, SIGCONT)
         #expect(await eventually { subscriber.health.connected && subscriber.health.reconnects == 1 })
+        #expect(subscriber.health.lastError == nil)
         await subscriber.shutdown()
         await redis.stop()
     }
