@@ -8,7 +8,6 @@ import asyncio
 import json
 import os
 import secrets
-import signal
 import subprocess
 import time
 import urllib.request
@@ -17,10 +16,9 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from processes import REPO, built_executable, read_listening_port, stop_gracefully
+
 CLI = "socket-gateway"
-BUILD_HINT = "run tools/test, or `swift build --product socket-gateway` first"
-_bin_path = None
 
 
 def redis_url() -> str:
@@ -38,29 +36,8 @@ def new_channel() -> str:
 
 
 def cli_path() -> Path:
-    """The built `socket-gateway` executable (SOCKET_GATEWAY_CLI, or next to the scratch path's products)."""
-    global _bin_path
-    explicit = os.environ.get("SOCKET_GATEWAY_CLI")
-    if explicit:
-        if not Path(explicit).is_file():
-            pytest.fail(f"SOCKET_GATEWAY_CLI={explicit} does not exist; {BUILD_HINT}")
-        return Path(explicit)
-    if _bin_path is None:
-        command = ["swift", "build", "--show-bin-path"]
-        scratch = os.environ.get("SOCKET_GATEWAY_SCRATCH_PATH")
-        if scratch:
-            command += ["--scratch-path", scratch]
-        try:
-            result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=180)
-        except FileNotFoundError:
-            pytest.fail("`swift` is not on PATH; install Swift 6 and " + BUILD_HINT)
-        if result.returncode != 0 or not result.stdout.strip():
-            pytest.fail(f"`{' '.join(command)}` failed: {result.stderr.strip()}")
-        _bin_path = Path(result.stdout.strip().splitlines()[-1])
-    path = _bin_path / CLI
-    if not path.is_file():
-        pytest.fail(f"{path} does not exist; {BUILD_HINT}")
-    return path
+    """The built `socket-gateway` executable (SOCKET_GATEWAY_CLI, or the build's product)."""
+    return built_executable(CLI, "SOCKET_GATEWAY_CLI")
 
 
 def run_cli(*arguments: str, timeout: float = 30, env=None) -> subprocess.CompletedProcess:
@@ -112,16 +89,7 @@ class ServeProcess:
             return error.code, json.loads(error.read())
 
     def stop(self):
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-                raise AssertionError(f"serve (pid {self.process.pid}) ignored SIGTERM for 15 s\n{self.log_text()[-3000:]}")
-        self.process.stdout.close()
-        assert self.process.returncode == 0, f"serve exited with {self.process.returncode}\n{self.log_text()[-3000:]}"
+        stop_gracefully(self.process, "serve", lambda: self.log_text()[-3000:])
 
 
 def start_serve(tmp_path: Path, redis: str, channel: str, *extra: str) -> ServeProcess:
@@ -133,19 +101,13 @@ def start_serve(tmp_path: Path, redis: str, channel: str, *extra: str) -> ServeP
              "--token-secret", secret, *extra],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log_file,
         )
-    deadline = time.monotonic() + 60
-    line = b""
-    while time.monotonic() < deadline and not line.endswith(b"\n"):
-        chunk = process.stdout.readline()
-        if not chunk:
-            break
-        line += chunk
-    parts = line.decode(errors="replace").split()
-    if len(parts) != 2 or parts[0] != "LISTENING":
+    try:
+        port = read_listening_port(process)
+    except RuntimeError as error:
         process.kill()
         process.wait(timeout=10)
-        pytest.fail(f"serve did not print LISTENING <port> (got {line!r})\n{log.read_text(errors='replace')}")
-    serve = ServeProcess(process=process, port=int(parts[1]), secret=secret, log=log)
+        pytest.fail(f"serve: {error}\n{log.read_text(errors='replace')}")
+    serve = ServeProcess(process=process, port=port, secret=secret, log=log)
     # Wait (bounded) until its subscriber is subscribed, so no test emit is published before it listens.
     for _ in range(200):
         status, body = serve.healthz()

@@ -6,20 +6,16 @@ Nothing is built here; tools/test builds first. The executable is found with `sw
 
 import os
 import secrets
-import select
-import signal
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from interop import TRANSPORTS
+from processes import built_executable, read_listening_port, stop_gracefully
 
-REPO = Path(__file__).resolve().parents[2]
 EXECUTABLE = "socket-gateway-interop-server"
-BUILD_HINT = "run tools/test, or `swift build --product socket-gateway-interop-server` first"
 
 
 @dataclass
@@ -37,55 +33,9 @@ class InteropServer:
             return f"(no server log: {error})"
 
 
-def _locate_executable() -> Path:
-    explicit = os.environ.get("SOCKET_GATEWAY_INTEROP_SERVER")
-    if explicit:
-        path = Path(explicit)
-        if not path.is_file():
-            pytest.fail(f"SOCKET_GATEWAY_INTEROP_SERVER={explicit} does not exist; {BUILD_HINT}")
-        return path
-    command = ["swift", "build", "--show-bin-path"]
-    scratch = os.environ.get("SOCKET_GATEWAY_SCRATCH_PATH")
-    if scratch:
-        command += ["--scratch-path", scratch]
-    try:
-        result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=180)
-    except FileNotFoundError:
-        pytest.fail("`swift` is not on PATH; install Swift 6 and " + BUILD_HINT)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"`{' '.join(command)}` did not answer within 180 s")
-    if result.returncode != 0 or not result.stdout.strip():
-        pytest.fail(f"`{' '.join(command)}` failed: {result.stderr.strip()}")
-    path = Path(result.stdout.strip().splitlines()[-1]) / EXECUTABLE
-    if not path.is_file():
-        pytest.fail(f"{path} does not exist; {BUILD_HINT}")
-    return path
-
-
-def _read_listening_line(process: subprocess.Popen, deadline: float) -> int:
-    buffer = b""
-    while time.monotonic() < deadline:
-        if process.poll() is not None and not buffer.endswith(b"\n"):
-            raise RuntimeError(f"server exited with status {process.returncode} before listening")
-        ready, _, _ = select.select([process.stdout], [], [], 0.2)
-        if not ready:
-            continue
-        chunk = os.read(process.stdout.fileno(), 4096)
-        if not chunk:
-            raise RuntimeError(f"server closed stdout before listening (status {process.poll()})")
-        buffer += chunk
-        if b"\n" in buffer:
-            line = buffer.split(b"\n", 1)[0].decode(errors="replace").strip()
-            parts = line.split()
-            if len(parts) != 2 or parts[0] != "LISTENING" or not parts[1].isdigit():
-                raise RuntimeError(f"expected 'LISTENING <port>' on stdout, got {line!r}")
-            return int(parts[1])
-    raise RuntimeError("server did not print 'LISTENING <port>' within 60 s")
-
-
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
-    executable = _locate_executable()
+    executable = built_executable(EXECUTABLE, "SOCKET_GATEWAY_INTEROP_SERVER")
     secret = secrets.token_urlsafe(32)
     log = tmp_path_factory.mktemp("interop-server") / "server.log"
     environment = dict(os.environ, SOCKET_TOKEN_SECRET=secret)
@@ -99,7 +49,7 @@ def server(tmp_path_factory):
         )
     info = InteropServer(url="", port=0, secret=secret, log=log, process=process)
     try:
-        port = _read_listening_line(process, time.monotonic() + 60)
+        port = read_listening_port(process)
     except RuntimeError as error:
         process.kill()
         process.wait(timeout=10)
@@ -108,17 +58,7 @@ def server(tmp_path_factory):
     info.url = f"http://127.0.0.1:{port}"
     yield info
 
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-            pytest.fail(f"server (pid {process.pid}) ignored SIGTERM for 15 s\n{info.log_tail()}")
-    process.stdout.close()
-    if process.returncode != 0:
-        pytest.fail(f"server exited with status {process.returncode}\n--- server log ---\n{info.log_tail()}")
+    stop_gracefully(process, "interop server", info.log_tail)
 
 
 @pytest.fixture(autouse=True)
