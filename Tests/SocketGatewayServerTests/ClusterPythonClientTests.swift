@@ -40,38 +40,8 @@ private let pythonClients = #"""
 
 /// `WorkerSocketGateway` (from Swift) → a clustered Swift server → python-socketio clients.
 @Suite(.serialized) struct ClusterPythonClientTests {
-    struct PeerMissing: Error, CustomStringConvertible {
-        var description: String
-    }
-
-    /// A Python that can import python-socketio: `$SOCKET_GATEWAY_PYTHON` (set by tools/test), the project's
-    /// `.venv/bin/python`, or `/tmp/pyvenv/bin/python`.
-    static func python() throws -> String {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent()
-        let candidates: [String?] = [
-            ProcessInfo.processInfo.environment["SOCKET_GATEWAY_PYTHON"],
-            root.appendingPathComponent(".venv/bin/python").path,
-            "/tmp/pyvenv/bin/python",
-        ]
-        for candidate in candidates.compactMap({ $0 }) where FileManager.default.isExecutableFile(atPath: candidate) {
-            let probe = Process()
-            probe.executableURL = URL(fileURLWithPath: candidate)
-            probe.arguments = ["-c", "import socketio, aiohttp"]
-            probe.standardError = FileHandle.nullDevice
-            probe.standardOutput = FileHandle.nullDevice
-            guard (try? probe.run()) != nil else { continue }
-            probe.waitUntilExit()
-            if probe.terminationStatus == 0 { return candidate }
-        }
-        throw PeerMissing(
-            description: "no Python with python-socketio found; run tools/test (it builds .venv from "
-                + "Tests/Interop/requirements.txt) or set SOCKET_GATEWAY_PYTHON to a Python with python-socketio and aiohttp"
-        )
-    }
-
     @Test func workerEmitsReachPythonClientsOfAClusteredSwiftServer() async throws {
-        let python = try Self.python()
+        let python = try PythonPeer.interpreter(importing: ["socketio", "aiohttp"])
         let redis = try await RedisServerProcess.start()
         let channel = "socketio-py-\(UUID().uuidString.prefix(8))"
         let secret = "cluster-python-secret"

@@ -59,43 +59,8 @@ asyncio.run(main())
 """#
 
 @Suite(.serialized) struct PythonInteropTests {
-    /// The first Python that can import python-socketio, aiohttp and redis: `$SOCKETGATEWAY_PYTHON`, the project's
-    /// `.venv/bin/python` (made by tools/test), or `/tmp/pyvenv/bin/python`. Returns the path, or what went wrong.
-    static func python() -> Result<String, PeerMissing> {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent()
-        let candidates: [String?] = [
-            ProcessInfo.processInfo.environment["SOCKETGATEWAY_PYTHON"], root.appendingPathComponent(".venv/bin/python").path,
-            "/tmp/pyvenv/bin/python",
-        ]
-        var problems: [String] = []
-        for candidate in candidates.compactMap({ $0 }) where FileManager.default.isExecutableFile(atPath: candidate) {
-            let probe = Process()
-            probe.executableURL = URL(fileURLWithPath: candidate)
-            probe.arguments = ["-c", "import socketio, aiohttp, redis"]
-            let errors = Pipe()
-            probe.standardError = errors
-            probe.standardOutput = FileHandle.nullDevice
-            guard (try? probe.run()) != nil else { continue }
-            let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            probe.waitUntilExit()
-            if probe.terminationStatus == 0 { return .success(candidate) }
-            problems.append("\(candidate): \(text.split(separator: "\n").last ?? "")")
-        }
-        return .failure(
-            PeerMissing(
-                description: "no Python that can import socketio, aiohttp and redis ("
-                    + (problems.isEmpty ? "none found" : problems.joined(separator: "; "))
-                    + "); run tools/test (it builds .venv from Tests/Interop/requirements.txt, which must list redis), "
-                    + "or set SOCKETGATEWAY_PYTHON to a Python with python-socketio, aiohttp and redis installed"))
-    }
-
-    struct PeerMissing: Error, CustomStringConvertible {
-        var description: String
-    }
-
     @Test func aPythonSocketIOServerDeliversWorkerEmitsToItsClient() async throws {
-        let python = try Self.python().get()
+        let python = try PythonPeer.interpreter(importing: ["socketio", "aiohttp", "redis"])
         let redis = try await RedisServerProcess.start()
         let script = FileManager.default.temporaryDirectory.appendingPathComponent("socketgateway-peer-\(UUID()).py")
         try pythonPeer.write(to: script, atomically: true, encoding: .utf8)

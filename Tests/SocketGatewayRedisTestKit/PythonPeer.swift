@@ -1,0 +1,41 @@
+import Foundation
+
+/// The Python interpreter that runs real python-socketio peers in Swift tests.
+public enum PythonPeer {
+    /// No Python with the needed modules: says which candidates were tried and how to get one.
+    public struct Missing: Error, CustomStringConvertible {
+        /// What went wrong and what to do.
+        public var description: String
+    }
+
+    /// The first Python that can import every module of `modules`: `$SOCKET_GATEWAY_PYTHON` (tools/test sets it to
+    /// the project's venv), else the project's `.venv/bin/python` (made by tools/test).
+    /// - Throws: `Missing`, naming each candidate's import error, when none can.
+    public static func interpreter(importing modules: [String]) throws -> String {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let candidates: [String?] = [
+            ProcessInfo.processInfo.environment["SOCKET_GATEWAY_PYTHON"],
+            root.appendingPathComponent(".venv/bin/python").path,
+        ]
+        var problems: [String] = []
+        for candidate in candidates.compactMap({ $0 }) where FileManager.default.isExecutableFile(atPath: candidate) {
+            let probe = Process()
+            probe.executableURL = URL(fileURLWithPath: candidate)
+            probe.arguments = ["-c", "import " + modules.joined(separator: ", ")]
+            let errors = Pipe()
+            probe.standardError = errors
+            probe.standardOutput = FileHandle.nullDevice
+            guard (try? probe.run()) != nil else { continue }
+            let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            probe.waitUntilExit()
+            if probe.terminationStatus == 0 { return candidate }
+            problems.append("\(candidate): \(text.split(separator: "\n").last ?? "")")
+        }
+        throw Missing(
+            description: "no Python that can import \(modules.joined(separator: ", ")) ("
+                + (problems.isEmpty ? "none found" : problems.joined(separator: "; "))
+                + "); run tools/test (it builds .venv from Tests/Interop/requirements.txt), or set "
+                + "SOCKET_GATEWAY_PYTHON to a Python with those packages installed")
+    }
+}
