@@ -98,7 +98,7 @@ def start_serve(tmp_path: Path, redis: str, channel: str, *extra: str) -> ServeP
     with open(log, "wb") as log_file:
         process = subprocess.Popen(
             [str(cli_path()), "serve", "--port", "0", "--redis-url", redis, "--channel", channel,
-             "--token-secret", secret, *extra],
+             f"--token-secret={secret}", *extra],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log_file,
         )
     try:
