@@ -54,17 +54,20 @@ final class SocketIOClient: @unchecked Sendable {
     let application: SocketIOApplication
     private var machine: SocketIOSessionStateMachine
     private var decoder = SocketIOWire.Decoder()
-    private var connections: [String: SocketConnection] = [:]
+    private var connections: SmallMap<String, SocketConnection> = [:]
     private var connectTimer: Scheduled<Void>?
-    private var logger: Logger
+    /// The application's logger with this session's id; built when something is logged rather than kept per
+    /// client (a stored copy with metadata costs about 500 bytes per connection).
+    private var logger: Logger {
+        var logger = self.application.logger
+        logger[metadataKey: "engine.io.sid"] = "\(self.session.id)"
+        return logger
+    }
 
     init(session: EngineIOSession, application: SocketIOApplication) {
         self.session = session
         self.application = application
         self.machine = SocketIOSessionStateMachine(now: .now(), connectTimeout: application.connectTimeout)
-        var logger = application.logger
-        logger[metadataKey: "engine.io.sid"] = "\(session.id)"
-        self.logger = logger
     }
 
     func start() {
@@ -217,6 +220,11 @@ final class SocketIOClient: @unchecked Sendable {
         guard case .accept(let namespace, let sid) = action else {
             self.run(action)
             return
+        }
+        if self.machine.pendingConnectDeadline == nil, let timer = self.connectTimer {
+            // Connected in time: free the timer now rather than when it would have fired.
+            timer.cancel()
+            self.connectTimer = nil
         }
         guard let namespaceHandlers = self.application.registry.existing(namespace) else { return }
         let connection = SocketConnection(id: sid, namespace: namespace, user: user, handshake: handshake, client: self)
