@@ -79,7 +79,9 @@ public struct EngineIOHandshakeRequest: Sendable {
         self.uri = uri
         self.path = path
         self.query = query
-        self.headers = headers
+        // NIO's decoder hands over its header array with room for 16 headers (≈ 550 bytes); the session keeps the
+        // request for its whole life, so keep an array of exactly the headers received.
+        self.headers = HTTPHeaders(headers.map { ($0.name, $0.value) })
         self.remoteAddress = remoteAddress
     }
 }
