@@ -97,7 +97,7 @@ struct SocketIOSessionStateMachine {
         case connected(Connection)
     }
 
-    private var namespaces: [String: NamespaceState] = [:]
+    private var namespaces: SmallMap<String, NamespaceState> = [:]
     /// Set until the client is first accepted in a namespace.
     private var connectDeadline: NIODeadline?
     private(set) var isClosed = false

@@ -88,4 +88,58 @@ import Testing
         #expect(index.count == 0)
         #expect(index.roomCount == 0)
     }
+
+    @Test func roomGrowsFromOneMemberAndShrinksBack() {
+        var index = RoomIndex<String>()
+        for id in ["a", "b", "c"] { index.add(id, id) }
+        index.join("a", room: "team")
+        index.join("a", room: "team")  // joining twice changes nothing
+        #expect(self.recipients(index, rooms: ["team"]) == ["a"])
+        index.join("b", room: "team")
+        index.join("c", room: "team")
+        #expect(self.recipients(index, rooms: ["team"]) == ["a", "b", "c"])
+        #expect(self.recipients(index, rooms: ["team"], excluding: ["team"]) == [])
+        index.leave("b", room: "team")
+        index.leave("c", room: "team")
+        #expect(index.members(of: "team") == ["a": "a"])
+        #expect(self.recipients(index, rooms: nil, excluding: ["team"]) == ["b", "c"])
+        index.leave("a", room: "team")
+        #expect(index.roomCount == 0)
+    }
+
+    @Test func memberInManyRooms() {
+        var index = RoomIndex<String>()
+        index.add("a", "a")
+        index.add("b", "b")
+        let rooms = (0..<40).map { "room-\($0)" }
+        for room in rooms { index.join("a", room: room) }
+        index.join("b", room: "room-7")
+        #expect(index.rooms(of: "a") == Set(rooms))
+        #expect(self.recipients(index, rooms: rooms) == ["a", "b"])
+        let left = index.leave("a", room: "room-3")
+        let leftAgain = index.leave("a", room: "room-3")
+        #expect(left && !leftAgain)
+        let closed = index.close(room: "room-7")
+        #expect(closed.sorted() == ["a", "b"])
+        #expect(index.rooms(of: "a") == Set(rooms).subtracting(["room-3", "room-7"]))
+        #expect(index.rooms(of: "b").isEmpty)
+        index.remove("a")
+        #expect(index.roomCount == 0)
+    }
+
+    @Test func smallMapKeepsInsertionOrder() {
+        var map: SmallMap<String, Int> = [:]
+        #expect(map.isEmpty)
+        map["/"] = 1
+        map["/chat"] = 2
+        map["/"] = 3
+        #expect(map["/"] == 3)
+        #expect(map.keys == ["/", "/chat"])
+        let removed = map.removeValue(forKey: "/")
+        let removedAgain = map.removeValue(forKey: "/")
+        #expect(removed == 3 && removedAgain == nil)
+        map["/chat"] = nil
+        #expect(map.isEmpty)
+        #expect(map.count == 0)
+    }
 }
