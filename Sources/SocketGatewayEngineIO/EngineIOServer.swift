@@ -75,7 +75,8 @@ public final class EngineIOServer: Sendable {
 
         let upgrader = NIOWebSocketServerUpgrader(
             maxFrameSize: maxFrameSize,
-            automaticErrorHandling: true,
+            // EngineIOWebSocketHandler answers WebSocket protocol errors itself (one handler less per connection).
+            automaticErrorHandling: false,
             shouldUpgrade: { channel, head in
                 let target = RequestTarget(uri: head.uri)
                 guard let endpoint = endpoints.first(where: { $0.matches(target.path) }),
@@ -144,7 +145,7 @@ public final class EngineIOServer: Sendable {
             // 512 bytes rather than 2 KiB (it still grows to 64 KiB while reads fill it).
             .childChannelOption(
                 ChannelOptions.recvAllocator,
-                value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 512, maximum: 65536)
+                value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 256, maximum: 65536)
             )
             .childChannelInitializer { channel in
                 let id = ObjectIdentifier(channel)

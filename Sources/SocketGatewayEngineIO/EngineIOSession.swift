@@ -19,7 +19,9 @@ public final class EngineIOSession: @unchecked Sendable {
     private var pendingGet: PollingRequestHandle?
     private var mainWebSocket: EngineIOWebSocketConnection?
     private var probeWebSocket: EngineIOWebSocketConnection?
-    private var heartbeatTimer: Scheduled<Void>?
+    /// The ping/pong timer. A scheduled callback, not a task: every session has one for its whole life, and a
+    /// task costs a promise, a future and a closure each time it is rescheduled.
+    private var heartbeatTimer: NIOScheduledCallback?
     private var upgradeTimer: Scheduled<Void>?
     private var probeNoopTimer: Scheduled<Void>?
     /// Completes when `3probe` has been written, so a GET refused because of the upgrade is answered after it.
@@ -406,10 +408,13 @@ public final class EngineIOSession: @unchecked Sendable {
 
     private func schedule(heartbeat deadline: NIODeadline) {
         self.heartbeatTimer?.cancel()
-        self.heartbeatTimer = self.eventLoop.scheduleTask(deadline: deadline) { [self] in
-            self.heartbeatTimer = nil
-            self.run(self.stateMachine.heartbeatTimerFired(now: .now()))
-        }
+        // Throws only once the loop is shutting down, which closes the session anyway.
+        self.heartbeatTimer = try? self.eventLoop.scheduleCallback(at: deadline, handler: HeartbeatCallback(session: self))
+    }
+
+    fileprivate func heartbeatTimerFired() {
+        self.heartbeatTimer = nil
+        self.run(self.stateMachine.heartbeatTimerFired(now: .now()))
     }
 
     private func appendToOutbox(_ bytes: ByteBuffer) {
@@ -479,5 +484,14 @@ extension TimeAmount {
     init(_ duration: Duration) {
         let (seconds, attoseconds) = duration.components
         self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+}
+
+/// Calls the session back when its heartbeat deadline passes.
+private struct HeartbeatCallback: NIOScheduledCallbackHandler, Sendable {
+    let session: EngineIOSession
+
+    func handleScheduledCallback(eventLoop: some EventLoop) {
+        self.session.heartbeatTimerFired()
     }
 }

@@ -212,6 +212,27 @@ final class EngineIOWebSocketHandler: ChannelInboundHandler {
             let connection = self.connection
             Self.onLoop(of: session) { session.webSocketFailed(connection, reason: reason) }
         }
-        context.close(promise: nil)
+        // Tell the peer why before closing (what NIO's automatic error handling does, without one more handler
+        // per connection): 1009 for a frame or message over the limit, 1002 for a broken frame sequence.
+        let code: WebSocketErrorCode?
+        switch error {
+        case NIOWebSocketError.invalidFrameLength, NIOWebSocketFrameAggregator.Error.accumulatedFrameSizeIsTooLarge:
+            code = .messageTooLarge
+        case is NIOWebSocketError, is NIOWebSocketFrameAggregator.Error:
+            code = .protocolError
+        default:
+            code = nil
+        }
+        guard let code else {
+            context.close(promise: nil)
+            return
+        }
+        var data = context.channel.allocator.buffer(capacity: 2)
+        data.write(webSocketErrorCode: code)
+        let frame = WebSocketFrame(fin: true, opcode: .connectionClose, data: data)
+        let loopBound = context.loopBound
+        context.writeAndFlush(self.wrapOutboundOut(frame)).whenComplete { _ in
+            loopBound.value.close(promise: nil)
+        }
     }
 }
