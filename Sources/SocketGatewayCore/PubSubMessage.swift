@@ -151,7 +151,7 @@ public enum PubSubMessage: Sendable, Hashable {
         return .emit(
             PubSubEmit(
                 event: event, arguments: arguments, namespace: options.namespace, room: room,
-                skipSid: PubSubNames(options.excluding.sorted()), hostID: hostID))
+                skipSid: options.excluding.isEmpty ? .none : PubSubNames(options.excluding.sorted()), hostID: hostID))
     }
 }
 
@@ -162,11 +162,121 @@ extension PubSubMessage {
     public func encode(into buffer: inout ByteBuffer) {
         // The hot case (every worker emit) is written field by field, without building the message's JSONValue
         // first; it gives the same bytes as the general path below.
-        if case .emit(let emit) = self, !emit.isBinary {
-            Self.writePlainEmit(emit, into: &buffer)
-            return
+        if case .emit(let emit) = self {
+            // Written through a pointer into the buffer's free space (no ByteBuffer call per piece). If it does not
+            // fit, again into a window of the message's worst-case size; binary emits take the general path.
+            var window = max(buffer.writableBytes, 512)
+            var attempt = 0
+            while true {
+                var sawBinary = false
+                var fitted = false
+                buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: window) { free in
+                    var output = RawPythonJSONOutput(free)
+                    Self.writePlainEmit(emit, to: &output)
+                    sawBinary = output.sawBinary
+                    fitted = !output.overflowed
+                    return fitted && !sawBinary ? output.count : 0
+                }
+                if sawBinary { break }
+                if fitted { return }
+                attempt += 1
+                guard let bound = Self.plainEmitBound(emit) else { break }  // binary further on
+                guard attempt == 1, bound <= Self.rawWindowLimit else {
+                    // Very large: piece by piece rather than reserving 6 bytes per string byte.
+                    Self.writePlainEmit(emit, into: &buffer)
+                    return
+                }
+                window = bound
+            }
         }
         self.jsonValue.writePythonJSON(to: &buffer)
+    }
+
+    /// Above this bound (an emit with very large strings), the emit is written piece by piece instead of
+    /// reserving its worst case (6 bytes per string byte) at once.
+    private static let rawWindowLimit = 256 * 1024
+
+    /// An upper bound of a non-binary emit's encoded size; `nil` when an argument holds binary data.
+    private static func plainEmitBound(_ emit: PubSubEmit) -> Int? {
+        // The fixed text: {"method": "emit", "event": …, "data": [], "binary": false, "namespace": …, "room": …,
+        // "skip_sid": …, "callback": …, "host_id": …} is under 160 bytes.
+        var total = 160 &+ 2 &* emit.arguments.count
+        for argument in emit.arguments {
+            guard let size = JSONWriter.pythonBound(of: argument) else { return nil }
+            total &+= size
+        }
+        total &+= JSONWriter.pythonStringBound(utf8Count: emit.event.utf8.count)
+        total &+= JSONWriter.pythonStringBound(utf8Count: emit.namespace.utf8.count)
+        total &+= JSONWriter.pythonStringBound(utf8Count: emit.hostID.utf8.count)
+        total &+= Self.bound(emit.room) &+ Self.bound(emit.skipSid)
+        if let callback = emit.callback {
+            total &+= Self.bound(callback.room) &+ 30
+            total &+= JSONWriter.pythonStringBound(utf8Count: callback.namespace.utf8.count)
+        }
+        return total
+    }
+
+    private static func bound(_ names: PubSubNames) -> Int {
+        switch names {
+        case .none: return 4
+        case .one(let name): return JSONWriter.pythonStringBound(utf8Count: name.utf8.count)
+        case .list(let names):
+            var total = 2 &+ 2 &* names.count
+            for name in names { total &+= JSONWriter.pythonStringBound(utf8Count: name.utf8.count) }
+            return total
+        }
+    }
+
+    /// `json.dumps` of a non-binary emit into a reserved window (same bytes as the `ByteBuffer` version below).
+    private static func writePlainEmit(_ emit: PubSubEmit, to output: inout RawPythonJSONOutput) {
+        output.write("{\"method\": \"emit\", \"event\": ")
+        output.writePythonString(emit.event)
+        output.write(", \"data\": [")
+        var first = true
+        for argument in emit.arguments {
+            if !first { output.write(", ") }
+            first = false
+            output.writePython(argument)
+        }
+        output.write("], \"binary\": false, \"namespace\": ")
+        output.writePythonString(emit.namespace)
+        output.write(", \"room\": ")
+        Self.write(emit.room, to: &output)
+        output.write(", \"skip_sid\": ")
+        Self.write(emit.skipSid, to: &output)
+        output.write(", \"callback\": ")
+        if let callback = emit.callback {
+            output.write(UInt8(ascii: "["))
+            Self.write(callback.room, to: &output)
+            output.write(", ")
+            output.writePythonString(callback.namespace)
+            output.write(", ")
+            output.writeInteger(callback.id)
+            output.write(UInt8(ascii: "]"))
+        } else {
+            output.write("null")
+        }
+        output.write(", \"host_id\": ")
+        output.writePythonString(emit.hostID)
+        output.write(UInt8(ascii: "}"))
+    }
+
+    private static func write(_ names: PubSubNames, to output: inout RawPythonJSONOutput) {
+        switch names {
+        case .none:
+            output.write("null")
+        case .one(let name):
+            output.writePythonString(name)
+        case .list(let names):
+            output.write(UInt8(ascii: "["))
+            var first = true
+            for name in names {
+                if !first { output.write(", ") }
+                first = false
+                output.writePythonString(name)
+            }
+            output.write(UInt8(ascii: "]"))
+        }
     }
 
     /// The message's bytes, as python-socketio publishes them.
