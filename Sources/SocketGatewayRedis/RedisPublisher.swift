@@ -56,6 +56,15 @@ public enum PublishProgress: Sendable {
     case failed(RedisError)
 }
 
+/// What became of a publish made with a deadline: its progress, or that the deadline passed first.
+package enum PublishOutcome: Sendable {
+    /// What `PublishProgress` says, reported before the deadline.
+    case progress(PublishProgress)
+    /// No answer (nor failure, nor queuing) before the deadline; nothing more is reported. The message may still
+    /// be published.
+    case timedOut
+}
+
 /// A point-in-time view of a publisher, readable from any thread.
 public struct RedisPublisherStatus: Sendable, Hashable {
     /// Whether a connection is open and past AUTH/SELECT.
@@ -68,9 +77,10 @@ public struct RedisPublisherStatus: Sendable, Hashable {
 
 /// Publishes messages to one Redis channel over a single pipelined connection, reconnecting as needed.
 ///
-/// Many publishes made in one event-loop tick are written with one `write`; replies are matched to requests
-/// in order. A publish carries an optional completion stored in the pending ring, so the fire-and-forget
-/// path allocates nothing per message beyond the encoded bytes. At most `maxInFlight` commands are unanswered
+/// Publishes from any thread are framed as RESP `PUBLISH` commands, back to back, into one buffer that the loop
+/// takes as a batch and writes as it is (one `execute` and one `write` per batch; batch buffers are reused);
+/// replies are matched to requests in order. A publish carries an optional completion stored in the pending
+/// ring, so the fire-and-forget path allocates nothing per message. At most `maxInFlight` commands are unanswered
 /// at once; the rest wait in order. Connects lazily, on the first publish. A stuck connection (no reply within
 /// `replyTimeout`) is dropped and replaced. Once used, the publisher keeps a light timer (every ≤ 250 ms) on its
 /// event loop until `shutdown` is called: call it when done.
@@ -95,9 +105,42 @@ public final class RedisPublisher: @unchecked Sendable {
         case shutdown
     }
 
+    /// Whom to tell what became of a publish.
+    private enum Callback {
+        case none
+        case progress(@Sendable (PublishProgress) -> Void)
+        /// Also told `.timedOut` at `deadline` unless answered before (then nothing more).
+        case timed(@Sendable (PublishOutcome) -> Void, deadline: NIODeadline)
+
+        init(_ completion: (@Sendable (PublishProgress) -> Void)?) {
+            self = completion.map { .progress($0) } ?? .none
+        }
+
+        var isSet: Bool {
+            if case .none = self { return false }
+            return true
+        }
+
+        func report(_ progress: PublishProgress) {
+            switch self {
+            case .none: break
+            case .progress(let completion): completion(progress)
+            case .timed(let completion, _): completion(.progress(progress))
+            }
+        }
+    }
+
     private struct Request {
         var payload: ByteBuffer
-        var completion: (@Sendable (PublishProgress) -> Void)?
+        var completion: Callback
+    }
+
+    /// A publish handed over from any thread: its framed `PUBLISH` sits in `incomingBytes`, the payload at
+    /// `payloadOffset`.
+    private struct IncomingEntry {
+        var payloadOffset: Int
+        var payloadLength: Int
+        var completion: Callback
     }
 
     private enum InFlightKind {
@@ -127,14 +170,30 @@ public final class RedisPublisher: @unchecked Sendable {
     private var lastSubscribers = 0
     /// Set while the outbox is held after a reconnect, waiting for subscribers to come back (until this time).
     private var holdingOutboxUntil: NIODeadline?
-    /// Publishes from other threads, handed to the loop in call order: one `execute` per burst, not per message.
+    /// Publishes, handed to the loop in call order: one `execute` per burst, not per message. Each is framed as a
+    /// RESP `PUBLISH` straight into `incomingBytes`, which the loop writes to the socket as it is when it can.
     private let incomingLock = NIOLock()
+    /// Guarded by `incomingLock`: the framed commands of `incoming`, back to back.
+    private var incomingBytes: ByteBuffer?
     /// Guarded by `incomingLock`.
-    private var incoming: [Request] = []
+    private var incoming: [IncomingEntry] = []
+    /// Guarded by `incomingLock`: the capacity the last batch reached.
+    private var incomingCapacityHint = 0
+    /// Guarded by `incomingLock`: written batches' buffers, emptied, for the next batches.
+    private var spareBatches: [ByteBuffer] = []
+    /// The payload of in-flight messages whose bytes are not kept (an empty buffer, shared).
+    private let noPayload = ByteBuffer()
     /// Guarded by `incomingLock`: a `takeIncoming()` is scheduled and has not yet taken `incoming`.
     private var incomingScheduled = false
     /// Confined to the loop: the array the last `takeIncoming()` emptied, reused for its capacity.
-    private var incomingSpare: [Request] = []
+    private var incomingSpare: [IncomingEntry] = []
+    /// `*3\r\n$7\r\nPUBLISH\r\n$<n>\r\n<channel>\r\n$`: what every framed publish starts with.
+    private let publishPrefix: [UInt8]
+    /// Confined to the loop: `outbound` shares its storage with in-flight payloads (written as handed over), so
+    /// appending to it would copy it; start a new buffer instead.
+    private var outboundShared = false
+    /// Confined to the loop: an `expireDeadlines()` is scheduled.
+    private var deadlineArmed = false
     private let status = NIOLockedValueBox(RedisPublisherStatus(connected: false, droppedFromOutbox: 0, reconnects: 0))
 
     private let publishedCounter: Counter
@@ -160,6 +219,9 @@ public final class RedisPublisher: @unchecked Sendable {
         logger[metadataKey: "redis.channel"] = "\(configuration.channel)"
         self.logger = logger
         self.backoff = configuration.backoff
+        var prefix = ByteBuffer()
+        RESPCommand.writePublishPrefix(channel: configuration.channel, into: &prefix)
+        self.publishPrefix = Array(prefix.readableBytesView)
         let dimensions = [("channel", configuration.channel)]
         self.publishedCounter = Counter(label: "socketgateway_redis_published_total", dimensions: dimensions)
         self.failedCounter = Counter(label: "socketgateway_redis_publish_failures_total", dimensions: dimensions)
@@ -177,14 +239,66 @@ public final class RedisPublisher: @unchecked Sendable {
     ///   - payload: The message bytes.
     ///   - completion: Told what became of the message; `nil` for fire-and-forget.
     public func publish(_ payload: ByteBuffer, completion: (@Sendable (PublishProgress) -> Void)?) {
-        if self.eventLoop.inEventLoop {
-            // What other threads handed over first goes first.
-            self.takeIncoming()
-            self.submit(Request(payload: payload, completion: completion))
-            return
+        payload.withUnsafeReadableBytes { self.hand(Callback(completion), payload: $0) }
+    }
+
+    /// Publishes the bytes `writePayload` appends (called at once, on the calling thread);
+    /// `completion` (if any) is called once on the publisher's event loop.
+    ///
+    /// The payload is encoded into a buffer the calling thread reuses, then copied once, framed as a RESP
+    /// `PUBLISH`, into the bytes the loop writes to the socket as they are. Safe to call from any thread; calls
+    /// from one thread are published in call order.
+    package func publish(
+        completion: (@Sendable (PublishProgress) -> Void)?, writePayload: (inout ByteBuffer) -> Void
+    ) {
+        self.hand(Callback(completion), writePayload: writePayload)
+    }
+
+    /// Like ``publish(completion:writePayload:)``, but `completion` is told `.timedOut` at `deadline` unless
+    /// Redis answered (or the publish failed or was queued) before; either way it is called exactly once.
+    package func publish(
+        deadline: NIODeadline, completion: @escaping @Sendable (PublishOutcome) -> Void,
+        writePayload: (inout ByteBuffer) -> Void
+    ) {
+        self.hand(.timed(completion, deadline: deadline), writePayload: writePayload)
+    }
+
+    /// Per thread: the buffer a payload is encoded into before it is framed into `incomingBytes`, reused.
+    private static let scratch = ThreadSpecificVariable<PayloadScratch>()
+
+    /// Frames one publish into `incomingBytes` and wakes the loop if needed (any thread).
+    ///
+    /// The payload is encoded outside the lock (into this thread's scratch buffer), so the lock is held only
+    /// for a copy: the loop taking a batch rarely waits for a caller.
+    private func hand(_ completion: Callback, writePayload: (inout ByteBuffer) -> Void) {
+        let scratch: PayloadScratch
+        if let existing = Self.scratch.currentValue {
+            scratch = existing
+        } else {
+            scratch = PayloadScratch()
+            Self.scratch.currentValue = scratch
         }
+        var payload = scratch.buffer.take() ?? ByteBufferAllocator().buffer(capacity: 1024)
+        payload.clear()
+        writePayload(&payload)
+        payload.withUnsafeReadableBytes { self.hand(completion, payload: $0) }
+        // Big payloads are not kept per thread.
+        if payload.capacity <= 64 * 1024 { scratch.buffer = payload }
+    }
+
+    /// Copies `payload`, framed as a RESP `PUBLISH`, into `incomingBytes` and wakes the loop if needed (any
+    /// thread).
+    private func hand(_ completion: Callback, payload: UnsafeRawBufferPointer) {
         let schedule = self.incomingLock.withLock { () -> Bool in
-            self.incoming.append(Request(payload: payload, completion: completion))
+            var bytes =
+                self.incomingBytes.take() ?? self.spareBatches.popLast()
+                ?? ByteBufferAllocator().buffer(capacity: max(16 * 1024, self.incomingCapacityHint))
+            let payloadOffset = self.publishPrefix.withUnsafeBytes { prefix in
+                RESPCommand.writePublish(prefix: prefix, payload: payload, into: &bytes)
+            }
+            self.incomingBytes = bytes
+            self.incoming.append(
+                IncomingEntry(payloadOffset: payloadOffset, payloadLength: payload.count, completion: completion))
             if self.incomingScheduled { return false }
             self.incomingScheduled = true
             return true
@@ -194,18 +308,116 @@ public final class RedisPublisher: @unchecked Sendable {
         }
     }
 
-    /// Submits what other threads published since the last call, in their order (on the loop).
+    /// Submits what was handed over since the last call, in order (on the loop). When the connection is ready
+    /// and nothing waits before them, the framed bytes go to the socket as they are.
     private func takeIncoming() {
+        // Moved out, so that `incoming` owns the storage alone after the swap and appends do not copy it.
         var batch = self.incomingSpare
-        self.incomingLock.withLock {
+        self.incomingSpare = []
+        let taken = self.incomingLock.withLock { () -> ByteBuffer? in
             swap(&batch, &self.incoming)
             self.incomingScheduled = false
+            let bytes = self.incomingBytes.take()
+            // The next batch starts as large as this one grew, rather than growing (and copying) again.
+            if let bytes { self.incomingCapacityHint = min(bytes.capacity, 1 << 20) }
+            return bytes
         }
-        for request in batch {
-            self.submit(request)
+        defer {
+            batch.removeAll(keepingCapacity: true)
+            self.incomingSpare = batch
         }
-        batch.removeAll(keepingCapacity: true)
-        self.incomingSpare = batch
+        guard let bytes = taken, !batch.isEmpty else { return }
+        if case .ready(let channel) = self.state, self.queue.isEmpty, self.holdingOutboxUntil == nil,
+            self.inFlight.count + batch.count <= self.configuration.maxInFlight
+        {
+            let now = NIODeadline.now()
+            // Only the outbox sends an in-flight message again (after a reconnect); otherwise its bytes need not
+            // be kept, and the batch's buffer can be reused once written.
+            let keepPayloads = self.isOutboxMode
+            for entry in batch {
+                let payload =
+                    keepPayloads
+                    ? bytes.getSlice(at: entry.payloadOffset, length: entry.payloadLength)! : self.noPayload
+                self.inFlight.append(
+                    InFlight(kind: .publish(Request(payload: payload, completion: entry.completion)), sentAt: now))
+                self.armDeadline(for: entry.completion)
+            }
+            if let pending = self.outbound.take(), pending.readableBytes > 0 {
+                channel.write(pending, promise: nil)
+            }
+            if keepPayloads {
+                self.outbound = bytes
+                self.outboundShared = true
+            } else {
+                let written = channel.eventLoop.makePromise(of: Void.self)
+                channel.write(bytes, promise: written)
+                written.futureResult.whenSuccess { self.recycle(bytes) }
+            }
+            self.scheduleFlush()
+            return
+        }
+        for entry in batch {
+            let payload = bytes.getSlice(at: entry.payloadOffset, length: entry.payloadLength)!
+            self.submit(Request(payload: payload, completion: entry.completion))
+        }
+    }
+
+    /// Keeps a written batch's buffer for the next batch (on the loop): allocating and freeing a buffer per
+    /// batch costs page faults and heap trimming.
+    private func recycle(_ bytes: ByteBuffer) {
+        guard bytes.capacity <= 1 << 20 else { return }  // a batch that held a huge message: let it go
+        var bytes = bytes
+        bytes.clear()
+        self.incomingLock.withLock {
+            if self.spareBatches.count < 2 { self.spareBatches.append(bytes) }
+        }
+    }
+
+    /// Schedules `expireDeadlines()` for `completion`'s deadline, unless one is scheduled (on the loop).
+    ///
+    /// Deadlines come in the order publishes are made (every timed publish of a gateway has the same timeout), so
+    /// one scheduled check at a time, for the oldest unanswered one, expires them all.
+    @inline(__always)
+    private func armDeadline(for completion: Callback) {
+        guard !self.deadlineArmed, case .timed(_, let deadline) = completion else { return }
+        self.deadlineArmed = true
+        self.eventLoop.scheduleTask(deadline: deadline) { self.expireDeadlines() }
+    }
+
+    /// Tells every timed publish whose deadline passed `.timedOut` (it is told nothing more); schedules itself
+    /// for the next unexpired one (on the loop).
+    private func expireDeadlines() {
+        self.deadlineArmed = false
+        let now = NIODeadline.now()
+        var expired: [@Sendable (PublishOutcome) -> Void] = []
+        var next: NIODeadline?
+        /// Expires `request` if due; returns false at the first timed request not yet due.
+        func visit(_ request: inout Request) -> Bool {
+            guard case .timed(let completion, let deadline) = request.completion else { return true }
+            if deadline > now {
+                next = deadline
+                return false
+            }
+            request.completion = .none
+            expired.append(completion)
+            return true
+        }
+        var pending = true
+        for index in self.inFlight.indices where pending {
+            guard case .publish(var request) = self.inFlight[index].kind else { continue }
+            pending = visit(&request)
+            self.inFlight[index].kind = .publish(request)
+        }
+        for index in self.queue.indices where pending {
+            pending = visit(&self.queue[index])
+        }
+        if let next {
+            self.deadlineArmed = true
+            self.eventLoop.scheduleTask(deadline: next) { self.expireDeadlines() }
+        }
+        for completion in expired {
+            completion(.timedOut)
+        }
     }
 
     /// Publishes `payload` and waits for Redis's answer.
@@ -262,9 +474,10 @@ public final class RedisPublisher: @unchecked Sendable {
 
     private func submit(_ request: Request) {
         self.eventLoop.preconditionInEventLoop()
+        self.armDeadline(for: request.completion)
         switch self.state {
         case .shutdown:
-            request.completion?(.failed(self.error(.shutdown, "the publisher was shut down")))
+            request.completion.report(.failed(self.error(.shutdown, "the publisher was shut down")))
         case .ready(let channel):
             if self.queue.isEmpty && self.inFlight.count < self.configuration.maxInFlight {
                 self.write(request, on: channel)
@@ -280,15 +493,15 @@ public final class RedisPublisher: @unchecked Sendable {
             if self.isOutboxMode {
                 var request = request
                 let completion = request.completion
-                request.completion = nil
+                request.completion = .none
                 if self.enqueue(request) {
-                    completion?(.queued(reason: lastError.message))
+                    completion.report(.queued(reason: lastError.message))
                 } else {
-                    completion?(.failed(self.error(.overloaded, "the outbox is full")))
+                    completion.report(.failed(self.error(.overloaded, "the outbox is full")))
                 }
             } else {
                 self.failedCounter.increment()
-                request.completion?(.failed(lastError))
+                request.completion.report(.failed(lastError))
             }
         }
     }
@@ -308,10 +521,12 @@ public final class RedisPublisher: @unchecked Sendable {
                 self.logger.warning(
                     "Redis outbox full; dropped the oldest message",
                     metadata: ["redis.outbox.capacity": "\(capacity)", "redis.outbox.dropped_total": "\(total)"])
-                dropped.completion?(.failed(self.error(.overloaded, "dropped from the full outbox (capacity \(capacity))")))
+                dropped.completion.report(
+                    .failed(self.error(.overloaded, "dropped from the full outbox (capacity \(capacity))")))
             } else {
                 self.failedCounter.increment()
-                request.completion?(.failed(self.error(.overloaded, "\(capacity) messages already wait for Redis")))
+                request.completion.report(
+                    .failed(self.error(.overloaded, "\(capacity) messages already wait for Redis")))
                 return false
             }
         }
@@ -323,11 +538,22 @@ public final class RedisPublisher: @unchecked Sendable {
     private func write(_ request: Request, on channel: any Channel) {
         self.inFlight.append(InFlight(kind: .publish(request), sentAt: .now()))
         let size = RESPCommand.publishSize(channel: self.configuration.channel, payloadBytes: request.payload.readableBytes)
+        self.unshareOutbound(on: channel)
         if self.outbound == nil {
             self.outbound = channel.allocator.buffer(capacity: max(size, 4096))
         }
         RESPCommand.writePublish(channel: self.configuration.channel, payload: request.payload, into: &self.outbound!)
         self.scheduleFlush()
+    }
+
+    /// When `outbound` shares storage with in-flight payloads, hands it to the channel (unflushed) so that what
+    /// follows goes into a buffer of its own rather than a copy of it.
+    private func unshareOutbound(on channel: any Channel) {
+        guard self.outboundShared else { return }
+        self.outboundShared = false
+        if let pending = self.outbound.take(), pending.readableBytes > 0 {
+            channel.write(pending, promise: nil)
+        }
     }
 
     private func scheduleFlush() {
@@ -338,11 +564,12 @@ public final class RedisPublisher: @unchecked Sendable {
 
     private func flush() {
         self.flushScheduled = false
-        guard let bytes = self.outbound else { return }
-        self.outbound = nil
+        self.outboundShared = false
+        let bytes = self.outbound.take()
         switch self.state {
         case .ready(let channel), .handshaking(let channel):
-            channel.writeAndFlush(bytes, promise: nil)
+            // Without `outbound`, a batch may still have been written unflushed (see `unshareOutbound`).
+            if let bytes { channel.writeAndFlush(bytes, promise: nil) } else { channel.flush() }
         default:
             break
         }
@@ -419,6 +646,7 @@ public final class RedisPublisher: @unchecked Sendable {
     /// Sends `PUBSUB NUMSUB channel` (the outbox is held until enough subscribers are back).
     private func askSubscriberCount(on channel: any Channel) {
         self.inFlight.append(InFlight(kind: .subscriberCount, sentAt: .now()))
+        self.unshareOutbound(on: channel)
         if self.outbound == nil { self.outbound = channel.allocator.buffer(capacity: 64) }
         RESPCommand.write(["PUBSUB", "NUMSUB", self.configuration.channel], into: &self.outbound!)
         self.scheduleFlush()
@@ -466,15 +694,15 @@ public final class RedisPublisher: @unchecked Sendable {
                 "redis.attempt": "\(self.backoff.attempts)", "redis.queued": "\(self.queue.count)",
             ])
         if self.isOutboxMode {
-            for index in self.queue.indices where self.queue[index].completion != nil {
+            for index in self.queue.indices where self.queue[index].completion.isSet {
                 let completion = self.queue[index].completion
-                self.queue[index].completion = nil
-                completion?(.queued(reason: error.message))
+                self.queue[index].completion = .none
+                completion.report(.queued(reason: error.message))
             }
         } else {
             while let request = self.queue.popFirst() {
                 self.failedCounter.increment()
-                request.completion?(.failed(error))
+                request.completion.report(.failed(error))
             }
         }
         let generation = self.generation
@@ -499,6 +727,7 @@ public final class RedisPublisher: @unchecked Sendable {
         self.generation &+= 1
         self.markDisconnected()
         self.outbound = nil
+        self.outboundShared = false
         var unanswered = CircularBuffer<Request>()
         while let entry = self.inFlight.popFirst() {
             if case .publish(let request) = entry.kind { unanswered.append(request) }
@@ -509,8 +738,8 @@ public final class RedisPublisher: @unchecked Sendable {
             // At-least-once: unanswered messages go back to the front of the outbox, in order.
             while var request = unanswered.popLast() {
                 let completion = request.completion
-                request.completion = nil
-                completion?(.queued(reason: "connection lost before Redis answered: \(error.message)"))
+                request.completion = .none
+                completion.report(.queued(reason: "connection lost before Redis answered: \(error.message)"))
                 self.queue.prepend(request)
             }
             while self.queue.count > self.configuration.outboxCapacity {
@@ -535,7 +764,7 @@ public final class RedisPublisher: @unchecked Sendable {
                     underlying: error)
             for request in unanswered {
                 self.failedCounter.increment()
-                request.completion?(.failed(failure))
+                request.completion.report(.failed(failure))
             }
             self.state = .idle
             if !self.queue.isEmpty { self.connect() }
@@ -599,12 +828,12 @@ public final class RedisPublisher: @unchecked Sendable {
         while let entry = self.inFlight.popFirst() {
             if case .publish(let request) = entry.kind {
                 unsent += 1
-                request.completion?(.failed(error))
+                request.completion.report(.failed(error))
             }
         }
         while let request = self.queue.popFirst() {
             unsent += 1
-            request.completion?(.failed(error))
+            request.completion.report(.failed(error))
         }
         if unsent > 0 {
             self.logger.warning("Redis publisher shut down with unsent messages", metadata: ["redis.unsent": "\(unsent)"])
@@ -641,15 +870,18 @@ extension RedisPublisher: RedisConnectionDelegate {
             case .integer(let subscribers):
                 self.publishedCounter.increment()
                 self.lastSubscribers = Int(subscribers)
-                request.completion?(.published(subscribers: Int(subscribers)))
+                request.completion.report(.published(subscribers: Int(subscribers)))
             case .error(let message):
                 self.failedCounter.increment()
-                request.completion?(.failed(self.error(.commandFailed, "Redis refused PUBLISH: \(message)")))
+                request.completion.report(.failed(self.error(.commandFailed, "Redis refused PUBLISH: \(message)")))
             default:
                 self.failedCounter.increment()
-                request.completion?(.failed(self.error(.protocolError, "unexpected reply to PUBLISH: \(value)")))
+                request.completion.report(.failed(self.error(.protocolError, "unexpected reply to PUBLISH: \(value)")))
             }
-            self.drainQueue()
+            // A slot is free: send what waits for one, and let `shutdown` know when all is answered.
+            if !self.queue.isEmpty || !self.drainWaiters.isEmpty {
+                self.drainQueue()
+            }
         case .subscriberCount:
             self.subscriberCountArrived(value)
         }
@@ -678,6 +910,75 @@ extension RedisPublisher: RedisConnectionDelegate {
         switch self.state {
         case .ready(let channel), .handshaking(let channel): channel.close(promise: nil)
         default: break
+        }
+    }
+}
+
+/// A thread's reusable payload buffer (only ever touched by that thread).
+private final class PayloadScratch: @unchecked Sendable {
+    var buffer: ByteBuffer?
+}
+
+extension RESPCommand {
+    /// Appends `*3\r\n$7\r\nPUBLISH\r\n$<n>\r\n<channel>\r\n$`: a `PUBLISH` up to its payload's length digits.
+    static func writePublishPrefix(channel: String, into buffer: inout ByteBuffer) {
+        buffer.writeStaticString("*3\r\n$7\r\nPUBLISH\r\n$")
+        Self.writeBulkDecimal(channel.utf8.count, into: &buffer)
+        buffer.writeStaticString("\r\n")
+        buffer.writeString(channel)
+        buffer.writeStaticString("\r\n$")
+    }
+
+    /// Appends a `PUBLISH` whose framing up to the payload's length is `prefix` (see `writePublishPrefix`), in
+    /// one copy per piece.
+    /// - Returns: The writer index at which the payload starts.
+    static func writePublish(
+        prefix: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer, into buffer: inout ByteBuffer
+    ) -> Int {
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)
+        return withUnsafeMutableBytes(of: &digits) { scratch in
+            var first = scratch.count
+            var rest = payload.count
+            repeat {
+                first -= 1
+                scratch[first] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: rest % 10)
+                rest /= 10
+            } while rest > 0
+            let length = UnsafeRawBufferPointer(rebasing: scratch[first...])
+            let total = prefix.count + length.count + 2 + payload.count + 2
+            let start = buffer.writerIndex
+            buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: total) { free in
+                var at = 0
+                func put(_ bytes: UnsafeRawBufferPointer) {
+                    guard let source = bytes.baseAddress, bytes.count > 0 else { return }
+                    (free.baseAddress! + at).copyMemory(from: source, byteCount: bytes.count)
+                    at += bytes.count
+                }
+                let crlf: StaticString = "\r\n"
+                let crlfBytes = UnsafeRawBufferPointer(start: crlf.utf8Start, count: 2)
+                put(prefix)
+                put(length)
+                put(crlfBytes)
+                put(payload)
+                put(crlfBytes)
+                return at
+            }
+            return start + prefix.count + length.count + 2
+        }
+    }
+
+    private static func writeBulkDecimal(_ value: Int, into buffer: inout ByteBuffer) {
+        precondition(value >= 0)
+        var scratch: (UInt64, UInt64, UInt64) = (0, 0, 0)
+        withUnsafeMutableBytes(of: &scratch) { raw in
+            var index = raw.count
+            var rest = value
+            repeat {
+                index -= 1
+                raw[index] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: rest % 10)
+                rest /= 10
+            } while rest > 0
+            buffer.writeBytes(UnsafeRawBufferPointer(rebasing: raw[index...]))
         }
     }
 }

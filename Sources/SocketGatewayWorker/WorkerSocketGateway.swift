@@ -30,11 +30,14 @@ public final class WorkerSocketGateway: SocketEmitter {
     private let unusableReason: String?
     private let logger: Logger
     private let warnedOnce = NIOLockedValueBox(false)
-    private let emitCounters: [EmitResult.Outcome: Counter]
+    private let publishedCounter: Counter
+    private let queuedCounter: Counter
+    private let failedCounter: Counter
+    private let notConfiguredCounter: Counter
+    /// `emitTimeout` as NIO counts it.
+    private let emitTimeoutAmount: TimeAmount
     /// The completion of fire-and-forget emits: counts the outcome and logs failures; made once.
     private let recordProgress: @Sendable (PublishProgress) -> Void
-    /// The timeouts of emits that wait for their outcome (nil when unconfigured).
-    private let deadlines: EmitDeadlines?
 
     /// Creates a gateway.
     /// - Parameters:
@@ -55,29 +58,31 @@ public final class WorkerSocketGateway: SocketEmitter {
         var logger = logger
         logger[metadataKey: "socketgateway.host_id"] = "\(self.hostID)"
         self.logger = logger
-        var counters: [EmitResult.Outcome: Counter] = [:]
-        for outcome in [EmitResult.Outcome.published, .queued, .failed, .notConfigured] {
-            counters[outcome] = Counter(
+        func counter(_ outcome: EmitResult.Outcome) -> Counter {
+            Counter(
                 label: "socketgateway_worker_emits_total", dimensions: [("outcome", "\(outcome)"), ("channel", channel)])
         }
-        self.emitCounters = counters
-        let publishedCounter = counters[.published]
-        let queuedCounter = counters[.queued]
-        let failedCounter = counters[.failed]
+        let publishedCounter = counter(.published)
+        let queuedCounter = counter(.queued)
+        let failedCounter = counter(.failed)
+        self.publishedCounter = publishedCounter
+        self.queuedCounter = queuedCounter
+        self.failedCounter = failedCounter
+        self.notConfiguredCounter = counter(.notConfigured)
+        self.emitTimeoutAmount = TimeAmount(emitTimeout)
         let progressLogger = logger
         self.recordProgress = { progress in
             switch progress {
-            case .published: publishedCounter?.increment()
-            case .queued: queuedCounter?.increment()
+            case .published: publishedCounter.increment()
+            case .queued: queuedCounter.increment()
             case .failed(let error):
-                failedCounter?.increment()
+                failedCounter.increment()
                 progressLogger.warning("emit not published", metadata: ["error": "\(error)"])
             }
         }
 
         guard let text = redisURL?.trimmingSpaces, !text.isEmpty else {
             self.publisher = nil
-            self.deadlines = nil
             self.unusableReason = nil
             return
         }
@@ -88,11 +93,9 @@ public final class WorkerSocketGateway: SocketEmitter {
                 replyTimeout: max(emitTimeout, .seconds(5)), outboxCapacity: outboxCapacity)
             let publisher = RedisPublisher(url: url, configuration: configuration, logger: logger)
             self.publisher = publisher
-            self.deadlines = EmitDeadlines(eventLoop: publisher.eventLoop)
             self.unusableReason = nil
         } catch {
             self.publisher = nil
-            self.deadlines = nil
             self.unusableReason = error.description
         }
     }
@@ -122,27 +125,27 @@ public final class WorkerSocketGateway: SocketEmitter {
         -> EmitResult
     {
         await self.send(
-            .emit(event, arguments: arguments, to: target, options: options, hostID: self.hostID), what: "emit \(event)")
+            .emit(event, arguments: arguments, to: target, options: options, hostID: self.hostID), event: event)
     }
 
     @discardableResult
     public func joinRoom(_ sid: String, room: String, namespace: String) async -> EmitResult {
-        await self.send(.enterRoom(sid: sid, room: room, namespace: namespace, hostID: self.hostID), what: "enter_room")
+        await self.send(.enterRoom(sid: sid, room: room, namespace: namespace, hostID: self.hostID))
     }
 
     @discardableResult
     public func leaveRoom(_ sid: String, room: String, namespace: String) async -> EmitResult {
-        await self.send(.leaveRoom(sid: sid, room: room, namespace: namespace, hostID: self.hostID), what: "leave_room")
+        await self.send(.leaveRoom(sid: sid, room: room, namespace: namespace, hostID: self.hostID))
     }
 
     @discardableResult
     public func closeRoom(_ room: String, namespace: String) async -> EmitResult {
-        await self.send(.closeRoom(room: room, namespace: namespace, hostID: self.hostID), what: "close_room")
+        await self.send(.closeRoom(room: room, namespace: namespace, hostID: self.hostID))
     }
 
     @discardableResult
     public func disconnect(_ sid: String, namespace: String) async -> EmitResult {
-        await self.send(.disconnect(sid: sid, namespace: namespace, hostID: self.hostID), what: "disconnect")
+        await self.send(.disconnect(sid: sid, namespace: namespace, hostID: self.hostID))
     }
 
     /// Emits `event` without waiting: the message is encoded now and handed to the publisher's pipeline, which
@@ -157,14 +160,16 @@ public final class WorkerSocketGateway: SocketEmitter {
         completion: (@Sendable (EmitResult) -> Void)?
     ) {
         self.send(
-            .emit(event, arguments: arguments, to: target, options: options, hostID: self.hostID), what: "emit \(event)",
+            .emit(event, arguments: arguments, to: target, options: options, hostID: self.hostID), event: event,
             completion: completion)
     }
 
     /// Publishes an already-built pub/sub message (for tools that relay messages as they are).
     @discardableResult
     public func publish(_ message: PubSubMessage) async -> EmitResult {
-        await self.send(message, what: message.method)
+        var event: String?
+        if case .emit(let emit) = message { event = emit.event }
+        return await self.send(message, event: event)
     }
 
     /// Sends what the outbox holds, waiting at most `timeout`, then closes the connection.
@@ -175,54 +180,69 @@ public final class WorkerSocketGateway: SocketEmitter {
         return await publisher.shutdown(deadline: .now() + TimeAmount(timeout))
     }
 
-    private func send(_ message: PubSubMessage, what: String) async -> EmitResult {
-        await withUnsafeContinuation { (continuation: UnsafeContinuation<EmitResult, Never>) in
-            self.send(message, what: what) { continuation.resume(returning: $0) }
+    private func send(_ message: PubSubMessage, event: String? = nil) async -> EmitResult {
+        guard let publisher = self.publisher else { return self.count(self.unconfiguredResult()) }
+        let method = message.method
+        // As `send(_:event:completion:)`, with the continuation resumed by the publish's own completion.
+        return await withUnsafeContinuation { (continuation: UnsafeContinuation<EmitResult, Never>) in
+            publisher.publish(deadline: .now() + self.emitTimeoutAmount) { outcome in
+                continuation.resume(returning: self.result(of: outcome, what: event.map { "emit \($0)" } ?? method))
+            } writePayload: { buffer in
+                message.encode(into: &buffer)
+            }
         }
     }
 
     /// Hands `message` to the publisher; `completion` (if any) gets the result once, at most `emitTimeout` later.
-    private func send(_ message: PubSubMessage, what: String, completion: (@Sendable (EmitResult) -> Void)?) {
+    ///
+    /// The message is encoded into a buffer the calling thread reuses and copied once into the publisher's
+    /// outgoing bytes; per emit this allocates only the closure that carries `completion` (nothing for
+    /// fire-and-forget) and takes one lock. The publisher times the emit out itself (no timer per emit).
+    /// - Parameter event: The event name of an emit (named in the log when it fails).
+    private func send(
+        _ message: PubSubMessage, event: String?, completion: (@Sendable (EmitResult) -> Void)?
+    ) {
         guard let publisher = self.publisher else {
             let result = self.count(self.unconfiguredResult())
             completion?(result)
             return
         }
-        let payload = message.encoded()
         guard let completion else {
             // Fire and forget: no waiter, no timer; the outcome is only counted (and logged when failed).
-            publisher.publish(payload, completion: self.recordProgress)
+            publisher.publish(completion: self.recordProgress) { message.encode(into: &$0) }
             return
         }
-        let outboxOn = publisher.configuration.outboxCapacity > 0
-        let emitTimeout = self.emitTimeout
-        let waiter = EmitWaiter { outcome in
-            let result: EmitResult
-            switch outcome {
-            case .progress(.published(let subscribers)):
-                result = EmitResult(outcome: .published, redisSubscribers: subscribers)
-            case .progress(.queued(let reason)):
-                result = EmitResult(outcome: .queued, reason: "Redis unreachable, held in the outbox: \(reason)")
-            case .progress(.failed(let error)):
-                self.logger.warning("\(what) not published", metadata: ["error": "\(error)"])
-                result = EmitResult(outcome: .failed, reason: error.description)
-            case .timedOut:
-                if outboxOn {
-                    result = EmitResult(
-                        outcome: .queued, reason: "Redis did not answer within \(emitTimeout); the message stays queued")
-                } else {
-                    result = EmitResult(
-                        outcome: .failed, reason: "Redis did not answer within \(emitTimeout); it may still be published")
-                }
+        let method = message.method
+        publisher.publish(deadline: .now() + self.emitTimeoutAmount) { outcome in
+            completion(self.result(of: outcome, what: event.map { "emit \($0)" } ?? method))
+        } writePayload: { buffer in
+            message.encode(into: &buffer)
+        }
+    }
+
+    /// The result of a timed publish (counted; failures logged).
+    private func result(of outcome: PublishOutcome, what: @autoclosure () -> String) -> EmitResult {
+        let result: EmitResult
+        switch outcome {
+        case .progress(.published(let subscribers)):
+            result = EmitResult(outcome: .published, redisSubscribers: subscribers)
+        case .progress(.queued(let reason)):
+            result = EmitResult(outcome: .queued, reason: "Redis unreachable, held in the outbox: \(reason)")
+        case .progress(.failed(let error)):
+            self.logger.warning("\(what()) not published", metadata: ["error": "\(error)"])
+            result = EmitResult(outcome: .failed, reason: error.description)
+        case .timedOut:
+            if self.publisher?.configuration.outboxCapacity ?? 0 > 0 {
+                result = EmitResult(
+                    outcome: .queued,
+                    reason: "Redis did not answer within \(self.emitTimeout); the message stays queued")
+            } else {
+                result = EmitResult(
+                    outcome: .failed,
+                    reason: "Redis did not answer within \(self.emitTimeout); it may still be published")
             }
-            completion(self.count(result))
         }
-        let deadlines = self.deadlines!
-        deadlines.add(waiter, deadline: .now() + TimeAmount(emitTimeout))
-        publisher.publish(payload) { progress in
-            waiter.finish(.progress(progress))
-            deadlines.dropAnswered()
-        }
+        return self.count(result)
     }
 
     private func unconfiguredResult() -> EmitResult {
@@ -243,94 +263,14 @@ public final class WorkerSocketGateway: SocketEmitter {
     }
 
     private func count(_ result: EmitResult) -> EmitResult {
-        self.emitCounters[result.outcome]?.increment()
+        switch result.outcome {
+        case .published: self.publishedCounter.increment()
+        case .queued: self.queuedCounter.increment()
+        case .failed: self.failedCounter.increment()
+        case .notConfigured: self.notConfiguredCounter.increment()
+        case .delivered: break
+        }
         return result
-    }
-}
-
-private enum WaitOutcome: Sendable {
-    case progress(PublishProgress)
-    case timedOut
-}
-
-/// Completes an emit once, with whichever comes first: the publish outcome or the timeout. Finished only on the
-/// publisher's event loop (made on the caller's thread and handed over through a lock), hence `@unchecked`.
-private final class EmitWaiter: @unchecked Sendable {
-    private var done: (@Sendable (WaitOutcome) -> Void)?
-    var isFinished: Bool { self.done == nil }
-
-    init(_ done: @escaping @Sendable (WaitOutcome) -> Void) {
-        self.done = done
-    }
-
-    func finish(_ outcome: WaitOutcome) {
-        guard let done = self.done else { return }
-        self.done = nil
-        done(outcome)
-    }
-}
-
-/// The timeouts of waiting emits, without a timer per emit: every emit has the same timeout, so deadlines come in
-/// the order emits were made, and one scheduled task (for the oldest deadline) at a time expires them. Answered
-/// emits leave the front as their answers arrive (mostly in order, as Redis answers a connection in order).
-private final class EmitDeadlines: @unchecked Sendable {
-    private let eventLoop: any EventLoop
-    private let lock = NIOLock()
-    /// Guarded by `lock`; `waiter.isFinished` is read only on `eventLoop`.
-    private var waiters = CircularBuffer<(deadline: NIODeadline, waiter: EmitWaiter)>()
-    /// Guarded by `lock`: an `expire()` is scheduled.
-    private var armed = false
-
-    init(eventLoop: any EventLoop) {
-        self.eventLoop = eventLoop
-    }
-
-    /// Times out `waiter` at `deadline` unless it finished before (any thread).
-    func add(_ waiter: EmitWaiter, deadline: NIODeadline) {
-        let arm = self.lock.withLock { () -> Bool in
-            self.waiters.append((deadline, waiter))
-            if self.armed { return false }
-            self.armed = true
-            return true
-        }
-        if arm {
-            self.eventLoop.scheduleTask(deadline: deadline) { self.expire() }
-        }
-    }
-
-    /// Forgets the finished waiters at the front (on the loop, after an answer).
-    func dropAnswered() {
-        self.lock.withLock {
-            while let first = self.waiters.first, first.waiter.isFinished {
-                self.waiters.removeFirst()
-            }
-        }
-    }
-
-    /// Times out every waiter whose deadline passed; schedules itself for the next one (on the loop).
-    private func expire() {
-        let now = NIODeadline.now()
-        var expired: [EmitWaiter] = []
-        let next = self.lock.withLock { () -> NIODeadline? in
-            while let first = self.waiters.first {
-                if first.waiter.isFinished {
-                    self.waiters.removeFirst()
-                } else if first.deadline <= now {
-                    expired.append(first.waiter)
-                    self.waiters.removeFirst()
-                } else {
-                    return first.deadline
-                }
-            }
-            self.armed = false
-            return nil
-        }
-        for waiter in expired {
-            waiter.finish(.timedOut)
-        }
-        if let next {
-            self.eventLoop.scheduleTask(deadline: next) { self.expire() }
-        }
     }
 }
 
