@@ -1,4 +1,5 @@
 import Atomics
+import Foundation
 import SocketGatewayCore
 import SocketGatewayWorker
 
@@ -121,10 +122,11 @@ final class LoadEmitter: Sendable {
         }
     }
 
-    /// One task hands emits to the worker without awaiting them, keeping at most `tasks` unanswered.
+    /// One task hands emits to the worker without awaiting them, keeping at most `tasks` unanswered: when fewer
+    /// than half the window is free it waits (no polling) until answers free half of it, then emits the free
+    /// room in one burst.
     private func runPipelined() async {
-        let unanswered = ManagedAtomic<Int>(0)
-        let limit = self.tasks
+        let window = EmitWindow(limit: self.tasks)
         var sequence = 0
         let completion: @Sendable (EmitResult) -> Void = { result in
             if result.outcome == .published {
@@ -132,21 +134,14 @@ final class LoadEmitter: Sendable {
             } else {
                 self.failed.wrappingIncrement(ordering: .relaxed)
             }
-            unanswered.wrappingDecrement(ordering: .relaxed)
+            window.answered()
         }
         while !self.stopped.load(ordering: .relaxed) {
-            var started = 0
-            while started < 256, unanswered.load(ordering: .relaxed) < limit {
-                unanswered.wrappingIncrement(ordering: .relaxed)
+            let room = await window.reserve()
+            for _ in 0..<room {
                 let (target, payload) = self.event(sequence: sequence)
                 self.worker.emit("tick", arguments: [payload], to: target, options: EmitOptions(), completion: completion)
                 sequence += 1
-                started += 1
-            }
-            if started == 0 {
-                try? await Task.sleep(for: .microseconds(50))
-            } else {
-                await Task.yield()
             }
         }
     }
@@ -186,5 +181,54 @@ final class LoadEmitter: Sendable {
         if result.outcome != .published {
             self.failed.wrappingIncrement(ordering: .relaxed)
         }
+    }
+}
+
+/// The pipelined emitter's window: at most `limit` emits unanswered. The emitter waits on a continuation (resumed
+/// by the answer that frees half the window), not on a timer.
+final class EmitWindow: @unchecked Sendable {
+    private let limit: Int
+    private let resumeAt: Int
+    private let unanswered = ManagedAtomic<Int>(0)
+    private let lock = NSLock()
+    /// Guarded by `lock`.
+    private var waiter: CheckedContinuation<Void, Never>?
+
+    init(limit: Int) {
+        self.limit = max(1, limit)
+        self.resumeAt = self.limit / 2
+    }
+
+    /// Waits until at least half the window is free, takes all the free room and returns its size (≥ 1).
+    func reserve() async -> Int {
+        while true {
+            let room = self.limit - self.unanswered.load(ordering: .acquiring)
+            if room > 0 && room >= self.limit - self.resumeAt {
+                self.unanswered.wrappingIncrement(by: room, ordering: .relaxed)
+                return room
+            }
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                self.lock.lock()
+                self.waiter = continuation
+                self.lock.unlock()
+                // An answer may have crossed the mark before the waiter was set: check again.
+                if self.unanswered.load(ordering: .acquiring) <= self.resumeAt { self.wake() }
+            }
+        }
+    }
+
+    /// One emit was answered (any thread).
+    func answered() {
+        if self.unanswered.wrappingDecrementThenLoad(ordering: .acquiringAndReleasing) == self.resumeAt {
+            self.wake()
+        }
+    }
+
+    private func wake() {
+        self.lock.lock()
+        let waiter = self.waiter
+        self.waiter = nil
+        self.lock.unlock()
+        waiter?.resume()
     }
 }
