@@ -14,6 +14,11 @@ final class EngineIOWebSocketConnection: @unchecked Sendable {
     private var rawWriterInstalled = false
     /// `close()` was called before the WebSocket handshake finished (channel loop only).
     private var closeWhenReady = false
+    /// Set once a close frame has been written.
+    private var closeSent = false
+    /// The close code for a connection closed because of what the peer sent (1009, 1002); set on the channel's
+    /// loop before the session is told, so the session's own close sends it.
+    var failureCode: WebSocketErrorCode?
 
     init(channel: any Channel) {
         self.channel = channel
@@ -53,7 +58,8 @@ final class EngineIOWebSocketConnection: @unchecked Sendable {
         }
     }
 
-    /// Sends a normal-closure close frame and closes the connection.
+    /// Sends a close frame and closes the connection. Only the first call sends a frame; it carries
+    /// `failureCode` when a protocol error set one (on the channel's loop), else normal closure.
     func close() {
         if self.channel.eventLoop.inEventLoop {
             self.closeNow()
@@ -63,6 +69,8 @@ final class EngineIOWebSocketConnection: @unchecked Sendable {
     }
 
     private func closeNow() {
+        guard !self.closeSent else { return }
+        let code = self.failureCode ?? .normalClosure
         guard self.rawWriterInstalled else {
             // Still in the HTTP upgrade: complete the handshake first, then close.
             self.closeWhenReady = true
@@ -72,7 +80,9 @@ final class EngineIOWebSocketConnection: @unchecked Sendable {
             self.channel.close(promise: nil)
             return
         }
-        let closeFrame = ByteBuffer(bytes: [0x88, 0x02, 0x03, 0xE8])
+        self.closeSent = true
+        var closeFrame = ByteBuffer(bytes: [0x88, 0x02])
+        closeFrame.write(webSocketErrorCode: code)
         let channel = self.channel
         context.writeAndFlush(NIOAny(closeFrame)).whenComplete { _ in
             channel.close(promise: nil)
@@ -154,6 +164,7 @@ final class EngineIOWebSocketHandler: ChannelInboundHandler {
             let payload = frame.unmaskedData
             let decoded: Result<EngineIOPacket, EngineIOCodecError>
             if payload.readableBytes > self.endpoint.configuration.maxPayload {
+                self.connection.failureCode = .messageTooLarge  // the session's close tells the peer why (1009)
                 decoded = .failure(
                     EngineIOCodecError(
                         code: .payloadTooLarge,
@@ -203,17 +214,9 @@ final class EngineIOWebSocketHandler: ChannelInboundHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         self.endpoint.logger.debug("websocket error", metadata: ["error": "\(error)"])
-        if let session = self.session {
-            // A frame over maxPayload (NIO's decoder or the aggregator) ends the session with a precise reason.
-            let tooLarge =
-                (error as? NIOWebSocketError) == .invalidFrameLength
-                || (error as? NIOWebSocketFrameAggregator.Error) == .accumulatedFrameSizeIsTooLarge
-            let reason: EngineIOCloseReason = tooLarge ? .payloadTooLarge : .transportError
-            let connection = self.connection
-            Self.onLoop(of: session) { session.webSocketFailed(connection, reason: reason) }
-        }
-        // Tell the peer why before closing (what NIO's automatic error handling does, without one more handler
-        // per connection): 1009 for a frame or message over the limit, 1002 for a broken frame sequence.
+        // Tell the peer why (what NIO's automatic error handling does, without one more handler per connection):
+        // 1009 for a frame or message over the limit, 1002 for a broken frame sequence. The session's close
+        // (or ours, below) sends it.
         let code: WebSocketErrorCode?
         switch error {
         case NIOWebSocketError.invalidFrameLength, NIOWebSocketFrameAggregator.Error.accumulatedFrameSizeIsTooLarge:
@@ -223,16 +226,17 @@ final class EngineIOWebSocketHandler: ChannelInboundHandler {
         default:
             code = nil
         }
-        guard let code else {
-            context.close(promise: nil)
-            return
+        self.connection.failureCode = code
+        if let session = self.session {
+            // A frame over maxPayload (NIO's decoder or the aggregator) ends the session with a precise reason.
+            let reason: EngineIOCloseReason = code == .messageTooLarge ? .payloadTooLarge : .transportError
+            let connection = self.connection
+            Self.onLoop(of: session) { session.webSocketFailed(connection, reason: reason) }
         }
-        var data = context.channel.allocator.buffer(capacity: 2)
-        data.write(webSocketErrorCode: code)
-        let frame = WebSocketFrame(fin: true, opcode: .connectionClose, data: data)
-        let loopBound = context.loopBound
-        context.writeAndFlush(self.wrapOutboundOut(frame)).whenComplete { _ in
-            loopBound.value.close(promise: nil)
+        if code != nil {
+            self.connection.close()  // a no-op if the session closed it already
+        } else {
+            context.close(promise: nil)
         }
     }
 }

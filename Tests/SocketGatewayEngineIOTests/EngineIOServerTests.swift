@@ -275,6 +275,40 @@ struct HandshakeInfo: Decodable {
         }
     }
 
+    @Test func webSocketProtocolErrorsGetACloseFrameWithTheirCode() async throws {
+        // The server answers WebSocket protocol errors itself: 1009 for a message over maxPayload, 1002 for a
+        // fragmented control frame; then it closes the connection and the session.
+        let configuration = EngineIOConfiguration(pingInterval: .seconds(60), maxPayload: 100)
+        try await self.withServer(configuration: configuration) { port, application in
+            func closeCode(after send: (RawTestConnection) async throws -> Void) async throws -> UInt16? {
+                var code: UInt16?
+                try await RawTestConnection.with(port: port) { connection in
+                    #expect(try await connection.upgradeToWebSocket("/engine.io/?EIO=4&transport=websocket").status == 101)
+                    _ = try await connection.readText()  // the open packet
+                    try await send(connection)
+                    while let frame = try await connection.readFrame() {
+                        if frame.opcode == 0x8 { code = frame.payload.getInteger(at: frame.payload.readerIndex, as: UInt16.self) }
+                    }
+                }
+                return code
+            }
+            let tooLarge = try await closeCode { connection in
+                try await connection.sendText("4" + String(repeating: "x", count: 200))
+            }
+            #expect(tooLarge == 1009)
+            let fragmentedPing = try await closeCode { connection in
+                var frame = ByteBuffer()
+                frame.writeInteger(UInt8(0x09))  // ping without FIN
+                frame.writeInteger(UInt8(0x80))  // masked, empty
+                frame.writeBytes([0, 0, 0, 0])
+                try await connection.writeRaw(frame)
+            }
+            #expect(fragmentedPing == 1002)
+            let reasons = try await application.closeReasons()
+            #expect(reasons == [.payloadTooLarge, .transportError], "\(reasons)")
+        }
+    }
+
     @Test func webSocketRejectsBadQuery() async throws {
         try await self.withServer { port, _ in
             try await RawTestConnection.with(port: port) { connection in

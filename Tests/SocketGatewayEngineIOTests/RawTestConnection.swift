@@ -127,6 +127,11 @@ final class RawTestConnection {
         try await self.writer.write(frame)
     }
 
+    /// Writes bytes as they are (e.g. a hand-made, broken WebSocket frame).
+    func writeRaw(_ bytes: ByteBuffer) async throws {
+        try await self.writer.write(bytes)
+    }
+
     func sendText(_ text: String) async throws {
         try await self.sendFrame(opcode: 0x1, payload: ByteBuffer(string: text))
     }
