@@ -64,6 +64,23 @@ def main():
     add("  same, p50 ms", "latency", "p50_ms", fmt="{:.2f}", higher_is_better=False)
     add("  same, p99.9 ms", "latency", "p999_ms", fmt="{:.2f}", higher_is_better=False)
     add("  same, max ms", "latency", "max_ms", fmt="{:.2f}", higher_is_better=False)
+    def per_event_cpu(scenario, server):
+        """Server and load-tool CPU per emitted event in ms, with the kernel's share: where the latency goes."""
+        group = rows.get((scenario, server), [])
+        emits = median(group, "emits_per_s")
+        parts = []
+        for who, total_key, system_key in (("srv", "server_cpu", "server_sys_cpu"), ("tool", "tool_cpu", "tool_sys_cpu")):
+            total, system = median(group, total_key), median(group, system_key)
+            if not emits or total is None:
+                continue
+            text = f"{who} {total * 1000 / emits:.1f}"
+            if system is not None and total > 0:
+                text += f" (kernel {100 * system / total:.0f} %)"
+            parts.append(text)
+        return ", ".join(parts) or "n/a"
+
+    if rows.get(("latency", "ours")) or rows.get(("latency", "python")):
+        table.append(("  same, CPU ms per broadcast", per_event_cpu("latency", "ours"), per_event_cpu("latency", "python"), "", ""))
     add("worker publish, awaited emit, events/s (vs python write-only manager)", "publish", "emits_per_s")
     add("worker publish, awaited emit (vs redis-benchmark PUBLISH -c 1 -P 64)", "publish", "emits_per_s", other="redis-benchmark",
         percent=True)

@@ -11,12 +11,29 @@ func monotonicMicroseconds() -> UInt64 {
     return UInt64(spec.tv_sec) * 1_000_000 + UInt64(spec.tv_nsec) / 1_000
 }
 
+/// CPU time of a process in seconds: in user space and in the kernel (system calls, the TCP stack, wake-ups).
+struct CPUTimes: Sendable {
+    var user: Double
+    var system: Double
+    var total: Double { self.user + self.system }
+
+    static func - (lhs: CPUTimes, rhs: CPUTimes) -> CPUTimes {
+        CPUTimes(user: lhs.user - rhs.user, system: lhs.system - rhs.system)
+    }
+}
+
 /// CPU time (user + system) of this process, in seconds.
 func ownCPUSeconds() -> Double {
+    ownCPUTimes().total
+}
+
+/// CPU time of this process, split into user and system time.
+func ownCPUTimes() -> CPUTimes {
     var usage = rusage()
     getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
-    return Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6 + Double(usage.ru_stime.tv_sec)
-        + Double(usage.ru_stime.tv_usec) / 1e6
+    return CPUTimes(
+        user: Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6,
+        system: Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6)
 }
 
 /// Reads another process's CPU time and memory from /proc (Linux).
@@ -26,12 +43,17 @@ struct ProcessProbe: Sendable {
 
     /// utime + stime in seconds, from /proc/PID/stat; nil if unreadable.
     func cpuSeconds() -> Double? {
+        self.cpuTimes()?.total
+    }
+
+    /// utime and stime in seconds, from /proc/PID/stat; nil if unreadable.
+    func cpuTimes() -> CPUTimes? {
         guard let text = readProcFile("/proc/\(self.pid)/stat"), let close = text.lastIndex(of: ")") else { return nil }
         let fields = text[text.index(after: close)...].split(separator: " ")
         // After ")": state(0) ppid(1) … utime is field 14 of the line = index 11 here, stime index 12.
         guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
         let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
-        return (user + system) / ticks
+        return CPUTimes(user: user / ticks, system: system / ticks)
     }
 
     /// A `Vm…:` line of /proc/PID/status in KiB (e.g. "VmRSS", "VmHWM").

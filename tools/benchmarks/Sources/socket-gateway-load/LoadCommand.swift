@@ -207,14 +207,19 @@ struct LoadCommand: AsyncParsableCommand {
         let windowStart = monotonicMicroseconds()
         let deliveredStart = deliveredTotal()
         let sentStart = emitter?.sent.load(ordering: .relaxed) ?? 0
-        let ownStart = ownCPUSeconds()
-        let serverStart = server?.cpuSeconds()
+        let ownStart = ownCPUTimes()
+        let serverStart = server?.cpuTimes()
         try await Task.sleep(for: .milliseconds(Int64(durationSeconds * 1000)))
         let windowSeconds = Double(monotonicMicroseconds() - windowStart) / 1e6
         let deliveredEnd = deliveredTotal()
         let sentEnd = emitter?.sent.load(ordering: .relaxed) ?? 0
-        report.ownCPU = (ownCPUSeconds() - ownStart) / windowSeconds
-        if let serverStart, let serverEnd = server?.cpuSeconds() { report.serverCPU = (serverEnd - serverStart) / windowSeconds }
+        let own = ownCPUTimes() - ownStart
+        report.ownCPU = own.total / windowSeconds
+        report.ownSystemCPU = own.system / windowSeconds
+        if let serverStart, let serverEnd = server?.cpuTimes() {
+            report.serverCPU = (serverEnd - serverStart).total / windowSeconds
+            report.serverSystemCPU = (serverEnd - serverStart).system / windowSeconds
+        }
         recording.store(false, ordering: .relaxed)
         report.windowSeconds = windowSeconds
         report.deliveriesPerSecond = Double(deliveredEnd - deliveredStart) / windowSeconds

@@ -15,7 +15,11 @@ final class LoadReport {
     var deliveriesPerSecond = 0.0
     var emitsPerSecond = 0.0
     var ownCPU = 0.0
+    /// The part of `ownCPU` spent in the kernel.
+    var ownSystemCPU = 0.0
     var serverCPU: Double?
+    /// The part of `serverCPU` spent in the kernel.
+    var serverSystemCPU: Double?
     var serverRSSKiB: Int?
     var serverPeakRSSKiB: Int?
     var latency: Histogram<UInt64>?
@@ -58,7 +62,13 @@ final class LoadReport {
                 + "p99 \(f(self.percentile(99), 2)) p99.9 \(f(self.percentile(99.9), 2)) max \(f(self.maxLatency, 2)) "
                 + "(\(self.latency?.totalCount ?? 0) samples)")
         }
-        Swift.print("[\(self.label)] CPU (cores): server " + (self.serverCPU.map { f($0, 2) } ?? "?") + ", load tool \(f(self.ownCPU, 2))"
+        func kernelShare(_ system: Double?, of total: Double?) -> String {
+            guard let system, let total, total > 0 else { return "" }
+            return " (kernel \(f(system / total * 100, 0)) %)"
+        }
+        Swift.print("[\(self.label)] CPU (cores): server " + (self.serverCPU.map { f($0, 2) } ?? "?")
+            + kernelShare(self.serverSystemCPU, of: self.serverCPU)
+            + ", load tool \(f(self.ownCPU, 2))" + kernelShare(self.ownSystemCPU, of: self.ownCPU)
             + (self.serverRSSKiB.map { "; server RSS \(f(Double($0) / 1024)) MiB" } ?? "")
             + (self.serverPeakRSSKiB.map { " (peak \(f(Double($0) / 1024)) MiB)" } ?? ""))
         if self.undelivered > 0 || self.failedEmits > 0 || self.disconnects > 0 || self.unstamped > 0 {
@@ -74,13 +84,14 @@ final class LoadReport {
             ("connect_p99_ms", "\(self.connectP99ms)"), ("connect_errors", "\(self.connectErrors.values.reduce(0, +))"),
             ("connect_tool_cpu_s", "\(self.connectOwnCPU)"), ("window_s", "\(self.windowSeconds)"),
             ("deliveries_per_s", "\(self.deliveriesPerSecond)"), ("emits_per_s", "\(self.emitsPerSecond)"),
-            ("tool_cpu", "\(self.ownCPU)"), ("p50_ms", "\(self.percentile(50))"), ("p90_ms", "\(self.percentile(90))"),
+            ("tool_cpu", "\(self.ownCPU)"), ("tool_sys_cpu", "\(self.ownSystemCPU)"), ("p50_ms", "\(self.percentile(50))"), ("p90_ms", "\(self.percentile(90))"),
             ("p99_ms", "\(self.percentile(99))"), ("p999_ms", "\(self.percentile(99.9))"), ("max_ms", "\(self.maxLatency)"),
             ("samples", "\(self.latency?.totalCount ?? 0)"), ("undelivered", "\(self.undelivered)"),
             ("failed_emits", "\(self.failedEmits)"), ("disconnects", "\(self.disconnects)"),
         ]
         if let value = self.connectServerCPU { fields.append(("connect_server_cpu_s", "\(value)")) }
         if let value = self.serverCPU { fields.append(("server_cpu", "\(value)")) }
+        if let value = self.serverSystemCPU { fields.append(("server_sys_cpu", "\(value)")) }
         if let value = self.serverRSSKiB { fields.append(("server_rss_kib", "\(value)")) }
         if let value = self.serverPeakRSSKiB { fields.append(("server_peak_rss_kib", "\(value)")) }
         Swift.print("JSON " + "{" + fields.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}")
