@@ -108,6 +108,17 @@ struct RoomIndex<Member> {
         }
 
         var visited = 0
+        // Without exclusions, and with at most one target room, members need no id check: iterate the members
+        // alone (touching each id would load one more cold cache line per recipient).
+        if excludedRooms.isEmpty {
+            guard let targetRooms else {
+                for member in self.members.values { body(member) }
+                return self.members.count
+            }
+            if targetRooms.count == 1 {
+                return self.rooms[targetRooms[0]]?.forEachMember(body) ?? 0
+            }
+        }
         guard let targetRooms else {
             for (id, member) in self.members where !isExcluded(id) {
                 body(member)
@@ -158,6 +169,18 @@ enum RoomMembers<Member> {
             body(id, member)
         case .many(let members):
             for (id, member) in members { body(id, member) }
+        }
+    }
+
+    /// Calls `body` for each member; returns how many there are.
+    func forEachMember(_ body: (Member) -> Void) -> Int {
+        switch self {
+        case .one(_, let member):
+            body(member)
+            return 1
+        case .many(let members):
+            for member in members.values { body(member) }
+            return members.count
         }
     }
 
