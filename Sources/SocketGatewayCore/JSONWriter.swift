@@ -1,6 +1,7 @@
 public import NIOCore
 
-/// The compact JSON writer behind `write(to:)`, `writePythonJSON(to:)` and the Socket.IO encoder.
+/// The compact JSON writer behind `write(to:)`, `writePythonJSON(to:)`, the Socket.IO encoder and the worker's
+/// emit encoder.
 struct JSONWriter {
     enum Style {
         /// JavaScript's `JSON.stringify(value)`: no spaces, non-ASCII raw as UTF-8.
@@ -13,213 +14,234 @@ struct JSONWriter {
     /// `nil`: `.binary` is written as `null`. Non-nil: `.binary` is written as a Socket.IO placeholder
     /// `{"_placeholder":true,"num":N}` and its bytes are appended here (depth-first order).
     var attachments: [ByteBuffer]?
+    /// A `.binary` value was met (written as `null` when not collecting attachments).
+    private(set) var sawBinary = false
 
     init(style: Style, collectingAttachments: Bool = false) {
         self.style = style
         self.attachments = collectingAttachments ? [] : nil
     }
 
-    mutating func write(_ value: JSONValue, to buffer: inout ByteBuffer) {
+    mutating func write<Output: JSONOutput>(_ value: JSONValue, to output: inout Output) {
+        switch self.style {
+        case .javaScript: self.write(value, in: JavaScriptForm.self, to: &output)
+        case .python: self.write(value, in: PythonForm.self, to: &output)
+        }
+    }
+
+    /// Writes `value` in `Form`, which is `style` as a type: specialized for each, the style costs no branch.
+    mutating func write<Form: JSONForm, Output: JSONOutput>(
+        _ value: JSONValue, in form: Form.Type, to output: inout Output
+    ) {
         switch value {
         case .null:
-            buffer.writeStaticString("null")
+            output.put("null")
         case .bool(let flag):
-            if flag { buffer.writeStaticString("true") } else { buffer.writeStaticString("false") }
+            if flag { output.put("true") } else { output.put("false") }
         case .int(let number):
-            Self.writeInteger(number, to: &buffer)
+            Self.writeInteger(number, to: &output)
         case .double(let number):
-            Self.writeDouble(number, style: self.style, to: &buffer)
+            Self.writeDouble(number, style: Form.style, to: &output)
         case .string(let text):
-            switch self.style {
-            case .javaScript: Self.writeJavaScriptString(text, to: &buffer)
-            case .python: Self.writePythonString(text, to: &buffer)
-            }
+            Self.writeString(text, in: form, to: &output)
         case .array(let elements):
-            buffer.writeInteger(UInt8(ascii: "["))
+            output.put(UInt8(ascii: "["))
             var first = true
             for element in elements {
-                if !first { self.writeItemSeparator(to: &buffer) }
+                if !first { Self.writeItemSeparator(in: form, to: &output) }
                 first = false
-                self.write(element, to: &buffer)
+                self.write(element, in: form, to: &output)
             }
-            buffer.writeInteger(UInt8(ascii: "]"))
+            output.put(UInt8(ascii: "]"))
         case .object(let pairs):
-            buffer.writeInteger(UInt8(ascii: "{"))
+            output.put(UInt8(ascii: "{"))
             var first = true
             for pair in pairs {
-                if !first { self.writeItemSeparator(to: &buffer) }
+                if !first { Self.writeItemSeparator(in: form, to: &output) }
                 first = false
-                switch self.style {
-                case .javaScript:
-                    Self.writeJavaScriptString(pair.key, to: &buffer)
-                    buffer.writeInteger(UInt8(ascii: ":"))
-                case .python:
-                    Self.writePythonString(pair.key, to: &buffer)
-                    buffer.writeStaticString(": ")
+                Self.writeString(pair.key, in: form, to: &output)
+                switch Form.style {
+                case .javaScript: output.put(UInt8(ascii: ":"))
+                case .python: output.put(": ")
                 }
-                self.write(pair.value, to: &buffer)
+                self.write(pair.value, in: form, to: &output)
             }
-            buffer.writeInteger(UInt8(ascii: "}"))
+            output.put(UInt8(ascii: "}"))
         case .binary(let bytes):
+            self.sawBinary = true
             if self.attachments != nil {
                 let number = self.attachments!.count
                 self.attachments!.append(bytes)
-                switch self.style {
-                case .javaScript: buffer.writeStaticString("{\"_placeholder\":true,\"num\":")
-                case .python: buffer.writeStaticString("{\"_placeholder\": true, \"num\": ")
+                switch Form.style {
+                case .javaScript: output.put("{\"_placeholder\":true,\"num\":")
+                case .python: output.put("{\"_placeholder\": true, \"num\": ")
                 }
-                Self.writeInteger(Int64(number), to: &buffer)
-                buffer.writeInteger(UInt8(ascii: "}"))
+                Self.writeInteger(Int64(number), to: &output)
+                output.put(UInt8(ascii: "}"))
             } else {
-                buffer.writeStaticString("null")
+                output.put("null")
             }
         }
     }
 
-    private func writeItemSeparator(to buffer: inout ByteBuffer) {
-        switch self.style {
-        case .javaScript: buffer.writeInteger(UInt8(ascii: ","))
-        case .python: buffer.writeStaticString(", ")
+    @inline(__always)
+    private static func writeString<Form: JSONForm, Output: JSONOutput>(
+        _ text: String, in form: Form.Type, to output: inout Output
+    ) {
+        switch Form.style {
+        case .javaScript: Self.writeJavaScriptString(text, to: &output)
+        case .python: Self.writePythonString(text, to: &output)
         }
     }
 
-    static func writeInteger(_ number: Int64, to buffer: inout ByteBuffer) {
+    @inline(__always)
+    private static func writeItemSeparator<Form: JSONForm, Output: JSONOutput>(
+        in form: Form.Type, to output: inout Output
+    ) {
+        switch Form.style {
+        case .javaScript: output.put(UInt8(ascii: ","))
+        case .python: output.put(", ")
+        }
+    }
+
+    static func writeInteger<Output: JSONOutput>(_ number: Int64, to output: inout Output) {
         if number >= 0 && number < 10 {
-            buffer.writeInteger(UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: number))
+            output.put(UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: number))
             return
         }
-        // Up to 20 bytes, written backwards into a fixed-size tuple: no allocation.
-        var scratch: (UInt64, UInt64, UInt64) = (0, 0, 0)
-        withUnsafeMutableBytes(of: &scratch) { raw in
-            var index = raw.count
-            var magnitude = number.magnitude
-            repeat {
-                index -= 1
-                raw[index] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: magnitude % 10)
-                magnitude /= 10
-            } while magnitude > 0
-            if number < 0 {
-                index -= 1
-                raw[index] = UInt8(ascii: "-")
-            }
-            buffer.writeBytes(UnsafeRawBufferPointer(rebasing: raw[index...]))
-        }
+        DecimalText.withDigits(of: number) { output.put($0) }
     }
 
-    static func writeDouble(_ number: Double, style: Style, to buffer: inout ByteBuffer) {
+    static func writeDouble<Output: JSONOutput>(_ number: Double, style: Style, to output: inout Output) {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(24)
         switch style {
         case .javaScript: JSONNumberFormatting.writeJavaScript(number, to: &bytes)
         case .python: JSONNumberFormatting.writePython(number, to: &bytes)
         }
-        buffer.writeBytes(bytes)
-    }
-
-    private static func writeUnicodeEscape(_ unit: UInt16, to buffer: inout ByteBuffer) {
-        @inline(__always) func hex(_ nibble: UInt16) -> UInt8 {
-            let value = UInt8(truncatingIfNeeded: nibble & 0xF)
-            return value < 10 ? UInt8(ascii: "0") &+ value : UInt8(ascii: "a") &+ (value &- 10)
-        }
-        buffer.writeMultipleIntegers(
-            UInt8(ascii: "\\"),
-            UInt8(ascii: "u"),
-            hex(unit >> 12),
-            hex(unit >> 8),
-            hex(unit >> 4),
-            hex(unit)
-        )
-    }
-
-    /// Writes the escape JSON.stringify and json.dumps both use for an ASCII byte that needs one.
-    private static func writeASCIIEscape(_ byte: UInt8, to buffer: inout ByteBuffer) {
-        switch byte {
-        case UInt8(ascii: "\""): buffer.writeStaticString("\\\"")
-        case UInt8(ascii: "\\"): buffer.writeStaticString("\\\\")
-        case 0x08: buffer.writeStaticString("\\b")
-        case 0x0C: buffer.writeStaticString("\\f")
-        case 0x0A: buffer.writeStaticString("\\n")
-        case 0x0D: buffer.writeStaticString("\\r")
-        case 0x09: buffer.writeStaticString("\\t")
-        default: writeUnicodeEscape(UInt16(byte), to: &buffer)
-        }
-    }
-
-    /// Writes the UTF-8 bytes of `utf8` from the start, escaping `"`, `\` and C0 controls and copying each run
-    /// between them at once; stops before the first byte ≥ 0x7F when `stopAtNonASCII` is set.
-    /// - Returns: The index it stopped at (`utf8.count` when it wrote everything).
-    private static func writeEscapedRuns(
-        _ utf8: UnsafeRawBufferPointer, stopAtNonASCII: Bool, to buffer: inout ByteBuffer
-    ) -> Int {
-        var start = 0
-        var index = 0
-        let count = utf8.count
-        while index < count {
-            let byte = utf8[index]
-            if stopAtNonASCII && byte >= 0x7F { break }
-            if byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") {
-                if start < index {
-                    buffer.writeBytes(UnsafeRawBufferPointer(rebasing: utf8[start..<index]))
-                }
-                writeASCIIEscape(byte, to: &buffer)
-                start = index + 1
-            }
-            index += 1
-        }
-        if start < index {
-            buffer.writeBytes(UnsafeRawBufferPointer(rebasing: utf8[start..<index]))
-        }
-        return index
+        bytes.withUnsafeBytes { output.put($0) }
     }
 
     /// JSON.stringify's string form: escapes `"`, `\` and C0 controls; everything else raw UTF-8.
-    static func writeJavaScriptString(_ text: String, to buffer: inout ByteBuffer) {
-        buffer.writeInteger(UInt8(ascii: "\""))
+    static func writeJavaScriptString<Output: JSONOutput>(_ text: String, to output: inout Output) {
         var text = text
-        text.withUTF8 { utf8 in
-            _ = writeEscapedRuns(UnsafeRawBufferPointer(utf8), stopAtNonASCII: false, to: &buffer)
-        }
-        buffer.writeInteger(UInt8(ascii: "\""))
+        text.withUTF8 { Self.writeEscapedString(UnsafeRawBufferPointer($0), asciiOnly: false, to: &output) }
     }
 
     /// json.dumps's string form with ensure_ascii: only printable ASCII raw, everything else escaped,
     /// characters beyond the BMP as a surrogate pair.
-    static func writePythonString(_ text: String, to buffer: inout ByteBuffer) {
-        buffer.writeInteger(UInt8(ascii: "\""))
-        // Fast path: runs of printable ASCII are written with one copy each (one byte at a time was the worker's
-        // hottest spot in a profile); the first non-ASCII byte hands the rest to the scalar loop below.
+    static func writePythonString<Output: JSONOutput>(_ text: String, to output: inout Output) {
         var text = text
-        var remainder: Substring?
-        text.withUTF8 { utf8Typed in
-            let utf8 = UnsafeRawBufferPointer(utf8Typed)
-            let stop = writeEscapedRuns(utf8, stopAtNonASCII: true, to: &buffer)
-            if stop < utf8.count {
-                remainder = Substring(decoding: UnsafeRawBufferPointer(rebasing: utf8[stop...]), as: UTF8.self)
-            }
-        }
-        guard let remainder else {
-            buffer.writeInteger(UInt8(ascii: "\""))
-            return
-        }
-        for scalar in remainder.unicodeScalars {
-            let value = scalar.value
-            if value >= 0x20 && value < 0x7F {
-                if value == 0x22 || value == 0x5C {
-                    writeASCIIEscape(UInt8(value), to: &buffer)
-                } else {
-                    buffer.writeInteger(UInt8(value))
+        text.withUTF8 { Self.writeEscapedString(UnsafeRawBufferPointer($0), asciiOnly: true, to: &output) }
+    }
+
+    /// The UTF-8 text `utf8` as a quoted JSON string: `"`, `\` and C0 controls escaped and, when `asciiOnly` is set
+    /// (json.dumps's ensure_ascii), DEL and every non-ASCII character too (`\uxxxx`, a surrogate pair beyond
+    /// U+FFFF). Runs that need no escape are copied at once, found 8 bytes at a time. Inlined into each caller, so
+    /// `asciiOnly` is a constant there.
+    @inline(__always)
+    private static func writeEscapedString<Output: JSONOutput>(
+        _ utf8: UnsafeRawBufferPointer, asciiOnly: Bool, to output: inout Output
+    ) {
+        output.put(UInt8(ascii: "\""))
+        let count = utf8.count
+        var start = 0
+        var index = 0
+        // Bytes before `wordsFrom` are looked at one by one (an 8-byte word there needed an escape).
+        var wordsFrom = 0
+        while index < count {
+            if index >= wordsFrom && index &+ 8 <= count {
+                let word = utf8.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+                if Self.isPlainWord(word, asciiOnly: asciiOnly) {
+                    index &+= 8
+                    continue
                 }
-            } else if value < 0x20 {
-                writeASCIIEscape(UInt8(value), to: &buffer)
-            } else if value <= 0xFFFF {
-                writeUnicodeEscape(UInt16(value), to: &buffer)
-            } else {
-                let offset = value - 0x10000
-                writeUnicodeEscape(UInt16(0xD800 + (offset >> 10)), to: &buffer)
-                writeUnicodeEscape(UInt16(0xDC00 + (offset & 0x3FF)), to: &buffer)
+                wordsFrom = index &+ 8
             }
+            let byte = utf8[index]
+            let plain = byte >= 0x20 && byte != UInt8(ascii: "\"") && byte != UInt8(ascii: "\\")
+            if plain && (!asciiOnly || byte < 0x7F) {
+                index &+= 1
+                continue
+            }
+            if start < index {
+                output.put(UnsafeRawBufferPointer(rebasing: utf8[start..<index]))
+            }
+            if byte < 0x80 {
+                Self.writeASCIIEscape(byte, to: &output)
+                index &+= 1
+            } else {
+                // Only with `asciiOnly`: a multi-byte UTF-8 sequence (the string is valid UTF-8), one scalar.
+                var scalar: UInt32
+                let length: Int
+                if byte < 0xE0 {
+                    scalar = UInt32(byte & 0x1F)
+                    length = 2
+                } else if byte < 0xF0 {
+                    scalar = UInt32(byte & 0x0F)
+                    length = 3
+                } else {
+                    scalar = UInt32(byte & 0x07)
+                    length = 4
+                }
+                for offset in 1..<length {
+                    scalar = (scalar << 6) | UInt32(utf8[index &+ offset] & 0x3F)
+                }
+                if scalar <= 0xFFFF {
+                    Self.writeUnicodeEscape(scalar, to: &output)
+                } else {
+                    let offset = scalar &- 0x10000
+                    Self.writeUnicodeEscape(0xD800 &+ (offset >> 10), to: &output)
+                    Self.writeUnicodeEscape(0xDC00 &+ (offset & 0x3FF), to: &output)
+                }
+                index &+= length
+            }
+            start = index
         }
-        buffer.writeInteger(UInt8(ascii: "\""))
+        if start < count {
+            output.put(UnsafeRawBufferPointer(rebasing: utf8[start..<count]))
+        }
+        output.put(UInt8(ascii: "\""))
+    }
+
+    /// Whether none of the 8 bytes in `word` needs escaping: none is below 0x20, `"` or `\`, and with
+    /// `asciiOnly` none is DEL or above.
+    @inline(__always)
+    private static func isPlainWord(_ word: UInt64, asciiOnly: Bool) -> Bool {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        @inline(__always) func hasZeroByte(_ value: UInt64) -> UInt64 { (value &- ones) & ~value & highs }
+        let below0x20 = (word &- ones &* 0x20) & ~word & highs
+        var special = hasZeroByte(word ^ (ones &* 0x22)) | hasZeroByte(word ^ (ones &* 0x5C))
+        if asciiOnly {
+            special |= (word & highs) | hasZeroByte(word ^ (ones &* 0x7F))
+        }
+        return (below0x20 | special) == 0
+    }
+
+    /// Writes the escape JSON.stringify and json.dumps both use for an ASCII byte that needs one (json.dumps
+    /// also for DEL, as `\u007f`).
+    private static func writeASCIIEscape<Output: JSONOutput>(_ byte: UInt8, to output: inout Output) {
+        switch byte {
+        case UInt8(ascii: "\""): output.put("\\\"")
+        case UInt8(ascii: "\\"): output.put("\\\\")
+        case 0x08: output.put("\\b")
+        case 0x0C: output.put("\\f")
+        case 0x0A: output.put("\\n")
+        case 0x0D: output.put("\\r")
+        case 0x09: output.put("\\t")
+        default: Self.writeUnicodeEscape(UInt32(byte), to: &output)
+        }
+    }
+
+    /// `\u` and four lowercase hex digits of `unit` (below 0x10000).
+    private static func writeUnicodeEscape<Output: JSONOutput>(_ unit: UInt32, to output: inout Output) {
+        @inline(__always) func hex(_ nibble: UInt32) -> UInt8 {
+            let value = UInt8(truncatingIfNeeded: nibble & 0xF)
+            return value < 10 ? UInt8(ascii: "0") &+ value : UInt8(ascii: "a") &+ (value &- 10)
+        }
+        let escape = (UInt8(ascii: "\\"), UInt8(ascii: "u"), hex(unit >> 12), hex(unit >> 8), hex(unit >> 4), hex(unit))
+        withUnsafeBytes(of: escape) { output.put($0) }
     }
 
     /// A quick walk that counts binary attachments and estimates the compact size, so the encoder can write the
@@ -290,20 +312,53 @@ extension JSONValue {
     }
 }
 
+/// A JSON text form as a type (``JSONWriter/Style`` known at compile time), so that the writer's code is
+/// specialized for each.
+protocol JSONForm {
+    static var style: JSONWriter.Style { get }
+}
+
+/// `JSON.stringify`'s form.
+enum JavaScriptForm: JSONForm {
+    static var style: JSONWriter.Style { .javaScript }
+}
+
+/// `json.dumps`'s form.
+enum PythonForm: JSONForm {
+    static var style: JSONWriter.Style { .python }
+}
+
+/// Where the JSON writers put their bytes: a `ByteBuffer`, or ``RawJSONOutput``'s window on the worker's hot path.
+/// The writers are generic over it and specialized for each, so the window pays no `ByteBuffer` call per piece.
+protocol JSONOutput {
+    mutating func put(_ byte: UInt8)
+    mutating func put(_ bytes: UnsafeRawBufferPointer)
+    mutating func put(_ text: StaticString)
+}
+
+extension ByteBuffer: JSONOutput {
+    @inline(__always)
+    mutating func put(_ byte: UInt8) { self.writeInteger(byte) }
+
+    @inline(__always)
+    mutating func put(_ bytes: UnsafeRawBufferPointer) { self.writeBytes(bytes) }
+
+    @inline(__always)
+    mutating func put(_ text: StaticString) { self.writeStaticString(text) }
+}
+
 /// A fixed-size window of writable bytes that the hot Python-JSON path stores into directly, without a
 /// `ByteBuffer` call per piece (each such call pays uniqueness and exclusivity checks).
 ///
 /// Every store is bounds-checked: what does not fit is not written and `overflowed` is set, so the caller can
 /// retry with a larger window (the bytes written so far are then to be discarded).
-struct RawPythonJSONOutput {
+struct RawJSONOutput: JSONOutput {
     private let base: UnsafeMutableRawPointer?
     private let capacity: Int
     /// The bytes written so far.
     private(set) var count = 0
     /// Something did not fit in the window; the output is incomplete.
     private(set) var overflowed = false
-    /// A `.binary` value was met (written as `null`, which is not what a binary emit publishes).
-    private(set) var sawBinary = false
 
     init(_ window: UnsafeMutableRawBufferPointer) {
         self.base = window.baseAddress
@@ -319,14 +374,14 @@ struct RawPythonJSONOutput {
     }
 
     @inline(__always)
-    mutating func write(_ byte: UInt8) {
+    mutating func put(_ byte: UInt8) {
         guard self.room(1) else { return }
         self.base.unsafelyUnwrapped.storeBytes(of: byte, toByteOffset: self.count, as: UInt8.self)
         self.count &+= 1
     }
 
     @inline(__always)
-    mutating func write(_ text: StaticString) {
+    mutating func put(_ text: StaticString) {
         let length = text.utf8CodeUnitCount
         guard self.room(length) else { return }
         (self.base.unsafelyUnwrapped + self.count).copyMemory(from: text.utf8Start, byteCount: length)
@@ -334,183 +389,10 @@ struct RawPythonJSONOutput {
     }
 
     @inline(__always)
-    mutating func write(_ bytes: UnsafeRawBufferPointer) {
+    mutating func put(_ bytes: UnsafeRawBufferPointer) {
         guard let source = bytes.baseAddress, bytes.count > 0, self.room(bytes.count) else { return }
         (self.base.unsafelyUnwrapped + self.count).copyMemory(from: source, byteCount: bytes.count)
         self.count &+= bytes.count
-    }
-
-    mutating func writeInteger(_ number: Int64) {
-        if number >= 0 && number < 10 {
-            self.write(UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: number))
-            return
-        }
-        var scratch: (UInt64, UInt64, UInt64) = (0, 0, 0)
-        withUnsafeMutableBytes(of: &scratch) { raw in
-            var index = raw.count
-            var magnitude = number.magnitude
-            repeat {
-                index -= 1
-                raw[index] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: magnitude % 10)
-                magnitude /= 10
-            } while magnitude > 0
-            if number < 0 {
-                index -= 1
-                raw[index] = UInt8(ascii: "-")
-            }
-            self.write(UnsafeRawBufferPointer(rebasing: raw[index...]))
-        }
-    }
-
-    private mutating func writeUnicodeEscape(_ unit: UInt32) {
-        @inline(__always) func hex(_ nibble: UInt32) -> UInt8 {
-            let value = UInt8(truncatingIfNeeded: nibble & 0xF)
-            return value < 10 ? UInt8(ascii: "0") &+ value : UInt8(ascii: "a") &+ (value &- 10)
-        }
-        guard self.room(6) else { return }
-        let target = self.base.unsafelyUnwrapped + self.count
-        target.storeBytes(of: UInt8(ascii: "\\"), as: UInt8.self)
-        target.storeBytes(of: UInt8(ascii: "u"), toByteOffset: 1, as: UInt8.self)
-        target.storeBytes(of: hex(unit >> 12), toByteOffset: 2, as: UInt8.self)
-        target.storeBytes(of: hex(unit >> 8), toByteOffset: 3, as: UInt8.self)
-        target.storeBytes(of: hex(unit >> 4), toByteOffset: 4, as: UInt8.self)
-        target.storeBytes(of: hex(unit), toByteOffset: 5, as: UInt8.self)
-        self.count &+= 6
-    }
-
-    /// The escape json.dumps writes for an ASCII byte that needs one (`"`, `\`, C0 controls, DEL).
-    private mutating func writeASCIIEscape(_ byte: UInt8) {
-        switch byte {
-        case UInt8(ascii: "\""): self.write("\\\"")
-        case UInt8(ascii: "\\"): self.write("\\\\")
-        case 0x08: self.write("\\b")
-        case 0x0C: self.write("\\f")
-        case 0x0A: self.write("\\n")
-        case 0x0D: self.write("\\r")
-        case 0x09: self.write("\\t")
-        default: self.writeUnicodeEscape(UInt32(byte))
-        }
-    }
-
-    /// json.dumps's string form with ensure_ascii (same bytes as ``JSONWriter/writePythonString(_:to:)``).
-    mutating func writePythonString(_ text: String) {
-        self.write(UInt8(ascii: "\""))
-        var text = text
-        text.withUTF8 { utf8Typed in
-            let utf8 = UnsafeRawBufferPointer(utf8Typed)
-            let count = utf8.count
-            var start = 0
-            var index = 0
-            // Bytes before `wordsFrom` are looked at one by one (an 8-byte word there needed an escape).
-            var wordsFrom = 0
-            while index < count {
-                if index >= wordsFrom && index &+ 8 <= count {
-                    if Self.isPlainWord(utf8.loadUnaligned(fromByteOffset: index, as: UInt64.self)) {
-                        index &+= 8
-                        continue
-                    }
-                    wordsFrom = index &+ 8
-                }
-                let byte = utf8[index]
-                if byte >= 0x20 && byte < 0x7F && byte != UInt8(ascii: "\"") && byte != UInt8(ascii: "\\") {
-                    index &+= 1
-                    continue
-                }
-                if start < index {
-                    self.write(UnsafeRawBufferPointer(rebasing: utf8[start..<index]))
-                }
-                if byte < 0x80 {
-                    self.writeASCIIEscape(byte)
-                    index &+= 1
-                } else {
-                    // A multi-byte UTF-8 sequence (the string is valid UTF-8): one scalar, escaped as json.dumps does.
-                    var scalar: UInt32
-                    let length: Int
-                    if byte < 0xE0 {
-                        scalar = UInt32(byte & 0x1F)
-                        length = 2
-                    } else if byte < 0xF0 {
-                        scalar = UInt32(byte & 0x0F)
-                        length = 3
-                    } else {
-                        scalar = UInt32(byte & 0x07)
-                        length = 4
-                    }
-                    for offset in 1..<length {
-                        scalar = (scalar << 6) | UInt32(utf8[index &+ offset] & 0x3F)
-                    }
-                    if scalar <= 0xFFFF {
-                        self.writeUnicodeEscape(scalar)
-                    } else {
-                        let offset = scalar &- 0x10000
-                        self.writeUnicodeEscape(0xD800 &+ (offset >> 10))
-                        self.writeUnicodeEscape(0xDC00 &+ (offset & 0x3FF))
-                    }
-                    index &+= length
-                }
-                start = index
-            }
-            if start < count {
-                self.write(UnsafeRawBufferPointer(rebasing: utf8[start..<count]))
-            }
-        }
-        self.write(UInt8(ascii: "\""))
-    }
-
-    /// Whether none of the 8 bytes in `word` needs escaping: all printable ASCII (0x20…0x7E) other than `"`
-    /// and `\`.
-    @inline(__always)
-    private static func isPlainWord(_ word: UInt64) -> Bool {
-        let ones: UInt64 = 0x0101_0101_0101_0101
-        let highs: UInt64 = 0x8080_8080_8080_8080
-        @inline(__always) func hasZeroByte(_ value: UInt64) -> UInt64 { (value &- ones) & ~value & highs }
-        let below0x20 = (word &- ones &* 0x20) & ~word & highs
-        let special =
-            hasZeroByte(word ^ (ones &* 0x22)) | hasZeroByte(word ^ (ones &* 0x5C)) | hasZeroByte(word ^ (ones &* 0x7F))
-        return (below0x20 | (word & highs) | special) == 0
-    }
-
-    /// json.dumps of `value` (same bytes as ``JSONValue/writePythonJSON(to:)``; `.binary` as `null`, and
-    /// `sawBinary` set).
-    mutating func writePython(_ value: JSONValue) {
-        switch value {
-        case .binary:
-            self.sawBinary = true
-            self.write("null")
-        case .null:
-            self.write("null")
-        case .bool(let flag):
-            if flag { self.write("true") } else { self.write("false") }
-        case .int(let number):
-            self.writeInteger(number)
-        case .double(let number):
-            var bytes: [UInt8] = []
-            bytes.reserveCapacity(24)
-            JSONNumberFormatting.writePython(number, to: &bytes)
-            bytes.withUnsafeBytes { self.write($0) }
-        case .string(let text):
-            self.writePythonString(text)
-        case .array(let elements):
-            self.write(UInt8(ascii: "["))
-            var first = true
-            for element in elements {
-                if !first { self.write(", ") }
-                first = false
-                self.writePython(element)
-            }
-            self.write(UInt8(ascii: "]"))
-        case .object(let pairs):
-            self.write(UInt8(ascii: "{"))
-            var first = true
-            for pair in pairs {
-                if !first { self.write(", ") }
-                first = false
-                self.writePythonString(pair.key)
-                self.write(": ")
-                self.writePython(pair.value)
-            }
-            self.write(UInt8(ascii: "}"))
-        }
     }
 }
 
@@ -544,6 +426,32 @@ extension JSONWriter {
             return total
         case .binary:
             return nil
+        }
+    }
+}
+
+/// The decimal text of an integer, written once for the JSON writers and the Redis command framing.
+package enum DecimalText {
+    /// Calls `body` with the decimal digits of `number` (a `-` first when it is negative), formed on the stack:
+    /// no allocation. (Other modules call it rather than inline it: without package CMO, a `package` body is not
+    /// serialized.)
+    @inlinable @inline(__always)
+    package static func withDigits(of number: Int64, _ body: (UnsafeRawBufferPointer) -> Void) {
+        // Up to 20 bytes, written backwards into a fixed-size tuple.
+        var scratch: (UInt64, UInt64, UInt64) = (0, 0, 0)
+        withUnsafeMutableBytes(of: &scratch) { raw in
+            var index = raw.count
+            var magnitude = number.magnitude
+            repeat {
+                index &-= 1
+                raw[index] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: magnitude % 10)
+                magnitude /= 10
+            } while magnitude > 0
+            if number < 0 {
+                index &-= 1
+                raw[index] = UInt8(ascii: "-")
+            }
+            body(UnsafeRawBufferPointer(rebasing: raw[index...]))
         }
     }
 }

@@ -171,9 +171,8 @@ extension PubSubMessage {
                 var sawBinary = false
                 var fitted = false
                 buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: window) { free in
-                    var output = RawPythonJSONOutput(free)
-                    Self.writePlainEmit(emit, to: &output)
-                    sawBinary = output.sawBinary
+                    var output = RawJSONOutput(free)
+                    sawBinary = Self.writePlainEmit(emit, to: &output)
                     fitted = !output.overflowed
                     return fitted && !sawBinary ? output.count : 0
                 }
@@ -183,7 +182,7 @@ extension PubSubMessage {
                 guard let bound = Self.plainEmitBound(emit) else { break }  // binary further on
                 guard attempt == 1, bound <= Self.rawWindowLimit else {
                     // Very large: piece by piece rather than reserving 6 bytes per string byte.
-                    Self.writePlainEmit(emit, into: &buffer)
+                    Self.writePlainEmit(emit, to: &buffer)
                     return
                 }
                 window = bound
@@ -227,55 +226,60 @@ extension PubSubMessage {
         }
     }
 
-    /// `json.dumps` of a non-binary emit into a reserved window (same bytes as the `ByteBuffer` version below).
-    private static func writePlainEmit(_ emit: PubSubEmit, to output: inout RawPythonJSONOutput) {
-        output.write("{\"method\": \"emit\", \"event\": ")
-        output.writePythonString(emit.event)
-        output.write(", \"data\": [")
+    /// `json.dumps` of an emit, keys in python-socketio's order, into a reserved window or a buffer (piece by
+    /// piece). For a non-binary emit only: binary arguments are written as `null`.
+    /// - Returns: Whether an argument held binary data (the output is then not what python-socketio publishes).
+    @discardableResult
+    private static func writePlainEmit<Output: JSONOutput>(_ emit: PubSubEmit, to output: inout Output) -> Bool {
+        var writer = JSONWriter(style: .python)
+        output.put("{\"method\": \"emit\", \"event\": ")
+        JSONWriter.writePythonString(emit.event, to: &output)
+        output.put(", \"data\": [")
         var first = true
         for argument in emit.arguments {
-            if !first { output.write(", ") }
+            if !first { output.put(", ") }
             first = false
-            output.writePython(argument)
+            writer.write(argument, in: PythonForm.self, to: &output)
         }
-        output.write("], \"binary\": false, \"namespace\": ")
-        output.writePythonString(emit.namespace)
-        output.write(", \"room\": ")
+        output.put("], \"binary\": false, \"namespace\": ")
+        JSONWriter.writePythonString(emit.namespace, to: &output)
+        output.put(", \"room\": ")
         Self.write(emit.room, to: &output)
-        output.write(", \"skip_sid\": ")
+        output.put(", \"skip_sid\": ")
         Self.write(emit.skipSid, to: &output)
-        output.write(", \"callback\": ")
+        output.put(", \"callback\": ")
         if let callback = emit.callback {
-            output.write(UInt8(ascii: "["))
+            output.put(UInt8(ascii: "["))
             Self.write(callback.room, to: &output)
-            output.write(", ")
-            output.writePythonString(callback.namespace)
-            output.write(", ")
-            output.writeInteger(callback.id)
-            output.write(UInt8(ascii: "]"))
+            output.put(", ")
+            JSONWriter.writePythonString(callback.namespace, to: &output)
+            output.put(", ")
+            JSONWriter.writeInteger(callback.id, to: &output)
+            output.put(UInt8(ascii: "]"))
         } else {
-            output.write("null")
+            output.put("null")
         }
-        output.write(", \"host_id\": ")
-        output.writePythonString(emit.hostID)
-        output.write(UInt8(ascii: "}"))
+        output.put(", \"host_id\": ")
+        JSONWriter.writePythonString(emit.hostID, to: &output)
+        output.put(UInt8(ascii: "}"))
+        return writer.sawBinary
     }
 
-    private static func write(_ names: PubSubNames, to output: inout RawPythonJSONOutput) {
+    private static func write<Output: JSONOutput>(_ names: PubSubNames, to output: inout Output) {
         switch names {
         case .none:
-            output.write("null")
+            output.put("null")
         case .one(let name):
-            output.writePythonString(name)
+            JSONWriter.writePythonString(name, to: &output)
         case .list(let names):
-            output.write(UInt8(ascii: "["))
+            output.put(UInt8(ascii: "["))
             var first = true
             for name in names {
-                if !first { output.write(", ") }
+                if !first { output.put(", ") }
                 first = false
-                output.writePythonString(name)
+                JSONWriter.writePythonString(name, to: &output)
             }
-            output.write(UInt8(ascii: "]"))
+            output.put(UInt8(ascii: "]"))
         }
     }
 
@@ -284,59 +288,6 @@ extension PubSubMessage {
         var buffer = ByteBufferAllocator().buffer(capacity: 512)
         self.encode(into: &buffer)
         return buffer
-    }
-
-    /// `json.dumps` of a non-binary emit, keys in python-socketio's order.
-    private static func writePlainEmit(_ emit: PubSubEmit, into buffer: inout ByteBuffer) {
-        var writer = JSONWriter(style: .python)
-        buffer.writeStaticString("{\"method\": \"emit\", \"event\": ")
-        JSONWriter.writePythonString(emit.event, to: &buffer)
-        buffer.writeStaticString(", \"data\": [")
-        var first = true
-        for argument in emit.arguments {
-            if !first { buffer.writeStaticString(", ") }
-            first = false
-            writer.write(argument, to: &buffer)
-        }
-        buffer.writeStaticString("], \"binary\": false, \"namespace\": ")
-        JSONWriter.writePythonString(emit.namespace, to: &buffer)
-        buffer.writeStaticString(", \"room\": ")
-        Self.write(emit.room, into: &buffer)
-        buffer.writeStaticString(", \"skip_sid\": ")
-        Self.write(emit.skipSid, into: &buffer)
-        buffer.writeStaticString(", \"callback\": ")
-        if let callback = emit.callback {
-            buffer.writeInteger(UInt8(ascii: "["))
-            Self.write(callback.room, into: &buffer)
-            buffer.writeStaticString(", ")
-            JSONWriter.writePythonString(callback.namespace, to: &buffer)
-            buffer.writeStaticString(", ")
-            writer.write(.int(callback.id), to: &buffer)
-            buffer.writeInteger(UInt8(ascii: "]"))
-        } else {
-            buffer.writeStaticString("null")
-        }
-        buffer.writeStaticString(", \"host_id\": ")
-        JSONWriter.writePythonString(emit.hostID, to: &buffer)
-        buffer.writeInteger(UInt8(ascii: "}"))
-    }
-
-    private static func write(_ names: PubSubNames, into buffer: inout ByteBuffer) {
-        switch names {
-        case .none:
-            buffer.writeStaticString("null")
-        case .one(let name):
-            JSONWriter.writePythonString(name, to: &buffer)
-        case .list(let names):
-            buffer.writeInteger(UInt8(ascii: "["))
-            var first = true
-            for name in names {
-                if !first { buffer.writeStaticString(", ") }
-                first = false
-                JSONWriter.writePythonString(name, to: &buffer)
-            }
-            buffer.writeInteger(UInt8(ascii: "]"))
-        }
     }
 
     /// The message as the JSON object python-socketio builds (keys in its order; binary deconstructed).

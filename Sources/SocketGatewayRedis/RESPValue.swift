@@ -1,4 +1,5 @@
 public import NIOCore
+import SocketGatewayCore
 
 /// One RESP2 reply from Redis, as decoded by hiredis's reply reader.
 public enum RESPValue: Sendable, Hashable {
@@ -96,22 +97,9 @@ package enum RESPCommand {
         return digits
     }
 
-    private static func writeDecimal(_ value: Int, into buffer: inout ByteBuffer) {
+    /// Appends the decimal digits of `value` (not negative).
+    static func writeDecimal(_ value: Int, into buffer: inout ByteBuffer) {
         precondition(value >= 0)
-        if value < 10 {
-            buffer.writeInteger(UInt8(ascii: "0") &+ UInt8(value))
-            return
-        }
-        let digits = Self.decimalDigits(value)
-        buffer.reserveCapacity(minimumWritableBytes: digits)
-        var rest = value
-        let start = buffer.writerIndex
-        buffer.moveWriterIndex(forwardBy: digits)
-        var index = start + digits - 1
-        while index >= start {
-            buffer.setInteger(UInt8(ascii: "0") &+ UInt8(rest % 10), at: index)
-            rest /= 10
-            index -= 1
-        }
+        DecimalText.withDigits(of: Int64(value)) { buffer.writeBytes($0) }
     }
 }

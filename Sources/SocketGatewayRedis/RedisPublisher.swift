@@ -3,6 +3,7 @@ import Metrics
 import NIOConcurrencyHelpers
 public import NIOCore
 import NIOPosix
+import SocketGatewayCore
 
 /// How a `RedisPublisher` behaves.
 public struct RedisPublisherConfiguration: Sendable {
@@ -923,7 +924,7 @@ extension RESPCommand {
     /// Appends `*3\r\n$7\r\nPUBLISH\r\n$<n>\r\n<channel>\r\n$`: a `PUBLISH` up to its payload's length digits.
     static func writePublishPrefix(channel: String, into buffer: inout ByteBuffer) {
         buffer.writeStaticString("*3\r\n$7\r\nPUBLISH\r\n$")
-        Self.writeBulkDecimal(channel.utf8.count, into: &buffer)
+        Self.writeDecimal(channel.utf8.count, into: &buffer)
         buffer.writeStaticString("\r\n")
         buffer.writeString(channel)
         buffer.writeStaticString("\r\n$")
@@ -935,18 +936,8 @@ extension RESPCommand {
     static func writePublish(
         prefix: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer, into buffer: inout ByteBuffer
     ) -> Int {
-        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)
-        return withUnsafeMutableBytes(of: &digits) { scratch in
-            var first = scratch.count
-            var rest = payload.count
-            repeat {
-                first -= 1
-                scratch[first] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: rest % 10)
-                rest /= 10
-            } while rest > 0
-            let length = UnsafeRawBufferPointer(rebasing: scratch[first...])
+        DecimalText.withDigits(of: Int64(payload.count)) { length in
             let total = prefix.count + length.count + 2 + payload.count + 2
-            let start = buffer.writerIndex
             buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: total) { free in
                 var at = 0
                 func put(_ bytes: UnsafeRawBufferPointer) {
@@ -963,22 +954,7 @@ extension RESPCommand {
                 put(crlfBytes)
                 return at
             }
-            return start + prefix.count + length.count + 2
         }
-    }
-
-    private static func writeBulkDecimal(_ value: Int, into buffer: inout ByteBuffer) {
-        precondition(value >= 0)
-        var scratch: (UInt64, UInt64, UInt64) = (0, 0, 0)
-        withUnsafeMutableBytes(of: &scratch) { raw in
-            var index = raw.count
-            var rest = value
-            repeat {
-                index -= 1
-                raw[index] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: rest % 10)
-                rest /= 10
-            } while rest > 0
-            buffer.writeBytes(UnsafeRawBufferPointer(rebasing: raw[index...]))
-        }
+        return buffer.writerIndex - payload.count - 2
     }
 }

@@ -101,14 +101,14 @@ import Testing
     }
 
     @Test func randomValuesMatchTheGeneralPath() {
-        var generator = SplitMix(seed: 0x5EED)
+        var generator = SeededGenerator(seed: 0x5EED)
         for _ in 0..<300 {
             let message = self.emit((0..<Int(generator.next() % 4)).map { _ in Self.randomValue(&generator, depth: 0) })
             #expect(String(buffer: message.encoded()) == self.reference(message))
         }
     }
 
-    private static func randomValue(_ generator: inout SplitMix, depth: Int) -> JSONValue {
+    private static func randomValue(_ generator: inout SeededGenerator, depth: Int) -> JSONValue {
         switch generator.next() % (depth > 3 ? 5 : 7) {
         case 0: return .null
         case 1: return .bool(generator.next() % 2 == 0)
@@ -126,7 +126,7 @@ import Testing
         }
     }
 
-    private static func randomString(_ generator: inout SplitMix) -> String {
+    private static func randomString(_ generator: inout SeededGenerator) -> String {
         let pieces: [String] = [
             "a", "bcdefghij", "\"", "\\", "\u{0}", "\u{1F}", "\u{7F}", "é", "€", "😀", " ", "klmnopqrstuv",
         ]
@@ -135,15 +135,3 @@ import Testing
     }
 }
 
-/// A small deterministic generator, so a failure can be reproduced.
-private struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { self.state = seed }
-    mutating func next() -> UInt64 {
-        self.state &+= 0x9E37_79B9_7F4A_7C15
-        var value = self.state
-        value = (value ^ (value >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        value = (value ^ (value >> 27)) &* 0x94D0_49BB_1331_11EB
-        return value ^ (value >> 31)
-    }
-}
