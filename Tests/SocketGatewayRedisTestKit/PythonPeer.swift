@@ -8,6 +8,20 @@ public enum PythonPeer {
         public var description: String
     }
 
+    /// Python source of `plain(value)`: turns what a python-socketio client received into JSON-printable values
+    /// (bytes become `{"$bytes": <base64>}`), for peers that print every event as one JSON line. Needs
+    /// `import base64` in the script; insert it at the script's top level.
+    public static let plainFunction = """
+        def plain(value):
+            if isinstance(value, bytes):
+                return {"$bytes": base64.b64encode(value).decode()}
+            if isinstance(value, list):
+                return [plain(v) for v in value]
+            if isinstance(value, dict):
+                return {k: plain(v) for k, v in value.items()}
+            return value
+        """
+
     /// The first Python that can import every module of `modules`: `$SOCKET_GATEWAY_PYTHON` (tools/test sets it to
     /// the project's venv), else the project's `.venv/bin/python` (made by tools/test).
     /// - Throws: `Missing`, naming each candidate's import error, when none can.

@@ -13,14 +13,7 @@ private let pythonClients = #"""
     import asyncio, base64, json, sys
     import socketio
 
-    def plain(value):
-        if isinstance(value, bytes):
-            return {"$bytes": base64.b64encode(value).decode()}
-        if isinstance(value, list):
-            return [plain(v) for v in value]
-        if isinstance(value, dict):
-            return {k: plain(v) for k, v in value.items()}
-        return value
+    \#(PythonPeer.plainFunction)
 
     async def main():
         url = sys.argv[1]

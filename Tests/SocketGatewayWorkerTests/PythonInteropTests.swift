@@ -15,14 +15,7 @@ import redis.asyncio as aioredis
 import socketio
 from aiohttp import web
 
-def plain(value):
-    if isinstance(value, bytes):
-        return {"$bytes": base64.b64encode(value).decode()}
-    if isinstance(value, list):
-        return [plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
-    return value
+\#(PythonPeer.plainFunction)
 
 async def main():
     url, channel = sys.argv[1], sys.argv[2]
