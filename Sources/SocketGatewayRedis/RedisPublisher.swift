@@ -3,7 +3,7 @@ import Metrics
 import NIOConcurrencyHelpers
 public import NIOCore
 import NIOPosix
-import SocketGatewayCore
+package import SocketGatewayCore
 
 /// How a `RedisPublisher` behaves.
 public struct RedisPublisherConfiguration: Sendable {
@@ -64,6 +64,31 @@ package enum PublishOutcome: Sendable {
     /// No answer (nor failure, nor queuing) before the deadline; nothing more is reported. The message may still
     /// be published.
     case timedOut
+}
+
+extension EmitResult {
+    /// What an emit published with a deadline came to, as both gateways report it.
+    /// - Parameters:
+    ///   - outcome: The publish's outcome.
+    ///   - timeout: The deadline's distance (named in the reason).
+    ///   - outboxOn: Whether a timed-out message stays queued (outbox) or may be lost.
+    ///   - localDeliveries: Clients reached on this host.
+    package init(_ outcome: PublishOutcome, timeout: Duration, outboxOn: Bool, localDeliveries: Int = 0) {
+        switch outcome {
+        case .progress(.published(let subscribers)):
+            self.init(outcome: .published, localDeliveries: localDeliveries, redisSubscribers: subscribers)
+        case .progress(.queued(let reason)):
+            self.init(
+                outcome: .queued, localDeliveries: localDeliveries, reason: "Redis unreachable, held in the outbox: \(reason)")
+        case .progress(.failed(let error)):
+            self.init(outcome: .failed, localDeliveries: localDeliveries, reason: error.description)
+        case .timedOut:
+            self.init(
+                outcome: outboxOn ? .queued : .failed, localDeliveries: localDeliveries,
+                reason: "Redis did not answer within \(timeout)"
+                    + (outboxOn ? "; the message stays queued" : "; it may still be published"))
+        }
+    }
 }
 
 /// A point-in-time view of a publisher, readable from any thread.

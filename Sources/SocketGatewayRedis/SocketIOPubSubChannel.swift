@@ -65,7 +65,15 @@ public final class SocketIOPubSubChannel: Sendable {
 
     /// Publishes `message`; `completion` (if any) is called once on the publisher's event loop.
     public func publish(_ message: PubSubMessage, completion: (@Sendable (PublishProgress) -> Void)?) {
-        self.publisher.publish(message.encoded(), completion: completion)
+        self.publisher.publish(completion: completion) { message.encode(into: &$0) }
+    }
+
+    /// Publishes `message`; `completion` is called exactly once on the publisher's event loop: with the
+    /// outcome, or `.timedOut` at `deadline` if Redis has not answered by then.
+    package func publish(
+        _ message: PubSubMessage, deadline: NIODeadline, completion: @escaping @Sendable (PublishOutcome) -> Void
+    ) {
+        self.publisher.publish(deadline: deadline, completion: completion) { message.encode(into: &$0) }
     }
 
     /// Subscriber health (connected, last message age, reconnects).

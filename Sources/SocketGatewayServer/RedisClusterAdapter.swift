@@ -223,44 +223,17 @@ final class RedisClusterAdapter: ClusterAdapter {
         }
     }
 
-    /// Publishes `message`, waiting at most `publishTimeout`.
+    /// Publishes `message`, waiting at most `publishTimeout` (the publisher times it out).
     private func publish(_ message: PubSubMessage, localDeliveries: Int, what: String) async -> EmitResult {
-        let publisher = self.channel.publisher
-        let timeout = TimeAmount(self.configuration.publishTimeout)
-        let outcome = await withUnsafeContinuation { (continuation: UnsafeContinuation<PublishWait, Never>) in
-            publisher.eventLoop.execute {
-                let waiter = PublishWaiter(continuation)
-                waiter.timer = publisher.eventLoop.scheduleTask(in: timeout) { waiter.finish(.timedOut) }
-                self.channel.publish(message) { waiter.finish(.progress($0)) }
-            }
+        let timeout = self.configuration.publishTimeout
+        let outcome = await withUnsafeContinuation { (continuation: UnsafeContinuation<PublishOutcome, Never>) in
+            self.channel.publish(message, deadline: .now() + TimeAmount(timeout)) { continuation.resume(returning: $0) }
         }
-        switch outcome {
-        case .progress(.published(let subscribers)):
-            return EmitResult(outcome: .published, localDeliveries: localDeliveries, redisSubscribers: subscribers)
-        case .progress(.queued(let reason)):
-            return EmitResult(
-                outcome: .queued,
-                localDeliveries: localDeliveries,
-                reason: "Redis unreachable, held in the outbox: \(reason)"
-            )
-        case .progress(.failed(let error)):
+        if case .progress(.failed(let error)) = outcome {
             self.logger.warning("\(what) not published to the cluster", metadata: ["error": "\(error)"])
-            return EmitResult(outcome: .failed, localDeliveries: localDeliveries, reason: error.description)
-        case .timedOut:
-            let reason = "Redis did not answer within \(self.configuration.publishTimeout)"
-            if self.configuration.outboxCapacity > 0 {
-                return EmitResult(
-                    outcome: .queued,
-                    localDeliveries: localDeliveries,
-                    reason: reason + "; the message stays queued"
-                )
-            }
-            return EmitResult(
-                outcome: .failed,
-                localDeliveries: localDeliveries,
-                reason: reason + "; it may still be published"
-            )
         }
+        return EmitResult(
+            outcome, timeout: timeout, outboxOn: self.configuration.outboxCapacity > 0, localDeliveries: localDeliveries)
     }
 
     // MARK: Applying the other hosts' messages
@@ -416,28 +389,5 @@ private final class MessageRouter: @unchecked Sendable {
     func route(_ message: PubSubMessage) {
         let handler = self.lock.withLock { self.handler }
         handler?(message)
-    }
-}
-
-private enum PublishWait: Sendable {
-    case progress(PublishProgress)
-    case timedOut
-}
-
-/// Resumes a publish wait once, with the outcome or the timeout; confined to the publisher's event loop.
-private final class PublishWaiter: @unchecked Sendable {
-    private var continuation: UnsafeContinuation<PublishWait, Never>?
-    var timer: Scheduled<Void>?
-
-    init(_ continuation: UnsafeContinuation<PublishWait, Never>) {
-        self.continuation = continuation
-    }
-
-    func finish(_ outcome: PublishWait) {
-        guard let continuation = self.continuation else { return }
-        self.continuation = nil
-        self.timer?.cancel()
-        self.timer = nil
-        continuation.resume(returning: outcome)
     }
 }

@@ -181,15 +181,8 @@ public final class WorkerSocketGateway: SocketEmitter {
     }
 
     private func send(_ message: PubSubMessage, event: String? = nil) async -> EmitResult {
-        guard let publisher = self.publisher else { return self.count(self.unconfiguredResult()) }
-        let method = message.method
-        // As `send(_:event:completion:)`, with the continuation resumed by the publish's own completion.
-        return await withUnsafeContinuation { (continuation: UnsafeContinuation<EmitResult, Never>) in
-            publisher.publish(deadline: .now() + self.emitTimeoutAmount) { outcome in
-                continuation.resume(returning: self.result(of: outcome, what: event.map { "emit \($0)" } ?? method))
-            } writePayload: { buffer in
-                message.encode(into: &buffer)
-            }
+        await withUnsafeContinuation { (continuation: UnsafeContinuation<EmitResult, Never>) in
+            self.send(message, event: event) { continuation.resume(returning: $0) }
         }
     }
 
@@ -222,27 +215,11 @@ public final class WorkerSocketGateway: SocketEmitter {
 
     /// The result of a timed publish (counted; failures logged).
     private func result(of outcome: PublishOutcome, what: @autoclosure () -> String) -> EmitResult {
-        let result: EmitResult
-        switch outcome {
-        case .progress(.published(let subscribers)):
-            result = EmitResult(outcome: .published, redisSubscribers: subscribers)
-        case .progress(.queued(let reason)):
-            result = EmitResult(outcome: .queued, reason: "Redis unreachable, held in the outbox: \(reason)")
-        case .progress(.failed(let error)):
+        if case .progress(.failed(let error)) = outcome {
             self.logger.warning("\(what()) not published", metadata: ["error": "\(error)"])
-            result = EmitResult(outcome: .failed, reason: error.description)
-        case .timedOut:
-            if self.publisher?.configuration.outboxCapacity ?? 0 > 0 {
-                result = EmitResult(
-                    outcome: .queued,
-                    reason: "Redis did not answer within \(self.emitTimeout); the message stays queued")
-            } else {
-                result = EmitResult(
-                    outcome: .failed,
-                    reason: "Redis did not answer within \(self.emitTimeout); it may still be published")
-            }
         }
-        return self.count(result)
+        let outboxOn = (self.publisher?.configuration.outboxCapacity ?? 0) > 0
+        return self.count(EmitResult(outcome, timeout: self.emitTimeout, outboxOn: outboxOn))
     }
 
     private func unconfiguredResult() -> EmitResult {
