@@ -1,6 +1,5 @@
 import Foundation
 import Logging
-import NIOConcurrencyHelpers
 import NIOCore
 import SocketGatewayRedisTestKit
 import SocketGatewayServer
@@ -72,30 +71,11 @@ private let pythonClients = #"""
         let output = Pipe()
         process.standardOutput = output
         process.standardError = FileHandle.nullDevice
-        let lines = NIOLockedValueBox<[String]>([])
-        let pending = NIOLockedValueBox<String>("")
-        output.fileHandleForReading.readabilityHandler = { handle in
-            let text = String(decoding: handle.availableData, as: UTF8.self)
-            pending.withLockedValue { buffer in
-                buffer += text
-                while let newline = buffer.firstIndex(of: "\n") {
-                    lines.withLockedValue { $0.append(String(buffer[..<newline])) }
-                    buffer.removeSubrange(...newline)
-                }
-            }
-        }
+        let lines = ProcessLines(output)
         try process.run()
-        func waitForLines(_ count: Int) async -> Bool {
-            for _ in 0..<600 {
-                if lines.withLockedValue({ $0.count }) >= count { return true }
-                if !process.isRunning { return false }
-                try? await Task.sleep(for: .milliseconds(25))
-            }
-            return false
-        }
         do {
-            try #require(await waitForLines(1), "the python-socketio clients did not connect")
-            let ready = try JSONValue.parse(ByteBuffer(string: lines.withLockedValue { $0[0] }))
+            try #require(await lines.wait(for: 1, from: process), "the python-socketio clients did not connect")
+            let ready = try JSONValue.parse(ByteBuffer(string: lines.lines[0]))
             let alice = try #require(ready["ready"]?["alice"]?.stringValue)
             let bob = try #require(ready["ready"]?["bob"]?.stringValue)
             #expect(await server.gateway.joinRoom(bob, room: "team").outcome == .delivered)
@@ -110,8 +90,8 @@ private let pythonClients = #"""
                 await worker.emit("blob", arguments: [file], to: .user("bob"), options: .init()).outcome == .published
             )
             #expect(await worker.broadcast(event: "done", data: nil).outcome == .published)
-            #expect(await waitForLines(7))
-            let received = lines.withLockedValue { Array($0.dropFirst()) }.compactMap {
+            #expect(await lines.wait(for: 7, from: process))
+            let received = Array(lines.lines.dropFirst()).compactMap {
                 try? JSONValue.parse(ByteBuffer(string: $0))
             }
             let forAlice = received.filter { $0["who"] == "alice" }
@@ -131,13 +111,13 @@ private let pythonClients = #"""
                 ]
             )
         } catch {
-            output.fileHandleForReading.readabilityHandler = nil
+            lines.stop()
             await worker.shutdown(timeout: .seconds(1))
             try? await server.shutdown()
             await redis.stop()
             throw error
         }
-        output.fileHandleForReading.readabilityHandler = nil
+        lines.stop()
         await worker.shutdown(timeout: .seconds(1))
         try await server.shutdown()
         await redis.stop()

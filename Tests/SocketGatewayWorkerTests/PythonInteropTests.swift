@@ -1,6 +1,5 @@
 import Foundation
 import Logging
-import NIOConcurrencyHelpers
 import NIOCore
 import SocketGatewayCore
 import SocketGatewayRedisTestKit
@@ -66,41 +65,21 @@ asyncio.run(main())
         let errors = Pipe()
         process.standardOutput = output
         process.standardError = errors
-        let lines = NIOLockedValueBox<[String]>([])
-        let pending = NIOLockedValueBox<String>("")
-        output.fileHandleForReading.readabilityHandler = { handle in
-            let text = String(decoding: handle.availableData, as: UTF8.self)
-            pending.withLockedValue { buffer in
-                buffer += text
-                while let newline = buffer.firstIndex(of: "\n") {
-                    let line = String(buffer[..<newline])
-                    buffer.removeSubrange(...newline)
-                    lines.withLockedValue { $0.append(line) }
-                }
-            }
-        }
+        let lines = ProcessLines(output)
         try process.run()
         defer {
-            output.fileHandleForReading.readabilityHandler = nil
+            lines.stop()
             // SIGKILL: a child of the test process inherits its blocked signals, so SIGTERM may never arrive.
             if process.isRunning { kill(process.processIdentifier, SIGKILL) }
             process.waitUntilExit()
         }
 
-        func waitForLines(_ count: Int) async -> Bool {
-            for _ in 0..<600 {
-                if lines.withLockedValue({ $0.count }) >= count { return true }
-                if !process.isRunning { return false }
-                try? await Task.sleep(for: .milliseconds(25))
-            }
-            return false
-        }
-        guard await waitForLines(1) else {
+        guard await lines.wait(for: 1, from: process) else {
             let stderr = String(decoding: errors.fileHandleForReading.availableData, as: UTF8.self)
             Issue.record("the python-socketio peer did not start: \(stderr.suffix(2000))")
             return
         }
-        let ready = try JSONValue.parse(lines.withLockedValue { $0[0] })
+        let ready = try JSONValue.parse(lines.lines[0])
         guard let clientSID = ready["ready"]?.stringValue else {
             Issue.record("unexpected first line: \(ready)")
             return
@@ -116,8 +95,8 @@ asyncio.run(main())
                 to: .room(clientSID), options: .init()
             ).outcome == .published)
         #expect(await worker.broadcast(event: "done", data: nil).outcome == .published)
-        #expect(await waitForLines(4))
-        let received = lines.withLockedValue { Array($0.dropFirst()) }.map { try? JSONValue.parse($0) }
+        #expect(await lines.wait(for: 4, from: process))
+        let received = Array(lines.lines.dropFirst()).map { try? JSONValue.parse($0) }
         #expect(
             received == [
                 ["event": "greeting", "args": [["text": "héllo ✓ 😀", "n": 1.5]]],
