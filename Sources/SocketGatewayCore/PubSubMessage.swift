@@ -527,9 +527,7 @@ extension PubSubMessage {
     }
 
     private static func excerpt(_ bytes: ByteBuffer) -> String {
-        let view = bytes.readableBytesView
-        let text = String(decoding: view.prefix(200), as: UTF8.self)
-        return view.count > 200 ? text + "…" : text
+        LogSafe.excerpt(bytes.readableBytesView, limit: 200)
     }
 }
 

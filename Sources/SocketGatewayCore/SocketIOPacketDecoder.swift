@@ -99,8 +99,7 @@ public struct SocketIOPacketDecoder: Sendable {
     // MARK: Text parsing
 
     static func excerpt(_ buffer: ByteBuffer) -> String {
-        let view = buffer.readableBytesView
-        return String(decoding: view.prefix(64), as: UTF8.self)
+        LogSafe.excerpt(buffer.readableBytesView)
     }
 
     private static func isDigit(_ byte: UInt8) -> Bool {

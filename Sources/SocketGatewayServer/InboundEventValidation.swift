@@ -108,25 +108,3 @@ public struct CatalogInboundEventValidator<Catalog: SocketEventCatalog>: Inbound
         return InboundEventRejection(reason: reason, message: error.description)
     }
 }
-
-/// Limits how often rejections are logged: one per interval, then a count of the suppressed ones.
-struct RejectionLogLimiter: Sendable {
-    let interval: Duration
-    private var lastLogged: ContinuousClock.Instant?
-    private var suppressed = 0
-
-    init(interval: Duration) {
-        self.interval = interval
-    }
-
-    /// Whether to log a rejection seen at `now`; when so, how many were suppressed since the last log.
-    mutating func admit(at now: ContinuousClock.Instant) -> Int? {
-        if let lastLogged, now - lastLogged < self.interval {
-            self.suppressed += 1
-            return nil
-        }
-        self.lastLogged = now
-        defer { self.suppressed = 0 }
-        return self.suppressed
-    }
-}

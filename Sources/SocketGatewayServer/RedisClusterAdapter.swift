@@ -33,7 +33,7 @@ final class RedisClusterAdapter: ClusterAdapter {
         var nextAckID: Int64 = 1
         var waiters: [Int64: CheckedContinuation<[JSONValue], any Error>] = [:]
         var inboundRejected = 0
-        var rejectionLog: RejectionLogLimiter
+        var rejectionLog: LogRateLimiter
     }
 
     /// Creates the adapter; nothing connects until `start(gateway:)`.
@@ -49,7 +49,7 @@ final class RedisClusterAdapter: ClusterAdapter {
         self.remoteAckTimeout = remoteAckTimeout
         self.inboundValidation = inboundValidation
         self.state = NIOLockedValueBox(
-            State(rejectionLog: RejectionLogLimiter(interval: inboundValidation?.logInterval ?? .seconds(10)))
+            State(rejectionLog: LogRateLimiter(interval: inboundValidation?.logInterval ?? .seconds(10)))
         )
         let router = MessageRouter()
         self.router = router

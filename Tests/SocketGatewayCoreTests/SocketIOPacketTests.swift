@@ -320,7 +320,7 @@ import Testing
         #expect(error?.code == .invalidJSON)
         #expect(error?.namespace == "/chat")
         #expect(error?.packetType == .event)
-        #expect(error?.excerpt.count == 64)
+        #expect(error?.excerpt == String(long.prefix(64)) + "…")
         #expect(error?.underlying?.code == .unexpectedEndOfInput)
         #expect(error?.underlying?.offset == long.utf8.count)
 
