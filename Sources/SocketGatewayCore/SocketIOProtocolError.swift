@@ -68,7 +68,8 @@ public struct SocketIOProtocolError: Error, Sendable, Hashable, CustomStringConv
     ///   - message: What was wrong.
     ///   - namespace: The packet's namespace, if known.
     ///   - packetType: The packet's type, if known.
-    ///   - excerpt: The start of the offending input; cut to 64 characters.
+    ///   - excerpt: The start of the offending input, safe to log: the decoder passes ``LogSafe`` excerpts (64
+    ///     input bytes, escaped, `…` when cut); longer text is cut to 400 characters.
     ///   - underlying: The JSON error, if any.
     public init(
         code: Code,
@@ -82,7 +83,7 @@ public struct SocketIOProtocolError: Error, Sendable, Hashable, CustomStringConv
         self.message = message
         self.namespace = namespace
         self.packetType = packetType
-        self.excerpt = excerpt.count > 64 ? String(excerpt.prefix(64)) : excerpt
+        self.excerpt = excerpt.count > 400 ? String(excerpt.prefix(400)) + "…" : excerpt
         self.underlying = underlying
     }
 
