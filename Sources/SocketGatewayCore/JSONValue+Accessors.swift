@@ -69,11 +69,14 @@ extension JSONValue {
         return false
     }
 
-    /// The value of the first pair named `key`, if this is an object that has one.
+    /// The value of the last pair named `key`, if this is an object that has one.
+    ///
+    /// Of duplicate keys the last wins, as in `JSON.parse` and Python's `json.loads`: what a browser or a Python
+    /// peer reads from the same text.
     @inlinable
     public subscript(key: String) -> JSONValue? {
         guard case .object(let pairs) = self else { return nil }
-        for pair in pairs where pair.key == key {
+        for pair in pairs.reversed() where pair.key == key {
             return pair.value
         }
         return nil

@@ -210,9 +210,12 @@ struct JSONKeyedDecodingContainer<Key: CodingKey>: KeyedDecodingContainerProtoco
         var values: [String: JSONValue] = [:]
         values.reserveCapacity(pairs.count)
         var keys: [Key] = []
-        for pair in pairs where values[pair.key] == nil {
-            values[pair.key] = pair.value  // the first of duplicate keys wins, as in JSONValue's subscript
-            if let key = Key(stringValue: pair.key) { keys.append(key) }
+        for pair in pairs {
+            // The last of duplicate keys wins, as in JSON.parse, json.loads and JSONValue's subscript; the key keeps
+            // the position of its first occurrence.
+            if values.updateValue(pair.value, forKey: pair.key) == nil, let key = Key(stringValue: pair.key) {
+                keys.append(key)
+            }
         }
         self.values = values
         self.allKeys = keys

@@ -164,8 +164,10 @@ public enum GeneratedEventDecoding {
         return result
     }
 
+    /// The last member named `key`: of duplicate keys the last wins, as in `JSON.parse` and `json.loads`, so
+    /// validation checks the value a browser or a Python peer will read.
     private static func member(_ members: Members, _ key: String) -> JSONValue? {
-        for member in members where member.key == key { return member.value }
+        for member in members.reversed() where member.key == key { return member.value }
         return nil
     }
 
