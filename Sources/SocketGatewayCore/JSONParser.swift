@@ -7,16 +7,24 @@ struct JSONParser {
     private let bytes: UnsafeRawBufferPointer
     private var index: Int = 0
     private let maxDepth: Int
+    /// Whether `NaN`, `Infinity` and `-Infinity` are numbers, as Python's `json.loads` reads them (and
+    /// `json.dumps` writes them): python-socketio's pub/sub messages may hold them.
+    private let allowsNonFiniteNumbers: Bool
     /// Reused for strings that contain escapes.
     private var scratch: [UInt8] = []
 
-    init(bytes: UnsafeRawBufferPointer, maxDepth: Int) {
+    init(bytes: UnsafeRawBufferPointer, maxDepth: Int, allowsNonFiniteNumbers: Bool = false) {
         self.bytes = bytes
         self.maxDepth = maxDepth
+        self.allowsNonFiniteNumbers = allowsNonFiniteNumbers
     }
 
-    static func parse(_ bytes: UnsafeRawBufferPointer, maxDepth: Int) -> Result<JSONValue, JSONParseError> {
-        var parser = JSONParser(bytes: bytes, maxDepth: maxDepth)
+    static func parse(
+        _ bytes: UnsafeRawBufferPointer,
+        maxDepth: Int,
+        allowsNonFiniteNumbers: Bool = false
+    ) -> Result<JSONValue, JSONParseError> {
+        var parser = JSONParser(bytes: bytes, maxDepth: maxDepth, allowsNonFiniteNumbers: allowsNonFiniteNumbers)
         do throws(JSONParseError) {
             return .success(try parser.parseDocument())
         } catch {
@@ -86,8 +94,19 @@ struct JSONParser {
         case UInt8(ascii: "n"):
             try self.expectLiteral("null")
             return .null
+        case UInt8(ascii: "-") where self.allowsNonFiniteNumbers && self.index + 1 < self.bytes.count
+            && self.bytes[self.index + 1] == UInt8(ascii: "I"):
+            self.index += 1
+            try self.expectLiteral("Infinity")
+            return .double(-.infinity)
         case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
             return try self.parseNumber()
+        case UInt8(ascii: "I") where self.allowsNonFiniteNumbers:
+            try self.expectLiteral("Infinity")
+            return .double(.infinity)
+        case UInt8(ascii: "N") where self.allowsNonFiniteNumbers:
+            try self.expectLiteral("NaN")
+            return .double(.nan)
         default:
             throw self.unexpected("a value (object, array, string, number, true, false or null)")
         }
@@ -487,6 +506,20 @@ extension JSONValue {
     /// - Throws: `JSONParseError` with the byte offset and what was expected there.
     public static func parse(_ bytes: [UInt8], maxDepth: Int = 128) throws(JSONParseError) -> JSONValue {
         let result = bytes.withUnsafeBytes { JSONParser.parse($0, maxDepth: maxDepth) }
+        return try result.get()
+    }
+
+    /// Parses one JSON text as Python's `json.loads` reads it: RFC 8259 plus `NaN`, `Infinity` and `-Infinity`
+    /// (which `json.dumps` writes for non-finite floats, so python-socketio may publish them).
+    /// - Parameters:
+    ///   - buffer: The JSON text in UTF-8. Its reader index is not moved.
+    ///   - maxDepth: The deepest nesting of arrays and objects accepted.
+    /// - Returns: The value; the non-finite constants become non-finite `.double`s.
+    /// - Throws: `JSONParseError` with the byte offset and what was expected there.
+    package static func parsePythonJSON(_ buffer: ByteBuffer, maxDepth: Int) throws(JSONParseError) -> JSONValue {
+        let result = buffer.withUnsafeReadableBytes {
+            JSONParser.parse($0, maxDepth: maxDepth, allowsNonFiniteNumbers: true)
+        }
         return try result.get()
     }
 }

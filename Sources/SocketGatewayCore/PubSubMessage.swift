@@ -349,6 +349,12 @@ extension PubSubMessage {
 // MARK: - Decoding
 
 extension PubSubMessage {
+    /// The deepest JSON nesting a message may have: what a Socket.IO packet may carry (``SocketIOPacketDecoder``'s
+    /// default of 128, counting the packet's own argument list) plus the message's object, its `data` list and,
+    /// for binary messages, the argument list inside `data`. Whatever one of our servers accepts from a client and
+    /// publishes is readable by every other server.
+    public static let maximumDepth = 128 + 2
+
     /// Reads one message published on python-socketio's channel.
     /// - Parameter bytes: The published bytes (UTF-8 JSON).
     /// - Returns: The message.
@@ -357,7 +363,7 @@ extension PubSubMessage {
     public static func decode(_ bytes: ByteBuffer) throws(PubSubMessageError) -> PubSubMessage {
         let value: JSONValue
         do {
-            value = try JSONValue.parse(bytes)
+            value = try JSONValue.parsePythonJSON(bytes, maxDepth: Self.maximumDepth)
         } catch {
             throw PubSubMessageError(
                 code: .notJSON, message: "not JSON: \(error)", excerpt: Self.excerpt(bytes))
