@@ -190,17 +190,34 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
     }
 
     private static func error(_ message: String, _ url: String) -> RedisError {
-        RedisError(code: .invalidURL, message: "invalid Redis URL: \(message)", redactedURL: Self.maskPassword(in: url))
+        var message = message
+        if let schemeEnd = url.firstRange(of: "://") {
+            let afterScheme = url[schemeEnd.upperBound...]
+            let authorityEnd = afterScheme.firstIndex(where: { "/?#".contains($0) }) ?? afterScheme.endIndex
+            if afterScheme[authorityEnd...].contains("@") {
+                // A raw '/', '?' or '#' in the password cut the URL early: the specific message would quote a piece
+                // of the password as a host, port or database.
+                message = "cannot tell the password from the host: if the password contains '/', '?', '#' or '@', "
+                    + "percent-encode them (%2F %3F %23 %40)"
+            }
+        }
+        return RedisError(
+            code: .invalidURL,
+            message: "invalid Redis URL: \(message)",
+            redactedURL: Self.maskPassword(in: url)
+        )
     }
 
-    /// Masks whatever sits between `user:` and `@`, and any `password=` query value, in raw URL text.
+    /// Masks whatever sits between `user:` and the last `@`, and any `password=` query value, in raw URL text.
+    ///
+    /// The last `@` of the whole text, not of the authority: a password holding a raw `/`, `?` or `#` ends the
+    /// authority early for a parser, and must still never be printed. A query value holding `@` is then masked
+    /// too, which errs on the safe side.
     package static func maskPassword(in url: String) -> String {
         var text = url
         if let schemeEnd = text.firstRange(of: "://") {
             let afterScheme = text[schemeEnd.upperBound...]
-            let authorityEnd = afterScheme.firstIndex(where: { $0 == "/" || $0 == "?" }) ?? afterScheme.endIndex
-            let authority = text[schemeEnd.upperBound..<authorityEnd]
-            if let at = authority.lastIndex(of: "@"), let colon = authority[..<at].firstIndex(of: ":") {
+            if let at = afterScheme.lastIndex(of: "@"), let colon = afterScheme[..<at].firstIndex(of: ":") {
                 text.replaceSubrange(text.index(after: colon)..<at, with: "***")
             }
         }

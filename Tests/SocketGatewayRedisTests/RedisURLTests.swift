@@ -1,3 +1,4 @@
+import Foundation
 import SocketGatewayRedis
 import Testing
 
@@ -83,5 +84,32 @@ import Testing
                 #expect(error.redactedURL?.contains("***") == true)
             }
         }
+    }
+
+    /// A raw '/', '?' or '#' in a password ends the authority early; the password is masked all the same, and the
+    /// message says how to write it.
+    @Test(arguments: ["se?cret", "se/cret", "se#cret", "s/e?c#r@et"])
+    func passwordsWithURLDelimitersAreNeverPrinted(_ password: String) {
+        let text = "redis://:\(password)@127.0.0.1:1"
+        do {
+            let url = try RedisURL(parsing: text)
+            Issue.record("\(text) parsed as \(url)")
+        } catch {
+            for fragment in password.split(whereSeparator: { "/?#@".contains($0) }) where fragment.count > 1 {
+                #expect(!error.description.contains(fragment), "\(error)")
+            }
+            #expect(error.redactedURL == "redis://:***@127.0.0.1:1")
+            #expect(error.message.contains("percent-encode"), "\(error.message)")
+        }
+        let encoded = password.replacingOccurrences(of: "/", with: "%2F").replacingOccurrences(of: "?", with: "%3F")
+            .replacingOccurrences(of: "#", with: "%23").replacingOccurrences(of: "@", with: "%40")
+        #expect((try? RedisURL(parsing: "redis://:\(encoded)@127.0.0.1:1"))?.password == password)
+    }
+
+    @Test func maskingNeverLeavesAPasswordInRawText() {
+        #expect(RedisURL.maskPassword(in: "redis://:a/b@h:1/0") == "redis://:***@h:1/0")
+        #expect(RedisURL.maskPassword(in: "redis://u:a?b#c@h") == "redis://u:***@h")
+        #expect(RedisURL.maskPassword(in: "redis://:x@y@h/0?db=1") == "redis://:***@h/0?db=1")
+        #expect(RedisURL.maskPassword(in: "redis://user@h/0") == "redis://user@h/0")
     }
 }
