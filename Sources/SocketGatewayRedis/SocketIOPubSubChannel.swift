@@ -1,5 +1,6 @@
 public import Logging
 import Metrics
+import NIOConcurrencyHelpers
 public import NIOCore
 public import SocketGatewayCore
 
@@ -7,8 +8,10 @@ public import SocketGatewayCore
 /// and this server's host id.
 ///
 /// Messages this host published itself are skipped (as python-socketio does), except `callback` messages
-/// addressed to it. Messages that cannot be decoded are logged, counted
-/// (`socketgateway_redis_undecodable_total`) and skipped; they never stop the subscription.
+/// addressed to it. Messages that cannot be decoded are counted (`socketgateway_redis_undecodable_total`,
+/// ``undecodableMessages``) and skipped; they never stop the subscription. They are logged at most once per
+/// `undecodableLogInterval` (with the number suppressed since the previous line), their bytes escaped, so a flood
+/// of garbage on the channel cannot flood the log.
 public final class SocketIOPubSubChannel: Sendable {
     /// This server's id, written as `host_id` into everything it publishes.
     public let hostID: String
@@ -18,6 +21,9 @@ public final class SocketIOPubSubChannel: Sendable {
     public let publisher: RedisPublisher
     /// The subscriber (connects on `start()`).
     public let subscriber: RedisSubscriber
+    private let undecodable: NIOLockedValueBox<(count: Int, log: LogRateLimiter)>
+    private let unverified: NIOLockedValueBox<(count: Int, log: LogRateLimiter)>
+    private let writer: PubSubMessageWriter
 
     /// Creates the channel; call `start()` to subscribe.
     /// - Parameters:
@@ -28,12 +34,17 @@ public final class SocketIOPubSubChannel: Sendable {
     ///   - subscriberConfiguration: Backoff and liveness check of the subscriber.
     ///   - eventLoop: The loop for both connections; `nil` picks one of NIO's shared loops.
     ///   - logger: Where connection changes and undecodable messages are logged.
+    ///   - undecodableLogInterval: At most one log line per interval for messages that cannot be decoded, and
+    ///     for messages refused by the signature check (default 10 s); every one is counted.
+    ///   - signingKey: When set, every message published is signed and every message received must carry a
+    ///     valid signature of this key (see ``PubSubSigningKey``); others are counted and skipped.
     ///   - onMessage: Called on the subscriber's event loop with each message meant for this host.
     public init(
         url: RedisURL, channel: String = "socketio", hostID: String = PubSubHostID.generate(),
         publisherConfiguration: RedisPublisherConfiguration = .init(),
         subscriberConfiguration: RedisSubscriberConfiguration = .init(), eventLoop: (any EventLoop)? = nil,
-        logger: Logger, onMessage: @escaping @Sendable (PubSubMessage) -> Void
+        logger: Logger, undecodableLogInterval: Duration = .seconds(10), signingKey: PubSubSigningKey? = nil,
+        onMessage: @escaping @Sendable (PubSubMessage) -> Void
     ) {
         self.hostID = hostID
         self.channel = channel
@@ -41,16 +52,63 @@ public final class SocketIOPubSubChannel: Sendable {
         publisherConfiguration.channel = channel
         self.publisher = RedisPublisher(
             url: url, configuration: publisherConfiguration, eventLoop: eventLoop, logger: logger)
-        let undecodable = Counter(label: "socketgateway_redis_undecodable_total", dimensions: [("channel", channel)])
+        let undecodableCounter = Counter(
+            label: "socketgateway_redis_undecodable_total",
+            dimensions: [("channel", channel)]
+        )
+        let undecodable = NIOLockedValueBox((count: 0, log: LogRateLimiter(interval: undecodableLogInterval)))
+        self.undecodable = undecodable
+        let unverified = NIOLockedValueBox((count: 0, log: LogRateLimiter(interval: undecodableLogInterval)))
+        self.unverified = unverified
+        let unverifiedCounter = Counter(
+            label: "socketgateway_redis_signature_rejected_total",
+            dimensions: [("channel", channel)]
+        )
+        let writer = PubSubMessageWriter(signingKey: signingKey)
+        self.writer = writer
+        let signer = writer.signer
         self.subscriber = RedisSubscriber(
             url: url, channels: [channel], configuration: subscriberConfiguration, eventLoop: eventLoop, logger: logger
         ) { raw in
+            if let signer {
+                let check = signer.check(raw.payload, now: PubSubSigner.wallClockMilliseconds())
+                guard check == .valid else {
+                    unverifiedCounter.increment()
+                    let suppressed = unverified.withLockedValue { state -> Int? in
+                        state.count += 1
+                        return state.log.admit(at: .now)
+                    }
+                    if let suppressed {
+                        var metadata: Logger.Metadata = [
+                            "reason": "\(check.reason)",
+                            "message": "\(LogSafe.excerpt(raw.payload.readableBytesView, limit: 200))",
+                            "suppressed_since_last_log": "\(suppressed)",
+                        ]
+                        if case .outOfWindow(let age) = check { metadata["age_ms"] = "\(age)" }
+                        logger.warning(
+                            "skipped a pub/sub message that is not signed with this cluster's key",
+                            metadata: metadata
+                        )
+                    }
+                    return
+                }
+            }
             let message: PubSubMessage
             do {
                 message = try PubSubMessage.decode(raw.payload)
             } catch {
-                undecodable.increment()
-                logger.warning("skipped an unreadable pub/sub message", metadata: ["error": "\(error)"])
+                undecodableCounter.increment()
+                let suppressed = undecodable.withLockedValue { state -> Int? in
+                    state.count += 1
+                    return state.log.admit(at: .now)
+                }
+                if let suppressed {
+                    // The error's excerpt of the message is escaped (LogSafe): one line, no terminal escapes.
+                    logger.warning(
+                        "skipped an unreadable pub/sub message",
+                        metadata: ["error": "\(error)", "suppressed_since_last_log": "\(suppressed)"]
+                    )
+                }
                 return
             }
             guard message.isRelevant(toHost: hostID) else { return }
@@ -65,7 +123,7 @@ public final class SocketIOPubSubChannel: Sendable {
 
     /// Publishes `message`; `completion` (if any) is called once on the publisher's event loop.
     public func publish(_ message: PubSubMessage, completion: (@Sendable (PublishProgress) -> Void)?) {
-        self.publisher.publish(completion: completion) { message.encode(into: &$0) }
+        self.publisher.publish(completion: completion) { self.writer.write(message, into: &$0) }
     }
 
     /// Publishes `message`; `completion` is called exactly once on the publisher's event loop: with the
@@ -73,8 +131,18 @@ public final class SocketIOPubSubChannel: Sendable {
     package func publish(
         _ message: PubSubMessage, deadline: NIODeadline, completion: @escaping @Sendable (PublishOutcome) -> Void
     ) {
-        self.publisher.publish(deadline: deadline, completion: completion) { message.encode(into: &$0) }
+        self.publisher.publish(deadline: deadline, completion: completion) { self.writer.write(message, into: &$0) }
     }
+
+    /// Messages on the channel that could not be decoded and were skipped, since start.
+    public var undecodableMessages: Int { self.undecodable.withLockedValue { $0.count } }
+
+    /// Whether messages are signed and checked with a ``PubSubSigningKey``.
+    public var isSigning: Bool { self.writer.signer != nil }
+
+    /// Messages skipped because their signature was missing, wrong or outside the time window, since start
+    /// (always 0 without a signing key).
+    public var unverifiedMessages: Int { self.unverified.withLockedValue { $0.count } }
 
     /// Subscriber health (connected, last message age, reconnects).
     public var health: RedisSubscriberHealth { self.subscriber.health }

@@ -32,6 +32,12 @@ public struct ClusterHealth: Sendable, Hashable {
     /// Remote events rejected by `SocketServerConfiguration.inboundValidation` since start (dropped in strict
     /// mode, delivered anyway in log-only mode).
     public var inboundRejected: Int
+    /// Messages on the channel that could not be decoded (not JSON, wrong types, unknown method) and were
+    /// skipped, since start.
+    public var undecodable: Int
+    /// Messages skipped because the server requires signed messages and theirs was missing, wrong or too old
+    /// (see ``SocketServerRedisConfiguration/signingSecret``), since start.
+    public var unverified: Int
 
     /// Creates a health report.
     public init(
@@ -43,7 +49,9 @@ public struct ClusterHealth: Sendable, Hashable {
         lastError: String? = nil,
         publisherConnected: Bool? = nil,
         droppedFromOutbox: Int = 0,
-        inboundRejected: Int = 0
+        inboundRejected: Int = 0,
+        undecodable: Int = 0,
+        unverified: Int = 0
     ) {
         self.mode = mode
         self.hostID = hostID
@@ -54,6 +62,8 @@ public struct ClusterHealth: Sendable, Hashable {
         self.publisherConnected = publisherConnected
         self.droppedFromOutbox = droppedFromOutbox
         self.inboundRejected = inboundRejected
+        self.undecodable = undecodable
+        self.unverified = unverified
     }
 
     /// `true` when local-only, or clustered with a subscribed connection.
@@ -66,7 +76,7 @@ public struct ClusterHealth: Sendable, Hashable {
 
     /// The report as JSON: `status` (`ok` / `degraded`), `mode` (`local-only` / `redis`), and in Redis mode
     /// `channel`, `host_id`, `redis` {`connected`, `publisher_connected`, `last_message_age_seconds`,
-    /// `reconnects`, `dropped_from_outbox`, `inbound_rejected`, `last_error`}.
+    /// `reconnects`, `dropped_from_outbox`, `inbound_rejected`, `undecodable`, `unverified`, `last_error`}.
     public var json: JSONValue {
         var pairs: [(key: String, value: JSONValue)] = [("status", .string(self.isHealthy ? "ok" : "degraded"))]
         switch self.mode {
@@ -91,6 +101,8 @@ public struct ClusterHealth: Sendable, Hashable {
                         ("reconnects", .int(Int64(self.reconnects))),
                         ("dropped_from_outbox", .int(Int64(self.droppedFromOutbox))),
                         ("inbound_rejected", .int(Int64(self.inboundRejected))),
+                        ("undecodable", .int(Int64(self.undecodable))),
+                        ("unverified", .int(Int64(self.unverified))),
                         ("last_error", self.lastError.map { .string($0) } ?? .null),
                     ])
                 )

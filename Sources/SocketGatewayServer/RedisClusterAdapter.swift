@@ -34,6 +34,9 @@ final class RedisClusterAdapter: ClusterAdapter {
         var waiters: [Int64: CheckedContinuation<[JSONValue], any Error>] = [:]
         var inboundRejected = 0
         var rejectionLog: LogRateLimiter
+        var pendingRemoteAcks = 0
+        var remoteAcksRefused = 0
+        var remoteAckLog = LogRateLimiter(interval: .seconds(10))
     }
 
     /// Creates the adapter; nothing connects until `start(gateway:)`.
@@ -42,6 +45,7 @@ final class RedisClusterAdapter: ClusterAdapter {
         configuration: SocketServerRedisConfiguration,
         remoteAckTimeout: Duration = .seconds(60),
         inboundValidation: InboundEventValidation? = nil,
+        signingKey: PubSubSigningKey? = nil,
         logger: Logger
     ) throws(RedisError) {
         let url = try RedisURL(parsing: configuration.url)
@@ -78,7 +82,8 @@ final class RedisClusterAdapter: ClusterAdapter {
             hostID: hostID,
             publisherConfiguration: publisherConfiguration,
             subscriberConfiguration: subscriberConfiguration,
-            logger: logger
+            logger: logger,
+            signingKey: signingKey
         ) { message in
             router.route(message)
         }
@@ -88,6 +93,7 @@ final class RedisClusterAdapter: ClusterAdapter {
         "clustered through Redis \(self.channel.subscriber.url.redacted), channel '\(self.channel.channel)', host_id \(self.channel.hostID)"
             + (self.inboundValidation.map { $0.policy == .drop ? ", strict" : ", log-only" } ?? "")
             + (self.inboundValidation == nil ? "" : " inbound validation")
+            + (self.channel.isSigning ? ", signed messages" : "")
     }
 
     var health: ClusterHealth {
@@ -102,7 +108,9 @@ final class RedisClusterAdapter: ClusterAdapter {
             lastError: subscriber.lastError,
             publisherConnected: publisher.connected,
             droppedFromOutbox: publisher.droppedFromOutbox,
-            inboundRejected: self.state.withLockedValue { $0.inboundRejected }
+            inboundRejected: self.state.withLockedValue { $0.inboundRejected },
+            undecodable: self.channel.undecodableMessages,
+            unverified: self.channel.unverifiedMessages
         )
     }
 
@@ -343,12 +351,29 @@ final class RedisClusterAdapter: ClusterAdapter {
     ) {
         let callbackSid = callback.room.names.first ?? ""
         let timeout = self.remoteAckTimeout
+        let limit = self.configuration.maxPendingRemoteAcks
         for inbox in inboxes {
             inbox.append(
                 .run { shard in
                     let recipients = shard.recipients(namespace: emit.namespace, rooms: rooms, excluding: excluding)
                     for connection in recipients {
+                        // Every awaited ack holds a task for up to `remoteAckTimeout`: a publisher that asks every
+                        // client for one in a loop must not grow them without bound.
+                        let admitted = self.state.withLockedValue { state -> Bool in
+                            guard state.pendingRemoteAcks < limit else {
+                                state.remoteAcksRefused += 1
+                                return false
+                            }
+                            state.pendingRemoteAcks += 1
+                            return true
+                        }
+                        guard admitted else {
+                            connection.emit(emit.event, arguments: emit.arguments)
+                            self.logRemoteAckRefused(limit: limit)
+                            continue
+                        }
                         Task {
+                            defer { self.state.withLockedValue { $0.pendingRemoteAcks -= 1 } }
                             do {
                                 let answer = try await connection.emitWithAck(
                                     emit.event,
@@ -372,6 +397,27 @@ final class RedisClusterAdapter: ClusterAdapter {
                     }
                 })
         }
+    }
+
+    private func logRemoteAckRefused(limit: Int) {
+        let logged = self.state.withLockedValue { state -> (suppressed: Int, total: Int)? in
+            state.remoteAckLog.admit(at: .now).map { ($0, state.remoteAcksRefused) }
+        }
+        if let logged {
+            self.logger.warning(
+                "delivered a remote emit without its ack: too many remote acks pending",
+                metadata: [
+                    "max_pending_remote_acks": "\(limit)",
+                    "refused_total": "\(logged.total)",
+                    "suppressed_since_last_log": "\(logged.suppressed)",
+                ]
+            )
+        }
+    }
+
+    /// Acks for remote emits awaited now, and those refused since start (for tests and health).
+    var remoteAcks: (pending: Int, refused: Int) {
+        self.state.withLockedValue { ($0.pendingRemoteAcks, $0.remoteAcksRefused) }
     }
 }
 

@@ -50,14 +50,28 @@ public final class SocketServer: Service, Sendable {
         var cluster: any ClusterAdapter = LocalOnlyClusterAdapter()
         var configurationError: SocketServerConfigurationError?
         if let redis = configuration.redis {
-            do {
-                cluster = try RedisClusterAdapter(
-                    configuration: redis,
-                    inboundValidation: configuration.inboundValidation,
-                    logger: logger
-                )
-            } catch {
-                configurationError = SocketServerConfigurationError(variable: "redis.url", message: error.description)
+            var signingKey: PubSubSigningKey?
+            if let secret = redis.signingSecret {
+                do {
+                    signingKey = try PubSubSigningKey(secret: secret)
+                } catch {
+                    configurationError = SocketServerConfigurationError(
+                        variable: "redis.signingSecret",
+                        message: error.description
+                    )
+                }
+            }
+            if configurationError == nil {
+                do {
+                    cluster = try RedisClusterAdapter(
+                        configuration: redis,
+                        inboundValidation: configuration.inboundValidation,
+                        signingKey: signingKey,
+                        logger: logger
+                    )
+                } catch {
+                    configurationError = SocketServerConfigurationError(variable: "redis.url", message: error.description)
+                }
             }
         }
         self.configurationError = configurationError

@@ -19,18 +19,33 @@ public struct SocketServerRedisConfiguration: Sendable, Hashable {
     /// How many of this server's messages are held while Redis is unreachable (sent in order on reconnect);
     /// 0 drops them (python-socketio's behaviour).
     public var outboxCapacity: Int
+    /// A shared secret (at least 32 bytes) that signs every message this server publishes and that every message
+    /// it applies must be signed with (HMAC-SHA256 with a timestamp, refused when more than 60 s off); `nil`
+    /// (the default) neither signs nor checks, as python-socketio. With a secret, a process that can publish on
+    /// Redis but does not know it cannot inject emits, room changes (`enter_room` into `user:alice`),
+    /// disconnects or acks; python-socketio servers on the channel still read signed messages, but messages from
+    /// python-socketio publishers are refused. Messages are not encrypted: Redis ACLs and TLS protect reading.
+    public var signingSecret: String?
+    /// How many acks for remote emits with a callback may be awaited at once on this server (default 1,000):
+    /// each is one client's answer to an emit another server published with a callback. Beyond it, such emits
+    /// are delivered without asking for an ack, and counted.
+    public var maxPendingRemoteAcks: Int
 
     /// Creates a Redis setting.
     public init(
         url: String,
         channel: String = "socketio",
         publishTimeout: Duration = .seconds(2),
-        outboxCapacity: Int = 1000
+        outboxCapacity: Int = 1000,
+        signingSecret: String? = nil,
+        maxPendingRemoteAcks: Int = 1000
     ) {
         self.url = url
         self.channel = channel
         self.publishTimeout = publishTimeout
         self.outboxCapacity = outboxCapacity
+        self.signingSecret = signingSecret
+        self.maxPendingRemoteAcks = maxPendingRemoteAcks
     }
 }
 
@@ -64,6 +79,8 @@ extension SocketServerConfiguration {
         public static let redisURL = "REDIS_URL"
         /// The pub/sub channel (default `socketio`).
         public static let redisChannel = "SOCKET_REDIS_CHANNEL"
+        /// The secret that signs and checks pub/sub messages (unset: not signed, python-socketio's format).
+        public static let redisSigningSecret = "SOCKET_REDIS_SIGNING_SECRET"
         /// The HS256 secret of client tokens.
         public static let tokenSecret = "SOCKET_TOKEN_SECRET"
         /// Comma-separated allowed origins for long-polling; `*` allows any.
@@ -109,7 +126,8 @@ extension SocketServerConfiguration {
         if let url = read(EnvironmentKey.redisURL) {
             self.redis = SocketServerRedisConfiguration(
                 url: url,
-                channel: read(EnvironmentKey.redisChannel) ?? "socketio"
+                channel: read(EnvironmentKey.redisChannel) ?? "socketio",
+                signingSecret: read(EnvironmentKey.redisSigningSecret)
             )
         }
         self.tokenSecret = read(EnvironmentKey.tokenSecret)

@@ -28,6 +28,7 @@ public final class WorkerSocketGateway: SocketEmitter {
     public let emitTimeout: Duration
     private let publisher: RedisPublisher?
     private let unusableReason: String?
+    private let writer: PubSubMessageWriter
     private let logger: Logger
     private let warnedOnce = NIOLockedValueBox(false)
     private let publishedCounter: Counter
@@ -47,10 +48,13 @@ public final class WorkerSocketGateway: SocketEmitter {
     ///   - outboxCapacity: How many emits to hold while Redis is unreachable; 0 turns the outbox off (such
     ///     emits then fail).
     ///   - emitTimeout: The longest one emit waits for Redis.
+    ///   - signingSecret: When set, every message is signed with this shared secret (HMAC-SHA256, at least
+    ///     32 bytes), for servers that require signed messages (`SocketServerRedisConfiguration.signingSecret`).
+    ///     A secret that is too short leaves the gateway unusable: every emit fails with the reason.
     ///   - logger: Where connection problems, drops and configuration errors are logged (password masked).
     public init(
         redisURL: String?, channel: String = "socketio", outboxCapacity: Int = 1000, emitTimeout: Duration = .seconds(2),
-        logger: Logger
+        signingSecret: String? = nil, logger: Logger
     ) {
         self.hostID = PubSubHostID.generate()
         self.channel = channel
@@ -81,9 +85,24 @@ public final class WorkerSocketGateway: SocketEmitter {
             }
         }
 
+        var signingKey: PubSubSigningKey?
+        var keyError: String?
+        if let signingSecret {
+            do {
+                signingKey = try PubSubSigningKey(secret: signingSecret)
+            } catch {
+                keyError = error.description
+            }
+        }
+        self.writer = PubSubMessageWriter(signingKey: signingKey)
         guard let text = redisURL?.trimmingSpaces, !text.isEmpty else {
             self.publisher = nil
             self.unusableReason = nil
+            return
+        }
+        if let keyError {
+            self.publisher = nil
+            self.unusableReason = keyError
             return
         }
         do {
@@ -100,7 +119,8 @@ public final class WorkerSocketGateway: SocketEmitter {
         }
     }
 
-    /// Creates a gateway from `REDIS_URL` and `SOCKET_REDIS_CHANNEL` (default `socketio`).
+    /// Creates a gateway from `REDIS_URL`, `SOCKET_REDIS_CHANNEL` (default `socketio`) and
+    /// `SOCKET_REDIS_SIGNING_SECRET` (unset: messages are not signed).
     /// - Parameters:
     ///   - environment: The variables to read; `nil` reads the process environment.
     ///   - logger: Where problems are logged.
@@ -110,8 +130,10 @@ public final class WorkerSocketGateway: SocketEmitter {
             return getenv(name).map { String(cString: $0) }
         }
         let channel = read("SOCKET_REDIS_CHANNEL")?.trimmingSpaces
+        let secret = read("SOCKET_REDIS_SIGNING_SECRET")
         self.init(
-            redisURL: read("REDIS_URL"), channel: channel.flatMap { $0.isEmpty ? nil : $0 } ?? "socketio", logger: logger)
+            redisURL: read("REDIS_URL"), channel: channel.flatMap { $0.isEmpty ? nil : $0 } ?? "socketio",
+            signingSecret: secret.flatMap { $0.isEmpty ? nil : $0 }, logger: logger)
     }
 
     /// Whether the gateway has a usable Redis URL.
@@ -202,14 +224,14 @@ public final class WorkerSocketGateway: SocketEmitter {
         }
         guard let completion else {
             // Fire and forget: no waiter, no timer; the outcome is only counted (and logged when failed).
-            publisher.publish(completion: self.recordProgress) { message.encode(into: &$0) }
+            publisher.publish(completion: self.recordProgress) { self.writer.write(message, into: &$0) }
             return
         }
         let method = message.method
         publisher.publish(deadline: .now() + self.emitTimeoutAmount) { outcome in
             completion(self.result(of: outcome, what: event.map { "emit \($0)" } ?? method))
         } writePayload: { buffer in
-            message.encode(into: &buffer)
+            self.writer.write(message, into: &buffer)
         }
     }
 
@@ -229,7 +251,10 @@ public final class WorkerSocketGateway: SocketEmitter {
         }
         if let reason = self.unusableReason {
             if first {
-                self.logger.error("worker gateway cannot emit: the Redis URL is invalid", metadata: ["error": "\(reason)"])
+                self.logger.error(
+                    "worker gateway cannot emit: its Redis configuration is unusable",
+                    metadata: ["error": "\(reason)"]
+                )
             }
             return EmitResult(outcome: .failed, reason: reason)
         }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Logging
 import ServiceLifecycle
+import SocketGatewayRedis
 import SocketGatewayServer
 import UnixSignals
 import _EventCodegenCore
@@ -70,10 +71,19 @@ struct ServeCommand: AsyncParsableCommand {
             configuration.path = path.hasSuffix("/") ? path : path + "/"
         }
         if let redisURL {
-            configuration.redis = redisURL.isEmpty ? nil : SocketServerRedisConfiguration(url: redisURL)
+            let signingSecret = environment(SocketServerConfiguration.EnvironmentKey.redisSigningSecret)
+            configuration.redis =
+                redisURL.isEmpty ? nil : SocketServerRedisConfiguration(url: redisURL, signingSecret: signingSecret)
         }
         if let channel {
             configuration.redis?.channel = channel
+        }
+        if let secret = configuration.redis?.signingSecret {
+            do {
+                _ = try PubSubSigningKey(secret: secret)
+            } catch {
+                throw fail("serve", "SOCKET_REDIS_SIGNING_SECRET: \(error)", ExitCodes.notConfigured)
+            }
         }
         if !self.corsOrigins.isEmpty { configuration.cors = SocketServerConfiguration.corsPolicy(self.corsOrigins) }
         if let tokenSecret { configuration.tokenSecret = tokenSecret.isEmpty ? nil : tokenSecret }

@@ -72,31 +72,36 @@ struct TailCommand: AsyncParsableCommand {
     }
 
     static func line(_ message: PubSubMessage, size: Int) -> String {
+        // Names come from whoever can publish on the channel: escaped, so a line stays one line and a terminal
+        // escape is shown, not run.
+        func safe(_ text: String) -> String { LogSafe.text(text) }
         func names(_ names: PubSubNames) -> String {
             switch names {
             case .none: return "-"
-            case .one(let name): return name
-            case .list(let names): return "[" + names.joined(separator: ",") + "]"
+            case .one(let name): return safe(name)
+            case .list(let names): return "[" + names.map(safe).joined(separator: ",") + "]"
             }
         }
         switch message {
         case .emit(let emit):
-            var line =
-                "emit event=\(emit.event) room=\(names(emit.room)) ns=\(emit.namespace) skip=\(names(emit.skipSid))"
+            var line = "emit event=\(safe(emit.event)) room=\(names(emit.room)) ns=\(safe(emit.namespace))"
+            line += " skip=\(names(emit.skipSid))"
             line += " bytes=\(size)"
             if emit.isBinary { line += " binary" }
             if let callback = emit.callback { line += " callback=\(callback.id)" }
-            return line + " host=\(emit.hostID)"
+            return line + " host=\(safe(emit.hostID))"
         case .enterRoom(let sid, let room, let namespace, let hostID):
-            return "enter_room sid=\(sid) room=\(room) ns=\(namespace) bytes=\(size) host=\(hostID)"
+            return "enter_room sid=\(safe(sid)) room=\(safe(room)) ns=\(safe(namespace)) bytes=\(size)"
+                + " host=\(safe(hostID))"
         case .leaveRoom(let sid, let room, let namespace, let hostID):
-            return "leave_room sid=\(sid) room=\(room) ns=\(namespace) bytes=\(size) host=\(hostID)"
+            return "leave_room sid=\(safe(sid)) room=\(safe(room)) ns=\(safe(namespace)) bytes=\(size)"
+                + " host=\(safe(hostID))"
         case .closeRoom(let room, let namespace, let hostID):
-            return "close_room room=\(room) ns=\(namespace) bytes=\(size) host=\(hostID)"
+            return "close_room room=\(safe(room)) ns=\(safe(namespace)) bytes=\(size) host=\(safe(hostID))"
         case .disconnect(let sid, let namespace, let hostID):
-            return "disconnect sid=\(sid) ns=\(namespace) bytes=\(size) host=\(hostID)"
+            return "disconnect sid=\(safe(sid)) ns=\(safe(namespace)) bytes=\(size) host=\(safe(hostID))"
         case .callback(let hostID, let sid, let namespace, let id, _):
-            return "callback sid=\(sid) id=\(id) ns=\(namespace) bytes=\(size) to=\(hostID)"
+            return "callback sid=\(safe(sid)) id=\(id) ns=\(safe(namespace)) bytes=\(size) to=\(safe(hostID))"
         }
     }
 }

@@ -302,4 +302,61 @@ func eventually(limit: Duration = .seconds(20), _ condition: @Sendable () -> Boo
         await server.shutdown()
         await redis.stop()
     }
+
+    /// A flood of garbage on the channel: every message counted and skipped, a bounded number of log lines with
+    /// escaped bytes, and the next real message still delivered.
+    @Test func garbageIsCountedSkippedAndLoggedAtABoundedRate() async throws {
+        let redis = try await RedisServerProcess.start()
+        let lines = NIOLockedValueBox<[String]>([])
+        let logger = Logger(label: "test.garbage") { _ in LineRecordingLogHandler(lines: lines) }
+        let received = NIOLockedValueBox<[PubSubMessage]>([])
+        let server = SocketIOPubSubChannel(url: redis.url, logger: logger, undecodableLogInterval: .seconds(3600)) {
+            message in received.withLockedValue { $0.append(message) }
+        }
+        server.start()
+        #expect(await server.subscriber.waitUntilSubscribed(timeout: .seconds(10)))
+        let other = RedisPublisher(url: redis.url, logger: self.logger)
+        let garbage: [ByteBuffer] = [
+            ByteBuffer(string: "not json\n\u{1B}[2J fake log line"),
+            ByteBuffer(bytes: [0x80, 0xFF, 0x0A, 0x41]),
+            ByteBuffer(string: #"{"method": "emit", "event": 7}"#),
+            ByteBuffer(string: #"{"method": "explode"}"#),
+            ByteBuffer(string: "[" + String(repeating: "[", count: 10_000)),
+            ByteBuffer(string: #"{"method": "emit", "event": "e", "data": "not a list"}"#),
+        ]
+        let rounds = 200
+        for _ in 0..<rounds {
+            for message in garbage {
+                #expect(try await other.publish(message) == 1)
+            }
+        }
+        let real = PubSubMessage.emit("e", arguments: ["after"], to: .broadcast, options: .init(), hostID: "other")
+        #expect(try await other.publish(real.encoded()) == 1)
+        #expect(await eventually { received.withLockedValue { $0.count } == 1 })
+        #expect(received.withLockedValue { $0 } == [real])
+        #expect(server.undecodableMessages == rounds * garbage.count)
+        let warnings = lines.withLockedValue { $0.filter { $0.contains("unreadable pub/sub message") } }
+        #expect(warnings.count == 1, "one line per interval, not one per message: \(warnings.count)")
+        for line in warnings {
+            #expect(!line.contains("\n") && !line.contains("\u{1B}"), "escaped: \(line)")
+        }
+        await other.shutdown()
+        await server.shutdown()
+        await redis.stop()
+    }
+}
+
+/// Keeps each log line with its metadata, as a terminal would show it.
+struct LineRecordingLogHandler: LogHandler {
+    let lines: NIOLockedValueBox<[String]>
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .trace
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { self.metadata[key] }
+        set { self.metadata[key] = newValue }
+    }
+    func log(event: LogEvent) {
+        let metadata = (event.metadata ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+        self.lines.withLockedValue { $0.append("\(event.level) \(event.message) \(metadata.joined(separator: " "))") }
+    }
 }

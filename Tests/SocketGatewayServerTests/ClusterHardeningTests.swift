@@ -1,0 +1,145 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import SocketGatewayCore
+import SocketGatewayRedisTestKit
+import SocketGatewayServer
+import SocketGatewayWorker
+import Testing
+
+/// What a process with access to Redis can do to a server through the channel: with a signing secret it can no
+/// longer inject room changes or emits, and asking every client for an ack is bounded.
+@Suite(.serialized) struct ClusterHardeningTests {
+    static let secret = "0123456789abcdef0123456789abcdef-cluster"
+    static let host = "0b5e6f1d2c3a4b5c6d7e8f9a0b1c2d3e"
+
+    static func logger() -> Logger {
+        var logger = Logger(label: "socket-gateway.cluster-hardening-test")
+        logger.logLevel = .critical
+        return logger
+    }
+
+    func startServer(_ redis: RedisServerProcess, _ configuration: SocketServerRedisConfiguration) async throws
+        -> SocketServer
+    {
+        let server = SocketServer(
+            configuration: SocketServerConfiguration(port: 0, eventLoopThreads: 2, redis: configuration),
+            logger: Self.logger()
+        )
+        server.namespace("/")
+        try await server.start()
+        for _ in 0..<500 where server.clusterHealth.redisConnected != true {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        #expect(server.clusterHealth.redisConnected == true)
+        return server
+    }
+
+    func connect(_ server: SocketServer, group: any EventLoopGroup) async throws -> (TestWebSocketClient, String) {
+        let (client, _) = try await TestWebSocketClient.connectEngineIO(port: try #require(server.localPort), group: group)
+        try await client.send("40")
+        let reply = try await client.nextText()
+        #expect(reply.hasPrefix("40{\"sid\":\""), "CONNECT reply: \(reply)")
+        return (client, String(reply.dropFirst(10).dropLast(2)))
+    }
+
+    @Test func withASigningSecretOnlySignedMessagesAreApplied() async throws {
+        let redis = try await RedisServerProcess.start()
+        let channel = "socketio-signed-\(UUID().uuidString.prefix(8))"
+        let server = try await self.startServer(
+            redis,
+            SocketServerRedisConfiguration(url: redis.urlString, channel: channel, signingSecret: Self.secret)
+        )
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let signedWorker = WorkerSocketGateway(
+            redisURL: redis.urlString,
+            channel: channel,
+            signingSecret: Self.secret,
+            logger: Self.logger()
+        )
+        let strangerWorker = WorkerSocketGateway(redisURL: redis.urlString, channel: channel, logger: Self.logger())
+        do {
+            let (mallory, malloryID) = try await self.connect(server, group: group)
+            // Forged by a process without the secret: put mallory into alice's user room, then emit to it.
+            let enter = #"{"method": "enter_room", "sid": "\#(malloryID)", "room": "user:alice", "namespace": "/", "#
+                + #""host_id": "\#(Self.host)"}"#
+            #expect(try redis.cli(["PUBLISH", channel, enter]) == "1")
+            #expect(await strangerWorker.emitToUser("alice", event: "secret", data: "unsigned").outcome == .published)
+            // Signed by a worker that has it: applied.
+            #expect(await signedWorker.joinRoom(malloryID, room: "signed-room").outcome == .published)
+            #expect(await signedWorker.emitToRoom("signed-room", event: "to-room", data: "signed").outcome == .published)
+            #expect(try await mallory.nextText() == #"42["to-room","signed"]"#)
+            // The forged messages were skipped, counted, and never reached the client.
+            #expect(server.clusterHealth.unverified == 2)
+            #expect(server.clusterHealth.json.description.contains(#""unverified":2"#))
+            #expect(await signedWorker.emitToUser("alice", event: "for-alice", data: 1).outcome == .published)
+            #expect(await signedWorker.emitToRoom("signed-room", event: "fence", data: 2).outcome == .published)
+            #expect(try await mallory.nextText() == #"42["fence",2]"#, "mallory is not in user:alice")
+            #expect(mallory.hasNoPendingFrames())
+            await mallory.close()
+        } catch {
+            try? await server.shutdown()
+            try? await group.shutdownGracefully()
+            await redis.stop()
+            throw error
+        }
+        _ = await signedWorker.shutdown()
+        _ = await strangerWorker.shutdown()
+        try await server.shutdown()
+        try await group.shutdownGracefully()
+        await redis.stop()
+    }
+
+    @Test func aSecretTooShortIsAConfigurationErrorNotSilentlyUnsigned() async throws {
+        let server = SocketServer(
+            configuration: SocketServerConfiguration(
+                port: 0,
+                redis: SocketServerRedisConfiguration(url: "redis://127.0.0.1:1", signingSecret: "short")
+            ),
+            logger: Self.logger()
+        )
+        await #expect(throws: SocketServerConfigurationError.self) { try await server.start() }
+        try? await server.shutdown()
+        let worker = WorkerSocketGateway(redisURL: "redis://127.0.0.1:1", signingSecret: "short", logger: Self.logger())
+        let result = await worker.broadcast(event: "e", data: 1)
+        #expect(result.outcome == .failed)
+        #expect(result.reason?.contains("at least 32") == true, "\(result)")
+        let environment = try SocketServerConfiguration(
+            environment: ["REDIS_URL": "redis://h", "SOCKET_REDIS_SIGNING_SECRET": Self.secret]
+        )
+        #expect(environment.redis?.signingSecret == Self.secret)
+    }
+
+    @Test func remoteEmitsAskingEveryClientForAnAckAreBounded() async throws {
+        let redis = try await RedisServerProcess.start()
+        let channel = "socketio-acks-\(UUID().uuidString.prefix(8))"
+        let server = try await self.startServer(
+            redis,
+            SocketServerRedisConfiguration(url: redis.urlString, channel: channel, maxPendingRemoteAcks: 1)
+        )
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        do {
+            let (first, _) = try await self.connect(server, group: group)
+            let (second, _) = try await self.connect(server, group: group)
+            // A broadcast with a callback: every recipient would owe an ack, each held for a minute.
+            let ask = #"{"method": "emit", "event": "ask", "data": [1], "namespace": "/", "room": null, "#
+                + #""skip_sid": null, "callback": ["x", "/", 7], "host_id": "\#(Self.host)"}"#
+            #expect(try redis.cli(["PUBLISH", channel, ask]) == "1")
+            let frames = [try await first.nextText(), try await second.nextText()]
+            // One client is asked for an ack (an id before the payload); the other gets the event without one.
+            #expect(frames.filter { $0 == #"42["ask",1]"# }.count == 1, "\(frames)")
+            #expect(frames.filter { $0.hasPrefix("42") && $0.hasSuffix(#"["ask",1]"#) && $0.count > 11 }.count == 1, "\(frames)")
+            await first.close()
+            await second.close()
+        } catch {
+            try? await server.shutdown()
+            try? await group.shutdownGracefully()
+            await redis.stop()
+            throw error
+        }
+        try await server.shutdown()
+        try await group.shutdownGracefully()
+        await redis.stop()
+    }
+}
