@@ -2,6 +2,7 @@ import ArgumentParser
 import Logging
 import NIOCore
 import SocketGatewayCore
+import SocketGatewayRedis
 import SocketGatewayWorker
 import _EventCodegenCore
 
@@ -15,8 +16,14 @@ struct EmitCommand: AsyncParsableCommand {
             argument; without it the event has no arguments. Prints the outcome and
             how many servers were subscribed.
 
-            Exit codes: 0 published, 64 bad usage or JSON, 65 refused by --catalog,
-            69 Redis unavailable, 78 no usable Redis URL.
+            Before publishing, waits up to --timeout for Redis to answer and for at
+            least --min-subscribers servers to be subscribed to the channel (a Redis
+            restart or a rolling deploy is ridden out), then publishes once.
+
+            Exit codes: 0 published to at least --min-subscribers servers,
+            64 bad usage or JSON, 65 refused by --catalog, 69 Redis unavailable,
+            75 published, but fewer than --min-subscribers servers were listening,
+            78 no usable Redis URL.
 
             Examples:
               socket-gateway emit --user 42 sheet:sync:completed '{"sheet_id":"s1"}'
@@ -34,7 +41,12 @@ struct EmitCommand: AsyncParsableCommand {
     var excluding: [String] = []
     @Option(name: .customLong("redis-url"), help: "Redis URL (env REDIS_URL).") var redisURL: String?
     @Option(help: "Redis pub/sub channel (env SOCKET_REDIS_CHANNEL, default socketio).") var channel: String?
-    @Option(help: "Seconds to wait for Redis.") var timeout: Double = 2
+    @Option(help: "Seconds to wait for Redis and for --min-subscribers servers.") var timeout: Double = 2
+    @Option(
+        name: .customLong("min-subscribers"),
+        help: "Servers that must be subscribed for success (exit 75 when fewer heard it; 0: do not wait)."
+    )
+    var minSubscribers = 1
     @Option(help: "An events.yaml to check the event and payload against before emitting.") var catalog: String?
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error.") var logLevel = "error"
     @Argument(help: "The event name.") var event: String
@@ -47,6 +59,7 @@ struct EmitCommand: AsyncParsableCommand {
             throw ValidationError("--timeout must be in (0, 600] seconds")
         }
         guard !self.event.isEmpty else { throw ValidationError("the event name is empty") }
+        guard self.minSubscribers >= 0 else { throw ValidationError("--min-subscribers must be 0 or more") }
     }
 
     func run() async throws {
@@ -88,11 +101,44 @@ struct EmitCommand: AsyncParsableCommand {
         if let user { target = .user(user) } else if let room { target = .room(room) } else { target = .broadcast }
         let redisURL = self.redisURL ?? environment("REDIS_URL")
         let channel = self.channel ?? environment("SOCKET_REDIS_CHANNEL") ?? "socketio"
+        // Servers that require signed messages refuse unsigned ones: sign with the same secret.
+        let signingSecret = environment("SOCKET_REDIS_SIGNING_SECRET")
+        if let signingSecret {
+            do {
+                _ = try PubSubSigningKey(secret: signingSecret)
+            } catch {
+                throw fail("emit", "not configured: SOCKET_REDIS_SIGNING_SECRET: \(error)", ExitCodes.notConfigured)
+            }
+        }
+        let deadline = ContinuousClock.now + .milliseconds(Int64(self.timeout * 1000))
+        if let redisURL, let url = try? RedisURL(parsing: redisURL) {
+            // Ride out a short blip: wait for Redis, and for the servers this emit is meant for.
+            let waited = await Self.waitForSubscribers(
+                url: url,
+                channel: channel,
+                minimum: self.minSubscribers,
+                deadline: deadline
+            )
+            switch waited {
+            case .failure(let error) where error.code == .authenticationFailed || error.code == .selectFailed:
+                throw fail(
+                    "emit",
+                    "not configured: Redis refused the URL's credentials or database: \(error.message)",
+                    ExitCodes.notConfigured
+                )
+            case .failure(let error):
+                throw fail("emit", "Redis unavailable, not published: \(error.message)", ExitCodes.redisUnavailable)
+            case .success:
+                break
+            }
+        }
+        let remaining = max(deadline - ContinuousClock.now, .milliseconds(200))
         let gateway = WorkerSocketGateway(
             redisURL: redisURL,
             channel: channel,
             outboxCapacity: 0,
-            emitTimeout: .milliseconds(Int64(self.timeout * 1000)),
+            emitTimeout: remaining,
+            signingSecret: signingSecret,
             logger: Logger(label: "socket-gateway.emit")
         )
         let result = await gateway.emit(
@@ -112,10 +158,19 @@ struct EmitCommand: AsyncParsableCommand {
         }
         switch result.outcome {
         case .published:
+            let subscribers = result.redisSubscribers ?? 0
             printLine(
                 "published \(self.event) to \(targetText) in \(self.namespace) on channel \(channel): "
-                    + "\(result.redisSubscribers ?? 0) subscriber(s)"
+                    + "\(subscribers) subscriber(s)"
             )
+            if subscribers < self.minSubscribers {
+                throw fail(
+                    "emit",
+                    "published, but only \(subscribers) of at least \(self.minSubscribers) server(s) were "
+                        + "subscribed to \(channel): clients may have missed it",
+                    ExitCodes.tooFewSubscribers
+                )
+            }
         case .notConfigured:
             throw fail(
                 "emit",
@@ -131,6 +186,58 @@ struct EmitCommand: AsyncParsableCommand {
                 ExitCodes.redisUnavailable
             )
         }
+    }
+}
+
+extension EmitCommand {
+    /// Polls `PUBSUB NUMSUB channel` until `minimum` subscribers are there or `deadline` passes, retrying while
+    /// Redis cannot be reached (a restart). Fails only when Redis never answered, or refused AUTH (no retry).
+    static func waitForSubscribers(
+        url: RedisURL,
+        channel: String,
+        minimum: Int,
+        deadline: ContinuousClock.Instant
+    ) async -> Result<Int, RedisError> {
+        var logger = Logger(label: "socket-gateway.emit")
+        logger.logLevel = .critical
+        let client = RedisCommandClient(url: url, connectTimeout: .milliseconds(500), logger: logger)
+        let result = await Self.pollSubscribers(client, channel: channel, minimum: minimum, deadline: deadline)
+        await client.shutdown()
+        return result
+    }
+
+    private static func pollSubscribers(
+        _ client: RedisCommandClient,
+        channel: String,
+        minimum: Int,
+        deadline: ContinuousClock.Instant
+    ) async -> Result<Int, RedisError> {
+        var pause = Duration.milliseconds(25)
+        var lastError: RedisError?
+        var lastCount: Int?
+        // Bounded by the deadline (at most 600 s by validate()) and by the pause, which grows to 250 ms.
+        while true {
+            let remaining = deadline - ContinuousClock.now
+            do {
+                let reply = try await client.send(
+                    ["PUBSUB", "NUMSUB", channel],
+                    timeout: max(min(remaining, .seconds(1)), .milliseconds(100))
+                )
+                if case .array(let items) = reply, items.count == 2, let count = items[1].integer {
+                    lastCount = Int(count)
+                    lastError = nil
+                    if count >= minimum { return .success(Int(count)) }
+                }
+            } catch {
+                if error.code == .authenticationFailed || error.code == .selectFailed { return .failure(error) }
+                lastError = error
+            }
+            guard ContinuousClock.now + pause < deadline else { break }
+            try? await Task.sleep(for: pause)
+            pause = min(pause * 2, .milliseconds(250))
+        }
+        if let lastCount { return .success(lastCount) }
+        return .failure(lastError ?? RedisError(code: .timeout, message: "no answer from Redis before the timeout"))
     }
 }
 

@@ -22,12 +22,13 @@ struct SocketGatewayCommand: AsyncParsableCommand {
             Flags override the environment.
 
             EXIT CODES
-              0   success (emit: published to Redis)
+              0   success (emit: published to at least --min-subscribers servers)
               1   catalog errors (check, export); server did not start (serve)
               64  wrong usage, or a payload that is not valid JSON
               65  the payload does not match the event catalog (emit --catalog)
               69  Redis unavailable: not published within --timeout (emit)
               74  a file could not be read or written
+              75  emit: published, but fewer than --min-subscribers servers listened
               78  not configured: no or an invalid Redis URL (emit, tail),
                   no token secret (serve)
             """,
@@ -42,6 +43,7 @@ enum ExitCodes {
     static let payloadRefused = ExitCode(65)
     static let redisUnavailable = ExitCode(69)
     static let fileError = ExitCode(74)
+    static let tooFewSubscribers = ExitCode(75)
     static let notConfigured = ExitCode(78)
 }
 

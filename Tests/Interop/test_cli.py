@@ -2,7 +2,9 @@
 
 import json
 import shutil
+import socket
 import subprocess
+import time
 
 import pytest
 
@@ -166,3 +168,78 @@ def test_export_matches_the_codegen_golden_files(tmp_path, fmt, golden):
     assert output.read_text() == (GOLDEN / golden).read_text()
     printed = run_cli("export", "--format", fmt, str(catalog))
     assert printed.stdout == (GOLDEN / golden).read_text()
+
+
+def test_emit_tells_nobody_listened_apart_from_success():
+    """0 subscribers is not success: exit 75, the published line on stdout and the reason on stderr."""
+    redis, channel = redis_url(), new_channel()
+    nobody = run_cli("emit", "--redis-url", redis, "--channel", channel, "--timeout", "0.3", "--broadcast", "ping", "1")
+    assert nobody.returncode == 75, (nobody.returncode, nobody.stderr)
+    assert nobody.stdout.startswith("published ping to everyone") and "0 subscriber(s)" in nobody.stdout
+    assert "only 0 of at least 1 server(s) were subscribed" in nobody.stderr, nobody.stderr
+    fire_and_forget = run_cli(
+        "emit", "--redis-url", redis, "--channel", channel, "--min-subscribers", "0", "--broadcast", "ping", "1"
+    )
+    assert fire_and_forget.returncode == 0, fire_and_forget.stderr
+    assert run_cli("emit", "--min-subscribers", "-1", "--broadcast", "ping").returncode == 64
+    assert "  75  " in run_cli("--help").stdout
+
+
+def test_emit_waits_for_the_subscribers_it_expects():
+    """A server that subscribes while emit waits (a restart, a rolling deploy) still gets the event, exactly once."""
+    redis, channel = redis_url(), new_channel()
+    emit = subprocess.Popen(
+        [str(cli_path()), "emit", "--redis-url", redis, "--channel", channel, "--timeout", "20", "--room", "r",
+         "late", '{"n":1}'],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    tail = subprocess.Popen(
+        [str(cli_path()), "tail", "--redis-url", redis, "--channel", channel, "--count", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert tail.stderr.readline().startswith(f"SUBSCRIBED {channel}")
+        out, err = emit.communicate(timeout=30)
+        assert emit.returncode == 0, (emit.returncode, err)
+        assert "1 subscriber(s)" in out, out
+        tail_out, _ = tail.communicate(timeout=30)
+    finally:
+        for process in (emit, tail):
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=10)
+    assert tail_out.startswith("emit event=late room=r "), tail_out
+
+
+def test_emit_rides_out_a_redis_restart(tmp_path):
+    """Redis is down when emit starts and comes up within --timeout: published, not "unavailable"."""
+    redis_server = shutil.which("redis-server")
+    assert redis_server, "redis-server is needed (tools/test installs it)"
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    emit = subprocess.Popen(
+        [str(cli_path()), "emit", "--redis-url", f"redis://127.0.0.1:{port}", "--timeout", "20",
+         "--min-subscribers", "0", "--broadcast", "ping", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    redis = None
+    try:
+        # Let emit find Redis down at least once (its first attempt is immediate), then start it.
+        assert emit.poll() is None
+        time.sleep(0.5)
+        redis = subprocess.Popen(
+            [redis_server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(tmp_path)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        out, err = emit.communicate(timeout=30)
+        assert emit.returncode == 0, (emit.returncode, err)
+        assert out.startswith("published ping to everyone"), out
+    finally:
+        if emit.poll() is None:
+            emit.kill()
+            emit.wait(timeout=10)
+        if redis is not None:
+            redis.terminate()
+            redis.wait(timeout=10)
