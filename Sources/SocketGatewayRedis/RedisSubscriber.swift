@@ -52,6 +52,10 @@ public struct RedisSubscriberHealth: Sendable, Hashable {
     /// Why the subscriber is not subscribed right now (the last connection error); `nil` while subscribed.
     /// Past errors are in the log, and `reconnects` counts the recoveries.
     public var lastError: String?
+    /// Whether reading from Redis is paused because the consumer is behind (see `RedisSubscriber.pauseReading`).
+    public var readingPaused: Bool = false
+    /// How many times reading was paused since start.
+    public var pauses: Int = 0
 }
 
 /// Subscribes to Redis channels and delivers their messages, reconnecting and resubscribing on its own.
@@ -95,11 +99,15 @@ public final class RedisSubscriber: @unchecked Sendable {
     private var everSubscribed = false
     private var subscribedWaiters: [EventLoopPromise<Void>] = []
     private var lastMessageAt: NIODeadline?
+    /// Whether the consumer asked to stop reading (the subscribed channel's autoRead is off).
+    private var readingPaused = false
     private struct Shared {
         var connected = false
         var lastMessageAt: NIODeadline?
         var reconnects = 0
         var lastError: String?
+        var readingPaused = false
+        var pauses = 0
     }
     private let shared = NIOLockedValueBox(Shared())
 
@@ -172,7 +180,42 @@ public final class RedisSubscriber: @unchecked Sendable {
         return RedisSubscriberHealth(
             connected: shared.connected,
             lastMessageAge: shared.lastMessageAt.map { Duration.nanoseconds((NIODeadline.now() - $0).nanoseconds) },
-            reconnects: shared.reconnects, lastError: shared.lastError)
+            reconnects: shared.reconnects, lastError: shared.lastError, readingPaused: shared.readingPaused,
+            pauses: shared.pauses)
+    }
+
+    /// Stops or resumes reading from Redis, for a consumer that cannot keep up (backpressure instead of an
+    /// unbounded queue): while paused, what is published waits in Redis's output buffer for this connection
+    /// (`client-output-buffer-limit pubsub`; Redis drops the connection when it overflows, and the subscriber then
+    /// reconnects, as for any lost connection). The liveness check is suspended while paused.
+    ///
+    /// `shouldPause` is evaluated on the subscriber's loop when the call arrives, so calls from several threads
+    /// always settle on the consumer's latest state. Safe to call from any thread.
+    package func updateReading(shouldPause: @escaping @Sendable () -> Bool) {
+        self.eventLoop.execute {
+            let pause = shouldPause()
+            guard pause != self.readingPaused else { return }
+            self.readingPaused = pause
+            self.shared.withLockedValue {
+                $0.readingPaused = pause
+                if pause { $0.pauses += 1 }
+            }
+            self.logger.debug(pause ? "paused reading from Redis" : "resumed reading from Redis")
+            guard case .subscribed(let channel, _) = self.state else { return }
+            channel.setOption(ChannelOptions.autoRead, value: !pause).whenComplete { _ in }
+            if !pause {
+                // Replies that waited unread while paused do not count against the liveness check.
+                self.state = .subscribed(
+                    channel,
+                    LivenessMonitor(
+                        interval: TimeAmount(self.configuration.pingInterval),
+                        timeout: TimeAmount(self.configuration.pingTimeout),
+                        now: .now()
+                    )
+                )
+                channel.read()
+            }
+        }
     }
 
     /// Starts connecting (once); later calls do nothing.
@@ -303,6 +346,9 @@ public final class RedisSubscriber: @unchecked Sendable {
             if reconnected { $0.reconnects += 1 }
         }
         if reconnected { self.reconnectCounter.increment() }
+        if self.readingPaused {
+            channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
+        }
         self.connectedGauge.record(1)
         self.logger.info(reconnected ? "resubscribed to Redis" : "subscribed to Redis")
         for waiter in self.subscribedWaiters { waiter.succeed(()) }
@@ -331,7 +377,7 @@ public final class RedisSubscriber: @unchecked Sendable {
         if let last = self.lastMessageAt {
             self.ageGauge.record(Double((now - last).nanoseconds) / 1e9)
         }
-        guard case .subscribed(let channel, var monitor) = self.state else { return }
+        guard case .subscribed(let channel, var monitor) = self.state, !self.readingPaused else { return }
         let action = monitor.tick(now: now)
         self.state = .subscribed(channel, monitor)
         switch action {

@@ -38,6 +38,11 @@ public struct ClusterHealth: Sendable, Hashable {
     /// Messages skipped because the server requires signed messages and theirs was missing, wrong or too old
     /// (see ``SocketServerRedisConfiguration/signingSecret``), since start.
     public var unverified: Int
+    /// Whether this server has stopped reading Redis because its event loops are behind with what it read (they
+    /// catch up first; Redis holds what is published meanwhile).
+    public var readingPaused: Bool
+    /// How many times reading Redis was paused since start.
+    public var readingPauses: Int
 
     /// Creates a health report.
     public init(
@@ -51,7 +56,9 @@ public struct ClusterHealth: Sendable, Hashable {
         droppedFromOutbox: Int = 0,
         inboundRejected: Int = 0,
         undecodable: Int = 0,
-        unverified: Int = 0
+        unverified: Int = 0,
+        readingPaused: Bool = false,
+        readingPauses: Int = 0
     ) {
         self.mode = mode
         self.hostID = hostID
@@ -64,6 +71,8 @@ public struct ClusterHealth: Sendable, Hashable {
         self.inboundRejected = inboundRejected
         self.undecodable = undecodable
         self.unverified = unverified
+        self.readingPaused = readingPaused
+        self.readingPauses = readingPauses
     }
 
     /// `true` when local-only, or clustered with a subscribed connection.
@@ -76,7 +85,8 @@ public struct ClusterHealth: Sendable, Hashable {
 
     /// The report as JSON: `status` (`ok` / `degraded`), `mode` (`local-only` / `redis`), and in Redis mode
     /// `channel`, `host_id`, `redis` {`connected`, `publisher_connected`, `last_message_age_seconds`,
-    /// `reconnects`, `dropped_from_outbox`, `inbound_rejected`, `undecodable`, `unverified`, `last_error`}.
+    /// `reconnects`, `dropped_from_outbox`, `inbound_rejected`, `undecodable`, `unverified`, `reading_paused`, `reading_pauses`,
+    /// `last_error`}.
     public var json: JSONValue {
         var pairs: [(key: String, value: JSONValue)] = [("status", .string(self.isHealthy ? "ok" : "degraded"))]
         switch self.mode {
@@ -103,6 +113,8 @@ public struct ClusterHealth: Sendable, Hashable {
                         ("inbound_rejected", .int(Int64(self.inboundRejected))),
                         ("undecodable", .int(Int64(self.undecodable))),
                         ("unverified", .int(Int64(self.unverified))),
+                        ("reading_paused", .bool(self.readingPaused)),
+                        ("reading_pauses", .int(Int64(self.readingPauses))),
                         ("last_error", self.lastError.map { .string($0) } ?? .null),
                     ])
                 )

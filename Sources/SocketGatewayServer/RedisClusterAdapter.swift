@@ -110,14 +110,23 @@ final class RedisClusterAdapter: ClusterAdapter {
             droppedFromOutbox: publisher.droppedFromOutbox,
             inboundRejected: self.state.withLockedValue { $0.inboundRejected },
             undecodable: self.channel.undecodableMessages,
-            unverified: self.channel.unverifiedMessages
+            unverified: self.channel.unverifiedMessages,
+            readingPaused: subscriber.readingPaused,
+            readingPauses: subscriber.pauses
         )
     }
 
     func start(gateway: SocketGateway) {
         let metrics = gateway.metrics
+        let subscriber = self.channel.subscriber
+        let backpressure = InboxBackpressure(
+            maxQueuedOperations: self.configuration.maxQueuedMessagesPerLoop,
+            maxQueuedBytes: self.configuration.maxQueuedBytesPerLoop
+        ) { backpressure in
+            subscriber.updateReading { backpressure.isBehind }
+        }
         let inboxes = gateway.shards.all.map { shard in
-            ShardInbox(shard: shard) { metrics.deliveries.increment(by: Int64($0)) }
+            ShardInbox(shard: shard, backpressure: backpressure) { metrics.deliveries.increment(by: Int64($0)) }
         }
         var byLoop: [ObjectIdentifier: ShardInbox] = [:]
         for inbox in inboxes { byLoop[ObjectIdentifier(inbox.shard.eventLoop)] = inbox }

@@ -30,6 +30,12 @@ public struct SocketServerRedisConfiguration: Sendable, Hashable {
     /// each is one client's answer to an emit another server published with a callback. Beyond it, such emits
     /// are delivered without asking for an ack, and counted.
     public var maxPendingRemoteAcks: Int
+    /// How many messages from Redis may wait for one event loop (default 4,096) before the server stops reading
+    /// Redis until that loop has caught up to half of it; Redis holds what is published meanwhile, up to its
+    /// `client-output-buffer-limit pubsub` (then it drops the connection and the server resubscribes).
+    public var maxQueuedMessagesPerLoop: Int
+    /// The same bound in encoded bytes of the queued events (default 32 MiB per loop).
+    public var maxQueuedBytesPerLoop: Int
 
     /// Creates a Redis setting.
     public init(
@@ -38,7 +44,9 @@ public struct SocketServerRedisConfiguration: Sendable, Hashable {
         publishTimeout: Duration = .seconds(2),
         outboxCapacity: Int = 1000,
         signingSecret: String? = nil,
-        maxPendingRemoteAcks: Int = 1000
+        maxPendingRemoteAcks: Int = 1000,
+        maxQueuedMessagesPerLoop: Int = 4096,
+        maxQueuedBytesPerLoop: Int = 32 << 20
     ) {
         self.url = url
         self.channel = channel
@@ -46,6 +54,8 @@ public struct SocketServerRedisConfiguration: Sendable, Hashable {
         self.outboxCapacity = outboxCapacity
         self.signingSecret = signingSecret
         self.maxPendingRemoteAcks = maxPendingRemoteAcks
+        self.maxQueuedMessagesPerLoop = maxQueuedMessagesPerLoop
+        self.maxQueuedBytesPerLoop = maxQueuedBytesPerLoop
     }
 }
 

@@ -4,7 +4,7 @@ import NIOCore
 import NIOPosix
 import SocketGatewayCore
 import SocketGatewayRedisTestKit
-import SocketGatewayServer
+@testable import SocketGatewayServer
 import SocketGatewayWorker
 import Testing
 
@@ -138,6 +138,72 @@ import Testing
             await redis.stop()
             throw error
         }
+        try await server.shutdown()
+        try await group.shutdownGracefully()
+        await redis.stop()
+    }
+
+    /// A server whose event loop is behind stops reading Redis (Redis holds the rest) instead of queueing without
+    /// bound, keeps its subscription alive meanwhile, and delivers everything in order once it caught up.
+    @Test func readingRedisIsPacedByWhatTheEventLoopsCanApply() async throws {
+        let redis = try await RedisServerProcess.start()
+        let channel = "socketio-paced-\(UUID().uuidString.prefix(8))"
+        let server = SocketServer(
+            configuration: SocketServerConfiguration(
+                port: 0,
+                eventLoopThreads: 1,
+                redis: SocketServerRedisConfiguration(url: redis.urlString, channel: channel, maxQueuedMessagesPerLoop: 8)
+            ),
+            logger: Self.logger()
+        )
+        server.namespace("/")
+        try await server.start()
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let worker = WorkerSocketGateway(redisURL: redis.urlString, channel: channel, logger: Self.logger())
+        let blocker = DispatchSemaphore(value: 0)
+        var blocked = false
+        do {
+            for _ in 0..<500 where server.clusterHealth.redisConnected != true {
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            let (client, _) = try await self.connect(server, group: group)
+            // The only event loop is busy (a handler that blocks it, or a burst it cannot keep up with).
+            let loop = try #require(server.gateway.shards.all.first).eventLoop
+            loop.execute { blocker.wait() }
+            blocked = true
+            let count = 200
+            for index in 0..<count {
+                #expect(await worker.broadcast(event: "n", data: .int(Int64(index))).outcome == .published)
+            }
+            for _ in 0..<500 where !server.clusterHealth.readingPaused {
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            #expect(server.clusterHealth.readingPaused)
+            #expect(server.clusterHealth.json.description.contains(#""reading_paused":true"#))
+            // Longer than the liveness check's ping interval plus timeout (1 s + 1 s): the subscription stays up.
+            try await Task.sleep(for: .milliseconds(2500))
+            #expect(server.clusterHealth.reconnects == 0)
+            blocker.signal()
+            blocked = false
+            for index in 0..<count {
+                #expect(try await client.nextText() == #"42["n",\#(index)]"#)
+            }
+            for _ in 0..<500 where server.clusterHealth.readingPaused {
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            #expect(!server.clusterHealth.readingPaused)
+            #expect(server.clusterHealth.readingPauses >= 1)
+            #expect(server.clusterHealth.reconnects == 0)
+            await client.close()
+        } catch {
+            if blocked { blocker.signal() }
+            _ = await worker.shutdown()
+            try? await server.shutdown()
+            try? await group.shutdownGracefully()
+            await redis.stop()
+            throw error
+        }
+        _ = await worker.shutdown()
         try await server.shutdown()
         try await group.shutdownGracefully()
         await redis.stop()
