@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import SocketGatewayCore
@@ -207,5 +208,69 @@ import Testing
         try await server.shutdown()
         try await group.shutdownGracefully()
         await redis.stop()
+    }
+
+    /// A server given a password Redis refuses reports the failure in /healthz and its log without the password,
+    /// whatever characters the password holds.
+    @Test func healthAndLogsNeverCarryTheRedisPassword() async throws {
+        let redis = try await RedisServerProcess.start(extraArguments: ["--requirepass", "the-right-one"])
+        let wrong = "wr0ng/pa?ss#word@x"
+        let encoded = "wr0ng%2Fpa%3Fss%23word%40x"
+        let lines = NIOLockedValueBox<[String]>([])
+        var logger = Logger(label: "socket-gateway.password-test") { _ in LogLines(lines: lines) }
+        logger.logLevel = .debug
+        let server = SocketServer(
+            configuration: SocketServerConfiguration(
+                port: 0,
+                eventLoopThreads: 1,
+                redis: SocketServerRedisConfiguration(url: "redis://:\(encoded)@127.0.0.1:\(redis.port)/0")
+            ),
+            logger: logger
+        )
+        server.namespace("/")
+        try await server.start()
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        do {
+            for _ in 0..<500 where server.clusterHealth.lastError == nil {
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            let health = try await httpRequest(
+                port: try #require(server.localPort),
+                method: "GET",
+                path: "/healthz",
+                group: group
+            )
+            #expect(health.status == 503)
+            #expect(health.body.contains("***"), "\(health.body)")
+            let everything = health.body + lines.withLockedValue { $0.joined(separator: "\n") }
+            for secret in [wrong, encoded, "wr0ng", "pa%3Fss", "word%40x"] {
+                #expect(!everything.contains(secret), "\(secret) printed")
+            }
+            #expect(!lines.withLockedValue { $0 }.isEmpty, "the failure was logged")
+        } catch {
+            try? await server.shutdown()
+            try? await group.shutdownGracefully()
+            await redis.stop()
+            throw error
+        }
+        try await server.shutdown()
+        try await group.shutdownGracefully()
+        await redis.stop()
+    }
+}
+
+/// Every log line with its metadata, as an operator's terminal shows it.
+struct LogLines: LogHandler {
+    let lines: NIOLockedValueBox<[String]>
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .trace
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { self.metadata[key] }
+        set { self.metadata[key] = newValue }
+    }
+    func log(event: LogEvent) {
+        let all = self.metadata.merging(event.metadata ?? [:]) { $1 }
+        let text = all.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+        self.lines.withLockedValue { $0.append("\(event.level) \(event.message) \(text)") }
     }
 }
