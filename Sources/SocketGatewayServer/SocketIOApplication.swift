@@ -1,22 +1,43 @@
 import CoreMetrics
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import SocketGatewayCore
 import SocketGatewayEngineIO
+
+/// The per-client bounds of the Socket.IO layer (see the `Hardening limits` of `SocketServerConfiguration`).
+struct SocketIOLimits: Sendable, Hashable {
+    /// Events that may wait for one connection's handlers.
+    var maxQueuedEvents: Int
+    /// Bytes of events that may wait for one connection's handlers.
+    var maxQueuedEventBytes: Int
+
+    /// The limits of `configuration`.
+    init(_ configuration: SocketServerConfiguration) {
+        self.maxQueuedEvents = configuration.maxQueuedEventsPerConnection
+        self.maxQueuedEventBytes = configuration.maxQueuedEventBytesPerConnection
+    }
+}
 
 /// The Socket.IO layer on top of Engine.IO: one `SocketIOClient` per Engine.IO session.
 final class SocketIOApplication: EngineIOApplication, Sendable {
     let registry: NamespaceRegistry
     let authenticator: (any SocketAuthenticator)?
     let connectTimeout: TimeAmount
+    let limits: SocketIOLimits
     let shards: RoomShards
     let metrics: SocketServerMetrics
     let logger: Logger
+    /// One limiter per kind of client fault, so a flood of one kind neither floods the log nor hides the others.
+    private let warningLog = NIOLockedValueBox<[SocketIOSessionError.Code: LogRateLimiter]>([:])
+    /// The shortest time between two warnings of one kind.
+    static let warningInterval: Duration = .seconds(10)
 
     init(
         registry: NamespaceRegistry,
         authenticator: (any SocketAuthenticator)?,
         connectTimeout: Duration,
+        limits: SocketIOLimits,
         shards: RoomShards,
         metrics: SocketServerMetrics,
         logger: Logger
@@ -24,9 +45,18 @@ final class SocketIOApplication: EngineIOApplication, Sendable {
         self.registry = registry
         self.authenticator = authenticator
         self.connectTimeout = TimeAmount(connectTimeout)
+        self.limits = limits
         self.shards = shards
         self.metrics = metrics
         self.logger = logger
+    }
+
+    /// Whether to log a warning about a client closed for `code` now; when so, how many were suppressed since.
+    func admitWarning(_ code: SocketIOSessionError.Code) -> Int? {
+        let now = ContinuousClock.now
+        return self.warningLog.withLockedValue { limiters in
+            limiters[code, default: LogRateLimiter(interval: Self.warningInterval)].admit(at: now)
+        }
     }
 
     func sessionOpened(_ session: EngineIOSession) {
@@ -56,6 +86,8 @@ final class SocketIOClient: @unchecked Sendable {
     private var decoder = SocketIOWire.Decoder()
     private var connections: SmallMap<String, SocketConnection> = [:]
     private var connectTimer: Scheduled<Void>?
+    /// The size (as received) of the packet being decoded: its text and the attachments so far.
+    private var inboundBytes = 0
     /// The application's logger with this session's id; built when something is logged rather than kept per
     /// client (a stored copy with metadata costs about 500 bytes per connection).
     private var logger: Logger {
@@ -79,6 +111,9 @@ final class SocketIOClient: @unchecked Sendable {
     }
 
     func received(_ message: EngineIOMessage) {
+        switch message {
+        case .text(let bytes), .binary(let bytes): self.inboundBytes += bytes.readableBytes
+        }
         let inbound: SocketIOSessionStateMachine.Inbound?
         do {
             inbound = try self.decoder.feed(message)
@@ -87,6 +122,7 @@ final class SocketIOClient: @unchecked Sendable {
             return
         }
         guard let inbound else { return }  // waiting for binary attachments
+        defer { self.inboundBytes = 0 }
         let registry = self.application.registry
         self.run(self.machine.received(inbound, namespaceExists: { registry.existing($0) != nil }))
     }
@@ -94,8 +130,7 @@ final class SocketIOClient: @unchecked Sendable {
     func sessionClosed(reason: EngineIOCloseReason) {
         self.connectTimer?.cancel()
         self.connectTimer = nil
-        let disconnectReason: SocketDisconnectReason =
-            self.machine.closingError == nil ? .transport(reason) : .protocolError
+        let disconnectReason = self.machine.closingError.map(SocketDisconnectReason.init(closing:)) ?? .transport(reason)
         for action in self.machine.sessionClosed() {
             self.run(action, sessionCloseReason: disconnectReason)
         }
@@ -174,10 +209,20 @@ final class SocketIOClient: @unchecked Sendable {
                 return
             }
             let eventArguments = Array(arguments.dropFirst())
-            connection.enqueue { [ack] in
+            let queued = connection.enqueueEvent(bytes: self.inboundBytes) { [ack] in
                 for handler in handlers {
                     await handler(connection, eventArguments, ack)
                 }
+            }
+            if !queued {
+                let limits = self.application.limits
+                connection.evictQueuedEvents()
+                let queue = "at most \(limits.maxQueuedEvents) events or \(limits.maxQueuedEventBytes) bytes"
+                self.run(
+                    self.machine.protocolError(
+                        SocketIOSessionError(
+                            code: .eventQueueFull,
+                            detail: "namespace \(LogSafe.text(namespace)) sent events faster than its handlers ran (\(queue) may wait)")))
             }
 
         case .resolveAck(let namespace, _, let id, let arguments):
@@ -201,18 +246,35 @@ final class SocketIOClient: @unchecked Sendable {
             self.endConnection(connection, pendingAcks: pendingAcks, reason: reason)
 
         case .closeSession(let error):
-            self.application.metrics.protocolError(error)
-            // A client fault, not a server one: notice level (debug for an idle client), with what the log
-            // reader needs to find the client.
-            self.logger.log(
-                level: error.code == .connectTimeout ? .debug : .notice,
-                "closing engine.io session: \(error)",
-                metadata: [
-                    "remote": "\(self.session.request.remoteAddress.map { "\($0)" } ?? "?")",
-                    "transport": "\(self.session.transport)",
-                ])
-            self.session.close(reason: error.code == .connectTimeout ? .serverClose : .parseError)
+            self.closeSession(for: error)
         }
+    }
+
+    /// Closes the Engine.IO session for the client's fault `error`: counted, logged, and the transport closed
+    /// with `parseError` for a protocol error or `serverClose` for a limit or the connect timeout.
+    private func closeSession(for error: SocketIOSessionError) {
+        var metadata: Logger.Metadata = [
+            "remote": "\(self.session.request.remoteAddress.map { "\($0)" } ?? "?")",
+            "transport": "\(self.session.transport)",
+        ]
+        if error.code.isLimit {
+            self.application.metrics.clientLimitExceeded(error)
+            // A flood of misbehaving clients must not flood the log: one line per kind per interval.
+            if let suppressed = self.application.admitWarning(error.code) {
+                if suppressed > 0 { metadata["suppressed"] = "\(suppressed)" }
+                self.logger.warning("closing engine.io session: \(error)", metadata: metadata)
+            }
+            self.session.close(reason: .serverClose)
+            return
+        }
+        self.application.metrics.protocolError(error)
+        // A client fault, not a server one: notice level (debug for an idle client), with what the log
+        // reader needs to find the client.
+        self.logger.log(
+            level: error.code == .connectTimeout ? .debug : .notice,
+            "closing engine.io session: \(error)",
+            metadata: metadata)
+        self.session.close(reason: error.code == .connectTimeout ? .serverClose : .parseError)
     }
 
     private func authenticationCompleted(namespace: String, handshake: SocketHandshake, user: AuthenticatedUser?, accepted: Bool) {

@@ -9,6 +9,7 @@ public struct SocketIOSessionError: Error, Hashable, CustomStringConvertible {
         private enum Base: String, Hashable, Sendable {
             case protocolViolation = "protocol violation"
             case connectTimeout = "connect timeout"
+            case eventQueueFull = "event queue full"
         }
         private let base: Base
         private init(_ base: Base) { self.base = base }
@@ -17,6 +18,17 @@ public struct SocketIOSessionError: Error, Hashable, CustomStringConvertible {
         public static let protocolViolation = Code(.protocolViolation)
         /// No CONNECT packet arrived within the connect timeout.
         public static let connectTimeout = Code(.connectTimeout)
+        /// More events waited for a connection's handlers than `SocketServerConfiguration.maxQueuedEventsPerConnection`
+        /// (or `maxQueuedEventBytesPerConnection`) allows.
+        public static let eventQueueFull = Code(.eventQueueFull)
+
+        /// Whether the client hit one of the server's limits (rather than breaking the protocol or idling).
+        var isLimit: Bool {
+            switch self.base {
+            case .eventQueueFull: return true
+            case .protocolViolation, .connectTimeout: return false
+            }
+        }
 
         public var description: String { self.base.rawValue }
     }
@@ -186,7 +198,8 @@ struct SocketIOSessionStateMachine {
         return .accept(namespace: namespace, sid: sid)
     }
 
-    /// The client could not be parsed or broke the protocol: the session closes.
+    /// The client could not be parsed, broke the protocol or exceeded a limit the caller enforces (the handler
+    /// queue): the session closes.
     mutating func protocolError(_ error: SocketIOSessionError) -> Action {
         guard !self.isClosed else { return .none }
         self.isClosed = true

@@ -95,6 +95,7 @@ public struct SocketDisconnectReason: Sendable, Hashable, CustomStringConvertibl
         case serverNamespaceDisconnect
         case transport(String)
         case protocolError
+        case limitExceeded(String)
     }
     private let base: Base
     private init(_ base: Base) { self.base = base }
@@ -105,6 +106,9 @@ public struct SocketDisconnectReason: Sendable, Hashable, CustomStringConvertibl
     public static let serverNamespaceDisconnect = Self(.serverNamespaceDisconnect)
     /// The client broke the protocol; its Engine.IO session was closed.
     public static let protocolError = Self(.protocolError)
+    /// The client sent events faster than its handlers ran: more than `maxQueuedEventsPerConnection` (or
+    /// `maxQueuedEventBytesPerConnection`) waited. Its Engine.IO session was closed and the waiting events dropped.
+    public static let eventQueueFull = Self(.limitExceeded("event queue full"))
     /// The Engine.IO session ended (ping timeout, transport close, server shutdown, …).
     public static func transport(_ reason: EngineIOCloseReason) -> Self { Self(.transport(reason.description)) }
 
@@ -114,6 +118,15 @@ public struct SocketDisconnectReason: Sendable, Hashable, CustomStringConvertibl
         case .serverNamespaceDisconnect: return "server namespace disconnect"
         case .protocolError: return "protocol error"
         case .transport(let reason): return reason
+        case .limitExceeded(let limit): return limit
+        }
+    }
+
+    /// Why the connections of a session the server closed for `error` ended.
+    init(closing error: SocketIOSessionError) {
+        switch error.code {
+        case .eventQueueFull: self = .eventQueueFull
+        default: self = .protocolError
         }
     }
 }

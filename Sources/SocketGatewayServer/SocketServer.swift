@@ -1,3 +1,4 @@
+package import CoreMetrics
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
@@ -35,15 +36,25 @@ public final class SocketServer: Service, Sendable {
     ///   - logger: Where the server logs.
     ///   - httpFallback: Answers HTTP requests outside the Socket.IO path (e.g. a page at `/`); nil answers 404.
     ///     `GET /healthz` is answered before it with ``clusterHealth`` as JSON.
-    public init(
+    public convenience init(
         configuration: SocketServerConfiguration, authenticator: (any SocketAuthenticator)? = nil, logger: Logger,
         httpFallback: (any HTTPFallbackResponder)? = nil
+    ) {
+        self.init(
+            configuration: configuration, authenticator: authenticator, logger: logger, httpFallback: httpFallback,
+            metricsFactory: MetricsSystem.factory)
+    }
+
+    /// Creates a server whose metrics go to `metricsFactory` (tests pass a `TestMetrics`).
+    package init(
+        configuration: SocketServerConfiguration, authenticator: (any SocketAuthenticator)?, logger: Logger,
+        httpFallback: (any HTTPFallbackResponder)?, metricsFactory: any MetricsFactory
     ) {
         self.configuration = configuration
         self.logger = logger
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.eventLoopThreads))
         self.eventLoopGroup = group
-        let metrics = SocketServerMetrics()
+        let metrics = SocketServerMetrics(factory: metricsFactory)
         let registry = NamespaceRegistry(metrics: metrics)
         self.registry = registry
         let shards = RoomShards(eventLoopGroup: group)
@@ -70,6 +81,7 @@ public final class SocketServer: Service, Sendable {
             registry: registry,
             authenticator: authenticator,
             connectTimeout: configuration.connectTimeout,
+            limits: SocketIOLimits(configuration),
             shards: shards,
             metrics: metrics,
             logger: logger)

@@ -63,6 +63,18 @@ public struct SocketServerConfiguration: Sendable {
         self.inboundValidation = inboundValidation
     }
 
+    // MARK: Hardening limits
+
+    /// Events of one connection that may wait for its handlers while a handler runs (a connection's handlers run
+    /// one at a time). Default 128. The event beyond it closes the client's Engine.IO session (disconnect reason
+    /// ``SocketDisconnectReason/eventQueueFull``), the events still waiting are dropped, not handled, and it is
+    /// counted in `socketgateway_client_limit_exceeded_total{limit="event queue full"}`.
+    public var maxQueuedEventsPerConnection: Int = 128
+    /// Bytes (as received, attachments included) of one connection's events that may wait for its handlers.
+    /// Default 4 MiB. One event is always accepted when none waits, so a single event up to `maxPayload` fits.
+    /// Exceeding it is handled like ``maxQueuedEventsPerConnection``.
+    public var maxQueuedEventBytesPerConnection: Int = 4 << 20
+
     /// The Engine.IO settings derived from these.
     var engineIO: EngineIOConfiguration {
         EngineIOConfiguration(

@@ -1,0 +1,211 @@
+import Foundation
+import Logging
+import MetricsTestKit
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import Testing
+
+@testable import SocketGatewayServer
+
+/// A gate a handler waits at until the test opens it; no sleeps.
+final class TestGate: Sendable {
+    private let state = NIOLockedValueBox<(open: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+
+    func wait() async {
+        await withCheckedContinuation { continuation in
+            let resumeNow = self.state.withLockedValue { state -> Bool in
+                if state.open { return true }
+                state.waiters.append(continuation)
+                return false
+            }
+            if resumeNow { continuation.resume() }
+        }
+    }
+
+    func open() {
+        let waiters = self.state.withLockedValue { state -> [CheckedContinuation<Void, Never>] in
+            state.open = true
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+}
+
+/// The server's per-client limits, end to end over real sockets on 127.0.0.1.
+@Suite(.serialized) struct SocketServerLimitsTests {
+    /// A running server and what a test needs to drive and observe it.
+    struct Harness {
+        var server: SocketServer
+        var port: Int
+        var recorder: Recorder
+        var gate: TestGate
+        var group: any EventLoopGroup
+        var metrics: TestMetrics
+
+        /// The value of counter `label` with `dimensions` (0 when never incremented).
+        func counter(_ label: String, _ dimensions: [(String, String)]) -> Int64 {
+            (try? self.metrics.expectCounter(label, dimensions).totalValue) ?? 0
+        }
+
+        /// How many clients were closed for exceeding `limit`.
+        func limitExceeded(_ limit: String) -> Int64 {
+            self.counter("socketgateway_client_limit_exceeded_total", [("limit", limit)])
+        }
+    }
+
+    /// Starts a server configured by `configure` with handlers on `/`: `block` waits at the gate, `flood` records,
+    /// `hold` keeps its ack unanswered, `echo` acks; runs `body`, then opens the gate and shuts down.
+    func withServer(
+        authenticator: (any SocketAuthenticator)? = nil,
+        _ configure: (inout SocketServerConfiguration) -> Void = { _ in },
+        _ body: (Harness) async throws -> Void
+    ) async throws {
+        var logger = Logger(label: "socket-gateway.test")
+        logger.logLevel = .critical
+        var configuration = SocketServerConfiguration(port: 0, eventLoopThreads: 2)
+        configure(&configuration)
+        let metrics = TestMetrics()
+        let server = SocketServer(
+            configuration: configuration, authenticator: authenticator, logger: logger, httpFallback: nil,
+            metricsFactory: metrics)
+        let recorder = Recorder()
+        let gate = TestGate()
+        let held = NIOLockedValueBox<[SocketAck]>([])
+        let namespace = server.namespace("/")
+        namespace.onConnect { connection in recorder.connected(connection) }
+        namespace.onDisconnect { connection, reason in recorder.disconnected(connection.id, reason) }
+        namespace.on("block") { _, _, ack in
+            recorder.record("blocked")
+            await gate.wait()
+            recorder.record("unblocked")
+            ack?()
+        }
+        namespace.on("flood") { _, arguments, _ in
+            recorder.record("flood \(arguments.first?.intValue ?? -1)")
+        }
+        namespace.on("hold") { _, _, ack in
+            if let ack { held.withLockedValue { $0.append(ack) } }
+        }
+        namespace.on("echo") { _, arguments, ack in
+            ack?.send(arguments)
+        }
+        try await server.start()
+        let port = try #require(server.localPort)
+        let clients = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let harness = Harness(server: server, port: port, recorder: recorder, gate: gate, group: clients, metrics: metrics)
+        do {
+            try await body(harness)
+        } catch {
+            gate.open()
+            try await server.shutdown()
+            try await clients.shutdownGracefully()
+            throw error
+        }
+        gate.open()
+        try await server.shutdown()
+        try await clients.shutdownGracefully()
+    }
+
+    /// Connects a WebSocket client to `/`; returns it and its Socket.IO sid.
+    func connect(port: Int, group: any EventLoopGroup, auth: String = "") async throws -> (TestWebSocketClient, String) {
+        let (client, _) = try await TestWebSocketClient.connectEngineIO(port: port, group: group)
+        try await client.send("40" + auth)
+        let reply = try await client.nextText()
+        #expect(reply.hasPrefix("40{\"sid\":\""), "CONNECT reply: \(reply)")
+        return (client, String(reply.dropFirst("40{\"sid\":\"".count).dropLast(2)))
+    }
+
+    // MARK: 1. The handler queue is bounded
+
+    @Test func floodWhileTheHandlerWaitsClosesOnlyThatClient() async throws {
+        try await self.withServer({ $0.maxQueuedEventsPerConnection = 8 }) { h in
+            let (port, recorder, gate, group) = (h.port, h.recorder, h.gate, h.group)
+            let (flooder, sid) = try await self.connect(port: port, group: group)
+            try await recorder.waitUntil { $0.connection(sid) != nil }
+            let connection = try #require(recorder.connection(sid))
+            try await flooder.send(#"42["block"]"#)
+            try await recorder.waitUntil { $0.events.contains("blocked") }
+
+            // Eight events fit in the queue behind the waiting handler.
+            for index in 0..<8 {
+                try await flooder.send("42[\"flood\",\(index)]")
+            }
+            try await self.waitUntil("eight queued events") { await connection.queuedEvents().count == 8 }
+            #expect(!flooder.isClosed)
+
+            // The ninth closes the client; the rest of the flood goes nowhere.
+            for index in 8..<200 {
+                try? await flooder.send("42[\"flood\",\(index)]")
+            }
+            try await flooder.waitForClose()
+            #expect(await connection.queuedEvents().count <= 8)
+
+            // Another client is served while the first one's handler still waits.
+            let (other, _) = try await self.connect(port: port, group: group)
+            try await other.send(#"421["echo","still served"]"#)
+            #expect(try await other.nextText() == #"431["still served"]"#)
+
+            // Once the handler returns, the queued events are dropped, not handled, and onDisconnect says why.
+            gate.open()
+            try await recorder.waitUntil { $0.disconnectReason(sid) != nil }
+            #expect(recorder.disconnectReason(sid) == .eventQueueFull)
+            #expect(h.limitExceeded("event queue full") == 1)
+            #expect(recorder.events == ["blocked", "unblocked"])
+            #expect(await connection.queuedEvents().count == 0)
+            await other.close()
+        }
+    }
+
+    @Test func eventsWithinTheQueueAreAllHandledInOrder() async throws {
+        try await self.withServer({ $0.maxQueuedEventsPerConnection = 8 }) { h in
+            let (port, recorder, gate, group) = (h.port, h.recorder, h.gate, h.group)
+            let (client, _) = try await self.connect(port: port, group: group)
+            try await client.send(#"427["block"]"#)
+            try await recorder.waitUntil { $0.events.contains("blocked") }
+            // Exactly as many as may wait: seven floods and an echo.
+            for index in 0..<7 {
+                try await client.send("42[\"flood\",\(index)]")
+            }
+            try await client.send(#"428["echo","last"]"#)
+            gate.open()
+            #expect(try await client.nextText() == "437[]")
+            #expect(try await client.nextText() == #"438["last"]"#)
+            #expect(recorder.events == ["blocked", "unblocked"] + (0..<7).map { "flood \($0)" })
+            #expect(!client.isClosed)
+            #expect(h.limitExceeded("event queue full") == 0)
+            await client.close()
+        }
+    }
+
+    @Test func queuedBytesAreBoundedToo() async throws {
+        try await self.withServer({ $0.maxQueuedEventBytesPerConnection = 1000 }) { h in
+            let (port, recorder, group) = (h.port, h.recorder, h.group)
+            let (client, sid) = try await self.connect(port: port, group: group)
+            try await client.send(#"42["block"]"#)
+            try await recorder.waitUntil { $0.events.contains("blocked") }
+            let big = String(repeating: "x", count: 400)
+            // Two of about 415 bytes fit in 1000 bytes; the third does not.
+            for index in 0..<3 {
+                try await client.send("42[\"flood\",\(index),\"\(big)\"]")
+            }
+            try await client.waitForClose()
+            try await recorder.waitUntil { $0.connection(sid) != nil }
+            let connection = try #require(recorder.connection(sid))
+            let queued = await connection.queuedEvents()
+            #expect(queued.count == 2)
+            #expect(queued.bytes <= 1000)
+            #expect(h.limitExceeded("event queue full") == 1)
+        }
+    }
+
+    /// Polls `condition` (bounded: 500 × 10 ms).
+    func waitUntil(_ what: String, _ condition: () async -> Bool) async throws {
+        for _ in 0..<500 {
+            if await condition() { return }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        throw TestClientError(description: "timed out waiting for \(what)")
+    }
+}
