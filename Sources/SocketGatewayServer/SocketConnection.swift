@@ -28,8 +28,6 @@ public final class SocketConnection: @unchecked Sendable {
     private var jobsFinished = false
     /// Continuations of `emitWithAck` calls, by ack id.
     private var ackWaiters: [UInt64: (event: String, continuation: CheckedContinuation<[JSONValue], any Error>)] = [:]
-    /// Ack ids the client asked for that the server has not answered yet.
-    private var owedAcks: Set<UInt64> = []
     private(set) var isConnected = true
 
     init(id: String, namespace: String, user: AuthenticatedUser?, handshake: SocketHandshake, client: SocketIOClient) {
@@ -186,19 +184,18 @@ public final class SocketConnection: @unchecked Sendable {
         self.jobs = nil
     }
 
-    /// Records that the client asked for an ack with `id`.
-    func expectAckReply(_ id: UInt64) {
-        self.eventLoop.assertInEventLoop()
-        self.owedAcks.insert(id)
-    }
-
     /// Sends the ack `id`, once.
     func sendAck(_ id: UInt64, arguments: [JSONValue]) {
         let message = SocketIOWire.ack(namespace: self.namespace, id: id, arguments: arguments)
         self.onLoop {
-            guard self.isConnected, self.owedAcks.remove(id) != nil else { return }
+            guard self.isConnected, self.client.ackAnswered(for: self, id: id) else { return }
             self.client.session.send(message)
         }
+    }
+
+    /// The acks the client asked for that no handler answered yet (for tests and diagnostics).
+    package func owedAcks() async -> Int {
+        (try? await self.eventLoop.submit { self.client.owedAckCount(for: self) }.get()) ?? 0
     }
 
     func resolveAck(_ id: UInt64, arguments: [JSONValue]) {
@@ -223,7 +220,6 @@ public final class SocketConnection: @unchecked Sendable {
     func markDisconnected(pendingAcks: [UInt64]) {
         self.eventLoop.assertInEventLoop()
         self.isConnected = false
-        self.owedAcks.removeAll()
         let waiters = self.ackWaiters
         self.ackWaiters.removeAll()
         for (_, waiter) in waiters {

@@ -11,11 +11,15 @@ struct SocketIOLimits: Sendable, Hashable {
     var maxQueuedEvents: Int
     /// Bytes of events that may wait for one connection's handlers.
     var maxQueuedEventBytes: Int
+    /// What the session state machine bounds.
+    var session: SocketIOSessionStateMachine.Limits
 
     /// The limits of `configuration`.
     init(_ configuration: SocketServerConfiguration) {
         self.maxQueuedEvents = configuration.maxQueuedEventsPerConnection
         self.maxQueuedEventBytes = configuration.maxQueuedEventBytesPerConnection
+        self.session = SocketIOSessionStateMachine.Limits(
+            maxPendingClientAcks: configuration.maxPendingAcksPerConnection)
     }
 }
 
@@ -99,7 +103,8 @@ final class SocketIOClient: @unchecked Sendable {
     init(session: EngineIOSession, application: SocketIOApplication) {
         self.session = session
         self.application = application
-        self.machine = SocketIOSessionStateMachine(now: .now(), connectTimeout: application.connectTimeout)
+        self.machine = SocketIOSessionStateMachine(
+            now: .now(), connectTimeout: application.connectTimeout, limits: application.limits.session)
     }
 
     func start() {
@@ -124,7 +129,11 @@ final class SocketIOClient: @unchecked Sendable {
         guard let inbound else { return }  // waiting for binary attachments
         defer { self.inboundBytes = 0 }
         let registry = self.application.registry
-        self.run(self.machine.received(inbound, namespaceExists: { registry.existing($0) != nil }))
+        self.run(
+            self.machine.received(
+                inbound,
+                namespaceExists: { registry.existing($0) != nil },
+                handlesEvent: { registry.existing($0)?.handlesEvent($1) ?? false }))
     }
 
     func sessionClosed(reason: EngineIOCloseReason) {
@@ -148,6 +157,15 @@ final class SocketIOClient: @unchecked Sendable {
             self.expireTimers()
         }
         return id
+    }
+
+    /// Whether ack `id` of `connection` may be sent (once, and only if the client asked for it).
+    func ackAnswered(for connection: SocketConnection, id: UInt64) -> Bool {
+        self.machine.ackAnswered(namespace: connection.namespace, sid: connection.id, id: id)
+    }
+
+    func owedAckCount(for connection: SocketConnection) -> Int {
+        self.machine.owedAckCount(namespace: connection.namespace, sid: connection.id) ?? 0
     }
 
     func cancelAck(for connection: SocketConnection, id: UInt64) {
@@ -198,16 +216,9 @@ final class SocketIOClient: @unchecked Sendable {
             guard let connection = self.connections[namespace], let namespaceHandlers = self.application.registry.existing(namespace),
                 case .string(let event)? = arguments.first
             else { return }
+            // The state machine checked that a handler exists (and recorded the ack id only then).
             let handlers = namespaceHandlers.eventHandlers(event)
-            var ack: SocketAck?
-            if let ackID {
-                connection.expectAckReply(ackID)
-                ack = SocketAck(connection: connection, id: ackID)
-            }
-            guard !handlers.isEmpty else {
-                self.logger.trace("no handler for socket.io event", metadata: ["namespace": "\(namespace)", "event": "\(event)"])
-                return
-            }
+            let ack = ackID.map { SocketAck(connection: connection, id: $0) }
             let eventArguments = Array(arguments.dropFirst())
             let queued = connection.enqueueEvent(bytes: self.inboundBytes) { [ack] in
                 for handler in handlers {

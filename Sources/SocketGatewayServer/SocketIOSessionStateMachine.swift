@@ -10,6 +10,8 @@ public struct SocketIOSessionError: Error, Hashable, CustomStringConvertible {
             case protocolViolation = "protocol violation"
             case connectTimeout = "connect timeout"
             case eventQueueFull = "event queue full"
+            case duplicateAckID = "duplicate ack id"
+            case tooManyPendingAcks = "too many pending acks"
         }
         private let base: Base
         private init(_ base: Base) { self.base = base }
@@ -21,12 +23,17 @@ public struct SocketIOSessionError: Error, Hashable, CustomStringConvertible {
         /// More events waited for a connection's handlers than `SocketServerConfiguration.maxQueuedEventsPerConnection`
         /// (or `maxQueuedEventBytesPerConnection`) allows.
         public static let eventQueueFull = Code(.eventQueueFull)
+        /// The client asked for an ack with an id it still waits on in the same namespace (a protocol violation).
+        public static let duplicateAckID = Code(.duplicateAckID)
+        /// The client asked for more acks that no handler answered yet than
+        /// `SocketServerConfiguration.maxPendingAcksPerConnection` allows.
+        public static let tooManyPendingAcks = Code(.tooManyPendingAcks)
 
         /// Whether the client hit one of the server's limits (rather than breaking the protocol or idling).
         var isLimit: Bool {
             switch self.base {
-            case .eventQueueFull: return true
-            case .protocolViolation, .connectTimeout: return false
+            case .eventQueueFull, .tooManyPendingAcks: return true
+            case .protocolViolation, .connectTimeout, .duplicateAckID: return false
             }
         }
 
@@ -98,10 +105,24 @@ struct SocketIOSessionStateMachine {
         case session
     }
 
+    /// The bounds this machine enforces; each one closes the session when a client exceeds it.
+    struct Limits: Hashable {
+        /// Acks a client may have asked for, per connection, that the handlers have not answered.
+        var maxPendingClientAcks: Int
+
+        /// Limits from the server configuration.
+        init(maxPendingClientAcks: Int) {
+            self.maxPendingClientAcks = maxPendingClientAcks
+        }
+    }
+
     private struct Connection {
         var sid: String
         var nextAckID: UInt64 = 0
+        /// Server → client acks: the deadline of each id the server waits for.
         var pendingAcks: [UInt64: NIODeadline] = [:]
+        /// Client → server acks: the ids the client asked for that no handler answered yet.
+        var owedAcks: Set<UInt64> = []
     }
 
     private enum NamespaceState {
@@ -110,6 +131,7 @@ struct SocketIOSessionStateMachine {
     }
 
     private var namespaces: SmallMap<String, NamespaceState> = [:]
+    private let limits: Limits
     /// Set until the client is first accepted in a namespace.
     private var connectDeadline: NIODeadline?
     private(set) var isClosed = false
@@ -117,8 +139,9 @@ struct SocketIOSessionStateMachine {
     private(set) var closingError: SocketIOSessionError?
 
     /// Starts the state of a new Engine.IO session.
-    init(now: NIODeadline, connectTimeout: TimeAmount) {
+    init(now: NIODeadline, connectTimeout: TimeAmount, limits: Limits) {
         self.connectDeadline = now + connectTimeout
+        self.limits = limits
     }
 
     /// The deadline of the connect timeout, while the client is connected to no namespace yet.
@@ -138,9 +161,22 @@ struct SocketIOSessionStateMachine {
         return nil
     }
 
+    /// The ack ids client `sid` in `namespace` asked for that no handler answered yet; nil when not connected.
+    func owedAckCount(namespace: String, sid: String) -> Int? {
+        guard case .connected(let connection)? = self.namespaces[namespace], connection.sid == sid else { return nil }
+        return connection.owedAcks.count
+    }
+
     /// A packet arrived from the client.
-    /// - Parameter namespaceExists: Whether the server has the packet's namespace (only asked for CONNECT).
-    mutating func received(_ packet: Inbound, namespaceExists: (String) -> Bool) -> Action {
+    /// - Parameters:
+    ///   - namespaceExists: Whether the server has the packet's namespace (only asked for CONNECT).
+    ///   - handlesEvent: Whether a handler is registered for an event in a namespace (only asked for EVENT). An
+    ///     event nobody handles is dropped and its ack id is not recorded: nobody would answer it.
+    mutating func received(
+        _ packet: Inbound,
+        namespaceExists: (String) -> Bool,
+        handlesEvent: (_ namespace: String, _ event: String) -> Bool
+    ) -> Action {
         guard !self.isClosed else { return .none }
         switch packet {
         case .connect(let namespace, let auth):
@@ -165,7 +201,24 @@ struct SocketIOSessionStateMachine {
             }
 
         case .event(let namespace, let arguments, let ackID):
-            guard case .connected(let connection)? = self.namespaces[namespace] else { return .none }
+            guard case .connected(var connection)? = self.namespaces[namespace] else { return .none }
+            guard case .string(let event)? = arguments.first, handlesEvent(namespace, event) else { return .none }
+            if let ackID {
+                guard !connection.owedAcks.contains(ackID) else {
+                    return self.closeSession(
+                        SocketIOSessionError(
+                            code: .duplicateAckID,
+                            detail: "namespace \(LogSafe.text(namespace)) asked for ack \(ackID) again before it was answered"))
+                }
+                guard connection.owedAcks.count < self.limits.maxPendingClientAcks else {
+                    return self.closeSession(
+                        SocketIOSessionError(
+                            code: .tooManyPendingAcks,
+                            detail: "namespace \(LogSafe.text(namespace)) asked for more than \(self.limits.maxPendingClientAcks) acks the handlers have not answered"))
+                }
+                connection.owedAcks.insert(ackID)
+                self.namespaces[namespace] = .connected(connection)
+            }
             return .dispatchEvent(namespace: namespace, sid: connection.sid, arguments: arguments, ackID: ackID)
 
         case .ack(let namespace, let id, let arguments):
@@ -202,6 +255,20 @@ struct SocketIOSessionStateMachine {
     /// queue): the session closes.
     mutating func protocolError(_ error: SocketIOSessionError) -> Action {
         guard !self.isClosed else { return .none }
+        return self.closeSession(error)
+    }
+
+    /// A handler answers ack `id` of client `sid` in `namespace`.
+    /// - Returns: Whether to send it: true once per id the client asked for (which is then forgotten).
+    mutating func ackAnswered(namespace: String, sid: String, id: UInt64) -> Bool {
+        guard !self.isClosed, case .connected(var connection)? = self.namespaces[namespace], connection.sid == sid,
+            connection.owedAcks.remove(id) != nil
+        else { return false }
+        self.namespaces[namespace] = .connected(connection)
+        return true
+    }
+
+    private mutating func closeSession(_ error: SocketIOSessionError) -> Action {
         self.isClosed = true
         self.closingError = error
         return .closeSession(error)

@@ -55,6 +55,11 @@ public final class SocketNamespace: Sendable {
     func eventHandlers(_ event: String) -> [EventHandler] {
         self.handlers.withLockedValue { $0.events[event] ?? [] }
     }
+
+    /// Whether some handler is registered for `event`.
+    func handlesEvent(_ event: String) -> Bool {
+        self.handlers.withLockedValue { $0.events[event] != nil }
+    }
 }
 
 /// The namespaces of a server, by name. `/` always exists.
@@ -109,6 +114,9 @@ public struct SocketDisconnectReason: Sendable, Hashable, CustomStringConvertibl
     /// The client sent events faster than its handlers ran: more than `maxQueuedEventsPerConnection` (or
     /// `maxQueuedEventBytesPerConnection`) waited. Its Engine.IO session was closed and the waiting events dropped.
     public static let eventQueueFull = Self(.limitExceeded("event queue full"))
+    /// The client asked for more acks that no handler answered yet than `maxPendingAcksPerConnection`; its
+    /// Engine.IO session was closed.
+    public static let tooManyPendingAcks = Self(.limitExceeded("too many pending acks"))
     /// The Engine.IO session ended (ping timeout, transport close, server shutdown, …).
     public static func transport(_ reason: EngineIOCloseReason) -> Self { Self(.transport(reason.description)) }
 
@@ -126,6 +134,7 @@ public struct SocketDisconnectReason: Sendable, Hashable, CustomStringConvertibl
     init(closing error: SocketIOSessionError) {
         switch error.code {
         case .eventQueueFull: self = .eventQueueFull
+        case .tooManyPendingAcks: self = .tooManyPendingAcks
         default: self = .protocolError
         }
     }

@@ -74,6 +74,11 @@ public struct SocketServerConfiguration: Sendable {
     /// Default 4 MiB. One event is always accepted when none waits, so a single event up to `maxPayload` fits.
     /// Exceeding it is handled like ``maxQueuedEventsPerConnection``.
     public var maxQueuedEventBytesPerConnection: Int = 4 << 20
+    /// Acks a client may have asked for, per connection, that no handler answered yet. Default 256. The event
+    /// asking for one more closes the client's session (``SocketDisconnectReason/tooManyPendingAcks``, counted,
+    /// logged). An event no handler is registered for never records its ack id; an ack id asked for again while
+    /// still unanswered is a protocol error (`SocketIOSessionError.Code.duplicateAckID`).
+    public var maxPendingAcksPerConnection: Int = 256
 
     /// The Engine.IO settings derived from these.
     var engineIO: EngineIOConfiguration {

@@ -200,6 +200,60 @@ final class TestGate: Sendable {
         }
     }
 
+    // MARK: 2. Acks a client asks for are bounded
+
+    @Test func ackIDsOfUnknownEventsAreNotKept() async throws {
+        try await self.withServer { h in
+            let (client, sid) = try await self.connect(port: h.port, group: h.group)
+            try await h.recorder.waitUntil { $0.connection(sid) != nil }
+            let connection = try #require(h.recorder.connection(sid))
+            for id in 1...2000 {
+                try await client.send("42\(id)[\"no-such-event\"]")
+            }
+            // A real ack still works after the flood (and proves the flood was processed).
+            try await client.send(#"422001["echo","real"]"#)
+            #expect(try await client.nextText() == #"432001["real"]"#)
+            #expect(await connection.owedAcks() == 0)
+            #expect(!client.isClosed)
+            await client.close()
+        }
+    }
+
+    @Test func unansweredAcksAreBoundedPerConnection() async throws {
+        try await self.withServer({ $0.maxPendingAcksPerConnection = 16 }) { h in
+            let (client, sid) = try await self.connect(port: h.port, group: h.group)
+            try await h.recorder.waitUntil { $0.connection(sid) != nil }
+            let connection = try #require(h.recorder.connection(sid))
+            // `hold` keeps its ack unanswered.
+            for id in 1...15 {
+                try await client.send("42\(id)[\"hold\"]")
+            }
+            // An answered ack is forgotten.
+            try await client.send(#"4299["echo","answered acks are not kept"]"#)
+            #expect(try await client.nextText() == #"4399["answered acks are not kept"]"#)
+            #expect(await connection.owedAcks() == 15)
+            // The sixteenth fits; the seventeenth closes the client.
+            try await client.send(#"4216["hold"]"#)
+            try await client.send(#"4217["hold"]"#)
+            try await client.waitForClose()
+            try await h.recorder.waitUntil { $0.disconnectReason(sid) != nil }
+            #expect(h.recorder.disconnectReason(sid) == .tooManyPendingAcks)
+            #expect(h.limitExceeded("too many pending acks") == 1)
+        }
+    }
+
+    @Test func duplicatePendingAckIDIsAProtocolError() async throws {
+        try await self.withServer { h in
+            let (client, sid) = try await self.connect(port: h.port, group: h.group)
+            try await client.send(#"425["hold"]"#)
+            try await client.send(#"425["hold"]"#)
+            try await client.waitForClose()
+            try await h.recorder.waitUntil { $0.disconnectReason(sid) != nil }
+            #expect(h.recorder.disconnectReason(sid) == .protocolError)
+            #expect(h.counter("socketgateway_protocol_errors_total", [("code", "duplicate ack id")]) == 1)
+        }
+    }
+
     /// Polls `condition` (bounded: 500 × 10 ms).
     func waitUntil(_ what: String, _ condition: () async -> Bool) async throws {
         for _ in 0..<500 {
