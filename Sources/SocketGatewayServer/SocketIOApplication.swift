@@ -19,7 +19,8 @@ struct SocketIOLimits: Sendable, Hashable {
         self.maxQueuedEvents = configuration.maxQueuedEventsPerConnection
         self.maxQueuedEventBytes = configuration.maxQueuedEventBytesPerConnection
         self.session = SocketIOSessionStateMachine.Limits(
-            maxPendingClientAcks: configuration.maxPendingAcksPerConnection)
+            maxPendingClientAcks: configuration.maxPendingAcksPerConnection,
+            eventRate: configuration.eventRateLimit)
     }
 }
 
@@ -132,6 +133,7 @@ final class SocketIOClient: @unchecked Sendable {
         self.run(
             self.machine.received(
                 inbound,
+                now: .now(),
                 namespaceExists: { registry.existing($0) != nil },
                 handlesEvent: { registry.existing($0)?.handlesEvent($1) ?? false }))
     }

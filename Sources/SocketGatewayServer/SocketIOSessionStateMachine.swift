@@ -12,6 +12,7 @@ public struct SocketIOSessionError: Error, Hashable, CustomStringConvertible {
             case eventQueueFull = "event queue full"
             case duplicateAckID = "duplicate ack id"
             case tooManyPendingAcks = "too many pending acks"
+            case eventRateExceeded = "event rate exceeded"
         }
         private let base: Base
         private init(_ base: Base) { self.base = base }
@@ -28,11 +29,13 @@ public struct SocketIOSessionError: Error, Hashable, CustomStringConvertible {
         /// The client asked for more acks that no handler answered yet than
         /// `SocketServerConfiguration.maxPendingAcksPerConnection` allows.
         public static let tooManyPendingAcks = Code(.tooManyPendingAcks)
+        /// The client sent events faster than `SocketServerConfiguration.eventRateLimit` allows.
+        public static let eventRateExceeded = Code(.eventRateExceeded)
 
         /// Whether the client hit one of the server's limits (rather than breaking the protocol or idling).
         var isLimit: Bool {
             switch self.base {
-            case .eventQueueFull, .tooManyPendingAcks: return true
+            case .eventQueueFull, .tooManyPendingAcks, .eventRateExceeded: return true
             case .protocolViolation, .connectTimeout, .duplicateAckID: return false
             }
         }
@@ -109,10 +112,13 @@ struct SocketIOSessionStateMachine {
     struct Limits: Hashable {
         /// Acks a client may have asked for, per connection, that the handlers have not answered.
         var maxPendingClientAcks: Int
+        /// Events per connection per second, with a burst; nil: unlimited.
+        var eventRate: SocketEventRateLimit?
 
         /// Limits from the server configuration.
-        init(maxPendingClientAcks: Int) {
+        init(maxPendingClientAcks: Int, eventRate: SocketEventRateLimit? = nil) {
             self.maxPendingClientAcks = maxPendingClientAcks
+            self.eventRate = eventRate
         }
     }
 
@@ -123,6 +129,8 @@ struct SocketIOSessionStateMachine {
         var pendingAcks: [UInt64: NIODeadline] = [:]
         /// Client → server acks: the ids the client asked for that no handler answered yet.
         var owedAcks: Set<UInt64> = []
+        /// The event rate limit's bucket, from the connection's first event on.
+        var bucket: TokenBucket?
     }
 
     private enum NamespaceState {
@@ -167,13 +175,15 @@ struct SocketIOSessionStateMachine {
         return connection.owedAcks.count
     }
 
-    /// A packet arrived from the client.
+    /// A packet arrived from the client at `now`.
     /// - Parameters:
+    ///   - now: The current time (for the event rate limit).
     ///   - namespaceExists: Whether the server has the packet's namespace (only asked for CONNECT).
     ///   - handlesEvent: Whether a handler is registered for an event in a namespace (only asked for EVENT). An
     ///     event nobody handles is dropped and its ack id is not recorded: nobody would answer it.
     mutating func received(
         _ packet: Inbound,
+        now: NIODeadline,
         namespaceExists: (String) -> Bool,
         handlesEvent: (_ namespace: String, _ event: String) -> Bool
     ) -> Action {
@@ -202,6 +212,19 @@ struct SocketIOSessionStateMachine {
 
         case .event(let namespace, let arguments, let ackID):
             guard case .connected(var connection)? = self.namespaces[namespace] else { return .none }
+            if let rate = self.limits.eventRate {
+                // Every event counts, handled or not: the limit is on what the client sends.
+                var bucket = connection.bucket ?? TokenBucket(limit: rate, now: now)
+                let admitted = bucket.take(at: now)
+                connection.bucket = bucket
+                self.namespaces[namespace] = .connected(connection)
+                guard admitted else {
+                    return self.closeSession(
+                        SocketIOSessionError(
+                            code: .eventRateExceeded,
+                            detail: "namespace \(LogSafe.text(namespace)) sent events faster than \(rate)"))
+                }
+            }
             guard case .string(let event)? = arguments.first, handlesEvent(namespace, event) else { return .none }
             if let ackID {
                 guard !connection.owedAcks.contains(ackID) else {

@@ -117,6 +117,8 @@ public struct SocketDisconnectReason: Sendable, Hashable, CustomStringConvertibl
     /// The client asked for more acks that no handler answered yet than `maxPendingAcksPerConnection`; its
     /// Engine.IO session was closed.
     public static let tooManyPendingAcks = Self(.limitExceeded("too many pending acks"))
+    /// The client sent events faster than `eventRateLimit`; its Engine.IO session was closed.
+    public static let eventRateExceeded = Self(.limitExceeded("event rate exceeded"))
     /// The Engine.IO session ended (ping timeout, transport close, server shutdown, …).
     public static func transport(_ reason: EngineIOCloseReason) -> Self { Self(.transport(reason.description)) }
 
@@ -135,6 +137,7 @@ public struct SocketDisconnectReason: Sendable, Hashable, CustomStringConvertibl
         switch error.code {
         case .eventQueueFull: self = .eventQueueFull
         case .tooManyPendingAcks: self = .tooManyPendingAcks
+        case .eventRateExceeded: self = .eventRateExceeded
         default: self = .protocolError
         }
     }

@@ -79,6 +79,10 @@ public struct SocketServerConfiguration: Sendable {
     /// logged). An event no handler is registered for never records its ack id; an ack id asked for again while
     /// still unanswered is a protocol error (`SocketIOSessionError.Code.duplicateAckID`).
     public var maxPendingAcksPerConnection: Int = 256
+    /// The most events per second one connection may send, with a burst; `nil` (the default): no limit. The event
+    /// over the limit closes the client's session (``SocketDisconnectReason/eventRateExceeded``, counted, logged):
+    /// dropping events silently instead would leave the client waiting for acks and out of step with the server.
+    public var eventRateLimit: SocketEventRateLimit?
 
     /// The Engine.IO settings derived from these.
     var engineIO: EngineIOConfiguration {
@@ -89,4 +93,24 @@ public struct SocketServerConfiguration: Sendable {
             cors: self.cors,
             maxBufferedBytesPerSession: self.maxBufferedBytesPerConnection)
     }
+}
+
+/// A per-connection event rate limit: a token bucket of `burst` events refilled at `eventsPerSecond`.
+public struct SocketEventRateLimit: Sendable, Hashable, CustomStringConvertible {
+    /// The sustained rate, in events per second (more than 0).
+    public var eventsPerSecond: Double
+    /// Events accepted at once after a quiet period (at least 1).
+    public var burst: Int
+
+    /// Creates a limit.
+    /// - Parameters:
+    ///   - eventsPerSecond: The sustained rate (more than 0).
+    ///   - burst: Events accepted at once after a quiet period (at least 1).
+    public init(eventsPerSecond: Double, burst: Int) {
+        self.eventsPerSecond = eventsPerSecond
+        self.burst = burst
+    }
+
+    /// `N events/s, burst M`.
+    public var description: String { "\(self.eventsPerSecond) events/s, burst \(self.burst)" }
 }

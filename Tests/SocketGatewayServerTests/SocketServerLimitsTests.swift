@@ -254,6 +254,28 @@ final class TestGate: Sendable {
         }
     }
 
+    // MARK: 3. Optional event rate limit
+
+    @Test func eventRateLimitClosesOnlyTheFastClient() async throws {
+        let limit = SocketEventRateLimit(eventsPerSecond: 1, burst: 5)
+        try await self.withServer({ $0.eventRateLimit = limit }) { h in
+            let (slow, _) = try await self.connect(port: h.port, group: h.group)
+            let (fast, sid) = try await self.connect(port: h.port, group: h.group)
+            // Fifty events at once are far over one per second after a burst of five.
+            for index in 0..<50 {
+                try? await fast.send("42[\"flood\",\(index)]")
+            }
+            try await fast.waitForClose()
+            try await h.recorder.waitUntil { $0.disconnectReason(sid) != nil }
+            #expect(h.recorder.disconnectReason(sid) == .eventRateExceeded)
+            #expect(h.limitExceeded("event rate exceeded") == 1)
+            // The other client's burst is its own.
+            try await slow.send(#"421["echo","slow"]"#)
+            #expect(try await slow.nextText() == #"431["slow"]"#)
+            await slow.close()
+        }
+    }
+
     /// Polls `condition` (bounded: 500 × 10 ms).
     func waitUntil(_ what: String, _ condition: () async -> Bool) async throws {
         for _ in 0..<500 {
