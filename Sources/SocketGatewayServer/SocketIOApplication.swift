@@ -20,7 +20,8 @@ struct SocketIOLimits: Sendable, Hashable {
         self.maxQueuedEventBytes = configuration.maxQueuedEventBytesPerConnection
         self.session = SocketIOSessionStateMachine.Limits(
             maxPendingClientAcks: configuration.maxPendingAcksPerConnection,
-            eventRate: configuration.eventRateLimit)
+            eventRate: configuration.eventRateLimit,
+            maxRefusedConnects: configuration.maxRefusedConnectsPerSession)
     }
 }
 
@@ -189,11 +190,12 @@ final class SocketIOClient: @unchecked Sendable {
             break
 
         case .sendConnectError(let namespace, let message):
-            if message == "Unauthorized" {
-                self.application.metrics.authFailure(namespace: namespace)
-            }
-            self.logger.debug("socket.io connect refused", metadata: ["namespace": "\(namespace)", "reason": "\(message)"])
-            self.session.send(SocketIOWire.connectError(namespace: namespace, message: message))
+            self.refuseConnect(namespace: namespace, message: message)
+
+        case .sendConnectErrorAndClose(let namespace, let message, let error):
+            // The reply goes out before the close.
+            self.refuseConnect(namespace: namespace, message: message)
+            self.closeSession(for: error)
 
         case .authenticate(let namespace, let auth):
             let request = self.session.request
@@ -261,6 +263,15 @@ final class SocketIOClient: @unchecked Sendable {
         case .closeSession(let error):
             self.closeSession(for: error)
         }
+    }
+
+    private func refuseConnect(namespace: String, message: String) {
+        if message == "Unauthorized" {
+            self.application.metrics.authFailure(namespace: namespace)
+        }
+        self.logger.debug(
+            "socket.io connect refused", metadata: ["namespace": "\(LogSafe.text(namespace))", "reason": "\(message)"])
+        self.session.send(SocketIOWire.connectError(namespace: namespace, message: message))
     }
 
     /// Closes the Engine.IO session for the client's fault `error`: counted, logged, and the transport closed

@@ -13,6 +13,7 @@ public struct SocketIOSessionError: Error, Hashable, CustomStringConvertible {
             case duplicateAckID = "duplicate ack id"
             case tooManyPendingAcks = "too many pending acks"
             case eventRateExceeded = "event rate exceeded"
+            case tooManyRefusedConnects = "too many refused connects"
         }
         private let base: Base
         private init(_ base: Base) { self.base = base }
@@ -31,11 +32,13 @@ public struct SocketIOSessionError: Error, Hashable, CustomStringConvertible {
         public static let tooManyPendingAcks = Code(.tooManyPendingAcks)
         /// The client sent events faster than `SocketServerConfiguration.eventRateLimit` allows.
         public static let eventRateExceeded = Code(.eventRateExceeded)
+        /// The client's CONNECT was refused `SocketServerConfiguration.maxRefusedConnectsPerSession` times.
+        public static let tooManyRefusedConnects = Code(.tooManyRefusedConnects)
 
         /// Whether the client hit one of the server's limits (rather than breaking the protocol or idling).
         var isLimit: Bool {
             switch self.base {
-            case .eventQueueFull, .tooManyPendingAcks, .eventRateExceeded: return true
+            case .eventQueueFull, .tooManyPendingAcks, .eventRateExceeded, .tooManyRefusedConnects: return true
             case .protocolViolation, .connectTimeout, .duplicateAckID: return false
             }
         }
@@ -81,6 +84,9 @@ struct SocketIOSessionStateMachine {
         case none
         /// Reply CONNECT_ERROR `{"message": message}` for `namespace`.
         case sendConnectError(namespace: String, message: String)
+        /// Reply CONNECT_ERROR `{"message": message}` for `namespace`, then close the Engine.IO session: the client
+        /// was refused too often.
+        case sendConnectErrorAndClose(namespace: String, message: String, SocketIOSessionError)
         /// Run the authenticator (if any), then call `authenticationCompleted`.
         case authenticate(namespace: String, auth: JSONValue?)
         /// Reply CONNECT `{"sid": sid}`, create the connection, join its rooms, run onConnect.
@@ -114,11 +120,14 @@ struct SocketIOSessionStateMachine {
         var maxPendingClientAcks: Int
         /// Events per connection per second, with a burst; nil: unlimited.
         var eventRate: SocketEventRateLimit?
+        /// Refused CONNECTs (bad token, unknown namespace) per session; the one that reaches it closes the session.
+        var maxRefusedConnects: Int
 
         /// Limits from the server configuration.
-        init(maxPendingClientAcks: Int, eventRate: SocketEventRateLimit? = nil) {
+        init(maxPendingClientAcks: Int, eventRate: SocketEventRateLimit? = nil, maxRefusedConnects: Int) {
             self.maxPendingClientAcks = maxPendingClientAcks
             self.eventRate = eventRate
+            self.maxRefusedConnects = maxRefusedConnects
         }
     }
 
@@ -140,6 +149,8 @@ struct SocketIOSessionStateMachine {
 
     private var namespaces: SmallMap<String, NamespaceState> = [:]
     private let limits: Limits
+    /// CONNECTs refused so far on this session.
+    private(set) var refusedConnects = 0
     /// Set until the client is first accepted in a namespace.
     private var connectDeadline: NIODeadline?
     private(set) var isClosed = false
@@ -191,7 +202,7 @@ struct SocketIOSessionStateMachine {
         switch packet {
         case .connect(let namespace, let auth):
             guard namespaceExists(namespace) else {
-                return .sendConnectError(namespace: namespace, message: "Invalid namespace")
+                return self.refuseConnect(namespace: namespace, message: "Invalid namespace")
             }
             guard self.namespaces[namespace] == nil else {
                 // Already connected or authenticating: a duplicate CONNECT changes nothing.
@@ -267,7 +278,7 @@ struct SocketIOSessionStateMachine {
         }
         guard accepted else {
             self.namespaces.removeValue(forKey: namespace)
-            return .sendConnectError(namespace: namespace, message: "Unauthorized")
+            return self.refuseConnect(namespace: namespace, message: "Unauthorized")
         }
         self.namespaces[namespace] = .connected(Connection(sid: sid))
         self.connectDeadline = nil
@@ -295,6 +306,21 @@ struct SocketIOSessionStateMachine {
         self.isClosed = true
         self.closingError = error
         return .closeSession(error)
+    }
+
+    /// Refuses a CONNECT; the refusal that reaches `maxRefusedConnects` also closes the session, so a client cannot
+    /// retry CONNECT (e.g. guess tokens) forever on one session.
+    private mutating func refuseConnect(namespace: String, message: String) -> Action {
+        self.refusedConnects += 1
+        guard self.refusedConnects >= self.limits.maxRefusedConnects else {
+            return .sendConnectError(namespace: namespace, message: message)
+        }
+        let error = SocketIOSessionError(
+            code: .tooManyRefusedConnects,
+            detail: "\(self.refusedConnects) CONNECTs refused on this session, the last for namespace \(LogSafe.text(namespace)) (\(message))")
+        self.isClosed = true
+        self.closingError = error
+        return .sendConnectErrorAndClose(namespace: namespace, message: message, error)
     }
 
     /// The server disconnects the connection `sid` in `namespace`.

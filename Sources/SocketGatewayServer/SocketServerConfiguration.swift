@@ -83,6 +83,10 @@ public struct SocketServerConfiguration: Sendable {
     /// over the limit closes the client's session (``SocketDisconnectReason/eventRateExceeded``, counted, logged):
     /// dropping events silently instead would leave the client waiting for acks and out of step with the server.
     public var eventRateLimit: SocketEventRateLimit?
+    /// Refused CONNECTs (bad token, unknown namespace) one Engine.IO session may get. Default 5. The refusal that
+    /// reaches it is sent, then the session is closed (counted in `socketgateway_client_limit_exceeded_total`,
+    /// logged), so a client cannot retry authentication forever on one session.
+    public var maxRefusedConnectsPerSession: Int = 5
 
     /// The Engine.IO settings derived from these.
     var engineIO: EngineIOConfiguration {

@@ -11,7 +11,7 @@ import Testing
     let known: (String) -> Bool = { $0 == "/" || $0 == "/custom" }
     /// Every event has a handler but `unhandled`.
     let handled: (String, String) -> Bool = { _, event in event != "unhandled" }
-    var limits = Machine.Limits(maxPendingClientAcks: 4)
+    var limits = Machine.Limits(maxPendingClientAcks: 4, maxRefusedConnects: 3)
 
     private func connected(_ namespaces: [String] = ["/"]) -> Machine {
         var machine = Machine(now: self.start, connectTimeout: .milliseconds(1000), limits: self.limits)
@@ -245,6 +245,42 @@ import Testing
         for _ in 0..<10_000 {
             _ = machine.received(self.event("a", ackID: nil), now: self.start, namespaceExists: self.known, handlesEvent: self.handled)
         }
+        #expect(!machine.isClosed)
+    }
+
+    // MARK: Refused CONNECTs
+
+    @Test func refusedConnectsAreBoundedPerSession() {
+        var machine = Machine(now: self.start, connectTimeout: .seconds(60), limits: self.limits)
+        func connect(_ namespace: String) -> Machine.Action {
+            machine.received(.connect(namespace: namespace, auth: ["token": "bad"]), now: self.start, namespaceExists: self.known, handlesEvent: self.handled)
+        }
+        #expect(connect("/") == .authenticate(namespace: "/", auth: ["token": "bad"]))
+        #expect(machine.authenticationCompleted(namespace: "/", accepted: false, sid: "x") == .sendConnectError(namespace: "/", message: "Unauthorized"))
+        // Unknown namespaces count too.
+        #expect(connect("/random") == .sendConnectError(namespace: "/random", message: "Invalid namespace"))
+        #expect(!machine.isClosed)
+        _ = connect("/")
+        let action = machine.authenticationCompleted(namespace: "/", accepted: false, sid: "x")
+        guard case .sendConnectErrorAndClose(let namespace, let message, let error) = action else {
+            Issue.record("expected sendConnectErrorAndClose, got \(action)")
+            return
+        }
+        #expect(namespace == "/" && message == "Unauthorized")
+        #expect(error.code == .tooManyRefusedConnects)
+        #expect(machine.isClosed)
+        #expect(machine.refusedConnects == 3)
+        #expect(connect("/") == .none)
+    }
+
+    @Test func acceptedConnectsDoNotCountAsRefused() {
+        var machine = self.connected(["/", "/custom"])
+        for _ in 0..<10 {
+            _ = machine.received(.disconnect(namespace: "/custom"), now: self.start, namespaceExists: self.known, handlesEvent: self.handled)
+            _ = machine.received(.connect(namespace: "/custom", auth: nil), now: self.start, namespaceExists: self.known, handlesEvent: self.handled)
+            _ = machine.authenticationCompleted(namespace: "/custom", accepted: true, sid: "again")
+        }
+        #expect(machine.refusedConnects == 0)
         #expect(!machine.isClosed)
     }
 }

@@ -276,6 +276,33 @@ final class TestGate: Sendable {
         }
     }
 
+    // MARK: 4. CONNECT retries after a refusal
+
+    @Test func refusedConnectRetriesCloseTheSession() async throws {
+        let secret = "limits-test-secret"
+        try await self.withServer(authenticator: JWTAuthenticator(secret: secret), { $0.maxRefusedConnectsPerSession = 3 }) { h in
+            let (client, _) = try await TestWebSocketClient.connectEngineIO(port: h.port, group: h.group)
+            for _ in 1...2 {
+                try await client.send(#"40{"token":"guess"}"#)
+                #expect(try await client.nextText() == #"44{"message":"Unauthorized"}"#)
+            }
+            #expect(!client.isClosed)
+            // The third refusal is still answered, then the session closes.
+            try await client.send(#"40{"token":"guess"}"#)
+            #expect(try await client.nextText() == #"44{"message":"Unauthorized"}"#)
+            try await client.waitForClose()
+            #expect(h.limitExceeded("too many refused connects") == 1)
+            #expect(h.counter("socketgateway_auth_failures_total", [("namespace", "/")]) == 3)
+
+            // A client with a good token on a new session is unaffected.
+            let token = HS256JWT.sign(claims: ["sub": "alice"], secret: secret)
+            let (good, _) = try await self.connect(port: h.port, group: h.group, auth: #"{"token":"\#(token)"}"#)
+            try await good.send(#"421["echo","ok"]"#)
+            #expect(try await good.nextText() == #"431["ok"]"#)
+            await good.close()
+        }
+    }
+
     /// Polls `condition` (bounded: 500 × 10 ms).
     func waitUntil(_ what: String, _ condition: () async -> Bool) async throws {
         for _ in 0..<500 {
