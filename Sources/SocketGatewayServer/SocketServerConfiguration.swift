@@ -26,7 +26,8 @@ public struct SocketServerConfiguration: Sendable {
     /// The Redis channel shared with the other servers and workers; `nil` runs local-only.
     public var redis: SocketServerRedisConfiguration?
     /// The HS256 secret of client tokens; when set and `SocketServer` gets no authenticator, clients must send
-    /// `auth: {token}` with a JWT whose `sub` is their user id. `nil`: clients are not authenticated.
+    /// `auth: {token}` with a JWT whose `sub` is their user id. It must not be empty (``validate()`` throws). With
+    /// no secret and no authenticator the server refuses to start unless ``allowAnonymous`` is set.
     public var tokenSecret: String?
     /// Checks the events other hosts publish on the Redis channel before they are delivered here (clustered
     /// servers only); `nil` delivers them unchecked. E.g. `.strict(SheetSyncEvent.self)`.
@@ -87,6 +88,35 @@ public struct SocketServerConfiguration: Sendable {
     /// reaches it is sent, then the session is closed (counted in `socketgateway_client_limit_exceeded_total`,
     /// logged), so a client cannot retry authentication forever on one session.
     public var maxRefusedConnectsPerSession: Int = 5
+    /// Accepts clients without authentication when `SocketServer` gets no authenticator and ``tokenSecret`` is nil.
+    /// Default false: such a server refuses to start (``SocketServer/start()`` throws), so a missing or empty secret
+    /// cannot turn authentication off silently. The server logs a warning at start when it is used.
+    public var allowAnonymous: Bool = false
+
+    /// Checks for settings that cannot be used: an empty ``tokenSecret``, a limit below 1, an event rate limit that
+    /// is not positive. `SocketServer` calls it; ``SocketServer/start()`` throws what it finds.
+    /// - Throws: ``SocketServerConfigurationError`` naming the setting.
+    public func validate() throws(SocketServerConfigurationError) {
+        if let secret = self.tokenSecret, secret.isEmpty {
+            throw SocketServerConfigurationError(
+                variable: "tokenSecret",
+                message: "is empty; set a secret, or set it to nil and allowAnonymous to run without authentication")
+        }
+        for (name, value) in [
+            ("maxQueuedEventsPerConnection", self.maxQueuedEventsPerConnection),
+            ("maxQueuedEventBytesPerConnection", self.maxQueuedEventBytesPerConnection),
+            ("maxPendingAcksPerConnection", self.maxPendingAcksPerConnection),
+            ("maxRefusedConnectsPerSession", self.maxRefusedConnectsPerSession),
+        ] where value < 1 {
+            throw SocketServerConfigurationError(variable: name, message: "must be at least 1, got \(value)")
+        }
+        if let rate = self.eventRateLimit,
+            !(rate.eventsPerSecond > 0 && rate.eventsPerSecond.isFinite) || rate.burst < 1
+        {
+            throw SocketServerConfigurationError(
+                variable: "eventRateLimit", message: "needs eventsPerSecond > 0 and burst >= 1, got \(rate)")
+        }
+    }
 
     /// The Engine.IO settings derived from these.
     var engineIO: EngineIOConfiguration {

@@ -64,7 +64,7 @@ final class TestGate: Sendable {
     ) async throws {
         var logger = Logger(label: "socket-gateway.test")
         logger.logLevel = .critical
-        var configuration = SocketServerConfiguration(port: 0, eventLoopThreads: 2)
+        var configuration = SocketServerConfiguration(port: 0, eventLoopThreads: 2).anonymous
         configure(&configuration)
         let metrics = TestMetrics()
         let server = SocketServer(
@@ -280,7 +280,7 @@ final class TestGate: Sendable {
 
     @Test func refusedConnectRetriesCloseTheSession() async throws {
         let secret = "limits-test-secret"
-        try await self.withServer(authenticator: JWTAuthenticator(secret: secret), { $0.maxRefusedConnectsPerSession = 3 }) { h in
+        try await self.withServer(authenticator: try JWTAuthenticator(secret: secret), { $0.maxRefusedConnectsPerSession = 3 }) { h in
             let (client, _) = try await TestWebSocketClient.connectEngineIO(port: h.port, group: h.group)
             for _ in 1...2 {
                 try await client.send(#"40{"token":"guess"}"#)
@@ -295,7 +295,7 @@ final class TestGate: Sendable {
             #expect(h.counter("socketgateway_auth_failures_total", [("namespace", "/")]) == 3)
 
             // A client with a good token on a new session is unaffected.
-            let token = HS256JWT.sign(claims: ["sub": "alice"], secret: secret)
+            let token = try HS256JWT.sign(claims: ["sub": "alice"], secret: secret)
             let (good, _) = try await self.connect(port: h.port, group: h.group, auth: #"{"token":"\#(token)"}"#)
             try await good.send(#"421["echo","ok"]"#)
             #expect(try await good.nextText() == #"431["ok"]"#)
