@@ -100,7 +100,8 @@ public enum HS256JWT {
             throw JWTError(code: .unsupportedAlgorithm, detail: "header has no alg")
         }
         guard algorithm == "HS256" else {
-            throw JWTError(code: .unsupportedAlgorithm, detail: "alg \(algorithm) is not accepted; only HS256 is")
+            throw JWTError(
+                code: .unsupportedAlgorithm, detail: "alg \(LogSafe.text(algorithm, limit: 32)) is not accepted; only HS256 is")
         }
         guard let signature = Base64URL.decode(parts[2]) else {
             throw JWTError(code: .malformed, detail: "signature is not base64url")

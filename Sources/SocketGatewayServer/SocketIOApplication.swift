@@ -275,30 +275,38 @@ final class SocketIOClient: @unchecked Sendable {
     }
 
     /// Closes the Engine.IO session for the client's fault `error`: counted, logged, and the transport closed
-    /// with `parseError` for a protocol error or `serverClose` for a limit or the connect timeout.
+    /// with `parseError` for a protocol error (the Engine.IO layer's reason for a client that sent what cannot be
+    /// understood) or `serverClose` for a limit or the connect timeout. The connections' onDisconnect handlers
+    /// get the matching ``SocketDisconnectReason`` (`protocolError`, `eventQueueFull`, …).
     private func closeSession(for error: SocketIOSessionError) {
-        var metadata: Logger.Metadata = [
-            "remote": "\(self.session.request.remoteAddress.map { "\($0)" } ?? "?")",
-            "transport": "\(self.session.transport)",
-        ]
         if error.code.isLimit {
             self.application.metrics.clientLimitExceeded(error)
-            // A flood of misbehaving clients must not flood the log: one line per kind per interval.
-            if let suppressed = self.application.admitWarning(error.code) {
-                if suppressed > 0 { metadata["suppressed"] = "\(suppressed)" }
-                self.logger.warning("closing engine.io session: \(error)", metadata: metadata)
-            }
+        } else {
+            self.application.metrics.protocolError(error)
+        }
+        guard error.code != .connectTimeout else {
+            // A client that never connects is common (a probe, a closed tab): debug, not a warning.
+            self.logger.debug("closing engine.io session: \(error)", metadata: self.clientMetadata)
             self.session.close(reason: .serverClose)
             return
         }
-        self.application.metrics.protocolError(error)
-        // A client fault, not a server one: notice level (debug for an idle client), with what the log
-        // reader needs to find the client.
-        self.logger.log(
-            level: error.code == .connectTimeout ? .debug : .notice,
-            "closing engine.io session: \(error)",
-            metadata: metadata)
-        self.session.close(reason: error.code == .connectTimeout ? .serverClose : .parseError)
+        // A misbehaving client: warning, but a flood of them must not flood the log: one line per kind per
+        // interval, with how many were suppressed. `error.detail` has every client-written part escaped.
+        if let suppressed = self.application.admitWarning(error.code) {
+            var metadata = self.clientMetadata
+            if let underlying = error.underlying { metadata["code"] = "\(underlying.code)" }
+            if suppressed > 0 { metadata["suppressed"] = "\(suppressed)" }
+            self.logger.warning("closing engine.io session: \(error)", metadata: metadata)
+        }
+        self.session.close(reason: error.code.isLimit ? .serverClose : .parseError)
+    }
+
+    /// What the log reader needs to find the client.
+    private var clientMetadata: Logger.Metadata {
+        [
+            "remote": "\(self.session.request.remoteAddress.map { "\($0)" } ?? "?")",
+            "transport": "\(self.session.transport)",
+        ]
     }
 
     private func authenticationCompleted(namespace: String, handshake: SocketHandshake, user: AuthenticatedUser?, accepted: Bool) {

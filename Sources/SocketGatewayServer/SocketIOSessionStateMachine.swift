@@ -50,7 +50,7 @@ public struct SocketIOSessionError: Error, Hashable, CustomStringConvertible {
     public var code: Code
     /// The decoder's error, for a protocol violation it detected.
     public var underlying: SocketIOProtocolError?
-    /// What was wrong, for the log.
+    /// What was wrong, for the log; whatever the client wrote in it is escaped (`LogSafe`), so it stays one line.
     public var detail: String
 
     /// Creates an error.

@@ -138,6 +138,19 @@ import Testing
         }
     }
 
+    @Test func refusalsAreLogSafe() {
+        // The authenticator logs the refusal: an alg the client wrote must not break the log line.
+        let header = Base64URL.encode(Array(#"{"alg":"HS256\nforged log line \u001b[31m"}"#.utf8))
+        let payload = Base64URL.encode(Array(#"{"sub":"42"}"#.utf8))
+        do {
+            _ = try HS256JWT.verify("\(header).\(payload).AAAA", secret: self.secret, now: self.now)
+            Issue.record("accepted")
+        } catch {
+            #expect(error.code == .unsupportedAlgorithm)
+            #expect(!error.description.contains("\n") && !error.description.contains("\u{1B}"), "\(error)")
+        }
+    }
+
     @Test func malformedBase64IsRefused() {
         let good = self.sign(["sub": "42"]).split(separator: ".").map(String.init)
         for token in [

@@ -33,6 +33,29 @@ final class TestGate: Sendable {
     }
 }
 
+/// Keeps what was logged: level, message and metadata, rendered as the log line would show them.
+struct CapturingLogHandler: LogHandler {
+    struct Line: Sendable {
+        var level: Logger.Level
+        var message: String
+        var metadata: String
+        var text: String { "\(self.message) \(self.metadata)" }
+    }
+
+    let lines: NIOLockedValueBox<[Line]>
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .debug
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { self.metadata[key] }
+        set { self.metadata[key] = newValue }
+    }
+    func log(event: LogEvent) {
+        let merged = self.metadata.merging(event.metadata ?? [:]) { $1 }
+        let rendered = merged.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+        self.lines.withLockedValue { $0.append(Line(level: event.level, message: "\(event.message)", metadata: rendered)) }
+    }
+}
+
 /// The server's per-client limits, end to end over real sockets on 127.0.0.1.
 @Suite(.serialized) struct SocketServerLimitsTests {
     /// A running server and what a test needs to drive and observe it.
@@ -43,6 +66,10 @@ final class TestGate: Sendable {
         var gate: TestGate
         var group: any EventLoopGroup
         var metrics: TestMetrics
+        var logs: NIOLockedValueBox<[CapturingLogHandler.Line]>
+
+        /// The warnings logged so far.
+        var warnings: [CapturingLogHandler.Line] { self.logs.withLockedValue { $0.filter { $0.level == .warning } } }
 
         /// The value of counter `label` with `dimensions` (0 when never incremented).
         func counter(_ label: String, _ dimensions: [(String, String)]) -> Int64 {
@@ -62,8 +89,8 @@ final class TestGate: Sendable {
         _ configure: (inout SocketServerConfiguration) -> Void = { _ in },
         _ body: (Harness) async throws -> Void
     ) async throws {
-        var logger = Logger(label: "socket-gateway.test")
-        logger.logLevel = .critical
+        let logs = NIOLockedValueBox<[CapturingLogHandler.Line]>([])
+        let logger = Logger(label: "socket-gateway.test") { _ in CapturingLogHandler(lines: logs) }
         var configuration = SocketServerConfiguration(port: 0, eventLoopThreads: 2).anonymous
         configure(&configuration)
         let metrics = TestMetrics()
@@ -94,7 +121,8 @@ final class TestGate: Sendable {
         try await server.start()
         let port = try #require(server.localPort)
         let clients = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let harness = Harness(server: server, port: port, recorder: recorder, gate: gate, group: clients, metrics: metrics)
+        let harness = Harness(
+            server: server, port: port, recorder: recorder, gate: gate, group: clients, metrics: metrics, logs: logs)
         do {
             try await body(harness)
         } catch {
@@ -300,6 +328,63 @@ final class TestGate: Sendable {
             try await good.send(#"421["echo","ok"]"#)
             #expect(try await good.nextText() == #"431["ok"]"#)
             await good.close()
+        }
+    }
+
+    // MARK: 6. Protocol errors
+
+    @Test func protocolErrorsAreCountedAndLoggedRateLimitedOnOneEscapedLine() async throws {
+        try await self.withServer { h in
+            let (healthy, _) = try await self.connect(port: h.port, group: h.group)
+            // A namespace and an event name with a newline and a terminal escape: a reserved event name is a
+            // protocol error whose description quotes both.
+            let hostile = "42/evil\nFORGED LINE \u{1B}[31m,[\"connect\"]"
+            var sids: [String] = []
+            for _ in 0..<20 {
+                let (client, sid) = try await self.connect(port: h.port, group: h.group)
+                try await client.send(hostile)
+                try await client.waitForClose()
+                sids.append(sid)
+            }
+            for sid in sids {
+                try await h.recorder.waitUntil { $0.disconnectReason(sid) != nil }
+                #expect(h.recorder.disconnectReason(sid) == .protocolError)
+            }
+            #expect(h.counter("socketgateway_protocol_errors_total", [("code", "invalidPayload")]) == 20)
+
+            // Twenty closes, far fewer lines: the first at once, the rest counted as suppressed in later ones.
+            let warnings = h.warnings.filter { $0.message.contains("closing engine.io session") }
+            #expect(!warnings.isEmpty)
+            #expect(warnings.count < 20)
+            for line in warnings {
+                #expect(!line.text.contains("\n") && !line.text.contains("\u{1B}"), "one line, no escape: \(line.text)")
+                #expect(line.message.contains(#"/evil\nFORGED LINE \u{1B}[31m"#), "escaped: \(line.message)")
+                #expect(line.message.contains("protocol violation") && line.metadata.contains("code=invalidPayload"))
+            }
+
+            // Other clients are unaffected.
+            try await healthy.send(#"421["echo","fine"]"#)
+            #expect(try await healthy.nextText() == #"431["fine"]"#)
+            await healthy.close()
+        }
+    }
+
+    @Test func limitWarningsAreRateLimitedPerKind() async throws {
+        try await self.withServer({ $0.maxRefusedConnectsPerSession = 1 }) { h in
+            for _ in 0..<10 {
+                let (client, _) = try await TestWebSocketClient.connectEngineIO(port: h.port, group: h.group)
+                try await client.send("40/no-such-namespace")
+                #expect(try await client.nextText() == #"44/no-such-namespace,{"message":"Invalid namespace"}"#)
+                try await client.waitForClose()
+            }
+            #expect(h.limitExceeded("too many refused connects") == 10)
+            let refused = h.warnings.filter { $0.message.contains("too many refused connects") }
+            #expect(!refused.isEmpty && refused.count < 10)
+            // A protocol error is another kind: its first warning is not suppressed by the refusals.
+            let (client, _) = try await self.connect(port: h.port, group: h.group)
+            try await client.send("4abc")
+            try await client.waitForClose()
+            #expect(h.warnings.contains { $0.message.contains("protocol violation") })
         }
     }
 
