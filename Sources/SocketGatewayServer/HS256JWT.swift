@@ -7,12 +7,13 @@ public struct JWTError: Error, Hashable, CustomStringConvertible {
     /// The kind of failure.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Base: Hashable, Sendable {
-            case malformed, unsupportedAlgorithm, badSignature, expired, notYetValid, missingSubject
+            case malformed, unsupportedAlgorithm, badSignature, expired, notYetValid, missingSubject, emptySecret
         }
         private let base: Base
         private init(_ base: Base) { self.base = base }
 
-        /// The token is not three base64url parts holding JSON objects.
+        /// The token is not three base64url parts holding JSON objects, or is longer than
+        /// ``HS256JWT/maxTokenLength``.
         public static let malformed = Code(.malformed)
         /// The header's `alg` is not `HS256` (`none` included).
         public static let unsupportedAlgorithm = Code(.unsupportedAlgorithm)
@@ -24,6 +25,8 @@ public struct JWTError: Error, Hashable, CustomStringConvertible {
         public static let notYetValid = Code(.notYetValid)
         /// The claims have no string `sub`.
         public static let missingSubject = Code(.missingSubject)
+        /// The secret to sign or verify with is empty: anyone could forge such a token, so none is made or accepted.
+        public static let emptySecret = Code(.emptySecret)
 
         public var description: String { "\(self.base)" }
     }
@@ -44,12 +47,20 @@ public struct JWTError: Error, Hashable, CustomStringConvertible {
 
 /// JSON Web Tokens signed with HMAC-SHA256 (`alg: HS256`), the only algorithm this server accepts.
 public enum HS256JWT {
+    /// The longest token `verify` reads (8 KiB, a common HTTP header limit); a longer one is `malformed` before any
+    /// decoding or hashing.
+    public static let maxTokenLength = 8192
+
     /// Signs `claims` (a JSON object) with `secret`.
     /// - Parameters:
     ///   - claims: The payload, e.g. `{"sub":"42","exp":1700000000}`.
-    ///   - secret: The shared HMAC secret.
+    ///   - secret: The shared HMAC secret; must not be empty.
     /// - Returns: The compact token `header.payload.signature`.
-    public static func sign(claims: JSONValue, secret: String) -> String {
+    /// - Throws: `JWTError` with code `emptySecret` for an empty secret.
+    public static func sign(claims: JSONValue, secret: String) throws(JWTError) -> String {
+        guard !secret.isEmpty else {
+            throw JWTError(code: .emptySecret, detail: "refusing to sign with an empty secret")
+        }
         let header = Base64URL.encode(Array(#"{"alg":"HS256","typ":"JWT"}"#.utf8))
         let payload = Base64URL.encode(Array(claims.jsonString.utf8))
         let signingInput = header + "." + payload
@@ -68,8 +79,14 @@ public enum HS256JWT {
     ///   - now: The current time.
     ///   - leeway: Clock skew tolerated for `exp` and `nbf`.
     /// - Returns: The claims (a JSON object).
-    /// - Throws: `JWTError`.
+    /// - Throws: `JWTError`; `emptySecret` for an empty secret, whatever the token.
     public static func verify(_ token: String, secret: String, now: Date, leeway: Duration = .zero) throws(JWTError) -> JSONValue {
+        guard !secret.isEmpty else {
+            throw JWTError(code: .emptySecret, detail: "refusing to verify with an empty secret")
+        }
+        guard token.utf8.count <= Self.maxTokenLength else {
+            throw JWTError(code: .malformed, detail: "token is \(token.utf8.count) bytes, more than \(Self.maxTokenLength)")
+        }
         let parts = token.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 3 else {
             throw JWTError(code: .malformed, detail: "expected 3 dot-separated parts, found \(parts.count)")
@@ -83,7 +100,8 @@ public enum HS256JWT {
             throw JWTError(code: .unsupportedAlgorithm, detail: "header has no alg")
         }
         guard algorithm == "HS256" else {
-            throw JWTError(code: .unsupportedAlgorithm, detail: "alg \(algorithm) is not accepted; only HS256 is")
+            throw JWTError(
+                code: .unsupportedAlgorithm, detail: "alg \(LogSafe.text(algorithm, limit: 32)) is not accepted; only HS256 is")
         }
         guard let signature = Base64URL.decode(parts[2]) else {
             throw JWTError(code: .malformed, detail: "signature is not base64url")

@@ -56,16 +56,23 @@ public struct JWTAuthenticator: SocketAuthenticator {
 
     /// Creates an authenticator.
     /// - Parameters:
-    ///   - secret: The HMAC secret tokens are signed with.
+    ///   - secret: The HMAC secret tokens are signed with; must not be empty.
     ///   - leeway: Clock skew tolerated for `exp` and `nbf`.
     ///   - logger: Where refusals are logged (at debug level).
     ///   - now: The clock; tests pass a fixed time.
+    /// - Throws: ``SocketServerConfigurationError`` for an empty secret: a token signed with an empty key proves
+    ///   nothing. To run without authentication, say so with ``SocketServerConfiguration/allowAnonymous``.
     public init(
         secret: String,
         leeway: Duration = .zero,
         logger: Logger = Logger(label: "socket-gateway.jwt"),
         now: @escaping @Sendable () -> Date = { Date() }
-    ) {
+    ) throws(SocketServerConfigurationError) {
+        guard !secret.isEmpty else {
+            throw SocketServerConfigurationError(
+                variable: "secret",
+                message: "the JWT secret is empty; set one, or run without authentication with allowAnonymous")
+        }
         self.secret = secret
         self.leeway = leeway
         self.logger = logger

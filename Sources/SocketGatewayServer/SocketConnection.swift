@@ -1,3 +1,4 @@
+import NIOConcurrencyHelpers
 import NIOCore
 public import SocketGatewayCore
 import SocketGatewayEngineIO
@@ -22,11 +23,11 @@ public final class SocketConnection: @unchecked Sendable {
     /// The queue of this connection's handler runs; made with its task on the first handler run, so an idle
     /// connection without handlers holds no task.
     private var jobs: AsyncStream<@Sendable () async -> Void>.Continuation?
+    /// The events waiting in `jobs`, against the configured bounds; made with `jobs`, shared with its task.
+    private var eventBudget: NIOLockedValueBox<EventQueueBudget>?
     private var jobsFinished = false
     /// Continuations of `emitWithAck` calls, by ack id.
     private var ackWaiters: [UInt64: (event: String, continuation: CheckedContinuation<[JSONValue], any Error>)] = [:]
-    /// Ack ids the client asked for that the server has not answered yet.
-    private var owedAcks: Set<UInt64> = []
     private(set) var isConnected = true
 
     init(id: String, namespace: String, user: AuthenticatedUser?, handshake: SocketHandshake, client: SocketIOClient) {
@@ -118,17 +119,53 @@ public final class SocketConnection: @unchecked Sendable {
 
     // MARK: Internals, on `eventLoop`
 
-    /// Queues a handler run after every handler queued before it.
+    /// Queues a handler run (connect, disconnect) after every handler queued before it; never refused.
     func enqueue(_ job: @escaping @Sendable () async -> Void) {
         self.eventLoop.assertInEventLoop()
         guard !self.jobsFinished else { return }
-        if let jobs = self.jobs {
-            jobs.yield(job)
-            return
+        self.startedJobs().continuation.yield(job)
+    }
+
+    /// Queues the handler run of an event of `bytes` (as received) after every handler queued before it, unless
+    /// `maxQueuedEventsPerConnection` events or `maxQueuedEventBytesPerConnection` bytes already wait.
+    /// - Returns: false when the queue is full: the event was not queued and the caller must close the session.
+    func enqueueEvent(bytes: Int, _ job: @escaping @Sendable () async -> Void) -> Bool {
+        self.eventLoop.assertInEventLoop()
+        guard !self.jobsFinished else { return true }
+        let (continuation, budget) = self.startedJobs()
+        guard budget.withLockedValue({ $0.admit(bytes: bytes) }) else { return false }
+        continuation.yield {
+            guard budget.withLockedValue({ $0.start(bytes: bytes) }) else { return }
+            await job()
         }
+        return true
+    }
+
+    /// The connection is closed for exceeding its queue: the events still waiting are dropped when their turn
+    /// comes (the disconnect handlers still run).
+    func evictQueuedEvents() {
+        self.eventLoop.assertInEventLoop()
+        self.eventBudget?.withLockedValue { $0.evict() }
+    }
+
+    /// The events waiting for this connection's handlers and their size (for tests and diagnostics).
+    package func queuedEvents() async -> (count: Int, bytes: Int) {
+        let budget = try? await self.eventLoop.submit { self.eventBudget }.get()
+        return budget?.withLockedValue { ($0.queuedEvents, $0.queuedBytes) } ?? (0, 0)
+    }
+
+    /// The queue and its budget, made with its task on the first handler run, so an idle connection without
+    /// handlers holds no task.
+    private func startedJobs() -> (
+        continuation: AsyncStream<@Sendable () async -> Void>.Continuation, budget: NIOLockedValueBox<EventQueueBudget>
+    ) {
+        if let jobs = self.jobs, let budget = self.eventBudget { return (jobs, budget) }
+        let limits = self.client.application.limits
+        let budget = NIOLockedValueBox(
+            EventQueueBudget(maxEvents: limits.maxQueuedEvents, maxBytes: limits.maxQueuedEventBytes))
         let (stream, continuation) = AsyncStream<@Sendable () async -> Void>.makeStream()
         self.jobs = continuation
-        continuation.yield(job)
+        self.eventBudget = budget
         // One task per connection (from its first handler run on) runs its handlers one after another, in
         // arrival order.
         Task {
@@ -136,6 +173,7 @@ public final class SocketConnection: @unchecked Sendable {
                 await job()
             }
         }
+        return (continuation, budget)
     }
 
     /// Ends the handler queue once it has run what is queued.
@@ -146,19 +184,18 @@ public final class SocketConnection: @unchecked Sendable {
         self.jobs = nil
     }
 
-    /// Records that the client asked for an ack with `id`.
-    func expectAckReply(_ id: UInt64) {
-        self.eventLoop.assertInEventLoop()
-        self.owedAcks.insert(id)
-    }
-
     /// Sends the ack `id`, once.
     func sendAck(_ id: UInt64, arguments: [JSONValue]) {
         let message = SocketIOWire.ack(namespace: self.namespace, id: id, arguments: arguments)
         self.onLoop {
-            guard self.isConnected, self.owedAcks.remove(id) != nil else { return }
+            guard self.isConnected, self.client.ackAnswered(for: self, id: id) else { return }
             self.client.session.send(message)
         }
+    }
+
+    /// The acks the client asked for that no handler answered yet (for tests and diagnostics).
+    package func owedAcks() async -> Int {
+        (try? await self.eventLoop.submit { self.client.owedAckCount(for: self) }.get()) ?? 0
     }
 
     func resolveAck(_ id: UInt64, arguments: [JSONValue]) {
@@ -183,7 +220,6 @@ public final class SocketConnection: @unchecked Sendable {
     func markDisconnected(pendingAcks: [UInt64]) {
         self.eventLoop.assertInEventLoop()
         self.isConnected = false
-        self.owedAcks.removeAll()
         let waiters = self.ackWaiters
         self.ackWaiters.removeAll()
         for (_, waiter) in waiters {

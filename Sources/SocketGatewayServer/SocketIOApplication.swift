@@ -1,22 +1,49 @@
 import CoreMetrics
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import SocketGatewayCore
 import SocketGatewayEngineIO
+
+/// The per-client bounds of the Socket.IO layer (see the `Hardening limits` of `SocketServerConfiguration`).
+struct SocketIOLimits: Sendable, Hashable {
+    /// Events that may wait for one connection's handlers.
+    var maxQueuedEvents: Int
+    /// Bytes of events that may wait for one connection's handlers.
+    var maxQueuedEventBytes: Int
+    /// What the session state machine bounds.
+    var session: SocketIOSessionStateMachine.Limits
+
+    /// The limits of `configuration`.
+    init(_ configuration: SocketServerConfiguration) {
+        self.maxQueuedEvents = configuration.maxQueuedEventsPerConnection
+        self.maxQueuedEventBytes = configuration.maxQueuedEventBytesPerConnection
+        self.session = SocketIOSessionStateMachine.Limits(
+            maxPendingClientAcks: configuration.maxPendingAcksPerConnection,
+            eventRate: configuration.eventRateLimit,
+            maxRefusedConnects: configuration.maxRefusedConnectsPerSession)
+    }
+}
 
 /// The Socket.IO layer on top of Engine.IO: one `SocketIOClient` per Engine.IO session.
 final class SocketIOApplication: EngineIOApplication, Sendable {
     let registry: NamespaceRegistry
     let authenticator: (any SocketAuthenticator)?
     let connectTimeout: TimeAmount
+    let limits: SocketIOLimits
     let shards: RoomShards
     let metrics: SocketServerMetrics
     let logger: Logger
+    /// One limiter per kind of client fault, so a flood of one kind neither floods the log nor hides the others.
+    private let warningLog = NIOLockedValueBox<[SocketIOSessionError.Code: LogRateLimiter]>([:])
+    /// The shortest time between two warnings of one kind.
+    static let warningInterval: Duration = .seconds(10)
 
     init(
         registry: NamespaceRegistry,
         authenticator: (any SocketAuthenticator)?,
         connectTimeout: Duration,
+        limits: SocketIOLimits,
         shards: RoomShards,
         metrics: SocketServerMetrics,
         logger: Logger
@@ -24,9 +51,18 @@ final class SocketIOApplication: EngineIOApplication, Sendable {
         self.registry = registry
         self.authenticator = authenticator
         self.connectTimeout = TimeAmount(connectTimeout)
+        self.limits = limits
         self.shards = shards
         self.metrics = metrics
         self.logger = logger
+    }
+
+    /// Whether to log a warning about a client closed for `code` now; when so, how many were suppressed since.
+    func admitWarning(_ code: SocketIOSessionError.Code) -> Int? {
+        let now = ContinuousClock.now
+        return self.warningLog.withLockedValue { limiters in
+            limiters[code, default: LogRateLimiter(interval: Self.warningInterval)].admit(at: now)
+        }
     }
 
     func sessionOpened(_ session: EngineIOSession) {
@@ -56,6 +92,8 @@ final class SocketIOClient: @unchecked Sendable {
     private var decoder = SocketIOWire.Decoder()
     private var connections: SmallMap<String, SocketConnection> = [:]
     private var connectTimer: Scheduled<Void>?
+    /// The size (as received) of the packet being decoded: its text and the attachments so far.
+    private var inboundBytes = 0
     /// The application's logger with this session's id; built when something is logged rather than kept per
     /// client (a stored copy with metadata costs about 500 bytes per connection).
     private var logger: Logger {
@@ -67,7 +105,8 @@ final class SocketIOClient: @unchecked Sendable {
     init(session: EngineIOSession, application: SocketIOApplication) {
         self.session = session
         self.application = application
-        self.machine = SocketIOSessionStateMachine(now: .now(), connectTimeout: application.connectTimeout)
+        self.machine = SocketIOSessionStateMachine(
+            now: .now(), connectTimeout: application.connectTimeout, limits: application.limits.session)
     }
 
     func start() {
@@ -79,6 +118,9 @@ final class SocketIOClient: @unchecked Sendable {
     }
 
     func received(_ message: EngineIOMessage) {
+        switch message {
+        case .text(let bytes), .binary(let bytes): self.inboundBytes += bytes.readableBytes
+        }
         let inbound: SocketIOSessionStateMachine.Inbound?
         do {
             inbound = try self.decoder.feed(message)
@@ -87,15 +129,20 @@ final class SocketIOClient: @unchecked Sendable {
             return
         }
         guard let inbound else { return }  // waiting for binary attachments
+        defer { self.inboundBytes = 0 }
         let registry = self.application.registry
-        self.run(self.machine.received(inbound, namespaceExists: { registry.existing($0) != nil }))
+        self.run(
+            self.machine.received(
+                inbound,
+                now: .now(),
+                namespaceExists: { registry.existing($0) != nil },
+                handlesEvent: { registry.existing($0)?.handlesEvent($1) ?? false }))
     }
 
     func sessionClosed(reason: EngineIOCloseReason) {
         self.connectTimer?.cancel()
         self.connectTimer = nil
-        let disconnectReason: SocketDisconnectReason =
-            self.machine.closingError == nil ? .transport(reason) : .protocolError
+        let disconnectReason = self.machine.closingError.map(SocketDisconnectReason.init(closing:)) ?? .transport(reason)
         for action in self.machine.sessionClosed() {
             self.run(action, sessionCloseReason: disconnectReason)
         }
@@ -113,6 +160,15 @@ final class SocketIOClient: @unchecked Sendable {
             self.expireTimers()
         }
         return id
+    }
+
+    /// Whether ack `id` of `connection` may be sent (once, and only if the client asked for it).
+    func ackAnswered(for connection: SocketConnection, id: UInt64) -> Bool {
+        self.machine.ackAnswered(namespace: connection.namespace, sid: connection.id, id: id)
+    }
+
+    func owedAckCount(for connection: SocketConnection) -> Int {
+        self.machine.owedAckCount(namespace: connection.namespace, sid: connection.id) ?? 0
     }
 
     func cancelAck(for connection: SocketConnection, id: UInt64) {
@@ -134,11 +190,12 @@ final class SocketIOClient: @unchecked Sendable {
             break
 
         case .sendConnectError(let namespace, let message):
-            if message == "Unauthorized" {
-                self.application.metrics.authFailure(namespace: namespace)
-            }
-            self.logger.debug("socket.io connect refused", metadata: ["namespace": "\(namespace)", "reason": "\(message)"])
-            self.session.send(SocketIOWire.connectError(namespace: namespace, message: message))
+            self.refuseConnect(namespace: namespace, message: message)
+
+        case .sendConnectErrorAndClose(let namespace, let message, let error):
+            // The reply goes out before the close.
+            self.refuseConnect(namespace: namespace, message: message)
+            self.closeSession(for: error)
 
         case .authenticate(let namespace, let auth):
             let request = self.session.request
@@ -163,21 +220,24 @@ final class SocketIOClient: @unchecked Sendable {
             guard let connection = self.connections[namespace], let namespaceHandlers = self.application.registry.existing(namespace),
                 case .string(let event)? = arguments.first
             else { return }
+            // The state machine checked that a handler exists (and recorded the ack id only then).
             let handlers = namespaceHandlers.eventHandlers(event)
-            var ack: SocketAck?
-            if let ackID {
-                connection.expectAckReply(ackID)
-                ack = SocketAck(connection: connection, id: ackID)
-            }
-            guard !handlers.isEmpty else {
-                self.logger.trace("no handler for socket.io event", metadata: ["namespace": "\(namespace)", "event": "\(event)"])
-                return
-            }
+            let ack = ackID.map { SocketAck(connection: connection, id: $0) }
             let eventArguments = Array(arguments.dropFirst())
-            connection.enqueue { [ack] in
+            let queued = connection.enqueueEvent(bytes: self.inboundBytes) { [ack] in
                 for handler in handlers {
                     await handler(connection, eventArguments, ack)
                 }
+            }
+            if !queued {
+                let limits = self.application.limits
+                connection.evictQueuedEvents()
+                let queue = "at most \(limits.maxQueuedEvents) events or \(limits.maxQueuedEventBytes) bytes"
+                self.run(
+                    self.machine.protocolError(
+                        SocketIOSessionError(
+                            code: .eventQueueFull,
+                            detail: "namespace \(LogSafe.text(namespace)) sent events faster than its handlers ran (\(queue) may wait)")))
             }
 
         case .resolveAck(let namespace, _, let id, let arguments):
@@ -201,18 +261,52 @@ final class SocketIOClient: @unchecked Sendable {
             self.endConnection(connection, pendingAcks: pendingAcks, reason: reason)
 
         case .closeSession(let error):
-            self.application.metrics.protocolError(error)
-            // A client fault, not a server one: notice level (debug for an idle client), with what the log
-            // reader needs to find the client.
-            self.logger.log(
-                level: error.code == .connectTimeout ? .debug : .notice,
-                "closing engine.io session: \(error)",
-                metadata: [
-                    "remote": "\(self.session.request.remoteAddress.map { "\($0)" } ?? "?")",
-                    "transport": "\(self.session.transport)",
-                ])
-            self.session.close(reason: error.code == .connectTimeout ? .serverClose : .parseError)
+            self.closeSession(for: error)
         }
+    }
+
+    private func refuseConnect(namespace: String, message: String) {
+        if message == "Unauthorized" {
+            self.application.metrics.authFailure(namespace: namespace)
+        }
+        self.logger.debug(
+            "socket.io connect refused", metadata: ["namespace": "\(LogSafe.text(namespace))", "reason": "\(message)"])
+        self.session.send(SocketIOWire.connectError(namespace: namespace, message: message))
+    }
+
+    /// Closes the Engine.IO session for the client's fault `error`: counted, logged, and the transport closed
+    /// with `parseError` for a protocol error (the Engine.IO layer's reason for a client that sent what cannot be
+    /// understood) or `serverClose` for a limit or the connect timeout. The connections' onDisconnect handlers
+    /// get the matching ``SocketDisconnectReason`` (`protocolError`, `eventQueueFull`, …).
+    private func closeSession(for error: SocketIOSessionError) {
+        if error.code.isLimit {
+            self.application.metrics.clientLimitExceeded(error)
+        } else {
+            self.application.metrics.protocolError(error)
+        }
+        guard error.code != .connectTimeout else {
+            // A client that never connects is common (a probe, a closed tab): debug, not a warning.
+            self.logger.debug("closing engine.io session: \(error)", metadata: self.clientMetadata)
+            self.session.close(reason: .serverClose)
+            return
+        }
+        // A misbehaving client: warning, but a flood of them must not flood the log: one line per kind per
+        // interval, with how many were suppressed. `error.detail` has every client-written part escaped.
+        if let suppressed = self.application.admitWarning(error.code) {
+            var metadata = self.clientMetadata
+            if let underlying = error.underlying { metadata["code"] = "\(underlying.code)" }
+            if suppressed > 0 { metadata["suppressed"] = "\(suppressed)" }
+            self.logger.warning("closing engine.io session: \(error)", metadata: metadata)
+        }
+        self.session.close(reason: error.code.isLimit ? .serverClose : .parseError)
+    }
+
+    /// What the log reader needs to find the client.
+    private var clientMetadata: Logger.Metadata {
+        [
+            "remote": "\(self.session.request.remoteAddress.map { "\($0)" } ?? "?")",
+            "transport": "\(self.session.transport)",
+        ]
     }
 
     private func authenticationCompleted(namespace: String, handshake: SocketHandshake, user: AuthenticatedUser?, accepted: Bool) {

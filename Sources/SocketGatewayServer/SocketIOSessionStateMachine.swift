@@ -9,6 +9,11 @@ public struct SocketIOSessionError: Error, Hashable, CustomStringConvertible {
         private enum Base: String, Hashable, Sendable {
             case protocolViolation = "protocol violation"
             case connectTimeout = "connect timeout"
+            case eventQueueFull = "event queue full"
+            case duplicateAckID = "duplicate ack id"
+            case tooManyPendingAcks = "too many pending acks"
+            case eventRateExceeded = "event rate exceeded"
+            case tooManyRefusedConnects = "too many refused connects"
         }
         private let base: Base
         private init(_ base: Base) { self.base = base }
@@ -17,6 +22,26 @@ public struct SocketIOSessionError: Error, Hashable, CustomStringConvertible {
         public static let protocolViolation = Code(.protocolViolation)
         /// No CONNECT packet arrived within the connect timeout.
         public static let connectTimeout = Code(.connectTimeout)
+        /// More events waited for a connection's handlers than `SocketServerConfiguration.maxQueuedEventsPerConnection`
+        /// (or `maxQueuedEventBytesPerConnection`) allows.
+        public static let eventQueueFull = Code(.eventQueueFull)
+        /// The client asked for an ack with an id it still waits on in the same namespace (a protocol violation).
+        public static let duplicateAckID = Code(.duplicateAckID)
+        /// The client asked for more acks that no handler answered yet than
+        /// `SocketServerConfiguration.maxPendingAcksPerConnection` allows.
+        public static let tooManyPendingAcks = Code(.tooManyPendingAcks)
+        /// The client sent events faster than `SocketServerConfiguration.eventRateLimit` allows.
+        public static let eventRateExceeded = Code(.eventRateExceeded)
+        /// The client's CONNECT was refused `SocketServerConfiguration.maxRefusedConnectsPerSession` times.
+        public static let tooManyRefusedConnects = Code(.tooManyRefusedConnects)
+
+        /// Whether the client hit one of the server's limits (rather than breaking the protocol or idling).
+        var isLimit: Bool {
+            switch self.base {
+            case .eventQueueFull, .tooManyPendingAcks, .eventRateExceeded, .tooManyRefusedConnects: return true
+            case .protocolViolation, .connectTimeout, .duplicateAckID: return false
+            }
+        }
 
         public var description: String { self.base.rawValue }
     }
@@ -25,7 +50,7 @@ public struct SocketIOSessionError: Error, Hashable, CustomStringConvertible {
     public var code: Code
     /// The decoder's error, for a protocol violation it detected.
     public var underlying: SocketIOProtocolError?
-    /// What was wrong, for the log.
+    /// What was wrong, for the log; whatever the client wrote in it is escaped (`LogSafe`), so it stays one line.
     public var detail: String
 
     /// Creates an error.
@@ -59,6 +84,9 @@ struct SocketIOSessionStateMachine {
         case none
         /// Reply CONNECT_ERROR `{"message": message}` for `namespace`.
         case sendConnectError(namespace: String, message: String)
+        /// Reply CONNECT_ERROR `{"message": message}` for `namespace`, then close the Engine.IO session: the client
+        /// was refused too often.
+        case sendConnectErrorAndClose(namespace: String, message: String, SocketIOSessionError)
         /// Run the authenticator (if any), then call `authenticationCompleted`.
         case authenticate(namespace: String, auth: JSONValue?)
         /// Reply CONNECT `{"sid": sid}`, create the connection, join its rooms, run onConnect.
@@ -86,10 +114,32 @@ struct SocketIOSessionStateMachine {
         case session
     }
 
+    /// The bounds this machine enforces; each one closes the session when a client exceeds it.
+    struct Limits: Hashable {
+        /// Acks a client may have asked for, per connection, that the handlers have not answered.
+        var maxPendingClientAcks: Int
+        /// Events per connection per second, with a burst; nil: unlimited.
+        var eventRate: SocketEventRateLimit?
+        /// Refused CONNECTs (bad token, unknown namespace) per session; the one that reaches it closes the session.
+        var maxRefusedConnects: Int
+
+        /// Limits from the server configuration.
+        init(maxPendingClientAcks: Int, eventRate: SocketEventRateLimit? = nil, maxRefusedConnects: Int) {
+            self.maxPendingClientAcks = maxPendingClientAcks
+            self.eventRate = eventRate
+            self.maxRefusedConnects = maxRefusedConnects
+        }
+    }
+
     private struct Connection {
         var sid: String
         var nextAckID: UInt64 = 0
+        /// Server → client acks: the deadline of each id the server waits for.
         var pendingAcks: [UInt64: NIODeadline] = [:]
+        /// Client → server acks: the ids the client asked for that no handler answered yet.
+        var owedAcks: Set<UInt64> = []
+        /// The event rate limit's bucket, from the connection's first event on.
+        var bucket: TokenBucket?
     }
 
     private enum NamespaceState {
@@ -98,6 +148,9 @@ struct SocketIOSessionStateMachine {
     }
 
     private var namespaces: SmallMap<String, NamespaceState> = [:]
+    private let limits: Limits
+    /// CONNECTs refused so far on this session.
+    private(set) var refusedConnects = 0
     /// Set until the client is first accepted in a namespace.
     private var connectDeadline: NIODeadline?
     private(set) var isClosed = false
@@ -105,8 +158,9 @@ struct SocketIOSessionStateMachine {
     private(set) var closingError: SocketIOSessionError?
 
     /// Starts the state of a new Engine.IO session.
-    init(now: NIODeadline, connectTimeout: TimeAmount) {
+    init(now: NIODeadline, connectTimeout: TimeAmount, limits: Limits) {
         self.connectDeadline = now + connectTimeout
+        self.limits = limits
     }
 
     /// The deadline of the connect timeout, while the client is connected to no namespace yet.
@@ -126,14 +180,29 @@ struct SocketIOSessionStateMachine {
         return nil
     }
 
-    /// A packet arrived from the client.
-    /// - Parameter namespaceExists: Whether the server has the packet's namespace (only asked for CONNECT).
-    mutating func received(_ packet: Inbound, namespaceExists: (String) -> Bool) -> Action {
+    /// The ack ids client `sid` in `namespace` asked for that no handler answered yet; nil when not connected.
+    func owedAckCount(namespace: String, sid: String) -> Int? {
+        guard case .connected(let connection)? = self.namespaces[namespace], connection.sid == sid else { return nil }
+        return connection.owedAcks.count
+    }
+
+    /// A packet arrived from the client at `now`.
+    /// - Parameters:
+    ///   - now: The current time (for the event rate limit).
+    ///   - namespaceExists: Whether the server has the packet's namespace (only asked for CONNECT).
+    ///   - handlesEvent: Whether a handler is registered for an event in a namespace (only asked for EVENT). An
+    ///     event nobody handles is dropped and its ack id is not recorded: nobody would answer it.
+    mutating func received(
+        _ packet: Inbound,
+        now: NIODeadline,
+        namespaceExists: (String) -> Bool,
+        handlesEvent: (_ namespace: String, _ event: String) -> Bool
+    ) -> Action {
         guard !self.isClosed else { return .none }
         switch packet {
         case .connect(let namespace, let auth):
             guard namespaceExists(namespace) else {
-                return .sendConnectError(namespace: namespace, message: "Invalid namespace")
+                return self.refuseConnect(namespace: namespace, message: "Invalid namespace")
             }
             guard self.namespaces[namespace] == nil else {
                 // Already connected or authenticating: a duplicate CONNECT changes nothing.
@@ -153,7 +222,37 @@ struct SocketIOSessionStateMachine {
             }
 
         case .event(let namespace, let arguments, let ackID):
-            guard case .connected(let connection)? = self.namespaces[namespace] else { return .none }
+            guard case .connected(var connection)? = self.namespaces[namespace] else { return .none }
+            if let rate = self.limits.eventRate {
+                // Every event counts, handled or not: the limit is on what the client sends.
+                var bucket = connection.bucket ?? TokenBucket(limit: rate, now: now)
+                let admitted = bucket.take(at: now)
+                connection.bucket = bucket
+                self.namespaces[namespace] = .connected(connection)
+                guard admitted else {
+                    return self.closeSession(
+                        SocketIOSessionError(
+                            code: .eventRateExceeded,
+                            detail: "namespace \(LogSafe.text(namespace)) sent events faster than \(rate)"))
+                }
+            }
+            guard case .string(let event)? = arguments.first, handlesEvent(namespace, event) else { return .none }
+            if let ackID {
+                guard !connection.owedAcks.contains(ackID) else {
+                    return self.closeSession(
+                        SocketIOSessionError(
+                            code: .duplicateAckID,
+                            detail: "namespace \(LogSafe.text(namespace)) asked for ack \(ackID) again before it was answered"))
+                }
+                guard connection.owedAcks.count < self.limits.maxPendingClientAcks else {
+                    return self.closeSession(
+                        SocketIOSessionError(
+                            code: .tooManyPendingAcks,
+                            detail: "namespace \(LogSafe.text(namespace)) asked for more than \(self.limits.maxPendingClientAcks) acks the handlers have not answered"))
+                }
+                connection.owedAcks.insert(ackID)
+                self.namespaces[namespace] = .connected(connection)
+            }
             return .dispatchEvent(namespace: namespace, sid: connection.sid, arguments: arguments, ackID: ackID)
 
         case .ack(let namespace, let id, let arguments):
@@ -179,19 +278,49 @@ struct SocketIOSessionStateMachine {
         }
         guard accepted else {
             self.namespaces.removeValue(forKey: namespace)
-            return .sendConnectError(namespace: namespace, message: "Unauthorized")
+            return self.refuseConnect(namespace: namespace, message: "Unauthorized")
         }
         self.namespaces[namespace] = .connected(Connection(sid: sid))
         self.connectDeadline = nil
         return .accept(namespace: namespace, sid: sid)
     }
 
-    /// The client could not be parsed or broke the protocol: the session closes.
+    /// The client could not be parsed, broke the protocol or exceeded a limit the caller enforces (the handler
+    /// queue): the session closes.
     mutating func protocolError(_ error: SocketIOSessionError) -> Action {
         guard !self.isClosed else { return .none }
+        return self.closeSession(error)
+    }
+
+    /// A handler answers ack `id` of client `sid` in `namespace`.
+    /// - Returns: Whether to send it: true once per id the client asked for (which is then forgotten).
+    mutating func ackAnswered(namespace: String, sid: String, id: UInt64) -> Bool {
+        guard !self.isClosed, case .connected(var connection)? = self.namespaces[namespace], connection.sid == sid,
+            connection.owedAcks.remove(id) != nil
+        else { return false }
+        self.namespaces[namespace] = .connected(connection)
+        return true
+    }
+
+    private mutating func closeSession(_ error: SocketIOSessionError) -> Action {
         self.isClosed = true
         self.closingError = error
         return .closeSession(error)
+    }
+
+    /// Refuses a CONNECT; the refusal that reaches `maxRefusedConnects` also closes the session, so a client cannot
+    /// retry CONNECT (e.g. guess tokens) forever on one session.
+    private mutating func refuseConnect(namespace: String, message: String) -> Action {
+        self.refusedConnects += 1
+        guard self.refusedConnects >= self.limits.maxRefusedConnects else {
+            return .sendConnectError(namespace: namespace, message: message)
+        }
+        let error = SocketIOSessionError(
+            code: .tooManyRefusedConnects,
+            detail: "\(self.refusedConnects) CONNECTs refused on this session, the last for namespace \(LogSafe.text(namespace)) (\(message))")
+        self.isClosed = true
+        self.closingError = error
+        return .sendConnectErrorAndClose(namespace: namespace, message: message, error)
     }
 
     /// The server disconnects the connection `sid` in `namespace`.

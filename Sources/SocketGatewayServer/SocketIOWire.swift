@@ -34,6 +34,17 @@ enum SocketIOWire {
         return EngineIOOutboundMessage(textPayload: text, attachments: attachments)
     }
 
+    /// `error`'s description with every part a client wrote escaped for a log line: the message (which may quote
+    /// an event name) and the namespace; the input excerpt was escaped by the decoder (`LogSafe.excerpt`).
+    static func logSafeDescription(_ error: SocketIOProtocolError) -> String {
+        var text = "Socket.IO protocol error (\(error.code)): \(LogSafe.text(error.message))"
+        if let packetType = error.packetType { text += "; packet type \(packetType)" }
+        if let namespace = error.namespace { text += "; namespace \(LogSafe.text(namespace))" }
+        if !error.excerpt.isEmpty { text += "; input \"\(error.excerpt)\"" }
+        if let underlying = error.underlying { text += "; \(LogSafe.text(underlying.description))" }
+        return text
+    }
+
     /// Turns the Engine.IO messages of one session into the state machine's inputs.
     struct Decoder {
         private var packets = SocketIOPacketDecoder()
@@ -47,7 +58,8 @@ enum SocketIOWire {
                 case .binary(let bytes): packet = try self.packets.decode(binary: bytes)
                 }
             } catch {
-                throw SocketIOSessionError(code: .protocolViolation, detail: error.description, underlying: error)
+                throw SocketIOSessionError(
+                    code: .protocolViolation, detail: SocketIOWire.logSafeDescription(error), underlying: error)
             }
             guard let packet else { return nil }
             switch packet.type {
@@ -62,11 +74,15 @@ enum SocketIOWire {
                 return .event(namespace: packet.namespace, arguments: payload, ackID: packet.ackID)
             case .ack, .binaryAck:
                 guard let id = packet.ackID else {
-                    throw SocketIOSessionError(code: .protocolViolation, detail: "an ACK packet must carry an id (namespace \(packet.namespace))")
+                    throw SocketIOSessionError(
+                        code: .protocolViolation,
+                        detail: "an ACK packet must carry an id (namespace \(LogSafe.text(packet.namespace)))")
                 }
                 return .ack(namespace: packet.namespace, id: id, arguments: packet.arguments)
             case .connectError:
-                throw SocketIOSessionError(code: .protocolViolation, detail: "a client must not send CONNECT_ERROR (namespace \(packet.namespace))")
+                throw SocketIOSessionError(
+                    code: .protocolViolation,
+                    detail: "a client must not send CONNECT_ERROR (namespace \(LogSafe.text(packet.namespace)))")
             }
         }
     }

@@ -55,6 +55,11 @@ public final class SocketNamespace: Sendable {
     func eventHandlers(_ event: String) -> [EventHandler] {
         self.handlers.withLockedValue { $0.events[event] ?? [] }
     }
+
+    /// Whether some handler is registered for `event`.
+    func handlesEvent(_ event: String) -> Bool {
+        self.handlers.withLockedValue { $0.events[event] != nil }
+    }
 }
 
 /// The namespaces of a server, by name. `/` always exists.
@@ -95,6 +100,7 @@ public struct SocketDisconnectReason: Sendable, Hashable, CustomStringConvertibl
         case serverNamespaceDisconnect
         case transport(String)
         case protocolError
+        case limitExceeded(String)
     }
     private let base: Base
     private init(_ base: Base) { self.base = base }
@@ -105,6 +111,14 @@ public struct SocketDisconnectReason: Sendable, Hashable, CustomStringConvertibl
     public static let serverNamespaceDisconnect = Self(.serverNamespaceDisconnect)
     /// The client broke the protocol; its Engine.IO session was closed.
     public static let protocolError = Self(.protocolError)
+    /// The client sent events faster than its handlers ran: more than `maxQueuedEventsPerConnection` (or
+    /// `maxQueuedEventBytesPerConnection`) waited. Its Engine.IO session was closed and the waiting events dropped.
+    public static let eventQueueFull = Self(.limitExceeded("event queue full"))
+    /// The client asked for more acks that no handler answered yet than `maxPendingAcksPerConnection`; its
+    /// Engine.IO session was closed.
+    public static let tooManyPendingAcks = Self(.limitExceeded("too many pending acks"))
+    /// The client sent events faster than `eventRateLimit`; its Engine.IO session was closed.
+    public static let eventRateExceeded = Self(.limitExceeded("event rate exceeded"))
     /// The Engine.IO session ended (ping timeout, transport close, server shutdown, …).
     public static func transport(_ reason: EngineIOCloseReason) -> Self { Self(.transport(reason.description)) }
 
@@ -114,6 +128,17 @@ public struct SocketDisconnectReason: Sendable, Hashable, CustomStringConvertibl
         case .serverNamespaceDisconnect: return "server namespace disconnect"
         case .protocolError: return "protocol error"
         case .transport(let reason): return reason
+        case .limitExceeded(let limit): return limit
+        }
+    }
+
+    /// Why the connections of a session the server closed for `error` ended.
+    init(closing error: SocketIOSessionError) {
+        switch error.code {
+        case .eventQueueFull: self = .eventQueueFull
+        case .tooManyPendingAcks: self = .tooManyPendingAcks
+        case .eventRateExceeded: self = .eventRateExceeded
+        default: self = .protocolError
         }
     }
 }

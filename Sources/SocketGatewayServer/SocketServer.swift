@@ -1,3 +1,4 @@
+package import CoreMetrics
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
@@ -20,35 +21,53 @@ public final class SocketServer: Service, Sendable {
     private let registry: NamespaceRegistry
     private let logger: Logger
     private let state = NIOLockedValueBox(LifecycleState.idle)
-    /// Why the configuration cannot be used (an invalid Redis URL); `start()` throws it.
+    /// Why the configuration cannot be used (an invalid setting or Redis URL, no authentication); `start()` throws it.
     private let configurationError: SocketServerConfigurationError?
+    /// Whether clients connect without authentication (`allowAnonymous`).
+    private let isAnonymous: Bool
 
     private enum LifecycleState {
         case idle, started, shutDown
     }
 
-    /// Creates a server; nothing listens until `start()` or `run()`.
+    /// Creates a server; nothing listens until `start()` or `run()`, which throws when the configuration cannot
+    /// be used (``SocketServerConfiguration/validate()``, an invalid Redis URL, no authentication).
     /// - Parameters:
     ///   - configuration: Address, paths, timeouts.
     ///   - authenticator: Decides who may connect; nil uses `configuration.tokenSecret` (HS256 JWT) when set,
-    ///     else accepts everyone.
+    ///     else accepts everyone if `configuration.allowAnonymous` — and refuses to start otherwise.
     ///   - logger: Where the server logs.
     ///   - httpFallback: Answers HTTP requests outside the Socket.IO path (e.g. a page at `/`); nil answers 404.
     ///     `GET /healthz` is answered before it with ``clusterHealth`` as JSON.
-    public init(
+    public convenience init(
         configuration: SocketServerConfiguration, authenticator: (any SocketAuthenticator)? = nil, logger: Logger,
         httpFallback: (any HTTPFallbackResponder)? = nil
+    ) {
+        self.init(
+            configuration: configuration, authenticator: authenticator, logger: logger, httpFallback: httpFallback,
+            metricsFactory: MetricsSystem.factory)
+    }
+
+    /// Creates a server whose metrics go to `metricsFactory` (tests pass a `TestMetrics`).
+    package init(
+        configuration: SocketServerConfiguration, authenticator: (any SocketAuthenticator)?, logger: Logger,
+        httpFallback: (any HTTPFallbackResponder)?, metricsFactory: any MetricsFactory
     ) {
         self.configuration = configuration
         self.logger = logger
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.eventLoopThreads))
         self.eventLoopGroup = group
-        let metrics = SocketServerMetrics()
+        let metrics = SocketServerMetrics(factory: metricsFactory)
         let registry = NamespaceRegistry(metrics: metrics)
         self.registry = registry
         let shards = RoomShards(eventLoopGroup: group)
         var cluster: any ClusterAdapter = LocalOnlyClusterAdapter()
         var configurationError: SocketServerConfigurationError?
+        do {
+            try configuration.validate()
+        } catch {
+            configurationError = error
+        }
         if let redis = configuration.redis {
             var signingKey: PubSubSigningKey?
             if let secret = redis.signingSecret {
@@ -74,16 +93,31 @@ public final class SocketServer: Service, Sendable {
                 }
             }
         }
+        var authenticator = authenticator
+        if authenticator == nil, let secret = configuration.tokenSecret {
+            do {
+                authenticator = try JWTAuthenticator(secret: secret, logger: logger)
+            } catch {
+                configurationError = configurationError ?? error
+            }
+        }
+        if authenticator == nil, !configuration.allowAnonymous {
+            configurationError =
+                configurationError
+                ?? SocketServerConfigurationError(
+                    variable: "tokenSecret",
+                    message:
+                        "no authentication: pass an authenticator, set tokenSecret, or set allowAnonymous to accept unauthenticated clients"
+                )
+        }
+        self.isAnonymous = authenticator == nil
         self.configurationError = configurationError
         self.gateway = SocketGateway(shards: shards, cluster: cluster, metrics: metrics, logger: logger)
-        var authenticator = authenticator
-        if authenticator == nil, let secret = configuration.tokenSecret, !secret.isEmpty {
-            authenticator = JWTAuthenticator(secret: secret, logger: logger)
-        }
         let application = SocketIOApplication(
             registry: registry,
             authenticator: authenticator,
             connectTimeout: configuration.connectTimeout,
+            limits: SocketIOLimits(configuration),
             shards: shards,
             metrics: metrics,
             logger: logger)
@@ -114,6 +148,9 @@ public final class SocketServer: Service, Sendable {
         }
         guard shouldStart else { return }
         if let error = self.configurationError { throw error }
+        if self.isAnonymous {
+            self.logger.warning("clients are NOT authenticated (allowAnonymous): emits to users reach nobody")
+        }
         if self.configuration.redis == nil {
             self.logger.warning("\(self.gateway.cluster.modeDescription)")
         } else {

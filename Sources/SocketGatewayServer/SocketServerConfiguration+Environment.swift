@@ -59,7 +59,7 @@ public struct SocketServerRedisConfiguration: Sendable, Hashable {
     }
 }
 
-/// A setting read from the environment that cannot be used.
+/// A setting (from code, flags or the environment) that cannot be used.
 public struct SocketServerConfigurationError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The variable (or flag) at fault.
     public var variable: String

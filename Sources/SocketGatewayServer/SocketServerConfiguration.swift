@@ -26,7 +26,8 @@ public struct SocketServerConfiguration: Sendable {
     /// The Redis channel shared with the other servers and workers; `nil` runs local-only.
     public var redis: SocketServerRedisConfiguration?
     /// The HS256 secret of client tokens; when set and `SocketServer` gets no authenticator, clients must send
-    /// `auth: {token}` with a JWT whose `sub` is their user id. `nil`: clients are not authenticated.
+    /// `auth: {token}` with a JWT whose `sub` is their user id. It must not be empty (``validate()`` throws). With
+    /// no secret and no authenticator the server refuses to start unless ``allowAnonymous`` is set.
     public var tokenSecret: String?
     /// Checks the events other hosts publish on the Redis channel before they are delivered here (clustered
     /// servers only); `nil` delivers them unchecked. E.g. `.strict(SheetSyncEvent.self)`.
@@ -63,6 +64,60 @@ public struct SocketServerConfiguration: Sendable {
         self.inboundValidation = inboundValidation
     }
 
+    // MARK: Hardening limits
+
+    /// Events of one connection that may wait for its handlers while a handler runs (a connection's handlers run
+    /// one at a time). Default 128. The event beyond it closes the client's Engine.IO session (disconnect reason
+    /// ``SocketDisconnectReason/eventQueueFull``), the events still waiting are dropped, not handled, and it is
+    /// counted in `socketgateway_client_limit_exceeded_total{limit="event queue full"}`.
+    public var maxQueuedEventsPerConnection: Int = 128
+    /// Bytes (as received, attachments included) of one connection's events that may wait for its handlers.
+    /// Default 4 MiB. One event is always accepted when none waits, so a single event up to `maxPayload` fits.
+    /// Exceeding it is handled like ``maxQueuedEventsPerConnection``.
+    public var maxQueuedEventBytesPerConnection: Int = 4 << 20
+    /// Acks a client may have asked for, per connection, that no handler answered yet. Default 256. The event
+    /// asking for one more closes the client's session (``SocketDisconnectReason/tooManyPendingAcks``, counted,
+    /// logged). An event no handler is registered for never records its ack id; an ack id asked for again while
+    /// still unanswered is a protocol error (`SocketIOSessionError.Code.duplicateAckID`).
+    public var maxPendingAcksPerConnection: Int = 256
+    /// The most events per second one connection may send, with a burst; `nil` (the default): no limit. The event
+    /// over the limit closes the client's session (``SocketDisconnectReason/eventRateExceeded``, counted, logged):
+    /// dropping events silently instead would leave the client waiting for acks and out of step with the server.
+    public var eventRateLimit: SocketEventRateLimit?
+    /// Refused CONNECTs (bad token, unknown namespace) one Engine.IO session may get. Default 5. The refusal that
+    /// reaches it is sent, then the session is closed (counted in `socketgateway_client_limit_exceeded_total`,
+    /// logged), so a client cannot retry authentication forever on one session.
+    public var maxRefusedConnectsPerSession: Int = 5
+    /// Accepts clients without authentication when `SocketServer` gets no authenticator and ``tokenSecret`` is nil.
+    /// Default false: such a server refuses to start (``SocketServer/start()`` throws), so a missing or empty secret
+    /// cannot turn authentication off silently. The server logs a warning at start when it is used.
+    public var allowAnonymous: Bool = false
+
+    /// Checks for settings that cannot be used: an empty ``tokenSecret``, a limit below 1, an event rate limit that
+    /// is not positive. `SocketServer` calls it; ``SocketServer/start()`` throws what it finds.
+    /// - Throws: ``SocketServerConfigurationError`` naming the setting.
+    public func validate() throws(SocketServerConfigurationError) {
+        if let secret = self.tokenSecret, secret.isEmpty {
+            throw SocketServerConfigurationError(
+                variable: "tokenSecret",
+                message: "is empty; set a secret, or set it to nil and allowAnonymous to run without authentication")
+        }
+        for (name, value) in [
+            ("maxQueuedEventsPerConnection", self.maxQueuedEventsPerConnection),
+            ("maxQueuedEventBytesPerConnection", self.maxQueuedEventBytesPerConnection),
+            ("maxPendingAcksPerConnection", self.maxPendingAcksPerConnection),
+            ("maxRefusedConnectsPerSession", self.maxRefusedConnectsPerSession),
+        ] where value < 1 {
+            throw SocketServerConfigurationError(variable: name, message: "must be at least 1, got \(value)")
+        }
+        if let rate = self.eventRateLimit,
+            !(rate.eventsPerSecond > 0 && rate.eventsPerSecond.isFinite) || rate.burst < 1
+        {
+            throw SocketServerConfigurationError(
+                variable: "eventRateLimit", message: "needs eventsPerSecond > 0 and burst >= 1, got \(rate)")
+        }
+    }
+
     /// The Engine.IO settings derived from these.
     var engineIO: EngineIOConfiguration {
         EngineIOConfiguration(
@@ -72,4 +127,24 @@ public struct SocketServerConfiguration: Sendable {
             cors: self.cors,
             maxBufferedBytesPerSession: self.maxBufferedBytesPerConnection)
     }
+}
+
+/// A per-connection event rate limit: a token bucket of `burst` events refilled at `eventsPerSecond`.
+public struct SocketEventRateLimit: Sendable, Hashable, CustomStringConvertible {
+    /// The sustained rate, in events per second (more than 0).
+    public var eventsPerSecond: Double
+    /// Events accepted at once after a quiet period (at least 1).
+    public var burst: Int
+
+    /// Creates a limit.
+    /// - Parameters:
+    ///   - eventsPerSecond: The sustained rate (more than 0).
+    ///   - burst: Events accepted at once after a quiet period (at least 1).
+    public init(eventsPerSecond: Double, burst: Int) {
+        self.eventsPerSecond = eventsPerSecond
+        self.burst = burst
+    }
+
+    /// `N events/s, burst M`.
+    public var description: String { "\(self.eventsPerSecond) events/s, burst \(self.burst)" }
 }

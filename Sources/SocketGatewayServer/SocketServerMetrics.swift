@@ -3,14 +3,23 @@ import Metrics
 
 /// The server's metrics (swift-metrics); labels start with `socketgateway_`.
 struct SocketServerMetrics: Sendable {
+    /// Where the metrics go: the bootstrapped `MetricsSystem.factory` unless a test passes its own.
+    let factory: any MetricsFactory
     /// Every `SocketGateway.emit` call.
-    let emits = Counter(label: "socketgateway_emits_total")
+    let emits: Counter
     /// Packets written to local clients by emits (one per recipient).
-    let deliveries = Counter(label: "socketgateway_emit_deliveries_total")
+    let deliveries: Counter
+
+    /// Metrics made by `factory`.
+    init(factory: any MetricsFactory = MetricsSystem.factory) {
+        self.factory = factory
+        self.emits = Counter(label: "socketgateway_emits_total", factory: factory)
+        self.deliveries = Counter(label: "socketgateway_emit_deliveries_total", factory: factory)
+    }
 
     /// Open Socket.IO connections in `namespace` (one per client per namespace).
     func connections(namespace: String) -> Meter {
-        Meter(label: "socketgateway_socket_connections", dimensions: [("namespace", namespace)])
+        Meter(label: "socketgateway_socket_connections", dimensions: [("namespace", namespace)], factory: self.factory)
     }
 
     /// A remote event failed `inboundValidation`; `event` is `_unknown` for names outside the catalog, so the
@@ -18,17 +27,31 @@ struct SocketServerMetrics: Sendable {
     func inboundRejected(reason: InboundEventRejection.Reason, event: String) {
         Counter(
             label: "socketgateway_inbound_rejected_total",
-            dimensions: [("reason", reason.rawValue), ("event", reason == .unknownEvent ? "_unknown" : event)]
+            dimensions: [("reason", reason.rawValue), ("event", reason == .unknownEvent ? "_unknown" : event)],
+            factory: self.factory
         ).increment()
     }
 
     /// A client was refused by the authenticator.
     func authFailure(namespace: String) {
-        Counter(label: "socketgateway_auth_failures_total", dimensions: [("namespace", namespace)]).increment()
+        Counter(label: "socketgateway_auth_failures_total", dimensions: [("namespace", namespace)], factory: self.factory)
+            .increment()
+    }
+
+    /// A client exceeded one of the server's limits (`error.code`, e.g. `event queue full`) and was disconnected.
+    func clientLimitExceeded(_ error: SocketIOSessionError) {
+        Counter(
+            label: "socketgateway_client_limit_exceeded_total", dimensions: [("limit", error.code.description)],
+            factory: self.factory
+        ).increment()
     }
 
     /// A client broke the Socket.IO protocol and was disconnected.
     func protocolError(_ error: SocketIOSessionError) {
-        Counter(label: "socketgateway_protocol_errors_total", dimensions: [("code", error.underlying?.code.description ?? error.code.description)]).increment()
+        Counter(
+            label: "socketgateway_protocol_errors_total",
+            dimensions: [("code", error.underlying?.code.description ?? error.code.description)],
+            factory: self.factory
+        ).increment()
     }
 }

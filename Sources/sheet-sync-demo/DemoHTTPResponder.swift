@@ -81,15 +81,20 @@ struct DemoHTTPResponder: HTTPFallbackResponder {
         }
         let now = Date()
         let expiresAt = now.addingTimeInterval(DemoDefaults.tokenLifetime)
-        let token = HS256JWT.sign(
-            claims: .object([
-                (key: "sub", value: .string(user)),
-                (key: "iat", value: .int(Int64(now.timeIntervalSince1970))),
-                (key: "exp", value: .int(Int64(expiresAt.timeIntervalSince1970))),
-                (key: "iss", value: .string("sheet-sync-demo")),
-            ]),
-            secret: self.jwtSecret
-        )
+        let token: String
+        do {
+            token = try HS256JWT.sign(
+                claims: .object([
+                    (key: "sub", value: .string(user)),
+                    (key: "iat", value: .int(Int64(now.timeIntervalSince1970))),
+                    (key: "exp", value: .int(Int64(expiresAt.timeIntervalSince1970))),
+                    (key: "iss", value: .string("sheet-sync-demo")),
+                ]),
+                secret: self.jwtSecret
+            )
+        } catch {
+            return Self.problem(.internalServerError, "cannot sign a token: \(error)")
+        }
         self.log.line("token issued for \(user) (valid \(Int(DemoDefaults.tokenLifetime / 60)) min)")
         return Self.json(
             .ok,

@@ -43,7 +43,7 @@ struct ServerCommand: AsyncParsableCommand {
         }
         let redisCommands = RedisCommandClient(url: try RedisURL(parsing: redisURL), logger: logger)
 
-        let authenticator = JWTAuthenticator(secret: secret, logger: logger)
+        let authenticator = try JWTAuthenticator(secret: secret, logger: logger)
         let responder = DemoHTTPResponder(
             serverName: self.shared.name,
             files: try DemoHTTPResponder.loadPublicFiles(),

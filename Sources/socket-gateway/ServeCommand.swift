@@ -123,9 +123,8 @@ struct ServeCommand: AsyncParsableCommand {
                     ExitCodes.notConfigured
                 )
             }
-            logger.warning(
-                "no token secret: clients are NOT authenticated (--allow-anonymous); emits to users reach nobody"
-            )
+            // The server logs that clients are not authenticated when it starts.
+            configuration.allowAnonymous = true
         }
 
         let server = SocketServer(configuration: configuration, logger: logger)

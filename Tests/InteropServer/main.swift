@@ -262,11 +262,14 @@ func runInteropServer() async -> Int32 {
     var configuration = SocketServerConfiguration()
     configuration.host = options.host
     configuration.port = options.port
-    let server = SocketServer(
-        configuration: configuration,
-        authenticator: JWTAuthenticator(secret: secret, logger: logger),
-        logger: logger
-    )
+    let authenticator: JWTAuthenticator
+    do {
+        authenticator = try JWTAuthenticator(secret: secret, logger: logger)
+    } catch {
+        writeError("socket-gateway-interop-server: \(error)")
+        return 2
+    }
+    let server = SocketServer(configuration: configuration, authenticator: authenticator, logger: logger)
     installHandlers(on: server.namespace("/"), gateway: server.gateway, logger: logger)
     installHandlers(on: server.namespace("/custom"), gateway: server.gateway, logger: logger)
 

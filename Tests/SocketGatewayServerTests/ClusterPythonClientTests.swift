@@ -58,15 +58,15 @@ private let pythonClients = #"""
             // SIGKILL: a child of the test process inherits its blocked signals, so SIGTERM may never arrive.
             if process.isRunning { kill(process.processIdentifier, SIGKILL) }
         }
-        func token(_ user: String) -> String {
-            HS256JWT.sign(
+        func token(_ user: String) throws -> String {
+            try HS256JWT.sign(
                 claims: ["sub": .string(user), "exp": .int(Int64(Date().timeIntervalSince1970) + 600)],
                 secret: secret
             )
         }
         process.executableURL = URL(fileURLWithPath: python)
         process.arguments = [
-            script.path, "http://127.0.0.1:\(try #require(server.localPort))", token("alice"), token("bob"),
+            script.path, "http://127.0.0.1:\(try #require(server.localPort))", try token("alice"), try token("bob"),
         ]
         let output = Pipe()
         process.standardOutput = output

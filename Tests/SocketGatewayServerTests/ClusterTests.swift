@@ -31,7 +31,7 @@ import Testing
                 port: 0,
                 eventLoopThreads: 2,
                 redis: SocketServerRedisConfiguration(url: redisURL, channel: channel)
-            ),
+            ).anonymous,
             logger: Self.logger()
         )
         let recorder = Recorder()
@@ -348,7 +348,7 @@ import Testing
         }
 
         let server = SocketServer(
-            configuration: SocketServerConfiguration(port: 0, eventLoopThreads: 1),
+            configuration: SocketServerConfiguration(port: 0, eventLoopThreads: 1).anonymous,
             logger: Self.logger()
         )
         try await server.start()
@@ -373,7 +373,7 @@ import Testing
         try await group.shutdownGracefully()
 
         let broken = SocketServer(
-            configuration: SocketServerConfiguration(port: 0, eventLoopThreads: 1, redis: .init(url: "http://nope")),
+            configuration: SocketServerConfiguration(port: 0, eventLoopThreads: 1, redis: .init(url: "http://nope")).anonymous,
             logger: Self.logger()
         )
         await #expect(throws: SocketServerConfigurationError.self) { try await broken.start() }

@@ -48,7 +48,7 @@ final class Recorder: Sendable {
         var logger = Logger(label: "socket-gateway.test")
         logger.logLevel = .critical
         let server = SocketServer(
-            configuration: SocketServerConfiguration(port: 0, connectTimeout: connectTimeout, eventLoopThreads: 2),
+            configuration: SocketServerConfiguration(port: 0, connectTimeout: connectTimeout, eventLoopThreads: 2).anonymous,
             authenticator: authenticator,
             logger: logger)
         let recorder = Recorder()
@@ -104,8 +104,8 @@ final class Recorder: Sendable {
         return (client, sid)
     }
 
-    func token(_ user: String) -> String {
-        HS256JWT.sign(claims: ["sub": .string(user), "exp": .int(Int64(Date().timeIntervalSince1970) + 3600)], secret: Self.secret)
+    func token(_ user: String) throws -> String {
+        try HS256JWT.sign(claims: ["sub": .string(user), "exp": .int(Int64(Date().timeIntervalSince1970) + 3600)], secret: Self.secret)
     }
 
     @Test func connectReplyPrecedesEventsAndNamespacesAreChecked() async throws {
@@ -128,7 +128,7 @@ final class Recorder: Sendable {
     }
 
     @Test func authenticatorRefusesThenAccepts() async throws {
-        try await self.withServer(authenticator: JWTAuthenticator(secret: Self.secret)) { _, port, recorder, group in
+        try await self.withServer(authenticator: try JWTAuthenticator(secret: Self.secret)) { _, port, recorder, group in
             let (client, _) = try await TestWebSocketClient.connectEngineIO(port: port, group: group)
             try await client.send(#"40{"token":"not-a-jwt"}"#)
             #expect(try await client.nextText() == #"44{"message":"Unauthorized"}"#)
@@ -136,7 +136,7 @@ final class Recorder: Sendable {
             #expect(try await client.nextText() == #"44{"message":"Unauthorized"}"#)
             await client.close()
 
-            let (alice, sid) = try await self.connectSocketIO(port: port, group: group, auth: #"{"token":"\#(self.token("alice"))"}"#)
+            let (alice, sid) = try await self.connectSocketIO(port: port, group: group, auth: #"{"token":"\#(try self.token("alice"))"}"#)
             try await recorder.waitUntil { $0.connection(sid) != nil }
             let connection = try #require(recorder.connection(sid))
             #expect(connection.user?.id == "alice")
@@ -186,10 +186,10 @@ final class Recorder: Sendable {
     }
 
     @Test func emitToUserReachesOnlyThatUsersSockets() async throws {
-        try await self.withServer(authenticator: JWTAuthenticator(secret: Self.secret)) { server, port, _, group in
-            let (alice1, _) = try await self.connectSocketIO(port: port, group: group, auth: #"{"token":"\#(self.token("alice"))"}"#)
-            let (alice2, _) = try await self.connectSocketIO(port: port, group: group, auth: #"{"token":"\#(self.token("alice"))"}"#)
-            let (bob, _) = try await self.connectSocketIO(port: port, group: group, auth: #"{"token":"\#(self.token("bob"))"}"#)
+        try await self.withServer(authenticator: try JWTAuthenticator(secret: Self.secret)) { server, port, _, group in
+            let (alice1, _) = try await self.connectSocketIO(port: port, group: group, auth: #"{"token":"\#(try self.token("alice"))"}"#)
+            let (alice2, _) = try await self.connectSocketIO(port: port, group: group, auth: #"{"token":"\#(try self.token("alice"))"}"#)
+            let (bob, _) = try await self.connectSocketIO(port: port, group: group, auth: #"{"token":"\#(try self.token("bob"))"}"#)
 
             let result = await server.gateway.emitToUser("alice", event: "note", data: ["text": "hi"])
             #expect(result == EmitResult(outcome: .delivered, localDeliveries: 2))

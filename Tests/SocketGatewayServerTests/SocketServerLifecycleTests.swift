@@ -9,7 +9,7 @@ import Testing
     @Test func runsInAServiceGroupUntilGracefulShutdown() async throws {
         var logger = Logger(label: "socket-gateway.test")
         logger.logLevel = .critical
-        let server = SocketServer(configuration: SocketServerConfiguration(port: 0, eventLoopThreads: 1), logger: logger)
+        let server = SocketServer(configuration: SocketServerConfiguration(port: 0, eventLoopThreads: 1).anonymous, logger: logger)
         let group = ServiceGroup(services: [server], logger: logger)
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
@@ -37,7 +37,7 @@ import Testing
     }
 
     @Test func shutdownWithoutStart() async throws {
-        let server = SocketServer(configuration: SocketServerConfiguration(port: 0, eventLoopThreads: 1), logger: Logger(label: "test"))
+        let server = SocketServer(configuration: SocketServerConfiguration(port: 0, eventLoopThreads: 1).anonymous, logger: Logger(label: "test"))
         try await server.shutdown()
         try await server.shutdown()
     }

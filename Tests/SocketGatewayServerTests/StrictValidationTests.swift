@@ -48,7 +48,7 @@ import Testing
                 eventLoopThreads: 2,
                 redis: SocketServerRedisConfiguration(url: redis.urlString, channel: channel),
                 inboundValidation: validation
-            ),
+            ).anonymous,
             logger: logger
         )
         server.namespace("/")
