@@ -25,7 +25,7 @@ import Testing
         -> SocketServer
     {
         let server = SocketServer(
-            configuration: SocketServerConfiguration(port: 0, eventLoopThreads: 2, redis: configuration),
+            configuration: SocketServerConfiguration(port: 0, eventLoopThreads: 2, redis: configuration).anonymous,
             logger: Self.logger()
         )
         server.namespace("/")
@@ -97,10 +97,16 @@ import Testing
             configuration: SocketServerConfiguration(
                 port: 0,
                 redis: SocketServerRedisConfiguration(url: "redis://127.0.0.1:1", signingSecret: "short")
-            ),
+            ).anonymous,
             logger: Self.logger()
         )
-        await #expect(throws: SocketServerConfigurationError.self) { try await server.start() }
+        do {
+            try await server.start()
+            Issue.record("a server with a 5-byte signing secret started")
+        } catch let error as SocketServerConfigurationError {
+            #expect(error.variable == "redis.signingSecret", "\(error)")
+            #expect(error.message.contains("at least 32") && !error.message.contains("short"), "\(error)")
+        }
         try? await server.shutdown()
         let worker = WorkerSocketGateway(redisURL: "redis://127.0.0.1:1", signingSecret: "short", logger: Self.logger())
         let result = await worker.broadcast(event: "e", data: 1)
@@ -154,7 +160,7 @@ import Testing
                 port: 0,
                 eventLoopThreads: 1,
                 redis: SocketServerRedisConfiguration(url: redis.urlString, channel: channel, maxQueuedMessagesPerLoop: 8)
-            ),
+            ).anonymous,
             logger: Self.logger()
         )
         server.namespace("/")
@@ -224,7 +230,7 @@ import Testing
                 port: 0,
                 eventLoopThreads: 1,
                 redis: SocketServerRedisConfiguration(url: "redis://:\(encoded)@127.0.0.1:\(redis.port)/0")
-            ),
+            ).anonymous,
             logger: logger
         )
         server.namespace("/")
