@@ -211,7 +211,7 @@ struct SeededGenerator: RandomNumberGenerator {
                 }
             } catch {
                 #expect(error.excerpt.utf8.count <= 64 * 4 + 3, "64 input bytes, each at most 4 bytes escaped, and …")
-                #expect(!error.excerpt.contains(where: \.isNewline), "log-safe: one line")
+                #expect(!error.excerpt.contains { $0.isNewline }, "log-safe: one line")
                 #expect(!decoder.isAwaitingAttachments, "an error resets the decoder")
             }
         }
