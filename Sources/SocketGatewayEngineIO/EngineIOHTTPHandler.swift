@@ -1,4 +1,5 @@
 import Logging
+import Metrics
 import NIOCore
 import NIOHTTP1
 import SocketGatewayCore
@@ -43,8 +44,60 @@ struct RequestTarget: Sendable {
     }
 }
 
+/// What every HTTP connection of a server shares: its time limits, and the counter and warning of connections
+/// closed for running out of them.
+final class HTTPConnectionPolicy: Sendable {
+    let timeouts: HTTPConnectionTimeouts
+    let logger: Logger
+    private let timeoutWarning = RateLimitedWarning()
+
+    init(timeouts: HTTPConnectionTimeouts, logger: Logger) {
+        self.timeouts = timeouts
+        self.logger = logger
+    }
+
+    /// The limits for a server with these endpoints: the most lenient of each (connections are timed before
+    /// they are routed).
+    convenience init(endpoints: [EngineIOEndpoint], logger: Logger) {
+        let configurations = endpoints.map(\.configuration)
+        let defaults = EngineIOConfiguration()
+        func largest(_ value: KeyPath<EngineIOConfiguration, Duration>) -> TimeAmount {
+            TimeAmount(configurations.map { $0[keyPath: value] }.max() ?? defaults[keyPath: value])
+        }
+        self.init(
+            timeouts: HTTPConnectionTimeouts(
+                idle: largest(\.httpIdleTimeout),
+                header: largest(\.httpHeaderTimeout),
+                body: largest(\.httpBodyTimeout)
+            ),
+            logger: logger
+        )
+    }
+
+    /// Counts and logs (rate-limited) a connection closed because a time limit ran out.
+    func timedOut(_ kind: HTTPConnectionTimeoutKind, remoteAddress: SocketAddress?) {
+        Counter(label: "socketgateway_http_timeouts_total", dimensions: [("kind", kind.rawValue)]).increment()
+        // Idle connections are routine (a browser's spare connection, a client's pool); slow requests are not.
+        guard kind != .idle else {
+            self.logger.debug("closing idle HTTP connection", metadata: ["remote": "\(remoteAddress.map { "\($0)" } ?? "?")"])
+            return
+        }
+        self.timeoutWarning.log(
+            self.logger,
+            "closing HTTP connection: request \(kind.rawValue) not received in time",
+            metadata: [
+                "remote": "\(remoteAddress.map { "\($0)" } ?? "?")",
+                "timeout": "\(kind == .header ? self.timeouts.header : self.timeouts.body)",
+            ]
+        )
+    }
+}
+
 /// Routes HTTP/1.1 requests: long-polling to the mounted Engine.IO endpoints, everything else to the fallback
 /// responder or 404. Responses may be produced on another event loop (the session's); they hop back here.
+///
+/// It also enforces the connection's HTTP time limits (``HTTPConnectionTimeoutStateMachine``) until the connection
+/// is upgraded to a WebSocket, which removes this handler.
 final class EngineIOHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
@@ -62,6 +115,10 @@ final class EngineIOHTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
     private let endpoints: [EngineIOEndpoint]
     private let fallback: (any HTTPFallbackResponder)?
     private let logger: Logger
+    private let policy: HTTPConnectionPolicy
+    private var timeouts: HTTPConnectionTimeoutStateMachine
+    private var timeoutTimer: Scheduled<Void>?
+    private var timeoutsStarted = false
     private var head: HTTPRequestHead?
     private var headArrival = NIODeadline.uptimeNanoseconds(0)
     private var target: Target = .notFound
@@ -72,15 +129,93 @@ final class EngineIOHTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
     /// A POST whose head has arrived but not its end.
     private var postInProgress: (endpoint: EngineIOEndpoint, sid: String)?
 
-    init(endpoints: [EngineIOEndpoint], fallback: (any HTTPFallbackResponder)?, logger: Logger) {
+    init(endpoints: [EngineIOEndpoint], fallback: (any HTTPFallbackResponder)?, policy: HTTPConnectionPolicy, logger: Logger) {
         self.endpoints = endpoints
         self.fallback = fallback
+        self.policy = policy
         self.logger = logger
+        self.timeouts = HTTPConnectionTimeoutStateMachine(timeouts: policy.timeouts, now: .now())
     }
+
+    // MARK: time limits
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { self.startTimeouts(context: context) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        self.startTimeouts(context: context)
+        context.fireChannelActive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        // Upgraded to a WebSocket (or the channel is gone): the Engine.IO heartbeat takes over.
+        self.timeouts.stop()
+        self.timeoutTimer?.cancel()
+        self.timeoutTimer = nil
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        self.runTimeout(self.timeouts.readCompleted(now: .now()), context: context)
+        context.fireChannelReadComplete()
+    }
+
+    private func startTimeouts(context: ChannelHandlerContext) {
+        guard !self.timeoutsStarted else { return }
+        self.timeoutsStarted = true
+        self.timeouts = HTTPConnectionTimeoutStateMachine(timeouts: self.policy.timeouts, now: .now())
+        self.runTimeout(self.timeouts.connectionOpened(), context: context)
+    }
+
+    /// A response has been written; `keepAlive` tells whether the connection stays open for another request.
+    private func responseWritten(context: ChannelHandlerContext, keepAlive: Bool) {
+        if keepAlive {
+            self.runTimeout(self.timeouts.responseSent(now: .now()), context: context)
+        } else {
+            self.timeouts.stop()
+            self.timeoutTimer?.cancel()
+            self.timeoutTimer = nil
+        }
+    }
+
+    private func runTimeout(_ action: HTTPConnectionTimeoutStateMachine.Action, context: ChannelHandlerContext) {
+        switch action {
+        case .none:
+            break
+        case .scheduleTimer(let deadline):
+            self.timeoutTimer?.cancel()
+            self.timeoutTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) {
+                self.timeoutTimer = nil
+                self.runTimeout(self.timeouts.timerFired(now: .now()), context: context)
+            }
+        case .close(let kind, let respond):
+            self.timeoutTimer?.cancel()
+            self.timeoutTimer = nil
+            self.policy.timedOut(kind, remoteAddress: context.channel.remoteAddress)
+            // The 408 goes in below NIO's pipelining handler, which may not have seen a request head yet and would
+            // refuse a response to no request: written as bytes through the context of the response encoder.
+            guard respond, let encoder = try? context.pipeline.syncOperations.context(handlerType: HTTPResponseEncoder.self) else {
+                context.close(promise: nil)
+                return
+            }
+            let channel = context.channel
+            encoder.writeAndFlush(NIOAny(Self.requestTimeoutResponse)).whenComplete { _ in
+                channel.close(promise: nil)
+            }
+        }
+    }
+
+    static let requestTimeoutResponse = ByteBuffer(
+        string: "HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 15\r\n"
+            + "Connection: close\r\n\r\nRequest Timeout"
+    )
+
+    // MARK: requests
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch self.unwrapInboundIn(data) {
         case .head(let head):
+            self.timeouts.headReceived(now: .now())
             self.head = head
             self.headArrival = .now()
             self.body = nil
@@ -101,6 +236,7 @@ final class EngineIOHTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
                 self.bodyLimit = Self.maxFallbackBody
             }
         case .body(var chunk):
+            self.timeouts.bodyReceived()
             if case .discarding = self.target { return }
             if (self.body?.readableBytes ?? 0) + chunk.readableBytes > self.bodyLimit {
                 self.bodyTooLarge(context: context)
@@ -112,6 +248,7 @@ final class EngineIOHTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
                 self.body!.writeBuffer(&chunk)
             }
         case .end:
+            self.timeouts.endReceived(now: .now())
             self.postInProgress = nil
             guard let head = self.head else { return }
             self.head = nil
@@ -131,7 +268,7 @@ final class EngineIOHTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
         self.target = .discarding
         self.body = nil
         let body = Self.errorBody(.payloadTooLarge, allocator: context.channel.allocator)
-        Self.write(
+        self.respond(
             context: context,
             version: head.version,
             status: .payloadTooLarge,
@@ -146,7 +283,7 @@ final class EngineIOHTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
         case .discarding:
             return
         case .notFound:
-            Self.write(
+            self.respond(
                 context: context,
                 version: head.version,
                 status: .notFound,
@@ -159,12 +296,12 @@ final class EngineIOHTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
                 responder,
                 head: head,
                 body: body ?? ByteBuffer(),
-                loopBound: NIOLoopBound(context, eventLoop: context.eventLoop)
+                loopBound: NIOLoopBound((context, self), eventLoop: context.eventLoop)
             )
         case .endpoint(let endpoint, let requestTarget):
             let cors = endpoint.corsHeaders(for: head.headers)
             if head.method == .OPTIONS {
-                Self.write(
+                self.respond(
                     context: context,
                     version: head.version,
                     status: .noContent,
@@ -227,7 +364,7 @@ final class EngineIOHTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
         _ responder: any HTTPFallbackResponder,
         head: HTTPRequestHead,
         body: ByteBuffer,
-        loopBound: NIOLoopBound<ChannelHandlerContext>
+        loopBound: NIOLoopBound<(ChannelHandlerContext, EngineIOHTTPHandler)>
     ) {
         let eventLoop = loopBound.eventLoop
         Task {
@@ -235,8 +372,9 @@ final class EngineIOHTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
             eventLoop.execute {
                 var headers = response.headers
                 headers.remove(name: "content-length")
-                Self.write(
-                    context: loopBound.value,
+                let (context, handler) = loopBound.value
+                handler.respond(
+                    context: context,
                     version: head.version,
                     status: response.status,
                     headers: headers.map { ($0.name, $0.value) },
@@ -261,7 +399,7 @@ final class EngineIOHTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
         }
         switch reply {
         case .ok:
-            Self.write(
+            self.respond(
                 context: context,
                 version: version,
                 status: .ok,
@@ -271,7 +409,7 @@ final class EngineIOHTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
                 promise: promise
             )
         case .payload(let body):
-            Self.write(
+            self.respond(
                 context: context,
                 version: version,
                 status: .ok,
@@ -281,7 +419,7 @@ final class EngineIOHTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
                 promise: promise
             )
         case .error(let error):
-            Self.write(
+            self.respond(
                 context: context,
                 version: version,
                 status: HTTPResponseStatus(statusCode: error.status.rawValue),
@@ -291,6 +429,28 @@ final class EngineIOHTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
                 promise: promise
             )
         }
+    }
+
+    /// Writes a response and updates the connection's time limits.
+    private func respond(
+        context: ChannelHandlerContext,
+        version: HTTPVersion,
+        status: HTTPResponseStatus,
+        headers: [(String, String)],
+        body: ByteBuffer?,
+        keepAlive: Bool,
+        promise: EventLoopPromise<Void>? = nil
+    ) {
+        Self.write(
+            context: context,
+            version: version,
+            status: status,
+            headers: headers,
+            body: body,
+            keepAlive: keepAlive,
+            promise: promise
+        )
+        self.responseWritten(context: context, keepAlive: keepAlive)
     }
 
     static func errorBody(_ error: EngineIOHTTPError, allocator: ByteBufferAllocator) -> ByteBuffer {

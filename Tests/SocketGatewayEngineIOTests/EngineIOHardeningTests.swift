@@ -1,0 +1,110 @@
+import Foundation
+import NIOCore
+import SocketGatewayEngineIO
+import Testing
+
+/// Thrown when a bounded wait gives up: the server did not do what the test waits for.
+struct GaveUpWaiting: Error, CustomStringConvertible {
+    var what: String
+    var description: String { "gave up waiting: \(self.what)" }
+}
+
+/// Runs `body`, giving up (throwing) after `seconds`: a bound on a wait, never an assertion about timing.
+func bounded<T: Sendable>(
+    _ what: String,
+    seconds: Int = 30,
+    _ body: @escaping @Sendable () async throws -> T
+) async throws -> T {
+    try await withThrowingTaskGroup(of: T?.self) { group in
+        group.addTask { try await body() }
+        group.addTask {
+            try await Task.sleep(for: .seconds(seconds))
+            return nil
+        }
+        defer { group.cancelAll() }
+        guard let first = try await group.next(), let value = first else { throw GaveUpWaiting(what: what) }
+        return value
+    }
+}
+
+/// Attacker-style checks of the HTTP and long-polling side: slow or silent connections, stuck sessions, lost
+/// replies.
+@Suite struct EngineIOHardeningTests {
+    static let path = EngineIOServerTests.path
+
+    func handshake(_ response: RawTestConnection.Response) throws -> HandshakeInfo {
+        try EngineIOServerTests().handshake(response)
+    }
+
+    @Test func slowAndSilentHTTPConnectionsAreClosedWhilePollingGoesOn() async throws {
+        var configuration = EngineIOConfiguration(pingInterval: .seconds(3), pingTimeout: .seconds(10))
+        configuration.httpIdleTimeout = .seconds(2)
+        configuration.httpHeaderTimeout = .milliseconds(500)
+        configuration.httpBodyTimeout = .milliseconds(500)
+        try await EngineIOServerTests().withServer(configuration: configuration) { port, application in
+            async let silent: Bool = bounded("silent connection closed") {
+                var closed = false
+                try await RawTestConnection.with(port: port) { connection in
+                    closed = try await connection.waitForClose()
+                }
+                return closed
+            }
+            async let halfLine: Int = bounded("half a request line answered") {
+                var status = 0
+                try await RawTestConnection.with(port: port) { connection in
+                    try await connection.writeRaw(ByteBuffer(string: "GET /engine.io/?EIO=4&tra"))
+                    status = try await connection.readResponse().status
+                    #expect(try await connection.waitForClose())
+                }
+                return status
+            }
+            async let trickle: (Int, Bool) = bounded("trickling body answered") {
+                var sid = ""
+                try await RawTestConnection.with(port: port) { connection in
+                    sid = try EngineIOServerTests().handshake(try await connection.request("GET", Self.path)).sid
+                }
+                var status = 0
+                try await RawTestConnection.with(port: port) { connection in
+                    let head = "POST \(Self.path)&sid=\(sid) HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\n"
+                    try await connection.writeRaw(ByteBuffer(string: head))
+                    // One byte every 100 ms: each read is new body, none completes it. Bounded: 20 bytes at most.
+                    for _ in 0..<20 {
+                        do {
+                            try await connection.writeRaw(ByteBuffer(string: "4"))
+                        } catch {
+                            break
+                        }
+                        try await Task.sleep(for: .milliseconds(100))
+                    }
+                    status = try await connection.readResponse().status
+                    #expect(try await connection.waitForClose())
+                }
+                // The abandoned POST does not block the session's next one.
+                var next = ""
+                try await RawTestConnection.with(port: port) { connection in
+                    next = try await connection.request("POST", "\(Self.path)&sid=\(sid)", body: "4after").text
+                }
+                return (status, next == "ok")
+            }
+            // A polling client on the same server, its GET parked longer than every HTTP limit.
+            let polled: [String] = try await bounded("normal polling client") {
+                var texts: [String] = []
+                try await RawTestConnection.with(port: port) { connection in
+                    let sid = try EngineIOServerTests().handshake(try await connection.request("GET", Self.path)).sid
+                    let target = "\(Self.path)&sid=\(sid)"
+                    texts.append(try await connection.request("GET", target).text)  // the ping, after 3 s
+                    texts.append(try await connection.request("POST", target, body: "3\u{1e}4hi").text)
+                    texts.append(try await connection.request("GET", target).text)
+                }
+                return texts
+            }
+            #expect(polled == ["2", "ok", "4hi"])
+            #expect(try await silent)
+            #expect(try await halfLine == 408)
+            let (trickleStatus, sessionUsable) = try await trickle
+            #expect(trickleStatus == 408)
+            #expect(sessionUsable)
+            _ = application
+        }
+    }
+}
