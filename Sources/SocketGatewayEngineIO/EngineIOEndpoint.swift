@@ -167,6 +167,20 @@ final class EngineIOEndpoint: Sendable {
         return self.lingering.withLockedValue { $0.removeValue(forKey: sid).map { $0 > now } ?? false }
     }
 
+    /// Checks the query of a long-polling request; nil when `EIO` and `transport` are acceptable.
+    func validatePollingQuery(_ query: [String: String]) -> EngineIOHTTPError? {
+        guard query["EIO"] == "4" else { return .unsupportedProtocolVersion }
+        guard let transportName = query["transport"],
+              let transport = EngineIOTransportKind(rawValue: transportName),
+              self.configuration.transports.contains(transport)
+        else {
+            return .transportUnknown
+        }
+        // transport=websocket without a valid upgrade.
+        guard transport == .polling else { return .badRequest }
+        return nil
+    }
+
     /// Handles a complete long-polling request (any method but OPTIONS) on the connection's event loop.
     func handlePolling(
         method: HTTPMethod,
@@ -176,20 +190,8 @@ final class EngineIOEndpoint: Sendable {
         eventLoop: any EventLoop,
         handle: PollingRequestHandle
     ) {
-        guard query["EIO"] == "4" else {
-            handle.reply(.error(.unsupportedProtocolVersion))
-            return
-        }
-        guard let transportName = query["transport"],
-              let transport = EngineIOTransportKind(rawValue: transportName),
-              self.configuration.transports.contains(transport)
-        else {
-            handle.reply(.error(.transportUnknown))
-            return
-        }
-        guard transport == .polling else {
-            // transport=websocket without a valid upgrade.
-            handle.reply(.error(.badRequest))
+        if let error = self.validatePollingQuery(query) {
+            handle.reply(.error(error))
             return
         }
         guard let sid = query["sid"] else {

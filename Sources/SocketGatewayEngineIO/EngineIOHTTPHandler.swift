@@ -223,8 +223,11 @@ final class EngineIOHTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
             if let endpoint = self.endpoints.first(where: { $0.matches(requestTarget.path) }) {
                 self.target = .endpoint(endpoint, requestTarget)
                 self.bodyLimit = endpoint.configuration.maxPayload
-                if head.method == .POST, let sid = requestTarget.query["sid"] {
-                    // Tell the session at once, so a second POST overlapping this one is caught.
+                if head.method == .POST, let sid = requestTarget.query["sid"],
+                   endpoint.validatePollingQuery(requestTarget.query) == nil
+                {
+                    // Tell the session at once, so a second POST overlapping this one is caught. A POST refused for
+                    // its query (wrong EIO or transport) never reaches the session, so it must not mark one started.
                     endpoint.postStarted(sid: sid)
                     self.postInProgress = (endpoint, sid)
                 }

@@ -107,4 +107,19 @@ func bounded<T: Sendable>(
             _ = application
         }
     }
+
+    @Test func postRefusedForItsQueryDoesNotBlockTheNextPost() async throws {
+        try await EngineIOServerTests().withServer(configuration: EngineIOConfiguration(pingInterval: .seconds(60))) { port, _ in
+            try await RawTestConnection.with(port: port) { connection in
+                let sid = try self.handshake(try await connection.request("GET", Self.path)).sid
+                let wrongVersion = try await connection.request("POST", "/engine.io/?EIO=3&transport=polling&sid=\(sid)", body: "4a")
+                #expect(wrongVersion.status == 400)
+                let wrongTransport = try await connection.request("POST", "/engine.io/?EIO=4&transport=websocket&sid=\(sid)", body: "4a")
+                #expect(wrongTransport.status == 400)
+                let target = "\(Self.path)&sid=\(sid)"
+                #expect(try await connection.request("POST", target, body: "4b").text == "ok")
+                #expect(try await connection.request("GET", target).text == "4b")
+            }
+        }
+    }
 }
