@@ -14,21 +14,26 @@ enum PollingReply: Sendable {
 
 /// A long-polling request waiting for its answer; `reply` may be called from any thread, once.
 final class PollingRequestHandle: Sendable {
+    /// Called on the connection's event loop once a response has been handed to the socket (`true`), or could
+    /// not be because the connection is gone (`false`).
+    typealias Written = @Sendable (_ delivered: Bool) -> Void
+
     /// When the request's head was read (monotonic, comparable across event loops).
     let arrival: NIODeadline
-    private let send: @Sendable (PollingRequestHandle, PollingReply, (@Sendable () -> Void)?) -> Void
+    private let send: @Sendable (PollingRequestHandle, PollingReply, Written?) -> Void
 
     init(
         arrival: NIODeadline = .now(),
-        send: @escaping @Sendable (PollingRequestHandle, PollingReply, (@Sendable () -> Void)?) -> Void
+        send: @escaping @Sendable (PollingRequestHandle, PollingReply, Written?) -> Void
     ) {
         self.arrival = arrival
         self.send = send
     }
 
     /// Answers the request; `written` (if any) is called on the connection's event loop once the response has
-    /// been handed to the socket (or could not be).
-    func reply(_ reply: PollingReply, written: (@Sendable () -> Void)? = nil) {
+    /// been handed to the socket, or could not be. A payload (a GET's packets) is never written to a connection
+    /// whose client has already closed it: `written(false)` then tells the session its packets were not delivered.
+    func reply(_ reply: PollingReply, written: Written? = nil) {
         self.send(self, reply, written)
     }
 }

@@ -1,6 +1,9 @@
 import Logging
 import Metrics
 import NIOCore
+#if canImport(Glibc)
+import Glibc
+#endif
 import NIOHTTP1
 import SocketGatewayCore
 
@@ -323,7 +326,9 @@ final class EngineIOHTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
                     let (context, handler) = loopBound.value
                     let promise = written.map { written in
                         let promise = context.eventLoop.makePromise(of: Void.self)
-                        promise.futureResult.whenComplete { _ in written() }
+                        promise.futureResult.whenComplete { result in
+                            if case .success = result { written(true) } else { written(false) }
+                        }
                         return promise
                     }
                     handler.answer(
@@ -400,6 +405,13 @@ final class EngineIOHTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
         if self.parked?.handle === handle {
             self.parked = nil
         }
+        if case .payload = reply, !Self.clientStillConnected(context.channel) {
+            // The GET's client is gone (its close may not have been processed yet): its packets would vanish in a
+            // dead socket. The session hears about it (and closes: an aborted GET is a transport error).
+            promise?.fail(ChannelError.ioOnClosedChannel)
+            context.close(promise: nil)
+            return
+        }
         switch reply {
         case .ok:
             self.respond(
@@ -454,6 +466,23 @@ final class EngineIOHTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
             promise: promise
         )
         self.responseWritten(context: context, keepAlive: keepAlive)
+    }
+
+    /// Whether the channel is open and its client has not closed its side. The second part matters because a
+    /// connection's end-of-file may still wait in the event loop when a GET's answer comes in from its session.
+    static func clientStillConnected(_ channel: any Channel) -> Bool {
+        guard channel.isActive else { return false }
+        #if os(Linux)
+        guard let provider = channel as? any SocketOptionProvider else { return true }
+        var established = true
+        provider.getTCPInfo().assumeIsolated().whenSuccess { info in
+            // TCP_ESTABLISHED is 1; CLOSE_WAIT (the client sent FIN) or CLOSE (reset) mean it is gone.
+            established = info.tcpi_state == 1
+        }
+        return established
+        #else
+        return true
+        #endif
     }
 
     static func errorBody(_ error: EngineIOHTTPError, allocator: ByteBufferAllocator) -> ByteBuffer {

@@ -290,12 +290,22 @@ struct EngineIOSessionStateMachine {
         return [.completePendingGet([.noop])]
     }
 
-    /// The parked GET's connection went away before it was answered.
+    /// The parked GET's connection went away before it was answered. As the reference server: the session closes
+    /// with a transport error (the client cannot know which packets the GET carried).
     mutating func pendingGetAborted() -> [Action] {
         guard self.hasPendingGet, self.phase != .closed else { return [] }
         self.hasPendingGet = false
         self.pendingGetArrivedDuringProbe = false
-        return self.close(.transportClose)
+        return self.close(.transportError)
+    }
+
+    /// Packets handed to a GET (`completePendingGet`, `replyToGet(.packets)`) could not be written: its connection
+    /// had gone, though the server had not yet noticed when it took them from the buffer. They are lost, so the
+    /// session closes with a transport error, as for an aborted GET; the client learns it from its next request.
+    /// Once the session has moved to a WebSocket, the old GET's fate no longer matters.
+    mutating func getAnswerUndelivered() -> [Action] {
+        guard self.phase != .closed, self.transport == .polling else { return [] }
+        return self.close(.transportError)
     }
 
     /// A POST's head arrived. Two overlapping POSTs break packet ordering: the protocol says close the session.
