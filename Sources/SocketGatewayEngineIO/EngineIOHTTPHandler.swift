@@ -129,6 +129,9 @@ final class EngineIOHTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
     private var bodyLimit = 0
     /// A GET parked in a session, so its session can be told if the connection goes away.
     private var parked: (endpoint: EngineIOEndpoint, sid: String, handle: PollingRequestHandle)?
+    /// The report of the last GET answer carrying packets, until the client shows it got past it (its next request
+    /// on this connection) or shows it did not (it closed or reset the connection with those bytes unacknowledged).
+    private var unconfirmedAnswer: PollingRequestHandle.Written?
     /// A POST whose head has arrived but not its end.
     private var postInProgress: (endpoint: EngineIOEndpoint, sid: String)?
 
@@ -159,6 +162,13 @@ final class EngineIOHTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
+        // With an answer unconfirmed, a read without a new request is the client's FIN (NIO reports it here, before
+        // it closes the socket) or part of a later request. A FIN whose acknowledgement does not cover our answer
+        // was sent before the answer arrived: the client never read it.
+        if let unconfirmed = self.unconfirmedAnswer, Self.closedWithoutReadingOurData(context.channel) {
+            self.unconfirmedAnswer = nil
+            unconfirmed(false)
+        }
         self.runTimeout(self.timeouts.readCompleted(now: .now()), context: context)
         context.fireChannelReadComplete()
     }
@@ -218,6 +228,7 @@ final class EngineIOHTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch self.unwrapInboundIn(data) {
         case .head(let head):
+            self.unconfirmedAnswer = nil
             self.timeouts.headReceived(now: .now())
             self.head = head
             self.headArrival = .now()
@@ -324,13 +335,6 @@ final class EngineIOHTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
             let handle = PollingRequestHandle(arrival: self.headArrival) { handle, reply, written in
                 let answer: @Sendable () -> Void = {
                     let (context, handler) = loopBound.value
-                    let promise = written.map { written in
-                        let promise = context.eventLoop.makePromise(of: Void.self)
-                        promise.futureResult.whenComplete { result in
-                            if case .success = result { written(true) } else { written(false) }
-                        }
-                        return promise
-                    }
                     handler.answer(
                         context: context,
                         handle: handle,
@@ -338,7 +342,7 @@ final class EngineIOHTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
                         version: version,
                         keepAlive: keepAlive,
                         cors: cors,
-                        promise: promise
+                        written: written
                     )
                 }
                 if eventLoop.inEventLoop {
@@ -400,7 +404,7 @@ final class EngineIOHTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
         version: HTTPVersion,
         keepAlive: Bool,
         cors: [(String, String)],
-        promise: EventLoopPromise<Void>?
+        written: PollingRequestHandle.Written?
     ) {
         if self.parked?.handle === handle {
             self.parked = nil
@@ -408,9 +412,21 @@ final class EngineIOHTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
         if case .payload = reply, !Self.clientStillConnected(context.channel) {
             // The GET's client is gone (its close may not have been processed yet): its packets would vanish in a
             // dead socket. The session hears about it (and closes: an aborted GET is a transport error).
-            promise?.fail(ChannelError.ioOnClosedChannel)
+            written?(false)
             context.close(promise: nil)
             return
+        }
+        let promise = written.map { written in
+            let promise = context.eventLoop.makePromise(of: Void.self)
+            promise.futureResult.whenComplete { result in
+                if case .success = result { written(true) } else { written(false) }
+            }
+            return promise
+        }
+        if case .payload = reply, keepAlive, let written {
+            // Handed to the socket is not yet read by the client: if the client turns out to have closed before
+            // these bytes reached it, the session must still hear that they were lost (see channelReadComplete).
+            self.unconfirmedAnswer = written
         }
         switch reply {
         case .ok:
@@ -485,6 +501,21 @@ final class EngineIOHTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
         #endif
     }
 
+    /// Whether the client has closed (FIN) without acknowledging everything we sent, or reset the connection.
+    static func closedWithoutReadingOurData(_ channel: any Channel) -> Bool {
+        #if os(Linux)
+        guard let provider = channel as? any SocketOptionProvider else { return false }
+        var lost = false
+        provider.getTCPInfo().assumeIsolated().whenSuccess { info in
+            // TCP_CLOSE is 7 (reset), TCP_CLOSE_WAIT is 8 (the client's FIN arrived).
+            lost = info.tcpi_state == 7 || (info.tcpi_state == 8 && info.tcpi_unacked > 0)
+        }
+        return lost
+        #else
+        return false
+        #endif
+    }
+
     static func errorBody(_ error: EngineIOHTTPError, allocator: ByteBufferAllocator) -> ByteBuffer {
         allocator.buffer(string: "{\"code\":\(error.code),\"message\":\"\(error.message)\"}")
     }
@@ -532,6 +563,11 @@ final class EngineIOHTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let unconfirmed = self.unconfirmedAnswer, let error = error as? IOError, error.errnoCode == ECONNRESET {
+            // A reset after our answer: the client closed with it unread, or before it arrived.
+            self.unconfirmedAnswer = nil
+            unconfirmed(false)
+        }
         self.logger.debug("HTTP connection error", metadata: ["error": "\(error)"])
         context.close(promise: nil)
     }
