@@ -75,6 +75,14 @@ public struct EngineIOConfiguration: Sendable {
     /// session lives on). The largest value among the mounted endpoints applies. A request being answered (a
     /// long-polling GET held for up to pingInterval) has no HTTP time limit of its own.
     public var httpBodyTimeout: Duration = .seconds(30)
+    /// The most sessions of this endpoint that may be open but not yet established: handshaken, and not yet
+    /// connected to a Socket.IO namespace (or, for an application that does not say, not yet sent a message).
+    /// Default 10 000. Beyond it a new handshake (polling or WebSocket) is refused with `503` and the Engine.IO
+    /// error `{"code":4,"message":"Too many sessions waiting to connect"}`, counted
+    /// (`socketgateway_engineio_handshakes_refused_total`) and logged at warning, rate-limited; established
+    /// sessions are unaffected. Each waiting session holds its handshake request (headers, query, address) until
+    /// the Socket.IO connect timeout ends it.
+    public var maxPendingSessions: Int = 10_000
 }
 
 extension Duration {

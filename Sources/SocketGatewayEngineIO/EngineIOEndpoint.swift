@@ -50,6 +50,9 @@ final class EngineIOEndpoint: Sendable {
     private let lingering = NIOLockedValueBox<[String: NIODeadline]>([:])
     /// How long a closed polling session answers one late GET with a noop.
     static let lingerTime = TimeAmount.milliseconds(500)
+    /// Sessions opened and not yet established (see ``EngineIOConfiguration/maxPendingSessions``).
+    private let pendingSessions = NIOLockedValueBox(0)
+    private let handshakeRefusedWarning = RateLimitedWarning()
     /// Upgrade WebSockets attached to their session in `shouldUpgrade`, waiting for their pipeline.
     private let reservedUpgrades = NIOLockedValueBox<[ObjectIdentifier: (EngineIOSession, EngineIOWebSocketConnection)]>([:])
 
@@ -97,6 +100,39 @@ final class EngineIOEndpoint: Sendable {
         self.logger.debug("session closed", metadata: ["engineio.sid": "\(session.id)", "engineio.reason": "\(reason)"])
     }
 
+    /// The number of sessions opened and not yet established.
+    var pendingSessionCount: Int {
+        self.pendingSessions.withLockedValue { $0 }
+    }
+
+    /// Takes a place for a new session among the pending ones; false when the limit is reached.
+    private func reservePendingSession() -> Bool {
+        self.pendingSessions.withLockedValue { count in
+            guard count < self.configuration.maxPendingSessions else { return false }
+            count += 1
+            return true
+        }
+    }
+
+    /// A pending session was established or closed.
+    func pendingSessionEnded() {
+        self.pendingSessions.withLockedValue { $0 -= 1 }
+    }
+
+    /// Counts and logs (rate-limited) a handshake refused because too many sessions are pending.
+    private func handshakeRefused(transport: EngineIOTransportKind, remoteAddress: SocketAddress?) {
+        self.metrics.handshakeRefused(reason: "pending_sessions")
+        self.handshakeRefusedWarning.log(
+            self.logger,
+            "refusing Engine.IO handshake: too many sessions waiting to connect",
+            metadata: [
+                "limit": "\(self.configuration.maxPendingSessions)",
+                "engineio.transport": "\(transport)",
+                "remote": "\(remoteAddress.map { "\($0)" } ?? "?")",
+            ]
+        )
+    }
+
     private func register(_ session: EngineIOSession) {
         self.sessions.withLockedValue { $0[session.id] = session }
     }
@@ -109,6 +145,8 @@ final class EngineIOEndpoint: Sendable {
         request: EngineIOHandshakeRequest,
         eventLoop: any EventLoop
     ) -> EngineIOSession {
+        // Checked before the upgrade (validateWebSocketRequest); counted here even if a race took it past the limit.
+        self.pendingSessions.withLockedValue { $0 += 1 }
         let session = EngineIOSession(
             id: Self.makeSessionID(),
             eventLoop: eventLoop,
@@ -152,7 +190,12 @@ final class EngineIOEndpoint: Sendable {
         guard query["transport"] == "websocket", self.configuration.transports.contains(.websocket) else {
             return .transportUnknown
         }
-        if let sid = query["sid"], self.session(id: sid) == nil { return .unknownSession }
+        if let sid = query["sid"] {
+            if self.session(id: sid) == nil { return .unknownSession }
+        } else if self.pendingSessionCount >= self.configuration.maxPendingSessions {
+            self.handshakeRefused(transport: .websocket, remoteAddress: nil)
+            return .tooManyPendingSessions
+        }
         return nil
     }
 
@@ -202,6 +245,11 @@ final class EngineIOEndpoint: Sendable {
         guard let sid = query["sid"] else {
             guard method == .GET else {
                 handle.reply(.error(.badHandshakeMethod))
+                return
+            }
+            guard self.reservePendingSession() else {
+                self.handshakeRefused(transport: .polling, remoteAddress: request().remoteAddress)
+                handle.reply(.error(.tooManyPendingSessions))
                 return
             }
             let session = EngineIOSession(
@@ -318,6 +366,13 @@ struct EngineIOMetrics: Sendable {
         Counter(
             label: "socketgateway_engineio_sessions_opened_total",
             dimensions: [("path", self.path), ("transport", transport.rawValue)]
+        ).increment()
+    }
+
+    func handshakeRefused(reason: String) {
+        Counter(
+            label: "socketgateway_engineio_handshakes_refused_total",
+            dimensions: [("path", self.path), ("reason", reason)]
         ).increment()
     }
 

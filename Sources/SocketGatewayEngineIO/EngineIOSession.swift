@@ -43,6 +43,8 @@ public final class EngineIOSession: @unchecked Sendable {
     private var spareOutbox: [ByteBuffer] = []
     private var outboxBytes = 0
     private var flushScheduled = false
+    /// Counted among the endpoint's pending sessions until established or closed.
+    private var pending = true
 
     init(
         id: String,
@@ -127,6 +129,16 @@ public final class EngineIOSession: @unchecked Sendable {
             self.stateMachine.enqueue([packet], byteCount: EngineIOPollingPayload.encodedRecordLength(packet)),
             frames: { WebSocketFrameBytes.frame(for: packet) }
         )
+    }
+
+    /// Tells the endpoint the session is established (for Socket.IO: a namespace accepted the client), so it no
+    /// longer counts against ``EngineIOConfiguration/maxPendingSessions``. Calls after the first do nothing.
+    public func markEstablished() {
+        self.onLoop {
+            guard self.pending else { return }
+            self.pending = false
+            self.endpoint.pendingSessionEnded()
+        }
     }
 
     /// Closes the session; the application's `sessionClosed` is called with `reason`.
@@ -416,6 +428,7 @@ public final class EngineIOSession: @unchecked Sendable {
             case .rejectWebSocket:
                 break
             case .deliver(let message):
+                if self.pending, !self.endpoint.application.marksSessionsEstablished { self.markEstablished() }
                 self.endpoint.application.session(self, didReceive: message)
             case .close(let reason):
                 self.tearDown(reason)
@@ -490,6 +503,10 @@ public final class EngineIOSession: @unchecked Sendable {
         self.mainWebSocket = nil
         self.probeWebSocket?.close()
         self.probeWebSocket = nil
+        if self.pending {
+            self.pending = false
+            self.endpoint.pendingSessionEnded()
+        }
         self.endpoint.sessionClosed(self, reason: reason)
         self.endpoint.application.sessionClosed(self, reason: reason)
     }

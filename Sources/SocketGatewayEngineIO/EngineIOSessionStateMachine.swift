@@ -496,7 +496,9 @@ struct EngineIOHTTPError: Error, Hashable, Sendable {
     var code: Int
     var message: String
 
-    enum HTTPStatusCode: Int, Sendable { case badRequest = 400, forbidden = 403, payloadTooLarge = 413 }
+    enum HTTPStatusCode: Int, Sendable {
+        case badRequest = 400, forbidden = 403, payloadTooLarge = 413, serviceUnavailable = 503
+    }
 
     static let transportUnknown = Self(status: .badRequest, code: 0, message: "Transport unknown")
     static let unknownSession = Self(status: .badRequest, code: 1, message: "Session ID unknown")
@@ -504,4 +506,11 @@ struct EngineIOHTTPError: Error, Hashable, Sendable {
     static let badRequest = Self(status: .badRequest, code: 3, message: "Bad request")
     static let unsupportedProtocolVersion = Self(status: .badRequest, code: 5, message: "Unsupported protocol version")
     static let payloadTooLarge = Self(status: .payloadTooLarge, code: 3, message: "Payload too large")
+    /// Refused by the server's policy (the reference server's code 4, as for `allowRequest`), here because too many
+    /// sessions are waiting to connect: 503, the client may retry.
+    static let tooManyPendingSessions = Self(
+        status: .serviceUnavailable,
+        code: 4,
+        message: "Too many sessions waiting to connect"
+    )
 }

@@ -1,5 +1,7 @@
 import Foundation
+import Logging
 import NIOCore
+import NIOPosix
 import SocketGatewayEngineIO
 import Testing
 
@@ -185,5 +187,61 @@ func bounded<T: Sendable>(
             }
         }
         return outcome
+    }
+
+    @Test func handshakesBeyondThePendingSessionLimitAreRefused() async throws {
+        var configuration = EngineIOConfiguration(pingInterval: .seconds(60))
+        configuration.maxPendingSessions = 2
+        try await EngineIOServerTests().withServer(configuration: configuration) { port, application in
+            try await RawTestConnection.with(port: port) { connection in
+                let first = try self.handshake(try await connection.request("GET", Self.path)).sid
+                let second = try self.handshake(try await connection.request("GET", Self.path)).sid
+                // Two sessions wait for their first message: the third handshake is refused, on either transport.
+                let refused = try await connection.request("GET", Self.path)
+                #expect(refused.status == 503)
+                #expect(refused.text == "{\"code\":4,\"message\":\"Too many sessions waiting to connect\"}")
+                try await RawTestConnection.with(port: port) { webSocket in
+                    let upgrade = try await webSocket.upgradeToWebSocket("/engine.io/?EIO=4&transport=websocket")
+                    #expect(upgrade.status == 503)
+                }
+                // Established sessions are unaffected, and an established session frees its place.
+                #expect(try await connection.request("POST", "\(Self.path)&sid=\(first)", body: "4hi").text == "ok")
+                #expect(try await connection.request("GET", "\(Self.path)&sid=\(first)").text == "4hi")
+                let third = try self.handshake(try await connection.request("GET", Self.path)).sid
+                #expect(try await connection.request("GET", Self.path).status == 503)
+                // So does a pending session that closes.
+                #expect(try await connection.request("POST", "\(Self.path)&sid=\(second)", body: "1").text == "ok")
+                _ = try await application.closeReasons()
+                #expect(try await connection.request("GET", Self.path).status == 200)
+                _ = third
+            }
+        }
+    }
+
+    @Test func anApplicationThatMarksSessionsDecidesWhenTheyAreEstablished() async throws {
+        // The Socket.IO layer marks a session established only once a namespace accepted it: a message alone
+        // (e.g. a CONNECT to a namespace that does not exist) does not free its place.
+        final class MarkingApplication: EngineIOApplication {
+            var marksSessionsEstablished: Bool { true }
+            func sessionOpened(_ session: EngineIOSession) {}
+            func session(_ session: EngineIOSession, didReceive message: EngineIOMessage) {
+                if case .text(let text) = message, String(buffer: text) == "accept" { session.markEstablished() }
+            }
+            func sessionClosed(_ session: EngineIOSession, reason: EngineIOCloseReason) {}
+        }
+        var configuration = EngineIOConfiguration(pingInterval: .seconds(60))
+        configuration.maxPendingSessions = 1
+        let server = EngineIOServer(host: "127.0.0.1", port: 0, eventLoopGroup: MultiThreadedEventLoopGroup.singleton, logger: Logger(label: "test"))
+        server.mount(path: "/engine.io/", configuration: configuration, application: MarkingApplication())
+        try await server.start()
+        let port = try #require(server.localPort)
+        try await RawTestConnection.with(port: port) { connection in
+            let sid = try self.handshake(try await connection.request("GET", Self.path)).sid
+            #expect(try await connection.request("POST", "\(Self.path)&sid=\(sid)", body: "4hello").text == "ok")
+            #expect(try await connection.request("GET", Self.path).status == 503)
+            #expect(try await connection.request("POST", "\(Self.path)&sid=\(sid)", body: "4accept").text == "ok")
+            #expect(try await connection.request("GET", Self.path).status == 200)
+        }
+        try await server.shutdown()
     }
 }
