@@ -11,6 +11,17 @@ public protocol EngineIOApplication: AnyObject, Sendable {
     func session(_ session: EngineIOSession, didReceive message: EngineIOMessage)
     /// The session is closed; nothing more can be sent on it.
     func sessionClosed(_ session: EngineIOSession, reason: EngineIOCloseReason)
+
+    /// Whether the application says itself when a session is established, by calling
+    /// ``EngineIOSession/markEstablished()`` (the Socket.IO layer does, once a namespace accepted the client).
+    /// When false (the default), a session is established by its first message. Until then it counts against
+    /// ``EngineIOConfiguration/maxPendingSessions``.
+    var marksSessionsEstablished: Bool { get }
+}
+
+extension EngineIOApplication {
+    /// False: a session is established by its first message.
+    public var marksSessionsEstablished: Bool { false }
 }
 
 /// One Engine.IO message received from a client.

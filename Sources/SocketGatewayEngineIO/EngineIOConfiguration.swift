@@ -56,6 +56,33 @@ public struct EngineIOConfiguration: Sendable {
         self.maxBufferedBytesPerSession = maxBufferedBytesPerSession
         self.maxPacketsPerPollingResponse = max(maxPacketsPerPollingResponse, 1)
     }
+
+    // MARK: Hardening limits
+
+    /// How long an HTTP connection may stay open without sending a request: a fresh connection before its first
+    /// byte, or a kept-alive one after a response. Default 60 s: longer than the default pingInterval (25 s), so
+    /// the connection a polling client POSTs its pongs on is not closed between two pongs. When it runs out the
+    /// connection is closed without a response. Connections are timed before routing, so the server uses the
+    /// largest value among its mounted endpoints. Not applied after a WebSocket upgrade (the heartbeat covers it).
+    public var httpIdleTimeout: Duration = .seconds(60)
+    /// How long a request head (request line and headers) may take from its first byte to its last. Default
+    /// 10 s (slowloris defence; Node's `headersTimeout` is 60 s). When it runs out the server answers
+    /// `408 Request Timeout` and closes the connection. The largest value among the mounted endpoints applies.
+    public var httpHeaderTimeout: Duration = .seconds(10)
+    /// How long a request body may take, counted from the end of its head, so a body trickled byte by byte
+    /// cannot hold the connection. Default 30 s (a 1 MB maxPayload body at 33 KB/s or more). When it runs out the
+    /// server answers `408 Request Timeout` and closes the connection (a POST for a session is abandoned; the
+    /// session lives on). The largest value among the mounted endpoints applies. A request being answered (a
+    /// long-polling GET held for up to pingInterval) has no HTTP time limit of its own.
+    public var httpBodyTimeout: Duration = .seconds(30)
+    /// The most sessions of this endpoint that may be open but not yet established: handshaken, and not yet
+    /// connected to a Socket.IO namespace (or, for an application that does not say, not yet sent a message).
+    /// Default 10 000. Beyond it a new handshake (polling or WebSocket) is refused with `503` and the Engine.IO
+    /// error `{"code":4,"message":"Too many sessions waiting to connect"}`, counted
+    /// (`socketgateway_engineio_handshakes_refused_total`) and logged at warning, rate-limited; established
+    /// sessions are unaffected. Each waiting session holds its handshake request (headers, query, address) until
+    /// the Socket.IO connect timeout ends it.
+    public var maxPendingSessions: Int = 10_000
 }
 
 extension Duration {

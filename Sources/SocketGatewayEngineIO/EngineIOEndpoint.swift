@@ -14,21 +14,26 @@ enum PollingReply: Sendable {
 
 /// A long-polling request waiting for its answer; `reply` may be called from any thread, once.
 final class PollingRequestHandle: Sendable {
+    /// Called on the connection's event loop once a response has been handed to the socket (`true`), or could
+    /// not be because the connection is gone (`false`).
+    typealias Written = @Sendable (_ delivered: Bool) -> Void
+
     /// When the request's head was read (monotonic, comparable across event loops).
     let arrival: NIODeadline
-    private let send: @Sendable (PollingRequestHandle, PollingReply, (@Sendable () -> Void)?) -> Void
+    private let send: @Sendable (PollingRequestHandle, PollingReply, Written?) -> Void
 
     init(
         arrival: NIODeadline = .now(),
-        send: @escaping @Sendable (PollingRequestHandle, PollingReply, (@Sendable () -> Void)?) -> Void
+        send: @escaping @Sendable (PollingRequestHandle, PollingReply, Written?) -> Void
     ) {
         self.arrival = arrival
         self.send = send
     }
 
     /// Answers the request; `written` (if any) is called on the connection's event loop once the response has
-    /// been handed to the socket (or could not be).
-    func reply(_ reply: PollingReply, written: (@Sendable () -> Void)? = nil) {
+    /// been handed to the socket, or could not be. A payload (a GET's packets) is never written to a connection
+    /// whose client has already closed it: `written(false)` then tells the session its packets were not delivered.
+    func reply(_ reply: PollingReply, written: Written? = nil) {
         self.send(self, reply, written)
     }
 }
@@ -45,6 +50,9 @@ final class EngineIOEndpoint: Sendable {
     private let lingering = NIOLockedValueBox<[String: NIODeadline]>([:])
     /// How long a closed polling session answers one late GET with a noop.
     static let lingerTime = TimeAmount.milliseconds(500)
+    /// Sessions opened and not yet established (see ``EngineIOConfiguration/maxPendingSessions``).
+    private let pendingSessions = NIOLockedValueBox(0)
+    private let handshakeRefusedWarning = RateLimitedWarning()
     /// Upgrade WebSockets attached to their session in `shouldUpgrade`, waiting for their pipeline.
     private let reservedUpgrades = NIOLockedValueBox<[ObjectIdentifier: (EngineIOSession, EngineIOWebSocketConnection)]>([:])
 
@@ -92,6 +100,39 @@ final class EngineIOEndpoint: Sendable {
         self.logger.debug("session closed", metadata: ["engineio.sid": "\(session.id)", "engineio.reason": "\(reason)"])
     }
 
+    /// The number of sessions opened and not yet established.
+    var pendingSessionCount: Int {
+        self.pendingSessions.withLockedValue { $0 }
+    }
+
+    /// Takes a place for a new session among the pending ones; false when the limit is reached.
+    private func reservePendingSession() -> Bool {
+        self.pendingSessions.withLockedValue { count in
+            guard count < self.configuration.maxPendingSessions else { return false }
+            count += 1
+            return true
+        }
+    }
+
+    /// A pending session was established or closed.
+    func pendingSessionEnded() {
+        self.pendingSessions.withLockedValue { $0 -= 1 }
+    }
+
+    /// Counts and logs (rate-limited) a handshake refused because too many sessions are pending.
+    private func handshakeRefused(transport: EngineIOTransportKind, remoteAddress: SocketAddress?) {
+        self.metrics.handshakeRefused(reason: "pending_sessions")
+        self.handshakeRefusedWarning.log(
+            self.logger,
+            "refusing Engine.IO handshake: too many sessions waiting to connect",
+            metadata: [
+                "limit": "\(self.configuration.maxPendingSessions)",
+                "engineio.transport": "\(transport)",
+                "remote": "\(remoteAddress.map { "\($0)" } ?? "?")",
+            ]
+        )
+    }
+
     private func register(_ session: EngineIOSession) {
         self.sessions.withLockedValue { $0[session.id] = session }
     }
@@ -104,6 +145,8 @@ final class EngineIOEndpoint: Sendable {
         request: EngineIOHandshakeRequest,
         eventLoop: any EventLoop
     ) -> EngineIOSession {
+        // Checked before the upgrade (validateWebSocketRequest); counted here even if a race took it past the limit.
+        self.pendingSessions.withLockedValue { $0 += 1 }
         let session = EngineIOSession(
             id: Self.makeSessionID(),
             eventLoop: eventLoop,
@@ -147,7 +190,12 @@ final class EngineIOEndpoint: Sendable {
         guard query["transport"] == "websocket", self.configuration.transports.contains(.websocket) else {
             return .transportUnknown
         }
-        if let sid = query["sid"], self.session(id: sid) == nil { return .unknownSession }
+        if let sid = query["sid"] {
+            if self.session(id: sid) == nil { return .unknownSession }
+        } else if self.pendingSessionCount >= self.configuration.maxPendingSessions {
+            self.handshakeRefused(transport: .websocket, remoteAddress: nil)
+            return .tooManyPendingSessions
+        }
         return nil
     }
 
@@ -167,6 +215,20 @@ final class EngineIOEndpoint: Sendable {
         return self.lingering.withLockedValue { $0.removeValue(forKey: sid).map { $0 > now } ?? false }
     }
 
+    /// Checks the query of a long-polling request; nil when `EIO` and `transport` are acceptable.
+    func validatePollingQuery(_ query: [String: String]) -> EngineIOHTTPError? {
+        guard query["EIO"] == "4" else { return .unsupportedProtocolVersion }
+        guard let transportName = query["transport"],
+              let transport = EngineIOTransportKind(rawValue: transportName),
+              self.configuration.transports.contains(transport)
+        else {
+            return .transportUnknown
+        }
+        // transport=websocket without a valid upgrade.
+        guard transport == .polling else { return .badRequest }
+        return nil
+    }
+
     /// Handles a complete long-polling request (any method but OPTIONS) on the connection's event loop.
     func handlePolling(
         method: HTTPMethod,
@@ -176,25 +238,18 @@ final class EngineIOEndpoint: Sendable {
         eventLoop: any EventLoop,
         handle: PollingRequestHandle
     ) {
-        guard query["EIO"] == "4" else {
-            handle.reply(.error(.unsupportedProtocolVersion))
-            return
-        }
-        guard let transportName = query["transport"],
-              let transport = EngineIOTransportKind(rawValue: transportName),
-              self.configuration.transports.contains(transport)
-        else {
-            handle.reply(.error(.transportUnknown))
-            return
-        }
-        guard transport == .polling else {
-            // transport=websocket without a valid upgrade.
-            handle.reply(.error(.badRequest))
+        if let error = self.validatePollingQuery(query) {
+            handle.reply(.error(error))
             return
         }
         guard let sid = query["sid"] else {
             guard method == .GET else {
                 handle.reply(.error(.badHandshakeMethod))
+                return
+            }
+            guard self.reservePendingSession() else {
+                self.handshakeRefused(transport: .polling, remoteAddress: request().remoteAddress)
+                handle.reply(.error(.tooManyPendingSessions))
                 return
             }
             let session = EngineIOSession(
@@ -311,6 +366,13 @@ struct EngineIOMetrics: Sendable {
         Counter(
             label: "socketgateway_engineio_sessions_opened_total",
             dimensions: [("path", self.path), ("transport", transport.rawValue)]
+        ).increment()
+    }
+
+    func handshakeRefused(reason: String) {
+        Counter(
+            label: "socketgateway_engineio_handshakes_refused_total",
+            dimensions: [("path", self.path), ("reason", reason)]
         ).increment()
     }
 

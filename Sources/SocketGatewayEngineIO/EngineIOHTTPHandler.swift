@@ -1,5 +1,9 @@
 import Logging
+import Metrics
 import NIOCore
+#if canImport(Glibc)
+import Glibc
+#endif
 import NIOHTTP1
 import SocketGatewayCore
 
@@ -43,8 +47,60 @@ struct RequestTarget: Sendable {
     }
 }
 
+/// What every HTTP connection of a server shares: its time limits, and the counter and warning of connections
+/// closed for running out of them.
+final class HTTPConnectionPolicy: Sendable {
+    let timeouts: HTTPConnectionTimeouts
+    let logger: Logger
+    private let timeoutWarning = RateLimitedWarning()
+
+    init(timeouts: HTTPConnectionTimeouts, logger: Logger) {
+        self.timeouts = timeouts
+        self.logger = logger
+    }
+
+    /// The limits for a server with these endpoints: the most lenient of each (connections are timed before
+    /// they are routed).
+    convenience init(endpoints: [EngineIOEndpoint], logger: Logger) {
+        let configurations = endpoints.map(\.configuration)
+        let defaults = EngineIOConfiguration()
+        func largest(_ value: KeyPath<EngineIOConfiguration, Duration>) -> TimeAmount {
+            TimeAmount(configurations.map { $0[keyPath: value] }.max() ?? defaults[keyPath: value])
+        }
+        self.init(
+            timeouts: HTTPConnectionTimeouts(
+                idle: largest(\.httpIdleTimeout),
+                header: largest(\.httpHeaderTimeout),
+                body: largest(\.httpBodyTimeout)
+            ),
+            logger: logger
+        )
+    }
+
+    /// Counts and logs (rate-limited) a connection closed because a time limit ran out.
+    func timedOut(_ kind: HTTPConnectionTimeoutKind, remoteAddress: SocketAddress?) {
+        Counter(label: "socketgateway_http_timeouts_total", dimensions: [("kind", kind.rawValue)]).increment()
+        // Idle connections are routine (a browser's spare connection, a client's pool); slow requests are not.
+        guard kind != .idle else {
+            self.logger.debug("closing idle HTTP connection", metadata: ["remote": "\(remoteAddress.map { "\($0)" } ?? "?")"])
+            return
+        }
+        self.timeoutWarning.log(
+            self.logger,
+            "closing HTTP connection: request \(kind.rawValue) not received in time",
+            metadata: [
+                "remote": "\(remoteAddress.map { "\($0)" } ?? "?")",
+                "timeout": "\(kind == .header ? self.timeouts.header : self.timeouts.body)",
+            ]
+        )
+    }
+}
+
 /// Routes HTTP/1.1 requests: long-polling to the mounted Engine.IO endpoints, everything else to the fallback
 /// responder or 404. Responses may be produced on another event loop (the session's); they hop back here.
+///
+/// It also enforces the connection's HTTP time limits (``HTTPConnectionTimeoutStateMachine``) until the connection
+/// is upgraded to a WebSocket, which removes this handler.
 final class EngineIOHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
@@ -62,6 +118,10 @@ final class EngineIOHTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
     private let endpoints: [EngineIOEndpoint]
     private let fallback: (any HTTPFallbackResponder)?
     private let logger: Logger
+    private let policy: HTTPConnectionPolicy
+    private var timeouts: HTTPConnectionTimeoutStateMachine
+    private var timeoutTimer: Scheduled<Void>?
+    private var timeoutsStarted = false
     private var head: HTTPRequestHead?
     private var headArrival = NIODeadline.uptimeNanoseconds(0)
     private var target: Target = .notFound
@@ -69,18 +129,107 @@ final class EngineIOHTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
     private var bodyLimit = 0
     /// A GET parked in a session, so its session can be told if the connection goes away.
     private var parked: (endpoint: EngineIOEndpoint, sid: String, handle: PollingRequestHandle)?
+    /// The report of the last GET answer carrying packets, until the client shows it got past it (its next request
+    /// on this connection) or shows it did not (it closed or reset the connection with those bytes unacknowledged).
+    private var unconfirmedAnswer: PollingRequestHandle.Written?
     /// A POST whose head has arrived but not its end.
     private var postInProgress: (endpoint: EngineIOEndpoint, sid: String)?
 
-    init(endpoints: [EngineIOEndpoint], fallback: (any HTTPFallbackResponder)?, logger: Logger) {
+    init(endpoints: [EngineIOEndpoint], fallback: (any HTTPFallbackResponder)?, policy: HTTPConnectionPolicy, logger: Logger) {
         self.endpoints = endpoints
         self.fallback = fallback
+        self.policy = policy
         self.logger = logger
+        self.timeouts = HTTPConnectionTimeoutStateMachine(timeouts: policy.timeouts, now: .now())
     }
+
+    // MARK: time limits
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { self.startTimeouts(context: context) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        self.startTimeouts(context: context)
+        context.fireChannelActive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        // Upgraded to a WebSocket (or the channel is gone): the Engine.IO heartbeat takes over.
+        self.timeouts.stop()
+        self.timeoutTimer?.cancel()
+        self.timeoutTimer = nil
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        // With an answer unconfirmed, a read without a new request is the client's FIN (NIO reports it here, before
+        // it closes the socket) or part of a later request. A FIN whose acknowledgement does not cover our answer
+        // was sent before the answer arrived: the client never read it.
+        if let unconfirmed = self.unconfirmedAnswer, Self.closedWithoutReadingOurData(context.channel) {
+            self.unconfirmedAnswer = nil
+            unconfirmed(false)
+        }
+        self.runTimeout(self.timeouts.readCompleted(now: .now()), context: context)
+        context.fireChannelReadComplete()
+    }
+
+    private func startTimeouts(context: ChannelHandlerContext) {
+        guard !self.timeoutsStarted else { return }
+        self.timeoutsStarted = true
+        self.timeouts = HTTPConnectionTimeoutStateMachine(timeouts: self.policy.timeouts, now: .now())
+        self.runTimeout(self.timeouts.connectionOpened(), context: context)
+    }
+
+    /// A response has been written; `keepAlive` tells whether the connection stays open for another request.
+    private func responseWritten(context: ChannelHandlerContext, keepAlive: Bool) {
+        if keepAlive {
+            self.runTimeout(self.timeouts.responseSent(now: .now()), context: context)
+        } else {
+            self.timeouts.stop()
+            self.timeoutTimer?.cancel()
+            self.timeoutTimer = nil
+        }
+    }
+
+    private func runTimeout(_ action: HTTPConnectionTimeoutStateMachine.Action, context: ChannelHandlerContext) {
+        switch action {
+        case .none:
+            break
+        case .scheduleTimer(let deadline):
+            self.timeoutTimer?.cancel()
+            self.timeoutTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) {
+                self.timeoutTimer = nil
+                self.runTimeout(self.timeouts.timerFired(now: .now()), context: context)
+            }
+        case .close(let kind, let respond):
+            self.timeoutTimer?.cancel()
+            self.timeoutTimer = nil
+            self.policy.timedOut(kind, remoteAddress: context.channel.remoteAddress)
+            // The 408 goes in below NIO's pipelining handler, which may not have seen a request head yet and would
+            // refuse a response to no request: written as bytes through the context of the response encoder.
+            guard respond, let encoder = try? context.pipeline.syncOperations.context(handlerType: HTTPResponseEncoder.self) else {
+                context.close(promise: nil)
+                return
+            }
+            let channel = context.channel
+            encoder.writeAndFlush(NIOAny(Self.requestTimeoutResponse)).whenComplete { _ in
+                channel.close(promise: nil)
+            }
+        }
+    }
+
+    static let requestTimeoutResponse = ByteBuffer(
+        string: "HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 15\r\n"
+            + "Connection: close\r\n\r\nRequest Timeout"
+    )
+
+    // MARK: requests
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch self.unwrapInboundIn(data) {
         case .head(let head):
+            self.unconfirmedAnswer = nil
+            self.timeouts.headReceived(now: .now())
             self.head = head
             self.headArrival = .now()
             self.body = nil
@@ -88,8 +237,11 @@ final class EngineIOHTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
             if let endpoint = self.endpoints.first(where: { $0.matches(requestTarget.path) }) {
                 self.target = .endpoint(endpoint, requestTarget)
                 self.bodyLimit = endpoint.configuration.maxPayload
-                if head.method == .POST, let sid = requestTarget.query["sid"] {
-                    // Tell the session at once, so a second POST overlapping this one is caught.
+                if head.method == .POST, let sid = requestTarget.query["sid"],
+                   endpoint.validatePollingQuery(requestTarget.query) == nil
+                {
+                    // Tell the session at once, so a second POST overlapping this one is caught. A POST refused for
+                    // its query (wrong EIO or transport) never reaches the session, so it must not mark one started.
                     endpoint.postStarted(sid: sid)
                     self.postInProgress = (endpoint, sid)
                 }
@@ -101,6 +253,7 @@ final class EngineIOHTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
                 self.bodyLimit = Self.maxFallbackBody
             }
         case .body(var chunk):
+            self.timeouts.bodyReceived()
             if case .discarding = self.target { return }
             if (self.body?.readableBytes ?? 0) + chunk.readableBytes > self.bodyLimit {
                 self.bodyTooLarge(context: context)
@@ -112,6 +265,7 @@ final class EngineIOHTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
                 self.body!.writeBuffer(&chunk)
             }
         case .end:
+            self.timeouts.endReceived(now: .now())
             self.postInProgress = nil
             guard let head = self.head else { return }
             self.head = nil
@@ -131,7 +285,7 @@ final class EngineIOHTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
         self.target = .discarding
         self.body = nil
         let body = Self.errorBody(.payloadTooLarge, allocator: context.channel.allocator)
-        Self.write(
+        self.respond(
             context: context,
             version: head.version,
             status: .payloadTooLarge,
@@ -146,7 +300,7 @@ final class EngineIOHTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
         case .discarding:
             return
         case .notFound:
-            Self.write(
+            self.respond(
                 context: context,
                 version: head.version,
                 status: .notFound,
@@ -159,12 +313,12 @@ final class EngineIOHTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
                 responder,
                 head: head,
                 body: body ?? ByteBuffer(),
-                loopBound: NIOLoopBound(context, eventLoop: context.eventLoop)
+                loopBound: NIOLoopBound((context, self), eventLoop: context.eventLoop)
             )
         case .endpoint(let endpoint, let requestTarget):
             let cors = endpoint.corsHeaders(for: head.headers)
             if head.method == .OPTIONS {
-                Self.write(
+                self.respond(
                     context: context,
                     version: head.version,
                     status: .noContent,
@@ -181,11 +335,6 @@ final class EngineIOHTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
             let handle = PollingRequestHandle(arrival: self.headArrival) { handle, reply, written in
                 let answer: @Sendable () -> Void = {
                     let (context, handler) = loopBound.value
-                    let promise = written.map { written in
-                        let promise = context.eventLoop.makePromise(of: Void.self)
-                        promise.futureResult.whenComplete { _ in written() }
-                        return promise
-                    }
                     handler.answer(
                         context: context,
                         handle: handle,
@@ -193,7 +342,7 @@ final class EngineIOHTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
                         version: version,
                         keepAlive: keepAlive,
                         cors: cors,
-                        promise: promise
+                        written: written
                     )
                 }
                 if eventLoop.inEventLoop {
@@ -227,7 +376,7 @@ final class EngineIOHTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
         _ responder: any HTTPFallbackResponder,
         head: HTTPRequestHead,
         body: ByteBuffer,
-        loopBound: NIOLoopBound<ChannelHandlerContext>
+        loopBound: NIOLoopBound<(ChannelHandlerContext, EngineIOHTTPHandler)>
     ) {
         let eventLoop = loopBound.eventLoop
         Task {
@@ -235,8 +384,9 @@ final class EngineIOHTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
             eventLoop.execute {
                 var headers = response.headers
                 headers.remove(name: "content-length")
-                Self.write(
-                    context: loopBound.value,
+                let (context, handler) = loopBound.value
+                handler.respond(
+                    context: context,
                     version: head.version,
                     status: response.status,
                     headers: headers.map { ($0.name, $0.value) },
@@ -254,14 +404,33 @@ final class EngineIOHTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
         version: HTTPVersion,
         keepAlive: Bool,
         cors: [(String, String)],
-        promise: EventLoopPromise<Void>?
+        written: PollingRequestHandle.Written?
     ) {
         if self.parked?.handle === handle {
             self.parked = nil
         }
+        if case .payload = reply, !Self.clientStillConnected(context.channel) {
+            // The GET's client is gone (its close may not have been processed yet): its packets would vanish in a
+            // dead socket. The session hears about it (and closes: an aborted GET is a transport error).
+            written?(false)
+            context.close(promise: nil)
+            return
+        }
+        let promise = written.map { written in
+            let promise = context.eventLoop.makePromise(of: Void.self)
+            promise.futureResult.whenComplete { result in
+                if case .success = result { written(true) } else { written(false) }
+            }
+            return promise
+        }
+        if case .payload = reply, keepAlive, let written {
+            // Handed to the socket is not yet read by the client: if the client turns out to have closed before
+            // these bytes reached it, the session must still hear that they were lost (see channelReadComplete).
+            self.unconfirmedAnswer = written
+        }
         switch reply {
         case .ok:
-            Self.write(
+            self.respond(
                 context: context,
                 version: version,
                 status: .ok,
@@ -271,7 +440,7 @@ final class EngineIOHTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
                 promise: promise
             )
         case .payload(let body):
-            Self.write(
+            self.respond(
                 context: context,
                 version: version,
                 status: .ok,
@@ -281,7 +450,7 @@ final class EngineIOHTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
                 promise: promise
             )
         case .error(let error):
-            Self.write(
+            self.respond(
                 context: context,
                 version: version,
                 status: HTTPResponseStatus(statusCode: error.status.rawValue),
@@ -291,6 +460,60 @@ final class EngineIOHTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
                 promise: promise
             )
         }
+    }
+
+    /// Writes a response and updates the connection's time limits.
+    private func respond(
+        context: ChannelHandlerContext,
+        version: HTTPVersion,
+        status: HTTPResponseStatus,
+        headers: [(String, String)],
+        body: ByteBuffer?,
+        keepAlive: Bool,
+        promise: EventLoopPromise<Void>? = nil
+    ) {
+        Self.write(
+            context: context,
+            version: version,
+            status: status,
+            headers: headers,
+            body: body,
+            keepAlive: keepAlive,
+            promise: promise
+        )
+        self.responseWritten(context: context, keepAlive: keepAlive)
+    }
+
+    /// Whether the channel is open and its client has not closed its side. The second part matters because a
+    /// connection's end-of-file may still wait in the event loop when a GET's answer comes in from its session.
+    static func clientStillConnected(_ channel: any Channel) -> Bool {
+        guard channel.isActive else { return false }
+        #if os(Linux)
+        guard let provider = channel as? any SocketOptionProvider else { return true }
+        var established = true
+        provider.getTCPInfo().assumeIsolated().whenSuccess { info in
+            // TCP_ESTABLISHED is 1; CLOSE_WAIT (the client sent FIN) or CLOSE (reset) mean it is gone.
+            established = info.tcpi_state == 1
+        }
+        return established
+        #else
+        return true
+        #endif
+    }
+
+    /// Whether the client has closed (FIN) without acknowledging everything we sent, or reset the connection.
+    static func closedWithoutReadingOurData(_ channel: any Channel) -> Bool {
+        #if os(Linux)
+        guard let provider = channel as? any SocketOptionProvider else { return false }
+        var lost = false
+        provider.getTCPInfo().assumeIsolated().whenSuccess { info in
+            // TCP_CLOSE is 7 (reset), TCP_CLOSE_WAIT is 8 (the client's FIN arrived).
+            lost = info.tcpi_state == 7 || (info.tcpi_state == 8 && info.tcpi_unacked > 0)
+        }
+        return lost
+        #else
+        return false
+        #endif
     }
 
     static func errorBody(_ error: EngineIOHTTPError, allocator: ByteBufferAllocator) -> ByteBuffer {
@@ -340,6 +563,11 @@ final class EngineIOHTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let unconfirmed = self.unconfirmedAnswer, let error = error as? IOError, error.errnoCode == ECONNRESET {
+            // A reset after our answer: the client closed with it unread, or before it arrived.
+            self.unconfirmedAnswer = nil
+            unconfirmed(false)
+        }
         self.logger.debug("HTTP connection error", metadata: ["error": "\(error)"])
         context.close(promise: nil)
     }

@@ -72,6 +72,7 @@ public final class EngineIOServer: Sendable {
         let logger = self.logger
         let maxFrameSize = max(endpoints.map(\.configuration.maxPayload).max() ?? 1 << 20, 1 << 14)
         let state = self.state
+        let connectionPolicy = HTTPConnectionPolicy(endpoints: endpoints, logger: logger)
 
         let upgrader = NIOWebSocketServerUpgrader(
             maxFrameSize: maxFrameSize,
@@ -159,7 +160,12 @@ public final class EngineIOServer: Sendable {
                     _ = state.withLockedValue { $0.children.removeValue(forKey: id) }
                 }
                 do {
-                    let httpHandler = EngineIOHTTPHandler(endpoints: endpoints, fallback: fallback, logger: logger)
+                    let httpHandler = EngineIOHTTPHandler(
+                        endpoints: endpoints,
+                        fallback: fallback,
+                        policy: connectionPolicy,
+                        logger: logger
+                    )
                     let boundHandler = NIOLoopBound(httpHandler, eventLoop: channel.eventLoop)
                     let validator = EngineIOWebSocketRequestValidator(endpoints: endpoints)
                     let boundValidator = NIOLoopBound(validator, eventLoop: channel.eventLoop)

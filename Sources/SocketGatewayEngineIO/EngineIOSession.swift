@@ -36,13 +36,15 @@ public final class EngineIOSession: @unchecked Sendable {
     /// Set while a POST's answer is on its way: a GET completed meanwhile (typically with the application's reply
     /// to that POST) is answered only once the POST's answer has been written.
     private var postAnswerInFlight = false
-    private var getReplyHeldForPost: (handle: PollingRequestHandle, body: ByteBuffer)?
+    private var getReplyHeldForPost: (handle: PollingRequestHandle, body: ByteBuffer, carriesData: Bool)?
     private var outbox: [ByteBuffer] = []
     /// The array the last flush handed to the socket, kept (empty) so outbox and spare swap roles and a flush
     /// allocates nothing.
     private var spareOutbox: [ByteBuffer] = []
     private var outboxBytes = 0
     private var flushScheduled = false
+    /// Counted among the endpoint's pending sessions until established or closed.
+    private var pending = true
 
     init(
         id: String,
@@ -127,6 +129,16 @@ public final class EngineIOSession: @unchecked Sendable {
             self.stateMachine.enqueue([packet], byteCount: EngineIOPollingPayload.encodedRecordLength(packet)),
             frames: { WebSocketFrameBytes.frame(for: packet) }
         )
+    }
+
+    /// Tells the endpoint the session is established (for Socket.IO: a namespace accepted the client), so it no
+    /// longer counts against ``EngineIOConfiguration/maxPendingSessions``. Calls after the first do nothing.
+    public func markEstablished() {
+        self.onLoop {
+            guard self.pending else { return }
+            self.pending = false
+            self.endpoint.pendingSessionEnded()
+        }
     }
 
     /// Closes the session; the application's `sessionClosed` is called with `reason`.
@@ -241,7 +253,7 @@ public final class EngineIOSession: @unchecked Sendable {
         if let postReply {
             self.postAnswerInFlight = true
             let eventLoop = self.eventLoop
-            handle.reply(postReply) {
+            handle.reply(postReply) { _ in
                 eventLoop.execute { self.postAnswerWritten() }
             }
         }
@@ -255,19 +267,44 @@ public final class EngineIOSession: @unchecked Sendable {
         self.postAnswerInFlight = false
         if let held = self.getReplyHeldForPost {
             self.getReplyHeldForPost = nil
-            held.handle.reply(.payload(held.body))
+            self.deliverGetAnswer(held.handle, body: held.body, carriesData: held.carriesData)
         }
+    }
+
+    /// Hands packets to a GET. If its connection turns out to be gone, the packets are lost with it: the session
+    /// then closes (as for a GET aborted while parked), so the client learns it from its next request rather than
+    /// waiting for an answer that never comes.
+    /// (A lost noop loses nothing, e.g. the one ending the old GET of a client that has just upgraded.)
+    private func deliverGetAnswer(_ handle: PollingRequestHandle, body: ByteBuffer, carriesData: Bool) {
+        guard carriesData else {
+            handle.reply(.payload(body))
+            return
+        }
+        let eventLoop = self.eventLoop
+        handle.reply(.payload(body)) { delivered in
+            guard !delivered else { return }
+            eventLoop.execute { self.getAnswerUndelivered() }
+        }
+    }
+
+    private func getAnswerUndelivered() {
+        self.eventLoop.assertInEventLoop()
+        self.endpoint.logger.debug("polling answer undelivered: the GET's connection is gone", metadata: ["engineio.sid": "\(self.id)"])
+        self.run(self.stateMachine.getAnswerUndelivered())
     }
 
     /// Answers a GET with packets, unless a POST's answer must go first.
     private func answerGet(_ handle: PollingRequestHandle, packets: [EngineIOPacket]) {
         let body = EngineIOPollingPayload.encode(packets)
+        let carriesData = packets.contains { $0 != .noop }
         if self.postAnswerInFlight {
             // Only a misbehaving client has two GETs answered at once; never leave the first one hanging.
-            if let earlier = self.getReplyHeldForPost { earlier.handle.reply(.payload(earlier.body)) }
-            self.getReplyHeldForPost = (handle, body)
+            if let earlier = self.getReplyHeldForPost {
+                self.deliverGetAnswer(earlier.handle, body: earlier.body, carriesData: earlier.carriesData)
+            }
+            self.getReplyHeldForPost = (handle, body, carriesData)
         } else {
-            handle.reply(.payload(body))
+            self.deliverGetAnswer(handle, body: body, carriesData: carriesData)
         }
     }
 
@@ -391,6 +428,7 @@ public final class EngineIOSession: @unchecked Sendable {
             case .rejectWebSocket:
                 break
             case .deliver(let message):
+                if self.pending, !self.endpoint.application.marksSessionsEstablished { self.markEstablished() }
                 self.endpoint.application.session(self, didReceive: message)
             case .close(let reason):
                 self.tearDown(reason)
@@ -465,6 +503,10 @@ public final class EngineIOSession: @unchecked Sendable {
         self.mainWebSocket = nil
         self.probeWebSocket?.close()
         self.probeWebSocket = nil
+        if self.pending {
+            self.pending = false
+            self.endpoint.pendingSessionEnded()
+        }
         self.endpoint.sessionClosed(self, reason: reason)
         self.endpoint.application.sessionClosed(self, reason: reason)
     }

@@ -290,12 +290,22 @@ struct EngineIOSessionStateMachine {
         return [.completePendingGet([.noop])]
     }
 
-    /// The parked GET's connection went away before it was answered.
+    /// The parked GET's connection went away before it was answered. As the reference server: the session closes
+    /// with a transport error (the client cannot know which packets the GET carried).
     mutating func pendingGetAborted() -> [Action] {
         guard self.hasPendingGet, self.phase != .closed else { return [] }
         self.hasPendingGet = false
         self.pendingGetArrivedDuringProbe = false
-        return self.close(.transportClose)
+        return self.close(.transportError)
+    }
+
+    /// Packets handed to a GET (`completePendingGet`, `replyToGet(.packets)`) could not be written: its connection
+    /// had gone, though the server had not yet noticed when it took them from the buffer. They are lost, so the
+    /// session closes with a transport error, as for an aborted GET; the client learns it from its next request.
+    /// Once the session has moved to a WebSocket, the old GET's fate no longer matters.
+    mutating func getAnswerUndelivered() -> [Action] {
+        guard self.phase != .closed, self.transport == .polling else { return [] }
+        return self.close(.transportError)
     }
 
     /// A POST's head arrived. Two overlapping POSTs break packet ordering: the protocol says close the session.
@@ -486,7 +496,9 @@ struct EngineIOHTTPError: Error, Hashable, Sendable {
     var code: Int
     var message: String
 
-    enum HTTPStatusCode: Int, Sendable { case badRequest = 400, forbidden = 403, payloadTooLarge = 413 }
+    enum HTTPStatusCode: Int, Sendable {
+        case badRequest = 400, forbidden = 403, payloadTooLarge = 413, serviceUnavailable = 503
+    }
 
     static let transportUnknown = Self(status: .badRequest, code: 0, message: "Transport unknown")
     static let unknownSession = Self(status: .badRequest, code: 1, message: "Session ID unknown")
@@ -494,4 +506,11 @@ struct EngineIOHTTPError: Error, Hashable, Sendable {
     static let badRequest = Self(status: .badRequest, code: 3, message: "Bad request")
     static let unsupportedProtocolVersion = Self(status: .badRequest, code: 5, message: "Unsupported protocol version")
     static let payloadTooLarge = Self(status: .payloadTooLarge, code: 3, message: "Payload too large")
+    /// Refused by the server's policy (the reference server's code 4, as for `allowRequest`), here because too many
+    /// sessions are waiting to connect: 503, the client may retry.
+    static let tooManyPendingSessions = Self(
+        status: .serviceUnavailable,
+        code: 4,
+        message: "Too many sessions waiting to connect"
+    )
 }

@@ -65,6 +65,9 @@ final class SocketIOApplication: EngineIOApplication, Sendable {
         }
     }
 
+    /// A session is established when a namespace accepts the client (until then it counts as pending).
+    var marksSessionsEstablished: Bool { true }
+
     func sessionOpened(_ session: EngineIOSession) {
         let client = SocketIOClient(session: session, application: self)
         session.applicationState = client
@@ -321,6 +324,7 @@ final class SocketIOClient: @unchecked Sendable {
             self.connectTimer = nil
         }
         guard let namespaceHandlers = self.application.registry.existing(namespace) else { return }
+        self.session.markEstablished()
         let connection = SocketConnection(id: sid, namespace: namespace, user: user, handshake: handshake, client: self)
         self.connections[namespace] = connection
         // The CONNECT reply goes out before anything onConnect emits.

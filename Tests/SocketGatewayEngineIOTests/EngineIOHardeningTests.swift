@@ -1,0 +1,247 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import SocketGatewayEngineIO
+import Testing
+
+/// Thrown when a bounded wait gives up: the server did not do what the test waits for.
+struct GaveUpWaiting: Error, CustomStringConvertible {
+    var what: String
+    var description: String { "gave up waiting: \(self.what)" }
+}
+
+/// Runs `body`, giving up (throwing) after `seconds`: a bound on a wait, never an assertion about timing.
+func bounded<T: Sendable>(
+    _ what: String,
+    seconds: Int = 30,
+    _ body: @escaping @Sendable () async throws -> T
+) async throws -> T {
+    try await withThrowingTaskGroup(of: T?.self) { group in
+        group.addTask { try await body() }
+        group.addTask {
+            try await Task.sleep(for: .seconds(seconds))
+            return nil
+        }
+        defer { group.cancelAll() }
+        guard let first = try await group.next(), let value = first else { throw GaveUpWaiting(what: what) }
+        return value
+    }
+}
+
+/// Attacker-style checks of the HTTP and long-polling side: slow or silent connections, stuck sessions, lost
+/// replies.
+@Suite struct EngineIOHardeningTests {
+    static let path = EngineIOServerTests.path
+
+    func handshake(_ response: RawTestConnection.Response) throws -> HandshakeInfo {
+        try EngineIOServerTests().handshake(response)
+    }
+
+    @Test func slowAndSilentHTTPConnectionsAreClosedWhilePollingGoesOn() async throws {
+        var configuration = EngineIOConfiguration(pingInterval: .seconds(3), pingTimeout: .seconds(10))
+        configuration.httpIdleTimeout = .seconds(2)
+        configuration.httpHeaderTimeout = .milliseconds(500)
+        configuration.httpBodyTimeout = .milliseconds(500)
+        try await EngineIOServerTests().withServer(configuration: configuration) { port, application in
+            async let silent: Bool = bounded("silent connection closed") {
+                var closed = false
+                try await RawTestConnection.with(port: port) { connection in
+                    closed = try await connection.waitForClose()
+                }
+                return closed
+            }
+            async let halfLine: Int = bounded("half a request line answered") {
+                var status = 0
+                try await RawTestConnection.with(port: port) { connection in
+                    try await connection.writeRaw(ByteBuffer(string: "GET /engine.io/?EIO=4&tra"))
+                    status = try await connection.readResponse().status
+                    #expect(try await connection.waitForClose())
+                }
+                return status
+            }
+            async let trickle: (status: Int, cutShort: Bool, sessionUsable: Bool) = bounded("trickling body answered") {
+                var sid = ""
+                try await RawTestConnection.with(port: port) { connection in
+                    sid = try EngineIOServerTests().handshake(try await connection.request("GET", Self.path)).sid
+                }
+                var status = 0
+                var sent = 0
+                try await RawTestConnection.with(port: port) { connection in
+                    let head = "POST \(Self.path)&sid=\(sid) HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\n"
+                    try await connection.writeRaw(ByteBuffer(string: head))
+                    // One byte every 100 ms, so the connection is never silent for a body timeout, until the server
+                    // closes it (writes then fail). Bounded: 40 bytes at most.
+                    for _ in 0..<40 {
+                        do {
+                            try await connection.writeRaw(ByteBuffer(string: "4"))
+                            sent += 1
+                        } catch {
+                            break
+                        }
+                        try await Task.sleep(for: .milliseconds(100))
+                    }
+                    // The 408, unless the bytes we sent after the server closed made it reset the connection first.
+                    do {
+                        status = try await connection.readResponse().status
+                    } catch {
+                        status = -1
+                    }
+                }
+                // The abandoned POST does not block the session's next one.
+                var next = ""
+                try await RawTestConnection.with(port: port) { connection in
+                    next = try await connection.request("POST", "\(Self.path)&sid=\(sid)", body: "4after").text
+                }
+                return (status, sent < 40, next == "ok")
+            }
+            // A polling client on the same server, its GET parked longer than every HTTP limit.
+            let polled: [String] = try await bounded("normal polling client") {
+                var texts: [String] = []
+                try await RawTestConnection.with(port: port) { connection in
+                    let sid = try EngineIOServerTests().handshake(try await connection.request("GET", Self.path)).sid
+                    let target = "\(Self.path)&sid=\(sid)"
+                    texts.append(try await connection.request("GET", target).text)  // the ping, after 3 s
+                    texts.append(try await connection.request("POST", target, body: "3\u{1e}4hi").text)
+                    texts.append(try await connection.request("GET", target).text)
+                }
+                return texts
+            }
+            #expect(polled == ["2", "ok", "4hi"])
+            #expect(try await silent)
+            #expect(try await halfLine == 408)
+            let trickled = try await trickle
+            #expect(trickled.status == 408 || trickled.status == -1, "the trickling POST ended with \(trickled.status)")
+            #expect(trickled.cutShort, "the server closed the connection while the body was still trickling in")
+            #expect(trickled.sessionUsable)
+            _ = application
+        }
+    }
+
+    @Test func postRefusedForItsQueryDoesNotBlockTheNextPost() async throws {
+        try await EngineIOServerTests().withServer(configuration: EngineIOConfiguration(pingInterval: .seconds(60))) { port, _ in
+            try await RawTestConnection.with(port: port) { connection in
+                let sid = try self.handshake(try await connection.request("GET", Self.path)).sid
+                let wrongVersion = try await connection.request("POST", "/engine.io/?EIO=3&transport=polling&sid=\(sid)", body: "4a")
+                #expect(wrongVersion.status == 400)
+                let wrongTransport = try await connection.request("POST", "/engine.io/?EIO=4&transport=websocket&sid=\(sid)", body: "4a")
+                #expect(wrongTransport.status == 400)
+                let target = "\(Self.path)&sid=\(sid)"
+                #expect(try await connection.request("POST", target, body: "4b").text == "ok")
+                #expect(try await connection.request("GET", target).text == "4b")
+            }
+        }
+    }
+
+    @Test func noReplyIsHandedToAnAbortedGet() async throws {
+        // A GET is parked, its connection dropped, and at once a POST whose echo the server writes to "the" GET.
+        // The echo must never vanish into the dead connection while the session lives on: either the session is
+        // closed (the POST or the next GET says so), or the next GET carries the echo. A lost echo shows as the
+        // next GET answered only by the server's ping. Four lanes at once, 50 rounds each (bounded).
+        let configuration = EngineIOConfiguration(pingInterval: .seconds(1), pingTimeout: .seconds(20))
+        try await EngineIOServerTests().withServer(configuration: configuration) { port, _ in
+            let outcomes: [String] = try await bounded("abort rounds", seconds: 120) {
+                try await withThrowingTaskGroup(of: [String].self) { group in
+                    for lane in 0..<4 {
+                        group.addTask {
+                            var outcomes: [String] = []
+                            for round in 0..<50 {
+                                outcomes.append(try await Self.abortRound(port: port, pause: .milliseconds(10 + (lane * 7 + round * 3) % 50)))
+                            }
+                            return outcomes
+                        }
+                    }
+                    var all: [String] = []
+                    for try await outcomes in group { all += outcomes }
+                    return all
+                }
+            }
+            #expect(outcomes.count == 200)
+            let lost = outcomes.filter { $0 == "lost" }
+            #expect(lost.isEmpty, "\(lost.count) of \(outcomes.count) echoes lost; outcomes: \(Set(outcomes))")
+        }
+    }
+
+    /// One round of `noReplyIsHandedToAnAbortedGet`: "closed" (the session ended), "delivered" or "lost".
+    static func abortRound(port: Int, pause: Duration) async throws -> String {
+        var outcome = ""
+        try await RawTestConnection.with(port: port) { poster in
+            let sid = try EngineIOServerTests().handshake(try await poster.request("GET", Self.path)).sid
+            let target = "\(Self.path)&sid=\(sid)"
+            try await RawTestConnection.with(port: port) { getter in
+                try await getter.sendRequest("GET", target)
+                try await Task.sleep(for: pause)
+            }
+            let post = try await poster.request("POST", target, body: "4live")
+            guard post.status == 200 else {
+                outcome = "closed"
+                return
+            }
+            let next = try await poster.request("GET", target)
+            if next.status == 400 || next.text == "1" {
+                outcome = "closed"
+            } else if next.text.split(separator: "\u{1e}").contains("4live") {
+                outcome = "delivered"
+            } else {
+                outcome = "lost"
+            }
+        }
+        return outcome
+    }
+
+    @Test func handshakesBeyondThePendingSessionLimitAreRefused() async throws {
+        var configuration = EngineIOConfiguration(pingInterval: .seconds(60))
+        configuration.maxPendingSessions = 2
+        try await EngineIOServerTests().withServer(configuration: configuration) { port, application in
+            try await RawTestConnection.with(port: port) { connection in
+                let first = try self.handshake(try await connection.request("GET", Self.path)).sid
+                let second = try self.handshake(try await connection.request("GET", Self.path)).sid
+                // Two sessions wait for their first message: the third handshake is refused, on either transport.
+                let refused = try await connection.request("GET", Self.path)
+                #expect(refused.status == 503)
+                #expect(refused.text == "{\"code\":4,\"message\":\"Too many sessions waiting to connect\"}")
+                try await RawTestConnection.with(port: port) { webSocket in
+                    let upgrade = try await webSocket.upgradeToWebSocket("/engine.io/?EIO=4&transport=websocket")
+                    #expect(upgrade.status == 503)
+                }
+                // Established sessions are unaffected, and an established session frees its place.
+                #expect(try await connection.request("POST", "\(Self.path)&sid=\(first)", body: "4hi").text == "ok")
+                #expect(try await connection.request("GET", "\(Self.path)&sid=\(first)").text == "4hi")
+                let third = try self.handshake(try await connection.request("GET", Self.path)).sid
+                #expect(try await connection.request("GET", Self.path).status == 503)
+                // So does a pending session that closes.
+                #expect(try await connection.request("POST", "\(Self.path)&sid=\(second)", body: "1").text == "ok")
+                _ = try await application.closeReasons()
+                #expect(try await connection.request("GET", Self.path).status == 200)
+                _ = third
+            }
+        }
+    }
+
+    @Test func anApplicationThatMarksSessionsDecidesWhenTheyAreEstablished() async throws {
+        // The Socket.IO layer marks a session established only once a namespace accepted it: a message alone
+        // (e.g. a CONNECT to a namespace that does not exist) does not free its place.
+        final class MarkingApplication: EngineIOApplication {
+            var marksSessionsEstablished: Bool { true }
+            func sessionOpened(_ session: EngineIOSession) {}
+            func session(_ session: EngineIOSession, didReceive message: EngineIOMessage) {
+                if case .text(let text) = message, String(buffer: text) == "accept" { session.markEstablished() }
+            }
+            func sessionClosed(_ session: EngineIOSession, reason: EngineIOCloseReason) {}
+        }
+        var configuration = EngineIOConfiguration(pingInterval: .seconds(60))
+        configuration.maxPendingSessions = 1
+        let server = EngineIOServer(host: "127.0.0.1", port: 0, eventLoopGroup: MultiThreadedEventLoopGroup.singleton, logger: Logger(label: "test"))
+        server.mount(path: "/engine.io/", configuration: configuration, application: MarkingApplication())
+        try await server.start()
+        let port = try #require(server.localPort)
+        try await RawTestConnection.with(port: port) { connection in
+            let sid = try self.handshake(try await connection.request("GET", Self.path)).sid
+            #expect(try await connection.request("POST", "\(Self.path)&sid=\(sid)", body: "4hello").text == "ok")
+            #expect(try await connection.request("GET", Self.path).status == 503)
+            #expect(try await connection.request("POST", "\(Self.path)&sid=\(sid)", body: "4accept").text == "ok")
+            #expect(try await connection.request("GET", Self.path).status == 200)
+        }
+        try await server.shutdown()
+    }
+}
