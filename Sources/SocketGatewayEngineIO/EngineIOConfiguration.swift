@@ -83,6 +83,13 @@ public struct EngineIOConfiguration: Sendable {
     /// sessions are unaffected. Each waiting session holds its handshake request (headers, query, address) until
     /// the Socket.IO connect timeout ends it.
     public var maxPendingSessions: Int = 10_000
+    /// The most bytes that may wait for all clients of the server together (polling buffers, WebSocket bytes not
+    /// yet taken by the sockets), checked every 500 ms. Default: a quarter of the machine's memory, between
+    /// 64 MiB and 4 GiB. Above it the sessions holding the most are closed first (``EngineIOCloseReason/slowClient``,
+    /// counted in `socketgateway_engineio_budget_sheds_total`, logged at warning, rate-limited) until the total is
+    /// under 90 % of it; clients that keep up are not touched. `nil` turns the check off. The server uses the
+    /// smallest value among its mounted endpoints.
+    public var maxBufferedBytesTotal: Int? = EngineIOOutboundBudget.machineDefault
 }
 
 extension Duration {

@@ -1,5 +1,6 @@
 public import Logging
 public import NIOCore
+import Metrics
 import NIOConcurrencyHelpers
 import NIOHTTP1
 import NIOPosix
@@ -16,6 +17,8 @@ public final class EngineIOServer: Sendable {
         var children: [ObjectIdentifier: any Channel] = [:]
         var started = false
         var shuttingDown = false
+        /// Checks the outbound memory budget every 500 ms while running.
+        var budgetCheck: RepeatedTask?
     }
 
     private let host: String
@@ -212,6 +215,26 @@ public final class EngineIOServer: Sendable {
 
         let channel = try await bootstrap.bind(host: self.host, port: self.port).get()
         self.state.withLockedValue { $0.serverChannel = channel }
+        if let maxBytes = endpoints.compactMap(\.configuration.maxBufferedBytesTotal).min() {
+            let budget = EngineIOOutboundBudget(maxBytes: maxBytes)
+            let loop = self.eventLoopGroup.next()
+            let warning = RateLimitedWarning()
+            let gauge = Gauge(label: "socketgateway_engineio_buffered_bytes")
+            let shedCounter = Counter(label: "socketgateway_engineio_budget_sheds_total")
+            let check = loop.scheduleRepeatedAsyncTask(initialDelay: .milliseconds(500), delay: .milliseconds(500)) {
+                _ in
+                Self.enforce(
+                    budget,
+                    endpoints: endpoints,
+                    eventLoop: loop,
+                    logger: logger,
+                    warning: warning,
+                    gauge: gauge,
+                    shedCounter: shedCounter
+                )
+            }
+            self.state.withLockedValue { $0.budgetCheck = check }
+        }
         self.logger.info(
             "listening",
             metadata: [
@@ -224,10 +247,12 @@ public final class EngineIOServer: Sendable {
     /// Closes every session (reason ``EngineIOCloseReason/forcedServerShutdown``), stops listening and closes
     /// the remaining connections.
     public func shutdown() async throws {
-        let (serverChannel, endpoints) = self.state.withLockedValue { state in
+        let (serverChannel, endpoints, budgetCheck) = self.state.withLockedValue { state in
             state.shuttingDown = true
-            return (state.serverChannel, state.endpoints)
+            defer { state.budgetCheck = nil }
+            return (state.serverChannel, state.endpoints, state.budgetCheck)
         }
+        budgetCheck?.cancel()
         try? await serverChannel?.close()
         for endpoint in endpoints {
             for session in endpoint.allSessions {

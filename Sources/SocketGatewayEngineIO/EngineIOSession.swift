@@ -81,6 +81,19 @@ public final class EngineIOSession: @unchecked Sendable {
     /// Whether the session is still open.
     public var isOpen: Bool { self.stateMachine.isOpen }
 
+    /// The bytes waiting for this client: the polling buffer, frames not yet handed to the WebSocket, and what
+    /// the WebSocket's channel holds that the socket has not taken (on `eventLoop`).
+    func bufferedBytesForBudget() -> Int {
+        self.eventLoop.assertInEventLoop()
+        var total = self.stateMachine.bufferedBytes + self.outboxBytes
+        if let channel = self.mainWebSocket?.channel, channel.eventLoop === self.eventLoop,
+            let pending = try? channel.syncOptions?.getOption(ChannelOptions.bufferedWritableBytes)
+        {
+            total += pending
+        }
+        return total
+    }
+
     private func onLoop(_ body: @escaping @Sendable () -> Void) {
         if self.eventLoop.inEventLoop {
             body()

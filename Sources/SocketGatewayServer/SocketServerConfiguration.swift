@@ -92,6 +92,11 @@ public struct SocketServerConfiguration: Sendable {
     /// Default false: such a server refuses to start (``SocketServer/start()`` throws), so a missing or empty secret
     /// cannot turn authentication off silently. The server logs a warning at start when it is used.
     public var allowAnonymous: Bool = false
+    /// The most bytes that may wait for all clients together (see
+    /// `EngineIOConfiguration.maxBufferedBytesTotal`): default a quarter of the machine's memory, between 64 MiB
+    /// and 4 GiB. Above it the clients holding the most are disconnected first (as slow clients) until the total is
+    /// under 90 % of it; clients that keep up are not touched. `nil` turns the check off.
+    public var maxBufferedBytesTotal: Int? = EngineIOConfiguration().maxBufferedBytesTotal
 
     /// Checks for settings that cannot be used: an empty ``tokenSecret``, a limit below 1, an event rate limit that
     /// is not positive. `SocketServer` calls it; ``SocketServer/start()`` throws what it finds.
@@ -120,12 +125,14 @@ public struct SocketServerConfiguration: Sendable {
 
     /// The Engine.IO settings derived from these.
     var engineIO: EngineIOConfiguration {
-        EngineIOConfiguration(
+        var configuration = EngineIOConfiguration(
             pingInterval: self.pingInterval,
             pingTimeout: self.pingTimeout,
             maxPayload: self.maxPayload,
             cors: self.cors,
             maxBufferedBytesPerSession: self.maxBufferedBytesPerConnection)
+        configuration.maxBufferedBytesTotal = self.maxBufferedBytesTotal
+        return configuration
     }
 }
 

@@ -52,13 +52,19 @@ final class TestWebSocketClient: Sendable {
 
     /// Opens a WebSocket to `path` (an Engine.IO URL) and returns once the HTTP upgrade completed.
     static func connect(
-        port: Int, path: String = "/socket.io/?EIO=4&transport=websocket", group: any EventLoopGroup
+        port: Int, path: String = "/socket.io/?EIO=4&transport=websocket", group: any EventLoopGroup,
+        receiveBufferSize: Int? = nil
     ) async throws -> TestWebSocketClient {
         let inbox = Inbox()
         var keyBytes = [UInt8](repeating: 0, count: 16)
         for index in keyBytes.indices { keyBytes[index] = UInt8.random(in: 0...255) }
         let key = base64(keyBytes)
-        let channel = try await ClientBootstrap(group: group)
+        var bootstrap = ClientBootstrap(group: group)
+        if let receiveBufferSize {
+            // Before connecting, so the window the client advertises is small from the start.
+            bootstrap = bootstrap.channelOption(ChannelOptions.socketOption(.so_rcvbuf), value: .init(receiveBufferSize))
+        }
+        let channel = try await bootstrap
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(WebSocketClientHandler(inbox: inbox))
@@ -76,12 +82,19 @@ final class TestWebSocketClient: Sendable {
     }
 
     /// Connects, reads the Engine.IO open packet and returns the client with the Engine.IO sid.
-    static func connectEngineIO(port: Int, group: any EventLoopGroup) async throws -> (TestWebSocketClient, String) {
-        let client = try await Self.connect(port: port, group: group)
+    static func connectEngineIO(
+        port: Int, group: any EventLoopGroup, receiveBufferSize: Int? = nil
+    ) async throws -> (TestWebSocketClient, String) {
+        let client = try await Self.connect(port: port, group: group, receiveBufferSize: receiveBufferSize)
         guard case .text(let open) = try await client.next(), open.hasPrefix("0") else {
             throw TestClientError(description: "expected an Engine.IO open packet")
         }
         return (client, open)
+    }
+
+    /// Stops reading from the socket: what the server sends stays in its buffers (a client that never reads).
+    func stopReading() async throws {
+        try await self.channel.setOption(ChannelOptions.autoRead, value: false).get()
     }
 
     func send(_ text: String) async throws {
