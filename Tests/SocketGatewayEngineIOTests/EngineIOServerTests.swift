@@ -34,8 +34,9 @@ final class RecordingEchoApplication: EngineIOApplication {
 
     /// The close reasons, once at least one session has closed (the client may see its socket close a moment
     /// before the session's event loop reports it). Bounded: gives up after 200 short polls.
-    func closeReasons() async throws -> [EngineIOCloseReason] {
-        for _ in 0..<200 where self.closes.withLockedValue({ $0.isEmpty }) {
+    /// The close reasons so far, once at least `count` sessions closed (or after 2 s).
+    func closeReasons(count: Int = 1) async throws -> [EngineIOCloseReason] {
+        for _ in 0..<200 where self.closes.withLockedValue({ $0.count < count }) {
             try await Task.sleep(for: .milliseconds(10))
         }
         return self.closes.withLockedValue { $0 }
@@ -304,7 +305,7 @@ struct HandshakeInfo: Decodable {
                 try await connection.writeRaw(frame)
             }
             #expect(fragmentedPing == 1002)
-            let reasons = try await application.closeReasons()
+            let reasons = try await application.closeReasons(count: 2)
             #expect(reasons == [.payloadTooLarge, .transportError], "\(reasons)")
         }
     }
