@@ -12,6 +12,8 @@ final class SocketIOApplication: EngineIOApplication, Sendable {
     let shards: RoomShards
     let metrics: SocketServerMetrics
     let logger: Logger
+    /// One warning per interval for clients closed for breaking the protocol, however many there are.
+    let protocolErrorWarning = RateLimitedWarning()
 
     init(
         registry: NamespaceRegistry,
@@ -205,15 +207,22 @@ final class SocketIOClient: @unchecked Sendable {
 
         case .closeSession(let error):
             self.application.metrics.protocolError(error)
-            // A client fault, not a server one: notice level (debug for an idle client), with what the log
-            // reader needs to find the client.
-            self.logger.log(
-                level: error.code == .connectTimeout ? .debug : .notice,
-                "closing engine.io session: \(error)",
-                metadata: [
-                    "remote": "\(self.session.request.remoteAddress.map { "\($0)" } ?? "?")",
-                    "transport": "\(self.session.transport)",
-                ])
+            // With what the log reader needs to find the client. An idle client that never connected is routine
+            // (debug); a protocol violation is a warning, rate-limited so a flood of bad clients stays a few lines.
+            let metadata: Logger.Metadata = [
+                "remote": "\(self.session.request.remoteAddress.map { "\($0)" } ?? "?")",
+                "transport": "\(self.session.transport)",
+            ]
+            if error.code == .connectTimeout {
+                self.logger.debug("closing engine.io session: \(error)", metadata: metadata)
+            } else {
+                self.application.protocolErrorWarning.log(
+                    self.logger,
+                    "closing engine.io session: \(LogSafe.text(error.description, limit: 300))",
+                    metadata: metadata
+                )
+            }
+            // Over polling the client gets the close packet (on its parked GET or its next one).
             self.session.close(reason: error.code == .connectTimeout ? .serverClose : .parseError)
         }
     }

@@ -244,4 +244,30 @@ func bounded<T: Sendable>(
         }
         try await server.shutdown()
     }
+
+    @Test func applicationCloseOverPollingReachesTheClientAsTheClosePacket() async throws {
+        // The Socket.IO layer closes a session for a protocol error with session.close(reason:); a polling client
+        // with no GET parked must learn it from its next GET (the close packet), not from "Session ID unknown".
+        final class ClosingApplication: EngineIOApplication {
+            func sessionOpened(_ session: EngineIOSession) {}
+            func session(_ session: EngineIOSession, didReceive message: EngineIOMessage) {
+                if case .text(let text) = message, String(buffer: text) == "bad" { session.close(reason: .parseError) }
+            }
+            func sessionClosed(_ session: EngineIOSession, reason: EngineIOCloseReason) {}
+        }
+        let server = EngineIOServer(host: "127.0.0.1", port: 0, eventLoopGroup: MultiThreadedEventLoopGroup.singleton, logger: Logger(label: "test"))
+        server.mount(path: "/engine.io/", configuration: EngineIOConfiguration(pingInterval: .seconds(60)), application: ClosingApplication())
+        try await server.start()
+        let port = try #require(server.localPort)
+        try await RawTestConnection.with(port: port) { connection in
+            let sid = try self.handshake(try await connection.request("GET", Self.path)).sid
+            let target = "\(Self.path)&sid=\(sid)"
+            #expect(try await connection.request("POST", target, body: "4bad").text == "ok")
+            let next = try await connection.request("GET", target)
+            #expect(next.status == 200)
+            #expect(next.text == "1")
+            #expect(try await connection.request("GET", target).status == 400)
+        }
+        try await server.shutdown()
+    }
 }
