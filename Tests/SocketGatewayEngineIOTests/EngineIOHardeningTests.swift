@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import SocketGatewayEngineIO
@@ -270,4 +271,47 @@ func bounded<T: Sendable>(
         }
         try await server.shutdown()
     }
+
+    @Test func neverReadingPollingClientIsClosedAndItsSessionFreed() async throws {
+        // The server broadcasts to a polling client that never GETs: at maxBufferedBytesPerSession the session is
+        // closed as a slow client, and nothing keeps it (or its buffer) alive afterwards.
+        final class BroadcastingApplication: EngineIOApplication {
+            let closes = NIOLockedValueBox<[EngineIOCloseReason]>([])
+            let session = NIOLockedValueBox<WeakSession>(WeakSession())
+            func sessionOpened(_ session: EngineIOSession) {
+                self.session.withLockedValue { $0.value = session }
+            }
+            func session(_ session: EngineIOSession, didReceive message: EngineIOMessage) {
+                let payload = ByteBuffer(repeating: UInt8(ascii: "x"), count: 1024)
+                for _ in 0..<100 { session.sendMessage(payload) }
+            }
+            func sessionClosed(_ session: EngineIOSession, reason: EngineIOCloseReason) {
+                self.closes.withLockedValue { $0.append(reason) }
+            }
+        }
+        let application = BroadcastingApplication()
+        let server = EngineIOServer(host: "127.0.0.1", port: 0, eventLoopGroup: MultiThreadedEventLoopGroup.singleton, logger: Logger(label: "test"))
+        let configuration = EngineIOConfiguration(pingInterval: .seconds(60), maxBufferedBytesPerSession: 16 << 10)
+        server.mount(path: "/engine.io/", configuration: configuration, application: application)
+        try await server.start()
+        let port = try #require(server.localPort)
+        try await RawTestConnection.with(port: port) { connection in
+            let sid = try self.handshake(try await connection.request("GET", Self.path)).sid
+            let target = "\(Self.path)&sid=\(sid)"
+            #expect(try await connection.request("POST", target, body: "4go").text == "ok")
+            #expect(try await connection.request("GET", target).status == 400)
+        }
+        #expect(application.closes.withLockedValue { $0 } == [.slowClient])
+        // Freed: the last reference goes once its event loop has run the close (bounded: 200 short polls).
+        for _ in 0..<200 where application.session.withLockedValue({ $0.value != nil }) {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        #expect(application.session.withLockedValue { $0.value == nil })
+        try await server.shutdown()
+    }
+}
+
+/// A weak reference to a session, to see that nothing keeps a closed one alive.
+struct WeakSession: @unchecked Sendable {
+    weak var value: EngineIOSession?
 }

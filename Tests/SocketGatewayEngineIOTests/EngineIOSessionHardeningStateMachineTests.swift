@@ -88,4 +88,16 @@ import Testing
         var webSocket = Machine(transport: .websocket, limits: self.limits, now: self.start)
         #expect(webSocket.closeByApplication(.parseError) == [.close(.parseError)])
     }
+
+    @Test func slowPollingClientBufferIsReleasedOnClose() {
+        // Server-side sends with no GET to take them: closed at the limit, buffer emptied.
+        var machine = Machine(transport: .polling, limits: self.limits, now: self.start)
+        var action = Machine.EnqueueAction.none
+        for _ in 0..<11 where action == .none {
+            action = machine.enqueue([.message(self.text(String(repeating: "x", count: 99)))], byteCount: 100)
+        }
+        #expect(action == .close(.slowClient))
+        #expect(machine.bufferedBytes == 0)
+        #expect(!machine.isOpen)
+    }
 }
