@@ -83,6 +83,14 @@ public struct EngineIOConfiguration: Sendable {
     /// sessions are unaffected. Each waiting session holds its handshake request (headers, query, address) until
     /// the Socket.IO connect timeout ends it.
     public var maxPendingSessions: Int = 10_000
+    /// The most TCP connections one client IP address may hold open at once; `nil` (the default) for no limit.
+    /// A connection beyond it is closed as soon as it is accepted, counted
+    /// (`socketgateway_http_connections_refused_total`) and logged at warning, rate-limited. Leave it off behind a
+    /// reverse proxy or load balancer that does not preserve client addresses (every client then shares the
+    /// proxy's address), and set it generously where many users share one address (NAT, offices, mobile
+    /// carriers); a polling client uses two or three connections, a WebSocket client one. Connections are counted
+    /// before routing, so the server uses the smallest value among its mounted endpoints.
+    public var maxConnectionsPerAddress: Int?
 }
 
 extension Duration {

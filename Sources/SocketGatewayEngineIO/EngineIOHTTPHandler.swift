@@ -53,6 +53,7 @@ final class HTTPConnectionPolicy: Sendable {
     let timeouts: HTTPConnectionTimeouts
     let logger: Logger
     private let timeoutWarning = RateLimitedWarning()
+    private let connectionRefusedWarning = RateLimitedWarning()
 
     init(timeouts: HTTPConnectionTimeouts, logger: Logger) {
         self.timeouts = timeouts
@@ -74,6 +75,16 @@ final class HTTPConnectionPolicy: Sendable {
                 body: largest(\.httpBodyTimeout)
             ),
             logger: logger
+        )
+    }
+
+    /// Counts and logs (rate-limited) a connection closed because its address has too many open already.
+    func connectionRefused(address: String, limit: Int) {
+        Counter(label: "socketgateway_http_connections_refused_total", dimensions: [("reason", "per_address_limit")]).increment()
+        self.connectionRefusedWarning.log(
+            self.logger,
+            "closing new connection: too many connections from its address",
+            metadata: ["remote": "\(address)", "limit": "\(limit)"]
         )
     }
 

@@ -309,7 +309,38 @@ func bounded<T: Sendable>(
         #expect(application.session.withLockedValue { $0.value == nil })
         try await server.shutdown()
     }
+
+    @Test func connectionsBeyondThePerAddressLimitAreClosed() async throws {
+        var configuration = EngineIOConfiguration(pingInterval: .seconds(60))
+        configuration.maxConnectionsPerAddress = 2
+        try await EngineIOServerTests().withServer(configuration: configuration) { port, _ in
+            try await RawTestConnection.with(port: port) { first in
+                #expect(try await first.request("GET", Self.path).status == 200)
+                try await RawTestConnection.with(port: port) { second in
+                    #expect(try await second.request("GET", Self.path).status == 200)
+                    let third = try await bounded("third connection closed") {
+                        var closed = false
+                        try await RawTestConnection.with(port: port) { connection in
+                            closed = try await connection.waitForClose()
+                        }
+                        return closed
+                    }
+                    #expect(third)
+                }
+                // The second one closed: its place is free again (bounded: 200 short tries).
+                var status = 0
+                for _ in 0..<200 where status != 200 {
+                    try? await RawTestConnection.with(port: port) { connection in
+                        status = try await connection.request("GET", Self.path).status
+                    }
+                    if status != 200 { try await Task.sleep(for: .milliseconds(10)) }
+                }
+                #expect(status == 200)
+            }
+        }
+    }
 }
+
 
 /// A weak reference to a session, to see that nothing keeps a closed one alive.
 struct WeakSession: @unchecked Sendable {
