@@ -91,6 +91,12 @@ public struct EngineIOConfiguration: Sendable {
     /// carriers); a polling client uses two or three connections, a WebSocket client one. Connections are counted
     /// before routing, so the server uses the smallest value among its mounted endpoints.
     public var maxConnectionsPerAddress: Int?
+    /// The most bytes a request's target and headers may take. Default 16 KiB (Node's default). A larger request
+    /// is answered `431 Request Header Fields Too Large` and its connection closed, counted
+    /// (`socketgateway_http_requests_refused_total`) and logged at warning, rate-limited. It also bounds what a
+    /// session keeps of its handshake request while it waits to connect (see ``maxPendingSessions``). The server
+    /// uses the largest value among its mounted endpoints.
+    public var maxRequestHeaderBytes: Int = 16 << 10
 }
 
 extension Duration {

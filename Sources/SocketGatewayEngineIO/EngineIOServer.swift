@@ -187,7 +187,7 @@ public final class EngineIOServer: Sendable {
                         logger: logger
                     )
                     let boundHandler = NIOLoopBound(httpHandler, eventLoop: channel.eventLoop)
-                    let validator = EngineIOWebSocketRequestValidator(endpoints: endpoints)
+                    let validator = EngineIOWebSocketRequestValidator(endpoints: endpoints, policy: connectionPolicy)
                     let boundValidator = NIOLoopBound(validator, eventLoop: channel.eventLoop)
                     let sync = channel.pipeline.syncOperations
                     let upgradeCompleted: @Sendable (ChannelHandlerContext) -> Void = { context in

@@ -92,6 +92,9 @@ public struct SocketServerConfiguration: Sendable {
     /// The most connections per client IP address; default `nil` (no limit; see
     /// `EngineIOConfiguration.maxConnectionsPerAddress` before using it behind a proxy).
     public var maxConnectionsPerAddress: Int?
+    /// The most bytes of a request's target and headers; default 16 KiB, then 431 and close. See
+    /// `EngineIOConfiguration.maxRequestHeaderBytes`.
+    public var maxRequestHeaderBytes: Int = 16 << 10
 
     private func applyHTTPHardening(to configuration: inout EngineIOConfiguration) {
         configuration.httpIdleTimeout = self.httpIdleTimeout
@@ -99,5 +102,6 @@ public struct SocketServerConfiguration: Sendable {
         configuration.httpBodyTimeout = self.httpBodyTimeout
         configuration.maxPendingSessions = self.maxPendingSessions
         configuration.maxConnectionsPerAddress = self.maxConnectionsPerAddress
+        configuration.maxRequestHeaderBytes = self.maxRequestHeaderBytes
     }
 }

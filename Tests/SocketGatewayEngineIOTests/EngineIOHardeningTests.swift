@@ -339,6 +339,52 @@ func bounded<T: Sendable>(
             }
         }
     }
+
+    @Test func oversizedRequestHeadsAreRefusedBeforeASessionKeepsThem() async throws {
+        var configuration = EngineIOConfiguration(pingInterval: .seconds(60))
+        configuration.maxRequestHeaderBytes = 4096
+        try await EngineIOServerTests().withServer(configuration: configuration) { port, application in
+            let big = String(repeating: "c", count: 5000)
+            for upgrade in [false, true] {
+                try await RawTestConnection.with(port: port) { connection in
+                    var headers = [("Cookie", big)]
+                    if upgrade {
+                        headers += [
+                            ("Upgrade", "websocket"), ("Connection", "Upgrade"),
+                            ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="), ("Sec-WebSocket-Version", "13"),
+                        ]
+                    }
+                    let target = upgrade ? "/engine.io/?EIO=4&transport=websocket" : Self.path
+                    let response = try await connection.request("GET", target, headers: headers)
+                    #expect(response.status == 431)
+                    #expect(try await connection.waitForClose())
+                }
+            }
+            #expect(application.opened.withLockedValue { $0 } == 0)
+            try await RawTestConnection.with(port: port) { connection in
+                let response = try await connection.request("GET", Self.path, headers: [("Cookie", String(repeating: "c", count: 1000))])
+                #expect(response.status == 200)
+            }
+        }
+    }
+
+    @Test func webSocketsAreNotSubjectToHTTPTimeouts() async throws {
+        // Upgraded connections are left to the Engine.IO heartbeat: quiet for longer than every HTTP limit, the
+        // WebSocket still works.
+        var configuration = EngineIOConfiguration(pingInterval: .seconds(60))
+        configuration.httpIdleTimeout = .milliseconds(200)
+        configuration.httpHeaderTimeout = .milliseconds(200)
+        configuration.httpBodyTimeout = .milliseconds(200)
+        try await EngineIOServerTests().withServer(configuration: configuration) { port, _ in
+            try await RawTestConnection.with(port: port) { connection in
+                #expect(try await connection.upgradeToWebSocket("/engine.io/?EIO=4&transport=websocket").status == 101)
+                _ = try await connection.readText()
+                try await Task.sleep(for: .milliseconds(800))
+                try await connection.sendText("4still here")
+                #expect(try await connection.readText() == "4still here")
+            }
+        }
+    }
 }
 
 
