@@ -1,11 +1,14 @@
 import Logging
 import Metrics
 import NIOCore
-#if canImport(Glibc)
-import Glibc
-#endif
 import NIOHTTP1
 import SocketGatewayCore
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Splits a request URI into its path and percent-decoded query parameters.
 struct RequestTarget: Sendable {

@@ -285,9 +285,10 @@ public final class EngineIOSession: @unchecked Sendable {
             handle.reply(.payload(body))
             return
         }
+        // Weak: the connection keeps this report until the client's next request, which may outlive the session.
         let eventLoop = self.eventLoop
-        handle.reply(.payload(body)) { delivered in
-            guard !delivered else { return }
+        handle.reply(.payload(body)) { [weak self] delivered in
+            guard !delivered, let self else { return }
             eventLoop.execute { self.getAnswerUndelivered() }
         }
     }
