@@ -90,6 +90,20 @@ public struct EngineIOConfiguration: Sendable {
     /// under 90 % of it; clients that keep up are not touched. `nil` turns the check off. The server uses the
     /// smallest value among its mounted endpoints.
     public var maxBufferedBytesTotal: Int? = EngineIOOutboundBudget.machineDefault
+    /// The most TCP connections one client IP address may hold open at once; `nil` (the default) for no limit.
+    /// A connection beyond it is closed as soon as it is accepted, counted
+    /// (`socketgateway_http_connections_refused_total`) and logged at warning, rate-limited. Leave it off behind a
+    /// reverse proxy or load balancer that does not preserve client addresses (every client then shares the
+    /// proxy's address), and set it generously where many users share one address (NAT, offices, mobile
+    /// carriers); a polling client uses two or three connections, a WebSocket client one. Connections are counted
+    /// before routing, so the server uses the smallest value among its mounted endpoints.
+    public var maxConnectionsPerAddress: Int?
+    /// The most bytes a request's target and headers may take. Default 16 KiB (Node's default). A larger request
+    /// is answered `431 Request Header Fields Too Large` and its connection closed, counted
+    /// (`socketgateway_http_requests_refused_total`) and logged at warning, rate-limited. It also bounds what a
+    /// session keeps of its handshake request while it waits to connect (see ``maxPendingSessions``). The server
+    /// uses the largest value among its mounted endpoints.
+    public var maxRequestHeaderBytes: Int = 16 << 10
 }
 
 extension Duration {

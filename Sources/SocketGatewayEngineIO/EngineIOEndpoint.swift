@@ -46,10 +46,17 @@ final class EngineIOEndpoint: Sendable {
     let logger: Logger
     let metrics: EngineIOMetrics
     private let sessions = NIOLockedValueBox<[String: EngineIOSession]>([:])
-    /// Sessions the client closed over polling, for a moment: one GET still gets the noop that ends it.
-    private let lingering = NIOLockedValueBox<[String: NIODeadline]>([:])
-    /// How long a closed polling session answers one late GET with a noop.
+    /// Closed polling sessions whose next GET still gets an answer ending it: a noop after the client's close, the
+    /// close packet after the application's.
+    private let lingering = NIOLockedValueBox(LingeringSessions())
+    /// How long a session the client closed over polling answers one late GET with a noop.
     static let lingerTime = TimeAmount.milliseconds(500)
+    /// How long a polling session the application closed (e.g. for a Socket.IO protocol error) answers its next GET
+    /// with the close packet, so the client learns why rather than getting `400 Session ID unknown`.
+    static let closePacketLingerTime = TimeAmount.seconds(10)
+    private static let noopPayload = EngineIOPollingPayload.encode([.noop])
+    private static let closePayload = EngineIOPollingPayload.encode([.close])
+    private let protocolErrorWarning = RateLimitedWarning()
     /// Sessions opened and not yet established (see ``EngineIOConfiguration/maxPendingSessions``).
     private let pendingSessions = NIOLockedValueBox(0)
     private let handshakeRefusedWarning = RateLimitedWarning()
@@ -201,18 +208,38 @@ final class EngineIOEndpoint: Sendable {
 
     // MARK: long-polling
 
+    /// The client closed `sid` over polling with no GET parked: its GET in flight ends with a noop.
     func linger(sid: String) {
-        let now = NIODeadline.now()
-        self.lingering.withLockedValue { lingering in
-            lingering = lingering.filter { $0.value > now }
-            lingering[sid] = now + Self.lingerTime
+        self.lingering.withLockedValue { $0.add(sid: sid, answer: Self.noopPayload, until: .now() + Self.lingerTime) }
+    }
+
+    /// The application closed polling session `sid` with no GET parked: its next GET gets the close packet.
+    func lingerWithClosePacket(sid: String) {
+        self.lingering.withLockedValue {
+            $0.add(sid: sid, answer: Self.closePayload, until: .now() + Self.closePacketLingerTime)
         }
     }
 
-    /// Whether `sid` was just closed by its client and this is the first GET since.
-    private func takeLingering(sid: String) -> Bool {
-        let now = NIODeadline.now()
-        return self.lingering.withLockedValue { $0.removeValue(forKey: sid).map { $0 > now } ?? false }
+    /// The answer for the first GET of a session that just closed, if it closed so recently.
+    private func takeLingering(sid: String) -> ByteBuffer? {
+        self.lingering.withLockedValue { $0.take(sid: sid, now: .now()) }
+    }
+
+    /// A client broke the Engine.IO protocol (its session is closed): counted and logged, rate-limited.
+    func protocolError(sid: String, transport: EngineIOTransportKind, error: EngineIOCodecError) {
+        Counter(
+            label: "socketgateway_engineio_protocol_errors_total",
+            dimensions: [("path", self.path), ("transport", transport.rawValue)]
+        ).increment()
+        self.protocolErrorWarning.log(
+            self.logger,
+            "closing Engine.IO session: protocol error",
+            metadata: [
+                "engineio.sid": "\(sid)",
+                "engineio.transport": "\(transport)",
+                "error": "\(LogSafe.text("\(error)"))",
+            ]
+        )
     }
 
     /// Checks the query of a long-polling request; nil when `EIO` and `transport` are acceptable.
@@ -266,8 +293,8 @@ final class EngineIOEndpoint: Sendable {
             return
         }
         guard let session = self.session(id: sid) else {
-            if method == .GET, self.takeLingering(sid: sid) {
-                handle.reply(.payload(EngineIOPollingPayload.encode([.noop])))
+            if method == .GET, let answer = self.takeLingering(sid: sid) {
+                handle.reply(.payload(answer))
             } else {
                 handle.reply(.error(.unknownSession))
             }
@@ -299,7 +326,7 @@ final class EngineIOEndpoint: Sendable {
     /// The client's POST body exceeded maxPayload: the session (if any) is closed.
     func payloadTooLarge(query: [String: String]) {
         guard let sid = query["sid"], let session = self.session(id: sid) else { return }
-        session.close(reason: .payloadTooLarge)
+        session.terminate(reason: .payloadTooLarge)
     }
 
     /// The parked GET's connection went away.
@@ -346,6 +373,27 @@ final class EngineIOEndpoint: Sendable {
         headers.append(("Access-Control-Allow-Headers", requested))
         headers.append(("Access-Control-Max-Age", "86400"))
         return headers
+    }
+}
+
+/// Recently closed polling sessions and the answer their next GET gets. Expired entries are dropped when the table
+/// has doubled since the last sweep, so adding stays O(1) on average however many sessions close.
+struct LingeringSessions {
+    private var entries: [String: (until: NIODeadline, answer: ByteBuffer)] = [:]
+    private var sweepAt = 64
+
+    mutating func add(sid: String, answer: ByteBuffer, until: NIODeadline) {
+        if self.entries.count >= self.sweepAt {
+            let now = NIODeadline.now()
+            self.entries = self.entries.filter { $0.value.until > now }
+            self.sweepAt = max(64, self.entries.count * 2)
+        }
+        self.entries[sid] = (until, answer)
+    }
+
+    mutating func take(sid: String, now: NIODeadline) -> ByteBuffer? {
+        guard let entry = self.entries.removeValue(forKey: sid), entry.until > now else { return nil }
+        return entry.answer
     }
 }
 

@@ -1,11 +1,14 @@
 import Logging
 import Metrics
 import NIOCore
-#if canImport(Glibc)
-import Glibc
-#endif
 import NIOHTTP1
 import SocketGatewayCore
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Splits a request URI into its path and percent-decoded query parameters.
 struct RequestTarget: Sendable {
@@ -51,11 +54,16 @@ struct RequestTarget: Sendable {
 /// closed for running out of them.
 final class HTTPConnectionPolicy: Sendable {
     let timeouts: HTTPConnectionTimeouts
+    /// The most bytes a request's target and headers may take.
+    let maxRequestHeaderBytes: Int
     let logger: Logger
+    private let headerTooLargeWarning = RateLimitedWarning()
     private let timeoutWarning = RateLimitedWarning()
+    private let connectionRefusedWarning = RateLimitedWarning()
 
-    init(timeouts: HTTPConnectionTimeouts, logger: Logger) {
+    init(timeouts: HTTPConnectionTimeouts, maxRequestHeaderBytes: Int = 16 << 10, logger: Logger) {
         self.timeouts = timeouts
+        self.maxRequestHeaderBytes = maxRequestHeaderBytes
         self.logger = logger
     }
 
@@ -73,7 +81,41 @@ final class HTTPConnectionPolicy: Sendable {
                 header: largest(\.httpHeaderTimeout),
                 body: largest(\.httpBodyTimeout)
             ),
+            maxRequestHeaderBytes: configurations.map(\.maxRequestHeaderBytes).max() ?? defaults.maxRequestHeaderBytes,
             logger: logger
+        )
+    }
+
+    /// Whether a request head is larger than allowed (target plus headers, as sent, roughly).
+    func headTooLarge(_ head: HTTPRequestHead) -> Bool {
+        var size = head.uri.utf8.count
+        for header in head.headers {
+            size += header.name.utf8.count + header.value.utf8.count + 4
+            if size > self.maxRequestHeaderBytes { return true }
+        }
+        return size > self.maxRequestHeaderBytes
+    }
+
+    /// Counts and logs (rate-limited) a request refused for its head's size.
+    func headRefused(remoteAddress: SocketAddress?) {
+        Counter(label: "socketgateway_http_requests_refused_total", dimensions: [("reason", "header_too_large")]).increment()
+        self.headerTooLargeWarning.log(
+            self.logger,
+            "refusing HTTP request: headers too large",
+            metadata: [
+                "remote": "\(remoteAddress.map { "\($0)" } ?? "?")",
+                "limit": "\(self.maxRequestHeaderBytes)",
+            ]
+        )
+    }
+
+    /// Counts and logs (rate-limited) a connection closed because its address has too many open already.
+    func connectionRefused(address: String, limit: Int) {
+        Counter(label: "socketgateway_http_connections_refused_total", dimensions: [("reason", "per_address_limit")]).increment()
+        self.connectionRefusedWarning.log(
+            self.logger,
+            "closing new connection: too many connections from its address",
+            metadata: ["remote": "\(address)", "limit": "\(limit)"]
         )
     }
 
@@ -581,14 +623,16 @@ final class EngineIOWebSocketRequestValidator: ChannelInboundHandler, RemovableC
     typealias OutboundOut = HTTPServerResponsePart
 
     private let endpoints: [EngineIOEndpoint]
+    private let policy: HTTPConnectionPolicy
     private var swallowing = false
     /// Builds a new `HTTPServerUpgradeHandler` for an upgrade request that is not the connection's first
     /// request (NIO's handler removes itself after the first request).
     var makeUpgradeHandler: (() -> HTTPServerUpgradeHandler)?
     private var upgradeHandler: HTTPServerUpgradeHandler?
 
-    init(endpoints: [EngineIOEndpoint]) {
+    init(endpoints: [EngineIOEndpoint], policy: HTTPConnectionPolicy) {
         self.endpoints = endpoints
+        self.policy = policy
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -620,6 +664,21 @@ final class EngineIOWebSocketRequestValidator: ChannelInboundHandler, RemovableC
         switch part {
         case .head(let head):
             self.swallowing = false
+            // Every request passes here first (upgrade or not): the one place to refuse oversized heads, before a
+            // session could keep them.
+            if self.policy.headTooLarge(head) {
+                self.policy.headRefused(remoteAddress: context.channel.remoteAddress)
+                self.swallowing = true
+                EngineIOHTTPHandler.write(
+                    context: context,
+                    version: head.version,
+                    status: .requestHeaderFieldsTooLarge,
+                    headers: [("Content-Type", "text/plain; charset=utf-8")],
+                    body: ByteBuffer(string: "Request Header Fields Too Large"),
+                    keepAlive: false
+                )
+                return
+            }
             guard head.headers.contains(name: "upgrade") else { break }
             let target = RequestTarget(uri: head.uri)
             guard let endpoint = self.endpoints.first(where: { $0.matches(target.path) }),

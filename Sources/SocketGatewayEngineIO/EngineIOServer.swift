@@ -15,6 +15,8 @@ public final class EngineIOServer: Sendable {
         var endpoints: [EngineIOEndpoint] = []
         var serverChannel: (any Channel)?
         var children: [ObjectIdentifier: any Channel] = [:]
+        /// Open connections per client IP address, kept only when a per-address limit is configured.
+        var connectionsPerAddress: [String: Int] = [:]
         var started = false
         var shuttingDown = false
         /// Checks the outbound memory budget every 500 ms while running.
@@ -76,6 +78,7 @@ public final class EngineIOServer: Sendable {
         let maxFrameSize = max(endpoints.map(\.configuration.maxPayload).max() ?? 1 << 20, 1 << 14)
         let state = self.state
         let connectionPolicy = HTTPConnectionPolicy(endpoints: endpoints, logger: logger)
+        let maxConnectionsPerAddress = endpoints.compactMap(\.configuration.maxConnectionsPerAddress).min()
 
         let upgrader = NIOWebSocketServerUpgrader(
             maxFrameSize: maxFrameSize,
@@ -153,14 +156,31 @@ public final class EngineIOServer: Sendable {
             )
             .childChannelInitializer { channel in
                 let id = ObjectIdentifier(channel)
-                let accepted = state.withLockedValue { state -> Bool in
+                let address = maxConnectionsPerAddress == nil ? nil : channel.remoteAddress?.ipAddress
+                let accepted = state.withLockedValue { state -> Bool? in
                     guard !state.shuttingDown else { return false }
+                    if let address, let limit = maxConnectionsPerAddress {
+                        let open = state.connectionsPerAddress[address, default: 0]
+                        guard open < limit else { return nil }
+                        state.connectionsPerAddress[address] = open + 1
+                    }
                     state.children[id] = channel
                     return true
                 }
-                guard accepted else { return channel.close() }
+                guard accepted == true else {
+                    if accepted == nil, let address, let limit = maxConnectionsPerAddress {
+                        connectionPolicy.connectionRefused(address: address, limit: limit)
+                    }
+                    return channel.close()
+                }
                 channel.closeFuture.whenComplete { _ in
-                    _ = state.withLockedValue { $0.children.removeValue(forKey: id) }
+                    state.withLockedValue { state in
+                        state.children.removeValue(forKey: id)
+                        if let address {
+                            let open = state.connectionsPerAddress[address, default: 1] - 1
+                            state.connectionsPerAddress[address] = open > 0 ? open : nil
+                        }
+                    }
                 }
                 do {
                     let httpHandler = EngineIOHTTPHandler(
@@ -170,7 +190,7 @@ public final class EngineIOServer: Sendable {
                         logger: logger
                     )
                     let boundHandler = NIOLoopBound(httpHandler, eventLoop: channel.eventLoop)
-                    let validator = EngineIOWebSocketRequestValidator(endpoints: endpoints)
+                    let validator = EngineIOWebSocketRequestValidator(endpoints: endpoints, policy: connectionPolicy)
                     let boundValidator = NIOLoopBound(validator, eventLoop: channel.eventLoop)
                     let sync = channel.pipeline.syncOperations
                     let upgradeCompleted: @Sendable (ChannelHandlerContext) -> Void = { context in

@@ -155,7 +155,15 @@ public final class EngineIOSession: @unchecked Sendable {
     }
 
     /// Closes the session; the application's `sessionClosed` is called with `reason`.
+    ///
+    /// Over long-polling the client is told with the close packet: on its parked GET, or on its next one.
     public func close(reason: EngineIOCloseReason) {
+        self.onLoop { self.run(self.stateMachine.closeByApplication(reason)) }
+    }
+
+    /// Closes the session for a fault the client was already told about (e.g. a 413 for its POST): a later GET
+    /// gets `400 Session ID unknown`, as from the reference server.
+    func terminate(reason: EngineIOCloseReason) {
         self.onLoop { self.run(self.stateMachine.close(reason)) }
     }
 
@@ -249,10 +257,7 @@ public final class EngineIOSession: @unchecked Sendable {
         do {
             decoded = .success(try EngineIOPollingPayload.decode(body, maxPayload: self.endpoint.configuration.maxPayload))
         } catch {
-            self.endpoint.logger.debug(
-                "invalid polling payload",
-                metadata: ["engineio.sid": "\(self.id)", "error": "\(error)"]
-            )
+            self.endpoint.protocolError(sid: self.id, transport: .polling, error: error)
             decoded = .failure(error)
         }
         let actions = self.stateMachine.postReceived(decoded, now: .now())
@@ -293,9 +298,10 @@ public final class EngineIOSession: @unchecked Sendable {
             handle.reply(.payload(body))
             return
         }
+        // Weak: the connection keeps this report until the client's next request, which may outlive the session.
         let eventLoop = self.eventLoop
-        handle.reply(.payload(body)) { delivered in
-            guard !delivered else { return }
+        handle.reply(.payload(body)) { [weak self] delivered in
+            guard !delivered, let self else { return }
             eventLoop.execute { self.getAnswerUndelivered() }
         }
     }
@@ -353,6 +359,9 @@ public final class EngineIOSession: @unchecked Sendable {
         self.eventLoop.assertInEventLoop()
         let role = self.role(of: connection)
         if role == .other { return }
+        if case .failure(let error) = decoded, role == .main, self.stateMachine.isOpen {
+            self.endpoint.protocolError(sid: self.id, transport: .websocket, error: error)
+        }
         let actions = self.stateMachine.webSocketReceived(decoded, from: role, now: .now())
         self.endpoint.logger.trace(
             "websocket packet",
@@ -447,6 +456,8 @@ public final class EngineIOSession: @unchecked Sendable {
                 self.tearDown(reason)
             case .lingerForInFlightGet:
                 self.endpoint.linger(sid: self.id)
+            case .lingerWithClosePacket:
+                self.endpoint.lingerWithClosePacket(sid: self.id)
             }
         }
     }

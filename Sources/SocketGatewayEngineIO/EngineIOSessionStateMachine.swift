@@ -77,6 +77,9 @@ struct EngineIOSessionStateMachine {
         /// The client closed over polling with no GET parked here: its in-flight GET (sent alongside the close)
         /// may still arrive and should end with a noop rather than a 400.
         case lingerForInFlightGet
+        /// The application closed the polling session with no GET parked: the client's next GET gets the close
+        /// packet (as the reference server's orderly close does), not `400 Session ID unknown`.
+        case lingerWithClosePacket
     }
 
     /// What to do after queueing an outbound message.
@@ -96,6 +99,9 @@ struct EngineIOSessionStateMachine {
     private var pendingGetArrival = NIODeadline.uptimeNanoseconds(0)
     /// The parked GET arrived after the probe WebSocket was attached (the client should not poll any more).
     private var pendingGetArrivedDuringProbe = false
+    /// Closed by the application over polling with no GET parked: the next GET that reaches this session still gets
+    /// the close packet (it may get here before the endpoint forgets the session).
+    private var closePacketOwed = false
     /// A POST has started (head received) and not yet been handled.
     private var postInProgress = false
     private var buffer: [EngineIOPacket] = []
@@ -248,7 +254,13 @@ struct EngineIOSessionStateMachine {
             actions.insert(.replyToGet(.reject(.unknownSession)), at: 0)
             return actions
         }
-        if self.phase == .closed { return [.replyToGet(.reject(.unknownSession))] }
+        if self.phase == .closed {
+            if self.closePacketOwed {
+                self.closePacketOwed = false
+                return [.replyToGet(.packets([.close]))]
+            }
+            return [.replyToGet(.reject(.unknownSession))]
+        }
         guard self.transport == .polling else { return [.replyToGet(.reject(.badRequest))] }
         if case .upgrading(let probed) = self.phase, !self.hasPendingGet {
             // A GET sent after the client opened its probe WebSocket. If the client's `5` is already on the way
@@ -472,6 +484,19 @@ struct EngineIOSessionStateMachine {
     }
 
     // MARK: closing
+
+    /// The application closes the session (a Socket.IO protocol error, the connect timeout, a server disconnect).
+    /// Over polling the client must learn it from the close packet: a parked GET gets it at once, else the next one.
+    mutating func closeByApplication(_ reason: EngineIOCloseReason) -> [Action] {
+        guard self.phase != .closed else { return [] }
+        let getParked = self.hasPendingGet
+        var actions = self.close(reason)
+        if self.transport == .polling, !getParked, reason != .forcedServerShutdown {
+            self.closePacketOwed = true
+            actions.insert(.lingerWithClosePacket, at: 0)
+        }
+        return actions
+    }
 
     mutating func close(_ reason: EngineIOCloseReason) -> [Action] {
         guard self.phase != .closed else { return [] }

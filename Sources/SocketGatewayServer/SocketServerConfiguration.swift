@@ -132,7 +132,38 @@ public struct SocketServerConfiguration: Sendable {
             cors: self.cors,
             maxBufferedBytesPerSession: self.maxBufferedBytesPerConnection)
         configuration.maxBufferedBytesTotal = self.maxBufferedBytesTotal
+        self.applyHTTPHardening(to: &configuration)
         return configuration
+    }
+
+    // MARK: Hardening limits
+
+    /// How long an HTTP connection may wait for a request (fresh, or kept alive after a response); default 60 s.
+    /// See `EngineIOConfiguration.httpIdleTimeout`.
+    public var httpIdleTimeout: Duration = .seconds(60)
+    /// How long a request head may take; default 10 s, then 408 and close. See
+    /// `EngineIOConfiguration.httpHeaderTimeout`.
+    public var httpHeaderTimeout: Duration = .seconds(10)
+    /// How long a request body may take after its head; default 30 s, then 408 and close. See
+    /// `EngineIOConfiguration.httpBodyTimeout`.
+    public var httpBodyTimeout: Duration = .seconds(30)
+    /// The most Engine.IO sessions not yet connected to a namespace; default 10 000, then new handshakes get 503.
+    /// See `EngineIOConfiguration.maxPendingSessions`.
+    public var maxPendingSessions: Int = 10_000
+    /// The most connections per client IP address; default `nil` (no limit; see
+    /// `EngineIOConfiguration.maxConnectionsPerAddress` before using it behind a proxy).
+    public var maxConnectionsPerAddress: Int?
+    /// The most bytes of a request's target and headers; default 16 KiB, then 431 and close. See
+    /// `EngineIOConfiguration.maxRequestHeaderBytes`.
+    public var maxRequestHeaderBytes: Int = 16 << 10
+
+    private func applyHTTPHardening(to configuration: inout EngineIOConfiguration) {
+        configuration.httpIdleTimeout = self.httpIdleTimeout
+        configuration.httpHeaderTimeout = self.httpHeaderTimeout
+        configuration.httpBodyTimeout = self.httpBodyTimeout
+        configuration.maxPendingSessions = self.maxPendingSessions
+        configuration.maxConnectionsPerAddress = self.maxConnectionsPerAddress
+        configuration.maxRequestHeaderBytes = self.maxRequestHeaderBytes
     }
 }
 

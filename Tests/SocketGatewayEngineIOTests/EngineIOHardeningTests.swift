@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import SocketGatewayEngineIO
@@ -244,4 +245,150 @@ func bounded<T: Sendable>(
         }
         try await server.shutdown()
     }
+
+    @Test func applicationCloseOverPollingReachesTheClientAsTheClosePacket() async throws {
+        // The Socket.IO layer closes a session for a protocol error with session.close(reason:); a polling client
+        // with no GET parked must learn it from its next GET (the close packet), not from "Session ID unknown".
+        final class ClosingApplication: EngineIOApplication {
+            func sessionOpened(_ session: EngineIOSession) {}
+            func session(_ session: EngineIOSession, didReceive message: EngineIOMessage) {
+                if case .text(let text) = message, String(buffer: text) == "bad" { session.close(reason: .parseError) }
+            }
+            func sessionClosed(_ session: EngineIOSession, reason: EngineIOCloseReason) {}
+        }
+        let server = EngineIOServer(host: "127.0.0.1", port: 0, eventLoopGroup: MultiThreadedEventLoopGroup.singleton, logger: Logger(label: "test"))
+        server.mount(path: "/engine.io/", configuration: EngineIOConfiguration(pingInterval: .seconds(60)), application: ClosingApplication())
+        try await server.start()
+        let port = try #require(server.localPort)
+        try await RawTestConnection.with(port: port) { connection in
+            let sid = try self.handshake(try await connection.request("GET", Self.path)).sid
+            let target = "\(Self.path)&sid=\(sid)"
+            #expect(try await connection.request("POST", target, body: "4bad").text == "ok")
+            let next = try await connection.request("GET", target)
+            #expect(next.status == 200)
+            #expect(next.text == "1")
+            #expect(try await connection.request("GET", target).status == 400)
+        }
+        try await server.shutdown()
+    }
+
+    @Test func neverReadingPollingClientIsClosedAndItsSessionFreed() async throws {
+        // The server broadcasts to a polling client that never GETs: at maxBufferedBytesPerSession the session is
+        // closed as a slow client, and nothing keeps it (or its buffer) alive afterwards.
+        final class BroadcastingApplication: EngineIOApplication {
+            let closes = NIOLockedValueBox<[EngineIOCloseReason]>([])
+            let session = NIOLockedValueBox<WeakSession>(WeakSession())
+            func sessionOpened(_ session: EngineIOSession) {
+                self.session.withLockedValue { $0.value = session }
+            }
+            func session(_ session: EngineIOSession, didReceive message: EngineIOMessage) {
+                let payload = ByteBuffer(repeating: UInt8(ascii: "x"), count: 1024)
+                for _ in 0..<100 { session.sendMessage(payload) }
+            }
+            func sessionClosed(_ session: EngineIOSession, reason: EngineIOCloseReason) {
+                self.closes.withLockedValue { $0.append(reason) }
+            }
+        }
+        let application = BroadcastingApplication()
+        let server = EngineIOServer(host: "127.0.0.1", port: 0, eventLoopGroup: MultiThreadedEventLoopGroup.singleton, logger: Logger(label: "test"))
+        let configuration = EngineIOConfiguration(pingInterval: .seconds(60), maxBufferedBytesPerSession: 16 << 10)
+        server.mount(path: "/engine.io/", configuration: configuration, application: application)
+        try await server.start()
+        let port = try #require(server.localPort)
+        try await RawTestConnection.with(port: port) { connection in
+            let sid = try self.handshake(try await connection.request("GET", Self.path)).sid
+            let target = "\(Self.path)&sid=\(sid)"
+            #expect(try await connection.request("POST", target, body: "4go").text == "ok")
+            #expect(try await connection.request("GET", target).status == 400)
+        }
+        #expect(application.closes.withLockedValue { $0 } == [.slowClient])
+        // Freed: the last reference goes once its event loop has run the close (bounded: 200 short polls).
+        for _ in 0..<200 where application.session.withLockedValue({ $0.value != nil }) {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        #expect(application.session.withLockedValue { $0.value == nil })
+        try await server.shutdown()
+    }
+
+    @Test func connectionsBeyondThePerAddressLimitAreClosed() async throws {
+        var configuration = EngineIOConfiguration(pingInterval: .seconds(60))
+        configuration.maxConnectionsPerAddress = 2
+        try await EngineIOServerTests().withServer(configuration: configuration) { port, _ in
+            try await RawTestConnection.with(port: port) { first in
+                #expect(try await first.request("GET", Self.path).status == 200)
+                try await RawTestConnection.with(port: port) { second in
+                    #expect(try await second.request("GET", Self.path).status == 200)
+                    let third = try await bounded("third connection closed") {
+                        var closed = false
+                        try await RawTestConnection.with(port: port) { connection in
+                            closed = try await connection.waitForClose()
+                        }
+                        return closed
+                    }
+                    #expect(third)
+                }
+                // The second one closed: its place is free again (bounded: 200 short tries).
+                var status = 0
+                for _ in 0..<200 where status != 200 {
+                    try? await RawTestConnection.with(port: port) { connection in
+                        status = try await connection.request("GET", Self.path).status
+                    }
+                    if status != 200 { try await Task.sleep(for: .milliseconds(10)) }
+                }
+                #expect(status == 200)
+            }
+        }
+    }
+
+    @Test func oversizedRequestHeadsAreRefusedBeforeASessionKeepsThem() async throws {
+        var configuration = EngineIOConfiguration(pingInterval: .seconds(60))
+        configuration.maxRequestHeaderBytes = 4096
+        try await EngineIOServerTests().withServer(configuration: configuration) { port, application in
+            let big = String(repeating: "c", count: 5000)
+            for upgrade in [false, true] {
+                try await RawTestConnection.with(port: port) { connection in
+                    var headers = [("Cookie", big)]
+                    if upgrade {
+                        headers += [
+                            ("Upgrade", "websocket"), ("Connection", "Upgrade"),
+                            ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="), ("Sec-WebSocket-Version", "13"),
+                        ]
+                    }
+                    let target = upgrade ? "/engine.io/?EIO=4&transport=websocket" : Self.path
+                    let response = try await connection.request("GET", target, headers: headers)
+                    #expect(response.status == 431)
+                    #expect(try await connection.waitForClose())
+                }
+            }
+            #expect(application.opened.withLockedValue { $0 } == 0)
+            try await RawTestConnection.with(port: port) { connection in
+                let response = try await connection.request("GET", Self.path, headers: [("Cookie", String(repeating: "c", count: 1000))])
+                #expect(response.status == 200)
+            }
+        }
+    }
+
+    @Test func webSocketsAreNotSubjectToHTTPTimeouts() async throws {
+        // Upgraded connections are left to the Engine.IO heartbeat: quiet for longer than every HTTP limit, the
+        // WebSocket still works.
+        var configuration = EngineIOConfiguration(pingInterval: .seconds(60))
+        configuration.httpIdleTimeout = .milliseconds(200)
+        configuration.httpHeaderTimeout = .milliseconds(200)
+        configuration.httpBodyTimeout = .milliseconds(200)
+        try await EngineIOServerTests().withServer(configuration: configuration) { port, _ in
+            try await RawTestConnection.with(port: port) { connection in
+                #expect(try await connection.upgradeToWebSocket("/engine.io/?EIO=4&transport=websocket").status == 101)
+                _ = try await connection.readText()
+                try await Task.sleep(for: .milliseconds(800))
+                try await connection.sendText("4still here")
+                #expect(try await connection.readText() == "4still here")
+            }
+        }
+    }
+}
+
+
+/// A weak reference to a session, to see that nothing keeps a closed one alive.
+struct WeakSession: @unchecked Sendable {
+    weak var value: EngineIOSession?
 }

@@ -63,4 +63,41 @@ import Testing
         #expect(machine.getAnswerUndelivered() == [])
         #expect(machine.isOpen)
     }
+
+    @Test func applicationCloseOverPollingOwesTheNextGetTheClosePacket() {
+        var machine = Machine(transport: .polling, limits: self.limits, now: self.start)
+        _ = machine.enqueue([.message(self.text("queued"))], byteCount: 7)
+        #expect(machine.closeByApplication(.parseError) == [.lingerWithClosePacket, .close(.parseError)])
+        // The first GET that still reaches the session gets the close packet; after that the sid is unknown.
+        #expect(machine.getReceived(now: self.at(10)) == [.replyToGet(.packets([.close]))])
+        #expect(machine.getReceived(now: self.at(20)) == [.replyToGet(.reject(.unknownSession))])
+    }
+
+    @Test func applicationCloseWithAParkedGetAnswersIt() {
+        var machine = Machine(transport: .polling, limits: self.limits, now: self.start)
+        #expect(machine.getReceived(now: self.at(10)) == [.replyToGet(.park)])
+        #expect(machine.closeByApplication(.serverClose) == [.completePendingGet([.close]), .close(.serverClose)])
+        #expect(machine.getReceived(now: self.at(20)) == [.replyToGet(.reject(.unknownSession))])
+    }
+
+    @Test func internalClosesAndWebSocketClosesOweNothing() {
+        // A ping timeout must still answer a late GET with 400 (the protocol test suite checks it).
+        var polling = Machine(transport: .polling, limits: self.limits, now: self.start)
+        #expect(polling.close(.pingTimeout) == [.close(.pingTimeout)])
+        #expect(polling.getReceived(now: self.at(10)) == [.replyToGet(.reject(.unknownSession))])
+        var webSocket = Machine(transport: .websocket, limits: self.limits, now: self.start)
+        #expect(webSocket.closeByApplication(.parseError) == [.close(.parseError)])
+    }
+
+    @Test func slowPollingClientBufferIsReleasedOnClose() {
+        // Server-side sends with no GET to take them: closed at the limit, buffer emptied.
+        var machine = Machine(transport: .polling, limits: self.limits, now: self.start)
+        var action = Machine.EnqueueAction.none
+        for _ in 0..<11 where action == .none {
+            action = machine.enqueue([.message(self.text(String(repeating: "x", count: 99)))], byteCount: 100)
+        }
+        #expect(action == .close(.slowClient))
+        #expect(machine.bufferedBytes == 0)
+        #expect(!machine.isOpen)
+    }
 }
