@@ -134,62 +134,6 @@ func bounded<T: Sendable>(
         }
     }
 
-    @Test func noReplyIsHandedToAnAbortedGet() async throws {
-        // A GET is parked, its connection dropped, and at once a POST whose echo the server writes to "the" GET.
-        // The echo must never vanish into the dead connection while the session lives on: either the session is
-        // closed (the POST or the next GET says so), or the next GET carries the echo. A lost echo shows as the
-        // next GET answered only by the server's ping. Four lanes at once, 50 rounds each (bounded).
-        let configuration = EngineIOConfiguration(pingInterval: .seconds(1), pingTimeout: .seconds(20))
-        try await EngineIOServerTests().withServer(configuration: configuration) { port, _ in
-            let outcomes: [String] = try await bounded("abort rounds", seconds: 120) {
-                try await withThrowingTaskGroup(of: [String].self) { group in
-                    for lane in 0..<4 {
-                        group.addTask {
-                            var outcomes: [String] = []
-                            for round in 0..<50 {
-                                outcomes.append(try await Self.abortRound(port: port, pause: .milliseconds(10 + (lane * 7 + round * 3) % 50)))
-                            }
-                            return outcomes
-                        }
-                    }
-                    var all: [String] = []
-                    for try await outcomes in group { all += outcomes }
-                    return all
-                }
-            }
-            #expect(outcomes.count == 200)
-            let lost = outcomes.filter { $0 == "lost" }
-            #expect(lost.isEmpty, "\(lost.count) of \(outcomes.count) echoes lost; outcomes: \(Set(outcomes))")
-        }
-    }
-
-    /// One round of `noReplyIsHandedToAnAbortedGet`: "closed" (the session ended), "delivered" or "lost".
-    static func abortRound(port: Int, pause: Duration) async throws -> String {
-        var outcome = ""
-        try await RawTestConnection.with(port: port) { poster in
-            let sid = try EngineIOServerTests().handshake(try await poster.request("GET", Self.path)).sid
-            let target = "\(Self.path)&sid=\(sid)"
-            try await RawTestConnection.with(port: port) { getter in
-                try await getter.sendRequest("GET", target)
-                try await Task.sleep(for: pause)
-            }
-            let post = try await poster.request("POST", target, body: "4live")
-            guard post.status == 200 else {
-                outcome = "closed"
-                return
-            }
-            let next = try await poster.request("GET", target)
-            if next.status == 400 || next.text == "1" {
-                outcome = "closed"
-            } else if next.text.split(separator: "\u{1e}").contains("4live") {
-                outcome = "delivered"
-            } else {
-                outcome = "lost"
-            }
-        }
-        return outcome
-    }
-
     @Test func handshakesBeyondThePendingSessionLimitAreRefused() async throws {
         var configuration = EngineIOConfiguration(pingInterval: .seconds(60))
         configuration.maxPendingSessions = 2
@@ -372,14 +316,15 @@ func bounded<T: Sendable>(
         // Upgraded connections are left to the Engine.IO heartbeat: quiet for longer than every HTTP limit, the
         // WebSocket still works.
         var configuration = EngineIOConfiguration(pingInterval: .seconds(60))
-        configuration.httpIdleTimeout = .milliseconds(200)
-        configuration.httpHeaderTimeout = .milliseconds(200)
-        configuration.httpBodyTimeout = .milliseconds(200)
+        // Limits long enough that a loaded machine still gets the upgrade request in before them.
+        configuration.httpIdleTimeout = .seconds(1)
+        configuration.httpHeaderTimeout = .seconds(1)
+        configuration.httpBodyTimeout = .seconds(1)
         try await EngineIOServerTests().withServer(configuration: configuration) { port, _ in
             try await RawTestConnection.with(port: port) { connection in
                 #expect(try await connection.upgradeToWebSocket("/engine.io/?EIO=4&transport=websocket").status == 101)
                 _ = try await connection.readText()
-                try await Task.sleep(for: .milliseconds(800))
+                try await Task.sleep(for: .milliseconds(2500))
                 try await connection.sendText("4still here")
                 #expect(try await connection.readText() == "4still here")
             }

@@ -352,7 +352,8 @@ struct HandshakeInfo: Decodable {
                 }
             }
             // Closing the upgraded WebSocket ends the session.
-            #expect(try await application.closeReasons() == [.transportClose])
+            let reasons = try await application.closeReasons()
+            #expect(reasons == [.transportClose], "\(reasons)")
         }
     }
 

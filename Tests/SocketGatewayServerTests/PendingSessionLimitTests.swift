@@ -10,7 +10,7 @@ import Testing
     @Test func onlyAnAcceptedConnectFreesAPendingPlace() async throws {
         var logger = Logger(label: "socket-gateway.test")
         logger.logLevel = .critical
-        var configuration = SocketServerConfiguration(port: 0, eventLoopThreads: 1)
+        var configuration = SocketServerConfiguration(port: 0, eventLoopThreads: 1).anonymous
         configuration.maxPendingSessions = 1
         let server = SocketServer(configuration: configuration, logger: logger)
         _ = server.namespace("/")

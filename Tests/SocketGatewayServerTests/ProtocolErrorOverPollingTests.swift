@@ -10,7 +10,7 @@ import Testing
     @Test func reservedEventNameClosesWithTheClosePacket() async throws {
         var logger = Logger(label: "socket-gateway.test")
         logger.logLevel = .critical
-        let server = SocketServer(configuration: SocketServerConfiguration(port: 0, eventLoopThreads: 1), logger: logger)
+        let server = SocketServer(configuration: SocketServerConfiguration(port: 0, eventLoopThreads: 1).anonymous, logger: logger)
         _ = server.namespace("/")
         try await server.start()
         let port = try #require(server.localPort)
