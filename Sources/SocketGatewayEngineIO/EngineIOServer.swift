@@ -80,7 +80,7 @@ public final class EngineIOServer: Sendable {
             shouldUpgrade: { channel, head in
                 let target = RequestTarget(uri: head.uri)
                 guard let endpoint = endpoints.first(where: { $0.matches(target.path) }),
-                      endpoint.validateWebSocketRequest(query: target.query) == nil
+                      endpoint.validateWebSocketRequest(query: target.query, headers: head.headers) == nil
                 else {
                     return channel.eventLoop.makeSucceededFuture(nil)
                 }
@@ -108,7 +108,7 @@ public final class EngineIOServer: Sendable {
                     (joining, connection) = reserved
                 } else {
                     joining = nil
-                    connection = EngineIOWebSocketConnection(channel: channel)
+                    connection = EngineIOWebSocketConnection(channel: channel, endpoint: endpoint)
                 }
                 let limit = max(endpoint.configuration.maxBufferedBytesPerSession, 2)
                 return channel.setOption(
@@ -117,6 +117,7 @@ public final class EngineIOServer: Sendable {
                 ).flatMapThrowing {
                     let sync = channel.pipeline.syncOperations
                     try sync.addHandler(WebSocketRawFrameWriter(connection: connection), position: .first)
+                    try sync.addHandler(WebSocketFrameChecker())
                     try sync.addHandler(
                         NIOWebSocketFrameAggregator(
                             minNonFinalFragmentSize: 0,

@@ -486,7 +486,7 @@ struct EngineIOHTTPError: Error, Hashable, Sendable {
     var code: Int
     var message: String
 
-    enum HTTPStatusCode: Int, Sendable { case badRequest = 400, forbidden = 403, payloadTooLarge = 413 }
+    enum HTTPStatusCode: Int, Sendable { case badRequest = 400, forbidden = 403, payloadTooLarge = 413, upgradeRequired = 426 }
 
     static let transportUnknown = Self(status: .badRequest, code: 0, message: "Transport unknown")
     static let unknownSession = Self(status: .badRequest, code: 1, message: "Session ID unknown")
@@ -494,4 +494,8 @@ struct EngineIOHTTPError: Error, Hashable, Sendable {
     static let badRequest = Self(status: .badRequest, code: 3, message: "Bad request")
     static let unsupportedProtocolVersion = Self(status: .badRequest, code: 5, message: "Unsupported protocol version")
     static let payloadTooLarge = Self(status: .payloadTooLarge, code: 3, message: "Payload too large")
+    /// A WebSocket upgrade from an origin the CORS policy does not list (Engine.IO's "Forbidden").
+    static let forbidden = Self(status: .forbidden, code: 4, message: "Forbidden")
+    /// A WebSocket upgrade asking for another version than 13 (answered with `Sec-WebSocket-Version: 13`).
+    static let unsupportedWebSocketVersion = Self(status: .upgradeRequired, code: 3, message: "Unsupported WebSocket version")
 }
