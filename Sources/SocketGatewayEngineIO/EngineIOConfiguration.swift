@@ -9,6 +9,26 @@ public enum CORSPolicy: Sendable, Hashable {
     case origins([String])
 }
 
+extension CORSPolicy {
+    /// Whether `origin` (an `Origin` header) is allowed: always for `.any`, never for `.none`, exact match for
+    /// `.origins`. Used for long-polling's CORS headers and for WebSocket upgrades.
+    func matches(origin: String) -> Bool {
+        switch self {
+        case .none: false
+        case .any: true
+        case .origins(let allowed): allowed.contains(origin)
+        }
+    }
+
+    /// Whether a WebSocket upgrade with this `Origin` header (nil: none) is allowed. Only a list of origins
+    /// restricts upgrades: a different origin is refused (403), a missing one is allowed, since non-browser
+    /// clients (python-socketio) send none and a browser always does. `.none` and `.any` allow every upgrade.
+    func allowsWebSocket(origin: String?) -> Bool {
+        guard case .origins = self, let origin else { return true }
+        return self.matches(origin: origin)
+    }
+}
+
 /// Settings of one mounted Engine.IO endpoint.
 public struct EngineIOConfiguration: Sendable {
     /// Time between the server's pings.
@@ -23,7 +43,8 @@ public struct EngineIOConfiguration: Sendable {
     public var transports: Set<EngineIOTransportKind>
     /// Whether polling sessions may upgrade to WebSocket.
     public var allowUpgrades: Bool
-    /// Cross-origin policy for long-polling requests.
+    /// Cross-origin policy for long-polling requests. A list of origins also restricts WebSocket upgrades: one with
+    /// another `Origin` header is refused with 403 (one without an `Origin`, from a non-browser client, is allowed).
     public var cors: CORSPolicy
     /// The most bytes that may wait for one client (polling buffer, or WebSocket bytes not yet taken by the
     /// socket) before the session is closed with ``EngineIOCloseReason/slowClient``.
@@ -32,6 +53,14 @@ public struct EngineIOConfiguration: Sendable {
     /// python-engineio's client refuses a payload of more than 16 packets (and its server refuses such POST
     /// bodies), so the default is 16.
     public var maxPacketsPerPollingResponse: Int
+
+    // MARK: Hardening limits
+
+    /// How long a WebSocket connection may take to write the server's close frame (its own, or the answer to the
+    /// client's) before the TCP connection is reset anyway. Default 5 s. A peer that does not read at all (the
+    /// write buffer is over `maxBufferedBytesPerSession`) is reset at once. Each reset is counted in
+    /// `socketgateway_engineio_websocket_forced_closes_total` and logged at warning level (rate-limited).
+    public var webSocketCloseTimeout: Duration = .seconds(5)
 
     /// Creates a configuration; every parameter but `maxPacketsPerPollingResponse` (python-engineio's limit)
     /// has the Engine.IO reference server's default.

@@ -62,6 +62,8 @@ final class EngineIOEndpoint: Sendable {
     private let handshakeRefusedWarning = RateLimitedWarning()
     /// Upgrade WebSockets attached to their session in `shouldUpgrade`, waiting for their pipeline.
     private let reservedUpgrades = NIOLockedValueBox<[ObjectIdentifier: (EngineIOSession, EngineIOWebSocketConnection)]>([:])
+    /// Warnings about misbehaving WebSocket peers: a flood of them logs a bounded number of lines.
+    private let webSocketWarnings = NIOLockedValueBox(LogRateLimiter(interval: .seconds(10)))
 
     init(path: String, configuration: EngineIOConfiguration, application: any EngineIOApplication, logger: Logger) {
         var path = path
@@ -172,7 +174,7 @@ final class EngineIOEndpoint: Sendable {
     /// the upgrade before the client can send anything on either transport. Nil headers refuse the upgrade.
     func attachUpgrade(sid: String, channel: any Channel) -> EventLoopFuture<HTTPHeaders?> {
         guard let session = self.session(id: sid) else { return channel.eventLoop.makeSucceededFuture(nil) }
-        let connection = EngineIOWebSocketConnection(channel: channel)
+        let connection = EngineIOWebSocketConnection(channel: channel, endpoint: self)
         let key = ObjectIdentifier(channel)
         self.reservedUpgrades.withLockedValue { $0[key] = (session, connection) }
         channel.closeFuture.whenComplete { _ in
@@ -191,12 +193,17 @@ final class EngineIOEndpoint: Sendable {
         self.reservedUpgrades.withLockedValue { $0.removeValue(forKey: ObjectIdentifier(channel)) }
     }
 
-    /// Checks a WebSocket upgrade request; nil when it is acceptable, else why not (answered as HTTP 400).
-    func validateWebSocketRequest(query: [String: String]) -> EngineIOHTTPError? {
+    /// Checks a WebSocket upgrade request; nil when it is acceptable, else why not (answered with the error's
+    /// status: 400, 403 for a refused origin, 426 for a WebSocket version other than 13).
+    func validateWebSocketRequest(query: [String: String], headers: HTTPHeaders) -> EngineIOHTTPError? {
         guard query["EIO"] == "4" else { return .unsupportedProtocolVersion }
         guard query["transport"] == "websocket", self.configuration.transports.contains(.websocket) else {
             return .transportUnknown
         }
+        if let error = WebSocketProtocolRules.checkUpgrade(headers) { return error }
+        // WebSockets are not subject to CORS, so a browser page on any site can open one: refuse origins the
+        // policy does not list. A request without Origin (python-socketio, other non-browser clients) is allowed.
+        guard self.configuration.cors.allowsWebSocket(origin: headers.first(name: "origin")) else { return .forbidden }
         if let sid = query["sid"] {
             if self.session(id: sid) == nil { return .unknownSession }
         } else if self.pendingSessionCount >= self.configuration.maxPendingSessions {
@@ -204,6 +211,37 @@ final class EngineIOEndpoint: Sendable {
             return .tooManyPendingSessions
         }
         return nil
+    }
+
+    /// A WebSocket connection was reset instead of closed cleanly: its peer did not take the close frame (`why` is
+    /// `unwritable` when the write buffer was over its limit, `close timeout` when the frame was not written
+    /// within `webSocketCloseTimeout`).
+    func webSocketForcedClose(why: String, remoteAddress: SocketAddress?) {
+        self.metrics.webSocketForcedCloses(why: why).increment()
+        self.warn(
+            "websocket reset: the peer does not read",
+            metadata: ["why": "\(why)", "remote": "\(remoteAddress.map { "\($0)" } ?? "?")"]
+        )
+    }
+
+    /// A WebSocket peer broke the protocol (RFC 6455 or Engine.IO) and its connection is being failed.
+    func webSocketProtocolError(_ violation: WebSocketProtocolViolation, sessionID: String?, excerpt: ByteBuffer?) {
+        self.metrics.webSocketProtocolErrors(code: violation.close.code).increment()
+        var metadata: Logger.Metadata = [
+            "close_code": "\(violation.close.code)",
+            "detail": "\(violation.detail)",
+        ]
+        if let sessionID { metadata["engineio.sid"] = "\(sessionID)" }
+        if let excerpt { metadata["excerpt"] = "\(LogSafe.excerpt(excerpt.readableBytesView))" }
+        self.warn("websocket protocol error, connection failed", metadata: metadata)
+    }
+
+    /// Logs a warning unless one was logged within the last interval; the next line says how many were skipped.
+    private func warn(_ message: Logger.Message, metadata: Logger.Metadata) {
+        guard let suppressed = self.webSocketWarnings.withLockedValue({ $0.admit(at: .now) }) else { return }
+        var metadata = metadata
+        metadata["suppressed_since_last_log"] = "\(suppressed)"
+        self.logger.warning(message, metadata: metadata)
     }
 
     // MARK: long-polling
@@ -352,8 +390,8 @@ final class EngineIOEndpoint: Sendable {
             return []
         case .any:
             return [("Access-Control-Allow-Origin", "*")]
-        case .origins(let allowed):
-            guard let origin = requestHeaders.first(name: "origin"), allowed.contains(origin) else {
+        case .origins:
+            guard let origin = requestHeaders.first(name: "origin"), self.configuration.cors.matches(origin: origin) else {
                 return [("Vary", "Origin")]
             }
             return [
@@ -431,5 +469,18 @@ struct EngineIOMetrics: Sendable {
             dimensions: [("path", self.path), ("reason", reason.description)]
         ).increment()
         if reason == .slowClient { self.slowClientDrops.increment() }
+    }
+
+    /// WebSocket connections reset because the peer did not take the close frame, by `why`.
+    func webSocketForcedCloses(why: String) -> Counter {
+        Counter(label: "socketgateway_engineio_websocket_forced_closes_total", dimensions: [("path", self.path), ("why", why)])
+    }
+
+    /// WebSocket connections failed for a protocol error, by the close code sent.
+    func webSocketProtocolErrors(code: UInt16) -> Counter {
+        Counter(
+            label: "socketgateway_engineio_websocket_protocol_errors_total",
+            dimensions: [("path", self.path), ("code", "\(code)")]
+        )
     }
 }

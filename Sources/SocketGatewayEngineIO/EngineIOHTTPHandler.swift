@@ -615,8 +615,9 @@ final class EngineIOHTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
     }
 }
 
-/// Sits before NIO's upgrade handler and answers invalid Engine.IO WebSocket requests (bad EIO, transport or
-/// sid) with the Engine.IO 400 error, instead of letting the upgrader drop the connection without a word.
+/// Sits before NIO's upgrade handler and answers invalid Engine.IO WebSocket requests (bad EIO, transport or sid,
+/// a missing or malformed Sec-WebSocket-Key or -Version, a refused Origin) with an Engine.IO error and its HTTP
+/// status, instead of letting the upgrader drop the connection without a word.
 final class EngineIOWebSocketRequestValidator: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias InboundOut = HTTPServerRequestPart
@@ -682,17 +683,19 @@ final class EngineIOWebSocketRequestValidator: ChannelInboundHandler, RemovableC
             guard head.headers.contains(name: "upgrade") else { break }
             let target = RequestTarget(uri: head.uri)
             guard let endpoint = self.endpoints.first(where: { $0.matches(target.path) }),
-                  let error = endpoint.validateWebSocketRequest(query: target.query)
+                  let error = endpoint.validateWebSocketRequest(query: target.query, headers: head.headers)
             else {
                 self.rearmUpgradeHandler(context: context)
                 break
             }
             self.swallowing = true
+            var headers = [("Content-Type", "application/json")]
+            if error.status == .upgradeRequired { headers.append(("Sec-WebSocket-Version", "13")) }
             EngineIOHTTPHandler.write(
                 context: context,
                 version: head.version,
                 status: HTTPResponseStatus(statusCode: error.status.rawValue),
-                headers: [("Content-Type", "application/json")],
+                headers: headers,
                 body: EngineIOHTTPHandler.errorBody(error, allocator: context.channel.allocator),
                 keepAlive: false
             )

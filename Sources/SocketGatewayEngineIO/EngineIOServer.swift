@@ -87,7 +87,7 @@ public final class EngineIOServer: Sendable {
             shouldUpgrade: { channel, head in
                 let target = RequestTarget(uri: head.uri)
                 guard let endpoint = endpoints.first(where: { $0.matches(target.path) }),
-                      endpoint.validateWebSocketRequest(query: target.query) == nil
+                      endpoint.validateWebSocketRequest(query: target.query, headers: head.headers) == nil
                 else {
                     return channel.eventLoop.makeSucceededFuture(nil)
                 }
@@ -115,7 +115,7 @@ public final class EngineIOServer: Sendable {
                     (joining, connection) = reserved
                 } else {
                     joining = nil
-                    connection = EngineIOWebSocketConnection(channel: channel)
+                    connection = EngineIOWebSocketConnection(channel: channel, endpoint: endpoint)
                 }
                 let limit = max(endpoint.configuration.maxBufferedBytesPerSession, 2)
                 return channel.setOption(
@@ -124,6 +124,7 @@ public final class EngineIOServer: Sendable {
                 ).flatMapThrowing {
                     let sync = channel.pipeline.syncOperations
                     try sync.addHandler(WebSocketRawFrameWriter(connection: connection), position: .first)
+                    try sync.addHandler(WebSocketFrameChecker())
                     try sync.addHandler(
                         NIOWebSocketFrameAggregator(
                             minNonFinalFragmentSize: 0,

@@ -516,13 +516,14 @@ public final class EngineIOSession: @unchecked Sendable {
             self.pendingGet = nil
             self.answerGet(pending, packets: [.close])
         }
-        // Whatever is already queued for the WebSocket still goes out before the close frame.
-        let buffers = self.outbox
+        // Whatever is already queued for the WebSocket still goes out before the close frame, unless the client is
+        // dropped for not reading it.
+        let buffers = reason == .slowClient ? [] : self.outbox
         self.outbox.removeAll()
         self.outboxBytes = 0
         if let main = self.mainWebSocket {
             main.write(buffers)
-            main.close()
+            main.close(reason: reason)
         }
         self.mainWebSocket = nil
         self.probeWebSocket?.close()

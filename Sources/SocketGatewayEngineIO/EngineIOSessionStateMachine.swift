@@ -522,7 +522,7 @@ struct EngineIOHTTPError: Error, Hashable, Sendable {
     var message: String
 
     enum HTTPStatusCode: Int, Sendable {
-        case badRequest = 400, forbidden = 403, payloadTooLarge = 413, serviceUnavailable = 503
+        case badRequest = 400, forbidden = 403, payloadTooLarge = 413, upgradeRequired = 426, serviceUnavailable = 503
     }
 
     static let transportUnknown = Self(status: .badRequest, code: 0, message: "Transport unknown")
@@ -538,4 +538,8 @@ struct EngineIOHTTPError: Error, Hashable, Sendable {
         code: 4,
         message: "Too many sessions waiting to connect"
     )
+    /// A WebSocket upgrade from an origin the CORS policy does not list (Engine.IO's "Forbidden").
+    static let forbidden = Self(status: .forbidden, code: 4, message: "Forbidden")
+    /// A WebSocket upgrade asking for another version than 13 (answered with `Sec-WebSocket-Version: 13`).
+    static let unsupportedWebSocketVersion = Self(status: .upgradeRequired, code: 3, message: "Unsupported WebSocket version")
 }

@@ -1,3 +1,8 @@
+#if canImport(Darwin)
+import Darwin
+#elseif canImport(Glibc)
+import Glibc
+#endif
 import Logging
 import NIOCore
 import NIOWebSocket
@@ -8,20 +13,22 @@ import SocketGatewayCore
 /// Thread-safe: calls from other event loops hop to the channel's loop once per batch.
 final class EngineIOWebSocketConnection: @unchecked Sendable {
     let channel: any Channel
+    private let endpoint: EngineIOEndpoint
     /// The context of `WebSocketRawFrameWriter`, next to the head of the pipeline; touched on the channel's loop.
     fileprivate var rawContext: ChannelHandlerContext?
     /// Whether `WebSocketRawFrameWriter` was ever added (channel loop only).
     private var rawWriterInstalled = false
     /// `close()` was called before the WebSocket handshake finished (channel loop only).
-    private var closeWhenReady = false
-    /// Set once a close frame has been written.
-    private var closeSent = false
-    /// The close code for a connection closed because of what the peer sent (1009, 1002); set on the channel's
+    private var closeWhenReady: WebSocketClose?
+    /// Set once a close frame has been written (channel loop only): nothing is written after it.
+    private(set) var closeSent = false
+    /// The close for a connection failed because of what the peer sent (1009, 1002, 1007); set on the channel's
     /// loop before the session is told, so the session's own close sends it.
-    var failureCode: WebSocketErrorCode?
+    var failure: WebSocketClose?
 
-    init(channel: any Channel) {
+    init(channel: any Channel, endpoint: EngineIOEndpoint) {
         self.channel = channel
+        self.endpoint = endpoint
     }
 
     /// Writes complete frames (already framed bytes) and flushes once.
@@ -39,7 +46,8 @@ final class EngineIOWebSocketConnection: @unchecked Sendable {
     }
 
     private func writeNow(_ buffers: [ByteBuffer], promise: EventLoopPromise<Void>?) {
-        guard let context = self.rawContext else {
+        // No data frame may follow a close frame (RFC 6455 §5.5.1).
+        guard let context = self.rawContext, !self.closeSent else {
             promise?.succeed()
             return
         }
@@ -52,28 +60,39 @@ final class EngineIOWebSocketConnection: @unchecked Sendable {
     fileprivate func rawWriterAdded(_ context: ChannelHandlerContext) {
         self.rawContext = context
         self.rawWriterInstalled = true
-        if self.closeWhenReady {
+        if let close = self.closeWhenReady {
             // Let the upgrade finish (the 101 is already out), then close.
-            context.eventLoop.execute { self.closeNow() }
+            context.eventLoop.execute { self.closeNow(close) }
         }
     }
 
-    /// Sends a close frame and closes the connection. Only the first call sends a frame; it carries
-    /// `failureCode` when a protocol error set one (on the channel's loop), else normal closure.
-    func close() {
+    /// Sends a close frame and closes the connection. Only the first call sends a frame; it carries `failure`
+    /// when a protocol error set one (on the channel's loop), else the code for `reason`.
+    /// - Parameter reason: why the session ended (nil: normal closure).
+    func close(reason: EngineIOCloseReason? = nil) {
         if self.channel.eventLoop.inEventLoop {
-            self.closeNow()
+            self.closeNow(self.failure ?? reason.map(WebSocketProtocolRules.close(for:)) ?? .normal)
         } else {
-            self.channel.eventLoop.execute { self.closeNow() }
+            self.channel.eventLoop.execute {
+                self.closeNow(self.failure ?? reason.map(WebSocketProtocolRules.close(for:)) ?? .normal)
+            }
         }
     }
 
-    private func closeNow() {
+    /// Sends `close` (ours, or the answer to the peer's close), then ends the TCP connection.
+    ///
+    /// Once the frame is written the server half-closes (FIN after the frame, RFC 6455 §7.1.1: the server closes
+    /// first) and the peer, having read it, closes its side, which closes the channel. The close is bounded: if the
+    /// frame cannot be flushed now (the channel is over its write buffer limit: the peer does not read) the
+    /// connection is reset at once; if the channel is still open `webSocketCloseTimeout` later (the frame or the
+    /// FIN is stuck behind data the peer does not read, or the peer does not close), it is reset then.
+    /// Call on the channel's loop.
+    func closeNow(_ close: WebSocketClose) {
+        self.channel.eventLoop.assertInEventLoop()
         guard !self.closeSent else { return }
-        let code = self.failureCode ?? .normalClosure
         guard self.rawWriterInstalled else {
             // Still in the HTTP upgrade: complete the handshake first, then close.
-            self.closeWhenReady = true
+            self.closeWhenReady = self.closeWhenReady ?? close
             return
         }
         guard let context = self.rawContext else {
@@ -81,10 +100,37 @@ final class EngineIOWebSocketConnection: @unchecked Sendable {
             return
         }
         self.closeSent = true
-        var closeFrame = ByteBuffer(bytes: [0x88, 0x02])
-        closeFrame.write(webSocketErrorCode: code)
         let channel = self.channel
-        context.writeAndFlush(NIOAny(closeFrame)).whenComplete { _ in
+        guard channel.isWritable else {
+            self.abort(why: "unwritable")
+            return
+        }
+        let endpoint = self.endpoint
+        let timeout = TimeAmount(endpoint.configuration.webSocketCloseTimeout)
+        let timer = channel.eventLoop.scheduleTask(in: timeout) { [self] in
+            guard channel.isActive else { return }
+            self.abort(why: "close timeout")
+        }
+        channel.closeFuture.whenComplete { _ in timer.cancel() }
+        context.writeAndFlush(NIOAny(close.frameBytes)).whenComplete { result in
+            guard case .success = result else {
+                channel.close(promise: nil)
+                return
+            }
+            channel.close(mode: .output).whenFailure { _ in channel.close(promise: nil) }
+        }
+    }
+
+    /// Resets the connection (SO_LINGER 0): the kernel drops what the peer did not read instead of keeping it for
+    /// a peer that may never read it.
+    private func abort(why: String) {
+        self.endpoint.webSocketForcedClose(why: why, remoteAddress: self.channel.remoteAddress)
+        let channel = self.channel
+        guard let provider = channel as? any SocketOptionProvider else {
+            channel.close(promise: nil)
+            return
+        }
+        provider.setSoLinger(linger(l_onoff: 1, l_linger: 0)).whenComplete { _ in
             channel.close(promise: nil)
         }
     }
@@ -108,6 +154,26 @@ final class WebSocketRawFrameWriter: ChannelOutboundHandler, RemovableChannelHan
 
     func handlerRemoved(context: ChannelHandlerContext) {
         self.connection.rawContext = nil
+    }
+}
+
+/// Fails the connection on a frame that breaks a rule NIO's decoder does not check (reserved bits and opcodes,
+/// masking; see ``WebSocketProtocolRules/check(_:)``). Sits before `NIOWebSocketFrameAggregator`, which drops what
+/// these checks need when it joins fragments; the error reaches ``EngineIOWebSocketHandler/errorCaught``.
+final class WebSocketFrameChecker: ChannelInboundHandler {
+    typealias InboundIn = WebSocketFrame
+    typealias InboundOut = WebSocketFrame
+
+    private var failed = false
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !self.failed else { return }
+        if let violation = WebSocketProtocolRules.check(self.unwrapInboundIn(data)) {
+            self.failed = true
+            context.fireErrorCaught(violation)
+            return
+        }
+        context.fireChannelRead(data)
     }
 }
 
@@ -157,14 +223,19 @@ final class EngineIOWebSocketHandler: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        // Once a close frame is out, what the peer still sends is of no use (and may be a flood).
+        guard !self.connection.closeSent else { return }
         let frame = self.unwrapInboundIn(data)
         switch frame.opcode {
         case .text, .binary:
             guard let session = self.session else { return }
             let payload = frame.unmaskedData
+            if frame.opcode == .text, let violation = WebSocketProtocolRules.checkText(payload) {
+                self.fail(violation, excerpt: payload, sessionReason: .parseError)
+                return
+            }
             let decoded: Result<EngineIOPacket, EngineIOCodecError>
             if payload.readableBytes > self.endpoint.configuration.maxPayload {
-                self.connection.failureCode = .messageTooLarge  // the session's close tells the peer why (1009)
                 decoded = .failure(
                     EngineIOCodecError(
                         code: .payloadTooLarge,
@@ -178,22 +249,50 @@ final class EngineIOWebSocketHandler: ChannelInboundHandler {
                     decoded = .failure(error)
                 }
             }
+            if case .failure(let error) = decoded {
+                // The session ends (parse error, payload too large); its close frame carries the matching code.
+                let close = WebSocketProtocolRules.close(for: error.code == .payloadTooLarge ? .payloadTooLarge : .parseError)
+                self.connection.failure = close
+                self.endpoint.webSocketProtocolError(
+                    WebSocketProtocolViolation(close: close, detail: "\(error)"),
+                    sessionID: session.id,
+                    excerpt: payload
+                )
+            }
             let connection = self.connection
             Self.onLoop(of: session) { session.webSocketReceived(decoded, from: connection) }
         case .connectionClose:
-            var data = frame.unmaskedData
-            let code = data.readInteger(as: UInt16.self) ?? 1000
-            var reply = context.channel.allocator.buffer(capacity: 2)
-            reply.writeInteger(code == 1005 ? 1000 : code)
-            let channel = context.channel
-            context.writeAndFlush(self.wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, data: reply)))
-                .whenComplete { _ in channel.close(promise: nil) }
+            switch WebSocketProtocolRules.reply(toClosePayload: frame.unmaskedData) {
+            case .success(let reply):
+                // The channel's close tells the session (transport close).
+                self.connection.closeNow(reply)
+            case .failure(let violation):
+                self.fail(violation, excerpt: frame.unmaskedData, sessionReason: .transportError)
+            }
         case .ping:
+            // A peer that does not read gets no more pongs: RFC 6455 §5.5.3 lets us answer only the latest ping,
+            // and unwritable means the ones before are not read either.
+            guard context.channel.isWritable else { return }
             let pong = WebSocketFrame(fin: true, opcode: .pong, data: frame.unmaskedData)
             context.writeAndFlush(self.wrapOutboundOut(pong), promise: nil)
         default:
+            // Pongs. Reserved opcodes never get here (`WebSocketFrameChecker` fails them).
             break
         }
+    }
+
+    /// Fails the connection for what the peer sent: the close frame says why, the session ends, and the endpoint
+    /// counts and logs it (rate-limited).
+    private func fail(_ violation: WebSocketProtocolViolation, excerpt: ByteBuffer?, sessionReason: EngineIOCloseReason) {
+        guard !self.connection.closeSent else { return }
+        self.endpoint.webSocketProtocolError(violation, sessionID: self.session?.id, excerpt: excerpt)
+        self.connection.failure = violation.close
+        // The session first (its close sends `failure`), so it has ended by the time the peer sees the close.
+        if let session = self.session {
+            let connection = self.connection
+            Self.onLoop(of: session) { session.webSocketFailed(connection, reason: sessionReason) }
+        }
+        self.connection.closeNow(violation.close)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -205,7 +304,10 @@ final class EngineIOWebSocketHandler: ChannelInboundHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if !context.channel.isWritable, let session = self.session {
+        let writable = context.channel.isWritable
+        // Backpressure instead of buffering: read nothing more from a peer that does not take what we send.
+        try? context.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: writable)
+        if !writable, let session = self.session {
             let connection = self.connection
             Self.onLoop(of: session) { session.webSocketUnwritable(connection) }
         }
@@ -213,30 +315,25 @@ final class EngineIOWebSocketHandler: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        self.endpoint.logger.debug("websocket error", metadata: ["error": "\(error)"])
         // Tell the peer why (what NIO's automatic error handling does, without one more handler per connection):
-        // 1009 for a frame or message over the limit, 1002 for a broken frame sequence. The session's close
-        // (or ours, below) sends it.
-        let code: WebSocketErrorCode?
+        // 1009 for a frame or message over the limit, 1002 for a broken frame or frame sequence.
+        let violation: WebSocketProtocolViolation
+        let reason: EngineIOCloseReason
         switch error {
+        case let error as WebSocketProtocolViolation:
+            violation = error
+            reason = .transportError
         case NIOWebSocketError.invalidFrameLength, NIOWebSocketFrameAggregator.Error.accumulatedFrameSizeIsTooLarge:
-            code = .messageTooLarge
+            violation = .init(close: WebSocketProtocolRules.close(for: .payloadTooLarge), detail: "\(error)")
+            reason = .payloadTooLarge
         case is NIOWebSocketError, is NIOWebSocketFrameAggregator.Error:
-            code = .protocolError
+            violation = .init(close: .init(code: 1002, reason: "protocol error"), detail: "\(error)")
+            reason = .transportError
         default:
-            code = nil
-        }
-        self.connection.failureCode = code
-        if let session = self.session {
-            // A frame over maxPayload (NIO's decoder or the aggregator) ends the session with a precise reason.
-            let reason: EngineIOCloseReason = code == .messageTooLarge ? .payloadTooLarge : .transportError
-            let connection = self.connection
-            Self.onLoop(of: session) { session.webSocketFailed(connection, reason: reason) }
-        }
-        if code != nil {
-            self.connection.close()  // a no-op if the session closed it already
-        } else {
+            self.endpoint.logger.debug("websocket error", metadata: ["error": "\(error)"])
             context.close(promise: nil)
+            return
         }
+        self.fail(violation, excerpt: nil, sessionReason: reason)
     }
 }

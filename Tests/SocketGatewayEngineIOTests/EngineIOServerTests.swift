@@ -7,8 +7,9 @@ import NIOPosix
 import SocketGatewayEngineIO
 import Testing
 
-/// Records what the server told the application; echoes like EngineIOEchoApplication, and answers the text
-/// `fanout` with an EngineIOOutboundMessage carrying one attachment.
+/// Records what the server told the application; echoes like EngineIOEchoApplication, answers the text `fanout`
+/// with an EngineIOOutboundMessage carrying one attachment, `burst` with 16 MB of messages over a second,
+/// and `fill and close` with 256 KiB and the end of the session.
 final class RecordingEchoApplication: EngineIOApplication {
     let closes = NIOLockedValueBox<[EngineIOCloseReason]>([])
     let opened = NIOLockedValueBox(0)
@@ -21,6 +22,18 @@ final class RecordingEchoApplication: EngineIOApplication {
         switch message {
         case .text(let payload) where String(buffer: payload) == "fanout":
             session.send(EngineIOOutboundMessage(textPayload: ByteBuffer(string: "fan"), attachments: [ByteBuffer(bytes: [7, 8, 9])]))
+        case .text(let payload) where String(buffer: payload) == "burst":
+            // Server-originated messages spread over time, as broadcasts come: 1000 × 16 KiB, one per millisecond
+            // (more than the kernel's largest send buffer, 4 MiB by default, can hide).
+            let message = ByteBuffer(repeating: UInt8(ascii: "b"), count: 16 << 10)
+            for index in 0..<1000 {
+                session.eventLoop.scheduleTask(in: .milliseconds(Int64(index))) { session.sendMessage(message) }
+            }
+        case .text(let payload) where String(buffer: payload) == "fill and close":
+            // 256 KiB at once (under the default buffer limit), then the server ends the session.
+            let message = ByteBuffer(repeating: UInt8(ascii: "f"), count: 4096)
+            for _ in 0..<64 { session.sendMessage(message) }
+            session.close(reason: .serverClose)
         case .text(let payload):
             session.sendMessage(payload)
         case .binary(let bytes):
