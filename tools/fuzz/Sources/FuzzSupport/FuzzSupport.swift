@@ -11,6 +11,10 @@ import Darwin
 public typealias FuzzTarget = @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
 
 /// Hands the process's arguments to libFuzzer and runs `target` on every input; exits with libFuzzer's status.
+///
+/// SwiftPM on Linux renames an executable's `main` (`<module>_main`, aliased by the linker), so libFuzzer's own
+/// `main` is never linked and main.swift calls libFuzzer's driver instead; `-parse-as-library` is not needed. Each
+/// target's function is also exported as `LLVMFuzzerTestOneInput`, for drivers that look it up by name.
 public func runLibFuzzer(_ target: FuzzTarget) -> Never {
     var argc = CommandLine.argc
     var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = CommandLine.unsafeArgv

@@ -5,7 +5,8 @@ import FuzzSupport
 /// catalog parser and validator, then every renderer for a catalog that validates. Properties: nothing traps
 /// (libyaml's C code runs under AddressSanitizer too), and a refused catalog comes with at least one diagnostic
 /// that names the file.
-func fuzzCatalog(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzCatalog(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     let input = InputFile(path: "fuzz/events.yaml", contents: Array(fuzzInput(data, size)))
     let catalog: Catalog
     do {

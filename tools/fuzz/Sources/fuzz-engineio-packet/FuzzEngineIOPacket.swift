@@ -7,7 +7,7 @@ import SocketGatewayCore
 /// the same packet, and a text frame that decodes is re-encoded byte for byte unless the decoder dropped data
 /// that the packet type does not carry (close, upgrade, noop, a ping/pong that is not `probe`).
 @_cdecl("LLVMFuzzerTestOneInput")
-func fuzzEngineIOPacket(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
+public func fuzzEngineIOPacket(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     let input = fuzzInput(data, size)
     guard let selector = input.first else { return 0 }
     let isBinary = selector & 1 == 1

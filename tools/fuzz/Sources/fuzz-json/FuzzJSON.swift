@@ -6,7 +6,8 @@ import SocketGatewayCore
 /// is inside the input; whatever parses is written by both writers to text that parses back to the same value:
 /// exactly for Python's form (which keeps `1.0` a double), up to number kind for JavaScript's (which writes `1.0`
 /// as `1` and non-finite numbers as `null`), and JavaScript's form is a fixpoint (written again, the same bytes).
-func fuzzJSON(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzJSON(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     let input = fuzzInput(data, size)
     let value: JSONValue
     do {

@@ -4,7 +4,8 @@ import SocketGatewayCore
 
 /// One input is one polling POST body. Properties: decoding never traps and never allocates beyond the body's
 /// size class; whatever decodes is encoded (as a polling GET body is) to bytes that decode to the same packets.
-func fuzzPollingPayload(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzPollingPayload(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     let body = ByteBuffer(bytes: fuzzInput(data, size))
     let packets: [EngineIOPacket]
     do {

@@ -5,7 +5,8 @@ import SocketGatewayCore
 /// One input is one message as published on python-socketio's Redis channel. Properties: decoding never traps;
 /// whatever decodes is encoded (as python-socketio's `json.dumps` writes it) to bytes that decode to the same
 /// message, and encoding that again gives the same bytes.
-func fuzzPubSub(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzPubSub(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     let message: PubSubMessage
     do {
         message = try PubSubMessage.decode(ByteBuffer(bytes: fuzzInput(data, size)))

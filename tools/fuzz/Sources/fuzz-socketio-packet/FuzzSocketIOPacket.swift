@@ -8,7 +8,8 @@ import SocketGatewayCore
 /// any error, and every packet it completes encodes to messages that a fresh decoder turns into the same packet
 /// (up to number kind, since the encoder writes JavaScript's form, and the binary type, which the encoder derives
 /// from whether there are attachments).
-func fuzzSocketIOPacket(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzSocketIOPacket(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     var input = fuzzInput(data, size)[...]
     var decoder = SocketIOPacketDecoder(maxAttachments: 10, maxDepth: 32)
     while let control = input.popFirst() {
