@@ -1,0 +1,2 @@
+// Only the header matters: LLVMFuzzerRunDriver is defined by libFuzzer, linked by -sanitize=fuzzer.
+#include "CFuzzerDriver.h"
