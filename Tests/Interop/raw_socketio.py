@@ -2,7 +2,8 @@
 cycles by the thousand and event counting by the million, far cheaper than python-socketio per connection.
 
 Only what the fault tests and tools/reliability need: the HTTP upgrade, Engine.IO v4 open/ping/pong, a Socket.IO
-CONNECT to "/" with `auth: {token}`, event counting, and a clean (close frame) or abrupt (TCP close) disconnect.
+CONNECT to "/" with `auth: {token}`, event counting, and a clean (close frame) or abrupt (TCP close) disconnect;
+plus a long-polling cycle on aiohttp (handshake, CONNECT, Engine.IO close).
 Every read is bounded by a timeout. No pytest import: tools/reliability uses it too.
 """
 
@@ -11,6 +12,8 @@ import base64
 import json
 import os
 import struct
+
+import aiohttp
 
 SOCKET_IO_PATH = "/socket.io/"
 
@@ -170,22 +173,51 @@ async def connect_cycle(host: str, port: int, token, clean: bool, timeout: float
     await socket.close(clean=clean, timeout=timeout)
 
 
+async def polling_cycle(session, host: str, port: int, token, timeout: float = 10.0):
+    """One long-polling cycle with aiohttp: handshake GET, CONNECT by POST, GET its answer, POST an Engine.IO close."""
+    base = f"http://{host}:{port}{SOCKET_IO_PATH}?EIO=4&transport=polling"
+    limit = aiohttp.ClientTimeout(total=timeout)
+    async with session.get(base, timeout=limit) as response:
+        opened = await response.text()
+    if response.status != 200 or not opened.startswith("0"):
+        raise RawProtocolError(f"polling handshake answered {response.status} {opened[:200]!r}")
+    url = base + "&sid=" + json.loads(opened[1:])["sid"]
+    auth = "" if token is None else json.dumps({"token": token})
+    async with session.post(url, data="40" + auth, timeout=limit) as response:
+        await response.read()
+    async with session.get(url, timeout=limit) as response:
+        answer = await response.text()
+    if not answer.startswith("40"):
+        raise RawProtocolError(f"expected a Socket.IO CONNECT answer, got {answer[:200]!r}")
+    async with session.post(url, data="1", timeout=limit) as response:
+        await response.read()
+
+
 async def connect_cycles(host: str, port: int, tokens: list, count: int, concurrency: int = 16,
-                         on_progress=None, progress_every: int = 0, timeout: float = 10.0) -> dict:
-    """`count` cycles over `concurrency` parallel lanes, alternating clean and abrupt disconnects.
-    Returns {"done": n, "failed": n, "errors": [first few]}. `on_progress(done)` is awaited every
+                         on_progress=None, progress_every: int = 0, timeout: float = 10.0,
+                         polling_every: int = 10) -> dict:
+    """`count` cycles over `concurrency` parallel lanes: WebSocket cycles alternating clean and abrupt
+    disconnects, and every `polling_every`-th cycle (0: none) a long-polling one ending with an Engine.IO close.
+    Returns {"done": n, "failed": n, "polling": n, "errors": [first few]}. `on_progress(done)` is awaited every
     `progress_every` cycles (from one lane at a time)."""
-    state = {"next": 0, "done": 0, "failed": 0, "errors": []}
+    state = {"next": 0, "done": 0, "failed": 0, "polling": 0, "errors": []}
     progress_lock = asyncio.Lock()
+    session = aiohttp.ClientSession() if polling_every else None
 
     async def lane():
         while state["next"] < count:
             index = state["next"]
             state["next"] += 1
+            token = tokens[index % len(tokens)]
             try:
-                await connect_cycle(host, port, tokens[index % len(tokens)], clean=index % 2 == 0, timeout=timeout)
+                if polling_every and index % polling_every == polling_every - 1:
+                    await polling_cycle(session, host, port, token, timeout=timeout)
+                    state["polling"] += 1
+                else:
+                    await connect_cycle(host, port, token, clean=index % 2 == 0, timeout=timeout)
                 state["done"] += 1
-            except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, RawProtocolError, ValueError) as error:
+            except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, RawProtocolError, ValueError,
+                    aiohttp.ClientError) as error:
                 state["failed"] += 1
                 if len(state["errors"]) < 5:
                     state["errors"].append(repr(error))
@@ -194,5 +226,9 @@ async def connect_cycles(host: str, port: int, tokens: list, count: int, concurr
                 async with progress_lock:
                     await on_progress(finished)
 
-    await asyncio.gather(*(lane() for _ in range(max(1, min(concurrency, count)))))
+    try:
+        await asyncio.gather(*(lane() for _ in range(max(1, min(concurrency, count)))))
+    finally:
+        if session is not None:
+            await session.close()
     return state

@@ -4,7 +4,8 @@
 - redis-server SIGSTOPped longer than the emit timeout: the worker's emit comes back with "Redis unavailable"
   instead of hanging, and after SIGCONT events flow again;
 - a `serve` SIGKILLed: its clients, reconnected to the other server, receive their user's next event;
-- 2,000 connect/disconnect cycles leave the server's RSS within 20 MiB of its post-warm-up value.
+- 2,000 connect/disconnect cycles (WebSocket, clean and abrupt; one in ten long-polling) leave the server's RSS
+  within 20 MiB of its post-warm-up value.
 
 The tests that kill or stop Redis start their OWN redis-server on a free port, so the suite's shared one is untouched.
 """
@@ -209,7 +210,8 @@ def test_redis_stopped_longer_than_the_emit_timeout(tmp_path, own_redis):
                 assert code in (EMIT_REDIS_UNAVAILABLE, EMIT_NOBODY_LISTENED), (code, out, err)
                 await asyncio.sleep(0.2)
             assert code == EMIT_PUBLISHED, (code, out, err)
-            assert await next_tick_after(alice, 1) == attempt
+            # (An earlier refused emit may still have reached Redis; the one reported published must arrive.)
+            assert await next_tick_after(alice, attempt - 1) == attempt
             assert alice.pending("tick") == []
         finally:
             await close_all([alice])
@@ -287,7 +289,7 @@ def test_connect_disconnect_cycles_leave_rss_flat(tmp_path):
         await asyncio.sleep(1.0)
         before = rss_kib(serve.process.pid)
         result = await connect_cycles("127.0.0.1", serve.port, tokens, 2000, concurrency=8)
-        assert (result["done"], result["failed"]) == (2000, 0), result["errors"]
+        assert (result["done"], result["failed"], result["polling"]) == (2000, 0, 200), result["errors"]
         await asyncio.sleep(1.0)
         after = rss_kib(serve.process.pid)
         growth_mib = (after - before) / 1024
