@@ -4,6 +4,7 @@
 - redis-server SIGSTOPped longer than the emit timeout: the worker's emit comes back with "Redis unavailable"
   instead of hanging, and after SIGCONT events flow again;
 - a `serve` SIGKILLed: its clients, reconnected to the other server, receive their user's next event;
+- a `serve` SIGTERMed: a parked long-polling GET is answered with the close packet, a WebSocket gets a close frame;
 - 2,000 connect/disconnect cycles (WebSocket, clean and abrupt; one in ten long-polling) leave the server's RSS
   within 20 MiB of its post-warm-up value.
 
@@ -18,11 +19,12 @@ import socket
 import subprocess
 import time
 
+import aiohttp
 import pytest
 
 from cluster_helpers import new_channel, redis_url, run_cli_async, start_serve
-from interop import Peer, close_all, connect_all, mint_token, run
-from raw_socketio import connect_cycles
+from interop import WAIT, Peer, close_all, connect_all, mint_token, run
+from raw_socketio import SOCKET_IO_PATH, RawSocket, connect_cycles
 
 # Exit codes of `socket-gateway emit` (see `socket-gateway emit --help`).
 EMIT_PUBLISHED = 0
@@ -268,6 +270,48 @@ def test_killed_server_clients_reconnect_to_the_other_and_get_their_next_event(t
             doomed.process.wait(timeout=10)
         doomed.process.stdout.close()
         survivor.stop()
+
+
+def test_sigterm_answers_a_parked_polling_get_and_closes_websockets(tmp_path):
+    """Graceful shutdown tells every client: none is left to find out from a reset or a timeout."""
+    serve = start_serve(tmp_path, redis_url(), new_channel())
+
+    async def get(http, url):
+        async with http.get(url) as response:
+            return response.status, await response.text()
+
+    async def scenario():
+        websocket = await RawSocket.connect("127.0.0.1", serve.port, mint_token(serve.secret, "alice"))
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=WAIT)) as http:
+            base = f"{serve.url}{SOCKET_IO_PATH}?EIO=4&transport=polling"
+            status, opened = await get(http, base)
+            assert status == 200 and opened.startswith("0"), opened
+            url = base + "&sid=" + json.loads(opened[1:])["sid"]
+            token = mint_token(serve.secret, "bob")
+            async with http.post(url, data="40" + json.dumps({"token": token})) as response:
+                assert response.status == 200
+            status, connected = await get(http, url)
+            assert connected.startswith("40"), connected
+            parked = asyncio.ensure_future(get(http, url))
+            await asyncio.sleep(0.5)  # let the GET reach the server and wait there (set-up, not a measurement)
+            assert not parked.done(), parked.result()
+
+            serve.process.send_signal(signal.SIGTERM)
+            assert await parked == (200, "1")  # the Engine.IO close packet, not a dropped request
+        opcodes = []
+        for _ in range(10):
+            opcode, _ = await asyncio.wait_for(websocket.read_frame(), WAIT)
+            opcodes.append(opcode)
+            if opcode == 8:
+                break
+        assert opcodes[-1] == 8, opcodes  # a close frame, not a reset
+        websocket.abort()
+
+    try:
+        run(scenario())
+        assert serve.process.wait(timeout=15) == 0
+    finally:
+        serve.stop()
 
 
 def rss_kib(pid: int) -> int:
