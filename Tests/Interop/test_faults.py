@@ -6,7 +6,7 @@
 - a `serve` SIGKILLed: its clients, reconnected to the other server, receive their user's next event;
 - a `serve` SIGTERMed: a parked long-polling GET is answered with the close packet, a WebSocket gets a close frame;
 - 2,000 connect/disconnect cycles (WebSocket, clean and abrupt; one in ten long-polling) leave the server's RSS
-  within 20 MiB of its post-warm-up value.
+  within 10 MiB of its post-warm-up value (a leak of 6 KiB per connection, tried once, exceeds it).
 
 The tests that kill or stop Redis start their OWN redis-server on a free port, so the suite's shared one is untouched.
 """
@@ -323,7 +323,8 @@ def rss_kib(pid: int) -> int:
 
 
 def test_connect_disconnect_cycles_leave_rss_flat(tmp_path):
-    """A measured memory check, not a timing one: a leak of a few KiB per cycle would exceed the bound."""
+    """A measured memory check, not a timing one. Growth measured here: ~0.3 MiB; a deliberate 6 KiB leak per
+    accepted connection (tried once, locally) grew it by 10.8 MiB and failed the check."""
     serve = start_serve(tmp_path, redis_url(), new_channel())
     tokens = [mint_token(serve.secret, f"user{i}", expires_in=600) for i in range(4)]
 
@@ -337,7 +338,7 @@ def test_connect_disconnect_cycles_leave_rss_flat(tmp_path):
         await asyncio.sleep(1.0)
         after = rss_kib(serve.process.pid)
         growth_mib = (after - before) / 1024
-        assert growth_mib < 20, f"RSS grew {growth_mib:.1f} MiB over 2,000 cycles ({before} -> {after} KiB)"
+        assert growth_mib < 10, f"RSS grew {growth_mib:.1f} MiB over 2,000 cycles ({before} -> {after} KiB)"
         # The server is still healthy after the cycles.
         status, body = serve.healthz()
         assert status == 200, body
