@@ -102,6 +102,8 @@ let package = Package(
                 "SocketGatewayRedis",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             path: "Tests/SocketGatewayRedisTestKit"
         ),

@@ -307,8 +307,8 @@ func eventually(limit: Duration = .seconds(20), _ condition: @Sendable () -> Boo
     /// escaped bytes, and the next real message still delivered.
     @Test func garbageIsCountedSkippedAndLoggedAtABoundedRate() async throws {
         let redis = try await RedisServerProcess.start()
-        let lines = NIOLockedValueBox<[String]>([])
-        let logger = Logger(label: "test.garbage") { _ in LineRecordingLogHandler(lines: lines) }
+        let lines = NIOLockedValueBox<[CapturingLogHandler.Line]>([])
+        let logger = Logger(label: "test.garbage") { _ in CapturingLogHandler(lines: lines) }
         let received = NIOLockedValueBox<[PubSubMessage]>([])
         let server = SocketIOPubSubChannel(url: redis.url, logger: logger, undecodableLogInterval: .seconds(3600)) {
             message in received.withLockedValue { $0.append(message) }
@@ -335,7 +335,7 @@ func eventually(limit: Duration = .seconds(20), _ condition: @Sendable () -> Boo
         #expect(await eventually { received.withLockedValue { $0.count } == 1 })
         #expect(received.withLockedValue { $0 } == [real])
         #expect(server.undecodableMessages == rounds * garbage.count)
-        let warnings = lines.withLockedValue { $0.filter { $0.contains("unreadable pub/sub message") } }
+        let warnings = lines.withLockedValue { $0.map(\.text).filter { $0.contains("unreadable pub/sub message") } }
         #expect(warnings.count == 1, "one line per interval, not one per message: \(warnings.count)")
         for line in warnings {
             #expect(!line.contains("\n") && !line.contains("\u{1B}"), "escaped: \(line)")
@@ -343,20 +343,5 @@ func eventually(limit: Duration = .seconds(20), _ condition: @Sendable () -> Boo
         await other.shutdown()
         await server.shutdown()
         await redis.stop()
-    }
-}
-
-/// Keeps each log line with its metadata, as a terminal would show it.
-struct LineRecordingLogHandler: LogHandler {
-    let lines: NIOLockedValueBox<[String]>
-    var metadata: Logger.Metadata = [:]
-    var logLevel: Logger.Level = .trace
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { self.metadata[key] }
-        set { self.metadata[key] = newValue }
-    }
-    func log(event: LogEvent) {
-        let metadata = (event.metadata ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
-        self.lines.withLockedValue { $0.append("\(event.level) \(event.message) \(metadata.joined(separator: " "))") }
     }
 }

@@ -222,8 +222,8 @@ import Testing
         let redis = try await RedisServerProcess.start(extraArguments: ["--requirepass", "the-right-one"])
         let wrong = "wr0ng/pa?ss#word@x"
         let encoded = "wr0ng%2Fpa%3Fss%23word%40x"
-        let lines = NIOLockedValueBox<[String]>([])
-        var logger = Logger(label: "socket-gateway.password-test") { _ in LogLines(lines: lines) }
+        let lines = NIOLockedValueBox<[CapturingLogHandler.Line]>([])
+        var logger = Logger(label: "socket-gateway.password-test") { _ in CapturingLogHandler(lines: lines) }
         logger.logLevel = .debug
         let server = SocketServer(
             configuration: SocketServerConfiguration(
@@ -248,7 +248,7 @@ import Testing
             )
             #expect(health.status == 503)
             #expect(health.body.contains("***"), "\(health.body)")
-            let everything = health.body + lines.withLockedValue { $0.joined(separator: "\n") }
+            let everything = health.body + lines.withLockedValue { $0.map(\.text).joined(separator: "\n") }
             for secret in [wrong, encoded, "wr0ng", "pa%3Fss", "word%40x"] {
                 #expect(!everything.contains(secret), "\(secret) printed")
             }
@@ -262,21 +262,5 @@ import Testing
         try await server.shutdown()
         try await group.shutdownGracefully()
         await redis.stop()
-    }
-}
-
-/// Every log line with its metadata, as an operator's terminal shows it.
-struct LogLines: LogHandler {
-    let lines: NIOLockedValueBox<[String]>
-    var metadata: Logger.Metadata = [:]
-    var logLevel: Logger.Level = .trace
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { self.metadata[key] }
-        set { self.metadata[key] = newValue }
-    }
-    func log(event: LogEvent) {
-        let all = self.metadata.merging(event.metadata ?? [:]) { $1 }
-        let text = all.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-        self.lines.withLockedValue { $0.append("\(event.level) \(event.message) \(text)") }
     }
 }

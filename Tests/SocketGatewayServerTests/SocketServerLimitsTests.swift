@@ -4,6 +4,7 @@ import MetricsTestKit
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import SocketGatewayRedisTestKit
 import Testing
 
 @testable import SocketGatewayServer
@@ -33,28 +34,6 @@ final class TestGate: Sendable {
     }
 }
 
-/// Keeps what was logged: level, message and metadata, rendered as the log line would show them.
-struct CapturingLogHandler: LogHandler {
-    struct Line: Sendable {
-        var level: Logger.Level
-        var message: String
-        var metadata: String
-        var text: String { "\(self.message) \(self.metadata)" }
-    }
-
-    let lines: NIOLockedValueBox<[Line]>
-    var metadata: Logger.Metadata = [:]
-    var logLevel: Logger.Level = .debug
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { self.metadata[key] }
-        set { self.metadata[key] = newValue }
-    }
-    func log(event: LogEvent) {
-        let merged = self.metadata.merging(event.metadata ?? [:]) { $1 }
-        let rendered = merged.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-        self.lines.withLockedValue { $0.append(Line(level: event.level, message: "\(event.message)", metadata: rendered)) }
-    }
-}
 
 /// The server's per-client limits, end to end over real sockets on 127.0.0.1.
 @Suite(.serialized) struct SocketServerLimitsTests {

@@ -9,18 +9,6 @@ import SocketGatewayWorker
 import Testing
 
 /// Records log messages so tests can check what was logged.
-struct RecordingLogHandler: LogHandler {
-    let records: NIOLockedValueBox<[(Logger.Level, String)]>
-    var metadata: Logger.Metadata = [:]
-    var logLevel: Logger.Level = .trace
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { self.metadata[key] }
-        set { self.metadata[key] = newValue }
-    }
-    func log(event: LogEvent) {
-        self.records.withLockedValue { $0.append((event.level, "\(event.message)")) }
-    }
-}
 
 /// A test subscriber that decodes every message and keeps (worker, index) of each emit.
 final class EmitCollector: Sendable {
@@ -67,8 +55,8 @@ final class EmitCollector: Sendable {
     let logger = Logger(label: "test.worker")
 
     @Test func withoutAURLEveryEmitIsNotConfiguredAndLoggedOnce() async {
-        let records = NIOLockedValueBox<[(Logger.Level, String)]>([])
-        let logger = Logger(label: "t") { _ in RecordingLogHandler(records: records) }
+        let records = NIOLockedValueBox<[CapturingLogHandler.Line]>([])
+        let logger = Logger(label: "t") { _ in CapturingLogHandler(lines: records) }
         let worker = WorkerSocketGateway(environment: ["SOCKET_REDIS_CHANNEL": "other"], logger: logger)
         #expect(!worker.isConfigured)
         #expect(worker.channel == "other")
@@ -77,18 +65,19 @@ final class EmitCollector: Sendable {
             #expect(result.outcome == .notConfigured)
         }
         #expect(await worker.joinRoom("sid", room: "r").outcome == .notConfigured)
-        #expect(records.withLockedValue { $0.filter { $0.1.contains("no Redis URL") }.count } == 1)
+        #expect(records.withLockedValue { $0.filter { $0.message.contains("no Redis URL") }.count } == 1)
     }
 
     @Test func anInvalidURLFailsEveryEmitWithoutLeakingThePassword() async {
-        let records = NIOLockedValueBox<[(Logger.Level, String)]>([])
-        let logger = Logger(label: "t") { _ in RecordingLogHandler(records: records) }
+        let records = NIOLockedValueBox<[CapturingLogHandler.Line]>([])
+        let logger = Logger(label: "t") { _ in CapturingLogHandler(lines: records) }
         let worker = WorkerSocketGateway(redisURL: "redis://:topsecret@host:notaport/0", logger: logger)
         let result = await worker.broadcast(event: "e", data: 1)
         #expect(result.outcome == .failed)
         #expect(result.reason?.contains("port") == true)
         #expect(result.reason?.contains("topsecret") == false)
         #expect(records.withLockedValue { $0.count } == 1)
+        #expect(records.withLockedValue { $0.allSatisfy { !$0.text.contains("topsecret") } }, "the log line too")
     }
 
     @Test func publishesPythonSocketIOMessages() async throws {
