@@ -134,7 +134,7 @@ enum WebSocketProtocolRules {
     /// The close the server sends when it ends a session for `reason`.
     static func close(for reason: EngineIOCloseReason) -> WebSocketClose {
         switch reason {
-        case .parseError: .init(code: 1002, reason: "engine.io parse error")
+        case .parseError: .init(code: 1002, reason: "parse error")
         case .transportError: .init(code: 1002, reason: "transport error")
         case .payloadTooLarge: .init(code: 1009, reason: "payload too large")
         case .slowClient: .init(code: 1008, reason: "slow client")
