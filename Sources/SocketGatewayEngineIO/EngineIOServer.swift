@@ -124,14 +124,8 @@ public final class EngineIOServer: Sendable {
                 ).flatMapThrowing {
                     let sync = channel.pipeline.syncOperations
                     try sync.addHandler(WebSocketRawFrameWriter(connection: connection), position: .first)
-                    try sync.addHandler(WebSocketFrameChecker())
-                    try sync.addHandler(
-                        NIOWebSocketFrameAggregator(
-                            minNonFinalFragmentSize: 0,
-                            maxAccumulatedFrameCount: 1 << 16,
-                            maxAccumulatedFrameSize: max(endpoint.configuration.maxPayload, 1)
-                        )
-                    )
+                    // No NIOWebSocketFrameAggregator: the handler's WebSocketMessageAssembler joins fragments after
+                    // checking each one (the aggregator drops what those checks need, and costs a handler).
                     try sync.addHandler(
                         EngineIOWebSocketHandler(
                             endpoint: endpoint,

@@ -157,27 +157,10 @@ final class WebSocketRawFrameWriter: ChannelOutboundHandler, RemovableChannelHan
     }
 }
 
-/// Fails the connection on a frame that breaks a rule NIO's decoder does not check (reserved bits and opcodes,
-/// masking; see ``WebSocketProtocolRules/check(_:)``). Sits before `NIOWebSocketFrameAggregator`, which drops what
-/// these checks need when it joins fragments; the error reaches ``EngineIOWebSocketHandler/errorCaught``.
-final class WebSocketFrameChecker: ChannelInboundHandler {
-    typealias InboundIn = WebSocketFrame
-    typealias InboundOut = WebSocketFrame
-
-    private var failed = false
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard !self.failed else { return }
-        if let violation = WebSocketProtocolRules.check(self.unwrapInboundIn(data)) {
-            self.failed = true
-            context.fireErrorCaught(violation)
-            return
-        }
-        context.fireChannelRead(data)
-    }
-}
-
 /// Turns WebSocket frames into Engine.IO packets for one session (new, or joining by sid for an upgrade).
+///
+/// Frames come straight from NIO's decoder: a ``WebSocketMessageAssembler`` checks them and joins fragments, and
+/// the handler runs what it returns (deliver a message, answer a close or a ping, fail the connection).
 final class EngineIOWebSocketHandler: ChannelInboundHandler {
     typealias InboundIn = WebSocketFrame
     typealias OutboundOut = WebSocketFrame
@@ -188,6 +171,7 @@ final class EngineIOWebSocketHandler: ChannelInboundHandler {
     private let joining: EngineIOSession?
     private let request: EngineIOHandshakeRequest
     private var session: EngineIOSession?
+    private var assembler: WebSocketMessageAssembler
 
     init(
         endpoint: EngineIOEndpoint,
@@ -199,6 +183,7 @@ final class EngineIOWebSocketHandler: ChannelInboundHandler {
         self.connection = connection
         self.joining = joining
         self.request = request
+        self.assembler = WebSocketMessageAssembler(maxMessageSize: max(endpoint.configuration.maxPayload, 1))
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -225,42 +210,44 @@ final class EngineIOWebSocketHandler: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         // Once a close frame is out, what the peer still sends is of no use (and may be a flood).
         guard !self.connection.closeSent else { return }
-        let frame = self.unwrapInboundIn(data)
+        switch self.assembler.receive(self.unwrapInboundIn(data)) {
+        case .success(.none):
+            break
+        case .success(.message(let opcode, let payload)):
+            self.received(payload, isBinary: opcode == .binary)
+        case .success(.control(let frame)):
+            self.received(control: frame, context: context)
+        case .failure(let violation):
+            self.fail(violation, excerpt: nil, sessionReason: violation.close.code == 1009 ? .payloadTooLarge : .transportError)
+        }
+    }
+
+    private func received(_ payload: ByteBuffer, isBinary: Bool) {
+        guard let session = self.session else { return }
+        if !isBinary, let violation = WebSocketProtocolRules.checkText(payload) {
+            self.fail(violation, excerpt: payload, sessionReason: .parseError)
+            return
+        }
+        let decoded: Result<EngineIOPacket, EngineIOCodecError>
+        do {
+            decoded = .success(try EngineIOPacket.decode(webSocketFrame: payload, isBinary: isBinary))
+        } catch {
+            // The session ends (parse error); its close frame carries the matching code.
+            let close = WebSocketProtocolRules.close(for: .parseError)
+            self.connection.failure = close
+            self.endpoint.webSocketProtocolError(
+                WebSocketProtocolViolation(close: close, detail: "\(error)"),
+                sessionID: session.id,
+                excerpt: payload
+            )
+            decoded = .failure(error)
+        }
+        let connection = self.connection
+        Self.onLoop(of: session) { session.webSocketReceived(decoded, from: connection) }
+    }
+
+    private func received(control frame: WebSocketFrame, context: ChannelHandlerContext) {
         switch frame.opcode {
-        case .text, .binary:
-            guard let session = self.session else { return }
-            let payload = frame.unmaskedData
-            if frame.opcode == .text, let violation = WebSocketProtocolRules.checkText(payload) {
-                self.fail(violation, excerpt: payload, sessionReason: .parseError)
-                return
-            }
-            let decoded: Result<EngineIOPacket, EngineIOCodecError>
-            if payload.readableBytes > self.endpoint.configuration.maxPayload {
-                decoded = .failure(
-                    EngineIOCodecError(
-                        code: .payloadTooLarge,
-                        context: "WebSocket frame of \(payload.readableBytes) bytes, maxPayload \(self.endpoint.configuration.maxPayload)"
-                    )
-                )
-            } else {
-                do {
-                    decoded = .success(try EngineIOPacket.decode(webSocketFrame: payload, isBinary: frame.opcode == .binary))
-                } catch {
-                    decoded = .failure(error)
-                }
-            }
-            if case .failure(let error) = decoded {
-                // The session ends (parse error, payload too large); its close frame carries the matching code.
-                let close = WebSocketProtocolRules.close(for: error.code == .payloadTooLarge ? .payloadTooLarge : .parseError)
-                self.connection.failure = close
-                self.endpoint.webSocketProtocolError(
-                    WebSocketProtocolViolation(close: close, detail: "\(error)"),
-                    sessionID: session.id,
-                    excerpt: payload
-                )
-            }
-            let connection = self.connection
-            Self.onLoop(of: session) { session.webSocketReceived(decoded, from: connection) }
         case .connectionClose:
             switch WebSocketProtocolRules.reply(toClosePayload: frame.unmaskedData) {
             case .success(let reply):
@@ -276,8 +263,7 @@ final class EngineIOWebSocketHandler: ChannelInboundHandler {
             let pong = WebSocketFrame(fin: true, opcode: .pong, data: frame.unmaskedData)
             context.writeAndFlush(self.wrapOutboundOut(pong), promise: nil)
         default:
-            // Pongs. Reserved opcodes never get here (`WebSocketFrameChecker` fails them).
-            break
+            break  // pong
         }
     }
 
@@ -316,17 +302,14 @@ final class EngineIOWebSocketHandler: ChannelInboundHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         // Tell the peer why (what NIO's automatic error handling does, without one more handler per connection):
-        // 1009 for a frame or message over the limit, 1002 for a broken frame or frame sequence.
+        // 1009 for a frame over the limit, 1002 for a fragmented or long control frame (NIO's decoder's errors).
         let violation: WebSocketProtocolViolation
         let reason: EngineIOCloseReason
         switch error {
-        case let error as WebSocketProtocolViolation:
-            violation = error
-            reason = .transportError
-        case NIOWebSocketError.invalidFrameLength, NIOWebSocketFrameAggregator.Error.accumulatedFrameSizeIsTooLarge:
+        case NIOWebSocketError.invalidFrameLength:
             violation = .init(close: WebSocketProtocolRules.close(for: .payloadTooLarge), detail: "\(error)")
             reason = .payloadTooLarge
-        case is NIOWebSocketError, is NIOWebSocketFrameAggregator.Error:
+        case is NIOWebSocketError:
             violation = .init(close: .init(code: 1002, reason: "protocol error"), detail: "\(error)")
             reason = .transportError
         default:

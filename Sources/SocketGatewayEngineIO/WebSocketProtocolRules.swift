@@ -44,11 +44,11 @@ struct WebSocketProtocolViolation: Error, Equatable, Sendable {
     var detail: String
 }
 
-/// RFC 6455 rules for what a server receives, without I/O, for the checks NIO does not make.
+/// RFC 6455 rules for what a server receives, without I/O, for the checks NIO's decoder does not make.
 ///
 /// NIO's `WebSocketFrameDecoder` already refuses frames over the size limit, fragmented control frames and control
-/// frames over 125 bytes; `NIOWebSocketFrameAggregator` refuses broken fragment sequences. These rules cover the
-/// rest: reserved bits and opcodes, masking, UTF-8 of text messages and close frames, and close status codes.
+/// frames over 125 bytes. These rules cover the rest: reserved bits and opcodes, masking, UTF-8 of text messages
+/// and close frames, close status codes (and ``WebSocketMessageAssembler`` the fragment sequence).
 enum WebSocketProtocolRules {
     /// Checks one frame as it came off the wire (before fragments are joined): no RSV bit (no extension is ever
     /// negotiated), masked (every client frame must be, §5.1), and a defined opcode (§5.2).
@@ -134,7 +134,7 @@ enum WebSocketProtocolRules {
     /// The close the server sends when it ends a session for `reason`.
     static func close(for reason: EngineIOCloseReason) -> WebSocketClose {
         switch reason {
-        case .parseError: .init(code: 1002, reason: "engine.io parse error")
+        case .parseError: .init(code: 1002, reason: "parse error")
         case .transportError: .init(code: 1002, reason: "transport error")
         case .payloadTooLarge: .init(code: 1009, reason: "payload too large")
         case .slowClient: .init(code: 1008, reason: "slow client")
@@ -157,5 +157,77 @@ enum WebSocketProtocolRules {
             case .error: return false
             }
         }
+    }
+}
+
+/// Joins a client's fragments into messages and checks every frame on the way, as a value (the handler owns one).
+///
+/// It takes the place of `NIOWebSocketFrameAggregator`, which drops the reserved bits and masks of the fragments it
+/// joins (so they could not be checked after it) and costs one more handler and context per connection. Same
+/// limits and same failures: a continuation without a message or a new message inside one is a protocol error
+/// (1002), a message past `maxMessageSize` is too large (1009).
+struct WebSocketMessageAssembler {
+    /// What a frame gives the handler.
+    enum Output: Equatable {
+        /// Nothing yet (a fragment was kept).
+        case none
+        /// A whole text or binary message, unmasked.
+        case message(WebSocketOpcode, ByteBuffer)
+        /// A control frame (close, ping, pong) as received; NIO's decoder has checked it is whole and short.
+        case control(WebSocketFrame)
+    }
+
+    let maxMessageSize: Int
+    let maxFragments: Int
+    /// The message being joined: its opcode, its bytes so far and how many fragments they came in.
+    private var partial: (opcode: WebSocketOpcode, bytes: ByteBuffer, fragments: Int)?
+
+    init(maxMessageSize: Int, maxFragments: Int = 1 << 16) {
+        self.maxMessageSize = maxMessageSize
+        self.maxFragments = maxFragments
+    }
+
+    /// Takes one frame as it came off the wire.
+    mutating func receive(_ frame: WebSocketFrame) -> Result<Output, WebSocketProtocolViolation> {
+        if let violation = WebSocketProtocolRules.check(frame) { return .failure(violation) }
+        switch frame.opcode {
+        case .text, .binary:
+            guard self.partial == nil else {
+                self.partial = nil
+                return .failure(Self.protocolError("a new message started before the previous one ended"))
+            }
+            let bytes = frame.unmaskedData
+            guard bytes.readableBytes <= self.maxMessageSize else { return .failure(self.tooLarge(bytes.readableBytes)) }
+            if frame.fin { return .success(.message(frame.opcode, bytes)) }
+            self.partial = (frame.opcode, bytes, 1)
+            return .success(.none)
+        case .continuation:
+            guard var partial = self.partial else {
+                return .failure(Self.protocolError("a continuation frame without a message"))
+            }
+            self.partial = nil  // no copy-on-write of the bytes while appending
+            var bytes = frame.unmaskedData
+            guard partial.bytes.readableBytes + bytes.readableBytes <= self.maxMessageSize else {
+                return .failure(self.tooLarge(partial.bytes.readableBytes + bytes.readableBytes))
+            }
+            partial.fragments += 1
+            guard frame.fin || partial.fragments < self.maxFragments else {
+                return .failure(Self.protocolError("more than \(self.maxFragments) fragments"))
+            }
+            partial.bytes.writeBuffer(&bytes)
+            if frame.fin { return .success(.message(partial.opcode, partial.bytes)) }
+            self.partial = partial
+            return .success(.none)
+        default:
+            return .success(.control(frame))
+        }
+    }
+
+    private static func protocolError(_ detail: String) -> WebSocketProtocolViolation {
+        .init(close: .init(code: 1002, reason: "protocol error"), detail: detail)
+    }
+
+    private func tooLarge(_ size: Int) -> WebSocketProtocolViolation {
+        .init(close: .init(code: 1009, reason: "message too large"), detail: "message of \(size) bytes, limit \(self.maxMessageSize)")
     }
 }

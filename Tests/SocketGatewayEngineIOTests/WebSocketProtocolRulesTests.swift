@@ -115,4 +115,56 @@ import Testing
         #expect(Rules.close(for: .clientClose) == .normal)
         #expect(Rules.close(for: .serverClose) == .normal)
     }
+
+    // MARK: joining fragments
+
+    /// Feeds wire bytes (one or more frames) to an assembler; returns what each frame gave.
+    func assemble(
+        _ frames: [[UInt8]],
+        limit: Int = 100,
+        maxFragments: Int = 1 << 16
+    ) throws -> [Result<WebSocketMessageAssembler.Output, WebSocketProtocolViolation>] {
+        var assembler = WebSocketMessageAssembler(maxMessageSize: limit, maxFragments: maxFragments)
+        return try frames.map { assembler.receive(try self.frame($0)) }
+    }
+
+    @Test func fragmentsAreJoinedAroundControlFrames() throws {
+        let results = try self.assemble([
+            self.masked(0x01, Array("4he".utf8)), self.masked(0x89, [1]), self.masked(0x00, Array("ll".utf8)),
+            self.masked(0x80, Array("o".utf8)),
+        ])
+        #expect(try results[0].get() == .none)
+        guard case .control(let ping) = try results[1].get() else {
+            Issue.record("the ping was not passed on: \(results[1])")
+            return
+        }
+        #expect(ping.opcode == .ping)
+        #expect(try results[2].get() == .none)
+        #expect(try results[3].get() == .message(.text, ByteBuffer(string: "4hello")))
+    }
+
+    @Test func fragmentSequenceErrorsFailWith1002() throws {
+        // A continuation without a message, and a new message inside one.
+        #expect(try self.assemble([self.masked(0x80, [1])])[0].failureCode == 1002)
+        #expect(try self.assemble([self.masked(0x01, [0x34]), self.masked(0x81, [0x34])])[1].failureCode == 1002)
+        // A continuation with RSV1: caught although NIO's aggregator would have joined it silently.
+        #expect(try self.assemble([self.masked(0x01, [0x34]), self.masked(0xC0, [0x34])])[1].failureCode == 1002)
+        #expect(try self.assemble([self.masked(0x02, [1]), self.masked(0x00, [2]), self.masked(0x00, [3])], maxFragments: 2)[2].failureCode == 1002)
+    }
+
+    @Test func messagesOverTheLimitFailWith1009() throws {
+        #expect(try self.assemble([self.masked(0x82, Array(repeating: 1, count: 11))], limit: 10)[0].failureCode == 1009)
+        let split = try self.assemble([self.masked(0x02, Array(repeating: 1, count: 6)), self.masked(0x80, Array(repeating: 1, count: 5))], limit: 10)
+        #expect(split[1].failureCode == 1009)
+        let fits = try self.assemble([self.masked(0x02, Array(repeating: 1, count: 5)), self.masked(0x80, Array(repeating: 1, count: 5))], limit: 10)
+        #expect(try fits[1].get() == .message(.binary, ByteBuffer(bytes: Array(repeating: 1, count: 10))))
+    }
+}
+
+extension Result where Failure == WebSocketProtocolViolation {
+    /// The close code of a failure; nil for a success.
+    var failureCode: UInt16? {
+        guard case .failure(let violation) = self else { return nil }
+        return violation.close.code
+    }
 }
