@@ -1,7 +1,7 @@
 import Crypto
 import Foundation
-public import NIOCore
-public import SocketGatewayCore
+package import NIOCore
+package import SocketGatewayCore
 
 /// The shared secret that signs and checks every message on the pub/sub channel (HMAC-SHA256), so that a process
 /// that can publish on Redis but does not hold the secret cannot inject emits, room changes, disconnects or acks.
