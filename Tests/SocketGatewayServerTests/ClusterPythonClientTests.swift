@@ -22,7 +22,8 @@ private let pythonClients = #"""
             def handler(event, *args, who=who):
                 print(json.dumps({"who": who, "event": event, "args": plain(list(args))}), flush=True)
             client.on("*", handler)
-            await client.connect(url, auth={"token": token}, transports=["websocket"])
+            # A generous wait for the CONNECT answer: this runs beside the whole parallel Swift suite on 2 cores.
+            await client.connect(url, auth={"token": token}, transports=["websocket"], wait_timeout=10)
             clients[who] = client
         print(json.dumps({"ready": {who: c.get_sid() for who, c in clients.items()}}), flush=True)
         await asyncio.sleep(60)

@@ -37,7 +37,7 @@ async def main():
     async def any_event(event, *args):
         print(json.dumps({"event": event, "args": plain(list(args))}), flush=True)
 
-    await client.connect(f"http://127.0.0.1:{port}")
+    await client.connect(f"http://127.0.0.1:{port}", wait_timeout=10)
     probe = aioredis.Redis.from_url(url)
     for _ in range(200):
         counts = await probe.pubsub_numsub(channel)
