@@ -263,4 +263,40 @@ import Testing
         try await group.shutdownGracefully()
         await redis.stop()
     }
+
+    /// Emits for a namespace this server does not have, and a large valid one: nothing breaks, the large one
+    /// arrives whole.
+    @Test func unknownNamespacesAndLargeEmitsFromOtherHosts() async throws {
+        let redis = try await RedisServerProcess.start()
+        let channel = "socketio-odd-\(UUID().uuidString.prefix(8))"
+        let server = try await self.startServer(
+            redis,
+            SocketServerRedisConfiguration(url: redis.urlString, channel: channel)
+        )
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let worker = WorkerSocketGateway(redisURL: redis.urlString, channel: channel, logger: Self.logger())
+        do {
+            let (client, _) = try await self.connect(server, group: group)
+            for namespace in ["/nope", "/", "no-slash", ""] where namespace != "/" {
+                let result = await worker.emit("ghost", arguments: [1], to: .broadcast, options: .init(namespace: namespace))
+                #expect(result.outcome == .published)
+            }
+            let large = String(repeating: "y", count: 2 << 20)
+            #expect(await worker.broadcast(event: "large", data: .string(large)).outcome == .published)
+            #expect(try await client.nextText() == #"42["large",""# + large + #""]"#)
+            #expect(client.hasNoPendingFrames())
+            #expect(server.clusterHealth.undecodable == 0)
+            await client.close()
+        } catch {
+            _ = await worker.shutdown()
+            try? await server.shutdown()
+            try? await group.shutdownGracefully()
+            await redis.stop()
+            throw error
+        }
+        _ = await worker.shutdown()
+        try await server.shutdown()
+        try await group.shutdownGracefully()
+        await redis.stop()
+    }
 }
