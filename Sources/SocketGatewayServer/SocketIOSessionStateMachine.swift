@@ -154,7 +154,7 @@ struct SocketIOSessionStateMachine {
     /// Set until the client is first accepted in a namespace.
     private var connectDeadline: NIODeadline?
     private(set) var isClosed = false
-    /// Set when the session was closed for a protocol error (or the connect timeout).
+    /// Set when the session was closed for the client's fault: a protocol error, a limit, or the connect timeout.
     private(set) var closingError: SocketIOSessionError?
 
     /// Starts the state of a new Engine.IO session.
