@@ -85,7 +85,8 @@ public enum HS256JWT {
             throw JWTError(code: .emptySecret, detail: "refusing to verify with an empty secret")
         }
         guard token.utf8.count <= Self.maxTokenLength else {
-            throw JWTError(code: .malformed, detail: "token is \(token.utf8.count) bytes, more than \(Self.maxTokenLength)")
+            throw JWTError(
+                code: .malformed, detail: "token is \(token.utf8.count) bytes, more than \(Self.maxTokenLength)")
         }
         let parts = token.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 3 else {
@@ -101,7 +102,8 @@ public enum HS256JWT {
         }
         guard algorithm == "HS256" else {
             throw JWTError(
-                code: .unsupportedAlgorithm, detail: "alg \(LogSafe.text(algorithm, limit: 32)) is not accepted; only HS256 is")
+                code: .unsupportedAlgorithm,
+                detail: "alg \(LogSafe.text(algorithm, limit: 32)) is not accepted; only HS256 is")
         }
         guard let signature = Base64URL.decode(parts[2]) else {
             throw JWTError(code: .malformed, detail: "signature is not base64url")

@@ -145,7 +145,8 @@ final class SocketIOClient: @unchecked Sendable {
     func sessionClosed(reason: EngineIOCloseReason) {
         self.connectTimer?.cancel()
         self.connectTimer = nil
-        let disconnectReason = self.machine.closingError.map(SocketDisconnectReason.init(closing:)) ?? .transport(reason)
+        let disconnectReason =
+            self.machine.closingError.map(SocketDisconnectReason.init(closing:)) ?? .transport(reason)
         for action in self.machine.sessionClosed() {
             self.run(action, sessionCloseReason: disconnectReason)
         }
@@ -240,7 +241,8 @@ final class SocketIOClient: @unchecked Sendable {
                     self.machine.protocolError(
                         SocketIOSessionError(
                             code: .eventQueueFull,
-                            detail: "namespace \(LogSafe.text(namespace)) sent events faster than its handlers ran (\(queue) may wait)")))
+                            detail: "namespace \(LogSafe.text(namespace)) sent events faster than its handlers ran "
+                                + "(\(queue) may wait)")))
             }
 
         case .resolveAck(let namespace, _, let id, let arguments):

@@ -154,7 +154,7 @@ struct SocketIOSessionStateMachine {
     /// Set until the client is first accepted in a namespace.
     private var connectDeadline: NIODeadline?
     private(set) var isClosed = false
-    /// Set when the session was closed for a protocol error (or the connect timeout).
+    /// Set when the session was closed for the client's fault: a protocol error, a limit, or the connect timeout.
     private(set) var closingError: SocketIOSessionError?
 
     /// Starts the state of a new Engine.IO session.
@@ -242,13 +242,15 @@ struct SocketIOSessionStateMachine {
                     return self.closeSession(
                         SocketIOSessionError(
                             code: .duplicateAckID,
-                            detail: "namespace \(LogSafe.text(namespace)) asked for ack \(ackID) again before it was answered"))
+                            detail: "namespace \(LogSafe.text(namespace)) asked for ack \(ackID) again "
+                                + "before it was answered"))
                 }
                 guard connection.owedAcks.count < self.limits.maxPendingClientAcks else {
                     return self.closeSession(
                         SocketIOSessionError(
                             code: .tooManyPendingAcks,
-                            detail: "namespace \(LogSafe.text(namespace)) asked for more than \(self.limits.maxPendingClientAcks) acks the handlers have not answered"))
+                            detail: "namespace \(LogSafe.text(namespace)) asked for more than "
+                                + "\(self.limits.maxPendingClientAcks) acks the handlers have not answered"))
                 }
                 connection.owedAcks.insert(ackID)
                 self.namespaces[namespace] = .connected(connection)
@@ -317,7 +319,8 @@ struct SocketIOSessionStateMachine {
         }
         let error = SocketIOSessionError(
             code: .tooManyRefusedConnects,
-            detail: "\(self.refusedConnects) CONNECTs refused on this session, the last for namespace \(LogSafe.text(namespace)) (\(message))")
+            detail: "\(self.refusedConnects) CONNECTs refused on this session, the last for namespace "
+                + "\(LogSafe.text(namespace)) (\(message))")
         self.isClosed = true
         self.closingError = error
         return .sendConnectErrorAndClose(namespace: namespace, message: message, error)

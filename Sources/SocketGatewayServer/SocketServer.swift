@@ -106,8 +106,8 @@ public final class SocketServer: Service, Sendable {
                 configurationError
                 ?? SocketServerConfigurationError(
                     variable: "tokenSecret",
-                    message:
-                        "no authentication: pass an authenticator, set tokenSecret, or set allowAnonymous to accept unauthenticated clients"
+                    message: "no authentication: pass an authenticator, set tokenSecret, "
+                        + "or set allowAnonymous to accept unauthenticated clients"
                 )
         }
         self.isAnonymous = authenticator == nil

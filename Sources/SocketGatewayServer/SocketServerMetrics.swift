@@ -34,8 +34,9 @@ struct SocketServerMetrics: Sendable {
 
     /// A client was refused by the authenticator.
     func authFailure(namespace: String) {
-        Counter(label: "socketgateway_auth_failures_total", dimensions: [("namespace", namespace)], factory: self.factory)
-            .increment()
+        Counter(
+            label: "socketgateway_auth_failures_total", dimensions: [("namespace", namespace)], factory: self.factory
+        ).increment()
     }
 
     /// A client exceeded one of the server's limits (`error.code`, e.g. `event queue full`) and was disconnected.

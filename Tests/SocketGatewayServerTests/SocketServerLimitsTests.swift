@@ -249,7 +249,7 @@ final class TestGate: Sendable {
         }
     }
 
-    @Test func duplicatePendingAckIDIsAProtocolError() async throws {
+    @Test func duplicateOrOutOfRangeAckIDIsAProtocolError() async throws {
         try await self.withServer { h in
             let (client, sid) = try await self.connect(port: h.port, group: h.group)
             try await client.send(#"425["hold"]"#)
@@ -258,6 +258,14 @@ final class TestGate: Sendable {
             try await h.recorder.waitUntil { $0.disconnectReason(sid) != nil }
             #expect(h.recorder.disconnectReason(sid) == .protocolError)
             #expect(h.counter("socketgateway_protocol_errors_total", [("code", "duplicate ack id")]) == 1)
+
+            // An ack id beyond 64 bits is a protocol error too.
+            let (other, otherSid) = try await self.connect(port: h.port, group: h.group)
+            try await other.send(#"4218446744073709551616["echo"]"#)
+            try await other.waitForClose()
+            try await h.recorder.waitUntil { $0.disconnectReason(otherSid) != nil }
+            #expect(h.recorder.disconnectReason(otherSid) == .protocolError)
+            #expect(h.counter("socketgateway_protocol_errors_total", [("code", "invalidAckID")]) == 1)
         }
     }
 
