@@ -30,7 +30,7 @@ public struct SocketServerRedisConfiguration: Sendable, Hashable {
     /// each is one client's answer to an emit another server published with a callback. Beyond it, such emits
     /// are delivered without asking for an ack, and counted.
     public var maxPendingRemoteAcks: Int
-    /// How many messages from Redis may wait for one event loop (default 4,096) before the server stops reading
+    /// How many messages from Redis may wait for one event loop (default 16,384) before the server stops reading
     /// Redis until that loop has caught up to half of it; Redis holds what is published meanwhile, up to its
     /// `client-output-buffer-limit pubsub` (then it drops the connection and the server resubscribes).
     public var maxQueuedMessagesPerLoop: Int
@@ -45,7 +45,7 @@ public struct SocketServerRedisConfiguration: Sendable, Hashable {
         outboxCapacity: Int = 1000,
         signingSecret: String? = nil,
         maxPendingRemoteAcks: Int = 1000,
-        maxQueuedMessagesPerLoop: Int = 4096,
+        maxQueuedMessagesPerLoop: Int = 16_384,
         maxQueuedBytesPerLoop: Int = 32 << 20
     ) {
         self.url = url
