@@ -87,6 +87,14 @@ struct LoadCommand: AsyncParsableCommand {
     @Flag(help: "Also print one JSON line with every figure (for tools/bench).")
     var json = false
 
+    @Flag(
+        help: """
+            Print a PROGRESS line every second from the first emit to the end of the window: seconds, deliveries, \
+            emits, disconnects so far, that second's delivery latency p50/p99/max in ms, and the longest stretch \
+            without any delivery so far in ms (for tools/overload).
+            """)
+    var progress = false
+
     func run() async throws {
         guard let warmupSeconds = Self.seconds(self.warmup), let durationSeconds = Self.seconds(self.duration) else {
             throw ValidationError("--warmup/--duration take a number of seconds like 10s, 1.5s or 500ms")
@@ -120,7 +128,7 @@ struct LoadCommand: AsyncParsableCommand {
         var recorders: [ObjectIdentifier: LoadRecorder] = [:]
         var recorderList: [LoadRecorder] = []
         for loop in group.makeIterator() {
-            let recorder = LoadRecorder(eventLoop: loop, recording: recording)
+            let recorder = LoadRecorder(eventLoop: loop, recording: recording, progress: self.progress)
             recorders[ObjectIdentifier(loop)] = recorder
             recorderList.append(recorder)
         }
@@ -201,6 +209,7 @@ struct LoadCommand: AsyncParsableCommand {
             emitter = created
             emitTask = Task { await created.run() }
         }
+        let progressTask = self.progress ? Self.startProgress(recorders: allRecorders, emitter: emitter) : nil
         try await Task.sleep(for: .milliseconds(Int64(warmupSeconds * 1000)))
         for recorder in recorderList { try await recorder.reset() }
         recording.store(true, ordering: .relaxed)
@@ -221,6 +230,8 @@ struct LoadCommand: AsyncParsableCommand {
             report.serverSystemCPU = (serverEnd - serverStart).system / windowSeconds
         }
         recording.store(false, ordering: .relaxed)
+        progressTask?.cancel()
+        await progressTask?.value
         report.windowSeconds = windowSeconds
         report.deliveriesPerSecond = Double(deliveredEnd - deliveredStart) / windowSeconds
         report.emitsPerSecond = Double(sentEnd - sentStart) / windowSeconds
@@ -259,6 +270,55 @@ struct LoadCommand: AsyncParsableCommand {
         report.print(emitting: audience != nil)
         if self.json { report.printJSON() }
         try await group.shutdownGracefully()
+    }
+
+    /// Prints one `PROGRESS` line a second until cancelled: elapsed seconds, deliveries and emits in that second,
+    /// disconnects so far, that second's latency p50/p99/max in ms (0 when nothing was delivered), and the longest
+    /// stretch so far in which no client received anything, in ms (polled every 100 ms, so ±100 ms).
+    static func startProgress(recorders: [LoadRecorder], emitter: LoadEmitter?) -> Task<Void, Never> {
+        Task {
+            let total = { recorders.reduce(0) { $0 + $1.events.load(ordering: .relaxed) } }
+            let start = monotonicMicroseconds()
+            var lastDelivered = total()
+            var lastSent = emitter?.sent.load(ordering: .relaxed) ?? 0
+            var polled = lastDelivered
+            var quietSince = start
+            var longestQuiet: UInt64 = 0
+            var tick = 1
+            while !Task.isCancelled {
+                let due = start + UInt64(tick) * 100_000
+                let now = monotonicMicroseconds()
+                if due > now {
+                    do { try await Task.sleep(for: .microseconds(Int64(due - now))) } catch { return }
+                }
+                let delivered = total()
+                let polledAt = monotonicMicroseconds()
+                if delivered != polled {
+                    polled = delivered
+                    quietSince = polledAt
+                } else {
+                    longestQuiet = max(longestQuiet, polledAt - quietSince)
+                }
+                tick += 1
+                guard (tick - 1) % 10 == 0 else { continue }
+                var latency = Histogram<UInt64>(highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: .two)
+                for recorder in recorders {
+                    if let taken = try? await recorder.takeInterval() { latency.add(taken) }
+                }
+                let sent = emitter?.sent.load(ordering: .relaxed) ?? 0
+                let disconnects = recorders.reduce(0) { $0 + $1.disconnects.load(ordering: .relaxed) }
+                let ms: (Double) -> String = { percentile in
+                    latency.totalCount == 0 ? "0" : String(Double(latency.valueAtPercentile(percentile)) / 1000)
+                }
+                let maxMs = latency.totalCount == 0 ? "0" : String(Double(latency.max) / 1000)
+                print(
+                    "PROGRESS \(Double(polledAt - start) / 1e6) \(delivered - lastDelivered) \(sent - lastSent) "
+                        + "\(disconnects) \(ms(50)) \(ms(99)) \(maxMs) \(longestQuiet / 1000)")
+                fflush(nil)  // all streams: a pipe would otherwise hold the lines until exit
+                lastDelivered = delivered
+                lastSent = sent
+            }
+        }
     }
 
     static func seconds(_ text: String) -> Double? {

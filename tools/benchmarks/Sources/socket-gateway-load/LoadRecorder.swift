@@ -17,21 +17,37 @@ final class LoadRecorder: @unchecked Sendable {
     private(set) var unstamped = 0
     /// Shared by every recorder: whether the measurement window is open.
     let recording: ManagedAtomic<Bool>
+    /// With `--progress`: latency since the last `takeInterval()`, warm-up included.
+    private var interval: Histogram<UInt64>?
 
-    init(eventLoop: any EventLoop, recording: ManagedAtomic<Bool>) {
+    init(eventLoop: any EventLoop, recording: ManagedAtomic<Bool>, progress: Bool = false) {
         self.eventLoop = eventLoop
         self.recording = recording
+        if progress {
+            self.interval = Histogram<UInt64>(highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: .two)
+        }
     }
 
     /// Counts one EVENT packet; `payload` is the Engine.IO message text (`42[...]`).
     func recordEvent(_ payload: ByteBuffer, now: UInt64) {
         self.events.wrappingIncrement(ordering: .relaxed)
-        guard self.recording.load(ordering: .relaxed) else { return }
+        let recording = self.recording.load(ordering: .relaxed)
+        guard recording || self.interval != nil else { return }
         if let sent = SendStamp.read(from: payload), now >= sent {
-            _ = self.latency.record(now - sent)
-        } else {
+            if recording { _ = self.latency.record(now - sent) }
+            _ = self.interval?.record(now - sent)
+        } else if recording {
             self.unstamped += 1
         }
+    }
+
+    /// The latency histogram since the previous call, then cleared (on the recorder's loop; `--progress`).
+    func takeInterval() async throws -> Histogram<UInt64>? {
+        try await self.eventLoop.submit { () -> Histogram<UInt64>? in
+            let taken = self.interval
+            self.interval?.reset()
+            return taken
+        }.get()
     }
 
     /// Clears the histogram (on the recorder's loop).
