@@ -28,7 +28,9 @@ let package = Package(
         .target(
             name: "SocketGatewayCore",
             dependencies: [
-                .product(name: "NIOCore", package: "swift-nio")
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // The HTTP/1.1 + WebSocket server and Engine.IO v4 sessions (polling, WebSocket, upgrade, heartbeat).

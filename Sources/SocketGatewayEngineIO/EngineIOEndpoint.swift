@@ -64,7 +64,7 @@ final class EngineIOEndpoint: Sendable {
     /// Upgrade WebSockets attached to their session in `shouldUpgrade`, waiting for their pipeline.
     private let reservedUpgrades = NIOLockedValueBox<[ObjectIdentifier: (EngineIOSession, EngineIOWebSocketConnection)]>([:])
     /// Warnings about misbehaving WebSocket peers: a flood of them logs a bounded number of lines.
-    private let webSocketWarnings = NIOLockedValueBox(LogRateLimiter(interval: .seconds(10)))
+    private let webSocketWarning = RateLimitedWarning()
 
     init(path: String, configuration: EngineIOConfiguration, application: any EngineIOApplication, logger: Logger) {
         var path = path
@@ -219,7 +219,8 @@ final class EngineIOEndpoint: Sendable {
     /// within `webSocketCloseTimeout`).
     func webSocketForcedClose(why: String, remoteAddress: SocketAddress?) {
         self.metrics.webSocketForcedCloses(why: why).increment()
-        self.warn(
+        self.webSocketWarning.log(
+            self.logger,
             "websocket reset: the peer does not read",
             metadata: ["why": "\(why)", "remote": "\(remoteAddress.map { "\($0)" } ?? "?")"]
         )
@@ -234,15 +235,7 @@ final class EngineIOEndpoint: Sendable {
         ]
         if let sessionID { metadata["engineio.sid"] = "\(sessionID)" }
         if let excerpt { metadata["excerpt"] = "\(LogSafe.excerpt(excerpt.readableBytesView))" }
-        self.warn("websocket protocol error, connection failed", metadata: metadata)
-    }
-
-    /// Logs a warning unless one was logged within the last interval; the next line says how many were skipped.
-    private func warn(_ message: Logger.Message, metadata: Logger.Metadata) {
-        guard let suppressed = self.webSocketWarnings.withLockedValue({ $0.admit(at: .now) }) else { return }
-        var metadata = metadata
-        metadata["suppressed_since_last_log"] = "\(suppressed)"
-        self.logger.warning(message, metadata: metadata)
+        self.webSocketWarning.log(self.logger, "websocket protocol error, connection failed", metadata: metadata)
     }
 
     // MARK: long-polling

@@ -530,31 +530,29 @@ final class EngineIOHTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
     /// connection's end-of-file may still wait in the event loop when a GET's answer comes in from its session.
     static func clientStillConnected(_ channel: any Channel) -> Bool {
         guard channel.isActive else { return false }
-        #if os(Linux)
-        guard let provider = channel as? any SocketOptionProvider else { return true }
-        var established = true
-        provider.getTCPInfo().assumeIsolated().whenSuccess { info in
-            // TCP_ESTABLISHED is 1; CLOSE_WAIT (the client sent FIN) or CLOSE (reset) mean it is gone.
-            established = info.tcpi_state == 1
-        }
-        return established
-        #else
-        return true
-        #endif
+        // TCP_ESTABLISHED is 1; CLOSE_WAIT (the client sent FIN) or CLOSE (reset) mean it is gone.
+        return Self.tcpState(of: channel).map { $0.state == 1 } ?? true
     }
 
     /// Whether the client has closed (FIN) without acknowledging everything we sent, or reset the connection.
     static func closedWithoutReadingOurData(_ channel: any Channel) -> Bool {
+        // TCP_CLOSE is 7 (reset), TCP_CLOSE_WAIT is 8 (the client's FIN arrived).
+        guard let info = Self.tcpState(of: channel) else { return false }
+        return info.state == 7 || (info.state == 8 && info.unacknowledged > 0)
+    }
+
+    /// The kernel's TCP state of the channel's socket and its count of unacknowledged segments (Linux, on the
+    /// channel's loop); `nil` where it cannot be read.
+    private static func tcpState(of channel: any Channel) -> (state: UInt8, unacknowledged: UInt32)? {
         #if os(Linux)
-        guard let provider = channel as? any SocketOptionProvider else { return false }
-        var lost = false
+        guard let provider = channel as? any SocketOptionProvider else { return nil }
+        var result: (state: UInt8, unacknowledged: UInt32)?
         provider.getTCPInfo().assumeIsolated().whenSuccess { info in
-            // TCP_CLOSE is 7 (reset), TCP_CLOSE_WAIT is 8 (the client's FIN arrived).
-            lost = info.tcpi_state == 7 || (info.tcpi_state == 8 && info.tcpi_unacked > 0)
+            result = (info.tcpi_state, info.tcpi_unacked)
         }
-        return lost
+        return result
         #else
-        return false
+        return nil
         #endif
     }
 

@@ -1,6 +1,7 @@
 import Logging
 import Metrics
 import NIOCore
+import SocketGatewayCore
 
 #if canImport(Glibc)
 import Glibc

@@ -5,6 +5,7 @@ import NIOConcurrencyHelpers
 import NIOHTTP1
 import NIOPosix
 import NIOWebSocket
+import SocketGatewayCore
 
 /// The NIO HTTP/1.1 + WebSocket server.
 ///

@@ -21,8 +21,8 @@ public final class SocketIOPubSubChannel: Sendable {
     public let publisher: RedisPublisher
     /// The subscriber (connects on `start()`).
     public let subscriber: RedisSubscriber
-    private let undecodable: NIOLockedValueBox<(count: Int, log: LogRateLimiter)>
-    private let unverified: NIOLockedValueBox<(count: Int, log: LogRateLimiter)>
+    private let undecodable = NIOLockedValueBox(0)
+    private let unverified = NIOLockedValueBox(0)
     private let writer: PubSubMessageWriter
 
     /// Creates the channel; call `start()` to subscribe.
@@ -56,10 +56,10 @@ public final class SocketIOPubSubChannel: Sendable {
             label: "socketgateway_redis_undecodable_total",
             dimensions: [("channel", channel)]
         )
-        let undecodable = NIOLockedValueBox((count: 0, log: LogRateLimiter(interval: undecodableLogInterval)))
-        self.undecodable = undecodable
-        let unverified = NIOLockedValueBox((count: 0, log: LogRateLimiter(interval: undecodableLogInterval)))
-        self.unverified = unverified
+        let undecodable = self.undecodable
+        let undecodableWarning = RateLimitedWarning(interval: undecodableLogInterval)
+        let unverified = self.unverified
+        let unverifiedWarning = RateLimitedWarning(interval: undecodableLogInterval)
         let unverifiedCounter = Counter(
             label: "socketgateway_redis_signature_rejected_total",
             dimensions: [("channel", channel)]
@@ -74,22 +74,20 @@ public final class SocketIOPubSubChannel: Sendable {
                 let check = signer.check(raw.payload, now: PubSubSigner.wallClockMilliseconds())
                 guard check == .valid else {
                     unverifiedCounter.increment()
-                    let suppressed = unverified.withLockedValue { state -> Int? in
-                        state.count += 1
-                        return state.log.admit(at: .now)
-                    }
-                    if let suppressed {
+                    unverified.withLockedValue { $0 += 1 }
+                    var metadata: Logger.Metadata {
                         var metadata: Logger.Metadata = [
                             "reason": "\(check.reason)",
                             "message": "\(LogSafe.excerpt(raw.payload.readableBytesView, limit: 200))",
-                            "suppressed_since_last_log": "\(suppressed)",
                         ]
                         if case .outOfWindow(let age) = check { metadata["age_ms"] = "\(age)" }
-                        logger.warning(
-                            "skipped a pub/sub message that is not signed with this cluster's key",
-                            metadata: metadata
-                        )
+                        return metadata
                     }
+                    unverifiedWarning.log(
+                        logger,
+                        "skipped a pub/sub message that is not signed with this cluster's key",
+                        metadata: metadata
+                    )
                     return
                 }
             }
@@ -98,17 +96,9 @@ public final class SocketIOPubSubChannel: Sendable {
                 message = try PubSubMessage.decode(raw.payload)
             } catch {
                 undecodableCounter.increment()
-                let suppressed = undecodable.withLockedValue { state -> Int? in
-                    state.count += 1
-                    return state.log.admit(at: .now)
-                }
-                if let suppressed {
-                    // The error's excerpt of the message is escaped (LogSafe): one line, no terminal escapes.
-                    logger.warning(
-                        "skipped an unreadable pub/sub message",
-                        metadata: ["error": "\(error)", "suppressed_since_last_log": "\(suppressed)"]
-                    )
-                }
+                undecodable.withLockedValue { $0 += 1 }
+                // The error's excerpt of the message is escaped (LogSafe): one line, no terminal escapes.
+                undecodableWarning.log(logger, "skipped an unreadable pub/sub message", metadata: ["error": "\(error)"])
                 return
             }
             guard message.isRelevant(toHost: hostID) else { return }
@@ -135,14 +125,14 @@ public final class SocketIOPubSubChannel: Sendable {
     }
 
     /// Messages on the channel that could not be decoded and were skipped, since start.
-    public var undecodableMessages: Int { self.undecodable.withLockedValue { $0.count } }
+    public var undecodableMessages: Int { self.undecodable.withLockedValue { $0 } }
 
     /// Whether messages are signed and checked with a ``PubSubSigningKey``.
     public var isSigning: Bool { self.writer.signer != nil }
 
     /// Messages skipped because their signature was missing, wrong or outside the time window, since start
     /// (always 0 without a signing key).
-    public var unverifiedMessages: Int { self.unverified.withLockedValue { $0.count } }
+    public var unverifiedMessages: Int { self.unverified.withLockedValue { $0 } }
 
     /// Subscriber health (connected, last message age, reconnects).
     public var health: RedisSubscriberHealth { self.subscriber.health }

@@ -26,6 +26,7 @@ final class RedisClusterAdapter: ClusterAdapter {
     /// What the subscriber's callback calls: set by `start(gateway:)`, cleared by `shutdown()`.
     private let router: MessageRouter
     private let state: NIOLockedValueBox<State>
+    private let remoteAckRefusedWarning = RateLimitedWarning()
 
     private struct State {
         var gateway: SocketGateway?
@@ -36,7 +37,6 @@ final class RedisClusterAdapter: ClusterAdapter {
         var rejectionLog: LogRateLimiter
         var pendingRemoteAcks = 0
         var remoteAcksRefused = 0
-        var remoteAckLog = LogRateLimiter(interval: .seconds(10))
     }
 
     /// Creates the adapter; nothing connects until `start(gateway:)`.
@@ -409,19 +409,14 @@ final class RedisClusterAdapter: ClusterAdapter {
     }
 
     private func logRemoteAckRefused(limit: Int) {
-        let logged = self.state.withLockedValue { state -> (suppressed: Int, total: Int)? in
-            state.remoteAckLog.admit(at: .now).map { ($0, state.remoteAcksRefused) }
-        }
-        if let logged {
-            self.logger.warning(
-                "delivered a remote emit without its ack: too many remote acks pending",
-                metadata: [
-                    "max_pending_remote_acks": "\(limit)",
-                    "refused_total": "\(logged.total)",
-                    "suppressed_since_last_log": "\(logged.suppressed)",
-                ]
-            )
-        }
+        self.remoteAckRefusedWarning.log(
+            self.logger,
+            "delivered a remote emit without its ack: too many remote acks pending",
+            metadata: [
+                "max_pending_remote_acks": "\(limit)",
+                "refused_total": "\(self.state.withLockedValue { $0.remoteAcksRefused })",
+            ]
+        )
     }
 
     /// Acks for remote emits awaited now, and those refused since start (for tests and health).

@@ -212,10 +212,11 @@ extension EmitCommand {
         minimum: Int,
         deadline: ContinuousClock.Instant
     ) async -> Result<Int, RedisError> {
-        var pause = Duration.milliseconds(25)
+        // The subscriber's reconnect policy: quick first retries, then at most 250 ms apart, with jitter.
+        var backoff = ReconnectBackoff(initial: .milliseconds(25), maximum: .milliseconds(250))
         var lastError: RedisError?
         var lastCount: Int?
-        // Bounded by the deadline (at most 600 s by validate()) and by the pause, which grows to 250 ms.
+        // Bounded by the deadline (at most 600 s by validate()).
         while true {
             let remaining = deadline - ContinuousClock.now
             do {
@@ -232,9 +233,9 @@ extension EmitCommand {
                 if error.code == .authenticationFailed || error.code == .selectFailed { return .failure(error) }
                 lastError = error
             }
+            let pause = backoff.nextDelay()
             guard ContinuousClock.now + pause < deadline else { break }
             try? await Task.sleep(for: pause)
-            pause = min(pause * 2, .milliseconds(250))
         }
         if let lastCount { return .success(lastCount) }
         return .failure(lastError ?? RedisError(code: .timeout, message: "no answer from Redis before the timeout"))

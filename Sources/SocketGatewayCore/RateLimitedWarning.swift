@@ -1,6 +1,5 @@
 package import Logging
 import NIOConcurrencyHelpers
-import SocketGatewayCore
 
 /// One kind of warning shared by every connection of a server: logged at once, then at most once per interval,
 /// each line carrying how many were suppressed since the last one (so a flood gives a bounded number of lines).
