@@ -59,7 +59,8 @@ struct EngineIOOutboundBudget: Sendable, Hashable {
 }
 
 extension EngineIOServer {
-    /// Samples what every session holds on its loop and closes the largest while the total is over `budget`.
+    /// Samples what every session holds on its loop and closes the largest while the total is over `budget`;
+    /// returns the total sampled.
     static func enforce(
         _ budget: EngineIOOutboundBudget,
         endpoints: [EngineIOEndpoint],
@@ -68,11 +69,11 @@ extension EngineIOServer {
         warning: RateLimitedWarning,
         gauge: Gauge,
         shedCounter: Counter
-    ) -> EventLoopFuture<Void> {
+    ) -> EventLoopFuture<Int> {
         let sessions = endpoints.flatMap(\.allSessions)
         guard !sessions.isEmpty else {
             gauge.record(0)
-            return eventLoop.makeSucceededVoidFuture()
+            return eventLoop.makeSucceededFuture(0)
         }
         var byLoop: [ObjectIdentifier: (any EventLoop, [EngineIOSession])] = [:]
         for session in sessions {
@@ -85,7 +86,7 @@ extension EngineIOServer {
             let sample = perLoop.flatMap { $0 }
             let decision = budget.decide(sample.map(\.1))
             gauge.record(decision.total)
-            guard !decision.shed.isEmpty else { return }
+            guard !decision.shed.isEmpty else { return decision.total }
             shedCounter.increment(by: decision.shed.count)
             warning.log(
                 logger,
@@ -99,6 +100,7 @@ extension EngineIOServer {
             for index in decision.shed {
                 sample[index].0.close(reason: .slowClient)
             }
+            return decision.total
         }
     }
 }

@@ -22,6 +22,8 @@ public final class EngineIOServer: Sendable {
         var shuttingDown = false
         /// Checks the outbound memory budget every 500 ms while running.
         var budgetCheck: RepeatedTask?
+        /// What the last check found waiting for all clients together.
+        var bufferedBytes = 0
     }
 
     private let host: String
@@ -59,6 +61,12 @@ public final class EngineIOServer: Sendable {
             precondition(!state.started, "EngineIOServer.mount(path:) must be called before start()")
             state.endpoints.append(endpoint)
         }
+    }
+
+    /// The bytes waiting for all clients together at the last budget check (every 500 ms while running; 0 when
+    /// the budget is off).
+    package var bufferedBytes: Int {
+        self.state.withLockedValue { $0.bufferedBytes }
     }
 
     /// The bound port once started.
@@ -247,7 +255,7 @@ public final class EngineIOServer: Sendable {
                     warning: warning,
                     gauge: gauge,
                     shedCounter: shedCounter
-                )
+                ).map { total in state.withLockedValue { $0.bufferedBytes = total } }
             }
             self.state.withLockedValue { $0.budgetCheck = check }
         }

@@ -192,6 +192,10 @@ public final class SocketServer: Service, Sendable {
         self.logger.info("socket.io server stopped")
     }
 
+    /// The bytes waiting for all clients together at the last outbound budget check (see
+    /// ``SocketServerConfiguration/maxBufferedBytesTotal``).
+    package var bufferedBytes: Int { self.engine.bufferedBytes }
+
     /// Starts, waits for graceful shutdown (or cancellation), then shuts down.
     public func run() async throws {
         do {

@@ -152,14 +152,23 @@ import Testing
 
     /// A server whose event loop is behind stops reading Redis (Redis holds the rest) instead of queueing without
     /// bound, keeps its subscription alive meanwhile, and delivers everything in order once it caught up.
-    @Test func readingRedisIsPacedByWhatTheEventLoopsCanApply() async throws {
+    /// The inbox bound by count, and by bytes (200 events of about 40 bytes against a 1 KiB bound).
+    static let inboxBounds: [(messages: Int, bytes: Int)] = [(8, 32 << 20), (1 << 20, 1 << 10)]
+
+    @Test(arguments: Self.inboxBounds)
+    func readingRedisIsPacedByWhatTheEventLoopsCanApply(_ bound: (messages: Int, bytes: Int)) async throws {
         let redis = try await RedisServerProcess.start()
         let channel = "socketio-paced-\(UUID().uuidString.prefix(8))"
         let server = SocketServer(
             configuration: SocketServerConfiguration(
                 port: 0,
                 eventLoopThreads: 1,
-                redis: SocketServerRedisConfiguration(url: redis.urlString, channel: channel, maxQueuedMessagesPerLoop: 8)
+                redis: SocketServerRedisConfiguration(
+                    url: redis.urlString,
+                    channel: channel,
+                    maxQueuedMessagesPerLoop: bound.messages,
+                    maxQueuedBytesPerLoop: bound.bytes
+                )
             ).anonymous,
             logger: Self.logger()
         )
