@@ -32,6 +32,8 @@ public final class SocketServer: Service, Sendable {
     /// The one task that runs `tasks` when the server was started with `start()` rather than `run()`; `shutdown()`
     /// cancels it after the grace period and waits for it.
     private let startedRunner = NIOLockedValueBox<Task<Void, Never>?>(nil)
+    /// Tells `waitUntilListening()` callers the port once bound (nil if the server stopped or failed first).
+    private let listening = ListeningSignal()
     /// Why the configuration cannot be used (an invalid setting or Redis URL, no authentication); `start()` throws it.
     private let configurationError: SocketServerConfigurationError?
     /// Whether clients connect without authentication (`allowAnonymous`).
@@ -173,6 +175,17 @@ public final class SocketServer: Service, Sendable {
             return true
         }
         guard shouldStart else { return false }
+        do {
+            try await self.listen()
+        } catch {
+            self.listening.resolve(nil)
+            throw error
+        }
+        self.listening.resolve(self.engine.localPort ?? self.configuration.port)
+        return true
+    }
+
+    private func listen() async throws {
         if let error = self.configurationError { throw error }
         if self.isAnonymous {
             self.logger.warning("clients are NOT authenticated (allowAnonymous): emits to users reach nobody")
@@ -190,7 +203,13 @@ public final class SocketServer: Service, Sendable {
                 "host": "\(self.configuration.host)", "port": "\(self.engine.localPort ?? self.configuration.port)",
                 "path": "\(self.configuration.path)",
             ])
-        return true
+    }
+
+    /// Waits until the server listens (through ``run()`` or ``start()``), for a caller that runs it in a
+    /// `ServiceGroup` and must announce its port.
+    /// - Returns: The port; nil when the server failed to start or was shut down first, or the task was cancelled.
+    package func waitUntilListening() async -> Int? {
+        await self.listening.wait()
     }
 
     /// How the link to the other servers is doing (also served as JSON at `GET /healthz`).
@@ -220,6 +239,7 @@ public final class SocketServer: Service, Sendable {
             return previous
         }
         if case .shutDown = previous { return nil }
+        self.listening.resolve(nil)
         if case .started = previous {
             // Closing the sessions queues their onDisconnect handlers (behind the running ones) before `finish()`.
             try? await self.engine.shutdown()
@@ -273,5 +293,45 @@ public final class SocketServer: Service, Sendable {
         await self.startedRunner.withLockedValue { $0 }?.value
         guard let previous else { return }
         try await self.finishShutdown(previous)
+    }
+}
+
+/// A port announced once: callers of `wait()` get it when `resolve` is called (the first call wins).
+private final class ListeningSignal: Sendable {
+    private struct State {
+        var port: Int??
+        var waiters: [UInt64: CheckedContinuation<Int?, Never>] = [:]
+        var nextID: UInt64 = 0
+    }
+    private let state = NIOLockedValueBox(State())
+
+    func resolve(_ port: Int?) {
+        let waiters = self.state.withLockedValue { state -> [CheckedContinuation<Int?, Never>] in
+            guard state.port == nil else { return [] }
+            state.port = .some(port)
+            defer { state.waiters = [:] }
+            return Array(state.waiters.values)
+        }
+        for waiter in waiters { waiter.resume(returning: port) }
+    }
+
+    func wait() async -> Int? {
+        let id = self.state.withLockedValue { state -> UInt64 in
+            defer { state.nextID &+= 1 }
+            return state.nextID
+        }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Int?, Never>) in
+                let now = self.state.withLockedValue { state -> Int?? in
+                    if let port = state.port { return .some(port) }
+                    if Task.isCancelled { return .some(nil) }
+                    state.waiters[id] = continuation
+                    return nil
+                }
+                if let now { continuation.resume(returning: now) }
+            }
+        } onCancel: {
+            self.state.withLockedValue { $0.waiters.removeValue(forKey: id) }?.resume(returning: nil)
+        }
     }
 }
