@@ -21,8 +21,8 @@ public final class SocketConnection: @unchecked Sendable {
     let eventLoop: any EventLoop
 
     // Confined to `eventLoop`:
-    /// The queue of this connection's handler runs; made with its task on the first handler run, so an idle
-    /// connection without handlers holds no task.
+    /// The queue of this connection's handler runs; made with its task (a job of the server's task pool) on the
+    /// first handler run, so an idle connection without handlers holds no task.
     private var jobs: AsyncStream<@Sendable () async -> Void>.Continuation?
     /// The events waiting in `jobs`, against the configured bounds; made with `jobs`, shared with its task.
     private var eventBudget: NIOLockedValueBox<EventQueueBudget>?
@@ -120,7 +120,8 @@ public final class SocketConnection: @unchecked Sendable {
 
     // MARK: Internals, on `eventLoop`
 
-    /// Queues a handler run (connect, disconnect) after every handler queued before it; never refused.
+    /// Queues a handler run (connect, disconnect) after every handler queued before it; not bounded. Refused
+    /// (logged) only when the server is shutting down before this connection's handler loop started.
     func enqueue(_ job: @escaping @Sendable () async -> Void) {
         self.eventLoop.assertInEventLoop()
         guard !self.jobsFinished, let (continuation, _) = self.startedJobs() else { return }
