@@ -95,6 +95,7 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         // Test kit: a real redis-server process on a free loopback port, stoppable and restartable mid-test.
@@ -126,6 +127,7 @@ let package = Package(
                 "SocketGatewayWorker",
                 "SocketGatewayRedis",
                 "SocketGatewayRedisTestKit",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         // The server configured exactly as the official Engine.IO / Socket.IO protocol test suites expect.

@@ -159,6 +159,8 @@ final class EngineIOHTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
 
     private let endpoints: [EngineIOEndpoint]
     private let fallback: (any HTTPFallbackResponder)?
+    /// Where fallback responses run (owned by the server's `run()`).
+    private let tasks: ServerTaskPool
     private let logger: Logger
     private let policy: HTTPConnectionPolicy
     private var timeouts: HTTPConnectionTimeoutStateMachine
@@ -177,9 +179,13 @@ final class EngineIOHTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
     /// A POST whose head has arrived but not its end.
     private var postInProgress: (endpoint: EngineIOEndpoint, sid: String)?
 
-    init(endpoints: [EngineIOEndpoint], fallback: (any HTTPFallbackResponder)?, policy: HTTPConnectionPolicy, logger: Logger) {
+    init(
+        endpoints: [EngineIOEndpoint], fallback: (any HTTPFallbackResponder)?, tasks: ServerTaskPool,
+        policy: HTTPConnectionPolicy, logger: Logger
+    ) {
         self.endpoints = endpoints
         self.fallback = fallback
+        self.tasks = tasks
         self.policy = policy
         self.logger = logger
         self.timeouts = HTTPConnectionTimeoutStateMachine(timeouts: policy.timeouts, now: .now())
@@ -351,12 +357,25 @@ final class EngineIOHTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
                 keepAlive: head.isKeepAlive
             )
         case .fallback(let responder):
-            Self.runFallback(
+            let submitted = Self.runFallback(
                 responder,
                 head: head,
                 body: body ?? ByteBuffer(),
+                tasks: self.tasks,
                 loopBound: NIOLoopBound((context, self), eventLoop: context.eventLoop)
             )
+            if !submitted {
+                // The server is shutting down (its tasks take no more work): answered here, not dropped.
+                self.logger.debug("fallback request refused: the server is shutting down")
+                self.respond(
+                    context: context,
+                    version: head.version,
+                    status: .serviceUnavailable,
+                    headers: [("Content-Type", "text/plain; charset=utf-8")],
+                    body: ByteBuffer(string: "Service Unavailable: shutting down"),
+                    keepAlive: false
+                )
+            }
         case .endpoint(let endpoint, let requestTarget):
             let cors = endpoint.corsHeaders(for: head.headers)
             if head.method == .OPTIONS {
@@ -414,14 +433,17 @@ final class EngineIOHTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
         }
     }
 
+    /// Produces the fallback response in a task of `tasks`, then writes it on the connection's loop.
+    /// - Returns: false when `tasks` takes no more work (the server is shutting down): nothing was started.
     private static func runFallback(
         _ responder: any HTTPFallbackResponder,
         head: HTTPRequestHead,
         body: ByteBuffer,
+        tasks: ServerTaskPool,
         loopBound: NIOLoopBound<(ChannelHandlerContext, EngineIOHTTPHandler)>
-    ) {
+    ) -> Bool {
         let eventLoop = loopBound.eventLoop
-        Task {
+        return tasks.submit {
             let response = await responder.respond(to: head, body: body)
             eventLoop.execute {
                 var headers = response.headers

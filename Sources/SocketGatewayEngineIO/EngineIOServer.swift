@@ -31,6 +31,9 @@ public final class EngineIOServer: Sendable {
     private let eventLoopGroup: any EventLoopGroup
     private let logger: Logger
     private let fallback: (any HTTPFallbackResponder)?
+    /// Where the fallback responses run: its owner runs it (`SocketServer.run()` does); until then they wait,
+    /// after its `finish()` they are refused with 503.
+    package let tasks: ServerTaskPool
     private let state = NIOLockedValueBox(State())
 
     /// Creates a server; nothing listens until ``start()``.
@@ -39,19 +42,35 @@ public final class EngineIOServer: Sendable {
     ///   - port: the port; 0 picks a free one (see ``localPort``).
     ///   - eventLoopGroup: the loops to run on (owned by the caller).
     ///   - logger: where to log.
-    ///   - fallback: answers requests for paths no endpoint is mounted at (default: 404).
-    public init(
+    ///   - fallback: answers requests for paths no endpoint is mounted at (default: 404); its responses are
+    ///     produced in the server's task pool, which the server's owner runs (`SocketServer` does).
+    public convenience init(
         host: String,
         port: Int,
         eventLoopGroup: any EventLoopGroup,
         logger: Logger,
         fallback: (any HTTPFallbackResponder)? = nil
     ) {
+        self.init(
+            host: host, port: port, eventLoopGroup: eventLoopGroup, logger: logger, fallback: fallback,
+            tasks: ServerTaskPool())
+    }
+
+    /// Creates a server whose fallback responses run in `tasks` (run by the caller).
+    package init(
+        host: String,
+        port: Int,
+        eventLoopGroup: any EventLoopGroup,
+        logger: Logger,
+        fallback: (any HTTPFallbackResponder)?,
+        tasks: ServerTaskPool
+    ) {
         self.host = host
         self.port = port
         self.eventLoopGroup = eventLoopGroup
         self.logger = logger
         self.fallback = fallback
+        self.tasks = tasks
     }
 
     /// Mounts an Engine.IO endpoint at `path` (e.g. `/engine.io/`). Call before ``start()``.
@@ -83,6 +102,7 @@ public final class EngineIOServer: Sendable {
             return state.endpoints
         }
         let fallback = self.fallback
+        let tasks = self.tasks
         let logger = self.logger
         let maxFrameSize = max(endpoints.map(\.configuration.maxPayload).max() ?? 1 << 20, 1 << 14)
         let state = self.state
@@ -190,6 +210,7 @@ public final class EngineIOServer: Sendable {
                     let httpHandler = EngineIOHTTPHandler(
                         endpoints: endpoints,
                         fallback: fallback,
+                        tasks: tasks,
                         policy: connectionPolicy,
                         logger: logger
                     )

@@ -109,7 +109,7 @@ public struct RedisPublisherStatus: Sendable, Hashable {
 /// ring, so the fire-and-forget path allocates nothing per message. At most `maxInFlight` commands are unanswered
 /// at once; the rest wait in order. Connects lazily, on the first publish. A stuck connection (no reply within
 /// `replyTimeout`) is dropped and replaced. Once used, the publisher keeps a light timer (every ≤ 250 ms) on its
-/// event loop until `shutdown` is called: call it when done.
+/// event loop until `shutdown` (or `beginShutdown`) is called: call it when done.
 public final class RedisPublisher: @unchecked Sendable {
     // All mutable state below is confined to `eventLoop`.
 
@@ -471,6 +471,21 @@ public final class RedisPublisher: @unchecked Sendable {
     /// - Returns: How many messages were still unsent (and are now failed with `.shutdown`).
     @discardableResult
     public func shutdown(deadline: NIODeadline = .now()) async -> Int {
+        try? await self.drain(until: deadline).get()
+        return (try? await self.eventLoop.submit { self.closeForShutdown() }.get()) ?? 0
+    }
+
+    /// Starts ``shutdown(deadline:)`` without waiting for it, for an owner that goes away without calling it (a
+    /// `deinit`): what is queued is sent until `deadline`, then the connection and the timer are closed, and the
+    /// publisher is released.
+    package func beginShutdown(deadline: NIODeadline) {
+        self.drain(until: deadline).whenComplete { _ in
+            _ = self.closeForShutdown()
+        }
+    }
+
+    /// Succeeds (on the loop) once every queued and in-flight message has been answered, or `deadline` passed.
+    private func drain(until deadline: NIODeadline) -> EventLoopFuture<Void> {
         let promise = self.eventLoop.makePromise(of: Void.self)
         self.eventLoop.execute {
             if case .shutdown = self.state {
@@ -490,8 +505,7 @@ public final class RedisPublisher: @unchecked Sendable {
                 if case .idle = self.state { self.connect() }
             }
         }
-        try? await promise.futureResult.get()
-        return (try? await self.eventLoop.submit { self.closeForShutdown() }.get()) ?? 0
+        return promise.futureResult
     }
 
     // MARK: - Event-loop confined

@@ -3,6 +3,7 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import SocketGatewayCore
+import SocketGatewayEngineIO
 import SocketGatewayRedis
 
 /// The clustered mode: every gateway operation is applied locally, then published on python-socketio's Redis
@@ -221,9 +222,27 @@ final class RedisClusterAdapter: ClusterAdapter {
             )
         )
         let eventLoop = self.channel.publisher.eventLoop
-        return try await withCheckedThrowingContinuation {
+        // Cancelled (e.g. a handler cancelled at the end of shutdown's grace period): stop waiting at once.
+        return try await withTaskCancellationHandler {
+            try await self.awaitRemoteAck(id: id, message: message, event: event, sid: sid, namespace: namespace,
+                timeout: timeout, eventLoop: eventLoop)
+        } onCancel: {
+            self.state.withLockedValue { $0.waiters.removeValue(forKey: id) }?.resume(throwing: CancellationError())
+        }
+    }
+
+    private func awaitRemoteAck(
+        id: Int64, message: PubSubMessage, event: String, sid: String, namespace: String, timeout: Duration,
+        eventLoop: any EventLoop
+    ) async throws -> [JSONValue] {
+        try await withCheckedThrowingContinuation {
             (continuation: CheckedContinuation<[JSONValue], any Error>) in
             self.state.withLockedValue { $0.waiters[id] = continuation }
+            // Cancelled before the waiter was stored: the cancellation handler found nothing to resume.
+            if Task.isCancelled, let waiter = self.state.withLockedValue({ $0.waiters.removeValue(forKey: id) }) {
+                waiter.resume(throwing: CancellationError())
+                return
+            }
             eventLoop.scheduleTask(in: TimeAmount(timeout)) {
                 let waiter = self.state.withLockedValue { $0.waiters.removeValue(forKey: id) }
                 waiter?.resume(throwing: SocketAckError(code: .timeout, event: event, sid: sid, namespace: namespace))
@@ -271,7 +290,9 @@ final class RedisClusterAdapter: ClusterAdapter {
             let rooms: [String]? = emit.room == .none ? nil : emit.room.names
             let excluding = Set(emit.skipSid.names)
             if let callback = emit.callback {
-                self.deliverWithCallback(emit, callback: callback, rooms: rooms, excluding: excluding, inboxes: inboxes)
+                self.deliverWithCallback(
+                    emit, callback: callback, rooms: rooms, excluding: excluding, inboxes: inboxes,
+                    tasks: gateway.tasks)
             } else {
                 let packet = SocketIOWire.event(
                     namespace: emit.namespace,
@@ -356,7 +377,8 @@ final class RedisClusterAdapter: ClusterAdapter {
         callback: PubSubCallback,
         rooms: [String]?,
         excluding: Set<String>,
-        inboxes: [ShardInbox]
+        inboxes: [ShardInbox],
+        tasks: ServerTaskPool
     ) {
         let callbackSid = callback.room.names.first ?? ""
         let timeout = self.remoteAckTimeout
@@ -381,7 +403,9 @@ final class RedisClusterAdapter: ClusterAdapter {
                             self.logRemoteAckRefused(limit: limit)
                             continue
                         }
-                        Task {
+                        // A child of the server's run(): cancelled (the ack is not awaited) when shutdown's
+                        // grace period ends.
+                        let submitted = tasks.submit {
                             defer { self.state.withLockedValue { $0.pendingRemoteAcks -= 1 } }
                             do {
                                 let answer = try await connection.emitWithAck(
@@ -402,6 +426,15 @@ final class RedisClusterAdapter: ClusterAdapter {
                             } catch {
                                 self.logger.debug("no ack for a remote emit", metadata: ["error": "\(error)"])
                             }
+                        }
+                        if !submitted {
+                            // Shutting down: the client still gets the event, without an ack asked for.
+                            self.state.withLockedValue {
+                                $0.pendingRemoteAcks -= 1
+                                $0.remoteAcksRefused += 1
+                            }
+                            connection.emit(emit.event, arguments: emit.arguments)
+                            self.logger.debug("delivered a remote emit without its ack: the server is shutting down")
                         }
                     }
                 })

@@ -1,3 +1,4 @@
+import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 public import SocketGatewayCore
@@ -20,8 +21,8 @@ public final class SocketConnection: @unchecked Sendable {
     let eventLoop: any EventLoop
 
     // Confined to `eventLoop`:
-    /// The queue of this connection's handler runs; made with its task on the first handler run, so an idle
-    /// connection without handlers holds no task.
+    /// The queue of this connection's handler runs; made with its task (a job of the server's task pool) on the
+    /// first handler run, so an idle connection without handlers holds no task.
     private var jobs: AsyncStream<@Sendable () async -> Void>.Continuation?
     /// The events waiting in `jobs`, against the configured bounds; made with `jobs`, shared with its task.
     private var eventBudget: NIOLockedValueBox<EventQueueBudget>?
@@ -119,11 +120,12 @@ public final class SocketConnection: @unchecked Sendable {
 
     // MARK: Internals, on `eventLoop`
 
-    /// Queues a handler run (connect, disconnect) after every handler queued before it; never refused.
+    /// Queues a handler run (connect, disconnect) after every handler queued before it; not bounded. Refused
+    /// (logged) only when the server is shutting down before this connection's handler loop started.
     func enqueue(_ job: @escaping @Sendable () async -> Void) {
         self.eventLoop.assertInEventLoop()
-        guard !self.jobsFinished else { return }
-        self.startedJobs().continuation.yield(job)
+        guard !self.jobsFinished, let (continuation, _) = self.startedJobs() else { return }
+        continuation.yield(job)
     }
 
     /// Queues the handler run of an event of `bytes` (as received) after every handler queued before it, unless
@@ -131,8 +133,7 @@ public final class SocketConnection: @unchecked Sendable {
     /// - Returns: false when the queue is full: the event was not queued and the caller must close the session.
     func enqueueEvent(bytes: Int, _ job: @escaping @Sendable () async -> Void) -> Bool {
         self.eventLoop.assertInEventLoop()
-        guard !self.jobsFinished else { return true }
-        let (continuation, budget) = self.startedJobs()
+        guard !self.jobsFinished, let (continuation, budget) = self.startedJobs() else { return true }
         guard budget.withLockedValue({ $0.admit(bytes: bytes) }) else { return false }
         continuation.yield {
             guard budget.withLockedValue({ $0.start(bytes: bytes) }) else { return }
@@ -156,23 +157,35 @@ public final class SocketConnection: @unchecked Sendable {
 
     /// The queue and its budget, made with its task on the first handler run, so an idle connection without
     /// handlers holds no task.
+    /// - Returns: nil when the server's task pool refused the queue's task (it is shutting down): the handlers
+    ///   of this connection will not run (logged once); nothing is queued.
     private func startedJobs() -> (
         continuation: AsyncStream<@Sendable () async -> Void>.Continuation, budget: NIOLockedValueBox<EventQueueBudget>
-    ) {
+    )? {
         if let jobs = self.jobs, let budget = self.eventBudget { return (jobs, budget) }
-        let limits = self.client.application.limits
+        let application = self.client.application
+        let limits = application.limits
         let budget = NIOLockedValueBox(
             EventQueueBudget(maxEvents: limits.maxQueuedEvents, maxBytes: limits.maxQueuedEventBytes))
         let (stream, continuation) = AsyncStream<@Sendable () async -> Void>.makeStream()
-        self.jobs = continuation
-        self.eventBudget = budget
         // One task per connection (from its first handler run on) runs its handlers one after another, in
-        // arrival order.
-        Task {
+        // arrival order: a child of the server's run(), which waits for it at shutdown (and cancels it after
+        // the grace period).
+        let submitted = application.tasks.submit {
             for await job in stream {
                 await job()
             }
         }
+        guard submitted else {
+            self.jobsFinished = true
+            continuation.finish()
+            application.logger.error(
+                "socket.io handlers not run: the server is shutting down",
+                metadata: ["namespace": "\(LogSafe.text(self.namespace))", "sid": "\(self.id)"])
+            return nil
+        }
+        self.jobs = continuation
+        self.eventBudget = budget
         return (continuation, budget)
     }
 

@@ -14,8 +14,14 @@ public final class SocketGateway: SocketEmitter {
     let cluster: any ClusterAdapter
     let metrics: SocketServerMetrics
     let logger: Logger
+    /// The server's tasks (owned by its `run()`): the cluster adapter runs the acks of remote emits there.
+    let tasks: ServerTaskPool
 
-    init(shards: RoomShards, cluster: any ClusterAdapter, metrics: SocketServerMetrics, logger: Logger) {
+    init(
+        shards: RoomShards, cluster: any ClusterAdapter, metrics: SocketServerMetrics, tasks: ServerTaskPool,
+        logger: Logger
+    ) {
+        self.tasks = tasks
         self.shards = shards
         self.cluster = cluster
         self.metrics = metrics

@@ -33,6 +33,8 @@ final class SocketIOApplication: EngineIOApplication, Sendable {
     let limits: SocketIOLimits
     let shards: RoomShards
     let metrics: SocketServerMetrics
+    /// Where handler loops and authentications run: owned by the server's `run()`.
+    let tasks: ServerTaskPool
     let logger: Logger
     /// One limiter per kind of client fault, so a flood of one kind neither floods the log nor hides the others.
     private let warningLog = NIOLockedValueBox<[SocketIOSessionError.Code: LogRateLimiter]>([:])
@@ -46,8 +48,10 @@ final class SocketIOApplication: EngineIOApplication, Sendable {
         limits: SocketIOLimits,
         shards: RoomShards,
         metrics: SocketServerMetrics,
+        tasks: ServerTaskPool,
         logger: Logger
     ) {
+        self.tasks = tasks
         self.registry = registry
         self.authenticator = authenticator
         self.connectTimeout = TimeAmount(connectTimeout)
@@ -210,11 +214,17 @@ final class SocketIOClient: @unchecked Sendable {
                 return
             }
             let eventLoop = self.session.eventLoop
-            Task {
+            let submitted = self.application.tasks.submit {
                 let user = await authenticator.authenticate(auth: auth, handshake: handshake)
                 eventLoop.execute {
                     self.authenticationCompleted(namespace: namespace, handshake: handshake, user: user, accepted: user != nil)
                 }
+            }
+            if !submitted {
+                // The server is shutting down and closes this session: the CONNECT is left unanswered.
+                self.logger.debug(
+                    "socket.io connect not authenticated: the server is shutting down",
+                    metadata: ["namespace": "\(LogSafe.text(namespace))"])
             }
 
         case .accept:

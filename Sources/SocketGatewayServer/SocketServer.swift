@@ -10,6 +10,12 @@ public import Logging
 /// A Socket.IO v5 server (Engine.IO v4: WebSocket, long-polling, upgrade) on its own event loops.
 ///
 /// Register namespaces and handlers, then `run()` it in a `ServiceGroup` (or call `start()` and `shutdown()`).
+///
+/// Every task the server starts for its clients — a connection's handler loop, an authentication, the ack of a
+/// remote emit, a fallback HTTP response — is a child of `run()` (through one task group), so a graceful shutdown
+/// waits for them within ``SocketServerConfiguration/shutdownGracePeriod``, then cancels what is left; nothing
+/// the server started runs after `run()` returned. Without `run()`, `start()` runs them in one task that
+/// `shutdown()` waits for and cancels the same way.
 public final class SocketServer: Service, Sendable {
     /// The settings.
     public let configuration: SocketServerConfiguration
@@ -21,6 +27,13 @@ public final class SocketServer: Service, Sendable {
     private let registry: NamespaceRegistry
     private let logger: Logger
     private let state = NIOLockedValueBox(LifecycleState.idle)
+    /// The tasks the server starts for its clients: run by `run()` (a child task), or by `startedRunner`.
+    private let tasks: ServerTaskPool
+    /// The one task that runs `tasks` when the server was started with `start()` rather than `run()`; `shutdown()`
+    /// cancels it after the grace period and waits for it.
+    private let startedRunner = NIOLockedValueBox<Task<Void, Never>?>(nil)
+    /// Tells `waitUntilListening()` callers the port once bound (nil if the server stopped or failed first).
+    private let listening = ListeningSignal()
     /// Why the configuration cannot be used (an invalid setting or Redis URL, no authentication); `start()` throws it.
     private let configurationError: SocketServerConfigurationError?
     /// Whether clients connect without authentication (`allowAnonymous`).
@@ -61,6 +74,8 @@ public final class SocketServer: Service, Sendable {
         let registry = NamespaceRegistry(metrics: metrics)
         self.registry = registry
         let shards = RoomShards(eventLoopGroup: group)
+        let tasks = ServerTaskPool()
+        self.tasks = tasks
         var cluster: any ClusterAdapter = LocalOnlyClusterAdapter()
         var configurationError: SocketServerConfigurationError?
         do {
@@ -112,7 +127,7 @@ public final class SocketServer: Service, Sendable {
         }
         self.isAnonymous = authenticator == nil
         self.configurationError = configurationError
-        self.gateway = SocketGateway(shards: shards, cluster: cluster, metrics: metrics, logger: logger)
+        self.gateway = SocketGateway(shards: shards, cluster: cluster, metrics: metrics, tasks: tasks, logger: logger)
         let application = SocketIOApplication(
             registry: registry,
             authenticator: authenticator,
@@ -120,10 +135,11 @@ public final class SocketServer: Service, Sendable {
             limits: SocketIOLimits(configuration),
             shards: shards,
             metrics: metrics,
+            tasks: tasks,
             logger: logger)
         self.engine = EngineIOServer(
             host: configuration.host, port: configuration.port, eventLoopGroup: group, logger: logger,
-            fallback: HealthCheckResponder(next: httpFallback) { [cluster] in cluster.health })
+            fallback: HealthCheckResponder(next: httpFallback) { [cluster] in cluster.health }, tasks: tasks)
         self.engine.mount(path: configuration.path, configuration: configuration.engineIO, application: application)
     }
 
@@ -140,13 +156,36 @@ public final class SocketServer: Service, Sendable {
     }
 
     /// Binds and returns once the server is listening.
+    ///
+    /// Without ``run()``: the server's tasks (handler loops, authentications, remote acks, fallback responses)
+    /// run in one task that ``shutdown()`` waits for and cancels; prefer ``run()`` in a `ServiceGroup`, which owns
+    /// them as child tasks.
     public func start() async throws {
+        guard try await self.bind() else { return }
+        let tasks = self.tasks
+        self.startedRunner.withLockedValue { $0 = Task { await tasks.run() } }
+    }
+
+    /// Binds, once.
+    /// - Returns: false when the server was already started or shut down (nothing done).
+    private func bind() async throws -> Bool {
         let shouldStart = self.state.withLockedValue { state -> Bool in
             guard case .idle = state else { return false }
             state = .started
             return true
         }
-        guard shouldStart else { return }
+        guard shouldStart else { return false }
+        do {
+            try await self.listen()
+        } catch {
+            self.listening.resolve(nil)
+            throw error
+        }
+        self.listening.resolve(self.engine.localPort ?? self.configuration.port)
+        return true
+    }
+
+    private func listen() async throws {
         if let error = self.configurationError { throw error }
         if self.isAnonymous {
             self.logger.warning("clients are NOT authenticated (allowAnonymous): emits to users reach nobody")
@@ -166,27 +205,60 @@ public final class SocketServer: Service, Sendable {
             ])
     }
 
+    /// Waits until the server listens (through ``run()`` or ``start()``), for a caller that runs it in a
+    /// `ServiceGroup` and must announce its port.
+    /// - Returns: The port; nil when the server failed to start or was shut down first, or the task was cancelled.
+    package func waitUntilListening() async -> Int? {
+        await self.listening.wait()
+    }
+
     /// How the link to the other servers is doing (also served as JSON at `GET /healthz`).
     public var clusterHealth: ClusterHealth { self.gateway.cluster.health }
 
     /// The port the server listens on (useful with port 0), once started.
     public var localPort: Int? { self.engine.localPort }
 
-    /// Closes every session, stops listening and stops the event loops. Idempotent.
+    /// Shuts down gracefully, in the order that ``SocketServerConfiguration/shutdownGracePeriod`` describes: stops
+    /// accepting and closes every session, lets the server's tasks end within the grace period, cancels the rest,
+    /// drains the cluster outbox, stops the event loops. Idempotent; returns once everything the server started
+    /// has ended.
     public func shutdown() async throws {
+        let runner = self.startedRunner.withLockedValue { $0 }
+        guard let previous = await self.stopTasks(cancel: { runner?.cancel() }) else { return }
+        await runner?.value
+        try await self.finishShutdown(previous)
+    }
+
+    /// Steps 1–3 of the shutdown: stop accepting (listener and sessions closed, new tasks refused), wait for the
+    /// tasks within the grace period, then call `cancel` if some are still running.
+    /// - Returns: The state the server was in; nil when it was already shut down.
+    private func stopTasks(cancel: () -> Void) async -> LifecycleState? {
         let previous = self.state.withLockedValue { state -> LifecycleState in
             let previous = state
             state = .shutDown
             return previous
         }
-        switch previous {
-        case .shutDown:
-            return
-        case .started:
+        if case .shutDown = previous { return nil }
+        self.listening.resolve(nil)
+        if case .started = previous {
+            // Closing the sessions queues their onDisconnect handlers (behind the running ones) before `finish()`.
+            try? await self.engine.shutdown()
+        }
+        self.tasks.finish()
+        let gracePeriod = self.configuration.shutdownGracePeriod
+        if !(await self.tasks.waitUntilDrained(timeout: gracePeriod)) {
+            self.logger.warning(
+                "cancelling the tasks still running after the shutdown grace period",
+                metadata: ["tasks": "\(self.tasks.unfinishedJobs)", "grace_period": "\(gracePeriod)"])
+            cancel()
+        }
+        return previous
+    }
+
+    /// Steps 4–5 of the shutdown, once every task of the server has ended: drain the cluster outbox, stop the loops.
+    private func finishShutdown(_ previous: LifecycleState) async throws {
+        if case .started = previous {
             await self.gateway.cluster.shutdown()
-            try await self.engine.shutdown()
-        case .idle:
-            break
         }
         try await self.eventLoopGroup.shutdownGracefully()
         self.logger.info("socket.io server stopped")
@@ -196,16 +268,70 @@ public final class SocketServer: Service, Sendable {
     /// ``SocketServerConfiguration/maxBufferedBytesTotal``).
     package var bufferedBytes: Int { self.engine.bufferedBytes }
 
-    /// Starts, waits for graceful shutdown (or cancellation), then shuts down.
+    /// Starts, waits for graceful shutdown (or cancellation), then shuts down (see ``shutdown()``).
+    ///
+    /// Every task the server starts for its clients is a child of this call: it returns only once they have all
+    /// ended. Cancelling it cancels them at once (no grace period).
     public func run() async throws {
         do {
-            try await self.start()
+            _ = try await self.bind()
         } catch {
             try? await self.shutdown()
             throw error
         }
-        // Throws CancellationError when the task is cancelled: shut down either way.
-        try? await gracefulShutdown()
-        try await self.shutdown()
+        let previous = await withDiscardingTaskGroup(returning: LifecycleState?.self) { group in
+            group.addTask { await self.tasks.run() }
+            // Throws CancellationError when the task is cancelled: shut down either way.
+            try? await gracefulShutdown()
+            let runner = self.startedRunner.withLockedValue { $0 }
+            return await self.stopTasks {
+                group.cancelAll()
+                runner?.cancel()
+            }
+        }
+        // Every child has ended here (the group waited for them).
+        await self.startedRunner.withLockedValue { $0 }?.value
+        guard let previous else { return }
+        try await self.finishShutdown(previous)
+    }
+}
+
+/// A port announced once: callers of `wait()` get it when `resolve` is called (the first call wins).
+private final class ListeningSignal: Sendable {
+    private struct State {
+        var port: Int??
+        var waiters: [UInt64: CheckedContinuation<Int?, Never>] = [:]
+        var nextID: UInt64 = 0
+    }
+    private let state = NIOLockedValueBox(State())
+
+    func resolve(_ port: Int?) {
+        let waiters = self.state.withLockedValue { state -> [CheckedContinuation<Int?, Never>] in
+            guard state.port == nil else { return [] }
+            state.port = .some(port)
+            defer { state.waiters = [:] }
+            return Array(state.waiters.values)
+        }
+        for waiter in waiters { waiter.resume(returning: port) }
+    }
+
+    func wait() async -> Int? {
+        let id = self.state.withLockedValue { state -> UInt64 in
+            defer { state.nextID &+= 1 }
+            return state.nextID
+        }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Int?, Never>) in
+                let now = self.state.withLockedValue { state -> Int?? in
+                    if let port = state.port { return .some(port) }
+                    if Task.isCancelled { return .some(nil) }
+                    state.waiters[id] = continuation
+                    return nil
+                }
+                if let now { continuation.resume(returning: now) }
+            }
+        } onCancel: {
+            self.state.withLockedValue { $0.waiters.removeValue(forKey: id) }?.resume(returning: nil)
+        }
     }
 }

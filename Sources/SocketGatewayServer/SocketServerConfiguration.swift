@@ -97,9 +97,27 @@ public struct SocketServerConfiguration: Sendable {
     /// and 4 GiB. Above it the clients holding the most are disconnected first (as slow clients) until the total is
     /// under 90 % of it; clients that keep up are not touched. `nil` turns the check off.
     public var maxBufferedBytesTotal: Int? = EngineIOConfiguration().maxBufferedBytesTotal
+    /// How long a graceful shutdown lets the tasks the server started finish; default 10 s.
+    ///
+    /// Graceful shutdown (``SocketServer/run()`` when its `ServiceGroup` shuts down gracefully, or
+    /// ``SocketServer/shutdown()``) goes in this order:
+    /// 1. stop accepting: the listener closes, every session is closed (clients are told) and their onDisconnect
+    ///    handlers are queued behind the handlers still running; new work (a handler loop, an authentication, a
+    ///    remote ack, a fallback response) is refused from now on — logged, never dropped silently;
+    /// 2. the running handlers, authentications, remote acks and fallback responses get up to this long to end;
+    /// 3. what is still running then is cancelled (`Task.isCancelled`, `CancellationError` from `Task.sleep`,
+    ///    `emitWithAck`) and awaited: a handler that ignores cancellation holds the shutdown until it returns;
+    /// 4. the cluster publisher's outbox is drained (at most `redis.publishTimeout`), so what the handlers emitted
+    ///    during 1–3 still reaches the other servers;
+    /// 5. the event loops stop. Nothing the server started runs after `run()` / `shutdown()` returned.
+    ///
+    /// Cancelling the task of ``SocketServer/run()`` skips the wait of step 2. `.zero` cancels at once. Must not
+    /// be negative (``validate()`` throws).
+    public var shutdownGracePeriod: Duration = .seconds(10)
 
     /// Checks for settings that cannot be used: an empty ``tokenSecret``, a limit below 1, an event rate limit that
-    /// is not positive. `SocketServer` calls it; ``SocketServer/start()`` throws what it finds.
+    /// is not positive, a negative ``shutdownGracePeriod``. `SocketServer` calls it; ``SocketServer/start()`` throws
+    /// what it finds.
     /// - Throws: ``SocketServerConfigurationError`` naming the setting.
     public func validate() throws(SocketServerConfigurationError) {
         if let secret = self.tokenSecret, secret.isEmpty {
@@ -114,6 +132,10 @@ public struct SocketServerConfiguration: Sendable {
             ("maxRefusedConnectsPerSession", self.maxRefusedConnectsPerSession),
         ] where value < 1 {
             throw SocketServerConfigurationError(variable: name, message: "must be at least 1, got \(value)")
+        }
+        if self.shutdownGracePeriod < .zero {
+            throw SocketServerConfigurationError(
+                variable: "shutdownGracePeriod", message: "must not be negative, got \(self.shutdownGracePeriod)")
         }
         if let rate = self.eventRateLimit,
             !(rate.eventsPerSecond > 0 && rate.eventsPerSecond.isFinite) || rate.burst < 1

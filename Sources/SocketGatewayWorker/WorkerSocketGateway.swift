@@ -2,6 +2,7 @@ public import Logging
 import Metrics
 import NIOConcurrencyHelpers
 import NIOCore
+public import ServiceLifecycle
 public import SocketGatewayCore
 public import SocketGatewayRedis
 
@@ -19,13 +20,24 @@ import Darwin
 /// it waits at most `emitTimeout` and reports what happened. While Redis is unreachable, emits go to a bounded
 /// outbox (oldest dropped and counted on overflow) and are sent in order on reconnect. Emits from one task are
 /// published in the order they were made.
-public final class WorkerSocketGateway: SocketEmitter {
+///
+/// Two ways to own it:
+/// - as a `Service` in a `ServiceGroup`: ``run()`` waits for graceful shutdown, then sends what the outbox holds
+///   (at most `shutdownTimeout`) and closes the connection; the gateway's publisher (its connection and its
+///   timer) does not outlive ``run()``, and emits after it returned fail with the reason;
+/// - from plain code, without `run()`: call ``shutdown(timeout:)`` before exiting to send what the outbox holds.
+///   A gateway released without it stops its publisher in `deinit`: what is queued is sent for at most
+///   `emitTimeout` in the background, then the connection and its timer are closed (nothing is left running),
+///   but a process that exits first loses it.
+public final class WorkerSocketGateway: SocketEmitter, Service {
     /// The host id written into every message (`host_id`), random per gateway like python-socketio's.
     public let hostID: String
     /// The Redis channel, `socketio` unless configured otherwise.
     public let channel: String
     /// How long one emit may wait for Redis.
     public let emitTimeout: Duration
+    /// How long ``run()`` spends, at graceful shutdown, sending what the outbox holds.
+    public let shutdownTimeout: Duration
     private let publisher: RedisPublisher?
     private let unusableReason: String?
     private let writer: PubSubMessageWriter
@@ -52,13 +64,15 @@ public final class WorkerSocketGateway: SocketEmitter {
     ///     32 bytes), for servers that require signed messages (`SocketServerRedisConfiguration.signingSecret`).
     ///     A secret that is too short leaves the gateway unusable: every emit fails with the reason.
     ///   - logger: Where connection problems, drops and configuration errors are logged (password masked).
+    ///   - shutdownTimeout: How long ``run()`` spends, at graceful shutdown, sending what the outbox holds.
     public init(
         redisURL: String?, channel: String = "socketio", outboxCapacity: Int = 1000, emitTimeout: Duration = .seconds(2),
-        signingSecret: String? = nil, logger: Logger
+        signingSecret: String? = nil, logger: Logger, shutdownTimeout: Duration = .seconds(5)
     ) {
         self.hostID = PubSubHostID.generate()
         self.channel = channel
         self.emitTimeout = emitTimeout
+        self.shutdownTimeout = shutdownTimeout
         var logger = logger
         logger[metadataKey: "socketgateway.host_id"] = "\(self.hostID)"
         self.logger = logger
@@ -194,12 +208,34 @@ public final class WorkerSocketGateway: SocketEmitter {
         return await self.send(message, event: event)
     }
 
-    /// Sends what the outbox holds, waiting at most `timeout`, then closes the connection.
+    /// Runs until graceful shutdown, then sends what the outbox holds (at most ``shutdownTimeout``) and closes the
+    /// connection; when the task is cancelled instead, closes at once (what is unsent is failed and logged).
+    /// Emits made after it returned fail.
+    public func run() async throws {
+        let cancelled: Bool
+        do {
+            try await gracefulShutdown()
+            cancelled = false
+        } catch {
+            cancelled = true
+        }
+        await self.shutdown(timeout: cancelled ? .zero : self.shutdownTimeout)
+    }
+
+    /// Sends what the outbox holds, waiting at most `timeout`, then closes the connection (and stops the
+    /// publisher's timer). Emits made afterwards fail. Call it before exiting when the gateway is not run in a
+    /// `ServiceGroup` (``run()`` calls it).
     /// - Returns: How many messages could not be sent (they are dropped and logged).
     @discardableResult
     public func shutdown(timeout: Duration = .seconds(5)) async -> Int {
         guard let publisher = self.publisher else { return 0 }
         return await publisher.shutdown(deadline: .now() + TimeAmount(timeout))
+    }
+
+    deinit {
+        // Released without shutdown(): send what is queued for at most emitTimeout, then close, so neither the
+        // connection nor the publisher's timer outlives the gateway. (After shutdown() this does nothing.)
+        self.publisher?.beginShutdown(deadline: .now() + self.emitTimeoutAmount)
     }
 
     private func send(_ message: PubSubMessage, event: String? = nil) async -> EmitResult {

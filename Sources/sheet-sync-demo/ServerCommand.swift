@@ -82,19 +82,23 @@ struct ServerCommand: AsyncParsableCommand {
             log.line("\(socket.user?.id ?? "?") disconnected (sid \(socket.id.prefix(8)), \(reason))")
         }
 
-        try await server.start()
-        guard let port = server.localPort else { throw DemoSetupError("the server did not report its port") }
-        log.line(
-            "ready http://\(self.host):\(port)/ (Redis \((try? RedisURL(parsing: redisURL).redacted) ?? "?"), channel \(self.shared.channel))"
-        )
-
+        // The server is a service of the group: its run() owns every task it starts. A sibling child task
+        // announces the port once it listens.
         let group = ServiceGroup(
             services: [server],
             gracefulShutdownSignals: [.sigterm, .sigint],
             cancellationSignals: [],
             logger: logger
         )
-        try await group.run()
+        let host = self.host
+        let redisText = (try? RedisURL(parsing: redisURL).redacted) ?? "?"
+        let channel = self.shared.channel
+        try await withThrowingDiscardingTaskGroup { tasks in
+            tasks.addTask { try await group.run() }
+            if let port = await server.waitUntilListening() {
+                log.line("ready http://\(host):\(port)/ (Redis \(redisText), channel \(channel))")
+            }
+        }
         await redisCommands.shutdown()
         log.line("stopped")
     }

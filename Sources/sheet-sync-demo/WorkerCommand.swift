@@ -28,17 +28,20 @@ struct WorkerCommand: AsyncParsableCommand {
             )
         }
         guard self.stepDelay >= 0 else { throw ValidationError("--step-delay must be 0 or more") }
+        let gateway = WorkerSocketGateway(redisURL: redisURL, channel: self.shared.channel, logger: logger)
         let worker = SheetSyncWorker(
             name: self.shared.name,
             queue: RedisCommandClient(url: try RedisURL(parsing: redisURL), logger: logger),
             commands: RedisCommandClient(url: try RedisURL(parsing: redisURL), logger: logger),
             jobQueue: self.shared.jobQueue,
-            gateway: WorkerSocketGateway(redisURL: redisURL, channel: self.shared.channel, logger: logger),
+            gateway: gateway,
             stepDelay: .milliseconds(self.stepDelay),
             log: DemoLog(name: self.shared.name)
         )
+        // Shut down in reverse order: the worker first (its last events go to the gateway), then the gateway,
+        // which sends what its outbox holds before closing.
         let group = ServiceGroup(
-            services: [worker],
+            services: [gateway, worker],
             gracefulShutdownSignals: [.sigterm, .sigint],
             cancellationSignals: [],
             logger: logger
@@ -64,16 +67,19 @@ struct SheetSyncWorker: Service {
 
     func run() async throws {
         self.log.line("ready, waiting for jobs on the Redis list \(self.jobQueue)")
-        // On SIGTERM / Ctrl-C: close the blocking connection so a waiting BRPOP ends now, not after its timeout.
-        await withGracefulShutdownHandler {
+        await withDiscardingTaskGroup { group in
+            // On SIGTERM / Ctrl-C: close the blocking connection so a waiting BRPOP ends now, not after its
+            // timeout. (A child task: `takeJobs` ends only on graceful shutdown or cancellation, which end it too.)
+            group.addTask {
+                try? await gracefulShutdown()
+                await self.queue.shutdown()
+            }
             await self.takeJobs()
-        } onGracefulShutdown: {
-            Task { await self.queue.shutdown() }
         }
-        let unsent = await self.gateway.shutdown()
         await self.queue.shutdown()
         await self.commands.shutdown()
-        self.log.line(unsent == 0 ? "stopped" : "stopped; \(unsent) events could not be sent")
+        // The gateway (a service of the same group, shut down after this one) sends what its outbox holds.
+        self.log.line("stopped")
     }
 
     /// Takes and runs jobs until graceful shutdown.

@@ -134,17 +134,8 @@ struct ServeCommand: AsyncParsableCommand {
             }
             server.namespace(namespace)
         }
-        do {
-            try await server.start()
-        } catch {
-            try? await server.shutdown()
-            throw fail(
-                "serve",
-                "\(error)",
-                error is SocketServerConfigurationError ? ExitCodes.notConfigured : ExitCode.failure
-            )
-        }
-        printLine("LISTENING \(server.localPort ?? configuration.port)")
+        // The server is a service of the group: its run() owns every task it starts. A sibling child task
+        // announces the port once it listens.
         let group = ServiceGroup(
             configuration: .init(
                 services: [.init(service: server)],
@@ -152,6 +143,21 @@ struct ServeCommand: AsyncParsableCommand {
                 logger: logger
             )
         )
-        try await group.run()
+        var listened = false
+        do {
+            try await withThrowingDiscardingTaskGroup { tasks in
+                tasks.addTask { try await group.run() }
+                if let port = await server.waitUntilListening() {
+                    listened = true
+                    printLine("LISTENING \(port)")
+                }
+            }
+        } catch where !listened {
+            throw fail(
+                "serve",
+                "\(error)",
+                error is SocketServerConfigurationError ? ExitCodes.notConfigured : ExitCode.failure
+            )
+        }
     }
 }

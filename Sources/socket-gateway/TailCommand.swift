@@ -49,26 +49,29 @@ struct TailCommand: AsyncParsableCommand {
             logger: Logger(label: "socket-gateway.tail")
         )
         subscriber.start()
-        let announce = Task {
-            if await subscriber.waitUntilSubscribed(timeout: .seconds(3600)) {
-                printError("SUBSCRIBED \(channel) at \(url.redacted)")
+        await withDiscardingTaskGroup { group in
+            // A child task, not a free one: it ends when subscribed, or when the subscriber is shut down below.
+            group.addTask {
+                if await subscriber.waitUntilSubscribed(timeout: .seconds(3600)) {
+                    printError("SUBSCRIBED \(channel) at \(url.redacted)")
+                }
             }
-        }
-        var printed = 0
-        for await raw in messages {
-            let message: PubSubMessage
-            do {
-                message = try PubSubMessage.decode(raw.payload)
-            } catch {
-                printError("skipped an undecodable message (\(raw.payload.readableBytes) bytes): \(error)")
-                continue
+            var printed = 0
+            for await raw in messages {
+                let message: PubSubMessage
+                do {
+                    message = try PubSubMessage.decode(raw.payload)
+                } catch {
+                    printError("skipped an undecodable message (\(raw.payload.readableBytes) bytes): \(error)")
+                    continue
+                }
+                printLine(
+                    self.json ? message.jsonValue.jsonString : Self.line(message, size: raw.payload.readableBytes))
+                printed += 1
+                if let count, printed >= count { break }
             }
-            printLine(self.json ? message.jsonValue.jsonString : Self.line(message, size: raw.payload.readableBytes))
-            printed += 1
-            if let count, printed >= count { break }
+            await subscriber.shutdown()
         }
-        announce.cancel()
-        await subscriber.shutdown()
     }
 
     static func line(_ message: PubSubMessage, size: Int) -> String {

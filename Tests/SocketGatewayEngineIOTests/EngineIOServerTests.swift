@@ -544,14 +544,24 @@ struct HandshakeInfo: Decodable {
         server.mount(path: "/engine.io/", configuration: EngineIOConfiguration(), application: RecordingEchoApplication())
         try await server.start()
         let port = try #require(server.localPort)
-        try await RawTestConnection.with(port: port) { connection in
-            let page = try await connection.request("GET", "/")
-            #expect(page.status == 200)
-            #expect(page.text == "<h1>hi</h1>")
-            #expect(page.header("Content-Type") == "text/html")
-            #expect(try await connection.request("GET", "/missing").status == 404)
-            // Engine.IO still answers on the same connection.
-            #expect(try await connection.request("GET", Self.path).text.hasPrefix("0{"))
+        // The fallback responses are tasks of the server's pool, run here by the test as SocketServer.run() does.
+        try await withThrowingDiscardingTaskGroup { group in
+            group.addTask { await server.tasks.run() }
+            try await RawTestConnection.with(port: port) { connection in
+                let page = try await connection.request("GET", "/")
+                #expect(page.status == 200)
+                #expect(page.text == "<h1>hi</h1>")
+                #expect(page.header("Content-Type") == "text/html")
+                #expect(try await connection.request("GET", "/missing").status == 404)
+                // Engine.IO still answers on the same connection.
+                #expect(try await connection.request("GET", Self.path).text.hasPrefix("0{"))
+            }
+            server.tasks.finish()
+            // Shutting down: a fallback request is refused with 503, not dropped.
+            try await RawTestConnection.with(port: port) { connection in
+                let refused = try await connection.request("GET", "/")
+                #expect(refused.status == 503)
+            }
         }
         try await server.shutdown()
     }

@@ -36,6 +36,28 @@ import Testing
         try await server.shutdown()
     }
 
+    @Test func waitUntilListeningGivesThePortOnceRunListensAndNilWhenItCannotStart() async throws {
+        var logger = Logger(label: "socket-gateway.test")
+        logger.logLevel = .critical
+        let server = SocketServer(
+            configuration: SocketServerConfiguration(port: 0, eventLoopThreads: 1).anonymous, logger: logger)
+        let group = ServiceGroup(services: [server], logger: logger)
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            let port = await server.waitUntilListening()
+            #expect(port != nil)
+            #expect(port == server.localPort)
+            await group.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+        }
+
+        // No authentication configured: run() throws, and a waiter is told nil rather than left waiting.
+        let refused = SocketServer(configuration: SocketServerConfiguration(port: 0, eventLoopThreads: 1), logger: logger)
+        async let waited = refused.waitUntilListening()
+        await #expect(throws: SocketServerConfigurationError.self) { try await refused.run() }
+        #expect(await waited == nil)
+    }
+
     @Test func shutdownWithoutStart() async throws {
         let server = SocketServer(configuration: SocketServerConfiguration(port: 0, eventLoopThreads: 1).anonymous, logger: Logger(label: "test"))
         try await server.shutdown()
