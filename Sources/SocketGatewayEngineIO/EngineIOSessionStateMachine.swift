@@ -274,9 +274,9 @@ struct EngineIOSessionStateMachine {
         }
     }
 
-    /// Answers the parked GET with queued packets; once probed, they wait for the WebSocket.
+    /// Answers the parked GET with queued packets. While upgrading too: as with the reference server, packets flow
+    /// over polling until the client pauses it (it stops sending GETs), then wait for the WebSocket.
     private mutating func flushPollingIfPossible() -> [Action] {
-        if case .upgrading(_, .probed) = self.state { return [] }
         guard !self.buffer.isEmpty, self.takeParkedGet() != nil else { return [] }
         return self.answerParkedGet(self.takePollingBatch())
     }
@@ -437,7 +437,7 @@ struct EngineIOSessionStateMachine {
             actions.append(contentsOf: self.close(.transportError))
             return actions
         }
-        if case .polling = self.state, !self.buffer.isEmpty {
+        if !self.buffer.isEmpty {
             let (release, hold) = self.holdBehindPostAnswer()
             let answer = Action.replyToGet(.packets(self.takePollingBatch(), holdUntilPostAnswered: hold))
             return release ? [.releaseGetAnswerHeldForPost, answer] : [answer]

@@ -191,13 +191,16 @@ import Testing
             machine.webSocketReceived(.success(.ping(probe: true)), from: .probe, now: self.at(20))
                 == [.writeProbe(.pong(probe: true))]
         )
-        // A GET after the probe waits briefly for the `5`, then gets a noop; the buffer waits for the WebSocket.
-        #expect(machine.getReceived(now: self.at(21)) == [.replyToGet(.park), .scheduleProbeNoop(self.at(121))])
-        #expect(machine.probeNoopTimerFired(now: self.at(121)) == [.completePendingGet([.noop])])
-        #expect(machine.probeNoopTimerFired(now: self.at(122)) == [])
+        // Queued packets still go over polling during the upgrade (as with the reference server).
+        #expect(machine.getReceived(now: self.at(21)) == [.replyToGet(.packets([.message(self.text("queued"))]))])
+        // A GET with nothing to carry waits briefly for the `5`, then gets a noop so the client can pause polling.
+        #expect(machine.getReceived(now: self.at(22)) == [.replyToGet(.park), .scheduleProbeNoop(self.at(122))])
+        #expect(machine.probeNoopTimerFired(now: self.at(122)) == [.completePendingGet([.noop])])
+        #expect(machine.probeNoopTimerFired(now: self.at(123)) == [])
+        #expect(machine.enqueue([.message(self.text("later"))], pollingCost: 6, webSocketCost: 7) == .none)
         #expect(
             machine.webSocketReceived(.success(.upgrade), from: .probe, now: self.at(130))
-                == [.cancelUpgradeTimeout, .promoteProbe, .writeWebSocket([.message(self.text("queued"))])]
+                == [.cancelUpgradeTimeout, .promoteProbe, .writeWebSocket([.message(self.text("later"))])]
         )
         #expect(machine.transport == .websocket)
         // (Past the window in which a refusal is ordered behind the probe answer.)

@@ -32,7 +32,52 @@ import Testing
         return machine
     }
 
-    // MARK: the upgrade
+    // MARK: packets during the upgrade
+
+    @Test(arguments: [false, true])
+    func packetsQueuedDuringTheUpgradeGoToTheParkedGet(probed: Bool) {
+        // The official JavaScript client's default mode: it POSTs its CONNECT and polls while it probes. The
+        // CONNECT reply must not wait for the upgrade to finish.
+        var machine = self.upgradingMachine(probed: probed)
+        let park = machine.getReceived(now: self.at(30))
+        #expect(park.first == .replyToGet(.park))
+        let reply = self.message("0{\"sid\":\"a\"}")
+        #expect(self.enqueue(&machine, reply) == .completePendingGet([reply]))
+        #expect(machine.bufferedBytes == 0)
+        // A GET finding packets queued takes them at once.
+        let event = self.message("2[\"hello\"]")
+        #expect(self.enqueue(&machine, event) == .none)
+        #expect(machine.getReceived(now: self.at(40)) == [.replyToGet(.packets([event]))])
+    }
+
+    @Test func afterThePollingPausesTheRestGoesOverTheWebSocketOnceInOrder() {
+        var machine = self.upgradingMachine(probed: true)
+        let (first, second, third) = (self.message("1"), self.message("2"), self.message("3"))
+        #expect(machine.getReceived(now: self.at(30)) == [.replyToGet(.park), .scheduleProbeNoop(self.at(130))])
+        #expect(self.enqueue(&machine, first) == .completePendingGet([first]))
+        // The client's next GET gets the noop that lets it pause polling; then it sends no GET.
+        #expect(machine.getReceived(now: self.at(35)) == [.replyToGet(.park), .scheduleProbeNoop(self.at(135))])
+        #expect(machine.probeNoopTimerFired(now: self.at(135)) == [.completePendingGet([.noop])])
+        #expect(self.enqueue(&machine, second) == .none)
+        #expect(self.enqueue(&machine, third) == .none)
+        #expect(
+            machine.webSocketReceived(.success(.upgrade), from: .probe, now: self.at(140))
+                == [.cancelUpgradeTimeout, .promoteProbe, .writeWebSocket([second, third])]
+        )
+        #expect(self.enqueue(&machine, first) == .writeWebSocket)
+    }
+
+    @Test func probeNoopTimerFiringEarlyOrLateForAnAnsweredGetDoesNothingWrong() {
+        var machine = self.upgradingMachine(probed: true)
+        #expect(machine.getReceived(now: self.at(30)) == [.replyToGet(.park), .scheduleProbeNoop(self.at(130))])
+        // Early: re-armed, the GET stays parked.
+        #expect(machine.probeNoopTimerFired(now: self.at(129)) == [.scheduleProbeNoop(self.at(130))])
+        #expect(machine.hasPendingGet)
+        // The GET was answered with data meanwhile: the timer finds nothing to end.
+        let packet = self.message("x")
+        #expect(self.enqueue(&machine, packet) == .completePendingGet([packet]))
+        #expect(machine.probeNoopTimerFired(now: self.at(130)) == [])
+    }
 
     @Test func getParkedBeforeTheProbeIsEndedByItAndDataBeforeThatGoesOnIt() {
         var machine = Machine(transport: .polling, limits: self.limits, now: self.start)
