@@ -487,7 +487,8 @@ struct HandshakeInfo: Decodable {
         // socket.io-client's default mode: it POSTs and long-polls while it probes the WebSocket, and pauses polling
         // (stops sending GETs) only after `3probe`. What the server sends meanwhile must reach it over polling, in
         // order; what is left when polling pauses goes over the WebSocket after `5`; nothing twice, nothing lost.
-        try await self.withServer(configuration: EngineIOConfiguration(pingInterval: .seconds(60))) { port, application in
+        let configuration = EngineIOConfiguration(pingInterval: .seconds(60))
+        try await self.withServer(configuration: configuration) { port, application in
             try await RawTestConnection.with(port: port) { poller in
                 let info = try self.handshake(try await poller.request("GET", Self.path))
                 let target = "\(Self.path)&sid=\(info.sid)"
@@ -497,8 +498,8 @@ struct HandshakeInfo: Decodable {
                 }
                 try await RawTestConnection.with(port: port) { poster in
                     try await RawTestConnection.with(port: port) { ws in
-                        let upgrade = try await ws.upgradeToWebSocket("/engine.io/?EIO=4&transport=websocket&sid=\(info.sid)")
-                        #expect(upgrade.status == 101)
+                        let upgrade = "/engine.io/?EIO=4&transport=websocket&sid=\(info.sid)"
+                        #expect(try await ws.upgradeToWebSocket(upgrade).status == 101)
                         // Attached, not probed yet: a parked GET carries the echo of a message posted now.
                         try await poller.sendRequest("GET", target)
                         #expect(try await poster.request("POST", target, body: "4m1").text == "ok")

@@ -42,7 +42,10 @@ import Testing
     @Test func undeliveredAnswerEndsANewlyParkedGetWithTheClosePacket() {
         var machine = Machine(transport: .polling, limits: self.limits, now: self.start)
         #expect(machine.getReceived(now: self.at(10)) == [.replyToGet(.park)])
-        #expect(machine.enqueue([.message(self.text("a"))], pollingCost: 2, webSocketCost: 2) == .completePendingGet([.message(self.text("a"))]))
+        #expect(
+            machine.enqueue([.message(self.text("a"))], pollingCost: 2, webSocketCost: 2)
+                == .completePendingGet([.message(self.text("a"))])
+        )
         // The client's next GET parks before the failure report comes back.
         #expect(machine.getReceived(now: self.at(20)) == [.replyToGet(.park)])
         #expect(machine.getAnswerUndelivered() == [.completePendingGet([.close]), .close(.transportError)])
@@ -96,7 +99,8 @@ import Testing
         var machine = Machine(transport: .polling, limits: self.limits, now: self.start)
         var action = Machine.EnqueueAction.none
         for _ in 0..<11 where action == .none {
-            action = machine.enqueue([.message(self.text(String(repeating: "x", count: 99)))], pollingCost: 100, webSocketCost: 100)
+            let packet = EngineIOPacket.message(self.text(String(repeating: "x", count: 99)))
+            action = machine.enqueue([packet], pollingCost: 100, webSocketCost: 100)
         }
         #expect(action == .run([.close(.slowClient)]))
         #expect(machine.bufferedBytes == 0)

@@ -86,7 +86,10 @@ import Testing
         )
         #expect(machine.bufferedBytes == 0)
         #expect(machine.getReceived(now: self.start) == [.replyToGet(.park)])
-        #expect(machine.enqueue([.message(self.text("x"))], pollingCost: 2, webSocketCost: 2) == .completePendingGet([.message(self.text("x"))]))
+        #expect(
+            machine.enqueue([.message(self.text("x"))], pollingCost: 2, webSocketCost: 2)
+                == .completePendingGet([.message(self.text("x"))])
+        )
     }
 
     @Test func pollingResponsesCarryAtMostTheConfiguredPacketCount() {
@@ -179,7 +182,10 @@ import Testing
     @Test func slowPollingClientIsClosed() {
         var machine = Machine(transport: .polling, limits: self.limits, now: self.start)
         #expect(machine.enqueue([.message(self.text("x"))], pollingCost: 60, webSocketCost: 60) == .none)
-        #expect(machine.enqueue([.message(self.text("y"))], pollingCost: 60, webSocketCost: 60) == .run([.close(.slowClient)]))
+        #expect(
+            machine.enqueue([.message(self.text("y"))], pollingCost: 60, webSocketCost: 60)
+                == .run([.close(.slowClient)])
+        )
         #expect(!machine.isOpen)
     }
 

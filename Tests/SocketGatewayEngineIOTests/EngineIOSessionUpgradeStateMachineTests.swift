@@ -112,12 +112,15 @@ import Testing
         var machine = self.upgradingMachine(probed: true)
         _ = machine.webSocketReceived(.success(.upgrade), from: .probe, now: self.at(30))
         // `3probe` not written yet: refusals are held.
-        #expect(machine.getReceived(now: self.at(31)) == [.replyToGet(.rejectDeferred(.badRequest, .untilProbeAnswered))])
-        #expect(machine.getReceived(now: self.at(32)) == [.replyToGet(.rejectDeferred(.badRequest, .untilProbeAnswered))])
+        let held = Machine.Action.replyToGet(.rejectDeferred(.badRequest, .untilProbeAnswered))
+        #expect(machine.getReceived(now: self.at(31)) == [held])
+        #expect(machine.getReceived(now: self.at(32)) == [held])
         #expect(machine.probeAnswerWritten(now: self.at(40)) == [.releaseRefusalsHeldForProbe(at: self.at(65))])
         #expect(machine.probeAnswerWritten(now: self.at(41)) == [])
         // Written: a refusal leaves once the grace period after it has passed.
-        #expect(machine.getReceived(now: self.at(50)) == [.replyToGet(.rejectDeferred(.badRequest, .until(self.at(65))))])
+        #expect(
+            machine.getReceived(now: self.at(50)) == [.replyToGet(.rejectDeferred(.badRequest, .until(self.at(65))))]
+        )
         #expect(machine.getReceived(now: self.at(65)) == [.replyToGet(.reject(.badRequest))])
         #expect(machine.getReceived(now: self.at(1_100)) == [.replyToGet(.reject(.badRequest))])
     }

@@ -45,7 +45,10 @@ import Testing
 
     @Test func unknownNamespaceIsRefusedAndTimeoutStillRuns() {
         var machine = Machine(now: self.start, connectTimeout: .milliseconds(1000), limits: self.limits)
-        #expect(machine.received(.connect(namespace: "/random", auth: nil), now: self.start, namespaceExists: self.known, handlesEvent: self.handled) == .sendConnectError(namespace: "/random", refusal: .invalidNamespace))
+        #expect(
+            machine.received(.connect(namespace: "/random", auth: nil), now: self.start, namespaceExists: self.known, handlesEvent: self.handled)
+                == .sendConnectError(namespace: "/random", refusal: .invalidNamespace)
+        )
         #expect(machine.pendingConnectDeadline != nil)
         #expect(machine.expire(now: self.start + .seconds(1)).count == 1)
     }
@@ -54,7 +57,10 @@ import Testing
         var machine = Machine(now: self.start, connectTimeout: .milliseconds(1000), limits: self.limits)
         let auth: JSONValue = ["token": "bad"]
         #expect(machine.received(.connect(namespace: "/", auth: auth), now: self.start, namespaceExists: self.known, handlesEvent: self.handled) == .authenticate(namespace: "/", auth: auth))
-        #expect(machine.authenticationCompleted(namespace: "/", accepted: false, sid: "x") == .action(.sendConnectError(namespace: "/", refusal: .unauthorized)))
+        #expect(
+            machine.authenticationCompleted(namespace: "/", accepted: false, sid: "x")
+                == .action(.sendConnectError(namespace: "/", refusal: .unauthorized))
+        )
         #expect(machine.sid(in: "/") == nil)
         // Events for a namespace the client is not connected to are ignored.
         #expect(machine.received(.event(namespace: "/", arguments: ["e"], ackID: nil), now: self.start, namespaceExists: self.known, handlesEvent: self.handled) == .none)
@@ -63,7 +69,10 @@ import Testing
     @Test func refusedOrSlowAuthenticationDoesNotStopTheConnectTimeout() {
         var machine = Machine(now: self.start, connectTimeout: .milliseconds(1000), limits: self.limits)
         _ = machine.received(.connect(namespace: "/", auth: nil), now: self.start, namespaceExists: self.known, handlesEvent: self.handled)
-        #expect(machine.authenticationCompleted(namespace: "/", accepted: false, sid: "x") == .action(.sendConnectError(namespace: "/", refusal: .unauthorized)))
+        #expect(
+            machine.authenticationCompleted(namespace: "/", accepted: false, sid: "x")
+                == .action(.sendConnectError(namespace: "/", refusal: .unauthorized))
+        )
         _ = machine.received(.connect(namespace: "/custom", auth: nil), now: self.start, namespaceExists: self.known, handlesEvent: self.handled)
         // Still authenticating /custom when the timeout fires: the session closes.
         #expect(machine.expire(now: self.start + .seconds(1)).count == 1)
@@ -256,7 +265,10 @@ import Testing
             machine.received(.connect(namespace: namespace, auth: ["token": "bad"]), now: self.start, namespaceExists: self.known, handlesEvent: self.handled)
         }
         #expect(connect("/") == .authenticate(namespace: "/", auth: ["token": "bad"]))
-        #expect(machine.authenticationCompleted(namespace: "/", accepted: false, sid: "x") == .action(.sendConnectError(namespace: "/", refusal: .unauthorized)))
+        #expect(
+            machine.authenticationCompleted(namespace: "/", accepted: false, sid: "x")
+                == .action(.sendConnectError(namespace: "/", refusal: .unauthorized))
+        )
         // Unknown namespaces count too.
         #expect(connect("/random") == .sendConnectError(namespace: "/random", refusal: .invalidNamespace))
         #expect(!machine.isClosed)

@@ -377,7 +377,8 @@ final class Recorder: Sendable {
         // being probed. Its reply and what onConnect emits go over polling at once, rather than waiting for `5`;
         // the WebSocket then carries only what comes after, so nothing arrives twice or not at all.
         try await self.withServer { _, port, _, group in
-            let open = try await httpRequest(port: port, method: "GET", path: "/socket.io/?EIO=4&transport=polling", group: group)
+            let handshake = "/socket.io/?EIO=4&transport=polling"
+            let open = try await httpRequest(port: port, method: "GET", path: handshake, group: group)
             let sid = try #require(try JSONValue.parse(String(open.body.dropFirst()))["sid"]?.stringValue)
             let url = "/socket.io/?EIO=4&transport=polling&sid=\(sid)"
             let ws = try await TestWebSocketClient.connect(
