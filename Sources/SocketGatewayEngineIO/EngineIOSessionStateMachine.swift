@@ -554,11 +554,8 @@ struct EngineIOSessionStateMachine {
     /// may give up on the POST (python-engineio then never sends its close packet, and waits for the GET).
     mutating func postReceived(_ decoded: Result<[EngineIOPacket], EngineIOCodecError>, now: NIODeadline) -> [Action] {
         self.postEnded()
-        if case .inFlight(let held) = self.postAnswer {
-            self.postAnswer = .inFlight(getAnswerHeld: held)
-        } else {
-            self.postAnswer = .inFlight(getAnswerHeld: false)
-        }
+        // (A GET answer already held for an earlier POST's answer stays held.)
+        if case .none = self.postAnswer { self.postAnswer = .inFlight(getAnswerHeld: false) }
         switch self.state {
         case .closed: return [.replyToPost(.unknownSession)]
         case .webSocket: return [.replyToPost(.badRequest)]

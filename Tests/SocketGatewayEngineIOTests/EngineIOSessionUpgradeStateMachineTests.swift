@@ -182,6 +182,66 @@ import Testing
         #expect(machine.postAnswerWritten() == [.releaseGetAnswerHeldForPost])
     }
 
+    @Test func heartbeatDuringTheUpgradeGoesToAParkedGetAndThePongComesOverTheWebSocket() {
+        var limits = self.limits
+        limits.pingInterval = .milliseconds(300)
+        limits.pingTimeout = .milliseconds(200)
+        var machine = Machine(transport: .polling, limits: limits, now: self.start)
+        _ = machine.webSocketAttached(now: self.at(10))
+        _ = machine.webSocketReceived(.success(.ping(probe: true)), from: .probe, now: self.at(20))
+        #expect(machine.getReceived(now: self.at(250)) == [.replyToGet(.park), .scheduleProbeNoop(self.at(350))])
+        #expect(
+            machine.heartbeatTimerFired(now: self.at(300))
+                == [.scheduleHeartbeat(self.at(500)), .completePendingGet([.ping(probe: false)])]
+        )
+        _ = machine.webSocketReceived(.success(.upgrade), from: .probe, now: self.at(310))
+        #expect(
+            machine.webSocketReceived(.success(.pong(probe: false)), from: .main, now: self.at(320))
+                == [.scheduleHeartbeat(self.at(620))]
+        )
+    }
+
+    @Test func closingDuringTheUpgradeEndsTheParkedGetAndIgnoresWhatFollows() {
+        var machine = self.upgradingMachine(probed: true)
+        _ = machine.getReceived(now: self.at(30))
+        #expect(machine.closeByApplication(.serverClose) == [.completePendingGet([.close]), .close(.serverClose)])
+        #expect(machine.probeNoopTimerFired(now: self.at(130)) == [])
+        #expect(machine.webSocketReceived(.success(.upgrade), from: .probe, now: self.at(140)) == [])
+        #expect(machine.probeAnswerWritten(now: self.at(141)) == [])
+        #expect(machine.getReceived(now: self.at(150)) == [.replyToGet(.reject(.unknownSession))])
+    }
+
+    @Test func getLostDuringTheUpgradeClosesTheSession() {
+        var aborted = self.upgradingMachine(probed: true)
+        _ = aborted.getReceived(now: self.at(30))
+        #expect(aborted.pendingGetAborted() == [.close(.transportError)])
+        // Packets handed to a GET whose connection had gone are lost: closed, mid-upgrade too.
+        var undelivered = self.upgradingMachine(probed: true)
+        _ = undelivered.getReceived(now: self.at(30))
+        let packet = self.message("lost")
+        #expect(self.enqueue(&undelivered, packet) == .completePendingGet([packet]))
+        #expect(undelivered.getAnswerUndelivered() == [.close(.transportError)])
+    }
+
+    @Test func secondGetDuringTheUpgradeClosesTheSession() {
+        var machine = self.upgradingMachine(probed: true)
+        _ = machine.getReceived(now: self.at(30))
+        #expect(
+            machine.getReceived(now: self.at(31))
+                == [.replyToGet(.reject(.badRequest)), .completePendingGet([.close]), .close(.transportError)]
+        )
+    }
+
+    @Test func upgradeWithoutProbeEndsAGetParkedBeforeTheAttachWithANoop() {
+        var machine = Machine(transport: .polling, limits: self.limits, now: self.start)
+        _ = machine.getReceived(now: self.at(5))
+        _ = machine.webSocketAttached(now: self.at(10))
+        #expect(
+            machine.webSocketReceived(.success(.upgrade), from: .probe, now: self.at(20))
+                == [.cancelUpgradeTimeout, .completePendingGet([.noop]), .promoteProbe]
+        )
+    }
+
     // MARK: one slow-client limit for both transports
 
     @Test func slowWebSocketClientIsClosedByTheSameLimit() {
