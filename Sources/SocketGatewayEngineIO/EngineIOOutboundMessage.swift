@@ -71,6 +71,17 @@ enum WebSocketFrameBytes {
         }
     }
 
+    /// The length of `frame(for: packet)`, without building it.
+    static func frameLength(for packet: EngineIOPacket) -> Int {
+        let payloadLength: Int
+        if case .binaryMessage(let bytes) = packet {
+            payloadLength = bytes.readableBytes
+        } else {
+            payloadLength = EngineIOPollingPayload.encodedRecordLength(packet)
+        }
+        return Self.headerLength(payloadLength: payloadLength) + payloadLength
+    }
+
     /// One complete frame carrying `packet`.
     static func frame(for packet: EngineIOPacket, allocator: ByteBufferAllocator = ByteBufferAllocator()) -> ByteBuffer {
         let length = EngineIOPollingPayload.encodedRecordLength(packet)

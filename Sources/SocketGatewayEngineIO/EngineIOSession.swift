@@ -24,24 +24,15 @@ public final class EngineIOSession: @unchecked Sendable {
     private var heartbeatTimer: NIOScheduledCallback?
     private var upgradeTimer: Scheduled<Void>?
     private var probeNoopTimer: Scheduled<Void>?
-    /// Completes when `3probe` has been written, so a GET refused because of the upgrade is answered after it.
-    private var probeWrite: EventLoopFuture<Void>?
-    /// When the upgrade completed and the `3probe` write of that upgrade, so a stale GET refused shortly after
-    /// is answered after the probe answer, like one that was parked during the upgrade.
-    private var upgradeCompletion: (at: NIODeadline, probeWrite: EventLoopFuture<Void>?)?
-    /// How long after an upgrade a refused GET is still delayed behind the probe answer.
-    static let postUpgradeOrderingWindow = TimeAmount.seconds(1)
-    /// The pause between the probe answer leaving and a refused GET being answered.
-    static let probeOrderingGrace = TimeAmount.milliseconds(25)
-    /// Set while a POST's answer is on its way: a GET completed meanwhile (typically with the application's reply
-    /// to that POST) is answered only once the POST's answer has been written.
-    private var postAnswerInFlight = false
-    private var getReplyHeldForPost: (handle: PollingRequestHandle, body: ByteBuffer, carriesData: Bool)?
+    /// A GET answer the state machine holds back until the POST's answer has been written
+    /// (`releaseGetAnswerHeldForPost`).
+    private var getAnswerHeldForPost: (handle: PollingRequestHandle, body: ByteBuffer, carriesData: Bool)?
+    /// GET refusals the state machine holds back until `3probe` has been written (`releaseRefusalsHeldForProbe`).
+    private var refusalsHeldForProbe: [(handle: PollingRequestHandle, error: EngineIOHTTPError)] = []
     private var outbox: [ByteBuffer] = []
     /// The array the last flush handed to the socket, kept (empty) so outbox and spare swap roles and a flush
     /// allocates nothing.
     private var spareOutbox: [ByteBuffer] = []
-    private var outboxBytes = 0
     private var flushScheduled = false
     /// Counted among the endpoint's pending sessions until established or closed.
     private var pending = true
@@ -85,7 +76,7 @@ public final class EngineIOSession: @unchecked Sendable {
     /// the WebSocket's channel holds that the socket has not taken (on `eventLoop`).
     func bufferedBytesForBudget() -> Int {
         self.eventLoop.assertInEventLoop()
-        var total = self.stateMachine.bufferedBytes + self.outboxBytes
+        var total = self.stateMachine.bufferedBytes
         if let channel = self.mainWebSocket?.channel, channel.eventLoop === self.eventLoop,
             let pending = try? channel.syncOptions?.getOption(ChannelOptions.bufferedWritableBytes)
         {
@@ -113,8 +104,13 @@ public final class EngineIOSession: @unchecked Sendable {
             return
         }
         let packet = EngineIOPacket.message(payload)
+        let recordLength = payload.readableBytes + 1
         self.handleEnqueue(
-            self.stateMachine.enqueue([packet], byteCount: payload.readableBytes + 1),
+            self.stateMachine.enqueue(
+                [packet],
+                pollingCost: recordLength,
+                webSocketCost: WebSocketFrameBytes.headerLength(payloadLength: recordLength) + recordLength
+            ),
             frames: { WebSocketFrameBytes.frame(for: packet) }
         )
     }
@@ -125,8 +121,9 @@ public final class EngineIOSession: @unchecked Sendable {
             self.eventLoop.execute { self.send(message) }
             return
         }
+        let byteCount = message.webSocketFrames.readableBytes
         self.handleEnqueue(
-            self.stateMachine.enqueue(message.packets, byteCount: message.webSocketFrames.readableBytes),
+            self.stateMachine.enqueue(message.packets, pollingCost: byteCount, webSocketCost: byteCount),
             frames: { message.webSocketFrames }
         )
     }
@@ -139,7 +136,11 @@ public final class EngineIOSession: @unchecked Sendable {
         }
         let packet = EngineIOPacket.binaryMessage(bytes)
         self.handleEnqueue(
-            self.stateMachine.enqueue([packet], byteCount: EngineIOPollingPayload.encodedRecordLength(packet)),
+            self.stateMachine.enqueue(
+                [packet],
+                pollingCost: EngineIOPollingPayload.encodedRecordLength(packet),
+                webSocketCost: WebSocketFrameBytes.frameLength(for: packet)
+            ),
             frames: { WebSocketFrameBytes.frame(for: packet) }
         )
     }
@@ -173,11 +174,10 @@ public final class EngineIOSession: @unchecked Sendable {
             break
         case .writeWebSocket:
             self.appendToOutbox(frames())
-        case .completePendingGet(let packets):
-            self.completePendingGet(packets)
-            if !self.stateMachine.isOpen { self.run([.close(.slowClient)]) }
-        case .close(let reason):
-            self.run([.close(reason)])
+        case .completePendingGet(let packets, let hold):
+            self.completePendingGet(packets, holdUntilPostAnswered: hold)
+        case .run(let actions):
+            self.run(actions)
         }
     }
 
@@ -186,12 +186,11 @@ public final class EngineIOSession: @unchecked Sendable {
     func start(handshakeFrameFor transport: EngineIOTransportKind) {
         self.eventLoop.assertInEventLoop()
         let open = EngineIOPacket.open(self.handshakeJSON(upgrades: transport == .polling))
-        switch transport {
-        case .polling:
-            _ = self.stateMachine.enqueue([open], byteCount: 0)
-        case .websocket:
-            self.appendToOutbox(WebSocketFrameBytes.frame(for: open))
-        }
+        // The handshake is not counted towards the slow-client limit.
+        self.handleEnqueue(
+            self.stateMachine.enqueue([open], pollingCost: 0, webSocketCost: 0),
+            frames: { WebSocketFrameBytes.frame(for: open) }
+        )
         self.schedule(heartbeat: self.stateMachine.initialHeartbeatDeadline)
         self.endpoint.sessionOpened(self, transport: transport)
         self.endpoint.application.sessionOpened(self)
@@ -210,10 +209,12 @@ public final class EngineIOSession: @unchecked Sendable {
                 switch reply {
                 case .park:
                     self.pendingGet = handle
-                case .packets(let packets):
-                    self.answerGet(handle, packets: packets)
+                case .packets(let packets, let hold):
+                    self.answerGet(handle, packets: packets, holdUntilPostAnswered: hold)
                 case .reject(let error):
-                    self.refuseGet(handle, error: error)
+                    handle.reply(.error(error))
+                case .rejectDeferred(let error, let deferral):
+                    self.refuse(handle, error: error, deferral: deferral)
                 }
             } else {
                 self.run([action])
@@ -221,26 +222,19 @@ public final class EngineIOSession: @unchecked Sendable {
         }
     }
 
-    /// Refuses a GET. Right after an upgrade the refusal waits until `3probe` has left (plus a grace period):
-    /// the client sent the GET after the probe, and reads the two sockets in no particular order.
-    private func refuseGet(_ handle: PollingRequestHandle, error: EngineIOHTTPError) {
-        guard self.transport == .websocket, let completion = self.upgradeCompletion,
-              NIODeadline.now() - completion.at < Self.postUpgradeOrderingWindow
-        else {
+    /// Refuses a GET now or when the state machine said (after `3probe`, which the client must see first).
+    private func refuse(
+        _ handle: PollingRequestHandle,
+        error: EngineIOHTTPError,
+        deferral: EngineIOSessionStateMachine.Deferral?
+    ) {
+        switch deferral {
+        case nil:
             handle.reply(.error(error))
-            return
-        }
-        self.replyAfterProbe(handle, error: error, probeWrite: completion.probeWrite)
-    }
-
-    private func replyAfterProbe(_ handle: PollingRequestHandle, error: EngineIOHTTPError, probeWrite: EventLoopFuture<Void>?) {
-        guard let probeWrite else {
-            handle.reply(.error(error))
-            return
-        }
-        let eventLoop = self.eventLoop
-        probeWrite.whenComplete { _ in
-            eventLoop.scheduleTask(in: Self.probeOrderingGrace) { handle.reply(.error(error)) }
+        case .until(let deadline):
+            self.eventLoop.scheduleTask(deadline: deadline) { handle.reply(.error(error)) }
+        case .untilProbeAnswered:
+            self.refusalsHeldForProbe.append((handle, error))
         }
     }
 
@@ -261,31 +255,21 @@ public final class EngineIOSession: @unchecked Sendable {
             decoded = .failure(error)
         }
         let actions = self.stateMachine.postReceived(decoded, now: .now())
-        // Answer the POST before acting on its packets, and hold back a GET answer they cause until the POST's
-        // answer is out: a client that sees the reply to its POST on the GET before the POST's own answer may give
-        // up on the POST (python-engineio then never sends its close packet, and waits for the GET).
+        // Answer the POST before acting on its packets; the state machine holds back GET answers until
+        // `postAnswerWritten`.
         let postReply = actions.lazy.compactMap { action -> PollingReply? in
             guard case .replyToPost(let error) = action else { return nil }
             return error.map { .error($0) } ?? .ok
         }.first
         if let postReply {
-            self.postAnswerInFlight = true
             let eventLoop = self.eventLoop
             handle.reply(postReply) { _ in
-                eventLoop.execute { self.postAnswerWritten() }
+                eventLoop.execute { self.run(self.stateMachine.postAnswerWritten()) }
             }
         }
         for action in actions {
             if case .replyToPost = action { continue }
             self.run([action])
-        }
-    }
-
-    private func postAnswerWritten() {
-        self.postAnswerInFlight = false
-        if let held = self.getReplyHeldForPost {
-            self.getReplyHeldForPost = nil
-            self.deliverGetAnswer(held.handle, body: held.body, carriesData: held.carriesData)
         }
     }
 
@@ -312,16 +296,16 @@ public final class EngineIOSession: @unchecked Sendable {
         self.run(self.stateMachine.getAnswerUndelivered())
     }
 
-    /// Answers a GET with packets, unless a POST's answer must go first.
-    private func answerGet(_ handle: PollingRequestHandle, packets: [EngineIOPacket]) {
+    /// Answers a GET with packets, or holds the answer until the state machine releases it.
+    private func answerGet(_ handle: PollingRequestHandle, packets: [EngineIOPacket], holdUntilPostAnswered: Bool) {
         let body = EngineIOPollingPayload.encode(packets)
         let carriesData = packets.contains { $0 != .noop }
-        if self.postAnswerInFlight {
-            // Only a misbehaving client has two GETs answered at once; never leave the first one hanging.
-            if let earlier = self.getReplyHeldForPost {
+        if holdUntilPostAnswered {
+            if let earlier = self.getAnswerHeldForPost {
+                // The machine releases an earlier answer first; never leave one hanging regardless.
                 self.deliverGetAnswer(earlier.handle, body: earlier.body, carriesData: earlier.carriesData)
             }
-            self.getReplyHeldForPost = (handle, body, carriesData)
+            self.getAnswerHeldForPost = (handle, body, carriesData)
         } else {
             self.deliverGetAnswer(handle, body: body, carriesData: carriesData)
         }
@@ -413,18 +397,26 @@ public final class EngineIOSession: @unchecked Sendable {
                 self.probeNoopTimer?.cancel()
                 self.probeNoopTimer = self.eventLoop.scheduleTask(deadline: deadline) { [self] in
                     self.probeNoopTimer = nil
-                    self.run(self.stateMachine.probeNoopTimerFired())
+                    self.run(self.stateMachine.probeNoopTimerFired(now: .now()))
                 }
-            case .rejectPendingGet(let error):
+            case .rejectPendingGet(let error, let deferral):
                 if let handle = self.pendingGet {
                     self.pendingGet = nil
-                    // This GET raced the client's `5` over another connection. Answer it after `3probe` has left
-                    // and a short grace period, so the client sees the probe answer before the refusal (the order
-                    // it sent them in), whatever order the two sockets are read in on its side.
-                    self.replyAfterProbe(handle, error: error, probeWrite: self.probeWrite)
+                    self.refuse(handle, error: error, deferral: deferral)
                 }
-            case .completePendingGet(let packets):
-                self.completePendingGet(packets)
+            case .completePendingGet(let packets, let hold):
+                self.completePendingGet(packets, holdUntilPostAnswered: hold)
+            case .releaseGetAnswerHeldForPost:
+                if let held = self.getAnswerHeldForPost {
+                    self.getAnswerHeldForPost = nil
+                    self.deliverGetAnswer(held.handle, body: held.body, carriesData: held.carriesData)
+                }
+            case .releaseRefusalsHeldForProbe(let deadline):
+                let held = self.refusalsHeldForProbe
+                self.refusalsHeldForProbe.removeAll()
+                self.eventLoop.scheduleTask(deadline: deadline) {
+                    for refusal in held { refusal.handle.reply(.error(refusal.error)) }
+                }
             case .replyToGet, .replyToPost:
                 // Answered by the caller that owns the request.
                 break
@@ -432,17 +424,18 @@ public final class EngineIOSession: @unchecked Sendable {
                 for packet in packets { self.appendToOutbox(WebSocketFrameBytes.frame(for: packet)) }
             case .writeProbe(let packet):
                 let promise = self.eventLoop.makePromise(of: Void.self)
+                // Runs on `eventLoop` (the promise's), whichever loop the probe's channel is on.
+                promise.futureResult.whenComplete { _ in
+                    self.run(self.stateMachine.probeAnswerWritten(now: .now()))
+                }
                 if let probe = self.probeWebSocket {
                     probe.write([WebSocketFrameBytes.frame(for: packet)], promise: promise)
                 } else {
                     promise.succeed()
                 }
-                self.probeWrite = promise.futureResult
             case .promoteProbe:
                 self.mainWebSocket = self.probeWebSocket
                 self.probeWebSocket = nil
-                self.upgradeCompletion = (.now(), self.probeWrite)
-                self.probeWrite = nil
                 self.endpoint.logger.debug("upgraded to websocket", metadata: ["engineio.sid": "\(self.id)"])
             case .closeProbe:
                 self.probeWebSocket?.close()
@@ -462,10 +455,10 @@ public final class EngineIOSession: @unchecked Sendable {
         }
     }
 
-    private func completePendingGet(_ packets: [EngineIOPacket]) {
+    private func completePendingGet(_ packets: [EngineIOPacket], holdUntilPostAnswered: Bool) {
         guard let handle = self.pendingGet else { return }
         self.pendingGet = nil
-        self.answerGet(handle, packets: packets)
+        self.answerGet(handle, packets: packets, holdUntilPostAnswered: holdUntilPostAnswered)
     }
 
     private func schedule(heartbeat deadline: NIODeadline) {
@@ -479,14 +472,10 @@ public final class EngineIOSession: @unchecked Sendable {
         self.run(self.stateMachine.heartbeatTimerFired(now: .now()))
     }
 
+    /// Queues frames for the main WebSocket; the state machine has counted them towards the slow-client limit.
     private func appendToOutbox(_ bytes: ByteBuffer) {
         guard self.mainWebSocket != nil else { return }
-        self.outboxBytes += bytes.readableBytes
         self.outbox.append(bytes)
-        if self.outboxBytes > self.endpoint.configuration.maxBufferedBytesPerSession {
-            self.run(self.stateMachine.webSocketBackpressureExceeded())
-            return
-        }
         if !self.flushScheduled {
             self.flushScheduled = true
             self.eventLoop.execute { self.flushOutbox() }
@@ -500,7 +489,7 @@ public final class EngineIOSession: @unchecked Sendable {
         // non-unique and so allocated a new one per flush, i.e. one allocation per recipient per tick in a fan-out.
         // Anything appended while writing (or a teardown) sees an empty outbox, as before.
         swap(&self.outbox, &self.spareOutbox)
-        self.outboxBytes = 0
+        self.stateMachine.webSocketOutboxFlushed()
         self.mainWebSocket?.write(self.spareOutbox)
         self.spareOutbox.removeAll(keepingCapacity: true)
     }
@@ -513,14 +502,14 @@ public final class EngineIOSession: @unchecked Sendable {
         self.probeNoopTimer?.cancel()
         self.probeNoopTimer = nil
         if let pending = self.pendingGet {
+            // The state machine answered every GET it knew of; this one must not hang either.
             self.pendingGet = nil
-            self.answerGet(pending, packets: [.close])
+            self.deliverGetAnswer(pending, body: EngineIOPollingPayload.encode([.close]), carriesData: true)
         }
         // Whatever is already queued for the WebSocket still goes out before the close frame, unless the client is
         // dropped for not reading it.
         let buffers = reason == .slowClient ? [] : self.outbox
         self.outbox.removeAll()
-        self.outboxBytes = 0
         if let main = self.mainWebSocket {
             main.write(buffers)
             main.close(reason: reason)

@@ -197,12 +197,12 @@ final class SocketIOClient: @unchecked Sendable {
         case .none:
             break
 
-        case .sendConnectError(let namespace, let message):
-            self.refuseConnect(namespace: namespace, message: message)
+        case .sendConnectError(let namespace, let refusal):
+            self.refuseConnect(namespace: namespace, refusal: refusal)
 
-        case .sendConnectErrorAndClose(let namespace, let message, let error):
+        case .sendConnectErrorAndClose(let namespace, let refusal, let error):
             // The reply goes out before the close.
-            self.refuseConnect(namespace: namespace, message: message)
+            self.refuseConnect(namespace: namespace, refusal: refusal)
             self.closeSession(for: error)
 
         case .authenticate(let namespace, let auth):
@@ -226,9 +226,6 @@ final class SocketIOClient: @unchecked Sendable {
                     "socket.io connect not authenticated: the server is shutting down",
                     metadata: ["namespace": "\(LogSafe.text(namespace))"])
             }
-
-        case .accept:
-            preconditionFailure("accept is handled by authenticationCompleted")
 
         case .dispatchEvent(let namespace, _, let arguments, let ackID):
             guard let connection = self.connections[namespace], let namespaceHandlers = self.application.registry.existing(namespace),
@@ -280,13 +277,12 @@ final class SocketIOClient: @unchecked Sendable {
         }
     }
 
-    private func refuseConnect(namespace: String, message: String) {
-        if message == "Unauthorized" {
-            self.application.metrics.authFailure(namespace: namespace)
-        }
+    private func refuseConnect(namespace: String, refusal: SocketIOSessionStateMachine.ConnectRefusal) {
+        self.application.metrics.connectRefused(refusal, namespace: namespace)
         self.logger.debug(
-            "socket.io connect refused", metadata: ["namespace": "\(LogSafe.text(namespace))", "reason": "\(message)"])
-        self.session.send(SocketIOWire.connectError(namespace: namespace, message: message))
+            "socket.io connect refused",
+            metadata: ["namespace": "\(LogSafe.text(namespace))", "reason": "\(refusal.message)"])
+        self.session.send(SocketIOWire.connectError(namespace: namespace, message: refusal.message))
     }
 
     /// Closes the Engine.IO session for the client's fault `error`: counted, logged, and the transport closed
@@ -325,9 +321,10 @@ final class SocketIOClient: @unchecked Sendable {
     }
 
     private func authenticationCompleted(namespace: String, handshake: SocketHandshake, user: AuthenticatedUser?, accepted: Bool) {
-        let action = self.machine.authenticationCompleted(namespace: namespace, accepted: accepted, sid: SocketIOClient.makeSid())
-        guard case .accept(let namespace, let sid) = action else {
-            self.run(action)
+        let outcome = self.machine.authenticationCompleted(
+            namespace: namespace, accepted: accepted, sid: SocketIOClient.makeSid())
+        guard case .accept(let namespace, let sid) = outcome else {
+            if case .action(let action) = outcome { self.run(action) }
             return
         }
         if self.machine.pendingConnectDeadline == nil, let timer = self.connectTimer {

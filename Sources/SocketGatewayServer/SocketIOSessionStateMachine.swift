@@ -79,18 +79,32 @@ struct SocketIOSessionStateMachine {
         case ack(namespace: String, id: UInt64, arguments: [JSONValue])
     }
 
+    /// Why a CONNECT was refused.
+    enum ConnectRefusal: Hashable {
+        /// The server has no such namespace.
+        case invalidNamespace
+        /// The authenticator refused the client.
+        case unauthorized
+
+        /// The `message` of the CONNECT_ERROR the client reads (the reference server's wording).
+        var message: String {
+            switch self {
+            case .invalidNamespace: "Invalid namespace"
+            case .unauthorized: "Unauthorized"
+            }
+        }
+    }
+
     /// What the caller must do.
     enum Action: Hashable {
         case none
-        /// Reply CONNECT_ERROR `{"message": message}` for `namespace`.
-        case sendConnectError(namespace: String, message: String)
-        /// Reply CONNECT_ERROR `{"message": message}` for `namespace`, then close the Engine.IO session: the client
-        /// was refused too often.
-        case sendConnectErrorAndClose(namespace: String, message: String, SocketIOSessionError)
+        /// Reply CONNECT_ERROR `{"message": refusal.message}` for `namespace`.
+        case sendConnectError(namespace: String, refusal: ConnectRefusal)
+        /// Reply CONNECT_ERROR `{"message": refusal.message}` for `namespace`, then close the Engine.IO session: the
+        /// client was refused too often.
+        case sendConnectErrorAndClose(namespace: String, refusal: ConnectRefusal, SocketIOSessionError)
         /// Run the authenticator (if any), then call `authenticationCompleted`.
         case authenticate(namespace: String, auth: JSONValue?)
-        /// Reply CONNECT `{"sid": sid}`, create the connection, join its rooms, run onConnect.
-        case accept(namespace: String, sid: String)
         /// Hand the event to the connection's handlers.
         case dispatchEvent(namespace: String, sid: String, arguments: [JSONValue], ackID: UInt64?)
         /// Resume the `emitWithAck` waiting for `id`.
@@ -102,6 +116,14 @@ struct SocketIOSessionStateMachine {
         case closeConnection(namespace: String, sid: String, pendingAcks: [UInt64], cause: ConnectionEndCause)
         /// Close the whole Engine.IO session.
         case closeSession(SocketIOSessionError)
+    }
+
+    /// What to do once the authenticator answered: accepting is only ever an answer to an authentication.
+    enum AuthenticationOutcome: Hashable {
+        /// Reply CONNECT `{"sid": sid}`, create the connection, join its rooms, run onConnect.
+        case accept(namespace: String, sid: String)
+        /// Not accepted (refused, or the session or namespace went away meanwhile): do this instead.
+        case action(Action)
     }
 
     /// Who ended a connection.
@@ -202,7 +224,7 @@ struct SocketIOSessionStateMachine {
         switch packet {
         case .connect(let namespace, let auth):
             guard namespaceExists(namespace) else {
-                return self.refuseConnect(namespace: namespace, message: "Invalid namespace")
+                return self.refuseConnect(namespace: namespace, refusal: .invalidNamespace)
             }
             guard self.namespaces[namespace] == nil else {
                 // Already connected or authenticating: a duplicate CONNECT changes nothing.
@@ -273,14 +295,14 @@ struct SocketIOSessionStateMachine {
     /// - Parameters:
     ///   - accepted: Whether the client may connect.
     ///   - sid: The session id to give the connection when accepted.
-    mutating func authenticationCompleted(namespace: String, accepted: Bool, sid: String) -> Action {
+    mutating func authenticationCompleted(namespace: String, accepted: Bool, sid: String) -> AuthenticationOutcome {
         guard !self.isClosed, case .authenticating? = self.namespaces[namespace] else {
             // The session closed or the client left the namespace meanwhile.
-            return .none
+            return .action(.none)
         }
         guard accepted else {
             self.namespaces.removeValue(forKey: namespace)
-            return self.refuseConnect(namespace: namespace, message: "Unauthorized")
+            return .action(self.refuseConnect(namespace: namespace, refusal: .unauthorized))
         }
         self.namespaces[namespace] = .connected(Connection(sid: sid))
         self.connectDeadline = nil
@@ -312,18 +334,18 @@ struct SocketIOSessionStateMachine {
 
     /// Refuses a CONNECT; the refusal that reaches `maxRefusedConnects` also closes the session, so a client cannot
     /// retry CONNECT (e.g. guess tokens) forever on one session.
-    private mutating func refuseConnect(namespace: String, message: String) -> Action {
+    private mutating func refuseConnect(namespace: String, refusal: ConnectRefusal) -> Action {
         self.refusedConnects += 1
         guard self.refusedConnects >= self.limits.maxRefusedConnects else {
-            return .sendConnectError(namespace: namespace, message: message)
+            return .sendConnectError(namespace: namespace, refusal: refusal)
         }
         let error = SocketIOSessionError(
             code: .tooManyRefusedConnects,
             detail: "\(self.refusedConnects) CONNECTs refused on this session, the last for namespace "
-                + "\(LogSafe.text(namespace)) (\(message))")
+                + "\(LogSafe.text(namespace)) (\(refusal.message))")
         self.isClosed = true
         self.closingError = error
-        return .sendConnectErrorAndClose(namespace: namespace, message: message, error)
+        return .sendConnectErrorAndClose(namespace: namespace, refusal: refusal, error)
     }
 
     /// The server disconnects the connection `sid` in `namespace`.

@@ -32,11 +32,18 @@ struct SocketServerMetrics: Sendable {
         ).increment()
     }
 
-    /// A client was refused by the authenticator.
-    func authFailure(namespace: String) {
-        Counter(
-            label: "socketgateway_auth_failures_total", dimensions: [("namespace", namespace)], factory: self.factory
-        ).increment()
+    /// A client's CONNECT was refused. Refusals by the authenticator count in `socketgateway_auth_failures_total`;
+    /// unknown namespaces are not counted (their names would make the dimension unbounded).
+    func connectRefused(_ refusal: SocketIOSessionStateMachine.ConnectRefusal, namespace: String) {
+        switch refusal {
+        case .unauthorized:
+            Counter(
+                label: "socketgateway_auth_failures_total", dimensions: [("namespace", namespace)],
+                factory: self.factory
+            ).increment()
+        case .invalidNamespace:
+            break
+        }
     }
 
     /// A client exceeded one of the server's limits (`error.code`, e.g. `event queue full`) and was disconnected.

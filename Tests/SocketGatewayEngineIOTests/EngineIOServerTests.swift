@@ -347,10 +347,14 @@ struct HandshakeInfo: Decodable {
                     #expect(try await ws.upgradeToWebSocket("/engine.io/?EIO=4&transport=websocket&sid=\(info.sid)").status == 101)
                     try await ws.sendText("2probe")
                     #expect(try await ws.readText() == "3probe")
+                    // The echo of "before" was buffered for polling: it still goes over polling during the upgrade,
+                    // then a GET with nothing to carry gets the noop that lets the client pause polling.
+                    #expect(try await polling.request("GET", target).text == "4before")
                     #expect(try await polling.request("GET", target).text == "6")
+                    #expect(try await polling.request("POST", target, body: "4paused").text == "ok")
                     try await ws.sendText("5")
-                    // The echo of "before" was buffered for polling and moves over to the WebSocket.
-                    #expect(try await ws.readText() == "4before")
+                    // Queued after the client paused polling: moved over to the WebSocket.
+                    #expect(try await ws.readText() == "4paused")
                     try await ws.sendText("4hello")
                     #expect(try await ws.readText() == "4hello")
                     #expect(try await polling.request("GET", target).status == 400)
@@ -476,6 +480,51 @@ struct HandshakeInfo: Decodable {
                 #expect(response.status == 400)
                 #expect(response.text == "{\"code\":1,\"message\":\"Session ID unknown\"}")
             }
+        }
+    }
+
+    @Test func messagesDuringTheUpgradeArriveOverPollingUntilItPausesThenOverTheWebSocket() async throws {
+        // socket.io-client's default mode: it POSTs and long-polls while it probes the WebSocket, and pauses polling
+        // (stops sending GETs) only after `3probe`. What the server sends meanwhile must reach it over polling, in
+        // order; what is left when polling pauses goes over the WebSocket after `5`; nothing twice, nothing lost.
+        let configuration = EngineIOConfiguration(pingInterval: .seconds(60))
+        try await self.withServer(configuration: configuration) { port, application in
+            try await RawTestConnection.with(port: port) { poller in
+                let info = try self.handshake(try await poller.request("GET", Self.path))
+                let target = "\(Self.path)&sid=\(info.sid)"
+                var received: [String] = []
+                func records(_ response: RawTestConnection.Response) -> [String] {
+                    response.text.split(separator: "\u{1e}").map(String.init).filter { $0 != "6" }
+                }
+                try await RawTestConnection.with(port: port) { poster in
+                    try await RawTestConnection.with(port: port) { ws in
+                        let upgrade = "/engine.io/?EIO=4&transport=websocket&sid=\(info.sid)"
+                        #expect(try await ws.upgradeToWebSocket(upgrade).status == 101)
+                        // Attached, not probed yet: a parked GET carries the echo of a message posted now.
+                        try await poller.sendRequest("GET", target)
+                        #expect(try await poster.request("POST", target, body: "4m1").text == "ok")
+                        received += records(try await poller.readResponse())
+                        try await ws.sendText("2probe")
+                        #expect(try await ws.readText() == "3probe")
+                        // Probed: still over polling, whether the GET was parked first or finds the echoes queued.
+                        try await poller.sendRequest("GET", target)
+                        #expect(try await poster.request("POST", target, body: "4m2\u{1e}4m3").text == "ok")
+                        received += records(try await poller.readResponse())
+                        if received.count < 3 { received += records(try await poller.request("GET", target)) }
+                        #expect(received == ["4m1", "4m2", "4m3"])
+                        // Nothing queued: the GET ends with the noop, and the client pauses polling.
+                        #expect(try await poller.request("GET", target).text == "6")
+                        #expect(try await poster.request("POST", target, body: "4m4\u{1e}4m5").text == "ok")
+                        try await ws.sendText("5")
+                        for _ in 0..<2 { received.append(try #require(try await ws.readText())) }
+                        try await ws.sendText("4m6")
+                        received.append(try #require(try await ws.readText()))
+                        #expect(received == ["4m1", "4m2", "4m3", "4m4", "4m5", "4m6"])
+                        #expect(try await poller.request("GET", target).status == 400)
+                    }
+                }
+            }
+            #expect(try await application.closeReasons() == [.transportClose])
         }
     }
 

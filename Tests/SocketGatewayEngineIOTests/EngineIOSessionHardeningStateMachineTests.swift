@@ -27,7 +27,9 @@ import Testing
         #expect(machine.postReceived(.success([.message(self.text("40/zzlive,"))]), now: self.at(60))
             == [.deliver(.text(self.text("40/zzlive,"))), .replyToPost(nil)])
         let reply = EngineIOPacket.message(self.text("40/zzlive,{\"sid\":\"x\"}"))
-        #expect(machine.enqueue([reply], byteCount: 10) == .completePendingGet([reply]))
+        #expect(
+            machine.enqueue([reply], pollingCost: 10, webSocketCost: 10)
+                == .completePendingGet([reply], holdUntilPostAnswered: true))
         // Too late: the GET was answered already.
         #expect(machine.pendingGetAborted() == [])
         #expect(machine.isOpen)
@@ -40,7 +42,10 @@ import Testing
     @Test func undeliveredAnswerEndsANewlyParkedGetWithTheClosePacket() {
         var machine = Machine(transport: .polling, limits: self.limits, now: self.start)
         #expect(machine.getReceived(now: self.at(10)) == [.replyToGet(.park)])
-        #expect(machine.enqueue([.message(self.text("a"))], byteCount: 2) == .completePendingGet([.message(self.text("a"))]))
+        #expect(
+            machine.enqueue([.message(self.text("a"))], pollingCost: 2, webSocketCost: 2)
+                == .completePendingGet([.message(self.text("a"))])
+        )
         // The client's next GET parks before the failure report comes back.
         #expect(machine.getReceived(now: self.at(20)) == [.replyToGet(.park)])
         #expect(machine.getAnswerUndelivered() == [.completePendingGet([.close]), .close(.transportError)])
@@ -51,7 +56,7 @@ import Testing
         #expect(machine.getReceived(now: self.at(10)) == [.replyToGet(.park)])
         #expect(machine.pendingGetAborted() == [.close(.transportError)])
         // Nothing is handed to a GET after that.
-        #expect(machine.enqueue([.message(self.text("late"))], byteCount: 5) == .none)
+        #expect(machine.enqueue([.message(self.text("late"))], pollingCost: 5, webSocketCost: 5) == .none)
     }
 
     @Test func undeliveredAnswerAfterTheUpgradeIsIgnored() {
@@ -66,7 +71,7 @@ import Testing
 
     @Test func applicationCloseOverPollingOwesTheNextGetTheClosePacket() {
         var machine = Machine(transport: .polling, limits: self.limits, now: self.start)
-        _ = machine.enqueue([.message(self.text("queued"))], byteCount: 7)
+        _ = machine.enqueue([.message(self.text("queued"))], pollingCost: 7, webSocketCost: 7)
         #expect(machine.closeByApplication(.parseError) == [.lingerWithClosePacket, .close(.parseError)])
         // The first GET that still reaches the session gets the close packet; after that the sid is unknown.
         #expect(machine.getReceived(now: self.at(10)) == [.replyToGet(.packets([.close]))])
@@ -94,9 +99,10 @@ import Testing
         var machine = Machine(transport: .polling, limits: self.limits, now: self.start)
         var action = Machine.EnqueueAction.none
         for _ in 0..<11 where action == .none {
-            action = machine.enqueue([.message(self.text(String(repeating: "x", count: 99)))], byteCount: 100)
+            let packet = EngineIOPacket.message(self.text(String(repeating: "x", count: 99)))
+            action = machine.enqueue([packet], pollingCost: 100, webSocketCost: 100)
         }
-        #expect(action == .close(.slowClient))
+        #expect(action == .run([.close(.slowClient)]))
         #expect(machine.bufferedBytes == 0)
         #expect(!machine.isOpen)
     }

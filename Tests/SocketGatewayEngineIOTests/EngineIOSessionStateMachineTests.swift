@@ -78,7 +78,7 @@ import Testing
     @Test func bufferedMessagesGoOutInOneGet() {
         var machine = Machine(transport: .polling, limits: self.limits, now: self.start)
         for word in ["test1", "test2", "test3"] {
-            #expect(machine.enqueue([.message(self.text(word))], byteCount: 6) == .none)
+            #expect(machine.enqueue([.message(self.text(word))], pollingCost: 6, webSocketCost: 6) == .none)
         }
         #expect(
             machine.getReceived(now: self.start)
@@ -86,7 +86,10 @@ import Testing
         )
         #expect(machine.bufferedBytes == 0)
         #expect(machine.getReceived(now: self.start) == [.replyToGet(.park)])
-        #expect(machine.enqueue([.message(self.text("x"))], byteCount: 2) == .completePendingGet([.message(self.text("x"))]))
+        #expect(
+            machine.enqueue([.message(self.text("x"))], pollingCost: 2, webSocketCost: 2)
+                == .completePendingGet([.message(self.text("x"))])
+        )
     }
 
     @Test func pollingResponsesCarryAtMostTheConfiguredPacketCount() {
@@ -96,7 +99,7 @@ import Testing
         var machine = Machine(transport: .polling, limits: limits, now: self.start)
         let messages = (0..<7).map { EngineIOPacket.message(self.text("m\($0)")) }
         for message in messages {
-            #expect(machine.enqueue([message], byteCount: 10) == .none)
+            #expect(machine.enqueue([message], pollingCost: 10, webSocketCost: 10) == .none)
         }
         #expect(machine.bufferedBytes == 70)
         #expect(machine.getReceived(now: self.start) == [.replyToGet(.packets(Array(messages[0..<3])))])
@@ -109,7 +112,7 @@ import Testing
         #expect(machine.getReceived(now: self.start) == [.replyToGet(.park)])
         let attachment = EngineIOPacket.binaryMessage(ByteBuffer(bytes: [1, 2, 3]))
         let group = [messages[0], attachment, attachment, attachment]
-        #expect(machine.enqueue(group, byteCount: 40) == .completePendingGet(Array(group[0..<3])))
+        #expect(machine.enqueue(group, pollingCost: 40, webSocketCost: 40) == .completePendingGet(Array(group[0..<3])))
         // The packet left behind keeps its share of the 40 bytes (its record length, `bAQID`).
         #expect(machine.bufferedBytes == 5)
         #expect(machine.getReceived(now: self.start) == [.replyToGet(.packets([attachment]))])
@@ -122,13 +125,16 @@ import Testing
         limits.maxPacketsPerPollingResponse = 2
         var machine = Machine(transport: .polling, limits: limits, now: self.start)
         let messages = (0..<5).map { EngineIOPacket.message(self.text("m\($0)")) }
-        for message in messages { _ = machine.enqueue([message], byteCount: 3) }
+        for message in messages { _ = machine.enqueue([message], pollingCost: 3, webSocketCost: 3) }
         #expect(machine.webSocketAttached(now: self.start) == [.scheduleUpgradeTimeout(self.start + .seconds(10))])
         #expect(machine.webSocketReceived(.success(.ping(probe: true)), from: .probe, now: self.start) == [.writeProbe(.pong(probe: true))])
         #expect(
             machine.webSocketReceived(.success(.upgrade), from: .probe, now: self.start)
                 == [.cancelUpgradeTimeout, .promoteProbe, .writeWebSocket(messages)]
         )
+        // The frames count towards the slow-client limit until the session hands them to the socket.
+        #expect(machine.bufferedBytes == messages.reduce(0) { $0 + WebSocketFrameBytes.frameLength(for: $1) })
+        machine.webSocketOutboxFlushed()
         #expect(machine.bufferedBytes == 0)
     }
 
@@ -139,10 +145,12 @@ import Testing
                 == [.deliver(.text(self.text("a"))), .deliver(.binary(ByteBuffer(bytes: [1]))), .replyToPost(nil)]
         )
         #expect(machine.getReceived(now: self.start) == [.replyToGet(.park)])
+        // The GET's answer waits for the POST's (the session releases it when the POST's answer is written).
         #expect(
             machine.postReceived(.success([.close]), now: self.start)
-                == [.replyToPost(nil), .completePendingGet([.noop]), .close(.clientClose)]
+                == [.replyToPost(nil), .completePendingGet([.noop], holdUntilPostAnswered: true), .close(.clientClose)]
         )
+        #expect(machine.postAnswerWritten() == [.releaseGetAnswerHeldForPost])
     }
 
     @Test func overlappingPostsCloseTheSession() {
@@ -173,31 +181,38 @@ import Testing
 
     @Test func slowPollingClientIsClosed() {
         var machine = Machine(transport: .polling, limits: self.limits, now: self.start)
-        #expect(machine.enqueue([.message(self.text("x"))], byteCount: 60) == .none)
-        #expect(machine.enqueue([.message(self.text("y"))], byteCount: 60) == .close(.slowClient))
+        #expect(machine.enqueue([.message(self.text("x"))], pollingCost: 60, webSocketCost: 60) == .none)
+        #expect(
+            machine.enqueue([.message(self.text("y"))], pollingCost: 60, webSocketCost: 60)
+                == .run([.close(.slowClient)])
+        )
         #expect(!machine.isOpen)
     }
 
     @Test func upgradeWithProbe() {
         var machine = Machine(transport: .polling, limits: self.limits, now: self.start)
-        #expect(machine.enqueue([.message(self.text("queued"))], byteCount: 7) == .none)
+        #expect(machine.enqueue([.message(self.text("queued"))], pollingCost: 7, webSocketCost: 7) == .none)
         #expect(machine.webSocketAttached(now: self.at(10)) == [.scheduleUpgradeTimeout(self.at(10_010))])
         #expect(
             machine.webSocketReceived(.success(.ping(probe: true)), from: .probe, now: self.at(20))
                 == [.writeProbe(.pong(probe: true))]
         )
-        // A GET after the probe waits briefly for the `5`, then gets a noop; the buffer waits for the WebSocket.
-        #expect(machine.getReceived(now: self.at(21)) == [.replyToGet(.park), .scheduleProbeNoop(self.at(121))])
-        #expect(machine.probeNoopTimerFired() == [.completePendingGet([.noop])])
-        #expect(machine.probeNoopTimerFired() == [])
+        // Queued packets still go over polling during the upgrade (as with the reference server).
+        #expect(machine.getReceived(now: self.at(21)) == [.replyToGet(.packets([.message(self.text("queued"))]))])
+        // A GET with nothing to carry waits briefly for the `5`, then gets a noop so the client can pause polling.
+        #expect(machine.getReceived(now: self.at(22)) == [.replyToGet(.park), .scheduleProbeNoop(self.at(122))])
+        #expect(machine.probeNoopTimerFired(now: self.at(122)) == [.completePendingGet([.noop])])
+        #expect(machine.probeNoopTimerFired(now: self.at(123)) == [])
+        #expect(machine.enqueue([.message(self.text("later"))], pollingCost: 6, webSocketCost: 7) == .none)
         #expect(
-            machine.webSocketReceived(.success(.upgrade), from: .probe, now: self.at(30))
-                == [.cancelUpgradeTimeout, .promoteProbe, .writeWebSocket([.message(self.text("queued"))])]
+            machine.webSocketReceived(.success(.upgrade), from: .probe, now: self.at(130))
+                == [.cancelUpgradeTimeout, .promoteProbe, .writeWebSocket([.message(self.text("later"))])]
         )
         #expect(machine.transport == .websocket)
-        #expect(machine.getReceived(now: self.start) == [.replyToGet(.reject(.badRequest))])
+        // (Past the window in which a refusal is ordered behind the probe answer.)
+        #expect(machine.getReceived(now: self.at(1_130)) == [.replyToGet(.reject(.badRequest))])
         #expect(machine.postReceived(.success([.message(self.text("x"))]), now: self.at(40)) == [.replyToPost(.badRequest)])
-        #expect(machine.enqueue([.message(self.text("x"))], byteCount: 2) == .writeWebSocket)
+        #expect(machine.enqueue([.message(self.text("x"))], pollingCost: 2, webSocketCost: 2) == .writeWebSocket)
         #expect(machine.webSocketReceived(.success(.message(self.text("hi"))), from: .main, now: self.at(50)) == [.deliver(.text(self.text("hi")))])
         // A second WebSocket with the same sid after the upgrade is refused.
         #expect(machine.webSocketAttached(now: self.at(60)) == [.rejectWebSocket])
@@ -209,11 +224,13 @@ import Testing
         _ = machine.webSocketAttached(now: self.start)
         _ = machine.webSocketReceived(.success(.ping(probe: true)), from: .probe, now: self.start)
         #expect(machine.getReceived(now: self.at(1)) == [.replyToGet(.park), .scheduleProbeNoop(self.at(101))])
+        // `3probe` is not written yet: the refusal waits for it.
         #expect(
             machine.webSocketReceived(.success(.upgrade), from: .probe, now: self.at(2))
-                == [.cancelUpgradeTimeout, .rejectPendingGet(.badRequest), .promoteProbe]
+                == [.cancelUpgradeTimeout, .rejectPendingGet(.badRequest, deferral: .untilProbeAnswered), .promoteProbe]
         )
-        #expect(machine.probeNoopTimerFired() == [])
+        #expect(machine.probeNoopTimerFired(now: self.at(101)) == [])
+        #expect(machine.probeAnswerWritten(now: self.at(3)) == [.releaseRefusalsHeldForProbe(at: self.at(28))])
     }
 
     @Test func getBetweenAttachAndProbeWaitsForTheUpgrade() {
@@ -224,9 +241,10 @@ import Testing
             machine.webSocketReceived(.success(.ping(probe: true)), from: .probe, now: self.at(2))
                 == [.writeProbe(.pong(probe: true)), .scheduleProbeNoop(self.at(102))]
         )
+        #expect(machine.probeAnswerWritten(now: self.at(2)) == [])
         #expect(
             machine.webSocketReceived(.success(.upgrade), from: .probe, now: self.at(3))
-                == [.cancelUpgradeTimeout, .rejectPendingGet(.badRequest), .promoteProbe]
+                == [.cancelUpgradeTimeout, .rejectPendingGet(.badRequest, deferral: .until(self.at(27))), .promoteProbe]
         )
     }
 

@@ -45,7 +45,10 @@ import Testing
 
     @Test func unknownNamespaceIsRefusedAndTimeoutStillRuns() {
         var machine = Machine(now: self.start, connectTimeout: .milliseconds(1000), limits: self.limits)
-        #expect(machine.received(.connect(namespace: "/random", auth: nil), now: self.start, namespaceExists: self.known, handlesEvent: self.handled) == .sendConnectError(namespace: "/random", message: "Invalid namespace"))
+        #expect(
+            machine.received(.connect(namespace: "/random", auth: nil), now: self.start, namespaceExists: self.known, handlesEvent: self.handled)
+                == .sendConnectError(namespace: "/random", refusal: .invalidNamespace)
+        )
         #expect(machine.pendingConnectDeadline != nil)
         #expect(machine.expire(now: self.start + .seconds(1)).count == 1)
     }
@@ -54,7 +57,10 @@ import Testing
         var machine = Machine(now: self.start, connectTimeout: .milliseconds(1000), limits: self.limits)
         let auth: JSONValue = ["token": "bad"]
         #expect(machine.received(.connect(namespace: "/", auth: auth), now: self.start, namespaceExists: self.known, handlesEvent: self.handled) == .authenticate(namespace: "/", auth: auth))
-        #expect(machine.authenticationCompleted(namespace: "/", accepted: false, sid: "x") == .sendConnectError(namespace: "/", message: "Unauthorized"))
+        #expect(
+            machine.authenticationCompleted(namespace: "/", accepted: false, sid: "x")
+                == .action(.sendConnectError(namespace: "/", refusal: .unauthorized))
+        )
         #expect(machine.sid(in: "/") == nil)
         // Events for a namespace the client is not connected to are ignored.
         #expect(machine.received(.event(namespace: "/", arguments: ["e"], ackID: nil), now: self.start, namespaceExists: self.known, handlesEvent: self.handled) == .none)
@@ -63,12 +69,15 @@ import Testing
     @Test func refusedOrSlowAuthenticationDoesNotStopTheConnectTimeout() {
         var machine = Machine(now: self.start, connectTimeout: .milliseconds(1000), limits: self.limits)
         _ = machine.received(.connect(namespace: "/", auth: nil), now: self.start, namespaceExists: self.known, handlesEvent: self.handled)
-        #expect(machine.authenticationCompleted(namespace: "/", accepted: false, sid: "x") == .sendConnectError(namespace: "/", message: "Unauthorized"))
+        #expect(
+            machine.authenticationCompleted(namespace: "/", accepted: false, sid: "x")
+                == .action(.sendConnectError(namespace: "/", refusal: .unauthorized))
+        )
         _ = machine.received(.connect(namespace: "/custom", auth: nil), now: self.start, namespaceExists: self.known, handlesEvent: self.handled)
         // Still authenticating /custom when the timeout fires: the session closes.
         #expect(machine.expire(now: self.start + .seconds(1)).count == 1)
         #expect(machine.isClosed)
-        #expect(machine.authenticationCompleted(namespace: "/custom", accepted: true, sid: "y") == .none)
+        #expect(machine.authenticationCompleted(namespace: "/custom", accepted: true, sid: "y") == .action(.none))
     }
 
     @Test func authAcceptedConnects() {
@@ -82,7 +91,7 @@ import Testing
         var machine = Machine(now: self.start, connectTimeout: .milliseconds(1000), limits: self.limits)
         _ = machine.received(.connect(namespace: "/", auth: nil), now: self.start, namespaceExists: self.known, handlesEvent: self.handled)
         #expect(machine.received(.disconnect(namespace: "/"), now: self.start, namespaceExists: self.known, handlesEvent: self.handled) == .none)
-        #expect(machine.authenticationCompleted(namespace: "/", accepted: true, sid: "s") == .none)
+        #expect(machine.authenticationCompleted(namespace: "/", accepted: true, sid: "s") == .action(.none))
     }
 
     @Test func duplicateConnectChangesNothing() {
@@ -256,17 +265,20 @@ import Testing
             machine.received(.connect(namespace: namespace, auth: ["token": "bad"]), now: self.start, namespaceExists: self.known, handlesEvent: self.handled)
         }
         #expect(connect("/") == .authenticate(namespace: "/", auth: ["token": "bad"]))
-        #expect(machine.authenticationCompleted(namespace: "/", accepted: false, sid: "x") == .sendConnectError(namespace: "/", message: "Unauthorized"))
+        #expect(
+            machine.authenticationCompleted(namespace: "/", accepted: false, sid: "x")
+                == .action(.sendConnectError(namespace: "/", refusal: .unauthorized))
+        )
         // Unknown namespaces count too.
-        #expect(connect("/random") == .sendConnectError(namespace: "/random", message: "Invalid namespace"))
+        #expect(connect("/random") == .sendConnectError(namespace: "/random", refusal: .invalidNamespace))
         #expect(!machine.isClosed)
         _ = connect("/")
         let action = machine.authenticationCompleted(namespace: "/", accepted: false, sid: "x")
-        guard case .sendConnectErrorAndClose(let namespace, let message, let error) = action else {
+        guard case .action(.sendConnectErrorAndClose(let namespace, let refusal, let error)) = action else {
             Issue.record("expected sendConnectErrorAndClose, got \(action)")
             return
         }
-        #expect(namespace == "/" && message == "Unauthorized")
+        #expect(namespace == "/" && refusal == .unauthorized && refusal.message == "Unauthorized")
         #expect(error.code == .tooManyRefusedConnects)
         #expect(machine.isClosed)
         #expect(machine.refusedConnects == 3)

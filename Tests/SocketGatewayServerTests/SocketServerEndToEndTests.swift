@@ -371,4 +371,40 @@ final class Recorder: Sendable {
             #expect(try await httpRequest(port: port, method: "GET", path: url, group: group).body == #"433["p"]"#)
         }
     }
+
+    @Test func connectDuringTheUpgradeIsAnsweredOverPollingBeforeItCompletes() async throws {
+        // socket.io-client's default mode (polling, then upgrade): the CONNECT is POSTed while the WebSocket is
+        // being probed. Its reply and what onConnect emits go over polling at once, rather than waiting for `5`;
+        // the WebSocket then carries only what comes after, so nothing arrives twice or not at all.
+        try await self.withServer { _, port, _, group in
+            let handshake = "/socket.io/?EIO=4&transport=polling"
+            let open = try await httpRequest(port: port, method: "GET", path: handshake, group: group)
+            let sid = try #require(try JSONValue.parse(String(open.body.dropFirst()))["sid"]?.stringValue)
+            let url = "/socket.io/?EIO=4&transport=polling&sid=\(sid)"
+            let ws = try await TestWebSocketClient.connect(
+                port: port, path: "/socket.io/?EIO=4&transport=websocket&sid=\(sid)", group: group)
+            try await ws.send("2probe")
+            #expect(try await ws.nextText() == "3probe")
+            // The client's long-poll and its CONNECT, in either order.
+            async let poll = httpRequest(port: port, method: "GET", path: url, group: group)
+            #expect(try await httpRequest(port: port, method: "POST", path: url, body: "40", group: group).body == "ok")
+            var records = try await poll.body.split(separator: "\u{1e}").map(String.init)
+            #expect(records.first?.hasPrefix("40{\"sid\":\"") == true, "\(records)")
+            // onConnect's emit follows on the same GET or on the next ones (noops, "6", until the client pauses).
+            for _ in 0..<5 where !records.contains(where: { $0.hasPrefix("42[\"welcome\",") }) {
+                let body = try await httpRequest(port: port, method: "GET", path: url, group: group).body
+                records += body.split(separator: "\u{1e}").map(String.init).filter { $0 != "6" }
+            }
+            let connectSid = try #require(records.first.map { String($0.dropFirst(10).dropLast(2)) })
+            #expect(records == ["40{\"sid\":\"\(connectSid)\"}", "42[\"welcome\",\"\(connectSid)\"]"])
+            // The client paused polling: complete the upgrade; the WebSocket carries what follows, and only that.
+            #expect(try await httpRequest(port: port, method: "GET", path: url, group: group).body == "6")
+            try await ws.send("5")
+            try await ws.send(#"421["echo","after"]"#)
+            #expect(try await ws.nextText() == #"431["after"]"#)
+            #expect(ws.hasNoPendingFrames())
+            #expect(try await httpRequest(port: port, method: "GET", path: url, group: group).status == 400)
+            await ws.close()
+        }
+    }
 }

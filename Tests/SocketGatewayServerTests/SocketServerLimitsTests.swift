@@ -308,6 +308,13 @@ final class TestGate: Sendable {
             try await client.waitForClose()
             #expect(h.limitExceeded("too many refused connects") == 1)
             #expect(h.counter("socketgateway_auth_failures_total", [("namespace", "/")]) == 3)
+            // An unknown namespace is refused too, but it is no authentication failure.
+            let (lost, _) = try await TestWebSocketClient.connectEngineIO(port: h.port, group: h.group)
+            try await lost.send("40/no-such-namespace")
+            #expect(try await lost.nextText() == #"44/no-such-namespace,{"message":"Invalid namespace"}"#)
+            #expect(h.counter("socketgateway_auth_failures_total", [("namespace", "/no-such-namespace")]) == 0)
+            #expect(h.counter("socketgateway_auth_failures_total", [("namespace", "/")]) == 3)
+            await lost.close()
 
             // A client with a good token on a new session is unaffected.
             let token = try HS256JWT.sign(claims: ["sub": "alice"], secret: secret)
