@@ -6,7 +6,6 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .library(name: "SocketGatewayCore", targets: ["SocketGatewayCore"]),
-        .library(name: "SocketGatewayEngineIO", targets: ["SocketGatewayEngineIO"]),
         .library(name: "SocketGatewayServer", targets: ["SocketGatewayServer"]),
         .executable(name: "socket-gateway-conformance", targets: ["socket-gateway-conformance"]),
         .library(name: "SocketGatewayRedis", targets: ["SocketGatewayRedis"]),
@@ -34,6 +33,8 @@ let package = Package(
             ]
         ),
         // The HTTP/1.1 + WebSocket server and Engine.IO v4 sessions (polling, WebSocket, upgrade, heartbeat).
+        // Not a product: `package` API for the server, the conformance tool and tests; SocketGatewayServer
+        // re-exports the few public types a server user passes in (CORSPolicy, HTTPFallbackResponder/Response).
         .target(
             name: "SocketGatewayEngineIO",
             dependencies: [
@@ -133,6 +134,7 @@ let package = Package(
             name: "socket-gateway-conformance",
             dependencies: [
                 "SocketGatewayServer",
+                "SocketGatewayEngineIO",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -244,6 +246,7 @@ let package = Package(
             name: "SocketGatewayServerTests",
             dependencies: [
                 "SocketGatewayServer",
+                "SocketGatewayEngineIO",
                 "SheetSyncEvents",
                 "SocketGatewayRedis",
                 "SocketGatewayRedisTestKit",

@@ -1,7 +1,7 @@
-public import NIOCore
-public import NIOHTTP1
+package import NIOCore
+package import NIOHTTP1
 import SocketGatewayCore
-public import SocketGatewayEngineIO
+package import SocketGatewayEngineIO
 
 /// How a server's link to the other servers of its cluster is doing.
 public struct ClusterHealth: Sendable, Hashable {
@@ -129,9 +129,9 @@ public struct ClusterHealth: Sendable, Hashable {
 ///
 /// `SocketServer` installs one in front of the fallback responder it is given, so health checks and the
 /// application's own pages share the listener.
-public struct HealthCheckResponder: HTTPFallbackResponder {
+package struct HealthCheckResponder: HTTPFallbackResponder {
     /// The path answered, `/healthz`.
-    public let path: String
+    package let path: String
     private let health: @Sendable () -> ClusterHealth
     private let next: (any HTTPFallbackResponder)?
 
@@ -140,7 +140,7 @@ public struct HealthCheckResponder: HTTPFallbackResponder {
     ///   - path: The health path.
     ///   - next: Answers every other request; `nil` answers 404.
     ///   - health: Reads the current health.
-    public init(
+    package init(
         path: String = "/healthz",
         next: (any HTTPFallbackResponder)?,
         health: @escaping @Sendable () -> ClusterHealth
@@ -151,7 +151,7 @@ public struct HealthCheckResponder: HTTPFallbackResponder {
     }
 
     /// Answers `/healthz`, or hands the request to `next`.
-    public func respond(to head: HTTPRequestHead, body: ByteBuffer) async -> HTTPFallbackResponse {
+    package func respond(to head: HTTPRequestHead, body: ByteBuffer) async -> HTTPFallbackResponse {
         let path =
             head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
         guard path == self.path else {

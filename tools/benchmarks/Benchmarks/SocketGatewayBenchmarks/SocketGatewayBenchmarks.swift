@@ -9,7 +9,7 @@ import Foundation
 import Logging
 import NIOCore
 import SocketGatewayCore
-import SocketGatewayEngineIO
+@_spi(Benchmarks) import SocketGatewayEngineIO
 import SocketGatewayServer
 import SocketGatewayWorker
 
@@ -29,7 +29,7 @@ let benchmarks: @Sendable () -> Void = {
     Benchmark("Socket.IO EVENT encode + WebSocket frame (encode once per emit)") { benchmark in
         for _ in benchmark.scaledIterations {
             let (text, attachments) = SocketIOPacket.event("tick", [samplePayload]).encoded()
-            blackHole(EngineIOOutboundMessage(textPayload: text, attachments: attachments))
+            blackHole(EngineIOBenchmarkSupport.webSocketFrames(textPayload: text, attachments: attachments))
         }
     }
 
