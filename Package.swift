@@ -8,7 +8,6 @@ let package = Package(
         .library(name: "SocketGatewayCore", targets: ["SocketGatewayCore"]),
         .library(name: "SocketGatewayServer", targets: ["SocketGatewayServer"]),
         .executable(name: "socket-gateway-conformance", targets: ["socket-gateway-conformance"]),
-        .library(name: "SocketGatewayRedis", targets: ["SocketGatewayRedis"]),
         .library(name: "SocketGatewayWorker", targets: ["SocketGatewayWorker"]),
         .executable(name: "socket-gateway-codegen", targets: ["socket-gateway-codegen"]),
         .plugin(name: "SocketGatewayEventsPlugin", targets: ["SocketGatewayEventsPlugin"]),
@@ -73,6 +72,7 @@ let package = Package(
             providers: [.apt(["libhiredis-dev"])]
         ),
         // Redis over SwiftNIO: URL parsing, pipelined publisher, subscriber with reconnect and liveness check.
+        // Not a product: the server and the worker use it; the worker re-exports RedisPublisherStatus.
         .target(
             name: "SocketGatewayRedis",
             dependencies: [
