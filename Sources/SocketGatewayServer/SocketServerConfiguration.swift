@@ -99,7 +99,8 @@ public struct SocketServerConfiguration: Sendable {
     public var maxBufferedBytesTotal: Int? = EngineIOConfiguration().maxBufferedBytesTotal
 
     /// Checks for settings that cannot be used: an empty ``tokenSecret``, a limit below 1, an event rate limit that
-    /// is not positive. `SocketServer` calls it; ``SocketServer/start()`` throws what it finds.
+    /// is not positive, a cluster timing that is not positive (``ClusterTimings``). `SocketServer` calls it;
+    /// ``SocketServer/start()`` throws what it finds.
     /// - Throws: ``SocketServerConfigurationError`` naming the setting.
     public func validate() throws(SocketServerConfigurationError) {
         if let secret = self.tokenSecret, secret.isEmpty {
@@ -120,6 +121,9 @@ public struct SocketServerConfiguration: Sendable {
         {
             throw SocketServerConfigurationError(
                 variable: "eventRateLimit", message: "needs eventsPerSecond > 0 and burst >= 1, got \(rate)")
+        }
+        if let problem = self.redis?.timings.problem() {
+            throw SocketServerConfigurationError(variable: "redis.timings.\(problem.name)", message: problem.message)
         }
     }
 
