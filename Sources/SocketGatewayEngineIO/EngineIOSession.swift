@@ -547,13 +547,6 @@ package final class EngineIOSession: @unchecked Sendable {
     }
 }
 
-extension TimeAmount {
-    init(_ duration: Duration) {
-        let (seconds, attoseconds) = duration.components
-        self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
-    }
-}
-
 /// Calls the session back when its heartbeat deadline passes.
 private struct HeartbeatCallback: NIOScheduledCallbackHandler, Sendable {
     let session: EngineIOSession
