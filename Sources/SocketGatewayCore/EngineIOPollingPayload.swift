@@ -44,7 +44,7 @@ public enum EngineIOPollingPayload {
         }
         if first == UInt8(ascii: "b") {
             let text = record.readableBytesView.dropFirst()
-            guard let bytes = EngineIOBase64.decode(text) else {
+            guard let bytes = Base64.decode(text) else {
                 throw EngineIOCodecError(code: .invalidBase64, context: "record \(number) of a polling payload")
             }
             return .binaryMessage(bytes)
@@ -60,7 +60,7 @@ public enum EngineIOPollingPayload {
     public static func encodeRecord(_ packet: EngineIOPacket, into buffer: inout ByteBuffer) {
         if case .binaryMessage(let bytes) = packet {
             buffer.writeInteger(UInt8(ascii: "b"))
-            EngineIOBase64.encode(bytes.readableBytesView, into: &buffer)
+            Base64.encode(bytes.readableBytesView, into: &buffer)
         } else {
             packet.encodeWebSocketPayload(into: &buffer)
         }
@@ -86,7 +86,7 @@ public enum EngineIOPollingPayload {
     /// An upper bound of the bytes `encodeRecord` writes for `packet` (for buffer accounting).
     public static func encodedRecordLength(_ packet: EngineIOPacket) -> Int {
         if case .binaryMessage(let bytes) = packet {
-            return 1 + EngineIOBase64.encodedLength(bytes.readableBytes)
+            return 1 + Base64.encodedLength(bytes.readableBytes)
         }
         return packet.encodedTextLength
     }

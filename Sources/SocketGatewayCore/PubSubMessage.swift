@@ -301,7 +301,7 @@ extension PubSubMessage {
                 data = [deconstructed]
                 data.reserveCapacity(attachments.count + 1)
                 for attachment in attachments {
-                    data.append(.string(EngineIOBase64.encodeToString(attachment.readableBytesView)))
+                    data.append(.string(Base64.encodeToString(attachment.readableBytesView)))
                 }
             } else {
                 data = emit.arguments
@@ -400,7 +400,7 @@ extension PubSubMessage {
                 var attachments: [ByteBuffer] = []
                 for item in data.dropFirst() {
                     guard case .string(let text) = item,
-                        let bytes = EngineIOBase64.decode(ByteBuffer(string: text).readableBytesView)
+                        let bytes = Base64.decode(ByteBuffer(string: text).readableBytesView)
                     else {
                         throw fields.error(.invalidBinary, "attachment is not a base64 string", field: "data")
                     }
