@@ -6,10 +6,8 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .library(name: "SocketGatewayCore", targets: ["SocketGatewayCore"]),
-        .library(name: "SocketGatewayEngineIO", targets: ["SocketGatewayEngineIO"]),
         .library(name: "SocketGatewayServer", targets: ["SocketGatewayServer"]),
         .executable(name: "socket-gateway-conformance", targets: ["socket-gateway-conformance"]),
-        .library(name: "SocketGatewayRedis", targets: ["SocketGatewayRedis"]),
         .library(name: "SocketGatewayWorker", targets: ["SocketGatewayWorker"]),
         .executable(name: "socket-gateway-codegen", targets: ["socket-gateway-codegen"]),
         .plugin(name: "SocketGatewayEventsPlugin", targets: ["SocketGatewayEventsPlugin"]),
@@ -34,6 +32,8 @@ let package = Package(
             ]
         ),
         // The HTTP/1.1 + WebSocket server and Engine.IO v4 sessions (polling, WebSocket, upgrade, heartbeat).
+        // Not a product: `package` API for the server, the conformance tool and tests; SocketGatewayServer
+        // re-exports the few public types a server user passes in (CORSPolicy, HTTPFallbackResponder/Response).
         .target(
             name: "SocketGatewayEngineIO",
             dependencies: [
@@ -72,6 +72,7 @@ let package = Package(
             providers: [.apt(["libhiredis-dev"])]
         ),
         // Redis over SwiftNIO: URL parsing, pipelined publisher, subscriber with reconnect and liveness check.
+        // Not a product: the server and the worker use it; the worker re-exports RedisPublisherStatus.
         .target(
             name: "SocketGatewayRedis",
             dependencies: [
@@ -135,6 +136,7 @@ let package = Package(
             name: "socket-gateway-conformance",
             dependencies: [
                 "SocketGatewayServer",
+                "SocketGatewayEngineIO",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -246,6 +248,7 @@ let package = Package(
             name: "SocketGatewayServerTests",
             dependencies: [
                 "SocketGatewayServer",
+                "SocketGatewayEngineIO",
                 "SheetSyncEvents",
                 "SocketGatewayRedis",
                 "SocketGatewayRedisTestKit",

@@ -2,9 +2,9 @@
 ///
 /// The `code` says what was wrong; `context` says where (which record, which byte), so a log line is enough to
 /// find the offending input. The connection that sent it should be closed; nothing else is affected.
-public struct EngineIOCodecError: Error, Hashable, Sendable, CustomStringConvertible {
+package struct EngineIOCodecError: Error, Hashable, Sendable, CustomStringConvertible {
     /// What went wrong. New codes may be added without breaking API.
-    public struct Code: Hashable, Sendable, CustomStringConvertible {
+    package struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Base: Hashable, Sendable {
             case emptyPacket
             case unknownPacketType
@@ -17,17 +17,17 @@ public struct EngineIOCodecError: Error, Hashable, Sendable, CustomStringConvert
         private init(_ base: Base) { self.base = base }
 
         /// A packet (a WebSocket frame or a polling record) had no bytes at all.
-        public static let emptyPacket = Code(.emptyPacket)
+        package static let emptyPacket = Code(.emptyPacket)
         /// The first byte is not one of the packet types `0`…`6` (nor `b` for a polling binary record).
-        public static let unknownPacketType = Code(.unknownPacketType)
+        package static let unknownPacketType = Code(.unknownPacketType)
         /// A polling binary record (`b…`) is not valid base64.
-        public static let invalidBase64 = Code(.invalidBase64)
+        package static let invalidBase64 = Code(.invalidBase64)
         /// The payload exceeds the configured `maxPayload`.
-        public static let payloadTooLarge = Code(.payloadTooLarge)
+        package static let payloadTooLarge = Code(.payloadTooLarge)
         /// A packet type that carries no data was followed by data (e.g. `1x`).
-        public static let unexpectedPayload = Code(.unexpectedPayload)
+        package static let unexpectedPayload = Code(.unexpectedPayload)
 
-        public var description: String {
+        package var description: String {
             switch self.base {
             case .emptyPacket: "empty packet"
             case .unknownPacketType: "unknown packet type"
@@ -39,17 +39,17 @@ public struct EngineIOCodecError: Error, Hashable, Sendable, CustomStringConvert
     }
 
     /// What went wrong.
-    public var code: Code
+    package var code: Code
     /// Where it went wrong, in words (e.g. "record 2 of a polling payload, first byte 0x61").
-    public var context: String
+    package var context: String
 
     /// Creates an error.
-    public init(code: Code, context: String) {
+    package init(code: Code, context: String) {
         self.code = code
         self.context = context
     }
 
-    public var description: String {
+    package var description: String {
         "Engine.IO decoding failed: \(self.code) (\(self.context)); the peer sent a malformed packet, close its connection"
     }
 }

@@ -1,11 +1,11 @@
-public import NIOCore
+package import NIOCore
 
 /// One Engine.IO v4 packet.
 ///
 /// On a WebSocket each packet is one frame: a text frame `<type digit><data>` or, for `binaryMessage`, a binary
 /// frame carrying the bytes as they are. In a long-polling payload packets are records separated by `0x1e`, and a
 /// binary message is written `b<base64>` (see ``EngineIOPollingPayload``).
-public enum EngineIOPacket: Sendable, Hashable {
+package enum EngineIOPacket: Sendable, Hashable {
     /// `0{json}`: the handshake; the payload is the JSON object text.
     case open(ByteBuffer)
     /// `1`: the transport (and the session) is being closed.
@@ -24,7 +24,7 @@ public enum EngineIOPacket: Sendable, Hashable {
     case noop
 
     /// The packet type digit (`binaryMessage` has none: it is reported as `4`).
-    public var typeCharacter: UInt8 {
+    package var typeCharacter: UInt8 {
         switch self {
         case .open: UInt8(ascii: "0")
         case .close: UInt8(ascii: "1")
@@ -37,7 +37,7 @@ public enum EngineIOPacket: Sendable, Hashable {
     }
 
     /// Whether this packet travels as a binary WebSocket frame.
-    public var isBinary: Bool {
+    package var isBinary: Bool {
         if case .binaryMessage = self { return true }
         return false
     }
@@ -47,7 +47,7 @@ public enum EngineIOPacket: Sendable, Hashable {
     /// Decodes a text WebSocket frame (or a text polling record): `<type digit>[data]`.
     /// - Parameter text: the frame's bytes.
     /// - Throws: ``EngineIOCodecError`` when the frame is empty or its type is unknown.
-    public static func decode(text: ByteBuffer) throws(EngineIOCodecError) -> EngineIOPacket {
+    package static func decode(text: ByteBuffer) throws(EngineIOCodecError) -> EngineIOPacket {
         guard let type = text.getInteger(at: text.readerIndex, as: UInt8.self) else {
             throw EngineIOCodecError(code: .emptyPacket, context: "text packet of 0 bytes")
         }
@@ -81,14 +81,14 @@ public enum EngineIOPacket: Sendable, Hashable {
     ///   - frame: the frame payload (unmasked).
     ///   - isBinary: true for a binary frame (always a binary message), false for a text frame.
     /// - Throws: ``EngineIOCodecError`` for an empty or unknown text packet.
-    public static func decode(webSocketFrame frame: ByteBuffer, isBinary: Bool) throws(EngineIOCodecError) -> EngineIOPacket {
+    package static func decode(webSocketFrame frame: ByteBuffer, isBinary: Bool) throws(EngineIOCodecError) -> EngineIOPacket {
         if isBinary { return .binaryMessage(frame) }
         return try Self.decode(text: frame)
     }
 
     /// Appends the text form `<type digit>[data]` (used by text WebSocket frames and polling records).
     /// `binaryMessage` is appended as raw bytes (a binary WebSocket frame's payload).
-    public func encodeWebSocketPayload(into buffer: inout ByteBuffer) {
+    package func encodeWebSocketPayload(into buffer: inout ByteBuffer) {
         switch self {
         case .binaryMessage(let bytes):
             var bytes = bytes
@@ -109,7 +109,7 @@ public enum EngineIOPacket: Sendable, Hashable {
     }
 
     /// The payload of the WebSocket frame carrying this packet (text for all but `binaryMessage`).
-    public func webSocketPayload(allocator: ByteBufferAllocator = ByteBufferAllocator()) -> ByteBuffer {
+    package func webSocketPayload(allocator: ByteBufferAllocator = ByteBufferAllocator()) -> ByteBuffer {
         var buffer = allocator.buffer(capacity: self.encodedTextLength)
         self.encodeWebSocketPayload(into: &buffer)
         return buffer

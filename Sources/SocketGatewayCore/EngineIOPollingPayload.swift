@@ -1,12 +1,12 @@
-public import NIOCore
+package import NIOCore
 
 /// The HTTP long-polling payload codec: packets as records separated by the record separator `0x1e`, binary
 /// messages as `b<base64>`.
 ///
 /// `"4hello\u{1e}bAQIDBA=="` is a text message `hello` followed by the binary message `01 02 03 04`.
-public enum EngineIOPollingPayload {
+package enum EngineIOPollingPayload {
     /// The record separator between packets.
-    public static let recordSeparator: UInt8 = 0x1E
+    package static let recordSeparator: UInt8 = 0x1E
 
     /// Decodes the body of a polling POST.
     /// - Parameters:
@@ -14,7 +14,7 @@ public enum EngineIOPollingPayload {
     ///   - maxPayload: the largest body accepted, in bytes.
     /// - Returns: the packets in order.
     /// - Throws: ``EngineIOCodecError`` (`payloadTooLarge`, `emptyPacket`, `unknownPacketType`, `invalidBase64`).
-    public static func decode(_ body: ByteBuffer, maxPayload: Int) throws(EngineIOCodecError) -> [EngineIOPacket] {
+    package static func decode(_ body: ByteBuffer, maxPayload: Int) throws(EngineIOCodecError) -> [EngineIOPacket] {
         guard body.readableBytes <= maxPayload else {
             throw EngineIOCodecError(
                 code: .payloadTooLarge,
@@ -44,7 +44,7 @@ public enum EngineIOPollingPayload {
         }
         if first == UInt8(ascii: "b") {
             let text = record.readableBytesView.dropFirst()
-            guard let bytes = EngineIOBase64.decode(text) else {
+            guard let bytes = Base64.decode(text) else {
                 throw EngineIOCodecError(code: .invalidBase64, context: "record \(number) of a polling payload")
             }
             return .binaryMessage(bytes)
@@ -57,10 +57,10 @@ public enum EngineIOPollingPayload {
     }
 
     /// Appends one packet as a polling record (without separator).
-    public static func encodeRecord(_ packet: EngineIOPacket, into buffer: inout ByteBuffer) {
+    package static func encodeRecord(_ packet: EngineIOPacket, into buffer: inout ByteBuffer) {
         if case .binaryMessage(let bytes) = packet {
             buffer.writeInteger(UInt8(ascii: "b"))
-            EngineIOBase64.encode(bytes.readableBytesView, into: &buffer)
+            Base64.encode(bytes.readableBytesView, into: &buffer)
         } else {
             packet.encodeWebSocketPayload(into: &buffer)
         }
@@ -69,7 +69,7 @@ public enum EngineIOPollingPayload {
     /// Encodes a batch of packets as the body of a polling GET response.
     /// - Parameter packets: the packets, in order (at least one).
     /// - Returns: the records joined by `0x1e`.
-    public static func encode<Packets: Sequence<EngineIOPacket>>(
+    package static func encode<Packets: Sequence<EngineIOPacket>>(
         _ packets: Packets,
         allocator: ByteBufferAllocator = ByteBufferAllocator()
     ) -> ByteBuffer {
@@ -84,9 +84,9 @@ public enum EngineIOPollingPayload {
     }
 
     /// An upper bound of the bytes `encodeRecord` writes for `packet` (for buffer accounting).
-    public static func encodedRecordLength(_ packet: EngineIOPacket) -> Int {
+    package static func encodedRecordLength(_ packet: EngineIOPacket) -> Int {
         if case .binaryMessage(let bytes) = packet {
-            return 1 + EngineIOBase64.encodedLength(bytes.readableBytes)
+            return 1 + Base64.encodedLength(bytes.readableBytes)
         }
         return packet.encodedTextLength
     }

@@ -1,4 +1,4 @@
-public import NIOCore
+package import NIOCore
 
 extension JSONValue {
     /// Whether a `.binary` appears anywhere in this value (socket.io-parser's `hasBinary`).
@@ -18,7 +18,7 @@ extension JSONValue {
     /// This value with every `.binary` replaced by `{"_placeholder":true,"num":N}` (N counting depth-first), and
     /// the bytes in that order — what Socket.IO and python-socketio's `Packet.deconstruct_binary` do.
     /// - Returns: The value without binary, and the attachments.
-    public func deconstructingBinary() -> (value: JSONValue, attachments: [ByteBuffer]) {
+    package func deconstructingBinary() -> (value: JSONValue, attachments: [ByteBuffer]) {
         var attachments: [ByteBuffer] = []
         let value = Self.deconstruct(self, into: &attachments)
         return (value, attachments)
@@ -51,7 +51,7 @@ extension JSONValue {
     /// - Returns: The value with binary restored.
     /// - Throws: `SocketIOProtocolError` with code `invalidPlaceholder` when a `num` is not an integer in range or
     ///   is used twice.
-    public func reconstructingBinary(_ attachments: [ByteBuffer]) throws(SocketIOProtocolError) -> JSONValue {
+    package func reconstructingBinary(_ attachments: [ByteBuffer]) throws(SocketIOProtocolError) -> JSONValue {
         var used = [Bool](repeating: false, count: attachments.count)
         return try Self.reconstruct(self, attachments: attachments, used: &used)
     }

@@ -9,17 +9,11 @@ import Foundation
 extension JSONValue: Codable {
     /// Decodes any JSON value.
     ///
-    /// Through ``JSONValueDecoder`` the value is taken as is (object key order and binary kept). Through other
-    /// decoders such as Foundation's `JSONDecoder`, the value is probed as null, boolean, integer, number, string,
-    /// array, then object; object keys then come in the order that decoder lists them (Foundation does not keep
-    /// the document's order).
+    /// The value is probed as null, boolean, integer, number, string, array, then object; object keys come in the
+    /// order the decoder lists them (Foundation's `JSONDecoder` does not keep the document's order).
     /// - Parameter decoder: The decoder.
     /// - Throws: `DecodingError` when the input is none of these.
     public init(from decoder: any Decoder) throws {
-        if let decoder = decoder as? JSONValueDecoderImpl {
-            self = decoder.value
-            return
-        }
         if let container = try? decoder.singleValueContainer() {
             if container.decodeNil() {
                 self = .null
@@ -60,16 +54,11 @@ extension JSONValue: Codable {
         self = .object(pairs)
     }
 
-    /// Encodes this value: through ``JSONValueEncoder`` as is; through other encoders (Foundation's
-    /// `JSONEncoder`) as the matching JSON, with `.binary` as `Data` (base64 in `JSONEncoder`). Keys are handed
-    /// over in order, but Foundation's `JSONEncoder` does not promise to keep it.
+    /// Encodes this value as the matching JSON, with `.binary` as `Data` (base64 in `JSONEncoder`). Keys are handed
+    /// over in order, but Foundation's `JSONEncoder` does not keep it (`.sortedKeys` makes its output stable).
     /// - Parameter encoder: The encoder.
     /// - Throws: What the encoder throws (e.g. `JSONEncoder` for NaN).
     public func encode(to encoder: any Encoder) throws {
-        if let encoder = encoder as? JSONValueEncoderImpl {
-            encoder.node.set(self)
-            return
-        }
         switch self {
         case .null:
             var container = encoder.singleValueContainer()
@@ -100,5 +89,21 @@ extension JSONValue: Codable {
             var container = encoder.singleValueContainer()
             try container.encode(Data(bytes.readableBytesView))
         }
+    }
+}
+
+/// A coding key for any object member.
+struct JSONCodingKey: CodingKey {
+    var stringValue: String
+    var intValue: Int?
+
+    init(stringValue: String) {
+        self.stringValue = stringValue
+        self.intValue = nil
+    }
+
+    init(intValue: Int) {
+        self.stringValue = "Index \(intValue)"
+        self.intValue = intValue
     }
 }

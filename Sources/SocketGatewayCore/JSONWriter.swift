@@ -299,13 +299,13 @@ extension JSONValue {
     /// `1.5e-07`, `NaN`, `Infinity`). This is what python-socketio publishes to Redis. `.binary` is written as
     /// `null`.
     /// - Parameter buffer: The buffer to append to.
-    public func writePythonJSON(to buffer: inout ByteBuffer) {
+    package func writePythonJSON(to buffer: inout ByteBuffer) {
         var writer = JSONWriter(style: .python)
         writer.write(self, to: &buffer)
     }
 
     /// The JSON text of this value as Python's `json.dumps(value)` writes it (see ``writePythonJSON(to:)``).
-    public var pythonJSONString: String {
+    package var pythonJSONString: String {
         var buffer = ByteBuffer()
         self.writePythonJSON(to: &buffer)
         return String(buffer: buffer)

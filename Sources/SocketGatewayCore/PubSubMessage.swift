@@ -1,9 +1,9 @@
-public import NIOCore
+package import NIOCore
 
 /// A room, a list of rooms, or nothing: how python-socketio writes `room` and `skip_sid`.
 ///
 /// The shape is kept as received, so a message decoded and encoded again comes out byte for byte the same.
-public enum PubSubNames: Sendable, Hashable {
+package enum PubSubNames: Sendable, Hashable {
     /// JSON `null`.
     case none
     /// A single string.
@@ -12,7 +12,7 @@ public enum PubSubNames: Sendable, Hashable {
     case list([String])
 
     /// The names as an array (`[]` for `.none`).
-    public var names: [String] {
+    package var names: [String] {
         switch self {
         case .none: return []
         case .one(let name): return [name]
@@ -21,7 +21,7 @@ public enum PubSubNames: Sendable, Hashable {
     }
 
     /// `.none` for no names, `.one` for one, `.list` otherwise.
-    public init(_ names: [String]) {
+    package init(_ names: [String]) {
         switch names.count {
         case 0: self = .none
         case 1: self = .one(names[0])
@@ -39,16 +39,16 @@ public enum PubSubNames: Sendable, Hashable {
 }
 
 /// The `callback` of an emit: the server that emitted wants the client's ack sent back to it.
-public struct PubSubCallback: Sendable, Hashable {
+package struct PubSubCallback: Sendable, Hashable {
     /// The room (the client's sid) the emit went to.
-    public var room: PubSubNames
+    package var room: PubSubNames
     /// The namespace of the emit.
-    public var namespace: String
+    package var namespace: String
     /// The ack id allocated by the emitting server.
-    public var id: Int64
+    package var id: Int64
 
     /// Creates a callback reference.
-    public init(room: PubSubNames, namespace: String, id: Int64) {
+    package init(room: PubSubNames, namespace: String, id: Int64) {
         self.room = room
         self.namespace = namespace
         self.id = id
@@ -56,24 +56,24 @@ public struct PubSubCallback: Sendable, Hashable {
 }
 
 /// An `emit` message: deliver an event to the clients of a namespace, a room or several rooms.
-public struct PubSubEmit: Sendable, Hashable {
+package struct PubSubEmit: Sendable, Hashable {
     /// The event name.
-    public var event: String
+    package var event: String
     /// The event's arguments; binary attachments are `.binary` values in place.
-    public var arguments: [JSONValue]
+    package var arguments: [JSONValue]
     /// The namespace, `/` by default.
-    public var namespace: String
+    package var namespace: String
     /// `none` = every client of the namespace; otherwise the rooms (a client's sid is also a room).
-    public var room: PubSubNames
+    package var room: PubSubNames
     /// Session ids that must not receive the event.
-    public var skipSid: PubSubNames
+    package var skipSid: PubSubNames
     /// Set when the emitting server wants the ack back.
-    public var callback: PubSubCallback?
+    package var callback: PubSubCallback?
     /// The emitting manager's id.
-    public var hostID: String
+    package var hostID: String
 
     /// Creates an emit.
-    public init(
+    package init(
         event: String, arguments: [JSONValue], namespace: String = "/", room: PubSubNames = .none,
         skipSid: PubSubNames = .none, callback: PubSubCallback? = nil, hostID: String
     ) {
@@ -87,14 +87,14 @@ public struct PubSubEmit: Sendable, Hashable {
     }
 
     /// Whether any argument holds binary data (published as `binary: true` with base64 attachments).
-    public var isBinary: Bool { self.arguments.contains(where: { $0.containsBinary }) }
+    package var isBinary: Bool { self.arguments.contains(where: { $0.containsBinary }) }
 }
 
 /// One message on python-socketio's Redis channel (`AsyncRedisManager` / `AsyncPubSubManager`).
 ///
 /// Decoded from and encoded to the exact bytes python-socketio publishes: `json.dumps` of a dict whose keys are
 /// in the order python builds them, with Python's default separators and `ensure_ascii`.
-public enum PubSubMessage: Sendable, Hashable {
+package enum PubSubMessage: Sendable, Hashable {
     /// `{"method":"emit",…}`: deliver an event.
     case emit(PubSubEmit)
     /// `{"method":"disconnect",…}`: disconnect a client wherever it is connected.
@@ -109,7 +109,7 @@ public enum PubSubMessage: Sendable, Hashable {
     case callback(hostID: String, sid: String, namespace: String, id: Int64, arguments: [JSONValue])
 
     /// The sender's host id; for `callback`, the host the ack is addressed to.
-    public var hostID: String {
+    package var hostID: String {
         switch self {
         case .emit(let emit): return emit.hostID
         case .disconnect(_, _, let hostID), .enterRoom(_, _, _, let hostID), .leaveRoom(_, _, _, let hostID),
@@ -119,7 +119,7 @@ public enum PubSubMessage: Sendable, Hashable {
     }
 
     /// The `method` field as python-socketio writes it.
-    public var method: String {
+    package var method: String {
         switch self {
         case .emit: return "emit"
         case .disconnect: return "disconnect"
@@ -132,13 +132,13 @@ public enum PubSubMessage: Sendable, Hashable {
 
     /// Whether a server with id `ownHostID` should act on this message: callbacks addressed to it, and every
     /// other message sent by someone else.
-    public func isRelevant(toHost ownHostID: String) -> Bool {
+    package func isRelevant(toHost ownHostID: String) -> Bool {
         if case .callback(let target, _, _, _, _) = self { return target == ownHostID }
         return self.hostID != ownHostID
     }
 
     /// Builds the emit a server or worker publishes for `target` and `options`.
-    public static func emit(
+    package static func emit(
         _ event: String, arguments: [JSONValue], to target: EmitTarget, options: EmitOptions, hostID: String
     ) -> PubSubMessage {
         let room: PubSubNames
@@ -159,7 +159,7 @@ public enum PubSubMessage: Sendable, Hashable {
 
 extension PubSubMessage {
     /// Appends the message exactly as python-socketio's `json.dumps(message)` writes it.
-    public func encode(into buffer: inout ByteBuffer) {
+    package func encode(into buffer: inout ByteBuffer) {
         // The hot case (every worker emit) is written field by field, without building the message's JSONValue
         // first; it gives the same bytes as the general path below.
         if case .emit(let emit) = self {
@@ -284,14 +284,14 @@ extension PubSubMessage {
     }
 
     /// The message's bytes, as python-socketio publishes them.
-    public func encoded() -> ByteBuffer {
+    package func encoded() -> ByteBuffer {
         var buffer = ByteBufferAllocator().buffer(capacity: 512)
         self.encode(into: &buffer)
         return buffer
     }
 
     /// The message as the JSON object python-socketio builds (keys in its order; binary deconstructed).
-    public var jsonValue: JSONValue {
+    package var jsonValue: JSONValue {
         switch self {
         case .emit(let emit):
             var data: [JSONValue]
@@ -301,7 +301,7 @@ extension PubSubMessage {
                 data = [deconstructed]
                 data.reserveCapacity(attachments.count + 1)
                 for attachment in attachments {
-                    data.append(.string(EngineIOBase64.encodeToString(attachment.readableBytesView)))
+                    data.append(.string(Base64.encodeToString(attachment.readableBytesView)))
                 }
             } else {
                 data = emit.arguments
@@ -353,14 +353,14 @@ extension PubSubMessage {
     /// default of 128, counting the packet's own argument list) plus the message's object, its `data` list and,
     /// for binary messages, the argument list inside `data`. Whatever one of our servers accepts from a client and
     /// publishes is readable by every other server.
-    public static let maximumDepth = 128 + 2
+    package static let maximumDepth = 128 + 2
 
     /// Reads one message published on python-socketio's channel.
     /// - Parameter bytes: The published bytes (UTF-8 JSON).
     /// - Returns: The message.
     /// - Throws: `PubSubMessageError` naming what is wrong (not JSON, no method, missing or mistyped field,
     ///   bad binary); the caller should log it and skip the message.
-    public static func decode(_ bytes: ByteBuffer) throws(PubSubMessageError) -> PubSubMessage {
+    package static func decode(_ bytes: ByteBuffer) throws(PubSubMessageError) -> PubSubMessage {
         let value: JSONValue
         do {
             value = try JSONValue.parsePythonJSON(bytes, maxDepth: Self.maximumDepth)
@@ -372,7 +372,7 @@ extension PubSubMessage {
     }
 
     /// Reads one message from already-parsed JSON (see ``decode(_:)``).
-    public static func decode(_ value: JSONValue) throws(PubSubMessageError) -> PubSubMessage {
+    package static func decode(_ value: JSONValue) throws(PubSubMessageError) -> PubSubMessage {
         try Self.decode(value, excerpt: { String(value.pythonJSONString.prefix(200)) })
     }
 
@@ -400,7 +400,7 @@ extension PubSubMessage {
                 var attachments: [ByteBuffer] = []
                 for item in data.dropFirst() {
                     guard case .string(let text) = item,
-                        let bytes = EngineIOBase64.decode(ByteBuffer(string: text).readableBytesView)
+                        let bytes = Base64.decode(ByteBuffer(string: text).readableBytesView)
                     else {
                         throw fields.error(.invalidBinary, "attachment is not a base64 string", field: "data")
                     }
@@ -538,15 +538,15 @@ extension PubSubMessage {
 }
 
 /// Host ids as python-socketio makes them: `uuid.uuid4().hex`, 32 lowercase hex digits.
-public enum PubSubHostID {
+package enum PubSubHostID {
     /// A new random host id.
-    public static func generate() -> String {
+    package static func generate() -> String {
         var generator = SystemRandomNumberGenerator()
         return Self.generate(using: &generator)
     }
 
     /// A new host id from `generator` (a version-4 UUID in hex).
-    public static func generate(using generator: inout some RandomNumberGenerator) -> String {
+    package static func generate(using generator: inout some RandomNumberGenerator) -> String {
         var bytes = (0..<16).map { _ in UInt8.random(in: 0...255, using: &generator) }
         bytes[6] = (bytes[6] & 0x0F) | 0x40
         bytes[8] = (bytes[8] & 0x3F) | 0x80

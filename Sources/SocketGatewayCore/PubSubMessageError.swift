@@ -1,7 +1,7 @@
 /// Why a pub/sub message could not be read. The receiver logs it and skips the message.
-public struct PubSubMessageError: Error, Sendable, Hashable, CustomStringConvertible {
+package struct PubSubMessageError: Error, Sendable, Hashable, CustomStringConvertible {
     /// What kind of problem this is. New codes may be added.
-    public struct Code: Sendable, Hashable, CustomStringConvertible {
+    package struct Code: Sendable, Hashable, CustomStringConvertible {
         private enum Base: String, Sendable, Hashable {
             case notJSON
             case notAnObject
@@ -16,37 +16,37 @@ public struct PubSubMessageError: Error, Sendable, Hashable, CustomStringConvert
         private init(_ base: Base) { self.base = base }
 
         /// The bytes are not JSON.
-        public static let notJSON = Code(.notJSON)
+        package static let notJSON = Code(.notJSON)
         /// The JSON is not an object.
-        public static let notAnObject = Code(.notAnObject)
+        package static let notAnObject = Code(.notAnObject)
         /// The object has no string `method`.
-        public static let missingMethod = Code(.missingMethod)
+        package static let missingMethod = Code(.missingMethod)
         /// `method` is not one python-socketio sends.
-        public static let unknownMethod = Code(.unknownMethod)
+        package static let unknownMethod = Code(.unknownMethod)
         /// A field this method needs is missing.
-        public static let missingField = Code(.missingField)
+        package static let missingField = Code(.missingField)
         /// A field has the wrong JSON type.
-        public static let wrongType = Code(.wrongType)
+        package static let wrongType = Code(.wrongType)
         /// A binary emit's attachments are not base64, or its placeholders do not match them.
-        public static let invalidBinary = Code(.invalidBinary)
+        package static let invalidBinary = Code(.invalidBinary)
 
         /// A one-line rendering for logs.
-        public var description: String { self.base.rawValue }
+        package var description: String { self.base.rawValue }
     }
 
     /// What kind of problem this is.
-    public var code: Code
+    package var code: Code
     /// What is wrong, in words.
-    public var message: String
+    package var message: String
     /// The message's `method`, when it was read.
-    public var method: String?
+    package var method: String?
     /// The field at fault, when there is one.
-    public var field: String?
+    package var field: String?
     /// The start of the offending bytes (at most 200 characters), for logs.
-    public var excerpt: String
+    package var excerpt: String
 
     /// Creates an error.
-    public init(code: Code, message: String, method: String? = nil, field: String? = nil, excerpt: String) {
+    package init(code: Code, message: String, method: String? = nil, field: String? = nil, excerpt: String) {
         self.code = code
         self.message = message
         self.method = method
@@ -55,7 +55,7 @@ public struct PubSubMessageError: Error, Sendable, Hashable, CustomStringConvert
     }
 
     /// A one-line rendering for logs.
-    public var description: String {
+    package var description: String {
         var text = "PubSubMessageError(\(self.code)): \(self.message)"
         if let method = self.method { text += " [method \(method)]" }
         if let field = self.field { text += " [field \(field)]" }

@@ -52,6 +52,22 @@ public enum GeneratedEventDecoding {
         }
     }
 
+    /// What a generated `init(from:)` calls: reads any JSON value from `decoder`, then builds the payload with
+    /// `make` (its `init(jsonValue:)`), so `Decodable` reads exactly the payload's JSON form.
+    /// - Throws: What `decoder` throws; `DecodingError.dataCorrupted` at the decoder's coding path wrapping the
+    ///   `SocketEventDecodingError` that `make` throws.
+    public static func decode<T>(from decoder: any Decoder, _ make: (JSONValue) throws -> T) throws -> T {
+        let value = try JSONValue(from: decoder)
+        do {
+            return try make(value)
+        } catch let error as SocketEventDecodingError {
+            throw DecodingError.dataCorrupted(
+                DecodingError.Context(
+                    codingPath: decoder.codingPath, debugDescription: error.description, underlyingError: error)
+            )
+        }
+    }
+
     /// Throws the error for an event name the catalog does not know.
     public static func unknownEvent(_ event: String, catalog: String) -> SocketEventDecodingError {
         SocketEventDecodingError(code: .unknownEvent, event: event, message: "'\(event)' is not an event of the \(catalog) catalog")

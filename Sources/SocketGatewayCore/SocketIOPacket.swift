@@ -1,7 +1,7 @@
 public import NIOCore
 
 /// The Socket.IO v5 packet types (the first character of a Socket.IO packet).
-public enum SocketIOPacketType: UInt8, Sendable, Hashable, CaseIterable, CustomStringConvertible {
+package enum SocketIOPacketType: UInt8, Sendable, Hashable, CaseIterable, CustomStringConvertible {
     /// Connect to a namespace (client) / connection accepted (server, payload `{"sid":…}`).
     case connect = 0
     /// Leave a namespace.
@@ -18,7 +18,7 @@ public enum SocketIOPacketType: UInt8, Sendable, Hashable, CaseIterable, CustomS
     case binaryAck = 6
 
     /// The protocol's name for the type, e.g. `BINARY_EVENT`.
-    public var description: String {
+    package var description: String {
         switch self {
         case .connect: return "CONNECT"
         case .disconnect: return "DISCONNECT"
@@ -35,16 +35,16 @@ public enum SocketIOPacketType: UInt8, Sendable, Hashable, CaseIterable, CustomS
 ///
 /// Binary attachments appear inside `data` as `.binary(ByteBuffer)`, where the sender put them: the encoder
 /// replaces them by `{"_placeholder":true,"num":N}` and returns the bytes separately; the decoder puts them back.
-public struct SocketIOPacket: Sendable, Hashable {
+package struct SocketIOPacket: Sendable, Hashable {
     /// The packet type. The encoder picks `binaryEvent`/`binaryAck` over `event`/`ack` by itself when `data`
     /// holds binary, and `event`/`ack` when it holds none.
-    public var type: SocketIOPacketType
+    package var type: SocketIOPacketType
     /// The namespace, `/` by default.
-    public var namespace: String
+    package var namespace: String
     /// The acknowledgement id of an event that wants an answer, or of the ack answering it.
-    public var ackID: UInt64?
+    package var ackID: UInt64?
     /// The payload; `nil` when the packet has none.
-    public var data: JSONValue?
+    package var data: JSONValue?
 
     /// Creates a packet.
     /// - Parameters:
@@ -52,7 +52,7 @@ public struct SocketIOPacket: Sendable, Hashable {
     ///   - namespace: The namespace, `/` by default.
     ///   - ackID: The acknowledgement id, if any.
     ///   - data: The payload, if any.
-    public init(type: SocketIOPacketType, namespace: String = "/", ackID: UInt64? = nil, data: JSONValue? = nil) {
+    package init(type: SocketIOPacketType, namespace: String = "/", ackID: UInt64? = nil, data: JSONValue? = nil) {
         self.type = type
         self.namespace = namespace
         self.ackID = ackID
@@ -63,7 +63,7 @@ public struct SocketIOPacket: Sendable, Hashable {
     /// - Parameters:
     ///   - namespace: The namespace, `/` by default.
     ///   - payload: An object, or `nil`.
-    public static func connect(namespace: String = "/", payload: JSONValue? = nil) -> SocketIOPacket {
+    package static func connect(namespace: String = "/", payload: JSONValue? = nil) -> SocketIOPacket {
         SocketIOPacket(type: .connect, namespace: namespace, data: payload)
     }
 
@@ -73,7 +73,7 @@ public struct SocketIOPacket: Sendable, Hashable {
     ///   - args: The event's arguments.
     ///   - namespace: The namespace, `/` by default.
     ///   - ackID: Set when the sender wants an acknowledgement.
-    public static func event(
+    package static func event(
         _ name: String,
         _ args: [JSONValue],
         namespace: String = "/",
@@ -91,7 +91,7 @@ public struct SocketIOPacket: Sendable, Hashable {
     ///   - ackID: The id of the event being answered.
     ///   - args: The answer's arguments.
     ///   - namespace: The namespace, `/` by default.
-    public static func ack(ackID: UInt64, _ args: [JSONValue], namespace: String = "/") -> SocketIOPacket {
+    package static func ack(ackID: UInt64, _ args: [JSONValue], namespace: String = "/") -> SocketIOPacket {
         SocketIOPacket(type: .ack, namespace: namespace, ackID: ackID, data: .array(args))
     }
 
@@ -99,7 +99,7 @@ public struct SocketIOPacket: Sendable, Hashable {
     /// - Parameters:
     ///   - namespace: The namespace that refused the connection.
     ///   - message: Why, e.g. `Invalid namespace` or `Unauthorized`.
-    public static func connectError(namespace: String = "/", message: String) -> SocketIOPacket {
+    package static func connectError(namespace: String = "/", message: String) -> SocketIOPacket {
         SocketIOPacket(
             type: .connectError,
             namespace: namespace,
@@ -109,18 +109,18 @@ public struct SocketIOPacket: Sendable, Hashable {
 
     /// A DISCONNECT packet (no payload).
     /// - Parameter namespace: The namespace to leave, `/` by default.
-    public static func disconnect(namespace: String = "/") -> SocketIOPacket {
+    package static func disconnect(namespace: String = "/") -> SocketIOPacket {
         SocketIOPacket(type: .disconnect, namespace: namespace)
     }
 
     /// The event name of an EVENT/BINARY_EVENT packet (the first payload element), else `nil`.
-    public var eventName: String? {
+    package var eventName: String? {
         guard self.type == .event || self.type == .binaryEvent, case .array(let payload) = self.data else { return nil }
         return payload.first?.stringValue
     }
 
     /// The arguments: for an event the payload after the name, for an ack the whole payload, otherwise empty.
-    public var arguments: [JSONValue] {
+    package var arguments: [JSONValue] {
         guard case .array(let payload) = self.data else { return [] }
         switch self.type {
         case .event, .binaryEvent: return Array(payload.dropFirst())
@@ -143,7 +143,7 @@ extension SocketIOPacket {
     /// - Parameter buffer: The buffer to append the text form to (without the Engine.IO `4`).
     /// - Returns: The binary attachments, empty for a text-only packet.
     @discardableResult
-    public func encode(into buffer: inout ByteBuffer) -> [ByteBuffer] {
+    package func encode(into buffer: inout ByteBuffer) -> [ByteBuffer] {
         var binaryCount = 0
         var estimatedSize = 24 + self.namespace.utf8.count
         if let data = self.data {
@@ -186,9 +186,47 @@ extension SocketIOPacket {
 
     /// The text form and the binary attachments of this packet (see ``encode(into:)``).
     /// - Returns: The text (without the Engine.IO `4`) and the attachments in order.
-    public func encoded() -> (text: ByteBuffer, attachments: [ByteBuffer]) {
+    package func encoded() -> (text: ByteBuffer, attachments: [ByteBuffer]) {
         var buffer = ByteBuffer()
         let attachments = self.encode(into: &buffer)
         return (buffer, attachments)
+    }
+}
+
+/// What the micro-benchmarks in tools/benchmarks call: they are another package, so the `package` codecs are
+/// out of their reach. Each function does exactly the work an emit or a receive does. SPI, not API.
+@_spi(Benchmarks)
+public enum CoreBenchmarkSupport {
+    /// Encodes a Socket.IO EVENT packet once, as an emit does.
+    /// - Returns: The text payload and the binary attachments.
+    public static func encodeEvent(_ event: String, _ arguments: [JSONValue]) -> (ByteBuffer, [ByteBuffer]) {
+        SocketIOPacket.event(event, arguments).encoded()
+    }
+
+    /// A Socket.IO packet decoder, as a connection holds one.
+    public struct EventDecoder {
+        private var decoder = SocketIOPacketDecoder()
+
+        /// Creates a decoder.
+        public init() {}
+
+        /// Decodes one text packet; returns whether it decoded to a complete packet.
+        /// - Throws: The decoder's protocol error.
+        public mutating func decode(text: ByteBuffer) throws -> Bool {
+            try self.decoder.decode(text: text) != nil
+        }
+    }
+
+    /// Encodes a python-socketio `emit` message as the worker and the server publish it.
+    public static func encodePubSubEmit(
+        _ event: String, arguments: [JSONValue], to target: EmitTarget, hostID: String
+    ) -> ByteBuffer {
+        PubSubMessage.emit(event, arguments: arguments, to: target, options: EmitOptions(), hostID: hostID).encoded()
+    }
+
+    /// Decodes a pub/sub message as the subscriber does; returns its method name.
+    /// - Throws: The decoder's error.
+    public static func decodePubSub(_ bytes: ByteBuffer) throws -> String {
+        try PubSubMessage.decode(bytes).method
     }
 }

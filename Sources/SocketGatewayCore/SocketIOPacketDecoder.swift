@@ -1,4 +1,4 @@
-public import NIOCore
+package import NIOCore
 
 /// Decodes Socket.IO v5 packets from the Engine.IO messages of one connection, validating them as the official
 /// JavaScript server does.
@@ -7,7 +7,7 @@ public import NIOCore
 /// decoder wait: `decode(binary:)` returns `nil` until the last announced attachment arrives, then the packet with
 /// every placeholder replaced by its `.binary` bytes. Any error leaves the decoder reset; the connection that sent
 /// the bad packet should be closed.
-public struct SocketIOPacketDecoder: Sendable {
+package struct SocketIOPacketDecoder: Sendable {
     /// Event names the official server refuses from clients.
     static let reservedEventNames: Set<String> = [
         "connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener",
@@ -20,9 +20,9 @@ public struct SocketIOPacketDecoder: Sendable {
     }
 
     /// The largest number of attachments one packet may announce.
-    public let maxAttachments: Int
+    package let maxAttachments: Int
     /// The deepest JSON nesting accepted in a payload.
-    public let maxDepth: Int
+    package let maxDepth: Int
     private var pending: Pending?
 
     /// Creates a decoder.
@@ -30,13 +30,13 @@ public struct SocketIOPacketDecoder: Sendable {
     ///   - maxAttachments: The largest number of binary attachments one packet may announce (10, as the
     ///     official parser's default).
     ///   - maxDepth: The deepest JSON nesting accepted in a payload.
-    public init(maxAttachments: Int = 10, maxDepth: Int = 128) {
+    package init(maxAttachments: Int = 10, maxDepth: Int = 128) {
         self.maxAttachments = maxAttachments
         self.maxDepth = maxDepth
     }
 
     /// Whether a binary packet is waiting for attachments.
-    public var isAwaitingAttachments: Bool {
+    package var isAwaitingAttachments: Bool {
         self.pending != nil
     }
 
@@ -44,7 +44,7 @@ public struct SocketIOPacketDecoder: Sendable {
     /// - Parameter text: The packet text.
     /// - Returns: The packet, or `nil` for a binary packet header that waits for its attachments.
     /// - Throws: `SocketIOProtocolError` when the packet breaks the protocol.
-    public mutating func decode(text: ByteBuffer) throws(SocketIOProtocolError) -> SocketIOPacket? {
+    package mutating func decode(text: ByteBuffer) throws(SocketIOProtocolError) -> SocketIOPacket? {
         if let pending = self.pending {
             self.pending = nil
             throw SocketIOProtocolError(
@@ -74,7 +74,7 @@ public struct SocketIOPacketDecoder: Sendable {
     /// - Parameter binary: The attachment bytes.
     /// - Returns: The completed packet after its last attachment, otherwise `nil`.
     /// - Throws: `SocketIOProtocolError` when no attachment was expected or a placeholder is invalid.
-    public mutating func decode(binary: ByteBuffer) throws(SocketIOProtocolError) -> SocketIOPacket? {
+    package mutating func decode(binary: ByteBuffer) throws(SocketIOProtocolError) -> SocketIOPacket? {
         guard var pending = self.pending else {
             throw SocketIOProtocolError(
                 code: .unexpectedBinary,
@@ -92,7 +92,7 @@ public struct SocketIOPacketDecoder: Sendable {
     }
 
     /// Forgets a half-received binary packet (e.g. when the connection leaves).
-    public mutating func reset() {
+    package mutating func reset() {
         self.pending = nil
     }
 

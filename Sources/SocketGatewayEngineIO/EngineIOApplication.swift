@@ -1,10 +1,10 @@
-public import NIOCore
-public import NIOHTTP1
+package import NIOCore
+package import NIOHTTP1
 
 /// Implemented by whatever runs on top of Engine.IO (the Socket.IO layer; the conformance echo endpoint).
 ///
 /// Every call happens on `session.eventLoop`, in the order the events happened for that session.
-public protocol EngineIOApplication: AnyObject, Sendable {
+package protocol EngineIOApplication: AnyObject, Sendable {
     /// A session completed its handshake; the open packet has been queued.
     func sessionOpened(_ session: EngineIOSession)
     /// The client sent a message (text after the `4`, or binary bytes).
@@ -21,11 +21,11 @@ public protocol EngineIOApplication: AnyObject, Sendable {
 
 extension EngineIOApplication {
     /// False: a session is established by its first message.
-    public var marksSessionsEstablished: Bool { false }
+    package var marksSessionsEstablished: Bool { false }
 }
 
 /// One Engine.IO message received from a client.
-public enum EngineIOMessage: Sendable, Hashable {
+package enum EngineIOMessage: Sendable, Hashable {
     /// A text message: the payload after the `4`.
     case text(ByteBuffer)
     /// A binary message: the bytes as sent.
@@ -33,7 +33,7 @@ public enum EngineIOMessage: Sendable, Hashable {
 }
 
 /// Why a session ended.
-public struct EngineIOCloseReason: Sendable, Hashable, CustomStringConvertible {
+package struct EngineIOCloseReason: Sendable, Hashable, CustomStringConvertible {
     private enum Base: String, Hashable, Sendable {
         case transportClose = "transport close"
         case pingTimeout = "ping timeout"
@@ -50,43 +50,43 @@ public struct EngineIOCloseReason: Sendable, Hashable, CustomStringConvertible {
     private init(_ base: Base) { self.base = base }
 
     /// The connection of the transport was closed (the client went away).
-    public static let transportClose = Self(.transportClose)
+    package static let transportClose = Self(.transportClose)
     /// No pong arrived within pingTimeout after a ping.
-    public static let pingTimeout = Self(.pingTimeout)
+    package static let pingTimeout = Self(.pingTimeout)
     /// The client sent a packet or payload that could not be decoded.
-    public static let parseError = Self(.parseError)
+    package static let parseError = Self(.parseError)
     /// The server (the application) closed the session.
-    public static let serverClose = Self(.serverClose)
+    package static let serverClose = Self(.serverClose)
     /// The client sent a close packet.
-    public static let clientClose = Self(.clientClose)
+    package static let clientClose = Self(.clientClose)
     /// The transport misbehaved (e.g. two concurrent long-polling GETs, an aborted GET).
-    public static let transportError = Self(.transportError)
+    package static let transportError = Self(.transportError)
     /// The client did not read fast enough: more than maxBufferedBytesPerSession were waiting for it.
-    public static let slowClient = Self(.slowClient)
+    package static let slowClient = Self(.slowClient)
     /// The client sent more than maxPayload bytes at once.
-    public static let payloadTooLarge = Self(.payloadTooLarge)
+    package static let payloadTooLarge = Self(.payloadTooLarge)
     /// The server is shutting down.
-    public static let forcedServerShutdown = Self(.forcedServerShutdown)
+    package static let forcedServerShutdown = Self(.forcedServerShutdown)
 
     /// A short label, e.g. `"ping timeout"` (also used as the metrics dimension).
-    public var description: String { self.base.rawValue }
+    package var description: String { self.base.rawValue }
 }
 
 /// The HTTP request that created a session (the first polling GET, or the WebSocket upgrade request).
-public struct EngineIOHandshakeRequest: Sendable {
+package struct EngineIOHandshakeRequest: Sendable {
     /// The request URI, e.g. `/socket.io/?EIO=4&transport=polling`.
-    public var uri: String
+    package var uri: String
     /// The path part of the URI.
-    public var path: String
+    package var path: String
     /// Query parameters, percent-decoded (the last value wins for repeated names).
-    public var query: [String: String]
+    package var query: [String: String]
     /// The request headers.
-    public var headers: HTTPHeaders
+    package var headers: HTTPHeaders
     /// The client's address, when known.
-    public var remoteAddress: SocketAddress?
+    package var remoteAddress: SocketAddress?
 
     /// Creates a request description.
-    public init(uri: String, path: String, query: [String: String], headers: HTTPHeaders, remoteAddress: SocketAddress?) {
+    package init(uri: String, path: String, query: [String: String], headers: HTTPHeaders, remoteAddress: SocketAddress?) {
         self.uri = uri
         self.path = path
         self.query = query
@@ -98,7 +98,7 @@ public struct EngineIOHandshakeRequest: Sendable {
 }
 
 /// The two Engine.IO transports.
-public enum EngineIOTransportKind: String, Sendable, Hashable, CaseIterable {
+package enum EngineIOTransportKind: String, Sendable, Hashable, CaseIterable {
     /// HTTP long-polling (GET to receive, POST to send).
     case polling
     /// One WebSocket connection.

@@ -30,29 +30,29 @@ extension CORSPolicy {
 }
 
 /// Settings of one mounted Engine.IO endpoint.
-public struct EngineIOConfiguration: Sendable {
+package struct EngineIOConfiguration: Sendable {
     /// Time between the server's pings.
-    public var pingInterval: Duration
+    package var pingInterval: Duration
     /// Time the client has to answer a ping before the session is closed.
-    public var pingTimeout: Duration
+    package var pingTimeout: Duration
     /// The largest message (WebSocket frame) or polling POST body accepted, in bytes.
-    public var maxPayload: Int
+    package var maxPayload: Int
     /// Time a client has to complete an upgrade (`2probe` … `5`) before the probing WebSocket is closed.
-    public var upgradeTimeout: Duration
+    package var upgradeTimeout: Duration
     /// Transports clients may use.
-    public var transports: Set<EngineIOTransportKind>
+    package var transports: Set<EngineIOTransportKind>
     /// Whether polling sessions may upgrade to WebSocket.
-    public var allowUpgrades: Bool
+    package var allowUpgrades: Bool
     /// Cross-origin policy for long-polling requests. A list of origins also restricts WebSocket upgrades: one with
     /// another `Origin` header is refused with 403 (one without an `Origin`, from a non-browser client, is allowed).
-    public var cors: CORSPolicy
+    package var cors: CORSPolicy
     /// The most bytes that may wait for one client (polling buffer, or WebSocket bytes not yet taken by the
     /// socket) before the session is closed with ``EngineIOCloseReason/slowClient``.
-    public var maxBufferedBytesPerSession: Int
+    package var maxBufferedBytesPerSession: Int
     /// The most packets one long-polling GET response carries; further packets wait for the next GET.
     /// python-engineio's client refuses a payload of more than 16 packets (and its server refuses such POST
     /// bodies), so the default is 16.
-    public var maxPacketsPerPollingResponse: Int
+    package var maxPacketsPerPollingResponse: Int
 
     // MARK: Hardening limits
 
@@ -60,11 +60,11 @@ public struct EngineIOConfiguration: Sendable {
     /// client's) before the TCP connection is reset anyway. Default 5 s. A peer that does not read at all (the
     /// write buffer is over `maxBufferedBytesPerSession`) is reset at once. Each reset is counted in
     /// `socketgateway_engineio_websocket_forced_closes_total` and logged at warning level (rate-limited).
-    public var webSocketCloseTimeout: Duration = .seconds(5)
+    package var webSocketCloseTimeout: Duration = .seconds(5)
 
     /// Creates a configuration; every parameter but `maxPacketsPerPollingResponse` (python-engineio's limit)
     /// has the Engine.IO reference server's default.
-    public init(
+    package init(
         pingInterval: Duration = .seconds(25),
         pingTimeout: Duration = .seconds(20),
         maxPayload: Int = 1_000_000,
@@ -93,17 +93,17 @@ public struct EngineIOConfiguration: Sendable {
     /// the connection a polling client POSTs its pongs on is not closed between two pongs. When it runs out the
     /// connection is closed without a response. Connections are timed before routing, so the server uses the
     /// largest value among its mounted endpoints. Not applied after a WebSocket upgrade (the heartbeat covers it).
-    public var httpIdleTimeout: Duration = .seconds(60)
+    package var httpIdleTimeout: Duration = .seconds(60)
     /// How long a request head (request line and headers) may take from its first byte to its last. Default
     /// 10 s (slowloris defence; Node's `headersTimeout` is 60 s). When it runs out the server answers
     /// `408 Request Timeout` and closes the connection. The largest value among the mounted endpoints applies.
-    public var httpHeaderTimeout: Duration = .seconds(10)
+    package var httpHeaderTimeout: Duration = .seconds(10)
     /// How long a request body may take, counted from the end of its head, so a body trickled byte by byte
     /// cannot hold the connection. Default 30 s (a 1 MB maxPayload body at 33 KB/s or more). When it runs out the
     /// server answers `408 Request Timeout` and closes the connection (a POST for a session is abandoned; the
     /// session lives on). The largest value among the mounted endpoints applies. A request being answered (a
     /// long-polling GET held for up to pingInterval) has no HTTP time limit of its own.
-    public var httpBodyTimeout: Duration = .seconds(30)
+    package var httpBodyTimeout: Duration = .seconds(30)
     /// The most sessions of this endpoint that may be open but not yet established: handshaken, and not yet
     /// connected to a Socket.IO namespace (or, for an application that does not say, not yet sent a message).
     /// Default 10 000. Beyond it a new handshake (polling or WebSocket) is refused with `503` and the Engine.IO
@@ -111,14 +111,14 @@ public struct EngineIOConfiguration: Sendable {
     /// (`socketgateway_engineio_handshakes_refused_total`) and logged at warning, rate-limited; established
     /// sessions are unaffected. Each waiting session holds its handshake request (headers, query, address) until
     /// the Socket.IO connect timeout ends it.
-    public var maxPendingSessions: Int = 10_000
+    package var maxPendingSessions: Int = 10_000
     /// The most bytes that may wait for all clients of the server together (polling buffers, WebSocket bytes not
     /// yet taken by the sockets), checked every 500 ms. Default: a quarter of the machine's memory, between
     /// 64 MiB and 4 GiB. Above it the sessions holding the most are closed first (``EngineIOCloseReason/slowClient``,
     /// counted in `socketgateway_engineio_budget_sheds_total`, logged at warning, rate-limited) until the total is
     /// under 90 % of it; clients that keep up are not touched. `nil` turns the check off. The server uses the
     /// smallest value among its mounted endpoints.
-    public var maxBufferedBytesTotal: Int? = EngineIOOutboundBudget.machineDefault
+    package var maxBufferedBytesTotal: Int? = EngineIOOutboundBudget.machineDefault
     /// The most TCP connections one client IP address may hold open at once; `nil` (the default) for no limit.
     /// A connection beyond it is closed as soon as it is accepted, counted
     /// (`socketgateway_http_connections_refused_total`) and logged at warning, rate-limited. Leave it off behind a
@@ -126,13 +126,13 @@ public struct EngineIOConfiguration: Sendable {
     /// proxy's address), and set it generously where many users share one address (NAT, offices, mobile
     /// carriers); a polling client uses two or three connections, a WebSocket client one. Connections are counted
     /// before routing, so the server uses the smallest value among its mounted endpoints.
-    public var maxConnectionsPerAddress: Int?
+    package var maxConnectionsPerAddress: Int?
     /// The most bytes a request's target and headers may take. Default 16 KiB (Node's default). A larger request
     /// is answered `431 Request Header Fields Too Large` and its connection closed, counted
     /// (`socketgateway_http_requests_refused_total`) and logged at warning, rate-limited. It also bounds what a
     /// session keeps of its handshake request while it waits to connect (see ``maxPendingSessions``). The server
     /// uses the largest value among its mounted endpoints.
-    public var maxRequestHeaderBytes: Int = 16 << 10
+    package var maxRequestHeaderBytes: Int = 16 << 10
 }
 
 extension Duration {

@@ -1,15 +1,15 @@
 /// An Engine.IO application that sends every message back unchanged (text as text, binary as binary).
 ///
 /// This is what the official Engine.IO protocol test suite expects at `/engine.io/`.
-public final class EngineIOEchoApplication: EngineIOApplication {
+package final class EngineIOEchoApplication: EngineIOApplication {
     /// Creates the echo application.
-    public init() {}
+    package init() {}
 
     /// Nothing to do when a session opens.
-    public func sessionOpened(_ session: EngineIOSession) {}
+    package func sessionOpened(_ session: EngineIOSession) {}
 
     /// Sends `message` back on the same session, unchanged.
-    public func session(_ session: EngineIOSession, didReceive message: EngineIOMessage) {
+    package func session(_ session: EngineIOSession, didReceive message: EngineIOMessage) {
         switch message {
         case .text(let payload):
             session.sendMessage(payload)
@@ -19,5 +19,5 @@ public final class EngineIOEchoApplication: EngineIOApplication {
     }
 
     /// Nothing to clean up.
-    public func sessionClosed(_ session: EngineIOSession, reason: EngineIOCloseReason) {}
+    package func sessionClosed(_ session: EngineIOSession, reason: EngineIOCloseReason) {}
 }

@@ -92,13 +92,6 @@ final class EngineIOEndpoint: Sendable {
         self.sessions.withLockedValue { Array($0.values) }
     }
 
-    static func makeSessionID() -> String {
-        var generator = SystemRandomNumberGenerator()
-        var bytes = [UInt8](repeating: 0, count: 16)
-        for index in bytes.indices { bytes[index] = generator.next() }
-        return EngineIOBase64.encodeToString(bytes, urlSafe: true)
-    }
-
     func sessionOpened(_ session: EngineIOSession, transport: EngineIOTransportKind) {
         self.metrics.opened(transport: transport)
         self.logger.debug("session opened", metadata: ["engineio.sid": "\(session.id)", "engineio.transport": "\(transport)"])
@@ -158,7 +151,7 @@ final class EngineIOEndpoint: Sendable {
         // Checked before the upgrade (validateWebSocketRequest); counted here even if a race took it past the limit.
         self.pendingSessions.withLockedValue { $0 += 1 }
         let session = EngineIOSession(
-            id: Self.makeSessionID(),
+            id: SessionID.random(),
             eventLoop: eventLoop,
             request: request,
             transport: .websocket,
@@ -312,7 +305,7 @@ final class EngineIOEndpoint: Sendable {
                 return
             }
             let session = EngineIOSession(
-                id: Self.makeSessionID(),
+                id: SessionID.random(),
                 eventLoop: eventLoop,
                 request: request(),
                 transport: .polling,

@@ -6,19 +6,19 @@ import SocketGatewayCore
 /// WebSocket recipients get `webSocketFrames`: the complete unmasked server frames (`4<text>` as a text frame,
 /// then one binary frame per attachment) in one buffer, written as-is to every recipient's socket. Polling
 /// recipients buffer the packets and encode them into their next GET response.
-public struct EngineIOOutboundMessage: Sendable {
+package struct EngineIOOutboundMessage: Sendable {
     /// The text payload (after the `4`).
-    public let textPayload: ByteBuffer
+    package let textPayload: ByteBuffer
     /// Binary attachments sent right after the text message, each as its own binary message.
-    public let attachments: [ByteBuffer]
+    package let attachments: [ByteBuffer]
     /// All frames, ready for the wire.
-    public let webSocketFrames: ByteBuffer
+    package let webSocketFrames: ByteBuffer
 
     /// Encodes the message once.
     /// - Parameters:
     ///   - textPayload: the message text after the `4` (e.g. a Socket.IO packet).
     ///   - attachments: binary messages that follow it.
-    public init(textPayload: ByteBuffer, attachments: [ByteBuffer] = []) {
+    package init(textPayload: ByteBuffer, attachments: [ByteBuffer] = []) {
         self.textPayload = textPayload
         self.attachments = attachments
         var size = WebSocketFrameBytes.headerLength(payloadLength: textPayload.readableBytes + 1) + textPayload.readableBytes + 1
@@ -93,5 +93,19 @@ enum WebSocketFrameBytes {
         }
         packet.encodeWebSocketPayload(into: &buffer)
         return buffer
+    }
+}
+
+/// What the micro-benchmarks in tools/benchmarks call: they are another package, so `package` declarations are
+/// out of their reach. SPI, not API.
+@_spi(Benchmarks)
+public enum EngineIOBenchmarkSupport {
+    /// Encodes a message as an emit does (``EngineIOOutboundMessage``) and returns its WebSocket frames.
+    /// - Parameters:
+    ///   - textPayload: The message text after the `4`.
+    ///   - attachments: Binary messages that follow it.
+    /// - Returns: The frames, ready for the wire.
+    public static func webSocketFrames(textPayload: ByteBuffer, attachments: [ByteBuffer]) -> ByteBuffer {
+        EngineIOOutboundMessage(textPayload: textPayload, attachments: attachments).webSocketFrames
     }
 }

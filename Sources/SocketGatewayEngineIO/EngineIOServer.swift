@@ -1,5 +1,5 @@
-public import Logging
-public import NIOCore
+package import Logging
+package import NIOCore
 import Metrics
 import NIOConcurrencyHelpers
 import NIOHTTP1
@@ -11,7 +11,7 @@ import SocketGatewayCore
 ///
 /// Routes requests by path prefix to mounted Engine.IO endpoints; other paths go to the optional
 /// ``HTTPFallbackResponder`` or get 404. The event loop group belongs to the caller.
-public final class EngineIOServer: Sendable {
+package final class EngineIOServer: Sendable {
     private struct State {
         var endpoints: [EngineIOEndpoint] = []
         var serverChannel: (any Channel)?
@@ -44,7 +44,7 @@ public final class EngineIOServer: Sendable {
     ///   - logger: where to log.
     ///   - fallback: answers requests for paths no endpoint is mounted at (default: 404); its responses are
     ///     produced in the server's task pool, which the server's owner runs (`SocketServer` does).
-    public convenience init(
+    package convenience init(
         host: String,
         port: Int,
         eventLoopGroup: any EventLoopGroup,
@@ -74,7 +74,7 @@ public final class EngineIOServer: Sendable {
     }
 
     /// Mounts an Engine.IO endpoint at `path` (e.g. `/engine.io/`). Call before ``start()``.
-    public func mount(path: String, configuration: EngineIOConfiguration, application: any EngineIOApplication) {
+    package func mount(path: String, configuration: EngineIOConfiguration, application: any EngineIOApplication) {
         let endpoint = EngineIOEndpoint(path: path, configuration: configuration, application: application, logger: self.logger)
         self.state.withLockedValue { state in
             precondition(!state.started, "EngineIOServer.mount(path:) must be called before start()")
@@ -89,13 +89,13 @@ public final class EngineIOServer: Sendable {
     }
 
     /// The bound port once started.
-    public var localPort: Int? {
+    package var localPort: Int? {
         self.state.withLockedValue { $0.serverChannel?.localAddress?.port }
     }
 
     /// Binds and returns once listening.
     /// - Throws: when the address cannot be bound.
-    public func start() async throws {
+    package func start() async throws {
         let endpoints = self.state.withLockedValue { state in
             precondition(!state.started, "EngineIOServer.start() called twice")
             state.started = true
@@ -291,7 +291,7 @@ public final class EngineIOServer: Sendable {
 
     /// Closes every session (reason ``EngineIOCloseReason/forcedServerShutdown``), stops listening and closes
     /// the remaining connections.
-    public func shutdown() async throws {
+    package func shutdown() async throws {
         let (serverChannel, endpoints, budgetCheck) = self.state.withLockedValue { state in
             state.shuttingDown = true
             defer { state.budgetCheck = nil }

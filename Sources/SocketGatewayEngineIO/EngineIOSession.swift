@@ -1,18 +1,18 @@
-public import NIOCore
+package import NIOCore
 import Logging
 import SocketGatewayCore
 
 /// One Engine.IO session. Mutable state is confined to `eventLoop`; call the methods below on it (calls from
 /// elsewhere are moved onto it, at the cost of a hop).
-public final class EngineIOSession: @unchecked Sendable {
+package final class EngineIOSession: @unchecked Sendable {
     /// The session id: 16 random bytes, base64url.
-    public let id: String
+    package let id: String
     /// The event loop that owns this session's state.
-    public let eventLoop: any EventLoop
+    package let eventLoop: any EventLoop
     /// The HTTP request that opened the session.
-    public let request: EngineIOHandshakeRequest
+    package let request: EngineIOHandshakeRequest
     /// Storage for the layer above (e.g. the Socket.IO client state); touch only on `eventLoop`.
-    public var applicationState: AnyObject?
+    package var applicationState: AnyObject?
 
     let endpoint: EngineIOEndpoint
     private var stateMachine: EngineIOSessionStateMachine
@@ -65,12 +65,12 @@ public final class EngineIOSession: @unchecked Sendable {
     }
 
     /// The transport currently carrying the session.
-    public var transport: EngineIOTransportKind {
+    package var transport: EngineIOTransportKind {
         self.stateMachine.transport == .polling ? .polling : .websocket
     }
 
     /// Whether the session is still open.
-    public var isOpen: Bool { self.stateMachine.isOpen }
+    package var isOpen: Bool { self.stateMachine.isOpen }
 
     /// The bytes waiting for this client: the polling buffer, frames not yet handed to the WebSocket, and what
     /// the WebSocket's channel holds that the socket has not taken (on `eventLoop`).
@@ -93,12 +93,12 @@ public final class EngineIOSession: @unchecked Sendable {
         }
     }
 
-    // MARK: public sending API
+    // MARK: sending API
 
     /// Queues one Engine.IO MESSAGE whose payload (after the "4") is `payload`.
     ///
     /// The same ByteBuffer may be given to many sessions. Writes are flushed once per event-loop tick.
-    public func sendMessage(_ payload: ByteBuffer) {
+    package func sendMessage(_ payload: ByteBuffer) {
         guard self.eventLoop.inEventLoop else {
             self.eventLoop.execute { self.sendMessage(payload) }
             return
@@ -116,7 +116,7 @@ public final class EngineIOSession: @unchecked Sendable {
     }
 
     /// Queues a message encoded once for many recipients (fan-out fast path).
-    public func send(_ message: EngineIOOutboundMessage) {
+    package func send(_ message: EngineIOOutboundMessage) {
         guard self.eventLoop.inEventLoop else {
             self.eventLoop.execute { self.send(message) }
             return
@@ -129,7 +129,7 @@ public final class EngineIOSession: @unchecked Sendable {
     }
 
     /// Queues one binary Engine.IO message.
-    public func sendBinary(_ bytes: ByteBuffer) {
+    package func sendBinary(_ bytes: ByteBuffer) {
         guard self.eventLoop.inEventLoop else {
             self.eventLoop.execute { self.sendBinary(bytes) }
             return
@@ -147,7 +147,7 @@ public final class EngineIOSession: @unchecked Sendable {
 
     /// Tells the endpoint the session is established (for Socket.IO: a namespace accepted the client), so it no
     /// longer counts against ``EngineIOConfiguration/maxPendingSessions``. Calls after the first do nothing.
-    public func markEstablished() {
+    package func markEstablished() {
         self.onLoop {
             guard self.pending else { return }
             self.pending = false
@@ -158,7 +158,7 @@ public final class EngineIOSession: @unchecked Sendable {
     /// Closes the session; the application's `sessionClosed` is called with `reason`.
     ///
     /// Over long-polling the client is told with the close packet: on its parked GET, or on its next one.
-    public func close(reason: EngineIOCloseReason) {
+    package func close(reason: EngineIOCloseReason) {
         self.onLoop { self.run(self.stateMachine.closeByApplication(reason)) }
     }
 
@@ -533,13 +533,6 @@ public final class EngineIOSession: @unchecked Sendable {
             "{\"sid\":\"\(self.id)\",\"upgrades\":\(upgradeList),\"pingInterval\":\(configuration.pingInterval.engineIOMilliseconds),"
             + "\"pingTimeout\":\(configuration.pingTimeout.engineIOMilliseconds),\"maxPayload\":\(configuration.maxPayload)}"
         return ByteBuffer(string: text)
-    }
-}
-
-extension TimeAmount {
-    init(_ duration: Duration) {
-        let (seconds, attoseconds) = duration.components
-        self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
     }
 }
 

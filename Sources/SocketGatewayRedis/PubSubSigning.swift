@@ -13,20 +13,20 @@ package import SocketGatewayCore
 /// What it does not protect: a replay of a message seen on the channel within ``maximumAge`` (the timestamp is
 /// signed; older and future-dated messages are refused), reading the channel (messages are not encrypted: use
 /// Redis ACLs and TLS), or a holder of the secret.
-public struct PubSubSigningKey: Sendable, Hashable {
+package struct PubSubSigningKey: Sendable, Hashable {
     /// The fewest bytes a secret may have: HMAC-SHA256's block of guessing, as RFC 7518 asks for HS256.
-    public static let minimumSecretBytes = 32
+    package static let minimumSecretBytes = 32
 
     let secret: [UInt8]
     /// How far a message's timestamp may be from the receiver's clock (replays older than this are refused).
-    public var maximumAge: Duration
+    package var maximumAge: Duration
 
     /// Creates a key.
     /// - Parameters:
     ///   - secret: The shared secret, at least ``minimumSecretBytes`` bytes of UTF-8.
     ///   - maximumAge: How old (or future-dated) a message may be; default 60 s.
     /// - Throws: ``PubSubSigningError`` when the secret is too short.
-    public init(secret: String, maximumAge: Duration = .seconds(60)) throws(PubSubSigningError) {
+    package init(secret: String, maximumAge: Duration = .seconds(60)) throws(PubSubSigningError) {
         guard secret.utf8.count >= Self.minimumSecretBytes else {
             throw PubSubSigningError(
                 message: "the pub/sub signing secret has \(secret.utf8.count) bytes; it needs at least "
@@ -39,12 +39,12 @@ public struct PubSubSigningKey: Sendable, Hashable {
 }
 
 /// A signing secret that cannot be used.
-public struct PubSubSigningError: Error, Sendable, Hashable, CustomStringConvertible {
+package struct PubSubSigningError: Error, Sendable, Hashable, CustomStringConvertible {
     /// What is wrong.
-    public var message: String
+    package var message: String
 
     /// A one-line description.
-    public var description: String { self.message }
+    package var description: String { self.message }
 }
 
 /// What checking one received message found.

@@ -1,8 +1,8 @@
-public import Logging
+package import Logging
 import Metrics
 import NIOConcurrencyHelpers
-public import NIOCore
-public import SocketGatewayCore
+package import NIOCore
+package import SocketGatewayCore
 
 /// python-socketio's Redis channel as a server sees it: a publisher, a subscriber that decodes every message,
 /// and this server's host id.
@@ -12,15 +12,15 @@ public import SocketGatewayCore
 /// ``undecodableMessages``) and skipped; they never stop the subscription. They are logged at most once per
 /// `undecodableLogInterval` (with the number suppressed since the previous line), their bytes escaped, so a flood
 /// of garbage on the channel cannot flood the log.
-public final class SocketIOPubSubChannel: Sendable {
+package final class SocketIOPubSubChannel: Sendable {
     /// This server's id, written as `host_id` into everything it publishes.
-    public let hostID: String
+    package let hostID: String
     /// The channel name, `socketio` by default.
-    public let channel: String
+    package let channel: String
     /// The pipelined publisher (connects on first use).
-    public let publisher: RedisPublisher
+    package let publisher: RedisPublisher
     /// The subscriber (connects on `start()`).
-    public let subscriber: RedisSubscriber
+    package let subscriber: RedisSubscriber
     private let undecodable = NIOLockedValueBox(0)
     private let unverified = NIOLockedValueBox(0)
     private let writer: PubSubMessageWriter
@@ -39,7 +39,7 @@ public final class SocketIOPubSubChannel: Sendable {
     ///   - signingKey: When set, every message published is signed and every message received must carry a
     ///     valid signature of this key (see ``PubSubSigningKey``); others are counted and skipped.
     ///   - onMessage: Called on the subscriber's event loop with each message meant for this host.
-    public init(
+    package init(
         url: RedisURL, channel: String = "socketio", hostID: String = PubSubHostID.generate(),
         publisherConfiguration: RedisPublisherConfiguration = .init(),
         subscriberConfiguration: RedisSubscriberConfiguration = .init(), eventLoop: (any EventLoop)? = nil,
@@ -107,12 +107,12 @@ public final class SocketIOPubSubChannel: Sendable {
     }
 
     /// Subscribes (and keeps resubscribing after connection losses).
-    public func start() {
+    package func start() {
         self.subscriber.start()
     }
 
     /// Publishes `message`; `completion` (if any) is called once on the publisher's event loop.
-    public func publish(_ message: PubSubMessage, completion: (@Sendable (PublishProgress) -> Void)?) {
+    package func publish(_ message: PubSubMessage, completion: (@Sendable (PublishProgress) -> Void)?) {
         self.publisher.publish(completion: completion) { self.writer.write(message, into: &$0) }
     }
 
@@ -125,20 +125,20 @@ public final class SocketIOPubSubChannel: Sendable {
     }
 
     /// Messages on the channel that could not be decoded and were skipped, since start.
-    public var undecodableMessages: Int { self.undecodable.withLockedValue { $0 } }
+    package var undecodableMessages: Int { self.undecodable.withLockedValue { $0 } }
 
     /// Whether messages are signed and checked with a ``PubSubSigningKey``.
-    public var isSigning: Bool { self.writer.signer != nil }
+    package var isSigning: Bool { self.writer.signer != nil }
 
     /// Messages skipped because their signature was missing, wrong or outside the time window, since start
     /// (always 0 without a signing key).
-    public var unverifiedMessages: Int { self.unverified.withLockedValue { $0 } }
+    package var unverifiedMessages: Int { self.unverified.withLockedValue { $0 } }
 
     /// Subscriber health (connected, last message age, reconnects).
-    public var health: RedisSubscriberHealth { self.subscriber.health }
+    package var health: RedisSubscriberHealth { self.subscriber.health }
 
     /// Stops the subscriber and closes the publisher after at most `drainTimeout` of sending what is queued.
-    public func shutdown(drainTimeout: Duration = .seconds(2)) async {
+    package func shutdown(drainTimeout: Duration = .seconds(2)) async {
         await self.subscriber.shutdown()
         await self.publisher.shutdown(deadline: .now() + TimeAmount(drainTimeout))
     }

@@ -1,7 +1,7 @@
-public import NIOCore
-public import NIOHTTP1
+package import NIOCore
+package import NIOHTTP1
 import SocketGatewayCore
-public import SocketGatewayEngineIO
+package import SocketGatewayEngineIO
 
 /// How a server's link to the other servers of its cluster is doing.
 public struct ClusterHealth: Sendable, Hashable {
@@ -11,13 +11,16 @@ public struct ClusterHealth: Sendable, Hashable {
         case localOnly
         /// Subscribed to a Redis channel shared with the other servers and workers.
         case redis(channel: String)
+        /// Clustered by an application's own ``ClusterAdapter``, named `name` in `/healthz` (`mode`).
+        case custom(name: String)
     }
 
     /// The mode.
     public var mode: Mode
     /// This server's `host_id` on the channel (Redis mode only).
     public var hostID: String?
-    /// Whether the subscriber is connected and subscribed (Redis mode only; `nil` when local-only).
+    /// Whether the subscriber is connected and subscribed (Redis mode; `nil` when local-only). A ``Mode/custom(name:)``
+    /// adapter reports its own link here (`false`: down, so `/healthz` answers 503).
     public var redisConnected: Bool?
     /// Time since the subscriber last received a message (any host's); `nil` before the first.
     public var lastMessageAge: Duration?
@@ -75,15 +78,17 @@ public struct ClusterHealth: Sendable, Hashable {
         self.readingPauses = readingPauses
     }
 
-    /// `true` when local-only, or clustered with a subscribed connection.
+    /// `true` when local-only, clustered with a subscribed connection, or custom with a link not reported down.
     public var isHealthy: Bool {
         switch self.mode {
         case .localOnly: return true
         case .redis: return self.redisConnected == true
+        case .custom: return self.redisConnected != false
         }
     }
 
-    /// The report as JSON: `status` (`ok` / `degraded`), `mode` (`local-only` / `redis`), and in Redis mode
+    /// The report as JSON: `status` (`ok` / `degraded`), `mode` (`local-only` / `redis` / a custom adapter's name
+    /// with `host_id`, `connected`, `last_error`), and in Redis mode
     /// `channel`, `host_id`, `redis` {`connected`, `publisher_connected`, `last_message_age_seconds`,
     /// `reconnects`, `dropped_from_outbox`, `inbound_rejected`, `undecodable`, `unverified`, `reading_paused`, `reading_pauses`,
     /// `last_error`}.
@@ -92,6 +97,11 @@ public struct ClusterHealth: Sendable, Hashable {
         switch self.mode {
         case .localOnly:
             pairs.append(("mode", "local-only"))
+        case .custom(let name):
+            pairs.append(("mode", .string(name)))
+            pairs.append(("host_id", self.hostID.map { .string($0) } ?? .null))
+            pairs.append(("connected", self.redisConnected.map { .bool($0) } ?? .null))
+            pairs.append(("last_error", self.lastError.map { .string($0) } ?? .null))
         case .redis(let channel):
             pairs.append(("mode", "redis"))
             pairs.append(("channel", .string(channel)))
@@ -129,9 +139,9 @@ public struct ClusterHealth: Sendable, Hashable {
 ///
 /// `SocketServer` installs one in front of the fallback responder it is given, so health checks and the
 /// application's own pages share the listener.
-public struct HealthCheckResponder: HTTPFallbackResponder {
+package struct HealthCheckResponder: HTTPFallbackResponder {
     /// The path answered, `/healthz`.
-    public let path: String
+    package let path: String
     private let health: @Sendable () -> ClusterHealth
     private let next: (any HTTPFallbackResponder)?
 
@@ -140,7 +150,7 @@ public struct HealthCheckResponder: HTTPFallbackResponder {
     ///   - path: The health path.
     ///   - next: Answers every other request; `nil` answers 404.
     ///   - health: Reads the current health.
-    public init(
+    package init(
         path: String = "/healthz",
         next: (any HTTPFallbackResponder)?,
         health: @escaping @Sendable () -> ClusterHealth
@@ -151,7 +161,7 @@ public struct HealthCheckResponder: HTTPFallbackResponder {
     }
 
     /// Answers `/healthz`, or hands the request to `next`.
-    public func respond(to head: HTTPRequestHead, body: ByteBuffer) async -> HTTPFallbackResponse {
+    package func respond(to head: HTTPRequestHead, body: ByteBuffer) async -> HTTPFallbackResponse {
         let path =
             head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
         guard path == self.path else {

@@ -61,12 +61,12 @@ public enum HS256JWT {
         guard !secret.isEmpty else {
             throw JWTError(code: .emptySecret, detail: "refusing to sign with an empty secret")
         }
-        let header = Base64URL.encode(Array(#"{"alg":"HS256","typ":"JWT"}"#.utf8))
-        let payload = Base64URL.encode(Array(claims.jsonString.utf8))
+        let header = Base64.encodeToString(Array(#"{"alg":"HS256","typ":"JWT"}"#.utf8), urlSafe: true)
+        let payload = Base64.encodeToString(Array(claims.jsonString.utf8), urlSafe: true)
         let signingInput = header + "." + payload
         let key = SymmetricKey(data: Array(secret.utf8))
         let mac = HMAC<SHA256>.authenticationCode(for: Array(signingInput.utf8), using: key)
-        return signingInput + "." + Base64URL.encode(Array(mac))
+        return signingInput + "." + Base64.encodeToString(Array(mac), urlSafe: true)
     }
 
     /// Verifies `token` and returns its claims.
@@ -92,7 +92,7 @@ public enum HS256JWT {
         guard parts.count == 3 else {
             throw JWTError(code: .malformed, detail: "expected 3 dot-separated parts, found \(parts.count)")
         }
-        guard let headerBytes = Base64URL.decode(parts[0]), let header = try? JSONValue.parse(headerBytes),
+        guard let headerBytes = Base64.decode(urlSafe: parts[0]), let header = try? JSONValue.parse(headerBytes),
             case .object = header
         else {
             throw JWTError(code: .malformed, detail: "header is not a base64url JSON object")
@@ -105,7 +105,7 @@ public enum HS256JWT {
                 code: .unsupportedAlgorithm,
                 detail: "alg \(LogSafe.text(algorithm, limit: 32)) is not accepted; only HS256 is")
         }
-        guard let signature = Base64URL.decode(parts[2]) else {
+        guard let signature = Base64.decode(urlSafe: parts[2]) else {
             throw JWTError(code: .malformed, detail: "signature is not base64url")
         }
         let key = SymmetricKey(data: Array(secret.utf8))
@@ -113,7 +113,7 @@ public enum HS256JWT {
         guard HMAC<SHA256>.isValidAuthenticationCode(signature, authenticating: Array(signingInput), using: key) else {
             throw JWTError(code: .badSignature, detail: "signature does not match")
         }
-        guard let payloadBytes = Base64URL.decode(parts[1]), let claims = try? JSONValue.parse(payloadBytes),
+        guard let payloadBytes = Base64.decode(urlSafe: parts[1]), let claims = try? JSONValue.parse(payloadBytes),
             case .object = claims
         else {
             throw JWTError(code: .malformed, detail: "payload is not a base64url JSON object")
@@ -137,29 +137,5 @@ public enum HS256JWT {
             }
         }
         return claims
-    }
-}
-
-/// base64url without padding (RFC 7515 §2).
-enum Base64URL {
-    static func encode(_ bytes: [UInt8]) -> String {
-        var text = Data(bytes).base64EncodedString()
-        text = text.replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-        while text.hasSuffix("=") { text.removeLast() }
-        return text
-    }
-
-    static func decode(_ text: Substring) -> [UInt8]? {
-        guard text.utf8.allSatisfy({ $0 != UInt8(ascii: "=") && $0 != UInt8(ascii: "+") && $0 != UInt8(ascii: "/") })
-        else { return nil }
-        var standard = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        switch standard.utf8.count % 4 {
-        case 0: break
-        case 2: standard += "=="
-        case 3: standard += "="
-        default: return nil
-        }
-        guard let data = Data(base64Encoded: standard) else { return nil }
-        return Array(data)
     }
 }

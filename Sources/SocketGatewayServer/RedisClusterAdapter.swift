@@ -19,8 +19,6 @@ import SocketGatewayRedis
 final class RedisClusterAdapter: ClusterAdapter {
     let channel: SocketIOPubSubChannel
     let configuration: SocketServerRedisConfiguration
-    /// How long a client here has to ack an emit that a remote server sent with a callback.
-    let remoteAckTimeout: Duration
     /// The check applied to other hosts' emits before delivery; `nil` delivers them unchecked.
     let inboundValidation: InboundEventValidation?
     private let logger: Logger
@@ -40,38 +38,37 @@ final class RedisClusterAdapter: ClusterAdapter {
         var remoteAcksRefused = 0
     }
 
-    /// Creates the adapter; nothing connects until `start(gateway:)`.
+    /// Creates the adapter; nothing connects until `start(gateway:)`. Its timings are `configuration.timings`.
     /// - Throws: `RedisError` when the URL cannot be parsed.
     init(
         configuration: SocketServerRedisConfiguration,
-        remoteAckTimeout: Duration = .seconds(60),
         inboundValidation: InboundEventValidation? = nil,
         signingKey: PubSubSigningKey? = nil,
         logger: Logger
     ) throws(RedisError) {
         let url = try RedisURL(parsing: configuration.url)
         self.configuration = configuration
-        self.remoteAckTimeout = remoteAckTimeout
         self.inboundValidation = inboundValidation
         self.state = NIOLockedValueBox(
             State(rejectionLog: LogRateLimiter(interval: inboundValidation?.logInterval ?? .seconds(10)))
         )
         let router = MessageRouter()
         self.router = router
-        // Reconnect quickly: deliveries resume within about a second of Redis coming back.
-        let backoff = ReconnectBackoff(initial: .milliseconds(100), maximum: .seconds(1))
+        // By default, reconnect quickly: deliveries resume within about a second of Redis coming back.
+        let timings = configuration.timings
+        let backoff = ReconnectBackoff(initial: timings.reconnectDelay, maximum: timings.maxReconnectDelay)
         let publisherConfiguration = RedisPublisherConfiguration(
             channel: configuration.channel,
-            connectTimeout: .seconds(1),
-            replyTimeout: .seconds(5),
+            connectTimeout: timings.connectTimeout,
+            replyTimeout: timings.replyTimeout,
             outboxCapacity: configuration.outboxCapacity,
             backoff: backoff
         )
         let subscriberConfiguration = RedisSubscriberConfiguration(
-            connectTimeout: .seconds(1),
+            connectTimeout: timings.connectTimeout,
             backoff: backoff,
-            pingInterval: .seconds(1),
-            pingTimeout: .seconds(1)
+            pingInterval: timings.livenessInterval,
+            pingTimeout: timings.livenessTimeout
         )
         var logger = logger
         let hostID = PubSubHostID.generate()
@@ -381,15 +378,15 @@ final class RedisClusterAdapter: ClusterAdapter {
         tasks: ServerTaskPool
     ) {
         let callbackSid = callback.room.names.first ?? ""
-        let timeout = self.remoteAckTimeout
+        let timeout = self.configuration.timings.remoteAckTimeout
         let limit = self.configuration.maxPendingRemoteAcks
         for inbox in inboxes {
             inbox.append(
                 .run { shard in
                     let recipients = shard.recipients(namespace: emit.namespace, rooms: rooms, excluding: excluding)
                     for connection in recipients {
-                        // Every awaited ack holds a task for up to `remoteAckTimeout`: a publisher that asks every
-                        // client for one in a loop must not grow them without bound.
+                        // Every awaited ack holds a task for up to `timings.remoteAckTimeout`: a publisher that
+                        // asks every client for one in a loop must not grow them without bound.
                         let admitted = self.state.withLockedValue { state -> Bool in
                             guard state.pendingRemoteAcks < limit else {
                                 state.remoteAcksRefused += 1

@@ -17,6 +17,9 @@ public final class SocketGateway: SocketEmitter {
     /// The server's tasks (owned by its `run()`): the cluster adapter runs the acks of remote emits there.
     let tasks: ServerTaskPool
 
+    /// The same gateway without the cluster, when there is one (see ``local``).
+    private let localOnly: SocketGateway?
+
     init(
         shards: RoomShards, cluster: any ClusterAdapter, metrics: SocketServerMetrics, tasks: ServerTaskPool,
         logger: Logger
@@ -26,7 +29,17 @@ public final class SocketGateway: SocketEmitter {
         self.cluster = cluster
         self.metrics = metrics
         self.logger = logger
+        self.localOnly =
+            cluster is LocalOnlyClusterAdapter
+            ? nil
+            : SocketGateway(
+                shards: shards, cluster: LocalOnlyClusterAdapter(), metrics: metrics, tasks: tasks, logger: logger)
     }
+
+    /// This gateway reaching only this server's clients: what a ``ClusterAdapter`` applies the other servers'
+    /// operations to (it never calls the adapter, so nothing is published back). Its results say `.delivered`
+    /// with the local count, or `.failed` for a client that is not connected here.
+    public var local: SocketGateway { self.localOnly ?? self }
 
     /// Emits `event` with `arguments` to `target` among this server's clients.
     @discardableResult

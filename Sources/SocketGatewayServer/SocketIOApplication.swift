@@ -322,7 +322,7 @@ final class SocketIOClient: @unchecked Sendable {
 
     private func authenticationCompleted(namespace: String, handshake: SocketHandshake, user: AuthenticatedUser?, accepted: Bool) {
         let outcome = self.machine.authenticationCompleted(
-            namespace: namespace, accepted: accepted, sid: SocketIOClient.makeSid())
+            namespace: namespace, accepted: accepted, sid: SessionID.random())
         guard case .accept(let namespace, let sid) = outcome else {
             if case .action(let action) = outcome { self.run(action) }
             return
@@ -374,13 +374,5 @@ final class SocketIOClient: @unchecked Sendable {
             }
         }
         connection.finishJobs()
-    }
-
-    /// A random, URL-safe Socket.IO session id (20 characters, 120 bits).
-    static func makeSid() -> String {
-        var generator = SystemRandomNumberGenerator()
-        var bytes = [UInt8](repeating: 0, count: 15)
-        for index in bytes.indices { bytes[index] = generator.next() }
-        return Base64URL.encode(bytes)
     }
 }

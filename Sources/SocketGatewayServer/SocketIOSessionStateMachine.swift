@@ -1,11 +1,11 @@
 import NIOCore
-public import SocketGatewayCore
+package import SocketGatewayCore
 
 /// Why the server closed a client's Engine.IO session: it broke the Socket.IO protocol, or never connected to a
 /// namespace. It closes that one session and nothing else.
-public struct SocketIOSessionError: Error, Hashable, CustomStringConvertible {
+package struct SocketIOSessionError: Error, Hashable, CustomStringConvertible {
     /// The kind of failure.
-    public struct Code: Hashable, Sendable, CustomStringConvertible {
+    package struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Base: String, Hashable, Sendable {
             case protocolViolation = "protocol violation"
             case connectTimeout = "connect timeout"
@@ -19,21 +19,21 @@ public struct SocketIOSessionError: Error, Hashable, CustomStringConvertible {
         private init(_ base: Base) { self.base = base }
 
         /// The client sent something the Socket.IO protocol forbids (see `underlying`).
-        public static let protocolViolation = Code(.protocolViolation)
+        package static let protocolViolation = Code(.protocolViolation)
         /// No CONNECT packet arrived within the connect timeout.
-        public static let connectTimeout = Code(.connectTimeout)
+        package static let connectTimeout = Code(.connectTimeout)
         /// More events waited for a connection's handlers than `SocketServerConfiguration.maxQueuedEventsPerConnection`
         /// (or `maxQueuedEventBytesPerConnection`) allows.
-        public static let eventQueueFull = Code(.eventQueueFull)
+        package static let eventQueueFull = Code(.eventQueueFull)
         /// The client asked for an ack with an id it still waits on in the same namespace (a protocol violation).
-        public static let duplicateAckID = Code(.duplicateAckID)
+        package static let duplicateAckID = Code(.duplicateAckID)
         /// The client asked for more acks that no handler answered yet than
         /// `SocketServerConfiguration.maxPendingAcksPerConnection` allows.
-        public static let tooManyPendingAcks = Code(.tooManyPendingAcks)
+        package static let tooManyPendingAcks = Code(.tooManyPendingAcks)
         /// The client sent events faster than `SocketServerConfiguration.eventRateLimit` allows.
-        public static let eventRateExceeded = Code(.eventRateExceeded)
+        package static let eventRateExceeded = Code(.eventRateExceeded)
         /// The client's CONNECT was refused `SocketServerConfiguration.maxRefusedConnectsPerSession` times.
-        public static let tooManyRefusedConnects = Code(.tooManyRefusedConnects)
+        package static let tooManyRefusedConnects = Code(.tooManyRefusedConnects)
 
         /// Whether the client hit one of the server's limits (rather than breaking the protocol or idling).
         var isLimit: Bool {
@@ -43,24 +43,24 @@ public struct SocketIOSessionError: Error, Hashable, CustomStringConvertible {
             }
         }
 
-        public var description: String { self.base.rawValue }
+        package var description: String { self.base.rawValue }
     }
 
     /// The kind of failure.
-    public var code: Code
+    package var code: Code
     /// The decoder's error, for a protocol violation it detected.
-    public var underlying: SocketIOProtocolError?
+    package var underlying: SocketIOProtocolError?
     /// What was wrong, for the log; whatever the client wrote in it is escaped (`LogSafe`), so it stays one line.
-    public var detail: String
+    package var detail: String
 
     /// Creates an error.
-    public init(code: Code, detail: String, underlying: SocketIOProtocolError? = nil) {
+    package init(code: Code, detail: String, underlying: SocketIOProtocolError? = nil) {
         self.code = code
         self.detail = detail
         self.underlying = underlying
     }
 
-    public var description: String {
+    package var description: String {
         "socket.io session closed (\(self.code)): \(self.detail)"
     }
 }

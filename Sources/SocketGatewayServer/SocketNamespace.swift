@@ -1,6 +1,7 @@
 import CoreMetrics
 import NIOConcurrencyHelpers
 public import SocketGatewayCore
+package import SocketGatewayEngineIO
 
 /// A Socket.IO namespace (`/`, `/admin`, …): the handlers its connections run.
 ///
@@ -120,7 +121,7 @@ public struct SocketDisconnectReason: Sendable, Hashable, CustomStringConvertibl
     /// The client sent events faster than `eventRateLimit`; its Engine.IO session was closed.
     public static let eventRateExceeded = Self(.limitExceeded("event rate exceeded"))
     /// The Engine.IO session ended (ping timeout, transport close, server shutdown, …).
-    public static func transport(_ reason: EngineIOCloseReason) -> Self { Self(.transport(reason.description)) }
+    package static func transport(_ reason: EngineIOCloseReason) -> Self { Self(.transport(reason.description)) }
 
     public var description: String {
         switch self.base {

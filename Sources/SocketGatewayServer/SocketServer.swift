@@ -52,19 +52,22 @@ public final class SocketServer: Service, Sendable {
     ///   - logger: Where the server logs.
     ///   - httpFallback: Answers HTTP requests outside the Socket.IO path (e.g. a page at `/`); nil answers 404.
     ///     `GET /healthz` is answered before it with ``clusterHealth`` as JSON.
+    ///   - cluster: Your own link to the other servers (``ClusterAdapter``); nil uses `configuration.redis` when
+    ///     set, else runs local-only. Setting both is a configuration error.
     public convenience init(
         configuration: SocketServerConfiguration, authenticator: (any SocketAuthenticator)? = nil, logger: Logger,
-        httpFallback: (any HTTPFallbackResponder)? = nil
+        httpFallback: (any HTTPFallbackResponder)? = nil, cluster: (any ClusterAdapter)? = nil
     ) {
         self.init(
             configuration: configuration, authenticator: authenticator, logger: logger, httpFallback: httpFallback,
-            metricsFactory: MetricsSystem.factory)
+            metricsFactory: MetricsSystem.factory, cluster: cluster)
     }
 
     /// Creates a server whose metrics go to `metricsFactory` (tests pass a `TestMetrics`).
     package init(
         configuration: SocketServerConfiguration, authenticator: (any SocketAuthenticator)?, logger: Logger,
-        httpFallback: (any HTTPFallbackResponder)?, metricsFactory: any MetricsFactory
+        httpFallback: (any HTTPFallbackResponder)?, metricsFactory: any MetricsFactory,
+        cluster customCluster: (any ClusterAdapter)? = nil
     ) {
         self.configuration = configuration
         self.logger = logger
@@ -76,18 +79,23 @@ public final class SocketServer: Service, Sendable {
         let shards = RoomShards(eventLoopGroup: group)
         let tasks = ServerTaskPool()
         self.tasks = tasks
-        var cluster: any ClusterAdapter = LocalOnlyClusterAdapter()
+        var cluster: any ClusterAdapter = customCluster ?? LocalOnlyClusterAdapter()
         var configurationError: SocketServerConfigurationError?
         do {
             try configuration.validate()
         } catch {
             configurationError = error
         }
-        if let redis = configuration.redis {
+        if configuration.redis != nil, customCluster != nil {
+            configurationError =
+                configurationError
+                ?? SocketServerConfigurationError(
+                    variable: "redis", message: "is set and a cluster adapter was passed: use one of them")
+        } else if let redis = configuration.redis {
             var signingKey: PubSubSigningKey?
             if let secret = redis.signingSecret {
                 do {
-                    signingKey = try PubSubSigningKey(secret: secret)
+                    signingKey = try PubSubSigningKey(secret: secret, maximumAge: redis.timings.signedMessageMaxAge)
                 } catch {
                     configurationError = SocketServerConfigurationError(
                         variable: "redis.signingSecret",
@@ -190,7 +198,7 @@ public final class SocketServer: Service, Sendable {
         if self.isAnonymous {
             self.logger.warning("clients are NOT authenticated (allowAnonymous): emits to users reach nobody")
         }
-        if self.configuration.redis == nil {
+        if self.gateway.cluster is LocalOnlyClusterAdapter {
             self.logger.warning("\(self.gateway.cluster.modeDescription)")
         } else {
             self.logger.info("\(self.gateway.cluster.modeDescription)")

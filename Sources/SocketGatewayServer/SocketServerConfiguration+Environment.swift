@@ -36,6 +36,8 @@ public struct SocketServerRedisConfiguration: Sendable, Hashable {
     public var maxQueuedMessagesPerLoop: Int
     /// The same bound in encoded bytes of the queued events (default 32 MiB per loop).
     public var maxQueuedBytesPerLoop: Int
+    /// Connect, reply, reconnect, liveness, remote-ack and signature-age timings (defaults in ``ClusterTimings``).
+    public var timings: ClusterTimings
 
     /// Creates a Redis setting.
     public init(
@@ -46,7 +48,8 @@ public struct SocketServerRedisConfiguration: Sendable, Hashable {
         signingSecret: String? = nil,
         maxPendingRemoteAcks: Int = 1000,
         maxQueuedMessagesPerLoop: Int = 16_384,
-        maxQueuedBytesPerLoop: Int = 32 << 20
+        maxQueuedBytesPerLoop: Int = 32 << 20,
+        timings: ClusterTimings = ClusterTimings()
     ) {
         self.url = url
         self.channel = channel
@@ -56,6 +59,7 @@ public struct SocketServerRedisConfiguration: Sendable, Hashable {
         self.maxPendingRemoteAcks = maxPendingRemoteAcks
         self.maxQueuedMessagesPerLoop = maxQueuedMessagesPerLoop
         self.maxQueuedBytesPerLoop = maxQueuedBytesPerLoop
+        self.timings = timings
     }
 }
 

@@ -116,8 +116,8 @@ public struct SocketServerConfiguration: Sendable {
     public var shutdownGracePeriod: Duration = .seconds(10)
 
     /// Checks for settings that cannot be used: an empty ``tokenSecret``, a limit below 1, an event rate limit that
-    /// is not positive, a negative ``shutdownGracePeriod``. `SocketServer` calls it; ``SocketServer/start()`` throws
-    /// what it finds.
+    /// is not positive, a negative ``shutdownGracePeriod``, a cluster timing that is not positive (``ClusterTimings``).
+    /// `SocketServer` calls it; ``SocketServer/start()`` throws what it finds.
     /// - Throws: ``SocketServerConfigurationError`` naming the setting.
     public func validate() throws(SocketServerConfigurationError) {
         if let secret = self.tokenSecret, secret.isEmpty {
@@ -142,6 +142,9 @@ public struct SocketServerConfiguration: Sendable {
         {
             throw SocketServerConfigurationError(
                 variable: "eventRateLimit", message: "needs eventsPerSecond > 0 and burst >= 1, got \(rate)")
+        }
+        if let problem = self.redis?.timings.problem() {
+            throw SocketServerConfigurationError(variable: "redis.timings.\(problem.name)", message: problem.message)
         }
     }
 

@@ -202,7 +202,7 @@ public final class WorkerSocketGateway: SocketEmitter, Service {
 
     /// Publishes an already-built pub/sub message (for tools that relay messages as they are).
     @discardableResult
-    public func publish(_ message: PubSubMessage) async -> EmitResult {
+    package func publish(_ message: PubSubMessage) async -> EmitResult {
         var event: String?
         if case .emit(let emit) = message { event = emit.event }
         return await self.send(message, event: event)

@@ -209,13 +209,22 @@ struct SwiftRenderer {
             }
         }
 
-        if !fields.isEmpty {
-            writer.line()
-            writer.block("enum CodingKeys: String, CodingKey {") { writer in
-                for field in fields {
-                    writer.line("case \(SwiftNaming.escaped(field.swiftName)) = \(field.wireName.quotedLiteral)")
-                }
-            }
+        // Codable goes through the JSON form, so JSONEncoder writes what an emit sends (not Foundation's Date as a
+        // number and UUID in uppercase), and JSONDecoder reads what a client receives.
+        writer.line()
+        writer.line(
+            "/// Encodes the value exactly as an emit sends it (its `jsonValue`): timestamps as ISO 8601 strings with")
+        writer.line(
+            "/// milliseconds, UUIDs in lowercase, absent optional values left out, keys handed over in catalog order.")
+        writer.block("public func encode(to encoder: any Encoder) throws {") { writer in
+            writer.line("try self.jsonValue.encode(to: encoder)")
+        }
+        writer.line()
+        writer.line("/// Decodes the value as `init(jsonValue:)` reads a received payload.")
+        writer.line(
+            "/// - Throws: `DecodingError.dataCorrupted` wrapping the `SocketEventDecodingError` that names the path.")
+        writer.block("public init(from decoder: any Decoder) throws {") { writer in
+            writer.line("self = try \(Self.decoding).decode(from: decoder, Self.init(jsonValue:))")
         }
 
         for field in fields {

@@ -10,6 +10,7 @@
 import Foundation
 import Logging
 import ServiceLifecycle
+import SocketGatewayEngineIO
 import SocketGatewayServer
 import UnixSignals
 

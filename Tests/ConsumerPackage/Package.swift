@@ -8,7 +8,9 @@ let package = Package(
     name: "ConsumerPackage",
     platforms: [.macOS(.v14)],
     dependencies: [
-        .package(name: "SocketGateway", path: "../..")
+        .package(name: "SocketGateway", path: "../.."),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.3"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         // The application's events module: its events.yaml plus the plugin; depends on the core only.
@@ -23,6 +25,23 @@ let package = Package(
             dependencies: [
                 "ConsumerEvents",
                 .product(name: "SocketGatewayCore", package: "SocketGateway"),
+            ]
+        ),
+        // A server and a worker as an application writes them, against the public API only (see its main.swift).
+        .executableTarget(
+            name: "consumer-server-check",
+            dependencies: [
+                "ConsumerEvents",
+                .product(name: "SocketGatewayServer", package: "SocketGateway"),
+                .product(name: "SocketGatewayWorker", package: "SocketGateway"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: [
+                .enableUpcomingFeature("ExistentialAny"),
+                .enableUpcomingFeature("MemberImportVisibility"),
+                .enableUpcomingFeature("InternalImportsByDefault"),
             ]
         ),
     ]

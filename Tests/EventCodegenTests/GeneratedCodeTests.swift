@@ -153,6 +153,66 @@ import Testing
         #expect(try JSONDecoder().decode(Priority.self, from: Data(#""very-high""#.utf8)) == .veryHigh)
     }
 
+    /// Foundation's coders go through the JSON form: `JSONEncoder` writes the JSON an emit sends (timestamps as
+    /// ISO 8601 strings, lowercase UUIDs, absent optionals left out, enums as their wire value, nested types as
+    /// objects) and `JSONDecoder` reads it back. Foundation's writer keeps neither the key order nor `/`
+    /// unescaped by default, so its output (`.sortedKeys`, `.withoutEscapingSlashes`) is compared byte for byte
+    /// with the emitted argument with its keys sorted.
+    @Test func codableEncodesExactlyAsEmitted() async throws {
+        var withOptionals = Self.order
+        withOptionals.trackingURL = "https://track.example/a/b?c=d"
+        withOptionals.destination.postalCode = "69001"
+        withOptionals.destination.location = nil
+        let payloads = Self.allEvents + [.orderShipped(withOptionals)]
+        let emitter = RecordingEmitter()
+        for payload in payloads {
+            switch payload {
+            case .orderShipped(let event): try await Self.expectCodableAsEmitted(event, emitter)
+            case .userNotified(let event): try await Self.expectCodableAsEmitted(event, emitter)
+            case .heartbeat(let event): try await Self.expectCodableAsEmitted(event, emitter)
+            case .bulkImportFinished(let event): try await Self.expectCodableAsEmitted(event, emitter)
+            }
+        }
+        let shipped = String(decoding: try JSONEncoder().encode(Self.order), as: UTF8.self)
+        #expect(shipped.contains(#""shipped_at":"2026-11-29T19:13:03.120Z""#), "\(shipped)")
+        #expect(shipped.contains(#""order_id":"4f1c2b3a-9d8e-4f70-8a6b-5c4d3e2f1a0b""#), "\(shipped)")
+        #expect(!shipped.contains("tracking_url"), "\(shipped)")
+
+        // A payload JSONDecoder cannot read fails as Codable users expect, with the path inside.
+        let missing = Data(#"{"file_name":"f","size_bytes":"one"}"#.utf8)
+        let error = #expect(throws: DecodingError.self) { try JSONDecoder().decode(Attachment.self, from: missing) }
+        guard case .dataCorrupted(let context)? = error else { return }
+        let underlying = try #require(context.underlyingError as? SocketEventDecodingError)
+        #expect(underlying.path == [.key("size_bytes")])
+    }
+
+    static func expectCodableAsEmitted<Event: SocketEvent & Codable & Equatable>(
+        _ event: Event, _ emitter: RecordingEmitter
+    ) async throws {
+        await emitter.emit(event, toRoom: "r")
+        let emitted = try #require(await emitter.calls.last?.arguments.first?.jsonString)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let foundation = try encoder.encode(event)
+        #expect(
+            String(decoding: foundation, as: UTF8.self) == Self.sortingKeys(try JSONValue.parse(emitted)).jsonString,
+            "\(Event.self): emitted \(emitted)")
+        #expect(try JSONDecoder().decode(Event.self, from: Data(emitted.utf8)) == event)
+        #expect(try JSONDecoder().decode(Event.self, from: JSONEncoder().encode(event)) == event)
+    }
+
+    /// `value` with every object's keys sorted, as `.sortedKeys` writes them.
+    static func sortingKeys(_ value: JSONValue) -> JSONValue {
+        switch value {
+        case .object(let members):
+            return .object(members.map { ($0.key, Self.sortingKeys($0.value)) }.sorted { $0.0 < $1.0 })
+        case .array(let elements):
+            return .array(elements.map(Self.sortingKeys))
+        default:
+            return value
+        }
+    }
+
     /// A copy of `value` with the value at `path` replaced (or removed when `replacement` is nil).
     static func replacing(_ value: JSONValue, path: [any Sendable], with replacement: JSONValue?) -> JSONValue {
         guard let first = path.first else { return replacement ?? .null }

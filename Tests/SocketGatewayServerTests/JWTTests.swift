@@ -57,7 +57,7 @@ import Testing
         #expect(self.code { _ = try HS256JWT.verify(token, secret: self.secret, now: self.now) } == .badSignature)
         // A payload swapped under a valid signature is refused too.
         let good = self.sign(["sub": "42"]).split(separator: ".")
-        let forgedPayload = Base64URL.encode(Array(#"{"sub":"1"}"#.utf8))
+        let forgedPayload = Base64.encodeToString(Array(#"{"sub":"1"}"#.utf8), urlSafe: true)
         let forged = "\(good[0]).\(forgedPayload).\(good[2])"
         #expect(self.code { _ = try HS256JWT.verify(forged, secret: self.secret, now: self.now) } == .badSignature)
     }
@@ -75,10 +75,10 @@ import Testing
     }
 
     @Test func algNoneIsRefused() {
-        let header = Base64URL.encode(Array(#"{"alg":"none","typ":"JWT"}"#.utf8))
-        let payload = Base64URL.encode(Array(#"{"sub":"42"}"#.utf8))
+        let header = Base64.encodeToString(Array(#"{"alg":"none","typ":"JWT"}"#.utf8), urlSafe: true)
+        let payload = Base64.encodeToString(Array(#"{"sub":"42"}"#.utf8), urlSafe: true)
         #expect(self.code { _ = try HS256JWT.verify("\(header).\(payload).", secret: self.secret, now: self.now) } == .unsupportedAlgorithm)
-        let hs512 = Base64URL.encode(Array(#"{"alg":"HS512"}"#.utf8))
+        let hs512 = Base64.encodeToString(Array(#"{"alg":"HS512"}"#.utf8), urlSafe: true)
         #expect(self.code { _ = try HS256JWT.verify("\(hs512).\(payload).AAAA", secret: self.secret, now: self.now) } == .unsupportedAlgorithm)
     }
 
@@ -106,9 +106,9 @@ import Testing
         #expect(throws: SocketServerConfigurationError.self) { try JWTAuthenticator(secret: "") }
         #expect(self.code { _ = try HS256JWT.sign(claims: ["sub": "42"], secret: "") } == .emptySecret)
         // A token signed with an empty key (made by hand here) proves nothing: refused before it is read.
-        let header = Base64URL.encode(Array(#"{"alg":"HS256","typ":"JWT"}"#.utf8))
-        let payload = Base64URL.encode(Array(#"{"sub":"42"}"#.utf8))
-        let token = "\(header).\(payload).\(Base64URL.encode(hmacSHA256(key: [], message: Array("\(header).\(payload)".utf8))))"
+        let header = Base64.encodeToString(Array(#"{"alg":"HS256","typ":"JWT"}"#.utf8), urlSafe: true)
+        let payload = Base64.encodeToString(Array(#"{"sub":"42"}"#.utf8), urlSafe: true)
+        let token = "\(header).\(payload).\(base64url(hmacSHA256(key: [], message: Array("\(header).\(payload)".utf8))))"
         #expect(self.code { _ = try HS256JWT.verify(token, secret: "", now: self.now) } == .emptySecret)
         #expect(self.code { _ = try HS256JWT.verify(token, secret: self.secret, now: self.now) } == .badSignature)
     }
@@ -129,19 +129,19 @@ import Testing
     }
 
     @Test func algorithmMustBeExactlyHS256() {
-        let payload = Base64URL.encode(Array(#"{"sub":"42"}"#.utf8))
+        let payload = Base64.encodeToString(Array(#"{"sub":"42"}"#.utf8), urlSafe: true)
         for header in [#"{"alg":"hs256"}"#, #"{"alg":"HS512","typ":"JWT"}"#, #"{"alg":"none"}"#, #"{"alg":null}"#, #"{"typ":"JWT"}"#, #"{"alg":["HS256"]}"#] {
-            let encoded = Base64URL.encode(Array(header.utf8))
+            let encoded = Base64.encodeToString(Array(header.utf8), urlSafe: true)
             // Even with a signature that HS256 with the right secret would accept, the header decides first.
-            let signature = Base64URL.encode(hmacSHA256(key: Array(self.secret.utf8), message: Array("\(encoded).\(payload)".utf8)))
+            let signature = base64url(hmacSHA256(key: Array(self.secret.utf8), message: Array("\(encoded).\(payload)".utf8)))
             #expect(self.code { _ = try HS256JWT.verify("\(encoded).\(payload).\(signature)", secret: self.secret, now: self.now) } == .unsupportedAlgorithm, "\(header)")
         }
     }
 
     @Test func refusalsAreLogSafe() {
         // The authenticator logs the refusal: an alg the client wrote must not break the log line.
-        let header = Base64URL.encode(Array(#"{"alg":"HS256\nforged log line \u001b[31m"}"#.utf8))
-        let payload = Base64URL.encode(Array(#"{"sub":"42"}"#.utf8))
+        let header = Base64.encodeToString(Array(#"{"alg":"HS256\nforged log line \u001b[31m"}"#.utf8), urlSafe: true)
+        let payload = Base64.encodeToString(Array(#"{"sub":"42"}"#.utf8), urlSafe: true)
         do {
             _ = try HS256JWT.verify("\(header).\(payload).AAAA", secret: self.secret, now: self.now)
             Issue.record("accepted")
@@ -171,8 +171,8 @@ import Testing
         #expect(self.code { _ = try HS256JWT.verify("bm90IGpzb24.\(good[1]).\(good[2])", secret: self.secret, now: self.now) } == .malformed)
         // A payload that is not JSON under a valid signature is malformed, not accepted.
         let header = good[0]
-        let notJSON = Base64URL.encode(Array("not json".utf8))
-        let signature = Base64URL.encode(hmacSHA256(key: Array(self.secret.utf8), message: Array("\(header).\(notJSON)".utf8)))
+        let notJSON = Base64.encodeToString(Array("not json".utf8), urlSafe: true)
+        let signature = base64url(hmacSHA256(key: Array(self.secret.utf8), message: Array("\(header).\(notJSON)".utf8)))
         #expect(self.code { _ = try HS256JWT.verify("\(header).\(notJSON).\(signature)", secret: self.secret, now: self.now) } == .malformed)
     }
 
@@ -194,3 +194,6 @@ import Testing
 private func hmacSHA256(key: [UInt8], message: [UInt8]) -> [UInt8] {
     Array(HMAC<SHA256>.authenticationCode(for: message, using: SymmetricKey(data: key)))
 }
+
+/// base64url without padding, as JWTs write it (the package's one base64).
+private func base64url(_ bytes: [UInt8]) -> String { Base64.encodeToString(bytes, urlSafe: true) }

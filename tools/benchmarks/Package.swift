@@ -28,7 +28,6 @@ let package = Package(
             dependencies: [
                 .product(name: "SocketGatewayCore", package: "SocketGateway"),
                 .product(name: "SocketGatewayWorker", package: "SocketGateway"),
-                .product(name: "SocketGatewayRedis", package: "SocketGateway"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -48,7 +47,6 @@ let package = Package(
                 .product(name: "SocketGatewayCore", package: "SocketGateway"),
                 .product(name: "SocketGatewayServer", package: "SocketGateway"),
                 .product(name: "SocketGatewayWorker", package: "SocketGateway"),
-                .product(name: "SocketGatewayRedis", package: "SocketGateway"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -11,10 +11,20 @@ let package = Package(
     name: "SocketGatewayFuzz",
     platforms: [.macOS(.v14)],
     dependencies: [
-        .package(name: "SocketGateway", path: "../.."),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.3"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
+        // The main package's SocketGatewayCore compiled from its own sources (a symbolic link): the decoders under
+        // test are `package` there, out of reach of another package's products.
+        .target(
+            name: "SocketGatewayCoreForFuzzing",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // libFuzzer's driver entry point (declared for Swift; defined by -sanitize=fuzzer's runtime).
         .target(name: "CFuzzerDriver"),
         // The libFuzzer driver call and the properties shared by the targets.
@@ -22,7 +32,7 @@ let package = Package(
             name: "FuzzSupport",
             dependencies: [
                 "CFuzzerDriver",
-                .product(name: "SocketGatewayCore", package: "SocketGateway"),
+                "SocketGatewayCoreForFuzzing",
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
@@ -31,7 +41,7 @@ let package = Package(
             name: "fuzz-engineio-packet",
             dependencies: [
                 "FuzzSupport",
-                .product(name: "SocketGatewayCore", package: "SocketGateway"),
+                "SocketGatewayCoreForFuzzing",
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
@@ -40,7 +50,7 @@ let package = Package(
             name: "fuzz-polling-payload",
             dependencies: [
                 "FuzzSupport",
-                .product(name: "SocketGatewayCore", package: "SocketGateway"),
+                "SocketGatewayCoreForFuzzing",
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
@@ -49,7 +59,7 @@ let package = Package(
             name: "fuzz-socketio-packet",
             dependencies: [
                 "FuzzSupport",
-                .product(name: "SocketGatewayCore", package: "SocketGateway"),
+                "SocketGatewayCoreForFuzzing",
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
@@ -58,7 +68,7 @@ let package = Package(
             name: "fuzz-json",
             dependencies: [
                 "FuzzSupport",
-                .product(name: "SocketGatewayCore", package: "SocketGateway"),
+                "SocketGatewayCoreForFuzzing",
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
@@ -67,7 +77,7 @@ let package = Package(
             name: "fuzz-pubsub",
             dependencies: [
                 "FuzzSupport",
-                .product(name: "SocketGatewayCore", package: "SocketGateway"),
+                "SocketGatewayCoreForFuzzing",
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),

@@ -8,8 +8,8 @@ import Benchmark
 import Foundation
 import Logging
 import NIOCore
-import SocketGatewayCore
-import SocketGatewayEngineIO
+@_spi(Benchmarks) import SocketGatewayCore
+@_spi(Benchmarks) import SocketGatewayEngineIO
 import SocketGatewayServer
 import SocketGatewayWorker
 
@@ -28,35 +28,34 @@ let benchmarks: @Sendable () -> Void = {
 
     Benchmark("Socket.IO EVENT encode + WebSocket frame (encode once per emit)") { benchmark in
         for _ in benchmark.scaledIterations {
-            let (text, attachments) = SocketIOPacket.event("tick", [samplePayload]).encoded()
-            blackHole(EngineIOOutboundMessage(textPayload: text, attachments: attachments))
+            let (text, attachments) = CoreBenchmarkSupport.encodeEvent("tick", [samplePayload])
+            blackHole(EngineIOBenchmarkSupport.webSocketFrames(textPayload: text, attachments: attachments))
         }
     }
 
     let eventText = ByteBuffer(string: #"2["tick",{"t":1234567890123,"seq":42,"pad":"\#(String(repeating: "x", count: 64))"}]"#)
     Benchmark("Socket.IO EVENT decode") { benchmark in
-        var decoder = SocketIOPacketDecoder()
+        var decoder = CoreBenchmarkSupport.EventDecoder()
         for _ in benchmark.scaledIterations {
             blackHole(try decoder.decode(text: eventText))
         }
     }
 
-    let pubSubBytes = PubSubMessage.emit(
-        "tick", arguments: [samplePayload], to: .user("u17"), options: EmitOptions(), hostID: "0123456789abcdef0123456789abcdef"
-    ).encoded()
+    let pubSubBytes = CoreBenchmarkSupport.encodePubSubEmit(
+        "tick", arguments: [samplePayload], to: .user("u17"), hostID: "0123456789abcdef0123456789abcdef"
+    )
     Benchmark("pub/sub message decode (python-socketio emit)") { benchmark in
         for _ in benchmark.scaledIterations {
-            blackHole(try PubSubMessage.decode(pubSubBytes))
+            blackHole(try CoreBenchmarkSupport.decodePubSub(pubSubBytes))
         }
     }
 
     Benchmark("pub/sub message encode (python-socketio emit)") { benchmark in
         for _ in benchmark.scaledIterations {
             blackHole(
-                PubSubMessage.emit(
-                    "tick", arguments: [samplePayload], to: .user("u17"), options: EmitOptions(),
-                    hostID: "0123456789abcdef0123456789abcdef"
-                ).encoded())
+                CoreBenchmarkSupport.encodePubSubEmit(
+                    "tick", arguments: [samplePayload], to: .user("u17"), hostID: "0123456789abcdef0123456789abcdef"
+                ))
         }
     }
 

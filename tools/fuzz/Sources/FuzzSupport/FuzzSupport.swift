@@ -1,5 +1,5 @@
 import CFuzzerDriver
-public import SocketGatewayCore
+public import SocketGatewayCoreForFuzzing
 
 #if canImport(Glibc)
 import Glibc

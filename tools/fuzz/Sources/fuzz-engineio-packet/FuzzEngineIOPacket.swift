@@ -1,6 +1,6 @@
 import NIOCore
 import FuzzSupport
-import SocketGatewayCore
+import SocketGatewayCoreForFuzzing
 
 /// One input is one WebSocket frame: the first byte's low bit chooses a binary (1) or a text (0) frame, the rest
 /// is the frame's payload. Properties: decoding never traps; whatever decodes encodes to a frame that decodes to

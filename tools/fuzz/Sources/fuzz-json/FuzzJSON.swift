@@ -1,6 +1,6 @@
 import FuzzSupport
 import NIOCore
-import SocketGatewayCore
+import SocketGatewayCoreForFuzzing
 
 /// One input is one JSON text. Properties: parsing never traps (nor recurses past `maxDepth`); an error's offset
 /// is inside the input; whatever parses is written by both writers to text that parses back to the same value:

@@ -1,6 +1,6 @@
 import FuzzSupport
 import NIOCore
-import SocketGatewayCore
+import SocketGatewayCoreForFuzzing
 
 /// One input is one polling POST body. Properties: decoding never traps and never allocates beyond the body's
 /// size class; whatever decodes is encoded (as a polling GET body is) to bytes that decode to the same packets.

@@ -1,6 +1,6 @@
 import FuzzSupport
 import NIOCore
-import SocketGatewayCore
+import SocketGatewayCoreForFuzzing
 
 /// One input is one message as published on python-socketio's Redis channel. Properties: decoding never traps;
 /// whatever decodes is encoded (as python-socketio's `json.dumps` writes it) to bytes that decode to the same

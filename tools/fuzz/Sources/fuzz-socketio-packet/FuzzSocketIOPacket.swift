@@ -1,6 +1,6 @@
 import FuzzSupport
 import NIOCore
-import SocketGatewayCore
+import SocketGatewayCoreForFuzzing
 
 /// One input is the sequence of Engine.IO messages of one connection, fed to one decoder: each step is a control
 /// byte (low bit: 0 text, 1 binary; bit 1 set: reset the decoder first), a length byte, then that many bytes (or

@@ -1,8 +1,8 @@
 package import NIOCore
 
-/// Base64 (RFC 4648) without Foundation: standard alphabet with padding for Engine.IO polling binary records,
-/// URL-safe alphabet without padding for session ids.
-package enum EngineIOBase64 {
+/// The one base64 (RFC 4648) of the package, without Foundation: standard alphabet with padding for Engine.IO
+/// polling binary records and pub/sub attachments, URL-safe alphabet without padding for session ids and JWTs.
+package enum Base64 {
     private static let standard: [UInt8] = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
     private static let urlSafe: [UInt8] = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
 
@@ -53,6 +53,16 @@ package enum EngineIOBase64 {
         }
     }
 
+    /// Decodes base64url text without padding (RFC 7515 §2, as JWTs use it); nil for any character outside the
+    /// URL-safe alphabet (`+`, `/` and `=` included) or an impossible length.
+    package static func decode(urlSafe text: Substring) -> [UInt8]? {
+        let isURLSafe = text.utf8.allSatisfy { c in
+            c != UInt8(ascii: "+") && c != UInt8(ascii: "/") && c != UInt8(ascii: "=")
+        }
+        guard isURLSafe, let bytes = Self.decode(ByteBuffer(substring: text).readableBytesView) else { return nil }
+        return Array(bytes.readableBytesView)
+    }
+
     /// Decodes base64 text (either alphabet, padding optional); nil when it is not base64.
     package static func decode(_ text: ByteBufferView) -> ByteBuffer? {
         var end = text.endIndex
@@ -79,5 +89,17 @@ package enum EngineIOBase64 {
             index += 1
         }
         return out
+    }
+}
+
+/// Random session ids, the one generator for Engine.IO session ids and Socket.IO namespace connection ids: 16
+/// bytes from the system's cryptographic generator as base64url without padding (22 characters, 128 bits).
+package enum SessionID {
+    /// A new random id.
+    package static func random() -> String {
+        var generator = SystemRandomNumberGenerator()
+        var bytes = [UInt8](repeating: 0, count: 16)
+        for index in bytes.indices { bytes[index] = generator.next() }
+        return Base64.encodeToString(bytes, urlSafe: true)
     }
 }

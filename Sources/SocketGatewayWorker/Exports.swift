@@ -1,0 +1,5 @@
+// What a worker user needs besides this module, as for the server: the core (JSONValue, the emit protocol,
+// typed events) whole, and from the Redis module only the status type that `WorkerSocketGateway.status` returns.
+// The Redis module itself is `package`, not a product.
+@_exported public import SocketGatewayCore
+@_exported public import struct SocketGatewayRedis.RedisPublisherStatus
