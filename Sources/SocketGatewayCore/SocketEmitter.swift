@@ -76,6 +76,7 @@ public struct EmitResult: Sendable, Hashable, CustomStringConvertible {
     /// `true` when the emit left this process (delivered locally or published).
     public var isSent: Bool { self.outcome == .delivered || self.outcome == .published }
 
+    /// The text shown when this value is printed or logged.
     public var description: String {
         var parts = ["\(self.outcome)"]
         if self.outcome == .delivered || self.localDeliveries > 0 { parts.append("local=\(self.localDeliveries)") }

@@ -125,6 +125,7 @@ public struct SocketEventDecodingError: Error, Sendable, Hashable, CustomStringC
         /// The event is in the catalog but was emitted in another namespace.
         public static let wrongNamespace = Code(base: .wrongNamespace)
 
+        /// The text shown when this value is printed or logged.
         public var description: String { self.base.rawValue }
     }
 
@@ -170,6 +171,7 @@ public struct SocketEventDecodingError: Error, Sendable, Hashable, CustomStringC
         return result
     }
 
+    /// The text shown when this value is printed or logged.
     public var description: String {
         let prefix = self.event.map { "\($0): " } ?? ""
         switch self.code {

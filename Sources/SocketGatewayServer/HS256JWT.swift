@@ -28,6 +28,7 @@ public struct JWTError: Error, Hashable, CustomStringConvertible {
         /// The secret to sign or verify with is empty: anyone could forge such a token, so none is made or accepted.
         public static let emptySecret = Code(.emptySecret)
 
+        /// The text shown when this value is printed or logged.
         public var description: String { "\(self.base)" }
     }
 
@@ -42,6 +43,7 @@ public struct JWTError: Error, Hashable, CustomStringConvertible {
         self.detail = detail
     }
 
+    /// The text shown when this value is printed or logged.
     public var description: String { "JWT refused (\(self.code)): \(self.detail)" }
 }
 

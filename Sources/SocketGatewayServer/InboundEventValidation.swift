@@ -37,6 +37,7 @@ public struct InboundEventRejection: Error, Sendable, Hashable, CustomStringConv
         self.message = message
     }
 
+    /// The text shown when this value is printed or logged.
     public var description: String { self.message }
 }
 
@@ -95,6 +96,7 @@ public struct CatalogInboundEventValidator<Catalog: SocketEventCatalog>: Inbound
     /// Creates the validator.
     public init() {}
 
+    /// Refuses an event that is not in the catalog or whose payload does not match its schema.
     public func rejection(event: String, namespace: String, arguments: [JSONValue]) -> InboundEventRejection? {
         guard let error = Catalog.validate(event: event, namespace: namespace, arguments: arguments) else {
             return nil

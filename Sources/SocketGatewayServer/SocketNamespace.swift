@@ -123,6 +123,7 @@ public struct SocketDisconnectReason: Sendable, Hashable, CustomStringConvertibl
     /// The Engine.IO session ended (ping timeout, transport close, server shutdown, …).
     package static func transport(_ reason: EngineIOCloseReason) -> Self { Self(.transport(reason.description)) }
 
+    /// The text shown when this value is printed or logged.
     public var description: String {
         switch self.base {
         case .clientNamespaceDisconnect: return "client namespace disconnect"
@@ -157,6 +158,7 @@ public struct SocketAckError: Error, Hashable, CustomStringConvertible {
         public static let disconnected = Code(.disconnected)
         /// The connection had already ended when the event was to be sent.
         public static let notConnected = Code(.notConnected)
+        /// The text shown when this value is printed or logged.
         public var description: String { "\(self.base)" }
     }
 
@@ -169,6 +171,7 @@ public struct SocketAckError: Error, Hashable, CustomStringConvertible {
     /// The namespace.
     public var namespace: String
 
+    /// The text shown when this value is printed or logged.
     public var description: String {
         "no ack for event \(self.event) from \(self.sid) in \(self.namespace): \(self.code)"
     }

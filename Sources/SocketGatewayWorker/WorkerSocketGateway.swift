@@ -156,6 +156,7 @@ public final class WorkerSocketGateway: SocketEmitter, Service {
     /// Connection state and outbox drops, when configured.
     public var status: RedisPublisherStatus? { self.publisher?.currentStatus }
 
+    /// Publishes `event` for the servers to deliver to `target`; never throws (see ``SocketEmitter``).
     @discardableResult
     public func emit(_ event: String, arguments: [JSONValue], to target: EmitTarget, options: EmitOptions) async
         -> EmitResult
@@ -164,21 +165,25 @@ public final class WorkerSocketGateway: SocketEmitter, Service {
             .emit(event, arguments: arguments, to: target, options: options, hostID: self.hostID), event: event)
     }
 
+    /// Asks the servers to put client `sid` into `room`.
     @discardableResult
     public func joinRoom(_ sid: String, room: String, namespace: String) async -> EmitResult {
         await self.send(.enterRoom(sid: sid, room: room, namespace: namespace, hostID: self.hostID))
     }
 
+    /// Asks the servers to take client `sid` out of `room`.
     @discardableResult
     public func leaveRoom(_ sid: String, room: String, namespace: String) async -> EmitResult {
         await self.send(.leaveRoom(sid: sid, room: room, namespace: namespace, hostID: self.hostID))
     }
 
+    /// Asks the servers to remove every client from `room`.
     @discardableResult
     public func closeRoom(_ room: String, namespace: String) async -> EmitResult {
         await self.send(.closeRoom(room: room, namespace: namespace, hostID: self.hostID))
     }
 
+    /// Asks the servers to disconnect client `sid` from `namespace`.
     @discardableResult
     public func disconnect(_ sid: String, namespace: String) async -> EmitResult {
         await self.send(.disconnect(sid: sid, namespace: namespace, hostID: self.hostID))

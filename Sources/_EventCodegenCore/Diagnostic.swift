@@ -14,10 +14,12 @@ public struct SourceLocation: Sendable, Hashable, Comparable, CustomStringConver
         self.column = column
     }
 
+    /// Orders by line, then by column.
     public static func < (lhs: Self, rhs: Self) -> Bool {
         (lhs.line, lhs.column) < (rhs.line, rhs.column)
     }
 
+    /// The text shown when this value is printed or logged.
     public var description: String { "\(self.line):\(self.column)" }
 }
 

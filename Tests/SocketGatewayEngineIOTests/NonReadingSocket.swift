@@ -111,7 +111,8 @@ final class NonReadingSocket {
     /// Whether the server has closed or reset the connection, without reading anything (POLLRDHUP: the peer's FIN
     /// or RST arrived, whatever is still unread in the receive buffer).
     func peerHasClosed() -> Bool {
-        var descriptor = pollfd(fd: self.fd, events: Int16(0x2000 /* POLLRDHUP */), revents: 0)
+        let pollRDHUP: Int16 = 0x2000  // POLLRDHUP, not exported by Glibc's module
+        var descriptor = pollfd(fd: self.fd, events: pollRDHUP, revents: 0)
         guard poll(&descriptor, 1, 0) > 0 else { return false }
         return descriptor.revents & Int16(0x2000 | POLLHUP | POLLERR) != 0
     }

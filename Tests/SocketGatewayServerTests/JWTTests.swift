@@ -156,7 +156,8 @@ import Testing
         for token in [
             "\(good[0])=.\(good[1]).\(good[2])",  // padding
             "\(good[0]).\(good[1]).\(good[2])=",
-            "\(good[0]).\(good[1]).\(good[2].replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/"))+/",  // standard alphabet
+            // The standard alphabet instead of base64url.
+            "\(good[0]).\(good[1]).\(good[2].replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/"))+/",
             "\(good[0]).\(good[1]).A",  // a length no base64 has (4n + 1)
             "\(good[0]).\(good[1]).\(good[2])\u{00e9}",
             "e30.e30.",  // {} header: no alg

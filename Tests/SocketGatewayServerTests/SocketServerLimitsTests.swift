@@ -127,7 +127,8 @@ final class TestGate: Sendable {
     // MARK: 1. The handler queue is bounded
 
     @Test func floodWhileTheHandlerWaitsClosesOnlyThatClient() async throws {
-        try await self.withServer({ $0.maxQueuedEventsPerConnection = 8 }) { h in
+        let configure: (inout SocketServerConfiguration) -> Void = { $0.maxQueuedEventsPerConnection = 8 }
+        try await self.withServer(configure) { h in
             let (port, recorder, gate, group) = (h.port, h.recorder, h.gate, h.group)
             let (flooder, sid) = try await self.connect(port: port, group: group)
             try await recorder.waitUntil { $0.connection(sid) != nil }
@@ -166,7 +167,8 @@ final class TestGate: Sendable {
     }
 
     @Test func eventsWithinTheQueueAreAllHandledInOrder() async throws {
-        try await self.withServer({ $0.maxQueuedEventsPerConnection = 8 }) { h in
+        let configure: (inout SocketServerConfiguration) -> Void = { $0.maxQueuedEventsPerConnection = 8 }
+        try await self.withServer(configure) { h in
             let (port, recorder, gate, group) = (h.port, h.recorder, h.gate, h.group)
             let (client, _) = try await self.connect(port: port, group: group)
             try await client.send(#"427["block"]"#)
@@ -187,7 +189,8 @@ final class TestGate: Sendable {
     }
 
     @Test func queuedBytesAreBoundedToo() async throws {
-        try await self.withServer({ $0.maxQueuedEventBytesPerConnection = 1000 }) { h in
+        let configure: (inout SocketServerConfiguration) -> Void = { $0.maxQueuedEventBytesPerConnection = 1000 }
+        try await self.withServer(configure) { h in
             let (port, recorder, group) = (h.port, h.recorder, h.group)
             let (client, sid) = try await self.connect(port: port, group: group)
             try await client.send(#"42["block"]"#)
@@ -227,7 +230,8 @@ final class TestGate: Sendable {
     }
 
     @Test func unansweredAcksAreBoundedPerConnection() async throws {
-        try await self.withServer({ $0.maxPendingAcksPerConnection = 16 }) { h in
+        let configure: (inout SocketServerConfiguration) -> Void = { $0.maxPendingAcksPerConnection = 16 }
+        try await self.withServer(configure) { h in
             let (client, sid) = try await self.connect(port: h.port, group: h.group)
             try await h.recorder.waitUntil { $0.connection(sid) != nil }
             let connection = try #require(h.recorder.connection(sid))
@@ -273,7 +277,8 @@ final class TestGate: Sendable {
 
     @Test func eventRateLimitClosesOnlyTheFastClient() async throws {
         let limit = SocketEventRateLimit(eventsPerSecond: 1, burst: 5)
-        try await self.withServer({ $0.eventRateLimit = limit }) { h in
+        let configure: (inout SocketServerConfiguration) -> Void = { $0.eventRateLimit = limit }
+        try await self.withServer(configure) { h in
             let (slow, _) = try await self.connect(port: h.port, group: h.group)
             let (fast, sid) = try await self.connect(port: h.port, group: h.group)
             // Fifty events at once are far over one per second after a burst of five.
@@ -295,7 +300,8 @@ final class TestGate: Sendable {
 
     @Test func refusedConnectRetriesCloseTheSession() async throws {
         let secret = "limits-test-secret"
-        try await self.withServer(authenticator: try JWTAuthenticator(secret: secret), { $0.maxRefusedConnectsPerSession = 3 }) { h in
+        let configure: (inout SocketServerConfiguration) -> Void = { $0.maxRefusedConnectsPerSession = 3 }
+        try await self.withServer(authenticator: try JWTAuthenticator(secret: secret), configure) { h in
             let (client, _) = try await TestWebSocketClient.connectEngineIO(port: h.port, group: h.group)
             for _ in 1...2 {
                 try await client.send(#"40{"token":"guess"}"#)
@@ -364,7 +370,8 @@ final class TestGate: Sendable {
     }
 
     @Test func limitWarningsAreRateLimitedPerKind() async throws {
-        try await self.withServer({ $0.maxRefusedConnectsPerSession = 1 }) { h in
+        let configure: (inout SocketServerConfiguration) -> Void = { $0.maxRefusedConnectsPerSession = 1 }
+        try await self.withServer(configure) { h in
             for _ in 0..<10 {
                 let (client, _) = try await TestWebSocketClient.connectEngineIO(port: h.port, group: h.group)
                 try await client.send("40/no-such-namespace")
