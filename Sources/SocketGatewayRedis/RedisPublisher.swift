@@ -91,6 +91,31 @@ extension EmitResult {
     }
 }
 
+/// Whom to tell what became of a publish.
+enum PublishCallback {
+    case none
+    case progress(@Sendable (PublishProgress) -> Void)
+    /// Also told `.timedOut` at `deadline` unless answered before (then nothing more).
+    case timed(@Sendable (PublishOutcome) -> Void, deadline: NIODeadline)
+
+    init(_ completion: (@Sendable (PublishProgress) -> Void)?) {
+        self = completion.map { .progress($0) } ?? .none
+    }
+
+    var isSet: Bool {
+        if case .none = self { return false }
+        return true
+    }
+
+    func report(_ progress: PublishProgress) {
+        switch self {
+        case .none: break
+        case .progress(let completion): completion(progress)
+        case .timed(let completion, _): completion(.progress(progress))
+        }
+    }
+}
+
 /// A point-in-time view of a publisher, readable from any thread.
 public struct RedisPublisherStatus: Sendable, Hashable {
     /// Whether a connection is open and past AUTH/SELECT.
@@ -131,42 +156,9 @@ public final class RedisPublisher: @unchecked Sendable {
         case shutdown
     }
 
-    /// Whom to tell what became of a publish.
-    private enum Callback {
-        case none
-        case progress(@Sendable (PublishProgress) -> Void)
-        /// Also told `.timedOut` at `deadline` unless answered before (then nothing more).
-        case timed(@Sendable (PublishOutcome) -> Void, deadline: NIODeadline)
-
-        init(_ completion: (@Sendable (PublishProgress) -> Void)?) {
-            self = completion.map { .progress($0) } ?? .none
-        }
-
-        var isSet: Bool {
-            if case .none = self { return false }
-            return true
-        }
-
-        func report(_ progress: PublishProgress) {
-            switch self {
-            case .none: break
-            case .progress(let completion): completion(progress)
-            case .timed(let completion, _): completion(.progress(progress))
-            }
-        }
-    }
-
     private struct Request {
         var payload: ByteBuffer
-        var completion: Callback
-    }
-
-    /// A publish handed over from any thread: its framed `PUBLISH` sits in `incomingBytes`, the payload at
-    /// `payloadOffset`.
-    private struct IncomingEntry {
-        var payloadOffset: Int
-        var payloadLength: Int
-        var completion: Callback
+        var completion: PublishCallback
     }
 
     private enum InFlightKind {
@@ -196,25 +188,10 @@ public final class RedisPublisher: @unchecked Sendable {
     private var lastSubscribers = 0
     /// Set while the outbox is held after a reconnect, waiting for subscribers to come back (until this time).
     private var holdingOutboxUntil: NIODeadline?
-    /// Publishes, handed to the loop in call order: one `execute` per burst, not per message. Each is framed as a
-    /// RESP `PUBLISH` straight into `incomingBytes`, which the loop writes to the socket as it is when it can.
-    private let incomingLock = NIOLock()
-    /// Guarded by `incomingLock`: the framed commands of `incoming`, back to back.
-    private var incomingBytes: ByteBuffer?
-    /// Guarded by `incomingLock`.
-    private var incoming: [IncomingEntry] = []
-    /// Guarded by `incomingLock`: the capacity the last batch reached.
-    private var incomingCapacityHint = 0
-    /// Guarded by `incomingLock`: written batches' buffers, emptied, for the next batches.
-    private var spareBatches: [ByteBuffer] = []
+    /// Publishes, handed to the loop in call order, framed, in batches.
+    private let handoff: RedisPublishHandoff
     /// The payload of in-flight messages whose bytes are not kept (an empty buffer, shared).
     private let noPayload = ByteBuffer()
-    /// Guarded by `incomingLock`: a `takeIncoming()` is scheduled and has not yet taken `incoming`.
-    private var incomingScheduled = false
-    /// Confined to the loop: the array the last `takeIncoming()` emptied, reused for its capacity.
-    private var incomingSpare: [IncomingEntry] = []
-    /// `*3\r\n$7\r\nPUBLISH\r\n$<n>\r\n<channel>\r\n$`: what every framed publish starts with.
-    private let publishPrefix: [UInt8]
     /// Confined to the loop: `outbound` shares its storage with in-flight payloads (written as handed over), so
     /// appending to it would copy it; start a new buffer instead.
     private var outboundShared = false
@@ -245,9 +222,7 @@ public final class RedisPublisher: @unchecked Sendable {
         logger[metadataKey: "redis.channel"] = "\(configuration.channel)"
         self.logger = logger
         self.backoff = configuration.backoff
-        var prefix = ByteBuffer()
-        RESPCommand.writePublishPrefix(channel: configuration.channel, into: &prefix)
-        self.publishPrefix = Array(prefix.readableBytesView)
+        self.handoff = RedisPublishHandoff(channel: configuration.channel)
         let dimensions = [("channel", configuration.channel)]
         self.publishedCounter = Counter(label: "socketgateway_redis_published_total", dimensions: dimensions)
         self.failedCounter = Counter(label: "socketgateway_redis_publish_failures_total", dimensions: dimensions)
@@ -265,7 +240,8 @@ public final class RedisPublisher: @unchecked Sendable {
     ///   - payload: The message bytes.
     ///   - completion: Told what became of the message; `nil` for fire-and-forget.
     public func publish(_ payload: ByteBuffer, completion: (@Sendable (PublishProgress) -> Void)?) {
-        payload.withUnsafeReadableBytes { self.hand(Callback(completion), payload: $0) }
+        let schedule = payload.withUnsafeReadableBytes { self.handoff.hand(PublishCallback(completion), payload: $0) }
+        if schedule { self.eventLoop.execute { self.takeIncoming() } }
     }
 
     /// Publishes the bytes `writePayload` appends (called at once, on the calling thread);
@@ -277,7 +253,9 @@ public final class RedisPublisher: @unchecked Sendable {
     package func publish(
         completion: (@Sendable (PublishProgress) -> Void)?, writePayload: (inout ByteBuffer) -> Void
     ) {
-        self.hand(Callback(completion), writePayload: writePayload)
+        if self.handoff.hand(PublishCallback(completion), writePayload: writePayload) {
+            self.eventLoop.execute { self.takeIncoming() }
+        }
     }
 
     /// Like ``publish(completion:writePayload:)``, but `completion` is told `.timedOut` at `deadline` unless
@@ -286,50 +264,7 @@ public final class RedisPublisher: @unchecked Sendable {
         deadline: NIODeadline, completion: @escaping @Sendable (PublishOutcome) -> Void,
         writePayload: (inout ByteBuffer) -> Void
     ) {
-        self.hand(.timed(completion, deadline: deadline), writePayload: writePayload)
-    }
-
-    /// Per thread: the buffer a payload is encoded into before it is framed into `incomingBytes`, reused.
-    private static let scratch = ThreadSpecificVariable<PayloadScratch>()
-
-    /// Frames one publish into `incomingBytes` and wakes the loop if needed (any thread).
-    ///
-    /// The payload is encoded outside the lock (into this thread's scratch buffer), so the lock is held only
-    /// for a copy: the loop taking a batch rarely waits for a caller.
-    private func hand(_ completion: Callback, writePayload: (inout ByteBuffer) -> Void) {
-        let scratch: PayloadScratch
-        if let existing = Self.scratch.currentValue {
-            scratch = existing
-        } else {
-            scratch = PayloadScratch()
-            Self.scratch.currentValue = scratch
-        }
-        var payload = scratch.buffer.take() ?? ByteBufferAllocator().buffer(capacity: 1024)
-        payload.clear()
-        writePayload(&payload)
-        payload.withUnsafeReadableBytes { self.hand(completion, payload: $0) }
-        // Big payloads are not kept per thread.
-        if payload.capacity <= 64 * 1024 { scratch.buffer = payload }
-    }
-
-    /// Copies `payload`, framed as a RESP `PUBLISH`, into `incomingBytes` and wakes the loop if needed (any
-    /// thread).
-    private func hand(_ completion: Callback, payload: UnsafeRawBufferPointer) {
-        let schedule = self.incomingLock.withLock { () -> Bool in
-            var bytes =
-                self.incomingBytes.take() ?? self.spareBatches.popLast()
-                ?? ByteBufferAllocator().buffer(capacity: max(16 * 1024, self.incomingCapacityHint))
-            let payloadOffset = self.publishPrefix.withUnsafeBytes { prefix in
-                RESPCommand.writePublish(prefix: prefix, payload: payload, into: &bytes)
-            }
-            self.incomingBytes = bytes
-            self.incoming.append(
-                IncomingEntry(payloadOffset: payloadOffset, payloadLength: payload.count, completion: completion))
-            if self.incomingScheduled { return false }
-            self.incomingScheduled = true
-            return true
-        }
-        if schedule {
+        if self.handoff.hand(.timed(completion, deadline: deadline), writePayload: writePayload) {
             self.eventLoop.execute { self.takeIncoming() }
         }
     }
@@ -337,65 +272,40 @@ public final class RedisPublisher: @unchecked Sendable {
     /// Submits what was handed over since the last call, in order (on the loop). When the connection is ready
     /// and nothing waits before them, the framed bytes go to the socket as they are.
     private func takeIncoming() {
-        // Moved out, so that `incoming` owns the storage alone after the swap and appends do not copy it.
-        var batch = self.incomingSpare
-        self.incomingSpare = []
-        let taken = self.incomingLock.withLock { () -> ByteBuffer? in
-            swap(&batch, &self.incoming)
-            self.incomingScheduled = false
-            let bytes = self.incomingBytes.take()
-            // The next batch starts as large as this one grew, rather than growing (and copying) again.
-            if let bytes { self.incomingCapacityHint = min(bytes.capacity, 1 << 20) }
-            return bytes
-        }
-        defer {
-            batch.removeAll(keepingCapacity: true)
-            self.incomingSpare = batch
-        }
-        guard let bytes = taken, !batch.isEmpty else { return }
-        if case .ready(let channel) = self.state, self.queue.isEmpty, self.holdingOutboxUntil == nil,
-            self.inFlight.count + batch.count <= self.configuration.maxInFlight
-        {
-            let now = NIODeadline.now()
-            // Only the outbox sends an in-flight message again (after a reconnect); otherwise its bytes need not
-            // be kept, and the batch's buffer can be reused once written.
-            let keepPayloads = self.isOutboxMode
+        self.handoff.withNextBatch { bytes, batch in
+            if case .ready(let channel) = self.state, self.queue.isEmpty, self.holdingOutboxUntil == nil,
+                self.inFlight.count + batch.count <= self.configuration.maxInFlight
+            {
+                let now = NIODeadline.now()
+                // Only the outbox sends an in-flight message again (after a reconnect); otherwise its bytes need
+                // not be kept, and the batch's buffer can be reused once written.
+                let keepPayloads = self.isOutboxMode
+                for entry in batch {
+                    let payload =
+                        keepPayloads
+                        ? bytes.getSlice(at: entry.payloadOffset, length: entry.payloadLength)! : self.noPayload
+                    self.inFlight.append(
+                        InFlight(kind: .publish(Request(payload: payload, completion: entry.completion)), sentAt: now))
+                    self.armDeadline(for: entry.completion)
+                }
+                if let pending = self.outbound.take(), pending.readableBytes > 0 {
+                    channel.write(pending, promise: nil)
+                }
+                if keepPayloads {
+                    self.outbound = bytes
+                    self.outboundShared = true
+                } else {
+                    let written = channel.eventLoop.makePromise(of: Void.self)
+                    channel.write(bytes, promise: written)
+                    written.futureResult.whenSuccess { self.handoff.recycle(bytes) }
+                }
+                self.scheduleFlush()
+                return
+            }
             for entry in batch {
-                let payload =
-                    keepPayloads
-                    ? bytes.getSlice(at: entry.payloadOffset, length: entry.payloadLength)! : self.noPayload
-                self.inFlight.append(
-                    InFlight(kind: .publish(Request(payload: payload, completion: entry.completion)), sentAt: now))
-                self.armDeadline(for: entry.completion)
+                let payload = bytes.getSlice(at: entry.payloadOffset, length: entry.payloadLength)!
+                self.submit(Request(payload: payload, completion: entry.completion))
             }
-            if let pending = self.outbound.take(), pending.readableBytes > 0 {
-                channel.write(pending, promise: nil)
-            }
-            if keepPayloads {
-                self.outbound = bytes
-                self.outboundShared = true
-            } else {
-                let written = channel.eventLoop.makePromise(of: Void.self)
-                channel.write(bytes, promise: written)
-                written.futureResult.whenSuccess { self.recycle(bytes) }
-            }
-            self.scheduleFlush()
-            return
-        }
-        for entry in batch {
-            let payload = bytes.getSlice(at: entry.payloadOffset, length: entry.payloadLength)!
-            self.submit(Request(payload: payload, completion: entry.completion))
-        }
-    }
-
-    /// Keeps a written batch's buffer for the next batch (on the loop): allocating and freeing a buffer per
-    /// batch costs page faults and heap trimming.
-    private func recycle(_ bytes: ByteBuffer) {
-        guard bytes.capacity <= 1 << 20 else { return }  // a batch that held a huge message: let it go
-        var bytes = bytes
-        bytes.clear()
-        self.incomingLock.withLock {
-            if self.spareBatches.count < 2 { self.spareBatches.append(bytes) }
         }
     }
 
@@ -404,7 +314,7 @@ public final class RedisPublisher: @unchecked Sendable {
     /// Deadlines come in the order publishes are made (every timed publish of a gateway has the same timeout), so
     /// one scheduled check at a time, for the oldest unanswered one, expires them all.
     @inline(__always)
-    private func armDeadline(for completion: Callback) {
+    private func armDeadline(for completion: PublishCallback) {
         guard !self.deadlineArmed, case .timed(_, let deadline) = completion else { return }
         self.deadlineArmed = true
         self.eventLoop.scheduleTask(deadline: deadline) { self.expireDeadlines() }
@@ -938,11 +848,6 @@ extension RedisPublisher: RedisConnectionDelegate {
         default: break
         }
     }
-}
-
-/// A thread's reusable payload buffer (only ever touched by that thread).
-private final class PayloadScratch: @unchecked Sendable {
-    var buffer: ByteBuffer?
 }
 
 extension RESPCommand {
