@@ -16,7 +16,10 @@ final class RedisPublishHandoff: @unchecked Sendable {
     struct Entry {
         var payloadOffset: Int
         var payloadLength: Int
-        var completion: PublishCallback
+        /// Whom to tell what became of it; `nil` for fire-and-forget.
+        var completion: PublishCallback?
+        /// When set, `completion` is told `.timedOut` then unless told something before.
+        var deadline: NIODeadline?
     }
 
     /// `*3\r\n$7\r\nPUBLISH\r\n$<n>\r\n<channel>\r\n$`: what every framed publish starts with.
@@ -47,7 +50,9 @@ final class RedisPublishHandoff: @unchecked Sendable {
 
     /// Frames the bytes `writePayload` appends as a `PUBLISH` (any thread).
     /// - Returns: Whether the caller must schedule `withNextBatch` on the loop (no take is pending yet).
-    func hand(_ completion: PublishCallback, writePayload: (inout ByteBuffer) -> Void) -> Bool {
+    func hand(
+        _ completion: PublishCallback?, deadline: NIODeadline?, writePayload: (inout ByteBuffer) -> Void
+    ) -> Bool {
         let scratch: PayloadScratch
         if let existing = Self.scratch.currentValue {
             scratch = existing
@@ -58,7 +63,9 @@ final class RedisPublishHandoff: @unchecked Sendable {
         var payload = scratch.buffer.take() ?? ByteBufferAllocator().buffer(capacity: 1024)
         payload.clear()
         writePayload(&payload)
-        let schedule = payload.withUnsafeReadableBytes { self.hand(completion, payload: $0) }
+        let schedule = payload.withUnsafeReadableBytes {
+            self.hand(completion, deadline: deadline, payload: $0)
+        }
         // Big payloads are not kept per thread.
         if payload.capacity <= 64 * 1024 { scratch.buffer = payload }
         return schedule
@@ -66,7 +73,7 @@ final class RedisPublishHandoff: @unchecked Sendable {
 
     /// Copies `payload`, framed as a `PUBLISH`, into the next batch (any thread).
     /// - Returns: Whether the caller must schedule `withNextBatch` on the loop (no take is pending yet).
-    func hand(_ completion: PublishCallback, payload: UnsafeRawBufferPointer) -> Bool {
+    func hand(_ completion: PublishCallback?, deadline: NIODeadline?, payload: UnsafeRawBufferPointer) -> Bool {
         self.lock.withLock { () -> Bool in
             var bytes =
                 self.bytes.take() ?? self.spareBatches.popLast()
@@ -76,7 +83,9 @@ final class RedisPublishHandoff: @unchecked Sendable {
             }
             self.bytes = bytes
             self.entries.append(
-                Entry(payloadOffset: payloadOffset, payloadLength: payload.count, completion: completion))
+                Entry(
+                    payloadOffset: payloadOffset, payloadLength: payload.count, completion: completion,
+                    deadline: deadline))
             if self.takeScheduled { return false }
             self.takeScheduled = true
             return true

@@ -3,7 +3,6 @@ import Metrics
 import NIOConcurrencyHelpers
 public import NIOCore
 import NIOPosix
-package import SocketGatewayCore
 
 /// How a `RedisPublisher` behaves.
 public struct RedisPublisherConfiguration: Sendable {
@@ -46,75 +45,6 @@ public struct RedisPublisherConfiguration: Sendable {
     }
 }
 
-/// What became of one publish. Delivered exactly once per publish, on the publisher's event loop.
-public enum PublishProgress: Sendable {
-    /// Redis accepted the PUBLISH; this many subscribers received it.
-    case published(subscribers: Int)
-    /// Redis is unreachable and the message waits in the outbox (outbox mode only); it is sent on reconnect
-    /// and nothing more is reported about it.
-    case queued(reason: String)
-    /// The message was not (or may not have been) published.
-    case failed(RedisError)
-}
-
-/// What became of a publish made with a deadline: its progress, or that the deadline passed first.
-package enum PublishOutcome: Sendable {
-    /// What `PublishProgress` says, reported before the deadline.
-    case progress(PublishProgress)
-    /// No answer (nor failure, nor queuing) before the deadline; nothing more is reported. The message may still
-    /// be published.
-    case timedOut
-}
-
-extension EmitResult {
-    /// What an emit published with a deadline came to, as both gateways report it.
-    /// - Parameters:
-    ///   - outcome: The publish's outcome.
-    ///   - timeout: The deadline's distance (named in the reason).
-    ///   - outboxOn: Whether a timed-out message stays queued (outbox) or may be lost.
-    ///   - localDeliveries: Clients reached on this host.
-    package init(_ outcome: PublishOutcome, timeout: Duration, outboxOn: Bool, localDeliveries: Int = 0) {
-        switch outcome {
-        case .progress(.published(let subscribers)):
-            self.init(outcome: .published, localDeliveries: localDeliveries, redisSubscribers: subscribers)
-        case .progress(.queued(let reason)):
-            self.init(
-                outcome: .queued, localDeliveries: localDeliveries, reason: "Redis unreachable, held in the outbox: \(reason)")
-        case .progress(.failed(let error)):
-            self.init(outcome: .failed, localDeliveries: localDeliveries, reason: error.description)
-        case .timedOut:
-            self.init(
-                outcome: outboxOn ? .queued : .failed, localDeliveries: localDeliveries,
-                reason: "Redis did not answer within \(timeout)"
-                    + (outboxOn ? "; the message stays queued" : "; it may still be published"))
-        }
-    }
-}
-
-/// Whom to tell what became of a publish.
-enum PublishCallback {
-    case none
-    case progress(@Sendable (PublishProgress) -> Void)
-    /// Also told `.timedOut` at `deadline` unless answered before (then nothing more).
-    case timed(@Sendable (PublishOutcome) -> Void, deadline: NIODeadline)
-
-    init(_ completion: (@Sendable (PublishProgress) -> Void)?) {
-        self = completion.map { .progress($0) } ?? .none
-    }
-
-    var isSet: Bool {
-        if case .none = self { return false }
-        return true
-    }
-
-    func report(_ progress: PublishProgress) {
-        switch self {
-        case .none: break
-        case .progress(let completion): completion(progress)
-        case .timed(let completion, _): completion(.progress(progress))
-        }
-    }
-}
 
 /// A point-in-time view of a publisher, readable from any thread.
 public struct RedisPublisherStatus: Sendable, Hashable {
@@ -135,6 +65,11 @@ public struct RedisPublisherStatus: Sendable, Hashable {
 /// at once; the rest wait in order. Connects lazily, on the first publish. A stuck connection (no reply within
 /// `replyTimeout`) is dropped and replaced. Once used, the publisher keeps a light timer (every ≤ 250 ms) on its
 /// event loop until `shutdown` is called: call it when done.
+///
+/// Three parts: `RedisPublishHandoff` carries publishes from any thread to the loop; `RedisOutbox` (a pure value)
+/// decides what becomes of each message (queue, in flight, capacity, the hold until subscribers return,
+/// deadlines, the shutdown drain); this class is the shell that owns the connection, reads the clock once per
+/// event, feeds both and carries out what the outbox returns.
 public final class RedisPublisher: @unchecked Sendable {
     // All mutable state below is confined to `eventLoop`.
 
@@ -156,49 +91,33 @@ public final class RedisPublisher: @unchecked Sendable {
         case shutdown
     }
 
-    private struct Request {
-        var payload: ByteBuffer
-        var completion: PublishCallback
-    }
-
-    private enum InFlightKind {
-        case handshake(RedisConnector.HandshakeStep)
-        case publish(Request)
-        /// `PUBSUB NUMSUB channel`, sent while the outbox waits for subscribers after a reconnect.
-        case subscriberCount
-    }
-
-    private struct InFlight {
-        var kind: InFlightKind
-        var sentAt: NIODeadline
-    }
-
+    // The connection.
     private var state: State = .idle
     private var generation: UInt64 = 0
-    private var queue = CircularBuffer<Request>()
-    private var inFlight = CircularBuffer<InFlight>()
-    private var outbound: ByteBuffer?
-    private var flushScheduled = false
     private var backoff: ReconnectBackoff
     private var timer: RepeatedTask?
     private var closeReason: RedisError?
     private var everConnected = false
-    private var drainWaiters: [(deadline: NIODeadline, promise: EventLoopPromise<Void>)] = []
-    /// Subscribers the last PUBLISH reached.
-    private var lastSubscribers = 0
-    /// Set while the outbox is held after a reconnect, waiting for subscribers to come back (until this time).
-    private var holdingOutboxUntil: NIODeadline?
+    /// AUTH / SELECT written and not yet answered, oldest first (before the connection is ready).
+    private var handshakeInFlight = CircularBuffer<(step: RedisConnector.HandshakeStep, sentAt: NIODeadline)>()
+
+    // The messages.
+    private var outbox: RedisOutbox<PublishCallback>
+    /// `shutdown` calls waiting for the outbox to drain.
+    private var drainWaiters: [EventLoopPromise<Void>] = []
     /// Publishes, handed to the loop in call order, framed, in batches.
     private let handoff: RedisPublishHandoff
+
+    // Writing.
+    private var outbound: ByteBuffer?
+    private var flushScheduled = false
+    /// `outbound` shares its storage with in-flight payloads (written as handed over), so appending to it would
+    /// copy it; start a new buffer instead.
+    private var outboundShared = false
     /// The payload of in-flight messages whose bytes are not kept (an empty buffer, shared).
     private let noPayload = ByteBuffer()
-    /// Confined to the loop: `outbound` shares its storage with in-flight payloads (written as handed over), so
-    /// appending to it would copy it; start a new buffer instead.
-    private var outboundShared = false
-    /// Confined to the loop: an `expireDeadlines()` is scheduled.
-    private var deadlineArmed = false
-    private let status = NIOLockedValueBox(RedisPublisherStatus(connected: false, droppedFromOutbox: 0, reconnects: 0))
 
+    private let status = NIOLockedValueBox(RedisPublisherStatus(connected: false, droppedFromOutbox: 0, reconnects: 0))
     private let publishedCounter: Counter
     private let failedCounter: Counter
     private let droppedCounter: Counter
@@ -222,6 +141,11 @@ public final class RedisPublisher: @unchecked Sendable {
         logger[metadataKey: "redis.channel"] = "\(configuration.channel)"
         self.logger = logger
         self.backoff = configuration.backoff
+        self.outbox = RedisOutbox(
+            limits: .init(
+                maxInFlight: configuration.maxInFlight, outboxCapacity: configuration.outboxCapacity,
+                maxQueued: configuration.maxQueued, subscriberWait: TimeAmount(configuration.outboxSubscriberWait)),
+            redactedURL: url.redacted, channel: configuration.channel)
         self.handoff = RedisPublishHandoff(channel: configuration.channel)
         let dimensions = [("channel", configuration.channel)]
         self.publishedCounter = Counter(label: "socketgateway_redis_published_total", dimensions: dimensions)
@@ -233,6 +157,8 @@ public final class RedisPublisher: @unchecked Sendable {
     /// Connection state and counters, readable from any thread.
     public var currentStatus: RedisPublisherStatus { self.status.withLockedValue { $0 } }
 
+    // MARK: - Publishing (any thread)
+
     /// Publishes `payload`; `completion` (if any) is called once on the publisher's event loop.
     ///
     /// Safe to call from any thread; calls from one thread are published in call order.
@@ -240,7 +166,9 @@ public final class RedisPublisher: @unchecked Sendable {
     ///   - payload: The message bytes.
     ///   - completion: Told what became of the message; `nil` for fire-and-forget.
     public func publish(_ payload: ByteBuffer, completion: (@Sendable (PublishProgress) -> Void)?) {
-        let schedule = payload.withUnsafeReadableBytes { self.handoff.hand(PublishCallback(completion), payload: $0) }
+        let schedule = payload.withUnsafeReadableBytes {
+            self.handoff.hand(completion.map { .progress($0) }, deadline: nil, payload: $0)
+        }
         if schedule { self.eventLoop.execute { self.takeIncoming() } }
     }
 
@@ -253,7 +181,7 @@ public final class RedisPublisher: @unchecked Sendable {
     package func publish(
         completion: (@Sendable (PublishProgress) -> Void)?, writePayload: (inout ByteBuffer) -> Void
     ) {
-        if self.handoff.hand(PublishCallback(completion), writePayload: writePayload) {
+        if self.handoff.hand(completion.map { .progress($0) }, deadline: nil, writePayload: writePayload) {
             self.eventLoop.execute { self.takeIncoming() }
         }
     }
@@ -264,95 +192,8 @@ public final class RedisPublisher: @unchecked Sendable {
         deadline: NIODeadline, completion: @escaping @Sendable (PublishOutcome) -> Void,
         writePayload: (inout ByteBuffer) -> Void
     ) {
-        if self.handoff.hand(.timed(completion, deadline: deadline), writePayload: writePayload) {
+        if self.handoff.hand(.timed(completion), deadline: deadline, writePayload: writePayload) {
             self.eventLoop.execute { self.takeIncoming() }
-        }
-    }
-
-    /// Submits what was handed over since the last call, in order (on the loop). When the connection is ready
-    /// and nothing waits before them, the framed bytes go to the socket as they are.
-    private func takeIncoming() {
-        self.handoff.withNextBatch { bytes, batch in
-            if case .ready(let channel) = self.state, self.queue.isEmpty, self.holdingOutboxUntil == nil,
-                self.inFlight.count + batch.count <= self.configuration.maxInFlight
-            {
-                let now = NIODeadline.now()
-                // Only the outbox sends an in-flight message again (after a reconnect); otherwise its bytes need
-                // not be kept, and the batch's buffer can be reused once written.
-                let keepPayloads = self.isOutboxMode
-                for entry in batch {
-                    let payload =
-                        keepPayloads
-                        ? bytes.getSlice(at: entry.payloadOffset, length: entry.payloadLength)! : self.noPayload
-                    self.inFlight.append(
-                        InFlight(kind: .publish(Request(payload: payload, completion: entry.completion)), sentAt: now))
-                    self.armDeadline(for: entry.completion)
-                }
-                if let pending = self.outbound.take(), pending.readableBytes > 0 {
-                    channel.write(pending, promise: nil)
-                }
-                if keepPayloads {
-                    self.outbound = bytes
-                    self.outboundShared = true
-                } else {
-                    let written = channel.eventLoop.makePromise(of: Void.self)
-                    channel.write(bytes, promise: written)
-                    written.futureResult.whenSuccess { self.handoff.recycle(bytes) }
-                }
-                self.scheduleFlush()
-                return
-            }
-            for entry in batch {
-                let payload = bytes.getSlice(at: entry.payloadOffset, length: entry.payloadLength)!
-                self.submit(Request(payload: payload, completion: entry.completion))
-            }
-        }
-    }
-
-    /// Schedules `expireDeadlines()` for `completion`'s deadline, unless one is scheduled (on the loop).
-    ///
-    /// Deadlines come in the order publishes are made (every timed publish of a gateway has the same timeout), so
-    /// one scheduled check at a time, for the oldest unanswered one, expires them all.
-    @inline(__always)
-    private func armDeadline(for completion: PublishCallback) {
-        guard !self.deadlineArmed, case .timed(_, let deadline) = completion else { return }
-        self.deadlineArmed = true
-        self.eventLoop.scheduleTask(deadline: deadline) { self.expireDeadlines() }
-    }
-
-    /// Tells every timed publish whose deadline passed `.timedOut` (it is told nothing more); schedules itself
-    /// for the next unexpired one (on the loop).
-    private func expireDeadlines() {
-        self.deadlineArmed = false
-        let now = NIODeadline.now()
-        var expired: [@Sendable (PublishOutcome) -> Void] = []
-        var next: NIODeadline?
-        /// Expires `request` if due; returns false at the first timed request not yet due.
-        func visit(_ request: inout Request) -> Bool {
-            guard case .timed(let completion, let deadline) = request.completion else { return true }
-            if deadline > now {
-                next = deadline
-                return false
-            }
-            request.completion = .none
-            expired.append(completion)
-            return true
-        }
-        var pending = true
-        for index in self.inFlight.indices where pending {
-            guard case .publish(var request) = self.inFlight[index].kind else { continue }
-            pending = visit(&request)
-            self.inFlight[index].kind = .publish(request)
-        }
-        for index in self.queue.indices where pending {
-            pending = visit(&self.queue[index])
-        }
-        if let next {
-            self.deadlineArmed = true
-            self.eventLoop.scheduleTask(deadline: next) { self.expireDeadlines() }
-        }
-        for completion in expired {
-            completion(.timedOut)
         }
     }
 
@@ -387,15 +228,9 @@ public final class RedisPublisher: @unchecked Sendable {
                 promise.succeed(())
                 return
             }
-            self.drainWaiters.append((deadline, promise))
-            if self.holdingOutboxUntil != nil {
-                // Shutting down: send what is held now rather than wait for subscribers.
-                self.holdingOutboxUntil = nil
-                self.drainQueue()
-            }
-            if self.queue.isEmpty && self.inFlight.isEmpty || deadline <= .now() {
-                self.finishDrains(force: true)
-            } else {
+            self.drainWaiters.append(promise)
+            self.run(self.outbox.shutdownRequested(deadline: deadline, now: .now()))
+            if !self.drainWaiters.isEmpty {
                 self.startTimerIfNeeded()
                 if case .idle = self.state { self.connect() }
             }
@@ -404,81 +239,140 @@ public final class RedisPublisher: @unchecked Sendable {
         return (try? await self.eventLoop.submit { self.closeForShutdown() }.get()) ?? 0
     }
 
-    // MARK: - Event-loop confined
+    // MARK: - Messages (event-loop confined)
 
-    private var isOutboxMode: Bool { self.configuration.outboxCapacity > 0 }
-
-    private func submit(_ request: Request) {
-        self.eventLoop.preconditionInEventLoop()
-        self.armDeadline(for: request.completion)
-        switch self.state {
-        case .shutdown:
-            request.completion.report(.failed(self.error(.shutdown, "the publisher was shut down")))
-        case .ready(let channel):
-            if self.queue.isEmpty && self.inFlight.count < self.configuration.maxInFlight {
-                self.write(request, on: channel)
-            } else {
-                self.enqueue(request)
-            }
-        case .connecting, .handshaking:
-            self.enqueue(request)
-        case .idle:
-            self.enqueue(request)
-            self.connect()
-        case .waiting(_, let lastError):
-            if self.isOutboxMode {
-                var request = request
-                let completion = request.completion
-                request.completion = .none
-                if self.enqueue(request) {
-                    completion.report(.queued(reason: lastError.message))
-                } else {
-                    completion.report(.failed(self.error(.overloaded, "the outbox is full")))
+    /// Submits what was handed over since the last call, in order. When the connection is ready and nothing
+    /// waits before them, the framed bytes go to the socket as they are.
+    private func takeIncoming() {
+        self.handoff.withNextBatch { bytes, batch in
+            let now = NIODeadline.now()
+            if case .ready(let channel) = self.state {
+                // Only the outbox sends an in-flight message again (after a reconnect); otherwise its bytes need
+                // not be kept, and the batch's buffer can be reused once written.
+                let keepPayloads = self.outbox.isOutboxMode
+                let noPayload = self.noPayload
+                let sent = self.outbox.sendDirectly(count: batch.count, now: now) { index in
+                    let entry = batch[index]
+                    let payload =
+                        keepPayloads ? bytes.getSlice(at: entry.payloadOffset, length: entry.payloadLength)! : noPayload
+                    return RedisOutbox.Entry(payload: payload, completion: entry.completion, deadline: entry.deadline)
                 }
-            } else {
-                self.failedCounter.increment()
-                request.completion.report(.failed(lastError))
+                if case .sent(let armDeadlineTimer) = sent {
+                    if let armDeadlineTimer { self.armDeadlineTimer(at: armDeadlineTimer) }
+                    self.writeBatch(bytes, keepingPayloads: keepPayloads, on: channel)
+                    return
+                }
+            }
+            for entry in batch {
+                let payload = bytes.getSlice(at: entry.payloadOffset, length: entry.payloadLength)!
+                self.run(
+                    self.outbox.submit(
+                        RedisOutbox.Entry(payload: payload, completion: entry.completion, deadline: entry.deadline),
+                        now: now))
+            }
+            if self.outbox.queuedCount > 0 {
+                self.startTimerIfNeeded()
+                if case .idle = self.state { self.connect() }
             }
         }
     }
 
-    /// Appends to the queue; on overflow drops the oldest (outbox mode) or refuses the new one.
-    @discardableResult
-    private func enqueue(_ request: Request) -> Bool {
-        let capacity = self.isOutboxMode ? self.configuration.outboxCapacity : self.configuration.maxQueued
-        if self.queue.count >= capacity {
-            if self.isOutboxMode {
-                let dropped = self.queue.removeFirst()
-                self.droppedCounter.increment()
-                let total = self.status.withLockedValue { status -> Int in
-                    status.droppedFromOutbox += 1
-                    return status.droppedFromOutbox
-                }
-                self.logger.warning(
-                    "Redis outbox full; dropped the oldest message",
-                    metadata: ["redis.outbox.capacity": "\(capacity)", "redis.outbox.dropped_total": "\(total)"])
-                dropped.completion.report(
-                    .failed(self.error(.overloaded, "dropped from the full outbox (capacity \(capacity))")))
-            } else {
-                self.failedCounter.increment()
-                request.completion.report(
-                    .failed(self.error(.overloaded, "\(capacity) messages already wait for Redis")))
-                return false
-            }
+    /// Carries out what the outbox decided.
+    private func run(_ actions: RedisOutbox<PublishCallback>.Actions) {
+        if !actions.writes.isEmpty, case .ready(let channel) = self.state {
+            self.write(actions.writes, on: channel)
         }
-        self.queue.append(request)
-        self.startTimerIfNeeded()
-        return true
+        switch actions.subscriberCount {
+        case .send:
+            if case .ready(let channel) = self.state { self.askSubscriberCount(on: channel) }
+        case .sendAt(let time):
+            let generation = self.generation
+            self.eventLoop.scheduleTask(deadline: time) {
+                guard generation == self.generation else { return }
+                self.run(self.outbox.subscriberCountTimerFired(now: .now()))
+            }
+        case nil:
+            break
+        }
+        if let armDeadlineTimer = actions.armDeadlineTimer {
+            self.armDeadlineTimer(at: armDeadlineTimer)
+        }
+        if actions.failures > 0 {
+            self.failedCounter.increment(by: actions.failures)
+        }
+        if actions.dropped > 0 {
+            self.droppedCounter.increment(by: actions.dropped)
+            let total = self.status.withLockedValue { status -> Int in
+                status.droppedFromOutbox += actions.dropped
+                return status.droppedFromOutbox
+            }
+            self.logger.warning(
+                "Redis outbox full; dropped the oldest message",
+                metadata: [
+                    "redis.outbox.capacity": "\(self.configuration.outboxCapacity)",
+                    "redis.outbox.dropped": "\(actions.dropped)", "redis.outbox.dropped_total": "\(total)",
+                ])
+        }
+        if let short = actions.shortRelease {
+            self.logger.warning(
+                "sending the outbox with fewer subscribers than before the outage",
+                metadata: ["redis.subscribers": "\(short.subscribers)", "redis.subscribers_before": "\(short.before)"])
+        }
+        for report in actions.reports {
+            report.completion.report(report.outcome)
+        }
+        if actions.drainFinished {
+            let waiters = self.drainWaiters
+            self.drainWaiters = []
+            for waiter in waiters { waiter.succeed(()) }
+        }
     }
 
-    private func write(_ request: Request, on channel: any Channel) {
-        self.inFlight.append(InFlight(kind: .publish(request), sentAt: .now()))
-        let size = RESPCommand.publishSize(channel: self.configuration.channel, payloadBytes: request.payload.readableBytes)
+    /// Tells the outbox, at `deadline`, that the deadline timer fired (it says when to fire next).
+    private func armDeadlineTimer(at deadline: NIODeadline) {
+        self.eventLoop.scheduleTask(deadline: deadline) {
+            self.run(self.outbox.deadlineTimerFired(now: .now()))
+        }
+    }
+
+    /// Writes a batch handed over from other threads, its `PUBLISH` commands framed as they are.
+    private func writeBatch(_ bytes: ByteBuffer, keepingPayloads: Bool, on channel: any Channel) {
+        if let pending = self.outbound.take(), pending.readableBytes > 0 {
+            channel.write(pending, promise: nil)
+        }
+        if keepingPayloads {
+            // In-flight payloads are slices of `bytes`: they are sent again after a reconnect.
+            self.outbound = bytes
+            self.outboundShared = true
+        } else {
+            let written = channel.eventLoop.makePromise(of: Void.self)
+            channel.write(bytes, promise: written)
+            written.futureResult.whenSuccess { self.handoff.recycle(bytes) }
+        }
+        self.scheduleFlush()
+    }
+
+    /// Frames `payloads` as `PUBLISH` commands into `outbound`.
+    private func write(_ payloads: [ByteBuffer], on channel: any Channel) {
         self.unshareOutbound(on: channel)
         if self.outbound == nil {
+            var size = 0
+            for payload in payloads {
+                size += RESPCommand.publishSize(channel: self.configuration.channel, payloadBytes: payload.readableBytes)
+            }
             self.outbound = channel.allocator.buffer(capacity: max(size, 4096))
         }
-        RESPCommand.writePublish(channel: self.configuration.channel, payload: request.payload, into: &self.outbound!)
+        for payload in payloads {
+            RESPCommand.writePublish(channel: self.configuration.channel, payload: payload, into: &self.outbound!)
+        }
+        self.scheduleFlush()
+    }
+
+    /// Sends `PUBSUB NUMSUB channel` (the outbox is held until enough subscribers are back).
+    private func askSubscriberCount(on channel: any Channel) {
+        self.unshareOutbound(on: channel)
+        if self.outbound == nil { self.outbound = channel.allocator.buffer(capacity: 64) }
+        RESPCommand.write(["PUBSUB", "NUMSUB", self.configuration.channel], into: &self.outbound!)
         self.scheduleFlush()
     }
 
@@ -511,16 +405,11 @@ public final class RedisPublisher: @unchecked Sendable {
         }
     }
 
-    private func drainQueue() {
-        guard case .ready(let channel) = self.state, self.holdingOutboxUntil == nil else { return }
-        while self.inFlight.count < self.configuration.maxInFlight, let request = self.queue.popFirst() {
-            self.write(request, on: channel)
-        }
-        self.finishDrains(force: false)
-    }
+    // MARK: - The connection (event-loop confined)
 
     private func connect() {
         self.state = .connecting
+        self.outbox.awaitingConnection()
         self.generation &+= 1
         let generation = self.generation
         self.startTimerIfNeeded()
@@ -545,7 +434,7 @@ public final class RedisPublisher: @unchecked Sendable {
                 let now = NIODeadline.now()
                 for step in steps {
                     RESPCommand.write(step.arguments, into: &buffer)
-                    self.inFlight.append(InFlight(kind: .handshake(step), sentAt: now))
+                    self.handshakeInFlight.append((step, now))
                 }
                 channel.writeAndFlush(buffer, promise: nil)
             case .failure(let error):
@@ -554,6 +443,18 @@ public final class RedisPublisher: @unchecked Sendable {
                         code: .connectionFailed, message: "cannot connect to Redis", redactedURL: self.url.redacted,
                         underlying: error))
             }
+        }
+    }
+
+    /// A handshake reply: the connection fails on an error, and is ready after the last one.
+    private func handshakeReplied(_ value: RESPValue) {
+        let sent = self.handshakeInFlight.removeFirst()
+        if case .error(let message) = value {
+            self.connectFailed(sent.step.error(message: message, url: self.url))
+            return
+        }
+        if self.handshakeInFlight.isEmpty, case .handshaking(let channel) = self.state {
+            self.becomeReady(channel)
         }
     }
 
@@ -568,50 +469,9 @@ public final class RedisPublisher: @unchecked Sendable {
         }
         self.connectedGauge.record(1)
         self.logger.info(
-            reconnected ? "reconnected to Redis" : "connected to Redis", metadata: ["redis.queued": "\(self.queue.count)"])
-        if reconnected, self.isOutboxMode, !self.queue.isEmpty, self.lastSubscribers > 0,
-            self.configuration.outboxSubscriberWait > .zero, self.drainWaiters.isEmpty
-        {
-            self.holdingOutboxUntil = .now() + TimeAmount(self.configuration.outboxSubscriberWait)
-            self.askSubscriberCount(on: channel)
-            return
-        }
-        self.drainQueue()
-    }
-
-    /// Sends `PUBSUB NUMSUB channel` (the outbox is held until enough subscribers are back).
-    private func askSubscriberCount(on channel: any Channel) {
-        self.inFlight.append(InFlight(kind: .subscriberCount, sentAt: .now()))
-        self.unshareOutbound(on: channel)
-        if self.outbound == nil { self.outbound = channel.allocator.buffer(capacity: 64) }
-        RESPCommand.write(["PUBSUB", "NUMSUB", self.configuration.channel], into: &self.outbound!)
-        self.scheduleFlush()
-    }
-
-    /// A `PUBSUB NUMSUB` reply while the outbox is held: release it, or ask again shortly.
-    private func subscriberCountArrived(_ value: RESPValue) {
-        guard let until = self.holdingOutboxUntil, case .ready = self.state else { return }
-        var count = 0
-        if case .array(let items) = value, items.count == 2, case .integer(let number) = items[1] {
-            count = Int(number)
-        }
-        let expired = NIODeadline.now() >= until || !self.drainWaiters.isEmpty
-        if count >= self.lastSubscribers || expired {
-            if count < self.lastSubscribers {
-                self.logger.warning(
-                    "sending the outbox with fewer subscribers than before the outage",
-                    metadata: ["redis.subscribers": "\(count)", "redis.subscribers_before": "\(self.lastSubscribers)"])
-            }
-            self.holdingOutboxUntil = nil
-            self.drainQueue()
-            return
-        }
-        let generation = self.generation
-        self.eventLoop.scheduleTask(in: .milliseconds(25)) {
-            guard generation == self.generation, self.holdingOutboxUntil != nil, case .ready(let channel) = self.state
-            else { return }
-            self.askSubscriberCount(on: channel)
-        }
+            reconnected ? "reconnected to Redis" : "connected to Redis",
+            metadata: ["redis.queued": "\(self.outbox.queuedCount)"])
+        self.run(self.outbox.connectionReady(reconnected: reconnected, now: .now()))
     }
 
     private func connectFailed(_ error: RedisError) {
@@ -619,44 +479,20 @@ public final class RedisPublisher: @unchecked Sendable {
             self.generation &+= 1
             channel.close(promise: nil)
         }
-        self.inFlight.removeAll()
+        self.handshakeInFlight.removeAll()
+        let now = NIODeadline.now()
         let delay = self.backoff.nextDelay()
-        self.state = .waiting(until: .now() + TimeAmount(delay), lastError: error)
+        self.state = .waiting(until: now + TimeAmount(delay), lastError: error)
         self.markDisconnected()
         self.logger.warning(
             "Redis unreachable; retrying",
             metadata: [
                 "error": "\(error)", "redis.retry_in_ms": "\(ReconnectBackoff.nanoseconds(delay) / 1_000_000)",
-                "redis.attempt": "\(self.backoff.attempts)", "redis.queued": "\(self.queue.count)",
+                "redis.attempt": "\(self.backoff.attempts)", "redis.queued": "\(self.outbox.queuedCount)",
             ])
-        if self.isOutboxMode {
-            for index in self.queue.indices where self.queue[index].completion.isSet {
-                let completion = self.queue[index].completion
-                self.queue[index].completion = .none
-                completion.report(.queued(reason: error.message))
-            }
-        } else {
-            while let request = self.queue.popFirst() {
-                self.failedCounter.increment()
-                request.completion.report(.failed(error))
-            }
-        }
-        let generation = self.generation
-        self.eventLoop.scheduleTask(in: TimeAmount(delay)) {
-            guard generation == self.generation, case .waiting = self.state else { return }
-            if self.queue.isEmpty && self.drainWaiters.isEmpty {
-                self.state = .idle
-            } else {
-                self.connect()
-            }
-        }
-        self.finishDrains(force: false)
-    }
-
-    private func markDisconnected() {
-        self.holdingOutboxUntil = nil
-        self.status.withLockedValue { $0.connected = false }
-        self.connectedGauge.record(0)
+        let actions = self.outbox.connectFailed(error, now: now)
+        self.scheduleReconnect(after: delay)
+        self.run(actions)
     }
 
     private func connectionLost(_ error: RedisError) {
@@ -664,48 +500,39 @@ public final class RedisPublisher: @unchecked Sendable {
         self.markDisconnected()
         self.outbound = nil
         self.outboundShared = false
-        var unanswered = CircularBuffer<Request>()
-        while let entry = self.inFlight.popFirst() {
-            if case .publish(let request) = entry.kind { unanswered.append(request) }
-        }
+        let now = NIODeadline.now()
+        let (actions, unanswered) = self.outbox.connectionLost(error, now: now)
         self.logger.warning(
-            "Redis connection lost", metadata: ["error": "\(error)", "redis.unanswered": "\(unanswered.count)"])
-        if self.isOutboxMode {
-            // At-least-once: unanswered messages go back to the front of the outbox, in order.
-            while var request = unanswered.popLast() {
-                let completion = request.completion
-                request.completion = .none
-                completion.report(.queued(reason: "connection lost before Redis answered: \(error.message)"))
-                self.queue.prepend(request)
-            }
-            while self.queue.count > self.configuration.outboxCapacity {
-                _ = self.queue.removeFirst()
-                self.droppedCounter.increment()
-                self.status.withLockedValue { $0.droppedFromOutbox += 1 }
-            }
+            "Redis connection lost", metadata: ["error": "\(error)", "redis.unanswered": "\(unanswered)"])
+        if self.outbox.isOutboxMode {
             let delay = self.backoff.nextDelay()
-            self.state = .waiting(until: .now() + TimeAmount(delay), lastError: error)
-            let generation = self.generation
-            self.eventLoop.scheduleTask(in: TimeAmount(delay)) {
-                guard generation == self.generation, case .waiting = self.state else { return }
-                if self.queue.isEmpty && self.drainWaiters.isEmpty { self.state = .idle } else { self.connect() }
-            }
+            self.state = .waiting(until: now + TimeAmount(delay), lastError: error)
+            self.scheduleReconnect(after: delay)
+            self.run(actions)
         } else {
-            let failure =
-                error.code == .timeout
-                ? error
-                : RedisError(
-                    code: .connectionClosed, message: "connection closed before Redis answered PUBLISH",
-                    redactedURL: self.url.redacted, command: "PUBLISH", channel: self.configuration.channel,
-                    underlying: error)
-            for request in unanswered {
-                self.failedCounter.increment()
-                request.completion.report(.failed(failure))
-            }
             self.state = .idle
-            if !self.queue.isEmpty { self.connect() }
+            self.run(actions)
+            if self.outbox.queuedCount > 0 { self.connect() }
         }
-        self.finishDrains(force: false)
+    }
+
+    /// After `delay`, connects again if messages (or a shutdown) wait; otherwise goes idle until the next publish.
+    private func scheduleReconnect(after delay: Duration) {
+        let generation = self.generation
+        self.eventLoop.scheduleTask(in: TimeAmount(delay)) {
+            guard generation == self.generation, case .waiting = self.state else { return }
+            if self.outbox.wantsConnection {
+                self.connect()
+            } else {
+                self.state = .idle
+                self.outbox.awaitingConnection()
+            }
+        }
+    }
+
+    private func markDisconnected() {
+        self.status.withLockedValue { $0.connected = false }
+        self.connectedGauge.record(0)
     }
 
     private func startTimerIfNeeded() {
@@ -717,9 +544,13 @@ public final class RedisPublisher: @unchecked Sendable {
         }
     }
 
+    /// Liveness: a connection whose oldest command waits longer than `replyTimeout` is dropped. Also lets the
+    /// outbox end a drain whose deadline passed.
     private func tick() {
         let now = NIODeadline.now()
-        if let head = self.inFlight.first, now - head.sentAt > TimeAmount(self.configuration.replyTimeout) {
+        if let sentAt = self.handshakeInFlight.first?.sentAt ?? self.outbox.oldestUnansweredSince,
+            now - sentAt > TimeAmount(self.configuration.replyTimeout)
+        {
             switch self.state {
             case .ready(let channel), .handshaking(let channel):
                 self.closeReason = self.error(.timeout, "Redis did not answer within \(self.configuration.replyTimeout)")
@@ -728,22 +559,7 @@ public final class RedisPublisher: @unchecked Sendable {
                 break
             }
         }
-        self.finishDrains(force: false)
-    }
-
-    private func finishDrains(force: Bool) {
-        guard !self.drainWaiters.isEmpty else { return }
-        let idle = self.queue.isEmpty && self.inFlight.isEmpty
-        let now = NIODeadline.now()
-        var remaining: [(deadline: NIODeadline, promise: EventLoopPromise<Void>)] = []
-        for waiter in self.drainWaiters {
-            if force || idle || waiter.deadline <= now {
-                waiter.promise.succeed(())
-            } else {
-                remaining.append(waiter)
-            }
-        }
-        self.drainWaiters = remaining
+        self.run(self.outbox.tick(now: now))
     }
 
     private func closeForShutdown() -> Int {
@@ -759,18 +575,9 @@ public final class RedisPublisher: @unchecked Sendable {
         self.timer?.cancel()
         self.timer = nil
         self.markDisconnected()
-        var unsent = 0
-        let error = self.error(.shutdown, "the publisher was shut down before this message was sent")
-        while let entry = self.inFlight.popFirst() {
-            if case .publish(let request) = entry.kind {
-                unsent += 1
-                request.completion.report(.failed(error))
-            }
-        }
-        while let request = self.queue.popFirst() {
-            unsent += 1
-            request.completion.report(.failed(error))
-        }
+        self.handshakeInFlight.removeAll()
+        let (actions, unsent) = self.outbox.close()
+        self.run(actions)
         if unsent > 0 {
             self.logger.warning("Redis publisher shut down with unsent messages", metadata: ["redis.unsent": "\(unsent)"])
         }
@@ -787,39 +594,25 @@ public final class RedisPublisher: @unchecked Sendable {
 extension RedisPublisher: RedisConnectionDelegate {
     func connection(_ generation: UInt64, received value: RESPValue) {
         guard generation == self.generation else { return }
-        guard let entry = self.inFlight.popFirst() else {
-            self.closeReason = self.error(.protocolError, "Redis sent a reply nobody asked for: \(value)")
-            self.closeCurrentChannel()
+        if !self.handshakeInFlight.isEmpty {
+            self.handshakeReplied(value)
             return
         }
-        switch entry.kind {
-        case .handshake(let step):
-            if case .error(let message) = value {
-                self.connectFailed(step.error(message: message, url: self.url))
-                return
-            }
-            if self.inFlight.isEmpty, case .handshaking(let channel) = self.state {
-                self.becomeReady(channel)
-            }
-        case .publish(let request):
-            switch value {
-            case .integer(let subscribers):
+        switch self.outbox.replyReceived(value) {
+        case .answered(let progress, let completion, let sendQueued):
+            if case .published = progress {
                 self.publishedCounter.increment()
-                self.lastSubscribers = Int(subscribers)
-                request.completion.report(.published(subscribers: Int(subscribers)))
-            case .error(let message):
+            } else {
                 self.failedCounter.increment()
-                request.completion.report(.failed(self.error(.commandFailed, "Redis refused PUBLISH: \(message)")))
-            default:
-                self.failedCounter.increment()
-                request.completion.report(.failed(self.error(.protocolError, "unexpected reply to PUBLISH: \(value)")))
             }
+            completion?.report(.progress(progress))
             // A slot is free: send what waits for one, and let `shutdown` know when all is answered.
-            if !self.queue.isEmpty || !self.drainWaiters.isEmpty {
-                self.drainQueue()
-            }
-        case .subscriberCount:
-            self.subscriberCountArrived(value)
+            if sendQueued { self.run(self.outbox.sendQueued(now: .now())) }
+        case .subscriberCount(let count):
+            self.run(self.outbox.subscriberCountReceived(count, now: .now()))
+        case .unexpected:
+            self.closeReason = self.error(.protocolError, "Redis sent a reply nobody asked for: \(value)")
+            self.closeCurrentChannel()
         }
     }
 
@@ -847,44 +640,5 @@ extension RedisPublisher: RedisConnectionDelegate {
         case .ready(let channel), .handshaking(let channel): channel.close(promise: nil)
         default: break
         }
-    }
-}
-
-extension RESPCommand {
-    /// Appends `*3\r\n$7\r\nPUBLISH\r\n$<n>\r\n<channel>\r\n$`: a `PUBLISH` up to its payload's length digits.
-    static func writePublishPrefix(channel: String, into buffer: inout ByteBuffer) {
-        buffer.writeStaticString("*3\r\n$7\r\nPUBLISH\r\n$")
-        Self.writeDecimal(channel.utf8.count, into: &buffer)
-        buffer.writeStaticString("\r\n")
-        buffer.writeString(channel)
-        buffer.writeStaticString("\r\n$")
-    }
-
-    /// Appends a `PUBLISH` whose framing up to the payload's length is `prefix` (see `writePublishPrefix`), in
-    /// one copy per piece.
-    /// - Returns: The writer index at which the payload starts.
-    static func writePublish(
-        prefix: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer, into buffer: inout ByteBuffer
-    ) -> Int {
-        DecimalText.withDigits(of: Int64(payload.count)) { length in
-            let total = prefix.count + length.count + 2 + payload.count + 2
-            buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: total) { free in
-                var at = 0
-                func put(_ bytes: UnsafeRawBufferPointer) {
-                    guard let source = bytes.baseAddress, bytes.count > 0 else { return }
-                    (free.baseAddress! + at).copyMemory(from: source, byteCount: bytes.count)
-                    at += bytes.count
-                }
-                let crlf: StaticString = "\r\n"
-                let crlfBytes = UnsafeRawBufferPointer(start: crlf.utf8Start, count: 2)
-                put(prefix)
-                put(length)
-                put(crlfBytes)
-                put(payload)
-                put(crlfBytes)
-                return at
-            }
-        }
-        return buffer.writerIndex - payload.count - 2
     }
 }
