@@ -12,7 +12,8 @@ public struct RedisSubscriberConfiguration: Sendable {
     public var backoff: ReconnectBackoff
     /// How long the subscribed connection may be silent before it is pinged.
     public var pingInterval: Duration
-    /// How long a ping may wait for its reply before the connection is dropped and reopened.
+    /// How long a ping, or the AUTH/SELECT/SUBSCRIBE of a new connection, may wait for its reply before the
+    /// connection is dropped and reopened.
     public var pingTimeout: Duration
 
     /// Creates a configuration. A dead connection is noticed within `pingInterval + pingTimeout`.
@@ -144,6 +145,8 @@ public final class RedisSubscriber: @unchecked Sendable {
             configuration: .init(
                 handshake: RedisHandshakeStep.handshake(for: url) + [.subscribe(channels: channels)],
                 redactedURL: url.redacted, backoff: configuration.backoff,
+                // A reply may take `pingTimeout`, the handshake's replies included.
+                handshakeTimeout: TimeAmount(configuration.pingTimeout),
                 liveness: (TimeAmount(configuration.pingInterval), TimeAmount(configuration.pingTimeout)),
                 // A subscriber always wants its subscription: every failure, AUTH refused included, is retried.
                 afterConnectFailure: .reconnectAfterBackoff, afterHandshakeRefused: .reconnectAfterBackoff,
