@@ -81,25 +81,11 @@ public final class RedisPublisher: @unchecked Sendable {
     public let eventLoop: any EventLoop
     private let logger: Logger
 
-    private enum State {
-        case idle
-        case connecting
-        case handshaking(any Channel)
-        case ready(any Channel)
-        /// A connect failed; the next attempt is at `until`.
-        case waiting(until: NIODeadline, lastError: RedisError)
-        case shutdown
-    }
-
-    // The connection.
-    private var state: State = .idle
-    private var generation: UInt64 = 0
-    private var backoff: ReconnectBackoff
+    // The connection: the machine decides (connect, AUTH/SELECT, backoff, generations); this class does the I/O.
+    private var machine: RedisConnectionStateMachine
+    /// The connection of the machine's current attempt, once open (handshaking or ready).
+    private var channel: (any Channel)?
     private var timer: RepeatedTask?
-    private var closeReason: RedisError?
-    private var everConnected = false
-    /// AUTH / SELECT written and not yet answered, oldest first (before the connection is ready).
-    private var handshakeInFlight = CircularBuffer<(step: RedisConnector.HandshakeStep, sentAt: NIODeadline)>()
 
     // The messages.
     private var outbox: RedisOutbox<PublishCallback>
@@ -140,7 +126,14 @@ public final class RedisPublisher: @unchecked Sendable {
         logger[metadataKey: "redis.url"] = "\(url.redacted)"
         logger[metadataKey: "redis.channel"] = "\(configuration.channel)"
         self.logger = logger
-        self.backoff = configuration.backoff
+        self.machine = RedisConnectionStateMachine(
+            configuration: .init(
+                handshake: RedisHandshakeStep.handshake(for: url), redactedURL: url.redacted,
+                backoff: configuration.backoff, handshakeTimeout: TimeAmount(configuration.replyTimeout),
+                afterConnectFailure: .reconnectAfterBackoff, afterHandshakeRefused: .reconnectAfterBackoff,
+                // As the outbox's modes expect: outbox mode holds messages while it waits for the backoff; direct
+                // mode failed what was in flight and reconnects at once when more waits.
+                afterConnectionLost: configuration.outboxCapacity > 0 ? .reconnectAfterBackoff : .becomeIdle))
         self.outbox = RedisOutbox(
             limits: .init(
                 maxInFlight: configuration.maxInFlight, outboxCapacity: configuration.outboxCapacity,
@@ -224,7 +217,7 @@ public final class RedisPublisher: @unchecked Sendable {
     public func shutdown(deadline: NIODeadline = .now()) async -> Int {
         let promise = self.eventLoop.makePromise(of: Void.self)
         self.eventLoop.execute {
-            if case .shutdown = self.state {
+            if self.machine.phase == .closed {
                 promise.succeed(())
                 return
             }
@@ -232,7 +225,7 @@ public final class RedisPublisher: @unchecked Sendable {
             self.run(self.outbox.shutdownRequested(deadline: deadline, now: .now()))
             if !self.drainWaiters.isEmpty {
                 self.startTimerIfNeeded()
-                if case .idle = self.state { self.connect() }
+                self.connectIfIdle()
             }
         }
         try? await promise.futureResult.get()
@@ -246,7 +239,7 @@ public final class RedisPublisher: @unchecked Sendable {
     private func takeIncoming() {
         self.handoff.withNextBatch { bytes, batch in
             let now = NIODeadline.now()
-            if case .ready(let channel) = self.state {
+            if let channel = self.readyChannel {
                 // Only the outbox sends an in-flight message again (after a reconnect); otherwise its bytes need
                 // not be kept, and the batch's buffer can be reused once written.
                 let keepPayloads = self.outbox.isOutboxMode
@@ -272,23 +265,24 @@ public final class RedisPublisher: @unchecked Sendable {
             }
             if self.outbox.queuedCount > 0 {
                 self.startTimerIfNeeded()
-                if case .idle = self.state { self.connect() }
+                self.connectIfIdle()
             }
         }
     }
 
     /// Carries out what the outbox decided.
     private func run(_ actions: RedisOutbox<PublishCallback>.Actions) {
-        if !actions.writes.isEmpty, case .ready(let channel) = self.state {
+        if !actions.writes.isEmpty, let channel = self.readyChannel {
             self.write(actions.writes, on: channel)
         }
         switch actions.subscriberCount {
         case .send:
-            if case .ready(let channel) = self.state { self.askSubscriberCount(on: channel) }
+            if let channel = self.readyChannel { self.askSubscriberCount(on: channel) }
         case .sendAt(let time):
-            let generation = self.generation
+            // The poll belongs to this connection: a later one has its own.
+            let generation = self.machine.generation
             self.eventLoop.scheduleTask(deadline: time) {
-                guard generation == self.generation else { return }
+                guard generation == self.machine.generation else { return }
                 self.run(self.outbox.subscriberCountTimerFired(now: .now()))
             }
         case nil:
@@ -396,73 +390,71 @@ public final class RedisPublisher: @unchecked Sendable {
         self.flushScheduled = false
         self.outboundShared = false
         let bytes = self.outbound.take()
-        switch self.state {
-        case .ready(let channel), .handshaking(let channel):
-            // Without `outbound`, a batch may still have been written unflushed (see `unshareOutbound`).
-            if let bytes { channel.writeAndFlush(bytes, promise: nil) } else { channel.flush() }
-        default:
-            break
-        }
+        guard let channel = self.channel else { return }
+        // Without `outbound`, a batch may still have been written unflushed (see `unshareOutbound`).
+        if let bytes { channel.writeAndFlush(bytes, promise: nil) } else { channel.flush() }
     }
 
     // MARK: - The connection (event-loop confined)
 
-    private func connect() {
-        self.state = .connecting
+    /// The connection, when it is ready for publishes.
+    private var readyChannel: (any Channel)? { self.machine.isReady ? self.channel : nil }
+
+    /// Connects unless a connection is open, coming, or waiting for its backoff (messages or a shutdown wait).
+    private func connectIfIdle() {
+        guard self.machine.phase == .idle else { return }
+        self.run(self.machine.start(now: .now()))
+    }
+
+    /// Carries out what the connection machine decided.
+    private func run(_ action: RedisConnectionStateMachine.Action) {
+        switch action {
+        case .nothing, .deliver, .discardConnection, .sendPing, .shutDown:
+            break
+        case .connect(let generation):
+            self.connect(generation: generation)
+        case .sendHandshake(let steps):
+            guard let channel = self.channel else { return }
+            var buffer = channel.allocator.buffer(capacity: 128)
+            for step in steps { RESPCommand.write(step.arguments, into: &buffer) }
+            channel.writeAndFlush(buffer, promise: nil)
+        case .becomeReady(let isReconnect):
+            self.becomeReady(reconnected: isReconnect)
+        case .connectFailed(let error, let closeConnection, let retry):
+            if closeConnection { self.channel?.close(promise: nil) }
+            self.channel = nil
+            self.connectFailed(error, retry: retry)
+        case .connectionLost(let error, let closeConnection, let retry):
+            if closeConnection { self.channel?.close(promise: nil) }
+            self.channel = nil
+            self.connectionLost(error, retry: retry)
+        }
+    }
+
+    private func connect(generation: UInt64) {
         self.outbox.awaitingConnection()
-        self.generation &+= 1
-        let generation = self.generation
         self.startTimerIfNeeded()
         self.logger.debug("connecting to Redis")
         RedisConnector.connect(
             url: self.url, eventLoop: self.eventLoop, connectTimeout: TimeAmount(self.configuration.connectTimeout),
             delegate: self, generation: generation
         ).whenComplete { result in
-            guard generation == self.generation, case .connecting = self.state else {
-                if case .success(let channel) = result { channel.close(promise: nil) }
-                return
-            }
             switch result {
             case .success(let channel):
-                let steps = RedisConnector.handshakeCommands(for: self.url)
-                if steps.isEmpty {
-                    self.becomeReady(channel)
+                let action = self.machine.connected(generation: generation, now: .now())
+                guard action != .discardConnection else {
+                    channel.close(promise: nil)
                     return
                 }
-                self.state = .handshaking(channel)
-                var buffer = channel.allocator.buffer(capacity: 128)
-                let now = NIODeadline.now()
-                for step in steps {
-                    RESPCommand.write(step.arguments, into: &buffer)
-                    self.handshakeInFlight.append((step, now))
-                }
-                channel.writeAndFlush(buffer, promise: nil)
+                self.channel = channel
+                self.run(action)
             case .failure(let error):
-                self.connectFailed(
-                    RedisError(
-                        code: .connectionFailed, message: "cannot connect to Redis", redactedURL: self.url.redacted,
-                        underlying: error))
+                self.run(self.machine.connectFailed(generation: generation, error: error, now: .now()))
             }
         }
     }
 
-    /// A handshake reply: the connection fails on an error, and is ready after the last one.
-    private func handshakeReplied(_ value: RESPValue) {
-        let sent = self.handshakeInFlight.removeFirst()
-        if case .error(let message) = value {
-            self.connectFailed(sent.step.error(message: message, url: self.url))
-            return
-        }
-        if self.handshakeInFlight.isEmpty, case .handshaking(let channel) = self.state {
-            self.becomeReady(channel)
-        }
-    }
-
-    private func becomeReady(_ channel: any Channel) {
-        self.state = .ready(channel)
-        self.backoff.reset()
-        let reconnected = self.everConnected
-        self.everConnected = true
+    private func becomeReady(reconnected: Bool) {
         self.status.withLockedValue {
             $0.connected = true
             if reconnected { $0.reconnects += 1 }
@@ -474,29 +466,21 @@ public final class RedisPublisher: @unchecked Sendable {
         self.run(self.outbox.connectionReady(reconnected: reconnected, now: .now()))
     }
 
-    private func connectFailed(_ error: RedisError) {
-        if case .handshaking(let channel) = self.state {
-            self.generation &+= 1
-            channel.close(promise: nil)
-        }
-        self.handshakeInFlight.removeAll()
+    private func connectFailed(_ error: RedisError, retry: RedisConnectionStateMachine.Retry?) {
         let now = NIODeadline.now()
-        let delay = self.backoff.nextDelay()
-        self.state = .waiting(until: now + TimeAmount(delay), lastError: error)
         self.markDisconnected()
         self.logger.warning(
             "Redis unreachable; retrying",
             metadata: [
-                "error": "\(error)", "redis.retry_in_ms": "\(ReconnectBackoff.nanoseconds(delay) / 1_000_000)",
-                "redis.attempt": "\(self.backoff.attempts)", "redis.queued": "\(self.outbox.queuedCount)",
+                "error": "\(error)", "redis.retry_in_ms": "\((retry?.delay.nanoseconds ?? 0) / 1_000_000)",
+                "redis.attempt": "\(retry?.attempt ?? 0)", "redis.queued": "\(self.outbox.queuedCount)",
             ])
         let actions = self.outbox.connectFailed(error, now: now)
-        self.scheduleReconnect(after: delay)
+        if let retry { self.scheduleReconnect(retry) }
         self.run(actions)
     }
 
-    private func connectionLost(_ error: RedisError) {
-        self.generation &+= 1
+    private func connectionLost(_ error: RedisError, retry: RedisConnectionStateMachine.Retry?) {
         self.markDisconnected()
         self.outbound = nil
         self.outboundShared = false
@@ -504,29 +488,23 @@ public final class RedisPublisher: @unchecked Sendable {
         let (actions, unanswered) = self.outbox.connectionLost(error, now: now)
         self.logger.warning(
             "Redis connection lost", metadata: ["error": "\(error)", "redis.unanswered": "\(unanswered)"])
-        if self.outbox.isOutboxMode {
-            let delay = self.backoff.nextDelay()
-            self.state = .waiting(until: now + TimeAmount(delay), lastError: error)
-            self.scheduleReconnect(after: delay)
+        if let retry {
+            self.scheduleReconnect(retry)
             self.run(actions)
         } else {
-            self.state = .idle
             self.run(actions)
-            if self.outbox.queuedCount > 0 { self.connect() }
+            if self.outbox.queuedCount > 0 { self.connectIfIdle() }
         }
     }
 
-    /// After `delay`, connects again if messages (or a shutdown) wait; otherwise goes idle until the next publish.
-    private func scheduleReconnect(after delay: Duration) {
-        let generation = self.generation
-        self.eventLoop.scheduleTask(in: TimeAmount(delay)) {
-            guard generation == self.generation, case .waiting = self.state else { return }
-            if self.outbox.wantsConnection {
-                self.connect()
-            } else {
-                self.state = .idle
-                self.outbox.awaitingConnection()
-            }
+    /// After the backoff, connects again if messages (or a shutdown) wait; otherwise goes idle until the next
+    /// publish.
+    private func scheduleReconnect(_ retry: RedisConnectionStateMachine.Retry) {
+        self.eventLoop.scheduleTask(deadline: retry.at) {
+            let action = self.machine.reconnectTimerFired(
+                generation: retry.generation, now: .now(), stillNeeded: self.outbox.wantsConnection)
+            if self.machine.phase == .idle { self.outbox.awaitingConnection() }
+            self.run(action)
         }
     }
 
@@ -548,34 +526,23 @@ public final class RedisPublisher: @unchecked Sendable {
     /// outbox end a drain whose deadline passed.
     private func tick() {
         let now = NIODeadline.now()
-        if let sentAt = self.handshakeInFlight.first?.sentAt ?? self.outbox.oldestUnansweredSince,
-            now - sentAt > TimeAmount(self.configuration.replyTimeout)
-        {
-            switch self.state {
-            case .ready(let channel), .handshaking(let channel):
-                self.closeReason = self.error(.timeout, "Redis did not answer within \(self.configuration.replyTimeout)")
-                channel.close(promise: nil)
-            default:
-                break
-            }
+        let replyTimeout = TimeAmount(self.configuration.replyTimeout)
+        if let sentAt = self.outbox.oldestUnansweredSince, now - sentAt > replyTimeout {
+            let error = self.error(.timeout, "Redis did not answer within \(self.configuration.replyTimeout)")
+            self.run(self.machine.abandon(error, now: now))
         }
+        // The handshake's replies have the same timeout (the machine's).
+        self.run(self.machine.tick(now: now))
         self.run(self.outbox.tick(now: now))
     }
 
     private func closeForShutdown() -> Int {
-        let open: (any Channel)?
-        switch self.state {
-        case .shutdown: return 0
-        case .ready(let channel), .handshaking(let channel): open = channel
-        default: open = nil
-        }
-        self.state = .shutdown
-        self.generation &+= 1
-        open?.close(promise: nil)
+        guard case .shutDown(let closeConnection) = self.machine.shutdown() else { return 0 }
+        if closeConnection { self.channel?.close(promise: nil) }
+        self.channel = nil
         self.timer?.cancel()
         self.timer = nil
         self.markDisconnected()
-        self.handshakeInFlight.removeAll()
         let (actions, unsent) = self.outbox.close()
         self.run(actions)
         if unsent > 0 {
@@ -593,9 +560,10 @@ public final class RedisPublisher: @unchecked Sendable {
 
 extension RedisPublisher: RedisConnectionDelegate {
     func connection(_ generation: UInt64, received value: RESPValue) {
-        guard generation == self.generation else { return }
-        if !self.handshakeInFlight.isEmpty {
-            self.handshakeReplied(value)
+        // Before the connection is ready the reply is the handshake's; `now` is read only then.
+        let action = self.machine.received(value, generation: generation, now: .now())
+        guard case .deliver = action else {
+            self.run(action)
             return
         }
         switch self.outbox.replyReceived(value) {
@@ -611,34 +579,12 @@ extension RedisPublisher: RedisConnectionDelegate {
         case .subscriberCount(let count):
             self.run(self.outbox.subscriberCountReceived(count, now: .now()))
         case .unexpected:
-            self.closeReason = self.error(.protocolError, "Redis sent a reply nobody asked for: \(value)")
-            self.closeCurrentChannel()
+            let error = self.error(.protocolError, "Redis sent a reply nobody asked for: \(value)")
+            self.run(self.machine.abandon(error, now: .now()))
         }
     }
 
     func connection(_ generation: UInt64, closedWith error: (any Error)?) {
-        guard generation == self.generation else { return }
-        let reason =
-            self.closeReason
-            ?? (error as? RedisError)
-            ?? RedisError(
-                code: .connectionClosed, message: "Redis closed the connection", redactedURL: self.url.redacted,
-                underlying: error)
-        self.closeReason = nil
-        switch self.state {
-        case .handshaking, .connecting:
-            self.connectFailed(reason)
-        case .ready:
-            self.connectionLost(reason)
-        default:
-            break
-        }
-    }
-
-    private func closeCurrentChannel() {
-        switch self.state {
-        case .ready(let channel), .handshaking(let channel): channel.close(promise: nil)
-        default: break
-        }
+        self.run(self.machine.connectionClosed(generation: generation, error: error, now: .now()))
     }
 }
