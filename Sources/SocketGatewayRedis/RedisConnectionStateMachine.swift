@@ -4,10 +4,11 @@ package import NIOCore
 /// and the command client connect, what their handshake expects, when a connection is ready, when it is given up,
 /// whether and when it is tried again (backoff), when it is pinged and when it is declared dead (liveness).
 ///
-/// Each input is a `mutating func` that takes the time as `now` and returns the one `Action` the client must
-/// perform; the clients (`RedisPublisher`, `RedisSubscriber`, `RedisCommandClient`) are thin NIO shells that feed
-/// it what their channel reports and do what it says. What a client does with its own commands (queue, outbox,
-/// pending replies) is the client's business; this machine only says that the connection became ready or is gone.
+/// Each input is a `mutating func` that takes the time as `now` (when it needs it) and returns the one `Action`
+/// the client must perform; the clients (`RedisPublisher`, `RedisSubscriber`, `RedisCommandClient`) are thin NIO
+/// shells that feed it what their channel reports and do what it says. What a client does with its own commands
+/// (queue, outbox, pending replies) is the client's business; this machine only says that the connection became
+/// ready or is gone.
 ///
 /// Every connection attempt gets a new `generation`; the shell tags the channel's callbacks with it and passes it
 /// back, and callbacks from a connection the machine has already given up are ignored (`.nothing`), or, for a
@@ -21,6 +22,16 @@ package import NIOCore
 ///   └──(not needed)── waitingToReconnect ◀── per `Recovery`: backoff, or straight to idle
 /// any state ──shutdown──▶ closed (final)
 /// ```
+///
+/// The clients' policies (set in their `init`):
+/// - `RedisSubscriber`: connects on `start()`; handshake AUTH/SELECT then SUBSCRIBE (ready = every channel
+///   confirmed), each reply within `pingTimeout`; every failure, a refused AUTH included, is retried after the
+///   backoff, forever; a ready connection is pinged after `pingInterval` of silence and dropped after `pingTimeout`.
+/// - `RedisPublisher`: connects on the first publish; AUTH/SELECT replies within `replyTimeout`; a failed connect or
+///   a refused AUTH/SELECT is retried after the backoff while messages wait; a lost connection is retried after the
+///   backoff in outbox mode, at once in direct mode; no ping (the reply timeout of publishes finds a dead link).
+/// - `RedisCommandClient`: connects on the first command; never backs off: every failure, a refused AUTH included,
+///   fails what waits and leaves it idle, and the next command connects again.
 package struct RedisConnectionStateMachine {
     /// What to do after a connection attempt failed or a ready connection was lost.
     package enum Recovery: Sendable, Hashable {
