@@ -442,6 +442,43 @@ import Testing
     }
 
     @Test(arguments: Where.allCases)
+    func callbacksOfAnotherGenerationChangeNothing(place: Where) {
+        var (machine, generation) = self.machine(at: place)
+        let phase = machine.phase
+        for stale in [generation &- 1, generation &+ 1] {
+            let later = self.at(100_000)
+            #expect(machine.connected(generation: stale, now: later) == .discardConnection)
+            #expect(machine.connectFailed(generation: stale, error: self.refused, now: later) == .nothing)
+            #expect(machine.received(.simpleString("OK"), generation: stale, now: later) == .nothing)
+            #expect(machine.connectionClosed(generation: stale, error: nil, now: later) == .nothing)
+            #expect(machine.reconnectTimerFired(generation: stale, now: later, stillNeeded: true) == .nothing)
+        }
+        #expect(machine.phase == phase)
+        #expect(machine.generation == generation)
+    }
+
+    @Test(arguments: Where.allCases)
+    func abandonGivesUpOnlyAnOpenConnection(place: Where) {
+        var (machine, generation) = self.machine(at: place)
+        let failure = self.error(.protocolError, "Redis sent a reply nobody asked for: :1")
+        let now = self.at(7)
+        // The first failure since the machine was created (or last ready): the backoff's first step.
+        let retry = self.retry(generation + 1, at: now, after: self.expectedDelays(1)[0], attempt: 1)
+        switch place {
+        case .idle, .connecting, .waitingToReconnect, .closed:
+            #expect(machine.abandon(failure, now: now) == .nothing)
+            #expect(machine.phase == .init(place))
+        case .handshaking:
+            // Not ready yet: a failed connect.
+            #expect(machine.abandon(failure, now: now) == .connectFailed(failure, closeConnection: true, retry: retry))
+            #expect(machine.phase == .waitingToReconnect)
+        case .ready:
+            #expect(machine.abandon(failure, now: now) == .connectionLost(failure, closeConnection: true, retry: retry))
+            #expect(machine.phase == .waitingToReconnect)
+        }
+    }
+
+    @Test(arguments: Where.allCases)
     func shutdownClosesWhatIsOpenAndEndsEverything(place: Where) {
         var (machine, generation) = self.machine(at: place)
         #expect(machine.phase == .init(place))
