@@ -1,13 +1,13 @@
-public import NIOCore
+package import NIOCore
 
 /// Decides when to PING a subscribed connection and when to give it up; a pure value driven by `now`.
 ///
 /// Any bytes from Redis count as a sign of life. When nothing has arrived for `interval`, the connection is
 /// pinged (RESP2 allows PING in subscribed mode; the reply is `["pong", ""]`). When the ping's reply does not
 /// come within `timeout`, the connection is declared dead. Detection takes at most `interval + timeout`.
-public struct LivenessMonitor: Sendable, Hashable {
+package struct LivenessMonitor: Sendable, Hashable {
     /// What the connection should do after a `tick`.
-    public enum Action: Sendable, Hashable {
+    package enum Action: Sendable, Hashable {
         /// Nothing to do.
         case none
         /// Write a PING now.
@@ -17,14 +17,14 @@ public struct LivenessMonitor: Sendable, Hashable {
     }
 
     /// How long the connection may be silent before it is pinged.
-    public var interval: TimeAmount
+    package var interval: TimeAmount
     /// How long a ping may wait for its reply.
-    public var timeout: TimeAmount
+    package var timeout: TimeAmount
     private var lastActivity: NIODeadline
     private var pingSentAt: NIODeadline?
 
     /// Creates a monitor for a connection that became ready at `now`.
-    public init(interval: TimeAmount = .seconds(1), timeout: TimeAmount = .seconds(2), now: NIODeadline) {
+    package init(interval: TimeAmount = .seconds(1), timeout: TimeAmount = .seconds(2), now: NIODeadline) {
         self.interval = interval
         self.timeout = timeout
         self.lastActivity = now
@@ -32,13 +32,13 @@ public struct LivenessMonitor: Sendable, Hashable {
     }
 
     /// Records that bytes (a message, a pong, anything) arrived at `now`.
-    public mutating func activity(at now: NIODeadline) {
+    package mutating func activity(at now: NIODeadline) {
         self.lastActivity = now
         self.pingSentAt = nil
     }
 
     /// Advances to `now` and says what to do.
-    public mutating func tick(now: NIODeadline) -> Action {
+    package mutating func tick(now: NIODeadline) -> Action {
         if let sentAt = self.pingSentAt {
             return now - sentAt >= self.timeout ? .declareDead : .none
         }
@@ -50,5 +50,5 @@ public struct LivenessMonitor: Sendable, Hashable {
     }
 
     /// Whether a ping is waiting for its reply.
-    public var isAwaitingPong: Bool { self.pingSentAt != nil }
+    package var isAwaitingPong: Bool { self.pingSentAt != nil }
 }

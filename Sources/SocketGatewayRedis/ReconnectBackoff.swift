@@ -1,5 +1,6 @@
-/// Exponential reconnect backoff with jitter; a pure value, so it is tested without sleeping.
+/// How long a Redis client waits between reconnect attempts: exponential backoff with jitter.
 ///
+/// Set it in `RedisSubscriberConfiguration` or `RedisPublisherConfiguration`; the clients keep the count.
 /// Attempt `n` (from 0) waits a random delay in `[base/2, base]` where `base = min(maximum, initial × 2ⁿ)`.
 /// With the defaults the first retry comes after 50–100 ms and later ones are capped at 5 s.
 public struct ReconnectBackoff: Sendable, Hashable {
@@ -8,7 +9,7 @@ public struct ReconnectBackoff: Sendable, Hashable {
     /// The largest base delay.
     public var maximum: Duration
     /// Failed attempts since the last success.
-    public private(set) var attempts: Int = 0
+    package private(set) var attempts: Int = 0
 
     /// Creates a backoff.
     /// - Parameters:
@@ -21,7 +22,7 @@ public struct ReconnectBackoff: Sendable, Hashable {
     }
 
     /// Records a failed attempt and returns how long to wait before the next one.
-    public mutating func nextDelay(using generator: inout some RandomNumberGenerator) -> Duration {
+    package mutating func nextDelay(using generator: inout some RandomNumberGenerator) -> Duration {
         let base = self.baseDelay(forAttempt: self.attempts)
         self.attempts += 1
         let halfNanos = Self.nanoseconds(base) / 2
@@ -30,18 +31,18 @@ public struct ReconnectBackoff: Sendable, Hashable {
     }
 
     /// Records a failed attempt using the system random number generator.
-    public mutating func nextDelay() -> Duration {
+    package mutating func nextDelay() -> Duration {
         var generator = SystemRandomNumberGenerator()
         return self.nextDelay(using: &generator)
     }
 
     /// Starts over after a successful connection.
-    public mutating func reset() {
+    package mutating func reset() {
         self.attempts = 0
     }
 
     /// The base delay (before jitter) of attempt `attempt` (from 0).
-    public func baseDelay(forAttempt attempt: Int) -> Duration {
+    package func baseDelay(forAttempt attempt: Int) -> Duration {
         var delay = self.initial
         var remaining = attempt
         while remaining > 0 && delay < self.maximum {

@@ -5,10 +5,11 @@ import NIOPosix
 /// A general-purpose Redis connection: send any command (`LPUSH`, `BRPOP`, `GET`, …) and await its reply.
 ///
 /// Commands are pipelined on one connection and their replies matched in order. The client connects lazily on
-/// the first command (running AUTH / SELECT from the URL first) and, after the connection drops, reconnects on
-/// the next command; commands in flight when it drops fail with `.connectionClosed`. A command that gets no
-/// reply within its timeout fails with `.timeout` and closes the connection, since later replies could no
-/// longer be matched. A blocking command (`BRPOP key 1`) holds the connection for its duration, so give it its
+/// the first command (running AUTH / SELECT from the URL first; commands wait for their replies) and, after the
+/// connection drops or a connect fails, reconnects on the next command, without backoff; commands in flight when it
+/// drops fail with `.connectionClosed`. When Redis refuses AUTH or SELECT, what waits fails with that error. A
+/// command that gets no reply within its timeout fails with `.timeout` and closes the connection, since later
+/// replies could no longer be matched. A blocking command (`BRPOP key 1`) holds the connection for its duration, so give it its
 /// own client and a timeout longer than the blocking time.
 public final class RedisCommandClient: @unchecked Sendable {
     // All mutable state below is confined to `eventLoop`.
@@ -19,13 +20,6 @@ public final class RedisCommandClient: @unchecked Sendable {
     public let eventLoop: any EventLoop
     private let connectTimeout: Duration
     private let logger: Logger
-
-    private enum State {
-        case idle
-        case connecting
-        case ready(any Channel)
-        case shutdown
-    }
 
     /// One command waiting for its reply; `done` once answered, failed or timed out. Touched only on `eventLoop`.
     private final class Pending: @unchecked Sendable {
@@ -51,17 +45,14 @@ public final class RedisCommandClient: @unchecked Sendable {
         }
     }
 
-    private enum InFlight {
-        case handshake(RedisConnector.HandshakeStep)
-        case command(Pending)
-    }
-
-    private var state: State = .idle
-    private var generation: UInt64 = 0
-    /// Commands submitted while connecting, written once the connection is open.
+    /// Decides connect and handshake (AUTH, SELECT); this class does the I/O and matches replies to commands.
+    private var machine: RedisConnectionStateMachine
+    /// The connection of the machine's current attempt, once open.
+    private var channel: (any Channel)?
+    /// Commands submitted before the connection is ready, written once it is.
     private var waiting: [(arguments: [String], pending: Pending)] = []
-    private var inFlight = CircularBuffer<InFlight>()
-    private var closeReason: RedisError?
+    /// Commands written and not yet answered, in order.
+    private var inFlight = CircularBuffer<Pending>()
 
     /// Creates a client. Nothing connects until the first command.
     /// - Parameters:
@@ -81,6 +72,11 @@ public final class RedisCommandClient: @unchecked Sendable {
         var logger = logger
         logger[metadataKey: "redis.url"] = "\(url.redacted)"
         self.logger = logger
+        self.machine = RedisConnectionStateMachine(
+            configuration: .init(
+                handshake: RedisHandshakeStep.handshake(for: url), redactedURL: url.redacted,
+                // No backoff and no retry: the caller decides; the next command connects again at once.
+                afterConnectFailure: .becomeIdle, afterHandshakeRefused: .becomeIdle, afterConnectionLost: .becomeIdle))
     }
 
     /// Sends one command and returns its reply.
@@ -116,11 +112,11 @@ public final class RedisCommandClient: @unchecked Sendable {
         let promise = self.eventLoop.makePromise(of: Void.self)
         self.eventLoop.execute {
             let reason = self.error(.shutdown, "the client was shut down")
-            let previous = self.state
-            self.state = .shutdown
-            self.generation &+= 1
+            let action = self.machine.shutdown()
+            let channel = self.channel
+            self.channel = nil
             self.failEverything(with: reason)
-            if case .ready(let channel) = previous {
+            if case .shutDown(closeConnection: true) = action, let channel {
                 channel.close(mode: .all).whenComplete { _ in promise.succeed(()) }
             } else {
                 promise.succeed(())
@@ -141,25 +137,60 @@ public final class RedisCommandClient: @unchecked Sendable {
                 command: pending.name
             )
             pending.complete(.failure(error))
-            self.closeCurrentChannel(reason: error)
+            self.run(self.machine.abandon(error, now: .now()))
         }
-        switch self.state {
-        case .shutdown:
+        switch self.machine.phase {
+        case .closed:
             pending.complete(.failure(self.error(.shutdown, "the client was shut down", command: pending.name)))
-        case .ready(let channel):
+        case .ready:
+            guard let channel = self.channel else { return }
             self.write([(arguments, pending)], to: channel)
-        case .connecting:
+        case .connecting, .handshaking, .waitingToReconnect:
             self.waiting.append((arguments, pending))
         case .idle:
             self.waiting.append((arguments, pending))
-            self.connect()
+            self.run(self.machine.start(now: .now()))
         }
     }
 
-    private func connect() {
-        self.state = .connecting
-        self.generation &+= 1
-        let generation = self.generation
+    /// Performs what the machine decided.
+    private func run(_ action: RedisConnectionStateMachine.Action) {
+        switch action {
+        case .nothing, .deliver, .discardConnection, .shutDown, .sendPing:
+            break
+        case .connect(let generation):
+            self.connect(generation: generation)
+        case .sendHandshake(let steps):
+            guard let channel = self.channel else { return }
+            var buffer = channel.allocator.buffer(capacity: 256)
+            for step in steps { RESPCommand.write(step.arguments, into: &buffer) }
+            channel.writeAndFlush(buffer, promise: nil)
+        case .becomeReady:
+            self.logger.debug("Redis command connection open")
+            guard let channel = self.channel else { return }
+            let waiting = self.waiting
+            self.waiting = []
+            self.write(waiting, to: channel)
+        case .connectFailed(let reason, let closeConnection, _):
+            if closeConnection { self.channel?.close(promise: nil) }
+            self.channel = nil
+            if reason.command != nil {
+                self.logger.error("Redis refused the connection handshake", metadata: ["error": "\(reason)"])
+            } else {
+                self.logger.warning("Redis connect failed", metadata: ["error": "\(reason)"])
+            }
+            self.failEverything(with: reason)
+        case .connectionLost(let reason, let closeConnection, _):
+            if closeConnection { self.channel?.close(promise: nil) }
+            self.channel = nil
+            if !self.inFlight.isEmpty || !self.waiting.isEmpty {
+                self.logger.warning("Redis command connection lost", metadata: ["error": "\(reason)"])
+            }
+            self.failEverything(with: reason)
+        }
+    }
+
+    private func connect(generation: UInt64) {
         RedisConnector.connect(
             url: self.url,
             eventLoop: self.eventLoop,
@@ -167,34 +198,17 @@ public final class RedisCommandClient: @unchecked Sendable {
             delegate: self,
             generation: generation
         ).whenComplete { result in
-            guard generation == self.generation, case .connecting = self.state else {
-                if case .success(let channel) = result { channel.close(promise: nil) }
-                return
-            }
             switch result {
             case .success(let channel):
-                self.state = .ready(channel)
-                self.logger.debug("Redis command connection open")
-                var buffer = channel.allocator.buffer(capacity: 256)
-                for step in RedisConnector.handshakeCommands(for: self.url) {
-                    RESPCommand.write(step.arguments, into: &buffer)
-                    self.inFlight.append(.handshake(step))
+                let action = self.machine.connected(generation: generation, now: .now())
+                guard action != .discardConnection else {
+                    channel.close(promise: nil)
+                    return
                 }
-                if buffer.readableBytes > 0 { channel.write(buffer, promise: nil) }
-                let waiting = self.waiting
-                self.waiting = []
-                self.write(waiting, to: channel)
+                self.channel = channel
+                self.run(action)
             case .failure(let error):
-                self.state = .idle
-                let reason = self.error(
-                    .connectionFailed,
-                    "cannot connect to Redis: \(error); is redis-server running there?",
-                    underlying: error
-                )
-                self.logger.warning("Redis connect failed", metadata: ["error": "\(reason)"])
-                let waiting = self.waiting
-                self.waiting = []
-                for entry in waiting { entry.pending.complete(.failure(reason)) }
+                self.run(self.machine.connectFailed(generation: generation, error: error, now: .now()))
             }
         }
     }
@@ -203,24 +217,18 @@ public final class RedisCommandClient: @unchecked Sendable {
         var buffer = channel.allocator.buffer(capacity: 128)
         for command in commands where !command.pending.done {
             RESPCommand.write(command.arguments, into: &buffer)
-            self.inFlight.append(.command(command.pending))
+            self.inFlight.append(command.pending)
         }
         guard buffer.readableBytes > 0 else { return }
         channel.writeAndFlush(buffer, promise: nil)
-    }
-
-    private func closeCurrentChannel(reason: RedisError) {
-        guard case .ready(let channel) = self.state else { return }
-        if self.closeReason == nil { self.closeReason = reason }
-        channel.close(promise: nil)
     }
 
     private func failEverything(with error: RedisError) {
         let waiting = self.waiting
         self.waiting = []
         for entry in waiting { entry.pending.complete(.failure(error)) }
-        while let entry = self.inFlight.popFirst() {
-            if case .command(let pending) = entry { pending.complete(.failure(error)) }
+        while let pending = self.inFlight.popFirst() {
+            pending.complete(.failure(error))
         }
     }
 
@@ -242,54 +250,32 @@ public final class RedisCommandClient: @unchecked Sendable {
 
 extension RedisCommandClient: RedisConnectionDelegate {
     func connection(_ generation: UInt64, received value: RESPValue) {
-        guard generation == self.generation else { return }
-        guard let entry = self.inFlight.popFirst() else {
-            self.closeCurrentChannel(
-                reason: self.error(.protocolError, "Redis sent a reply nobody asked for: \(value)")
-            )
+        let action = self.machine.received(value, generation: generation, now: .now())
+        guard case .deliver = action else {
+            self.run(action)
             return
         }
-        switch entry {
-        case .handshake(let step):
-            if case .error(let message) = value {
-                let error = step.error(message: message, url: self.url)
-                self.logger.error("Redis refused the connection handshake", metadata: ["error": "\(error)"])
-                self.failEverything(with: error)
-                self.closeCurrentChannel(reason: error)
-            }
-        case .command(let pending):
-            if case .error(let message) = value {
-                pending.complete(
-                    .failure(
-                        self.error(
-                            .commandFailed,
-                            "Redis answered \(pending.name) with an error: \(message)",
-                            command: pending.name
-                        )
+        guard let pending = self.inFlight.popFirst() else {
+            let error = self.error(.protocolError, "Redis sent a reply nobody asked for: \(value)")
+            self.run(self.machine.abandon(error, now: .now()))
+            return
+        }
+        if case .error(let message) = value {
+            pending.complete(
+                .failure(
+                    self.error(
+                        .commandFailed,
+                        "Redis answered \(pending.name) with an error: \(message)",
+                        command: pending.name
                     )
                 )
-            } else {
-                pending.complete(.success(value))
-            }
+            )
+        } else {
+            pending.complete(.success(value))
         }
     }
 
     func connection(_ generation: UInt64, closedWith error: (any Error)?) {
-        guard generation == self.generation else { return }
-        let reason =
-            self.closeReason
-            ?? (error as? RedisError)
-            ?? self.error(.connectionClosed, "Redis closed the connection", underlying: error)
-        self.closeReason = nil
-        self.generation &+= 1
-        if case .shutdown = self.state {
-            self.failEverything(with: reason)
-            return
-        }
-        self.state = .idle
-        if !self.inFlight.isEmpty || !self.waiting.isEmpty {
-            self.logger.warning("Redis command connection lost", metadata: ["error": "\(reason)"])
-        }
-        self.failEverything(with: reason)
+        self.run(self.machine.connectionClosed(generation: generation, error: error, now: .now()))
     }
 }

@@ -38,7 +38,9 @@ final class RedisReplyForwarder: ChannelInboundHandler {
     }
 }
 
-/// Opening connections: TCP or unix socket, then the AUTH / SELECT handshake commands.
+/// Opening connections: TCP or unix socket, with the RESP decoder and the reply forwarder in the pipeline.
+///
+/// What is sent on a new connection (the handshake) and when it is ready is `RedisConnectionStateMachine`'s.
 enum RedisConnector {
     /// Connects to `url` on `eventLoop` with the RESP decoder and a forwarder to `delegate` in the pipeline.
     static func connect(
@@ -61,47 +63,6 @@ enum RedisConnector {
             return bootstrap.channelOption(.socketOption(.tcp_nodelay), value: 1).connect(host: host, port: port)
         case .unixSocket(let path):
             return bootstrap.connect(unixDomainSocketPath: path)
-        }
-    }
-
-    /// The handshake commands for `url`, in order: AUTH when there is a password, SELECT when db ≠ 0.
-    static func handshakeCommands(for url: RedisURL) -> [HandshakeStep] {
-        var steps: [HandshakeStep] = []
-        if let password = url.password {
-            if let username = url.username {
-                steps.append(.auth(["AUTH", username, password]))
-            } else {
-                steps.append(.auth(["AUTH", password]))
-            }
-        }
-        if url.database != 0 {
-            steps.append(.select(["SELECT", String(url.database)]))
-        }
-        return steps
-    }
-
-    enum HandshakeStep {
-        case auth([String])
-        case select([String])
-
-        var arguments: [String] {
-            switch self {
-            case .auth(let arguments), .select(let arguments): return arguments
-            }
-        }
-
-        /// The error to report when Redis answers this step with `-message`.
-        func error(message: String, url: RedisURL) -> RedisError {
-            switch self {
-            case .auth:
-                return RedisError(
-                    code: .authenticationFailed, message: "Redis refused AUTH: \(message)", redactedURL: url.redacted,
-                    command: "AUTH")
-            case .select:
-                return RedisError(
-                    code: .selectFailed, message: "Redis refused SELECT \(url.database): \(message)",
-                    redactedURL: url.redacted, command: "SELECT")
-            }
         }
     }
 }

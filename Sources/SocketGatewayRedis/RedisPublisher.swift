@@ -3,7 +3,6 @@ import Metrics
 import NIOConcurrencyHelpers
 public import NIOCore
 import NIOPosix
-package import SocketGatewayCore
 
 /// How a `RedisPublisher` behaves.
 public struct RedisPublisherConfiguration: Sendable {
@@ -46,50 +45,6 @@ public struct RedisPublisherConfiguration: Sendable {
     }
 }
 
-/// What became of one publish. Delivered exactly once per publish, on the publisher's event loop.
-public enum PublishProgress: Sendable {
-    /// Redis accepted the PUBLISH; this many subscribers received it.
-    case published(subscribers: Int)
-    /// Redis is unreachable and the message waits in the outbox (outbox mode only); it is sent on reconnect
-    /// and nothing more is reported about it.
-    case queued(reason: String)
-    /// The message was not (or may not have been) published.
-    case failed(RedisError)
-}
-
-/// What became of a publish made with a deadline: its progress, or that the deadline passed first.
-package enum PublishOutcome: Sendable {
-    /// What `PublishProgress` says, reported before the deadline.
-    case progress(PublishProgress)
-    /// No answer (nor failure, nor queuing) before the deadline; nothing more is reported. The message may still
-    /// be published.
-    case timedOut
-}
-
-extension EmitResult {
-    /// What an emit published with a deadline came to, as both gateways report it.
-    /// - Parameters:
-    ///   - outcome: The publish's outcome.
-    ///   - timeout: The deadline's distance (named in the reason).
-    ///   - outboxOn: Whether a timed-out message stays queued (outbox) or may be lost.
-    ///   - localDeliveries: Clients reached on this host.
-    package init(_ outcome: PublishOutcome, timeout: Duration, outboxOn: Bool, localDeliveries: Int = 0) {
-        switch outcome {
-        case .progress(.published(let subscribers)):
-            self.init(outcome: .published, localDeliveries: localDeliveries, redisSubscribers: subscribers)
-        case .progress(.queued(let reason)):
-            self.init(
-                outcome: .queued, localDeliveries: localDeliveries, reason: "Redis unreachable, held in the outbox: \(reason)")
-        case .progress(.failed(let error)):
-            self.init(outcome: .failed, localDeliveries: localDeliveries, reason: error.description)
-        case .timedOut:
-            self.init(
-                outcome: outboxOn ? .queued : .failed, localDeliveries: localDeliveries,
-                reason: "Redis did not answer within \(timeout)"
-                    + (outboxOn ? "; the message stays queued" : "; it may still be published"))
-        }
-    }
-}
 
 /// A point-in-time view of a publisher, readable from any thread.
 public struct RedisPublisherStatus: Sendable, Hashable {
@@ -110,6 +65,11 @@ public struct RedisPublisherStatus: Sendable, Hashable {
 /// at once; the rest wait in order. Connects lazily, on the first publish. A stuck connection (no reply within
 /// `replyTimeout`) is dropped and replaced. Once used, the publisher keeps a light timer (every ≤ 250 ms) on its
 /// event loop until `shutdown` (or `beginShutdown`) is called: call it when done.
+///
+/// Three parts: `RedisPublishHandoff` carries publishes from any thread to the loop; `RedisOutbox` (a pure value)
+/// decides what becomes of each message (queue, in flight, capacity, the hold until subscribers return,
+/// deadlines, the shutdown drain); this class is the shell that owns the connection, reads the clock once per
+/// event, feeds both and carries out what the outbox returns.
 public final class RedisPublisher: @unchecked Sendable {
     // All mutable state below is confined to `eventLoop`.
 
@@ -121,107 +81,29 @@ public final class RedisPublisher: @unchecked Sendable {
     public let eventLoop: any EventLoop
     private let logger: Logger
 
-    private enum State {
-        case idle
-        case connecting
-        case handshaking(any Channel)
-        case ready(any Channel)
-        /// A connect failed; the next attempt is at `until`.
-        case waiting(until: NIODeadline, lastError: RedisError)
-        case shutdown
-    }
+    // The connection: the machine decides (connect, AUTH/SELECT, backoff, generations); this class does the I/O.
+    private var machine: RedisConnectionStateMachine
+    /// The connection of the machine's current attempt, once open (handshaking or ready).
+    private var channel: (any Channel)?
+    private var timer: RepeatedTask?
 
-    /// Whom to tell what became of a publish.
-    private enum Callback {
-        case none
-        case progress(@Sendable (PublishProgress) -> Void)
-        /// Also told `.timedOut` at `deadline` unless answered before (then nothing more).
-        case timed(@Sendable (PublishOutcome) -> Void, deadline: NIODeadline)
+    // The messages.
+    private var outbox: RedisOutbox<PublishCallback>
+    /// `shutdown` calls waiting for the outbox to drain.
+    private var drainWaiters: [EventLoopPromise<Void>] = []
+    /// Publishes, handed to the loop in call order, framed, in batches.
+    private let handoff: RedisPublishHandoff
 
-        init(_ completion: (@Sendable (PublishProgress) -> Void)?) {
-            self = completion.map { .progress($0) } ?? .none
-        }
-
-        var isSet: Bool {
-            if case .none = self { return false }
-            return true
-        }
-
-        func report(_ progress: PublishProgress) {
-            switch self {
-            case .none: break
-            case .progress(let completion): completion(progress)
-            case .timed(let completion, _): completion(.progress(progress))
-            }
-        }
-    }
-
-    private struct Request {
-        var payload: ByteBuffer
-        var completion: Callback
-    }
-
-    /// A publish handed over from any thread: its framed `PUBLISH` sits in `incomingBytes`, the payload at
-    /// `payloadOffset`.
-    private struct IncomingEntry {
-        var payloadOffset: Int
-        var payloadLength: Int
-        var completion: Callback
-    }
-
-    private enum InFlightKind {
-        case handshake(RedisConnector.HandshakeStep)
-        case publish(Request)
-        /// `PUBSUB NUMSUB channel`, sent while the outbox waits for subscribers after a reconnect.
-        case subscriberCount
-    }
-
-    private struct InFlight {
-        var kind: InFlightKind
-        var sentAt: NIODeadline
-    }
-
-    private var state: State = .idle
-    private var generation: UInt64 = 0
-    private var queue = CircularBuffer<Request>()
-    private var inFlight = CircularBuffer<InFlight>()
+    // Writing.
     private var outbound: ByteBuffer?
     private var flushScheduled = false
-    private var backoff: ReconnectBackoff
-    private var timer: RepeatedTask?
-    private var closeReason: RedisError?
-    private var everConnected = false
-    private var drainWaiters: [(deadline: NIODeadline, promise: EventLoopPromise<Void>)] = []
-    /// Subscribers the last PUBLISH reached.
-    private var lastSubscribers = 0
-    /// Set while the outbox is held after a reconnect, waiting for subscribers to come back (until this time).
-    private var holdingOutboxUntil: NIODeadline?
-    /// Publishes, handed to the loop in call order: one `execute` per burst, not per message. Each is framed as a
-    /// RESP `PUBLISH` straight into `incomingBytes`, which the loop writes to the socket as it is when it can.
-    private let incomingLock = NIOLock()
-    /// Guarded by `incomingLock`: the framed commands of `incoming`, back to back.
-    private var incomingBytes: ByteBuffer?
-    /// Guarded by `incomingLock`.
-    private var incoming: [IncomingEntry] = []
-    /// Guarded by `incomingLock`: the capacity the last batch reached.
-    private var incomingCapacityHint = 0
-    /// Guarded by `incomingLock`: written batches' buffers, emptied, for the next batches.
-    private var spareBatches: [ByteBuffer] = []
+    /// `outbound` shares its storage with in-flight payloads (written as handed over), so appending to it would
+    /// copy it; start a new buffer instead.
+    private var outboundShared = false
     /// The payload of in-flight messages whose bytes are not kept (an empty buffer, shared).
     private let noPayload = ByteBuffer()
-    /// Guarded by `incomingLock`: a `takeIncoming()` is scheduled and has not yet taken `incoming`.
-    private var incomingScheduled = false
-    /// Confined to the loop: the array the last `takeIncoming()` emptied, reused for its capacity.
-    private var incomingSpare: [IncomingEntry] = []
-    /// `*3\r\n$7\r\nPUBLISH\r\n$<n>\r\n<channel>\r\n$`: what every framed publish starts with.
-    private let publishPrefix: [UInt8]
-    /// Confined to the loop: `outbound` shares its storage with in-flight payloads (written as handed over), so
-    /// appending to it would copy it; start a new buffer instead.
-    private var outboundShared = false
-    /// Confined to the loop: an `expireDeadlines()` is scheduled.
-    private var deadlineArmed = false
-    private let status = NIOLockedValueBox(RedisPublisherStatus(connected: false, droppedFromOutbox: 0, reconnects: 0))
 
+    private let status = NIOLockedValueBox(RedisPublisherStatus(connected: false, droppedFromOutbox: 0, reconnects: 0))
     private let publishedCounter: Counter
     private let failedCounter: Counter
     private let droppedCounter: Counter
@@ -244,10 +126,20 @@ public final class RedisPublisher: @unchecked Sendable {
         logger[metadataKey: "redis.url"] = "\(url.redacted)"
         logger[metadataKey: "redis.channel"] = "\(configuration.channel)"
         self.logger = logger
-        self.backoff = configuration.backoff
-        var prefix = ByteBuffer()
-        RESPCommand.writePublishPrefix(channel: configuration.channel, into: &prefix)
-        self.publishPrefix = Array(prefix.readableBytesView)
+        self.machine = RedisConnectionStateMachine(
+            configuration: .init(
+                handshake: RedisHandshakeStep.handshake(for: url), redactedURL: url.redacted,
+                backoff: configuration.backoff, handshakeTimeout: TimeAmount(configuration.replyTimeout),
+                afterConnectFailure: .reconnectAfterBackoff, afterHandshakeRefused: .reconnectAfterBackoff,
+                // As the outbox's modes expect: outbox mode holds messages while it waits for the backoff; direct
+                // mode failed what was in flight and reconnects at once when more waits.
+                afterConnectionLost: configuration.outboxCapacity > 0 ? .reconnectAfterBackoff : .becomeIdle))
+        self.outbox = RedisOutbox(
+            limits: .init(
+                maxInFlight: configuration.maxInFlight, outboxCapacity: configuration.outboxCapacity,
+                maxQueued: configuration.maxQueued, subscriberWait: TimeAmount(configuration.outboxSubscriberWait)),
+            redactedURL: url.redacted, channel: configuration.channel)
+        self.handoff = RedisPublishHandoff(channel: configuration.channel)
         let dimensions = [("channel", configuration.channel)]
         self.publishedCounter = Counter(label: "socketgateway_redis_published_total", dimensions: dimensions)
         self.failedCounter = Counter(label: "socketgateway_redis_publish_failures_total", dimensions: dimensions)
@@ -258,6 +150,8 @@ public final class RedisPublisher: @unchecked Sendable {
     /// Connection state and counters, readable from any thread.
     public var currentStatus: RedisPublisherStatus { self.status.withLockedValue { $0 } }
 
+    // MARK: - Publishing (any thread)
+
     /// Publishes `payload`; `completion` (if any) is called once on the publisher's event loop.
     ///
     /// Safe to call from any thread; calls from one thread are published in call order.
@@ -265,7 +159,10 @@ public final class RedisPublisher: @unchecked Sendable {
     ///   - payload: The message bytes.
     ///   - completion: Told what became of the message; `nil` for fire-and-forget.
     public func publish(_ payload: ByteBuffer, completion: (@Sendable (PublishProgress) -> Void)?) {
-        payload.withUnsafeReadableBytes { self.hand(Callback(completion), payload: $0) }
+        let schedule = payload.withUnsafeReadableBytes {
+            self.handoff.hand(completion.map { .progress($0) }, deadline: nil, payload: $0)
+        }
+        if schedule { self.eventLoop.execute { self.takeIncoming() } }
     }
 
     /// Publishes the bytes `writePayload` appends (called at once, on the calling thread);
@@ -277,7 +174,9 @@ public final class RedisPublisher: @unchecked Sendable {
     package func publish(
         completion: (@Sendable (PublishProgress) -> Void)?, writePayload: (inout ByteBuffer) -> Void
     ) {
-        self.hand(Callback(completion), writePayload: writePayload)
+        if self.handoff.hand(completion.map { .progress($0) }, deadline: nil, writePayload: writePayload) {
+            self.eventLoop.execute { self.takeIncoming() }
+        }
     }
 
     /// Like ``publish(completion:writePayload:)``, but `completion` is told `.timedOut` at `deadline` unless
@@ -286,163 +185,8 @@ public final class RedisPublisher: @unchecked Sendable {
         deadline: NIODeadline, completion: @escaping @Sendable (PublishOutcome) -> Void,
         writePayload: (inout ByteBuffer) -> Void
     ) {
-        self.hand(.timed(completion, deadline: deadline), writePayload: writePayload)
-    }
-
-    /// Per thread: the buffer a payload is encoded into before it is framed into `incomingBytes`, reused.
-    private static let scratch = ThreadSpecificVariable<PayloadScratch>()
-
-    /// Frames one publish into `incomingBytes` and wakes the loop if needed (any thread).
-    ///
-    /// The payload is encoded outside the lock (into this thread's scratch buffer), so the lock is held only
-    /// for a copy: the loop taking a batch rarely waits for a caller.
-    private func hand(_ completion: Callback, writePayload: (inout ByteBuffer) -> Void) {
-        let scratch: PayloadScratch
-        if let existing = Self.scratch.currentValue {
-            scratch = existing
-        } else {
-            scratch = PayloadScratch()
-            Self.scratch.currentValue = scratch
-        }
-        var payload = scratch.buffer.take() ?? ByteBufferAllocator().buffer(capacity: 1024)
-        payload.clear()
-        writePayload(&payload)
-        payload.withUnsafeReadableBytes { self.hand(completion, payload: $0) }
-        // Big payloads are not kept per thread.
-        if payload.capacity <= 64 * 1024 { scratch.buffer = payload }
-    }
-
-    /// Copies `payload`, framed as a RESP `PUBLISH`, into `incomingBytes` and wakes the loop if needed (any
-    /// thread).
-    private func hand(_ completion: Callback, payload: UnsafeRawBufferPointer) {
-        let schedule = self.incomingLock.withLock { () -> Bool in
-            var bytes =
-                self.incomingBytes.take() ?? self.spareBatches.popLast()
-                ?? ByteBufferAllocator().buffer(capacity: max(16 * 1024, self.incomingCapacityHint))
-            let payloadOffset = self.publishPrefix.withUnsafeBytes { prefix in
-                RESPCommand.writePublish(prefix: prefix, payload: payload, into: &bytes)
-            }
-            self.incomingBytes = bytes
-            self.incoming.append(
-                IncomingEntry(payloadOffset: payloadOffset, payloadLength: payload.count, completion: completion))
-            if self.incomingScheduled { return false }
-            self.incomingScheduled = true
-            return true
-        }
-        if schedule {
+        if self.handoff.hand(.timed(completion), deadline: deadline, writePayload: writePayload) {
             self.eventLoop.execute { self.takeIncoming() }
-        }
-    }
-
-    /// Submits what was handed over since the last call, in order (on the loop). When the connection is ready
-    /// and nothing waits before them, the framed bytes go to the socket as they are.
-    private func takeIncoming() {
-        // Moved out, so that `incoming` owns the storage alone after the swap and appends do not copy it.
-        var batch = self.incomingSpare
-        self.incomingSpare = []
-        let taken = self.incomingLock.withLock { () -> ByteBuffer? in
-            swap(&batch, &self.incoming)
-            self.incomingScheduled = false
-            let bytes = self.incomingBytes.take()
-            // The next batch starts as large as this one grew, rather than growing (and copying) again.
-            if let bytes { self.incomingCapacityHint = min(bytes.capacity, 1 << 20) }
-            return bytes
-        }
-        defer {
-            batch.removeAll(keepingCapacity: true)
-            self.incomingSpare = batch
-        }
-        guard let bytes = taken, !batch.isEmpty else { return }
-        if case .ready(let channel) = self.state, self.queue.isEmpty, self.holdingOutboxUntil == nil,
-            self.inFlight.count + batch.count <= self.configuration.maxInFlight
-        {
-            let now = NIODeadline.now()
-            // Only the outbox sends an in-flight message again (after a reconnect); otherwise its bytes need not
-            // be kept, and the batch's buffer can be reused once written.
-            let keepPayloads = self.isOutboxMode
-            for entry in batch {
-                let payload =
-                    keepPayloads
-                    ? bytes.getSlice(at: entry.payloadOffset, length: entry.payloadLength)! : self.noPayload
-                self.inFlight.append(
-                    InFlight(kind: .publish(Request(payload: payload, completion: entry.completion)), sentAt: now))
-                self.armDeadline(for: entry.completion)
-            }
-            if let pending = self.outbound.take(), pending.readableBytes > 0 {
-                channel.write(pending, promise: nil)
-            }
-            if keepPayloads {
-                self.outbound = bytes
-                self.outboundShared = true
-            } else {
-                let written = channel.eventLoop.makePromise(of: Void.self)
-                channel.write(bytes, promise: written)
-                written.futureResult.whenSuccess { self.recycle(bytes) }
-            }
-            self.scheduleFlush()
-            return
-        }
-        for entry in batch {
-            let payload = bytes.getSlice(at: entry.payloadOffset, length: entry.payloadLength)!
-            self.submit(Request(payload: payload, completion: entry.completion))
-        }
-    }
-
-    /// Keeps a written batch's buffer for the next batch (on the loop): allocating and freeing a buffer per
-    /// batch costs page faults and heap trimming.
-    private func recycle(_ bytes: ByteBuffer) {
-        guard bytes.capacity <= 1 << 20 else { return }  // a batch that held a huge message: let it go
-        var bytes = bytes
-        bytes.clear()
-        self.incomingLock.withLock {
-            if self.spareBatches.count < 2 { self.spareBatches.append(bytes) }
-        }
-    }
-
-    /// Schedules `expireDeadlines()` for `completion`'s deadline, unless one is scheduled (on the loop).
-    ///
-    /// Deadlines come in the order publishes are made (every timed publish of a gateway has the same timeout), so
-    /// one scheduled check at a time, for the oldest unanswered one, expires them all.
-    @inline(__always)
-    private func armDeadline(for completion: Callback) {
-        guard !self.deadlineArmed, case .timed(_, let deadline) = completion else { return }
-        self.deadlineArmed = true
-        self.eventLoop.scheduleTask(deadline: deadline) { self.expireDeadlines() }
-    }
-
-    /// Tells every timed publish whose deadline passed `.timedOut` (it is told nothing more); schedules itself
-    /// for the next unexpired one (on the loop).
-    private func expireDeadlines() {
-        self.deadlineArmed = false
-        let now = NIODeadline.now()
-        var expired: [@Sendable (PublishOutcome) -> Void] = []
-        var next: NIODeadline?
-        /// Expires `request` if due; returns false at the first timed request not yet due.
-        func visit(_ request: inout Request) -> Bool {
-            guard case .timed(let completion, let deadline) = request.completion else { return true }
-            if deadline > now {
-                next = deadline
-                return false
-            }
-            request.completion = .none
-            expired.append(completion)
-            return true
-        }
-        var pending = true
-        for index in self.inFlight.indices where pending {
-            guard case .publish(var request) = self.inFlight[index].kind else { continue }
-            pending = visit(&request)
-            self.inFlight[index].kind = .publish(request)
-        }
-        for index in self.queue.indices where pending {
-            pending = visit(&self.queue[index])
-        }
-        if let next {
-            self.deadlineArmed = true
-            self.eventLoop.scheduleTask(deadline: next) { self.expireDeadlines() }
-        }
-        for completion in expired {
-            completion(.timedOut)
         }
     }
 
@@ -488,101 +232,155 @@ public final class RedisPublisher: @unchecked Sendable {
     private func drain(until deadline: NIODeadline) -> EventLoopFuture<Void> {
         let promise = self.eventLoop.makePromise(of: Void.self)
         self.eventLoop.execute {
-            if case .shutdown = self.state {
+            if self.machine.phase == .closed {
                 promise.succeed(())
                 return
             }
-            self.drainWaiters.append((deadline, promise))
-            if self.holdingOutboxUntil != nil {
-                // Shutting down: send what is held now rather than wait for subscribers.
-                self.holdingOutboxUntil = nil
-                self.drainQueue()
-            }
-            if self.queue.isEmpty && self.inFlight.isEmpty || deadline <= .now() {
-                self.finishDrains(force: true)
-            } else {
+            self.drainWaiters.append(promise)
+            self.run(self.outbox.shutdownRequested(deadline: deadline, now: .now()))
+            if !self.drainWaiters.isEmpty {
                 self.startTimerIfNeeded()
-                if case .idle = self.state { self.connect() }
+                self.connectIfIdle()
             }
         }
         return promise.futureResult
     }
 
-    // MARK: - Event-loop confined
+    // MARK: - Messages (event-loop confined)
 
-    private var isOutboxMode: Bool { self.configuration.outboxCapacity > 0 }
-
-    private func submit(_ request: Request) {
-        self.eventLoop.preconditionInEventLoop()
-        self.armDeadline(for: request.completion)
-        switch self.state {
-        case .shutdown:
-            request.completion.report(.failed(self.error(.shutdown, "the publisher was shut down")))
-        case .ready(let channel):
-            if self.queue.isEmpty && self.inFlight.count < self.configuration.maxInFlight {
-                self.write(request, on: channel)
-            } else {
-                self.enqueue(request)
-            }
-        case .connecting, .handshaking:
-            self.enqueue(request)
-        case .idle:
-            self.enqueue(request)
-            self.connect()
-        case .waiting(_, let lastError):
-            if self.isOutboxMode {
-                var request = request
-                let completion = request.completion
-                request.completion = .none
-                if self.enqueue(request) {
-                    completion.report(.queued(reason: lastError.message))
-                } else {
-                    completion.report(.failed(self.error(.overloaded, "the outbox is full")))
+    /// Submits what was handed over since the last call, in order. When the connection is ready and nothing
+    /// waits before them, the framed bytes go to the socket as they are.
+    private func takeIncoming() {
+        self.handoff.withNextBatch { bytes, batch in
+            let now = NIODeadline.now()
+            if let channel = self.readyChannel {
+                // Only the outbox sends an in-flight message again (after a reconnect); otherwise its bytes need
+                // not be kept, and the batch's buffer can be reused once written.
+                let keepPayloads = self.outbox.isOutboxMode
+                let noPayload = self.noPayload
+                let sent = self.outbox.sendDirectly(count: batch.count, now: now) { index in
+                    let entry = batch[index]
+                    let payload =
+                        keepPayloads ? bytes.getSlice(at: entry.payloadOffset, length: entry.payloadLength)! : noPayload
+                    return RedisOutbox.Entry(payload: payload, completion: entry.completion, deadline: entry.deadline)
                 }
-            } else {
-                self.failedCounter.increment()
-                request.completion.report(.failed(lastError))
+                if case .sent(let armDeadlineTimer) = sent {
+                    if let armDeadlineTimer { self.armDeadlineTimer(at: armDeadlineTimer) }
+                    self.writeBatch(bytes, keepingPayloads: keepPayloads, on: channel)
+                    return
+                }
+            }
+            for entry in batch {
+                let payload = bytes.getSlice(at: entry.payloadOffset, length: entry.payloadLength)!
+                self.run(
+                    self.outbox.submit(
+                        RedisOutbox.Entry(payload: payload, completion: entry.completion, deadline: entry.deadline),
+                        now: now))
+            }
+            if self.outbox.queuedCount > 0 {
+                self.startTimerIfNeeded()
+                self.connectIfIdle()
             }
         }
     }
 
-    /// Appends to the queue; on overflow drops the oldest (outbox mode) or refuses the new one.
-    @discardableResult
-    private func enqueue(_ request: Request) -> Bool {
-        let capacity = self.isOutboxMode ? self.configuration.outboxCapacity : self.configuration.maxQueued
-        if self.queue.count >= capacity {
-            if self.isOutboxMode {
-                let dropped = self.queue.removeFirst()
-                self.droppedCounter.increment()
-                let total = self.status.withLockedValue { status -> Int in
-                    status.droppedFromOutbox += 1
-                    return status.droppedFromOutbox
-                }
-                self.logger.warning(
-                    "Redis outbox full; dropped the oldest message",
-                    metadata: ["redis.outbox.capacity": "\(capacity)", "redis.outbox.dropped_total": "\(total)"])
-                dropped.completion.report(
-                    .failed(self.error(.overloaded, "dropped from the full outbox (capacity \(capacity))")))
-            } else {
-                self.failedCounter.increment()
-                request.completion.report(
-                    .failed(self.error(.overloaded, "\(capacity) messages already wait for Redis")))
-                return false
-            }
+    /// Carries out what the outbox decided.
+    private func run(_ actions: RedisOutbox<PublishCallback>.Actions) {
+        if !actions.writes.isEmpty, let channel = self.readyChannel {
+            self.write(actions.writes, on: channel)
         }
-        self.queue.append(request)
-        self.startTimerIfNeeded()
-        return true
+        switch actions.subscriberCount {
+        case .send:
+            if let channel = self.readyChannel { self.askSubscriberCount(on: channel) }
+        case .sendAt(let time):
+            // The poll belongs to this connection: a later one has its own.
+            let generation = self.machine.generation
+            self.eventLoop.scheduleTask(deadline: time) {
+                guard generation == self.machine.generation else { return }
+                self.run(self.outbox.subscriberCountTimerFired(now: .now()))
+            }
+        case nil:
+            break
+        }
+        if let armDeadlineTimer = actions.armDeadlineTimer {
+            self.armDeadlineTimer(at: armDeadlineTimer)
+        }
+        if actions.failures > 0 {
+            self.failedCounter.increment(by: actions.failures)
+        }
+        if actions.dropped > 0 {
+            self.droppedCounter.increment(by: actions.dropped)
+            let total = self.status.withLockedValue { status -> Int in
+                status.droppedFromOutbox += actions.dropped
+                return status.droppedFromOutbox
+            }
+            self.logger.warning(
+                "Redis outbox full; dropped the oldest message",
+                metadata: [
+                    "redis.outbox.capacity": "\(self.configuration.outboxCapacity)",
+                    "redis.outbox.dropped": "\(actions.dropped)", "redis.outbox.dropped_total": "\(total)",
+                ])
+        }
+        if let short = actions.shortRelease {
+            self.logger.warning(
+                "sending the outbox with fewer subscribers than before the outage",
+                metadata: ["redis.subscribers": "\(short.subscribers)", "redis.subscribers_before": "\(short.before)"])
+        }
+        for report in actions.reports {
+            report.completion.report(report.outcome)
+        }
+        if actions.drainFinished {
+            let waiters = self.drainWaiters
+            self.drainWaiters = []
+            for waiter in waiters { waiter.succeed(()) }
+        }
     }
 
-    private func write(_ request: Request, on channel: any Channel) {
-        self.inFlight.append(InFlight(kind: .publish(request), sentAt: .now()))
-        let size = RESPCommand.publishSize(channel: self.configuration.channel, payloadBytes: request.payload.readableBytes)
+    /// Tells the outbox, at `deadline`, that the deadline timer fired (it says when to fire next).
+    private func armDeadlineTimer(at deadline: NIODeadline) {
+        self.eventLoop.scheduleTask(deadline: deadline) {
+            self.run(self.outbox.deadlineTimerFired(now: .now()))
+        }
+    }
+
+    /// Writes a batch handed over from other threads, its `PUBLISH` commands framed as they are.
+    private func writeBatch(_ bytes: ByteBuffer, keepingPayloads: Bool, on channel: any Channel) {
+        if let pending = self.outbound.take(), pending.readableBytes > 0 {
+            channel.write(pending, promise: nil)
+        }
+        if keepingPayloads {
+            // In-flight payloads are slices of `bytes`: they are sent again after a reconnect.
+            self.outbound = bytes
+            self.outboundShared = true
+        } else {
+            let written = channel.eventLoop.makePromise(of: Void.self)
+            channel.write(bytes, promise: written)
+            written.futureResult.whenSuccess { self.handoff.recycle(bytes) }
+        }
+        self.scheduleFlush()
+    }
+
+    /// Frames `payloads` as `PUBLISH` commands into `outbound`.
+    private func write(_ payloads: [ByteBuffer], on channel: any Channel) {
         self.unshareOutbound(on: channel)
         if self.outbound == nil {
+            var size = 0
+            for payload in payloads {
+                size += RESPCommand.publishSize(channel: self.configuration.channel, payloadBytes: payload.readableBytes)
+            }
             self.outbound = channel.allocator.buffer(capacity: max(size, 4096))
         }
-        RESPCommand.writePublish(channel: self.configuration.channel, payload: request.payload, into: &self.outbound!)
+        for payload in payloads {
+            RESPCommand.writePublish(channel: self.configuration.channel, payload: payload, into: &self.outbound!)
+        }
+        self.scheduleFlush()
+    }
+
+    /// Sends `PUBSUB NUMSUB channel` (the outbox is held until enough subscribers are back).
+    private func askSubscriberCount(on channel: any Channel) {
+        self.unshareOutbound(on: channel)
+        if self.outbound == nil { self.outbound = channel.allocator.buffer(capacity: 64) }
+        RESPCommand.write(["PUBSUB", "NUMSUB", self.configuration.channel], into: &self.outbound!)
         self.scheduleFlush()
     }
 
@@ -606,210 +404,127 @@ public final class RedisPublisher: @unchecked Sendable {
         self.flushScheduled = false
         self.outboundShared = false
         let bytes = self.outbound.take()
-        switch self.state {
-        case .ready(let channel), .handshaking(let channel):
-            // Without `outbound`, a batch may still have been written unflushed (see `unshareOutbound`).
-            if let bytes { channel.writeAndFlush(bytes, promise: nil) } else { channel.flush() }
-        default:
+        guard let channel = self.channel else { return }
+        // Without `outbound`, a batch may still have been written unflushed (see `unshareOutbound`).
+        if let bytes { channel.writeAndFlush(bytes, promise: nil) } else { channel.flush() }
+    }
+
+    // MARK: - The connection (event-loop confined)
+
+    /// The connection, when it is ready for publishes.
+    private var readyChannel: (any Channel)? { self.machine.isReady ? self.channel : nil }
+
+    /// Connects unless a connection is open, coming, or waiting for its backoff (messages or a shutdown wait).
+    private func connectIfIdle() {
+        guard self.machine.phase == .idle else { return }
+        self.run(self.machine.start(now: .now()))
+    }
+
+    /// Carries out what the connection machine decided.
+    private func run(_ action: RedisConnectionStateMachine.Action) {
+        switch action {
+        case .nothing, .deliver, .discardConnection, .sendPing, .shutDown:
             break
+        case .connect(let generation):
+            self.connect(generation: generation)
+        case .sendHandshake(let steps):
+            guard let channel = self.channel else { return }
+            var buffer = channel.allocator.buffer(capacity: 128)
+            for step in steps { RESPCommand.write(step.arguments, into: &buffer) }
+            channel.writeAndFlush(buffer, promise: nil)
+        case .becomeReady(let isReconnect):
+            self.becomeReady(reconnected: isReconnect)
+        case .connectFailed(let error, let closeConnection, let retry):
+            if closeConnection { self.channel?.close(promise: nil) }
+            self.channel = nil
+            self.connectFailed(error, retry: retry)
+        case .connectionLost(let error, let closeConnection, let retry):
+            if closeConnection { self.channel?.close(promise: nil) }
+            self.channel = nil
+            self.connectionLost(error, retry: retry)
         }
     }
 
-    private func drainQueue() {
-        guard case .ready(let channel) = self.state, self.holdingOutboxUntil == nil else { return }
-        while self.inFlight.count < self.configuration.maxInFlight, let request = self.queue.popFirst() {
-            self.write(request, on: channel)
-        }
-        self.finishDrains(force: false)
-    }
-
-    private func connect() {
-        self.state = .connecting
-        self.generation &+= 1
-        let generation = self.generation
+    private func connect(generation: UInt64) {
+        self.outbox.awaitingConnection()
         self.startTimerIfNeeded()
         self.logger.debug("connecting to Redis")
         RedisConnector.connect(
             url: self.url, eventLoop: self.eventLoop, connectTimeout: TimeAmount(self.configuration.connectTimeout),
             delegate: self, generation: generation
         ).whenComplete { result in
-            guard generation == self.generation, case .connecting = self.state else {
-                if case .success(let channel) = result { channel.close(promise: nil) }
-                return
-            }
             switch result {
             case .success(let channel):
-                let steps = RedisConnector.handshakeCommands(for: self.url)
-                if steps.isEmpty {
-                    self.becomeReady(channel)
+                let action = self.machine.connected(generation: generation, now: .now())
+                guard action != .discardConnection else {
+                    channel.close(promise: nil)
                     return
                 }
-                self.state = .handshaking(channel)
-                var buffer = channel.allocator.buffer(capacity: 128)
-                let now = NIODeadline.now()
-                for step in steps {
-                    RESPCommand.write(step.arguments, into: &buffer)
-                    self.inFlight.append(InFlight(kind: .handshake(step), sentAt: now))
-                }
-                channel.writeAndFlush(buffer, promise: nil)
+                self.channel = channel
+                self.run(action)
             case .failure(let error):
-                self.connectFailed(
-                    RedisError(
-                        code: .connectionFailed, message: "cannot connect to Redis", redactedURL: self.url.redacted,
-                        underlying: error))
+                self.run(self.machine.connectFailed(generation: generation, error: error, now: .now()))
             }
         }
     }
 
-    private func becomeReady(_ channel: any Channel) {
-        self.state = .ready(channel)
-        self.backoff.reset()
-        let reconnected = self.everConnected
-        self.everConnected = true
+    private func becomeReady(reconnected: Bool) {
         self.status.withLockedValue {
             $0.connected = true
             if reconnected { $0.reconnects += 1 }
         }
         self.connectedGauge.record(1)
         self.logger.info(
-            reconnected ? "reconnected to Redis" : "connected to Redis", metadata: ["redis.queued": "\(self.queue.count)"])
-        if reconnected, self.isOutboxMode, !self.queue.isEmpty, self.lastSubscribers > 0,
-            self.configuration.outboxSubscriberWait > .zero, self.drainWaiters.isEmpty
-        {
-            self.holdingOutboxUntil = .now() + TimeAmount(self.configuration.outboxSubscriberWait)
-            self.askSubscriberCount(on: channel)
-            return
-        }
-        self.drainQueue()
+            reconnected ? "reconnected to Redis" : "connected to Redis",
+            metadata: ["redis.queued": "\(self.outbox.queuedCount)"])
+        self.run(self.outbox.connectionReady(reconnected: reconnected, now: .now()))
     }
 
-    /// Sends `PUBSUB NUMSUB channel` (the outbox is held until enough subscribers are back).
-    private func askSubscriberCount(on channel: any Channel) {
-        self.inFlight.append(InFlight(kind: .subscriberCount, sentAt: .now()))
-        self.unshareOutbound(on: channel)
-        if self.outbound == nil { self.outbound = channel.allocator.buffer(capacity: 64) }
-        RESPCommand.write(["PUBSUB", "NUMSUB", self.configuration.channel], into: &self.outbound!)
-        self.scheduleFlush()
-    }
-
-    /// A `PUBSUB NUMSUB` reply while the outbox is held: release it, or ask again shortly.
-    private func subscriberCountArrived(_ value: RESPValue) {
-        guard let until = self.holdingOutboxUntil, case .ready = self.state else { return }
-        var count = 0
-        if case .array(let items) = value, items.count == 2, case .integer(let number) = items[1] {
-            count = Int(number)
-        }
-        let expired = NIODeadline.now() >= until || !self.drainWaiters.isEmpty
-        if count >= self.lastSubscribers || expired {
-            if count < self.lastSubscribers {
-                self.logger.warning(
-                    "sending the outbox with fewer subscribers than before the outage",
-                    metadata: ["redis.subscribers": "\(count)", "redis.subscribers_before": "\(self.lastSubscribers)"])
-            }
-            self.holdingOutboxUntil = nil
-            self.drainQueue()
-            return
-        }
-        let generation = self.generation
-        self.eventLoop.scheduleTask(in: .milliseconds(25)) {
-            guard generation == self.generation, self.holdingOutboxUntil != nil, case .ready(let channel) = self.state
-            else { return }
-            self.askSubscriberCount(on: channel)
-        }
-    }
-
-    private func connectFailed(_ error: RedisError) {
-        if case .handshaking(let channel) = self.state {
-            self.generation &+= 1
-            channel.close(promise: nil)
-        }
-        self.inFlight.removeAll()
-        let delay = self.backoff.nextDelay()
-        self.state = .waiting(until: .now() + TimeAmount(delay), lastError: error)
+    private func connectFailed(_ error: RedisError, retry: RedisConnectionStateMachine.Retry?) {
+        let now = NIODeadline.now()
         self.markDisconnected()
         self.logger.warning(
             "Redis unreachable; retrying",
             metadata: [
-                "error": "\(error)", "redis.retry_in_ms": "\(ReconnectBackoff.nanoseconds(delay) / 1_000_000)",
-                "redis.attempt": "\(self.backoff.attempts)", "redis.queued": "\(self.queue.count)",
+                "error": "\(error)", "redis.retry_in_ms": "\((retry?.delay.nanoseconds ?? 0) / 1_000_000)",
+                "redis.attempt": "\(retry?.attempt ?? 0)", "redis.queued": "\(self.outbox.queuedCount)",
             ])
-        if self.isOutboxMode {
-            for index in self.queue.indices where self.queue[index].completion.isSet {
-                let completion = self.queue[index].completion
-                self.queue[index].completion = .none
-                completion.report(.queued(reason: error.message))
-            }
-        } else {
-            while let request = self.queue.popFirst() {
-                self.failedCounter.increment()
-                request.completion.report(.failed(error))
-            }
-        }
-        let generation = self.generation
-        self.eventLoop.scheduleTask(in: TimeAmount(delay)) {
-            guard generation == self.generation, case .waiting = self.state else { return }
-            if self.queue.isEmpty && self.drainWaiters.isEmpty {
-                self.state = .idle
-            } else {
-                self.connect()
-            }
-        }
-        self.finishDrains(force: false)
+        let actions = self.outbox.connectFailed(error, now: now)
+        if let retry { self.scheduleReconnect(retry) }
+        self.run(actions)
     }
 
-    private func markDisconnected() {
-        self.holdingOutboxUntil = nil
-        self.status.withLockedValue { $0.connected = false }
-        self.connectedGauge.record(0)
-    }
-
-    private func connectionLost(_ error: RedisError) {
-        self.generation &+= 1
+    private func connectionLost(_ error: RedisError, retry: RedisConnectionStateMachine.Retry?) {
         self.markDisconnected()
         self.outbound = nil
         self.outboundShared = false
-        var unanswered = CircularBuffer<Request>()
-        while let entry = self.inFlight.popFirst() {
-            if case .publish(let request) = entry.kind { unanswered.append(request) }
-        }
+        let now = NIODeadline.now()
+        let (actions, unanswered) = self.outbox.connectionLost(error, now: now)
         self.logger.warning(
-            "Redis connection lost", metadata: ["error": "\(error)", "redis.unanswered": "\(unanswered.count)"])
-        if self.isOutboxMode {
-            // At-least-once: unanswered messages go back to the front of the outbox, in order.
-            while var request = unanswered.popLast() {
-                let completion = request.completion
-                request.completion = .none
-                completion.report(.queued(reason: "connection lost before Redis answered: \(error.message)"))
-                self.queue.prepend(request)
-            }
-            while self.queue.count > self.configuration.outboxCapacity {
-                _ = self.queue.removeFirst()
-                self.droppedCounter.increment()
-                self.status.withLockedValue { $0.droppedFromOutbox += 1 }
-            }
-            let delay = self.backoff.nextDelay()
-            self.state = .waiting(until: .now() + TimeAmount(delay), lastError: error)
-            let generation = self.generation
-            self.eventLoop.scheduleTask(in: TimeAmount(delay)) {
-                guard generation == self.generation, case .waiting = self.state else { return }
-                if self.queue.isEmpty && self.drainWaiters.isEmpty { self.state = .idle } else { self.connect() }
-            }
+            "Redis connection lost", metadata: ["error": "\(error)", "redis.unanswered": "\(unanswered)"])
+        if let retry {
+            self.scheduleReconnect(retry)
+            self.run(actions)
         } else {
-            let failure =
-                error.code == .timeout
-                ? error
-                : RedisError(
-                    code: .connectionClosed, message: "connection closed before Redis answered PUBLISH",
-                    redactedURL: self.url.redacted, command: "PUBLISH", channel: self.configuration.channel,
-                    underlying: error)
-            for request in unanswered {
-                self.failedCounter.increment()
-                request.completion.report(.failed(failure))
-            }
-            self.state = .idle
-            if !self.queue.isEmpty { self.connect() }
+            self.run(actions)
+            if self.outbox.queuedCount > 0 { self.connectIfIdle() }
         }
-        self.finishDrains(force: false)
+    }
+
+    /// After the backoff, connects again if messages (or a shutdown) wait; otherwise goes idle until the next
+    /// publish.
+    private func scheduleReconnect(_ retry: RedisConnectionStateMachine.Retry) {
+        self.eventLoop.scheduleTask(deadline: retry.at) {
+            let action = self.machine.reconnectTimerFired(
+                generation: retry.generation, now: .now(), stillNeeded: self.outbox.wantsConnection)
+            if self.machine.phase == .idle { self.outbox.awaitingConnection() }
+            self.run(action)
+        }
+    }
+
+    private func markDisconnected() {
+        self.status.withLockedValue { $0.connected = false }
+        self.connectedGauge.record(0)
     }
 
     private func startTimerIfNeeded() {
@@ -821,60 +536,29 @@ public final class RedisPublisher: @unchecked Sendable {
         }
     }
 
+    /// Liveness: a connection whose oldest command waits longer than `replyTimeout` is dropped. Also lets the
+    /// outbox end a drain whose deadline passed.
     private func tick() {
         let now = NIODeadline.now()
-        if let head = self.inFlight.first, now - head.sentAt > TimeAmount(self.configuration.replyTimeout) {
-            switch self.state {
-            case .ready(let channel), .handshaking(let channel):
-                self.closeReason = self.error(.timeout, "Redis did not answer within \(self.configuration.replyTimeout)")
-                channel.close(promise: nil)
-            default:
-                break
-            }
+        let replyTimeout = TimeAmount(self.configuration.replyTimeout)
+        if let sentAt = self.outbox.oldestUnansweredSince, now - sentAt > replyTimeout {
+            let error = self.error(.timeout, "Redis did not answer within \(self.configuration.replyTimeout)")
+            self.run(self.machine.abandon(error, now: now))
         }
-        self.finishDrains(force: false)
-    }
-
-    private func finishDrains(force: Bool) {
-        guard !self.drainWaiters.isEmpty else { return }
-        let idle = self.queue.isEmpty && self.inFlight.isEmpty
-        let now = NIODeadline.now()
-        var remaining: [(deadline: NIODeadline, promise: EventLoopPromise<Void>)] = []
-        for waiter in self.drainWaiters {
-            if force || idle || waiter.deadline <= now {
-                waiter.promise.succeed(())
-            } else {
-                remaining.append(waiter)
-            }
-        }
-        self.drainWaiters = remaining
+        // The handshake's replies have the same timeout (the machine's).
+        self.run(self.machine.tick(now: now))
+        self.run(self.outbox.tick(now: now))
     }
 
     private func closeForShutdown() -> Int {
-        let open: (any Channel)?
-        switch self.state {
-        case .shutdown: return 0
-        case .ready(let channel), .handshaking(let channel): open = channel
-        default: open = nil
-        }
-        self.state = .shutdown
-        self.generation &+= 1
-        open?.close(promise: nil)
+        guard case .shutDown(let closeConnection) = self.machine.shutdown() else { return 0 }
+        if closeConnection { self.channel?.close(promise: nil) }
+        self.channel = nil
         self.timer?.cancel()
         self.timer = nil
         self.markDisconnected()
-        var unsent = 0
-        let error = self.error(.shutdown, "the publisher was shut down before this message was sent")
-        while let entry = self.inFlight.popFirst() {
-            if case .publish(let request) = entry.kind {
-                unsent += 1
-                request.completion.report(.failed(error))
-            }
-        }
-        while let request = self.queue.popFirst() {
-            unsent += 1
-            request.completion.report(.failed(error))
-        }
+        let (actions, unsent) = self.outbox.close()
+        self.run(actions)
         if unsent > 0 {
             self.logger.warning("Redis publisher shut down with unsent messages", metadata: ["redis.unsent": "\(unsent)"])
         }
@@ -890,110 +574,31 @@ public final class RedisPublisher: @unchecked Sendable {
 
 extension RedisPublisher: RedisConnectionDelegate {
     func connection(_ generation: UInt64, received value: RESPValue) {
-        guard generation == self.generation else { return }
-        guard let entry = self.inFlight.popFirst() else {
-            self.closeReason = self.error(.protocolError, "Redis sent a reply nobody asked for: \(value)")
-            self.closeCurrentChannel()
+        // Before the connection is ready the reply is the handshake's; `now` is read only then.
+        let action = self.machine.received(value, generation: generation, now: .now())
+        guard case .deliver = action else {
+            self.run(action)
             return
         }
-        switch entry.kind {
-        case .handshake(let step):
-            if case .error(let message) = value {
-                self.connectFailed(step.error(message: message, url: self.url))
-                return
-            }
-            if self.inFlight.isEmpty, case .handshaking(let channel) = self.state {
-                self.becomeReady(channel)
-            }
-        case .publish(let request):
-            switch value {
-            case .integer(let subscribers):
+        switch self.outbox.replyReceived(value) {
+        case .answered(let progress, let completion, let sendQueued):
+            if case .published = progress {
                 self.publishedCounter.increment()
-                self.lastSubscribers = Int(subscribers)
-                request.completion.report(.published(subscribers: Int(subscribers)))
-            case .error(let message):
+            } else {
                 self.failedCounter.increment()
-                request.completion.report(.failed(self.error(.commandFailed, "Redis refused PUBLISH: \(message)")))
-            default:
-                self.failedCounter.increment()
-                request.completion.report(.failed(self.error(.protocolError, "unexpected reply to PUBLISH: \(value)")))
             }
+            completion?.report(.progress(progress))
             // A slot is free: send what waits for one, and let `shutdown` know when all is answered.
-            if !self.queue.isEmpty || !self.drainWaiters.isEmpty {
-                self.drainQueue()
-            }
-        case .subscriberCount:
-            self.subscriberCountArrived(value)
+            if sendQueued { self.run(self.outbox.sendQueued(now: .now())) }
+        case .subscriberCount(let count):
+            self.run(self.outbox.subscriberCountReceived(count, now: .now()))
+        case .unexpected:
+            let error = self.error(.protocolError, "Redis sent a reply nobody asked for: \(value)")
+            self.run(self.machine.abandon(error, now: .now()))
         }
     }
 
     func connection(_ generation: UInt64, closedWith error: (any Error)?) {
-        guard generation == self.generation else { return }
-        let reason =
-            self.closeReason
-            ?? (error as? RedisError)
-            ?? RedisError(
-                code: .connectionClosed, message: "Redis closed the connection", redactedURL: self.url.redacted,
-                underlying: error)
-        self.closeReason = nil
-        switch self.state {
-        case .handshaking, .connecting:
-            self.connectFailed(reason)
-        case .ready:
-            self.connectionLost(reason)
-        default:
-            break
-        }
-    }
-
-    private func closeCurrentChannel() {
-        switch self.state {
-        case .ready(let channel), .handshaking(let channel): channel.close(promise: nil)
-        default: break
-        }
-    }
-}
-
-/// A thread's reusable payload buffer (only ever touched by that thread).
-private final class PayloadScratch: @unchecked Sendable {
-    var buffer: ByteBuffer?
-}
-
-extension RESPCommand {
-    /// Appends `*3\r\n$7\r\nPUBLISH\r\n$<n>\r\n<channel>\r\n$`: a `PUBLISH` up to its payload's length digits.
-    static func writePublishPrefix(channel: String, into buffer: inout ByteBuffer) {
-        buffer.writeStaticString("*3\r\n$7\r\nPUBLISH\r\n$")
-        Self.writeDecimal(channel.utf8.count, into: &buffer)
-        buffer.writeStaticString("\r\n")
-        buffer.writeString(channel)
-        buffer.writeStaticString("\r\n$")
-    }
-
-    /// Appends a `PUBLISH` whose framing up to the payload's length is `prefix` (see `writePublishPrefix`), in
-    /// one copy per piece.
-    /// - Returns: The writer index at which the payload starts.
-    static func writePublish(
-        prefix: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer, into buffer: inout ByteBuffer
-    ) -> Int {
-        DecimalText.withDigits(of: Int64(payload.count)) { length in
-            let total = prefix.count + length.count + 2 + payload.count + 2
-            buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: total) { free in
-                var at = 0
-                func put(_ bytes: UnsafeRawBufferPointer) {
-                    guard let source = bytes.baseAddress, bytes.count > 0 else { return }
-                    (free.baseAddress! + at).copyMemory(from: source, byteCount: bytes.count)
-                    at += bytes.count
-                }
-                let crlf: StaticString = "\r\n"
-                let crlfBytes = UnsafeRawBufferPointer(start: crlf.utf8Start, count: 2)
-                put(prefix)
-                put(length)
-                put(crlfBytes)
-                put(payload)
-                put(crlfBytes)
-                return at
-            }
-        }
-        return buffer.writerIndex - payload.count - 2
+        self.run(self.machine.connectionClosed(generation: generation, error: error, now: .now()))
     }
 }

@@ -12,7 +12,8 @@ public struct RedisSubscriberConfiguration: Sendable {
     public var backoff: ReconnectBackoff
     /// How long the subscribed connection may be silent before it is pinged.
     public var pingInterval: Duration
-    /// How long a ping may wait for its reply before the connection is dropped and reopened.
+    /// How long a ping, or the AUTH/SELECT/SUBSCRIBE of a new connection, may wait for its reply before the
+    /// connection is dropped and reopened.
     public var pingTimeout: Duration
 
     /// Creates a configuration. A dead connection is noticed within `pingInterval + pingTimeout`.
@@ -82,21 +83,11 @@ public final class RedisSubscriber: @unchecked Sendable {
     private let logger: Logger
     private let onMessage: @Sendable (RedisPubSubMessage) -> Void
 
-    private enum State {
-        case idle
-        case connecting
-        case handshaking(any Channel, steps: CircularBuffer<RedisConnector.HandshakeStep>, unconfirmed: Int)
-        case subscribed(any Channel, LivenessMonitor)
-        case waiting
-        case shutdown
-    }
-
-    private var state: State = .idle
-    private var generation: UInt64 = 0
-    private var backoff: ReconnectBackoff
+    /// Decides connect, handshake (AUTH, SELECT, SUBSCRIBE), backoff and liveness; this class does the I/O.
+    private var machine: RedisConnectionStateMachine
+    /// The connection of the machine's current attempt, once open.
+    private var channel: (any Channel)?
     private var ticker: RepeatedTask?
-    private var closeReason: RedisError?
-    private var everSubscribed = false
     private var subscribedWaiters: [EventLoopPromise<Void>] = []
     private var lastMessageAt: NIODeadline?
     /// Whether the consumer asked to stop reading (the subscribed channel's autoRead is off).
@@ -150,7 +141,16 @@ public final class RedisSubscriber: @unchecked Sendable {
         logger[metadataKey: "redis.channels"] = "\(channels.joined(separator: ","))"
         self.logger = logger
         self.onMessage = onMessage
-        self.backoff = configuration.backoff
+        self.machine = RedisConnectionStateMachine(
+            configuration: .init(
+                handshake: RedisHandshakeStep.handshake(for: url) + [.subscribe(channels: channels)],
+                redactedURL: url.redacted, backoff: configuration.backoff,
+                // A reply may take `pingTimeout`, the handshake's replies included.
+                handshakeTimeout: TimeAmount(configuration.pingTimeout),
+                liveness: (TimeAmount(configuration.pingInterval), TimeAmount(configuration.pingTimeout)),
+                // A subscriber always wants its subscription: every failure, AUTH refused included, is retried.
+                afterConnectFailure: .reconnectAfterBackoff, afterHandshakeRefused: .reconnectAfterBackoff,
+                afterConnectionLost: .reconnectAfterBackoff))
         let dimensions = [("channel", channels.joined(separator: ","))]
         self.connectedGauge = Gauge(label: "socketgateway_redis_subscriber_connected", dimensions: dimensions)
         self.reconnectCounter = Counter(label: "socketgateway_redis_subscriber_reconnects_total", dimensions: dimensions)
@@ -201,29 +201,19 @@ public final class RedisSubscriber: @unchecked Sendable {
                 if pause { $0.pauses += 1 }
             }
             self.logger.debug(pause ? "paused reading from Redis" : "resumed reading from Redis")
-            guard case .subscribed(let channel, _) = self.state else { return }
+            if pause { self.machine.suspendLiveness() } else { self.machine.resumeLiveness(now: .now()) }
+            guard self.machine.isReady, let channel = self.channel else { return }
             channel.setOption(ChannelOptions.autoRead, value: !pause).whenComplete { _ in }
-            if !pause {
-                // Replies that waited unread while paused do not count against the liveness check.
-                self.state = .subscribed(
-                    channel,
-                    LivenessMonitor(
-                        interval: TimeAmount(self.configuration.pingInterval),
-                        timeout: TimeAmount(self.configuration.pingTimeout),
-                        now: .now()
-                    )
-                )
-                channel.read()
-            }
+            if !pause { channel.read() }
         }
     }
 
     /// Starts connecting (once); later calls do nothing.
     public func start() {
         self.eventLoop.execute {
-            guard case .idle = self.state else { return }
+            guard self.machine.phase == .idle else { return }
             self.startTicker()
-            self.connect()
+            self.run(self.machine.start(now: .now()))
         }
     }
 
@@ -232,7 +222,7 @@ public final class RedisSubscriber: @unchecked Sendable {
     public func waitUntilSubscribed(timeout: Duration) async -> Bool {
         let promise = self.eventLoop.makePromise(of: Void.self)
         self.eventLoop.execute {
-            if case .subscribed = self.state {
+            if self.machine.isReady {
                 promise.succeed(())
                 return
             }
@@ -252,14 +242,9 @@ public final class RedisSubscriber: @unchecked Sendable {
     /// Unsubscribes by closing the connection and stops reconnecting.
     public func shutdown() async {
         let future = self.eventLoop.submit { () -> EventLoopFuture<Void> in
-            let channel: (any Channel)?
-            switch self.state {
-            case .handshaking(let open, _, _): channel = open
-            case .subscribed(let open, _): channel = open
-            default: channel = nil
-            }
-            self.state = .shutdown
-            self.generation &+= 1
+            let action = self.machine.shutdown()
+            let channel = self.channel
+            self.channel = nil
             self.ticker?.cancel()
             self.ticker = nil
             self.markDisconnected(error: nil)
@@ -268,78 +253,85 @@ public final class RedisSubscriber: @unchecked Sendable {
             }
             self.subscribedWaiters.removeAll()
             self.onShutdown?()
-            return channel?.close() ?? self.eventLoop.makeSucceededVoidFuture()
+            guard case .shutDown(closeConnection: true) = action, let channel else {
+                return self.eventLoop.makeSucceededVoidFuture()
+            }
+            return channel.close()
         }.flatMap { $0 }
         try? await future.get()
     }
 
     // MARK: - Event-loop confined
 
-    private func connect() {
-        self.state = .connecting
-        self.generation &+= 1
-        let generation = self.generation
+    /// Performs what the machine decided.
+    private func run(_ action: RedisConnectionStateMachine.Action) {
+        switch action {
+        case .nothing, .deliver, .discardConnection, .shutDown:
+            break
+        case .connect(let generation):
+            self.connect(generation: generation)
+        case .sendHandshake(let steps):
+            guard let channel = self.channel else { return }
+            var buffer = channel.allocator.buffer(capacity: 256)
+            for step in steps { RESPCommand.write(step.arguments, into: &buffer) }
+            channel.writeAndFlush(buffer, promise: nil)
+        case .becomeReady(let isReconnect):
+            self.becomeSubscribed(isReconnect: isReconnect)
+        case .sendPing:
+            guard let channel = self.channel else { return }
+            var buffer = channel.allocator.buffer(capacity: 14)
+            RESPCommand.write(["PING"], into: &buffer)
+            channel.writeAndFlush(buffer, promise: nil)
+        case .connectFailed(let error, let closeConnection, let retry),
+            .connectionLost(let error, let closeConnection, let retry):
+            self.subscriptionDown(error, closeConnection: closeConnection, retry: retry)
+        }
+    }
+
+    private func connect(generation: UInt64) {
         RedisConnector.connect(
             url: self.url, eventLoop: self.eventLoop, connectTimeout: TimeAmount(self.configuration.connectTimeout),
             delegate: self, generation: generation
         ).whenComplete { result in
-            guard generation == self.generation, case .connecting = self.state else {
-                if case .success(let channel) = result { channel.close(promise: nil) }
-                return
-            }
             switch result {
             case .success(let channel):
-                let steps = RedisConnector.handshakeCommands(for: self.url)
-                var buffer = channel.allocator.buffer(capacity: 256)
-                for step in steps { RESPCommand.write(step.arguments, into: &buffer) }
-                RESPCommand.write(["SUBSCRIBE"] + self.channels, into: &buffer)
-                self.state = .handshaking(channel, steps: CircularBuffer(steps), unconfirmed: self.channels.count)
-                channel.writeAndFlush(buffer, promise: nil)
+                let action = self.machine.connected(generation: generation, now: .now())
+                guard action != .discardConnection else {
+                    channel.close(promise: nil)
+                    return
+                }
+                self.channel = channel
+                self.run(action)
             case .failure(let error):
-                self.retry(
-                    after: RedisError(
-                        code: .connectionFailed, message: "cannot connect to Redis", redactedURL: self.url.redacted,
-                        underlying: error))
+                self.run(self.machine.connectFailed(generation: generation, error: error, now: .now()))
             }
         }
     }
 
-    private func retry(after error: RedisError) {
-        if case .shutdown = self.state { return }
-        let channel: (any Channel)?
-        switch self.state {
-        case .handshaking(let open, _, _): channel = open
-        case .subscribed(let open, _): channel = open
-        default: channel = nil
-        }
-        self.generation &+= 1
-        channel?.close(promise: nil)
-        self.state = .waiting
+    private func subscriptionDown(
+        _ error: RedisError, closeConnection: Bool, retry: RedisConnectionStateMachine.Retry?
+    ) {
+        if closeConnection { self.channel?.close(promise: nil) }
+        self.channel = nil
         self.markDisconnected(error: error)
-        let delay = self.backoff.nextDelay()
+        if error.code == .livenessTimeout {
+            self.logger.error(
+                "Redis did not answer PING on the subscribed connection; reconnecting",
+                metadata: ["redis.ping_timeout": "\(self.configuration.pingTimeout)"])
+        }
+        guard let retry else { return }
         self.logger.warning(
             "Redis subscription down; reconnecting",
             metadata: [
-                "error": "\(error)", "redis.retry_in_ms": "\(ReconnectBackoff.nanoseconds(delay) / 1_000_000)",
-                "redis.attempt": "\(self.backoff.attempts)",
+                "error": "\(error)", "redis.retry_in_ms": "\(retry.delay.nanoseconds / 1_000_000)",
+                "redis.attempt": "\(retry.attempt)",
             ])
-        let generation = self.generation
-        self.eventLoop.scheduleTask(in: TimeAmount(delay)) {
-            guard generation == self.generation, case .waiting = self.state else { return }
-            self.connect()
+        self.eventLoop.scheduleTask(deadline: retry.at) {
+            self.run(self.machine.reconnectTimerFired(generation: retry.generation, now: .now(), stillNeeded: true))
         }
     }
 
-    private func becomeSubscribed(_ channel: any Channel) {
-        let now = NIODeadline.now()
-        self.state = .subscribed(
-            channel,
-            LivenessMonitor(
-                interval: TimeAmount(self.configuration.pingInterval), timeout: TimeAmount(self.configuration.pingTimeout),
-                now: now))
-        self.backoff.reset()
-        let reconnected = self.everSubscribed
-        self.everSubscribed = true
+    private func becomeSubscribed(isReconnect reconnected: Bool) {
         self.shared.withLockedValue {
             $0.connected = true
             $0.lastError = nil
@@ -347,7 +339,7 @@ public final class RedisSubscriber: @unchecked Sendable {
         }
         if reconnected { self.reconnectCounter.increment() }
         if self.readingPaused {
-            channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
+            self.channel?.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
         }
         self.connectedGauge.record(1)
         self.logger.info(reconnected ? "resubscribed to Redis" : "subscribed to Redis")
@@ -377,29 +369,10 @@ public final class RedisSubscriber: @unchecked Sendable {
         if let last = self.lastMessageAt {
             self.ageGauge.record(Double((now - last).nanoseconds) / 1e9)
         }
-        guard case .subscribed(let channel, var monitor) = self.state, !self.readingPaused else { return }
-        let action = monitor.tick(now: now)
-        self.state = .subscribed(channel, monitor)
-        switch action {
-        case .none:
-            break
-        case .sendPing:
-            var buffer = channel.allocator.buffer(capacity: 14)
-            RESPCommand.write(["PING"], into: &buffer)
-            channel.writeAndFlush(buffer, promise: nil)
-        case .declareDead:
-            self.logger.error(
-                "Redis did not answer PING on the subscribed connection; reconnecting",
-                metadata: ["redis.ping_timeout": "\(self.configuration.pingTimeout)"])
-            self.retry(
-                after: RedisError(
-                    code: .livenessTimeout,
-                    message: "no reply to PING within \(self.configuration.pingTimeout)", redactedURL: self.url.redacted,
-                    command: "PING"))
-        }
+        self.run(self.machine.tick(now: now))
     }
 
-    private func handlePush(_ items: [RESPValue], channel: any Channel) {
+    private func handlePush(_ items: [RESPValue]) {
         guard let kind = items.first?.string else { return }
         switch kind {
         case "message":
@@ -422,63 +395,22 @@ public final class RedisSubscriber: @unchecked Sendable {
 
 extension RedisSubscriber: RedisConnectionDelegate {
     func connection(_ generation: UInt64, received value: RESPValue) {
-        guard generation == self.generation else { return }
-        switch self.state {
-        case .handshaking(let channel, var steps, var unconfirmed):
-            if let step = steps.popFirst() {
-                if case .error(let message) = value {
-                    self.retry(after: step.error(message: message, url: self.url))
-                    return
-                }
-                self.state = .handshaking(channel, steps: steps, unconfirmed: unconfirmed)
-                return
-            }
-            switch value {
-            case .array(let items) where items.first?.string == "subscribe":
-                unconfirmed -= 1
-                if unconfirmed <= 0 {
-                    self.becomeSubscribed(channel)
-                } else {
-                    self.state = .handshaking(channel, steps: steps, unconfirmed: unconfirmed)
-                }
-            case .error(let message):
-                self.retry(
-                    after: RedisError(
-                        code: .commandFailed, message: "Redis refused SUBSCRIBE: \(message)",
-                        redactedURL: self.url.redacted, command: "SUBSCRIBE"))
-            default:
-                self.retry(
-                    after: RedisError(
-                        code: .protocolError, message: "unexpected reply to SUBSCRIBE: \(value)",
-                        redactedURL: self.url.redacted, command: "SUBSCRIBE"))
-            }
-        case .subscribed(let channel, var monitor):
-            monitor.activity(at: .now())
-            self.state = .subscribed(channel, monitor)
-            switch value {
-            case .array(let items):
-                self.handlePush(items, channel: channel)
-            case .error(let message):
-                self.logger.warning("Redis error on the subscribed connection", metadata: ["redis.error": "\(message)"])
-            default:
-                break
-            }
+        let action = self.machine.received(value, generation: generation, now: .now())
+        guard case .deliver = action else {
+            self.run(action)
+            return
+        }
+        switch value {
+        case .array(let items):
+            self.handlePush(items)
+        case .error(let message):
+            self.logger.warning("Redis error on the subscribed connection", metadata: ["redis.error": "\(message)"])
         default:
             break
         }
     }
 
     func connection(_ generation: UInt64, closedWith error: (any Error)?) {
-        guard generation == self.generation else { return }
-        switch self.state {
-        case .handshaking, .subscribed, .connecting:
-            self.retry(
-                after: (error as? RedisError)
-                    ?? RedisError(
-                        code: .connectionClosed, message: "Redis closed the subscribed connection",
-                        redactedURL: self.url.redacted, underlying: error))
-        default:
-            break
-        }
+        self.run(self.machine.connectionClosed(generation: generation, error: error, now: .now()))
     }
 }

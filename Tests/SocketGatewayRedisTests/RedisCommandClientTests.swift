@@ -83,6 +83,23 @@ import Testing
         await redis.stop()
     }
 
+    @Test func commandsBehindARefusedSelectAreNeverSent() async throws {
+        let redis = try await RedisServerProcess.start()
+        // Database 99 does not exist (16 by default): Redis refuses the SELECT.
+        let client = RedisCommandClient(
+            url: try RedisURL(parsing: "redis://127.0.0.1:\(redis.port)/99"), logger: self.logger)
+        do {
+            try await client.send(["SET", "written", "by mistake"])
+            Issue.record("a command behind a refused SELECT succeeded")
+        } catch {
+            #expect(error.code == .selectFailed)
+        }
+        // The SET did not run on the connection's default database either.
+        #expect(try redis.cli(["EXISTS", "written"]) == "0")
+        await client.shutdown()
+        await redis.stop()
+    }
+
     @Test func aCommandWithoutReplyTimesOutAndTheNextOneReconnects() async throws {
         let redis = try await RedisServerProcess.start()
         let client = RedisCommandClient(url: redis.url, logger: self.logger)

@@ -185,6 +185,29 @@ func eventually(limit: Duration = .seconds(20), _ condition: @Sendable () -> Boo
         await redis.stop()
     }
 
+    @Test func subscriberGivesUpAHandshakeThatIsNeverAnswered() async throws {
+        let redis = try await RedisServerProcess.start()
+        guard let pid = redis.pid else {
+            Issue.record("redis-server is not running")
+            return
+        }
+        // Frozen before the subscriber connects: the kernel accepts the connection, nobody answers SUBSCRIBE.
+        kill(pid, SIGSTOP)
+        let subscriber = RedisSubscriber(
+            url: redis.url, channels: ["socketio"],
+            configuration: .init(pingInterval: .milliseconds(200), pingTimeout: .milliseconds(300)),
+            logger: self.logger
+        ) { _ in }
+        subscriber.start()
+        #expect(await eventually { subscriber.health.lastError?.contains("did not answer SUBSCRIBE") == true })
+        #expect(!subscriber.health.connected)
+        kill(pid, SIGCONT)
+        #expect(await subscriber.waitUntilSubscribed(timeout: .seconds(10)))
+        #expect(subscriber.health.lastError == nil)
+        await subscriber.shutdown()
+        await redis.stop()
+    }
+
     @Test func backPressureRefusesBeyondTheQueueBound() async throws {
         let redis = try await RedisServerProcess.start()
         let publisher = RedisPublisher(

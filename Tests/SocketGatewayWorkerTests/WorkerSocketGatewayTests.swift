@@ -156,21 +156,19 @@ final class EmitCollector: Sendable {
         }
 
         await redis.stop()
-        let clock = ContinuousClock()
-        let outageEnd = clock.now + .seconds(3)
-        var outcomes: [EmitResult.Outcome: Int] = [:]
-        var slowest = Duration.zero
-        while clock.now < outageEnd {
-            let started = clock.now
+        // Every emit during the outage comes back held in the outbox, with one of the two documented reasons:
+        // Redis is known to be unreachable, or it did not answer within `emitTimeout` (a connect attempt was
+        // under way). That no emit waits past its timeout is proven at synthetic times in `RedisOutboxTests`.
+        for _ in 0..<150 {
             let result = await emitNext()
-            slowest = max(slowest, clock.now - started)
-            outcomes[result.outcome, default: 0] += 1
-            try await Task.sleep(for: .milliseconds(5))
+            #expect(result.outcome == .queued, "\(result)")
+            let reason = result.reason ?? ""
+            #expect(
+                reason.hasPrefix("Redis unreachable, held in the outbox: ")
+                    || reason == "Redis did not answer within \(worker.emitTimeout); the message stays queued",
+                "\(reason)")
+            try await Task.sleep(for: .milliseconds(10))
         }
-        let emittedDuringOutage = outcomes.values.reduce(0, +)
-        #expect(outcomes[.queued] == emittedDuringOutage, "\(outcomes)")
-        #expect(slowest <= worker.emitTimeout + .seconds(1), "an emit took \(slowest)")
-        #expect(emittedDuringOutage > 10)
 
         try await redis.restart(tcp: false)
         #expect(await subscriber.waitUntilSubscribed(timeout: .seconds(10)))
