@@ -14,7 +14,9 @@ struct SocketGatewayEventsPlugin: BuildToolPlugin {
 
     func createBuildCommands(context: PluginContext, target: any Target) async throws -> [Command] {
         guard let sourceTarget = target as? SwiftSourceModuleTarget else {
-            throw PluginError("SocketGatewayEventsPlugin can only be applied to a Swift target; '\(target.name)' is not one")
+            throw PluginError(
+                "SocketGatewayEventsPlugin can only be applied to a Swift target; '\(target.name)' is not one"
+            )
         }
         let catalogs = sourceTarget.sourceFiles.map(\.url).filter { Self.catalogNames.contains($0.lastPathComponent) }
         guard let catalog = catalogs.first else {
@@ -33,7 +35,9 @@ struct SocketGatewayEventsPlugin: BuildToolPlugin {
             .buildCommand(
                 displayName: "Generating socket events from \(catalog.lastPathComponent) for \(target.name)",
                 executable: try context.tool(named: "socket-gateway-codegen").url,
-                arguments: ["generate", catalog.path(percentEncoded: false), "--output", output.path(percentEncoded: false)],
+                arguments: [
+                    "generate", catalog.path(percentEncoded: false), "--output", output.path(percentEncoded: false),
+                ],
                 inputFiles: [catalog],
                 outputFiles: [output]
             )

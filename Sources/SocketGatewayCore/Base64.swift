@@ -3,7 +3,9 @@ package import NIOCore
 /// The one base64 (RFC 4648) of the package, without Foundation: standard alphabet with padding for Engine.IO
 /// polling binary records and pub/sub attachments, URL-safe alphabet without padding for session ids and JWTs.
 package enum Base64 {
-    private static let standard: [UInt8] = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+    private static let standard: [UInt8] = Array(
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8
+    )
     private static let urlSafe: [UInt8] = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
 
     /// Number of bytes `encode` writes for `count` input bytes.
@@ -12,7 +14,11 @@ package enum Base64 {
     }
 
     /// Appends the base64 text of `bytes` to `buffer`.
-    package static func encode<Bytes: Collection<UInt8>>(_ bytes: Bytes, into buffer: inout ByteBuffer, urlSafe: Bool = false) {
+    package static func encode<Bytes: Collection<UInt8>>(
+        _ bytes: Bytes,
+        into buffer: inout ByteBuffer,
+        urlSafe: Bool = false
+    ) {
         let alphabet = urlSafe ? Self.urlSafe : Self.standard
         let padded = !urlSafe
         buffer.reserveCapacity(minimumWritableBytes: Self.encodedLength(bytes.count, padded: padded))

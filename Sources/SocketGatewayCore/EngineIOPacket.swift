@@ -81,7 +81,10 @@ package enum EngineIOPacket: Sendable, Hashable {
     ///   - frame: the frame payload (unmasked).
     ///   - isBinary: true for a binary frame (always a binary message), false for a text frame.
     /// - Throws: ``EngineIOCodecError`` for an empty or unknown text packet.
-    package static func decode(webSocketFrame frame: ByteBuffer, isBinary: Bool) throws(EngineIOCodecError) -> EngineIOPacket {
+    package static func decode(
+        webSocketFrame frame: ByteBuffer,
+        isBinary: Bool
+    ) throws(EngineIOCodecError) -> EngineIOPacket {
         if isBinary { return .binaryMessage(frame) }
         return try Self.decode(text: frame)
     }

@@ -52,7 +52,10 @@ package enum EngineIOPollingPayload {
         do {
             return try EngineIOPacket.decode(text: record)
         } catch {
-            throw EngineIOCodecError(code: error.code, context: "record \(number) of a polling payload: \(error.context)")
+            throw EngineIOCodecError(
+                code: error.code,
+                context: "record \(number) of a polling payload: \(error.context)"
+            )
         }
     }
 

@@ -94,7 +94,8 @@ struct JSONParser {
         case UInt8(ascii: "n"):
             try self.expectLiteral("null")
             return .null
-        case UInt8(ascii: "-") where self.allowsNonFiniteNumbers && self.index + 1 < self.bytes.count
+        case UInt8(ascii: "-")
+        where self.allowsNonFiniteNumbers && self.index + 1 < self.bytes.count
             && self.bytes[self.index + 1] == UInt8(ascii: "I"):
             self.index += 1
             try self.expectLiteral("Infinity")

@@ -31,7 +31,9 @@ struct JSONWriter {
 
     /// Writes `value` in `Form`, which is `style` as a type: specialized for each, the style costs no branch.
     mutating func write<Form: JSONForm, Output: JSONOutput>(
-        _ value: JSONValue, in form: Form.Type, to output: inout Output
+        _ value: JSONValue,
+        in form: Form.Type,
+        to output: inout Output
     ) {
         switch value {
         case .null:
@@ -86,7 +88,9 @@ struct JSONWriter {
 
     @inline(__always)
     private static func writeString<Form: JSONForm, Output: JSONOutput>(
-        _ text: String, in form: Form.Type, to output: inout Output
+        _ text: String,
+        in form: Form.Type,
+        to output: inout Output
     ) {
         switch Form.style {
         case .javaScript: Self.writeJavaScriptString(text, to: &output)
@@ -96,7 +100,8 @@ struct JSONWriter {
 
     @inline(__always)
     private static func writeItemSeparator<Form: JSONForm, Output: JSONOutput>(
-        in form: Form.Type, to output: inout Output
+        in form: Form.Type,
+        to output: inout Output
     ) {
         switch Form.style {
         case .javaScript: output.put(UInt8(ascii: ","))
@@ -141,7 +146,9 @@ struct JSONWriter {
     /// `asciiOnly` is a constant there.
     @inline(__always)
     private static func writeEscapedString<Output: JSONOutput>(
-        _ utf8: UnsafeRawBufferPointer, asciiOnly: Bool, to output: inout Output
+        _ utf8: UnsafeRawBufferPointer,
+        asciiOnly: Bool,
+        to output: inout Output
     ) {
         output.put(UInt8(ascii: "\""))
         let count = utf8.count

@@ -40,7 +40,7 @@ package enum LogSafe {
                 sequence.append(next)
             }
             guard sequence.count == length,
-                  let scalar = String(validating: sequence, as: UTF8.self)?.unicodeScalars.first
+                let scalar = String(validating: sequence, as: UTF8.self)?.unicodeScalars.first
             else {
                 for invalid in sequence { Self.appendHex(invalid, to: &output) }
                 continue

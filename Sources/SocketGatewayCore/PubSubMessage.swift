@@ -74,8 +74,13 @@ package struct PubSubEmit: Sendable, Hashable {
 
     /// Creates an emit.
     package init(
-        event: String, arguments: [JSONValue], namespace: String = "/", room: PubSubNames = .none,
-        skipSid: PubSubNames = .none, callback: PubSubCallback? = nil, hostID: String
+        event: String,
+        arguments: [JSONValue],
+        namespace: String = "/",
+        room: PubSubNames = .none,
+        skipSid: PubSubNames = .none,
+        callback: PubSubCallback? = nil,
+        hostID: String
     ) {
         self.event = event
         self.arguments = arguments
@@ -139,7 +144,11 @@ package enum PubSubMessage: Sendable, Hashable {
 
     /// Builds the emit a server or worker publishes for `target` and `options`.
     package static func emit(
-        _ event: String, arguments: [JSONValue], to target: EmitTarget, options: EmitOptions, hostID: String
+        _ event: String,
+        arguments: [JSONValue],
+        to target: EmitTarget,
+        options: EmitOptions,
+        hostID: String
     ) -> PubSubMessage {
         let room: PubSubNames
         switch target {
@@ -150,8 +159,14 @@ package enum PubSubMessage: Sendable, Hashable {
         }
         return .emit(
             PubSubEmit(
-                event: event, arguments: arguments, namespace: options.namespace, room: room,
-                skipSid: options.excluding.isEmpty ? .none : PubSubNames(options.excluding.sorted()), hostID: hostID))
+                event: event,
+                arguments: arguments,
+                namespace: options.namespace,
+                room: room,
+                skipSid: options.excluding.isEmpty ? .none : PubSubNames(options.excluding.sorted()),
+                hostID: hostID
+            )
+        )
     }
 }
 
@@ -366,7 +381,10 @@ extension PubSubMessage {
             value = try JSONValue.parsePythonJSON(bytes, maxDepth: Self.maximumDepth)
         } catch {
             throw PubSubMessageError(
-                code: .notJSON, message: "not JSON: \(error)", excerpt: Self.excerpt(bytes))
+                code: .notJSON,
+                message: "not JSON: \(error)",
+                excerpt: Self.excerpt(bytes)
+            )
         }
         return try Self.decode(value, excerpt: { Self.excerpt(bytes) })
     }
@@ -376,9 +394,16 @@ extension PubSubMessage {
         try Self.decode(value, excerpt: { String(value.pythonJSONString.prefix(200)) })
     }
 
-    private static func decode(_ value: JSONValue, excerpt: @escaping () -> String) throws(PubSubMessageError) -> PubSubMessage {
+    private static func decode(
+        _ value: JSONValue,
+        excerpt: @escaping () -> String
+    ) throws(PubSubMessageError) -> PubSubMessage {
         guard case .object(let pairs) = value else {
-            throw PubSubMessageError(code: .notAnObject, message: "the message is not a JSON object", excerpt: excerpt())
+            throw PubSubMessageError(
+                code: .notAnObject,
+                message: "the message is not a JSON object",
+                excerpt: excerpt()
+            )
         }
         var fields = Fields(pairs: pairs, excerpt: excerpt)
         guard let method = fields.value("method")?.stringValue else {
@@ -409,7 +434,10 @@ extension PubSubMessage {
                 guard case .array(let rebuilt)? = try? JSONValue.array(deconstructed).reconstructingBinary(attachments)
                 else {
                     throw fields.error(
-                        .invalidBinary, "placeholders do not match the \(attachments.count) attachments", field: "data")
+                        .invalidBinary,
+                        "placeholders do not match the \(attachments.count) attachments",
+                        field: "data"
+                    )
                 }
                 arguments = rebuilt
             }
@@ -429,13 +457,21 @@ extension PubSubMessage {
             }
             return .emit(
                 PubSubEmit(
-                    event: event, arguments: arguments, namespace: try fields.optionalString("namespace") ?? "/",
-                    room: try fields.names("room"), skipSid: try fields.names("skip_sid"), callback: callback,
-                    hostID: try fields.optionalString("host_id") ?? ""))
+                    event: event,
+                    arguments: arguments,
+                    namespace: try fields.optionalString("namespace") ?? "/",
+                    room: try fields.names("room"),
+                    skipSid: try fields.names("skip_sid"),
+                    callback: callback,
+                    hostID: try fields.optionalString("host_id") ?? ""
+                )
+            )
         case "disconnect":
             return .disconnect(
-                sid: try fields.string("sid"), namespace: try fields.optionalString("namespace") ?? "/",
-                hostID: try fields.optionalString("host_id") ?? "")
+                sid: try fields.string("sid"),
+                namespace: try fields.optionalString("namespace") ?? "/",
+                hostID: try fields.optionalString("host_id") ?? ""
+            )
         case "enter_room", "leave_room":
             let sid = try fields.string("sid")
             let room = try fields.string("room")
@@ -446,22 +482,39 @@ extension PubSubMessage {
                 : .leaveRoom(sid: sid, room: room, namespace: namespace, hostID: hostID)
         case "close_room":
             return .closeRoom(
-                room: try fields.string("room"), namespace: try fields.optionalString("namespace") ?? "/",
-                hostID: try fields.optionalString("host_id") ?? "")
+                room: try fields.string("room"),
+                namespace: try fields.optionalString("namespace") ?? "/",
+                hostID: try fields.optionalString("host_id") ?? ""
+            )
         case "callback":
             guard let id = fields.value("id")?.intValue else {
                 throw fields.error(
-                    fields.value("id") == nil ? .missingField : .wrongType, "'id' must be an integer", field: "id")
+                    fields.value("id") == nil ? .missingField : .wrongType,
+                    "'id' must be an integer",
+                    field: "id"
+                )
             }
             guard case .array(let arguments)? = fields.value("args") else {
-                throw fields.error(fields.value("args") == nil ? .missingField : .wrongType, "'args' must be a list", field: "args")
+                throw fields.error(
+                    fields.value("args") == nil ? .missingField : .wrongType,
+                    "'args' must be a list",
+                    field: "args"
+                )
             }
             return .callback(
-                hostID: try fields.string("host_id"), sid: try fields.string("sid"),
-                namespace: try fields.optionalString("namespace") ?? "/", id: id, arguments: arguments)
+                hostID: try fields.string("host_id"),
+                sid: try fields.string("sid"),
+                namespace: try fields.optionalString("namespace") ?? "/",
+                id: id,
+                arguments: arguments
+            )
         default:
             throw PubSubMessageError(
-                code: .unknownMethod, message: "unknown method '\(method)'", method: method, excerpt: excerpt())
+                code: .unknownMethod,
+                message: "unknown method '\(method)'",
+                method: method,
+                excerpt: excerpt()
+            )
         }
     }
 

@@ -12,7 +12,11 @@ package final class RateLimitedWarning: Sendable {
     }
 
     /// Logs `message` at warning level unless one was logged less than the interval ago.
-    package func log(_ logger: Logger, _ message: @autoclosure () -> Logger.Message, metadata: @autoclosure () -> Logger.Metadata = [:]) {
+    package func log(
+        _ logger: Logger,
+        _ message: @autoclosure () -> Logger.Message,
+        metadata: @autoclosure () -> Logger.Metadata = [:]
+    ) {
         let now = ContinuousClock.now
         guard let suppressed = self.limiter.withLockedValue({ $0.admit(at: now) }) else { return }
         var metadata = metadata()

@@ -121,25 +121,51 @@ extension SocketEmitter {
     /// Emits one value to every client authenticated as `userID` (the room `user:<id>`).
     @discardableResult
     public func emitToUser(
-        _ userID: String, event: String, data: JSONValue, namespace: String = "/", excluding: Set<String> = []
+        _ userID: String,
+        event: String,
+        data: JSONValue,
+        namespace: String = "/",
+        excluding: Set<String> = []
     ) async -> EmitResult {
-        await self.emit(event, arguments: [data], to: .user(userID), options: .init(namespace: namespace, excluding: excluding))
+        await self.emit(
+            event,
+            arguments: [data],
+            to: .user(userID),
+            options: .init(namespace: namespace, excluding: excluding)
+        )
     }
 
     /// Emits one value to the members of `room`.
     @discardableResult
     public func emitToRoom(
-        _ room: String, event: String, data: JSONValue, namespace: String = "/", excluding: Set<String> = []
+        _ room: String,
+        event: String,
+        data: JSONValue,
+        namespace: String = "/",
+        excluding: Set<String> = []
     ) async -> EmitResult {
-        await self.emit(event, arguments: [data], to: .room(room), options: .init(namespace: namespace, excluding: excluding))
+        await self.emit(
+            event,
+            arguments: [data],
+            to: .room(room),
+            options: .init(namespace: namespace, excluding: excluding)
+        )
     }
 
     /// Emits one value to every client of the namespace.
     @discardableResult
     public func broadcast(
-        event: String, data: JSONValue, namespace: String = "/", excluding: Set<String> = []
+        event: String,
+        data: JSONValue,
+        namespace: String = "/",
+        excluding: Set<String> = []
     ) async -> EmitResult {
-        await self.emit(event, arguments: [data], to: .broadcast, options: .init(namespace: namespace, excluding: excluding))
+        await self.emit(
+            event,
+            arguments: [data],
+            to: .broadcast,
+            options: .init(namespace: namespace, excluding: excluding)
+        )
     }
 
     /// Puts `sid` into `room` in the default namespace.

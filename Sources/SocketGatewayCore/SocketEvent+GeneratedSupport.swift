@@ -63,14 +63,21 @@ public enum GeneratedEventDecoding {
         } catch let error as SocketEventDecodingError {
             throw DecodingError.dataCorrupted(
                 DecodingError.Context(
-                    codingPath: decoder.codingPath, debugDescription: error.description, underlyingError: error)
+                    codingPath: decoder.codingPath,
+                    debugDescription: error.description,
+                    underlyingError: error
+                )
             )
         }
     }
 
     /// Throws the error for an event name the catalog does not know.
     public static func unknownEvent(_ event: String, catalog: String) -> SocketEventDecodingError {
-        SocketEventDecodingError(code: .unknownEvent, event: event, message: "'\(event)' is not an event of the \(catalog) catalog")
+        SocketEventDecodingError(
+            code: .unknownEvent,
+            event: event,
+            message: "'\(event)' is not an event of the \(catalog) catalog"
+        )
     }
 
     /// The members of an object.
@@ -82,7 +89,11 @@ public enum GeneratedEventDecoding {
     /// The value of required key `key`, decoded with `decode`.
     public static func required<T>(_ members: Members, _ key: String, _ decode: (JSONValue) throws -> T) throws -> T {
         guard let value = Self.member(members, key), value != .null else {
-            throw SocketEventDecodingError(code: .missingField, path: [.key(key)], message: "the payload has no '\(key)'")
+            throw SocketEventDecodingError(
+                code: .missingField,
+                path: [.key(key)],
+                message: "the payload has no '\(key)'"
+            )
         }
         return try Self.at(.key(key)) { try decode(value) }
     }
@@ -175,7 +186,10 @@ public enum GeneratedEventDecoding {
         let string = try Self.string(value)
         guard let result = T(rawValue: string) else {
             let allowed = T.allCases.map { "'\($0.rawValue)'" }.joined(separator: ", ")
-            throw SocketEventDecodingError(code: .invalidValue, message: "expected one of \(allowed), found '\(string)'")
+            throw SocketEventDecodingError(
+                code: .invalidValue,
+                message: "expected one of \(allowed), found '\(string)'"
+            )
         }
         return result
     }

@@ -219,7 +219,10 @@ public enum CoreBenchmarkSupport {
 
     /// Encodes a python-socketio `emit` message as the worker and the server publish it.
     public static func encodePubSubEmit(
-        _ event: String, arguments: [JSONValue], to target: EmitTarget, hostID: String
+        _ event: String,
+        arguments: [JSONValue],
+        to target: EmitTarget,
+        hostID: String
     ) -> ByteBuffer {
         PubSubMessage.emit(event, arguments: arguments, to: target, options: EmitOptions(), hostID: hostID).encoded()
     }

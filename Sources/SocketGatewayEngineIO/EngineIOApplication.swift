@@ -86,7 +86,13 @@ package struct EngineIOHandshakeRequest: Sendable {
     package var remoteAddress: SocketAddress?
 
     /// Creates a request description.
-    package init(uri: String, path: String, query: [String: String], headers: HTTPHeaders, remoteAddress: SocketAddress?) {
+    package init(
+        uri: String,
+        path: String,
+        query: [String: String],
+        headers: HTTPHeaders,
+        remoteAddress: SocketAddress?
+    ) {
         self.uri = uri
         self.path = path
         self.query = query

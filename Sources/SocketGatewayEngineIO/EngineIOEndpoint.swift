@@ -62,7 +62,9 @@ final class EngineIOEndpoint: Sendable {
     private let pendingSessions = NIOLockedValueBox(0)
     private let handshakeRefusedWarning = RateLimitedWarning()
     /// Upgrade WebSockets attached to their session in `shouldUpgrade`, waiting for their pipeline.
-    private let reservedUpgrades = NIOLockedValueBox<[ObjectIdentifier: (EngineIOSession, EngineIOWebSocketConnection)]>([:])
+    private let reservedUpgrades = NIOLockedValueBox<
+        [ObjectIdentifier: (EngineIOSession, EngineIOWebSocketConnection)]
+    >([:])
     /// Warnings about misbehaving WebSocket peers: a flood of them logs a bounded number of lines.
     private let webSocketWarning = RateLimitedWarning()
 
@@ -94,13 +96,19 @@ final class EngineIOEndpoint: Sendable {
 
     func sessionOpened(_ session: EngineIOSession, transport: EngineIOTransportKind) {
         self.metrics.opened(transport: transport)
-        self.logger.debug("session opened", metadata: ["engineio.sid": "\(session.id)", "engineio.transport": "\(transport)"])
+        self.logger.debug(
+            "session opened",
+            metadata: ["engineio.sid": "\(session.id)", "engineio.transport": "\(transport)"]
+        )
     }
 
     func sessionClosed(_ session: EngineIOSession, reason: EngineIOCloseReason) {
         _ = self.sessions.withLockedValue { $0.removeValue(forKey: session.id) }
         self.metrics.closed(reason: reason)
-        self.logger.debug("session closed", metadata: ["engineio.sid": "\(session.id)", "engineio.reason": "\(reason)"])
+        self.logger.debug(
+            "session closed",
+            metadata: ["engineio.sid": "\(session.id)", "engineio.reason": "\(reason)"]
+        )
     }
 
     /// The number of sessions opened and not yet established.
@@ -271,8 +279,8 @@ final class EngineIOEndpoint: Sendable {
     func validatePollingQuery(_ query: [String: String]) -> EngineIOHTTPError? {
         guard query["EIO"] == "4" else { return .unsupportedProtocolVersion }
         guard let transportName = query["transport"],
-              let transport = EngineIOTransportKind(rawValue: transportName),
-              self.configuration.transports.contains(transport)
+            let transport = EngineIOTransportKind(rawValue: transportName),
+            self.configuration.transports.contains(transport)
         else {
             return .transportUnknown
         }
@@ -378,7 +386,8 @@ final class EngineIOEndpoint: Sendable {
         case .any:
             return [("Access-Control-Allow-Origin", "*")]
         case .origins:
-            guard let origin = requestHeaders.first(name: "origin"), self.configuration.cors.matches(origin: origin) else {
+            guard let origin = requestHeaders.first(name: "origin"), self.configuration.cors.matches(origin: origin)
+            else {
                 return [("Vary", "Origin")]
             }
             return [
@@ -431,7 +440,10 @@ struct EngineIOMetrics: Sendable {
     init(path: String) {
         self.path = path
         self.connections = Meter(label: "socketgateway_engineio_connections", dimensions: [("path", path)])
-        self.slowClientDrops = Counter(label: "socketgateway_engineio_slow_client_drops_total", dimensions: [("path", path)])
+        self.slowClientDrops = Counter(
+            label: "socketgateway_engineio_slow_client_drops_total",
+            dimensions: [("path", path)]
+        )
     }
 
     func opened(transport: EngineIOTransportKind) {
@@ -460,7 +472,10 @@ struct EngineIOMetrics: Sendable {
 
     /// WebSocket connections reset because the peer did not take the close frame, by `why`.
     func webSocketForcedCloses(why: String) -> Counter {
-        Counter(label: "socketgateway_engineio_websocket_forced_closes_total", dimensions: [("path", self.path), ("why", why)])
+        Counter(
+            label: "socketgateway_engineio_websocket_forced_closes_total",
+            dimensions: [("path", self.path), ("why", why)]
+        )
     }
 
     /// WebSocket connections failed for a protocol error, by the close code sent.

@@ -98,7 +98,8 @@ final class HTTPConnectionPolicy: Sendable {
 
     /// Counts and logs (rate-limited) a request refused for its head's size.
     func headRefused(remoteAddress: SocketAddress?) {
-        Counter(label: "socketgateway_http_requests_refused_total", dimensions: [("reason", "header_too_large")]).increment()
+        Counter(label: "socketgateway_http_requests_refused_total", dimensions: [("reason", "header_too_large")])
+            .increment()
         self.headerTooLargeWarning.log(
             self.logger,
             "refusing HTTP request: headers too large",
@@ -111,7 +112,8 @@ final class HTTPConnectionPolicy: Sendable {
 
     /// Counts and logs (rate-limited) a connection closed because its address has too many open already.
     func connectionRefused(address: String, limit: Int) {
-        Counter(label: "socketgateway_http_connections_refused_total", dimensions: [("reason", "per_address_limit")]).increment()
+        Counter(label: "socketgateway_http_connections_refused_total", dimensions: [("reason", "per_address_limit")])
+            .increment()
         self.connectionRefusedWarning.log(
             self.logger,
             "closing new connection: too many connections from its address",
@@ -124,7 +126,10 @@ final class HTTPConnectionPolicy: Sendable {
         Counter(label: "socketgateway_http_timeouts_total", dimensions: [("kind", kind.rawValue)]).increment()
         // Idle connections are routine (a browser's spare connection, a client's pool); slow requests are not.
         guard kind != .idle else {
-            self.logger.debug("closing idle HTTP connection", metadata: ["remote": "\(remoteAddress.map { "\($0)" } ?? "?")"])
+            self.logger.debug(
+                "closing idle HTTP connection",
+                metadata: ["remote": "\(remoteAddress.map { "\($0)" } ?? "?")"]
+            )
             return
         }
         self.timeoutWarning.log(
@@ -180,8 +185,11 @@ final class EngineIOHTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
     private var postInProgress: (endpoint: EngineIOEndpoint, sid: String)?
 
     init(
-        endpoints: [EngineIOEndpoint], fallback: (any HTTPFallbackResponder)?, tasks: ServerTaskPool,
-        policy: HTTPConnectionPolicy, logger: Logger
+        endpoints: [EngineIOEndpoint],
+        fallback: (any HTTPFallbackResponder)?,
+        tasks: ServerTaskPool,
+        policy: HTTPConnectionPolicy,
+        logger: Logger
     ) {
         self.endpoints = endpoints
         self.fallback = fallback
@@ -255,7 +263,9 @@ final class EngineIOHTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
             self.policy.timedOut(kind, remoteAddress: context.channel.remoteAddress)
             // The 408 goes in below NIO's pipelining handler, which may not have seen a request head yet and would
             // refuse a response to no request: written as bytes through the context of the response encoder.
-            guard respond, let encoder = try? context.pipeline.syncOperations.context(handlerType: HTTPResponseEncoder.self) else {
+            guard respond,
+                let encoder = try? context.pipeline.syncOperations.context(handlerType: HTTPResponseEncoder.self)
+            else {
                 context.close(promise: nil)
                 return
             }
@@ -286,7 +296,7 @@ final class EngineIOHTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
                 self.target = .endpoint(endpoint, requestTarget)
                 self.bodyLimit = endpoint.configuration.maxPayload
                 if head.method == .POST, let sid = requestTarget.query["sid"],
-                   endpoint.validatePollingQuery(requestTarget.query) == nil
+                    endpoint.validatePollingQuery(requestTarget.query) == nil
                 {
                     // Tell the session at once, so a second POST overlapping this one is caught. A POST refused for
                     // its query (wrong EIO or transport) never reaches the session, so it must not mark one started.
@@ -595,7 +605,11 @@ final class EngineIOHTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
         responseHeaders.add(name: "Content-Length", value: "\(body?.readableBytes ?? 0)")
         if !keepAlive { responseHeaders.add(name: "Connection", value: "close") }
         context.write(
-            NIOAny(HTTPServerResponsePart.head(HTTPResponseHead(version: version, status: status, headers: responseHeaders))),
+            NIOAny(
+                HTTPServerResponsePart.head(
+                    HTTPResponseHead(version: version, status: status, headers: responseHeaders)
+                )
+            ),
             promise: nil
         )
         if let body, body.readableBytes > 0 {
@@ -703,7 +717,7 @@ final class EngineIOWebSocketRequestValidator: ChannelInboundHandler, RemovableC
             guard head.headers.contains(name: "upgrade") else { break }
             let target = RequestTarget(uri: head.uri)
             guard let endpoint = self.endpoints.first(where: { $0.matches(target.path) }),
-                  let error = endpoint.validateWebSocketRequest(query: target.query, headers: head.headers)
+                let error = endpoint.validateWebSocketRequest(query: target.query, headers: head.headers)
             else {
                 self.rearmUpgradeHandler(context: context)
                 break

@@ -21,7 +21,9 @@ package struct EngineIOOutboundMessage: Sendable {
     package init(textPayload: ByteBuffer, attachments: [ByteBuffer] = []) {
         self.textPayload = textPayload
         self.attachments = attachments
-        var size = WebSocketFrameBytes.headerLength(payloadLength: textPayload.readableBytes + 1) + textPayload.readableBytes + 1
+        var size =
+            WebSocketFrameBytes.headerLength(payloadLength: textPayload.readableBytes + 1) + textPayload.readableBytes
+            + 1
         for attachment in attachments {
             size += WebSocketFrameBytes.headerLength(payloadLength: attachment.readableBytes) + attachment.readableBytes
         }
@@ -83,7 +85,8 @@ enum WebSocketFrameBytes {
     }
 
     /// One complete frame carrying `packet`.
-    static func frame(for packet: EngineIOPacket, allocator: ByteBufferAllocator = ByteBufferAllocator()) -> ByteBuffer {
+    static func frame(for packet: EngineIOPacket, allocator: ByteBufferAllocator = ByteBufferAllocator()) -> ByteBuffer
+    {
         let length = EngineIOPollingPayload.encodedRecordLength(packet)
         var buffer = allocator.buffer(capacity: length + 10)
         if case .binaryMessage(let bytes) = packet {

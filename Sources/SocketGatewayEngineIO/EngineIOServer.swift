@@ -1,7 +1,7 @@
 package import Logging
-package import NIOCore
 import Metrics
 import NIOConcurrencyHelpers
+package import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOWebSocket
@@ -52,8 +52,13 @@ package final class EngineIOServer: Sendable {
         fallback: (any HTTPFallbackResponder)? = nil
     ) {
         self.init(
-            host: host, port: port, eventLoopGroup: eventLoopGroup, logger: logger, fallback: fallback,
-            tasks: ServerTaskPool())
+            host: host,
+            port: port,
+            eventLoopGroup: eventLoopGroup,
+            logger: logger,
+            fallback: fallback,
+            tasks: ServerTaskPool()
+        )
     }
 
     /// Creates a server whose fallback responses run in `tasks` (run by the caller).
@@ -75,7 +80,12 @@ package final class EngineIOServer: Sendable {
 
     /// Mounts an Engine.IO endpoint at `path` (e.g. `/engine.io/`). Call before ``start()``.
     package func mount(path: String, configuration: EngineIOConfiguration, application: any EngineIOApplication) {
-        let endpoint = EngineIOEndpoint(path: path, configuration: configuration, application: application, logger: self.logger)
+        let endpoint = EngineIOEndpoint(
+            path: path,
+            configuration: configuration,
+            application: application,
+            logger: self.logger
+        )
         self.state.withLockedValue { state in
             precondition(!state.started, "EngineIOServer.mount(path:) must be called before start()")
             state.endpoints.append(endpoint)
@@ -116,7 +126,7 @@ package final class EngineIOServer: Sendable {
             shouldUpgrade: { channel, head in
                 let target = RequestTarget(uri: head.uri)
                 guard let endpoint = endpoints.first(where: { $0.matches(target.path) }),
-                      endpoint.validateWebSocketRequest(query: target.query, headers: head.headers) == nil
+                    endpoint.validateWebSocketRequest(query: target.query, headers: head.headers) == nil
                 else {
                     return channel.eventLoop.makeSucceededFuture(nil)
                 }

@@ -1,5 +1,5 @@
-package import NIOCore
 import Logging
+package import NIOCore
 import SocketGatewayCore
 
 /// One Engine.IO session. Mutable state is confined to `eventLoop`; call the methods below on it (calls from
@@ -249,7 +249,9 @@ package final class EngineIOSession: @unchecked Sendable {
         self.eventLoop.assertInEventLoop()
         let decoded: Result<[EngineIOPacket], EngineIOCodecError>
         do {
-            decoded = .success(try EngineIOPollingPayload.decode(body, maxPayload: self.endpoint.configuration.maxPayload))
+            decoded = .success(
+                try EngineIOPollingPayload.decode(body, maxPayload: self.endpoint.configuration.maxPayload)
+            )
         } catch {
             self.endpoint.protocolError(sid: self.id, transport: .polling, error: error)
             decoded = .failure(error)
@@ -292,7 +294,10 @@ package final class EngineIOSession: @unchecked Sendable {
 
     private func getAnswerUndelivered() {
         self.eventLoop.assertInEventLoop()
-        self.endpoint.logger.debug("polling answer undelivered: the GET's connection is gone", metadata: ["engineio.sid": "\(self.id)"])
+        self.endpoint.logger.debug(
+            "polling answer undelivered: the GET's connection is gone",
+            metadata: ["engineio.sid": "\(self.id)"]
+        )
         self.run(self.stateMachine.getAnswerUndelivered())
     }
 
@@ -324,7 +329,10 @@ package final class EngineIOSession: @unchecked Sendable {
     func webSocketAttached(_ connection: EngineIOWebSocketConnection) {
         self.eventLoop.assertInEventLoop()
         let actions = self.stateMachine.webSocketAttached(now: .now())
-        self.endpoint.logger.trace("websocket attached", metadata: ["engineio.sid": "\(self.id)", "actions": "\(actions)"])
+        self.endpoint.logger.trace(
+            "websocket attached",
+            metadata: ["engineio.sid": "\(self.id)", "actions": "\(actions)"]
+        )
         if actions.first == .rejectWebSocket {
             connection.close()
             return
@@ -339,7 +347,10 @@ package final class EngineIOSession: @unchecked Sendable {
         return .other
     }
 
-    func webSocketReceived(_ decoded: Result<EngineIOPacket, EngineIOCodecError>, from connection: EngineIOWebSocketConnection) {
+    func webSocketReceived(
+        _ decoded: Result<EngineIOPacket, EngineIOCodecError>,
+        from connection: EngineIOWebSocketConnection
+    ) {
         self.eventLoop.assertInEventLoop()
         let role = self.role(of: connection)
         if role == .other { return }
@@ -349,7 +360,9 @@ package final class EngineIOSession: @unchecked Sendable {
         let actions = self.stateMachine.webSocketReceived(decoded, from: role, now: .now())
         self.endpoint.logger.trace(
             "websocket packet",
-            metadata: ["engineio.sid": "\(self.id)", "role": "\(role)", "packet": "\(decoded)", "actions": "\(actions)"]
+            metadata: [
+                "engineio.sid": "\(self.id)", "role": "\(role)", "packet": "\(decoded)", "actions": "\(actions)",
+            ]
         )
         self.run(actions)
     }
@@ -464,7 +477,10 @@ package final class EngineIOSession: @unchecked Sendable {
     private func schedule(heartbeat deadline: NIODeadline) {
         self.heartbeatTimer?.cancel()
         // Throws only once the loop is shutting down, which closes the session anyway.
-        self.heartbeatTimer = try? self.eventLoop.scheduleCallback(at: deadline, handler: HeartbeatCallback(session: self))
+        self.heartbeatTimer = try? self.eventLoop.scheduleCallback(
+            at: deadline,
+            handler: HeartbeatCallback(session: self)
+        )
     }
 
     fileprivate func heartbeatTimerFired() {

@@ -653,7 +653,8 @@ struct EngineIOSessionStateMachine {
                     if parked.sentDuringUpgrade {
                         // It raced the `5`: refused, after the probe answer (the order the client sent them in).
                         actions.append(
-                            .rejectPendingGet(.badRequest, deferral: self.deferralBehindProbeAnswer(now: now)))
+                            .rejectPendingGet(.badRequest, deferral: self.deferralBehindProbeAnswer(now: now))
+                        )
                     } else {
                         let (release, hold) = self.holdBehindPostAnswer()
                         if release { actions.append(.releaseGetAnswerHeldForPost) }
@@ -783,7 +784,11 @@ struct EngineIOHTTPError: Error, Hashable, Sendable {
     var message: String
 
     enum HTTPStatusCode: Int, Sendable {
-        case badRequest = 400, forbidden = 403, payloadTooLarge = 413, upgradeRequired = 426, serviceUnavailable = 503
+        case badRequest = 400
+        case forbidden = 403
+        case payloadTooLarge = 413
+        case upgradeRequired = 426
+        case serviceUnavailable = 503
     }
 
     static let transportUnknown = Self(status: .badRequest, code: 0, message: "Transport unknown")
@@ -802,5 +807,9 @@ struct EngineIOHTTPError: Error, Hashable, Sendable {
     /// A WebSocket upgrade from an origin the CORS policy does not list (Engine.IO's "Forbidden").
     static let forbidden = Self(status: .forbidden, code: 4, message: "Forbidden")
     /// A WebSocket upgrade asking for another version than 13 (answered with `Sec-WebSocket-Version: 13`).
-    static let unsupportedWebSocketVersion = Self(status: .upgradeRequired, code: 3, message: "Unsupported WebSocket version")
+    static let unsupportedWebSocketVersion = Self(
+        status: .upgradeRequired,
+        code: 3,
+        message: "Unsupported WebSocket version"
+    )
 }

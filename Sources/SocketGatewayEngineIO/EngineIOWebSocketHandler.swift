@@ -1,12 +1,13 @@
+import Logging
+import NIOCore
+import NIOWebSocket
+import SocketGatewayCore
+
 #if canImport(Darwin)
 import Darwin
 #elseif canImport(Glibc)
 import Glibc
 #endif
-import Logging
-import NIOCore
-import NIOWebSocket
-import SocketGatewayCore
 
 /// One WebSocket connection as the session sees it: writes pre-encoded frame bytes, closes.
 ///
@@ -218,7 +219,11 @@ final class EngineIOWebSocketHandler: ChannelInboundHandler {
         case .success(.control(let frame)):
             self.received(control: frame, context: context)
         case .failure(let violation):
-            self.fail(violation, excerpt: nil, sessionReason: violation.close.code == 1009 ? .payloadTooLarge : .transportError)
+            self.fail(
+                violation,
+                excerpt: nil,
+                sessionReason: violation.close.code == 1009 ? .payloadTooLarge : .transportError
+            )
         }
     }
 
@@ -269,7 +274,8 @@ final class EngineIOWebSocketHandler: ChannelInboundHandler {
 
     /// Fails the connection for what the peer sent: the close frame says why, the session ends, and the endpoint
     /// counts and logs it (rate-limited).
-    private func fail(_ violation: WebSocketProtocolViolation, excerpt: ByteBuffer?, sessionReason: EngineIOCloseReason) {
+    private func fail(_ violation: WebSocketProtocolViolation, excerpt: ByteBuffer?, sessionReason: EngineIOCloseReason)
+    {
         guard !self.connection.closeSent else { return }
         self.endpoint.webSocketProtocolError(violation, sessionID: self.session?.id, excerpt: excerpt)
         self.connection.failure = violation.close

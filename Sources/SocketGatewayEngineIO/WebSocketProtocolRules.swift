@@ -54,7 +54,10 @@ enum WebSocketProtocolRules {
     /// negotiated), masked (every client frame must be, §5.1), and a defined opcode (§5.2).
     static func check(_ frame: WebSocketFrame) -> WebSocketProtocolViolation? {
         if frame.rsv1 || frame.rsv2 || frame.rsv3 {
-            return .init(close: .init(code: 1002, reason: "reserved bit set"), detail: "RSV bit set without an extension")
+            return .init(
+                close: .init(code: 1002, reason: "reserved bit set"),
+                detail: "RSV bit set without an extension"
+            )
         }
         if frame.maskKey == nil {
             return .init(close: .init(code: 1002, reason: "unmasked frame"), detail: "client frame not masked")
@@ -84,13 +87,17 @@ enum WebSocketProtocolRules {
         var payload = payload
         guard payload.readableBytes > 0 else { return .success(.normal) }
         guard let code = payload.readInteger(as: UInt16.self) else {
-            return .failure(.init(close: .init(code: 1002, reason: "invalid close frame"), detail: "1-byte close payload"))
+            return .failure(
+                .init(close: .init(code: 1002, reason: "invalid close frame"), detail: "1-byte close payload")
+            )
         }
         guard Self.isValidReceivedCloseCode(code) else {
             return .failure(.init(close: .init(code: 1002, reason: "invalid close code"), detail: "close code \(code)"))
         }
         guard Self.isValidUTF8(payload.readableBytesView) else {
-            return .failure(.init(close: .init(code: 1007, reason: "invalid UTF-8"), detail: "close reason is not valid UTF-8"))
+            return .failure(
+                .init(close: .init(code: 1007, reason: "invalid UTF-8"), detail: "close reason is not valid UTF-8")
+            )
         }
         return .success(.init(code: code))
     }
@@ -197,7 +204,9 @@ struct WebSocketMessageAssembler {
                 return .failure(Self.protocolError("a new message started before the previous one ended"))
             }
             let bytes = frame.unmaskedData
-            guard bytes.readableBytes <= self.maxMessageSize else { return .failure(self.tooLarge(bytes.readableBytes)) }
+            guard bytes.readableBytes <= self.maxMessageSize else {
+                return .failure(self.tooLarge(bytes.readableBytes))
+            }
             if frame.fin { return .success(.message(frame.opcode, bytes)) }
             self.partial = (frame.opcode, bytes, 1)
             return .success(.none)
@@ -228,6 +237,9 @@ struct WebSocketMessageAssembler {
     }
 
     private func tooLarge(_ size: Int) -> WebSocketProtocolViolation {
-        .init(close: .init(code: 1009, reason: "message too large"), detail: "message of \(size) bytes, limit \(self.maxMessageSize)")
+        .init(
+            close: .init(code: 1009, reason: "message too large"),
+            detail: "message of \(size) bytes, limit \(self.maxMessageSize)"
+        )
     }
 }

@@ -45,7 +45,10 @@ final class RESPReplyDecoder: ChannelInboundHandler {
                 return
             }
             guard let reply else { break }
-            let value = Self.convert(reply.assumingMemoryBound(to: redisReply.self), allocator: context.channel.allocator)
+            let value = Self.convert(
+                reply.assumingMemoryBound(to: redisReply.self),
+                allocator: context.channel.allocator
+            )
             freeReplyObject(reply)
             context.fireChannelRead(Self.wrapInboundOut(value))
             if self.reader == nil { return }  // removed while delivering
@@ -61,7 +64,8 @@ final class RESPReplyDecoder: ChannelInboundHandler {
         context.close(promise: nil)
     }
 
-    private static func convert(_ reply: UnsafeMutablePointer<redisReply>, allocator: ByteBufferAllocator) -> RESPValue {
+    private static func convert(_ reply: UnsafeMutablePointer<redisReply>, allocator: ByteBufferAllocator) -> RESPValue
+    {
         let pointee = reply.pointee
         switch pointee.type {
         case REDIS_REPLY_STATUS:

@@ -33,14 +33,19 @@ extension EmitResult {
             self.init(outcome: .published, localDeliveries: localDeliveries, redisSubscribers: subscribers)
         case .progress(.queued(let reason)):
             self.init(
-                outcome: .queued, localDeliveries: localDeliveries, reason: "Redis unreachable, held in the outbox: \(reason)")
+                outcome: .queued,
+                localDeliveries: localDeliveries,
+                reason: "Redis unreachable, held in the outbox: \(reason)"
+            )
         case .progress(.failed(let error)):
             self.init(outcome: .failed, localDeliveries: localDeliveries, reason: error.description)
         case .timedOut:
             self.init(
-                outcome: outboxOn ? .queued : .failed, localDeliveries: localDeliveries,
+                outcome: outboxOn ? .queued : .failed,
+                localDeliveries: localDeliveries,
                 reason: "Redis did not answer within \(timeout)"
-                    + (outboxOn ? "; the message stays queued" : "; it may still be published"))
+                    + (outboxOn ? "; the message stays queued" : "; it may still be published")
+            )
         }
     }
 }

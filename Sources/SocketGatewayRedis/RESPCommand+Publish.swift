@@ -15,7 +15,9 @@ extension RESPCommand {
     /// one copy per piece.
     /// - Returns: The writer index at which the payload starts.
     static func writePublish(
-        prefix: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer, into buffer: inout ByteBuffer
+        prefix: UnsafeRawBufferPointer,
+        payload: UnsafeRawBufferPointer,
+        into buffer: inout ByteBuffer
     ) -> Int {
         DecimalText.withDigits(of: Int64(payload.count)) { length in
             let total = prefix.count + length.count + 2 + payload.count + 2

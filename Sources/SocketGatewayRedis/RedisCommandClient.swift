@@ -74,9 +74,14 @@ public final class RedisCommandClient: @unchecked Sendable {
         self.logger = logger
         self.machine = RedisConnectionStateMachine(
             configuration: .init(
-                handshake: RedisHandshakeStep.handshake(for: url), redactedURL: url.redacted,
+                handshake: RedisHandshakeStep.handshake(for: url),
+                redactedURL: url.redacted,
                 // No backoff and no retry: the caller decides; the next command connects again at once.
-                afterConnectFailure: .becomeIdle, afterHandshakeRefused: .becomeIdle, afterConnectionLost: .becomeIdle))
+                afterConnectFailure: .becomeIdle,
+                afterHandshakeRefused: .becomeIdle,
+                afterConnectionLost: .becomeIdle
+            )
+        )
     }
 
     /// Sends one command and returns its reply.

@@ -44,7 +44,10 @@ final class RedisReplyForwarder: ChannelInboundHandler {
 enum RedisConnector {
     /// Connects to `url` on `eventLoop` with the RESP decoder and a forwarder to `delegate` in the pipeline.
     static func connect(
-        url: RedisURL, eventLoop: any EventLoop, connectTimeout: TimeAmount, delegate: any RedisConnectionDelegate,
+        url: RedisURL,
+        eventLoop: any EventLoop,
+        connectTimeout: TimeAmount,
+        delegate: any RedisConnectionDelegate,
         generation: UInt64
     ) -> EventLoopFuture<any Channel> {
         let boundDelegate = NIOLoopBound(delegate, eventLoop: eventLoop)

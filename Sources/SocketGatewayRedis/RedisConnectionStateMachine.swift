@@ -64,9 +64,14 @@ package struct RedisConnectionStateMachine {
 
         /// Creates a configuration.
         package init(
-            handshake: [RedisHandshakeStep], redactedURL: String, backoff: ReconnectBackoff = ReconnectBackoff(),
-            handshakeTimeout: TimeAmount? = nil, liveness: (interval: TimeAmount, timeout: TimeAmount)? = nil,
-            afterConnectFailure: Recovery, afterHandshakeRefused: Recovery, afterConnectionLost: Recovery
+            handshake: [RedisHandshakeStep],
+            redactedURL: String,
+            backoff: ReconnectBackoff = ReconnectBackoff(),
+            handshakeTimeout: TimeAmount? = nil,
+            liveness: (interval: TimeAmount, timeout: TimeAmount)? = nil,
+            afterConnectFailure: Recovery,
+            afterHandshakeRefused: Recovery,
+            afterConnectionLost: Recovery
         ) {
             self.handshake = handshake
             self.redactedURL = redactedURL
@@ -206,15 +211,24 @@ package struct RedisConnectionStateMachine {
         let reason =
             (error as? RedisError)
             ?? self.error(
-                .connectionFailed, "cannot connect to Redis; is redis-server running there?", underlying: error)
+                .connectionFailed,
+                "cannot connect to Redis; is redis-server running there?",
+                underlying: error
+            )
         return self.attemptFailed(
-            reason, closeConnection: false, recovery: self.configuration.afterConnectFailure, now: now)
+            reason,
+            closeConnection: false,
+            recovery: self.configuration.afterConnectFailure,
+            now: now
+        )
     }
 
     /// A reply (or push) arrived on connection `generation`. `now` is read only when the machine needs it (the
     /// handshake completes, or the connection's liveness is checked), so pass `.now()`.
     package mutating func received(
-        _ value: RESPValue, generation: UInt64, now: @autoclosure () -> NIODeadline
+        _ value: RESPValue,
+        generation: UInt64,
+        now: @autoclosure () -> NIODeadline
     ) -> Action {
         guard generation == self.generation else { return .nothing }
         switch self.state {
@@ -228,7 +242,11 @@ package struct RedisConnectionStateMachine {
             let step = self.configuration.handshake[index]
             if let refusal = step.refusal(of: value, redactedURL: self.configuration.redactedURL) {
                 return self.attemptFailed(
-                    refusal, closeConnection: true, recovery: self.configuration.afterHandshakeRefused, now: now())
+                    refusal,
+                    closeConnection: true,
+                    recovery: self.configuration.afterHandshakeRefused,
+                    now: now()
+                )
             }
             if repliesLeft > 1 {
                 self.state = .handshaking(step: index, repliesLeft: repliesLeft - 1, since: since)
@@ -237,7 +255,10 @@ package struct RedisConnectionStateMachine {
             let next = index + 1
             guard next < self.configuration.handshake.count else { return self.becomeReady(now: now()) }
             self.state = .handshaking(
-                step: next, repliesLeft: self.configuration.handshake[next].expectedReplies, since: since)
+                step: next,
+                repliesLeft: self.configuration.handshake[next].expectedReplies,
+                since: since
+            )
             return .nothing
         case .idle, .connecting, .waitingToReconnect, .closed:
             return .nothing
@@ -267,9 +288,16 @@ package struct RedisConnectionStateMachine {
             guard let timeout = self.configuration.handshakeTimeout, now - since >= timeout else { return .nothing }
             let command = self.configuration.handshake[index].name
             let error = self.error(
-                .timeout, "Redis did not answer \(command) within \(timeout)", command: command)
+                .timeout,
+                "Redis did not answer \(command) within \(timeout)",
+                command: command
+            )
             return self.attemptFailed(
-                error, closeConnection: true, recovery: self.configuration.afterConnectFailure, now: now)
+                error,
+                closeConnection: true,
+                recovery: self.configuration.afterConnectFailure,
+                now: now
+            )
         case .ready(var monitor?):
             guard !self.livenessSuspended else { return .nothing }
             let action = monitor.tick(now: now)
@@ -281,7 +309,10 @@ package struct RedisConnectionStateMachine {
                 return .sendPing
             case .declareDead:
                 let error = self.error(
-                    .livenessTimeout, "no reply to PING within \(monitor.timeout)", command: "PING")
+                    .livenessTimeout,
+                    "no reply to PING within \(monitor.timeout)",
+                    command: "PING"
+                )
                 return self.lost(error, closeConnection: true, now: now)
             }
         case .idle, .connecting, .ready(nil), .waitingToReconnect, .closed:
@@ -353,10 +384,18 @@ package struct RedisConnectionStateMachine {
             // Nothing is open yet to give up; a close reported here means the connect failed.
             guard !closeConnection else { return .nothing }
             return self.attemptFailed(
-                error, closeConnection: false, recovery: self.configuration.afterConnectFailure, now: now)
+                error,
+                closeConnection: false,
+                recovery: self.configuration.afterConnectFailure,
+                now: now
+            )
         case .handshaking:
             return self.attemptFailed(
-                error, closeConnection: closeConnection, recovery: self.configuration.afterConnectFailure, now: now)
+                error,
+                closeConnection: closeConnection,
+                recovery: self.configuration.afterConnectFailure,
+                now: now
+            )
         case .ready:
             return self.lost(error, closeConnection: closeConnection, now: now)
         case .idle, .waitingToReconnect, .closed:
@@ -365,7 +404,10 @@ package struct RedisConnectionStateMachine {
     }
 
     private mutating func attemptFailed(
-        _ error: RedisError, closeConnection: Bool, recovery: Recovery, now: NIODeadline
+        _ error: RedisError,
+        closeConnection: Bool,
+        recovery: Recovery,
+        now: NIODeadline
     ) -> Action {
         .connectFailed(error, closeConnection: closeConnection, retry: self.recover(recovery, error: error, now: now))
     }
@@ -390,11 +432,18 @@ package struct RedisConnectionStateMachine {
     }
 
     private func error(
-        _ code: RedisError.Code, _ message: String, command: String? = nil, underlying: (any Error)? = nil
+        _ code: RedisError.Code,
+        _ message: String,
+        command: String? = nil,
+        underlying: (any Error)? = nil
     ) -> RedisError {
         RedisError(
-            code: code, message: message, redactedURL: self.configuration.redactedURL, command: command,
-            underlying: underlying)
+            code: code,
+            message: message,
+            redactedURL: self.configuration.redactedURL,
+            command: command,
+            underlying: underlying
+        )
     }
 }
 
@@ -478,24 +527,36 @@ package enum RedisHandshakeStep: Sendable, Hashable {
         switch (self, reply) {
         case (.auth, .error(let message)):
             return RedisError(
-                code: .authenticationFailed, message: "Redis refused AUTH: \(message)", redactedURL: redactedURL,
-                command: "AUTH")
+                code: .authenticationFailed,
+                message: "Redis refused AUTH: \(message)",
+                redactedURL: redactedURL,
+                command: "AUTH"
+            )
         case (.select(let arguments), .error(let message)):
             return RedisError(
-                code: .selectFailed, message: "Redis refused SELECT \(arguments.last ?? ""): \(message)",
-                redactedURL: redactedURL, command: "SELECT")
+                code: .selectFailed,
+                message: "Redis refused SELECT \(arguments.last ?? ""): \(message)",
+                redactedURL: redactedURL,
+                command: "SELECT"
+            )
         case (.auth, _), (.select, _):
             return nil
         case (.subscribe, .array(let items)) where items.first?.string == "subscribe":
             return nil
         case (.subscribe, .error(let message)):
             return RedisError(
-                code: .commandFailed, message: "Redis refused SUBSCRIBE: \(message)", redactedURL: redactedURL,
-                command: "SUBSCRIBE")
+                code: .commandFailed,
+                message: "Redis refused SUBSCRIBE: \(message)",
+                redactedURL: redactedURL,
+                command: "SUBSCRIBE"
+            )
         case (.subscribe, _):
             return RedisError(
-                code: .protocolError, message: "unexpected reply to SUBSCRIBE: \(reply)", redactedURL: redactedURL,
-                command: "SUBSCRIBE")
+                code: .protocolError,
+                message: "unexpected reply to SUBSCRIBE: \(reply)",
+                redactedURL: redactedURL,
+                command: "SUBSCRIBE"
+            )
         }
     }
 }

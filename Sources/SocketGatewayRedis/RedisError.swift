@@ -63,7 +63,11 @@ public struct RedisError: Error, Sendable, CustomStringConvertible {
 
     /// Creates an error.
     public init(
-        code: Code, message: String, redactedURL: String? = nil, command: String? = nil, channel: String? = nil,
+        code: Code,
+        message: String,
+        redactedURL: String? = nil,
+        command: String? = nil,
+        channel: String? = nil,
         underlying: (any Error)? = nil
     ) {
         self.code = code

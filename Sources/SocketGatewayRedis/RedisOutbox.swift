@@ -34,7 +34,10 @@ package struct RedisOutbox<Completion> {
 
         /// Creates limits.
         package init(
-            maxInFlight: Int, outboxCapacity: Int, maxQueued: Int, subscriberWait: TimeAmount,
+            maxInFlight: Int,
+            outboxCapacity: Int,
+            maxQueued: Int,
+            subscriberWait: TimeAmount,
             subscriberPollInterval: TimeAmount = .milliseconds(25)
         ) {
             precondition(maxInFlight > 0 && maxQueued > 0 && outboxCapacity >= 0)
@@ -460,8 +463,13 @@ package struct RedisOutbox<Completion> {
                 error.code == .timeout
                 ? error
                 : RedisError(
-                    code: .connectionClosed, message: "connection closed before Redis answered PUBLISH",
-                    redactedURL: self.redactedURL, command: "PUBLISH", channel: self.channel, underlying: error)
+                    code: .connectionClosed,
+                    message: "connection closed before Redis answered PUBLISH",
+                    redactedURL: self.redactedURL,
+                    command: "PUBLISH",
+                    channel: self.channel,
+                    underlying: error
+                )
             for entry in unanswered {
                 actions.fail(entry, with: failure)
             }
@@ -592,6 +600,11 @@ package struct RedisOutbox<Completion> {
 
     private func error(_ code: RedisError.Code, _ message: String) -> RedisError {
         RedisError(
-            code: code, message: message, redactedURL: self.redactedURL, command: "PUBLISH", channel: self.channel)
+            code: code,
+            message: message,
+            redactedURL: self.redactedURL,
+            command: "PUBLISH",
+            channel: self.channel
+        )
     }
 }

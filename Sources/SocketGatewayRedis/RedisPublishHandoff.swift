@@ -51,7 +51,9 @@ final class RedisPublishHandoff: @unchecked Sendable {
     /// Frames the bytes `writePayload` appends as a `PUBLISH` (any thread).
     /// - Returns: Whether the caller must schedule `withNextBatch` on the loop (no take is pending yet).
     func hand(
-        _ completion: PublishCallback?, deadline: NIODeadline?, writePayload: (inout ByteBuffer) -> Void
+        _ completion: PublishCallback?,
+        deadline: NIODeadline?,
+        writePayload: (inout ByteBuffer) -> Void
     ) -> Bool {
         let scratch: PayloadScratch
         if let existing = Self.scratch.currentValue {
@@ -84,8 +86,12 @@ final class RedisPublishHandoff: @unchecked Sendable {
             self.bytes = bytes
             self.entries.append(
                 Entry(
-                    payloadOffset: payloadOffset, payloadLength: payload.count, completion: completion,
-                    deadline: deadline))
+                    payloadOffset: payloadOffset,
+                    payloadLength: payload.count,
+                    completion: completion,
+                    deadline: deadline
+                )
+            )
             if self.takeScheduled { return false }
             self.takeScheduled = true
             return true

@@ -29,9 +29,14 @@ public struct RedisPublisherConfiguration: Sendable {
 
     /// Creates a configuration.
     public init(
-        channel: String = "socketio", connectTimeout: Duration = .seconds(2), replyTimeout: Duration = .seconds(5),
-        maxInFlight: Int = 10_000, outboxCapacity: Int = 0, maxQueued: Int = 100_000,
-        backoff: ReconnectBackoff = ReconnectBackoff(), outboxSubscriberWait: Duration = .seconds(10)
+        channel: String = "socketio",
+        connectTimeout: Duration = .seconds(2),
+        replyTimeout: Duration = .seconds(5),
+        maxInFlight: Int = 10_000,
+        outboxCapacity: Int = 0,
+        maxQueued: Int = 100_000,
+        backoff: ReconnectBackoff = ReconnectBackoff(),
+        outboxSubscriberWait: Duration = .seconds(10)
     ) {
         precondition(maxInFlight > 0 && maxQueued > 0 && outboxCapacity >= 0)
         self.channel = channel
@@ -44,7 +49,6 @@ public struct RedisPublisherConfiguration: Sendable {
         self.outboxSubscriberWait = outboxSubscriberWait
     }
 }
-
 
 /// A point-in-time view of a publisher, readable from any thread.
 public struct RedisPublisherStatus: Sendable, Hashable {
@@ -116,8 +120,10 @@ public final class RedisPublisher: @unchecked Sendable {
     ///   - eventLoop: The loop that owns the connection; `nil` picks one of NIO's shared loops.
     ///   - logger: Where connection changes and failures are logged (the URL is logged redacted).
     public init(
-        url: RedisURL, configuration: RedisPublisherConfiguration = .init(),
-        eventLoop: (any EventLoop)? = nil, logger: Logger
+        url: RedisURL,
+        configuration: RedisPublisherConfiguration = .init(),
+        eventLoop: (any EventLoop)? = nil,
+        logger: Logger
     ) {
         self.url = url
         self.configuration = configuration
@@ -128,17 +134,27 @@ public final class RedisPublisher: @unchecked Sendable {
         self.logger = logger
         self.machine = RedisConnectionStateMachine(
             configuration: .init(
-                handshake: RedisHandshakeStep.handshake(for: url), redactedURL: url.redacted,
-                backoff: configuration.backoff, handshakeTimeout: TimeAmount(configuration.replyTimeout),
-                afterConnectFailure: .reconnectAfterBackoff, afterHandshakeRefused: .reconnectAfterBackoff,
+                handshake: RedisHandshakeStep.handshake(for: url),
+                redactedURL: url.redacted,
+                backoff: configuration.backoff,
+                handshakeTimeout: TimeAmount(configuration.replyTimeout),
+                afterConnectFailure: .reconnectAfterBackoff,
+                afterHandshakeRefused: .reconnectAfterBackoff,
                 // As the outbox's modes expect: outbox mode holds messages while it waits for the backoff; direct
                 // mode failed what was in flight and reconnects at once when more waits.
-                afterConnectionLost: configuration.outboxCapacity > 0 ? .reconnectAfterBackoff : .becomeIdle))
+                afterConnectionLost: configuration.outboxCapacity > 0 ? .reconnectAfterBackoff : .becomeIdle
+            )
+        )
         self.outbox = RedisOutbox(
             limits: .init(
-                maxInFlight: configuration.maxInFlight, outboxCapacity: configuration.outboxCapacity,
-                maxQueued: configuration.maxQueued, subscriberWait: TimeAmount(configuration.outboxSubscriberWait)),
-            redactedURL: url.redacted, channel: configuration.channel)
+                maxInFlight: configuration.maxInFlight,
+                outboxCapacity: configuration.outboxCapacity,
+                maxQueued: configuration.maxQueued,
+                subscriberWait: TimeAmount(configuration.outboxSubscriberWait)
+            ),
+            redactedURL: url.redacted,
+            channel: configuration.channel
+        )
         self.handoff = RedisPublishHandoff(channel: configuration.channel)
         let dimensions = [("channel", configuration.channel)]
         self.publishedCounter = Counter(label: "socketgateway_redis_published_total", dimensions: dimensions)
@@ -172,7 +188,8 @@ public final class RedisPublisher: @unchecked Sendable {
     /// `PUBLISH`, into the bytes the loop writes to the socket as they are. Safe to call from any thread; calls
     /// from one thread are published in call order.
     package func publish(
-        completion: (@Sendable (PublishProgress) -> Void)?, writePayload: (inout ByteBuffer) -> Void
+        completion: (@Sendable (PublishProgress) -> Void)?,
+        writePayload: (inout ByteBuffer) -> Void
     ) {
         if self.handoff.hand(completion.map { .progress($0) }, deadline: nil, writePayload: writePayload) {
             self.eventLoop.execute { self.takeIncoming() }
@@ -182,7 +199,8 @@ public final class RedisPublisher: @unchecked Sendable {
     /// Like ``publish(completion:writePayload:)``, but `completion` is told `.timedOut` at `deadline` unless
     /// Redis answered (or the publish failed or was queued) before; either way it is called exactly once.
     package func publish(
-        deadline: NIODeadline, completion: @escaping @Sendable (PublishOutcome) -> Void,
+        deadline: NIODeadline,
+        completion: @escaping @Sendable (PublishOutcome) -> Void,
         writePayload: (inout ByteBuffer) -> Void
     ) {
         if self.handoff.hand(.timed(completion), deadline: deadline, writePayload: writePayload) {
@@ -206,8 +224,12 @@ public final class RedisPublisher: @unchecked Sendable {
             throw error
         case .queued(let reason):
             throw RedisError(
-                code: .connectionFailed, message: "held in the outbox until Redis is reachable: \(reason)",
-                redactedURL: self.url.redacted, command: "PUBLISH", channel: self.configuration.channel)
+                code: .connectionFailed,
+                message: "held in the outbox until Redis is reachable: \(reason)",
+                redactedURL: self.url.redacted,
+                command: "PUBLISH",
+                channel: self.configuration.channel
+            )
         }
     }
 
@@ -275,7 +297,9 @@ public final class RedisPublisher: @unchecked Sendable {
                 self.run(
                     self.outbox.submit(
                         RedisOutbox.Entry(payload: payload, completion: entry.completion, deadline: entry.deadline),
-                        now: now))
+                        now: now
+                    )
+                )
             }
             if self.outbox.queuedCount > 0 {
                 self.startTimerIfNeeded()
@@ -319,12 +343,14 @@ public final class RedisPublisher: @unchecked Sendable {
                 metadata: [
                     "redis.outbox.capacity": "\(self.configuration.outboxCapacity)",
                     "redis.outbox.dropped": "\(actions.dropped)", "redis.outbox.dropped_total": "\(total)",
-                ])
+                ]
+            )
         }
         if let short = actions.shortRelease {
             self.logger.warning(
                 "sending the outbox with fewer subscribers than before the outage",
-                metadata: ["redis.subscribers": "\(short.subscribers)", "redis.subscribers_before": "\(short.before)"])
+                metadata: ["redis.subscribers": "\(short.subscribers)", "redis.subscribers_before": "\(short.before)"]
+            )
         }
         for report in actions.reports {
             report.completion.report(report.outcome)
@@ -366,7 +392,10 @@ public final class RedisPublisher: @unchecked Sendable {
         if self.outbound == nil {
             var size = 0
             for payload in payloads {
-                size += RESPCommand.publishSize(channel: self.configuration.channel, payloadBytes: payload.readableBytes)
+                size += RESPCommand.publishSize(
+                    channel: self.configuration.channel,
+                    payloadBytes: payload.readableBytes
+                )
             }
             self.outbound = channel.allocator.buffer(capacity: max(size, 4096))
         }
@@ -450,8 +479,11 @@ public final class RedisPublisher: @unchecked Sendable {
         self.startTimerIfNeeded()
         self.logger.debug("connecting to Redis")
         RedisConnector.connect(
-            url: self.url, eventLoop: self.eventLoop, connectTimeout: TimeAmount(self.configuration.connectTimeout),
-            delegate: self, generation: generation
+            url: self.url,
+            eventLoop: self.eventLoop,
+            connectTimeout: TimeAmount(self.configuration.connectTimeout),
+            delegate: self,
+            generation: generation
         ).whenComplete { result in
             switch result {
             case .success(let channel):
@@ -476,7 +508,8 @@ public final class RedisPublisher: @unchecked Sendable {
         self.connectedGauge.record(1)
         self.logger.info(
             reconnected ? "reconnected to Redis" : "connected to Redis",
-            metadata: ["redis.queued": "\(self.outbox.queuedCount)"])
+            metadata: ["redis.queued": "\(self.outbox.queuedCount)"]
+        )
         self.run(self.outbox.connectionReady(reconnected: reconnected, now: .now()))
     }
 
@@ -488,7 +521,8 @@ public final class RedisPublisher: @unchecked Sendable {
             metadata: [
                 "error": "\(error)", "redis.retry_in_ms": "\((retry?.delay.nanoseconds ?? 0) / 1_000_000)",
                 "redis.attempt": "\(retry?.attempt ?? 0)", "redis.queued": "\(self.outbox.queuedCount)",
-            ])
+            ]
+        )
         let actions = self.outbox.connectFailed(error, now: now)
         if let retry { self.scheduleReconnect(retry) }
         self.run(actions)
@@ -501,7 +535,9 @@ public final class RedisPublisher: @unchecked Sendable {
         let now = NIODeadline.now()
         let (actions, unanswered) = self.outbox.connectionLost(error, now: now)
         self.logger.warning(
-            "Redis connection lost", metadata: ["error": "\(error)", "redis.unanswered": "\(unanswered)"])
+            "Redis connection lost",
+            metadata: ["error": "\(error)", "redis.unanswered": "\(unanswered)"]
+        )
         if let retry {
             self.scheduleReconnect(retry)
             self.run(actions)
@@ -516,7 +552,10 @@ public final class RedisPublisher: @unchecked Sendable {
     private func scheduleReconnect(_ retry: RedisConnectionStateMachine.Retry) {
         self.eventLoop.scheduleTask(deadline: retry.at) {
             let action = self.machine.reconnectTimerFired(
-                generation: retry.generation, now: .now(), stillNeeded: self.outbox.wantsConnection)
+                generation: retry.generation,
+                now: .now(),
+                stillNeeded: self.outbox.wantsConnection
+            )
             if self.machine.phase == .idle { self.outbox.awaitingConnection() }
             self.run(action)
         }
@@ -530,7 +569,10 @@ public final class RedisPublisher: @unchecked Sendable {
     private func startTimerIfNeeded() {
         guard self.timer == nil else { return }
         let timeout = TimeAmount(self.configuration.replyTimeout)
-        let period = max(TimeAmount.milliseconds(10), min(TimeAmount.nanoseconds(timeout.nanoseconds / 4), .milliseconds(250)))
+        let period = max(
+            TimeAmount.milliseconds(10),
+            min(TimeAmount.nanoseconds(timeout.nanoseconds / 4), .milliseconds(250))
+        )
         self.timer = self.eventLoop.scheduleRepeatedTask(initialDelay: period, delay: period) { _ in
             self.tick()
         }
@@ -560,15 +602,22 @@ public final class RedisPublisher: @unchecked Sendable {
         let (actions, unsent) = self.outbox.close()
         self.run(actions)
         if unsent > 0 {
-            self.logger.warning("Redis publisher shut down with unsent messages", metadata: ["redis.unsent": "\(unsent)"])
+            self.logger.warning(
+                "Redis publisher shut down with unsent messages",
+                metadata: ["redis.unsent": "\(unsent)"]
+            )
         }
         return unsent
     }
 
     private func error(_ code: RedisError.Code, _ message: String) -> RedisError {
         RedisError(
-            code: code, message: message, redactedURL: self.url.redacted, command: "PUBLISH",
-            channel: self.configuration.channel)
+            code: code,
+            message: message,
+            redactedURL: self.url.redacted,
+            command: "PUBLISH",
+            channel: self.configuration.channel
+        )
     }
 }
 

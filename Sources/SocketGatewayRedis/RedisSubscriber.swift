@@ -18,8 +18,10 @@ public struct RedisSubscriberConfiguration: Sendable {
 
     /// Creates a configuration. A dead connection is noticed within `pingInterval + pingTimeout`.
     public init(
-        connectTimeout: Duration = .seconds(2), backoff: ReconnectBackoff = ReconnectBackoff(),
-        pingInterval: Duration = .seconds(1), pingTimeout: Duration = .seconds(2)
+        connectTimeout: Duration = .seconds(2),
+        backoff: ReconnectBackoff = ReconnectBackoff(),
+        pingInterval: Duration = .seconds(1),
+        pingTimeout: Duration = .seconds(2)
     ) {
         self.connectTimeout = connectTimeout
         self.backoff = backoff
@@ -116,18 +118,31 @@ public final class RedisSubscriber: @unchecked Sendable {
     ///   - logger: Where connection changes are logged (the URL redacted).
     ///   - onMessage: Called on `eventLoop` for every message, in arrival order. Keep it short.
     public convenience init(
-        url: RedisURL, channels: [String], configuration: RedisSubscriberConfiguration = .init(),
-        eventLoop: (any EventLoop)? = nil, logger: Logger,
+        url: RedisURL,
+        channels: [String],
+        configuration: RedisSubscriberConfiguration = .init(),
+        eventLoop: (any EventLoop)? = nil,
+        logger: Logger,
         onMessage: @escaping @Sendable (RedisPubSubMessage) -> Void
     ) {
         self.init(
-            url: url, channels: channels, configuration: configuration, eventLoop: eventLoop, logger: logger,
-            onShutdown: nil, onMessage: onMessage)
+            url: url,
+            channels: channels,
+            configuration: configuration,
+            eventLoop: eventLoop,
+            logger: logger,
+            onShutdown: nil,
+            onMessage: onMessage
+        )
     }
 
     private init(
-        url: RedisURL, channels: [String], configuration: RedisSubscriberConfiguration,
-        eventLoop: (any EventLoop)?, logger: Logger, onShutdown: (@Sendable () -> Void)?,
+        url: RedisURL,
+        channels: [String],
+        configuration: RedisSubscriberConfiguration,
+        eventLoop: (any EventLoop)?,
+        logger: Logger,
+        onShutdown: (@Sendable () -> Void)?,
         onMessage: @escaping @Sendable (RedisPubSubMessage) -> Void
     ) {
         self.onShutdown = onShutdown
@@ -144,16 +159,23 @@ public final class RedisSubscriber: @unchecked Sendable {
         self.machine = RedisConnectionStateMachine(
             configuration: .init(
                 handshake: RedisHandshakeStep.handshake(for: url) + [.subscribe(channels: channels)],
-                redactedURL: url.redacted, backoff: configuration.backoff,
+                redactedURL: url.redacted,
+                backoff: configuration.backoff,
                 // A reply may take `pingTimeout`, the handshake's replies included.
                 handshakeTimeout: TimeAmount(configuration.pingTimeout),
                 liveness: (TimeAmount(configuration.pingInterval), TimeAmount(configuration.pingTimeout)),
                 // A subscriber always wants its subscription: every failure, AUTH refused included, is retried.
-                afterConnectFailure: .reconnectAfterBackoff, afterHandshakeRefused: .reconnectAfterBackoff,
-                afterConnectionLost: .reconnectAfterBackoff))
+                afterConnectFailure: .reconnectAfterBackoff,
+                afterHandshakeRefused: .reconnectAfterBackoff,
+                afterConnectionLost: .reconnectAfterBackoff
+            )
+        )
         let dimensions = [("channel", channels.joined(separator: ","))]
         self.connectedGauge = Gauge(label: "socketgateway_redis_subscriber_connected", dimensions: dimensions)
-        self.reconnectCounter = Counter(label: "socketgateway_redis_subscriber_reconnects_total", dimensions: dimensions)
+        self.reconnectCounter = Counter(
+            label: "socketgateway_redis_subscriber_reconnects_total",
+            dimensions: dimensions
+        )
         self.ageGauge = Gauge(label: "socketgateway_redis_subscriber_last_message_age_seconds", dimensions: dimensions)
         self.receivedCounter = Counter(label: "socketgateway_redis_received_total", dimensions: dimensions)
     }
@@ -161,14 +183,26 @@ public final class RedisSubscriber: @unchecked Sendable {
     /// Creates a subscriber whose messages arrive as an `AsyncStream`, buffering at most `bufferSize` of them
     /// (the oldest are dropped beyond that). Call `start()` on the subscriber.
     public static func makeStream(
-        url: RedisURL, channels: [String], configuration: RedisSubscriberConfiguration = .init(),
-        eventLoop: (any EventLoop)? = nil, bufferSize: Int = 100_000, logger: Logger
+        url: RedisURL,
+        channels: [String],
+        configuration: RedisSubscriberConfiguration = .init(),
+        eventLoop: (any EventLoop)? = nil,
+        bufferSize: Int = 100_000,
+        logger: Logger
     ) -> (subscriber: RedisSubscriber, messages: AsyncStream<RedisPubSubMessage>) {
         let (stream, continuation) = AsyncStream.makeStream(
-            of: RedisPubSubMessage.self, bufferingPolicy: .bufferingNewest(bufferSize))
+            of: RedisPubSubMessage.self,
+            bufferingPolicy: .bufferingNewest(bufferSize)
+        )
         let subscriber = RedisSubscriber(
-            url: url, channels: channels, configuration: configuration, eventLoop: eventLoop, logger: logger,
-            onShutdown: { continuation.finish() }, onMessage: { message in continuation.yield(message) })
+            url: url,
+            channels: channels,
+            configuration: configuration,
+            eventLoop: eventLoop,
+            logger: logger,
+            onShutdown: { continuation.finish() },
+            onMessage: { message in continuation.yield(message) }
+        )
         return (subscriber, stream)
     }
 
@@ -180,8 +214,11 @@ public final class RedisSubscriber: @unchecked Sendable {
         return RedisSubscriberHealth(
             connected: shared.connected,
             lastMessageAge: shared.lastMessageAt.map { Duration.nanoseconds((NIODeadline.now() - $0).nanoseconds) },
-            reconnects: shared.reconnects, lastError: shared.lastError, readingPaused: shared.readingPaused,
-            pauses: shared.pauses)
+            reconnects: shared.reconnects,
+            lastError: shared.lastError,
+            readingPaused: shared.readingPaused,
+            pauses: shared.pauses
+        )
     }
 
     /// Stops or resumes reading from Redis, for a consumer that cannot keep up (backpressure instead of an
@@ -290,8 +327,11 @@ public final class RedisSubscriber: @unchecked Sendable {
 
     private func connect(generation: UInt64) {
         RedisConnector.connect(
-            url: self.url, eventLoop: self.eventLoop, connectTimeout: TimeAmount(self.configuration.connectTimeout),
-            delegate: self, generation: generation
+            url: self.url,
+            eventLoop: self.eventLoop,
+            connectTimeout: TimeAmount(self.configuration.connectTimeout),
+            delegate: self,
+            generation: generation
         ).whenComplete { result in
             switch result {
             case .success(let channel):
@@ -309,7 +349,9 @@ public final class RedisSubscriber: @unchecked Sendable {
     }
 
     private func subscriptionDown(
-        _ error: RedisError, closeConnection: Bool, retry: RedisConnectionStateMachine.Retry?
+        _ error: RedisError,
+        closeConnection: Bool,
+        retry: RedisConnectionStateMachine.Retry?
     ) {
         if closeConnection { self.channel?.close(promise: nil) }
         self.channel = nil
@@ -317,7 +359,8 @@ public final class RedisSubscriber: @unchecked Sendable {
         if error.code == .livenessTimeout {
             self.logger.error(
                 "Redis did not answer PING on the subscribed connection; reconnecting",
-                metadata: ["redis.ping_timeout": "\(self.configuration.pingTimeout)"])
+                metadata: ["redis.ping_timeout": "\(self.configuration.pingTimeout)"]
+            )
         }
         guard let retry else { return }
         self.logger.warning(
@@ -325,7 +368,8 @@ public final class RedisSubscriber: @unchecked Sendable {
             metadata: [
                 "error": "\(error)", "redis.retry_in_ms": "\(retry.delay.nanoseconds / 1_000_000)",
                 "redis.attempt": "\(retry.attempt)",
-            ])
+            ]
+        )
         self.eventLoop.scheduleTask(deadline: retry.at) {
             self.run(self.machine.reconnectTimerFired(generation: retry.generation, now: .now(), stillNeeded: true))
         }

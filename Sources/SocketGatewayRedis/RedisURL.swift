@@ -66,7 +66,8 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
         // but the last '@' rule also accepts a raw one).
         var username: String?
         var password: String?
-        let authorityEnd = scheme == "unix" ? (rest.firstIndex(of: "/") ?? rest.endIndex) : (rest.firstIndex(of: "/") ?? rest.endIndex)
+        let authorityEnd =
+            scheme == "unix" ? (rest.firstIndex(of: "/") ?? rest.endIndex) : (rest.firstIndex(of: "/") ?? rest.endIndex)
         var authority = rest[..<authorityEnd]
         let pathPart = rest[authorityEnd...]
         if let at = authority.lastIndex(of: "@") {
@@ -106,7 +107,9 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
         case "unix":
             guard authority.isEmpty else {
                 throw Self.error(
-                    "unix socket URL must look like unix:///path/to/redis.sock (found host '\(authority)')", trimmed)
+                    "unix socket URL must look like unix:///path/to/redis.sock (found host '\(authority)')",
+                    trimmed
+                )
             }
             guard let path = Self.percentDecode(pathPart), path.count > 1 else {
                 throw Self.error("unix socket path is missing or has invalid percent-encoding", trimmed)
@@ -169,7 +172,9 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
             host = authority[authority.index(after: authority.startIndex)..<close]
             let after = authority[authority.index(after: close)...]
             if !after.isEmpty {
-                guard after.hasPrefix(":") else { throw Self.error("unexpected text after IPv6 host: '\(after)'", whole) }
+                guard after.hasPrefix(":") else {
+                    throw Self.error("unexpected text after IPv6 host: '\(after)'", whole)
+                }
                 portText = after.dropFirst()
             }
         } else if let colon = authority.lastIndex(of: ":") {
@@ -197,7 +202,8 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
             if afterScheme[authorityEnd...].contains("@") {
                 // A raw '/', '?' or '#' in the password cut the URL early: the specific message would quote a piece
                 // of the password as a host, port or database.
-                message = "cannot tell the password from the host: if the password contains '/', '?', '#' or '@', "
+                message =
+                    "cannot tell the password from the host: if the password contains '/', '?', '#' or '@', "
                     + "percent-encode them (%2F %3F %23 %40)"
             }
         }
@@ -235,7 +241,8 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
         var iterator = text.utf8.makeIterator()
         while let byte = iterator.next() {
             if byte == UInt8(ascii: "%") {
-                guard let high = iterator.next().flatMap(Self.hexValue), let low = iterator.next().flatMap(Self.hexValue)
+                guard let high = iterator.next().flatMap(Self.hexValue),
+                    let low = iterator.next().flatMap(Self.hexValue)
                 else { return nil }
                 bytes.append(high << 4 | low)
             } else {

@@ -40,10 +40,15 @@ package final class SocketIOPubSubChannel: Sendable {
     ///     valid signature of this key (see ``PubSubSigningKey``); others are counted and skipped.
     ///   - onMessage: Called on the subscriber's event loop with each message meant for this host.
     package init(
-        url: RedisURL, channel: String = "socketio", hostID: String = PubSubHostID.generate(),
+        url: RedisURL,
+        channel: String = "socketio",
+        hostID: String = PubSubHostID.generate(),
         publisherConfiguration: RedisPublisherConfiguration = .init(),
-        subscriberConfiguration: RedisSubscriberConfiguration = .init(), eventLoop: (any EventLoop)? = nil,
-        logger: Logger, undecodableLogInterval: Duration = .seconds(10), signingKey: PubSubSigningKey? = nil,
+        subscriberConfiguration: RedisSubscriberConfiguration = .init(),
+        eventLoop: (any EventLoop)? = nil,
+        logger: Logger,
+        undecodableLogInterval: Duration = .seconds(10),
+        signingKey: PubSubSigningKey? = nil,
         onMessage: @escaping @Sendable (PubSubMessage) -> Void
     ) {
         self.hostID = hostID
@@ -51,7 +56,11 @@ package final class SocketIOPubSubChannel: Sendable {
         var publisherConfiguration = publisherConfiguration
         publisherConfiguration.channel = channel
         self.publisher = RedisPublisher(
-            url: url, configuration: publisherConfiguration, eventLoop: eventLoop, logger: logger)
+            url: url,
+            configuration: publisherConfiguration,
+            eventLoop: eventLoop,
+            logger: logger
+        )
         let undecodableCounter = Counter(
             label: "socketgateway_redis_undecodable_total",
             dimensions: [("channel", channel)]
@@ -68,7 +77,11 @@ package final class SocketIOPubSubChannel: Sendable {
         self.writer = writer
         let signer = writer.signer
         self.subscriber = RedisSubscriber(
-            url: url, channels: [channel], configuration: subscriberConfiguration, eventLoop: eventLoop, logger: logger
+            url: url,
+            channels: [channel],
+            configuration: subscriberConfiguration,
+            eventLoop: eventLoop,
+            logger: logger
         ) { raw in
             if let signer {
                 let check = signer.check(raw.payload, now: PubSubSigner.wallClockMilliseconds())
@@ -119,7 +132,9 @@ package final class SocketIOPubSubChannel: Sendable {
     /// Publishes `message`; `completion` is called exactly once on the publisher's event loop: with the
     /// outcome, or `.timedOut` at `deadline` if Redis has not answered by then.
     package func publish(
-        _ message: PubSubMessage, deadline: NIODeadline, completion: @escaping @Sendable (PublishOutcome) -> Void
+        _ message: PubSubMessage,
+        deadline: NIODeadline,
+        completion: @escaping @Sendable (PublishOutcome) -> Void
     ) {
         self.publisher.publish(deadline: deadline, completion: completion) { self.writer.write(message, into: &$0) }
     }

@@ -42,7 +42,11 @@ public protocol ClusterAdapter: Sendable {
     /// - Returns: What the caller of ``SocketGateway/emit(_:arguments:to:options:)`` gets: `local` when not
     ///   clustered, otherwise `.published`, `.queued` or `.failed` with `local.localDeliveries` kept.
     func emitted(
-        _ event: String, arguments: [JSONValue], to target: EmitTarget, options: EmitOptions, local: EmitResult
+        _ event: String,
+        arguments: [JSONValue],
+        to target: EmitTarget,
+        options: EmitOptions,
+        local: EmitResult
     ) async -> EmitResult
 
     /// Called after a room change, a room close or a disconnect was applied to this server's clients.
@@ -66,7 +70,11 @@ public protocol ClusterAdapter: Sendable {
     /// - Throws: ``SocketAckError`` (`timeout` after `timeout`, `notConnected` when the emit could not be sent),
     ///   or `CancellationError` when the server shuts down while waiting.
     func emitWithAck(
-        _ event: String, arguments: [JSONValue], sid: String, namespace: String, timeout: Duration
+        _ event: String,
+        arguments: [JSONValue],
+        sid: String,
+        namespace: String,
+        timeout: Duration
     ) async throws -> [JSONValue]?
 }
 
@@ -93,12 +101,22 @@ struct LocalOnlyClusterAdapter: ClusterAdapter {
     func shutdown() async {}
 
     func emitWithAck(
-        _ event: String, arguments: [JSONValue], sid: String, namespace: String, timeout: Duration
+        _ event: String,
+        arguments: [JSONValue],
+        sid: String,
+        namespace: String,
+        timeout: Duration
     ) async throws -> [JSONValue]? {
         nil
     }
 
-    func emitted(_ event: String, arguments: [JSONValue], to target: EmitTarget, options: EmitOptions, local: EmitResult) async -> EmitResult {
+    func emitted(
+        _ event: String,
+        arguments: [JSONValue],
+        to target: EmitTarget,
+        options: EmitOptions,
+        local: EmitResult
+    ) async -> EmitResult {
         local
     }
 
@@ -106,10 +124,13 @@ struct LocalOnlyClusterAdapter: ClusterAdapter {
         switch operation {
         case .closeRoom:
             return EmitResult(outcome: .delivered, localDeliveries: localMatches)
-        case .joinRoom(let sid, _, let namespace), .leaveRoom(let sid, _, let namespace), .disconnect(let sid, let namespace):
+        case .joinRoom(let sid, _, let namespace), .leaveRoom(let sid, _, let namespace),
+            .disconnect(let sid, let namespace):
             guard localMatches > 0 else {
                 return EmitResult(
-                    outcome: .failed, reason: "no client \(sid) in namespace \(namespace) on this server (local-only, no cluster)")
+                    outcome: .failed,
+                    reason: "no client \(sid) in namespace \(namespace) on this server (local-only, no cluster)"
+                )
             }
             return EmitResult(outcome: .delivered, localDeliveries: localMatches)
         }

@@ -3,6 +3,7 @@
 // configuration and init take. Everything else in SocketGatewayEngineIO is `package`: the engine room stays in.
 // (Scoped re-exports, not typealiases: with MemberImportVisibility a typealias would not bring `.any` along.)
 @_exported public import SocketGatewayCore
+
 @_exported public import enum SocketGatewayEngineIO.CORSPolicy
-@_exported public import struct SocketGatewayEngineIO.HTTPFallbackResponse
 @_exported public import protocol SocketGatewayEngineIO.HTTPFallbackResponder
+@_exported public import struct SocketGatewayEngineIO.HTTPFallbackResponse

@@ -1,6 +1,6 @@
+import Crypto
 public import Foundation
 public import SocketGatewayCore
-import Crypto
 
 /// Why a JSON Web Token was refused.
 public struct JWTError: Error, Hashable, CustomStringConvertible {
@@ -82,13 +82,20 @@ public enum HS256JWT {
     ///   - leeway: Clock skew tolerated for `exp` and `nbf`.
     /// - Returns: The claims (a JSON object).
     /// - Throws: `JWTError`; `emptySecret` for an empty secret, whatever the token.
-    public static func verify(_ token: String, secret: String, now: Date, leeway: Duration = .zero) throws(JWTError) -> JSONValue {
+    public static func verify(
+        _ token: String,
+        secret: String,
+        now: Date,
+        leeway: Duration = .zero
+    ) throws(JWTError) -> JSONValue {
         guard !secret.isEmpty else {
             throw JWTError(code: .emptySecret, detail: "refusing to verify with an empty secret")
         }
         guard token.utf8.count <= Self.maxTokenLength else {
             throw JWTError(
-                code: .malformed, detail: "token is \(token.utf8.count) bytes, more than \(Self.maxTokenLength)")
+                code: .malformed,
+                detail: "token is \(token.utf8.count) bytes, more than \(Self.maxTokenLength)"
+            )
         }
         let parts = token.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 3 else {
@@ -105,7 +112,8 @@ public enum HS256JWT {
         guard algorithm == "HS256" else {
             throw JWTError(
                 code: .unsupportedAlgorithm,
-                detail: "alg \(LogSafe.text(algorithm, limit: 32)) is not accepted; only HS256 is")
+                detail: "alg \(LogSafe.text(algorithm, limit: 32)) is not accepted; only HS256 is"
+            )
         }
         guard let signature = Base64.decode(urlSafe: parts[2]) else {
             throw JWTError(code: .malformed, detail: "signature is not base64url")

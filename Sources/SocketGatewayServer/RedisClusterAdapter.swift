@@ -221,15 +221,27 @@ final class RedisClusterAdapter: ClusterAdapter {
         let eventLoop = self.channel.publisher.eventLoop
         // Cancelled (e.g. a handler cancelled at the end of shutdown's grace period): stop waiting at once.
         return try await withTaskCancellationHandler {
-            try await self.awaitRemoteAck(id: id, message: message, event: event, sid: sid, namespace: namespace,
-                timeout: timeout, eventLoop: eventLoop)
+            try await self.awaitRemoteAck(
+                id: id,
+                message: message,
+                event: event,
+                sid: sid,
+                namespace: namespace,
+                timeout: timeout,
+                eventLoop: eventLoop
+            )
         } onCancel: {
             self.state.withLockedValue { $0.waiters.removeValue(forKey: id) }?.resume(throwing: CancellationError())
         }
     }
 
     private func awaitRemoteAck(
-        id: Int64, message: PubSubMessage, event: String, sid: String, namespace: String, timeout: Duration,
+        id: Int64,
+        message: PubSubMessage,
+        event: String,
+        sid: String,
+        namespace: String,
+        timeout: Duration,
         eventLoop: any EventLoop
     ) async throws -> [JSONValue] {
         try await withCheckedThrowingContinuation {
@@ -266,7 +278,11 @@ final class RedisClusterAdapter: ClusterAdapter {
             self.logger.warning("\(what) not published to the cluster", metadata: ["error": "\(error)"])
         }
         return EmitResult(
-            outcome, timeout: timeout, outboxOn: self.configuration.outboxCapacity > 0, localDeliveries: localDeliveries)
+            outcome,
+            timeout: timeout,
+            outboxOn: self.configuration.outboxCapacity > 0,
+            localDeliveries: localDeliveries
+        )
     }
 
     // MARK: Applying the other hosts' messages
@@ -288,8 +304,13 @@ final class RedisClusterAdapter: ClusterAdapter {
             let excluding = Set(emit.skipSid.names)
             if let callback = emit.callback {
                 self.deliverWithCallback(
-                    emit, callback: callback, rooms: rooms, excluding: excluding, inboxes: inboxes,
-                    tasks: gateway.tasks)
+                    emit,
+                    callback: callback,
+                    rooms: rooms,
+                    excluding: excluding,
+                    inboxes: inboxes,
+                    tasks: gateway.tasks
+                )
             } else {
                 let packet = SocketIOWire.event(
                     namespace: emit.namespace,
@@ -434,7 +455,8 @@ final class RedisClusterAdapter: ClusterAdapter {
                             self.logger.debug("delivered a remote emit without its ack: the server is shutting down")
                         }
                     }
-                })
+                }
+            )
         }
     }
 

@@ -70,7 +70,8 @@ final class RoomShard: @unchecked Sendable {
 
     /// Writes `message` to every addressed connection on this loop.
     /// - Returns: The number of connections written to.
-    func deliver(_ message: EngineIOOutboundMessage, namespace: String, rooms: [String]?, excluding: Set<String>) -> Int {
+    func deliver(_ message: EngineIOOutboundMessage, namespace: String, rooms: [String]?, excluding: Set<String>) -> Int
+    {
         self.eventLoop.assertInEventLoop()
         guard let index = self.namespaces[namespace] else { return 0 }
         return index.forEachRecipient(rooms: rooms, excluding: excluding) { connection in

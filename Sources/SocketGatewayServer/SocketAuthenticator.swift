@@ -1,8 +1,8 @@
 public import Foundation
+public import Logging
 public import NIOCore
 public import NIOHTTP1
 public import SocketGatewayCore
-public import Logging
 
 /// A client authenticated on connect.
 public struct AuthenticatedUser: Sendable, Hashable {
@@ -30,7 +30,12 @@ public struct SocketHandshake: Sendable {
     public var remoteAddress: SocketAddress?
 
     /// Creates a handshake description.
-    public init(auth: JSONValue?, headers: HTTPHeaders = [:], query: [String: String] = [:], remoteAddress: SocketAddress? = nil) {
+    public init(
+        auth: JSONValue?,
+        headers: HTTPHeaders = [:],
+        query: [String: String] = [:],
+        remoteAddress: SocketAddress? = nil
+    ) {
         self.auth = auth
         self.headers = headers
         self.query = query
@@ -71,7 +76,8 @@ public struct JWTAuthenticator: SocketAuthenticator {
         guard !secret.isEmpty else {
             throw SocketServerConfigurationError(
                 variable: "secret",
-                message: "the JWT secret is empty; set one, or run without authentication with allowAnonymous")
+                message: "the JWT secret is empty; set one, or run without authentication with allowAnonymous"
+            )
         }
         self.secret = secret
         self.leeway = leeway

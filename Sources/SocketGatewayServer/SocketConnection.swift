@@ -75,7 +75,12 @@ public final class SocketConnection: @unchecked Sendable {
                     }
                     box.id = ackID
                     self.ackWaiters[ackID] = (event, continuation)
-                    let message = SocketIOWire.event(namespace: self.namespace, event: event, arguments: arguments, ackID: ackID)
+                    let message = SocketIOWire.event(
+                        namespace: self.namespace,
+                        event: event,
+                        arguments: arguments,
+                        ackID: ackID
+                    )
                     self.client.session.send(message)
                     if box.cancelled { self.cancelAck(ackID) }
                 }
@@ -166,7 +171,8 @@ public final class SocketConnection: @unchecked Sendable {
         let application = self.client.application
         let limits = application.limits
         let budget = NIOLockedValueBox(
-            EventQueueBudget(maxEvents: limits.maxQueuedEvents, maxBytes: limits.maxQueuedEventBytes))
+            EventQueueBudget(maxEvents: limits.maxQueuedEvents, maxBytes: limits.maxQueuedEventBytes)
+        )
         let (stream, continuation) = AsyncStream<@Sendable () async -> Void>.makeStream()
         // One task per connection (from its first handler run on) runs its handlers one after another, in
         // arrival order: a child of the server's run(), which waits for it at shutdown (and cancels it after
@@ -181,7 +187,8 @@ public final class SocketConnection: @unchecked Sendable {
             continuation.finish()
             application.logger.error(
                 "socket.io handlers not run: the server is shutting down",
-                metadata: ["namespace": "\(LogSafe.text(self.namespace))", "sid": "\(self.id)"])
+                metadata: ["namespace": "\(LogSafe.text(self.namespace))", "sid": "\(self.id)"]
+            )
             return nil
         }
         self.jobs = continuation

@@ -21,7 +21,10 @@ public final class SocketGateway: SocketEmitter {
     private let localOnly: SocketGateway?
 
     init(
-        shards: RoomShards, cluster: any ClusterAdapter, metrics: SocketServerMetrics, tasks: ServerTaskPool,
+        shards: RoomShards,
+        cluster: any ClusterAdapter,
+        metrics: SocketServerMetrics,
+        tasks: ServerTaskPool,
         logger: Logger
     ) {
         self.tasks = tasks
@@ -33,7 +36,12 @@ public final class SocketGateway: SocketEmitter {
             cluster is LocalOnlyClusterAdapter
             ? nil
             : SocketGateway(
-                shards: shards, cluster: LocalOnlyClusterAdapter(), metrics: metrics, tasks: tasks, logger: logger)
+                shards: shards,
+                cluster: LocalOnlyClusterAdapter(),
+                metrics: metrics,
+                tasks: tasks,
+                logger: logger
+            )
     }
 
     /// This gateway reaching only this server's clients: what a ``ClusterAdapter`` applies the other servers'
@@ -43,10 +51,20 @@ public final class SocketGateway: SocketEmitter {
 
     /// Emits `event` with `arguments` to `target` among this server's clients.
     @discardableResult
-    public func emit(_ event: String, arguments: [JSONValue], to target: EmitTarget, options: EmitOptions) async -> EmitResult {
+    public func emit(
+        _ event: String,
+        arguments: [JSONValue],
+        to target: EmitTarget,
+        options: EmitOptions
+    ) async -> EmitResult {
         self.metrics.emits.increment()
         let message = SocketIOWire.event(namespace: options.namespace, event: event, arguments: arguments, ackID: nil)
-        let deliveries = await self.deliver(message, namespace: options.namespace, rooms: target.roomNames, excluding: options.excluding)
+        let deliveries = await self.deliver(
+            message,
+            namespace: options.namespace,
+            rooms: target.roomNames,
+            excluding: options.excluding
+        )
         self.metrics.deliveries.increment(by: Int64(deliveries))
         let local = EmitResult(outcome: .delivered, localDeliveries: deliveries)
         return await self.cluster.emitted(event, arguments: arguments, to: target, options: options, local: local)
@@ -100,24 +118,38 @@ public final class SocketGateway: SocketEmitter {
     /// - Returns: The arguments the client acknowledged with.
     /// - Throws: `SocketAckError` on timeout, or when no server has the client (`notConnected` when local-only).
     public func emitWithAck(
-        _ event: String, arguments: [JSONValue], to sid: String, namespace: String = "/", timeout: Duration
+        _ event: String,
+        arguments: [JSONValue],
+        to sid: String,
+        namespace: String = "/",
+        timeout: Duration
     ) async throws -> [JSONValue] {
         if let connection = self.shards.connection(sid: sid, namespace: namespace) {
             return try await connection.emitWithAck(event, arguments: arguments, timeout: timeout)
         }
         if let answer = try await self.cluster.emitWithAck(
-            event, arguments: arguments, sid: sid, namespace: namespace, timeout: timeout)
-        {
+            event,
+            arguments: arguments,
+            sid: sid,
+            namespace: namespace,
+            timeout: timeout
+        ) {
             return answer
         }
         throw SocketAckError(code: .notConnected, event: event, sid: sid, namespace: namespace)
     }
 
     /// Writes `message` to the addressed local clients: one task per event loop, all started before any is awaited.
-    func deliver(_ message: EngineIOOutboundMessage, namespace: String, rooms: [String]?, excluding: Set<String>) async -> Int {
+    func deliver(
+        _ message: EngineIOOutboundMessage,
+        namespace: String,
+        rooms: [String]?,
+        excluding: Set<String>
+    ) async -> Int {
         let shards = self.shards.all
         if shards.count == 1 {
-            return await shards[0].run { $0.deliver(message, namespace: namespace, rooms: rooms, excluding: excluding) } ?? 0
+            return await shards[0].run { $0.deliver(message, namespace: namespace, rooms: rooms, excluding: excluding) }
+                ?? 0
         }
         var futures: [EventLoopFuture<Int>] = []
         futures.reserveCapacity(shards.count)
@@ -125,7 +157,8 @@ public final class SocketGateway: SocketEmitter {
             futures.append(
                 shard.eventLoop.submit {
                     shard.deliver(message, namespace: namespace, rooms: rooms, excluding: excluding)
-                })
+                }
+            )
         }
         var total = 0
         for future in futures {

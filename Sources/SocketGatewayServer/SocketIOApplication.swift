@@ -21,7 +21,8 @@ struct SocketIOLimits: Sendable, Hashable {
         self.session = SocketIOSessionStateMachine.Limits(
             maxPendingClientAcks: configuration.maxPendingAcksPerConnection,
             eventRate: configuration.eventRateLimit,
-            maxRefusedConnects: configuration.maxRefusedConnectsPerSession)
+            maxRefusedConnects: configuration.maxRefusedConnectsPerSession
+        )
     }
 }
 
@@ -113,7 +114,10 @@ final class SocketIOClient: @unchecked Sendable {
         self.session = session
         self.application = application
         self.machine = SocketIOSessionStateMachine(
-            now: .now(), connectTimeout: application.connectTimeout, limits: application.limits.session)
+            now: .now(),
+            connectTimeout: application.connectTimeout,
+            limits: application.limits.session
+        )
     }
 
     func start() {
@@ -143,7 +147,9 @@ final class SocketIOClient: @unchecked Sendable {
                 inbound,
                 now: .now(),
                 namespaceExists: { registry.existing($0) != nil },
-                handlesEvent: { registry.existing($0)?.handlesEvent($1) ?? false }))
+                handlesEvent: { registry.existing($0)?.handlesEvent($1) ?? false }
+            )
+        )
     }
 
     func sessionClosed(reason: EngineIOCloseReason) {
@@ -161,7 +167,8 @@ final class SocketIOClient: @unchecked Sendable {
     }
 
     func allocateAck(for connection: SocketConnection, deadline: NIODeadline) -> UInt64? {
-        guard let id = self.machine.allocateAck(namespace: connection.namespace, sid: connection.id, deadline: deadline) else {
+        guard let id = self.machine.allocateAck(namespace: connection.namespace, sid: connection.id, deadline: deadline)
+        else {
             return nil
         }
         self.session.eventLoop.scheduleTask(deadline: deadline) { [self] in
@@ -208,7 +215,11 @@ final class SocketIOClient: @unchecked Sendable {
         case .authenticate(let namespace, let auth):
             let request = self.session.request
             let handshake = SocketHandshake(
-                auth: auth, headers: request.headers, query: request.query, remoteAddress: request.remoteAddress)
+                auth: auth,
+                headers: request.headers,
+                query: request.query,
+                remoteAddress: request.remoteAddress
+            )
             guard let authenticator = self.application.authenticator else {
                 self.authenticationCompleted(namespace: namespace, handshake: handshake, user: nil, accepted: true)
                 return
@@ -217,18 +228,25 @@ final class SocketIOClient: @unchecked Sendable {
             let submitted = self.application.tasks.submit {
                 let user = await authenticator.authenticate(auth: auth, handshake: handshake)
                 eventLoop.execute {
-                    self.authenticationCompleted(namespace: namespace, handshake: handshake, user: user, accepted: user != nil)
+                    self.authenticationCompleted(
+                        namespace: namespace,
+                        handshake: handshake,
+                        user: user,
+                        accepted: user != nil
+                    )
                 }
             }
             if !submitted {
                 // The server is shutting down and closes this session: the CONNECT is left unanswered.
                 self.logger.debug(
                     "socket.io connect not authenticated: the server is shutting down",
-                    metadata: ["namespace": "\(LogSafe.text(namespace))"])
+                    metadata: ["namespace": "\(LogSafe.text(namespace))"]
+                )
             }
 
         case .dispatchEvent(let namespace, _, let arguments, let ackID):
-            guard let connection = self.connections[namespace], let namespaceHandlers = self.application.registry.existing(namespace),
+            guard let connection = self.connections[namespace],
+                let namespaceHandlers = self.application.registry.existing(namespace),
                 case .string(let event)? = arguments.first
             else { return }
             // The state machine checked that a handler exists (and recorded the ack id only then).
@@ -249,7 +267,10 @@ final class SocketIOClient: @unchecked Sendable {
                         SocketIOSessionError(
                             code: .eventQueueFull,
                             detail: "namespace \(LogSafe.text(namespace)) sent events faster than its handlers ran "
-                                + "(\(queue) may wait)")))
+                                + "(\(queue) may wait)"
+                        )
+                    )
+                )
             }
 
         case .resolveAck(let namespace, _, let id, let arguments):
@@ -281,7 +302,8 @@ final class SocketIOClient: @unchecked Sendable {
         self.application.metrics.connectRefused(refusal, namespace: namespace)
         self.logger.debug(
             "socket.io connect refused",
-            metadata: ["namespace": "\(LogSafe.text(namespace))", "reason": "\(refusal.message)"])
+            metadata: ["namespace": "\(LogSafe.text(namespace))", "reason": "\(refusal.message)"]
+        )
         self.session.send(SocketIOWire.connectError(namespace: namespace, message: refusal.message))
     }
 
@@ -320,9 +342,17 @@ final class SocketIOClient: @unchecked Sendable {
         ]
     }
 
-    private func authenticationCompleted(namespace: String, handshake: SocketHandshake, user: AuthenticatedUser?, accepted: Bool) {
+    private func authenticationCompleted(
+        namespace: String,
+        handshake: SocketHandshake,
+        user: AuthenticatedUser?,
+        accepted: Bool
+    ) {
         let outcome = self.machine.authenticationCompleted(
-            namespace: namespace, accepted: accepted, sid: SessionID.random())
+            namespace: namespace,
+            accepted: accepted,
+            sid: SessionID.random()
+        )
         guard case .accept(let namespace, let sid) = outcome else {
             if case .action(let action) = outcome { self.run(action) }
             return
@@ -364,7 +394,8 @@ final class SocketIOClient: @unchecked Sendable {
         namespace?.connectionsMeter.decrement()
         self.logger.debug(
             "socket.io disconnected",
-            metadata: ["namespace": "\(connection.namespace)", "sid": "\(connection.id)", "reason": "\(reason)"])
+            metadata: ["namespace": "\(connection.namespace)", "sid": "\(connection.id)", "reason": "\(reason)"]
+        )
         let handlers = namespace?.disconnectHandlers ?? []
         if !handlers.isEmpty {
             connection.enqueue {

@@ -237,8 +237,11 @@ struct SocketIOSessionStateMachine {
             switch self.namespaces.removeValue(forKey: namespace) {
             case .connected(let connection)?:
                 return .closeConnection(
-                    namespace: namespace, sid: connection.sid,
-                    pendingAcks: connection.pendingAcks.keys.sorted(), cause: .client)
+                    namespace: namespace,
+                    sid: connection.sid,
+                    pendingAcks: connection.pendingAcks.keys.sorted(),
+                    cause: .client
+                )
             case .authenticating?, nil:
                 return .none
             }
@@ -255,7 +258,9 @@ struct SocketIOSessionStateMachine {
                     return self.closeSession(
                         SocketIOSessionError(
                             code: .eventRateExceeded,
-                            detail: "namespace \(LogSafe.text(namespace)) sent events faster than \(rate)"))
+                            detail: "namespace \(LogSafe.text(namespace)) sent events faster than \(rate)"
+                        )
+                    )
                 }
             }
             guard case .string(let event)? = arguments.first, handlesEvent(namespace, event) else { return .none }
@@ -265,14 +270,18 @@ struct SocketIOSessionStateMachine {
                         SocketIOSessionError(
                             code: .duplicateAckID,
                             detail: "namespace \(LogSafe.text(namespace)) asked for ack \(ackID) again "
-                                + "before it was answered"))
+                                + "before it was answered"
+                        )
+                    )
                 }
                 guard connection.owedAcks.count < self.limits.maxPendingClientAcks else {
                     return self.closeSession(
                         SocketIOSessionError(
                             code: .tooManyPendingAcks,
                             detail: "namespace \(LogSafe.text(namespace)) asked for more than "
-                                + "\(self.limits.maxPendingClientAcks) acks the handlers have not answered"))
+                                + "\(self.limits.maxPendingClientAcks) acks the handlers have not answered"
+                        )
+                    )
                 }
                 connection.owedAcks.insert(ackID)
                 self.namespaces[namespace] = .connected(connection)
@@ -342,7 +351,8 @@ struct SocketIOSessionStateMachine {
         let error = SocketIOSessionError(
             code: .tooManyRefusedConnects,
             detail: "\(self.refusedConnects) CONNECTs refused on this session, the last for namespace "
-                + "\(LogSafe.text(namespace)) (\(refusal.message))")
+                + "\(LogSafe.text(namespace)) (\(refusal.message))"
+        )
         self.isClosed = true
         self.closingError = error
         return .sendConnectErrorAndClose(namespace: namespace, refusal: refusal, error)
@@ -350,18 +360,24 @@ struct SocketIOSessionStateMachine {
 
     /// The server disconnects the connection `sid` in `namespace`.
     mutating func serverDisconnect(namespace: String, sid: String) -> Action {
-        guard !self.isClosed, case .connected(let connection)? = self.namespaces[namespace], connection.sid == sid else {
+        guard !self.isClosed, case .connected(let connection)? = self.namespaces[namespace], connection.sid == sid
+        else {
             return .none
         }
         self.namespaces.removeValue(forKey: namespace)
         return .closeConnection(
-            namespace: namespace, sid: sid, pendingAcks: connection.pendingAcks.keys.sorted(), cause: .server)
+            namespace: namespace,
+            sid: sid,
+            pendingAcks: connection.pendingAcks.keys.sorted(),
+            cause: .server
+        )
     }
 
     /// Reserves an ack id for a server → client event on connection `sid`, answered by `deadline`.
     /// - Returns: The id, or nil when that connection is gone.
     mutating func allocateAck(namespace: String, sid: String, deadline: NIODeadline) -> UInt64? {
-        guard !self.isClosed, case .connected(var connection)? = self.namespaces[namespace], connection.sid == sid else {
+        guard !self.isClosed, case .connected(var connection)? = self.namespaces[namespace], connection.sid == sid
+        else {
             return nil
         }
         let id = connection.nextAckID
@@ -388,7 +404,10 @@ struct SocketIOSessionStateMachine {
             // As the reference server: closed unless some namespace accepted the client by now (a CONNECT still
             // being authenticated, or refused, does not count).
             if self.connectedNamespaces.isEmpty {
-                let error = SocketIOSessionError(code: .connectTimeout, detail: "no CONNECT packet within the connect timeout")
+                let error = SocketIOSessionError(
+                    code: .connectTimeout,
+                    detail: "no CONNECT packet within the connect timeout"
+                )
                 self.isClosed = true
                 self.closingError = error
                 return [.closeSession(error)]
@@ -417,8 +436,11 @@ struct SocketIOSessionStateMachine {
         return namespaces.keys.sorted().compactMap { namespace in
             guard case .connected(let connection) = namespaces[namespace]! else { return nil }
             return .closeConnection(
-                namespace: namespace, sid: connection.sid, pendingAcks: connection.pendingAcks.keys.sorted(),
-                cause: .session)
+                namespace: namespace,
+                sid: connection.sid,
+                pendingAcks: connection.pendingAcks.keys.sorted(),
+                cause: .session
+            )
         }
     }
 }

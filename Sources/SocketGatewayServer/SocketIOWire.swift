@@ -5,7 +5,12 @@ import SocketGatewayEngineIO
 /// Socket.IO packets to and from Engine.IO messages: the one place that knows the packet codec.
 enum SocketIOWire {
     /// An EVENT (BINARY_EVENT when `arguments` hold binary), encoded once.
-    static func event(namespace: String, event: String, arguments: [JSONValue], ackID: UInt64?) -> EngineIOOutboundMessage {
+    static func event(
+        namespace: String,
+        event: String,
+        arguments: [JSONValue],
+        ackID: UInt64?
+    ) -> EngineIOOutboundMessage {
         self.message(SocketIOPacket.event(event, arguments, namespace: namespace, ackID: ackID))
     }
 
@@ -16,7 +21,9 @@ enum SocketIOWire {
 
     /// The server's CONNECT reply `{"sid": sid}`.
     static func connect(namespace: String, sid: String) -> EngineIOOutboundMessage {
-        self.message(SocketIOPacket.connect(namespace: namespace, payload: .object([(key: "sid", value: .string(sid))])))
+        self.message(
+            SocketIOPacket.connect(namespace: namespace, payload: .object([(key: "sid", value: .string(sid))]))
+        )
     }
 
     /// CONNECT_ERROR `{"message": message}`.
@@ -50,7 +57,9 @@ enum SocketIOWire {
         private var packets = SocketIOPacketDecoder()
 
         /// Feeds one message; returns the completed packet, or nil while a binary packet waits for attachments.
-        mutating func feed(_ message: EngineIOMessage) throws(SocketIOSessionError) -> SocketIOSessionStateMachine.Inbound? {
+        mutating func feed(
+            _ message: EngineIOMessage
+        ) throws(SocketIOSessionError) -> SocketIOSessionStateMachine.Inbound? {
             let packet: SocketIOPacket?
             do {
                 switch message {
@@ -59,7 +68,10 @@ enum SocketIOWire {
                 }
             } catch {
                 throw SocketIOSessionError(
-                    code: .protocolViolation, detail: SocketIOWire.logSafeDescription(error), underlying: error)
+                    code: .protocolViolation,
+                    detail: SocketIOWire.logSafeDescription(error),
+                    underlying: error
+                )
             }
             guard let packet else { return nil }
             switch packet.type {
@@ -76,13 +88,15 @@ enum SocketIOWire {
                 guard let id = packet.ackID else {
                     throw SocketIOSessionError(
                         code: .protocolViolation,
-                        detail: "an ACK packet must carry an id (namespace \(LogSafe.text(packet.namespace)))")
+                        detail: "an ACK packet must carry an id (namespace \(LogSafe.text(packet.namespace)))"
+                    )
                 }
                 return .ack(namespace: packet.namespace, id: id, arguments: packet.arguments)
             case .connectError:
                 throw SocketIOSessionError(
                     code: .protocolViolation,
-                    detail: "a client must not send CONNECT_ERROR (namespace \(LogSafe.text(packet.namespace)))")
+                    detail: "a client must not send CONNECT_ERROR (namespace \(LogSafe.text(packet.namespace)))"
+                )
             }
         }
     }

@@ -1,11 +1,11 @@
 package import CoreMetrics
+public import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
-import SocketGatewayRedis
 public import ServiceLifecycle
 public import SocketGatewayEngineIO
-public import Logging
+import SocketGatewayRedis
 
 /// A Socket.IO v5 server (Engine.IO v4: WebSocket, long-polling, upgrade) on its own event loops.
 ///
@@ -55,18 +55,29 @@ public final class SocketServer: Service, Sendable {
     ///   - cluster: Your own link to the other servers (``ClusterAdapter``); nil uses `configuration.redis` when
     ///     set, else runs local-only. Setting both is a configuration error.
     public convenience init(
-        configuration: SocketServerConfiguration, authenticator: (any SocketAuthenticator)? = nil, logger: Logger,
-        httpFallback: (any HTTPFallbackResponder)? = nil, cluster: (any ClusterAdapter)? = nil
+        configuration: SocketServerConfiguration,
+        authenticator: (any SocketAuthenticator)? = nil,
+        logger: Logger,
+        httpFallback: (any HTTPFallbackResponder)? = nil,
+        cluster: (any ClusterAdapter)? = nil
     ) {
         self.init(
-            configuration: configuration, authenticator: authenticator, logger: logger, httpFallback: httpFallback,
-            metricsFactory: MetricsSystem.factory, cluster: cluster)
+            configuration: configuration,
+            authenticator: authenticator,
+            logger: logger,
+            httpFallback: httpFallback,
+            metricsFactory: MetricsSystem.factory,
+            cluster: cluster
+        )
     }
 
     /// Creates a server whose metrics go to `metricsFactory` (tests pass a `TestMetrics`).
     package init(
-        configuration: SocketServerConfiguration, authenticator: (any SocketAuthenticator)?, logger: Logger,
-        httpFallback: (any HTTPFallbackResponder)?, metricsFactory: any MetricsFactory,
+        configuration: SocketServerConfiguration,
+        authenticator: (any SocketAuthenticator)?,
+        logger: Logger,
+        httpFallback: (any HTTPFallbackResponder)?,
+        metricsFactory: any MetricsFactory,
         cluster customCluster: (any ClusterAdapter)? = nil
     ) {
         self.configuration = configuration
@@ -90,7 +101,9 @@ public final class SocketServer: Service, Sendable {
             configurationError =
                 configurationError
                 ?? SocketServerConfigurationError(
-                    variable: "redis", message: "is set and a cluster adapter was passed: use one of them")
+                    variable: "redis",
+                    message: "is set and a cluster adapter was passed: use one of them"
+                )
         } else if let redis = configuration.redis {
             var signingKey: PubSubSigningKey?
             if let secret = redis.signingSecret {
@@ -112,7 +125,10 @@ public final class SocketServer: Service, Sendable {
                         logger: logger
                     )
                 } catch {
-                    configurationError = SocketServerConfigurationError(variable: "redis.url", message: error.description)
+                    configurationError = SocketServerConfigurationError(
+                        variable: "redis.url",
+                        message: error.description
+                    )
                 }
             }
         }
@@ -144,10 +160,16 @@ public final class SocketServer: Service, Sendable {
             shards: shards,
             metrics: metrics,
             tasks: tasks,
-            logger: logger)
+            logger: logger
+        )
         self.engine = EngineIOServer(
-            host: configuration.host, port: configuration.port, eventLoopGroup: group, logger: logger,
-            fallback: HealthCheckResponder(next: httpFallback) { [cluster] in cluster.health }, tasks: tasks)
+            host: configuration.host,
+            port: configuration.port,
+            eventLoopGroup: group,
+            logger: logger,
+            fallback: HealthCheckResponder(next: httpFallback) { [cluster] in cluster.health },
+            tasks: tasks
+        )
         self.engine.mount(path: configuration.path, configuration: configuration.engineIO, application: application)
     }
 
@@ -159,7 +181,8 @@ public final class SocketServer: Service, Sendable {
 
     /// Mounts another Engine.IO endpoint on the same listener (e.g. the conformance suite's `/engine.io/` echo).
     /// Call before `start()`.
-    package func mountEngineIO(path: String, configuration: EngineIOConfiguration, application: any EngineIOApplication) {
+    package func mountEngineIO(path: String, configuration: EngineIOConfiguration, application: any EngineIOApplication)
+    {
         self.engine.mount(path: path, configuration: configuration, application: application)
     }
 
@@ -210,7 +233,8 @@ public final class SocketServer: Service, Sendable {
             metadata: [
                 "host": "\(self.configuration.host)", "port": "\(self.engine.localPort ?? self.configuration.port)",
                 "path": "\(self.configuration.path)",
-            ])
+            ]
+        )
     }
 
     /// Waits until the server listens (through ``run()`` or ``start()``), for a caller that runs it in a
@@ -257,7 +281,8 @@ public final class SocketServer: Service, Sendable {
         if !(await self.tasks.waitUntilDrained(timeout: gracePeriod)) {
             self.logger.warning(
                 "cancelling the tasks still running after the shutdown grace period",
-                metadata: ["tasks": "\(self.tasks.unfinishedJobs)", "grace_period": "\(gracePeriod)"])
+                metadata: ["tasks": "\(self.tasks.unfinishedJobs)", "grace_period": "\(gracePeriod)"]
+            )
             cancel()
         }
         return previous

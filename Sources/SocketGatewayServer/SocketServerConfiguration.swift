@@ -123,7 +123,8 @@ public struct SocketServerConfiguration: Sendable {
         if let secret = self.tokenSecret, secret.isEmpty {
             throw SocketServerConfigurationError(
                 variable: "tokenSecret",
-                message: "is empty; set a secret, or set it to nil and allowAnonymous to run without authentication")
+                message: "is empty; set a secret, or set it to nil and allowAnonymous to run without authentication"
+            )
         }
         for (name, value) in [
             ("maxQueuedEventsPerConnection", self.maxQueuedEventsPerConnection),
@@ -135,13 +136,17 @@ public struct SocketServerConfiguration: Sendable {
         }
         if self.shutdownGracePeriod < .zero {
             throw SocketServerConfigurationError(
-                variable: "shutdownGracePeriod", message: "must not be negative, got \(self.shutdownGracePeriod)")
+                variable: "shutdownGracePeriod",
+                message: "must not be negative, got \(self.shutdownGracePeriod)"
+            )
         }
         if let rate = self.eventRateLimit,
             !(rate.eventsPerSecond > 0 && rate.eventsPerSecond.isFinite) || rate.burst < 1
         {
             throw SocketServerConfigurationError(
-                variable: "eventRateLimit", message: "needs eventsPerSecond > 0 and burst >= 1, got \(rate)")
+                variable: "eventRateLimit",
+                message: "needs eventsPerSecond > 0 and burst >= 1, got \(rate)"
+            )
         }
         if let problem = self.redis?.timings.problem() {
             throw SocketServerConfigurationError(variable: "redis.timings.\(problem.name)", message: problem.message)
@@ -155,7 +160,8 @@ public struct SocketServerConfiguration: Sendable {
             pingTimeout: self.pingTimeout,
             maxPayload: self.maxPayload,
             cors: self.cors,
-            maxBufferedBytesPerSession: self.maxBufferedBytesPerConnection)
+            maxBufferedBytesPerSession: self.maxBufferedBytesPerConnection
+        )
         configuration.maxBufferedBytesTotal = self.maxBufferedBytesTotal
         self.applyHTTPHardening(to: &configuration)
         return configuration

@@ -38,7 +38,8 @@ struct SocketServerMetrics: Sendable {
         switch refusal {
         case .unauthorized:
             Counter(
-                label: "socketgateway_auth_failures_total", dimensions: [("namespace", namespace)],
+                label: "socketgateway_auth_failures_total",
+                dimensions: [("namespace", namespace)],
                 factory: self.factory
             ).increment()
         case .invalidNamespace:
@@ -49,7 +50,8 @@ struct SocketServerMetrics: Sendable {
     /// A client exceeded one of the server's limits (`error.code`, e.g. `event queue full`) and was disconnected.
     func clientLimitExceeded(_ error: SocketIOSessionError) {
         Counter(
-            label: "socketgateway_client_limit_exceeded_total", dimensions: [("limit", error.code.description)],
+            label: "socketgateway_client_limit_exceeded_total",
+            dimensions: [("limit", error.code.description)],
             factory: self.factory
         ).increment()
     }

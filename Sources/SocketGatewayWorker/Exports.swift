@@ -2,4 +2,5 @@
 // typed events) whole, and from the Redis module only the status type that `WorkerSocketGateway.status` returns.
 // The Redis module itself is `package`, not a product.
 @_exported public import SocketGatewayCore
+
 @_exported public import struct SocketGatewayRedis.RedisPublisherStatus

@@ -66,8 +66,13 @@ public final class WorkerSocketGateway: SocketEmitter, Service {
     ///   - logger: Where connection problems, drops and configuration errors are logged (password masked).
     ///   - shutdownTimeout: How long ``run()`` spends, at graceful shutdown, sending what the outbox holds.
     public init(
-        redisURL: String?, channel: String = "socketio", outboxCapacity: Int = 1000, emitTimeout: Duration = .seconds(2),
-        signingSecret: String? = nil, logger: Logger, shutdownTimeout: Duration = .seconds(5)
+        redisURL: String?,
+        channel: String = "socketio",
+        outboxCapacity: Int = 1000,
+        emitTimeout: Duration = .seconds(2),
+        signingSecret: String? = nil,
+        logger: Logger,
+        shutdownTimeout: Duration = .seconds(5)
     ) {
         self.hostID = PubSubHostID.generate()
         self.channel = channel
@@ -78,7 +83,9 @@ public final class WorkerSocketGateway: SocketEmitter, Service {
         self.logger = logger
         func counter(_ outcome: EmitResult.Outcome) -> Counter {
             Counter(
-                label: "socketgateway_worker_emits_total", dimensions: [("outcome", "\(outcome)"), ("channel", channel)])
+                label: "socketgateway_worker_emits_total",
+                dimensions: [("outcome", "\(outcome)"), ("channel", channel)]
+            )
         }
         let publishedCounter = counter(.published)
         let queuedCounter = counter(.queued)
@@ -122,8 +129,11 @@ public final class WorkerSocketGateway: SocketEmitter, Service {
         do {
             let url = try RedisURL(parsing: text)
             let configuration = RedisPublisherConfiguration(
-                channel: channel, connectTimeout: min(emitTimeout, .seconds(2)),
-                replyTimeout: max(emitTimeout, .seconds(5)), outboxCapacity: outboxCapacity)
+                channel: channel,
+                connectTimeout: min(emitTimeout, .seconds(2)),
+                replyTimeout: max(emitTimeout, .seconds(5)),
+                outboxCapacity: outboxCapacity
+            )
             let publisher = RedisPublisher(url: url, configuration: configuration, logger: logger)
             self.publisher = publisher
             self.unusableReason = nil
@@ -146,8 +156,11 @@ public final class WorkerSocketGateway: SocketEmitter, Service {
         let channel = read("SOCKET_REDIS_CHANNEL")?.trimmingSpaces
         let secret = read("SOCKET_REDIS_SIGNING_SECRET")
         self.init(
-            redisURL: read("REDIS_URL"), channel: channel.flatMap { $0.isEmpty ? nil : $0 } ?? "socketio",
-            signingSecret: secret.flatMap { $0.isEmpty ? nil : $0 }, logger: logger)
+            redisURL: read("REDIS_URL"),
+            channel: channel.flatMap { $0.isEmpty ? nil : $0 } ?? "socketio",
+            signingSecret: secret.flatMap { $0.isEmpty ? nil : $0 },
+            logger: logger
+        )
     }
 
     /// Whether the gateway has a usable Redis URL.
@@ -158,11 +171,18 @@ public final class WorkerSocketGateway: SocketEmitter, Service {
 
     /// Publishes `event` for the servers to deliver to `target`; never throws (see ``SocketEmitter``).
     @discardableResult
-    public func emit(_ event: String, arguments: [JSONValue], to target: EmitTarget, options: EmitOptions) async
+    public func emit(
+        _ event: String,
+        arguments: [JSONValue],
+        to target: EmitTarget,
+        options: EmitOptions
+    ) async
         -> EmitResult
     {
         await self.send(
-            .emit(event, arguments: arguments, to: target, options: options, hostID: self.hostID), event: event)
+            .emit(event, arguments: arguments, to: target, options: options, hostID: self.hostID),
+            event: event
+        )
     }
 
     /// Asks the servers to put client `sid` into `room`.
@@ -197,12 +217,17 @@ public final class WorkerSocketGateway: SocketEmitter, Service {
     /// `.failed` as for the awaiting `emit`); keep it short. Emits from one thread are published in call order.
     /// With Redis unreachable they go to the outbox as awaited emits do.
     public func emit(
-        _ event: String, arguments: [JSONValue], to target: EmitTarget, options: EmitOptions = EmitOptions(),
+        _ event: String,
+        arguments: [JSONValue],
+        to target: EmitTarget,
+        options: EmitOptions = EmitOptions(),
         completion: (@Sendable (EmitResult) -> Void)?
     ) {
         self.send(
-            .emit(event, arguments: arguments, to: target, options: options, hostID: self.hostID), event: event,
-            completion: completion)
+            .emit(event, arguments: arguments, to: target, options: options, hostID: self.hostID),
+            event: event,
+            completion: completion
+        )
     }
 
     /// Publishes an already-built pub/sub message (for tools that relay messages as they are).
@@ -256,7 +281,9 @@ public final class WorkerSocketGateway: SocketEmitter, Service {
     /// fire-and-forget) and takes one lock. The publisher times the emit out itself (no timer per emit).
     /// - Parameter event: The event name of an emit (named in the log when it fails).
     private func send(
-        _ message: PubSubMessage, event: String?, completion: (@Sendable (EmitResult) -> Void)?
+        _ message: PubSubMessage,
+        event: String?,
+        completion: (@Sendable (EmitResult) -> Void)?
     ) {
         guard let publisher = self.publisher else {
             let result = self.count(self.unconfiguredResult())

@@ -9,31 +9,57 @@ struct AsyncAPIRenderer {
         for namespace in self.catalog.namespaces {
             let channelID = Self.channelID(namespace)
             let events = self.catalog.events.filter { $0.namespace == namespace }
-            channels.append((channelID, .object([
-                ("address", .string(namespace)),
-                ("title", .string("Socket.IO namespace \(namespace)")),
-                ("messages", .object(events.map { event in
-                    (event.caseName, .object([("$ref", .string("#/components/messages/\(event.caseName)"))]))
-                })),
-            ])))
+            channels.append(
+                (
+                    channelID,
+                    .object([
+                        ("address", .string(namespace)),
+                        ("title", .string("Socket.IO namespace \(namespace)")),
+                        (
+                            "messages",
+                            .object(
+                                events.map { event in
+                                    (
+                                        event.caseName,
+                                        .object([("$ref", .string("#/components/messages/\(event.caseName)"))])
+                                    )
+                                }
+                            )
+                        ),
+                    ])
+                )
+            )
             for event in events {
-                operations.append(("emit\(event.typeName)", .object([
-                    ("action", .string("send")),
-                    ("channel", .object([("$ref", .string("#/channels/\(channelID)"))])),
-                    ("summary", .string(event.summary.oneLine)),
-                    ("messages", .array([.object([("$ref", .string("#/channels/\(channelID)/messages/\(event.caseName)"))])])),
-                ])))
+                operations.append(
+                    (
+                        "emit\(event.typeName)",
+                        .object([
+                            ("action", .string("send")),
+                            ("channel", .object([("$ref", .string("#/channels/\(channelID)"))])),
+                            ("summary", .string(event.summary.oneLine)),
+                            (
+                                "messages",
+                                .array([
+                                    .object([("$ref", .string("#/channels/\(channelID)/messages/\(event.caseName)"))])
+                                ])
+                            ),
+                        ])
+                    )
+                )
             }
         }
         operations.sort { $0.0 < $1.0 }
 
         let messages: [(String, DocumentNode)] = self.catalog.events.map { event in
-            (event.caseName, .object([
-                ("name", .string(event.name)),
-                ("title", .string(event.typeName)),
-                ("summary", .string(event.summary.oneLine)),
-                ("payload", .object([("$ref", .string("#/components/schemas/\(event.typeName)"))])),
-            ]))
+            (
+                event.caseName,
+                .object([
+                    ("name", .string(event.name)),
+                    ("title", .string(event.typeName)),
+                    ("summary", .string(event.summary.oneLine)),
+                    ("payload", .object([("$ref", .string("#/components/schemas/\(event.typeName)"))])),
+                ])
+            )
         }
         var schemas: [(String, DocumentNode)] = self.catalog.events.map { event in
             (event.typeName, self.objectSchema(event.payload, description: event.summary))
@@ -69,14 +95,21 @@ struct AsyncAPIRenderer {
     private func objectSchema(_ fields: [Field], description: String?) -> DocumentNode {
         var schema: [(String, DocumentNode)] = [("type", .string("object"))]
         if let description { schema.append(("description", .string(description))) }
-        schema.append(("properties", .object(fields.map { field in
-            var property = self.schema(field.type.isOptional ? field.type.unwrapped : field.type)
-            if let summary = field.summary, case .object(var members) = property {
-                members.append(("description", .string(summary)))
-                property = .object(members)
-            }
-            return (field.wireName, property)
-        })))
+        schema.append(
+            (
+                "properties",
+                .object(
+                    fields.map { field in
+                        var property = self.schema(field.type.isOptional ? field.type.unwrapped : field.type)
+                        if let summary = field.summary, case .object(var members) = property {
+                            members.append(("description", .string(summary)))
+                            property = .object(members)
+                        }
+                        return (field.wireName, property)
+                    }
+                )
+            )
+        )
         let required = fields.filter { !$0.type.isOptional }.map { DocumentNode.string($0.wireName) }
         if !required.isEmpty { schema.append(("required", .array(required))) }
         return .object(schema)
@@ -120,7 +153,8 @@ enum DocumentNode: Sendable, Hashable {
         switch (lhs, rhs) {
         case (.string(let a), .string(let b)): a == b
         case (.array(let a), .array(let b)): a == b
-        case (.object(let a), .object(let b)): a.count == b.count && zip(a, b).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
+        case (.object(let a), .object(let b)):
+            a.count == b.count && zip(a, b).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
         default: false
         }
     }
@@ -206,7 +240,9 @@ enum DocumentNode: Sendable, Hashable {
     }
 
     private static func yamlKey(_ key: String) -> String {
-        let plain = key.unicodeScalars.allSatisfy { $0.properties.isAlphabetic && $0.isASCII || ("0"..."9").contains($0) || $0 == "_" || $0 == "$" || $0 == "-" }
+        let plain = key.unicodeScalars.allSatisfy {
+            $0.properties.isAlphabetic && $0.isASCII || ("0"..."9").contains($0) || $0 == "_" || $0 == "$" || $0 == "-"
+        }
         let special: Set<String> = ["y", "n", "yes", "no", "on", "off", "true", "false", "null", "~"]
         if plain, let first = key.unicodeScalars.first, first != "-", !special.contains(key.lowercased()) { return key }
         return key.quotedLiteral

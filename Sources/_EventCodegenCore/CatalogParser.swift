@@ -6,8 +6,10 @@ struct CatalogParser {
     ]
     /// Names a nested type must not take: it would hide the standard type inside the generated struct.
     static let shadowedNames: Set<String> = [
-        "Any", "Array", "Bool", "Codable", "CodingKeys", "Data", "Date", "Decodable", "Dictionary", "Double", "Encodable",
-        "Equatable", "Error", "Float", "Hashable", "Int", "JSONValue", "Optional", "Protocol", "Result", "Self", "Sendable",
+        "Any", "Array", "Bool", "Codable", "CodingKeys", "Data", "Date", "Decodable", "Dictionary", "Double",
+        "Encodable",
+        "Equatable", "Error", "Float", "Hashable", "Int", "JSONValue", "Optional", "Protocol", "Result", "Self",
+        "Sendable",
         "Set", "SocketEvent", "String", "Type", "URL", "UUID",
     ]
     /// The only catalog format version this generator reads.
@@ -36,7 +38,11 @@ struct CatalogParser {
             return nil
         }
         let entries = self.entries(of: root, duplicate: { "duplicate key '\($0)'" })
-        self.checkKeys(entries, allowed: ["version", "name", "summary", "namespace", "types", "events"], in: "the catalog")
+        self.checkKeys(
+            entries,
+            allowed: ["version", "name", "summary", "namespace", "types", "events"],
+            in: "the catalog"
+        )
 
         var version = Self.supportedVersion
         if let entry = entries.first(where: { $0.key == "version" }) {
@@ -108,14 +114,21 @@ struct CatalogParser {
 
         var events: [Event] = []
         if let entry = entries.first(where: { $0.key == "events" }) {
-            for eventEntry in self.entries(of: entry.value, duplicate: { "duplicate event '\($0)'" }, what: "'events'") {
+            for eventEntry in self.entries(of: entry.value, duplicate: { "duplicate event '\($0)'" }, what: "'events'")
+            {
                 if let event = self.event(eventEntry, defaultNamespace: defaultNamespace) { events.append(event) }
             }
             if events.isEmpty, !self.diagnostics.hasErrors {
-                self.diagnostics.error("the catalog declares no events; add at least one under 'events:'", at: entry.value.location)
+                self.diagnostics.error(
+                    "the catalog declares no events; add at least one under 'events:'",
+                    at: entry.value.location
+                )
             }
         } else {
-            self.diagnostics.error("missing 'events'; list the events the server emits under 'events:'", at: root.location)
+            self.diagnostics.error(
+                "missing 'events'; list the events the server emits under 'events:'",
+                at: root.location
+            )
         }
 
         self.checkGlobalNames(catalogName: name, types: typeEntries, events: events)
@@ -166,7 +179,9 @@ struct CatalogParser {
             self.diagnostics.error("event '\(name)' needs a one-line 'summary'", at: entry.keyLocation)
         }
         var namespace = defaultNamespace
-        if let namespaceEntry = entries.first(where: { $0.key == "namespace" }), let text = self.namespace(namespaceEntry.value) {
+        if let namespaceEntry = entries.first(where: { $0.key == "namespace" }),
+            let text = self.namespace(namespaceEntry.value)
+        {
             namespace = text
         }
         var payload: [Field] = []
@@ -195,18 +210,25 @@ struct CatalogParser {
         self.checkKeys(entries, allowed: ["summary", "fields", "enum"], in: "type '\(entry.key)'")
         let summary = entries.first { $0.key == "summary" }.flatMap { self.string($0.value, what: "'summary'") }
         guard let definition = self.definition(entries, owner: "type '\(entry.key)'", at: entry.keyLocation) else {
-            self.diagnostics.error("type '\(entry.key)' needs either 'fields' (an object) or 'enum' (a list of strings)", at: entry.keyLocation)
+            self.diagnostics.error(
+                "type '\(entry.key)' needs either 'fields' (an object) or 'enum' (a list of strings)",
+                at: entry.keyLocation
+            )
             return nil
         }
         return NamedType(name: entry.key, summary: summary, definition: definition)
     }
 
     /// The object or enum defined by `fields` or `enum` among `entries`, if either is present.
-    private mutating func definition(_ entries: [Entry], owner: String, at location: SourceLocation) -> TypeDefinition? {
+    private mutating func definition(_ entries: [Entry], owner: String, at location: SourceLocation) -> TypeDefinition?
+    {
         let fieldsEntry = entries.first { $0.key == "fields" }
         let enumEntry = entries.first { $0.key == "enum" }
         if let fieldsEntry, enumEntry != nil {
-            self.diagnostics.error("\(owner) has both 'fields' and 'enum'; an object has fields, an enum has values", at: fieldsEntry.keyLocation)
+            self.diagnostics.error(
+                "\(owner) has both 'fields' and 'enum'; an object has fields, an enum has values",
+                at: fieldsEntry.keyLocation
+            )
             return nil
         }
         if let fieldsEntry { return .object(self.fields(fieldsEntry.value, owner: owner)) }
@@ -216,7 +238,11 @@ struct CatalogParser {
 
     private mutating func fields(_ node: YAMLNode, owner: String) -> [Field] {
         if case .scalar(let text, .plain, _) = node, text.isEmpty || text == "{}" { return [] }
-        let entries = self.entries(of: node, duplicate: { "duplicate field '\($0)' in \(owner)" }, what: "the fields of \(owner)")
+        let entries = self.entries(
+            of: node,
+            duplicate: { "duplicate field '\($0)' in \(owner)" },
+            what: "the fields of \(owner)"
+        )
         var fields: [Field] = []
         var swiftNames: [String: String] = [:]
         var nestedNames: [String: String] = [:]
@@ -265,7 +291,8 @@ struct CatalogParser {
         switch entry.value {
         case .scalar, .sequence:
             var used = false
-            guard let type = self.typeExpression(entry.value, inline: nil, used: &used, field: entry.key, owner: owner) else { return nil }
+            guard let type = self.typeExpression(entry.value, inline: nil, used: &used, field: entry.key, owner: owner)
+            else { return nil }
             return Field(wireName: entry.key, swiftName: swiftName, summary: nil, type: type)
         case .mapping:
             let context = "field '\(entry.key)' of \(owner)"
@@ -295,7 +322,10 @@ struct CatalogParser {
                 }
                 inline = InlineType(name: name, definition: definition)
             } else if let nameEntry {
-                self.diagnostics.error("'name' names a type declared in place; add 'fields' or 'enum' to \(context)", at: nameEntry.keyLocation)
+                self.diagnostics.error(
+                    "'name' names a type declared in place; add 'fields' or 'enum' to \(context)",
+                    at: nameEntry.keyLocation
+                )
             }
             let type: FieldType?
             if let typeEntry = entries.first(where: { $0.key == "type" }) {
@@ -351,7 +381,14 @@ struct CatalogParser {
             )
             return nil
         case .scalar(let text, _, let location):
-            return self.typeExpression(Substring(text), inline: inline, used: &used, field: field, owner: owner, at: location)
+            return self.typeExpression(
+                Substring(text),
+                inline: inline,
+                used: &used,
+                field: field,
+                owner: owner,
+                at: location
+            )
         }
     }
 
@@ -367,14 +404,19 @@ struct CatalogParser {
         if trimmed.hasSuffix("?") {
             let inner = trimmed.dropLast().trimmingSpaces
             if inner.hasSuffix("?") {
-                self.diagnostics.error("type '\(trimmed)' of field '\(field)' in \(owner) is optional twice; write one '?'", at: location)
+                self.diagnostics.error(
+                    "type '\(trimmed)' of field '\(field)' in \(owner) is optional twice; write one '?'",
+                    at: location
+                )
                 return nil
             }
-            return self.typeExpression(inner, inline: inline, used: &used, field: field, owner: owner, at: location).map { .optional($0) }
+            return self.typeExpression(inner, inline: inline, used: &used, field: field, owner: owner, at: location).map
+            { .optional($0) }
         }
         if trimmed.hasPrefix("["), trimmed.hasSuffix("]"), trimmed.count >= 2 {
             let inner = trimmed.dropFirst().dropLast()
-            return self.typeExpression(inner, inline: inline, used: &used, field: field, owner: owner, at: location).map { .array($0) }
+            return self.typeExpression(inner, inline: inline, used: &used, field: field, owner: owner, at: location).map
+            { .array($0) }
         }
         let name = String(trimmed)
         if let builtin = Self.builtinTypes[name] { return builtin }
@@ -403,7 +445,10 @@ struct CatalogParser {
 
     private mutating func enumCases(_ node: YAMLNode, owner: String) -> [EnumCase] {
         guard case .sequence(let items, let location) = node else {
-            self.diagnostics.error("'enum' of \(owner) must be a list of strings, e.g. [queued, running]", at: node.location)
+            self.diagnostics.error(
+                "'enum' of \(owner) must be a list of strings, e.g. [queued, running]",
+                at: node.location
+            )
             return []
         }
         if items.isEmpty {
@@ -414,11 +459,17 @@ struct CatalogParser {
         var swiftNames: [String: String] = [:]
         for item in items {
             guard case .scalar(let value, _, let itemLocation) = item else {
-                self.diagnostics.error("enum values of \(owner) must be strings (found \(item.kindDescription))", at: item.location)
+                self.diagnostics.error(
+                    "enum values of \(owner) must be strings (found \(item.kindDescription))",
+                    at: item.location
+                )
                 continue
             }
             if let first = seen[value] {
-                self.diagnostics.error("duplicate enum value '\(value)' in \(owner) (first at \(first))", at: itemLocation)
+                self.diagnostics.error(
+                    "duplicate enum value '\(value)' in \(owner) (first at \(first))",
+                    at: itemLocation
+                )
                 continue
             }
             seen[value] = itemLocation
@@ -453,7 +504,10 @@ struct CatalogParser {
         }
         for type in types where self.namedTypeNames.contains(type.key) {
             if let owner = taken[type.key] {
-                self.diagnostics.error("type name '\(type.key)' clashes with \(owner); rename the type", at: type.keyLocation)
+                self.diagnostics.error(
+                    "type name '\(type.key)' clashes with \(owner); rename the type",
+                    at: type.keyLocation
+                )
             }
             taken[type.key] = "type '\(type.key)'"
         }
@@ -482,7 +536,8 @@ struct CatalogParser {
             var visited: Set<String> = []
             while let next = stack.popLast() {
                 if next == type.name {
-                    let location = entries.first { $0.key == type.name }?.keyLocation ?? SourceLocation(line: 1, column: 1)
+                    let location =
+                        entries.first { $0.key == type.name }?.keyLocation ?? SourceLocation(line: 1, column: 1)
                     self.diagnostics.error(
                         "type '\(type.name)' contains itself; a type may refer to itself only inside a list, e.g. '[\(type.name)]'",
                         at: location
@@ -499,7 +554,11 @@ struct CatalogParser {
         case .named(let name): [name]
         case .optional(let wrapped): Self.directReferences(wrapped)
         case .inline(let inline):
-            if case .object(let fields) = inline.definition { fields.flatMap { Self.directReferences($0.type) } } else { [] }
+            if case .object(let fields) = inline.definition {
+                fields.flatMap { Self.directReferences($0.type) }
+            } else {
+                []
+            }
         default: []
         }
     }
@@ -526,7 +585,10 @@ struct CatalogParser {
         var seen: [String: SourceLocation] = [:]
         for pair in pairs {
             guard case .scalar(let key, _, let keyLocation) = pair.key else {
-                self.diagnostics.error("mapping keys must be plain names (found \(pair.key.kindDescription))", at: pair.key.location)
+                self.diagnostics.error(
+                    "mapping keys must be plain names (found \(pair.key.kindDescription))",
+                    at: pair.key.location
+                )
                 continue
             }
             if let first = seen[key] {
@@ -559,7 +621,9 @@ struct CatalogParser {
 
     private mutating func namespace(_ node: YAMLNode) -> String? {
         guard let text = self.string(node, what: "'namespace'") else { return nil }
-        guard text.hasPrefix("/"), text.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "/_-.".contains($0)) }) else {
+        guard text.hasPrefix("/"),
+            text.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "/_-.".contains($0)) })
+        else {
             self.diagnostics.error(
                 "invalid namespace '\(text)'; a Socket.IO namespace starts with '/', e.g. '/' or '/admin'",
                 at: node.location

@@ -15,7 +15,11 @@ enum LibYAMLReader {
     static func parse(_ bytes: [UInt8], path: String) throws(CatalogError) -> YAMLNode {
         var parser = yaml_parser_t()
         guard yaml_parser_initialize(&parser) == 1 else {
-            throw Self.error("could not initialise libyaml (out of memory)", at: SourceLocation(line: 1, column: 1), path: path)
+            throw Self.error(
+                "could not initialise libyaml (out of memory)",
+                at: SourceLocation(line: 1, column: 1),
+                path: path
+            )
         }
         defer { yaml_parser_delete(&parser) }
 
@@ -86,7 +90,10 @@ enum LibYAMLReader {
         if let context = parser.context.map({ String(cString: $0) }) {
             message += " (\(context) at \(parser.context_mark.line + 1):\(parser.context_mark.column + 1))"
         }
-        let location = SourceLocation(line: Int(parser.problem_mark.line) + 1, column: Int(parser.problem_mark.column) + 1)
+        let location = SourceLocation(
+            line: Int(parser.problem_mark.line) + 1,
+            column: Int(parser.problem_mark.column) + 1
+        )
         return Self.error(message, at: location, path: path)
     }
 

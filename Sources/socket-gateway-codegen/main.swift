@@ -56,13 +56,16 @@ enum Tool {
                 guard command == "export" else { throw UsageError(message: "--format is an option of 'export'") }
                 guard let value = rest.popFirst(), let parsed = OutputFormat(rawValue: value) else {
                     throw UsageError(
-                        message: "--format needs one of: \(OutputFormat.allCases.map(\.rawValue).joined(separator: ", "))"
+                        message:
+                            "--format needs one of: \(OutputFormat.allCases.map(\.rawValue).joined(separator: ", "))"
                     )
                 }
                 format = parsed
             default:
                 if argument.hasPrefix("-") { throw UsageError(message: "unknown option '\(argument)'") }
-                guard input == nil else { throw UsageError(message: "unexpected argument '\(argument)'; give one catalog") }
+                guard input == nil else {
+                    throw UsageError(message: "unexpected argument '\(argument)'; give one catalog")
+                }
                 input = argument
             }
         }
@@ -92,7 +95,9 @@ enum Tool {
         do {
             let catalog = try GeneratorPipeline.parseCatalog(InputFile(path: parsed.input, contents: contents))
             if parsed.command == "check" {
-                print("\(parsed.input): catalog \(catalog.name), \(catalog.events.count) events, \(catalog.types.count) types: OK")
+                print(
+                    "\(parsed.input): catalog \(catalog.name), \(catalog.events.count) events, \(catalog.types.count) types: OK"
+                )
                 return 0
             }
             text = GeneratorPipeline.render(catalog, as: parsed.format)

@@ -22,7 +22,9 @@ func parseArguments(_ arguments: ArraySlice<String>) -> (host: String, port: Int
     while let argument = remaining.popFirst() {
         switch argument {
         case "--port":
-            guard let value = remaining.popFirst(), let parsed = Int(value), (0...65535).contains(parsed) else { return nil }
+            guard let value = remaining.popFirst(), let parsed = Int(value), (0...65535).contains(parsed) else {
+                return nil
+            }
             port = parsed
         case "--host":
             guard let value = remaining.popFirst() else { return nil }

@@ -152,7 +152,7 @@ struct ServeCommand: AsyncParsableCommand {
                     printLine("LISTENING \(port)")
                 }
             }
-        } catch where !listened {
+        } catch  where !listened {
             throw fail(
                 "serve",
                 "\(error)",

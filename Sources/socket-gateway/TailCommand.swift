@@ -66,7 +66,8 @@ struct TailCommand: AsyncParsableCommand {
                     continue
                 }
                 printLine(
-                    self.json ? message.jsonValue.jsonString : Self.line(message, size: raw.payload.readableBytes))
+                    self.json ? message.jsonValue.jsonString : Self.line(message, size: raw.payload.readableBytes)
+                )
                 printed += 1
                 if let count, printed >= count { break }
             }

@@ -6,30 +6,99 @@ import Testing
 /// Every diagnostic, one fixture each, as the exact text an editor sees: `file:line:col: error: message`.
 @Suite struct DiagnosticTests {
     static let cases: [(fixture: String, expected: String)] = [
-        ("alias", "errors/alias.yaml:6:9: error: YAML aliases are not supported in a catalog; use a named type under 'types' to reuse a definition"),
-        ("duplicate-enum-value", "errors/duplicate-enum-value.yaml:5:29: error: duplicate enum value 'queued' in type 'Stage' (first at 5:12)"),
-        ("duplicate-event", "errors/duplicate-event.yaml:6:3: error: duplicate event 'sheet:sync:started' (first defined at 4:3)"),
-        ("duplicate-field", "errors/duplicate-field.yaml:9:7: error: duplicate field 'rows' in event 'sheet:sync:completed' (first defined at 7:7)"),
-        ("duplicate-key", "errors/duplicate-key.yaml:6:5: error: duplicate key 'summary' in event 'ping' (first defined at 5:5)"),
-        ("inline-without-fields", "errors/inline-without-fields.yaml:7:14: error: field 'where' of event 'ping' has type 'object' but no 'fields'; declare them next to 'type', or use a named type"),
-        ("invalid-event-name", "errors/invalid-event-name.yaml:4:3: error: invalid event name 'sheet sync started'; use segments of letters, digits, '_' and '-' that start with a letter, separated by ':' or '.' (e.g. 'sheet:sync:completed')"),
-        ("invalid-field-name", "errors/invalid-field-name.yaml:7:7: error: invalid field name '2fast' in event 'ping'; use letters, digits and '_', starting with a letter"),
-        ("invalid-namespace", "errors/invalid-namespace.yaml:3:12: error: invalid namespace 'admin'; a Socket.IO namespace starts with '/', e.g. '/' or '/admin'"),
-        ("missing-name", "errors/missing-name.yaml:1:1: error: missing 'name'; name the catalog in UpperCamelCase, e.g. 'name: SheetSync' (it prefixes the generated types)"),
+        (
+            "alias",
+            "errors/alias.yaml:6:9: error: YAML aliases are not supported in a catalog; use a named type under 'types' to reuse a definition"
+        ),
+        (
+            "duplicate-enum-value",
+            "errors/duplicate-enum-value.yaml:5:29: error: duplicate enum value 'queued' in type 'Stage' (first at 5:12)"
+        ),
+        (
+            "duplicate-event",
+            "errors/duplicate-event.yaml:6:3: error: duplicate event 'sheet:sync:started' (first defined at 4:3)"
+        ),
+        (
+            "duplicate-field",
+            "errors/duplicate-field.yaml:9:7: error: duplicate field 'rows' in event 'sheet:sync:completed' (first defined at 7:7)"
+        ),
+        (
+            "duplicate-key",
+            "errors/duplicate-key.yaml:6:5: error: duplicate key 'summary' in event 'ping' (first defined at 5:5)"
+        ),
+        (
+            "inline-without-fields",
+            "errors/inline-without-fields.yaml:7:14: error: field 'where' of event 'ping' has type 'object' but no 'fields'; declare them next to 'type', or use a named type"
+        ),
+        (
+            "invalid-event-name",
+            "errors/invalid-event-name.yaml:4:3: error: invalid event name 'sheet sync started'; use segments of letters, digits, '_' and '-' that start with a letter, separated by ':' or '.' (e.g. 'sheet:sync:completed')"
+        ),
+        (
+            "invalid-field-name",
+            "errors/invalid-field-name.yaml:7:7: error: invalid field name '2fast' in event 'ping'; use letters, digits and '_', starting with a letter"
+        ),
+        (
+            "invalid-namespace",
+            "errors/invalid-namespace.yaml:3:12: error: invalid namespace 'admin'; a Socket.IO namespace starts with '/', e.g. '/' or '/admin'"
+        ),
+        (
+            "missing-name",
+            "errors/missing-name.yaml:1:1: error: missing 'name'; name the catalog in UpperCamelCase, e.g. 'name: SheetSync' (it prefixes the generated types)"
+        ),
         ("missing-summary", "errors/missing-summary.yaml:4:3: error: event 'ping' needs a one-line 'summary'"),
-        ("missing-version", "errors/missing-version.yaml:1:1: error: missing 'version'; start the catalog with 'version: 1'"),
-        ("multiple-documents", "errors/multiple-documents.yaml:6:1: error: a catalog is a single YAML document; remove the second '---' document"),
-        ("no-events", "errors/no-events.yaml:3:9: error: the catalog declares no events; add at least one under 'events:'"),
-        ("not-a-mapping", "errors/not-a-mapping.yaml:1:1: error: a catalog is a mapping with 'version', 'name' and 'events' (found a list)"),
-        ("recursive-type", "errors/recursive-type.yaml:4:3: error: type 'Node' contains itself; a type may refer to itself only inside a list, e.g. '[Node]'"),
-        ("reserved-event-name", "errors/reserved-event-name.yaml:4:3: error: event name 'disconnect' is reserved by Socket.IO and cannot be emitted; choose another name"),
-        ("shadowing-nested-type", "errors/shadowing-nested-type.yaml:7:7: error: the nested type 'Error' of field 'error' of event 'job:failed' would hide Swift's or SocketGateway's 'Error'; give the field a 'name', e.g. 'name: JobFailedError'"),
-        ("swift-name-collision", "errors/swift-name-collision.yaml:8:7: error: fields 'sheet_id' and 'sheetId' in event 'ping' both become the Swift property 'sheetID'; rename one"),
-        ("syntax-error", "errors/syntax-error.yaml:5:1: error: invalid YAML: did not find expected ',' or ']' (while parsing a flow sequence at 4:8)"),
-        ("type-clash", "errors/type-clash.yaml:7:3: error: event 'ping' becomes the Swift type 'Ping', which clashes with type 'Ping'; rename one"),
-        ("unknown-key", "errors/unknown-key.yaml:6:5: error: unknown key 'payloads' in event 'ping'; expected 'summary', 'namespace', 'payload'"),
-        ("unknown-type", "errors/unknown-type.yaml:7:17: error: unknown type 'strng' for field 'sheet_id' in event 'sheet:sync:started'; use string, int, double, bool, datetime, uuid, or a type declared under 'types'"),
-        ("wrong-version", "errors/wrong-version.yaml:1:10: error: unsupported catalog version '2'; this generator reads 'version: 1'"),
+        (
+            "missing-version",
+            "errors/missing-version.yaml:1:1: error: missing 'version'; start the catalog with 'version: 1'"
+        ),
+        (
+            "multiple-documents",
+            "errors/multiple-documents.yaml:6:1: error: a catalog is a single YAML document; remove the second '---' document"
+        ),
+        (
+            "no-events",
+            "errors/no-events.yaml:3:9: error: the catalog declares no events; add at least one under 'events:'"
+        ),
+        (
+            "not-a-mapping",
+            "errors/not-a-mapping.yaml:1:1: error: a catalog is a mapping with 'version', 'name' and 'events' (found a list)"
+        ),
+        (
+            "recursive-type",
+            "errors/recursive-type.yaml:4:3: error: type 'Node' contains itself; a type may refer to itself only inside a list, e.g. '[Node]'"
+        ),
+        (
+            "reserved-event-name",
+            "errors/reserved-event-name.yaml:4:3: error: event name 'disconnect' is reserved by Socket.IO and cannot be emitted; choose another name"
+        ),
+        (
+            "shadowing-nested-type",
+            "errors/shadowing-nested-type.yaml:7:7: error: the nested type 'Error' of field 'error' of event 'job:failed' would hide Swift's or SocketGateway's 'Error'; give the field a 'name', e.g. 'name: JobFailedError'"
+        ),
+        (
+            "swift-name-collision",
+            "errors/swift-name-collision.yaml:8:7: error: fields 'sheet_id' and 'sheetId' in event 'ping' both become the Swift property 'sheetID'; rename one"
+        ),
+        (
+            "syntax-error",
+            "errors/syntax-error.yaml:5:1: error: invalid YAML: did not find expected ',' or ']' (while parsing a flow sequence at 4:8)"
+        ),
+        (
+            "type-clash",
+            "errors/type-clash.yaml:7:3: error: event 'ping' becomes the Swift type 'Ping', which clashes with type 'Ping'; rename one"
+        ),
+        (
+            "unknown-key",
+            "errors/unknown-key.yaml:6:5: error: unknown key 'payloads' in event 'ping'; expected 'summary', 'namespace', 'payload'"
+        ),
+        (
+            "unknown-type",
+            "errors/unknown-type.yaml:7:17: error: unknown type 'strng' for field 'sheet_id' in event 'sheet:sync:started'; use string, int, double, bool, datetime, uuid, or a type declared under 'types'"
+        ),
+        (
+            "wrong-version",
+            "errors/wrong-version.yaml:1:10: error: unsupported catalog version '2'; this generator reads 'version: 1'"
+        ),
     ]
 
     @Test(arguments: Self.cases)
@@ -45,7 +114,9 @@ import Testing
     }
 
     @Test func everyErrorFixtureHasAnExpectation() throws {
-        let files = try FileManager.default.contentsOfDirectory(atPath: fixturesDirectory.appendingPathComponent("errors").path)
+        let files = try FileManager.default.contentsOfDirectory(
+            atPath: fixturesDirectory.appendingPathComponent("errors").path
+        )
         let fixtures = Set(files.filter { $0.hasSuffix(".yaml") }.map { String($0.dropLast(5)) })
         #expect(fixtures == Set(Self.cases.map(\.fixture)))
     }
@@ -67,11 +138,13 @@ import Testing
             _ = try GeneratorPipeline.parseCatalog(InputFile(path: "many.yaml", contents: Array(yaml.utf8)))
             Issue.record("accepted")
         } catch {
-            #expect(error.diagnostics.map(\.description) == [
-                "many.yaml:4:3: error: event name 'connect' is reserved by Socket.IO and cannot be emitted; choose another name",
-                "many.yaml:9:10: error: unknown type 'strin' for field 'a' in event 'ping'; use string, int, double, bool, datetime, uuid, or a type declared under 'types'",
-                "many.yaml:10:11: error: unknown type 'nope' for field 'b' in event 'ping'; use string, int, double, bool, datetime, uuid, or a type declared under 'types'",
-            ])
+            #expect(
+                error.diagnostics.map(\.description) == [
+                    "many.yaml:4:3: error: event name 'connect' is reserved by Socket.IO and cannot be emitted; choose another name",
+                    "many.yaml:9:10: error: unknown type 'strin' for field 'a' in event 'ping'; use string, int, double, bool, datetime, uuid, or a type declared under 'types'",
+                    "many.yaml:10:11: error: unknown type 'nope' for field 'b' in event 'ping'; use string, int, double, bool, datetime, uuid, or a type declared under 'types'",
+                ]
+            )
         }
     }
 
@@ -95,7 +168,8 @@ import Testing
     }
 
     @Test(arguments: [
-        ("sheet:sync:completed", "SheetSyncCompleted"), ("user.notified", "UserNotified"), ("order-shipped", "OrderShipped"),
+        ("sheet:sync:completed", "SheetSyncCompleted"), ("user.notified", "UserNotified"),
+        ("order-shipped", "OrderShipped"),
         ("json_url", "JSONURL"), ("bulk:import:finished", "BulkImportFinished"), ("status_by_stage", "StatusByStage"),
     ])
     func upperCamelCase(wire: String, swift: String) {

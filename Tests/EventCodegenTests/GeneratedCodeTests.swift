@@ -77,7 +77,11 @@ import Testing
     }
 
     @Test func eventNameEnumListsWireNamesAndNamespaces() {
-        #expect(KitchenSinkEventName.allCases.map(\.rawValue) == ["bulk:import:finished", "heartbeat", "order-shipped", "user.notified"])
+        #expect(
+            KitchenSinkEventName.allCases.map(\.rawValue) == [
+                "bulk:import:finished", "heartbeat", "order-shipped", "user.notified",
+            ]
+        )
         #expect(KitchenSinkEventName.bulkImportFinished.namespace == "/jobs")
     }
 
@@ -102,23 +106,41 @@ import Testing
         }
         var json = Self.order.jsonValue
         #expect(error("nope", [json]) == "nope: unknown event: 'nope' is not an event of the KitchenSink catalog")
-        #expect(error("order-shipped", []) == "order-shipped: wrong number of arguments: expected exactly one argument (the payload), found 0")
+        #expect(
+            error("order-shipped", [])
+                == "order-shipped: wrong number of arguments: expected exactly one argument (the payload), found 0"
+        )
         #expect(error("order-shipped", ["x"]) == "order-shipped: wrong type at $: expected an object, found a string")
 
         json = Self.replacing(json, path: ["items", 1, "quantity"], with: "one")
-        #expect(error("order-shipped", [json]) == "order-shipped: wrong type at $.items[1].quantity: expected an integer, found a string")
+        #expect(
+            error("order-shipped", [json])
+                == "order-shipped: wrong type at $.items[1].quantity: expected an integer, found a string"
+        )
 
         json = Self.replacing(Self.order.jsonValue, path: ["carrier"], with: "pigeon")
-        #expect(error("order-shipped", [json]) == "order-shipped: invalid value at $.carrier: expected one of 'ups', 'dhl', 'fedex', found 'pigeon'")
+        #expect(
+            error("order-shipped", [json])
+                == "order-shipped: invalid value at $.carrier: expected one of 'ups', 'dhl', 'fedex', found 'pigeon'"
+        )
 
         json = Self.replacing(Self.order.jsonValue, path: ["destination", "location", "lat"], with: nil)
-        #expect(error("order-shipped", [json]) == "order-shipped: missing field at $.destination.location.lat: the payload has no 'lat'")
+        #expect(
+            error("order-shipped", [json])
+                == "order-shipped: missing field at $.destination.location.lat: the payload has no 'lat'"
+        )
 
         json = Self.replacing(Self.order.jsonValue, path: ["shipped_at"], with: "yesterday")
-        #expect(error("order-shipped", [json]) == "order-shipped: invalid value at $.shipped_at: expected an ISO 8601 timestamp such as 2026-11-29T19:13:03.120Z, found 'yesterday'")
+        #expect(
+            error("order-shipped", [json])
+                == "order-shipped: invalid value at $.shipped_at: expected an ISO 8601 timestamp such as 2026-11-29T19:13:03.120Z, found 'yesterday'"
+        )
 
         json = Self.replacing(Self.order.jsonValue, path: ["matrix", 0, 1], with: 1.5)
-        #expect(error("order-shipped", [json]) == "order-shipped: invalid value at $.matrix[0][1]: expected an integer, found 1.5")
+        #expect(
+            error("order-shipped", [json])
+                == "order-shipped: invalid value at $.matrix[0][1]: expected an integer, found 1.5"
+        )
     }
 
     @Test func typedEmittersCallTheSharedEmitProtocol() async throws {
@@ -138,7 +160,11 @@ import Testing
         #expect(calls[1].options == EmitOptions(namespace: "/admin", excluding: ["sid-1"]))
         #expect(calls[2].target == .broadcast)
         #expect(calls[2].options.namespace == "/")
-        #expect(calls[2].arguments.map(\.jsonString) == [#"{"user_id":"u","message":"m","priority":"low","attachments":[]}"#])
+        #expect(
+            calls[2].arguments.map(\.jsonString) == [
+                #"{"user_id":"u","message":"m","priority":"low","attachments":[]}"#
+            ]
+        )
         #expect(calls[3].target == .rooms(["a", "b"]))
         #expect(calls[3].options.namespace == "/jobs")
     }
@@ -187,7 +213,8 @@ import Testing
     }
 
     static func expectCodableAsEmitted<Event: SocketEvent & Codable & Equatable>(
-        _ event: Event, _ emitter: RecordingEmitter
+        _ event: Event,
+        _ emitter: RecordingEmitter
     ) async throws {
         await emitter.emit(event, toRoom: "r")
         let emitted = try #require(await emitter.calls.last?.arguments.first?.jsonString)
@@ -196,7 +223,8 @@ import Testing
         let foundation = try encoder.encode(event)
         #expect(
             String(decoding: foundation, as: UTF8.self) == Self.sortingKeys(try JSONValue.parse(emitted)).jsonString,
-            "\(Event.self): emitted \(emitted)")
+            "\(Event.self): emitted \(emitted)"
+        )
         #expect(try JSONDecoder().decode(Event.self, from: Data(emitted.utf8)) == event)
         #expect(try JSONDecoder().decode(Event.self, from: JSONEncoder().encode(event)) == event)
     }
@@ -249,13 +277,18 @@ actor RecordingEmitter: SocketEmitter {
 
     private(set) var calls: [Call] = []
 
-    func emit(_ event: String, arguments: [JSONValue], to target: EmitTarget, options: EmitOptions) async -> EmitResult {
+    func emit(_ event: String, arguments: [JSONValue], to target: EmitTarget, options: EmitOptions) async -> EmitResult
+    {
         self.calls.append(Call(event: event, arguments: arguments, target: target, options: options))
         return EmitResult(outcome: .delivered, localDeliveries: 1)
     }
 
-    func joinRoom(_ sid: String, room: String, namespace: String) async -> EmitResult { EmitResult(outcome: .delivered) }
-    func leaveRoom(_ sid: String, room: String, namespace: String) async -> EmitResult { EmitResult(outcome: .delivered) }
+    func joinRoom(_ sid: String, room: String, namespace: String) async -> EmitResult {
+        EmitResult(outcome: .delivered)
+    }
+    func leaveRoom(_ sid: String, room: String, namespace: String) async -> EmitResult {
+        EmitResult(outcome: .delivered)
+    }
     func closeRoom(_ room: String, namespace: String) async -> EmitResult { EmitResult(outcome: .delivered) }
     func disconnect(_ sid: String, namespace: String) async -> EmitResult { EmitResult(outcome: .delivered) }
 }
@@ -284,13 +317,19 @@ actor RecordingEmitter: SocketEmitter {
         ("2026-11-29T14:13:03.120-0500", 1_795_979_583.120),
     ])
     func parsesCommonProfiles(text: String, seconds: Double) throws {
-        let json: JSONValue = ["user_id": "u", "message": "m", "priority": "low", "attachments": [], "read_at": .string(text)]
+        let json: JSONValue = [
+            "user_id": "u", "message": "m", "priority": "low", "attachments": [], "read_at": .string(text),
+        ]
         #expect(try UserNotified(jsonValue: json).readAt == Date(timeIntervalSince1970: seconds))
     }
 
-    @Test(arguments: ["2026-02-30T00:00:00Z", "2026-11-29T24:00:00Z", "2026-11-29T19:13:03", "2026-11-29", "2026-11-29T19:13:03.Z"])
+    @Test(arguments: [
+        "2026-02-30T00:00:00Z", "2026-11-29T24:00:00Z", "2026-11-29T19:13:03", "2026-11-29", "2026-11-29T19:13:03.Z",
+    ])
     func rejectsMalformedTimestamps(text: String) {
-        let json: JSONValue = ["user_id": "u", "message": "m", "priority": "low", "attachments": [], "read_at": .string(text)]
+        let json: JSONValue = [
+            "user_id": "u", "message": "m", "priority": "low", "attachments": [], "read_at": .string(text),
+        ]
         #expect(throws: SocketEventDecodingError.self) { try UserNotified(jsonValue: json) }
     }
 }

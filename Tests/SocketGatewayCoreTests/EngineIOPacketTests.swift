@@ -23,7 +23,10 @@ import Testing
     @Test func binaryFrameIsABinaryMessage() throws {
         let bytes = ByteBuffer(bytes: [1, 2, 3, 4])
         #expect(try EngineIOPacket.decode(webSocketFrame: bytes, isBinary: true) == .binaryMessage(bytes))
-        #expect(try EngineIOPacket.decode(webSocketFrame: ByteBuffer(string: "4x"), isBinary: false) == .message(ByteBuffer(string: "x")))
+        #expect(
+            try EngineIOPacket.decode(webSocketFrame: ByteBuffer(string: "4x"), isBinary: false)
+                == .message(ByteBuffer(string: "x"))
+        )
     }
 
     @Test func rejectsInvalidPackets() {
@@ -57,14 +60,23 @@ import Testing
             #expect(String(buffer: packet.webSocketPayload()) == text)
             #expect(try EngineIOPacket.decode(text: ByteBuffer(string: text)) == packet)
         }
-        #expect(EngineIOPacket.binaryMessage(ByteBuffer(bytes: [9, 8])).webSocketPayload() == ByteBuffer(bytes: [9, 8]))
+        #expect(
+            EngineIOPacket.binaryMessage(ByteBuffer(bytes: [9, 8])).webSocketPayload() == ByteBuffer(bytes: [9, 8])
+        )
     }
 }
 
 @Suite struct EngineIOPollingPayloadTests {
     @Test func decodesTheSpecExample() throws {
-        let packets = try EngineIOPollingPayload.decode(ByteBuffer(string: "4hello\u{1e}2\u{1e}4world"), maxPayload: 100)
-        #expect(packets == [.message(ByteBuffer(string: "hello")), .ping(probe: false), .message(ByteBuffer(string: "world"))])
+        let packets = try EngineIOPollingPayload.decode(
+            ByteBuffer(string: "4hello\u{1e}2\u{1e}4world"),
+            maxPayload: 100
+        )
+        #expect(
+            packets == [
+                .message(ByteBuffer(string: "hello")), .ping(probe: false), .message(ByteBuffer(string: "world")),
+            ]
+        )
     }
 
     @Test func decodesBinaryRecords() throws {
@@ -74,10 +86,13 @@ import Testing
 
     @Test func encodesBatches() {
         let body = EngineIOPollingPayload.encode([
-            .message(ByteBuffer(string: "test1")), .message(ByteBuffer(string: "test2")), .message(ByteBuffer(string: "test3")),
+            .message(ByteBuffer(string: "test1")), .message(ByteBuffer(string: "test2")),
+            .message(ByteBuffer(string: "test3")),
         ])
         #expect(String(buffer: body) == "4test1\u{1e}4test2\u{1e}4test3")
-        let mixed = EngineIOPollingPayload.encode([.message(ByteBuffer(string: "hello")), .binaryMessage(ByteBuffer(bytes: [1, 2, 3, 4]))])
+        let mixed = EngineIOPollingPayload.encode([
+            .message(ByteBuffer(string: "hello")), .binaryMessage(ByteBuffer(bytes: [1, 2, 3, 4])),
+        ])
         #expect(String(buffer: mixed) == "4hello\u{1e}bAQIDBA==")
         #expect(String(buffer: EngineIOPollingPayload.encode([.noop])) == "6")
     }
@@ -86,7 +101,11 @@ import Testing
     func binaryRoundTrip(length: Int) throws {
         let bytes = ByteBuffer(bytes: (0..<length).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 11) })
         let body = EngineIOPollingPayload.encode([.binaryMessage(bytes), .message(ByteBuffer(string: "x"))])
-        #expect(try EngineIOPollingPayload.decode(body, maxPayload: 1 << 20) == [.binaryMessage(bytes), .message(ByteBuffer(string: "x"))])
+        #expect(
+            try EngineIOPollingPayload.decode(body, maxPayload: 1 << 20) == [
+                .binaryMessage(bytes), .message(ByteBuffer(string: "x")),
+            ]
+        )
         #expect(EngineIOPollingPayload.encodedRecordLength(.binaryMessage(bytes)) == body.readableBytes - 3)
     }
 

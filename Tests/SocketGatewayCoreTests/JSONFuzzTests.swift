@@ -210,7 +210,10 @@ struct SeededGenerator: RandomNumberGenerator {
                     }
                 }
             } catch {
-                #expect(error.excerpt.utf8.count <= 64 * 6 + 3, "64 input bytes, each at most 6 characters escaped, and …")
+                #expect(
+                    error.excerpt.utf8.count <= 64 * 6 + 3,
+                    "64 input bytes, each at most 6 characters escaped, and …"
+                )
                 #expect(!error.excerpt.contains("\n") && !error.excerpt.contains("\r"), "log-safe: one line")
                 #expect(!decoder.isAwaitingAttachments, "an error resets the decoder")
             }

@@ -1,5 +1,6 @@
-@testable import SocketGatewayCore
 import Testing
+
+@testable import SocketGatewayCore
 
 @Suite struct LogSafetyTests {
     @Test func printableTextIsKeptAsItIs() {

@@ -1,6 +1,7 @@
 import NIOCore
-@_spi(Generated) @testable import SocketGatewayCore
 import Testing
+
+@_spi(Generated) @testable import SocketGatewayCore
 
 /// Whatever one of our servers accepts from a client, or a Python peer publishes, another of our servers reads.
 @Suite struct PubSubInteroperabilityTests {
@@ -86,7 +87,9 @@ import Testing
     @Test func nonFiniteConstantsStayRefusedFromClientsAndInStrictJSON() {
         #expect(throws: JSONParseError.self) { try JSONValue.parse("[NaN]") }
         #expect(throws: JSONParseError.self) { try JSONValue.parse("[-Infinity]") }
-        #expect(throws: JSONParseError.self) { try JSONValue.parsePythonJSON(ByteBuffer(string: "[-Inf]"), maxDepth: 8) }
+        #expect(throws: JSONParseError.self) {
+            try JSONValue.parsePythonJSON(ByteBuffer(string: "[-Inf]"), maxDepth: 8)
+        }
         #expect(throws: JSONParseError.self) { try JSONValue.parsePythonJSON(ByteBuffer(string: "[nan]"), maxDepth: 8) }
         var decoder = SocketIOPacketDecoder()
         #expect(throws: SocketIOProtocolError.self) { try decoder.decode(text: ByteBuffer(string: #"2["m",NaN]"#)) }

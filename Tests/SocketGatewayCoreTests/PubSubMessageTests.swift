@@ -75,7 +75,8 @@ enum PubSubFixtures {
         #expect(binary.arguments.first?["data"] == .binary(ByteBuffer(bytes: [0x00, 0x01, 0xFE, 0xFF])))
         #expect(binary.arguments.first?["more"] == [.binary(ByteBuffer(string: "abc")), .binary(ByteBuffer())])
 
-        guard case .emit(let withCallback) = try PubSubMessage.decode(PubSubFixtures.bytes("20-emit-with-callback.json"))
+        guard
+            case .emit(let withCallback) = try PubSubMessage.decode(PubSubFixtures.bytes("20-emit-with-callback.json"))
         else {
             Issue.record("not an emit")
             return
@@ -92,8 +93,13 @@ enum PubSubFixtures {
         #expect(
             callback
                 == .callback(
-                    hostID: "0123456789abcdef0123456789abcdef", sid: "sidA", namespace: "/", id: 5,
-                    arguments: ["ok", ["n": 1]]))
+                    hostID: "0123456789abcdef0123456789abcdef",
+                    sid: "sidA",
+                    namespace: "/",
+                    id: 5,
+                    arguments: ["ok", ["n": 1]]
+                )
+        )
         #expect(callback.isRelevant(toHost: "0123456789abcdef0123456789abcdef"))
         #expect(!callback.isRelevant(toHost: "ffffffffffffffffffffffffffffffff"))
         #expect(!enter.isRelevant(toHost: enter.hostID))
@@ -103,12 +109,28 @@ enum PubSubFixtures {
     @Test func buildsWhatPythonBuildsForAnEmit() throws {
         let hostID = "48fd94e6b4914e3aad7abecff8f06139"
         let message = PubSubMessage.emit(
-            "update", arguments: [["x": 1]], to: .broadcast, options: EmitOptions(excluding: ["sidB", "sidA"]),
-            hostID: hostID)
+            "update",
+            arguments: [["x": 1]],
+            to: .broadcast,
+            options: EmitOptions(excluding: ["sidB", "sidA"]),
+            hostID: hostID
+        )
         let expected = try PubSubFixtures.bytes("06-emit-skip-sid-list.json")
-        #expect(String(buffer: message.encoded()) == String(buffer: expected).replacingOccurrences(
-            of: #""host_id": "[0-9a-f]{32}""#, with: "\"host_id\": \"\(hostID)\"", options: .regularExpression))
-        let toUser = PubSubMessage.emit("tick", arguments: [1], to: .user("42"), options: .init(namespace: "/admin"), hostID: "h")
+        #expect(
+            String(buffer: message.encoded())
+                == String(buffer: expected).replacingOccurrences(
+                    of: #""host_id": "[0-9a-f]{32}""#,
+                    with: "\"host_id\": \"\(hostID)\"",
+                    options: .regularExpression
+                )
+        )
+        let toUser = PubSubMessage.emit(
+            "tick",
+            arguments: [1],
+            to: .user("42"),
+            options: .init(namespace: "/admin"),
+            hostID: "h"
+        )
         guard case .emit(let emit) = toUser else {
             Issue.record("not an emit")
             return
@@ -126,8 +148,13 @@ enum PubSubFixtures {
         let rebuilt = PubSubMessage.emit(
             PubSubEmit(
                 event: "blobs",
-                arguments: [.binary(ByteBuffer(bytes: [0xDE, 0xAD, 0xBE, 0xEF])), "text", ["b": .binary(ByteBuffer(string: "xyz"))]],
-                hostID: original.hostID))
+                arguments: [
+                    .binary(ByteBuffer(bytes: [0xDE, 0xAD, 0xBE, 0xEF])), "text",
+                    ["b": .binary(ByteBuffer(string: "xyz"))],
+                ],
+                hostID: original.hostID
+            )
+        )
         #expect(rebuilt.encoded() == fixture)
     }
 
@@ -147,14 +174,24 @@ enum PubSubFixtures {
         BadCase(text: #"{"method":"emit","event":"e","data":{}}"#, code: .wrongType, field: "data"),
         BadCase(text: #"{"method":"emit","event":"e","data":[],"room":5}"#, code: .wrongType, field: "room"),
         BadCase(text: #"{"method":"emit","event":"e","data":[],"skip_sid":[1]}"#, code: .wrongType, field: "skip_sid"),
-        BadCase(text: #"{"method":"emit","event":"e","data":[[{"_placeholder":true,"num":0}],"!!"],"binary":true}"#,
-                code: .invalidBinary, field: "data"),
-        BadCase(text: #"{"method":"emit","event":"e","data":[[{"_placeholder":true,"num":3}],"YWJj"],"binary":true}"#,
-                code: .invalidBinary, field: "data"),
+        BadCase(
+            text: #"{"method":"emit","event":"e","data":[[{"_placeholder":true,"num":0}],"!!"],"binary":true}"#,
+            code: .invalidBinary,
+            field: "data"
+        ),
+        BadCase(
+            text: #"{"method":"emit","event":"e","data":[[{"_placeholder":true,"num":3}],"YWJj"],"binary":true}"#,
+            code: .invalidBinary,
+            field: "data"
+        ),
         BadCase(text: #"{"method":"emit","event":"e","data":[],"callback":[1]}"#, code: .wrongType, field: "callback"),
         BadCase(text: #"{"method":"disconnect","namespace":"/"}"#, code: .missingField, field: "sid"),
         BadCase(text: #"{"method":"enter_room","sid":"s"}"#, code: .missingField, field: "room"),
-        BadCase(text: #"{"method":"callback","host_id":"h","sid":"s","id":"x","args":[]}"#, code: .wrongType, field: "id"),
+        BadCase(
+            text: #"{"method":"callback","host_id":"h","sid":"s","id":"x","args":[]}"#,
+            code: .wrongType,
+            field: "id"
+        ),
         BadCase(text: #"{"method":"callback","host_id":"h","sid":"s","id":1}"#, code: .missingField, field: "args"),
     ]
 

@@ -120,12 +120,22 @@ func bounded<T: Sendable>(
     }
 
     @Test func postRefusedForItsQueryDoesNotBlockTheNextPost() async throws {
-        try await EngineIOServerTests().withServer(configuration: EngineIOConfiguration(pingInterval: .seconds(60))) { port, _ in
+        try await EngineIOServerTests().withServer(configuration: EngineIOConfiguration(pingInterval: .seconds(60))) {
+            port,
+            _ in
             try await RawTestConnection.with(port: port) { connection in
                 let sid = try self.handshake(try await connection.request("GET", Self.path)).sid
-                let wrongVersion = try await connection.request("POST", "/engine.io/?EIO=3&transport=polling&sid=\(sid)", body: "4a")
+                let wrongVersion = try await connection.request(
+                    "POST",
+                    "/engine.io/?EIO=3&transport=polling&sid=\(sid)",
+                    body: "4a"
+                )
                 #expect(wrongVersion.status == 400)
-                let wrongTransport = try await connection.request("POST", "/engine.io/?EIO=4&transport=websocket&sid=\(sid)", body: "4a")
+                let wrongTransport = try await connection.request(
+                    "POST",
+                    "/engine.io/?EIO=4&transport=websocket&sid=\(sid)",
+                    body: "4a"
+                )
                 #expect(wrongTransport.status == 400)
                 let target = "\(Self.path)&sid=\(sid)"
                 #expect(try await connection.request("POST", target, body: "4b").text == "ok")
@@ -176,7 +186,12 @@ func bounded<T: Sendable>(
         }
         var configuration = EngineIOConfiguration(pingInterval: .seconds(60))
         configuration.maxPendingSessions = 1
-        let server = EngineIOServer(host: "127.0.0.1", port: 0, eventLoopGroup: MultiThreadedEventLoopGroup.singleton, logger: Logger(label: "test"))
+        let server = EngineIOServer(
+            host: "127.0.0.1",
+            port: 0,
+            eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
+            logger: Logger(label: "test")
+        )
         server.mount(path: "/engine.io/", configuration: configuration, application: MarkingApplication())
         try await server.start()
         let port = try #require(server.localPort)
@@ -200,8 +215,17 @@ func bounded<T: Sendable>(
             }
             func sessionClosed(_ session: EngineIOSession, reason: EngineIOCloseReason) {}
         }
-        let server = EngineIOServer(host: "127.0.0.1", port: 0, eventLoopGroup: MultiThreadedEventLoopGroup.singleton, logger: Logger(label: "test"))
-        server.mount(path: "/engine.io/", configuration: EngineIOConfiguration(pingInterval: .seconds(60)), application: ClosingApplication())
+        let server = EngineIOServer(
+            host: "127.0.0.1",
+            port: 0,
+            eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
+            logger: Logger(label: "test")
+        )
+        server.mount(
+            path: "/engine.io/",
+            configuration: EngineIOConfiguration(pingInterval: .seconds(60)),
+            application: ClosingApplication()
+        )
         try await server.start()
         let port = try #require(server.localPort)
         try await RawTestConnection.with(port: port) { connection in
@@ -234,7 +258,12 @@ func bounded<T: Sendable>(
             }
         }
         let application = BroadcastingApplication()
-        let server = EngineIOServer(host: "127.0.0.1", port: 0, eventLoopGroup: MultiThreadedEventLoopGroup.singleton, logger: Logger(label: "test"))
+        let server = EngineIOServer(
+            host: "127.0.0.1",
+            port: 0,
+            eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
+            logger: Logger(label: "test")
+        )
         let configuration = EngineIOConfiguration(pingInterval: .seconds(60), maxBufferedBytesPerSession: 16 << 10)
         server.mount(path: "/engine.io/", configuration: configuration, application: application)
         try await server.start()
@@ -306,7 +335,11 @@ func bounded<T: Sendable>(
             }
             #expect(application.opened.withLockedValue { $0 } == 0)
             try await RawTestConnection.with(port: port) { connection in
-                let response = try await connection.request("GET", Self.path, headers: [("Cookie", String(repeating: "c", count: 1000))])
+                let response = try await connection.request(
+                    "GET",
+                    Self.path,
+                    headers: [("Cookie", String(repeating: "c", count: 1000))]
+                )
                 #expect(response.status == 200)
             }
         }
@@ -331,7 +364,6 @@ func bounded<T: Sendable>(
         }
     }
 }
-
 
 /// A weak reference to a session, to see that nothing keeps a closed one alive.
 struct WeakSession: @unchecked Sendable {

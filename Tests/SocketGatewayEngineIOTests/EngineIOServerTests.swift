@@ -21,7 +21,12 @@ final class RecordingEchoApplication: EngineIOApplication {
     func session(_ session: EngineIOSession, didReceive message: EngineIOMessage) {
         switch message {
         case .text(let payload) where String(buffer: payload) == "fanout":
-            session.send(EngineIOOutboundMessage(textPayload: ByteBuffer(string: "fan"), attachments: [ByteBuffer(bytes: [7, 8, 9])]))
+            session.send(
+                EngineIOOutboundMessage(
+                    textPayload: ByteBuffer(string: "fan"),
+                    attachments: [ByteBuffer(bytes: [7, 8, 9])]
+                )
+            )
         case .text(let payload) where String(buffer: payload) == "burst":
             // Server-originated messages spread over time, as broadcasts come: 1000 × 16 KiB, one per millisecond
             // (more than the kernel's largest send buffer, 4 MiB by default, can hide).
@@ -116,7 +121,11 @@ struct HandshakeInfo: Decodable {
 
     @Test func pollingHandshakeAndEcho() async throws {
         // A heartbeat that cannot fire mid-test on a loaded machine: a ping would join the echoed payload.
-        let configuration = EngineIOConfiguration(pingInterval: .seconds(60), pingTimeout: .milliseconds(200), cors: .any)
+        let configuration = EngineIOConfiguration(
+            pingInterval: .seconds(60),
+            pingTimeout: .milliseconds(200),
+            cors: .any
+        )
         try await self.withServer(configuration: configuration) { port, _ in
             try await RawTestConnection.with(port: port) { connection in
                 let open = try await connection.request("GET", Self.path)
@@ -162,7 +171,9 @@ struct HandshakeInfo: Decodable {
     }
 
     @Test func invalidPostClosesTheSession() async throws {
-        try await self.withServer(configuration: EngineIOConfiguration(pingInterval: .seconds(60))) { port, application in
+        try await self.withServer(configuration: EngineIOConfiguration(pingInterval: .seconds(60))) {
+            port,
+            application in
             try await RawTestConnection.with(port: port) { connection in
                 let info = try self.handshake(try await connection.request("GET", Self.path))
                 let target = "\(Self.path)&sid=\(info.sid)"
@@ -174,7 +185,9 @@ struct HandshakeInfo: Decodable {
     }
 
     @Test func duplicateGetClosesTheSession() async throws {
-        try await self.withServer(configuration: EngineIOConfiguration(pingInterval: .seconds(60))) { port, application in
+        try await self.withServer(configuration: EngineIOConfiguration(pingInterval: .seconds(60))) {
+            port,
+            application in
             try await RawTestConnection.with(port: port) { first in
                 let info = try self.handshake(try await first.request("GET", Self.path))
                 let target = "\(Self.path)&sid=\(info.sid)"
@@ -196,7 +209,9 @@ struct HandshakeInfo: Decodable {
     }
 
     @Test func clientCloseEndsPendingGetWithNoop() async throws {
-        try await self.withServer(configuration: EngineIOConfiguration(pingInterval: .seconds(60))) { port, application in
+        try await self.withServer(configuration: EngineIOConfiguration(pingInterval: .seconds(60))) {
+            port,
+            application in
             try await RawTestConnection.with(port: port) { first in
                 let info = try self.handshake(try await first.request("GET", Self.path))
                 let target = "\(Self.path)&sid=\(info.sid)"
@@ -214,7 +229,9 @@ struct HandshakeInfo: Decodable {
     }
 
     @Test func getRacingTheClientCloseGetsNoopOnce() async throws {
-        try await self.withServer(configuration: EngineIOConfiguration(pingInterval: .seconds(60))) { port, application in
+        try await self.withServer(configuration: EngineIOConfiguration(pingInterval: .seconds(60))) {
+            port,
+            application in
             try await RawTestConnection.with(port: port) { connection in
                 let info = try self.handshake(try await connection.request("GET", Self.path))
                 let target = "\(Self.path)&sid=\(info.sid)"
@@ -263,7 +280,9 @@ struct HandshakeInfo: Decodable {
 
     @Test func webSocketSessionEchoesAndClosesOnInvalidPacket() async throws {
         // No heartbeat during this test: a ping frame between an echo and its read is not what it checks.
-        try await self.withServer(configuration: EngineIOConfiguration(pingInterval: .seconds(60))) { port, application in
+        try await self.withServer(configuration: EngineIOConfiguration(pingInterval: .seconds(60))) {
+            port,
+            application in
             try await RawTestConnection.with(port: port) { connection in
                 #expect(try await connection.upgradeToWebSocket("/engine.io/?EIO=4&transport=websocket").status == 101)
                 let open = try #require(try await connection.readText())
@@ -298,11 +317,15 @@ struct HandshakeInfo: Decodable {
             func closeCode(after send: (RawTestConnection) async throws -> Void) async throws -> UInt16? {
                 var code: UInt16?
                 try await RawTestConnection.with(port: port) { connection in
-                    #expect(try await connection.upgradeToWebSocket("/engine.io/?EIO=4&transport=websocket").status == 101)
+                    #expect(
+                        try await connection.upgradeToWebSocket("/engine.io/?EIO=4&transport=websocket").status == 101
+                    )
                     _ = try await connection.readText()  // the open packet
                     try await send(connection)
                     while let frame = try await connection.readFrame() {
-                        if frame.opcode == 0x8 { code = frame.payload.getInteger(at: frame.payload.readerIndex, as: UInt16.self) }
+                        if frame.opcode == 0x8 {
+                            code = frame.payload.getInteger(at: frame.payload.readerIndex, as: UInt16.self)
+                        }
                     }
                 }
                 return code
@@ -331,20 +354,27 @@ struct HandshakeInfo: Decodable {
                 #expect(response.status == 400)
             }
             try await RawTestConnection.with(port: port) { connection in
-                let response = try await connection.upgradeToWebSocket("/engine.io/?EIO=4&transport=websocket&sid=unknown")
+                let response = try await connection.upgradeToWebSocket(
+                    "/engine.io/?EIO=4&transport=websocket&sid=unknown"
+                )
                 #expect(response.status == 400)
             }
         }
     }
 
     @Test func upgradeFromPolling() async throws {
-        try await self.withServer(configuration: EngineIOConfiguration(pingInterval: .seconds(60))) { port, application in
+        try await self.withServer(configuration: EngineIOConfiguration(pingInterval: .seconds(60))) {
+            port,
+            application in
             try await RawTestConnection.with(port: port) { polling in
                 let info = try self.handshake(try await polling.request("GET", Self.path))
                 let target = "\(Self.path)&sid=\(info.sid)"
                 #expect(try await polling.request("POST", target, body: "4before").text == "ok")
                 try await RawTestConnection.with(port: port) { ws in
-                    #expect(try await ws.upgradeToWebSocket("/engine.io/?EIO=4&transport=websocket&sid=\(info.sid)").status == 101)
+                    #expect(
+                        try await ws.upgradeToWebSocket("/engine.io/?EIO=4&transport=websocket&sid=\(info.sid)").status
+                            == 101
+                    )
                     try await ws.sendText("2probe")
                     #expect(try await ws.readText() == "3probe")
                     // The echo of "before" was buffered for polling: it still goes over polling during the upgrade,
@@ -360,7 +390,9 @@ struct HandshakeInfo: Decodable {
                     #expect(try await polling.request("GET", target).status == 400)
                     // A second WebSocket with the same sid completes its handshake, then is closed.
                     try await RawTestConnection.with(port: port) { second in
-                        let response = try await second.upgradeToWebSocket("/engine.io/?EIO=4&transport=websocket&sid=\(info.sid)")
+                        let response = try await second.upgradeToWebSocket(
+                            "/engine.io/?EIO=4&transport=websocket&sid=\(info.sid)"
+                        )
                         #expect(response.status == 101)
                         let closed = try await second.waitForClose()
                         #expect(closed)
@@ -379,11 +411,19 @@ struct HandshakeInfo: Decodable {
         let configuration = EngineIOConfiguration(cors: .origins(["https://app.example"]))
         try await self.withServer(configuration: configuration) { port, _ in
             try await RawTestConnection.with(port: port) { connection in
-                let allowed = try await connection.request("GET", Self.path, headers: [("Origin", "https://app.example")])
+                let allowed = try await connection.request(
+                    "GET",
+                    Self.path,
+                    headers: [("Origin", "https://app.example")]
+                )
                 #expect(allowed.header("Access-Control-Allow-Origin") == "https://app.example")
                 #expect(allowed.header("Access-Control-Allow-Credentials") == "true")
                 #expect(allowed.header("Vary") == "Origin")
-                let refused = try await connection.request("GET", Self.path, headers: [("Origin", "https://evil.example")])
+                let refused = try await connection.request(
+                    "GET",
+                    Self.path,
+                    headers: [("Origin", "https://evil.example")]
+                )
                 #expect(refused.header("Access-Control-Allow-Origin") == nil)
                 let preflight = try await connection.request(
                     "OPTIONS",
@@ -397,7 +437,11 @@ struct HandshakeInfo: Decodable {
         }
         try await self.withServer(configuration: EngineIOConfiguration()) { port, _ in
             try await RawTestConnection.with(port: port) { connection in
-                let response = try await connection.request("GET", Self.path, headers: [("Origin", "https://app.example")])
+                let response = try await connection.request(
+                    "GET",
+                    Self.path,
+                    headers: [("Origin", "https://app.example")]
+                )
                 #expect(response.status == 200)
                 #expect(response.header("Access-Control-Allow-Origin") == nil)
             }
@@ -409,7 +453,11 @@ struct HandshakeInfo: Decodable {
             var sid = ""
             try await RawTestConnection.with(port: port) { connection in
                 sid = try self.handshake(try await connection.request("GET", Self.path)).sid
-                let response = try await connection.request("POST", "\(Self.path)&sid=\(sid)", body: "4" + String(repeating: "x", count: 20))
+                let response = try await connection.request(
+                    "POST",
+                    "\(Self.path)&sid=\(sid)",
+                    body: "4" + String(repeating: "x", count: 20)
+                )
                 #expect(response.status == 413)
             }
             try await RawTestConnection.with(port: port) { connection in
@@ -422,12 +470,16 @@ struct HandshakeInfo: Decodable {
 
     @Test func pollingResponseIsCappedAtSixteenPackets() async throws {
         // python-engineio's client drops the connection on a payload of more than 16 packets.
-        try await self.withServer(configuration: EngineIOConfiguration(pingInterval: .seconds(60))) { port, application in
+        try await self.withServer(configuration: EngineIOConfiguration(pingInterval: .seconds(60))) {
+            port,
+            application in
             try await RawTestConnection.with(port: port) { connection in
                 let sid = try self.handshake(try await connection.request("GET", Self.path)).sid
                 let target = "\(Self.path)&sid=\(sid)"
                 let words = (0..<19).map { "4word\($0)" }
-                #expect(try await connection.request("POST", target, body: words.joined(separator: "\u{1e}")).text == "ok")
+                #expect(
+                    try await connection.request("POST", target, body: words.joined(separator: "\u{1e}")).text == "ok"
+                )
                 let first = try await connection.request("GET", target)
                 #expect(first.text.split(separator: "\u{1e}").map(String.init) == Array(words[0..<16]))
                 let second = try await connection.request("GET", target)
@@ -454,12 +506,16 @@ struct HandshakeInfo: Decodable {
     @Test func upgradeOverTheKeepAlivePollingConnection() async throws {
         // aiohttp (python-engineio's client) sends the WebSocket upgrade over the pooled connection that carried
         // the polling handshake, so the upgrade must work on a connection's later requests too.
-        try await self.withServer(configuration: EngineIOConfiguration(pingInterval: .seconds(60))) { port, application in
+        try await self.withServer(configuration: EngineIOConfiguration(pingInterval: .seconds(60))) {
+            port,
+            application in
             try await RawTestConnection.with(port: port) { connection in
                 let info = try self.handshake(try await connection.request("GET", Self.path))
                 let target = "\(Self.path)&sid=\(info.sid)"
                 #expect(try await connection.request("POST", target, body: "4before").text == "ok")
-                let upgrade = try await connection.upgradeToWebSocket("/engine.io/?EIO=4&transport=websocket&sid=\(info.sid)&t=1.5")
+                let upgrade = try await connection.upgradeToWebSocket(
+                    "/engine.io/?EIO=4&transport=websocket&sid=\(info.sid)&t=1.5"
+                )
                 #expect(upgrade.status == 101)
                 try await connection.sendText("2probe")
                 #expect(try await connection.readText() == "3probe")
@@ -476,7 +532,9 @@ struct HandshakeInfo: Decodable {
         try await self.withServer(configuration: EngineIOConfiguration(pingInterval: .seconds(60))) { port, _ in
             try await RawTestConnection.with(port: port) { connection in
                 _ = try self.handshake(try await connection.request("GET", Self.path))
-                let response = try await connection.upgradeToWebSocket("/engine.io/?EIO=4&transport=websocket&sid=unknown")
+                let response = try await connection.upgradeToWebSocket(
+                    "/engine.io/?EIO=4&transport=websocket&sid=unknown"
+                )
                 #expect(response.status == 400)
                 #expect(response.text == "{\"code\":1,\"message\":\"Session ID unknown\"}")
             }
@@ -531,7 +589,9 @@ struct HandshakeInfo: Decodable {
     @Test func pendingGetEndsWhenTheClientClosesAfterAReply() async throws {
         // The shape of a refused Socket.IO CONNECT over polling: the client's POST is answered on its pending GET,
         // the client polls again and closes; the new GET must end (the client waits for it before returning).
-        try await self.withServer(configuration: EngineIOConfiguration(pingInterval: .seconds(60))) { port, application in
+        try await self.withServer(configuration: EngineIOConfiguration(pingInterval: .seconds(60))) {
+            port,
+            application in
             try await RawTestConnection.with(port: port) { poller in
                 let info = try self.handshake(try await poller.request("GET", Self.path))
                 let target = "\(Self.path)&sid=\(info.sid)"
@@ -550,14 +610,18 @@ struct HandshakeInfo: Decodable {
     }
 
     @Test func slowPollingClientIsDropped() async throws {
-        try await self.withServer(configuration: EngineIOConfiguration(pingInterval: .seconds(60), maxBufferedBytesPerSession: 64)) {
+        try await self.withServer(
+            configuration: EngineIOConfiguration(pingInterval: .seconds(60), maxBufferedBytesPerSession: 64)
+        ) {
             port,
             application in
             try await RawTestConnection.with(port: port) { connection in
                 let sid = try self.handshake(try await connection.request("GET", Self.path)).sid
                 let target = "\(Self.path)&sid=\(sid)"
                 // Each echo is buffered (no GET is waiting) until the limit is passed.
-                let body = Array(repeating: "4" + String(repeating: "y", count: 30), count: 3).joined(separator: "\u{1e}")
+                let body = Array(repeating: "4" + String(repeating: "y", count: 30), count: 3).joined(
+                    separator: "\u{1e}"
+                )
                 #expect(try await connection.request("POST", target, body: body).text == "ok")
                 #expect(try await connection.request("GET", target).status == 400)
             }
@@ -566,7 +630,9 @@ struct HandshakeInfo: Decodable {
     }
 
     @Test func slowWebSocketClientIsDropped() async throws {
-        try await self.withServer(configuration: EngineIOConfiguration(maxBufferedBytesPerSession: 200)) { port, application in
+        try await self.withServer(configuration: EngineIOConfiguration(maxBufferedBytesPerSession: 200)) {
+            port,
+            application in
             try await RawTestConnection.with(port: port) { connection in
                 #expect(try await connection.upgradeToWebSocket("/engine.io/?EIO=4&transport=websocket").status == 101)
                 _ = try await connection.readText()
@@ -590,7 +656,11 @@ struct HandshakeInfo: Decodable {
             logger: Logger(label: "test"),
             fallback: FixedPageResponder()
         )
-        server.mount(path: "/engine.io/", configuration: EngineIOConfiguration(), application: RecordingEchoApplication())
+        server.mount(
+            path: "/engine.io/",
+            configuration: EngineIOConfiguration(),
+            application: RecordingEchoApplication()
+        )
         try await server.start()
         let port = try #require(server.localPort)
         // The fallback responses are tasks of the server's pool, run here by the test as SocketServer.run() does.
@@ -617,7 +687,12 @@ struct HandshakeInfo: Decodable {
 
     @Test func shutdownClosesSessions() async throws {
         let application = RecordingEchoApplication()
-        let server = EngineIOServer(host: "127.0.0.1", port: 0, eventLoopGroup: MultiThreadedEventLoopGroup.singleton, logger: Logger(label: "test"))
+        let server = EngineIOServer(
+            host: "127.0.0.1",
+            port: 0,
+            eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
+            logger: Logger(label: "test")
+        )
         server.mount(path: "/engine.io", configuration: EngineIOConfiguration(), application: application)
         try await server.start()
         let port = try #require(server.localPort)

@@ -24,12 +24,15 @@ import Testing
         // was handed to that GET. The abort report then finds no parked GET; the failed write must close.
         var machine = Machine(transport: .polling, limits: self.limits, now: self.start)
         #expect(machine.getReceived(now: self.at(10)) == [.replyToGet(.park)])
-        #expect(machine.postReceived(.success([.message(self.text("40/zzlive,"))]), now: self.at(60))
-            == [.deliver(.text(self.text("40/zzlive,"))), .replyToPost(nil)])
+        #expect(
+            machine.postReceived(.success([.message(self.text("40/zzlive,"))]), now: self.at(60))
+                == [.deliver(.text(self.text("40/zzlive,"))), .replyToPost(nil)]
+        )
         let reply = EngineIOPacket.message(self.text("40/zzlive,{\"sid\":\"x\"}"))
         #expect(
             machine.enqueue([reply], pollingCost: 10, webSocketCost: 10)
-                == .completePendingGet([reply], holdUntilPostAnswered: true))
+                == .completePendingGet([reply], holdUntilPostAnswered: true)
+        )
         // Too late: the GET was answered already.
         #expect(machine.pendingGetAborted() == [])
         #expect(machine.isOpen)

@@ -29,7 +29,11 @@ import Testing
             machine.heartbeatTimerFired(now: self.at(300))
                 == [.scheduleHeartbeat(self.at(500)), .completePendingGet([.ping(probe: false)])]
         )
-        #expect(machine.postReceived(.success([.pong(probe: false)]), now: self.at(350)) == [.scheduleHeartbeat(self.at(650)), .replyToPost(nil)])
+        #expect(
+            machine.postReceived(.success([.pong(probe: false)]), now: self.at(350)) == [
+                .scheduleHeartbeat(self.at(650)), .replyToPost(nil),
+            ]
+        )
         // The timeout deadline passed, but the pong re-armed the ping instead.
         #expect(machine.heartbeatTimerFired(now: self.at(650)) == [.scheduleHeartbeat(self.at(850))])
         #expect(machine.isOpen)
@@ -50,8 +54,16 @@ import Testing
             machine.heartbeatTimerFired(now: self.at(300))
                 == [.scheduleHeartbeat(self.at(500)), .writeWebSocket([.ping(probe: false)])]
         )
-        #expect(machine.webSocketReceived(.success(.pong(probe: false)), from: .main, now: self.at(400)) == [.scheduleHeartbeat(self.at(700))])
-        #expect(machine.heartbeatTimerFired(now: self.at(700)) == [.scheduleHeartbeat(self.at(900)), .writeWebSocket([.ping(probe: false)])])
+        #expect(
+            machine.webSocketReceived(.success(.pong(probe: false)), from: .main, now: self.at(400)) == [
+                .scheduleHeartbeat(self.at(700))
+            ]
+        )
+        #expect(
+            machine.heartbeatTimerFired(now: self.at(700)) == [
+                .scheduleHeartbeat(self.at(900)), .writeWebSocket([.ping(probe: false)]),
+            ]
+        )
         #expect(machine.heartbeatTimerFired(now: self.at(900)) == [.close(.pingTimeout)])
     }
 
@@ -82,7 +94,13 @@ import Testing
         }
         #expect(
             machine.getReceived(now: self.start)
-                == [.replyToGet(.packets([.message(self.text("test1")), .message(self.text("test2")), .message(self.text("test3"))]))]
+                == [
+                    .replyToGet(
+                        .packets([
+                            .message(self.text("test1")), .message(self.text("test2")), .message(self.text("test3")),
+                        ])
+                    )
+                ]
         )
         #expect(machine.bufferedBytes == 0)
         #expect(machine.getReceived(now: self.start) == [.replyToGet(.park)])
@@ -127,7 +145,11 @@ import Testing
         let messages = (0..<5).map { EngineIOPacket.message(self.text("m\($0)")) }
         for message in messages { _ = machine.enqueue([message], pollingCost: 3, webSocketCost: 3) }
         #expect(machine.webSocketAttached(now: self.start) == [.scheduleUpgradeTimeout(self.start + .seconds(10))])
-        #expect(machine.webSocketReceived(.success(.ping(probe: true)), from: .probe, now: self.start) == [.writeProbe(.pong(probe: true))])
+        #expect(
+            machine.webSocketReceived(.success(.ping(probe: true)), from: .probe, now: self.start) == [
+                .writeProbe(.pong(probe: true))
+            ]
+        )
         #expect(
             machine.webSocketReceived(.success(.upgrade), from: .probe, now: self.start)
                 == [.cancelUpgradeTimeout, .promoteProbe, .writeWebSocket(messages)]
@@ -141,7 +163,10 @@ import Testing
     @Test func postDeliversAndClientCloseEndsPendingGetWithNoop() {
         var machine = Machine(transport: .polling, limits: self.limits, now: self.start)
         #expect(
-            machine.postReceived(.success([.message(self.text("a")), .binaryMessage(ByteBuffer(bytes: [1]))]), now: self.start)
+            machine.postReceived(
+                .success([.message(self.text("a")), .binaryMessage(ByteBuffer(bytes: [1]))]),
+                now: self.start
+            )
                 == [.deliver(.text(self.text("a"))), .deliver(.binary(ByteBuffer(bytes: [1]))), .replyToPost(nil)]
         )
         #expect(machine.getReceived(now: self.start) == [.replyToGet(.park)])
@@ -173,10 +198,16 @@ import Testing
     @Test func invalidPostClosesTheSession() {
         var machine = Machine(transport: .polling, limits: self.limits, now: self.start)
         let error = EngineIOCodecError(code: .unknownPacketType, context: "test")
-        #expect(machine.postReceived(.failure(error), now: self.start) == [.replyToPost(.badRequest), .close(.parseError)])
+        #expect(
+            machine.postReceived(.failure(error), now: self.start) == [.replyToPost(.badRequest), .close(.parseError)]
+        )
         var other = Machine(transport: .polling, limits: self.limits, now: self.start)
         let tooLarge = EngineIOCodecError(code: .payloadTooLarge, context: "test")
-        #expect(other.postReceived(.failure(tooLarge), now: self.start) == [.replyToPost(.payloadTooLarge), .close(.payloadTooLarge)])
+        #expect(
+            other.postReceived(.failure(tooLarge), now: self.start) == [
+                .replyToPost(.payloadTooLarge), .close(.payloadTooLarge),
+            ]
+        )
     }
 
     @Test func slowPollingClientIsClosed() {
@@ -211,9 +242,15 @@ import Testing
         #expect(machine.transport == .websocket)
         // (Past the window in which a refusal is ordered behind the probe answer.)
         #expect(machine.getReceived(now: self.at(1_130)) == [.replyToGet(.reject(.badRequest))])
-        #expect(machine.postReceived(.success([.message(self.text("x"))]), now: self.at(40)) == [.replyToPost(.badRequest)])
+        #expect(
+            machine.postReceived(.success([.message(self.text("x"))]), now: self.at(40)) == [.replyToPost(.badRequest)]
+        )
         #expect(machine.enqueue([.message(self.text("x"))], pollingCost: 2, webSocketCost: 2) == .writeWebSocket)
-        #expect(machine.webSocketReceived(.success(.message(self.text("hi"))), from: .main, now: self.at(50)) == [.deliver(.text(self.text("hi")))])
+        #expect(
+            machine.webSocketReceived(.success(.message(self.text("hi"))), from: .main, now: self.at(50)) == [
+                .deliver(.text(self.text("hi")))
+            ]
+        )
         // A second WebSocket with the same sid after the upgrade is refused.
         #expect(machine.webSocketAttached(now: self.at(60)) == [.rejectWebSocket])
         #expect(machine.isOpen)
@@ -227,7 +264,9 @@ import Testing
         // `3probe` is not written yet: the refusal waits for it.
         #expect(
             machine.webSocketReceived(.success(.upgrade), from: .probe, now: self.at(2))
-                == [.cancelUpgradeTimeout, .rejectPendingGet(.badRequest, deferral: .untilProbeAnswered), .promoteProbe]
+                == [
+                    .cancelUpgradeTimeout, .rejectPendingGet(.badRequest, deferral: .untilProbeAnswered), .promoteProbe,
+                ]
         )
         #expect(machine.probeNoopTimerFired(now: self.at(101)) == [])
         #expect(machine.probeAnswerWritten(now: self.at(3)) == [.releaseRefusalsHeldForProbe(at: self.at(28))])
@@ -244,7 +283,9 @@ import Testing
         #expect(machine.probeAnswerWritten(now: self.at(2)) == [])
         #expect(
             machine.webSocketReceived(.success(.upgrade), from: .probe, now: self.at(3))
-                == [.cancelUpgradeTimeout, .rejectPendingGet(.badRequest, deferral: .until(self.at(27))), .promoteProbe]
+                == [
+                    .cancelUpgradeTimeout, .rejectPendingGet(.badRequest, deferral: .until(self.at(27))), .promoteProbe,
+                ]
         )
     }
 
@@ -252,7 +293,9 @@ import Testing
         var machine = Machine(transport: .polling, limits: self.limits, now: self.start)
         // The ping timer ran 3 ms late; the timeout still counts from when the ping was due.
         #expect(machine.heartbeatTimerFired(now: self.at(303)) == [.scheduleHeartbeat(self.at(500))])
-        #expect(machine.getReceived(now: self.at(500)) == [.replyToGet(.reject(.unknownSession)), .close(.pingTimeout)])
+        #expect(
+            machine.getReceived(now: self.at(500)) == [.replyToGet(.reject(.unknownSession)), .close(.pingTimeout)]
+        )
     }
 
     @Test func probeEndsAPendingGetWithNoop() {
@@ -274,7 +317,11 @@ import Testing
     @Test func failedUpgradeFallsBackToPolling() {
         var machine = Machine(transport: .polling, limits: self.limits, now: self.start)
         _ = machine.webSocketAttached(now: self.start)
-        #expect(machine.webSocketReceived(.success(.message(self.text("x"))), from: .probe, now: self.start) == [.cancelUpgradeTimeout, .closeProbe])
+        #expect(
+            machine.webSocketReceived(.success(.message(self.text("x"))), from: .probe, now: self.start) == [
+                .cancelUpgradeTimeout, .closeProbe,
+            ]
+        )
         #expect(machine.transport == .polling)
         _ = machine.webSocketAttached(now: self.start)
         #expect(machine.upgradeTimeoutFired() == [.cancelUpgradeTimeout, .closeProbe])

@@ -1,9 +1,10 @@
+import NIOCore
+
 #if canImport(Darwin)
 import Darwin
 #elseif canImport(Glibc)
 import Glibc
 #endif
-import NIOCore
 
 // The C functions under names the class's own methods do not shadow.
 private func posixClose(_ fd: Int32) { _ = close(fd) }
@@ -67,12 +68,16 @@ final class NonReadingSocket {
         let request =
             "GET \(target) HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        guard try self.send(Array(request.utf8)) == .sent else { throw Failure(description: "could not send the upgrade") }
+        guard try self.send(Array(request.utf8)) == .sent else {
+            throw Failure(description: "could not send the upgrade")
+        }
         var head: [UInt8] = []
         var byte: UInt8 = 0
         for _ in 0..<8192 {
             guard self.waitReadable(milliseconds: 5000) else { throw Failure(description: "no upgrade response") }
-            guard recv(self.fd, &byte, 1, 0) == 1 else { throw Failure(description: "connection closed during upgrade") }
+            guard recv(self.fd, &byte, 1, 0) == 1 else {
+                throw Failure(description: "connection closed during upgrade")
+            }
             head.append(byte)
             if head.count >= 4, head.suffix(4) == [13, 10, 13, 10] { break }
         }

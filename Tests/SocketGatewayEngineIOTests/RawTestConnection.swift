@@ -23,7 +23,10 @@ final class RawTestConnection {
     private let writer: NIOAsyncChannelOutboundWriter<ByteBuffer>
     private var buffer = ByteBuffer()
 
-    private init(iterator: NIOAsyncChannelInboundStream<ByteBuffer>.AsyncIterator, writer: NIOAsyncChannelOutboundWriter<ByteBuffer>) {
+    private init(
+        iterator: NIOAsyncChannelInboundStream<ByteBuffer>.AsyncIterator,
+        writer: NIOAsyncChannelOutboundWriter<ByteBuffer>
+    ) {
         self.iterator = iterator
         self.writer = writer
     }
@@ -58,7 +61,12 @@ final class RawTestConnection {
         }
     }
 
-    func sendRequest(_ method: String, _ target: String, body: String? = nil, headers: [(String, String)] = []) async throws {
+    func sendRequest(
+        _ method: String,
+        _ target: String,
+        body: String? = nil,
+        headers: [(String, String)] = []
+    ) async throws {
         var text = "\(method) \(target) HTTP/1.1\r\nHost: 127.0.0.1\r\n"
         for (name, value) in headers { text += "\(name): \(value)\r\n" }
         if let body { text += "Content-Length: \(body.utf8.count)\r\n" }
@@ -90,7 +98,12 @@ final class RawTestConnection {
         }
     }
 
-    func request(_ method: String, _ target: String, body: String? = nil, headers: [(String, String)] = []) async throws -> Response {
+    func request(
+        _ method: String,
+        _ target: String,
+        body: String? = nil,
+        headers: [(String, String)] = []
+    ) async throws -> Response {
         try await self.sendRequest(method, target, body: body, headers: headers)
         return try await self.readResponse()
     }

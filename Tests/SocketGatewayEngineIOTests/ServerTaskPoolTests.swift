@@ -46,11 +46,13 @@ import Testing
             }
             let started = Signal()
             let release = Signal()
-            #expect(pool.submit {
-                started.fire()
-                await release.wait()
-                record.append("late")
-            })
+            #expect(
+                pool.submit {
+                    started.fire()
+                    await release.wait()
+                    record.append("late")
+                }
+            )
             await started.wait()
             pool.finish()
             release.fire()

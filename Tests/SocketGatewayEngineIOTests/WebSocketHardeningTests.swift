@@ -80,7 +80,10 @@ import Testing
                 let receiver = try NonReadingSocket(port: port)
                 #expect(try receiver.upgrade(Self.webSocketPath).contains("101"))
                 #expect(try receiver.send(NonReadingSocket.frame(opcode: 0x1, payload: Array("4burst".utf8))) == .sent)
-                #expect(try await receiver.waitUntilPeerCloses(), "the server kept the connection of a peer that reads nothing")
+                #expect(
+                    try await receiver.waitUntilPeerCloses(),
+                    "the server kept the connection of a peer that reads nothing"
+                )
             }
         }
     }
@@ -94,8 +97,14 @@ import Testing
             try await self.withWellBehavedClient(port: port, application: application, attackerEndsWith: .serverClose) {
                 let receiver = try NonReadingSocket(port: port)
                 #expect(try receiver.upgrade(Self.webSocketPath).contains("101"))
-                #expect(try receiver.send(NonReadingSocket.frame(opcode: 0x1, payload: Array("4fill and close".utf8))) == .sent)
-                #expect(try await receiver.waitUntilPeerCloses(), "the close frame was never written and the connection stayed")
+                #expect(
+                    try receiver.send(NonReadingSocket.frame(opcode: 0x1, payload: Array("4fill and close".utf8)))
+                        == .sent
+                )
+                #expect(
+                    try await receiver.waitUntilPeerCloses(),
+                    "the close frame was never written and the connection stayed"
+                )
             }
         }
     }
@@ -167,7 +176,10 @@ import Testing
                 let got12 = try await self.closeCode(port: port, after: unmasked)
                 #expect(got12 == 1002)
                 for opcode: UInt8 in [3, 7, 11, 15] {
-                    let got13 = try await self.closeCode(port: port, after: NonReadingSocket.frame(opcode: opcode, payload: []))
+                    let got13 = try await self.closeCode(
+                        port: port,
+                        after: NonReadingSocket.frame(opcode: opcode, payload: [])
+                    )
                     #expect(got13 == 1002)
                 }
                 let invalidText = NonReadingSocket.frame(opcode: 0x1, payload: [0x34, 0xFF, 0xFE])
@@ -186,7 +198,12 @@ import Testing
     }
 
     /// Sends an upgrade request with these WebSocket headers (and `extra`) on a fresh connection.
-    func upgrade(port: Int, key: String?, version: String?, extra: [(String, String)] = []) async throws -> RawTestConnection.Response {
+    func upgrade(
+        port: Int,
+        key: String?,
+        version: String?,
+        extra: [(String, String)] = []
+    ) async throws -> RawTestConnection.Response {
         var response: RawTestConnection.Response?
         try await RawTestConnection.with(port: port) { connection in
             var headers = [("Upgrade", "websocket"), ("Connection", "Upgrade")]
@@ -208,7 +225,9 @@ import Testing
             let wrongVersion = try await self.upgrade(port: port, key: key, version: "8")
             #expect(wrongVersion.status == 426)
             #expect(wrongVersion.header("Sec-WebSocket-Version") == "13")
-            for malformed in ["short", "!!!!", "dGhlIHNhbXBsZSBub25jZQ", "dGhlIHNhbXBsZSBub25jZQ=!", "AAAAAAAAAAAAAAAAAAAAAAAAAAAA"] {
+            for malformed in [
+                "short", "!!!!", "dGhlIHNhbXBsZSBub25jZQ", "dGhlIHNhbXBsZSBub25jZQ=!", "AAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+            ] {
                 let got18 = try await self.upgrade(port: port, key: malformed, version: "13").status
                 #expect(got18 == 400, "key \(malformed)")
             }
@@ -221,17 +240,29 @@ import Testing
         let configuration = EngineIOConfiguration(pingInterval: .seconds(60), cors: .origins(["https://app.example"]))
         try await EngineIOServerTests().withServer(configuration: configuration) { port, _ in
             let key = "dGhlIHNhbXBsZSBub25jZQ=="
-            let evil = try await self.upgrade(port: port, key: key, version: "13", extra: [("Origin", "https://evil.example")])
+            let evil = try await self.upgrade(
+                port: port,
+                key: key,
+                version: "13",
+                extra: [("Origin", "https://evil.example")]
+            )
             #expect(evil.status == 403)
             #expect(evil.text == "{\"code\":4,\"message\":\"Forbidden\"}")
-            let allowed = try await self.upgrade(port: port, key: key, version: "13", extra: [("Origin", "https://app.example")])
+            let allowed = try await self.upgrade(
+                port: port,
+                key: key,
+                version: "13",
+                extra: [("Origin", "https://app.example")]
+            )
             #expect(allowed.status == 101)
             // Non-browser clients (python-socketio) send no Origin: still allowed.
             let got20 = try await self.upgrade(port: port, key: key, version: "13").status
             #expect(got20 == 101)
         }
         // Without a list of origins, any origin may upgrade (as before).
-        try await EngineIOServerTests().withServer(configuration: EngineIOConfiguration(pingInterval: .seconds(60))) { port, _ in
+        try await EngineIOServerTests().withServer(configuration: EngineIOConfiguration(pingInterval: .seconds(60))) {
+            port,
+            _ in
             let response = try await self.upgrade(
                 port: port,
                 key: "dGhlIHNhbXBsZSBub25jZQ==",
@@ -242,4 +273,3 @@ import Testing
         }
     }
 }
-

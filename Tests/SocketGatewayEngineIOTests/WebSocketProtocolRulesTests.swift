@@ -65,9 +65,14 @@ import Testing
         }
     }
 
-    @Test(arguments: [UInt16(1000), 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 3999, 4000, 4999])
+    @Test(arguments: [
+        UInt16(1000), 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 3999, 4000, 4999,
+    ])
     func validCloseCodesAreEchoed(code: UInt16) {
-        #expect(Rules.reply(toClosePayload: self.closePayload(code, Array("bye".utf8))) == .success(WebSocketClose(code: code)))
+        #expect(
+            Rules.reply(toClosePayload: self.closePayload(code, Array("bye".utf8)))
+                == .success(WebSocketClose(code: code))
+        )
     }
 
     @Test(arguments: [UInt16(0), 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535])
@@ -93,7 +98,11 @@ import Testing
     }
 
     @Test func closeReasonMustBeValidUTF8() {
-        guard case .failure(let violation) = Rules.reply(toClosePayload: self.closePayload(1000, [0xCE, 0xBA, 0xE1, 0xBD])) else {
+        guard
+            case .failure(let violation) = Rules.reply(
+                toClosePayload: self.closePayload(1000, [0xCE, 0xBA, 0xE1, 0xBD])
+            )
+        else {
             Issue.record("an invalid UTF-8 reason was accepted")
             return
         }
@@ -101,7 +110,9 @@ import Testing
     }
 
     @Test func closeFrameBytes() {
-        #expect(WebSocketClose(code: 1002, reason: "ab").frameBytes == ByteBuffer(bytes: [0x88, 4, 0x03, 0xEA, 0x61, 0x62]))
+        #expect(
+            WebSocketClose(code: 1002, reason: "ab").frameBytes == ByteBuffer(bytes: [0x88, 4, 0x03, 0xEA, 0x61, 0x62])
+        )
         // A long reason is cut to fit a control frame (125 bytes), on a scalar boundary.
         let long = WebSocketClose(code: 1000, reason: String(repeating: "é", count: 100)).frameBytes
         #expect(long.readableBytes == 2 + 2 + 122)
@@ -149,14 +160,27 @@ import Testing
         #expect(try self.assemble([self.masked(0x01, [0x34]), self.masked(0x81, [0x34])])[1].failureCode == 1002)
         // A continuation with RSV1: caught although NIO's aggregator would have joined it silently.
         #expect(try self.assemble([self.masked(0x01, [0x34]), self.masked(0xC0, [0x34])])[1].failureCode == 1002)
-        #expect(try self.assemble([self.masked(0x02, [1]), self.masked(0x00, [2]), self.masked(0x00, [3])], maxFragments: 2)[2].failureCode == 1002)
+        #expect(
+            try self.assemble(
+                [self.masked(0x02, [1]), self.masked(0x00, [2]), self.masked(0x00, [3])],
+                maxFragments: 2
+            )[2].failureCode == 1002
+        )
     }
 
     @Test func messagesOverTheLimitFailWith1009() throws {
-        #expect(try self.assemble([self.masked(0x82, Array(repeating: 1, count: 11))], limit: 10)[0].failureCode == 1009)
-        let split = try self.assemble([self.masked(0x02, Array(repeating: 1, count: 6)), self.masked(0x80, Array(repeating: 1, count: 5))], limit: 10)
+        #expect(
+            try self.assemble([self.masked(0x82, Array(repeating: 1, count: 11))], limit: 10)[0].failureCode == 1009
+        )
+        let split = try self.assemble(
+            [self.masked(0x02, Array(repeating: 1, count: 6)), self.masked(0x80, Array(repeating: 1, count: 5))],
+            limit: 10
+        )
         #expect(split[1].failureCode == 1009)
-        let fits = try self.assemble([self.masked(0x02, Array(repeating: 1, count: 5)), self.masked(0x80, Array(repeating: 1, count: 5))], limit: 10)
+        let fits = try self.assemble(
+            [self.masked(0x02, Array(repeating: 1, count: 5)), self.masked(0x80, Array(repeating: 1, count: 5))],
+            limit: 10
+        )
         #expect(try fits[1].get() == .message(.binary, ByteBuffer(bytes: Array(repeating: 1, count: 10))))
     }
 }

@@ -30,6 +30,8 @@ package struct CapturingLogHandler: LogHandler {
     package func log(event: LogEvent) {
         let merged = self.metadata.merging(event.metadata ?? [:]) { $1 }
         let rendered = merged.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-        self.lines.withLockedValue { $0.append(Line(level: event.level, message: "\(event.message)", metadata: rendered)) }
+        self.lines.withLockedValue {
+            $0.append(Line(level: event.level, message: "\(event.message)", metadata: rendered))
+        }
     }
 }

@@ -50,6 +50,7 @@ public enum PythonPeer {
             description: "no Python that can import \(modules.joined(separator: ", ")) ("
                 + (problems.isEmpty ? "none found" : problems.joined(separator: "; "))
                 + "); run tools/test (it builds .venv from Tests/Interop/requirements.txt), or set "
-                + "SOCKET_GATEWAY_PYTHON to a Python with those packages installed")
+                + "SOCKET_GATEWAY_PYTHON to a Python with those packages installed"
+        )
     }
 }

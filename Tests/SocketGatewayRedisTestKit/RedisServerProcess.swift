@@ -52,16 +52,22 @@ public final class RedisServerProcess: @unchecked Sendable {
             throw FixtureError(
                 description:
                     "redis-server is not installed or not on PATH; these tests need a real Redis. Install it "
-                    + "(Debian/Ubuntu: apt-get install redis-server; macOS: brew install redis) and run the tests again.")
+                    + "(Debian/Ubuntu: apt-get install redis-server; macOS: brew install redis) and run the tests again."
+            )
         }
         var lastError: (any Error)?
         for _ in 0..<5 {
             let port = try Self.freeLoopbackPort()
             let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
-                "socketgateway-redis-\(port)-\(UUID().uuidString)")
+                "socketgateway-redis-\(port)-\(UUID().uuidString)"
+            )
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             let server = RedisServerProcess(
-                port: port, executable: executable, directory: directory, extraArguments: extraArguments)
+                port: port,
+                executable: executable,
+                directory: directory,
+                extraArguments: extraArguments
+            )
             do {
                 try await server.launch()
                 return server
@@ -163,7 +169,9 @@ public final class RedisServerProcess: @unchecked Sendable {
         _ = await Self.reap(pid, attempts: 200)
         self.lock.withLock { self.processID = nil }
         throw FixtureError(
-            description: "redis-server on port \(self.port) did not answer PING within 5 s; its log:\n\(text.suffix(2000))")
+            description:
+                "redis-server on port \(self.port) did not answer PING within 5 s; its log:\n\(text.suffix(2000))"
+        )
     }
 
     /// Starts `arguments[0]` with an empty signal mask and default signal handlers (a test process blocks
@@ -199,7 +207,8 @@ public final class RedisServerProcess: @unchecked Sendable {
 
     private static func findExecutable(_ name: String) -> String? {
         let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
-        let directories = path.split(separator: ":").map(String.init) + ["/usr/local/bin", "/usr/bin", "/usr/sbin", "/bin"]
+        let directories =
+            path.split(separator: ":").map(String.init) + ["/usr/local/bin", "/usr/bin", "/usr/sbin", "/bin"]
         for directory in directories where !directory.isEmpty {
             let candidate = directory + "/" + name
             if access(candidate, X_OK) == 0 { return candidate }
@@ -217,7 +226,9 @@ public final class RedisServerProcess: @unchecked Sendable {
         address.sin_port = 0
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         guard bound == 0 else { throw FixtureError(description: "bind() failed: errno \(errno)") }
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)

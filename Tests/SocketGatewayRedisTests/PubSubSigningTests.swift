@@ -1,14 +1,19 @@
 import Foundation
 import NIOCore
 import SocketGatewayCore
-@testable import SocketGatewayRedis
 import Testing
+
+@testable import SocketGatewayRedis
 
 @Suite struct PubSubSigningTests {
     static let secret = String(repeating: "k", count: 32)
     static let now: Int64 = 1_796_000_000_000
 
-    static func signed(_ message: PubSubMessage, secret: String = Self.secret, at time: Int64 = Self.now) throws
+    static func signed(
+        _ message: PubSubMessage,
+        secret: String = Self.secret,
+        at time: Int64 = Self.now
+    ) throws
         -> ByteBuffer
     {
         let signer = PubSubSigner(try PubSubSigningKey(secret: secret))
@@ -63,7 +68,8 @@ import Testing
             #expect(signer.check(tampered, now: Self.now) == .invalid, "\(forged)")
         }
         var flipped = Array(text.utf8)
-        flipped[flipped.count - 3] = flipped[flipped.count - 3] == UInt8(ascii: "0") ? UInt8(ascii: "1") : UInt8(ascii: "0")
+        flipped[flipped.count - 3] =
+            flipped[flipped.count - 3] == UInt8(ascii: "0") ? UInt8(ascii: "1") : UInt8(ascii: "0")
         #expect(signer.check(ByteBuffer(bytes: flipped), now: Self.now) == .invalid)
         let uppercase = ByteBuffer(string: String(text.dropLast(2)).uppercased() + "\"}")
         #expect(signer.check(uppercase, now: Self.now) != .valid)

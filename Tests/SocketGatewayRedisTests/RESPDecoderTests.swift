@@ -1,7 +1,8 @@
 import NIOCore
 import NIOEmbedded
-@testable import SocketGatewayRedis
 import Testing
+
+@testable import SocketGatewayRedis
 
 @Suite struct RESPDecoderTests {
     private func decode(_ chunks: [String]) throws -> [RESPValue] {
@@ -30,7 +31,8 @@ import Testing
                     .bulkString(ByteBuffer(string: "{}")),
                 ]),
                 .array([]),
-            ])
+            ]
+        )
     }
 
     @Test func decodesBytesDrippedOneAtATime() throws {
@@ -40,7 +42,8 @@ import Testing
             values == [
                 .array([.bulkString(ByteBuffer(string: "pong")), .bulkString(ByteBuffer())]), .integer(3),
                 .bulkString(ByteBuffer(string: "b\u{00}in\r\n")),
-            ])
+            ]
+        )
     }
 
     @Test func nestedArraysAndBinaryBulk() throws {
@@ -63,7 +66,10 @@ import Testing
         buffer.clear()
         let payload = ByteBuffer(string: String(repeating: "x", count: 1234))
         RESPCommand.writePublish(channel: "socketio", payload: payload, into: &buffer)
-        #expect(String(buffer: buffer) == "*3\r\n$7\r\nPUBLISH\r\n$8\r\nsocketio\r\n$1234\r\n" + String(repeating: "x", count: 1234) + "\r\n")
+        #expect(
+            String(buffer: buffer) == "*3\r\n$7\r\nPUBLISH\r\n$8\r\nsocketio\r\n$1234\r\n"
+                + String(repeating: "x", count: 1234) + "\r\n"
+        )
         #expect(buffer.readableBytes == RESPCommand.publishSize(channel: "socketio", payloadBytes: 1234))
     }
 }

@@ -87,7 +87,9 @@ import Testing
         let redis = try await RedisServerProcess.start()
         // Database 99 does not exist (16 by default): Redis refuses the SELECT.
         let client = RedisCommandClient(
-            url: try RedisURL(parsing: "redis://127.0.0.1:\(redis.port)/99"), logger: self.logger)
+            url: try RedisURL(parsing: "redis://127.0.0.1:\(redis.port)/99"),
+            logger: self.logger
+        )
         do {
             try await client.send(["SET", "written", "by mistake"])
             Issue.record("a command behind a refused SELECT succeeded")

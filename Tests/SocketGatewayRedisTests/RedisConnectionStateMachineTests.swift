@@ -16,33 +16,57 @@ import Testing
     enum Client { case subscriber, publisher, publisherWithOutbox, commandClient }
 
     func configuration(
-        _ client: Client, handshake: [RedisHandshakeStep] = [], handshakeTimeout: TimeAmount? = nil
+        _ client: Client,
+        handshake: [RedisHandshakeStep] = [],
+        handshakeTimeout: TimeAmount? = nil
     ) -> Machine.Configuration {
         let backoff = ReconnectBackoff(initial: .milliseconds(100), maximum: .milliseconds(400))
         switch client {
         case .subscriber:
             return .init(
-                handshake: handshake, redactedURL: self.url, backoff: backoff, handshakeTimeout: handshakeTimeout,
-                liveness: (interval: .seconds(1), timeout: .seconds(2)), afterConnectFailure: .reconnectAfterBackoff,
-                afterHandshakeRefused: .reconnectAfterBackoff, afterConnectionLost: .reconnectAfterBackoff)
+                handshake: handshake,
+                redactedURL: self.url,
+                backoff: backoff,
+                handshakeTimeout: handshakeTimeout,
+                liveness: (interval: .seconds(1), timeout: .seconds(2)),
+                afterConnectFailure: .reconnectAfterBackoff,
+                afterHandshakeRefused: .reconnectAfterBackoff,
+                afterConnectionLost: .reconnectAfterBackoff
+            )
         case .publisher, .publisherWithOutbox:
             return .init(
-                handshake: handshake, redactedURL: self.url, backoff: backoff, handshakeTimeout: handshakeTimeout,
-                afterConnectFailure: .reconnectAfterBackoff, afterHandshakeRefused: .reconnectAfterBackoff,
-                afterConnectionLost: client == .publisher ? .becomeIdle : .reconnectAfterBackoff)
+                handshake: handshake,
+                redactedURL: self.url,
+                backoff: backoff,
+                handshakeTimeout: handshakeTimeout,
+                afterConnectFailure: .reconnectAfterBackoff,
+                afterHandshakeRefused: .reconnectAfterBackoff,
+                afterConnectionLost: client == .publisher ? .becomeIdle : .reconnectAfterBackoff
+            )
         case .commandClient:
             return .init(
-                handshake: handshake, redactedURL: self.url, backoff: backoff, handshakeTimeout: handshakeTimeout,
-                afterConnectFailure: .becomeIdle, afterHandshakeRefused: .becomeIdle, afterConnectionLost: .becomeIdle)
+                handshake: handshake,
+                redactedURL: self.url,
+                backoff: backoff,
+                handshakeTimeout: handshakeTimeout,
+                afterConnectFailure: .becomeIdle,
+                afterHandshakeRefused: .becomeIdle,
+                afterConnectionLost: .becomeIdle
+            )
         }
     }
 
-    func machine(_ client: Client, handshake: [RedisHandshakeStep] = [], handshakeTimeout: TimeAmount? = nil)
+    func machine(
+        _ client: Client,
+        handshake: [RedisHandshakeStep] = [],
+        handshakeTimeout: TimeAmount? = nil
+    )
         -> Machine
     {
         Machine(
             configuration: self.configuration(client, handshake: handshake, handshakeTimeout: handshakeTimeout),
-            random: SplitMix64(state: Self.seed))
+            random: SplitMix64(state: Self.seed)
+        )
     }
 
     /// The delays the machine's backoff will pick, in order (same seed, same backoff).
@@ -99,7 +123,8 @@ import Testing
         #expect(machine.start(now: self.start) == .connect(generation: 1))
         #expect(
             machine.connected(generation: 1, now: self.at(1))
-                == .sendHandshake([self.auth, self.select, self.subscribe]))
+                == .sendHandshake([self.auth, self.select, self.subscribe])
+        )
         #expect(machine.phase == .handshaking)
         #expect(machine.received(.simpleString("OK"), generation: 1, now: self.at(2)) == .nothing)
         #expect(machine.received(.simpleString("OK"), generation: 1, now: self.at(2)) == .nothing)
@@ -107,18 +132,23 @@ import Testing
         #expect(machine.phase == .handshaking)
         #expect(
             machine.received(self.confirmation("b", 2), generation: 1, now: self.at(3))
-                == .becomeReady(isReconnect: false))
+                == .becomeReady(isReconnect: false)
+        )
         #expect(machine.isReady)
     }
 
     @Test func handshakeStepsFollowTheURL() throws {
         #expect(RedisHandshakeStep.handshake(for: try RedisURL(parsing: "redis://127.0.0.1:6379")) == [])
-        #expect(RedisHandshakeStep.handshake(for: try RedisURL(parsing: "redis://:pw@127.0.0.1/3")) == [
-            .auth(["AUTH", "pw"]), .select(["SELECT", "3"]),
-        ])
-        #expect(RedisHandshakeStep.handshake(for: try RedisURL(parsing: "redis://user:pw@127.0.0.1")) == [
-            .auth(["AUTH", "user", "pw"])
-        ])
+        #expect(
+            RedisHandshakeStep.handshake(for: try RedisURL(parsing: "redis://:pw@127.0.0.1/3")) == [
+                .auth(["AUTH", "pw"]), .select(["SELECT", "3"]),
+            ]
+        )
+        #expect(
+            RedisHandshakeStep.handshake(for: try RedisURL(parsing: "redis://user:pw@127.0.0.1")) == [
+                .auth(["AUTH", "user", "pw"])
+            ]
+        )
         #expect(RedisHandshakeStep.subscribe(channels: ["x", "y"]).arguments == ["SUBSCRIBE", "x", "y"])
     }
 
@@ -134,9 +164,14 @@ import Testing
             machine.received(.error("WRONGPASS invalid password"), generation: 1, now: self.at(1))
                 == .connectFailed(
                     self.error(
-                        .authenticationFailed, "Redis refused AUTH: WRONGPASS invalid password", command: "AUTH"),
+                        .authenticationFailed,
+                        "Redis refused AUTH: WRONGPASS invalid password",
+                        command: "AUTH"
+                    ),
                     closeConnection: true,
-                    retry: self.retry(2, at: self.at(1), after: delay, attempt: 1)))
+                    retry: self.retry(2, at: self.at(1), after: delay, attempt: 1)
+                )
+        )
         #expect(machine.phase == .waitingToReconnect)
         #expect(machine.lastError?.code == .authenticationFailed)
         // The SELECT reply of the given-up connection is stale.
@@ -144,7 +179,8 @@ import Testing
         #expect(machine.start(now: self.at(2)) == .nothing, "the backoff is not cut short")
         #expect(
             machine.reconnectTimerFired(generation: 2, now: self.at(1) + delay, stillNeeded: true)
-                == .connect(generation: 3))
+                == .connect(generation: 3)
+        )
     }
 
     @Test func refusedAuthMakesTheCommandClientIdleAndTheNextCommandConnectsAtOnce() {
@@ -155,7 +191,10 @@ import Testing
             machine.received(.error("WRONGPASS"), generation: 1, now: self.at(1))
                 == .connectFailed(
                     self.error(.authenticationFailed, "Redis refused AUTH: WRONGPASS", command: "AUTH"),
-                    closeConnection: true, retry: nil))
+                    closeConnection: true,
+                    retry: nil
+                )
+        )
         #expect(machine.phase == .idle)
         #expect(machine.start(now: self.at(2)) == .connect(generation: 3))
     }
@@ -169,8 +208,14 @@ import Testing
             machine.received(.error("ERR DB index is out of range"), generation: 1, now: self.start)
                 == .connectFailed(
                     self.error(
-                        .selectFailed, "Redis refused SELECT 2: ERR DB index is out of range", command: "SELECT"),
-                    closeConnection: true, retry: self.retry(2, at: self.start, after: delays[0], attempt: 1)))
+                        .selectFailed,
+                        "Redis refused SELECT 2: ERR DB index is out of range",
+                        command: "SELECT"
+                    ),
+                    closeConnection: true,
+                    retry: self.retry(2, at: self.start, after: delays[0], attempt: 1)
+                )
+        )
 
         var now = self.start + delays[0]
         #expect(machine.reconnectTimerFired(generation: 2, now: now, stillNeeded: true) == .connect(generation: 3))
@@ -180,7 +225,10 @@ import Testing
             machine.received(.error("NOPERM"), generation: 3, now: now)
                 == .connectFailed(
                     self.error(.commandFailed, "Redis refused SUBSCRIBE: NOPERM", command: "SUBSCRIBE"),
-                    closeConnection: true, retry: self.retry(4, at: now, after: delays[1], attempt: 2)))
+                    closeConnection: true,
+                    retry: self.retry(4, at: now, after: delays[1], attempt: 2)
+                )
+        )
 
         now = now + delays[1]
         #expect(machine.reconnectTimerFired(generation: 4, now: now, stillNeeded: true) == .connect(generation: 5))
@@ -190,7 +238,10 @@ import Testing
             machine.received(.integer(1), generation: 5, now: now)
                 == .connectFailed(
                     self.error(.protocolError, "unexpected reply to SUBSCRIBE: :1", command: "SUBSCRIBE"),
-                    closeConnection: true, retry: self.retry(6, at: now, after: delays[2], attempt: 3)))
+                    closeConnection: true,
+                    retry: self.retry(6, at: now, after: delays[2], attempt: 3)
+                )
+        )
     }
 
     // MARK: backoff
@@ -211,15 +262,19 @@ import Testing
                     == .connectFailed(
                         self.error(.connectionFailed, "cannot connect to Redis; is redis-server running there?"),
                         closeConnection: false,
-                        retry: self.retry(generation + 1, at: now, after: delay, attempt: attempt)))
+                        retry: self.retry(generation + 1, at: now, after: delay, attempt: attempt)
+                    )
+            )
             #expect(machine.failedAttempts == attempt)
             // Early or stale timers do nothing.
             #expect(
-                machine.reconnectTimerFired(generation: generation, now: now + delay, stillNeeded: true) == .nothing)
+                machine.reconnectTimerFired(generation: generation, now: now + delay, stillNeeded: true) == .nothing
+            )
             now = now + delay
             #expect(
                 machine.reconnectTimerFired(generation: generation + 1, now: now, stillNeeded: true)
-                    == .connect(generation: generation + 2))
+                    == .connect(generation: generation + 2)
+            )
         }
         #expect(machine.connected(generation: 9, now: now) == .becomeReady(isReconnect: false))
         #expect(machine.failedAttempts == 0)
@@ -233,8 +288,11 @@ import Testing
         #expect(
             machine.connectionClosed(generation: 9, error: nil, now: now)
                 == .connectionLost(
-                    self.error(.connectionClosed, "Redis closed the connection"), closeConnection: false,
-                    retry: .init(generation: 10, at: now + next, delay: next, attempt: 1)))
+                    self.error(.connectionClosed, "Redis closed the connection"),
+                    closeConnection: false,
+                    retry: .init(generation: 10, at: now + next, delay: next, attempt: 1)
+                )
+        )
     }
 
     @Test func aLazyClientGoesIdleWhenTheBackoffEndsWithNothingToDo() {
@@ -254,14 +312,21 @@ import Testing
             machine.connectFailed(generation: 1, error: self.refused, now: self.start)
                 == .connectFailed(
                     self.error(.connectionFailed, "cannot connect to Redis; is redis-server running there?"),
-                    closeConnection: false, retry: nil))
+                    closeConnection: false,
+                    retry: nil
+                )
+        )
         #expect(machine.phase == .idle)
         #expect(machine.start(now: self.start) == .connect(generation: 3))
         _ = machine.connected(generation: 3, now: self.start)
         #expect(
             machine.connectionClosed(generation: 3, error: nil, now: self.start)
                 == .connectionLost(
-                    self.error(.connectionClosed, "Redis closed the connection"), closeConnection: false, retry: nil))
+                    self.error(.connectionClosed, "Redis closed the connection"),
+                    closeConnection: false,
+                    retry: nil
+                )
+        )
         #expect(machine.phase == .idle)
     }
 
@@ -274,7 +339,11 @@ import Testing
         #expect(
             outbox.abandon(failure, now: self.at(10))
                 == .connectionLost(
-                    failure, closeConnection: true, retry: self.retry(2, at: self.at(10), after: delay, attempt: 1)))
+                    failure,
+                    closeConnection: true,
+                    retry: self.retry(2, at: self.at(10), after: delay, attempt: 1)
+                )
+        )
         #expect(outbox.phase == .waitingToReconnect)
 
         var plain = self.readyMachine(.publisher)
@@ -289,7 +358,8 @@ import Testing
         let cause = self.error(.protocolError, "not RESP")
         #expect(
             machine.connectionClosed(generation: 1, error: cause, now: self.start)
-                == .connectionLost(cause, closeConnection: false, retry: nil))
+                == .connectionLost(cause, closeConnection: false, retry: nil)
+        )
     }
 
     @Test func abandonNeedsAnOpenConnection() {
@@ -316,7 +386,10 @@ import Testing
             machine.tick(now: self.at(3000))
                 == .connectionLost(
                     self.error(.livenessTimeout, "no reply to PING within 2 s", command: "PING"),
-                    closeConnection: true, retry: self.retry(2, at: self.at(3000), after: delay, attempt: 1)))
+                    closeConnection: true,
+                    retry: self.retry(2, at: self.at(3000), after: delay, attempt: 1)
+                )
+        )
         // The dead connection's late pong and close are stale.
         #expect(machine.received(.array([]), generation: 1, now: self.at(3001)) == .nothing)
         #expect(machine.connectionClosed(generation: 1, error: nil, now: self.at(3002)) == .nothing)
@@ -366,7 +439,10 @@ import Testing
             machine.tick(now: self.at(5000))
                 == .connectFailed(
                     self.error(.timeout, "Redis did not answer SELECT within 5 s", command: "SELECT"),
-                    closeConnection: true, retry: self.retry(2, at: self.at(5000), after: delay, attempt: 1)))
+                    closeConnection: true,
+                    retry: self.retry(2, at: self.at(5000), after: delay, attempt: 1)
+                )
+        )
 
         var unbounded = self.machine(.subscriber, handshake: [self.subscribe])
         _ = unbounded.start(now: self.start)
@@ -390,7 +466,8 @@ import Testing
         #expect(machine.reconnectTimerFired(generation: 1, now: self.start + delay, stillNeeded: true) == .nothing)
         #expect(
             machine.reconnectTimerFired(generation: 2, now: self.start + delay, stillNeeded: true)
-                == .connect(generation: 3))
+                == .connect(generation: 3)
+        )
         #expect(machine.connected(generation: 2, now: self.start + delay) == .discardConnection)
         #expect(machine.connected(generation: 3, now: self.start + delay) == .sendHandshake([self.auth]))
         // A second `connected` for the same attempt is a protocol bug in the shell; the machine refuses it.
@@ -415,8 +492,11 @@ import Testing
         #expect(
             machine.connectionClosed(generation: 1, error: nil, now: self.start)
                 == .connectFailed(
-                    self.error(.connectionClosed, "Redis closed the connection"), closeConnection: false,
-                    retry: self.retry(2, at: self.start, after: delay, attempt: 1)))
+                    self.error(.connectionClosed, "Redis closed the connection"),
+                    closeConnection: false,
+                    retry: self.retry(2, at: self.start, after: delay, attempt: 1)
+                )
+        )
     }
 
     // MARK: shutdown in every state

@@ -10,7 +10,9 @@ import Testing
 /// Collects what a subscriber receives, thread-safely.
 final class MessageRecorder: Sendable {
     private let box = NIOLockedValueBox<[String]>([])
-    func record(_ message: RedisPubSubMessage) { self.box.withLockedValue { $0.append(String(buffer: message.payload)) } }
+    func record(_ message: RedisPubSubMessage) {
+        self.box.withLockedValue { $0.append(String(buffer: message.payload)) }
+    }
     var messages: [String] { self.box.withLockedValue { $0 } }
     var count: Int { self.box.withLockedValue { $0.count } }
 
@@ -42,7 +44,9 @@ func eventually(limit: Duration = .seconds(20), _ condition: @Sendable () -> Boo
     @Test func publishSubscribeRoundTrip() async throws {
         let redis = try await RedisServerProcess.start()
         let recorder = MessageRecorder()
-        let subscriber = RedisSubscriber(url: redis.url, channels: ["socketio"], logger: self.logger) { recorder.record($0) }
+        let subscriber = RedisSubscriber(url: redis.url, channels: ["socketio"], logger: self.logger) {
+            recorder.record($0)
+        }
         subscriber.start()
         #expect(await subscriber.waitUntilSubscribed(timeout: .seconds(10)))
         let publisher = RedisPublisher(url: redis.url, logger: self.logger)
@@ -59,7 +63,11 @@ func eventually(limit: Duration = .seconds(20), _ condition: @Sendable () -> Boo
 
     @Test func messagesAsAnAsyncSequence() async throws {
         let redis = try await RedisServerProcess.start()
-        let (subscriber, messages) = RedisSubscriber.makeStream(url: redis.url, channels: ["a", "b"], logger: self.logger)
+        let (subscriber, messages) = RedisSubscriber.makeStream(
+            url: redis.url,
+            channels: ["a", "b"],
+            logger: self.logger
+        )
         subscriber.start()
         #expect(await subscriber.waitUntilSubscribed(timeout: .seconds(10)))
         let publisherA = RedisPublisher(url: redis.url, configuration: .init(channel: "a"), logger: self.logger)
@@ -119,11 +127,16 @@ func eventually(limit: Duration = .seconds(20), _ condition: @Sendable () -> Boo
     @Test func pipelinedPublishesArriveInOrder() async throws {
         let redis = try await RedisServerProcess.start()
         let recorder = MessageRecorder()
-        let subscriber = RedisSubscriber(url: redis.url, channels: ["socketio"], logger: self.logger) { recorder.record($0) }
+        let subscriber = RedisSubscriber(url: redis.url, channels: ["socketio"], logger: self.logger) {
+            recorder.record($0)
+        }
         subscriber.start()
         #expect(await subscriber.waitUntilSubscribed(timeout: .seconds(10)))
         let publisher = RedisPublisher(
-            url: redis.url, configuration: .init(maxInFlight: 1000), logger: self.logger)
+            url: redis.url,
+            configuration: .init(maxInFlight: 1000),
+            logger: self.logger
+        )
         let total = 10_000
         let results = NIOLockedValueBox<[Int]>([])
         for index in 0..<total {
@@ -145,7 +158,9 @@ func eventually(limit: Duration = .seconds(20), _ condition: @Sendable () -> Boo
     @Test func subscriberReconnectsAfterClientKill() async throws {
         let redis = try await RedisServerProcess.start()
         let recorder = MessageRecorder()
-        let subscriber = RedisSubscriber(url: redis.url, channels: ["socketio"], logger: self.logger) { recorder.record($0) }
+        let subscriber = RedisSubscriber(url: redis.url, channels: ["socketio"], logger: self.logger) {
+            recorder.record($0)
+        }
         subscriber.start()
         #expect(await subscriber.waitUntilSubscribed(timeout: .seconds(10)))
         #expect(subscriber.health.reconnects == 0)
@@ -164,7 +179,8 @@ func eventually(limit: Duration = .seconds(20), _ condition: @Sendable () -> Boo
     @Test func subscriberNoticesAFrozenServerThroughPing() async throws {
         let redis = try await RedisServerProcess.start()
         let subscriber = RedisSubscriber(
-            url: redis.url, channels: ["socketio"],
+            url: redis.url,
+            channels: ["socketio"],
             configuration: .init(pingInterval: .milliseconds(200), pingTimeout: .milliseconds(400)),
             logger: self.logger
         ) { _ in }
@@ -194,7 +210,8 @@ func eventually(limit: Duration = .seconds(20), _ condition: @Sendable () -> Boo
         // Frozen before the subscriber connects: the kernel accepts the connection, nobody answers SUBSCRIBE.
         kill(pid, SIGSTOP)
         let subscriber = RedisSubscriber(
-            url: redis.url, channels: ["socketio"],
+            url: redis.url,
+            channels: ["socketio"],
             configuration: .init(pingInterval: .milliseconds(200), pingTimeout: .milliseconds(300)),
             logger: self.logger
         ) { _ in }
@@ -211,7 +228,10 @@ func eventually(limit: Duration = .seconds(20), _ condition: @Sendable () -> Boo
     @Test func backPressureRefusesBeyondTheQueueBound() async throws {
         let redis = try await RedisServerProcess.start()
         let publisher = RedisPublisher(
-            url: redis.url, configuration: .init(maxInFlight: 1, maxQueued: 3), logger: self.logger)
+            url: redis.url,
+            configuration: .init(maxInFlight: 1, maxQueued: 3),
+            logger: self.logger
+        )
         let results = NIOLockedValueBox<[Int: PublishProgress]>([:])
         // All ten are submitted in one event-loop tick, before the connection exists: three fit in the queue.
         publisher.eventLoop.execute {
@@ -237,7 +257,10 @@ func eventually(limit: Duration = .seconds(20), _ condition: @Sendable () -> Boo
     @Test func aStuckConnectionTimesOutAndIsReplaced() async throws {
         let redis = try await RedisServerProcess.start()
         let publisher = RedisPublisher(
-            url: redis.url, configuration: .init(replyTimeout: .milliseconds(300)), logger: self.logger)
+            url: redis.url,
+            configuration: .init(replyTimeout: .milliseconds(300)),
+            logger: self.logger
+        )
         #expect(try await publisher.publish(ByteBuffer(string: "warm")) == 0)
         guard let pid = redis.pid else {
             Issue.record("redis-server is not running")

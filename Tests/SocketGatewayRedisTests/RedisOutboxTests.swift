@@ -13,13 +13,21 @@ import Testing
     func at(_ milliseconds: Int64) -> NIODeadline { self.start + .milliseconds(milliseconds) }
 
     func outbox(
-        capacity: Int = 0, maxInFlight: Int = 100, maxQueued: Int = 100, subscriberWait: TimeAmount = .seconds(10)
+        capacity: Int = 0,
+        maxInFlight: Int = 100,
+        maxQueued: Int = 100,
+        subscriberWait: TimeAmount = .seconds(10)
     ) -> Outbox {
         Outbox(
             limits: .init(
-                maxInFlight: maxInFlight, outboxCapacity: capacity, maxQueued: maxQueued,
-                subscriberWait: subscriberWait),
-            redactedURL: "redis://127.0.0.1:6379", channel: "socketio")
+                maxInFlight: maxInFlight,
+                outboxCapacity: capacity,
+                maxQueued: maxQueued,
+                subscriberWait: subscriberWait
+            ),
+            redactedURL: "redis://127.0.0.1:6379",
+            channel: "socketio"
+        )
     }
 
     /// A message whose payload and completion are both `tag`; `nil` completion for fire-and-forget.
@@ -45,7 +53,9 @@ import Testing
     /// Answers the oldest PUBLISH in flight with `subscribers`, then sends what waits if told to; returns what
     /// the completion was told and what followed.
     func answer(
-        _ outbox: inout Outbox, subscribers: Int64 = 1, at now: NIODeadline
+        _ outbox: inout Outbox,
+        subscribers: Int64 = 1,
+        at now: NIODeadline
     ) -> (told: String?, then: Outbox.Actions) {
         guard case .answered(let progress, let completion, let sendQueued) = outbox.replyReceived(.integer(subscribers))
         else {
@@ -233,7 +243,9 @@ import Testing
 
     /// An outbox whose last PUBLISH reached `subscribers`, then lost its connection with `held` queued.
     func outboxAfterOutage(
-        subscribers: Int64 = 2, held: [String] = ["x", "y"], wait: TimeAmount = .seconds(10)
+        subscribers: Int64 = 2,
+        held: [String] = ["x", "y"],
+        wait: TimeAmount = .seconds(10)
     ) -> Outbox {
         var outbox = self.outbox(capacity: 10, subscriberWait: wait)
         _ = outbox.connectionReady(reconnected: false, now: self.start)

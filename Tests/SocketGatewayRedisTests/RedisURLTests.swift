@@ -14,21 +14,66 @@ import Testing
     }
 
     static let valid: [Case] = [
-        Case(text: "redis://", endpoint: .tcp(host: "localhost", port: 6379), database: 0, redacted: "redis://localhost:6379/0"),
-        Case(text: "redis://127.0.0.1", endpoint: .tcp(host: "127.0.0.1", port: 6379), database: 0, redacted: "redis://127.0.0.1:6379/0"),
-        Case(text: "redis://cache:6380/2", endpoint: .tcp(host: "cache", port: 6380), database: 2, redacted: "redis://cache:6380/2"),
-        Case(text: "redis://:s3cret@cache:6380/1", endpoint: .tcp(host: "cache", port: 6380), password: "s3cret", database: 1,
-             redacted: "redis://:***@cache:6380/1"),
-        Case(text: "redis://alice:p%40ss%3Aw0rd@h/0", endpoint: .tcp(host: "h", port: 6379), username: "alice",
-             password: "p@ss:w0rd", database: 0, redacted: "redis://alice:***@h:6379/0"),
-        Case(text: "redis://[::1]:7000/3", endpoint: .tcp(host: "::1", port: 7000), database: 3, redacted: "redis://[::1]:7000/3"),
+        Case(
+            text: "redis://",
+            endpoint: .tcp(host: "localhost", port: 6379),
+            database: 0,
+            redacted: "redis://localhost:6379/0"
+        ),
+        Case(
+            text: "redis://127.0.0.1",
+            endpoint: .tcp(host: "127.0.0.1", port: 6379),
+            database: 0,
+            redacted: "redis://127.0.0.1:6379/0"
+        ),
+        Case(
+            text: "redis://cache:6380/2",
+            endpoint: .tcp(host: "cache", port: 6380),
+            database: 2,
+            redacted: "redis://cache:6380/2"
+        ),
+        Case(
+            text: "redis://:s3cret@cache:6380/1",
+            endpoint: .tcp(host: "cache", port: 6380),
+            password: "s3cret",
+            database: 1,
+            redacted: "redis://:***@cache:6380/1"
+        ),
+        Case(
+            text: "redis://alice:p%40ss%3Aw0rd@h/0",
+            endpoint: .tcp(host: "h", port: 6379),
+            username: "alice",
+            password: "p@ss:w0rd",
+            database: 0,
+            redacted: "redis://alice:***@h:6379/0"
+        ),
+        Case(
+            text: "redis://[::1]:7000/3",
+            endpoint: .tcp(host: "::1", port: 7000),
+            database: 3,
+            redacted: "redis://[::1]:7000/3"
+        ),
         Case(text: "  REDIS://h:1/  ", endpoint: .tcp(host: "h", port: 1), database: 0, redacted: "redis://h:1/0"),
-        Case(text: "redis://h?db=4&password=pw", endpoint: .tcp(host: "h", port: 6379), password: "pw", database: 4,
-             redacted: "redis://:***@h:6379/4"),
-        Case(text: "unix:///var/run/redis/redis.sock", endpoint: .unixSocket(path: "/var/run/redis/redis.sock"),
-             database: 0, redacted: "unix:///var/run/redis/redis.sock"),
-        Case(text: "unix:///tmp/my%20redis.sock?db=5&password=x%26y", endpoint: .unixSocket(path: "/tmp/my redis.sock"),
-             password: "x&y", database: 5, redacted: "unix://:***@/tmp/my redis.sock?db=5"),
+        Case(
+            text: "redis://h?db=4&password=pw",
+            endpoint: .tcp(host: "h", port: 6379),
+            password: "pw",
+            database: 4,
+            redacted: "redis://:***@h:6379/4"
+        ),
+        Case(
+            text: "unix:///var/run/redis/redis.sock",
+            endpoint: .unixSocket(path: "/var/run/redis/redis.sock"),
+            database: 0,
+            redacted: "unix:///var/run/redis/redis.sock"
+        ),
+        Case(
+            text: "unix:///tmp/my%20redis.sock?db=5&password=x%26y",
+            endpoint: .unixSocket(path: "/tmp/my redis.sock"),
+            password: "x&y",
+            database: 5,
+            redacted: "unix://:***@/tmp/my redis.sock?db=5"
+        ),
     ]
 
     @Test(arguments: Self.valid)

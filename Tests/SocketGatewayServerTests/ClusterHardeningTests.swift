@@ -5,9 +5,10 @@ import NIOCore
 import NIOPosix
 import SocketGatewayCore
 import SocketGatewayRedisTestKit
-@testable import SocketGatewayServer
 import SocketGatewayWorker
 import Testing
+
+@testable import SocketGatewayServer
 
 /// What a process with access to Redis can do to a server through the channel: with a signing secret it can no
 /// longer inject room changes or emits, and asking every client for an ack is bounded.
@@ -21,7 +22,10 @@ import Testing
         return logger
     }
 
-    func startServer(_ redis: RedisServerProcess, _ configuration: SocketServerRedisConfiguration) async throws
+    func startServer(
+        _ redis: RedisServerProcess,
+        _ configuration: SocketServerRedisConfiguration
+    ) async throws
         -> SocketServer
     {
         let server = SocketServer(
@@ -38,7 +42,10 @@ import Testing
     }
 
     func connect(_ server: SocketServer, group: any EventLoopGroup) async throws -> (TestWebSocketClient, String) {
-        let (client, _) = try await TestWebSocketClient.connectEngineIO(port: try #require(server.localPort), group: group)
+        let (client, _) = try await TestWebSocketClient.connectEngineIO(
+            port: try #require(server.localPort),
+            group: group
+        )
         try await client.send("40")
         let reply = try await client.nextText()
         #expect(reply.hasPrefix("40{\"sid\":\""), "CONNECT reply: \(reply)")
@@ -63,13 +70,16 @@ import Testing
         do {
             let (mallory, malloryID) = try await self.connect(server, group: group)
             // Forged by a process without the secret: put mallory into alice's user room, then emit to it.
-            let enter = #"{"method": "enter_room", "sid": "\#(malloryID)", "room": "user:alice", "namespace": "/", "#
+            let enter =
+                #"{"method": "enter_room", "sid": "\#(malloryID)", "room": "user:alice", "namespace": "/", "#
                 + #""host_id": "\#(Self.host)"}"#
             #expect(try redis.cli(["PUBLISH", channel, enter]) == "1")
             #expect(await strangerWorker.emitToUser("alice", event: "secret", data: "unsigned").outcome == .published)
             // Signed by a worker that has it: applied.
             #expect(await signedWorker.joinRoom(malloryID, room: "signed-room").outcome == .published)
-            #expect(await signedWorker.emitToRoom("signed-room", event: "to-room", data: "signed").outcome == .published)
+            #expect(
+                await signedWorker.emitToRoom("signed-room", event: "to-room", data: "signed").outcome == .published
+            )
             #expect(try await mallory.nextText() == #"42["to-room","signed"]"#)
             // The forged messages were skipped, counted, and never reached the client.
             #expect(server.clusterHealth.unverified == 2)
@@ -130,13 +140,17 @@ import Testing
             let (first, _) = try await self.connect(server, group: group)
             let (second, _) = try await self.connect(server, group: group)
             // A broadcast with a callback: every recipient would owe an ack, each held for a minute.
-            let ask = #"{"method": "emit", "event": "ask", "data": [1], "namespace": "/", "room": null, "#
+            let ask =
+                #"{"method": "emit", "event": "ask", "data": [1], "namespace": "/", "room": null, "#
                 + #""skip_sid": null, "callback": ["x", "/", 7], "host_id": "\#(Self.host)"}"#
             #expect(try redis.cli(["PUBLISH", channel, ask]) == "1")
             let frames = [try await first.nextText(), try await second.nextText()]
             // One client is asked for an ack (an id before the payload); the other gets the event without one.
             #expect(frames.filter { $0 == #"42["ask",1]"# }.count == 1, "\(frames)")
-            #expect(frames.filter { $0.hasPrefix("42") && $0.hasSuffix(#"["ask",1]"#) && $0.count > 11 }.count == 1, "\(frames)")
+            #expect(
+                frames.filter { $0.hasPrefix("42") && $0.hasSuffix(#"["ask",1]"#) && $0.count > 11 }.count == 1,
+                "\(frames)"
+            )
             await first.close()
             await second.close()
         } catch {
@@ -287,7 +301,12 @@ import Testing
         do {
             let (client, _) = try await self.connect(server, group: group)
             for namespace in ["/nope", "/", "no-slash", ""] where namespace != "/" {
-                let result = await worker.emit("ghost", arguments: [1], to: .broadcast, options: .init(namespace: namespace))
+                let result = await worker.emit(
+                    "ghost",
+                    arguments: [1],
+                    to: .broadcast,
+                    options: .init(namespace: namespace)
+                )
                 #expect(result.outcome == .published)
             }
             let large = String(repeating: "y", count: 2 << 20)

@@ -373,7 +373,8 @@ import Testing
         try await group.shutdownGracefully()
 
         let broken = SocketServer(
-            configuration: SocketServerConfiguration(port: 0, eventLoopThreads: 1, redis: .init(url: "http://nope")).anonymous,
+            configuration: SocketServerConfiguration(port: 0, eventLoopThreads: 1, redis: .init(url: "http://nope"))
+                .anonymous,
             logger: Self.logger()
         )
         await #expect(throws: SocketServerConfigurationError.self) { try await broken.start() }

@@ -42,7 +42,11 @@ import Testing
         }
 
         func emitted(
-            _ event: String, arguments: [JSONValue], to target: EmitTarget, options: EmitOptions, local: EmitResult
+            _ event: String,
+            arguments: [JSONValue],
+            to target: EmitTarget,
+            options: EmitOptions,
+            local: EmitResult
         ) async -> EmitResult {
             self.handed.withLockedValue { $0.append("emit \(event)") }
             guard let peer = self.peerGateway else { return EmitResult(outcome: .failed, reason: "no peer") }
@@ -68,11 +72,20 @@ import Testing
         }
 
         func emitWithAck(
-            _ event: String, arguments: [JSONValue], sid: String, namespace: String, timeout: Duration
+            _ event: String,
+            arguments: [JSONValue],
+            sid: String,
+            namespace: String,
+            timeout: Duration
         ) async throws -> [JSONValue]? {
             guard let peer = self.peerGateway?.local else { return nil }
             return try await peer.emitWithAck(
-                event, arguments: arguments, to: sid, namespace: namespace, timeout: timeout)
+                event,
+                arguments: arguments,
+                to: sid,
+                namespace: namespace,
+                timeout: timeout
+            )
         }
     }
 
@@ -135,7 +148,8 @@ import Testing
                 adapterA.handed.withLockedValue { $0 } == [
                     "emit hi", #"joinRoom(sid: "\#(sid)", room: "team", namespace: "/")"#, "emit team",
                     #"disconnect(sid: "\#(sid)", namespace: "/")"#,
-                ])
+                ]
+            )
             await client.close()
         } catch {
             try? await a.shutdown()
@@ -153,7 +167,9 @@ import Testing
         logger.logLevel = .critical
         let server = SocketServer(
             configuration: SocketServerConfiguration(
-                port: 0, eventLoopThreads: 1, redis: SocketServerRedisConfiguration(url: "redis://127.0.0.1:1")
+                port: 0,
+                eventLoopThreads: 1,
+                redis: SocketServerRedisConfiguration(url: "redis://127.0.0.1:1")
             ).anonymous,
             logger: logger,
             cluster: PairedAdapter()
@@ -179,16 +195,26 @@ import Testing
             var timings = ClusterTimings()
             breakIt(&timings)
             let configuration = SocketServerConfiguration(
-                redis: SocketServerRedisConfiguration(url: "redis://127.0.0.1", timings: timings))
+                redis: SocketServerRedisConfiguration(url: "redis://127.0.0.1", timings: timings)
+            )
             let error = #expect(throws: SocketServerConfigurationError.self) { try configuration.validate() }
             #expect(error?.variable == "redis.timings.\(name)")
         }
         var valid = SocketServerConfiguration(redis: SocketServerRedisConfiguration(url: "redis://127.0.0.1"))
         valid.allowAnonymous = true
         try valid.validate()
-        #expect(ClusterTimings() == ClusterTimings(
-            remoteAckTimeout: .seconds(60), connectTimeout: .seconds(1), replyTimeout: .seconds(5),
-            reconnectDelay: .milliseconds(100), maxReconnectDelay: .seconds(1), livenessInterval: .seconds(1),
-            livenessTimeout: .seconds(1), signedMessageMaxAge: .seconds(60)))
+        #expect(
+            ClusterTimings()
+                == ClusterTimings(
+                    remoteAckTimeout: .seconds(60),
+                    connectTimeout: .seconds(1),
+                    replyTimeout: .seconds(5),
+                    reconnectDelay: .milliseconds(100),
+                    maxReconnectDelay: .seconds(1),
+                    livenessInterval: .seconds(1),
+                    livenessTimeout: .seconds(1),
+                    signedMessageMaxAge: .seconds(60)
+                )
+        )
     }
 }

@@ -37,7 +37,9 @@ import Testing
     /// Runs `server` in a ServiceGroup, connects a client to `/`, sends it `event`, then calls `body` with the
     /// group and the client; returns once the group's run() has returned (`run returned` is the last step).
     static func withRunningServer(
-        _ server: SocketServer, steps: Steps, sending event: String,
+        _ server: SocketServer,
+        steps: Steps,
+        sending event: String,
         _ body: (ServiceGroup, TestWebSocketClient) async throws -> Void
     ) async throws {
         var logger = Logger(label: "socket-gateway.shutdown-test")
@@ -57,7 +59,9 @@ import Testing
                     try await Task.sleep(for: .milliseconds(10))
                 }
                 let (client, _) = try await TestWebSocketClient.connectEngineIO(
-                    port: try #require(port), group: clients)
+                    port: try #require(port),
+                    group: clients
+                )
                 try await client.send("40")
                 #expect(try await client.nextText().hasPrefix("40{\"sid\":\""))
                 try await client.send(event)

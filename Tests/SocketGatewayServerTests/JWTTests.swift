@@ -77,9 +77,15 @@ import Testing
     @Test func algNoneIsRefused() {
         let header = Base64.encodeToString(Array(#"{"alg":"none","typ":"JWT"}"#.utf8), urlSafe: true)
         let payload = Base64.encodeToString(Array(#"{"sub":"42"}"#.utf8), urlSafe: true)
-        #expect(self.code { _ = try HS256JWT.verify("\(header).\(payload).", secret: self.secret, now: self.now) } == .unsupportedAlgorithm)
+        #expect(
+            self.code { _ = try HS256JWT.verify("\(header).\(payload).", secret: self.secret, now: self.now) }
+                == .unsupportedAlgorithm
+        )
         let hs512 = Base64.encodeToString(Array(#"{"alg":"HS512"}"#.utf8), urlSafe: true)
-        #expect(self.code { _ = try HS256JWT.verify("\(hs512).\(payload).AAAA", secret: self.secret, now: self.now) } == .unsupportedAlgorithm)
+        #expect(
+            self.code { _ = try HS256JWT.verify("\(hs512).\(payload).AAAA", secret: self.secret, now: self.now) }
+                == .unsupportedAlgorithm
+        )
     }
 
     @Test func missingSubjectIsRefused() {
@@ -96,7 +102,10 @@ import Testing
     }
 
     @Test func authenticatorReturnsNilOnRefusal() async {
-        let user = await self.authenticator().authenticate(auth: ["token": "nope"], handshake: SocketHandshake(auth: nil))
+        let user = await self.authenticator().authenticate(
+            auth: ["token": "nope"],
+            handshake: SocketHandshake(auth: nil)
+        )
         #expect(user == nil)
     }
 
@@ -108,7 +117,8 @@ import Testing
         // A token signed with an empty key (made by hand here) proves nothing: refused before it is read.
         let header = Base64.encodeToString(Array(#"{"alg":"HS256","typ":"JWT"}"#.utf8), urlSafe: true)
         let payload = Base64.encodeToString(Array(#"{"sub":"42"}"#.utf8), urlSafe: true)
-        let token = "\(header).\(payload).\(base64url(hmacSHA256(key: [], message: Array("\(header).\(payload)".utf8))))"
+        let token =
+            "\(header).\(payload).\(base64url(hmacSHA256(key: [], message: Array("\(header).\(payload)".utf8))))"
         #expect(self.code { _ = try HS256JWT.verify(token, secret: "", now: self.now) } == .emptySecret)
         #expect(self.code { _ = try HS256JWT.verify(token, secret: self.secret, now: self.now) } == .badSignature)
     }
@@ -122,19 +132,44 @@ import Testing
         // nbf within the leeway is accepted, beyond it refused.
         let soon = self.sign(["sub": "42", "nbf": .int(1_800_000_020)])
         #expect(try self.authenticator(leeway: .seconds(30)).verify(auth: ["token": .string(soon)]).id == "42")
-        #expect(self.code { _ = try self.authenticator(leeway: .seconds(10)).verify(auth: ["token": .string(soon)]) } == .notYetValid)
+        #expect(
+            self.code { _ = try self.authenticator(leeway: .seconds(10)).verify(auth: ["token": .string(soon)]) }
+                == .notYetValid
+        )
         // exp and nbf must be numbers.
-        #expect(self.code { _ = try HS256JWT.verify(self.sign(["sub": "42", "exp": "tomorrow"]), secret: self.secret, now: self.now) } == .malformed)
-        #expect(self.code { _ = try HS256JWT.verify(self.sign(["sub": "42", "nbf": ["x"]]), secret: self.secret, now: self.now) } == .malformed)
+        #expect(
+            self.code {
+                _ = try HS256JWT.verify(
+                    self.sign(["sub": "42", "exp": "tomorrow"]),
+                    secret: self.secret,
+                    now: self.now
+                )
+            } == .malformed
+        )
+        #expect(
+            self.code {
+                _ = try HS256JWT.verify(self.sign(["sub": "42", "nbf": ["x"]]), secret: self.secret, now: self.now)
+            } == .malformed
+        )
     }
 
     @Test func algorithmMustBeExactlyHS256() {
         let payload = Base64.encodeToString(Array(#"{"sub":"42"}"#.utf8), urlSafe: true)
-        for header in [#"{"alg":"hs256"}"#, #"{"alg":"HS512","typ":"JWT"}"#, #"{"alg":"none"}"#, #"{"alg":null}"#, #"{"typ":"JWT"}"#, #"{"alg":["HS256"]}"#] {
+        for header in [
+            #"{"alg":"hs256"}"#, #"{"alg":"HS512","typ":"JWT"}"#, #"{"alg":"none"}"#, #"{"alg":null}"#,
+            #"{"typ":"JWT"}"#, #"{"alg":["HS256"]}"#,
+        ] {
             let encoded = Base64.encodeToString(Array(header.utf8), urlSafe: true)
             // Even with a signature that HS256 with the right secret would accept, the header decides first.
-            let signature = base64url(hmacSHA256(key: Array(self.secret.utf8), message: Array("\(encoded).\(payload)".utf8)))
-            #expect(self.code { _ = try HS256JWT.verify("\(encoded).\(payload).\(signature)", secret: self.secret, now: self.now) } == .unsupportedAlgorithm, "\(header)")
+            let signature = base64url(
+                hmacSHA256(key: Array(self.secret.utf8), message: Array("\(encoded).\(payload)".utf8))
+            )
+            #expect(
+                self.code {
+                    _ = try HS256JWT.verify("\(encoded).\(payload).\(signature)", secret: self.secret, now: self.now)
+                } == .unsupportedAlgorithm,
+                "\(header)"
+            )
         }
     }
 
@@ -165,16 +200,30 @@ import Testing
             "W10.\(good[1]).\(good[2])",  // [] header
         ] {
             let code = self.code { _ = try HS256JWT.verify(token, secret: self.secret, now: self.now) }
-            #expect(code == .malformed || code == .unsupportedAlgorithm || code == .badSignature, "\(token): \(String(describing: code))")
+            #expect(
+                code == .malformed || code == .unsupportedAlgorithm || code == .badSignature,
+                "\(token): \(String(describing: code))"
+            )
             #expect(code != nil)
         }
-        #expect(self.code { _ = try HS256JWT.verify("\(good[0]).\(good[1]).A", secret: self.secret, now: self.now) } == .malformed)
-        #expect(self.code { _ = try HS256JWT.verify("bm90IGpzb24.\(good[1]).\(good[2])", secret: self.secret, now: self.now) } == .malformed)
+        #expect(
+            self.code { _ = try HS256JWT.verify("\(good[0]).\(good[1]).A", secret: self.secret, now: self.now) }
+                == .malformed
+        )
+        #expect(
+            self.code {
+                _ = try HS256JWT.verify("bm90IGpzb24.\(good[1]).\(good[2])", secret: self.secret, now: self.now)
+            } == .malformed
+        )
         // A payload that is not JSON under a valid signature is malformed, not accepted.
         let header = good[0]
         let notJSON = Base64.encodeToString(Array("not json".utf8), urlSafe: true)
         let signature = base64url(hmacSHA256(key: Array(self.secret.utf8), message: Array("\(header).\(notJSON)".utf8)))
-        #expect(self.code { _ = try HS256JWT.verify("\(header).\(notJSON).\(signature)", secret: self.secret, now: self.now) } == .malformed)
+        #expect(
+            self.code {
+                _ = try HS256JWT.verify("\(header).\(notJSON).\(signature)", secret: self.secret, now: self.now)
+            } == .malformed
+        )
     }
 
     @Test func hugeTokenIsRefusedBeforeItIsRead() {
@@ -183,7 +232,11 @@ import Testing
         let huge = self.sign(["sub": "42", "pad": .string(padding)])
         #expect(huge.utf8.count > HS256JWT.maxTokenLength)
         #expect(self.code { _ = try HS256JWT.verify(huge, secret: self.secret, now: self.now) } == .malformed)
-        #expect(self.code { _ = try HS256JWT.verify(String(repeating: "a", count: 1 << 20), secret: self.secret, now: self.now) } == .malformed)
+        #expect(
+            self.code {
+                _ = try HS256JWT.verify(String(repeating: "a", count: 1 << 20), secret: self.secret, now: self.now)
+            } == .malformed
+        )
         // A large token within the limit still verifies.
         let large = self.sign(["sub": "42", "pad": .string(String(repeating: "x", count: 4000))])
         #expect(large.utf8.count <= HS256JWT.maxTokenLength)

@@ -3,9 +3,10 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import SocketGatewayCore
+import Testing
+
 @testable import SocketGatewayEngineIO
 @testable import SocketGatewayServer
-import Testing
 
 /// The process-wide bound on bytes waiting for clients: the clients holding the most are shed first, the others
 /// keep receiving everything.
@@ -79,7 +80,11 @@ import Testing
         try await group.shutdownGracefully()
     }
 
-    static func connect(port: Int, group: any EventLoopGroup, receiveBufferSize: Int?) async throws
+    static func connect(
+        port: Int,
+        group: any EventLoopGroup,
+        receiveBufferSize: Int?
+    ) async throws
         -> TestWebSocketClient
     {
         let (client, _) = try await TestWebSocketClient.connectEngineIO(

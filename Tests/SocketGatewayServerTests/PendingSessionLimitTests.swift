@@ -26,8 +26,13 @@ import Testing
             #expect(refused.status == 503)
             #expect(refused.body == #"{"code":4,"message":"Too many sessions waiting to connect"}"#)
             // A CONNECT to a namespace that does not exist is answered, but the session is still waiting.
-            #expect(try await httpRequest(port: port, method: "POST", path: url, body: "40/nope,", group: group).body == "ok")
-            #expect(try await httpRequest(port: port, method: "GET", path: url, group: group).body.hasPrefix("44/nope,"))
+            #expect(
+                try await httpRequest(port: port, method: "POST", path: url, body: "40/nope,", group: group).body
+                    == "ok"
+            )
+            #expect(
+                try await httpRequest(port: port, method: "GET", path: url, group: group).body.hasPrefix("44/nope,")
+            )
             #expect(try await httpRequest(port: port, method: "GET", path: handshakePath, group: group).status == 503)
             // Accepted in "/": the place is free.
             #expect(try await httpRequest(port: port, method: "POST", path: url, body: "40", group: group).body == "ok")

@@ -31,7 +31,10 @@ import Testing
         let anonymous = SocketServer(configuration: base.anonymous, logger: self.logger)
         try await anonymous.start()
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let (client, _) = try await TestWebSocketClient.connectEngineIO(port: try #require(anonymous.localPort), group: group)
+        let (client, _) = try await TestWebSocketClient.connectEngineIO(
+            port: try #require(anonymous.localPort),
+            group: group
+        )
         try await client.send("40")
         #expect(try await client.nextText().hasPrefix("40{\"sid\":"))
         await client.close()
@@ -42,15 +45,23 @@ import Testing
     @Test func emptyTokenSecretIsAnErrorEvenWhenAnonymousIsAllowed() async throws {
         var configuration = SocketServerConfiguration(port: 0, eventLoopThreads: 1, tokenSecret: "")
         #expect(throws: SocketServerConfigurationError.self) { try configuration.validate() }
-        try await self.expectStartFails(SocketServer(configuration: configuration, logger: self.logger), naming: "tokenSecret")
+        try await self.expectStartFails(
+            SocketServer(configuration: configuration, logger: self.logger),
+            naming: "tokenSecret"
+        )
         configuration.allowAnonymous = true
-        try await self.expectStartFails(SocketServer(configuration: configuration, logger: self.logger), naming: "tokenSecret")
+        try await self.expectStartFails(
+            SocketServer(configuration: configuration, logger: self.logger),
+            naming: "tokenSecret"
+        )
     }
 
     @Test func tokenSecretAloneAuthenticates() async throws {
         let secret = "auth-configuration-secret"
         let server = SocketServer(
-            configuration: SocketServerConfiguration(port: 0, eventLoopThreads: 1, tokenSecret: secret), logger: self.logger)
+            configuration: SocketServerConfiguration(port: 0, eventLoopThreads: 1, tokenSecret: secret),
+            logger: self.logger
+        )
         try await server.start()
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let port = try #require(server.localPort)

@@ -15,7 +15,9 @@ final class Recorder: Sendable {
     }
     private let state = NIOLockedValueBox(State())
 
-    func connected(_ connection: SocketConnection) { self.state.withLockedValue { $0.connections[connection.id] = connection } }
+    func connected(_ connection: SocketConnection) {
+        self.state.withLockedValue { $0.connections[connection.id] = connection }
+    }
     func record(_ event: String) { self.state.withLockedValue { $0.events.append(event) } }
     func disconnected(_ sid: String, _ reason: SocketDisconnectReason) {
         self.state.withLockedValue { $0.disconnects.append((sid, reason)) }
@@ -48,9 +50,11 @@ final class Recorder: Sendable {
         var logger = Logger(label: "socket-gateway.test")
         logger.logLevel = .critical
         let server = SocketServer(
-            configuration: SocketServerConfiguration(port: 0, connectTimeout: connectTimeout, eventLoopThreads: 2).anonymous,
+            configuration: SocketServerConfiguration(port: 0, connectTimeout: connectTimeout, eventLoopThreads: 2)
+                .anonymous,
             authenticator: authenticator,
-            logger: logger)
+            logger: logger
+        )
         let recorder = Recorder()
         for name in ["/", "/custom"] {
             let namespace = server.namespace(name)
@@ -91,7 +95,10 @@ final class Recorder: Sendable {
 
     /// Connects a WebSocket client to `namespace` (with `auth`); returns it and its Socket.IO sid.
     func connectSocketIO(
-        port: Int, group: any EventLoopGroup, namespace: String = "/", auth: String = ""
+        port: Int,
+        group: any EventLoopGroup,
+        namespace: String = "/",
+        auth: String = ""
     ) async throws -> (TestWebSocketClient, String) {
         let (client, _) = try await TestWebSocketClient.connectEngineIO(port: port, group: group)
         let prefix = namespace == "/" ? "40" : "40\(namespace),"
@@ -105,7 +112,10 @@ final class Recorder: Sendable {
     }
 
     func token(_ user: String) throws -> String {
-        try HS256JWT.sign(claims: ["sub": .string(user), "exp": .int(Int64(Date().timeIntervalSince1970) + 3600)], secret: Self.secret)
+        try HS256JWT.sign(
+            claims: ["sub": .string(user), "exp": .int(Int64(Date().timeIntervalSince1970) + 3600)],
+            secret: Self.secret
+        )
     }
 
     @Test func connectReplyPrecedesEventsAndNamespacesAreChecked() async throws {
@@ -128,7 +138,11 @@ final class Recorder: Sendable {
     }
 
     @Test func authenticatorRefusesThenAccepts() async throws {
-        try await self.withServer(authenticator: try JWTAuthenticator(secret: Self.secret)) { _, port, recorder, group in
+        try await self.withServer(authenticator: try JWTAuthenticator(secret: Self.secret)) {
+            _,
+            port,
+            recorder,
+            group in
             let (client, _) = try await TestWebSocketClient.connectEngineIO(port: port, group: group)
             try await client.send(#"40{"token":"not-a-jwt"}"#)
             #expect(try await client.nextText() == #"44{"message":"Unauthorized"}"#)
@@ -136,7 +150,11 @@ final class Recorder: Sendable {
             #expect(try await client.nextText() == #"44{"message":"Unauthorized"}"#)
             await client.close()
 
-            let (alice, sid) = try await self.connectSocketIO(port: port, group: group, auth: #"{"token":"\#(try self.token("alice"))"}"#)
+            let (alice, sid) = try await self.connectSocketIO(
+                port: port,
+                group: group,
+                auth: #"{"token":"\#(try self.token("alice"))"}"#
+            )
             try await recorder.waitUntil { $0.connection(sid) != nil }
             let connection = try #require(recorder.connection(sid))
             #expect(connection.user?.id == "alice")
@@ -170,7 +188,10 @@ final class Recorder: Sendable {
             try await client.send(#"452-["message",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]"#)
             try await client.send(binary: [1, 2, 3])
             try await client.send(binary: [4, 5, 6])
-            #expect(try await client.nextText() == #"452-["message-back",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]"#)
+            #expect(
+                try await client.nextText()
+                    == #"452-["message-back",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]"#
+            )
             #expect(try await client.next() == .binary([1, 2, 3]))
             #expect(try await client.next() == .binary([4, 5, 6]))
 
@@ -187,9 +208,21 @@ final class Recorder: Sendable {
 
     @Test func emitToUserReachesOnlyThatUsersSockets() async throws {
         try await self.withServer(authenticator: try JWTAuthenticator(secret: Self.secret)) { server, port, _, group in
-            let (alice1, _) = try await self.connectSocketIO(port: port, group: group, auth: #"{"token":"\#(try self.token("alice"))"}"#)
-            let (alice2, _) = try await self.connectSocketIO(port: port, group: group, auth: #"{"token":"\#(try self.token("alice"))"}"#)
-            let (bob, _) = try await self.connectSocketIO(port: port, group: group, auth: #"{"token":"\#(try self.token("bob"))"}"#)
+            let (alice1, _) = try await self.connectSocketIO(
+                port: port,
+                group: group,
+                auth: #"{"token":"\#(try self.token("alice"))"}"#
+            )
+            let (alice2, _) = try await self.connectSocketIO(
+                port: port,
+                group: group,
+                auth: #"{"token":"\#(try self.token("alice"))"}"#
+            )
+            let (bob, _) = try await self.connectSocketIO(
+                port: port,
+                group: group,
+                auth: #"{"token":"\#(try self.token("bob"))"}"#
+            )
 
             let result = await server.gateway.emitToUser("alice", event: "note", data: ["text": "hi"])
             #expect(result == EmitResult(outcome: .delivered, localDeliveries: 2))
@@ -221,7 +254,12 @@ final class Recorder: Sendable {
             #expect(custom.localDeliveries == 1)
             #expect(try await third.nextText() == #"42/custom,["news","c"]"#)
 
-            let direct = await server.gateway.emit("direct", arguments: [1, 2], to: .room(firstSid), options: EmitOptions())
+            let direct = await server.gateway.emit(
+                "direct",
+                arguments: [1, 2],
+                to: .room(firstSid),
+                options: EmitOptions()
+            )
             #expect(direct.localDeliveries == 1)
             #expect(try await first.nextText() == #"42["direct",1,2]"#)
             for client in [first, second, third] { await client.close() }
@@ -356,7 +394,12 @@ final class Recorder: Sendable {
 
     @Test func longPollingSession() async throws {
         try await self.withServer { _, port, _, group in
-            let open = try await httpRequest(port: port, method: "GET", path: "/socket.io/?EIO=4&transport=polling", group: group)
+            let open = try await httpRequest(
+                port: port,
+                method: "GET",
+                path: "/socket.io/?EIO=4&transport=polling",
+                group: group
+            )
             #expect(open.status == 200)
             let handshake = try JSONValue.parse(String(open.body.dropFirst()))
             let sid = try #require(handshake["sid"]?.stringValue)
@@ -367,7 +410,10 @@ final class Recorder: Sendable {
             #expect(records.count == 2)
             #expect(records.first?.hasPrefix("40{\"sid\":\"") == true)
             #expect(records.last?.hasPrefix("42[\"welcome\",") == true)
-            #expect(try await httpRequest(port: port, method: "POST", path: url, body: #"423["echo","p"]"#, group: group).body == "ok")
+            #expect(
+                try await httpRequest(port: port, method: "POST", path: url, body: #"423["echo","p"]"#, group: group)
+                    .body == "ok"
+            )
             #expect(try await httpRequest(port: port, method: "GET", path: url, group: group).body == #"433["p"]"#)
         }
     }
@@ -382,7 +428,10 @@ final class Recorder: Sendable {
             let sid = try #require(try JSONValue.parse(String(open.body.dropFirst()))["sid"]?.stringValue)
             let url = "/socket.io/?EIO=4&transport=polling&sid=\(sid)"
             let ws = try await TestWebSocketClient.connect(
-                port: port, path: "/socket.io/?EIO=4&transport=websocket&sid=\(sid)", group: group)
+                port: port,
+                path: "/socket.io/?EIO=4&transport=websocket&sid=\(sid)",
+                group: group
+            )
             try await ws.send("2probe")
             #expect(try await ws.nextText() == "3probe")
             // The client's long-poll and its CONNECT, in either order.

@@ -9,7 +9,10 @@ import Testing
     @Test func runsInAServiceGroupUntilGracefulShutdown() async throws {
         var logger = Logger(label: "socket-gateway.test")
         logger.logLevel = .critical
-        let server = SocketServer(configuration: SocketServerConfiguration(port: 0, eventLoopThreads: 1).anonymous, logger: logger)
+        let server = SocketServer(
+            configuration: SocketServerConfiguration(port: 0, eventLoopThreads: 1).anonymous,
+            logger: logger
+        )
         let group = ServiceGroup(services: [server], logger: logger)
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
@@ -40,7 +43,9 @@ import Testing
         var logger = Logger(label: "socket-gateway.test")
         logger.logLevel = .critical
         let server = SocketServer(
-            configuration: SocketServerConfiguration(port: 0, eventLoopThreads: 1).anonymous, logger: logger)
+            configuration: SocketServerConfiguration(port: 0, eventLoopThreads: 1).anonymous,
+            logger: logger
+        )
         let group = ServiceGroup(services: [server], logger: logger)
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
@@ -52,14 +57,20 @@ import Testing
         }
 
         // No authentication configured: run() throws, and a waiter is told nil rather than left waiting.
-        let refused = SocketServer(configuration: SocketServerConfiguration(port: 0, eventLoopThreads: 1), logger: logger)
+        let refused = SocketServer(
+            configuration: SocketServerConfiguration(port: 0, eventLoopThreads: 1),
+            logger: logger
+        )
         async let waited = refused.waitUntilListening()
         await #expect(throws: SocketServerConfigurationError.self) { try await refused.run() }
         #expect(await waited == nil)
     }
 
     @Test func shutdownWithoutStart() async throws {
-        let server = SocketServer(configuration: SocketServerConfiguration(port: 0, eventLoopThreads: 1).anonymous, logger: Logger(label: "test"))
+        let server = SocketServer(
+            configuration: SocketServerConfiguration(port: 0, eventLoopThreads: 1).anonymous,
+            logger: Logger(label: "test")
+        )
         try await server.shutdown()
         try await server.shutdown()
     }

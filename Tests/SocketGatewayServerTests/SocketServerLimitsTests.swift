@@ -34,7 +34,6 @@ final class TestGate: Sendable {
     }
 }
 
-
 /// The server's per-client limits, end to end over real sockets on 127.0.0.1.
 @Suite(.serialized) struct SocketServerLimitsTests {
     /// A running server and what a test needs to drive and observe it.
@@ -74,8 +73,12 @@ final class TestGate: Sendable {
         configure(&configuration)
         let metrics = TestMetrics()
         let server = SocketServer(
-            configuration: configuration, authenticator: authenticator, logger: logger, httpFallback: nil,
-            metricsFactory: metrics)
+            configuration: configuration,
+            authenticator: authenticator,
+            logger: logger,
+            httpFallback: nil,
+            metricsFactory: metrics
+        )
         let recorder = Recorder()
         let gate = TestGate()
         let held = NIOLockedValueBox<[SocketAck]>([])
@@ -101,7 +104,14 @@ final class TestGate: Sendable {
         let port = try #require(server.localPort)
         let clients = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let harness = Harness(
-            server: server, port: port, recorder: recorder, gate: gate, group: clients, metrics: metrics, logs: logs)
+            server: server,
+            port: port,
+            recorder: recorder,
+            gate: gate,
+            group: clients,
+            metrics: metrics,
+            logs: logs
+        )
         do {
             try await body(harness)
         } catch {
@@ -116,7 +126,8 @@ final class TestGate: Sendable {
     }
 
     /// Connects a WebSocket client to `/`; returns it and its Socket.IO sid.
-    func connect(port: Int, group: any EventLoopGroup, auth: String = "") async throws -> (TestWebSocketClient, String) {
+    func connect(port: Int, group: any EventLoopGroup, auth: String = "") async throws -> (TestWebSocketClient, String)
+    {
         let (client, _) = try await TestWebSocketClient.connectEngineIO(port: port, group: group)
         try await client.send("40" + auth)
         let reply = try await client.nextText()

@@ -52,7 +52,9 @@ final class TestWebSocketClient: Sendable {
 
     /// Opens a WebSocket to `path` (an Engine.IO URL) and returns once the HTTP upgrade completed.
     static func connect(
-        port: Int, path: String = "/socket.io/?EIO=4&transport=websocket", group: any EventLoopGroup,
+        port: Int,
+        path: String = "/socket.io/?EIO=4&transport=websocket",
+        group: any EventLoopGroup,
         receiveBufferSize: Int? = nil
     ) async throws -> TestWebSocketClient {
         let inbox = Inbox()
@@ -62,9 +64,13 @@ final class TestWebSocketClient: Sendable {
         var bootstrap = ClientBootstrap(group: group)
         if let receiveBufferSize {
             // Before connecting, so the window the client advertises is small from the start.
-            bootstrap = bootstrap.channelOption(ChannelOptions.socketOption(.so_rcvbuf), value: .init(receiveBufferSize))
+            bootstrap = bootstrap.channelOption(
+                ChannelOptions.socketOption(.so_rcvbuf),
+                value: .init(receiveBufferSize)
+            )
         }
-        let channel = try await bootstrap
+        let channel =
+            try await bootstrap
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(WebSocketClientHandler(inbox: inbox))
@@ -83,7 +89,9 @@ final class TestWebSocketClient: Sendable {
 
     /// Connects, reads the Engine.IO open packet and returns the client with the Engine.IO sid.
     static func connectEngineIO(
-        port: Int, group: any EventLoopGroup, receiveBufferSize: Int? = nil
+        port: Int,
+        group: any EventLoopGroup,
+        receiveBufferSize: Int? = nil
     ) async throws -> (TestWebSocketClient, String) {
         let client = try await Self.connect(port: port, group: group, receiveBufferSize: receiveBufferSize)
         guard case .text(let open) = try await client.next(), open.hasPrefix("0") else {
@@ -231,7 +239,9 @@ private final class WebSocketClientHandler: ChannelInboundHandler {
 
     private func parseFrame() -> (UInt8, Bool, [UInt8])? {
         var view = self.buffer
-        guard let first = view.readInteger(as: UInt8.self), let second = view.readInteger(as: UInt8.self) else { return nil }
+        guard let first = view.readInteger(as: UInt8.self), let second = view.readInteger(as: UInt8.self) else {
+            return nil
+        }
         var length = Int(second & 0x7F)
         if length == 126 {
             guard let extended = view.readInteger(as: UInt16.self) else { return nil }
@@ -256,7 +266,11 @@ private final class WebSocketClientHandler: ChannelInboundHandler {
 
 /// One HTTP/1.1 request on its own connection (`Connection: close`), for long-polling tests.
 func httpRequest(
-    port: Int, method: String, path: String, body: String? = nil, group: any EventLoopGroup
+    port: Int,
+    method: String,
+    path: String,
+    body: String? = nil,
+    group: any EventLoopGroup
 ) async throws -> (status: Int, body: String) {
     let collected = NIOLockedValueBox<(bytes: [UInt8], done: Bool)>(([], false))
     let channel = try await ClientBootstrap(group: group)
@@ -311,7 +325,9 @@ private func base64(_ bytes: [UInt8]) -> String {
     var index = 0
     while index < bytes.count {
         let chunk = Array(bytes[index..<min(index + 3, bytes.count)])
-        let value = (UInt32(chunk[0]) << 16) | (UInt32(chunk.count > 1 ? chunk[1] : 0) << 8) | UInt32(chunk.count > 2 ? chunk[2] : 0)
+        let value =
+            (UInt32(chunk[0]) << 16) | (UInt32(chunk.count > 1 ? chunk[1] : 0) << 8)
+            | UInt32(chunk.count > 2 ? chunk[2] : 0)
         output.append(alphabet[Int((value >> 18) & 63)])
         output.append(alphabet[Int((value >> 12) & 63)])
         output.append(chunk.count > 1 ? alphabet[Int((value >> 6) & 63)] : UInt8(ascii: "="))

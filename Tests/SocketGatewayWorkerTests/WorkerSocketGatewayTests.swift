@@ -102,13 +102,19 @@ final class EmitCollector: Sendable {
             collector.messages == [
                 .emit(
                     PubSubEmit(
-                        event: "sheet:sync", arguments: [["id": 7]], room: .one("user:42"), skipSid: .one("sidX"),
-                        hostID: hostID)),
+                        event: "sheet:sync",
+                        arguments: [["id": 7]],
+                        room: .one("user:42"),
+                        skipSid: .one("sidX"),
+                        hostID: hostID
+                    )
+                ),
                 .enterRoom(sid: "sid1", room: "r", namespace: "/", hostID: hostID),
                 .leaveRoom(sid: "sid1", room: "r", namespace: "/chat", hostID: hostID),
                 .closeRoom(room: "r", namespace: "/chat", hostID: hostID),
                 .disconnect(sid: "sid1", namespace: "/", hostID: hostID),
-            ])
+            ]
+        )
         #expect(collector.decodeFailures.isEmpty)
         #expect(await worker.shutdown() == 0)
         await subscriber.shutdown()
@@ -117,7 +123,11 @@ final class EmitCollector: Sendable {
 
     @Test func aFrozenRedisCannotHangAnEmit() async throws {
         let redis = try await RedisServerProcess.start()
-        let worker = WorkerSocketGateway(redisURL: redis.urlString, emitTimeout: .milliseconds(300), logger: self.logger)
+        let worker = WorkerSocketGateway(
+            redisURL: redis.urlString,
+            emitTimeout: .milliseconds(300),
+            logger: self.logger
+        )
         #expect(await worker.broadcast(event: "warmup", data: 0).outcome == .published)
         guard let pid = redis.pid else {
             Issue.record("redis-server is not running")
@@ -137,14 +147,19 @@ final class EmitCollector: Sendable {
         let collector = EmitCollector()
         // The test's subscriber uses the unix socket, so it can be back before the worker (TCP) reconnects.
         let subscriber = RedisSubscriber(
-            url: redis.unixURL, channels: ["socketio"],
+            url: redis.unixURL,
+            channels: ["socketio"],
             configuration: .init(backoff: ReconnectBackoff(initial: .milliseconds(20), maximum: .milliseconds(100))),
             logger: self.logger
         ) { collector.receive($0) }
         subscriber.start()
         #expect(await subscriber.waitUntilSubscribed(timeout: .seconds(10)))
         let worker = WorkerSocketGateway(
-            redisURL: redis.urlString, outboxCapacity: 10_000, emitTimeout: .seconds(2), logger: self.logger)
+            redisURL: redis.urlString,
+            outboxCapacity: 10_000,
+            emitTimeout: .seconds(2),
+            logger: self.logger
+        )
 
         var index: Int64 = 0
         func emitNext() async -> EmitResult {
@@ -166,7 +181,8 @@ final class EmitCollector: Sendable {
             #expect(
                 reason.hasPrefix("Redis unreachable, held in the outbox: ")
                     || reason == "Redis did not answer within \(worker.emitTimeout); the message stays queued",
-                "\(reason)")
+                "\(reason)"
+            )
             try await Task.sleep(for: .milliseconds(10))
         }
 
@@ -191,7 +207,12 @@ final class EmitCollector: Sendable {
         let redis = try await RedisServerProcess.start()
         let url = redis.urlString
         await redis.stop()
-        let worker = WorkerSocketGateway(redisURL: url, outboxCapacity: 5, emitTimeout: .milliseconds(500), logger: self.logger)
+        let worker = WorkerSocketGateway(
+            redisURL: url,
+            outboxCapacity: 5,
+            emitTimeout: .milliseconds(500),
+            logger: self.logger
+        )
         for index in 0..<8 {
             let result = await worker.broadcast(event: "e", data: .int(Int64(index)))
             #expect(result.outcome == .queued)
@@ -234,7 +255,11 @@ final class EmitCollector: Sendable {
 
     @Test func aFrozenRedisCompletesAnEmitWithoutAwaitWithinItsTimeout() async throws {
         let redis = try await RedisServerProcess.start()
-        let worker = WorkerSocketGateway(redisURL: redis.urlString, emitTimeout: .milliseconds(300), logger: self.logger)
+        let worker = WorkerSocketGateway(
+            redisURL: redis.urlString,
+            emitTimeout: .milliseconds(300),
+            logger: self.logger
+        )
         #expect(await worker.broadcast(event: "warmup", data: 0).outcome == .published)
         guard let pid = redis.pid else {
             Issue.record("redis-server is not running")
@@ -267,7 +292,10 @@ final class EmitCollector: Sendable {
                     var failed = 0
                     for index in 0..<perWorker {
                         let result = await worker.emitToRoom(
-                            "room", event: "seq", data: ["w": .int(Int64(number)), "i": .int(Int64(index))])
+                            "room",
+                            event: "seq",
+                            data: ["w": .int(Int64(number)), "i": .int(Int64(index))]
+                        )
                         if result.outcome != .published { failed += 1 }
                     }
                     return failed

@@ -9,7 +9,7 @@ let package = Package(
     name: "SocketGatewayBenchmarks",
     platforms: [.macOS(.v14)],
     products: [
-        .executable(name: "socket-gateway-load", targets: ["socket-gateway-load"]),
+        .executable(name: "socket-gateway-load", targets: ["socket-gateway-load"])
     ],
     dependencies: [
         .package(name: "SocketGateway", path: "../.."),

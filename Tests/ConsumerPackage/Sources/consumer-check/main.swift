@@ -6,13 +6,18 @@ import SocketGatewayCore
 actor RecordingEmitter: SocketEmitter {
     private(set) var sent: [(event: String, target: EmitTarget, namespace: String, json: String)] = []
 
-    func emit(_ event: String, arguments: [JSONValue], to target: EmitTarget, options: EmitOptions) async -> EmitResult {
+    func emit(_ event: String, arguments: [JSONValue], to target: EmitTarget, options: EmitOptions) async -> EmitResult
+    {
         self.sent.append((event, target, options.namespace, arguments.map(\.jsonString).joined(separator: ",")))
         return EmitResult(outcome: .delivered, localDeliveries: 1)
     }
 
-    func joinRoom(_ sid: String, room: String, namespace: String) async -> EmitResult { EmitResult(outcome: .delivered) }
-    func leaveRoom(_ sid: String, room: String, namespace: String) async -> EmitResult { EmitResult(outcome: .delivered) }
+    func joinRoom(_ sid: String, room: String, namespace: String) async -> EmitResult {
+        EmitResult(outcome: .delivered)
+    }
+    func leaveRoom(_ sid: String, room: String, namespace: String) async -> EmitResult {
+        EmitResult(outcome: .delivered)
+    }
     func closeRoom(_ room: String, namespace: String) async -> EmitResult { EmitResult(outcome: .delivered) }
     func disconnect(_ sid: String, namespace: String) async -> EmitResult { EmitResult(outcome: .delivered) }
 }
@@ -45,10 +50,14 @@ check(sent.count == 2, "two emits recorded")
 check(sent[0].event == "invoice:created", "event name is the wire name")
 check(sent[0].target == .user("42") && sent[0].namespace == "/", "toUser targets user:42 in namespace /")
 check(
-    sent[0].json == #"{"invoice_id":"0e5a7c1d-2b3f-4a5b-8c9d-0e1f2a3b4c5d","customer_id":"cus_42","amount_cents":12500,"state":"sent","created_at":"2026-11-29T19:13:03.120Z"}"#,
+    sent[0].json
+        == #"{"invoice_id":"0e5a7c1d-2b3f-4a5b-8c9d-0e1f2a3b4c5d","customer_id":"cus_42","amount_cents":12500,"state":"sent","created_at":"2026-11-29T19:13:03.120Z"}"#,
     "invoice:created JSON: \(sent[0].json)"
 )
-check(sent[1].event == "invoice:paid" && sent[1].target == .broadcast && sent[1].namespace == "/billing", "broadcast in /billing")
+check(
+    sent[1].event == "invoice:paid" && sent[1].target == .broadcast && sent[1].namespace == "/billing",
+    "broadcast in /billing"
+)
 check(
     sent[1].json == #"{"invoice_id":"0e5a7c1d-2b3f-4a5b-8c9d-0e1f2a3b4c5d","paid_at":"2026-11-29T20:13:20.000Z"}"#,
     "invoice:paid JSON leaves out the absent optional: \(sent[1].json)"
@@ -68,11 +77,20 @@ check(InvoiceEventName.allCases.map(\.rawValue) == expectedNames, "event-name en
 let voided = InvoiceVoided(invoiceID: invoiceID, reason: "duplicate")
 await emitter.emit(voided, toRoom: "invoices")
 let withNote = InvoiceCreated(
-    invoiceID: invoiceID, customerID: "c", amountCents: 1, state: .draft, createdAt: Date(timeIntervalSince1970: 0), note: "hi"
+    invoiceID: invoiceID,
+    customerID: "c",
+    amountCents: 1,
+    state: .draft,
+    createdAt: Date(timeIntervalSince1970: 0),
+    note: "hi"
 )
 await emitter.emit(withNote, toUser: "7")
 let edited = await emitter.sent
-check(edited[2].event == "invoice:voided" && edited[2].json == #"{"invoice_id":"0e5a7c1d-2b3f-4a5b-8c9d-0e1f2a3b4c5d","reason":"duplicate"}"#, "new event invoice:voided: \(edited[2].json)")
+check(
+    edited[2].event == "invoice:voided"
+        && edited[2].json == #"{"invoice_id":"0e5a7c1d-2b3f-4a5b-8c9d-0e1f2a3b4c5d","reason":"duplicate"}"#,
+    "new event invoice:voided: \(edited[2].json)"
+)
 check(edited[3].json.hasSuffix(#","note":"hi"}"#), "new field note: \(edited[3].json)")
 #endif
 

@@ -34,7 +34,11 @@ final class CountingCluster: ClusterAdapter, @unchecked Sendable {
     func start(gateway: SocketGateway) {}
     func shutdown() async {}
     func emitted(
-        _ event: String, arguments: [JSONValue], to target: EmitTarget, options: EmitOptions, local: EmitResult
+        _ event: String,
+        arguments: [JSONValue],
+        to target: EmitTarget,
+        options: EmitOptions,
+        local: EmitResult
     ) async -> EmitResult {
         self.counts.withLock { self.emits += 1 }
         return local
@@ -43,20 +47,31 @@ final class CountingCluster: ClusterAdapter, @unchecked Sendable {
         EmitResult(outcome: localMatches > 0 ? .delivered : .failed, localDeliveries: localMatches)
     }
     func emitWithAck(
-        _ event: String, arguments: [JSONValue], sid: String, namespace: String, timeout: Duration
+        _ event: String,
+        arguments: [JSONValue],
+        sid: String,
+        namespace: String,
+        timeout: Duration
     ) async throws -> [JSONValue]? { nil }
 }
 
 var logger = Logger(label: "consumer-server-check")
 logger.logLevel = .error
 var configuration = SocketServerConfiguration(
-    port: 0, cors: .origins(["https://app.example.com"]), eventLoopThreads: 1, tokenSecret: "consumer-check-secret")
+    port: 0,
+    cors: .origins(["https://app.example.com"]),
+    eventLoopThreads: 1,
+    tokenSecret: "consumer-check-secret"
+)
 configuration.maxQueuedEventsPerConnection = 64
 configuration.eventRateLimit = SocketEventRateLimit(eventsPerSecond: 50, burst: 100)
 configuration.inboundValidation = .strict(InvoiceEvent.self)
 let redisTimings = ClusterTimings(remoteAckTimeout: .seconds(30))
-check(SocketServerRedisConfiguration(url: "redis://127.0.0.1", timings: redisTimings).timings.connectTimeout == .seconds(1),
-    "cluster timings are public, with defaults")
+check(
+    SocketServerRedisConfiguration(url: "redis://127.0.0.1", timings: redisTimings).timings.connectTimeout
+        == .seconds(1),
+    "cluster timings are public, with defaults"
+)
 
 let cluster = CountingCluster()
 let server = SocketServer(configuration: configuration, logger: logger, httpFallback: Page(), cluster: cluster)
@@ -75,11 +90,16 @@ check(server.localPort != nil, "server listens on an ephemeral port")
 check(server.clusterHealth.mode == .custom(name: "counting") && server.clusterHealth.isHealthy, "custom cluster health")
 
 let result = await server.gateway.emit(
-    InvoicePaid(invoiceID: UUID(), paidAt: Date(timeIntervalSince1970: 0)), toUser: "42")
+    InvoicePaid(invoiceID: UUID(), paidAt: Date(timeIntervalSince1970: 0)),
+    toUser: "42"
+)
 check(result.outcome == .delivered && cluster.emitted == 1, "typed emit through the server gateway reaches the adapter")
 let token = try HS256JWT.sign(claims: ["sub": "42"], secret: "consumer-check-secret")
-check(try JWTAuthenticator(secret: "consumer-check-secret", logger: logger).verify(auth: ["token": .string(token)]).id == "42",
-    "JWT helpers are public")
+check(
+    try JWTAuthenticator(secret: "consumer-check-secret", logger: logger).verify(auth: ["token": .string(token)]).id
+        == "42",
+    "JWT helpers are public"
+)
 try await server.shutdown()
 
 // The worker: unconfigured, it says so instead of throwing; its status type is re-exported.
@@ -91,14 +111,17 @@ check(status == nil, "worker status is nil when not configured")
 _ = await worker.shutdown()
 
 // Generated payload types are Codable exactly as they are emitted.
-let paid = InvoicePaid(invoiceID: UUID(uuidString: "0E5A7C1D-2B3F-4A5B-8C9D-0E1F2A3B4C5D")!,
-    paidAt: Date(timeIntervalSince1970: 1_795_983_200))
+let paid = InvoicePaid(
+    invoiceID: UUID(uuidString: "0E5A7C1D-2B3F-4A5B-8C9D-0E1F2A3B4C5D")!,
+    paidAt: Date(timeIntervalSince1970: 1_795_983_200)
+)
 let encoder = JSONEncoder()
 encoder.outputFormatting = .sortedKeys
 check(
     String(decoding: try encoder.encode(paid), as: UTF8.self)
         == #"{"invoice_id":"0e5a7c1d-2b3f-4a5b-8c9d-0e1f2a3b4c5d","paid_at":"2026-11-29T20:13:20.000Z"}"#,
-    "JSONEncoder writes a generated payload as it is emitted")
+    "JSONEncoder writes a generated payload as it is emitted"
+)
 
 #if CONSUMER_ENGINE_ROOM
 // Must not compile: the Engine.IO internals are not part of the server product's API.

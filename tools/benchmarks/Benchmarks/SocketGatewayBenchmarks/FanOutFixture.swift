@@ -45,8 +45,12 @@ final class FanOutFixture: @unchecked Sendable {
         var logger = Logger(label: "bench-server")
         logger.logLevel = .error
         let configuration = SocketServerConfiguration(
-            host: "127.0.0.1", port: 0, pingInterval: .seconds(3600), pingTimeout: .seconds(3600),
-            maxBufferedBytesPerConnection: 64 << 20)
+            host: "127.0.0.1",
+            port: 0,
+            pingInterval: .seconds(3600),
+            pingTimeout: .seconds(3600),
+            maxBufferedBytesPerConnection: 64 << 20
+        )
         let server = SocketServer(configuration: configuration, logger: logger)
         try await server.start()
         guard let port = server.localPort else { throw FixtureError(message: "server has no port") }
@@ -121,7 +125,10 @@ enum RawSocketIOClient {
         try reader.send(
             Array(
                 ("GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-                    + "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").utf8))
+                    + "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+                    .utf8
+            )
+        )
         try reader.readHTTPHead()
         let open = try reader.readTextFrame()
         guard open.first == UInt8(ascii: "0") else { throw FixtureError(message: "expected an Engine.IO OPEN") }
@@ -130,7 +137,8 @@ enum RawSocketIOClient {
             let frame = try reader.readTextFrame()
             let text = String(decoding: frame, as: UTF8.self)
             if text.hasPrefix("40") {
-                guard let start = text.range(of: #""sid":""#), let end = text[start.upperBound...].firstIndex(of: "\"") else {
+                guard let start = text.range(of: #""sid":""#), let end = text[start.upperBound...].firstIndex(of: "\"")
+                else {
                     throw FixtureError(message: "CONNECT reply without sid: \(text)")
                 }
                 return (descriptor, String(text[start.upperBound..<end]))
@@ -173,7 +181,9 @@ enum RawSocketIOClient {
             while true {
                 if let range = self.pending.firstRange(of: terminator) {
                     let head = String(decoding: self.pending[..<range.lowerBound], as: UTF8.self)
-                    guard head.hasPrefix("HTTP/1.1 101") else { throw FixtureError(message: "upgrade refused: \(head)") }
+                    guard head.hasPrefix("HTTP/1.1 101") else {
+                        throw FixtureError(message: "upgrade refused: \(head)")
+                    }
                     self.pending.removeSubrange(..<range.upperBound)
                     return
                 }

@@ -23,8 +23,11 @@ nonisolated(unsafe) var worker: WorkerSocketGateway?
 
 let benchmarks: @Sendable () -> Void = {
     Benchmark.defaultConfiguration = .init(
-        metrics: [.wallClock, .throughput, .mallocCountTotal, .cpuTotal], scalingFactor: .one,
-        maxDuration: .seconds(2), maxIterations: 1_000_000)
+        metrics: [.wallClock, .throughput, .mallocCountTotal, .cpuTotal],
+        scalingFactor: .one,
+        maxDuration: .seconds(2),
+        maxIterations: 1_000_000
+    )
 
     Benchmark("Socket.IO EVENT encode + WebSocket frame (encode once per emit)") { benchmark in
         for _ in benchmark.scaledIterations {
@@ -33,7 +36,9 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
-    let eventText = ByteBuffer(string: #"2["tick",{"t":1234567890123,"seq":42,"pad":"\#(String(repeating: "x", count: 64))"}]"#)
+    let eventText = ByteBuffer(
+        string: #"2["tick",{"t":1234567890123,"seq":42,"pad":"\#(String(repeating: "x", count: 64))"}]"#
+    )
     Benchmark("Socket.IO EVENT decode") { benchmark in
         var decoder = CoreBenchmarkSupport.EventDecoder()
         for _ in benchmark.scaledIterations {
@@ -42,7 +47,10 @@ let benchmarks: @Sendable () -> Void = {
     }
 
     let pubSubBytes = CoreBenchmarkSupport.encodePubSubEmit(
-        "tick", arguments: [samplePayload], to: .user("u17"), hostID: "0123456789abcdef0123456789abcdef"
+        "tick",
+        arguments: [samplePayload],
+        to: .user("u17"),
+        hostID: "0123456789abcdef0123456789abcdef"
     )
     Benchmark("pub/sub message decode (python-socketio emit)") { benchmark in
         for _ in benchmark.scaledIterations {
@@ -54,8 +62,12 @@ let benchmarks: @Sendable () -> Void = {
         for _ in benchmark.scaledIterations {
             blackHole(
                 CoreBenchmarkSupport.encodePubSubEmit(
-                    "tick", arguments: [samplePayload], to: .user("u17"), hostID: "0123456789abcdef0123456789abcdef"
-                ))
+                    "tick",
+                    arguments: [samplePayload],
+                    to: .user("u17"),
+                    hostID: "0123456789abcdef0123456789abcdef"
+                )
+            )
         }
     }
 
@@ -67,7 +79,13 @@ let benchmarks: @Sendable () -> Void = {
             benchmark.startMeasurement()
             for _ in benchmark.scaledIterations {
                 blackHole(
-                    await fixture.server.gateway.emit("tick", arguments: [samplePayload], to: .broadcast, options: EmitOptions()))
+                    await fixture.server.gateway.emit(
+                        "tick",
+                        arguments: [samplePayload],
+                        to: .broadcast,
+                        options: EmitOptions()
+                    )
+                )
             }
             benchmark.stopMeasurement()
             fixture.waitForDrain()
@@ -76,7 +94,8 @@ let benchmarks: @Sendable () -> Void = {
         teardown: {
             try await fanOut?.stop()
             fanOut = nil
-        })
+        }
+    )
 
     Benchmark(
         "room fan-out: one room of 1 among 1000 clients (per emit)",
@@ -89,7 +108,12 @@ let benchmarks: @Sendable () -> Void = {
                 index = (index + 1) % fixture.rooms.count
                 blackHole(
                     await fixture.server.gateway.emit(
-                        "tick", arguments: [samplePayload], to: .room(fixture.rooms[index]), options: EmitOptions()))
+                        "tick",
+                        arguments: [samplePayload],
+                        to: .room(fixture.rooms[index]),
+                        options: EmitOptions()
+                    )
+                )
             }
             benchmark.stopMeasurement()
             fixture.waitForDrain()
@@ -98,7 +122,8 @@ let benchmarks: @Sendable () -> Void = {
         teardown: {
             try await fanOut?.stop()
             fanOut = nil
-        })
+        }
+    )
 
     if let redisURL = ProcessInfo.processInfo.environment["REDIS_URL"] {
         Benchmark(
@@ -107,7 +132,14 @@ let benchmarks: @Sendable () -> Void = {
             closure: { benchmark in
                 guard let worker else { return }
                 for _ in benchmark.scaledIterations {
-                    blackHole(await worker.emit("tick", arguments: [samplePayload], to: .room("bench-nobody"), options: EmitOptions()))
+                    blackHole(
+                        await worker.emit(
+                            "tick",
+                            arguments: [samplePayload],
+                            to: .room("bench-nobody"),
+                            options: EmitOptions()
+                        )
+                    )
                 }
             },
             setup: {
@@ -120,7 +152,8 @@ let benchmarks: @Sendable () -> Void = {
             teardown: {
                 _ = await worker?.shutdown()
                 worker = nil
-            })
+            }
+        )
     } else {
         print("note: set REDIS_URL to also run the worker-publish benchmark")
     }

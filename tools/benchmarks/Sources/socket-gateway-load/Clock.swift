@@ -33,7 +33,8 @@ func ownCPUTimes() -> CPUTimes {
     getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
     return CPUTimes(
         user: Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6,
-        system: Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6)
+        system: Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6
+    )
 }
 
 /// Reads another process's CPU time and memory from /proc (Linux).

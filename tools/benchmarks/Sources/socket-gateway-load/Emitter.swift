@@ -44,8 +44,13 @@ final class LoadEmitter: Sendable {
     private let stopped = ManagedAtomic<Bool>(false)
 
     init(
-        worker: WorkerSocketGateway, audience: EmitAudience, pace: EmitPace, tasks: Int, pipelined: Bool = false,
-        payloadBytes: Int, fanOut: Int,
+        worker: WorkerSocketGateway,
+        audience: EmitAudience,
+        pace: EmitPace,
+        tasks: Int,
+        pipelined: Bool = false,
+        payloadBytes: Int,
+        fanOut: Int,
         delivered: @escaping @Sendable () -> Int
     ) {
         self.worker = worker
@@ -140,7 +145,13 @@ final class LoadEmitter: Sendable {
             let room = await window.reserve()
             for _ in 0..<room {
                 let (target, payload) = self.event(sequence: sequence)
-                self.worker.emit("tick", arguments: [payload], to: target, options: EmitOptions(), completion: completion)
+                self.worker.emit(
+                    "tick",
+                    arguments: [payload],
+                    to: target,
+                    options: EmitOptions(),
+                    completion: completion
+                )
                 sequence += 1
             }
         }

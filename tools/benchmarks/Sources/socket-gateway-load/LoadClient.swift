@@ -88,7 +88,9 @@ final class SocketIOClientHandler: ChannelInboundHandler, RemovableChannelHandle
         case .connected:
             self.recorder.disconnects.wrappingIncrement(ordering: .relaxed)
         case .awaitingOpen, .awaitingConnect:
-            self.connected.fail(ClientConnectError(description: "connection closed before the Socket.IO CONNECT was acknowledged"))
+            self.connected.fail(
+                ClientConnectError(description: "connection closed before the Socket.IO CONNECT was acknowledged")
+            )
         case .closed:
             break
         }
@@ -123,7 +125,8 @@ struct LoadConnector: Sendable {
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .connectTimeout(timeout)
         let (channel, upgrade): (any Channel, EventLoopFuture<Upgrade>) = try await bootstrap.connect(
-            host: self.host, port: self.port
+            host: self.host,
+            port: self.port
         ) { channel in
             channel.eventLoop.makeCompletedFuture {
                 let recorder = recorders[ObjectIdentifier(channel.eventLoop)]!
@@ -133,23 +136,32 @@ struct LoadConnector: Sendable {
                         channel.eventLoop.makeCompletedFuture {
                             let connected = channel.eventLoop.makePromise(of: Void.self)
                             try channel.pipeline.syncOperations.addHandler(
-                                SocketIOClientHandler(token: token, recorder: recorder, connected: connected))
+                                SocketIOClientHandler(token: token, recorder: recorder, connected: connected)
+                            )
                             return Upgrade.upgraded(connected.futureResult)
                         }
-                    })
+                    }
+                )
                 var headers = HTTPHeaders()
                 headers.add(name: "Host", value: host)
                 headers.add(name: "Content-Length", value: "0")
                 let head = HTTPRequestHead(
-                    version: .http1_1, method: .GET, uri: "\(path)?EIO=4&transport=websocket", headers: headers)
+                    version: .http1_1,
+                    method: .GET,
+                    uri: "\(path)?EIO=4&transport=websocket",
+                    headers: headers
+                )
                 let configuration = NIOTypedHTTPClientUpgradeConfiguration<Upgrade>(
-                    upgradeRequestHead: head, upgraders: [upgrader],
-                    notUpgradingCompletionHandler: { channel in channel.eventLoop.makeSucceededFuture(.refused) })
+                    upgradeRequestHead: head,
+                    upgraders: [upgrader],
+                    notUpgradingCompletionHandler: { channel in channel.eventLoop.makeSucceededFuture(.refused) }
+                )
                 // The server's Engine.IO OPEN often arrives in the same read as the 101: keep those bytes.
                 var pipeline = NIOUpgradableHTTPClientPipelineConfiguration(upgradeConfiguration: configuration)
                 pipeline.leftOverBytesStrategy = .forwardBytes
                 let negotiated = try channel.pipeline.syncOperations.configureUpgradableHTTPClientPipeline(
-                    configuration: pipeline)
+                    configuration: pipeline
+                )
                 return (channel, negotiated)
             }
         }

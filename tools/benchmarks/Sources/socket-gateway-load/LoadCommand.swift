@@ -23,7 +23,8 @@ struct LoadCommand: AsyncParsableCommand {
                   --redis-url redis://127.0.0.1:6379 --emit broadcast --pace closed-loop --duration 10s
               socket-gateway-load --clients 0 --redis-url redis://127.0.0.1:6379 --emit nobody --pace max
               socket-gateway-load --url http://127.0.0.1:3000 --clients 10000 --token-secret s --duration 5s
-            """)
+            """
+    )
 
     @Option(help: "The server's base URL (http://host:port).")
     var url: String = "http://127.0.0.1:3000"
@@ -65,7 +66,8 @@ struct LoadCommand: AsyncParsableCommand {
     var emitTasks: Int = 64
 
     @Option(
-        help: "Worker API: await (one awaited emit per task) or pipelined (emit(…, completion:), no await; --pace max only)."
+        help:
+            "Worker API: await (one awaited emit per task) or pipelined (emit(…, completion:), no await; --pace max only)."
     )
     var emitAPI: String = "await"
 
@@ -92,7 +94,8 @@ struct LoadCommand: AsyncParsableCommand {
             Print a PROGRESS line every second from the first emit to the end of the window: seconds, deliveries, \
             emits, disconnects so far, that second's delivery latency p50/p99/max in ms, and the longest stretch \
             without any delivery so far in ms (for tools/overload).
-            """)
+            """
+    )
     var progress = false
 
     func run() async throws {
@@ -142,7 +145,10 @@ struct LoadCommand: AsyncParsableCommand {
         let connectStart = monotonicMicroseconds()
         var channels: [any Channel] = []
         channels.reserveCapacity(self.clients)
-        var connectLatency = Histogram<UInt64>(highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: .three)
+        var connectLatency = Histogram<UInt64>(
+            highestTrackableValue: 120_000_000,
+            numberOfSignificantValueDigits: .three
+        )
         var connectErrors: [String: Int] = [:]
         let timeout = TimeAmount.seconds(Int64(self.connectTimeout))
         await withTaskGroup(of: (Result<any Channel, any Error>, UInt64).self) { tasks in
@@ -181,7 +187,9 @@ struct LoadCommand: AsyncParsableCommand {
         report.connectP99ms = Double(connectLatency.valueAtPercentile(99)) / 1000
         report.connectErrors = connectErrors
         report.connectOwnCPU = ownCPUSeconds() - connectCPUStart.own
-        if let before = connectCPUStart.server, let after = server?.cpuSeconds() { report.connectServerCPU = after - before }
+        if let before = connectCPUStart.server, let after = server?.cpuSeconds() {
+            report.connectServerCPU = after - before
+        }
 
         // 2. Emit (or stay idle), measure one window.
         let allRecorders = recorderList
@@ -193,7 +201,12 @@ struct LoadCommand: AsyncParsableCommand {
             var logger = Logger(label: "socket-gateway-load")
             logger.logLevel = .warning
             let gateway = WorkerSocketGateway(
-                redisURL: redisURL, channel: self.channel, outboxCapacity: 0, emitTimeout: .seconds(10), logger: logger)
+                redisURL: redisURL,
+                channel: self.channel,
+                outboxCapacity: 0,
+                emitTimeout: .seconds(10),
+                logger: logger
+            )
             worker = gateway
             let fanOut: Int
             switch audience {
@@ -204,8 +217,15 @@ struct LoadCommand: AsyncParsableCommand {
             var effectivePace = emitPace
             if case .nobody = audience, case .closedLoop = emitPace { effectivePace = .unbounded }
             let created = LoadEmitter(
-                worker: gateway, audience: audience, pace: effectivePace, tasks: self.emitTasks,
-                pipelined: self.emitAPI == "pipelined", payloadBytes: self.payloadBytes, fanOut: fanOut, delivered: deliveredTotal)
+                worker: gateway,
+                audience: audience,
+                pace: effectivePace,
+                tasks: self.emitTasks,
+                pipelined: self.emitAPI == "pipelined",
+                payloadBytes: self.payloadBytes,
+                fanOut: fanOut,
+                delivered: deliveredTotal
+            )
             emitter = created
             emitTask = Task { await created.run() }
         }
@@ -255,7 +275,8 @@ struct LoadCommand: AsyncParsableCommand {
         if let emitter {
             let expected = emitter.sent.load(ordering: .relaxed) * emitter.fanOut
             let drainDeadline = monotonicMicroseconds() + 3_000_000
-            if case .nobody = emitter.audience {} else {
+            if case .nobody = emitter.audience {
+            } else {
                 while deliveredTotal() < expected, monotonicMicroseconds() < drainDeadline {
                     try await Task.sleep(for: .milliseconds(20))
                 }
@@ -301,7 +322,10 @@ struct LoadCommand: AsyncParsableCommand {
                 }
                 tick += 1
                 guard (tick - 1) % 10 == 0 else { continue }
-                var latency = Histogram<UInt64>(highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: .two)
+                var latency = Histogram<UInt64>(
+                    highestTrackableValue: 120_000_000,
+                    numberOfSignificantValueDigits: .two
+                )
                 for recorder in recorders {
                     if let taken = try? await recorder.takeInterval() { latency.add(taken) }
                 }
@@ -313,7 +337,8 @@ struct LoadCommand: AsyncParsableCommand {
                 let maxMs = latency.totalCount == 0 ? "0" : String(Double(latency.max) / 1000)
                 print(
                     "PROGRESS \(Double(polledAt - start) / 1e6) \(delivered - lastDelivered) \(sent - lastSent) "
-                        + "\(disconnects) \(ms(50)) \(ms(99)) \(maxMs) \(longestQuiet / 1000)")
+                        + "\(disconnects) \(ms(50)) \(ms(99)) \(maxMs) \(longestQuiet / 1000)"
+                )
                 fflush(nil)  // all streams: a pipe would otherwise hold the lines until exit
                 lastDelivered = delivered
                 lastSent = sent

@@ -12,7 +12,10 @@ final class LoadRecorder: @unchecked Sendable {
     /// Clients whose connection closed after they had connected.
     let disconnects = ManagedAtomic<Int>(0)
     /// Delivery latency in microseconds, recorded only while `recording` is set.
-    private(set) var latency = Histogram<UInt64>(highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: .three)
+    private(set) var latency = Histogram<UInt64>(
+        highestTrackableValue: 120_000_000,
+        numberOfSignificantValueDigits: .three
+    )
     /// Events whose payload carried no readable send timestamp.
     private(set) var unstamped = 0
     /// Shared by every recorder: whether the measurement window is open.

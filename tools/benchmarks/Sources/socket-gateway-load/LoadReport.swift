@@ -50,30 +50,40 @@ final class LoadReport {
             text.insert(".", at: text.index(text.endIndex, offsetBy: -digits))
             return (negative ? "-" : "") + text
         }
-        Swift.print("[\(self.label)] connected \(self.connected)/\(self.requested) in \(f(self.connectSeconds, 2)) s "
-            + "(connect p50 \(f(self.connectP50ms)) ms, p99 \(f(self.connectP99ms)) ms; load-tool CPU \(f(self.connectOwnCPU, 2)) s"
-            + (self.connectServerCPU.map { ", server CPU \(f($0, 2)) s" } ?? "") + ")")
+        Swift.print(
+            "[\(self.label)] connected \(self.connected)/\(self.requested) in \(f(self.connectSeconds, 2)) s "
+                + "(connect p50 \(f(self.connectP50ms)) ms, p99 \(f(self.connectP99ms)) ms; load-tool CPU \(f(self.connectOwnCPU, 2)) s"
+                + (self.connectServerCPU.map { ", server CPU \(f($0, 2)) s" } ?? "") + ")"
+        )
         for (error, count) in self.connectErrors.sorted(by: { $0.value > $1.value }).prefix(3) {
             Swift.print("[\(self.label)]   \(count)× \(error)")
         }
         if emitting {
-            Swift.print("[\(self.label)] \(f(self.emitsPerSecond)) emits/s, \(f(self.deliveriesPerSecond)) deliveries/s over \(f(self.windowSeconds, 2)) s")
-            Swift.print("[\(self.label)] latency ms: p50 \(f(self.percentile(50), 2)) p90 \(f(self.percentile(90), 2)) "
-                + "p99 \(f(self.percentile(99), 2)) p99.9 \(f(self.percentile(99.9), 2)) max \(f(self.maxLatency, 2)) "
-                + "(\(self.latency?.totalCount ?? 0) samples)")
+            Swift.print(
+                "[\(self.label)] \(f(self.emitsPerSecond)) emits/s, \(f(self.deliveriesPerSecond)) deliveries/s over \(f(self.windowSeconds, 2)) s"
+            )
+            Swift.print(
+                "[\(self.label)] latency ms: p50 \(f(self.percentile(50), 2)) p90 \(f(self.percentile(90), 2)) "
+                    + "p99 \(f(self.percentile(99), 2)) p99.9 \(f(self.percentile(99.9), 2)) max \(f(self.maxLatency, 2)) "
+                    + "(\(self.latency?.totalCount ?? 0) samples)"
+            )
         }
         func kernelShare(_ system: Double?, of total: Double?) -> String {
             guard let system, let total, total > 0 else { return "" }
             return " (kernel \(f(system / total * 100, 0)) %)"
         }
-        Swift.print("[\(self.label)] CPU (cores): server " + (self.serverCPU.map { f($0, 2) } ?? "?")
-            + kernelShare(self.serverSystemCPU, of: self.serverCPU)
-            + ", load tool \(f(self.ownCPU, 2))" + kernelShare(self.ownSystemCPU, of: self.ownCPU)
-            + (self.serverRSSKiB.map { "; server RSS \(f(Double($0) / 1024)) MiB" } ?? "")
-            + (self.serverPeakRSSKiB.map { " (peak \(f(Double($0) / 1024)) MiB)" } ?? ""))
+        Swift.print(
+            "[\(self.label)] CPU (cores): server " + (self.serverCPU.map { f($0, 2) } ?? "?")
+                + kernelShare(self.serverSystemCPU, of: self.serverCPU)
+                + ", load tool \(f(self.ownCPU, 2))" + kernelShare(self.ownSystemCPU, of: self.ownCPU)
+                + (self.serverRSSKiB.map { "; server RSS \(f(Double($0) / 1024)) MiB" } ?? "")
+                + (self.serverPeakRSSKiB.map { " (peak \(f(Double($0) / 1024)) MiB)" } ?? "")
+        )
         if self.undelivered > 0 || self.failedEmits > 0 || self.disconnects > 0 || self.unstamped > 0 {
-            Swift.print("[\(self.label)] undelivered \(self.undelivered), failed emits \(self.failedEmits), "
-                + "client disconnects \(self.disconnects), unstamped \(self.unstamped)")
+            Swift.print(
+                "[\(self.label)] undelivered \(self.undelivered), failed emits \(self.failedEmits), "
+                    + "client disconnects \(self.disconnects), unstamped \(self.unstamped)"
+            )
         }
     }
 
@@ -84,8 +94,10 @@ final class LoadReport {
             ("connect_p99_ms", "\(self.connectP99ms)"), ("connect_errors", "\(self.connectErrors.values.reduce(0, +))"),
             ("connect_tool_cpu_s", "\(self.connectOwnCPU)"), ("window_s", "\(self.windowSeconds)"),
             ("deliveries_per_s", "\(self.deliveriesPerSecond)"), ("emits_per_s", "\(self.emitsPerSecond)"),
-            ("tool_cpu", "\(self.ownCPU)"), ("tool_sys_cpu", "\(self.ownSystemCPU)"), ("p50_ms", "\(self.percentile(50))"), ("p90_ms", "\(self.percentile(90))"),
-            ("p99_ms", "\(self.percentile(99))"), ("p999_ms", "\(self.percentile(99.9))"), ("max_ms", "\(self.maxLatency)"),
+            ("tool_cpu", "\(self.ownCPU)"), ("tool_sys_cpu", "\(self.ownSystemCPU)"),
+            ("p50_ms", "\(self.percentile(50))"), ("p90_ms", "\(self.percentile(90))"),
+            ("p99_ms", "\(self.percentile(99))"), ("p999_ms", "\(self.percentile(99.9))"),
+            ("max_ms", "\(self.maxLatency)"),
             ("samples", "\(self.latency?.totalCount ?? 0)"), ("undelivered", "\(self.undelivered)"),
             ("failed_emits", "\(self.failedEmits)"), ("disconnects", "\(self.disconnects)"),
         ]

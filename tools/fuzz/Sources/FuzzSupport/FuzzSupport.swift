@@ -28,7 +28,8 @@ public func fuzzInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> UnsafeBuffe
 }
 
 /// Stops the fuzzer with a message naming the property that failed (libFuzzer reports the trap and saves the input).
-public func fuzzFailure(_ message: @autoclosure () -> String, file: StaticString = #fileID, line: UInt = #line) -> Never {
+public func fuzzFailure(_ message: @autoclosure () -> String, file: StaticString = #fileID, line: UInt = #line) -> Never
+{
     fatalError(message(), file: file, line: line)
 }
 

@@ -1,5 +1,5 @@
-import NIOCore
 import FuzzSupport
+import NIOCore
 import SocketGatewayCoreForFuzzing
 
 /// One input is one WebSocket frame: the first byte's low bit chooses a binary (1) or a text (0) frame, the rest
@@ -31,7 +31,10 @@ public func fuzzEngineIOPacket(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CI
     case .open, .message, .binaryMessage, .ping(probe: true), .pong(probe: true):
         guard payload == frame else { fuzzFailure("\(packet) is not re-encoded byte for byte") }
     case .close, .upgrade, .noop, .ping(probe: false), .pong(probe: false):
-        guard payload.readableBytes == 1, payload.getInteger(at: payload.readerIndex, as: UInt8.self) == frame.getInteger(at: frame.readerIndex, as: UInt8.self) else {
+        guard payload.readableBytes == 1,
+            payload.getInteger(at: payload.readerIndex, as: UInt8.self)
+                == frame.getInteger(at: frame.readerIndex, as: UInt8.self)
+        else {
             fuzzFailure("\(packet) is not encoded as its type digit alone")
         }
     }
