@@ -133,6 +133,9 @@ package struct EngineIOConfiguration: Sendable {
     /// session keeps of its handshake request while it waits to connect (see ``maxPendingSessions``). The server
     /// uses the largest value among its mounted endpoints.
     package var maxRequestHeaderBytes: Int = 16 << 10
+    /// How long a session closed by its client over polling (with no GET parked) is remembered, so the GET the
+    /// client still had in flight ends with a noop instead of `400 Session ID unknown`. Default 2 s.
+    package var closedSessionLingerTime: Duration = .seconds(2)
 }
 
 extension Duration {

@@ -49,9 +49,6 @@ final class EngineIOEndpoint: Sendable {
     /// Closed polling sessions whose next GET still gets an answer ending it: a noop after the client's close, the
     /// close packet after the application's.
     private let lingering = NIOLockedValueBox(LingeringSessions())
-    /// How long a session the client closed over polling answers one late GET with a noop: the GET a client had
-    /// in flight when it sent the close may reach a busy server a good while after it.
-    static let lingerTime = TimeAmount.seconds(2)
     /// How long a polling session the application closed (e.g. for a Socket.IO protocol error) answers its next GET
     /// with the close packet, so the client learns why rather than getting `400 Session ID unknown`.
     static let closePacketLingerTime = TimeAmount.seconds(10)
@@ -243,7 +240,8 @@ final class EngineIOEndpoint: Sendable {
 
     /// The client closed `sid` over polling with no GET parked: its GET in flight ends with a noop.
     func linger(sid: String) {
-        self.lingering.withLockedValue { $0.add(sid: sid, answer: Self.noopPayload, until: .now() + Self.lingerTime) }
+        let until = NIODeadline.now() + TimeAmount(self.configuration.closedSessionLingerTime)
+        self.lingering.withLockedValue { $0.add(sid: sid, answer: Self.noopPayload, until: until) }
     }
 
     /// The application closed polling session `sid` with no GET parked: its next GET gets the close packet.

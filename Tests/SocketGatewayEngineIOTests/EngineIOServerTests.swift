@@ -229,7 +229,10 @@ struct HandshakeInfo: Decodable {
     }
 
     @Test func getRacingTheClientCloseGetsNoopOnce() async throws {
-        try await self.withServer(configuration: EngineIOConfiguration(pingInterval: .seconds(60))) {
+        // A long linger, so that a loaded machine reaching the GET late still tests the race, not the expiry.
+        var configuration = EngineIOConfiguration(pingInterval: .seconds(60))
+        configuration.closedSessionLingerTime = .seconds(60)
+        try await self.withServer(configuration: configuration) {
             port,
             application in
             try await RawTestConnection.with(port: port) { connection in
