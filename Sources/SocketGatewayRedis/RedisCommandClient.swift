@@ -167,9 +167,7 @@ public final class RedisCommandClient: @unchecked Sendable {
             self.connect(generation: generation)
         case .sendHandshake(let steps):
             guard let channel = self.channel else { return }
-            var buffer = channel.allocator.buffer(capacity: 256)
-            for step in steps { RESPCommand.write(step.arguments, into: &buffer) }
-            channel.writeAndFlush(buffer, promise: nil)
+            RedisConnector.send(steps.lazy.map(\.arguments), on: channel)
         case .becomeReady:
             self.logger.debug("Redis command connection open")
             guard let channel = self.channel else { return }

@@ -68,4 +68,12 @@ enum RedisConnector {
             return bootstrap.connect(unixDomainSocketPath: path)
         }
     }
+
+    /// Writes and flushes `commands` on `channel`, each framed as one RESP command: what a connection machine's
+    /// `.sendHandshake` and `.sendPing` ask the publisher, the subscriber and the command client to send.
+    static func send(_ commands: some Sequence<[String]>, on channel: any Channel) {
+        var buffer = channel.allocator.buffer(capacity: 128)
+        for arguments in commands { RESPCommand.write(arguments, into: &buffer) }
+        channel.writeAndFlush(buffer, promise: nil)
+    }
 }

@@ -458,9 +458,7 @@ public final class RedisPublisher: @unchecked Sendable {
             self.connect(generation: generation)
         case .sendHandshake(let steps):
             guard let channel = self.channel else { return }
-            var buffer = channel.allocator.buffer(capacity: 128)
-            for step in steps { RESPCommand.write(step.arguments, into: &buffer) }
-            channel.writeAndFlush(buffer, promise: nil)
+            RedisConnector.send(steps.lazy.map(\.arguments), on: channel)
         case .becomeReady(let isReconnect):
             self.becomeReady(reconnected: isReconnect)
         case .connectFailed(let error, let closeConnection, let retry):

@@ -309,16 +309,12 @@ public final class RedisSubscriber: @unchecked Sendable {
             self.connect(generation: generation)
         case .sendHandshake(let steps):
             guard let channel = self.channel else { return }
-            var buffer = channel.allocator.buffer(capacity: 256)
-            for step in steps { RESPCommand.write(step.arguments, into: &buffer) }
-            channel.writeAndFlush(buffer, promise: nil)
+            RedisConnector.send(steps.lazy.map(\.arguments), on: channel)
         case .becomeReady(let isReconnect):
             self.becomeSubscribed(isReconnect: isReconnect)
         case .sendPing:
             guard let channel = self.channel else { return }
-            var buffer = channel.allocator.buffer(capacity: 14)
-            RESPCommand.write(["PING"], into: &buffer)
-            channel.writeAndFlush(buffer, promise: nil)
+            RedisConnector.send([["PING"]], on: channel)
         case .connectFailed(let error, let closeConnection, let retry),
             .connectionLost(let error, let closeConnection, let retry):
             self.subscriptionDown(error, closeConnection: closeConnection, retry: retry)
