@@ -30,7 +30,7 @@ struct SocketGatewayCommand: AsyncParsableCommand {
               74  a file could not be read or written
               75  emit: published, but fewer than --min-subscribers servers listened
               78  not configured: no or an invalid Redis URL (emit, tail),
-                  no token secret (serve)
+                  no token secret, or a weak one in SOCKET_TOKEN_SECRET (serve)
             """,
         subcommands: [ServeCommand.self, EmitCommand.self, TailCommand.self, CheckCommand.self, ExportCommand.self]
     )

@@ -10,6 +10,7 @@ import pytest
 
 from cluster_helpers import REPO, cli_path, new_channel, redis_url, run_cli, start_serve
 from interop import Peer, mint_token, run
+from processes import read_listening_port, stop_gracefully
 
 GOLDEN = REPO / "Tests/EventCodegenTests/Fixtures/golden/sheet-sync"
 CATALOG = GOLDEN / "events.yaml"
@@ -243,3 +244,48 @@ def test_emit_rides_out_a_redis_restart(tmp_path):
         if redis is not None:
             redis.terminate()
             redis.wait(timeout=10)
+
+
+WEAK_SECRET_MESSAGE = (
+    "socket-gateway serve: error: {source} is 3 bytes, too short to keep tokens from being forged: use at least 32 "
+    "random bytes (e.g. `openssl rand -base64 32`), or pass --allow-weak-token-secret to start anyway\n"
+)
+
+
+def test_serve_refuses_a_weak_token_secret():
+    """A secret anyone can guess does not start a server: 64 from the flag, 78 from the environment."""
+    flag = run_cli("serve", "--port", "0", "--token-secret", "abc")
+    assert (flag.returncode, flag.stdout) == (64, ""), flag.stderr
+    assert flag.stderr == WEAK_SECRET_MESSAGE.format(source="--token-secret")
+    from_environment = run_cli("serve", "--port", "0", env={"SOCKET_TOKEN_SECRET": "abc"})
+    assert (from_environment.returncode, from_environment.stdout) == (78, ""), from_environment.stderr
+    assert from_environment.stderr == WEAK_SECRET_MESSAGE.format(source="SOCKET_TOKEN_SECRET")
+
+
+def test_serve_starts_with_a_weak_token_secret_only_when_told_to():
+    process = subprocess.Popen(
+        [str(cli_path()), "serve", "--host", "127.0.0.1", "--port", "0", "--token-secret", "abc",
+         "--allow-weak-token-secret", "--log-level", "error"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    try:
+        assert read_listening_port(process) > 0
+    finally:
+        stop_gracefully(process, "serve", lambda: process.stderr.read().decode(errors="replace"))
+
+
+@pytest.mark.parametrize(
+    "arguments, environment, source",
+    [
+        (("--token-secret", "x" * 32, "--allow-anonymous"), {}, "--token-secret"),
+        (("--allow-anonymous",), {"SOCKET_TOKEN_SECRET": "x" * 32}, "SOCKET_TOKEN_SECRET"),
+    ],
+)
+def test_serve_refuses_a_token_secret_with_allow_anonymous(arguments, environment, source):
+    result = run_cli("serve", "--port", "0", *arguments, env=environment)
+    assert (result.returncode, result.stdout) == (64, ""), result.stderr
+    assert result.stderr == (
+        f"socket-gateway serve: error: {source} and --allow-anonymous contradict each other: with a token secret "
+        "every client must authenticate; drop --allow-anonymous to require tokens, or the secret to accept "
+        "anonymous clients\n"
+    )
