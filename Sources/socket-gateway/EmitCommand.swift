@@ -63,6 +63,15 @@ struct EmitCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        let reserved = Catalog.reservedEventNames
+        if reserved.contains(self.event) {
+            throw fail(
+                "emit",
+                "event name '\(self.event)' is reserved by Socket.IO and cannot be emitted (reserved: "
+                    + "\(reserved.joined(separator: ", "))); choose another name",
+                ExitCodes.usage
+            )
+        }
         bootstrapLogging(level: self.logLevel)
         var arguments: [JSONValue] = []
         if let json = self.json {

@@ -289,3 +289,14 @@ def test_serve_refuses_a_token_secret_with_allow_anonymous(arguments, environmen
         "every client must authenticate; drop --allow-anonymous to require tokens, or the secret to accept "
         "anonymous clients\n"
     )
+
+
+@pytest.mark.parametrize("event", ["connect", "disconnect", "connect_error", "disconnecting", "newListener"])
+def test_emit_refuses_a_name_socket_io_reserves(event):
+    """The names `check` refuses in a catalog (one list) are refused before Redis is contacted (it points nowhere)."""
+    result = run_cli("emit", "--redis-url", "redis://127.0.0.1:1", "--user", "42", event, "{}")
+    assert (result.returncode, result.stdout) == (64, ""), result.stderr
+    assert result.stderr == (
+        f"socket-gateway emit: error: event name '{event}' is reserved by Socket.IO and cannot be emitted (reserved: "
+        "connect, connect_error, disconnect, disconnecting, newListener, removeListener); choose another name\n"
+    )
