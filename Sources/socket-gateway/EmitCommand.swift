@@ -33,8 +33,11 @@ struct EmitCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(help: "Emit to the clients authenticated as this user (room user:<ID>).") var user: String?
-    @Option(help: "Emit to the members of this room (a client's sid is a room).") var room: String?
+    // Arrays, so a second --user or --room is refused rather than silently replacing the first.
+    @Option(name: .customLong("user"), help: "Emit to the clients authenticated as this user (room user:<ID>).")
+    var users: [String] = []
+    @Option(name: .customLong("room"), help: "Emit to the members of this room (a client's sid is a room).")
+    var rooms: [String] = []
     @Flag(help: "Emit to every client of the namespace.") var broadcast = false
     @Option(help: "The Socket.IO namespace.") var namespace = "/"
     @Option(name: .customLong("except"), help: "A room (or sid) whose members are skipped; repeatable.")
@@ -53,7 +56,7 @@ struct EmitCommand: AsyncParsableCommand {
     @Argument(help: "The event's argument as JSON.") var json: String?
 
     func validate() throws {
-        let targets = [self.user != nil, self.room != nil, self.broadcast].filter { $0 }.count
+        let targets = [!self.users.isEmpty, !self.rooms.isEmpty, self.broadcast].filter { $0 }.count
         guard targets == 1 else { throw ValidationError("give exactly one of --user, --room, --broadcast") }
         guard self.timeout > 0 && self.timeout <= 600 else {
             throw ValidationError("--timeout must be in (0, 600] seconds")
@@ -72,6 +75,7 @@ struct EmitCommand: AsyncParsableCommand {
                 ExitCodes.usage
             )
         }
+        if let problem = self.targetProblem() { throw fail("emit", problem, ExitCodes.usage) }
         bootstrapLogging(level: self.logLevel)
         var arguments: [JSONValue] = []
         if let json = self.json {
@@ -107,7 +111,13 @@ struct EmitCommand: AsyncParsableCommand {
         }
 
         let target: EmitTarget
-        if let user { target = .user(user) } else if let room { target = .room(room) } else { target = .broadcast }
+        if let user = self.users.first {
+            target = .user(user)
+        } else if let room = self.rooms.first {
+            target = .room(room)
+        } else {
+            target = .broadcast
+        }
         let redisURL = self.redisURL ?? environment("REDIS_URL")
         let channel = self.channel ?? environment("SOCKET_REDIS_CHANNEL") ?? "socketio"
         // Servers that require signed messages refuse unsigned ones: sign with the same secret.
@@ -199,6 +209,28 @@ struct EmitCommand: AsyncParsableCommand {
 }
 
 extension EmitCommand {
+    /// Why the target, namespace or channel cannot reach anyone, or `nil`: an empty or repeated `--user` / `--room`,
+    /// an empty `--except` or `--channel`, or a namespace `serve` would refuse.
+    func targetProblem() -> String? {
+        for (option, values, example) in [("--user", self.users, "42"), ("--room", self.rooms, "sheet:s1")] {
+            if values.count > 1 {
+                let given = values.map { "'\($0)'" }.joined(separator: ", ")
+                return "\(option) was given \(values.count) times (\(given)); an emit has one target: give \(option) "
+                    + "once, and run emit once per target"
+            }
+            if values.first?.isEmpty == true {
+                return "\(option) is empty, so the emit would reach nobody; give a value, e.g. \(option) \(example)"
+            }
+        }
+        if self.excluding.contains("") {
+            return "--except is empty; give a room or a sid to skip (write sids as --except=SID), or leave it out"
+        }
+        if self.channel?.isEmpty == true {
+            return "--channel is empty; give the channel the servers subscribe to, or leave it out for socketio"
+        }
+        return namespaceProblem(self.namespace)
+    }
+
     /// Polls `PUBSUB NUMSUB channel` until `minimum` subscribers are there or `deadline` passes, retrying while
     /// Redis cannot be reached (a restart). Fails only when Redis never answered, or refused AUTH (no retry).
     static func waitForSubscribers(

@@ -93,6 +93,9 @@ struct ServeCommand: AsyncParsableCommand {
             }
         }
         if !self.corsOrigins.isEmpty { configuration.cors = SocketServerConfiguration.corsPolicy(self.corsOrigins) }
+        for namespace in self.namespaces {
+            if let problem = namespaceProblem(namespace) { throw fail("serve", problem, ExitCodes.usage) }
+        }
         if let tokenSecret { configuration.tokenSecret = tokenSecret.isEmpty ? nil : tokenSecret }
         try self.checkTokenSecret(configuration.tokenSecret)
         for (name, value) in [("--ping-interval", self.pingInterval), ("--ping-timeout", self.pingTimeout)] {
@@ -136,12 +139,7 @@ struct ServeCommand: AsyncParsableCommand {
         }
 
         let server = SocketServer(configuration: configuration, logger: logger)
-        for namespace in self.namespaces {
-            guard namespace.hasPrefix("/") else {
-                throw fail("serve", "--namespace must start with /", ExitCodes.usage)
-            }
-            server.namespace(namespace)
-        }
+        for namespace in self.namespaces { server.namespace(namespace) }
         // The server is a service of the group: its run() owns every task it starts. A sibling child task
         // announces the port once it listens.
         let group = ServiceGroup(

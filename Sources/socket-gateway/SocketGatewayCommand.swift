@@ -71,6 +71,21 @@ func fail(_ command: String, _ reason: String, _ code: ExitCode) -> ExitCode {
     return code
 }
 
+/// Why `namespace`, given as `option`, is not a Socket.IO namespace, or `nil`. The one rule of `serve --namespace`
+/// and `emit --namespace`: a namespace starts with `/` and has no `,` (the packet format ends it there).
+func namespaceProblem(_ namespace: String, option: String = "--namespace") -> String? {
+    if namespace.isEmpty {
+        return "\(option) is empty; write \(option) / for the default namespace, or a name such as /admin"
+    }
+    guard namespace.hasPrefix("/") else {
+        return "\(option) '\(namespace)' does not start with '/'; write \(option) /\(namespace)"
+    }
+    if namespace.contains(",") {
+        return "\(option) '\(namespace)' contains ',', which ends a namespace in a Socket.IO packet; remove it"
+    }
+    return nil
+}
+
 /// Reads an environment variable; empty counts as unset.
 func environment(_ name: String) -> String? {
     guard let value = getenv(name).map({ String(cString: $0) }), !value.isEmpty else { return nil }

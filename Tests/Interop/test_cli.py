@@ -300,3 +300,49 @@ def test_emit_refuses_a_name_socket_io_reserves(event):
         f"socket-gateway emit: error: event name '{event}' is reserved by Socket.IO and cannot be emitted (reserved: "
         "connect, connect_error, disconnect, disconnecting, newListener, removeListener); choose another name\n"
     )
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (("--user", ""), "--user is empty, so the emit would reach nobody; give a value, e.g. --user 42"),
+        (("--room", ""), "--room is empty, so the emit would reach nobody; give a value, e.g. --room sheet:s1"),
+        (
+            ("--broadcast", "--channel", ""),
+            "--channel is empty; give the channel the servers subscribe to, or leave it out for socketio",
+        ),
+        (
+            ("--broadcast", "--except", ""),
+            "--except is empty; give a room or a sid to skip (write sids as --except=SID), or leave it out",
+        ),
+        (("--broadcast", "--namespace", "admin"), "--namespace 'admin' does not start with '/'; write --namespace /admin"),
+        (
+            ("--user", "42", "--user", "43"),
+            "--user was given 2 times ('42', '43'); an emit has one target: give --user once, and run emit once per "
+            "target",
+        ),
+        (
+            ("--room", "a", "--room", "b"),
+            "--room was given 2 times ('a', 'b'); an emit has one target: give --room once, and run emit once per "
+            "target",
+        ),
+    ],
+)
+def test_emit_refuses_a_target_that_reaches_nobody(arguments, message):
+    # Refused before Redis is contacted (the URL points nowhere on purpose).
+    result = run_cli("emit", "--redis-url", "redis://127.0.0.1:1", *arguments, "ping", "1")
+    assert (result.returncode, result.stdout) == (64, ""), result.stderr
+    assert result.stderr == f"socket-gateway emit: error: {message}\n"
+
+
+def test_serve_and_emit_share_the_namespace_rule():
+    serve = run_cli("serve", "--port", "0", "--allow-anonymous", "--namespace", "admin")
+    assert (serve.returncode, serve.stdout) == (64, ""), serve.stderr
+    assert serve.stderr == "socket-gateway serve: error: --namespace 'admin' does not start with '/'; write --namespace /admin\n"
+    for command in (("serve", "--port", "0", "--allow-anonymous"), ("emit", "--broadcast")):
+        result = run_cli(*command, "--namespace", "", *(("ping",) if command[0] == "emit" else ()))
+        assert result.returncode == 64, result.stderr
+        assert result.stderr == (
+            f"socket-gateway {command[0]}: error: --namespace is empty; write --namespace / for the default namespace, "
+            "or a name such as /admin\n"
+        )
