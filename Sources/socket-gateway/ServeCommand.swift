@@ -92,6 +92,7 @@ struct ServeCommand: AsyncParsableCommand {
                 throw fail("serve", "SOCKET_REDIS_SIGNING_SECRET: \(error)", ExitCodes.notConfigured)
             }
         }
+        try self.checkCORSOrigins()
         if !self.corsOrigins.isEmpty { configuration.cors = SocketServerConfiguration.corsPolicy(self.corsOrigins) }
         for namespace in self.namespaces {
             if let problem = namespaceProblem(namespace) { throw fail("serve", problem, ExitCodes.usage) }
@@ -169,6 +170,31 @@ struct ServeCommand: AsyncParsableCommand {
 }
 
 extension ServeCommand {
+    /// Refuses an allowed origin that a browser's `Origin` header never equals (64 from `--cors-origin`, 78 from
+    /// `SOCKET_CORS_ORIGINS`, which the flags override), saying what to write instead.
+    private func checkCORSOrigins() throws {
+        let fromFlags = !self.corsOrigins.isEmpty
+        let origins =
+            fromFlags
+            ? self.corsOrigins
+            : (environment(SocketServerConfiguration.EnvironmentKey.corsOrigins) ?? "").split(separator: ",").map {
+                String($0.drop { $0.isWhitespace }.reversed().drop { $0.isWhitespace }.reversed())
+            }.filter { !$0.isEmpty }
+        for origin in origins {
+            guard let problem = corsOriginProblem(origin) else { continue }
+            let source = fromFlags ? "--cors-origin" : SocketServerConfiguration.EnvironmentKey.corsOrigins
+            let option = fromFlags ? "--cors-origin " : ""
+            let instead =
+                problem.instead.map { "write \(option)\($0)" }
+                ?? "write http(s)://host[:port], e.g. \(option)https://app.example.com, or * for any origin"
+            throw fail(
+                "serve",
+                "\(source) '\(origin)' never matches a browser's Origin header: \(problem.reason); \(instead)",
+                fromFlags ? ExitCodes.usage : ExitCodes.notConfigured
+            )
+        }
+    }
+
     /// The fewest bytes of a token secret `serve` accepts without `--allow-weak-token-secret`: HS256 keys shorter
     /// than the hash (RFC 7518 §3.2) can be guessed.
     static let minimumTokenSecretBytes = 32

@@ -86,6 +86,46 @@ func namespaceProblem(_ namespace: String, option: String = "--namespace") -> St
     return nil
 }
 
+/// Why `origin` is not an origin a browser sends in its `Origin` header (so it would never match), and the origin
+/// to write instead when there is one; `nil` when it is fine. An origin is `http(s)://host[:port]`, lowercase, with
+/// no path, no trailing slash and no default port; `*` allows any.
+func corsOriginProblem(_ origin: String) -> (reason: String, instead: String?)? {
+    if origin == "*" { return nil }
+    let notAnOrigin = (reason: "it is not http(s)://host[:port]", instead: String?.none)
+    guard let separator = origin.firstRange(of: "://") else { return notAnOrigin }
+    let scheme = origin[..<separator.lowerBound].lowercased()
+    guard scheme == "http" || scheme == "https" else { return notAnOrigin }
+    var authority = origin[separator.upperBound...]
+    var reasons: [String] = []
+    if let end = authority.firstIndex(where: { "/?#".contains($0) }) {
+        reasons.append(authority[end...] == "/" ? "it ends with '/'" : "it has a path ('\(authority[end...])')")
+        authority = authority[..<end]
+    }
+    var host = authority
+    var port: Substring?
+    if let colon = authority.lastIndex(of: ":"), !authority[colon...].contains("]") {
+        host = authority[..<colon]
+        port = authority[authority.index(after: colon)...]
+    }
+    let hostCharacters = host.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "-.[]:".contains($0)) }
+    guard !host.isEmpty, hostCharacters else { return notAnOrigin }
+    if let port {
+        guard let number = Int(port), (1...65535).contains(number), port.allSatisfy(\.isNumber) else {
+            return notAnOrigin
+        }
+        if (scheme == "http" && number == 80) || (scheme == "https" && number == 443) {
+            reasons.append("browsers leave out the default port \(number)")
+        }
+    }
+    if origin[..<separator.lowerBound] != scheme || host.contains(where: \.isUppercase) {
+        reasons.append("browsers send it in lowercase")
+    }
+    if reasons.isEmpty { return nil }
+    let keptPort = reasons.contains { $0.hasPrefix("browsers leave out") } ? nil : port
+    let instead = scheme + "://" + host.lowercased() + (keptPort.map { ":\($0)" } ?? "")
+    return (reasons.joined(separator: ", and "), instead)
+}
+
 /// Reads an environment variable; empty counts as unset.
 func environment(_ name: String) -> String? {
     guard let value = getenv(name).map({ String(cString: $0) }), !value.isEmpty else { return nil }

@@ -346,3 +346,35 @@ def test_serve_and_emit_share_the_namespace_rule():
             f"socket-gateway {command[0]}: error: --namespace is empty; write --namespace / for the default namespace, "
             "or a name such as /admin\n"
         )
+
+
+@pytest.mark.parametrize(
+    "origin, problem",
+    [
+        ("https://app.example.com/", "it ends with '/'; write --cors-origin https://app.example.com"),
+        ("https://app.example.com/app", "it has a path ('/app'); write --cors-origin https://app.example.com"),
+        ("https://App.Example.com:443", "browsers leave out the default port 443, and browsers send it in lowercase; "
+                                        "write --cors-origin https://app.example.com"),
+        ("http://localhost:5173/", "it ends with '/'; write --cors-origin http://localhost:5173"),
+        ("not a url", "it is not http(s)://host[:port]; write http(s)://host[:port], e.g. --cors-origin "
+                      "https://app.example.com, or * for any origin"),
+    ],
+)
+def test_serve_refuses_a_cors_origin_that_never_matches(origin, problem):
+    result = run_cli("serve", "--port", "0", "--allow-anonymous", "--cors-origin", "*", "--cors-origin", origin)
+    assert (result.returncode, result.stdout) == (64, ""), result.stderr
+    assert result.stderr == (
+        f"socket-gateway serve: error: --cors-origin '{origin}' never matches a browser's Origin header: {problem}\n"
+    )
+
+
+def test_serve_refuses_a_cors_origin_from_the_environment():
+    result = run_cli(
+        "serve", "--port", "0", "--allow-anonymous",
+        env={"SOCKET_CORS_ORIGINS": "https://a.example.com, https://b.example.com/"},
+    )
+    assert (result.returncode, result.stdout) == (78, ""), result.stderr
+    assert result.stderr == (
+        "socket-gateway serve: error: SOCKET_CORS_ORIGINS 'https://b.example.com/' never matches a browser's Origin "
+        "header: it ends with '/'; write https://b.example.com\n"
+    )
