@@ -51,7 +51,8 @@ struct EmitCommand: AsyncParsableCommand {
     )
     var minSubscribers = 1
     @Option(help: "An events.yaml to check the event and payload against before emitting.") var catalog: String?
-    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error.") var logLevel = "error"
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error, critical.")
+    var logLevel = "error"
     @Argument(help: "The event name.") var event: String
     @Argument(help: "The event's argument as JSON.") var json: String?
 
@@ -76,7 +77,7 @@ struct EmitCommand: AsyncParsableCommand {
             )
         }
         if let problem = self.targetProblem() { throw fail("emit", problem, ExitCodes.usage) }
-        bootstrapLogging(level: self.logLevel)
+        try bootstrapLogging("emit", level: self.logLevel)
         var arguments: [JSONValue] = []
         if let json = self.json {
             do {

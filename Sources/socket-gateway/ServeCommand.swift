@@ -57,10 +57,11 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "An events.yaml to check other hosts' events against (log and count mismatches).")
     var catalog: String?
     @Flag(help: "With --catalog: drop other hosts' events that do not match the catalog.") var strict = false
-    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error.") var logLevel = "info"
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error, critical.")
+    var logLevel = "info"
 
     func run() async throws {
-        bootstrapLogging(level: self.logLevel)
+        try bootstrapLogging("serve", level: self.logLevel)
         let logger = Logger(label: "socket-gateway")
         var configuration: SocketServerConfiguration
         do {

@@ -132,9 +132,12 @@ func environment(_ name: String) -> String? {
     return value
 }
 
-/// Logs to stderr at `level`.
-func bootstrapLogging(level: String) {
-    let parsed = Logger.Level(rawValue: level.lowercased()) ?? .info
+/// Logs to stderr at `level`; refuses a level that does not exist (usage, 64) instead of guessing one.
+func bootstrapLogging(_ command: String, level: String) throws {
+    guard let parsed = Logger.Level(rawValue: level.lowercased()) else {
+        let levels = Logger.Level.allCases.map(\.rawValue).joined(separator: ", ")
+        throw fail(command, "--log-level '\(level)' is not a log level; use one of \(levels)", ExitCodes.usage)
+    }
     LoggingSystem.bootstrap { label in
         var handler = StreamLogHandler.standardError(label: label)
         handler.logLevel = parsed

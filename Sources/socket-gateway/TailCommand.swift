@@ -24,7 +24,8 @@ struct TailCommand: AsyncParsableCommand {
     @Option(help: "Redis pub/sub channel (env SOCKET_REDIS_CHANNEL, default socketio).") var channel: String?
     @Flag(help: "Print each message as a JSON line.") var json = false
     @Option(help: "Exit after this many messages.") var count: Int?
-    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error.") var logLevel =
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error, critical.")
+    var logLevel =
         "warning"
 
     func validate() throws {
@@ -32,7 +33,7 @@ struct TailCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        bootstrapLogging(level: self.logLevel)
+        try bootstrapLogging("tail", level: self.logLevel)
         guard let text = self.redisURL ?? environment("REDIS_URL") else {
             throw fail("tail", "not configured: no Redis URL (use --redis-url or REDIS_URL)", ExitCodes.notConfigured)
         }

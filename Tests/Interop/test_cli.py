@@ -378,3 +378,23 @@ def test_serve_refuses_a_cors_origin_from_the_environment():
         "socket-gateway serve: error: SOCKET_CORS_ORIGINS 'https://b.example.com/' never matches a browser's Origin "
         "header: it ends with '/'; write https://b.example.com\n"
     )
+
+
+@pytest.mark.parametrize(
+    "command",
+    [("serve", "--port", "0", "--allow-anonymous"), ("emit", "--broadcast", "ping"), ("tail",)],
+    ids=["serve", "emit", "tail"],
+)
+def test_a_log_level_that_does_not_exist_is_refused(command):
+    # Before anything else: serve does not listen, emit and tail do not look for Redis.
+    result = run_cli(*command, "--log-level", "bogus")
+    assert (result.returncode, result.stdout) == (64, ""), result.stderr
+    assert result.stderr == (
+        f"socket-gateway {command[0]}: error: --log-level 'bogus' is not a log level; use one of trace, debug, info, "
+        "notice, warning, error, critical\n"
+    )
+
+
+def test_a_log_level_is_taken_in_any_case():
+    # Past the level check: with no Redis URL, emit stops at "not configured".
+    assert run_cli("emit", "--log-level", "WARNING", "--broadcast", "ping").returncode == 78
