@@ -13,8 +13,9 @@ struct EmitCommand: AsyncParsableCommand {
         abstract: "Publish one event to Socket.IO clients through Redis (as a worker does).",
         discussion: """
             Exactly one of --user, --room, --broadcast. JSON is the event's one
-            argument; without it the event has no arguments. Prints the outcome and
-            how many servers were subscribed.
+            argument (@FILE reads it from a file, - from stdin); without it the
+            event has no arguments, and data waiting on stdin is refused. Prints the
+            outcome and how many servers were subscribed.
 
             Before publishing, waits up to --timeout for Redis to answer and for at
             least --min-subscribers servers to be subscribed to the channel (a Redis
@@ -54,7 +55,8 @@ struct EmitCommand: AsyncParsableCommand {
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error, critical.")
     var logLevel = "error"
     @Argument(help: "The event name.") var event: String
-    @Argument(help: "The event's argument as JSON.") var json: String?
+    @Argument(help: "The event's argument as JSON; @FILE reads it from FILE, - from stdin (at most 16 MiB).")
+    var json: String?
 
     func validate() throws {
         let targets = [!self.users.isEmpty, !self.rooms.isEmpty, self.broadcast].filter { $0 }.count
@@ -79,11 +81,15 @@ struct EmitCommand: AsyncParsableCommand {
         if let problem = self.targetProblem() { throw fail("emit", problem, ExitCodes.usage) }
         try bootstrapLogging("emit", level: self.logLevel)
         var arguments: [JSONValue] = []
-        if let json = self.json {
+        if let payload = try self.payload() {
             do {
-                arguments = [try JSONValue.parse(ByteBuffer(string: json))]
+                arguments = [try JSONValue.parse(payload.bytes)]
             } catch {
-                throw fail("emit", "the payload is not valid JSON: \(error)", ExitCodes.usage)
+                throw fail(
+                    "emit",
+                    "the payload\(payload.source) is not valid JSON: at byte \(error.offset): \(error.message)",
+                    ExitCodes.usage
+                )
             }
         }
         if let catalogPath = self.catalog {
@@ -210,6 +216,55 @@ struct EmitCommand: AsyncParsableCommand {
 }
 
 extension EmitCommand {
+    /// The largest payload `@FILE` or `-` reads.
+    static let maxPayloadBytes = 16 << 20
+
+    /// The payload's bytes and where they came from, for messages (the argument, `@FILE` or `-` for stdin), or
+    /// `nil` for none. Data waiting on stdin without `-` is refused: it would be published as no argument.
+    func payload() throws -> (bytes: [UInt8], source: String)? {
+        guard let json = self.json else {
+            guard !standardInputHasData() else {
+                throw fail(
+                    "emit",
+                    "stdin holds data but no payload argument was given, so the event would be published with no "
+                        + "argument; write - as the payload to read the JSON from stdin "
+                        + "(socket-gateway emit ... \(self.event) - < FILE), or @FILE",
+                    ExitCodes.usage
+                )
+            }
+            return nil
+        }
+        let source: String
+        let read: BoundedRead
+        if json == "-" {
+            source = " from stdin"
+            read = readAll(descriptor: 0, limit: Self.maxPayloadBytes)
+        } else if json.hasPrefix("@") {
+            source = " in '\(json.dropFirst())'"
+            read = readAll(path: String(json.dropFirst()), limit: Self.maxPayloadBytes)
+        } else {
+            return (Array(json.utf8), "")
+        }
+        switch read {
+        case .bytes(let bytes):
+            return (bytes, source)
+        case .tooLarge:
+            throw fail(
+                "emit",
+                "the payload\(source) is larger than 16 MiB; send a reference to the data (a URL, an id) instead",
+                ExitCodes.usage
+            )
+        case .failed(let reason) where json == "-":
+            throw fail("emit", "cannot read the payload from stdin: \(reason)", ExitCodes.fileError)
+        case .failed(let reason):
+            throw fail(
+                "emit",
+                "cannot read the payload file '\(json.dropFirst())': \(reason); check the path after '@'",
+                ExitCodes.fileError
+            )
+        }
+    }
+
     /// Why the target, namespace or channel cannot reach anyone, or `nil`: an empty or repeated `--user` / `--room`,
     /// an empty `--except` or `--channel`, or a namespace `serve` would refuse.
     func targetProblem() -> String? {

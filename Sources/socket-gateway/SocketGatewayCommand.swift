@@ -158,6 +158,56 @@ func readFile(_ path: String) -> [UInt8]? {
     }
 }
 
+/// What ``readAll(descriptor:limit:)`` read.
+enum BoundedRead {
+    /// Everything up to the end.
+    case bytes([UInt8])
+    /// More than the limit: reading stopped there.
+    case tooLarge
+    /// A read failed, for this reason.
+    case failed(String)
+}
+
+/// Reads `descriptor` to its end, stopping once it holds more than `limit` bytes.
+func readAll(descriptor: Int32, limit: Int) -> BoundedRead {
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 65_536)
+    while true {
+        let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+        if count == 0 { return .bytes(bytes) }
+        if count < 0 {
+            if errno == EINTR { continue }
+            return .failed(lastError())
+        }
+        bytes.append(contentsOf: chunk[0..<count])
+        if bytes.count > limit { return .tooLarge }
+    }
+}
+
+/// Reads the file at `path` to its end, stopping once it holds more than `limit` bytes.
+func readAll(path: String, limit: Int) -> BoundedRead {
+    let descriptor = open(path, O_RDONLY)
+    guard descriptor >= 0 else { return .failed(lastError()) }
+    defer { close(descriptor) }
+    return readAll(descriptor: descriptor, limit: limit)
+}
+
+/// Whether stdin holds data: a non-empty regular file (`< file`), or a pipe or socket with bytes waiting now.
+/// A terminal, `/dev/null` or an empty pipe does not.
+func standardInputHasData() -> Bool {
+    var info = stat()
+    guard fstat(0, &info) == 0 else { return false }
+    switch info.st_mode & S_IFMT {
+    case S_IFREG:
+        return info.st_size > 0
+    case S_IFIFO, S_IFSOCK:
+        var waiting = pollfd(fd: 0, events: Int16(POLLIN), revents: 0)
+        return poll(&waiting, 1, 0) == 1 && waiting.revents & Int16(POLLIN) != 0
+    default:
+        return false
+    }
+}
+
 /// Writes a whole file.
 func writeFile(_ path: String, _ bytes: [UInt8]) -> Bool {
     guard let file = fopen(path, "wb") else { return false }

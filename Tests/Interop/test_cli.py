@@ -398,3 +398,63 @@ def test_a_log_level_that_does_not_exist_is_refused(command):
 def test_a_log_level_is_taken_in_any_case():
     # Past the level check: with no Redis URL, emit stops at "not configured".
     assert run_cli("emit", "--log-level", "WARNING", "--broadcast", "ping").returncode == 78
+
+
+def test_emit_reads_the_payload_from_a_file_or_stdin(tmp_path):
+    """@FILE and - read the JSON; a payload over the ~128 KiB an argument can hold gets through a file."""
+    redis, channel = redis_url(), new_channel()
+    small = tmp_path / "small.json"
+    small.write_text('{"from": "file"}\n')
+    large_payload = {"rows": ["x" * 100] * 2000}  # about 200 KiB
+    large = tmp_path / "large.json"
+    large.write_text(json.dumps(large_payload))
+    tail = subprocess.Popen(
+        [str(cli_path()), "tail", "--json", "--redis-url", redis, "--channel", channel, "--count", "3"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert tail.stderr.readline().startswith(f"SUBSCRIBED {channel}")
+        emit = ("emit", "--redis-url", redis, "--channel", channel, "--room", "r", "ev")
+        assert run_cli(*emit, f"@{small}").returncode == 0
+        with open(tmp_path / "stdin.json", "w+") as stdin:
+            stdin.write('[1, "from stdin"]')
+            stdin.seek(0)
+            assert run_cli(*emit, "-", stdin=stdin).returncode == 0
+        assert run_cli(*emit, f"@{large}").returncode == 0
+        out, _ = tail.communicate(timeout=30)
+    finally:
+        if tail.poll() is None:
+            tail.kill()
+            tail.wait(timeout=10)
+    assert [json.loads(line)["data"] for line in out.splitlines()] == [
+        [{"from": "file"}], [[1, "from stdin"]], [large_payload]
+    ]
+
+
+def test_emit_refuses_a_payload_it_cannot_read(tmp_path):
+    # Refused before Redis is contacted (the URL points nowhere on purpose).
+    emit = ("emit", "--redis-url", "redis://127.0.0.1:1", "--broadcast", "ping")
+    redirected = tmp_path / "payload.json"
+    redirected.write_text('{"a": 1}')
+    with open(redirected) as stdin:
+        forgotten_dash = run_cli(*emit, stdin=stdin)
+    assert (forgotten_dash.returncode, forgotten_dash.stdout) == (64, ""), forgotten_dash.stderr
+    assert forgotten_dash.stderr == (
+        "socket-gateway emit: error: stdin holds data but no payload argument was given, so the event would be "
+        "published with no argument; write - as the payload to read the JSON from stdin "
+        "(socket-gateway emit ... ping - < FILE), or @FILE\n"
+    )
+    missing = run_cli(*emit, f"@{tmp_path}/absent.json")
+    assert missing.returncode == 74, missing.stderr
+    assert missing.stderr == (
+        f"socket-gateway emit: error: cannot read the payload file '{tmp_path}/absent.json': No such file or "
+        "directory; check the path after '@'\n"
+    )
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"a": }')
+    not_json = run_cli(*emit, f"@{broken}")
+    assert not_json.returncode == 64, not_json.stderr
+    assert not_json.stderr == (
+        f"socket-gateway emit: error: the payload in '{broken}' is not valid JSON: at byte 6: expected a value "
+        "(object, array, string, number, true, false or null), found '}'\n"
+    )
