@@ -24,7 +24,7 @@ struct EmitCommand: AsyncParsableCommand {
             Exit codes: 0 published to at least --min-subscribers servers,
             64 bad usage or JSON, 65 refused by --catalog, 69 Redis unavailable,
             75 published, but fewer than --min-subscribers servers were listening,
-            78 no usable Redis URL.
+            78 no usable Redis URL, or Redis refused its password or database.
 
             Examples:
               socket-gateway emit --user 42 sheet:sync:completed '{"sheet_id":"s1"}'
@@ -146,12 +146,8 @@ struct EmitCommand: AsyncParsableCommand {
                 deadline: deadline
             )
             switch waited {
-            case .failure(let error) where error.code == .authenticationFailed || error.code == .selectFailed:
-                throw fail(
-                    "emit",
-                    "not configured: Redis refused the URL's credentials or database: \(error.message)",
-                    ExitCodes.notConfigured
-                )
+            case .failure(let error) where isRedisRefusal(error):
+                throw fail("emit", redisRefusalMessage(error, url: url), ExitCodes.notConfigured)
             case .failure(let error):
                 throw fail("emit", "Redis unavailable, not published: \(error.message)", ExitCodes.redisUnavailable)
             case .success:
@@ -327,7 +323,7 @@ extension EmitCommand {
                     if count >= minimum { return .success(Int(count)) }
                 }
             } catch {
-                if error.code == .authenticationFailed || error.code == .selectFailed { return .failure(error) }
+                if isRedisRefusal(error) { return .failure(error) }
                 lastError = error
             }
             let pause = backoff.nextDelay()

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Logging
+import SocketGatewayRedis
 
 #if canImport(Glibc)
 import Glibc
@@ -29,8 +30,10 @@ struct SocketGatewayCommand: AsyncParsableCommand {
               69  Redis unavailable: not published within --timeout (emit)
               74  a file could not be read or written
               75  emit: published, but fewer than --min-subscribers servers listened
-              78  not configured: no or an invalid Redis URL (emit, tail),
-                  no token secret, or a weak one in SOCKET_TOKEN_SECRET (serve)
+              78  not configured: no or an invalid Redis URL (emit, tail);
+                  Redis refused the URL's password or database (emit, tail,
+                  serve; not retried); no token secret, a weak SOCKET_TOKEN_SECRET
+                  or an origin in SOCKET_CORS_ORIGINS that never matches (serve)
             """,
         subcommands: [ServeCommand.self, EmitCommand.self, TailCommand.self, CheckCommand.self, ExportCommand.self]
     )
@@ -124,6 +127,34 @@ func corsOriginProblem(_ origin: String) -> (reason: String, instead: String?)? 
     let keptPort = reasons.contains { $0.hasPrefix("browsers leave out") } ? nil : port
     let instead = scheme + "://" + host.lowercased() + (keptPort.map { ":\($0)" } ?? "")
     return (reasons.joined(separator: ", and "), instead)
+}
+
+/// Whether `error` is Redis refusing the URL's credentials (AUTH) or database (SELECT): a configuration error that
+/// no retry fixes, unlike an outage.
+func isRedisRefusal(_ error: RedisError) -> Bool {
+    error.code == .authenticationFailed || error.code == .selectFailed
+}
+
+/// The message for Redis refusing the URL's credentials or database (exit 78 in emit, tail and serve).
+func redisRefusalMessage(_ error: RedisError, url: RedisURL) -> String {
+    "not configured: Redis at \(url.redacted) refused the URL's credentials or database (\(error.message)); "
+        + "fix the user, password or database number in the Redis URL (--redis-url or REDIS_URL)"
+}
+
+/// Asks Redis once whether it accepts the URL's credentials and database (one PING after AUTH and SELECT), and
+/// returns its refusal; `nil` when it accepts them, or cannot be reached (that is an outage: callers wait it out).
+func redisRefusal(_ url: RedisURL) async -> RedisError? {
+    var logger = Logger(label: "socket-gateway.redis-check")
+    logger.logLevel = .critical
+    let client = RedisCommandClient(url: url, connectTimeout: .seconds(1), logger: logger)
+    var refusal: RedisError?
+    do {
+        _ = try await client.send(["PING"], timeout: .seconds(2))
+    } catch  where isRedisRefusal(error) {
+        refusal = error
+    } catch {}
+    await client.shutdown()
+    return refusal
 }
 
 /// Reads an environment variable; empty counts as unset.

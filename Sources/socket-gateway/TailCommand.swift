@@ -43,6 +43,10 @@ struct TailCommand: AsyncParsableCommand {
         } catch {
             throw fail("tail", "not configured: \(error)", ExitCodes.notConfigured)
         }
+        // The subscriber retries forever, which rides out an outage but not a wrong password: check that first.
+        if let refusal = await redisRefusal(url) {
+            throw fail("tail", redisRefusalMessage(refusal, url: url), ExitCodes.notConfigured)
+        }
         let channel = self.channel ?? environment("SOCKET_REDIS_CHANNEL") ?? "socketio"
         let (subscriber, messages) = RedisSubscriber.makeStream(
             url: url,

@@ -458,3 +458,47 @@ def test_emit_refuses_a_payload_it_cannot_read(tmp_path):
         f"socket-gateway emit: error: the payload in '{broken}' is not valid JSON: at byte 6: expected a value "
         "(object, array, string, number, true, false or null), found '}'\n"
     )
+
+
+@pytest.fixture
+def redis_with_password(tmp_path):
+    """A private redis-server on a free loopback port that wants the password 'right'; stopped by PID."""
+    redis_server = shutil.which("redis-server")
+    assert redis_server, "redis-server is needed (tools/test installs it)"
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [redis_server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(tmp_path), "--requirepass", "right"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(100):  # up to 5 s for it to listen
+            with socket.socket() as client:
+                if client.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.05)
+        else:
+            pytest.fail(f"redis-server --port {port} did not listen within 5 s")
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [("emit", "--broadcast", "ping", "1"), ("tail",), ("serve", "--port", "0", "--allow-anonymous")],
+    ids=["emit", "tail", "serve"],
+)
+def test_a_wrong_redis_password_stops_at_once_with_78(redis_with_password, command):
+    """A refused password is not an outage: 78 at once (tail and serve no longer retry forever), not 69."""
+    url = f"redis://:wrong@127.0.0.1:{redis_with_password}"
+    result = run_cli(*command, "--redis-url", url, timeout=30)
+    assert (result.returncode, result.stdout) == (78, ""), result.stderr
+    assert result.stderr == (
+        f"socket-gateway {command[0]}: error: not configured: Redis at redis://:***@127.0.0.1:{redis_with_password}/0 "
+        "refused the URL's credentials or database (Redis refused AUTH: WRONGPASS invalid username-password pair or "
+        "user is disabled.); fix the user, password or database number in the Redis URL (--redis-url or REDIS_URL)\n"
+    ), result.stderr
