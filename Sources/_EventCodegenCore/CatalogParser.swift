@@ -673,3 +673,9 @@ extension Substring {
         return result
     }
 }
+
+extension Catalog {
+    /// The event names Socket.IO reserves (`connect`, `disconnect`, …), sorted: a catalog cannot declare them and
+    /// `socket-gateway emit` refuses them — one list for both.
+    package static var reservedEventNames: [String] { CatalogParser.reservedEventNames.sorted() }
+}

@@ -13,8 +13,9 @@ struct EmitCommand: AsyncParsableCommand {
         abstract: "Publish one event to Socket.IO clients through Redis (as a worker does).",
         discussion: """
             Exactly one of --user, --room, --broadcast. JSON is the event's one
-            argument; without it the event has no arguments. Prints the outcome and
-            how many servers were subscribed.
+            argument (@FILE reads it from a file, - from stdin); without it the
+            event has no arguments, and data waiting on stdin is refused. Prints the
+            outcome and how many servers were subscribed.
 
             Before publishing, waits up to --timeout for Redis to answer and for at
             least --min-subscribers servers to be subscribed to the channel (a Redis
@@ -23,7 +24,7 @@ struct EmitCommand: AsyncParsableCommand {
             Exit codes: 0 published to at least --min-subscribers servers,
             64 bad usage or JSON, 65 refused by --catalog, 69 Redis unavailable,
             75 published, but fewer than --min-subscribers servers were listening,
-            78 no usable Redis URL.
+            78 no usable Redis URL, or Redis refused its password or database.
 
             Examples:
               socket-gateway emit --user 42 sheet:sync:completed '{"sheet_id":"s1"}'
@@ -33,8 +34,11 @@ struct EmitCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(help: "Emit to the clients authenticated as this user (room user:<ID>).") var user: String?
-    @Option(help: "Emit to the members of this room (a client's sid is a room).") var room: String?
+    // Arrays, so a second --user or --room is refused rather than silently replacing the first.
+    @Option(name: .customLong("user"), help: "Emit to the clients authenticated as this user (room user:<ID>).")
+    var users: [String] = []
+    @Option(name: .customLong("room"), help: "Emit to the members of this room (a client's sid is a room).")
+    var rooms: [String] = []
     @Flag(help: "Emit to every client of the namespace.") var broadcast = false
     @Option(help: "The Socket.IO namespace.") var namespace = "/"
     @Option(name: .customLong("except"), help: "A room (or sid) whose members are skipped; repeatable.")
@@ -48,12 +52,14 @@ struct EmitCommand: AsyncParsableCommand {
     )
     var minSubscribers = 1
     @Option(help: "An events.yaml to check the event and payload against before emitting.") var catalog: String?
-    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error.") var logLevel = "error"
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error, critical.")
+    var logLevel = "error"
     @Argument(help: "The event name.") var event: String
-    @Argument(help: "The event's argument as JSON.") var json: String?
+    @Argument(help: "The event's argument as JSON; @FILE reads it from FILE, - from stdin (at most 16 MiB).")
+    var json: String?
 
     func validate() throws {
-        let targets = [self.user != nil, self.room != nil, self.broadcast].filter { $0 }.count
+        let targets = [!self.users.isEmpty, !self.rooms.isEmpty, self.broadcast].filter { $0 }.count
         guard targets == 1 else { throw ValidationError("give exactly one of --user, --room, --broadcast") }
         guard self.timeout > 0 && self.timeout <= 600 else {
             throw ValidationError("--timeout must be in (0, 600] seconds")
@@ -63,13 +69,27 @@ struct EmitCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        bootstrapLogging(level: self.logLevel)
+        let reserved = Catalog.reservedEventNames
+        if reserved.contains(self.event) {
+            throw fail(
+                "emit",
+                "event name '\(self.event)' is reserved by Socket.IO and cannot be emitted (reserved: "
+                    + "\(reserved.joined(separator: ", "))); choose another name",
+                ExitCodes.usage
+            )
+        }
+        if let problem = self.targetProblem() { throw fail("emit", problem, ExitCodes.usage) }
+        try bootstrapLogging("emit", level: self.logLevel)
         var arguments: [JSONValue] = []
-        if let json = self.json {
+        if let payload = try self.payload() {
             do {
-                arguments = [try JSONValue.parse(ByteBuffer(string: json))]
+                arguments = [try JSONValue.parse(payload.bytes)]
             } catch {
-                throw fail("emit", "the payload is not valid JSON: \(error)", ExitCodes.usage)
+                throw fail(
+                    "emit",
+                    "the payload\(payload.source) is not valid JSON: at byte \(error.offset): \(error.message)",
+                    ExitCodes.usage
+                )
             }
         }
         if let catalogPath = self.catalog {
@@ -98,7 +118,13 @@ struct EmitCommand: AsyncParsableCommand {
         }
 
         let target: EmitTarget
-        if let user { target = .user(user) } else if let room { target = .room(room) } else { target = .broadcast }
+        if let user = self.users.first {
+            target = .user(user)
+        } else if let room = self.rooms.first {
+            target = .room(room)
+        } else {
+            target = .broadcast
+        }
         let redisURL = self.redisURL ?? environment("REDIS_URL")
         let channel = self.channel ?? environment("SOCKET_REDIS_CHANNEL") ?? "socketio"
         // Servers that require signed messages refuse unsigned ones: sign with the same secret.
@@ -120,12 +146,8 @@ struct EmitCommand: AsyncParsableCommand {
                 deadline: deadline
             )
             switch waited {
-            case .failure(let error) where error.code == .authenticationFailed || error.code == .selectFailed:
-                throw fail(
-                    "emit",
-                    "not configured: Redis refused the URL's credentials or database: \(error.message)",
-                    ExitCodes.notConfigured
-                )
+            case .failure(let error) where isRedisRefusal(error):
+                throw fail("emit", redisRefusalMessage(error, url: url), ExitCodes.notConfigured)
             case .failure(let error):
                 throw fail("emit", "Redis unavailable, not published: \(error.message)", ExitCodes.redisUnavailable)
             case .success:
@@ -190,6 +212,77 @@ struct EmitCommand: AsyncParsableCommand {
 }
 
 extension EmitCommand {
+    /// The largest payload `@FILE` or `-` reads.
+    static let maxPayloadBytes = 16 << 20
+
+    /// The payload's bytes and where they came from, for messages (the argument, `@FILE` or `-` for stdin), or
+    /// `nil` for none. Data waiting on stdin without `-` is refused: it would be published as no argument.
+    func payload() throws -> (bytes: [UInt8], source: String)? {
+        guard let json = self.json else {
+            guard !standardInputHasData() else {
+                throw fail(
+                    "emit",
+                    "stdin holds data but no payload argument was given, so the event would be published with no "
+                        + "argument; write - as the payload to read the JSON from stdin "
+                        + "(socket-gateway emit ... \(self.event) - < FILE), or @FILE",
+                    ExitCodes.usage
+                )
+            }
+            return nil
+        }
+        let source: String
+        let read: BoundedRead
+        if json == "-" {
+            source = " from stdin"
+            read = readAll(descriptor: 0, limit: Self.maxPayloadBytes)
+        } else if json.hasPrefix("@") {
+            source = " in '\(json.dropFirst())'"
+            read = readAll(path: String(json.dropFirst()), limit: Self.maxPayloadBytes)
+        } else {
+            return (Array(json.utf8), "")
+        }
+        switch read {
+        case .bytes(let bytes):
+            return (bytes, source)
+        case .tooLarge:
+            throw fail(
+                "emit",
+                "the payload\(source) is larger than 16 MiB; send a reference to the data (a URL, an id) instead",
+                ExitCodes.usage
+            )
+        case .failed(let reason) where json == "-":
+            throw fail("emit", "cannot read the payload from stdin: \(reason)", ExitCodes.fileError)
+        case .failed(let reason):
+            throw fail(
+                "emit",
+                "cannot read the payload file '\(json.dropFirst())': \(reason); check the path after '@'",
+                ExitCodes.fileError
+            )
+        }
+    }
+
+    /// Why the target, namespace or channel cannot reach anyone, or `nil`: an empty or repeated `--user` / `--room`,
+    /// an empty `--except` or `--channel`, or a namespace `serve` would refuse.
+    func targetProblem() -> String? {
+        for (option, values, example) in [("--user", self.users, "42"), ("--room", self.rooms, "sheet:s1")] {
+            if values.count > 1 {
+                let given = values.map { "'\($0)'" }.joined(separator: ", ")
+                return "\(option) was given \(values.count) times (\(given)); an emit has one target: give \(option) "
+                    + "once, and run emit once per target"
+            }
+            if values.first?.isEmpty == true {
+                return "\(option) is empty, so the emit would reach nobody; give a value, e.g. \(option) \(example)"
+            }
+        }
+        if self.excluding.contains("") {
+            return "--except is empty; give a room or a sid to skip (write sids as --except=SID), or leave it out"
+        }
+        if self.channel?.isEmpty == true {
+            return "--channel is empty; give the channel the servers subscribe to, or leave it out for socketio"
+        }
+        return namespaceProblem(self.namespace)
+    }
+
     /// Polls `PUBSUB NUMSUB channel` until `minimum` subscribers are there or `deadline` passes, retrying while
     /// Redis cannot be reached (a restart). Fails only when Redis never answered, or refused AUTH (no retry).
     static func waitForSubscribers(
@@ -230,7 +323,7 @@ extension EmitCommand {
                     if count >= minimum { return .success(Int(count)) }
                 }
             } catch {
-                if error.code == .authenticationFailed || error.code == .selectFailed { return .failure(error) }
+                if isRedisRefusal(error) { return .failure(error) }
                 lastError = error
             }
             let pause = backoff.nextDelay()

@@ -15,7 +15,9 @@ struct ServeCommand: AsyncParsableCommand {
             Clients authenticate with `auth: {token: <HS256 JWT>}` and join the room
             user:<sub>. Without --token-secret (or SOCKET_TOKEN_SECRET) the server
             refuses to start unless --allow-anonymous is given; then clients are
-            NOT authenticated. Without a Redis URL the server runs local-only.
+            NOT authenticated. A secret shorter than 32 bytes can be guessed: it is
+            refused unless --allow-weak-token-secret is given. Without a Redis URL
+            the server runs local-only.
 
             Prints `LISTENING <port>` on stdout once listening. GET /healthz reports
             the cluster link (200, or 503 while the Redis subscriber is down).
@@ -43,6 +45,11 @@ struct ServeCommand: AsyncParsableCommand {
     var tokenSecret: String?
     @Flag(name: .customLong("allow-anonymous"), help: "Start without a token secret: clients are not authenticated.")
     var allowAnonymous = false
+    @Flag(
+        name: .customLong("allow-weak-token-secret"),
+        help: "Start with a token secret shorter than 32 bytes (one that can be guessed; for local tests only)."
+    )
+    var allowWeakTokenSecret = false
     @Option(name: .customLong("ping-interval"), help: "Seconds between Engine.IO pings.") var pingInterval: Double?
     @Option(name: .customLong("ping-timeout"), help: "Seconds a client has to answer a ping.") var pingTimeout: Double?
     @Option(name: .customLong("namespace"), help: "Accept clients on this namespace too (besides /); repeatable.")
@@ -50,10 +57,11 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "An events.yaml to check other hosts' events against (log and count mismatches).")
     var catalog: String?
     @Flag(help: "With --catalog: drop other hosts' events that do not match the catalog.") var strict = false
-    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error.") var logLevel = "info"
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error, critical.")
+    var logLevel = "info"
 
     func run() async throws {
-        bootstrapLogging(level: self.logLevel)
+        try bootstrapLogging("serve", level: self.logLevel)
         let logger = Logger(label: "socket-gateway")
         var configuration: SocketServerConfiguration
         do {
@@ -85,8 +93,13 @@ struct ServeCommand: AsyncParsableCommand {
                 throw fail("serve", "SOCKET_REDIS_SIGNING_SECRET: \(error)", ExitCodes.notConfigured)
             }
         }
+        try self.checkCORSOrigins()
         if !self.corsOrigins.isEmpty { configuration.cors = SocketServerConfiguration.corsPolicy(self.corsOrigins) }
+        for namespace in self.namespaces {
+            if let problem = namespaceProblem(namespace) { throw fail("serve", problem, ExitCodes.usage) }
+        }
         if let tokenSecret { configuration.tokenSecret = tokenSecret.isEmpty ? nil : tokenSecret }
+        try self.checkTokenSecret(configuration.tokenSecret)
         for (name, value) in [("--ping-interval", self.pingInterval), ("--ping-timeout", self.pingTimeout)] {
             if let value, !(value > 0 && value < 3600) {
                 throw fail("serve", "\(name) must be between 0 and 3600 seconds", ExitCodes.usage)
@@ -127,13 +140,14 @@ struct ServeCommand: AsyncParsableCommand {
             configuration.allowAnonymous = true
         }
 
-        let server = SocketServer(configuration: configuration, logger: logger)
-        for namespace in self.namespaces {
-            guard namespace.hasPrefix("/") else {
-                throw fail("serve", "--namespace must start with /", ExitCodes.usage)
-            }
-            server.namespace(namespace)
+        // The subscriber retries forever, which rides out an outage but not a wrong password: check that first.
+        if let text = configuration.redis?.url, let url = try? RedisURL(parsing: text),
+            let refusal = await redisRefusal(url)
+        {
+            throw fail("serve", redisRefusalMessage(refusal, url: url), ExitCodes.notConfigured)
         }
+        let server = SocketServer(configuration: configuration, logger: logger)
+        for namespace in self.namespaces { server.namespace(namespace) }
         // The server is a service of the group: its run() owns every task it starts. A sibling child task
         // announces the port once it listens.
         let group = ServiceGroup(
@@ -157,6 +171,62 @@ struct ServeCommand: AsyncParsableCommand {
                 "serve",
                 "\(error)",
                 error is SocketServerConfigurationError ? ExitCodes.notConfigured : ExitCode.failure
+            )
+        }
+    }
+}
+
+extension ServeCommand {
+    /// Refuses an allowed origin that a browser's `Origin` header never equals (64 from `--cors-origin`, 78 from
+    /// `SOCKET_CORS_ORIGINS`, which the flags override), saying what to write instead.
+    private func checkCORSOrigins() throws {
+        let fromFlags = !self.corsOrigins.isEmpty
+        let origins =
+            fromFlags
+            ? self.corsOrigins
+            : (environment(SocketServerConfiguration.EnvironmentKey.corsOrigins) ?? "").split(separator: ",").map {
+                String($0.drop { $0.isWhitespace }.reversed().drop { $0.isWhitespace }.reversed())
+            }.filter { !$0.isEmpty }
+        for origin in origins {
+            guard let problem = corsOriginProblem(origin) else { continue }
+            let source = fromFlags ? "--cors-origin" : SocketServerConfiguration.EnvironmentKey.corsOrigins
+            let option = fromFlags ? "--cors-origin " : ""
+            let instead =
+                problem.instead.map { "write \(option)\($0)" }
+                ?? "write http(s)://host[:port], e.g. \(option)https://app.example.com, or * for any origin"
+            throw fail(
+                "serve",
+                "\(source) '\(origin)' never matches a browser's Origin header: \(problem.reason); \(instead)",
+                fromFlags ? ExitCodes.usage : ExitCodes.notConfigured
+            )
+        }
+    }
+
+    /// The fewest bytes of a token secret `serve` accepts without `--allow-weak-token-secret`: HS256 keys shorter
+    /// than the hash (RFC 7518 §3.2) can be guessed.
+    static let minimumTokenSecretBytes = 32
+
+    /// Refuses a token secret together with `--allow-anonymous` (contradictory: 64), and a secret shorter than
+    /// ``minimumTokenSecretBytes`` unless `--allow-weak-token-secret` (64 from the flag, 78 from the environment).
+    private func checkTokenSecret(_ secret: String?) throws {
+        guard let secret else { return }
+        let source = self.tokenSecret?.isEmpty == false ? "--token-secret" : "SOCKET_TOKEN_SECRET"
+        if self.allowAnonymous {
+            throw fail(
+                "serve",
+                "\(source) and --allow-anonymous contradict each other: with a token secret every client must "
+                    + "authenticate; drop --allow-anonymous to require tokens, or the secret to accept anonymous clients",
+                ExitCodes.usage
+            )
+        }
+        let length = secret.utf8.count
+        guard length >= Self.minimumTokenSecretBytes || self.allowWeakTokenSecret else {
+            throw fail(
+                "serve",
+                "\(source) is \(length) bytes, too short to keep tokens from being forged: use at least "
+                    + "\(Self.minimumTokenSecretBytes) random bytes (e.g. `openssl rand -base64 32`), or pass "
+                    + "--allow-weak-token-secret to start anyway",
+                source == "--token-secret" ? ExitCodes.usage : ExitCodes.notConfigured
             )
         }
     }

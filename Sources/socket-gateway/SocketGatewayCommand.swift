@@ -1,5 +1,6 @@
 import ArgumentParser
 import Logging
+import SocketGatewayRedis
 
 #if canImport(Glibc)
 import Glibc
@@ -29,8 +30,10 @@ struct SocketGatewayCommand: AsyncParsableCommand {
               69  Redis unavailable: not published within --timeout (emit)
               74  a file could not be read or written
               75  emit: published, but fewer than --min-subscribers servers listened
-              78  not configured: no or an invalid Redis URL (emit, tail),
-                  no token secret (serve)
+              78  not configured: no or an invalid Redis URL (emit, tail);
+                  Redis refused the URL's password or database (emit, tail,
+                  serve; not retried); no token secret, a weak SOCKET_TOKEN_SECRET
+                  or an origin in SOCKET_CORS_ORIGINS that never matches (serve)
             """,
         subcommands: [ServeCommand.self, EmitCommand.self, TailCommand.self, CheckCommand.self, ExportCommand.self]
     )
@@ -71,15 +74,101 @@ func fail(_ command: String, _ reason: String, _ code: ExitCode) -> ExitCode {
     return code
 }
 
+/// Why `namespace`, given as `option`, is not a Socket.IO namespace, or `nil`. The one rule of `serve --namespace`
+/// and `emit --namespace`: a namespace starts with `/` and has no `,` (the packet format ends it there).
+func namespaceProblem(_ namespace: String, option: String = "--namespace") -> String? {
+    if namespace.isEmpty {
+        return "\(option) is empty; write \(option) / for the default namespace, or a name such as /admin"
+    }
+    guard namespace.hasPrefix("/") else {
+        return "\(option) '\(namespace)' does not start with '/'; write \(option) /\(namespace)"
+    }
+    if namespace.contains(",") {
+        return "\(option) '\(namespace)' contains ',', which ends a namespace in a Socket.IO packet; remove it"
+    }
+    return nil
+}
+
+/// Why `origin` is not an origin a browser sends in its `Origin` header (so it would never match), and the origin
+/// to write instead when there is one; `nil` when it is fine. An origin is `http(s)://host[:port]`, lowercase, with
+/// no path, no trailing slash and no default port; `*` allows any.
+func corsOriginProblem(_ origin: String) -> (reason: String, instead: String?)? {
+    if origin == "*" { return nil }
+    let notAnOrigin = (reason: "it is not http(s)://host[:port]", instead: String?.none)
+    guard let separator = origin.firstRange(of: "://") else { return notAnOrigin }
+    let scheme = origin[..<separator.lowerBound].lowercased()
+    guard scheme == "http" || scheme == "https" else { return notAnOrigin }
+    var authority = origin[separator.upperBound...]
+    var reasons: [String] = []
+    if let end = authority.firstIndex(where: { "/?#".contains($0) }) {
+        reasons.append(authority[end...] == "/" ? "it ends with '/'" : "it has a path ('\(authority[end...])')")
+        authority = authority[..<end]
+    }
+    var host = authority
+    var port: Substring?
+    if let colon = authority.lastIndex(of: ":"), !authority[colon...].contains("]") {
+        host = authority[..<colon]
+        port = authority[authority.index(after: colon)...]
+    }
+    let hostCharacters = host.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "-.[]:".contains($0)) }
+    guard !host.isEmpty, hostCharacters else { return notAnOrigin }
+    if let port {
+        guard let number = Int(port), (1...65535).contains(number), port.allSatisfy(\.isNumber) else {
+            return notAnOrigin
+        }
+        if (scheme == "http" && number == 80) || (scheme == "https" && number == 443) {
+            reasons.append("browsers leave out the default port \(number)")
+        }
+    }
+    if origin[..<separator.lowerBound] != scheme || host.contains(where: \.isUppercase) {
+        reasons.append("browsers send it in lowercase")
+    }
+    if reasons.isEmpty { return nil }
+    let keptPort = reasons.contains { $0.hasPrefix("browsers leave out") } ? nil : port
+    let instead = scheme + "://" + host.lowercased() + (keptPort.map { ":\($0)" } ?? "")
+    return (reasons.joined(separator: ", and "), instead)
+}
+
+/// Whether `error` is Redis refusing the URL's credentials (AUTH) or database (SELECT): a configuration error that
+/// no retry fixes, unlike an outage.
+func isRedisRefusal(_ error: RedisError) -> Bool {
+    error.code == .authenticationFailed || error.code == .selectFailed
+}
+
+/// The message for Redis refusing the URL's credentials or database (exit 78 in emit, tail and serve).
+func redisRefusalMessage(_ error: RedisError, url: RedisURL) -> String {
+    "not configured: Redis at \(url.redacted) refused the URL's credentials or database (\(error.message)); "
+        + "fix the user, password or database number in the Redis URL (--redis-url or REDIS_URL)"
+}
+
+/// Asks Redis once whether it accepts the URL's credentials and database (one PING after AUTH and SELECT), and
+/// returns its refusal; `nil` when it accepts them, or cannot be reached (that is an outage: callers wait it out).
+func redisRefusal(_ url: RedisURL) async -> RedisError? {
+    var logger = Logger(label: "socket-gateway.redis-check")
+    logger.logLevel = .critical
+    let client = RedisCommandClient(url: url, connectTimeout: .seconds(1), logger: logger)
+    var refusal: RedisError?
+    do {
+        _ = try await client.send(["PING"], timeout: .seconds(2))
+    } catch  where isRedisRefusal(error) {
+        refusal = error
+    } catch {}
+    await client.shutdown()
+    return refusal
+}
+
 /// Reads an environment variable; empty counts as unset.
 func environment(_ name: String) -> String? {
     guard let value = getenv(name).map({ String(cString: $0) }), !value.isEmpty else { return nil }
     return value
 }
 
-/// Logs to stderr at `level`.
-func bootstrapLogging(level: String) {
-    let parsed = Logger.Level(rawValue: level.lowercased()) ?? .info
+/// Logs to stderr at `level`; refuses a level that does not exist (usage, 64) instead of guessing one.
+func bootstrapLogging(_ command: String, level: String) throws {
+    guard let parsed = Logger.Level(rawValue: level.lowercased()) else {
+        let levels = Logger.Level.allCases.map(\.rawValue).joined(separator: ", ")
+        throw fail(command, "--log-level '\(level)' is not a log level; use one of \(levels)", ExitCodes.usage)
+    }
     LoggingSystem.bootstrap { label in
         var handler = StreamLogHandler.standardError(label: label)
         handler.logLevel = parsed
@@ -97,6 +186,56 @@ func readFile(_ path: String) -> [UInt8]? {
         let count = chunk.withUnsafeMutableBytes { fread($0.baseAddress, 1, $0.count, file) }
         if count > 0 { bytes.append(contentsOf: chunk[0..<count]) }
         if count < chunk.count { return ferror(file) != 0 ? nil : bytes }
+    }
+}
+
+/// What ``readAll(descriptor:limit:)`` read.
+enum BoundedRead {
+    /// Everything up to the end.
+    case bytes([UInt8])
+    /// More than the limit: reading stopped there.
+    case tooLarge
+    /// A read failed, for this reason.
+    case failed(String)
+}
+
+/// Reads `descriptor` to its end, stopping once it holds more than `limit` bytes.
+func readAll(descriptor: Int32, limit: Int) -> BoundedRead {
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 65_536)
+    while true {
+        let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+        if count == 0 { return .bytes(bytes) }
+        if count < 0 {
+            if errno == EINTR { continue }
+            return .failed(lastError())
+        }
+        bytes.append(contentsOf: chunk[0..<count])
+        if bytes.count > limit { return .tooLarge }
+    }
+}
+
+/// Reads the file at `path` to its end, stopping once it holds more than `limit` bytes.
+func readAll(path: String, limit: Int) -> BoundedRead {
+    let descriptor = open(path, O_RDONLY)
+    guard descriptor >= 0 else { return .failed(lastError()) }
+    defer { close(descriptor) }
+    return readAll(descriptor: descriptor, limit: limit)
+}
+
+/// Whether stdin holds data: a non-empty regular file (`< file`), or a pipe or socket with bytes waiting now.
+/// A terminal, `/dev/null` or an empty pipe does not.
+func standardInputHasData() -> Bool {
+    var info = stat()
+    guard fstat(0, &info) == 0 else { return false }
+    switch info.st_mode & S_IFMT {
+    case S_IFREG:
+        return info.st_size > 0
+    case S_IFIFO, S_IFSOCK:
+        var waiting = pollfd(fd: 0, events: Int16(POLLIN), revents: 0)
+        return poll(&waiting, 1, 0) == 1 && waiting.revents & Int16(POLLIN) != 0
+    default:
+        return false
     }
 }
 

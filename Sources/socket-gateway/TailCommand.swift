@@ -24,7 +24,8 @@ struct TailCommand: AsyncParsableCommand {
     @Option(help: "Redis pub/sub channel (env SOCKET_REDIS_CHANNEL, default socketio).") var channel: String?
     @Flag(help: "Print each message as a JSON line.") var json = false
     @Option(help: "Exit after this many messages.") var count: Int?
-    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error.") var logLevel =
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error, critical.")
+    var logLevel =
         "warning"
 
     func validate() throws {
@@ -32,7 +33,7 @@ struct TailCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        bootstrapLogging(level: self.logLevel)
+        try bootstrapLogging("tail", level: self.logLevel)
         guard let text = self.redisURL ?? environment("REDIS_URL") else {
             throw fail("tail", "not configured: no Redis URL (use --redis-url or REDIS_URL)", ExitCodes.notConfigured)
         }
@@ -41,6 +42,10 @@ struct TailCommand: AsyncParsableCommand {
             url = try RedisURL(parsing: text)
         } catch {
             throw fail("tail", "not configured: \(error)", ExitCodes.notConfigured)
+        }
+        // The subscriber retries forever, which rides out an outage but not a wrong password: check that first.
+        if let refusal = await redisRefusal(url) {
+            throw fail("tail", redisRefusalMessage(refusal, url: url), ExitCodes.notConfigured)
         }
         let channel = self.channel ?? environment("SOCKET_REDIS_CHANNEL") ?? "socketio"
         let (subscriber, messages) = RedisSubscriber.makeStream(

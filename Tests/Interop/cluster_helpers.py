@@ -40,13 +40,15 @@ def cli_path() -> Path:
     return built_executable(CLI, "SOCKET_GATEWAY_CLI")
 
 
-def run_cli(*arguments: str, timeout: float = 30, env=None) -> subprocess.CompletedProcess:
-    """Runs `socket-gateway ARGUMENTS...` and returns the finished process (text output)."""
+def run_cli(*arguments: str, timeout: float = 30, env=None, stdin=subprocess.DEVNULL) -> subprocess.CompletedProcess:
+    """Runs `socket-gateway ARGUMENTS...` and returns the finished process (text output). stdin is /dev/null unless
+    given (an open file), so `emit` never sees the test runner's stdin."""
     environment = dict(os.environ)
     environment.pop("REDIS_URL", None)
     environment.update(env or {})
     return subprocess.run(
-        [str(cli_path()), *arguments], capture_output=True, text=True, timeout=timeout, env=environment, cwd=REPO
+        [str(cli_path()), *arguments], capture_output=True, text=True, timeout=timeout, env=environment, cwd=REPO,
+        stdin=stdin,
     )
 
 

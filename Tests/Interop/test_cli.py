@@ -10,6 +10,7 @@ import pytest
 
 from cluster_helpers import REPO, cli_path, new_channel, redis_url, run_cli, start_serve
 from interop import Peer, mint_token, run
+from processes import read_listening_port, stop_gracefully
 
 GOLDEN = REPO / "Tests/EventCodegenTests/Fixtures/golden/sheet-sync"
 CATALOG = GOLDEN / "events.yaml"
@@ -243,3 +244,261 @@ def test_emit_rides_out_a_redis_restart(tmp_path):
         if redis is not None:
             redis.terminate()
             redis.wait(timeout=10)
+
+
+WEAK_SECRET_MESSAGE = (
+    "socket-gateway serve: error: {source} is 3 bytes, too short to keep tokens from being forged: use at least 32 "
+    "random bytes (e.g. `openssl rand -base64 32`), or pass --allow-weak-token-secret to start anyway\n"
+)
+
+
+def test_serve_refuses_a_weak_token_secret():
+    """A secret anyone can guess does not start a server: 64 from the flag, 78 from the environment."""
+    flag = run_cli("serve", "--port", "0", "--token-secret", "abc")
+    assert (flag.returncode, flag.stdout) == (64, ""), flag.stderr
+    assert flag.stderr == WEAK_SECRET_MESSAGE.format(source="--token-secret")
+    from_environment = run_cli("serve", "--port", "0", env={"SOCKET_TOKEN_SECRET": "abc"})
+    assert (from_environment.returncode, from_environment.stdout) == (78, ""), from_environment.stderr
+    assert from_environment.stderr == WEAK_SECRET_MESSAGE.format(source="SOCKET_TOKEN_SECRET")
+
+
+def test_serve_starts_with_a_weak_token_secret_only_when_told_to():
+    process = subprocess.Popen(
+        [str(cli_path()), "serve", "--host", "127.0.0.1", "--port", "0", "--token-secret", "abc",
+         "--allow-weak-token-secret", "--log-level", "error"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    try:
+        assert read_listening_port(process) > 0
+    finally:
+        stop_gracefully(process, "serve", lambda: process.stderr.read().decode(errors="replace"))
+
+
+@pytest.mark.parametrize(
+    "arguments, environment, source",
+    [
+        (("--token-secret", "x" * 32, "--allow-anonymous"), {}, "--token-secret"),
+        (("--allow-anonymous",), {"SOCKET_TOKEN_SECRET": "x" * 32}, "SOCKET_TOKEN_SECRET"),
+    ],
+)
+def test_serve_refuses_a_token_secret_with_allow_anonymous(arguments, environment, source):
+    result = run_cli("serve", "--port", "0", *arguments, env=environment)
+    assert (result.returncode, result.stdout) == (64, ""), result.stderr
+    assert result.stderr == (
+        f"socket-gateway serve: error: {source} and --allow-anonymous contradict each other: with a token secret "
+        "every client must authenticate; drop --allow-anonymous to require tokens, or the secret to accept "
+        "anonymous clients\n"
+    )
+
+
+@pytest.mark.parametrize("event", ["connect", "disconnect", "connect_error", "disconnecting", "newListener"])
+def test_emit_refuses_a_name_socket_io_reserves(event):
+    """The names `check` refuses in a catalog (one list) are refused before Redis is contacted (it points nowhere)."""
+    result = run_cli("emit", "--redis-url", "redis://127.0.0.1:1", "--user", "42", event, "{}")
+    assert (result.returncode, result.stdout) == (64, ""), result.stderr
+    assert result.stderr == (
+        f"socket-gateway emit: error: event name '{event}' is reserved by Socket.IO and cannot be emitted (reserved: "
+        "connect, connect_error, disconnect, disconnecting, newListener, removeListener); choose another name\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (("--user", ""), "--user is empty, so the emit would reach nobody; give a value, e.g. --user 42"),
+        (("--room", ""), "--room is empty, so the emit would reach nobody; give a value, e.g. --room sheet:s1"),
+        (
+            ("--broadcast", "--channel", ""),
+            "--channel is empty; give the channel the servers subscribe to, or leave it out for socketio",
+        ),
+        (
+            ("--broadcast", "--except", ""),
+            "--except is empty; give a room or a sid to skip (write sids as --except=SID), or leave it out",
+        ),
+        (("--broadcast", "--namespace", "admin"), "--namespace 'admin' does not start with '/'; write --namespace /admin"),
+        (
+            ("--user", "42", "--user", "43"),
+            "--user was given 2 times ('42', '43'); an emit has one target: give --user once, and run emit once per "
+            "target",
+        ),
+        (
+            ("--room", "a", "--room", "b"),
+            "--room was given 2 times ('a', 'b'); an emit has one target: give --room once, and run emit once per "
+            "target",
+        ),
+    ],
+)
+def test_emit_refuses_a_target_that_reaches_nobody(arguments, message):
+    # Refused before Redis is contacted (the URL points nowhere on purpose).
+    result = run_cli("emit", "--redis-url", "redis://127.0.0.1:1", *arguments, "ping", "1")
+    assert (result.returncode, result.stdout) == (64, ""), result.stderr
+    assert result.stderr == f"socket-gateway emit: error: {message}\n"
+
+
+def test_serve_and_emit_share_the_namespace_rule():
+    serve = run_cli("serve", "--port", "0", "--allow-anonymous", "--namespace", "admin")
+    assert (serve.returncode, serve.stdout) == (64, ""), serve.stderr
+    assert serve.stderr == "socket-gateway serve: error: --namespace 'admin' does not start with '/'; write --namespace /admin\n"
+    for command in (("serve", "--port", "0", "--allow-anonymous"), ("emit", "--broadcast")):
+        result = run_cli(*command, "--namespace", "", *(("ping",) if command[0] == "emit" else ()))
+        assert result.returncode == 64, result.stderr
+        assert result.stderr == (
+            f"socket-gateway {command[0]}: error: --namespace is empty; write --namespace / for the default namespace, "
+            "or a name such as /admin\n"
+        )
+
+
+@pytest.mark.parametrize(
+    "origin, problem",
+    [
+        ("https://app.example.com/", "it ends with '/'; write --cors-origin https://app.example.com"),
+        ("https://app.example.com/app", "it has a path ('/app'); write --cors-origin https://app.example.com"),
+        ("https://App.Example.com:443", "browsers leave out the default port 443, and browsers send it in lowercase; "
+                                        "write --cors-origin https://app.example.com"),
+        ("http://localhost:5173/", "it ends with '/'; write --cors-origin http://localhost:5173"),
+        ("not a url", "it is not http(s)://host[:port]; write http(s)://host[:port], e.g. --cors-origin "
+                      "https://app.example.com, or * for any origin"),
+    ],
+)
+def test_serve_refuses_a_cors_origin_that_never_matches(origin, problem):
+    result = run_cli("serve", "--port", "0", "--allow-anonymous", "--cors-origin", "*", "--cors-origin", origin)
+    assert (result.returncode, result.stdout) == (64, ""), result.stderr
+    assert result.stderr == (
+        f"socket-gateway serve: error: --cors-origin '{origin}' never matches a browser's Origin header: {problem}\n"
+    )
+
+
+def test_serve_refuses_a_cors_origin_from_the_environment():
+    result = run_cli(
+        "serve", "--port", "0", "--allow-anonymous",
+        env={"SOCKET_CORS_ORIGINS": "https://a.example.com, https://b.example.com/"},
+    )
+    assert (result.returncode, result.stdout) == (78, ""), result.stderr
+    assert result.stderr == (
+        "socket-gateway serve: error: SOCKET_CORS_ORIGINS 'https://b.example.com/' never matches a browser's Origin "
+        "header: it ends with '/'; write https://b.example.com\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "command",
+    [("serve", "--port", "0", "--allow-anonymous"), ("emit", "--broadcast", "ping"), ("tail",)],
+    ids=["serve", "emit", "tail"],
+)
+def test_a_log_level_that_does_not_exist_is_refused(command):
+    # Before anything else: serve does not listen, emit and tail do not look for Redis.
+    result = run_cli(*command, "--log-level", "bogus")
+    assert (result.returncode, result.stdout) == (64, ""), result.stderr
+    assert result.stderr == (
+        f"socket-gateway {command[0]}: error: --log-level 'bogus' is not a log level; use one of trace, debug, info, "
+        "notice, warning, error, critical\n"
+    )
+
+
+def test_a_log_level_is_taken_in_any_case():
+    # Past the level check: with no Redis URL, emit stops at "not configured".
+    assert run_cli("emit", "--log-level", "WARNING", "--broadcast", "ping").returncode == 78
+
+
+def test_emit_reads_the_payload_from_a_file_or_stdin(tmp_path):
+    """@FILE and - read the JSON; a payload over the ~128 KiB an argument can hold gets through a file."""
+    redis, channel = redis_url(), new_channel()
+    small = tmp_path / "small.json"
+    small.write_text('{"from": "file"}\n')
+    large_payload = {"rows": ["x" * 100] * 2000}  # about 200 KiB
+    large = tmp_path / "large.json"
+    large.write_text(json.dumps(large_payload))
+    tail = subprocess.Popen(
+        [str(cli_path()), "tail", "--json", "--redis-url", redis, "--channel", channel, "--count", "3"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert tail.stderr.readline().startswith(f"SUBSCRIBED {channel}")
+        emit = ("emit", "--redis-url", redis, "--channel", channel, "--room", "r", "ev")
+        assert run_cli(*emit, f"@{small}").returncode == 0
+        with open(tmp_path / "stdin.json", "w+") as stdin:
+            stdin.write('[1, "from stdin"]')
+            stdin.seek(0)
+            assert run_cli(*emit, "-", stdin=stdin).returncode == 0
+        assert run_cli(*emit, f"@{large}").returncode == 0
+        out, _ = tail.communicate(timeout=30)
+    finally:
+        if tail.poll() is None:
+            tail.kill()
+            tail.wait(timeout=10)
+    assert [json.loads(line)["data"] for line in out.splitlines()] == [
+        [{"from": "file"}], [[1, "from stdin"]], [large_payload]
+    ]
+
+
+def test_emit_refuses_a_payload_it_cannot_read(tmp_path):
+    # Refused before Redis is contacted (the URL points nowhere on purpose).
+    emit = ("emit", "--redis-url", "redis://127.0.0.1:1", "--broadcast", "ping")
+    redirected = tmp_path / "payload.json"
+    redirected.write_text('{"a": 1}')
+    with open(redirected) as stdin:
+        forgotten_dash = run_cli(*emit, stdin=stdin)
+    assert (forgotten_dash.returncode, forgotten_dash.stdout) == (64, ""), forgotten_dash.stderr
+    assert forgotten_dash.stderr == (
+        "socket-gateway emit: error: stdin holds data but no payload argument was given, so the event would be "
+        "published with no argument; write - as the payload to read the JSON from stdin "
+        "(socket-gateway emit ... ping - < FILE), or @FILE\n"
+    )
+    missing = run_cli(*emit, f"@{tmp_path}/absent.json")
+    assert missing.returncode == 74, missing.stderr
+    assert missing.stderr == (
+        f"socket-gateway emit: error: cannot read the payload file '{tmp_path}/absent.json': No such file or "
+        "directory; check the path after '@'\n"
+    )
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"a": }')
+    not_json = run_cli(*emit, f"@{broken}")
+    assert not_json.returncode == 64, not_json.stderr
+    assert not_json.stderr == (
+        f"socket-gateway emit: error: the payload in '{broken}' is not valid JSON: at byte 6: expected a value "
+        "(object, array, string, number, true, false or null), found '}'\n"
+    )
+
+
+@pytest.fixture
+def redis_with_password(tmp_path):
+    """A private redis-server on a free loopback port that wants the password 'right'; stopped by PID."""
+    redis_server = shutil.which("redis-server")
+    assert redis_server, "redis-server is needed (tools/test installs it)"
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [redis_server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(tmp_path), "--requirepass", "right"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(100):  # up to 5 s for it to listen
+            with socket.socket() as client:
+                if client.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.05)
+        else:
+            pytest.fail(f"redis-server --port {port} did not listen within 5 s")
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [("emit", "--broadcast", "ping", "1"), ("tail",), ("serve", "--port", "0", "--allow-anonymous")],
+    ids=["emit", "tail", "serve"],
+)
+def test_a_wrong_redis_password_stops_at_once_with_78(redis_with_password, command):
+    """A refused password is not an outage: 78 at once (tail and serve no longer retry forever), not 69."""
+    url = f"redis://:wrong@127.0.0.1:{redis_with_password}"
+    result = run_cli(*command, "--redis-url", url, timeout=30)
+    assert (result.returncode, result.stdout) == (78, ""), result.stderr
+    assert result.stderr == (
+        f"socket-gateway {command[0]}: error: not configured: Redis at redis://:***@127.0.0.1:{redis_with_password}/0 "
+        "refused the URL's credentials or database (Redis refused AUTH: WRONGPASS invalid username-password pair or "
+        "user is disabled.); fix the user, password or database number in the Redis URL (--redis-url or REDIS_URL)\n"
+    ), result.stderr
