@@ -1,12 +1,14 @@
 """The `socket-gateway` command: emit (with a catalog), tail, check, export, and its exit codes."""
 
 import json
+import pickle
 import shutil
 import socket
 import subprocess
 import time
 
 import pytest
+import redis as redis_client
 
 from cluster_helpers import REPO, cli_path, new_channel, redis_url, run_cli, start_serve
 from interop import Peer, mint_token, run
@@ -139,6 +141,47 @@ def test_tail_json_lines():
         "method": "emit", "event": "ev", "data": [{"a": [1]}], "binary": False, "namespace": "/", "room": "r",
         "skip_sid": None, "callback": None,
     }
+
+
+def test_tail_json_prints_the_wire_text_escaped_and_never_raw_bytes():
+    """--json prints what was received (digits kept), escaped for a terminal; a pickled message is shown escaped."""
+    redis, channel = redis_url(), new_channel()
+    tail = subprocess.Popen(
+        [str(cli_path()), "tail", "--json", "--redis-url", redis, "--channel", channel, "--count", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    # Raw U+009B (a C1 control: CSI on some terminals) and U+202E (a bidirectional override) are valid JSON inside
+    # strings; the line break between tokens is JSON whitespace.
+    wire = (
+        '{"method": "emit",\n "event": "big", "data": [12345678901234567890, 1.0, "x\u009by\u202ez", "\\u001b"], '
+        '"namespace": "/", "room": "r", "skip_sid": null, "callback": null, "host_id": "h"}'
+    ).encode()
+    pickled = pickle.dumps({"method": "emit"}, protocol=4)
+    try:
+        assert tail.stderr.readline().startswith(b"SUBSCRIBED")
+        client = redis_client.Redis.from_url(redis)
+        try:
+            for message in (wire, pickled, b'{"method":"close_room","room":"r","namespace":"/","host_id":"h"}'):
+                assert client.publish(channel, message) == 1
+        finally:
+            client.close()
+        out, err = tail.communicate(timeout=30)
+    finally:
+        if tail.poll() is None:
+            tail.kill()
+            tail.wait(timeout=10)
+    assert tail.returncode == 0, err
+    assert out == (
+        b'{"method": "emit",  "event": "big", "data": [12345678901234567890, 1.0, "x\\u009by\\u202ez", "\\u001b"], '
+        b'"namespace": "/", "room": "r", "skip_sid": null, "callback": null, "host_id": "h"}\n'
+        b'{"method":"close_room","room":"r","namespace":"/","host_id":"h"}\n'
+    )
+    assert json.loads(out.splitlines()[0])["data"] == [12345678901234567890, 1.0, "x\u009by\u202ez", "\x1b"]
+    assert err == (
+        b"skipped a message of 31 bytes that is not JSON (pickled, as older python-socketio versions publish?); "
+        b"it starts: \\x80\\u{4}\\x95\\u{14}\\u{0}\\u{0}\\u{0}\\u{0}\\u{0}\\u{0}\\u{0}}\\x94\\x8C\\u{6}method"
+        b"\\x94\\x8C\\u{4}emit\\x94s.\n"
+    )
 
 
 def test_check_prints_the_plugin_diagnostics(tmp_path):
