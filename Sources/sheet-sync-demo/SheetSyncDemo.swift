@@ -7,6 +7,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import SocketGatewayVersion
 
 @main
 struct SheetSyncDemo: AsyncParsableCommand {
@@ -14,6 +15,7 @@ struct SheetSyncDemo: AsyncParsableCommand {
         commandName: "sheet-sync-demo",
         abstract:
             "The SocketGateway demo: a page that starts sheet syncs, servers that queue them, workers that run them.",
+        version: SocketGatewayVersion.line(for: "sheet-sync-demo"),
         subcommands: [ServerCommand.self, WorkerCommand.self]
     )
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Logging
+import SocketGatewayVersion
 
 #if canImport(Glibc)
 import Glibc
@@ -32,6 +33,7 @@ struct SocketGatewayCommand: AsyncParsableCommand {
               78  not configured: no or an invalid Redis URL (emit, tail),
                   no token secret (serve)
             """,
+        version: SocketGatewayVersion.line(for: "socket-gateway"),
         subcommands: [ServeCommand.self, EmitCommand.self, TailCommand.self, CheckCommand.self, ExportCommand.self]
     )
 }

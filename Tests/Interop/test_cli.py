@@ -2,6 +2,7 @@
 
 import json
 import pickle
+import re
 import shutil
 import socket
 import subprocess
@@ -12,6 +13,7 @@ import redis as redis_client
 
 from cluster_helpers import REPO, cli_path, new_channel, redis_url, run_cli, start_serve
 from interop import Peer, mint_token, run
+from processes import built_executable
 
 GOLDEN = REPO / "Tests/EventCodegenTests/Fixtures/golden/sheet-sync"
 CATALOG = GOLDEN / "events.yaml"
@@ -286,3 +288,19 @@ def test_emit_rides_out_a_redis_restart(tmp_path):
         if redis is not None:
             redis.terminate()
             redis.wait(timeout=10)
+
+
+def test_every_tool_prints_its_version():
+    """--version prints `<tool> <version>` from the one constant in Sources/SocketGatewayVersion, exit 0."""
+    source = (REPO / "Sources/SocketGatewayVersion/SocketGatewayVersion.swift").read_text()
+    version = re.search(r'static let current = "([^"]+)"', source).group(1)
+    assert re.fullmatch(r"\d+\.\d+\.\d+", version), version
+    for tool, variable in (
+        ("socket-gateway", "SOCKET_GATEWAY_CLI"),
+        ("socket-gateway-codegen", "SOCKET_GATEWAY_CODEGEN_EXECUTABLE"),
+        ("sheet-sync-demo", "SOCKET_GATEWAY_DEMO_EXECUTABLE"),
+    ):
+        result = subprocess.run(
+            [str(built_executable(tool, variable)), "--version"], capture_output=True, text=True, timeout=30
+        )
+        assert (result.returncode, result.stdout, result.stderr) == (0, f"{tool} {version}\n", ""), tool
