@@ -19,7 +19,8 @@ struct SocketGatewayCommand: AsyncParsableCommand {
         abstract: "A Socket.IO v5 server and its cluster tools (Redis, python-socketio format).",
         discussion: """
             Environment: HOST, PORT, SOCKET_PATH, REDIS_URL, SOCKET_REDIS_CHANNEL,
-            SOCKET_TOKEN_SECRET, SOCKET_CORS_ORIGINS (comma-separated, * for any).
+            SOCKET_TOKEN_SECRET, SOCKET_CORS_ORIGINS (comma-separated, * for any),
+            SOCKET_PING_INTERVAL, SOCKET_PING_TIMEOUT (seconds).
             Flags override the environment.
 
             EXIT CODES

@@ -1,12 +1,14 @@
 """The `socket-gateway` command: emit (with a catalog), tail, check, export, and its exit codes."""
 
 import json
+import os
 import pickle
 import re
 import shutil
 import socket
 import subprocess
 import time
+import urllib.request
 
 import pytest
 import redis as redis_client
@@ -89,6 +91,64 @@ def test_emit_exit_codes():
     help_text = run_cli("--help").stdout
     for code in ("64", "65", "69", "78"):
         assert f"  {code}  " in help_text
+
+
+def test_serve_help_shows_defaults_environment_and_an_example():
+    # Compared with whitespace collapsed: ArgumentParser wraps the help to the terminal's width.
+    result = run_cli("serve", "--help")
+    assert result.returncode == 0, result.stderr
+    text = " ".join(result.stdout.split())
+    for line in (
+        "--host <host> Address to listen on (env HOST, default 127.0.0.1).",
+        "--port <port> Port; 0 picks a free one (env PORT, default 3000).",
+        "--path <path> Engine.IO path (env SOCKET_PATH, default /socket.io/).",
+        "--ping-interval <ping-interval> Seconds between Engine.IO pings, 0.001 to 3600 (env SOCKET_PING_INTERVAL, "
+        "default 25).",
+        "--ping-timeout <ping-timeout> Seconds a client has to answer a ping, 0.001 to 3600 (env SOCKET_PING_TIMEOUT, "
+        "default 20).",
+        'EXAMPLE SOCKET_TOKEN_SECRET="$(openssl rand -hex 32)" socket-gateway serve \\ --port 3000 '
+        "--redis-url redis://127.0.0.1:6379",
+    ):
+        assert line in text, line
+
+
+@pytest.mark.parametrize(
+    "arguments, env, code, message",
+    [
+        (["--ping-interval", "0"], {}, 64, "--ping-interval must be 0.001 to 3600 seconds, got '0'"),
+        (["--ping-timeout", "3601"], {}, 64, "--ping-timeout must be 0.001 to 3600 seconds, got '3601'"),
+        ([], {"SOCKET_PING_INTERVAL": "0"}, 78, "SOCKET_PING_INTERVAL must be 0.001 to 3600 seconds, got '0'"),
+        ([], {"SOCKET_PING_TIMEOUT": "abc"}, 78, "SOCKET_PING_TIMEOUT must be 0.001 to 3600 seconds, got 'abc'"),
+        (["--port", "70000"], {}, 64, "--port must be 0...65535, got '70000'"),
+        ([], {"PORT": "70000"}, 78, "PORT must be 0...65535, got '70000'"),
+        (["--path", "io"], {}, 64, "--path must start with '/', got 'io'"),
+        ([], {"SOCKET_PATH": "io"}, 78, "SOCKET_PATH must start with '/', got 'io'"),
+    ],
+)
+def test_serve_refuses_a_setting_with_one_wording_for_flag_and_environment(arguments, env, code, message):
+    """A flag and its variable are refused in the same words, echoing the value; the range is the one enforced."""
+    result = run_cli("serve", "--allow-anonymous", *arguments, env=env)
+    assert (result.returncode, result.stdout, result.stderr) == (code, "", f"socket-gateway serve: error: {message}\n")
+
+
+def test_serve_takes_the_ping_settings_from_the_environment(tmp_path):
+    """SOCKET_PING_INTERVAL / SOCKET_PING_TIMEOUT reach the Engine.IO handshake; the flag wins over the variable."""
+    for arguments, interval, timeout in (([], 1500, 2500), (["--ping-interval", "0.25"], 250, 2500)):
+        process = subprocess.Popen(
+            [str(cli_path()), "serve", "--allow-anonymous", "--port", "0", *arguments],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            env=dict(os.environ, SOCKET_PING_INTERVAL="1.5", SOCKET_PING_TIMEOUT="2.5"),
+        )
+        try:
+            line = process.stdout.readline()
+            assert line.startswith("LISTENING "), line
+            port = int(line.split()[1])
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/socket.io/?EIO=4&transport=polling", timeout=10) as r:
+                handshake = json.loads(r.read().decode()[1:])
+            assert (handshake["pingInterval"], handshake["pingTimeout"]) == (interval, timeout)
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
 
 
 def test_tail_prints_what_a_worker_emitted():
