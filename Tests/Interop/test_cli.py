@@ -54,7 +54,11 @@ def test_emit_checked_against_the_catalog_reaches_a_python_client(tmp_path):
 @pytest.mark.parametrize(
     "event, payload, reason",
     [
-        ("sheet:sync:progress", '{"sheet_id":"s1"}', "sheet:sync:progress: $.job_id: missing (required a UUID string)"),
+        (
+            "sheet:sync:progress",
+            '{"sheet_id":"s1","stage":"queued","processed":1,"percent":1}',
+            "sheet:sync:progress: $.job_id: missing (required a UUID string)",
+        ),
         (
             "sheet:sync:progress",
             '{"sheet_id":"s1","job_id":"0b8f9a3e-3f52-4d2c-9a57-1f7c7f0e9d11","stage":"sleeping","processed":1,"percent":1}',
@@ -72,6 +76,25 @@ def test_emit_refuses_a_payload_that_breaks_the_catalog(event, payload, reason):
     assert result.returncode == 65, (result.returncode, result.stderr)
     assert result.stdout == ""
     assert result.stderr.startswith(f"socket-gateway emit: error: refused by the catalog: {reason}"), result.stderr
+
+
+def test_emit_reports_every_mismatch_with_the_catalog():
+    """One run lists every problem of the payload, in payload order, not only the first."""
+    payload = '{"sheet_id":5,"job_id":"nope","stage":"sleeping","processed":"1","percent":1,"extra":true}'
+    result = run_cli(
+        "emit", "--redis-url", "redis://127.0.0.1:1", "--catalog", str(CATALOG), "--user", "42",
+        "sheet:sync:progress", payload,
+    )
+    assert (result.returncode, result.stdout) == (65, ""), result.stderr
+    assert result.stderr == (
+        "socket-gateway emit: error: refused by the catalog, 5 problems:\n"
+        "  sheet:sync:progress: $: unknown field 'extra' (expected: sheet_id, job_id, stage, processed, total, percent)\n"
+        "  sheet:sync:progress: $.sheet_id: expected a string, got an integer\n"
+        '  sheet:sync:progress: $.job_id: expected a UUID, got "nope"\n'
+        "  sheet:sync:progress: $.stage: expected one of queued, downloading, parsing, validating, writing, finalizing, "
+        'got "sleeping"\n'
+        "  sheet:sync:progress: $.processed: expected an integer, got a string\n"
+    )
 
 
 def test_emit_exit_codes():
@@ -252,8 +275,8 @@ def test_check_prints_the_plugin_diagnostics(tmp_path):
     result = run_cli("check", str(broken))
     assert result.returncode == 1
     assert result.stderr == (
-        f"{broken}:7:17: error: unknown type 'strng' for field 'sheet_id' in event 'sheet:sync:started'; use string, "
-        "int, double, bool, datetime, uuid, or a type declared under 'types'\n"
+        f"{broken}:7:17: error: unknown type 'strng' for field 'sheet_id' in event 'sheet:sync:started'; did you mean "
+        "'string'? Known types: string, int, double, bool, datetime, uuid (built in); declare your own under 'types'\n"
     )
     ok = run_cli("check", str(CATALOG))
     assert ok.returncode == 0, ok.stderr
