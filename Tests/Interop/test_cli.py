@@ -1,4 +1,5 @@
-"""The `socket-gateway` command: emit (with a catalog), tail, check, export, and its exit codes."""
+"""The command-line tools as an operator runs them: `socket-gateway` (serve's settings, emit with a catalog, tail,
+check, export, exit codes), and `--version` and exit codes of `socket-gateway-codegen` and `sheet-sync-demo`."""
 
 import json
 import os
@@ -387,3 +388,54 @@ def test_every_tool_prints_its_version():
             [str(built_executable(tool, variable)), "--version"], capture_output=True, text=True, timeout=30
         )
         assert (result.returncode, result.stdout, result.stderr) == (0, f"{tool} {version}\n", ""), tool
+
+
+def run_demo(*arguments: str, env=None) -> subprocess.CompletedProcess:
+    """Runs `sheet-sync-demo ARGUMENTS...` without REDIS_URL (unless `env` sets it)."""
+    environment = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "SOCKET_TOKEN_SECRET")}
+    environment.update(env or {})
+    executable = built_executable("sheet-sync-demo", "SOCKET_GATEWAY_DEMO_EXECUTABLE")
+    return subprocess.run(
+        [str(executable), *arguments], capture_output=True, text=True, timeout=30, env=environment, cwd=REPO
+    )
+
+
+def test_demo_server_takes_token_secret_and_warns_on_the_old_name():
+    """--token-secret as in `socket-gateway serve`; --jwt-secret still works, with a warning; not both."""
+    no_redis = "error: not configured: no Redis URL (use --redis-url or REDIS_URL; tools/demo starts a Redis)\n"
+    current = run_demo("server", "--name", "s", "--token-secret", "t" * 32)
+    assert (current.returncode, current.stderr) == (78, "sheet-sync-demo server: " + no_redis)
+    old = run_demo("server", "--name", "s", "--jwt-secret", "t" * 32)
+    assert (old.returncode, old.stderr) == (
+        78,
+        "sheet-sync-demo server: warning: --jwt-secret is deprecated; use --token-secret, as socket-gateway serve "
+        "does\nsheet-sync-demo server: " + no_redis,
+    )
+    both = run_demo("server", "--name", "s", "--jwt-secret", "a", "--token-secret", "b")
+    assert both.returncode == 64
+    assert both.stderr.startswith("Error: --jwt-secret is the old name of --token-secret; give only --token-secret\n")
+
+
+def test_demo_exit_codes_match_the_gateway():
+    """The same situation exits with the same code in sheet-sync-demo as in socket-gateway (78, 64, 1)."""
+    worker = run_demo("worker", "--name", "w")
+    assert (worker.returncode, worker.stderr) == (
+        78,
+        "sheet-sync-demo worker: error: not configured: no Redis URL (use --redis-url or REDIS_URL; tools/demo starts "
+        "a Redis)\n",
+    )
+    assert run_cli("tail").returncode == worker.returncode
+    bad_url = run_demo("worker", "--name", "w", "--redis-url", "redis//x")
+    assert bad_url.returncode == 78 == run_cli("tail", "--redis-url", "redis//x").returncode
+    assert bad_url.stderr.startswith("sheet-sync-demo worker: error: not configured: "), bad_url.stderr
+    usage = run_demo("worker", "--name", "w", "--step-delay=-1")
+    assert usage.returncode == 64 == run_cli("tail", "--count", "0").returncode
+    assert usage.stderr.startswith("Error: --step-delay must be 0 or more, got -1\n"), usage.stderr
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = str(busy.getsockname()[1])
+        demo = run_demo("server", "--name", "s", "--redis-url", redis_url(), "--port", port)
+        gateway = run_cli("serve", "--allow-anonymous", "--port", port)
+    assert demo.returncode == 1 == gateway.returncode, (demo.stderr, gateway.stderr)
+    assert demo.stderr.splitlines()[-1].startswith("sheet-sync-demo server: error: did not start: "), demo.stderr
