@@ -163,10 +163,12 @@ let package = Package(
             name: "_EventCodegenCore",
             dependencies: ["CYAML"]
         ),
+        // The version every executable prints with --version: one constant, no dependencies.
+        .target(name: "SocketGatewayVersion"),
         // The tool the build plugin runs: paths in, files out, diagnostics on stderr.
         .executableTarget(
             name: "socket-gateway-codegen",
-            dependencies: ["_EventCodegenCore"]
+            dependencies: ["_EventCodegenCore", "SocketGatewayVersion"]
         ),
         // The `socket-gateway` command: serve, emit (worker), tail, check, export.
         .executableTarget(
@@ -176,6 +178,7 @@ let package = Package(
                 "SocketGatewayServer",
                 "SocketGatewayRedis",
                 "SocketGatewayWorker",
+                "SocketGatewayVersion",
                 "_EventCodegenCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -211,6 +214,7 @@ let package = Package(
                 "SocketGatewayServer",
                 "SocketGatewayWorker",
                 "SocketGatewayRedis",
+                "SocketGatewayVersion",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -63,16 +63,20 @@ package enum LogSafe {
         case "\t": output += "\\t"
         case "\\": output += "\\\\"
         default:
-            // C0 and C1 controls, DEL, and the bidirectional overrides that reorder what a terminal shows.
-            let value = scalar.value
-            if value < 0x20 || (0x7F...0x9F).contains(value) || (0x202A...0x202E).contains(value)
-                || (0x2066...0x2069).contains(value) || value == 0x2028 || value == 0x2029
-            {
-                output += "\\u{" + String(value, radix: 16, uppercase: true) + "}"
+            if Self.isUnsafeOnTerminal(scalar) {
+                output += "\\u{" + String(scalar.value, radix: 16, uppercase: true) + "}"
             } else {
                 output.unicodeScalars.append(scalar)
             }
         }
+    }
+
+    /// Whether a terminal would act on `scalar` instead of showing it: C0 and C1 controls, DEL, the line and
+    /// paragraph separators, and the bidirectional overrides that reorder what a terminal shows.
+    package static func isUnsafeOnTerminal(_ scalar: Unicode.Scalar) -> Bool {
+        let value = scalar.value
+        return value < 0x20 || (0x7F...0x9F).contains(value) || (0x202A...0x202E).contains(value)
+            || (0x2066...0x2069).contains(value) || value == 0x2028 || value == 0x2029
     }
 
     private static func appendHex(_ byte: UInt8, to output: inout String) {

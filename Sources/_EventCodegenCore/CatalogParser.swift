@@ -437,10 +437,53 @@ struct CatalogParser {
         }
         if self.namedTypeNames.contains(name) { return .named(name) }
         self.diagnostics.error(
-            "unknown type '\(name)' for field '\(field)' in \(owner); use string, int, double, bool, datetime, uuid, or a type declared under 'types'",
+            "unknown type '\(name)' for field '\(field)' in \(owner); \(self.knownTypesHint(for: name))",
             at: location
         )
         return nil
+    }
+
+    /// The built-in type names, in the order the messages list them.
+    static let builtinTypeOrder = ["string", "int", "double", "bool", "datetime", "uuid"]
+
+    /// What to write instead of an unknown type `name`: the nearest known name when one is close (a typo), then
+    /// the built-in types and the types declared under `types`.
+    private func knownTypesHint(for name: String) -> String {
+        let declared = self.namedTypeNames.sorted()
+        var types = "types: \(Self.builtinTypeOrder.joined(separator: ", ")) (built in); "
+        types +=
+            declared.isEmpty
+            ? "declare your own under 'types'" : "\(declared.joined(separator: ", ")) (declared under 'types')"
+        guard let nearest = Self.nearest(to: name, among: Self.builtinTypeOrder + declared) else {
+            return "known " + types
+        }
+        return "did you mean '\(nearest)'? Known " + types
+    }
+
+    /// The candidate closest to `name` in edit distance (case ignored), if it is close enough to be a typo: at
+    /// most 1 edit for names of up to 4 characters, 2 for longer ones. Ties go to the earlier candidate.
+    static func nearest(to name: String, among candidates: [String]) -> String? {
+        var best: (name: String, distance: Int)?
+        for candidate in candidates {
+            let distance = Self.editDistance(Array(name.lowercased()), Array(candidate.lowercased()))
+            let allowed = max(name.count, candidate.count) <= 4 ? 1 : 2
+            guard distance <= allowed, distance < (best?.distance ?? Int.max) else { continue }
+            best = (candidate, distance)
+        }
+        return best?.name
+    }
+
+    /// The Levenshtein distance: how many characters must be inserted, deleted or replaced to turn `a` into `b`.
+    static func editDistance(_ a: [Character], _ b: [Character]) -> Int {
+        var previous = Array(0...b.count)
+        for (i, left) in a.enumerated() {
+            var current = [i + 1] + Array(repeating: 0, count: b.count)
+            for (j, right) in b.enumerated() {
+                current[j + 1] = min(previous[j + 1] + 1, current[j] + 1, previous[j] + (left == right ? 0 : 1))
+            }
+            previous = current
+        }
+        return previous[b.count]
     }
 
     private mutating func enumCases(_ node: YAMLNode, owner: String) -> [EnumCase] {

@@ -95,23 +95,37 @@ extension Catalog {
         payload: PayloadValue,
         namespace: String? = nil
     ) throws(PayloadValidationError) {
+        if let first = self.problems(event: eventName, payload: payload, namespace: namespace).first { throw first }
+    }
+
+    /// Every way `payload` fails to be a valid payload of `eventName` in `namespace`, in payload order; empty
+    /// when it is valid (see ``validate(event:payload:namespace:)``).
+    /// - Parameters:
+    ///   - eventName: The wire name, e.g. `sheet:sync:progress`.
+    ///   - payload: The event's one argument.
+    ///   - namespace: The namespace it is emitted in; `nil` skips that check.
+    /// - Returns: One ``PayloadValidationError`` per mismatch (an unknown event is one problem).
+    public func problems(
+        event eventName: String,
+        payload: PayloadValue,
+        namespace: String? = nil
+    ) -> [PayloadValidationError] {
         guard let event = self.events.first(where: { $0.name == eventName }) else {
             let known = self.events.map(\.name).joined(separator: ", ")
-            throw PayloadValidationError(
-                event: eventName,
-                path: "",
-                message: "not in catalog \(self.name) (known: \(known))"
-            )
-        }
-        if let namespace, namespace != event.namespace {
-            throw PayloadValidationError(
-                event: eventName,
-                path: "",
-                message: "belongs to namespace \(event.namespace), not \(namespace)"
-            )
+            return [
+                PayloadValidationError(
+                    event: eventName,
+                    path: "",
+                    message: "not in catalog \(self.name) (known: \(known))"
+                )
+            ]
         }
         var validator = PayloadValidator(catalog: self, event: eventName)
-        try validator.object(payload, fields: event.payload, path: "$")
+        if let namespace, namespace != event.namespace {
+            validator.report("", "belongs to namespace \(event.namespace), not \(namespace)")
+        }
+        validator.object(payload, fields: event.payload, path: "$")
+        return validator.problems
     }
 }
 
@@ -119,18 +133,20 @@ private struct PayloadValidator {
     let catalog: Catalog
     let event: String
     var depth = 0
+    /// What was found so far, in payload order.
+    var problems: [PayloadValidationError] = []
 
-    func fail(_ path: String, _ message: String) -> PayloadValidationError {
-        PayloadValidationError(event: self.event, path: path, message: message)
+    mutating func report(_ path: String, _ message: String) {
+        self.problems.append(PayloadValidationError(event: self.event, path: path, message: message))
     }
 
-    mutating func object(_ value: PayloadValue, fields: [Field], path: String) throws(PayloadValidationError) {
+    mutating func object(_ value: PayloadValue, fields: [Field], path: String) {
         guard case .object(let pairs) = value else {
-            throw self.fail(path, "expected an object, got \(value.kind)")
+            return self.report(path, "expected an object, got \(value.kind)")
         }
         let known = Set(fields.map(\.wireName))
-        if let unknown = pairs.first(where: { !known.contains($0.key) }) {
-            throw self.fail(
+        for unknown in pairs where !known.contains(unknown.key) {
+            self.report(
                 path,
                 "unknown field '\(unknown.key)' (expected: \(fields.map(\.wireName).joined(separator: ", ")))"
             )
@@ -138,54 +154,54 @@ private struct PayloadValidator {
         for field in fields {
             let fieldPath = "\(path).\(field.wireName)"
             guard let item = pairs.last(where: { $0.key == field.wireName })?.value else {
-                if field.type.isOptional { continue }
-                throw self.fail(fieldPath, "missing (required \(Self.describe(field.type)))")
+                if !field.type.isOptional { self.report(fieldPath, "missing (required \(Self.describe(field.type)))") }
+                continue
             }
-            try self.value(item, type: field.type, path: fieldPath)
+            self.value(item, type: field.type, path: fieldPath)
         }
     }
 
-    mutating func value(_ value: PayloadValue, type: FieldType, path: String) throws(PayloadValidationError) {
+    mutating func value(_ value: PayloadValue, type: FieldType, path: String) {
         self.depth += 1
         defer { self.depth -= 1 }
-        guard self.depth < 64 else { throw self.fail(path, "nested too deeply") }
+        guard self.depth < 64 else { return self.report(path, "nested too deeply") }
         switch type {
         case .optional(let wrapped):
             if case .null = value { return }
-            try self.value(value, type: wrapped, path: path)
+            self.value(value, type: wrapped, path: path)
         case .string:
-            guard case .string = value else { throw self.mismatch(value, type, path) }
+            guard case .string = value else { return self.mismatch(value, type, path) }
         case .int:
             switch value {
             case .int: return
             case .double(let number) where number.rounded() == number && abs(number) < 9.007_199_254_740_992e15: return
-            default: throw self.mismatch(value, type, path)
+            default: return self.mismatch(value, type, path)
             }
         case .double:
             switch value {
             case .int, .double: return
-            default: throw self.mismatch(value, type, path)
+            default: return self.mismatch(value, type, path)
             }
         case .bool:
-            guard case .bool = value else { throw self.mismatch(value, type, path) }
+            guard case .bool = value else { return self.mismatch(value, type, path) }
         case .datetime:
-            guard case .string(let text) = value else { throw self.mismatch(value, type, path) }
+            guard case .string(let text) = value else { return self.mismatch(value, type, path) }
             guard Self.isISO8601(text) else {
-                throw self.fail(path, "expected an ISO 8601 timestamp (e.g. 2026-01-31T12:00:00Z), got \"\(text)\"")
+                return self.report(path, "expected an ISO 8601 timestamp (e.g. 2026-01-31T12:00:00Z), got \"\(text)\"")
             }
         case .uuid:
-            guard case .string(let text) = value else { throw self.mismatch(value, type, path) }
-            guard Self.isUUID(text) else { throw self.fail(path, "expected a UUID, got \"\(text)\"") }
+            guard case .string(let text) = value else { return self.mismatch(value, type, path) }
+            guard Self.isUUID(text) else { return self.report(path, "expected a UUID, got \"\(text)\"") }
         case .array(let element):
-            guard case .array(let items) = value else { throw self.mismatch(value, type, path) }
+            guard case .array(let items) = value else { return self.mismatch(value, type, path) }
             for (index, item) in items.enumerated() {
-                try self.value(item, type: element, path: "\(path)[\(index)]")
+                self.value(item, type: element, path: "\(path)[\(index)]")
             }
         case .named(let name):
-            guard let named = self.catalog.type(named: name) else { throw self.fail(path, "unknown type \(name)") }
-            try self.definition(value, named.definition, path: path)
+            guard let named = self.catalog.type(named: name) else { return self.report(path, "unknown type \(name)") }
+            self.definition(value, named.definition, path: path)
         case .inline(let inline):
-            try self.definition(value, inline.definition, path: path)
+            self.definition(value, inline.definition, path: path)
         }
     }
 
@@ -193,22 +209,22 @@ private struct PayloadValidator {
         _ value: PayloadValue,
         _ definition: TypeDefinition,
         path: String
-    ) throws(PayloadValidationError) {
+    ) {
         switch definition {
         case .object(let fields):
-            try self.object(value, fields: fields, path: path)
+            self.object(value, fields: fields, path: path)
         case .enumeration(let cases):
             let values = cases.map(\.value)
             guard case .string(let text) = value, values.contains(text) else {
                 let got: String
                 if case .string(let text) = value { got = "\"\(text)\"" } else { got = value.kind }
-                throw self.fail(path, "expected one of \(values.joined(separator: ", ")), got \(got)")
+                return self.report(path, "expected one of \(values.joined(separator: ", ")), got \(got)")
             }
         }
     }
 
-    func mismatch(_ value: PayloadValue, _ type: FieldType, _ path: String) -> PayloadValidationError {
-        self.fail(path, "expected \(Self.describe(type)), got \(value.kind)")
+    mutating func mismatch(_ value: PayloadValue, _ type: FieldType, _ path: String) {
+        self.report(path, "expected \(Self.describe(type)), got \(value.kind)")
     }
 
     static func describe(_ type: FieldType) -> String {

@@ -22,8 +22,21 @@ struct ServerCommand: AsyncParsableCommand {
     @Option(help: "The port to listen on (0 picks a free one).")
     var port: Int = 8001
 
-    @Option(help: "The HS256 secret of the demo's tokens (default: a fixed demo value, or $SOCKET_TOKEN_SECRET).")
+    @Option(
+        name: .customLong("token-secret"),
+        help: "The HS256 secret of the demo's tokens (env SOCKET_TOKEN_SECRET, default: a fixed demo value)."
+    )
+    var tokenSecret: String?
+
+    /// The old name of `--token-secret`, kept so scripts keep working; warns.
+    @Option(name: .customLong("jwt-secret"), help: .hidden)
     var jwtSecret: String?
+
+    func validate() throws {
+        if self.tokenSecret != nil, self.jwtSecret != nil {
+            throw ValidationError("--jwt-secret is the old name of --token-secret; give only --token-secret")
+        }
+    }
 
     func run() async throws {
         let logger = try self.shared.bootstrapLogging()
@@ -33,20 +46,25 @@ struct ServerCommand: AsyncParsableCommand {
                 log.line("  ↳ pushed an event to \(clients) client\(clients == 1 ? "" : "s") connected here")
             }
         )
-        let secret =
-            self.jwtSecret ?? ProcessInfo.processInfo.environment["SOCKET_TOKEN_SECRET"] ?? DemoDefaults.jwtSecret
-        let redisURL = self.shared.resolvedRedisURL
-        guard let redisURL else {
-            throw DemoSetupError(
-                "no Redis: pass --redis-url redis://127.0.0.1:6379 or set REDIS_URL (tools/demo starts one)"
-            )
+        if self.jwtSecret != nil {
+            demoWarn("server", "--jwt-secret is deprecated; use --token-secret, as socket-gateway serve does")
         }
-        let redisCommands = RedisCommandClient(url: try RedisURL(parsing: redisURL), logger: logger)
+        let secret =
+            self.tokenSecret ?? self.jwtSecret ?? ProcessInfo.processInfo.environment["SOCKET_TOKEN_SECRET"]
+            ?? DemoDefaults.jwtSecret
+        let (redisURL, parsedRedisURL) = try self.shared.checkedRedisURL(command: "server")
+        let files: [String: DemoHTTPResponder.StaticFile]
+        do {
+            files = try DemoHTTPResponder.loadPublicFiles()
+        } catch {
+            throw demoFail("server", "\(error)", DemoExitCode.fileError)
+        }
+        let redisCommands = RedisCommandClient(url: parsedRedisURL, logger: logger)
 
         let authenticator = try JWTAuthenticator(secret: secret, logger: logger)
         let responder = DemoHTTPResponder(
             serverName: self.shared.name,
-            files: try DemoHTTPResponder.loadPublicFiles(),
+            files: files,
             authenticator: authenticator,
             jwtSecret: secret,
             redis: redisCommands,
@@ -91,13 +109,20 @@ struct ServerCommand: AsyncParsableCommand {
             logger: logger
         )
         let host = self.host
-        let redisText = (try? RedisURL(parsing: redisURL).redacted) ?? "?"
+        let redisText = parsedRedisURL.redacted
         let channel = self.shared.channel
-        try await withThrowingDiscardingTaskGroup { tasks in
-            tasks.addTask { try await group.run() }
-            if let port = await server.waitUntilListening() {
-                log.line("ready http://\(host):\(port)/ (Redis \(redisText), channel \(channel))")
+        var listened = false
+        do {
+            try await withThrowingDiscardingTaskGroup { tasks in
+                tasks.addTask { try await group.run() }
+                if let port = await server.waitUntilListening() {
+                    listened = true
+                    log.line("ready http://\(host):\(port)/ (Redis \(redisText), channel \(channel))")
+                }
             }
+        } catch  where !listened {
+            await redisCommands.shutdown()
+            throw demoFail("server", "did not start: \(error)", DemoExitCode.didNotStart)
         }
         await redisCommands.shutdown()
         log.line("stopped")

@@ -22,17 +22,15 @@ struct WorkerCommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = try self.shared.bootstrapLogging()
-        guard let redisURL = self.shared.resolvedRedisURL else {
-            throw DemoSetupError(
-                "no Redis: pass --redis-url redis://127.0.0.1:6379 or set REDIS_URL (tools/demo starts one)"
-            )
+        guard self.stepDelay >= 0 else {
+            throw ValidationError("--step-delay must be 0 or more, got \(self.stepDelay)")
         }
-        guard self.stepDelay >= 0 else { throw ValidationError("--step-delay must be 0 or more") }
+        let (redisURL, parsedRedisURL) = try self.shared.checkedRedisURL(command: "worker")
         let gateway = WorkerSocketGateway(redisURL: redisURL, channel: self.shared.channel, logger: logger)
         let worker = SheetSyncWorker(
             name: self.shared.name,
-            queue: RedisCommandClient(url: try RedisURL(parsing: redisURL), logger: logger),
-            commands: RedisCommandClient(url: try RedisURL(parsing: redisURL), logger: logger),
+            queue: RedisCommandClient(url: parsedRedisURL, logger: logger),
+            commands: RedisCommandClient(url: parsedRedisURL, logger: logger),
             jobQueue: self.shared.jobQueue,
             gateway: gateway,
             stepDelay: .milliseconds(self.stepDelay),

@@ -1,3 +1,4 @@
+import SocketGatewayVersion
 import _EventCodegenCore
 
 #if canImport(Glibc)
@@ -22,6 +23,8 @@ enum Tool {
                 Exports the catalog; without --output it is printed on stdout.
           check <events.yaml>
                 Validates the catalog and prints its diagnostics.
+          --version
+                Prints the version.
 
         Diagnostics are printed as `path:line:col: error: message` on stderr.
         EXIT CODES: 0 success, 1 catalog errors, 64 wrong usage, 74 a file could not be read or written.
@@ -78,6 +81,10 @@ enum Tool {
     static func run(_ arguments: [String]) -> Int32 {
         if arguments.contains("--help") || arguments.contains("-h") || arguments.first == "help" {
             print(Self.usage)
+            return 0
+        }
+        if arguments == ["--version"] {
+            print(SocketGatewayVersion.line(for: "socket-gateway-codegen"))
             return 0
         }
         let parsed: Arguments

@@ -110,10 +110,23 @@ struct EmitCommand: AsyncParsableCommand {
                     ExitCodes.payloadRefused
                 )
             }
-            do {
-                try catalog.validate(event: self.event, payload: PayloadValue(arguments[0]), namespace: self.namespace)
-            } catch {
-                throw fail("emit", "refused by the catalog: \(error)", ExitCodes.payloadRefused)
+            let problems = catalog.problems(
+                event: self.event,
+                payload: PayloadValue(arguments[0]),
+                namespace: self.namespace
+            )
+            if problems.count == 1 {
+                throw fail("emit", "refused by the catalog: \(problems[0])", ExitCodes.payloadRefused)
+            }
+            if !problems.isEmpty {
+                // Every mismatch, one per line, so one run shows all there is to fix (at most 20 of them).
+                var lines = problems.prefix(20).map { "  \($0)" }
+                if problems.count > 20 { lines.append("  … and \(problems.count - 20) more") }
+                throw fail(
+                    "emit",
+                    "refused by the catalog, \(problems.count) problems:\n" + lines.joined(separator: "\n"),
+                    ExitCodes.payloadRefused
+                )
             }
         }
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Logging
 import ServiceLifecycle
+import SocketGatewayCore
 import SocketGatewayRedis
 import SocketGatewayServer
 import UnixSignals
@@ -27,12 +28,29 @@ struct ServeCommand: AsyncParsableCommand {
             are checked against the catalog: mismatches are logged and counted
             (socketgateway_inbound_rejected_total, /healthz redis.inbound_rejected);
             with --strict they are also dropped, unknown events included.
+
+            EXAMPLE
+              SOCKET_TOKEN_SECRET="$(openssl rand -hex 32)" socket-gateway serve \\
+                --port 3000 --redis-url redis://127.0.0.1:6379
             """
     )
 
-    @Option(help: "Address to listen on (env HOST).") var host: String?
-    @Option(help: "Port; 0 picks a free one (env PORT).") var port: Int?
-    @Option(help: "Engine.IO path (env SOCKET_PATH).") var path: String?
+    /// The server's defaults, shown in `--help`. An empty environment holds no wrong value, so it never throws.
+    private static let defaults =
+        (try? SocketServerConfiguration(environment: [:])) ?? SocketServerConfiguration(host: "127.0.0.1")
+    /// The allowed ping interval and timeout, in seconds: at least a millisecond, at most an hour.
+    static let pingRange: ClosedRange<Double> = 0.001...3600
+    /// ``pingRange`` as `--help` and the messages write it.
+    static let pingRangeText =
+        "\(Self.seconds(Self.pingRange.lowerBound)) to \(Self.seconds(Self.pingRange.upperBound))"
+    /// The environment variable of `--ping-interval`.
+    static let pingIntervalVariable = "SOCKET_PING_INTERVAL"
+    /// The environment variable of `--ping-timeout`.
+    static let pingTimeoutVariable = "SOCKET_PING_TIMEOUT"
+
+    @Option(help: "Address to listen on (env HOST, default \(Self.defaults.host)).") var host: String?
+    @Option(help: "Port; 0 picks a free one (env PORT, default \(Self.defaults.port)).") var port: Int?
+    @Option(help: "Engine.IO path (env SOCKET_PATH, default \(Self.defaults.path)).") var path: String?
     @Option(name: .customLong("redis-url"), help: "Redis URL shared with workers and other servers (env REDIS_URL).")
     var redisURL: String?
     @Option(help: "Redis pub/sub channel (env SOCKET_REDIS_CHANNEL, default socketio).") var channel: String?
@@ -50,8 +68,22 @@ struct ServeCommand: AsyncParsableCommand {
         help: "Start with a token secret shorter than 32 bytes (one that can be guessed; for local tests only)."
     )
     var allowWeakTokenSecret = false
-    @Option(name: .customLong("ping-interval"), help: "Seconds between Engine.IO pings.") var pingInterval: Double?
-    @Option(name: .customLong("ping-timeout"), help: "Seconds a client has to answer a ping.") var pingTimeout: Double?
+    @Option(
+        name: .customLong("ping-interval"),
+        help: """
+            Seconds between Engine.IO pings, \(Self.pingRangeText) \
+            (env \(Self.pingIntervalVariable), default \(Self.seconds(Self.defaults.pingInterval))).
+            """
+    )
+    var pingInterval: String?
+    @Option(
+        name: .customLong("ping-timeout"),
+        help: """
+            Seconds a client has to answer a ping, \(Self.pingRangeText) \
+            (env \(Self.pingTimeoutVariable), default \(Self.seconds(Self.defaults.pingTimeout))).
+            """
+    )
+    var pingTimeout: String?
     @Option(name: .customLong("namespace"), help: "Accept clients on this namespace too (besides /); repeatable.")
     var namespaces: [String] = []
     @Option(help: "An events.yaml to check other hosts' events against (log and count mismatches).")
@@ -67,16 +99,43 @@ struct ServeCommand: AsyncParsableCommand {
         do {
             configuration = try SocketServerConfiguration(environment: nil)
         } catch {
-            throw fail("serve", "\(error)", ExitCodes.notConfigured)
+            // One wording for a variable and its flag: `PORT must be …, got '…'` as `--port must be …, got '…'`.
+            throw fail("serve", "\(error.variable) \(error.message)", ExitCodes.notConfigured)
         }
         if let host { configuration.host = host }
         if let port {
-            guard (0...65535).contains(port) else { throw fail("serve", "--port must be 0...65535", ExitCodes.usage) }
+            guard (0...65535).contains(port) else {
+                throw fail("serve", "--port must be 0...65535, got '\(port)'", ExitCodes.usage)
+            }
             configuration.port = port
         }
         if let path {
-            guard path.hasPrefix("/") else { throw fail("serve", "--path must start with /", ExitCodes.usage) }
+            guard path.hasPrefix("/") else {
+                throw fail("serve", "--path must start with '/', got '\(path)'", ExitCodes.usage)
+            }
             configuration.path = path.hasSuffix("/") ? path : path + "/"
+        }
+        // Flag over environment; a wrong value is named as it was given (the flag, or the variable).
+        for (flag, variable, value, setting) in [
+            ("--ping-interval", Self.pingIntervalVariable, self.pingInterval, \SocketServerConfiguration.pingInterval),
+            ("--ping-timeout", Self.pingTimeoutVariable, self.pingTimeout, \SocketServerConfiguration.pingTimeout),
+        ] {
+            let given: (name: String, text: String, code: ExitCode)
+            if let value {
+                given = (flag, value, ExitCodes.usage)
+            } else if let text = environment(variable) {
+                given = (variable, text, ExitCodes.notConfigured)
+            } else {
+                continue
+            }
+            guard let seconds = Double(given.text), Self.pingRange.contains(seconds) else {
+                throw fail(
+                    "serve",
+                    "\(given.name) must be \(Self.pingRangeText) seconds, got '\(LogSafe.text(given.text))'",
+                    given.code
+                )
+            }
+            configuration[keyPath: setting] = .milliseconds(Int64((seconds * 1000).rounded()))
         }
         if let redisURL {
             let signingSecret = environment(SocketServerConfiguration.EnvironmentKey.redisSigningSecret)
@@ -100,13 +159,6 @@ struct ServeCommand: AsyncParsableCommand {
         }
         if let tokenSecret { configuration.tokenSecret = tokenSecret.isEmpty ? nil : tokenSecret }
         try self.checkTokenSecret(configuration.tokenSecret)
-        for (name, value) in [("--ping-interval", self.pingInterval), ("--ping-timeout", self.pingTimeout)] {
-            if let value, !(value > 0 && value < 3600) {
-                throw fail("serve", "\(name) must be between 0 and 3600 seconds", ExitCodes.usage)
-            }
-        }
-        if let pingInterval { configuration.pingInterval = .milliseconds(Int64(pingInterval * 1000)) }
-        if let pingTimeout { configuration.pingTimeout = .milliseconds(Int64(pingTimeout * 1000)) }
         if self.strict, self.catalog == nil {
             throw fail("serve", "--strict needs --catalog <events.yaml>", ExitCodes.usage)
         }
@@ -173,6 +225,17 @@ struct ServeCommand: AsyncParsableCommand {
                 error is SocketServerConfigurationError ? ExitCodes.notConfigured : ExitCode.failure
             )
         }
+    }
+
+    /// Seconds as an operator writes them: `25`, `0.5`, `0.001`.
+    static func seconds(_ value: Double) -> String {
+        value == value.rounded() ? String(Int64(value)) : String(value)
+    }
+
+    /// A duration in seconds, as ``seconds(_:)-(Double)`` writes them.
+    static func seconds(_ duration: Duration) -> String {
+        let (seconds, attoseconds) = duration.components
+        return Self.seconds(Double(seconds) + Double(attoseconds) / 1e18)
     }
 }
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Logging
 import SocketGatewayRedis
+import SocketGatewayVersion
 
 #if canImport(Glibc)
 import Glibc
@@ -19,7 +20,8 @@ struct SocketGatewayCommand: AsyncParsableCommand {
         abstract: "A Socket.IO v5 server and its cluster tools (Redis, python-socketio format).",
         discussion: """
             Environment: HOST, PORT, SOCKET_PATH, REDIS_URL, SOCKET_REDIS_CHANNEL,
-            SOCKET_TOKEN_SECRET, SOCKET_CORS_ORIGINS (comma-separated, * for any).
+            SOCKET_TOKEN_SECRET, SOCKET_CORS_ORIGINS (comma-separated, * for any),
+            SOCKET_PING_INTERVAL, SOCKET_PING_TIMEOUT (seconds).
             Flags override the environment.
 
             EXIT CODES
@@ -35,6 +37,7 @@ struct SocketGatewayCommand: AsyncParsableCommand {
                   serve; not retried); no token secret, a weak SOCKET_TOKEN_SECRET
                   or an origin in SOCKET_CORS_ORIGINS that never matches (serve)
             """,
+        version: SocketGatewayVersion.line(for: "socket-gateway"),
         subcommands: [ServeCommand.self, EmitCommand.self, TailCommand.self, CheckCommand.self, ExportCommand.self]
     )
 }

@@ -13,8 +13,11 @@ struct TailCommand: AsyncParsableCommand {
             Each line: method, event, room, namespace, skip_sid, payload size and
             the origin host_id, e.g.
               emit event=progress room=user:42 ns=/ skip=- bytes=187 host=3f2a...
-            --json prints each decoded message as one JSON line instead. Messages
-            not in python-socketio's format are reported on stderr and skipped.
+            --json prints each message's JSON text instead, as it was received
+            (numbers keep their digits); only characters a terminal would act on
+            are escaped, so each line is still the same JSON. Messages not in
+            python-socketio's format (a pickled one, say) are reported on stderr,
+            escaped, and skipped.
             Prints `SUBSCRIBED <channel>` on stderr once subscribed. Runs until
             SIGINT, or until --count messages were printed.
             """
@@ -22,7 +25,7 @@ struct TailCommand: AsyncParsableCommand {
 
     @Option(name: .customLong("redis-url"), help: "Redis URL (env REDIS_URL).") var redisURL: String?
     @Option(help: "Redis pub/sub channel (env SOCKET_REDIS_CHANNEL, default socketio).") var channel: String?
-    @Flag(help: "Print each message as a JSON line.") var json = false
+    @Flag(help: "Print each message's JSON text as received, one line each.") var json = false
     @Option(help: "Exit after this many messages.") var count: Int?
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error, critical.")
     var logLevel =
@@ -64,20 +67,66 @@ struct TailCommand: AsyncParsableCommand {
             var printed = 0
             for await raw in messages {
                 let message: PubSubMessage
-                do {
+                do throws(PubSubMessageError) {
                     message = try PubSubMessage.decode(raw.payload)
                 } catch {
-                    printError("skipped an undecodable message (\(raw.payload.readableBytes) bytes): \(error)")
+                    printError(Self.skipped(raw.payload, error))
                     continue
                 }
-                printLine(
-                    self.json ? message.jsonValue.jsonString : Self.line(message, size: raw.payload.readableBytes)
-                )
+                printLine(self.json ? Self.wireJSON(raw.payload) : Self.line(message, size: raw.payload.readableBytes))
                 printed += 1
                 if let count, printed >= count { break }
             }
             await subscriber.shutdown()
         }
+    }
+
+    /// The message's JSON text as received, on one line that a terminal shows rather than runs.
+    ///
+    /// Nothing is parsed and written again, so `12345678901234567890` and `1.0` keep their digits. Inside strings a
+    /// character a terminal would act on becomes its JSON escape (`\u001b`); between tokens a line break or tab
+    /// becomes a space. The line is the same JSON value as the message.
+    static func wireJSON(_ payload: ByteBuffer) -> String {
+        let text = String(decoding: payload.readableBytesView, as: UTF8.self)
+        var output = ""
+        output.reserveCapacity(text.utf8.count)
+        var inString = false
+        var escaped = false
+        for scalar in text.unicodeScalars {
+            if inString {
+                if escaped {
+                    escaped = false
+                } else if scalar == "\\" {
+                    escaped = true
+                } else if scalar == "\"" {
+                    inString = false
+                } else if LogSafe.isUnsafeOnTerminal(scalar) {
+                    let hex = String(scalar.value, radix: 16)
+                    output += "\\u" + String(repeating: "0", count: max(0, 4 - hex.count)) + hex
+                    continue
+                }
+            } else if scalar == "\"" {
+                inString = true
+            } else if LogSafe.isUnsafeOnTerminal(scalar) {
+                output += " "
+                continue
+            }
+            output.unicodeScalars.append(scalar)
+        }
+        return output
+    }
+
+    /// The stderr line for a message that is skipped: why, its size, and its start escaped (bytes that are not
+    /// UTF-8 as `\xNN`), never raw bytes.
+    static func skipped(_ payload: ByteBuffer, _ error: PubSubMessageError) -> String {
+        let size = payload.readableBytes
+        let shown = LogSafe.excerpt(payload.readableBytesView, limit: 200)
+        if error.code == .notJSON {
+            return "skipped a message of \(size) bytes that is not JSON (pickled, as older python-socketio"
+                + " versions publish?); it starts: \(shown)"
+        }
+        return "skipped a message of \(size) bytes that is not in python-socketio's format (\(error.message));"
+            + " it starts: \(shown)"
     }
 
     static func line(_ message: PubSubMessage, size: Int) -> String {

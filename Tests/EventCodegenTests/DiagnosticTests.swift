@@ -93,7 +93,7 @@ import Testing
         ),
         (
             "unknown-type",
-            "errors/unknown-type.yaml:7:17: error: unknown type 'strng' for field 'sheet_id' in event 'sheet:sync:started'; use string, int, double, bool, datetime, uuid, or a type declared under 'types'"
+            "errors/unknown-type.yaml:7:17: error: unknown type 'strng' for field 'sheet_id' in event 'sheet:sync:started'; did you mean 'string'? Known types: string, int, double, bool, datetime, uuid (built in); declare your own under 'types'"
         ),
         (
             "wrong-version",
@@ -141,8 +141,44 @@ import Testing
             #expect(
                 error.diagnostics.map(\.description) == [
                     "many.yaml:4:3: error: event name 'connect' is reserved by Socket.IO and cannot be emitted; choose another name",
-                    "many.yaml:9:10: error: unknown type 'strin' for field 'a' in event 'ping'; use string, int, double, bool, datetime, uuid, or a type declared under 'types'",
-                    "many.yaml:10:11: error: unknown type 'nope' for field 'b' in event 'ping'; use string, int, double, bool, datetime, uuid, or a type declared under 'types'",
+                    "many.yaml:9:10: error: unknown type 'strin' for field 'a' in event 'ping'; did you mean 'string'? Known types: string, int, double, bool, datetime, uuid (built in); declare your own under 'types'",
+                    "many.yaml:10:11: error: unknown type 'nope' for field 'b' in event 'ping'; known types: string, int, double, bool, datetime, uuid (built in); declare your own under 'types'",
+                ]
+            )
+        }
+    }
+
+    @Test func anUnknownTypeIsMatchedAgainstTheDeclaredTypesToo() throws {
+        let yaml = """
+            version: 1
+            name: Typos
+            types:
+              Stage:
+                enum: [queued, done]
+              Progress:
+                fields:
+                  percent: double
+            events:
+              ping:
+                summary: Ping.
+                payload:
+                  stage: Stag
+                  progress: "[progres]?"
+                  total: interger
+                  other: Widget
+            """
+        let known =
+            "types: string, int, double, bool, datetime, uuid (built in); Progress, Stage (declared under 'types')"
+        do {
+            _ = try GeneratorPipeline.parseCatalog(InputFile(path: "typos.yaml", contents: Array(yaml.utf8)))
+            Issue.record("accepted")
+        } catch {
+            #expect(
+                error.diagnostics.map(\.description) == [
+                    "typos.yaml:13:14: error: unknown type 'Stag' for field 'stage' in event 'ping'; did you mean 'Stage'? Known \(known)",
+                    "typos.yaml:14:17: error: unknown type 'progres' for field 'progress' in event 'ping'; did you mean 'Progress'? Known \(known)",
+                    "typos.yaml:15:14: error: unknown type 'interger' for field 'total' in event 'ping'; known \(known)",
+                    "typos.yaml:16:14: error: unknown type 'Widget' for field 'other' in event 'ping'; known \(known)",
                 ]
             )
         }

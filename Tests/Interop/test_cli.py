@@ -1,16 +1,22 @@
-"""The `socket-gateway` command: emit (with a catalog), tail, check, export, and its exit codes."""
+"""The command-line tools as an operator runs them: `socket-gateway` (serve's settings, emit with a catalog, tail,
+check, export, exit codes), and `--version` and exit codes of `socket-gateway-codegen` and `sheet-sync-demo`."""
 
 import json
+import os
+import pickle
+import re
 import shutil
 import socket
 import subprocess
 import time
+import urllib.request
 
 import pytest
+import redis as redis_client
 
 from cluster_helpers import REPO, cli_path, new_channel, redis_url, run_cli, start_serve
 from interop import Peer, mint_token, run
-from processes import read_listening_port, stop_gracefully
+from processes import built_executable, read_listening_port, stop_gracefully
 
 GOLDEN = REPO / "Tests/EventCodegenTests/Fixtures/golden/sheet-sync"
 CATALOG = GOLDEN / "events.yaml"
@@ -49,7 +55,11 @@ def test_emit_checked_against_the_catalog_reaches_a_python_client(tmp_path):
 @pytest.mark.parametrize(
     "event, payload, reason",
     [
-        ("sheet:sync:progress", '{"sheet_id":"s1"}', "sheet:sync:progress: $.job_id: missing (required a UUID string)"),
+        (
+            "sheet:sync:progress",
+            '{"sheet_id":"s1","stage":"queued","processed":1,"percent":1}',
+            "sheet:sync:progress: $.job_id: missing (required a UUID string)",
+        ),
         (
             "sheet:sync:progress",
             '{"sheet_id":"s1","job_id":"0b8f9a3e-3f52-4d2c-9a57-1f7c7f0e9d11","stage":"sleeping","processed":1,"percent":1}',
@@ -69,6 +79,25 @@ def test_emit_refuses_a_payload_that_breaks_the_catalog(event, payload, reason):
     assert result.stderr.startswith(f"socket-gateway emit: error: refused by the catalog: {reason}"), result.stderr
 
 
+def test_emit_reports_every_mismatch_with_the_catalog():
+    """One run lists every problem of the payload, in payload order, not only the first."""
+    payload = '{"sheet_id":5,"job_id":"nope","stage":"sleeping","processed":"1","percent":1,"extra":true}'
+    result = run_cli(
+        "emit", "--redis-url", "redis://127.0.0.1:1", "--catalog", str(CATALOG), "--user", "42",
+        "sheet:sync:progress", payload,
+    )
+    assert (result.returncode, result.stdout) == (65, ""), result.stderr
+    assert result.stderr == (
+        "socket-gateway emit: error: refused by the catalog, 5 problems:\n"
+        "  sheet:sync:progress: $: unknown field 'extra' (expected: sheet_id, job_id, stage, processed, total, percent)\n"
+        "  sheet:sync:progress: $.sheet_id: expected a string, got an integer\n"
+        '  sheet:sync:progress: $.job_id: expected a UUID, got "nope"\n'
+        "  sheet:sync:progress: $.stage: expected one of queued, downloading, parsing, validating, writing, finalizing, "
+        'got "sleeping"\n'
+        "  sheet:sync:progress: $.processed: expected an integer, got a string\n"
+    )
+
+
 def test_emit_exit_codes():
     not_configured = run_cli("emit", "--broadcast", "ping", "1")
     assert not_configured.returncode == 78, not_configured.stderr
@@ -86,6 +115,64 @@ def test_emit_exit_codes():
     help_text = run_cli("--help").stdout
     for code in ("64", "65", "69", "78"):
         assert f"  {code}  " in help_text
+
+
+def test_serve_help_shows_defaults_environment_and_an_example():
+    # Compared with whitespace collapsed: ArgumentParser wraps the help to the terminal's width.
+    result = run_cli("serve", "--help")
+    assert result.returncode == 0, result.stderr
+    text = " ".join(result.stdout.split())
+    for line in (
+        "--host <host> Address to listen on (env HOST, default 127.0.0.1).",
+        "--port <port> Port; 0 picks a free one (env PORT, default 3000).",
+        "--path <path> Engine.IO path (env SOCKET_PATH, default /socket.io/).",
+        "--ping-interval <ping-interval> Seconds between Engine.IO pings, 0.001 to 3600 (env SOCKET_PING_INTERVAL, "
+        "default 25).",
+        "--ping-timeout <ping-timeout> Seconds a client has to answer a ping, 0.001 to 3600 (env SOCKET_PING_TIMEOUT, "
+        "default 20).",
+        'EXAMPLE SOCKET_TOKEN_SECRET="$(openssl rand -hex 32)" socket-gateway serve \\ --port 3000 '
+        "--redis-url redis://127.0.0.1:6379",
+    ):
+        assert line in text, line
+
+
+@pytest.mark.parametrize(
+    "arguments, env, code, message",
+    [
+        (["--ping-interval", "0"], {}, 64, "--ping-interval must be 0.001 to 3600 seconds, got '0'"),
+        (["--ping-timeout", "3601"], {}, 64, "--ping-timeout must be 0.001 to 3600 seconds, got '3601'"),
+        ([], {"SOCKET_PING_INTERVAL": "0"}, 78, "SOCKET_PING_INTERVAL must be 0.001 to 3600 seconds, got '0'"),
+        ([], {"SOCKET_PING_TIMEOUT": "abc"}, 78, "SOCKET_PING_TIMEOUT must be 0.001 to 3600 seconds, got 'abc'"),
+        (["--port", "70000"], {}, 64, "--port must be 0...65535, got '70000'"),
+        ([], {"PORT": "70000"}, 78, "PORT must be 0...65535, got '70000'"),
+        (["--path", "io"], {}, 64, "--path must start with '/', got 'io'"),
+        ([], {"SOCKET_PATH": "io"}, 78, "SOCKET_PATH must start with '/', got 'io'"),
+    ],
+)
+def test_serve_refuses_a_setting_with_one_wording_for_flag_and_environment(arguments, env, code, message):
+    """A flag and its variable are refused in the same words, echoing the value; the range is the one enforced."""
+    result = run_cli("serve", "--allow-anonymous", *arguments, env=env)
+    assert (result.returncode, result.stdout, result.stderr) == (code, "", f"socket-gateway serve: error: {message}\n")
+
+
+def test_serve_takes_the_ping_settings_from_the_environment(tmp_path):
+    """SOCKET_PING_INTERVAL / SOCKET_PING_TIMEOUT reach the Engine.IO handshake; the flag wins over the variable."""
+    for arguments, interval, timeout in (([], 1500, 2500), (["--ping-interval", "0.25"], 250, 2500)):
+        process = subprocess.Popen(
+            [str(cli_path()), "serve", "--allow-anonymous", "--port", "0", *arguments],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            env=dict(os.environ, SOCKET_PING_INTERVAL="1.5", SOCKET_PING_TIMEOUT="2.5"),
+        )
+        try:
+            line = process.stdout.readline()
+            assert line.startswith("LISTENING "), line
+            port = int(line.split()[1])
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/socket.io/?EIO=4&transport=polling", timeout=10) as r:
+                handshake = json.loads(r.read().decode()[1:])
+            assert (handshake["pingInterval"], handshake["pingTimeout"]) == (interval, timeout)
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
 
 
 def test_tail_prints_what_a_worker_emitted():
@@ -142,14 +229,55 @@ def test_tail_json_lines():
     }
 
 
+def test_tail_json_prints_the_wire_text_escaped_and_never_raw_bytes():
+    """--json prints what was received (digits kept), escaped for a terminal; a pickled message is shown escaped."""
+    redis, channel = redis_url(), new_channel()
+    tail = subprocess.Popen(
+        [str(cli_path()), "tail", "--json", "--redis-url", redis, "--channel", channel, "--count", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    # Raw U+009B (a C1 control: CSI on some terminals) and U+202E (a bidirectional override) are valid JSON inside
+    # strings; the line break between tokens is JSON whitespace.
+    wire = (
+        '{"method": "emit",\n "event": "big", "data": [12345678901234567890, 1.0, "x\u009by\u202ez", "\\u001b"], '
+        '"namespace": "/", "room": "r", "skip_sid": null, "callback": null, "host_id": "h"}'
+    ).encode()
+    pickled = pickle.dumps({"method": "emit"}, protocol=4)
+    try:
+        assert tail.stderr.readline().startswith(b"SUBSCRIBED")
+        client = redis_client.Redis.from_url(redis)
+        try:
+            for message in (wire, pickled, b'{"method":"close_room","room":"r","namespace":"/","host_id":"h"}'):
+                assert client.publish(channel, message) == 1
+        finally:
+            client.close()
+        out, err = tail.communicate(timeout=30)
+    finally:
+        if tail.poll() is None:
+            tail.kill()
+            tail.wait(timeout=10)
+    assert tail.returncode == 0, err
+    assert out == (
+        b'{"method": "emit",  "event": "big", "data": [12345678901234567890, 1.0, "x\\u009by\\u202ez", "\\u001b"], '
+        b'"namespace": "/", "room": "r", "skip_sid": null, "callback": null, "host_id": "h"}\n'
+        b'{"method":"close_room","room":"r","namespace":"/","host_id":"h"}\n'
+    )
+    assert json.loads(out.splitlines()[0])["data"] == [12345678901234567890, 1.0, "x\u009by\u202ez", "\x1b"]
+    assert err == (
+        b"skipped a message of 31 bytes that is not JSON (pickled, as older python-socketio versions publish?); "
+        b"it starts: \\x80\\u{4}\\x95\\u{14}\\u{0}\\u{0}\\u{0}\\u{0}\\u{0}\\u{0}\\u{0}}\\x94\\x8C\\u{6}method"
+        b"\\x94\\x8C\\u{4}emit\\x94s.\n"
+    )
+
+
 def test_check_prints_the_plugin_diagnostics(tmp_path):
     broken = tmp_path / "events.yaml"
     shutil.copy(REPO / "Tests/EventCodegenTests/Fixtures/errors/unknown-type.yaml", broken)
     result = run_cli("check", str(broken))
     assert result.returncode == 1
     assert result.stderr == (
-        f"{broken}:7:17: error: unknown type 'strng' for field 'sheet_id' in event 'sheet:sync:started'; use string, "
-        "int, double, bool, datetime, uuid, or a type declared under 'types'\n"
+        f"{broken}:7:17: error: unknown type 'strng' for field 'sheet_id' in event 'sheet:sync:started'; did you mean "
+        "'string'? Known types: string, int, double, bool, datetime, uuid (built in); declare your own under 'types'\n"
     )
     ok = run_cli("check", str(CATALOG))
     assert ok.returncode == 0, ok.stderr
@@ -502,3 +630,70 @@ def test_a_wrong_redis_password_stops_at_once_with_78(redis_with_password, comma
         "refused the URL's credentials or database (Redis refused AUTH: WRONGPASS invalid username-password pair or "
         "user is disabled.); fix the user, password or database number in the Redis URL (--redis-url or REDIS_URL)\n"
     ), result.stderr
+
+
+def test_every_tool_prints_its_version():
+    """--version prints `<tool> <version>` from the one constant in Sources/SocketGatewayVersion, exit 0."""
+    source = (REPO / "Sources/SocketGatewayVersion/SocketGatewayVersion.swift").read_text()
+    version = re.search(r'static let current = "([^"]+)"', source).group(1)
+    assert re.fullmatch(r"\d+\.\d+\.\d+", version), version
+    for tool, variable in (
+        ("socket-gateway", "SOCKET_GATEWAY_CLI"),
+        ("socket-gateway-codegen", "SOCKET_GATEWAY_CODEGEN_EXECUTABLE"),
+        ("sheet-sync-demo", "SOCKET_GATEWAY_DEMO_EXECUTABLE"),
+    ):
+        result = subprocess.run(
+            [str(built_executable(tool, variable)), "--version"], capture_output=True, text=True, timeout=30
+        )
+        assert (result.returncode, result.stdout, result.stderr) == (0, f"{tool} {version}\n", ""), tool
+
+
+def run_demo(*arguments: str, env=None) -> subprocess.CompletedProcess:
+    """Runs `sheet-sync-demo ARGUMENTS...` without REDIS_URL (unless `env` sets it)."""
+    environment = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "SOCKET_TOKEN_SECRET")}
+    environment.update(env or {})
+    executable = built_executable("sheet-sync-demo", "SOCKET_GATEWAY_DEMO_EXECUTABLE")
+    return subprocess.run(
+        [str(executable), *arguments], capture_output=True, text=True, timeout=30, env=environment, cwd=REPO
+    )
+
+
+def test_demo_server_takes_token_secret_and_warns_on_the_old_name():
+    """--token-secret as in `socket-gateway serve`; --jwt-secret still works, with a warning; not both."""
+    no_redis = "error: not configured: no Redis URL (use --redis-url or REDIS_URL; tools/demo starts a Redis)\n"
+    current = run_demo("server", "--name", "s", "--token-secret", "t" * 32)
+    assert (current.returncode, current.stderr) == (78, "sheet-sync-demo server: " + no_redis)
+    old = run_demo("server", "--name", "s", "--jwt-secret", "t" * 32)
+    assert (old.returncode, old.stderr) == (
+        78,
+        "sheet-sync-demo server: warning: --jwt-secret is deprecated; use --token-secret, as socket-gateway serve "
+        "does\nsheet-sync-demo server: " + no_redis,
+    )
+    both = run_demo("server", "--name", "s", "--jwt-secret", "a", "--token-secret", "b")
+    assert both.returncode == 64
+    assert both.stderr.startswith("Error: --jwt-secret is the old name of --token-secret; give only --token-secret\n")
+
+
+def test_demo_exit_codes_match_the_gateway():
+    """The same situation exits with the same code in sheet-sync-demo as in socket-gateway (78, 64, 1)."""
+    worker = run_demo("worker", "--name", "w")
+    assert (worker.returncode, worker.stderr) == (
+        78,
+        "sheet-sync-demo worker: error: not configured: no Redis URL (use --redis-url or REDIS_URL; tools/demo starts "
+        "a Redis)\n",
+    )
+    assert run_cli("tail").returncode == worker.returncode
+    bad_url = run_demo("worker", "--name", "w", "--redis-url", "redis//x")
+    assert bad_url.returncode == 78 == run_cli("tail", "--redis-url", "redis//x").returncode
+    assert bad_url.stderr.startswith("sheet-sync-demo worker: error: not configured: "), bad_url.stderr
+    usage = run_demo("worker", "--name", "w", "--step-delay=-1")
+    assert usage.returncode == 64 == run_cli("tail", "--count", "0").returncode
+    assert usage.stderr.startswith("Error: --step-delay must be 0 or more, got -1\n"), usage.stderr
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = str(busy.getsockname()[1])
+        demo = run_demo("server", "--name", "s", "--redis-url", redis_url(), "--port", port)
+        gateway = run_cli("serve", "--allow-anonymous", "--port", port)
+    assert demo.returncode == 1 == gateway.returncode, (demo.stderr, gateway.stderr)
+    assert demo.stderr.splitlines()[-1].startswith("sheet-sync-demo server: error: did not start: "), demo.stderr
