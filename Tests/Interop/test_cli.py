@@ -502,3 +502,43 @@ def test_a_wrong_redis_password_stops_at_once_with_78(redis_with_password, comma
         "refused the URL's credentials or database (Redis refused AUTH: WRONGPASS invalid username-password pair or "
         "user is disabled.); fix the user, password or database number in the Redis URL (--redis-url or REDIS_URL)\n"
     ), result.stderr
+
+
+def test_serve_on_a_port_in_use_says_so_in_one_line():
+    """A port in use: exit 1 (the server could not start), one line with the address and what to do, and no
+    "stopped" or start-up line for a server that never listened."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli("serve", "--port", str(port), "--token-secret", "s" * 32)
+        anonymous = run_cli("serve", "--port", str(port), "--allow-anonymous")
+    message = (
+        f"socket-gateway serve: error: cannot listen on 127.0.0.1:{port}: the address is already in use; stop what "
+        "uses it or pass another --port (or PORT)\n"
+    )
+    for process in (result, anonymous):
+        assert (process.returncode, process.stdout) == (1, ""), process.stderr
+        assert process.stderr == message
+
+
+def test_serve_cannot_listen_on_an_unknown_host():
+    result = run_cli("serve", "--port", "0", "--host", "no-such-host.invalid", "--token-secret", "s" * 32)
+    assert (result.returncode, result.stdout) == (1, ""), result.stderr
+    assert result.stderr == (
+        "socket-gateway serve: error: cannot listen on no-such-host.invalid:0: the host name 'no-such-host.invalid' "
+        "does not resolve; pass an IP address or a name this machine resolves with --host (or HOST)\n"
+    )
+
+
+def test_serve_shows_why_it_could_not_listen_at_debug_level():
+    """The errno and the internal names stay available to whoever debugs: at --log-level debug only."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli("serve", "--port", str(port), "--token-secret", "s" * 32, "--log-level", "debug")
+    assert result.returncode == 1, result.stderr
+    assert "errno: 98" in result.stderr
+    assert "socket.io server stopped" not in result.stderr
+    assert result.stderr.endswith("the address is already in use; stop what uses it or pass another --port (or PORT)\n")
