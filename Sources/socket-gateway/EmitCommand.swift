@@ -137,7 +137,14 @@ struct EmitCommand: AsyncParsableCommand {
             }
         }
         let deadline = ContinuousClock.now + .milliseconds(Int64(self.timeout * 1000))
-        if let redisURL, let url = try? RedisURL(parsing: redisURL) {
+        if let redisURL, !redisURL.isEmpty {
+            let url: RedisURL
+            do throws(RedisError) {
+                url = try RedisURL(parsing: redisURL)
+            } catch {
+                // Said once, here: the gateway below would log it again.
+                throw fail("emit", invalidRedisURLMessage(error), ExitCodes.notConfigured)
+            }
             // Ride out a short blip: wait for Redis, and for the servers this emit is meant for.
             let waited = await Self.waitForSubscribers(
                 url: url,

@@ -149,11 +149,17 @@ struct ServeCommand: AsyncParsableCommand {
             configuration.allowAnonymous = true
         }
 
-        // The subscriber retries forever, which rides out an outage but not a wrong password: check that first.
-        if let text = configuration.redis?.url, let url = try? RedisURL(parsing: text),
-            let refusal = await redisRefusal(url)
-        {
-            throw fail("serve", redisRefusalMessage(refusal, url: url), ExitCodes.notConfigured)
+        if let text = configuration.redis?.url {
+            let url: RedisURL
+            do throws(RedisError) {
+                url = try RedisURL(parsing: text)
+            } catch {
+                throw fail("serve", invalidRedisURLMessage(error), ExitCodes.notConfigured)
+            }
+            // The subscriber retries forever, which rides out an outage but not a wrong password: check that first.
+            if let refusal = await redisRefusal(url) {
+                throw fail("serve", redisRefusalMessage(refusal, url: url), ExitCodes.notConfigured)
+            }
         }
         let server = SocketServer(configuration: configuration, logger: logger)
         for namespace in self.namespaces { server.namespace(namespace) }

@@ -38,10 +38,10 @@ struct TailCommand: AsyncParsableCommand {
             throw fail("tail", "not configured: no Redis URL (use --redis-url or REDIS_URL)", ExitCodes.notConfigured)
         }
         let url: RedisURL
-        do {
+        do throws(RedisError) {
             url = try RedisURL(parsing: text)
         } catch {
-            throw fail("tail", "not configured: \(error)", ExitCodes.notConfigured)
+            throw fail("tail", invalidRedisURLMessage(error), ExitCodes.notConfigured)
         }
         // The subscriber retries forever, which rides out an outage but not a wrong password: check that first.
         if let refusal = await redisRefusal(url) {
@@ -64,10 +64,10 @@ struct TailCommand: AsyncParsableCommand {
             var printed = 0
             for await raw in messages {
                 let message: PubSubMessage
-                do {
+                do throws(PubSubMessageError) {
                     message = try PubSubMessage.decode(raw.payload)
                 } catch {
-                    printError("skipped an undecodable message (\(raw.payload.readableBytes) bytes): \(error)")
+                    printError("skipped an undecodable message (\(raw.payload.readableBytes) bytes): \(error.message)")
                     continue
                 }
                 printLine(

@@ -542,3 +542,61 @@ def test_serve_shows_why_it_could_not_listen_at_debug_level():
     assert "errno: 98" in result.stderr
     assert "socket.io server stopped" not in result.stderr
     assert result.stderr.endswith("the address is already in use; stop what uses it or pass another --port (or PORT)\n")
+
+
+@pytest.mark.parametrize(
+    "command",
+    [("emit", "--broadcast", "ping", "1"), ("tail",), ("serve", "--port", "0", "--allow-anonymous")],
+    ids=["emit", "tail", "serve"],
+)
+def test_an_invalid_redis_url_is_said_once_without_type_names(command):
+    """One line, for a person: what is wrong, the URL with its password masked, where to fix it (78)."""
+    for url, problem, shown in (
+        ("redis//x", "missing scheme: expected redis://host:port/db or unix:///path/to/redis.sock", "redis//x"),
+        (
+            "redis://:hunter2@127.0.0.1:notaport",
+            "port 'notaport' is not a number between 1 and 65535",
+            "redis://:***@127.0.0.1:notaport",
+        ),
+    ):
+        result = run_cli(*command, "--redis-url", url)
+        assert (result.returncode, result.stdout) == (78, ""), result.stderr
+        assert result.stderr == (
+            f"socket-gateway {command[0]}: error: not configured: invalid Redis URL: {problem} in '{shown}'; fix the "
+            "Redis URL (--redis-url or REDIS_URL), e.g. redis://127.0.0.1:6379/0\n"
+        )
+
+
+def publish_raw(url: str, channel: str, payload: bytes):
+    """PUBLISH `payload` as is on `channel` (RESP over a plain socket), for messages no emit would write."""
+    host, port = url.removeprefix("redis://").split("/")[0].rsplit(":", 1)
+    command = [b"PUBLISH", channel.encode(), payload]
+    request = b"*%d\r\n" % len(command) + b"".join(b"$%d\r\n%s\r\n" % (len(part), part) for part in command)
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(request)
+        assert connection.recv(64).startswith(b":")
+
+
+def test_tail_says_why_it_skipped_a_message_without_type_names():
+    redis, channel = redis_url(), new_channel()
+    tail = subprocess.Popen(
+        [str(cli_path()), "tail", "--redis-url", redis, "--channel", channel, "--count", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert tail.stderr.readline().startswith(f"SUBSCRIBED {channel}")
+        publish_raw(redis, channel, b"not json")
+        publish_raw(redis, channel, b'{"method":"nope"}')
+        assert run_cli("emit", "--redis-url", redis, "--channel", channel, "--broadcast", "e").returncode == 0
+        out, err = tail.communicate(timeout=30)
+    finally:
+        if tail.poll() is None:
+            tail.kill()
+            tail.wait(timeout=10)
+    assert tail.returncode == 0, err
+    assert out.startswith("emit event=e "), out
+    assert err == (
+        "skipped an undecodable message (8 bytes): not JSON: at byte 1: expected 'null' (started at byte 0), "
+        "found 'o'\n"
+        "skipped an undecodable message (17 bytes): unknown method 'nope'\n"
+    )
