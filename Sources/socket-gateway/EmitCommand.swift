@@ -156,7 +156,13 @@ struct EmitCommand: AsyncParsableCommand {
             case .failure(let error) where isRedisRefusal(error):
                 throw fail("emit", redisRefusalMessage(error, url: url), ExitCodes.notConfigured)
             case .failure(let error):
-                throw fail("emit", "Redis unavailable, not published: \(error.message)", ExitCodes.redisUnavailable)
+                let seconds = self.timeout == self.timeout.rounded() ? "\(Int(self.timeout))" : "\(self.timeout)"
+                throw fail(
+                    "emit",
+                    "Redis unavailable, not published: no answer from \(url.redacted) within --timeout \(seconds) s, "
+                        + "retrying all along (last: \(error.message)); start Redis there, or raise --timeout",
+                    ExitCodes.redisUnavailable
+                )
             case .success:
                 break
             }

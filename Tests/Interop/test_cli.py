@@ -600,3 +600,71 @@ def test_tail_says_why_it_skipped_a_message_without_type_names():
         "found 'o'\n"
         "skipped an undecodable message (17 bytes): unknown method 'nope'\n"
     )
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_redis(port: int, directory) -> subprocess.Popen:
+    """A private redis-server on 127.0.0.1:`port`, listening when this returns (up to 5 s); stop it by its PID."""
+    redis_server = shutil.which("redis-server")
+    assert redis_server, "redis-server is needed (tools/test installs it)"
+    process = subprocess.Popen(
+        [redis_server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(directory)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    for _ in range(100):
+        with socket.socket() as client:
+            if client.connect_ex(("127.0.0.1", port)) == 0:
+                return process
+        time.sleep(0.05)
+    process.kill()
+    process.wait(timeout=10)
+    pytest.fail(f"redis-server --port {port} did not listen within 5 s")
+
+
+def test_emit_rides_out_a_redis_that_is_restarting(tmp_path):
+    """Redis stops and comes back on the same port about 1 s after emit started: emit keeps connecting within
+    --timeout and publishes (0), instead of failing at the first refused connection."""
+    port = free_port()
+    url = f"redis://127.0.0.1:{port}"
+    redis = start_redis(port, tmp_path)
+    emit = None
+    try:
+        first = run_cli("emit", "--redis-url", url, "--min-subscribers", "0", "--broadcast", "ping", "1")
+        assert first.returncode == 0, first.stderr
+        redis.terminate()
+        redis.wait(timeout=10)
+        emit = subprocess.Popen(
+            [str(cli_path()), "emit", "--redis-url", url, "--timeout", "10", "--min-subscribers", "0", "--broadcast",
+             "ping", "2"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        time.sleep(1)
+        assert emit.poll() is None, emit.communicate()
+        redis = start_redis(port, tmp_path)
+        out, err = emit.communicate(timeout=30)
+        assert emit.returncode == 0, (emit.returncode, err)
+        assert out == "published ping to everyone in / on channel socketio: 0 subscriber(s)\n"
+        assert err == ""
+    finally:
+        if emit is not None and emit.poll() is None:
+            emit.kill()
+            emit.wait(timeout=10)
+        redis.terminate()
+        redis.wait(timeout=10)
+
+
+def test_emit_without_redis_gives_up_at_its_timeout_with_69():
+    port = free_port()
+    result = run_cli("emit", "--redis-url", f"redis://127.0.0.1:{port}", "--timeout", "0.5", "--broadcast", "ping")
+    assert (result.returncode, result.stdout) == (69, ""), result.stderr
+    assert result.stderr == (
+        f"socket-gateway emit: error: Redis unavailable, not published: no answer from redis://127.0.0.1:{port}/0 "
+        "within --timeout 0.5 s, retrying all along (last: cannot connect to Redis; is redis-server running "
+        "there?); start Redis there, or raise --timeout\n"
+    )
