@@ -110,11 +110,15 @@ struct EmitCommand: AsyncParsableCommand {
                     ExitCodes.payloadRefused
                 )
             }
+            let payload = PayloadValue(arguments[0])
             do {
-                try catalog.validate(event: self.event, payload: PayloadValue(arguments[0]), namespace: self.namespace)
+                try catalog.validate(event: self.event, payload: payload, namespace: self.namespace)
             } catch {
                 throw fail("emit", "refused by the catalog: \(error)", ExitCodes.payloadRefused)
             }
+            // Published as the generated Swift type would write it (UUIDs in lowercase, as the catalog says).
+            let canonical = catalog.canonicalPayload(event: self.event, payload: payload)
+            if canonical != payload { arguments = [JSONValue(canonical)] }
         }
 
         let target: EmitTarget
@@ -345,6 +349,21 @@ extension EmitCommand {
         }
         if let lastCount { return .success(lastCount) }
         return .failure(lastError ?? RedisError(code: .timeout, message: "no answer from Redis before the timeout"))
+    }
+}
+
+extension JSONValue {
+    /// The JSON value of a validator's value.
+    init(_ value: PayloadValue) {
+        switch value {
+        case .null: self = .null
+        case .bool(let flag): self = .bool(flag)
+        case .int(let number): self = .int(number)
+        case .double(let number): self = .double(number)
+        case .string(let text): self = .string(text)
+        case .array(let items): self = .array(items.map(JSONValue.init))
+        case .object(let pairs): self = .object(pairs.map { (key: $0.key, value: JSONValue($0.value)) })
+        }
     }
 }
 

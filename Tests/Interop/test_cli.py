@@ -668,3 +668,42 @@ def test_emit_without_redis_gives_up_at_its_timeout_with_69():
         "within --timeout 0.5 s, retrying all along (last: cannot connect to Redis; is redis-server running "
         "there?); start Redis there, or raise --timeout\n"
     )
+
+
+def test_emit_with_a_catalog_publishes_a_uuid_in_lowercase(tmp_path):
+    """The catalog says a uuid is lowercase on the wire; the generated Swift reads either case and writes
+    lowercase. emit --catalog does the same: it accepts an uppercase UUID and a client receives it lowercased."""
+    redis, channel = redis_url(), new_channel()
+    serve = start_serve(tmp_path, redis, channel)
+
+    async def scenario():
+        peer = Peer(serve.url, mint_token(serve.secret, "42"), name="user-42")
+        try:
+            await peer.connect()
+            payload = {
+                "sheet_id": "s1", "job_id": "0B8F9A3E-3F52-4D2C-9A57-1F7C7F0E9D11", "stage": "parsing",
+                "processed": 10, "total": None, "percent": 10.0,
+            }
+            result = run_cli(
+                "emit", "--redis-url", redis, "--channel", channel, "--catalog", str(CATALOG), "--user", "42",
+                "sheet:sync:progress", json.dumps(payload),
+            )
+            assert result.returncode == 0, result.stderr
+            assert await peer.next("sheet:sync:progress") == [
+                {**payload, "job_id": "0b8f9a3e-3f52-4d2c-9a57-1f7c7f0e9d11"}
+            ]
+        finally:
+            await peer.close()
+
+    try:
+        run(scenario())
+    finally:
+        serve.stop()
+
+
+def test_typescript_export_allows_null_where_the_wire_does():
+    """An optional field may be absent or null on the wire, and the TypeScript type says both."""
+    exported = run_cli("export", "--format", "typescript", str(CATALOG))
+    assert exported.returncode == 0, exported.stderr
+    assert "\n  total?: number | null;\n" in exported.stdout
+    assert "?: number;" not in exported.stdout and "?: string;" not in exported.stdout
