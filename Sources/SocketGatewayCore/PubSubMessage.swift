@@ -382,7 +382,7 @@ extension PubSubMessage {
         } catch {
             throw PubSubMessageError(
                 code: .notJSON,
-                message: "not JSON: \(error)",
+                message: "not JSON: at byte \(error.offset): \(error.message)",
                 excerpt: Self.excerpt(bytes)
             )
         }

@@ -40,7 +40,14 @@ public final class SocketServer: Service, Sendable {
     private let isAnonymous: Bool
 
     private enum LifecycleState {
-        case idle, started, shutDown
+        /// Not started yet.
+        case idle
+        /// Listening (or about to: `bind()` is in `listen()`).
+        case started
+        /// `listen()` threw: nothing listened, so there is nothing to stop but the event loops.
+        case failedToStart
+        /// `shutdown()` or `run()`'s graceful shutdown has begun.
+        case shutDown
     }
 
     /// Creates a server; nothing listens until `start()` or `run()`, which throws when the configuration cannot
@@ -209,6 +216,9 @@ public final class SocketServer: Service, Sendable {
         do {
             try await self.listen()
         } catch {
+            self.state.withLockedValue { state in
+                if case .started = state { state = .failedToStart }
+            }
             self.listening.resolve(nil)
             throw error
         }
@@ -218,6 +228,9 @@ public final class SocketServer: Service, Sendable {
 
     private func listen() async throws {
         if let error = self.configurationError { throw error }
+        // Bind first: a server that cannot listen says only why (its caller reports the error), not how it would
+        // have run.
+        try await self.engine.start()
         if self.isAnonymous {
             self.logger.warning("clients are NOT authenticated (allowAnonymous): emits to users reach nobody")
         }
@@ -226,7 +239,6 @@ public final class SocketServer: Service, Sendable {
         } else {
             self.logger.info("\(self.gateway.cluster.modeDescription)")
         }
-        try await self.engine.start()
         self.gateway.cluster.start(gateway: self.gateway)
         self.logger.info(
             "socket.io server listening",
@@ -294,7 +306,10 @@ public final class SocketServer: Service, Sendable {
             await self.gateway.cluster.shutdown()
         }
         try await self.eventLoopGroup.shutdownGracefully()
-        self.logger.info("socket.io server stopped")
+        // A server that never listened did not stop: the caller reports why it could not start.
+        if case .started = previous {
+            self.logger.info("socket.io server stopped")
+        }
     }
 
     /// The bytes waiting for all clients together at the last outbound budget check (see

@@ -286,3 +286,50 @@ private struct PayloadValidator {
         return index + 6 == bytes.count
     }
 }
+
+extension Catalog {
+    /// `payload` as the generated Swift type of `eventName` writes it: every `uuid` value in lowercase (the
+    /// generated decoder reads a UUID in either case, its encoder writes lowercase, and so do JavaScript and
+    /// Python). Everything else is returned as it is.
+    ///
+    /// Call it on a payload that ``validate(event:payload:namespace:)`` accepted; parts that do not match the
+    /// catalog, and an unknown event, are left unchanged.
+    /// - Parameters:
+    ///   - eventName: The wire name, e.g. `sheet:sync:progress`.
+    ///   - payload: The event's one argument.
+    /// - Returns: The payload with its UUIDs lowercased.
+    public func canonicalPayload(event eventName: String, payload: PayloadValue) -> PayloadValue {
+        guard let event = self.events.first(where: { $0.name == eventName }) else { return payload }
+        return self.canonical(payload, fields: event.payload)
+    }
+
+    private func canonical(_ value: PayloadValue, fields: [Field]) -> PayloadValue {
+        guard case .object(let pairs) = value else { return value }
+        return .object(
+            pairs.map { pair in
+                guard let field = fields.first(where: { $0.wireName == pair.key }) else { return pair }
+                return (key: pair.key, value: self.canonical(pair.value, type: field.type))
+            }
+        )
+    }
+
+    // Recursion is bounded by the payload, which the validator accepted (nested at most 64 deep).
+    private func canonical(_ value: PayloadValue, type: FieldType) -> PayloadValue {
+        switch (type, value) {
+        case (.optional(let wrapped), _):
+            return self.canonical(value, type: wrapped)
+        case (.uuid, .string(let text)):
+            return .string(text.lowercased())
+        case (.array(let element), .array(let items)):
+            return .array(items.map { self.canonical($0, type: element) })
+        case (.named(let name), _):
+            guard let named = self.type(named: name), case .object(let fields) = named.definition else { return value }
+            return self.canonical(value, fields: fields)
+        case (.inline(let inline), _):
+            guard case .object(let fields) = inline.definition else { return value }
+            return self.canonical(value, fields: fields)
+        default:
+            return value
+        }
+    }
+}

@@ -63,8 +63,9 @@ struct TypeScriptRenderer {
             default: break
             }
             Self.doc(notes.isEmpty ? nil : notes.joined(separator: "\n\n"), &writer)
-            if case .optional(let wrapped) = field.type {
-                writer.line("\(field.wireName)?: \(self.type(wrapped, writer: writer));")
+            // An optional field may be left out or be null on the wire (the catalog's wire format): both are typed.
+            if field.type.isOptional {
+                writer.line("\(field.wireName)?: \(self.type(field.type, writer: writer));")
             } else {
                 writer.line("\(field.wireName): \(self.type(field.type, writer: writer));")
             }

@@ -110,11 +110,8 @@ struct EmitCommand: AsyncParsableCommand {
                     ExitCodes.payloadRefused
                 )
             }
-            let problems = catalog.problems(
-                event: self.event,
-                payload: PayloadValue(arguments[0]),
-                namespace: self.namespace
-            )
+            let payload = PayloadValue(arguments[0])
+            let problems = catalog.problems(event: self.event, payload: payload, namespace: self.namespace)
             if problems.count == 1 {
                 throw fail("emit", "refused by the catalog: \(problems[0])", ExitCodes.payloadRefused)
             }
@@ -128,6 +125,9 @@ struct EmitCommand: AsyncParsableCommand {
                     ExitCodes.payloadRefused
                 )
             }
+            // Published as the generated Swift type would write it (UUIDs in lowercase, as the catalog says).
+            let canonical = catalog.canonicalPayload(event: self.event, payload: payload)
+            if canonical != payload { arguments = [JSONValue(canonical)] }
         }
 
         let target: EmitTarget
@@ -150,7 +150,14 @@ struct EmitCommand: AsyncParsableCommand {
             }
         }
         let deadline = ContinuousClock.now + .milliseconds(Int64(self.timeout * 1000))
-        if let redisURL, let url = try? RedisURL(parsing: redisURL) {
+        if let redisURL, !redisURL.isEmpty {
+            let url: RedisURL
+            do throws(RedisError) {
+                url = try RedisURL(parsing: redisURL)
+            } catch {
+                // Said once, here: the gateway below would log it again.
+                throw fail("emit", invalidRedisURLMessage(error), ExitCodes.notConfigured)
+            }
             // Ride out a short blip: wait for Redis, and for the servers this emit is meant for.
             let waited = await Self.waitForSubscribers(
                 url: url,
@@ -162,7 +169,13 @@ struct EmitCommand: AsyncParsableCommand {
             case .failure(let error) where isRedisRefusal(error):
                 throw fail("emit", redisRefusalMessage(error, url: url), ExitCodes.notConfigured)
             case .failure(let error):
-                throw fail("emit", "Redis unavailable, not published: \(error.message)", ExitCodes.redisUnavailable)
+                let seconds = self.timeout == self.timeout.rounded() ? "\(Int(self.timeout))" : "\(self.timeout)"
+                throw fail(
+                    "emit",
+                    "Redis unavailable, not published: no answer from \(url.redacted) within --timeout \(seconds) s, "
+                        + "retrying all along (last: \(error.message)); start Redis there, or raise --timeout",
+                    ExitCodes.redisUnavailable
+                )
             case .success:
                 break
             }
@@ -345,6 +358,21 @@ extension EmitCommand {
         }
         if let lastCount { return .success(lastCount) }
         return .failure(lastError ?? RedisError(code: .timeout, message: "no answer from Redis before the timeout"))
+    }
+}
+
+extension JSONValue {
+    /// The JSON value of a validator's value.
+    init(_ value: PayloadValue) {
+        switch value {
+        case .null: self = .null
+        case .bool(let flag): self = .bool(flag)
+        case .int(let number): self = .int(number)
+        case .double(let number): self = .double(number)
+        case .string(let text): self = .string(text)
+        case .array(let items): self = .array(items.map(JSONValue.init))
+        case .object(let pairs): self = .object(pairs.map { (key: $0.key, value: JSONValue($0.value)) })
+        }
     }
 }
 

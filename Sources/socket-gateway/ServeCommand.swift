@@ -1,11 +1,20 @@
 import ArgumentParser
 import Logging
+import NIOCore
 import ServiceLifecycle
 import SocketGatewayCore
 import SocketGatewayRedis
 import SocketGatewayServer
 import UnixSignals
 import _EventCodegenCore
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// `socket-gateway serve`: a Socket.IO server from flags and the environment.
 struct ServeCommand: AsyncParsableCommand {
@@ -192,11 +201,17 @@ struct ServeCommand: AsyncParsableCommand {
             configuration.allowAnonymous = true
         }
 
-        // The subscriber retries forever, which rides out an outage but not a wrong password: check that first.
-        if let text = configuration.redis?.url, let url = try? RedisURL(parsing: text),
-            let refusal = await redisRefusal(url)
-        {
-            throw fail("serve", redisRefusalMessage(refusal, url: url), ExitCodes.notConfigured)
+        if let text = configuration.redis?.url {
+            let url: RedisURL
+            do throws(RedisError) {
+                url = try RedisURL(parsing: text)
+            } catch {
+                throw fail("serve", invalidRedisURLMessage(error), ExitCodes.notConfigured)
+            }
+            // The subscriber retries forever, which rides out an outage but not a wrong password: check that first.
+            if let refusal = await redisRefusal(url) {
+                throw fail("serve", redisRefusalMessage(refusal, url: url), ExitCodes.notConfigured)
+            }
         }
         let server = SocketServer(configuration: configuration, logger: logger)
         for namespace in self.namespaces { server.namespace(namespace) }
@@ -219,10 +234,15 @@ struct ServeCommand: AsyncParsableCommand {
                 }
             }
         } catch  where !listened {
+            // The error's type and errno are for whoever debugs the CLI, not for the operator.
+            logger.debug("the server could not start", metadata: ["error": "\(error)"])
+            if let error = error as? SocketServerConfigurationError {
+                throw fail("serve", "\(error)", ExitCodes.notConfigured)
+            }
             throw fail(
                 "serve",
-                "\(error)",
-                error is SocketServerConfigurationError ? ExitCodes.notConfigured : ExitCode.failure
+                Self.listenFailure(error, host: configuration.host, port: configuration.port),
+                ExitCode.failure
             )
         }
     }
@@ -240,6 +260,28 @@ struct ServeCommand: AsyncParsableCommand {
 }
 
 extension ServeCommand {
+    /// Why the server could not listen on `host`:`port`, and what to do, for the error its bind threw.
+    static func listenFailure(_ error: any Error, host: String, port: Int) -> String {
+        let address = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        let what = "cannot listen on \(address)"
+        if error is SocketAddressError || error is SocketAddressError.UnknownHost {
+            return "\(what): the host name '\(host)' does not resolve; pass an IP address or a name this machine "
+                + "resolves with --host (or HOST)"
+        }
+        guard let error = error as? IOError else { return "\(what): \(error)" }
+        switch error.errnoCode {
+        case EADDRINUSE:
+            return "\(what): the address is already in use; stop what uses it or pass another --port (or PORT)"
+        case EACCES:
+            return "\(what): permission denied (ports below 1024 need privileges); pass a --port of 1024 or more"
+        case EADDRNOTAVAIL:
+            return "\(what): no network interface of this machine has the address \(host); pass another --host "
+                + "(127.0.0.1 for this machine only, 0.0.0.0 for every interface)"
+        default:
+            return "\(what): \(String(cString: strerror(error.errnoCode)))"
+        }
+    }
+
     /// Refuses an allowed origin that a browser's `Origin` header never equals (64 from `--cors-origin`, 78 from
     /// `SOCKET_CORS_ORIGINS`, which the flags override), saying what to write instead.
     private func checkCORSOrigins() throws {

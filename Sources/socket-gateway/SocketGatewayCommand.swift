@@ -144,6 +144,14 @@ func redisRefusalMessage(_ error: RedisError, url: RedisURL) -> String {
         + "fix the user, password or database number in the Redis URL (--redis-url or REDIS_URL)"
 }
 
+/// The message for a Redis URL that cannot be parsed (exit 78): what is wrong, the URL with its password masked,
+/// and where to fix it.
+func invalidRedisURLMessage(_ error: RedisError) -> String {
+    let url = error.redactedURL.map { " in '\($0)'" } ?? ""
+    return "not configured: \(error.message)\(url); fix the Redis URL (--redis-url or REDIS_URL), "
+        + "e.g. redis://127.0.0.1:6379/0"
+}
+
 /// Asks Redis once whether it accepts the URL's credentials and database (one PING after AUTH and SELECT), and
 /// returns its refusal; `nil` when it accepts them, or cannot be reached (that is an outage: callers wait it out).
 func redisRefusal(_ url: RedisURL) async -> RedisError? {

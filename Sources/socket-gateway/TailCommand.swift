@@ -41,10 +41,10 @@ struct TailCommand: AsyncParsableCommand {
             throw fail("tail", "not configured: no Redis URL (use --redis-url or REDIS_URL)", ExitCodes.notConfigured)
         }
         let url: RedisURL
-        do {
+        do throws(RedisError) {
             url = try RedisURL(parsing: text)
         } catch {
-            throw fail("tail", "not configured: \(error)", ExitCodes.notConfigured)
+            throw fail("tail", invalidRedisURLMessage(error), ExitCodes.notConfigured)
         }
         // The subscriber retries forever, which rides out an outage but not a wrong password: check that first.
         if let refusal = await redisRefusal(url) {

@@ -697,3 +697,209 @@ def test_demo_exit_codes_match_the_gateway():
         gateway = run_cli("serve", "--allow-anonymous", "--port", port)
     assert demo.returncode == 1 == gateway.returncode, (demo.stderr, gateway.stderr)
     assert demo.stderr.splitlines()[-1].startswith("sheet-sync-demo server: error: did not start: "), demo.stderr
+
+
+def test_serve_on_a_port_in_use_says_so_in_one_line():
+    """A port in use: exit 1 (the server could not start), one line with the address and what to do, and no
+    "stopped" or start-up line for a server that never listened."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli("serve", "--port", str(port), "--token-secret", "s" * 32)
+        anonymous = run_cli("serve", "--port", str(port), "--allow-anonymous")
+    message = (
+        f"socket-gateway serve: error: cannot listen on 127.0.0.1:{port}: the address is already in use; stop what "
+        "uses it or pass another --port (or PORT)\n"
+    )
+    for process in (result, anonymous):
+        assert (process.returncode, process.stdout) == (1, ""), process.stderr
+        assert process.stderr == message
+
+
+def test_serve_cannot_listen_on_an_unknown_host():
+    result = run_cli("serve", "--port", "0", "--host", "no-such-host.invalid", "--token-secret", "s" * 32)
+    assert (result.returncode, result.stdout) == (1, ""), result.stderr
+    assert result.stderr == (
+        "socket-gateway serve: error: cannot listen on no-such-host.invalid:0: the host name 'no-such-host.invalid' "
+        "does not resolve; pass an IP address or a name this machine resolves with --host (or HOST)\n"
+    )
+
+
+def test_serve_shows_why_it_could_not_listen_at_debug_level():
+    """The errno and the internal names stay available to whoever debugs: at --log-level debug only."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli("serve", "--port", str(port), "--token-secret", "s" * 32, "--log-level", "debug")
+    assert result.returncode == 1, result.stderr
+    assert "errno: 98" in result.stderr
+    assert "socket.io server stopped" not in result.stderr
+    assert result.stderr.endswith("the address is already in use; stop what uses it or pass another --port (or PORT)\n")
+
+
+@pytest.mark.parametrize(
+    "command",
+    [("emit", "--broadcast", "ping", "1"), ("tail",), ("serve", "--port", "0", "--allow-anonymous")],
+    ids=["emit", "tail", "serve"],
+)
+def test_an_invalid_redis_url_is_said_once_without_type_names(command):
+    """One line, for a person: what is wrong, the URL with its password masked, where to fix it (78)."""
+    for url, problem, shown in (
+        ("redis//x", "missing scheme: expected redis://host:port/db or unix:///path/to/redis.sock", "redis//x"),
+        (
+            "redis://:hunter2@127.0.0.1:notaport",
+            "port 'notaport' is not a number between 1 and 65535",
+            "redis://:***@127.0.0.1:notaport",
+        ),
+    ):
+        result = run_cli(*command, "--redis-url", url)
+        assert (result.returncode, result.stdout) == (78, ""), result.stderr
+        assert result.stderr == (
+            f"socket-gateway {command[0]}: error: not configured: invalid Redis URL: {problem} in '{shown}'; fix the "
+            "Redis URL (--redis-url or REDIS_URL), e.g. redis://127.0.0.1:6379/0\n"
+        )
+
+
+def publish_raw(url: str, channel: str, payload: bytes):
+    """PUBLISH `payload` as is on `channel` (RESP over a plain socket), for messages no emit would write."""
+    host, port = url.removeprefix("redis://").split("/")[0].rsplit(":", 1)
+    command = [b"PUBLISH", channel.encode(), payload]
+    request = b"*%d\r\n" % len(command) + b"".join(b"$%d\r\n%s\r\n" % (len(part), part) for part in command)
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(request)
+        assert connection.recv(64).startswith(b":")
+
+
+def test_tail_says_why_it_skipped_a_message_without_type_names():
+    redis, channel = redis_url(), new_channel()
+    tail = subprocess.Popen(
+        [str(cli_path()), "tail", "--redis-url", redis, "--channel", channel, "--count", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert tail.stderr.readline().startswith(f"SUBSCRIBED {channel}")
+        publish_raw(redis, channel, b"not json")
+        publish_raw(redis, channel, b'{"method":"nope"}')
+        assert run_cli("emit", "--redis-url", redis, "--channel", channel, "--broadcast", "e").returncode == 0
+        out, err = tail.communicate(timeout=30)
+    finally:
+        if tail.poll() is None:
+            tail.kill()
+            tail.wait(timeout=10)
+    assert tail.returncode == 0, err
+    assert out.startswith("emit event=e "), out
+    assert err == (
+        "skipped a message of 8 bytes that is not JSON (pickled, as older python-socketio versions publish?); "
+        "it starts: not json\n"
+        "skipped a message of 17 bytes that is not in python-socketio's format (unknown method 'nope'); "
+        'it starts: {"method":"nope"}\n'
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_redis(port: int, directory) -> subprocess.Popen:
+    """A private redis-server on 127.0.0.1:`port`, listening when this returns (up to 5 s); stop it by its PID."""
+    redis_server = shutil.which("redis-server")
+    assert redis_server, "redis-server is needed (tools/test installs it)"
+    process = subprocess.Popen(
+        [redis_server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(directory)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    for _ in range(100):
+        with socket.socket() as client:
+            if client.connect_ex(("127.0.0.1", port)) == 0:
+                return process
+        time.sleep(0.05)
+    process.kill()
+    process.wait(timeout=10)
+    pytest.fail(f"redis-server --port {port} did not listen within 5 s")
+
+
+def test_emit_rides_out_a_redis_that_is_restarting(tmp_path):
+    """Redis stops and comes back on the same port about 1 s after emit started: emit keeps connecting within
+    --timeout and publishes (0), instead of failing at the first refused connection."""
+    port = free_port()
+    url = f"redis://127.0.0.1:{port}"
+    redis = start_redis(port, tmp_path)
+    emit = None
+    try:
+        first = run_cli("emit", "--redis-url", url, "--min-subscribers", "0", "--broadcast", "ping", "1")
+        assert first.returncode == 0, first.stderr
+        redis.terminate()
+        redis.wait(timeout=10)
+        emit = subprocess.Popen(
+            [str(cli_path()), "emit", "--redis-url", url, "--timeout", "10", "--min-subscribers", "0", "--broadcast",
+             "ping", "2"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        time.sleep(1)
+        assert emit.poll() is None, emit.communicate()
+        redis = start_redis(port, tmp_path)
+        out, err = emit.communicate(timeout=30)
+        assert emit.returncode == 0, (emit.returncode, err)
+        assert out == "published ping to everyone in / on channel socketio: 0 subscriber(s)\n"
+        assert err == ""
+    finally:
+        if emit is not None and emit.poll() is None:
+            emit.kill()
+            emit.wait(timeout=10)
+        redis.terminate()
+        redis.wait(timeout=10)
+
+
+def test_emit_without_redis_gives_up_at_its_timeout_with_69():
+    port = free_port()
+    result = run_cli("emit", "--redis-url", f"redis://127.0.0.1:{port}", "--timeout", "0.5", "--broadcast", "ping")
+    assert (result.returncode, result.stdout) == (69, ""), result.stderr
+    assert result.stderr == (
+        f"socket-gateway emit: error: Redis unavailable, not published: no answer from redis://127.0.0.1:{port}/0 "
+        "within --timeout 0.5 s, retrying all along (last: cannot connect to Redis; is redis-server running "
+        "there?); start Redis there, or raise --timeout\n"
+    )
+
+
+def test_emit_with_a_catalog_publishes_a_uuid_in_lowercase(tmp_path):
+    """The catalog says a uuid is lowercase on the wire; the generated Swift reads either case and writes
+    lowercase. emit --catalog does the same: it accepts an uppercase UUID and a client receives it lowercased."""
+    redis, channel = redis_url(), new_channel()
+    serve = start_serve(tmp_path, redis, channel)
+
+    async def scenario():
+        peer = Peer(serve.url, mint_token(serve.secret, "42"), name="user-42")
+        try:
+            await peer.connect()
+            payload = {
+                "sheet_id": "s1", "job_id": "0B8F9A3E-3F52-4D2C-9A57-1F7C7F0E9D11", "stage": "parsing",
+                "processed": 10, "total": None, "percent": 10.0,
+            }
+            result = run_cli(
+                "emit", "--redis-url", redis, "--channel", channel, "--catalog", str(CATALOG), "--user", "42",
+                "sheet:sync:progress", json.dumps(payload),
+            )
+            assert result.returncode == 0, result.stderr
+            assert await peer.next("sheet:sync:progress") == [
+                {**payload, "job_id": "0b8f9a3e-3f52-4d2c-9a57-1f7c7f0e9d11"}
+            ]
+        finally:
+            await peer.close()
+
+    try:
+        run(scenario())
+    finally:
+        serve.stop()
+
+
+def test_typescript_export_allows_null_where_the_wire_does():
+    """An optional field may be absent or null on the wire, and the TypeScript type says both."""
+    exported = run_cli("export", "--format", "typescript", str(CATALOG))
+    assert exported.returncode == 0, exported.stderr
+    assert "\n  total?: number | null;\n" in exported.stdout
+    assert "?: number;" not in exported.stdout and "?: string;" not in exported.stdout
