@@ -69,11 +69,12 @@ func bounded<T: Sendable>(
                 var status = 0
                 var sent = 0
                 try await RawTestConnection.with(port: port) { connection in
-                    let head = "POST \(Self.path)&sid=\(sid) HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\n"
+                    let head = "POST \(Self.path)&sid=\(sid) HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 200\r\n\r\n"
                     try await connection.writeRaw(ByteBuffer(string: head))
                     // One byte every 100 ms, so the connection is never silent for a body timeout, until the server
-                    // closes it (writes then fail). Bounded: 40 bytes at most.
-                    for _ in 0..<40 {
+                    // closes it (writes then fail). Bounded: 150 bytes at most (15 s), far beyond the 500 ms body
+                    // timeout, so that a loaded machine's late timer still cuts the body short.
+                    for _ in 0..<150 {
                         do {
                             try await connection.writeRaw(ByteBuffer(string: "4"))
                             sent += 1
@@ -94,7 +95,7 @@ func bounded<T: Sendable>(
                 try await RawTestConnection.with(port: port) { connection in
                     next = try await connection.request("POST", "\(Self.path)&sid=\(sid)", body: "4after").text
                 }
-                return (status, sent < 40, next == "ok")
+                return (status, sent < 150, next == "ok")
             }
             // A polling client on the same server, its GET parked longer than every HTTP limit.
             let polled: [String] = try await bounded("normal polling client") {
