@@ -15,11 +15,16 @@ enum Tool {
     static let usage = """
         USAGE: socket-gateway-codegen <command> [options] <events.yaml>
 
+        The build plugin's tool: SocketGatewayEventsPlugin runs `generate` for every
+        target with an events.yaml. Operators: use `socket-gateway check` and
+        `socket-gateway export`, which print the same output (its header names
+        `socket-gateway export`).
+
         COMMANDS:
           generate <events.yaml> --output <file.swift>
                 Generates the Swift payload types and typed emitters (what the build plugin runs).
-                The output is written only when its bytes change.
-          export --format <swift|typescript|asyncapi|asyncapi-json> <events.yaml> [--output <file>]
+                The output is written only when its bytes change; prints nothing on success.
+          export --format <\(GeneratorPipeline.formatNames)> <events.yaml> [--output <file>]
                 Exports the catalog; without --output it is printed on stdout.
           check <events.yaml>
                 Validates the catalog and prints its diagnostics.
@@ -38,7 +43,7 @@ enum Tool {
         var command: String
         var input: String
         var output: String?
-        var format: OutputFormat
+        var format: OutputFormat?
     }
 
     static func parse(_ arguments: [String]) throws(UsageError) -> Arguments {
@@ -48,7 +53,7 @@ enum Tool {
         }
         var input: String?
         var output: String?
-        var format: OutputFormat = .swift
+        var format: OutputFormat?
         var rest = arguments.dropFirst()[...]
         while let argument = rest.popFirst() {
             switch argument {
@@ -58,10 +63,7 @@ enum Tool {
             case "--format":
                 guard command == "export" else { throw UsageError(message: "--format is an option of 'export'") }
                 guard let value = rest.popFirst(), let parsed = OutputFormat(rawValue: value) else {
-                    throw UsageError(
-                        message:
-                            "--format needs one of: \(OutputFormat.allCases.map(\.rawValue).joined(separator: ", "))"
-                    )
+                    throw UsageError(message: "--format needs one of \(GeneratorPipeline.formatNames)")
                 }
                 format = parsed
             default:
@@ -74,6 +76,9 @@ enum Tool {
         }
         guard let input else { throw UsageError(message: "missing the catalog path (events.yaml)") }
         if command == "generate", output == nil { throw UsageError(message: "'generate' needs --output <file.swift>") }
+        if command == "export", format == nil {
+            throw UsageError(message: "'export' needs --format \(GeneratorPipeline.formatNames)")
+        }
         if command == "check", output != nil { throw UsageError(message: "'check' writes no file") }
         return Arguments(command: command, input: input, output: output, format: format)
     }
@@ -99,15 +104,16 @@ enum Tool {
             return 74
         }
         let text: String
+        let format: OutputFormat
+        let catalog: Catalog
         do {
-            let catalog = try GeneratorPipeline.parseCatalog(InputFile(path: parsed.input, contents: contents))
+            catalog = try GeneratorPipeline.parseCatalog(InputFile(path: parsed.input, contents: contents))
             if parsed.command == "check" {
-                print(
-                    "\(parsed.input): catalog \(catalog.name), \(catalog.events.count) events, \(catalog.types.count) types: OK"
-                )
+                print(GeneratorPipeline.checkedLine(path: parsed.input, catalog: catalog))
                 return 0
             }
-            text = GeneratorPipeline.render(catalog, as: parsed.format)
+            format = parsed.format ?? .swift
+            text = GeneratorPipeline.render(catalog, as: format)
         } catch {
             Self.printError(error.description)
             return 1
@@ -116,8 +122,19 @@ enum Tool {
             print(text, terminator: "")
             return 0
         }
-        switch FileIO.replaceContents(of: output, with: Array(text.utf8)) {
+        let outcome = FileIO.replaceContents(of: output, with: Array(text.utf8))
+        switch outcome {
         case .unchanged, .written:
+            if parsed.command == "export" {
+                print(
+                    GeneratorPipeline.exportedLine(
+                        output: output,
+                        format: format,
+                        catalog: catalog,
+                        changed: outcome == .written
+                    )
+                )
+            }
             return 0
         case .failed(let reason):
             Self.printError("error: cannot write '\(output)': \(reason)")

@@ -9,11 +9,15 @@ struct CheckCommand: ParsableCommand {
         discussion: """
             Prints the build plugin's diagnostics (`file:line:col: error: message`)
             on stderr and exits 1 when the catalog has errors; otherwise prints
-            `OK: N events` and exits 0.
+            `OK: <file>: catalog <name> version <n>, <n> events, <n> types` and
+            exits 0. Exit 74: the file cannot be read.
+
+            EXAMPLE
+              socket-gateway check events.yaml
             """
     )
 
-    @Argument(help: "The catalog file.") var catalog: String
+    @Argument(help: "The catalog file (no default).") var catalog: String
 
     func run() throws {
         guard let contents = readFile(self.catalog) else {
@@ -21,7 +25,7 @@ struct CheckCommand: ParsableCommand {
         }
         do {
             let parsed = try GeneratorPipeline.parseCatalog(InputFile(path: self.catalog, contents: contents))
-            printLine("OK: \(parsed.events.count) events")
+            printLine(GeneratorPipeline.checkedLine(path: self.catalog, catalog: parsed))
         } catch {
             printError(error.description)
             throw ExitCodes.catalogErrors
@@ -29,45 +33,54 @@ struct CheckCommand: ParsableCommand {
     }
 }
 
-/// `socket-gateway export`: the catalog as TypeScript declarations or an AsyncAPI document.
+/// `socket-gateway export`: the catalog as Swift, TypeScript declarations or an AsyncAPI document; the same
+/// renderers the build plugin's `socket-gateway-codegen` runs.
 struct ExportCommand: ParsableCommand {
-    enum Format: String, ExpressibleByArgument, CaseIterable {
-        case typescript, asyncapi
-        case asyncapiJSON = "asyncapi-json"
-
-        var output: OutputFormat {
-            switch self {
-            case .typescript: .typescript
-            case .asyncapi: .asyncapi
-            case .asyncapiJSON: .asyncapiJSON
-            }
-        }
-    }
+    /// What the header line of an exported file names as its generator.
+    static let generator = "socket-gateway export"
 
     static let configuration = CommandConfiguration(
         commandName: "export",
-        abstract: "Export an event catalog as TypeScript declarations or an AsyncAPI 3.0 document.",
-        discussion: "The code generator's output. Exits 1 (with diagnostics) on catalog errors."
+        abstract: "Export an event catalog as Swift, TypeScript declarations or an AsyncAPI 3.0 document.",
+        discussion: """
+            The code generator's output: the same renderers the build plugin runs
+            (socket-gateway-codegen), with a header naming `socket-gateway export`.
+            With --output, prints `wrote <file>: <format> of catalog <name> ...`.
+            Exits 1 (with diagnostics) on catalog errors, 74 when a file cannot be
+            read or written.
+
+            EXAMPLE
+              socket-gateway export --format typescript --output events.d.ts events.yaml
+            """
     )
 
-    @Option(help: "typescript, asyncapi (YAML) or asyncapi-json.") var format: Format
-    @Option(name: [.short, .long], help: "Write here instead of stdout.") var output: String?
-    @Argument(help: "The catalog file.") var catalog: String
+    @Option(
+        help: "\(GeneratorPipeline.formatNames) (no default; asyncapi is YAML).",
+        transform: ExportCommand.format(_:)
+    )
+    var format: OutputFormat
+    @Option(name: [.short, .long], help: "Write here instead of stdout (default: stdout).") var output: String?
+    @Argument(help: "The catalog file (no default).") var catalog: String
+
+    static func format(_ text: String) throws -> OutputFormat {
+        guard let format = OutputFormat(rawValue: text) else {
+            throw ValidationError("use one of \(GeneratorPipeline.formatNames)")
+        }
+        return format
+    }
 
     func run() throws {
         guard let contents = readFile(self.catalog) else {
             throw fail("export", "cannot read '\(self.catalog)': \(lastError())", ExitCodes.fileError)
         }
-        let text: String
+        let catalog: Catalog
         do {
-            text = try GeneratorPipeline.run(
-                InputFile(path: self.catalog, contents: contents),
-                format: self.format.output
-            )
+            catalog = try GeneratorPipeline.parseCatalog(InputFile(path: self.catalog, contents: contents))
         } catch {
             printError(error.description)
             throw ExitCodes.catalogErrors
         }
+        let text = GeneratorPipeline.render(catalog, as: self.format, generator: Self.generator)
         guard let output else {
             print(text, terminator: "")
             return
@@ -75,5 +88,6 @@ struct ExportCommand: ParsableCommand {
         guard writeFile(output, Array(text.utf8)) else {
             throw fail("export", "cannot write '\(output)': \(lastError())", ExitCodes.fileError)
         }
+        printLine(GeneratorPipeline.exportedLine(output: output, format: self.format, catalog: catalog, changed: true))
     }
 }
