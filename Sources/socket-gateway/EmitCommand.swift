@@ -26,11 +26,11 @@ struct EmitCommand: AsyncParsableCommand {
             75 published, but fewer than --min-subscribers servers were listening,
             78 no usable Redis URL, or Redis refused its password or database.
 
-            Examples:
-              socket-gateway emit --user 42 sheet:sync:completed '{"sheet_id":"s1"}'
-              socket-gateway emit --room sheet:s1 --except=SID progress '{"p":5}'
-            (write sids as --room=SID / --except=SID: they may start with '-')
-              socket-gateway emit --catalog events.yaml --broadcast EVENT '{...}'
+            Sids may start with '-': write them as --room=SID / --except=SID.
+
+            EXAMPLE
+              REDIS_URL=redis://127.0.0.1:6379 socket-gateway emit \\
+                --catalog events.yaml --user 42 sheet:sync:completed @payload.json
             """
     )
 
@@ -40,19 +40,21 @@ struct EmitCommand: AsyncParsableCommand {
     @Option(name: .customLong("room"), help: "Emit to the members of this room (a client's sid is a room).")
     var rooms: [String] = []
     @Flag(help: "Emit to every client of the namespace.") var broadcast = false
-    @Option(help: "The Socket.IO namespace.") var namespace = "/"
+    @Option(help: "The Socket.IO namespace, starting with /") var namespace = "/"
     @Option(name: .customLong("except"), help: "A room (or sid) whose members are skipped; repeatable.")
     var excluding: [String] = []
-    @Option(name: .customLong("redis-url"), help: "Redis URL (env REDIS_URL).") var redisURL: String?
+    @Option(name: .customLong("redis-url"), help: "Redis URL (env REDIS_URL, no default: one of the two is needed).")
+    var redisURL: String?
     @Option(help: "Redis pub/sub channel (env SOCKET_REDIS_CHANNEL, default socketio).") var channel: String?
-    @Option(help: "Seconds to wait for Redis and for --min-subscribers servers.") var timeout: Double = 2
+    @Option(help: "Seconds to wait for Redis and for --min-subscribers servers") var timeout: Double = 2
     @Option(
         name: .customLong("min-subscribers"),
-        help: "Servers that must be subscribed for success (exit 75 when fewer heard it; 0: do not wait)."
+        help: "Servers that must be subscribed for success (exit 75 when fewer heard it; 0: do not wait)"
     )
     var minSubscribers = 1
-    @Option(help: "An events.yaml to check the event and payload against before emitting.") var catalog: String?
-    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error, critical.")
+    @Option(help: "An events.yaml to check the event and payload against before emitting (default: none, not checked)")
+    var catalog: String?
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error, critical")
     var logLevel = "error"
     @Argument(help: "The event name.") var event: String
     @Argument(help: "The event's argument as JSON; @FILE reads it from FILE, - from stdin (at most 16 MiB).")

@@ -20,16 +20,19 @@ struct TailCommand: AsyncParsableCommand {
             escaped, and skipped.
             Prints `SUBSCRIBED <channel>` on stderr once subscribed. Runs until
             SIGINT, or until --count messages were printed.
+
+            EXAMPLE
+              socket-gateway tail --redis-url redis://127.0.0.1:6379 --json --count 10
             """
     )
 
-    @Option(name: .customLong("redis-url"), help: "Redis URL (env REDIS_URL).") var redisURL: String?
+    @Option(name: .customLong("redis-url"), help: "Redis URL (env REDIS_URL, no default: one of the two is needed).")
+    var redisURL: String?
     @Option(help: "Redis pub/sub channel (env SOCKET_REDIS_CHANNEL, default socketio).") var channel: String?
     @Flag(help: "Print each message's JSON text as received, one line each.") var json = false
-    @Option(help: "Exit after this many messages.") var count: Int?
-    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error, critical.")
-    var logLevel =
-        "warning"
+    @Option(help: "Exit after this many messages (default: run until SIGINT)") var count: Int?
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error, critical")
+    var logLevel = "warning"
 
     func validate() throws {
         if let count, count <= 0 { throw ValidationError("--count must be positive") }

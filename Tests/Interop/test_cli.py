@@ -137,6 +137,56 @@ def test_serve_help_shows_defaults_environment_and_an_example():
 
 
 @pytest.mark.parametrize(
+    "command, lines",
+    [
+        (
+            "emit",
+            (
+                "--namespace <namespace> The Socket.IO namespace, starting with / (default: /)",
+                "--redis-url <redis-url> Redis URL (env REDIS_URL, no default: one of the two is needed).",
+                "--channel <channel> Redis pub/sub channel (env SOCKET_REDIS_CHANNEL, default socketio).",
+                "--timeout <timeout> Seconds to wait for Redis and for --min-subscribers servers (default: 2.0)",
+                "0: do not wait) (default: 1)",
+                "--catalog <catalog> An events.yaml to check the event and payload against before emitting "
+                "(default: none, not checked)",
+                "--log-level <log-level> trace, debug, info, notice, warning, error, critical (default: error)",
+                "EXAMPLE REDIS_URL=redis://127.0.0.1:6379 socket-gateway emit \\ --catalog events.yaml --user 42 "
+                "sheet:sync:completed @payload.json",
+            ),
+        ),
+        (
+            "tail",
+            (
+                "--redis-url <redis-url> Redis URL (env REDIS_URL, no default: one of the two is needed).",
+                "--channel <channel> Redis pub/sub channel (env SOCKET_REDIS_CHANNEL, default socketio).",
+                "--count <count> Exit after this many messages (default: run until SIGINT)",
+                "--log-level <log-level> trace, debug, info, notice, warning, error, critical (default: warning)",
+                "EXAMPLE socket-gateway tail --redis-url redis://127.0.0.1:6379 --json --count 10",
+            ),
+        ),
+        ("check", ("<catalog> The catalog file (no default).", "EXAMPLE socket-gateway check events.yaml")),
+        (
+            "export",
+            (
+                "--format <format> swift|typescript|asyncapi|asyncapi-json (no default; asyncapi is YAML).",
+                "-o, --output <output> Write here instead of stdout (default: stdout).",
+                "EXAMPLE socket-gateway export --format typescript --output events.d.ts events.yaml",
+            ),
+        ),
+    ],
+)
+def test_help_shows_defaults_environment_and_an_example(command, lines):
+    """emit, tail, check and export --help, as serve's: each option's default and variable, and one example."""
+    result = run_cli(command, "--help")
+    assert (result.returncode, result.stderr) == (0, "")
+    # Compared with whitespace collapsed: ArgumentParser wraps the help to the terminal's width.
+    text = " ".join(result.stdout.split())
+    for line in lines:
+        assert line in text, line
+    assert text.count("EXAMPLE ") == 1, text
+
+
+@pytest.mark.parametrize(
     "arguments, env, code, message",
     [
         (["--ping-interval", "0"], {}, 64, "--ping-interval must be 0.001 to 3600 seconds, got '0'"),
