@@ -147,9 +147,13 @@ struct ServeCommand: AsyncParsableCommand {
             configuration[keyPath: setting] = .milliseconds(Int64((seconds * 1000).rounded()))
         }
         if let redisURL {
+            // The flag replaces only the URL: SOCKET_REDIS_CHANNEL and the signing secret still apply, as for emit.
             let signingSecret = environment(SocketServerConfiguration.EnvironmentKey.redisSigningSecret)
+            let channel = environment(SocketServerConfiguration.EnvironmentKey.redisChannel) ?? "socketio"
             configuration.redis =
-                redisURL.isEmpty ? nil : SocketServerRedisConfiguration(url: redisURL, signingSecret: signingSecret)
+                redisURL.isEmpty
+                ? nil
+                : SocketServerRedisConfiguration(url: redisURL, channel: channel, signingSecret: signingSecret)
         }
         if let channel {
             configuration.redis?.channel = channel

@@ -110,11 +110,17 @@ def start_serve(tmp_path: Path, redis: str, channel: str, *extra: str) -> ServeP
         process.wait(timeout=10)
         pytest.fail(f"serve: {error}\n{log.read_text(errors='replace')}")
     serve = ServeProcess(process=process, port=port, secret=secret, log=log)
-    # Wait (bounded) until its subscriber is subscribed, so no test emit is published before it listens.
+    wait_until_subscribed(serve)
+    return serve
+
+
+def wait_until_subscribed(serve: ServeProcess) -> None:
+    """Waits (bounded) until serve's Redis subscriber is subscribed, so no test emit is published before it
+    listens; stops it and fails the test otherwise."""
     for _ in range(200):
         status, body = serve.healthz()
         if status == 200 and body.get("redis", {}).get("connected"):
-            return serve
+            return
         time.sleep(0.05)
     serve.stop()
     pytest.fail(f"serve's Redis subscriber did not connect within 10 s\n{serve.log_text()}")

@@ -14,7 +14,9 @@ import urllib.request
 import pytest
 import redis as redis_client
 
-from cluster_helpers import REPO, cli_path, new_channel, redis_url, run_cli, start_serve
+from cluster_helpers import (
+    REPO, ServeProcess, cli_path, new_channel, redis_url, run_cli, start_serve, wait_until_subscribed,
+)
 from interop import Peer, mint_token, run
 from processes import built_executable, read_listening_port, stop_gracefully
 
@@ -223,6 +225,34 @@ def test_serve_takes_the_ping_settings_from_the_environment(tmp_path):
         finally:
             process.terminate()
             process.wait(timeout=10)
+
+
+def test_serve_with_a_redis_url_flag_keeps_the_channel_from_the_environment(tmp_path):
+    """`--redis-url` replaces only the URL: SOCKET_REDIS_CHANNEL still names the channel (as for emit and tail)."""
+    redis, channel = redis_url(), new_channel()
+    log = tmp_path / "serve.log"
+    with open(log, "wb") as log_file:
+        process = subprocess.Popen(
+            [str(cli_path()), "serve", "--allow-anonymous", "--port", "0", "--redis-url", redis],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log_file,
+            env=dict(os.environ, SOCKET_REDIS_CHANNEL=channel),
+        )
+    try:
+        serve = ServeProcess(process=process, port=read_listening_port(process), secret="", log=log)
+    except RuntimeError as error:
+        process.kill()
+        process.wait(timeout=10)
+        pytest.fail(f"serve: {error}\n{log.read_text(errors='replace')}")
+    try:
+        wait_until_subscribed(serve)
+        assert serve.healthz()[1]["channel"] == channel
+        emitted = run_cli(
+            "emit", "--redis-url", redis, "--broadcast", "ping", "{}", env={"SOCKET_REDIS_CHANNEL": channel}
+        )
+        assert emitted.returncode == 0, emitted.stderr
+        assert emitted.stdout == f"published ping to everyone in / on channel {channel}: 1 subscriber(s)\n"
+    finally:
+        serve.stop()
 
 
 def test_tail_prints_what_a_worker_emitted():
