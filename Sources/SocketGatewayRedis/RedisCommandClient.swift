@@ -18,7 +18,7 @@ public final class RedisCommandClient: @unchecked Sendable {
     public let url: RedisURL
     /// The event loop that owns the connection and all state.
     public let eventLoop: any EventLoop
-    private let connectTimeout: Duration
+    let connectTimeout: Duration
     private let logger: Logger
 
     /// One command waiting for its reply; `done` once answered, failed or timed out. Touched only on `eventLoop`.
@@ -46,9 +46,9 @@ public final class RedisCommandClient: @unchecked Sendable {
     }
 
     /// Decides connect and handshake (AUTH, SELECT); this class does the I/O and matches replies to commands.
-    private var machine: RedisConnectionStateMachine
+    var machine: RedisConnectionStateMachine
     /// The connection of the machine's current attempt, once open.
-    private var channel: (any Channel)?
+    var channel: (any Channel)?
     /// Commands submitted before the connection is ready, written once it is.
     private var waiting: [(arguments: [String], pending: Pending)] = []
     /// Commands written and not yet answered, in order.
@@ -159,12 +159,12 @@ public final class RedisCommandClient: @unchecked Sendable {
     }
 
     /// Performs what the machine decided.
-    private func run(_ action: RedisConnectionStateMachine.Action) {
+    func run(_ action: RedisConnectionStateMachine.Action) {
         switch action {
         case .nothing, .deliver, .discardConnection, .shutDown, .sendPing:
             break
         case .connect(let generation):
-            self.connect(generation: generation)
+            self.openConnection(generation: generation)
         case .sendHandshake(let steps):
             guard let channel = self.channel else { return }
             RedisConnector.send(steps.lazy.map(\.arguments), on: channel)
@@ -190,29 +190,6 @@ public final class RedisCommandClient: @unchecked Sendable {
                 self.logger.warning("Redis command connection lost", metadata: ["error": "\(reason)"])
             }
             self.failEverything(with: reason)
-        }
-    }
-
-    private func connect(generation: UInt64) {
-        RedisConnector.connect(
-            url: self.url,
-            eventLoop: self.eventLoop,
-            connectTimeout: TimeAmount(self.connectTimeout),
-            delegate: self,
-            generation: generation
-        ).whenComplete { result in
-            switch result {
-            case .success(let channel):
-                let action = self.machine.connected(generation: generation, now: .now())
-                guard action != .discardConnection else {
-                    channel.close(promise: nil)
-                    return
-                }
-                self.channel = channel
-                self.run(action)
-            case .failure(let error):
-                self.run(self.machine.connectFailed(generation: generation, error: error, now: .now()))
-            }
         }
     }
 
@@ -251,7 +228,7 @@ public final class RedisCommandClient: @unchecked Sendable {
     }
 }
 
-extension RedisCommandClient: RedisConnectionDelegate {
+extension RedisCommandClient: RedisConnectionShell {
     func connection(_ generation: UInt64, received value: RESPValue) {
         let action = self.machine.received(value, generation: generation, now: .now())
         guard case .deliver = action else {

@@ -77,3 +77,45 @@ enum RedisConnector {
         channel.writeAndFlush(buffer, promise: nil)
     }
 }
+
+/// What the publisher, the subscriber and the command client share as the NIO shell of a
+/// `RedisConnectionStateMachine`: opening the connection the machine asks for and feeding the outcome back.
+/// Everything here runs on `eventLoop`.
+protocol RedisConnectionShell: RedisConnectionDelegate, Sendable {
+    var url: RedisURL { get }
+    var eventLoop: any EventLoop { get }
+    /// How long a TCP or unix-socket connect may take.
+    var connectTimeout: Duration { get }
+    var machine: RedisConnectionStateMachine { get set }
+    /// The open connection, once the machine took it.
+    var channel: (any Channel)? { get set }
+    /// Performs what the machine decided.
+    func run(_ action: RedisConnectionStateMachine.Action)
+}
+
+extension RedisConnectionShell {
+    /// Opens connection attempt `generation` (the machine's `.connect`). The machine decides what the outcome
+    /// means; a channel it no longer wants (a stale attempt) is closed at once.
+    func openConnection(generation: UInt64) {
+        RedisConnector.connect(
+            url: self.url,
+            eventLoop: self.eventLoop,
+            connectTimeout: TimeAmount(self.connectTimeout),
+            delegate: self,
+            generation: generation
+        ).whenComplete { result in
+            switch result {
+            case .success(let channel):
+                let action = self.machine.connected(generation: generation, now: .now())
+                guard action != .discardConnection else {
+                    channel.close(promise: nil)
+                    return
+                }
+                self.channel = channel
+                self.run(action)
+            case .failure(let error):
+                self.run(self.machine.connectFailed(generation: generation, error: error, now: .now()))
+            }
+        }
+    }
+}

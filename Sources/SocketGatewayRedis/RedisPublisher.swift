@@ -86,9 +86,9 @@ public final class RedisPublisher: @unchecked Sendable {
     private let logger: Logger
 
     // The connection: the machine decides (connect, AUTH/SELECT, backoff, generations); this class does the I/O.
-    private var machine: RedisConnectionStateMachine
+    var machine: RedisConnectionStateMachine
     /// The connection of the machine's current attempt, once open (handshaking or ready).
-    private var channel: (any Channel)?
+    var channel: (any Channel)?
     private var timer: RepeatedTask?
 
     // The messages.
@@ -450,7 +450,7 @@ public final class RedisPublisher: @unchecked Sendable {
     }
 
     /// Carries out what the connection machine decided.
-    private func run(_ action: RedisConnectionStateMachine.Action) {
+    func run(_ action: RedisConnectionStateMachine.Action) {
         switch action {
         case .nothing, .deliver, .discardConnection, .sendPing, .shutDown:
             break
@@ -476,26 +476,7 @@ public final class RedisPublisher: @unchecked Sendable {
         self.outbox.awaitingConnection()
         self.startTimerIfNeeded()
         self.logger.debug("connecting to Redis")
-        RedisConnector.connect(
-            url: self.url,
-            eventLoop: self.eventLoop,
-            connectTimeout: TimeAmount(self.configuration.connectTimeout),
-            delegate: self,
-            generation: generation
-        ).whenComplete { result in
-            switch result {
-            case .success(let channel):
-                let action = self.machine.connected(generation: generation, now: .now())
-                guard action != .discardConnection else {
-                    channel.close(promise: nil)
-                    return
-                }
-                self.channel = channel
-                self.run(action)
-            case .failure(let error):
-                self.run(self.machine.connectFailed(generation: generation, error: error, now: .now()))
-            }
-        }
+        self.openConnection(generation: generation)
     }
 
     private func becomeReady(reconnected: Bool) {
@@ -619,7 +600,9 @@ public final class RedisPublisher: @unchecked Sendable {
     }
 }
 
-extension RedisPublisher: RedisConnectionDelegate {
+extension RedisPublisher: RedisConnectionShell {
+    var connectTimeout: Duration { self.configuration.connectTimeout }
+
     func connection(_ generation: UInt64, received value: RESPValue) {
         // Before the connection is ready the reply is the handshake's; `now` is read only then.
         let action = self.machine.received(value, generation: generation, now: .now())

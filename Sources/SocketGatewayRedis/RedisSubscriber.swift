@@ -86,9 +86,9 @@ public final class RedisSubscriber: @unchecked Sendable {
     private let onMessage: @Sendable (RedisPubSubMessage) -> Void
 
     /// Decides connect, handshake (AUTH, SELECT, SUBSCRIBE), backoff and liveness; this class does the I/O.
-    private var machine: RedisConnectionStateMachine
+    var machine: RedisConnectionStateMachine
     /// The connection of the machine's current attempt, once open.
-    private var channel: (any Channel)?
+    var channel: (any Channel)?
     private var ticker: RepeatedTask?
     private var subscribedWaiters: [EventLoopPromise<Void>] = []
     private var lastMessageAt: NIODeadline?
@@ -301,12 +301,12 @@ public final class RedisSubscriber: @unchecked Sendable {
     // MARK: - Event-loop confined
 
     /// Performs what the machine decided.
-    private func run(_ action: RedisConnectionStateMachine.Action) {
+    func run(_ action: RedisConnectionStateMachine.Action) {
         switch action {
         case .nothing, .deliver, .discardConnection, .shutDown:
             break
         case .connect(let generation):
-            self.connect(generation: generation)
+            self.openConnection(generation: generation)
         case .sendHandshake(let steps):
             guard let channel = self.channel else { return }
             RedisConnector.send(steps.lazy.map(\.arguments), on: channel)
@@ -318,29 +318,6 @@ public final class RedisSubscriber: @unchecked Sendable {
         case .connectFailed(let error, let closeConnection, let retry),
             .connectionLost(let error, let closeConnection, let retry):
             self.subscriptionDown(error, closeConnection: closeConnection, retry: retry)
-        }
-    }
-
-    private func connect(generation: UInt64) {
-        RedisConnector.connect(
-            url: self.url,
-            eventLoop: self.eventLoop,
-            connectTimeout: TimeAmount(self.configuration.connectTimeout),
-            delegate: self,
-            generation: generation
-        ).whenComplete { result in
-            switch result {
-            case .success(let channel):
-                let action = self.machine.connected(generation: generation, now: .now())
-                guard action != .discardConnection else {
-                    channel.close(promise: nil)
-                    return
-                }
-                self.channel = channel
-                self.run(action)
-            case .failure(let error):
-                self.run(self.machine.connectFailed(generation: generation, error: error, now: .now()))
-            }
         }
     }
 
@@ -433,7 +410,9 @@ public final class RedisSubscriber: @unchecked Sendable {
     }
 }
 
-extension RedisSubscriber: RedisConnectionDelegate {
+extension RedisSubscriber: RedisConnectionShell {
+    var connectTimeout: Duration { self.configuration.connectTimeout }
+
     func connection(_ generation: UInt64, received value: RESPValue) {
         let action = self.machine.received(value, generation: generation, now: .now())
         guard case .deliver = action else {
