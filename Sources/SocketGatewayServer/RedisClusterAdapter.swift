@@ -269,13 +269,19 @@ final class RedisClusterAdapter: ClusterAdapter {
     }
 
     /// Publishes `message`, waiting at most `publishTimeout` (the publisher times it out).
-    private func publish(_ message: PubSubMessage, localDeliveries: Int, what: String) async -> EmitResult {
+    /// Publishes `message` for the other servers; `what` names it in the warning when it fails (built only then, not
+    /// on every emit).
+    private func publish(
+        _ message: PubSubMessage,
+        localDeliveries: Int,
+        what: @autoclosure () -> String
+    ) async -> EmitResult {
         let timeout = self.configuration.publishTimeout
         let outcome = await withUnsafeContinuation { (continuation: UnsafeContinuation<PublishOutcome, Never>) in
             self.channel.publish(message, deadline: .now() + TimeAmount(timeout)) { continuation.resume(returning: $0) }
         }
         if case .progress(.failed(let error)) = outcome {
-            self.logger.warning("\(what) not published to the cluster", metadata: ["error": "\(error)"])
+            self.logger.warning("\(what()) not published to the cluster", metadata: ["error": "\(error)"])
         }
         return EmitResult(
             outcome,
