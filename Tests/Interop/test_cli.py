@@ -1062,3 +1062,21 @@ def test_typescript_export_allows_null_where_the_wire_does():
     assert exported.returncode == 0, exported.stderr
     assert "\n  total?: number | null;\n" in exported.stdout
     assert "?: number;" not in exported.stdout and "?: string;" not in exported.stdout
+
+
+def test_emit_stops_reading_a_payload_that_never_ends():
+    """A flood on stdin or behind @FILE (/dev/zero never ends) is cut at 16 MiB: exit 64 with the reason, rather
+    than reading until memory runs out. The bounded read, not a timeout, ends it."""
+    with open("/dev/zero", "rb") as flood:
+        from_stdin = run_cli("emit", "--redis-url", "redis://127.0.0.1:1", "--user", "42", "e", "-", stdin=flood)
+    assert (from_stdin.returncode, from_stdin.stdout) == (64, ""), from_stdin.stderr
+    assert from_stdin.stderr == (
+        "socket-gateway emit: error: the payload from stdin is larger than 16 MiB; send a reference to the data "
+        "(a URL, an id) instead\n"
+    )
+    from_file = run_cli("emit", "--redis-url", "redis://127.0.0.1:1", "--user", "42", "e", "@/dev/zero")
+    assert (from_file.returncode, from_file.stdout) == (64, ""), from_file.stderr
+    assert from_file.stderr == (
+        "socket-gateway emit: error: the payload in '/dev/zero' is larger than 16 MiB; send a reference to the "
+        "data (a URL, an id) instead\n"
+    )
