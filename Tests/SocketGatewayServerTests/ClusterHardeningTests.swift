@@ -164,6 +164,53 @@ import Testing
         await redis.stop()
     }
 
+    /// A client that never answers a remote ack holds its slot only until `timings.remoteAckTimeout`: then the slot
+    /// is back, and the next remote emit with a callback asks for an ack again.
+    @Test func aRemoteAckNeverAnsweredGivesItsSlotBackAtTheTimeout() async throws {
+        let redis = try await RedisServerProcess.start()
+        let channel = "socketio-acks-\(UUID().uuidString.prefix(8))"
+        var configuration = SocketServerRedisConfiguration(
+            url: redis.urlString,
+            channel: channel,
+            maxPendingRemoteAcks: 1
+        )
+        configuration.timings.remoteAckTimeout = .milliseconds(300)
+        let server = try await self.startServer(redis, configuration)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        func ask(_ number: Int) throws {
+            let message =
+                #"{"method": "emit", "event": "ask", "data": [\#(number)], "namespace": "/", "room": null, "#
+                + #""skip_sid": null, "callback": ["x", "/", \#(number)], "host_id": "\#(Self.host)"}"#
+            #expect(try redis.cli(["PUBLISH", channel, message]) == "1")
+        }
+        do {
+            let (silent, _) = try await self.connect(server, group: group)
+            try ask(1)
+            // Asked for an ack (an id before the payload), which it never sends.
+            #expect(try await silent.nextText() != #"42["ask",1]"#)
+            try ask(2)
+            // The one slot is taken: the event arrives without an ack id.
+            #expect(try await silent.nextText() == #"42["ask",2]"#)
+            // Bounded: once the first ack timed out, an ask carries an ack id again.
+            var askedAgain = false
+            for number in 3..<60 where !askedAgain {
+                try await Task.sleep(for: .milliseconds(100))
+                try ask(number)
+                askedAgain = try await silent.nextText() != #"42["ask",\#(number)]"#
+            }
+            #expect(askedAgain, "the slot of the unanswered ack never came back")
+            await silent.close()
+        } catch {
+            try? await server.shutdown()
+            try? await group.shutdownGracefully()
+            await redis.stop()
+            throw error
+        }
+        try await server.shutdown()
+        try await group.shutdownGracefully()
+        await redis.stop()
+    }
+
     /// A server whose event loop is behind stops reading Redis (Redis holds the rest) instead of queueing without
     /// bound, keeps its subscription alive meanwhile, and delivers everything in order once it caught up.
     /// The inbox bound by count, and by bytes (200 events of about 40 bytes against a 1 KiB bound).
