@@ -20,6 +20,9 @@ struct RoomIndex<Member> {
     /// The number of non-empty rooms.
     var roomCount: Int { self.rooms.count }
 
+    /// Whether `room` has a member.
+    func hasRoom(_ room: String) -> Bool { self.rooms[room] != nil }
+
     /// Adds a member (in no room yet). Replaces a member with the same id.
     mutating func add(_ id: String, _ member: Member) {
         self.members[id] = member

@@ -3,13 +3,18 @@ import NIOCore
 import SocketGatewayEngineIO
 
 /// The room indexes of the connections on one event loop, touched only on that loop, so an emit takes no lock.
+///
+/// Tells `presence` when one of its rooms gets its first member or loses its last one (and only then).
 final class RoomShard: @unchecked Sendable {
     let eventLoop: any EventLoop
+    /// Every shard's room transitions, for questions about the whole server.
+    let presence: RoomPresence
     /// namespace → its room index on this loop.
     private var namespaces: [String: RoomIndex<SocketConnection>] = [:]
 
-    init(eventLoop: any EventLoop) {
+    init(eventLoop: any EventLoop, presence: RoomPresence = RoomPresence()) {
         self.eventLoop = eventLoop
+        self.presence = presence
     }
 
     /// Runs `body` on this shard's loop and returns its result, or nil when the loop has shut down.
@@ -27,13 +32,25 @@ final class RoomShard: @unchecked Sendable {
     @discardableResult
     func join(_ connection: SocketConnection, room: String) -> Bool {
         self.eventLoop.assertInEventLoop()
-        return self.namespaces[connection.namespace]?.join(connection.id, room: room) ?? false
+        let namespace = connection.namespace
+        guard let isNew = self.namespaces[namespace].map({ !$0.hasRoom(room) }),
+            self.namespaces[namespace]?.join(connection.id, room: room) == true
+        else { return false }
+        if isNew {
+            self.presence.shardGained(namespace: namespace, room: room, isSessionRoom: room == connection.id)
+        }
+        return true
     }
 
     @discardableResult
     func leave(_ connection: SocketConnection, room: String) -> Bool {
         self.eventLoop.assertInEventLoop()
-        return self.namespaces[connection.namespace]?.leave(connection.id, room: room) ?? false
+        let namespace = connection.namespace
+        guard self.namespaces[namespace]?.leave(connection.id, room: room) == true else { return false }
+        if self.namespaces[namespace]?.hasRoom(room) == false {
+            self.presence.shardLost(namespace: namespace, room: room, isSessionRoom: room == connection.id)
+        }
+        return true
     }
 
     func rooms(of connection: SocketConnection) -> Set<String> {
@@ -44,7 +61,9 @@ final class RoomShard: @unchecked Sendable {
     /// Removes every member of `room` in `namespace`; returns how many there were.
     func close(room: String, namespace: String) -> Int {
         self.eventLoop.assertInEventLoop()
-        return self.namespaces[namespace]?.close(room: room).count ?? 0
+        guard let removed = self.namespaces[namespace]?.close(room: room), !removed.isEmpty else { return 0 }
+        self.presence.shardLost(namespace: namespace, room: room, isSessionRoom: removed == [room])
+        return removed.count
     }
 
     func remove(_ connection: SocketConnection) {
@@ -52,7 +71,15 @@ final class RoomShard: @unchecked Sendable {
         guard var index = self.namespaces.removeValue(forKey: connection.namespace) else { return }
         // Only remove the exact connection (a sid is unique, but be strict).
         if let member = index.members[connection.id], member === connection {
+            let rooms = index.rooms(of: connection.id)
             index.remove(connection.id)
+            for room in rooms where !index.hasRoom(room) {
+                self.presence.shardLost(
+                    namespace: connection.namespace,
+                    room: room,
+                    isSessionRoom: room == connection.id
+                )
+            }
         }
         if index.count > 0 {
             self.namespaces[connection.namespace] = index
@@ -83,15 +110,18 @@ final class RoomShard: @unchecked Sendable {
 /// One `RoomShard` per event loop, and a directory of every local connection by session id.
 final class RoomShards: Sendable {
     let all: [RoomShard]
+    /// Which rooms have members on any shard (fed by the shards' transitions).
+    let presence: RoomPresence
     private let byLoop: [ObjectIdentifier: RoomShard]
     /// sid → connection, for emits and room changes addressed by sid from outside the connection's loop.
     private let directory = NIOLockedValueBox<[String: SocketConnection]>([:])
 
-    init(eventLoopGroup: any EventLoopGroup) {
+    init(eventLoopGroup: any EventLoopGroup, presence: RoomPresence = RoomPresence()) {
+        self.presence = presence
         var all: [RoomShard] = []
         var byLoop: [ObjectIdentifier: RoomShard] = [:]
         for loop in eventLoopGroup.makeIterator() {
-            let shard = RoomShard(eventLoop: loop)
+            let shard = RoomShard(eventLoop: loop, presence: presence)
             all.append(shard)
             byLoop[ObjectIdentifier(loop)] = shard
         }
