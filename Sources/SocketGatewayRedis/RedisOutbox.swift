@@ -57,13 +57,25 @@ package struct RedisOutbox<Completion> {
         package var completion: Completion?
         /// When set, `completion` is told `.timedOut` at this time unless it was told something before.
         package var deadline: NIODeadline?
+        /// The channel to publish to; `nil`: the publisher's configured channel.
+        package var channel: String?
 
         /// Creates an entry.
-        package init(payload: ByteBuffer, completion: Completion?, deadline: NIODeadline? = nil) {
+        package init(payload: ByteBuffer, completion: Completion?, deadline: NIODeadline? = nil, channel: String? = nil)
+        {
             self.payload = payload
             self.completion = completion
             self.deadline = deadline
+            self.channel = channel
         }
+    }
+
+    /// A message to frame as a `PUBLISH` and write.
+    package struct Write {
+        /// The channel; `nil`: the publisher's configured channel.
+        package var channel: String?
+        /// The payload.
+        package var payload: ByteBuffer
     }
 
     /// A completion to call and what to tell it.
@@ -97,8 +109,8 @@ package struct RedisOutbox<Completion> {
 
     /// What the publisher must do after an input, in this order: write, report, then the rest.
     package struct Actions {
-        /// Payloads now in flight, in order: frame each as a `PUBLISH` and write it.
-        package var writes: [ByteBuffer] = []
+        /// Messages now in flight, in order: frame each as a `PUBLISH` and write it.
+        package var writes: [Write] = []
         /// Completions to call, in order.
         package var reports: [Report] = []
         /// Messages that failed (for the failure counter), whether or not they have a completion.
@@ -259,7 +271,7 @@ package struct RedisOutbox<Completion> {
             if self.queue.isEmpty && self.holdUntil == nil && self.inFlight.count < self.limits.maxInFlight {
                 self.armDeadlineTimer(for: entry, &actions)
                 self.inFlight.append(InFlight(kind: .publish(entry), sentAt: now))
-                actions.writes.append(entry.payload)
+                actions.writes.append(Write(channel: entry.channel, payload: entry.payload))
             } else {
                 self.enqueue(entry, &actions)
             }
@@ -547,7 +559,7 @@ package struct RedisOutbox<Completion> {
         if case .ready = self.link, self.holdUntil == nil {
             while self.inFlight.count < self.limits.maxInFlight, let entry = self.queue.popFirst() {
                 self.inFlight.append(InFlight(kind: .publish(entry), sentAt: now))
-                actions.writes.append(entry.payload)
+                actions.writes.append(Write(channel: entry.channel, payload: entry.payload))
             }
         }
         self.checkDrain(now: now, &actions)

@@ -20,6 +20,8 @@ final class RedisPublishHandoff: @unchecked Sendable {
         var completion: PublishCallback?
         /// When set, `completion` is told `.timedOut` then unless told something before.
         var deadline: NIODeadline?
+        /// The channel it is published to; `nil`: the handoff's channel.
+        var channel: String?
     }
 
     /// `*3\r\n$7\r\nPUBLISH\r\n$<n>\r\n<channel>\r\n$`: what every framed publish starts with.
@@ -53,6 +55,7 @@ final class RedisPublishHandoff: @unchecked Sendable {
     func hand(
         _ completion: PublishCallback?,
         deadline: NIODeadline?,
+        channel: String? = nil,
         writePayload: (inout ByteBuffer) -> Void
     ) -> Bool {
         let scratch: PayloadScratch
@@ -66,21 +69,33 @@ final class RedisPublishHandoff: @unchecked Sendable {
         payload.clear()
         writePayload(&payload)
         let schedule = payload.withUnsafeReadableBytes {
-            self.hand(completion, deadline: deadline, payload: $0)
+            self.hand(completion, deadline: deadline, channel: channel, payload: $0)
         }
         // Big payloads are not kept per thread.
         if payload.capacity <= 64 * 1024 { scratch.buffer = payload }
         return schedule
     }
 
-    /// Copies `payload`, framed as a `PUBLISH`, into the next batch (any thread).
+    /// Copies `payload`, framed as a `PUBLISH` to `channel` (`nil`: the handoff's), into the next batch (any
+    /// thread).
     /// - Returns: Whether the caller must schedule `withNextBatch` on the loop (no take is pending yet).
-    func hand(_ completion: PublishCallback?, deadline: NIODeadline?, payload: UnsafeRawBufferPointer) -> Bool {
-        self.lock.withLock { () -> Bool in
+    func hand(
+        _ completion: PublishCallback?,
+        deadline: NIODeadline?,
+        channel: String? = nil,
+        payload: UnsafeRawBufferPointer
+    ) -> Bool {
+        var prefixBytes = self.publishPrefix
+        if let channel {
+            var prefix = ByteBuffer()
+            RESPCommand.writePublishPrefix(channel: channel, into: &prefix)
+            prefixBytes = Array(prefix.readableBytesView)
+        }
+        return self.lock.withLock { () -> Bool in
             var bytes =
                 self.bytes.take() ?? self.spareBatches.popLast()
                 ?? ByteBufferAllocator().buffer(capacity: max(16 * 1024, self.capacityHint))
-            let payloadOffset = self.publishPrefix.withUnsafeBytes { prefix in
+            let payloadOffset = prefixBytes.withUnsafeBytes { prefix in
                 RESPCommand.writePublish(prefix: prefix, payload: payload, into: &bytes)
             }
             self.bytes = bytes
@@ -89,7 +104,8 @@ final class RedisPublishHandoff: @unchecked Sendable {
                     payloadOffset: payloadOffset,
                     payloadLength: payload.count,
                     completion: completion,
-                    deadline: deadline
+                    deadline: deadline,
+                    channel: channel
                 )
             )
             if self.takeScheduled { return false }

@@ -187,11 +187,19 @@ public final class RedisPublisher: @unchecked Sendable {
     /// The payload is encoded into a buffer the calling thread reuses, then copied once, framed as a RESP
     /// `PUBLISH`, into the bytes the loop writes to the socket as they are. Safe to call from any thread; calls
     /// from one thread are published in call order.
+    ///
+    /// - Parameter channel: Where to publish; `nil` (the default): the configured `channel`.
     package func publish(
+        channel: String? = nil,
         completion: (@Sendable (PublishProgress) -> Void)?,
         writePayload: (inout ByteBuffer) -> Void
     ) {
-        if self.handoff.hand(completion.map { .progress($0) }, deadline: nil, writePayload: writePayload) {
+        if self.handoff.hand(
+            completion.map { .progress($0) },
+            deadline: nil,
+            channel: channel,
+            writePayload: writePayload
+        ) {
             self.eventLoop.execute { self.takeIncoming() }
         }
     }
@@ -199,11 +207,12 @@ public final class RedisPublisher: @unchecked Sendable {
     /// Like ``publish(completion:writePayload:)``, but `completion` is told `.timedOut` at `deadline` unless
     /// Redis answered (or the publish failed or was queued) before; either way it is called exactly once.
     package func publish(
+        channel: String? = nil,
         deadline: NIODeadline,
         completion: @escaping @Sendable (PublishOutcome) -> Void,
         writePayload: (inout ByteBuffer) -> Void
     ) {
-        if self.handoff.hand(.timed(completion), deadline: deadline, writePayload: writePayload) {
+        if self.handoff.hand(.timed(completion), deadline: deadline, channel: channel, writePayload: writePayload) {
             self.eventLoop.execute { self.takeIncoming() }
         }
     }
@@ -284,7 +293,12 @@ public final class RedisPublisher: @unchecked Sendable {
                     let entry = batch[index]
                     let payload =
                         keepPayloads ? bytes.getSlice(at: entry.payloadOffset, length: entry.payloadLength)! : noPayload
-                    return RedisOutbox.Entry(payload: payload, completion: entry.completion, deadline: entry.deadline)
+                    return RedisOutbox.Entry(
+                        payload: payload,
+                        completion: entry.completion,
+                        deadline: entry.deadline,
+                        channel: entry.channel
+                    )
                 }
                 if case .sent(let armDeadlineTimer) = sent {
                     if let armDeadlineTimer { self.armDeadlineTimer(at: armDeadlineTimer) }
@@ -296,7 +310,12 @@ public final class RedisPublisher: @unchecked Sendable {
                 let payload = bytes.getSlice(at: entry.payloadOffset, length: entry.payloadLength)!
                 self.run(
                     self.outbox.submit(
-                        RedisOutbox.Entry(payload: payload, completion: entry.completion, deadline: entry.deadline),
+                        RedisOutbox.Entry(
+                            payload: payload,
+                            completion: entry.completion,
+                            deadline: entry.deadline,
+                            channel: entry.channel
+                        ),
                         now: now
                     )
                 )
@@ -386,21 +405,25 @@ public final class RedisPublisher: @unchecked Sendable {
         self.scheduleFlush()
     }
 
-    /// Frames `payloads` as `PUBLISH` commands into `outbound`.
-    private func write(_ payloads: [ByteBuffer], on channel: any Channel) {
+    /// Frames `writes` as `PUBLISH` commands into `outbound`.
+    private func write(_ writes: [RedisOutbox<PublishCallback>.Write], on channel: any Channel) {
         self.unshareOutbound(on: channel)
         if self.outbound == nil {
             var size = 0
-            for payload in payloads {
+            for write in writes {
                 size += RESPCommand.publishSize(
-                    channel: self.configuration.channel,
-                    payloadBytes: payload.readableBytes
+                    channel: write.channel ?? self.configuration.channel,
+                    payloadBytes: write.payload.readableBytes
                 )
             }
             self.outbound = channel.allocator.buffer(capacity: max(size, 4096))
         }
-        for payload in payloads {
-            RESPCommand.writePublish(channel: self.configuration.channel, payload: payload, into: &self.outbound!)
+        for write in writes {
+            RESPCommand.writePublish(
+                channel: write.channel ?? self.configuration.channel,
+                payload: write.payload,
+                into: &self.outbound!
+            )
         }
         self.scheduleFlush()
     }

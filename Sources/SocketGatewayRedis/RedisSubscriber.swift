@@ -15,18 +15,23 @@ public struct RedisSubscriberConfiguration: Sendable {
     /// How long a ping, or the AUTH/SELECT/SUBSCRIBE of a new connection, may wait for its reply before the
     /// connection is dropped and reopened.
     public var pingTimeout: Duration
+    /// How long a room channel (see ``RedisChannelMode/rooms``) stays subscribed after its room lost its last
+    /// local member (default 30 s), so that members who come back soon cost no UNSUBSCRIBE/SUBSCRIBE pair.
+    public var roomUnsubscribeDelay: Duration
 
     /// Creates a configuration. A dead connection is noticed within `pingInterval + pingTimeout`.
     public init(
         connectTimeout: Duration = .seconds(2),
         backoff: ReconnectBackoff = ReconnectBackoff(),
         pingInterval: Duration = .seconds(1),
-        pingTimeout: Duration = .seconds(2)
+        pingTimeout: Duration = .seconds(2),
+        roomUnsubscribeDelay: Duration = .seconds(30)
     ) {
         self.connectTimeout = connectTimeout
         self.backoff = backoff
         self.pingInterval = pingInterval
         self.pingTimeout = pingTimeout
+        self.roomUnsubscribeDelay = roomUnsubscribeDelay
     }
 }
 
@@ -59,6 +64,8 @@ public struct RedisSubscriberHealth: Sendable, Hashable {
     public var readingPaused: Bool = false
     /// How many times reading was paused since start.
     public var pauses: Int = 0
+    /// Room channels subscribed now (``RedisChannelMode/rooms``; the lingering ones included).
+    public var roomChannels: Int = 0
 }
 
 /// Subscribes to Redis channels and delivers their messages, reconnecting and resubscribing on its own.
@@ -91,6 +98,11 @@ public final class RedisSubscriber: @unchecked Sendable {
     var channel: (any Channel)?
     private var ticker: RepeatedTask?
     private var subscribedWaiters: [EventLoopPromise<Void>] = []
+    /// Which room channels the connection holds (room-channel mode); decided there, done here.
+    private var rooms: RoomSubscriptionStateMachine
+    /// Joins waiting for a room channel to become active, by channel.
+    private var roomWaiters: [String: [RoomWaiter]] = [:]
+    private var nextRoomWaiterID: UInt64 = 0
     private var lastMessageAt: NIODeadline?
     /// Whether the consumer asked to stop reading (the subscribed channel's autoRead is off).
     private var readingPaused = false
@@ -101,6 +113,7 @@ public final class RedisSubscriber: @unchecked Sendable {
         var lastError: String?
         var readingPaused = false
         var pauses = 0
+        var roomChannels = 0
     }
     private let shared = NIOLockedValueBox(Shared())
 
@@ -156,6 +169,7 @@ public final class RedisSubscriber: @unchecked Sendable {
         logger[metadataKey: "redis.channels"] = "\(channels.joined(separator: ","))"
         self.logger = logger
         self.onMessage = onMessage
+        self.rooms = RoomSubscriptionStateMachine(unsubscribeDelay: TimeAmount(configuration.roomUnsubscribeDelay))
         self.machine = RedisConnectionStateMachine(
             configuration: .init(
                 handshake: RedisHandshakeStep.handshake(for: url) + [.subscribe(channels: channels)],
@@ -217,7 +231,8 @@ public final class RedisSubscriber: @unchecked Sendable {
             reconnects: shared.reconnects,
             lastError: shared.lastError,
             readingPaused: shared.readingPaused,
-            pauses: shared.pauses
+            pauses: shared.pauses,
+            roomChannels: shared.roomChannels
         )
     }
 
@@ -276,6 +291,74 @@ public final class RedisSubscriber: @unchecked Sendable {
         }
     }
 
+    // MARK: - Room channels
+
+    /// Subscribes `channel` while `wanted()` (evaluated on the subscriber's loop when the call arrives) is true,
+    /// and unsubscribes it `roomUnsubscribeDelay` after it became false (see `RoomSubscriptionStateMachine`).
+    /// Safe to call from any thread; calls may arrive in any order: each reads the current truth.
+    package func updateRoomChannel(_ channel: String, wanted: @escaping @Sendable () -> Bool) {
+        self.eventLoop.execute {
+            self.reconcileRoom(channel, wanted: wanted())
+        }
+    }
+
+    /// Like ``updateRoomChannel(_:wanted:)``, then calls `completion` (on the subscriber's loop) with `true` once
+    /// Redis confirmed the channel's SUBSCRIBE (at once when it is active already), or with `false` after
+    /// `timeout` (Redis unreachable or slow; the subscription still follows when it answers) or at shutdown.
+    package func whenRoomChannelActive(
+        _ channel: String,
+        wanted: @escaping @Sendable () -> Bool,
+        timeout: Duration,
+        _ completion: @escaping @Sendable (Bool) -> Void
+    ) {
+        self.eventLoop.execute {
+            self.reconcileRoom(channel, wanted: wanted())
+            guard !self.rooms.isActive(channel) else {
+                completion(true)
+                return
+            }
+            guard self.machine.phase != .closed else {
+                completion(false)
+                return
+            }
+            self.nextRoomWaiterID &+= 1
+            let id = self.nextRoomWaiterID
+            self.roomWaiters[channel, default: []].append(RoomWaiter(id: id, completion: completion))
+            self.eventLoop.scheduleTask(in: TimeAmount(timeout)) {
+                guard let index = self.roomWaiters[channel]?.firstIndex(where: { $0.id == id }) else { return }
+                let waiter = self.roomWaiters[channel]!.remove(at: index)
+                if self.roomWaiters[channel]?.isEmpty == true { self.roomWaiters.removeValue(forKey: channel) }
+                waiter.completion(false)
+            }
+        }
+    }
+
+    private func reconcileRoom(_ channel: String, wanted: Bool) {
+        self.runRooms(wanted ? self.rooms.roomGained(channel) : self.rooms.roomLost(channel, now: .now()))
+    }
+
+    /// Performs what the room machine decided.
+    private func runRooms(_ output: RoomSubscriptionStateMachine.Output) {
+        if let channel = self.channel, self.machine.isReady {
+            // Large batches (a reconnect with many rooms) go as several commands of bounded size.
+            var commands: [[String]] = []
+            for start in stride(from: 0, to: output.subscribe.count, by: 1000) {
+                commands.append(["SUBSCRIBE"] + output.subscribe[start..<min(start + 1000, output.subscribe.count)])
+            }
+            for start in stride(from: 0, to: output.unsubscribe.count, by: 1000) {
+                commands.append(
+                    ["UNSUBSCRIBE"] + output.unsubscribe[start..<min(start + 1000, output.unsubscribe.count)]
+                )
+            }
+            if !commands.isEmpty { RedisConnector.send(commands, on: channel) }
+        }
+        for ready in output.ready {
+            for waiter in self.roomWaiters.removeValue(forKey: ready) ?? [] { waiter.completion(true) }
+        }
+        let count = self.rooms.subscribedCount
+        self.shared.withLockedValue { $0.roomChannels = count }
+    }
+
     /// Unsubscribes by closing the connection and stops reconnecting.
     public func shutdown() async {
         let future = self.eventLoop.submit { () -> EventLoopFuture<Void> in
@@ -289,6 +372,10 @@ public final class RedisSubscriber: @unchecked Sendable {
                 waiter.fail(RedisError(code: .shutdown, message: "the subscriber was shut down"))
             }
             self.subscribedWaiters.removeAll()
+            _ = self.rooms.connectionLost()
+            let roomWaiters = self.roomWaiters
+            self.roomWaiters.removeAll()
+            for waiter in roomWaiters.values.joined() { waiter.completion(false) }
             self.onShutdown?()
             guard case .shutDown(closeConnection: true) = action, let channel else {
                 return self.eventLoop.makeSucceededVoidFuture()
@@ -328,6 +415,7 @@ public final class RedisSubscriber: @unchecked Sendable {
     ) {
         if closeConnection { self.channel?.close(promise: nil) }
         self.channel = nil
+        self.runRooms(self.rooms.connectionLost())
         self.markDisconnected(error: error)
         if error.code == .livenessTimeout {
             self.logger.error(
@@ -362,6 +450,8 @@ public final class RedisSubscriber: @unchecked Sendable {
         self.logger.info(reconnected ? "resubscribed to Redis" : "subscribed to Redis")
         for waiter in self.subscribedWaiters { waiter.succeed(()) }
         self.subscribedWaiters.removeAll()
+        // The room channels are part of the subscription: subscribe every wanted one again.
+        self.runRooms(self.rooms.connectionRestored())
     }
 
     private func markDisconnected(error: RedisError?) {
@@ -387,6 +477,7 @@ public final class RedisSubscriber: @unchecked Sendable {
             self.ageGauge.record(Double((now - last).nanoseconds) / 1e9)
         }
         self.run(self.machine.tick(now: now))
+        self.runRooms(self.rooms.tick(now: now))
     }
 
     private func handlePush(_ items: [RESPValue]) {
@@ -402,12 +493,24 @@ public final class RedisSubscriber: @unchecked Sendable {
             self.shared.withLockedValue { $0.lastMessageAt = now }
             self.receivedCounter.increment()
             self.onMessage(RedisPubSubMessage(channel: name, payload: payload))
-        case "pong", "subscribe", "unsubscribe":
+        case "subscribe":
+            guard let name = items.dropFirst().first?.string else { return }
+            self.runRooms(self.rooms.subscribeConfirmed(name, now: .now()))
+        case "unsubscribe":
+            guard let name = items.dropFirst().first?.string else { return }
+            self.runRooms(self.rooms.unsubscribeConfirmed(name))
+        case "pong":
             break
         default:
             self.logger.debug("ignored pub/sub push", metadata: ["redis.push": "\(kind)"])
         }
     }
+}
+
+/// A join waiting for a room channel to become active.
+private struct RoomWaiter {
+    var id: UInt64
+    var completion: @Sendable (Bool) -> Void
 }
 
 extension RedisSubscriber: RedisConnectionShell {

@@ -17,6 +17,8 @@ package final class SocketIOPubSubChannel: Sendable {
     package let hostID: String
     /// The channel name, `socketio` by default.
     package let channel: String
+    /// The common channel and, in room-channel mode, the rooms' channels.
+    package let layout: PubSubChannelLayout
     /// The pipelined publisher (connects on first use).
     package let publisher: RedisPublisher
     /// The subscriber (connects on `start()`).
@@ -29,6 +31,9 @@ package final class SocketIOPubSubChannel: Sendable {
     /// - Parameters:
     ///   - url: Where Redis is.
     ///   - channel: The pub/sub channel shared with the other servers and workers.
+    ///   - mode: `.rooms` publishes emits to one room on that room's channel (see ``RedisChannelMode``) and lets
+    ///     ``updateRoom(namespace:room:wanted:)`` subscribe room channels; `.python` (the default) uses `channel`
+    ///     alone.
     ///   - hostID: This server's id; random by default.
     ///   - publisherConfiguration: Timeouts and limits of the publisher (its `channel` is replaced by `channel`).
     ///   - subscriberConfiguration: Backoff and liveness check of the subscriber.
@@ -42,6 +47,7 @@ package final class SocketIOPubSubChannel: Sendable {
     package init(
         url: RedisURL,
         channel: String = "socketio",
+        mode: RedisChannelMode = .python,
         hostID: String = PubSubHostID.generate(),
         publisherConfiguration: RedisPublisherConfiguration = .init(),
         subscriberConfiguration: RedisSubscriberConfiguration = .init(),
@@ -53,6 +59,7 @@ package final class SocketIOPubSubChannel: Sendable {
     ) {
         self.hostID = hostID
         self.channel = channel
+        self.layout = PubSubChannelLayout(channel: channel, mode: mode)
         var publisherConfiguration = publisherConfiguration
         publisherConfiguration.channel = channel
         self.publisher = RedisPublisher(
@@ -126,7 +133,9 @@ package final class SocketIOPubSubChannel: Sendable {
 
     /// Publishes `message`; `completion` (if any) is called once on the publisher's event loop.
     package func publish(_ message: PubSubMessage, completion: (@Sendable (PublishProgress) -> Void)?) {
-        self.publisher.publish(completion: completion) { self.writer.write(message, into: &$0) }
+        self.publisher.publish(channel: self.layout.roomChannel(for: message), completion: completion) {
+            self.writer.write(message, into: &$0)
+        }
     }
 
     /// Publishes `message`; `completion` is called exactly once on the publisher's event loop: with the
@@ -136,7 +145,35 @@ package final class SocketIOPubSubChannel: Sendable {
         deadline: NIODeadline,
         completion: @escaping @Sendable (PublishOutcome) -> Void
     ) {
-        self.publisher.publish(deadline: deadline, completion: completion) { self.writer.write(message, into: &$0) }
+        self.publisher.publish(
+            channel: self.layout.roomChannel(for: message),
+            deadline: deadline,
+            completion: completion
+        ) { self.writer.write(message, into: &$0) }
+    }
+
+    /// Room-channel mode: keeps the channel of `room` in `namespace` subscribed while `wanted()` (read on the
+    /// subscriber's loop) is true, and drops it after the subscriber's `roomUnsubscribeDelay` once it is false.
+    /// Any thread; calls may arrive out of order (each reads `wanted()` anew).
+    package func updateRoom(namespace: String, room: String, wanted: @escaping @Sendable () -> Bool) {
+        self.subscriber.updateRoomChannel(self.layout.roomChannel(namespace: namespace, room: room), wanted: wanted)
+    }
+
+    /// Room-channel mode: as ``updateRoom(namespace:room:wanted:)``, then `completion(true)` (on the subscriber's
+    /// loop) once Redis confirmed the room's channel, or `completion(false)` after `timeout`.
+    package func whenRoomActive(
+        namespace: String,
+        room: String,
+        wanted: @escaping @Sendable () -> Bool,
+        timeout: Duration,
+        _ completion: @escaping @Sendable (Bool) -> Void
+    ) {
+        self.subscriber.whenRoomChannelActive(
+            self.layout.roomChannel(namespace: namespace, room: room),
+            wanted: wanted,
+            timeout: timeout,
+            completion
+        )
     }
 
     /// Messages on the channel that could not be decoded and were skipped, since start.

@@ -48,7 +48,7 @@ import Testing
         }
     }
 
-    func writes(_ actions: Outbox.Actions) -> [String] { actions.writes.map { String(buffer: $0) } }
+    func writes(_ actions: Outbox.Actions) -> [String] { actions.writes.map { String(buffer: $0.payload) } }
 
     /// Answers the oldest PUBLISH in flight with `subscribers`, then sends what waits if told to; returns what
     /// the completion was told and what followed.
