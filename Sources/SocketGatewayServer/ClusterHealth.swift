@@ -46,6 +46,10 @@ public struct ClusterHealth: Sendable, Hashable {
     public var readingPaused: Bool
     /// How many times reading Redis was paused since start.
     public var readingPauses: Int
+    /// The Redis channel layout (`python` or `rooms`, see ``SocketServerRedisConfiguration/mode``); Redis mode only.
+    public var channelMode: String?
+    /// Room channels subscribed now (room-channel mode; the ones waiting out their unsubscribe delay included).
+    public var roomChannels: Int
 
     /// Creates a health report.
     public init(
@@ -61,7 +65,9 @@ public struct ClusterHealth: Sendable, Hashable {
         undecodable: Int = 0,
         unverified: Int = 0,
         readingPaused: Bool = false,
-        readingPauses: Int = 0
+        readingPauses: Int = 0,
+        channelMode: String? = nil,
+        roomChannels: Int = 0
     ) {
         self.mode = mode
         self.hostID = hostID
@@ -76,6 +82,8 @@ public struct ClusterHealth: Sendable, Hashable {
         self.unverified = unverified
         self.readingPaused = readingPaused
         self.readingPauses = readingPauses
+        self.channelMode = channelMode
+        self.roomChannels = roomChannels
     }
 
     /// `true` when local-only, clustered with a subscribed connection, or custom with a link not reported down.
@@ -89,9 +97,9 @@ public struct ClusterHealth: Sendable, Hashable {
 
     /// The report as JSON: `status` (`ok` / `degraded`), `mode` (`local-only` / `redis` / a custom adapter's name
     /// with `host_id`, `connected`, `last_error`), and in Redis mode
-    /// `channel`, `host_id`, `redis` {`connected`, `publisher_connected`, `last_message_age_seconds`,
+    /// `channel`, `channel_mode` (`python` / `rooms`), `host_id`, `redis` {`connected`, `publisher_connected`, `last_message_age_seconds`,
     /// `reconnects`, `dropped_from_outbox`, `inbound_rejected`, `undecodable`, `unverified`, `reading_paused`, `reading_pauses`,
-    /// `last_error`}.
+    /// `last_error`, and `room_channels` in room-channel mode}.
     public var json: JSONValue {
         var pairs: [(key: String, value: JSONValue)] = [("status", .string(self.isHealthy ? "ok" : "degraded"))]
         switch self.mode {
@@ -105,6 +113,7 @@ public struct ClusterHealth: Sendable, Hashable {
         case .redis(let channel):
             pairs.append(("mode", "redis"))
             pairs.append(("channel", .string(channel)))
+            if let channelMode = self.channelMode { pairs.append(("channel_mode", .string(channelMode))) }
             pairs.append(("host_id", self.hostID.map { .string($0) } ?? .null))
             let age: JSONValue =
                 self.lastMessageAge.map { age in
@@ -114,19 +123,21 @@ public struct ClusterHealth: Sendable, Hashable {
             pairs.append(
                 (
                     "redis",
-                    .object([
-                        ("connected", .bool(self.redisConnected == true)),
-                        ("publisher_connected", .bool(self.publisherConnected == true)),
-                        ("last_message_age_seconds", age),
-                        ("reconnects", .int(Int64(self.reconnects))),
-                        ("dropped_from_outbox", .int(Int64(self.droppedFromOutbox))),
-                        ("inbound_rejected", .int(Int64(self.inboundRejected))),
-                        ("undecodable", .int(Int64(self.undecodable))),
-                        ("unverified", .int(Int64(self.unverified))),
-                        ("reading_paused", .bool(self.readingPaused)),
-                        ("reading_pauses", .int(Int64(self.readingPauses))),
-                        ("last_error", self.lastError.map { .string($0) } ?? .null),
-                    ])
+                    .object(
+                        [
+                            ("connected", .bool(self.redisConnected == true)),
+                            ("publisher_connected", .bool(self.publisherConnected == true)),
+                            ("last_message_age_seconds", age),
+                            ("reconnects", .int(Int64(self.reconnects))),
+                            ("dropped_from_outbox", .int(Int64(self.droppedFromOutbox))),
+                            ("inbound_rejected", .int(Int64(self.inboundRejected))),
+                            ("undecodable", .int(Int64(self.undecodable))),
+                            ("unverified", .int(Int64(self.unverified))),
+                            ("reading_paused", .bool(self.readingPaused)),
+                            ("reading_pauses", .int(Int64(self.readingPauses))),
+                            ("last_error", self.lastError.map { .string($0) } ?? .null),
+                        ] + (self.channelMode == "rooms" ? [("room_channels", .int(Int64(self.roomChannels)))] : [])
+                    )
                 )
             )
         }

@@ -7,3 +7,4 @@
 @_exported public import enum SocketGatewayEngineIO.CORSPolicy
 @_exported public import protocol SocketGatewayEngineIO.HTTPFallbackResponder
 @_exported public import struct SocketGatewayEngineIO.HTTPFallbackResponse
+@_exported public import enum SocketGatewayRedis.RedisChannelMode

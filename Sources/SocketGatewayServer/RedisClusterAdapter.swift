@@ -68,7 +68,8 @@ final class RedisClusterAdapter: ClusterAdapter {
             connectTimeout: timings.connectTimeout,
             backoff: backoff,
             pingInterval: timings.livenessInterval,
-            pingTimeout: timings.livenessTimeout
+            pingTimeout: timings.livenessTimeout,
+            roomUnsubscribeDelay: configuration.roomUnsubscribeDelay
         )
         var logger = logger
         let hostID = PubSubHostID.generate()
@@ -77,6 +78,7 @@ final class RedisClusterAdapter: ClusterAdapter {
         self.channel = SocketIOPubSubChannel(
             url: url,
             channel: configuration.channel,
+            mode: configuration.mode,
             hostID: hostID,
             publisherConfiguration: publisherConfiguration,
             subscriberConfiguration: subscriberConfiguration,
@@ -89,6 +91,7 @@ final class RedisClusterAdapter: ClusterAdapter {
 
     var modeDescription: String {
         "clustered through Redis \(self.channel.subscriber.url.redacted), channel '\(self.channel.channel)', host_id \(self.channel.hostID)"
+            + (self.configuration.mode == .rooms ? ", room channels" : "")
             + (self.inboundValidation.map { $0.policy == .drop ? ", strict" : ", log-only" } ?? "")
             + (self.inboundValidation == nil ? "" : " inbound validation")
             + (self.channel.isSigning ? ", signed messages" : "")
@@ -110,7 +113,9 @@ final class RedisClusterAdapter: ClusterAdapter {
             undecodable: self.channel.undecodableMessages,
             unverified: self.channel.unverifiedMessages,
             readingPaused: subscriber.readingPaused,
-            readingPauses: subscriber.pauses
+            readingPauses: subscriber.pauses,
+            channelMode: self.configuration.mode.rawValue,
+            roomChannels: subscriber.roomChannels
         )
     }
 
@@ -136,14 +141,45 @@ final class RedisClusterAdapter: ClusterAdapter {
         self.router.set { message in
             self.route(message, gateway: gateway, inboxes: inboxes, byLoop: byLoopFinal)
         }
+        if self.configuration.mode == .rooms {
+            self.startRoomChannels(gateway.shards)
+        }
         self.channel.start()
+    }
+
+    /// Room channels: a room's channel is subscribed while the room has members here (the presence index says
+    /// when that changes), and joins wait (bounded) until it is active. Rooms that may be session ids have no
+    /// channel (publishers send emits to them on the common channel).
+    private func startRoomChannels(_ shards: RoomShards) {
+        let presence = shards.presence
+        let channel = self.channel
+        presence.setObserver { namespace, room in
+            guard !PubSubChannelLayout.mayBeSessionID(room) else { return }
+            channel.updateRoom(namespace: namespace, room: room) {
+                presence.hasMembers(namespace: namespace, room: room)
+            }
+        }
+        let timeout = self.configuration.roomSubscribeTimeout
+        shards.joinGate = RoomJoinGate { namespace, room, completion in
+            guard !PubSubChannelLayout.mayBeSessionID(room) else {
+                completion(true)
+                return
+            }
+            channel.whenRoomActive(
+                namespace: namespace,
+                room: room,
+                wanted: { presence.hasMembers(namespace: namespace, room: room) },
+                timeout: timeout,
+                completion
+            )
+        }
     }
 
     func shutdown() async {
         await self.channel.shutdown(drainTimeout: self.configuration.publishTimeout)
         self.router.set(nil)
-        let (inboxes, waiters) = self.state.withLockedValue { state in
-            let result = (state.inboxes, state.waiters)
+        let (inboxes, waiters, gateway) = self.state.withLockedValue { state in
+            let result = (state.inboxes, state.waiters, state.gateway)
             state.inboxes = []
             state.gateway = nil
             state.waiters = [:]
@@ -151,6 +187,10 @@ final class RedisClusterAdapter: ClusterAdapter {
         }
         for (_, waiter) in waiters {
             waiter.resume(throwing: CancellationError())
+        }
+        if self.configuration.mode == .rooms, let shards = gateway?.shards {
+            shards.presence.setObserver(nil)
+            shards.joinGate = nil
         }
         // Everything the subscriber handed over before it stopped is applied before the loops can stop.
         for inbox in inboxes {

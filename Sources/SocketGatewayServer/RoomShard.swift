@@ -112,6 +112,7 @@ final class RoomShards: Sendable {
     let all: [RoomShard]
     /// Which rooms have members on any shard (fed by the shards' transitions).
     let presence: RoomPresence
+    private let gate = NIOLockedValueBox<RoomJoinGate?>(nil)
     private let byLoop: [ObjectIdentifier: RoomShard]
     /// sid → connection, for emits and room changes addressed by sid from outside the connection's loop.
     private let directory = NIOLockedValueBox<[String: SocketConnection]>([:])
@@ -127,6 +128,25 @@ final class RoomShards: Sendable {
         }
         self.all = all
         self.byLoop = byLoop
+    }
+
+    /// Set by a cluster adapter whose joins must wait for the room's channel (room-channel mode); `nil` otherwise.
+    var joinGate: RoomJoinGate? {
+        get { self.gate.withLockedValue { $0 } }
+        set { self.gate.withLockedValue { $0 = newValue } }
+    }
+
+    /// Joins `connection` to `room` on its loop, then, when a ``joinGate`` is set, waits (bounded) until the
+    /// room's channel is active, so what is emitted to the room afterwards reaches the connection.
+    /// - Returns: Whether the connection joined (false when it is gone).
+    func joinAndWait(_ connection: SocketConnection, room: String) async -> Bool {
+        let joined = await self.shard(for: connection.eventLoop).run { $0.join(connection, room: room) } ?? false
+        guard joined, let gate = self.joinGate, room != connection.id else { return joined }
+        let namespace = connection.namespace
+        _ = await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+            gate.whenActive(namespace, room) { continuation.resume(returning: $0) }
+        }
+        return joined
     }
 
     /// The shard of `eventLoop`.

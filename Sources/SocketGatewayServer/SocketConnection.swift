@@ -93,11 +93,11 @@ public final class SocketConnection: @unchecked Sendable {
         }
     }
 
-    /// Puts this connection into `room`.
+    /// Puts this connection into `room`. With room channels (``RedisChannelMode/rooms``) it returns once the
+    /// server receives the room's emits from other servers and workers (bounded by
+    /// ``SocketServerRedisConfiguration/roomSubscribeTimeout``).
     public func join(_ room: String) async {
-        await self.client.application.shards.shard(for: self.eventLoop).run { shard in
-            shard.join(self, room: room)
-        }
+        _ = await self.client.application.shards.joinAndWait(self, room: room)
     }
 
     /// Takes this connection out of `room`.

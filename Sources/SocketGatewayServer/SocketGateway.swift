@@ -75,8 +75,8 @@ public final class SocketGateway: SocketEmitter {
     public func joinRoom(_ sid: String, room: String, namespace: String) async -> EmitResult {
         var matches = 0
         if let connection = self.shards.connection(sid: sid, namespace: namespace) {
-            let joined = await self.shards.shard(for: connection.eventLoop).run { $0.join(connection, room: room) }
-            matches = joined == true ? 1 : 0
+            let joined = await self.shards.joinAndWait(connection, room: room)
+            matches = joined ? 1 : 0
         }
         return await self.cluster.applied(.joinRoom(sid: sid, room: room, namespace: namespace), localMatches: matches)
     }

@@ -62,6 +62,17 @@ final class SocketIOApplication: EngineIOApplication, Sendable {
         self.logger = logger
     }
 
+    private let roomChannelWarning = RateLimitedWarning()
+
+    /// A connect went ahead without Redis confirming its user room's channel in time (room-channel mode).
+    func logRoomChannelNotConfirmed(namespace: String, room: String) {
+        self.roomChannelWarning.log(
+            self.logger,
+            "room channel not confirmed by Redis in time; connected anyway (emits to it may be missed meanwhile)",
+            metadata: ["namespace": "\(LogSafe.text(namespace))", "room": "\(LogSafe.text(room))"]
+        )
+    }
+
     /// Whether to log a warning about a client closed for `code` now; when so, how many were suppressed since.
     func admitWarning(_ code: SocketIOSessionError.Code) -> Int? {
         let now = ContinuousClock.now
@@ -99,6 +110,8 @@ final class SocketIOClient: @unchecked Sendable {
     private var machine: SocketIOSessionStateMachine
     private var decoder = SocketIOWire.Decoder()
     private var connections: SmallMap<String, SocketConnection> = [:]
+    /// Namespaces accepted whose CONNECT reply waits for the user room's channel (room-channel mode).
+    private var awaitingRoomChannel: Set<String> = []
     private var connectTimer: Scheduled<Void>?
     /// The size (as received) of the packet being decoded: its text and the attachments so far.
     private var inboundBytes = 0
@@ -280,6 +293,7 @@ final class SocketIOClient: @unchecked Sendable {
             self.connections[namespace]?.failAck(id, .timeout)
 
         case .closeConnection(let namespace, _, let pendingAcks, let cause):
+            self.awaitingRoomChannel.remove(namespace)
             guard let connection = self.connections.removeValue(forKey: namespace) else { return }
             let reason: SocketDisconnectReason
             switch cause {
@@ -363,6 +377,44 @@ final class SocketIOClient: @unchecked Sendable {
             self.connectTimer = nil
         }
         guard let namespaceHandlers = self.application.registry.existing(namespace) else { return }
+        let shards = self.application.shards
+        guard let user, let gate = shards.joinGate else {
+            self.accept(namespace: namespace, sid: sid, user: user, handshake: handshake, handlers: namespaceHandlers)
+            return
+        }
+        // Room channels: the CONNECT reply waits until this server receives the user room's channel, so that
+        // whatever is emitted to the user after the client saw "connected" reaches it. The room is held present
+        // meanwhile (so its channel is subscribed) and until the connection has joined it.
+        let room = EmitTarget.userRoom(user.id)
+        shards.presence.reserve(namespace: namespace, room: room)
+        self.awaitingRoomChannel.insert(namespace)
+        let eventLoop = self.session.eventLoop
+        gate.whenActive(namespace, room) { active in
+            eventLoop.execute {
+                defer { shards.presence.release(namespace: namespace, room: room) }
+                guard self.awaitingRoomChannel.remove(namespace) != nil else { return }
+                if !active {
+                    self.application.logRoomChannelNotConfirmed(namespace: namespace, room: room)
+                }
+                self.accept(
+                    namespace: namespace,
+                    sid: sid,
+                    user: user,
+                    handshake: handshake,
+                    handlers: namespaceHandlers
+                )
+            }
+        }
+    }
+
+    /// Makes the connection of an accepted namespace: CONNECT reply, rooms, connect handlers.
+    private func accept(
+        namespace: String,
+        sid: String,
+        user: AuthenticatedUser?,
+        handshake: SocketHandshake,
+        handlers namespaceHandlers: SocketNamespace
+    ) {
         self.session.markEstablished()
         let connection = SocketConnection(id: sid, namespace: namespace, user: user, handshake: handshake, client: self)
         self.connections[namespace] = connection

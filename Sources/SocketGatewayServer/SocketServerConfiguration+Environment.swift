@@ -1,4 +1,5 @@
 public import SocketGatewayEngineIO
+public import SocketGatewayRedis
 
 #if canImport(Glibc)
 import Glibc
@@ -38,6 +39,18 @@ public struct SocketServerRedisConfiguration: Sendable, Hashable {
     public var maxQueuedBytesPerLoop: Int
     /// Connect, reply, reconnect, liveness, remote-ack and signature-age timings (defaults in ``ClusterTimings``).
     public var timings: ClusterTimings
+    /// The channel layout (`SOCKET_REDIS_MODE`): `.python` (the default, python-socketio's single channel) or
+    /// `.rooms` (room channels: a server receives the emits to one room only while the room has members here;
+    /// see ``RedisChannelMode``).
+    public var mode: RedisChannelMode
+    /// Room channels: how long a room's channel stays subscribed after the room lost its last member here
+    /// (default 30 s; `SOCKET_REDIS_ROOM_UNSUBSCRIBE_DELAY` in seconds), so reconnecting users cause no
+    /// SUBSCRIBE/UNSUBSCRIBE churn.
+    public var roomUnsubscribeDelay: Duration
+    /// Room channels: the longest a client's connect (its `user:<id>` room) and a server-side join wait for Redis
+    /// to confirm the room's channel before they proceed anyway (default 2 s; logged; the subscription follows
+    /// when Redis answers, and emits published meanwhile may be missed).
+    public var roomSubscribeTimeout: Duration
 
     /// Creates a Redis setting.
     public init(
@@ -49,7 +62,10 @@ public struct SocketServerRedisConfiguration: Sendable, Hashable {
         maxPendingRemoteAcks: Int = 1000,
         maxQueuedMessagesPerLoop: Int = 16_384,
         maxQueuedBytesPerLoop: Int = 32 << 20,
-        timings: ClusterTimings = ClusterTimings()
+        timings: ClusterTimings = ClusterTimings(),
+        mode: RedisChannelMode = .python,
+        roomUnsubscribeDelay: Duration = .seconds(30),
+        roomSubscribeTimeout: Duration = .seconds(2)
     ) {
         self.url = url
         self.channel = channel
@@ -60,6 +76,9 @@ public struct SocketServerRedisConfiguration: Sendable, Hashable {
         self.maxQueuedMessagesPerLoop = maxQueuedMessagesPerLoop
         self.maxQueuedBytesPerLoop = maxQueuedBytesPerLoop
         self.timings = timings
+        self.mode = mode
+        self.roomUnsubscribeDelay = roomUnsubscribeDelay
+        self.roomSubscribeTimeout = roomSubscribeTimeout
     }
 }
 
@@ -95,6 +114,10 @@ extension SocketServerConfiguration {
         public static let redisChannel = "SOCKET_REDIS_CHANNEL"
         /// The secret that signs and checks pub/sub messages (unset: not signed, python-socketio's format).
         public static let redisSigningSecret = "SOCKET_REDIS_SIGNING_SECRET"
+        /// The channel layout: `python` (default) or `rooms` (``RedisChannelMode``).
+        public static let redisMode = "SOCKET_REDIS_MODE"
+        /// Room channels: seconds a room's channel stays subscribed after its last local member left (default 30).
+        public static let redisRoomUnsubscribeDelay = "SOCKET_REDIS_ROOM_UNSUBSCRIBE_DELAY"
         /// The HS256 secret of client tokens.
         public static let tokenSecret = "SOCKET_TOKEN_SECRET"
         /// Comma-separated allowed origins for long-polling; `*` allows any.
@@ -143,6 +166,22 @@ extension SocketServerConfiguration {
                 channel: read(EnvironmentKey.redisChannel) ?? "socketio",
                 signingSecret: read(EnvironmentKey.redisSigningSecret)
             )
+            if let text = read(EnvironmentKey.redisMode) {
+                do {
+                    self.redis?.mode = try RedisChannelMode(parsing: text)
+                } catch {
+                    throw SocketServerConfigurationError(variable: EnvironmentKey.redisMode, message: error.message)
+                }
+            }
+            if let text = read(EnvironmentKey.redisRoomUnsubscribeDelay) {
+                guard let seconds = Double(text), seconds >= 0, seconds <= 86_400 else {
+                    throw SocketServerConfigurationError(
+                        variable: EnvironmentKey.redisRoomUnsubscribeDelay,
+                        message: "must be a number of seconds, 0...86400, got '\(text)'"
+                    )
+                }
+                self.redis?.roomUnsubscribeDelay = .milliseconds(Int64(seconds * 1000))
+            }
         }
         self.tokenSecret = read(EnvironmentKey.tokenSecret)
         if let origins = read(EnvironmentKey.corsOrigins) {

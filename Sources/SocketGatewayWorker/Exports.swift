@@ -3,4 +3,5 @@
 // The Redis module itself is `package`, not a product.
 @_exported public import SocketGatewayCore
 
+@_exported public import enum SocketGatewayRedis.RedisChannelMode
 @_exported public import struct SocketGatewayRedis.RedisPublisherStatus

@@ -34,6 +34,11 @@ public final class WorkerSocketGateway: SocketEmitter, Service {
     public let hostID: String
     /// The Redis channel, `socketio` unless configured otherwise.
     public let channel: String
+    /// The channel layout: `.python` (the default) publishes everything on ``channel``; `.rooms` publishes an
+    /// emit to exactly one room on that room's own channel (servers in room-channel mode receive it only where the
+    /// room has members; see ``RedisChannelMode``).
+    public let mode: RedisChannelMode
+    private let layout: PubSubChannelLayout
     /// How long one emit may wait for Redis.
     public let emitTimeout: Duration
     /// How long ``run()`` spends, at graceful shutdown, sending what the outbox holds.
@@ -65,17 +70,45 @@ public final class WorkerSocketGateway: SocketEmitter, Service {
     ///     A secret that is too short leaves the gateway unusable: every emit fails with the reason.
     ///   - logger: Where connection problems, drops and configuration errors are logged (password masked).
     ///   - shutdownTimeout: How long ``run()`` spends, at graceful shutdown, sending what the outbox holds.
-    public init(
+    ///   - mode: The channel layout of the servers (`SOCKET_REDIS_MODE`): `.python` (the default) or `.rooms`.
+    public convenience init(
         redisURL: String?,
         channel: String = "socketio",
+        mode: RedisChannelMode = .python,
         outboxCapacity: Int = 1000,
         emitTimeout: Duration = .seconds(2),
         signingSecret: String? = nil,
         logger: Logger,
         shutdownTimeout: Duration = .seconds(5)
     ) {
+        self.init(
+            redisURL: redisURL,
+            channel: channel,
+            mode: mode,
+            outboxCapacity: outboxCapacity,
+            emitTimeout: emitTimeout,
+            signingSecret: signingSecret,
+            logger: logger,
+            shutdownTimeout: shutdownTimeout,
+            configurationError: nil
+        )
+    }
+
+    private init(
+        redisURL: String?,
+        channel: String = "socketio",
+        mode: RedisChannelMode,
+        outboxCapacity: Int = 1000,
+        emitTimeout: Duration = .seconds(2),
+        signingSecret: String?,
+        logger: Logger,
+        shutdownTimeout: Duration = .seconds(5),
+        configurationError: String?
+    ) {
         self.hostID = PubSubHostID.generate()
         self.channel = channel
+        self.mode = mode
+        self.layout = PubSubChannelLayout(channel: channel, mode: mode)
         self.emitTimeout = emitTimeout
         self.shutdownTimeout = shutdownTimeout
         var logger = logger
@@ -121,9 +154,9 @@ public final class WorkerSocketGateway: SocketEmitter, Service {
             self.unusableReason = nil
             return
         }
-        if let keyError {
+        if let reason = configurationError ?? keyError {
             self.publisher = nil
-            self.unusableReason = keyError
+            self.unusableReason = reason
             return
         }
         do {
@@ -143,8 +176,9 @@ public final class WorkerSocketGateway: SocketEmitter, Service {
         }
     }
 
-    /// Creates a gateway from `REDIS_URL`, `SOCKET_REDIS_CHANNEL` (default `socketio`) and
-    /// `SOCKET_REDIS_SIGNING_SECRET` (unset: messages are not signed).
+    /// Creates a gateway from `REDIS_URL`, `SOCKET_REDIS_CHANNEL` (default `socketio`),
+    /// `SOCKET_REDIS_SIGNING_SECRET` (unset: messages are not signed) and `SOCKET_REDIS_MODE` (`python`, the
+    /// default, or `rooms`; another value leaves the gateway unusable, every emit failing with the reason).
     /// - Parameters:
     ///   - environment: The variables to read; `nil` reads the process environment.
     ///   - logger: Where problems are logged.
@@ -155,11 +189,22 @@ public final class WorkerSocketGateway: SocketEmitter, Service {
         }
         let channel = read("SOCKET_REDIS_CHANNEL")?.trimmingSpaces
         let secret = read("SOCKET_REDIS_SIGNING_SECRET")
+        var mode = RedisChannelMode.python
+        var modeError: String?
+        if let text = read("SOCKET_REDIS_MODE"), !text.trimmingSpaces.isEmpty {
+            do {
+                mode = try RedisChannelMode(parsing: text)
+            } catch {
+                modeError = "SOCKET_REDIS_MODE: \(error.message)"
+            }
+        }
         self.init(
             redisURL: read("REDIS_URL"),
             channel: channel.flatMap { $0.isEmpty ? nil : $0 } ?? "socketio",
+            mode: mode,
             signingSecret: secret.flatMap { $0.isEmpty ? nil : $0 },
-            logger: logger
+            logger: logger,
+            configurationError: modeError
         )
     }
 
@@ -292,11 +337,16 @@ public final class WorkerSocketGateway: SocketEmitter, Service {
         }
         guard let completion else {
             // Fire and forget: no waiter, no timer; the outcome is only counted (and logged when failed).
-            publisher.publish(completion: self.recordProgress) { self.writer.write(message, into: &$0) }
+            publisher.publish(channel: self.layout.roomChannel(for: message), completion: self.recordProgress) {
+                self.writer.write(message, into: &$0)
+            }
             return
         }
         let method = message.method
-        publisher.publish(deadline: .now() + self.emitTimeoutAmount) { outcome in
+        publisher.publish(
+            channel: self.layout.roomChannel(for: message),
+            deadline: .now() + self.emitTimeoutAmount
+        ) { outcome in
             completion(self.result(of: outcome, what: event.map { "emit \($0)" } ?? method))
         } writePayload: { buffer in
             self.writer.write(message, into: &buffer)

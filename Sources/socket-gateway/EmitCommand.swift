@@ -46,6 +46,8 @@ struct EmitCommand: AsyncParsableCommand {
     @Option(name: .customLong("redis-url"), help: "Redis URL (env REDIS_URL, no default: one of the two is needed).")
     var redisURL: String?
     @Option(help: "Redis pub/sub channel (env SOCKET_REDIS_CHANNEL, default socketio).") var channel: String?
+    @Option(help: "Channel layout of the servers: python or rooms (env SOCKET_REDIS_MODE, default python).")
+    var mode: String?
     @Option(help: "Seconds to wait for Redis and for --min-subscribers servers") var timeout: Double = 2
     @Option(
         name: .customLong("min-subscribers"),
@@ -142,6 +144,15 @@ struct EmitCommand: AsyncParsableCommand {
         }
         let redisURL = self.redisURL ?? environment("REDIS_URL")
         let channel = self.channel ?? environment("SOCKET_REDIS_CHANNEL") ?? "socketio"
+        var mode = RedisChannelMode.python
+        if let text = self.mode ?? environment("SOCKET_REDIS_MODE") {
+            do throws(RedisError) {
+                mode = try RedisChannelMode(parsing: text)
+            } catch {
+                let source = self.mode == nil ? "SOCKET_REDIS_MODE" : "--mode"
+                throw fail("emit", "not configured: \(source): \(error.message)", ExitCodes.notConfigured)
+            }
+        }
         // Servers that require signed messages refuse unsigned ones: sign with the same secret.
         let signingSecret = environment("SOCKET_REDIS_SIGNING_SECRET")
         if let signingSecret {
@@ -186,6 +197,7 @@ struct EmitCommand: AsyncParsableCommand {
         let gateway = WorkerSocketGateway(
             redisURL: redisURL,
             channel: channel,
+            mode: mode,
             outboxCapacity: 0,
             emitTimeout: remaining,
             signingSecret: signingSecret,
@@ -206,7 +218,22 @@ struct EmitCommand: AsyncParsableCommand {
         case .rooms(let names): targetText = names.joined(separator: ",")
         case .broadcast: targetText = "everyone"
         }
+        let roomChannel = PubSubChannelLayout(channel: channel, mode: mode).roomChannel(
+            for: .emit(
+                self.event,
+                arguments: arguments,
+                to: target,
+                options: EmitOptions(namespace: self.namespace),
+                hostID: gateway.hostID
+            )
+        )
         switch result.outcome {
+        case .published where roomChannel != nil:
+            // A room channel's subscribers are the servers where the room has members: 0 means nobody is there.
+            printLine(
+                "published \(self.event) to \(targetText) in \(self.namespace) on room channel \(roomChannel!): "
+                    + "\(result.redisSubscribers ?? 0) server(s) with members of the room"
+            )
         case .published:
             let subscribers = result.redisSubscribers ?? 0
             printLine(

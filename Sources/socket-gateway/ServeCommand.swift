@@ -154,6 +154,22 @@ struct ServeCommand: AsyncParsableCommand {
                 redisURL.isEmpty
                 ? nil
                 : SocketServerRedisConfiguration(url: redisURL, channel: channel, signingSecret: signingSecret)
+            // The room-channel settings of the environment apply too.
+            if !redisURL.isEmpty {
+                let keys = [
+                    SocketServerConfiguration.EnvironmentKey.redisMode,
+                    SocketServerConfiguration.EnvironmentKey.redisRoomUnsubscribeDelay,
+                ]
+                var variables = ["REDIS_URL": redisURL]
+                for key in keys { variables[key] = environment(key) }
+                do {
+                    let fromEnvironment = try SocketServerConfiguration(environment: variables).redis
+                    configuration.redis?.mode = fromEnvironment?.mode ?? .python
+                    configuration.redis?.roomUnsubscribeDelay = fromEnvironment?.roomUnsubscribeDelay ?? .seconds(30)
+                } catch {
+                    throw fail("serve", "\(error.variable) \(error.message)", ExitCodes.notConfigured)
+                }
+            }
         }
         if let channel {
             configuration.redis?.channel = channel

@@ -60,3 +60,37 @@ import Testing
         #expect(reports.seen.withLockedValue { $0 } == ["/ user:7 present", "/ user:7 gone"])
     }
 }
+
+@Suite struct RoomChannelConfigurationTests {
+    @Test func theEnvironmentSetsTheModeAndTheDelay() throws {
+        let configuration = try SocketServerConfiguration(
+            environment: [
+                "REDIS_URL": "redis://127.0.0.1:6379",
+                "SOCKET_REDIS_MODE": "rooms",
+                "SOCKET_REDIS_ROOM_UNSUBSCRIBE_DELAY": "2.5",
+            ]
+        )
+        #expect(configuration.redis?.mode == .rooms)
+        #expect(configuration.redis?.roomUnsubscribeDelay == .milliseconds(2500))
+        let defaults = try SocketServerConfiguration(environment: ["REDIS_URL": "redis://127.0.0.1:6379"])
+        #expect(defaults.redis?.mode == .python)
+        #expect(defaults.redis?.roomUnsubscribeDelay == .seconds(30))
+    }
+
+    @Test func aWrongModeOrDelayIsRefusedWithItsVariable() {
+        #expect {
+            _ = try SocketServerConfiguration(
+                environment: ["REDIS_URL": "redis://127.0.0.1:6379", "SOCKET_REDIS_MODE": "sharded"]
+            )
+        } throws: { error in
+            (error as? SocketServerConfigurationError)?.variable == "SOCKET_REDIS_MODE"
+        }
+        #expect {
+            _ = try SocketServerConfiguration(
+                environment: ["REDIS_URL": "redis://127.0.0.1:6379", "SOCKET_REDIS_ROOM_UNSUBSCRIBE_DELAY": "-1"]
+            )
+        } throws: { error in
+            (error as? SocketServerConfigurationError)?.variable == "SOCKET_REDIS_ROOM_UNSUBSCRIBE_DELAY"
+        }
+    }
+}
