@@ -7,3 +7,5 @@
 @_exported public import enum SocketGatewayEngineIO.CORSPolicy
 @_exported public import protocol SocketGatewayEngineIO.HTTPFallbackResponder
 @_exported public import struct SocketGatewayEngineIO.HTTPFallbackResponse
+// TLS settings for Redis, which ``SocketServerRedisConfiguration/tls`` takes.
+@_exported public import struct SocketGatewayRedis.RedisTLSConfiguration

@@ -1,5 +1,7 @@
 public import SocketGatewayEngineIO
 
+public import struct SocketGatewayRedis.RedisTLSConfiguration
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -10,8 +12,12 @@ import Darwin
 
 /// Where a clustered server meets the other servers and the workers: a Redis URL and a channel.
 public struct SocketServerRedisConfiguration: Sendable, Hashable {
-    /// `redis://[user:password@]host[:port][/db]` or `unix:///path/redis.sock`.
+    /// `redis://[user:password@]host[:port][/db]`, `rediss://…` (TLS) or `unix:///path/redis.sock`.
     public var url: String
+    /// TLS settings for a `rediss://` URL (CA file, client certificate, server name), added to what the URL's
+    /// `ssl_…` parameters say; `nil` (the default) leaves the URL's own. Set with a plain `redis://` URL, the
+    /// server refuses to start rather than connect in clear.
+    public var tls: RedisTLSConfiguration?
     /// The pub/sub channel, `socketio` (python-socketio's default) unless changed.
     public var channel: String
     /// How long a gateway emit waits for Redis to accept the publish before it returns `.queued`.
@@ -49,9 +55,11 @@ public struct SocketServerRedisConfiguration: Sendable, Hashable {
         maxPendingRemoteAcks: Int = 1000,
         maxQueuedMessagesPerLoop: Int = 16_384,
         maxQueuedBytesPerLoop: Int = 32 << 20,
-        timings: ClusterTimings = ClusterTimings()
+        timings: ClusterTimings = ClusterTimings(),
+        tls: RedisTLSConfiguration? = nil
     ) {
         self.url = url
+        self.tls = tls
         self.channel = channel
         self.publishTimeout = publishTimeout
         self.outboxCapacity = outboxCapacity
@@ -95,6 +103,9 @@ extension SocketServerConfiguration {
         public static let redisChannel = "SOCKET_REDIS_CHANNEL"
         /// The secret that signs and checks pub/sub messages (unset: not signed, python-socketio's format).
         public static let redisSigningSecret = "SOCKET_REDIS_SIGNING_SECRET"
+        /// A PEM file of the CA certificates that sign the Redis server's certificate (`rediss://`, a private CA);
+        /// also `SOCKET_REDIS_TLS_CERT`, `…_KEY`, `…_SERVER_NAME` (``RedisTLSConfiguration/EnvironmentKey``).
+        public static let redisTLSCA = RedisTLSConfiguration.EnvironmentKey.caFile
         /// The HS256 secret of client tokens.
         public static let tokenSecret = "SOCKET_TOKEN_SECRET"
         /// Comma-separated allowed origins for long-polling; `*` allows any.
@@ -143,6 +154,7 @@ extension SocketServerConfiguration {
                 channel: read(EnvironmentKey.redisChannel) ?? "socketio",
                 signingSecret: read(EnvironmentKey.redisSigningSecret)
             )
+            self.redis?.tls = RedisTLSConfiguration(environment: environment)
         }
         self.tokenSecret = read(EnvironmentKey.tokenSecret)
         if let origins = read(EnvironmentKey.corsOrigins) {
