@@ -307,6 +307,12 @@ final class RedisTLSHandshakeHandler: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // After the handshake only a TLS alert from the server (with TLS 1.3, a refused or missing client
+        // certificate arrives that late) is put in words here; a reset or an unclean close passes as it is.
+        if self.completed, error is RedisError || !"\(error)".contains("ALERT") {
+            context.fireErrorCaught(error)
+            return
+        }
         let redisError =
             (error as? RedisError)
             ?? RedisError(

@@ -197,6 +197,32 @@ import Testing
         await redis.stop()
     }
 
+    /// A TLS connection closed by Redis (client kill, then a restart) is reopened with a new handshake and the
+    /// subscription restored, as over plain TCP.
+    @Test func theSubscriberComesBackOverTLSAfterRedisDropsItAndRestarts() async throws {
+        let certificates = try TestCertificates.make()
+        let redis = try await RedisServerProcess.start(tls: .using(certificates))
+        let url = try redis.url.applyingTLS(RedisTLSConfiguration(caFile: certificates.caFile))
+        let recorder = MessageRecorder()
+        let subscriber = RedisSubscriber(url: url, channels: ["socketio"], logger: self.logger) {
+            recorder.record($0)
+        }
+        subscriber.start()
+        #expect(await subscriber.waitUntilSubscribed(timeout: .seconds(10)))
+        #expect(try redis.cli(["CLIENT", "KILL", "TYPE", "pubsub"]) == "1")
+        #expect(await eventually { subscriber.health.reconnects == 1 && subscriber.health.connected })
+        await redis.stop()
+        #expect(await eventually { !subscriber.health.connected })
+        try await redis.restart()
+        #expect(await eventually { subscriber.health.reconnects == 2 && subscriber.health.connected })
+        let publisher = RedisPublisher(url: url, logger: self.logger)
+        #expect(try await publisher.publish(ByteBuffer(string: "after")) == 1)
+        #expect(await recorder.wait { $0 == ["after"] })
+        await publisher.shutdown()
+        await subscriber.shutdown()
+        await redis.stop()
+    }
+
     @Test func aServerSignedByAnotherCAIsRefused() async throws {
         let certificates = try TestCertificates.make()
         let redis = try await RedisServerProcess.start(tls: .using(certificates))
