@@ -20,6 +20,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         // Pure codecs and value types: Engine.IO, Socket.IO, JSON, the emit protocol. No I/O.
@@ -71,7 +72,7 @@ let package = Package(
             pkgConfig: "hiredis",
             providers: [.apt(["libhiredis-dev"])]
         ),
-        // Redis over SwiftNIO: URL parsing, pipelined publisher, subscriber with reconnect and liveness check.
+        // Redis over SwiftNIO: URL parsing, pipelined publisher, subscriber with reconnect and liveness check, TLS.
         // Not a product: the server and the worker use it; the worker re-exports RedisPublisherStatus.
         .target(
             name: "SocketGatewayRedis",
@@ -84,6 +85,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOTLS", package: "swift-nio"),
             ]
         ),
         // The write-only worker gateway: emits through Redis, lazy connect, bounded outbox. Never links the server.

@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 
 /// Receives what a Redis channel reads; implemented by the event-loop-confined publisher and subscriber cores.
 protocol RedisConnectionDelegate: AnyObject {
@@ -38,11 +39,14 @@ final class RedisReplyForwarder: ChannelInboundHandler {
     }
 }
 
-/// Opening connections: TCP or unix socket, with the RESP decoder and the reply forwarder in the pipeline.
+/// Opening connections: TCP or unix socket, with the RESP decoder and the reply forwarder in the pipeline; for a
+/// `rediss://` URL, TLS first (the URL's shared `NIOSSLContext`), the channel handed over once its handshake is done.
 ///
 /// What is sent on a new connection (the handshake) and when it is ready is `RedisConnectionStateMachine`'s.
 enum RedisConnector {
     /// Connects to `url` on `eventLoop` with the RESP decoder and a forwarder to `delegate` in the pipeline.
+    /// A TLS handshake that fails (an untrusted certificate, a name mismatch) or takes longer than `connectTimeout`
+    /// fails the future with a `RedisError` that says why.
     static func connect(
         url: RedisURL,
         eventLoop: any EventLoop,
@@ -51,6 +55,18 @@ enum RedisConnector {
         generation: UInt64
     ) -> EventLoopFuture<any Channel> {
         let boundDelegate = NIOLoopBound(delegate, eventLoop: eventLoop)
+        if let tls = url.tlsContext, case .tcp(let host, let port) = url.endpoint {
+            return Self.connectTLS(
+                tls,
+                host: host,
+                port: port,
+                redactedURL: url.redacted,
+                eventLoop: eventLoop,
+                connectTimeout: connectTimeout,
+                delegate: boundDelegate,
+                generation: generation
+            )
+        }
         let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(connectTimeout)
             .channelOption(.socketOption(.so_keepalive), value: 1)
@@ -66,6 +82,54 @@ enum RedisConnector {
             return bootstrap.channelOption(.socketOption(.tcp_nodelay), value: 1).connect(host: host, port: port)
         case .unixSocket(let path):
             return bootstrap.connect(unixDomainSocketPath: path)
+        }
+    }
+
+    /// TCP, then TLS; the RESP decoder and the forwarder join the pipeline once the handshake is done, so a
+    /// failed handshake is a failed connect (retried with the backoff) and never a closed connection.
+    private static func connectTLS(
+        _ tls: RedisTLSContext,
+        host: String,
+        port: Int,
+        redactedURL: String,
+        eventLoop: any EventLoop,
+        connectTimeout: TimeAmount,
+        delegate: NIOLoopBound<any RedisConnectionDelegate>,
+        generation: UInt64
+    ) -> EventLoopFuture<any Channel> {
+        let handshakeDone = eventLoop.makePromise(of: Void.self)
+        let serverName = tls.serverName(forHost: host)
+        let bootstrap = ClientBootstrap(group: eventLoop)
+            .connectTimeout(connectTimeout)
+            .channelOption(.socketOption(.so_keepalive), value: 1)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let sslHandler = try NIOSSLClientHandler(context: tls.sslContext, serverHostname: serverName)
+                    try channel.pipeline.syncOperations.addHandlers([
+                        sslHandler,
+                        RedisTLSHandshakeHandler(
+                            handshakeDone: handshakeDone,
+                            host: host,
+                            configuration: tls.configuration,
+                            redactedURL: redactedURL,
+                            timeout: connectTimeout
+                        ),
+                    ])
+                }
+            }
+        let connected = bootstrap.connect(host: host, port: port)
+        connected.whenFailure { handshakeDone.fail($0) }
+        return connected.flatMap { channel in
+            handshakeDone.futureResult.flatMapThrowing { (_: Void) -> any Channel in
+                try channel.pipeline.syncOperations.addHandlers([
+                    RESPReplyDecoder(), RedisReplyForwarder(delegate: delegate.value, generation: generation),
+                ])
+                return channel
+            }.flatMapErrorThrowing { error in
+                channel.close(promise: nil)
+                throw error
+            }
         }
     }
 

@@ -6,6 +6,7 @@ public struct RedisError: Error, Sendable, CustomStringConvertible {
     public struct Code: Sendable, Hashable, CustomStringConvertible {
         private enum Base: String, Sendable, Hashable {
             case invalidURL
+            case invalidTLSConfiguration
             case connectionFailed
             case connectionClosed
             case authenticationFailed
@@ -23,7 +24,10 @@ public struct RedisError: Error, Sendable, CustomStringConvertible {
 
         /// The Redis URL could not be parsed.
         public static let invalidURL = Code(.invalidURL)
-        /// No TCP or unix-socket connection could be made.
+        /// The TLS settings cannot be used: a PEM file missing, unreadable or malformed, a key that does not
+        /// match its certificate.
+        public static let invalidTLSConfiguration = Code(.invalidTLSConfiguration)
+        /// No TCP or unix-socket connection could be made, or its TLS handshake failed.
         public static let connectionFailed = Code(.connectionFailed)
         /// The connection closed while the command waited for its reply; the command may or may not have run.
         public static let connectionClosed = Code(.connectionClosed)

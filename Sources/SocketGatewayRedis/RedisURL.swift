@@ -1,7 +1,12 @@
+package import Logging
+
 /// Where and how to reach Redis, parsed from a URL.
 ///
 /// Accepted forms:
 /// - `redis://[[user]:password@]host[:port][/db]` (host may be `[::1]`; port defaults to 6379, db to 0)
+/// - `rediss://…` (TLS, same form), with redis-py's TLS parameters: `ssl_ca_certs=<PEM file>`,
+///   `ssl_certfile=<PEM>&ssl_keyfile=<PEM>`, `ssl_cert_reqs=none|optional|required`, `ssl_check_hostname=false`,
+///   and `ssl_server_name=<name>` (``RedisTLSConfiguration``); `valkey://` and `valkeys://` are the same
 /// - `unix:///path/to/redis.sock[?db=N][&password=P][&username=U]`
 ///
 /// User name, password and path are percent-decoded. `description` masks the password, so the value can be
@@ -23,6 +28,11 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
     public var password: String?
     /// The database index to SELECT (0 needs no SELECT).
     public var database: Int
+    /// The TLS settings with their files loaded (`rediss://`); `nil` for plain TCP and unix sockets.
+    package private(set) var tlsContext: RedisTLSContext?
+
+    /// The TLS settings (`rediss://`); `nil` for plain TCP and unix sockets. Set with ``applyingTLS(_:)``.
+    public var tls: RedisTLSConfiguration? { self.tlsContext?.configuration }
 
     /// Creates a URL from its parts.
     public init(endpoint: Endpoint, username: String? = nil, password: String? = nil, database: Int = 0) {
@@ -30,6 +40,57 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
         self.username = username
         self.password = password
         self.database = database
+    }
+
+    /// This URL with TLS on (`configuration`, its PEM files read now) or off (`nil`).
+    /// - Throws: `RedisError` (`.invalidTLSConfiguration`) naming the setting and file at fault, or for a unix
+    ///   socket URL (TLS is for TCP).
+    public func applyingTLS(_ configuration: RedisTLSConfiguration?) throws(RedisError) -> RedisURL {
+        var url = self
+        guard let configuration else {
+            url.tlsContext = nil
+            return url
+        }
+        guard case .tcp = self.endpoint else {
+            throw RedisTLSContext.error("TLS is for TCP connections (rediss://host:port), not unix sockets")
+        }
+        do throws(RedisError) {
+            url.tlsContext = try RedisTLSContext(configuration)
+        } catch {
+            var error = error
+            error.redactedURL = self.redacted
+            throw error
+        }
+        return url
+    }
+
+    /// This URL with TLS settings from elsewhere (the environment, code) added to its own: what the URL's
+    /// `ssl_…` parameters leave unset is taken from `settings`.
+    /// - Parameter settings: `nil` returns the URL as it is.
+    /// - Throws: `RedisError` (`.invalidTLSConfiguration`) when the URL is not `rediss://` (settings for TLS
+    ///   with a plain URL are a mistake, not a reason to connect in clear), or a file cannot be used.
+    public func applyingTLSSettings(_ settings: RedisTLSConfiguration?) throws(RedisError) -> RedisURL {
+        guard let settings else { return self }
+        guard let own = self.tls else {
+            var error = RedisTLSContext.error(
+                "TLS settings (SOCKET_REDIS_TLS_…) are given but the URL is not rediss://; use rediss://host:port "
+                    + "for TLS, or unset them"
+            )
+            error.redactedURL = self.redacted
+            throw error
+        }
+        return try self.applyingTLS(own.filling(from: settings))
+    }
+
+    /// Logs, once per call, that the server's certificate is not (fully) checked, when the TLS settings say so.
+    package func warnIfTLSVerificationRelaxed(_ logger: Logger) {
+        guard let tls = self.tls, tls.verification != .full else { return }
+        let what =
+            tls.verification == .none
+            ? "any certificate is accepted (ssl_cert_reqs=none): the connection is encrypted but the server is "
+                + "not authenticated"
+            : "the server's name is not checked against its certificate (ssl_check_hostname=false)"
+        logger.warning("Redis TLS verification relaxed: \(what)", metadata: ["redis": "\(self.redacted)"])
     }
 
     /// Parses a Redis URL.
@@ -93,7 +154,7 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
         var database = 0
         let endpoint: Endpoint
         switch scheme {
-        case "redis":
+        case "redis", "rediss", "valkey", "valkeys":
             let (host, port) = try Self.parseHostPort(authority, whole: trimmed)
             endpoint = .tcp(host: host, port: port)
             var path = pathPart.dropFirst()
@@ -115,11 +176,11 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
                 throw Self.error("unix socket path is missing or has invalid percent-encoding", trimmed)
             }
             endpoint = .unixSocket(path: path)
-        case "rediss", "valkeys":
-            throw Self.error("scheme '\(scheme)' (TLS) is not supported; use redis:// or unix://", trimmed)
         default:
-            throw Self.error("unsupported scheme '\(scheme)'; use redis:// or unix://", trimmed)
+            throw Self.error("unsupported scheme '\(scheme)'; use redis://, rediss:// (TLS) or unix://", trimmed)
         }
+        let usesTLS = scheme == "rediss" || scheme == "valkeys"
+        var tls = RedisTLSConfiguration()
 
         for (key, value) in query {
             switch key {
@@ -132,12 +193,54 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
                 password = value.isEmpty ? nil : value
             case "username", "user":
                 username = value.isEmpty ? nil : value
+            case "ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs", "ssl_check_hostname",
+                "ssl_server_name":
+                guard usesTLS else {
+                    throw Self.error(
+                        "query parameter '\(key)' needs TLS: use rediss:// instead of \(scheme)://",
+                        trimmed
+                    )
+                }
+                try Self.applyTLSParameter(key, value, to: &tls, whole: trimmed)
             default:
-                throw Self.error("unknown query parameter '\(key)' (supported: db, password, username)", trimmed)
+                let hint =
+                    key.hasPrefix("ssl_")
+                    ? " (TLS parameters supported: ssl_ca_certs, ssl_certfile, ssl_keyfile, ssl_cert_reqs, "
+                        + "ssl_check_hostname, ssl_server_name)"
+                    : " (supported: db, password, username, and ssl_… with rediss://)"
+                throw Self.error("unknown query parameter '\(key)'\(hint)", trimmed)
             }
         }
 
         self.init(endpoint: endpoint, username: username, password: password, database: database)
+        if usesTLS { self = try self.applyingTLS(tls) }
+    }
+
+    /// One of redis-py's TLS query parameters (`ssl_…`), or our `ssl_server_name`.
+    private static func applyTLSParameter(
+        _ key: String,
+        _ value: String,
+        to tls: inout RedisTLSConfiguration,
+        whole: String
+    ) throws(RedisError) {
+        switch key {
+        case "ssl_ca_certs": tls.caFile = value.isEmpty ? nil : value
+        case "ssl_certfile": tls.certificateFile = value.isEmpty ? nil : value
+        case "ssl_keyfile": tls.keyFile = value.isEmpty ? nil : value
+        case "ssl_server_name": tls.serverName = value.isEmpty ? nil : value
+        case "ssl_cert_reqs":
+            switch value.lowercased() {
+            // A client that asks for an optional certificate checks the one it gets, as Python's ssl does.
+            case "required", "optional": if tls.verification == .none { tls.verification = .full }
+            case "none": tls.verification = .none
+            default:
+                throw Self.error("ssl_cert_reqs='\(value)' is not one of required, optional, none", whole)
+            }
+        default:  // ssl_check_hostname, with redis-py's reading of booleans
+            let isFalse = ["0", "F", "FALSE", "N", "NO"].contains(value.uppercased())
+            if isFalse, tls.verification == .full { tls.verification = .noHostname }
+            if !isFalse, !value.isEmpty, tls.verification == .noHostname { tls.verification = .full }
+        }
     }
 
     /// The URL with the password replaced by `***`; safe to log.
@@ -151,7 +254,8 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
         switch self.endpoint {
         case .tcp(let host, let port):
             let hostText = host.contains(":") ? "[\(host)]" : host
-            return "redis://\(userInfo)\(hostText):\(port)/\(self.database)"
+            let scheme = self.tlsContext == nil ? "redis" : "rediss"
+            return "\(scheme)://\(userInfo)\(hostText):\(port)/\(self.database)"
         case .unixSocket(let path):
             var text = "unix://\(userInfo)\(path)"
             if self.database != 0 { text += "?db=\(self.database)" }

@@ -8,3 +8,5 @@
 @_exported public import protocol SocketGatewayEngineIO.HTTPFallbackResponder
 @_exported public import struct SocketGatewayEngineIO.HTTPFallbackResponse
 @_exported public import enum SocketGatewayRedis.RedisChannelMode
+// TLS settings for Redis, which ``SocketServerRedisConfiguration/tls`` takes.
+@_exported public import struct SocketGatewayRedis.RedisTLSConfiguration

@@ -39,14 +39,15 @@ final class RedisClusterAdapter: ClusterAdapter {
     }
 
     /// Creates the adapter; nothing connects until `start(gateway:)`. Its timings are `configuration.timings`.
-    /// - Throws: `RedisError` when the URL cannot be parsed.
+    /// - Throws: `RedisError` when the URL cannot be parsed or its TLS settings cannot be used.
     init(
         configuration: SocketServerRedisConfiguration,
         inboundValidation: InboundEventValidation? = nil,
         signingKey: PubSubSigningKey? = nil,
         logger: Logger
     ) throws(RedisError) {
-        let url = try RedisURL(parsing: configuration.url)
+        let url = try RedisURL(parsing: configuration.url).applyingTLSSettings(configuration.tls)
+        url.warnIfTLSVerificationRelaxed(logger)
         self.configuration = configuration
         self.inboundValidation = inboundValidation
         self.state = NIOLockedValueBox(

@@ -133,7 +133,7 @@ public final class SocketServer: Service, Sendable {
                     )
                 } catch {
                     configurationError = SocketServerConfigurationError(
-                        variable: "redis.url",
+                        variable: error.code == .invalidTLSConfiguration ? "redis.tls" : "redis.url",
                         message: error.description
                     )
                 }

@@ -11,8 +11,12 @@ import Darwin
 
 /// Where a clustered server meets the other servers and the workers: a Redis URL and a channel.
 public struct SocketServerRedisConfiguration: Sendable, Hashable {
-    /// `redis://[user:password@]host[:port][/db]` or `unix:///path/redis.sock`.
+    /// `redis://[user:password@]host[:port][/db]`, `rediss://…` (TLS) or `unix:///path/redis.sock`.
     public var url: String
+    /// TLS settings for a `rediss://` URL (CA file, client certificate, server name), added to what the URL's
+    /// `ssl_…` parameters say; `nil` (the default) leaves the URL's own. Set with a plain `redis://` URL, the
+    /// server refuses to start rather than connect in clear.
+    public var tls: RedisTLSConfiguration?
     /// The pub/sub channel, `socketio` (python-socketio's default) unless changed.
     public var channel: String
     /// How long a gateway emit waits for Redis to accept the publish before it returns `.queued`.
@@ -65,9 +69,11 @@ public struct SocketServerRedisConfiguration: Sendable, Hashable {
         timings: ClusterTimings = ClusterTimings(),
         mode: RedisChannelMode = .python,
         roomUnsubscribeDelay: Duration = .seconds(30),
-        roomSubscribeTimeout: Duration = .seconds(2)
+        roomSubscribeTimeout: Duration = .seconds(2),
+        tls: RedisTLSConfiguration? = nil
     ) {
         self.url = url
+        self.tls = tls
         self.channel = channel
         self.publishTimeout = publishTimeout
         self.outboxCapacity = outboxCapacity
@@ -118,6 +124,9 @@ extension SocketServerConfiguration {
         public static let redisMode = "SOCKET_REDIS_MODE"
         /// Room channels: seconds a room's channel stays subscribed after its last local member left (default 30).
         public static let redisRoomUnsubscribeDelay = "SOCKET_REDIS_ROOM_UNSUBSCRIBE_DELAY"
+        /// A PEM file of the CA certificates that sign the Redis server's certificate (`rediss://`, a private CA);
+        /// also `SOCKET_REDIS_TLS_CERT`, `…_KEY`, `…_SERVER_NAME` (``RedisTLSConfiguration/EnvironmentKey``).
+        public static let redisTLSCA = RedisTLSConfiguration.EnvironmentKey.caFile
         /// The HS256 secret of client tokens.
         public static let tokenSecret = "SOCKET_TOKEN_SECRET"
         /// Comma-separated allowed origins for long-polling; `*` allows any.
@@ -182,6 +191,7 @@ extension SocketServerConfiguration {
                 }
                 self.redis?.roomUnsubscribeDelay = .milliseconds(Int64(seconds * 1000))
             }
+            self.redis?.tls = RedisTLSConfiguration(environment: environment)
         }
         self.tokenSecret = read(EnvironmentKey.tokenSecret)
         if let origins = read(EnvironmentKey.corsOrigins) {

@@ -59,8 +59,8 @@ public final class WorkerSocketGateway: SocketEmitter, Service {
 
     /// Creates a gateway.
     /// - Parameters:
-    ///   - redisURL: `redis://…` or `unix://…`; `nil` or empty leaves the gateway unconfigured (every emit
-    ///     returns `.notConfigured`, logged once).
+    ///   - redisURL: `redis://…`, `rediss://…` (TLS) or `unix://…`; `nil` or empty leaves the gateway
+    ///     unconfigured (every emit returns `.notConfigured`, logged once).
     ///   - channel: The pub/sub channel the servers listen on.
     ///   - outboxCapacity: How many emits to hold while Redis is unreachable; 0 turns the outbox off (such
     ///     emits then fail).
@@ -68,6 +68,9 @@ public final class WorkerSocketGateway: SocketEmitter, Service {
     ///   - signingSecret: When set, every message is signed with this shared secret (HMAC-SHA256, at least
     ///     32 bytes), for servers that require signed messages (`SocketServerRedisConfiguration.signingSecret`).
     ///     A secret that is too short leaves the gateway unusable: every emit fails with the reason.
+    ///   - tls: TLS settings for a `rediss://` URL (CA file, client certificate, server name), added to the URL's
+    ///     own `ssl_…` parameters; their PEM files are read here. Settings that cannot be used (a missing file,
+    ///     a plain `redis://` URL) leave the gateway unusable: every emit fails with the reason.
     ///   - logger: Where connection problems, drops and configuration errors are logged (password masked).
     ///   - shutdownTimeout: How long ``run()`` spends, at graceful shutdown, sending what the outbox holds.
     ///   - mode: The channel layout of the servers (`SOCKET_REDIS_MODE`): `.python` (the default) or `.rooms`.
@@ -78,6 +81,7 @@ public final class WorkerSocketGateway: SocketEmitter, Service {
         outboxCapacity: Int = 1000,
         emitTimeout: Duration = .seconds(2),
         signingSecret: String? = nil,
+        tls: RedisTLSConfiguration? = nil,
         logger: Logger,
         shutdownTimeout: Duration = .seconds(5)
     ) {
@@ -88,6 +92,7 @@ public final class WorkerSocketGateway: SocketEmitter, Service {
             outboxCapacity: outboxCapacity,
             emitTimeout: emitTimeout,
             signingSecret: signingSecret,
+            tls: tls,
             logger: logger,
             shutdownTimeout: shutdownTimeout,
             configurationError: nil
@@ -101,6 +106,7 @@ public final class WorkerSocketGateway: SocketEmitter, Service {
         outboxCapacity: Int = 1000,
         emitTimeout: Duration = .seconds(2),
         signingSecret: String?,
+        tls: RedisTLSConfiguration?,
         logger: Logger,
         shutdownTimeout: Duration = .seconds(5),
         configurationError: String?
@@ -160,7 +166,8 @@ public final class WorkerSocketGateway: SocketEmitter, Service {
             return
         }
         do {
-            let url = try RedisURL(parsing: text)
+            let url = try RedisURL(parsing: text).applyingTLSSettings(tls)
+            url.warnIfTLSVerificationRelaxed(logger)
             let configuration = RedisPublisherConfiguration(
                 channel: channel,
                 connectTimeout: min(emitTimeout, .seconds(2)),
@@ -177,8 +184,9 @@ public final class WorkerSocketGateway: SocketEmitter, Service {
     }
 
     /// Creates a gateway from `REDIS_URL`, `SOCKET_REDIS_CHANNEL` (default `socketio`),
-    /// `SOCKET_REDIS_SIGNING_SECRET` (unset: messages are not signed) and `SOCKET_REDIS_MODE` (`python`, the
-    /// default, or `rooms`; another value leaves the gateway unusable, every emit failing with the reason).
+    /// `SOCKET_REDIS_SIGNING_SECRET` (unset: messages are not signed), `SOCKET_REDIS_MODE` (`python`, the
+    /// default, or `rooms`; another value leaves the gateway unusable, every emit failing with the reason) and the
+    /// TLS settings `SOCKET_REDIS_TLS_CA`, `…_CERT`, `…_KEY`, `…_SERVER_NAME` (``RedisTLSConfiguration``).
     /// - Parameters:
     ///   - environment: The variables to read; `nil` reads the process environment.
     ///   - logger: Where problems are logged.
@@ -198,11 +206,13 @@ public final class WorkerSocketGateway: SocketEmitter, Service {
                 modeError = "SOCKET_REDIS_MODE: \(error.message)"
             }
         }
+        let tls = RedisTLSConfiguration(environment: environment)
         self.init(
             redisURL: read("REDIS_URL"),
             channel: channel.flatMap { $0.isEmpty ? nil : $0 } ?? "socketio",
             mode: mode,
             signingSecret: secret.flatMap { $0.isEmpty ? nil : $0 },
+            tls: tls,
             logger: logger,
             configurationError: modeError
         )

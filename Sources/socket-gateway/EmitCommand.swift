@@ -164,13 +164,8 @@ struct EmitCommand: AsyncParsableCommand {
         }
         let deadline = ContinuousClock.now + .milliseconds(Int64(self.timeout * 1000))
         if let redisURL, !redisURL.isEmpty {
-            let url: RedisURL
-            do throws(RedisError) {
-                url = try RedisURL(parsing: redisURL)
-            } catch {
-                // Said once, here: the gateway below would log it again.
-                throw fail("emit", invalidRedisURLMessage(error), ExitCodes.notConfigured)
-            }
+            // Said once, here: the gateway below would log it again.
+            let url = try resolveRedisURL(redisURL, command: "emit")
             // Ride out a short blip: wait for Redis, and for the servers this emit is meant for.
             let waited = await Self.waitForSubscribers(
                 url: url,
@@ -201,6 +196,7 @@ struct EmitCommand: AsyncParsableCommand {
             outboxCapacity: 0,
             emitTimeout: remaining,
             signingSecret: signingSecret,
+            tls: RedisTLSConfiguration(environment: nil),
             logger: Logger(label: "socket-gateway.emit")
         )
         let result = await gateway.emit(

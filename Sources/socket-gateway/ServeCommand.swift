@@ -153,7 +153,12 @@ struct ServeCommand: AsyncParsableCommand {
             configuration.redis =
                 redisURL.isEmpty
                 ? nil
-                : SocketServerRedisConfiguration(url: redisURL, channel: channel, signingSecret: signingSecret)
+                : SocketServerRedisConfiguration(
+                    url: redisURL,
+                    channel: channel,
+                    signingSecret: signingSecret,
+                    tls: RedisTLSConfiguration(environment: nil)
+                )
             // The room-channel settings of the environment apply too.
             if !redisURL.isEmpty {
                 let keys = [
@@ -222,12 +227,7 @@ struct ServeCommand: AsyncParsableCommand {
         }
 
         if let text = configuration.redis?.url {
-            let url: RedisURL
-            do throws(RedisError) {
-                url = try RedisURL(parsing: text)
-            } catch {
-                throw fail("serve", invalidRedisURLMessage(error), ExitCodes.notConfigured)
-            }
+            let url = try resolveRedisURL(text, command: "serve")
             // The subscriber retries forever, which rides out an outage but not a wrong password: check that first.
             if let refusal = await redisRefusal(url) {
                 throw fail("serve", redisRefusalMessage(refusal, url: url), ExitCodes.notConfigured)

@@ -20,7 +20,9 @@ struct SocketGatewayCommand: AsyncParsableCommand {
         abstract: "A Socket.IO v5 server and its cluster tools (Redis, python-socketio format).",
         discussion: """
             Environment: HOST, PORT, SOCKET_PATH, REDIS_URL, SOCKET_REDIS_CHANNEL,
-            SOCKET_TOKEN_SECRET, SOCKET_CORS_ORIGINS (comma-separated, * for any),
+            SOCKET_REDIS_TLS_CA, SOCKET_REDIS_TLS_CERT, SOCKET_REDIS_TLS_KEY,
+            SOCKET_REDIS_TLS_SERVER_NAME (for rediss:// URLs), SOCKET_TOKEN_SECRET,
+            SOCKET_CORS_ORIGINS (comma-separated, * for any),
             SOCKET_PING_INTERVAL, SOCKET_PING_TIMEOUT (seconds).
             Flags override the environment.
 
@@ -32,7 +34,8 @@ struct SocketGatewayCommand: AsyncParsableCommand {
               69  Redis unavailable: not published within --timeout (emit)
               74  a file could not be read or written
               75  emit: published, but fewer than --min-subscribers servers listened
-              78  not configured: no or an invalid Redis URL (emit, tail);
+              78  not configured: no or an invalid Redis URL, or a TLS file that
+                  cannot be used (emit, tail, serve);
                   Redis refused the URL's password or database (emit, tail,
                   serve; not retried); no token secret, a weak SOCKET_TOKEN_SECRET
                   or an origin in SOCKET_CORS_ORIGINS that never matches (serve)
@@ -150,6 +153,26 @@ func invalidRedisURLMessage(_ error: RedisError) -> String {
     let url = error.redactedURL.map { " in '\($0)'" } ?? ""
     return "not configured: \(error.message)\(url); fix the Redis URL (--redis-url or REDIS_URL), "
         + "e.g. redis://127.0.0.1:6379/0"
+}
+
+/// The Redis URL `text` with the environment's TLS settings (`SOCKET_REDIS_TLS_CA`, `…_CERT`, `…_KEY`,
+/// `…_SERVER_NAME`) added and its PEM files read: a URL or TLS setting that cannot be used is refused here, as
+/// `command`'s configuration error (exit 78), before anything connects.
+func resolveRedisURL(_ text: String, command: String) throws -> RedisURL {
+    let tls = RedisTLSConfiguration(environment: nil)
+    do throws(RedisError) {
+        return try RedisURL(parsing: text).applyingTLSSettings(tls)
+    } catch  where error.code == .invalidTLSConfiguration {
+        let url = error.redactedURL.map { " for '\($0)'" } ?? ""
+        throw fail(
+            command,
+            "not configured: \(error.message)\(url); fix the TLS settings (SOCKET_REDIS_TLS_CA, SOCKET_REDIS_TLS_CERT, "
+                + "SOCKET_REDIS_TLS_KEY, SOCKET_REDIS_TLS_SERVER_NAME, or the URL's ssl_… parameters)",
+            ExitCodes.notConfigured
+        )
+    } catch {
+        throw fail(command, invalidRedisURLMessage(error), ExitCodes.notConfigured)
+    }
 }
 
 /// Asks Redis once whether it accepts the URL's credentials and database (one PING after AUTH and SELECT), and

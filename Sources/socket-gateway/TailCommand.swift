@@ -43,12 +43,8 @@ struct TailCommand: AsyncParsableCommand {
         guard let text = self.redisURL ?? environment("REDIS_URL") else {
             throw fail("tail", "not configured: no Redis URL (use --redis-url or REDIS_URL)", ExitCodes.notConfigured)
         }
-        let url: RedisURL
-        do throws(RedisError) {
-            url = try RedisURL(parsing: text)
-        } catch {
-            throw fail("tail", invalidRedisURLMessage(error), ExitCodes.notConfigured)
-        }
+        let url = try resolveRedisURL(text, command: "tail")
+        url.warnIfTLSVerificationRelaxed(Logger(label: "socket-gateway.tail"))
         // The subscriber retries forever, which rides out an outage but not a wrong password: check that first.
         if let refusal = await redisRefusal(url) {
             throw fail("tail", redisRefusalMessage(refusal, url: url), ExitCodes.notConfigured)

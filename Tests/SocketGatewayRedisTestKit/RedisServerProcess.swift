@@ -12,26 +12,62 @@ public final class RedisServerProcess: @unchecked Sendable {
         public var description: String
     }
 
+    /// How a TLS server is set up: its port speaks only TLS (`--port 0 --tls-port <port>`).
+    public struct TLSOptions: Sendable {
+        /// The server's certificate (PEM).
+        public var certificateFile: String
+        /// Its key (PEM).
+        public var keyFile: String
+        /// The CA that client certificates must be signed by (`--tls-ca-cert-file`).
+        public var caFile: String
+        /// Whether clients must present a certificate (`--tls-auth-clients yes`).
+        public var requireClientCertificates: Bool
+
+        /// Creates TLS options.
+        public init(certificateFile: String, keyFile: String, caFile: String, requireClientCertificates: Bool) {
+            self.certificateFile = certificateFile
+            self.keyFile = keyFile
+            self.caFile = caFile
+            self.requireClientCertificates = requireClientCertificates
+        }
+
+        /// The server certificate for 127.0.0.1/localhost of `certificates`, or its `redis.test` one (`named`).
+        public static func using(
+            _ certificates: TestCertificates,
+            named: Bool = false,
+            requireClientCertificates: Bool = false
+        ) -> TLSOptions {
+            TLSOptions(
+                certificateFile: named ? certificates.namedServerCertificate : certificates.serverCertificate,
+                keyFile: named ? certificates.namedServerKey : certificates.serverKey,
+                caFile: certificates.caFile,
+                requireClientCertificates: requireClientCertificates
+            )
+        }
+    }
+
     /// The loopback port Redis listens on.
     public let port: Int
     private let executable: String
     private let directory: URL
     private let extraArguments: [String]
+    private let tls: TLSOptions?
     private let lock = NSLock()
     private var processID: pid_t?
 
-    /// `redis://127.0.0.1:<port>/0`.
-    public var urlString: String { "redis://127.0.0.1:\(self.port)/0" }
-    /// The parsed URL.
+    /// `redis://127.0.0.1:<port>/0` (`rediss://` for a TLS server).
+    public var urlString: String { "\(self.tls == nil ? "redis" : "rediss")://127.0.0.1:\(self.port)/0" }
+    /// The parsed URL (for a TLS server: plain, without TLS settings; add them with `applyingTLS`).
     public var url: RedisURL { RedisURL(endpoint: .tcp(host: "127.0.0.1", port: self.port)) }
     /// The PID of the running server, if it runs.
     public var pid: Int32? { self.lock.withLock { self.processID } }
 
-    private init(port: Int, executable: String, directory: URL, extraArguments: [String]) {
+    private init(port: Int, executable: String, directory: URL, extraArguments: [String], tls: TLSOptions?) {
         self.port = port
         self.executable = executable
         self.directory = directory
         self.extraArguments = extraArguments
+        self.tls = tls
     }
 
     deinit {
@@ -45,9 +81,11 @@ public final class RedisServerProcess: @unchecked Sendable {
 
     /// Starts a fresh redis-server on a free port (bounded retries if the port is taken between choosing and
     /// binding).
-    /// - Parameter extraArguments: More `redis-server` options, e.g. `["--requirepass", "secret"]`.
+    /// - Parameters:
+    ///   - extraArguments: More `redis-server` options, e.g. `["--requirepass", "secret"]`.
+    ///   - tls: When set, the port speaks TLS only (the unix socket, which `cli` uses, stays plain).
     /// - Throws: `FixtureError` when redis-server is not installed or does not come up.
-    public static func start(extraArguments: [String] = []) async throws -> RedisServerProcess {
+    public static func start(extraArguments: [String] = [], tls: TLSOptions? = nil) async throws -> RedisServerProcess {
         guard let executable = Self.findExecutable("redis-server") else {
             throw FixtureError(
                 description:
@@ -66,7 +104,8 @@ public final class RedisServerProcess: @unchecked Sendable {
                 port: port,
                 executable: executable,
                 directory: directory,
-                extraArguments: extraArguments
+                extraArguments: extraArguments,
+                tls: tls
             )
             do {
                 try await server.launch()
@@ -87,7 +126,7 @@ public final class RedisServerProcess: @unchecked Sendable {
 
     /// Opens the TCP port on a server restarted with `tcp: false` (`CONFIG SET port`).
     public func enableTCP() throws {
-        let reply = try self.cli(["CONFIG", "SET", "port", String(self.port)])
+        let reply = try self.cli(["CONFIG", "SET", self.tls == nil ? "port" : "tls-port", String(self.port)])
         guard reply == "OK" else { throw FixtureError(description: "CONFIG SET port failed: \(reply)") }
     }
 
@@ -148,11 +187,19 @@ public final class RedisServerProcess: @unchecked Sendable {
     }
 
     private func launch(tcp: Bool = true) async throws {
+        var portArguments = ["--port", tcp ? String(self.port) : "0"]
+        if let tls = self.tls {
+            portArguments = [
+                "--port", "0", "--tls-port", tcp ? String(self.port) : "0", "--tls-cert-file", tls.certificateFile,
+                "--tls-key-file", tls.keyFile, "--tls-ca-cert-file", tls.caFile, "--tls-auth-clients",
+                tls.requireClientCertificates ? "yes" : "no",
+            ]
+        }
         let arguments =
-            [
-                self.executable, "--port", tcp ? String(self.port) : "0", "--bind", "127.0.0.1", "--save", "",
-                "--appendonly", "no", "--dir", self.directory.path, "--daemonize", "no", "--protected-mode", "yes",
-                "--unixsocket", self.unixSocketPath, "--unixsocketperm", "700",
+            [self.executable] + portArguments
+            + [
+                "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", self.directory.path, "--daemonize",
+                "no", "--protected-mode", "yes", "--unixsocket", self.unixSocketPath, "--unixsocketperm", "700",
             ] + self.extraArguments
         let logPath = self.directory.appendingPathComponent("redis.log").path
         let pid = try Self.spawn(arguments, logPath: logPath)

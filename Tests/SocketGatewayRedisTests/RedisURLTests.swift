@@ -94,7 +94,7 @@ import Testing
     static let invalid: [(String, String)] = [
         ("localhost:6379", "missing scheme"),
         ("http://h:1/0", "unsupported scheme 'http'"),
-        ("rediss://h:1/0", "TLS"),
+        ("redis://h:1/0?ssl_keyfile=/k.pem", "needs TLS: use rediss://"),
         ("redis://h:notaport/0", "port 'notaport'"),
         ("redis://h:70000/0", "port '70000'"),
         ("redis://h:1/x", "database 'x'"),
