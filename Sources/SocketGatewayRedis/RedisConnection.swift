@@ -66,6 +66,11 @@ enum RedisConnector {
             return bootstrap.channelOption(.socketOption(.tcp_nodelay), value: 1).connect(host: host, port: port)
         case .unixSocket(let path):
             return bootstrap.connect(unixDomainSocketPath: path)
+        case .sentinel:
+            // `RedisConnectionShell.openConnection` asks the sentinels first and connects to the primary's address.
+            return eventLoop.makeFailedFuture(
+                RedisError(code: .connectionFailed, message: "a sentinel URL names no node", redactedURL: url.redacted)
+            )
         }
     }
 
@@ -97,13 +102,34 @@ extension RedisConnectionShell {
     /// Opens connection attempt `generation` (the machine's `.connect`). The machine decides what the outcome
     /// means; a channel it no longer wants (a stale attempt) is closed at once.
     func openConnection(generation: UInt64) {
-        RedisConnector.connect(
-            url: self.url,
-            eventLoop: self.eventLoop,
-            connectTimeout: TimeAmount(self.connectTimeout),
-            delegate: self,
-            generation: generation
-        ).whenComplete { result in
+        let connection: EventLoopFuture<any Channel>
+        if case .sentinel(let sentinel) = self.url.endpoint {
+            // Ask the sentinels where the primary is (again on every attempt: a failover moves it), then connect
+            // there; the handshake's ROLE checks that it is still the primary.
+            connection = RedisSentinelResolver.primaryURL(
+                of: self.url,
+                endpoint: sentinel,
+                eventLoop: self.eventLoop,
+                timeout: TimeAmount(self.connectTimeout)
+            ).flatMap { primary in
+                RedisConnector.connect(
+                    url: primary,
+                    eventLoop: self.eventLoop,
+                    connectTimeout: TimeAmount(self.connectTimeout),
+                    delegate: self,
+                    generation: generation
+                )
+            }
+        } else {
+            connection = RedisConnector.connect(
+                url: self.url,
+                eventLoop: self.eventLoop,
+                connectTimeout: TimeAmount(self.connectTimeout),
+                delegate: self,
+                generation: generation
+            )
+        }
+        connection.whenComplete { result in
             switch result {
             case .success(let channel):
                 let action = self.machine.connected(generation: generation, now: .now())

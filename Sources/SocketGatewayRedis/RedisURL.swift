@@ -3,6 +3,10 @@
 /// Accepted forms:
 /// - `redis://[[user]:password@]host[:port][/db]` (host may be `[::1]`; port defaults to 6379, db to 0)
 /// - `unix:///path/to/redis.sock[?db=N][&password=P][&username=U]`
+/// - `redis+sentinel://[[user]:password@]host1[:26379][,host2[:26379]…]/primary-name[/db]` (or `valkey+sentinel://`;
+///   python-socketio's order `/db/primary-name` is accepted too): ask these sentinels for the primary's address.
+///   The user and password are the data nodes'; the sentinels' own come from `sentinel_password=` and
+///   `sentinel_username=` query parameters, or the `SOCKET_REDIS_SENTINEL_PASSWORD` environment variable.
 ///
 /// User name, password and path are percent-decoded. `description` masks the password, so the value can be
 /// logged as is.
@@ -13,6 +17,8 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
         case tcp(host: String, port: Int)
         /// A unix domain socket path.
         case unixSocket(path: String)
+        /// The primary that these sentinels name (see ``RedisSentinelEndpoint``).
+        case sentinel(RedisSentinelEndpoint)
     }
 
     /// The address of the server.
@@ -33,13 +39,20 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// Parses a Redis URL.
-    /// - Parameter string: The URL, e.g. `redis://:secret@10.0.0.5:6380/2`.
+    /// - Parameters:
+    ///   - string: The URL, e.g. `redis://:secret@10.0.0.5:6380/2`.
+    ///   - environment: Where a sentinel URL without `sentinel_password=` finds `SOCKET_REDIS_SENTINEL_PASSWORD`;
+    ///     `nil` reads the process environment.
     /// - Throws: `RedisError` with code `.invalidURL`, whose message names the part that is wrong; the message
     ///   never contains the password.
-    public init(parsing string: String) throws(RedisError) {
+    public init(parsing string: String, environment: [String: String]? = nil) throws(RedisError) {
         let trimmed = string.trimmingWhitespace()
         guard let schemeEnd = trimmed.firstRange(of: "://") else {
-            throw Self.error("missing scheme: expected redis://host:port/db or unix:///path/to/redis.sock", trimmed)
+            throw Self.error(
+                "missing scheme: expected redis://host:port/db, unix:///path/to/redis.sock or "
+                    + "redis+sentinel://host:26379/primary-name",
+                trimmed
+            )
         }
         let scheme = trimmed[..<schemeEnd.lowerBound].lowercased()
         var rest = Substring(trimmed[schemeEnd.upperBound...])
@@ -91,7 +104,7 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
         }
 
         var database = 0
-        let endpoint: Endpoint
+        var endpoint: Endpoint
         switch scheme {
         case "redis":
             let (host, port) = try Self.parseHostPort(authority, whole: trimmed)
@@ -115,10 +128,12 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
                 throw Self.error("unix socket path is missing or has invalid percent-encoding", trimmed)
             }
             endpoint = .unixSocket(path: path)
+        case "redis+sentinel", "valkey+sentinel":
+            (endpoint, database) = try RedisSentinelEndpoint.parse(authority: authority, path: pathPart, url: trimmed)
         case "rediss", "valkeys":
             throw Self.error("scheme '\(scheme)' (TLS) is not supported; use redis:// or unix://", trimmed)
         default:
-            throw Self.error("unsupported scheme '\(scheme)'; use redis:// or unix://", trimmed)
+            throw Self.error("unsupported scheme '\(scheme)'; use redis://, unix:// or redis+sentinel://", trimmed)
         }
 
         for (key, value) in query {
@@ -132,9 +147,29 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
                 password = value.isEmpty ? nil : value
             case "username", "user":
                 username = value.isEmpty ? nil : value
+            case "sentinel_password", "sentinel_username":
+                guard case .sentinel(var sentinel) = endpoint else {
+                    throw Self.error("query parameter '\(key)' needs a redis+sentinel:// URL", trimmed)
+                }
+                if key == "sentinel_password" {
+                    sentinel.password = value.isEmpty ? nil : value
+                } else {
+                    sentinel.username = value.isEmpty ? nil : value
+                }
+                endpoint = .sentinel(sentinel)
             default:
-                throw Self.error("unknown query parameter '\(key)' (supported: db, password, username)", trimmed)
+                let sentinelKeys = endpoint.isSentinel ? ", sentinel_password, sentinel_username" : ""
+                throw Self.error(
+                    "unknown query parameter '\(key)' (supported: db, password, username\(sentinelKeys))",
+                    trimmed
+                )
             }
+        }
+        if case .sentinel(var sentinel) = endpoint, sentinel.password == nil,
+            !query.contains(where: { $0.0 == "sentinel_password" })
+        {
+            sentinel.password = RedisSentinelEndpoint.passwordFromEnvironment(environment)
+            endpoint = .sentinel(sentinel)
         }
 
         self.init(endpoint: endpoint, username: username, password: password, database: database)
@@ -156,13 +191,19 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
             var text = "unix://\(userInfo)\(path)"
             if self.database != 0 { text += "?db=\(self.database)" }
             return text
+        case .sentinel(let sentinel):
+            return sentinel.redacted(userInfo: userInfo, database: self.database)
         }
     }
 
     /// Same as `redacted`: the password never appears.
     public var description: String { self.redacted }
 
-    private static func parseHostPort(_ authority: Substring, whole: String) throws(RedisError) -> (String, Int) {
+    static func parseHostPort(
+        _ authority: Substring,
+        defaultPort: Int = 6379,
+        whole: String
+    ) throws(RedisError) -> (String, Int) {
         var host: Substring
         var portText: Substring?
         if authority.hasPrefix("[") {
@@ -184,7 +225,7 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
             host = authority
         }
         if host.isEmpty { host = "localhost" }
-        var port = 6379
+        var port = defaultPort
         if let portText {
             guard let value = Int(portText), (1...65535).contains(value) else {
                 throw Self.error("port '\(portText)' is not a number between 1 and 65535", whole)
@@ -194,7 +235,7 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
         return (String(host), port)
     }
 
-    private static func error(_ message: String, _ url: String) -> RedisError {
+    static func error(_ message: String, _ url: String) -> RedisError {
         var message = message
         if let schemeEnd = url.firstRange(of: "://") {
             let afterScheme = url[schemeEnd.upperBound...]
@@ -227,14 +268,17 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
                 text.replaceSubrange(text.index(after: colon)..<at, with: "***")
             }
         }
-        if let range = text.firstRange(of: "password=") {
+        // Every `password=` value (`sentinel_password=` too).
+        var searchStart = text.startIndex
+        while let range = text[searchStart...].firstRange(of: "password=") {
             let end = text[range.upperBound...].firstIndex(of: "&") ?? text.endIndex
             text.replaceSubrange(range.upperBound..<end, with: "***")
+            searchStart = text.index(range.upperBound, offsetBy: 3)
         }
         return text
     }
 
-    private static func percentDecode(_ text: Substring) -> String? {
+    static func percentDecode(_ text: Substring) -> String? {
         guard text.contains("%") else { return String(text) }
         var bytes: [UInt8] = []
         bytes.reserveCapacity(text.utf8.count)
@@ -261,7 +305,7 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
-    private static func percentEncode(_ text: String) -> String {
+    static func percentEncode(_ text: String) -> String {
         var result = ""
         for byte in text.utf8 {
             switch byte {

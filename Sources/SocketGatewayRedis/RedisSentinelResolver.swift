@@ -1,0 +1,107 @@
+import NIOCore
+
+/// The NIO shell of one `RedisSentinelDiscovery`: connects to the sentinels it names (through `RedisConnector`, like
+/// every Redis connection), writes what it says, feeds it the replies, and completes with the primary's URL.
+///
+/// Confined to `eventLoop`; it keeps itself alive through its timer and its connect callbacks until the discovery
+/// is over, and is bounded by the discovery's per-sentinel timeout.
+final class RedisSentinelResolver: RedisConnectionDelegate, @unchecked Sendable {
+    private let url: RedisURL
+    private let endpoint: RedisSentinelEndpoint
+    private let eventLoop: any EventLoop
+    private let connectTimeout: TimeAmount
+    private let promise: EventLoopPromise<RedisURL>
+    private var discovery: RedisSentinelDiscovery
+    private var channel: (any Channel)?
+    private var timer: Scheduled<Void>?
+
+    private init(url: RedisURL, endpoint: RedisSentinelEndpoint, eventLoop: any EventLoop, timeout: TimeAmount) {
+        self.url = url
+        self.endpoint = endpoint
+        self.eventLoop = eventLoop
+        self.connectTimeout = timeout
+        self.promise = eventLoop.makePromise()
+        self.discovery = RedisSentinelDiscovery(endpoint: endpoint, timeout: timeout, redactedURL: url.redacted)
+    }
+
+    /// Asks the sentinels of `url` for the primary's address.
+    /// - Parameters:
+    ///   - url: A sentinel URL (its endpoint is `endpoint`).
+    ///   - timeout: How long one sentinel may take to connect and answer.
+    /// - Returns: The primary's URL (`url`'s user, password and database at the address a sentinel gave), or a
+    ///   failed future with a `RedisError` (`.primaryNotFound`) that says what each sentinel answered.
+    static func primaryURL(
+        of url: RedisURL,
+        endpoint: RedisSentinelEndpoint,
+        eventLoop: any EventLoop,
+        timeout: TimeAmount
+    ) -> EventLoopFuture<RedisURL> {
+        let resolver = RedisSentinelResolver(url: url, endpoint: endpoint, eventLoop: eventLoop, timeout: timeout)
+        eventLoop.execute {
+            resolver.run(resolver.discovery.start(now: .now()))
+        }
+        return resolver.promise.futureResult
+    }
+
+    private func run(_ action: RedisSentinelDiscovery.Action) {
+        self.eventLoop.assertInEventLoop()
+        switch action {
+        case .nothing:
+            return
+        case .connect(let index, let node, let deadline):
+            self.closeChannel()
+            self.timer?.cancel()
+            self.timer = self.eventLoop.scheduleTask(deadline: deadline) {
+                self.run(self.discovery.tick(now: .now()))
+            }
+            RedisConnector.connect(
+                url: self.url.sentinel(node, of: self.endpoint),
+                eventLoop: self.eventLoop,
+                connectTimeout: self.connectTimeout,
+                delegate: self,
+                generation: UInt64(index)
+            ).whenComplete { result in
+                switch result {
+                case .success(let channel):
+                    let action = self.discovery.connected(index: index, now: .now())
+                    if case .send = action {
+                        self.channel = channel
+                    } else {
+                        channel.close(promise: nil)
+                    }
+                    self.run(action)
+                case .failure(let error):
+                    self.run(self.discovery.connectFailed(index: index, error: error, now: .now()))
+                }
+            }
+        case .send(let commands):
+            guard let channel = self.channel else { return }
+            RedisConnector.send(commands, on: channel)
+        case .found(let host, let port, _):
+            self.finish()
+            self.promise.succeed(self.url.primary(host: host, port: port))
+        case .failed(let error):
+            self.finish()
+            self.promise.fail(error)
+        }
+    }
+
+    private func finish() {
+        self.timer?.cancel()
+        self.timer = nil
+        self.closeChannel()
+    }
+
+    private func closeChannel() {
+        self.channel?.close(promise: nil)
+        self.channel = nil
+    }
+
+    func connection(_ generation: UInt64, received value: RESPValue) {
+        self.run(self.discovery.received(value, index: Int(generation), now: .now()))
+    }
+
+    func connection(_ generation: UInt64, closedWith error: (any Error)?) {
+        self.run(self.discovery.closed(index: Int(generation), error: error, now: .now()))
+    }
+}
