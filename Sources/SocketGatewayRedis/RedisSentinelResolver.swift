@@ -1,4 +1,5 @@
 import NIOCore
+import NIOPosix
 
 /// The NIO shell of one `RedisSentinelDiscovery`: connects to the sentinels it names (through `RedisConnector`, like
 /// every Redis connection), writes what it says, feeds it the replies, and completes with the primary's URL.
@@ -71,7 +72,9 @@ final class RedisSentinelResolver: RedisConnectionDelegate, @unchecked Sendable 
                     }
                     self.run(action)
                 case .failure(let error):
-                    self.run(self.discovery.connectFailed(index: index, error: error, now: .now()))
+                    // The socket error itself, not NIO's list of the addresses tried (there is one).
+                    let reason = (error as? NIOConnectionError)?.connectionErrors.first?.error ?? error
+                    self.run(self.discovery.connectFailed(index: index, error: reason, now: .now()))
                 }
             }
         case .send(let commands):

@@ -190,8 +190,10 @@ import Testing
         #expect(discovery.start(now: self.start) == self.connect(0, at: 0))
         #expect(discovery.start(now: self.start) == .nothing)
         #expect(discovery.connected(index: 0, now: self.at(1)) == .send([self.query]))
-        #expect(discovery.received(self.address("10.0.1.5", "6380"), index: 0, now: self.at(2))
-            == .found(host: "10.0.1.5", port: 6380, index: 0))
+        #expect(
+            discovery.received(self.address("10.0.1.5", "6380"), index: 0, now: self.at(2))
+                == .found(host: "10.0.1.5", port: 6380, index: 0)
+        )
         #expect(discovery.isDone)
         // What the closed sentinel connection and the old timer report afterwards changes nothing.
         #expect(discovery.closed(index: 0, error: nil, now: self.at(3)) == .nothing)
@@ -216,8 +218,10 @@ import Testing
         var discovery = self.discovery(password: "sen")
         #expect(discovery.start(now: self.start) == self.connect(0, at: 0))
         // 1: refused connection.
-        #expect(discovery.connectFailed(index: 0, error: IOError(errnoCode: 111, reason: "connect"), now: self.at(1))
-            == self.connect(1, at: 1))
+        #expect(
+            discovery.connectFailed(index: 0, error: IOError(errnoCode: 111, reason: "connect"), now: self.at(1))
+                == self.connect(1, at: 1)
+        )
         // 2: refuses AUTH.
         #expect(discovery.connected(index: 1, now: self.at(2)) == .send([["AUTH", "sen"], self.query]))
         #expect(
