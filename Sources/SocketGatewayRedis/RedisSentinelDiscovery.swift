@@ -94,6 +94,24 @@ package struct RedisSentinelDiscovery {
         return commands
     }
 
+    /// The commands that watch for failovers on a sentinel connection: AUTH when needed, then
+    /// `SUBSCRIBE +switch-master`.
+    package var watchCommands: [[String]] {
+        self.commands.dropLast() + [["SUBSCRIBE", "+switch-master"]]
+    }
+
+    /// The new primary's address when `message` is a sentinel's `+switch-master` push for `primaryName`
+    /// (`<name> <old-ip> <old-port> <new-ip> <new-port>`); `nil` for anything else.
+    package static func switchedPrimary(in message: RESPValue, primaryName: String) -> (host: String, port: Int)? {
+        guard case .array(let items) = message, items.count == 3, items[0].string == "message",
+            items[1].string == "+switch-master", let text = items[2].string
+        else { return nil }
+        let fields = text.split(separator: " ")
+        guard fields.count == 5, fields[0] == primaryName, let port = Int(fields[4]), (1...65535).contains(port)
+        else { return nil }
+        return (String(fields[3]), port)
+    }
+
     // MARK: - Inputs
 
     /// Asks the first sentinel.

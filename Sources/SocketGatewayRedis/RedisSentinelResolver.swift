@@ -7,11 +7,17 @@ import NIOPosix
 /// Confined to `eventLoop`; it keeps itself alive through its timer and its connect callbacks until the discovery
 /// is over, and is bounded by the discovery's per-sentinel timeout.
 final class RedisSentinelResolver: RedisConnectionDelegate, @unchecked Sendable {
+    /// Where the primary is, and which sentinel said so.
+    struct Primary: Sendable {
+        var url: RedisURL
+        var sentinel: RedisSentinelEndpoint.Node
+    }
+
     private let url: RedisURL
     private let endpoint: RedisSentinelEndpoint
     private let eventLoop: any EventLoop
     private let connectTimeout: TimeAmount
-    private let promise: EventLoopPromise<RedisURL>
+    private let promise: EventLoopPromise<Primary>
     private var discovery: RedisSentinelDiscovery
     private var channel: (any Channel)?
     private var timer: Scheduled<Void>?
@@ -29,14 +35,15 @@ final class RedisSentinelResolver: RedisConnectionDelegate, @unchecked Sendable 
     /// - Parameters:
     ///   - url: A sentinel URL (its endpoint is `endpoint`).
     ///   - timeout: How long one sentinel may take to connect and answer.
-    /// - Returns: The primary's URL (`url`'s user, password and database at the address a sentinel gave), or a
-    ///   failed future with a `RedisError` (`.primaryNotFound`) that says what each sentinel answered.
-    static func primaryURL(
+    /// - Returns: The primary's URL (`url`'s user, password and database at the address a sentinel gave) and the
+    ///   sentinel that gave it, or a failed future with a `RedisError` (`.primaryNotFound`) that says what each
+    ///   sentinel answered.
+    static func primary(
         of url: RedisURL,
         endpoint: RedisSentinelEndpoint,
         eventLoop: any EventLoop,
         timeout: TimeAmount
-    ) -> EventLoopFuture<RedisURL> {
+    ) -> EventLoopFuture<Primary> {
         let resolver = RedisSentinelResolver(url: url, endpoint: endpoint, eventLoop: eventLoop, timeout: timeout)
         eventLoop.execute {
             resolver.run(resolver.discovery.start(now: .now()))
@@ -80,9 +87,11 @@ final class RedisSentinelResolver: RedisConnectionDelegate, @unchecked Sendable 
         case .send(let commands):
             guard let channel = self.channel else { return }
             RedisConnector.send(commands, on: channel)
-        case .found(let host, let port, _):
+        case .found(let host, let port, let index):
             self.finish()
-            self.promise.succeed(self.url.primary(host: host, port: port))
+            self.promise.succeed(
+                Primary(url: self.url.primary(host: host, port: port), sentinel: self.endpoint.sentinels[index])
+            )
         case .failed(let error):
             self.finish()
             self.promise.fail(error)
@@ -106,5 +115,72 @@ final class RedisSentinelResolver: RedisConnectionDelegate, @unchecked Sendable 
 
     func connection(_ generation: UInt64, closedWith error: (any Error)?) {
         self.run(self.discovery.closed(index: Int(generation), error: error, now: .now()))
+    }
+}
+
+/// Watches the sentinel that named the primary for `+switch-master` while one data connection is open, and calls
+/// `onSwitch` when the primary it names moves: a failover. Without it a client stays on the old primary until the
+/// sentinels demote it and kill its clients, which can take the sentinels' INFO period (10 s).
+///
+/// Best effort: if the sentinel cannot be reached or goes away, the watch just ends (the ROLE check and the
+/// sentinels' own client kill still move the client). It ends when the data connection closes, and after one switch.
+final class RedisSentinelWatcher: RedisConnectionDelegate, @unchecked Sendable {
+    private let primaryName: String
+    private let onSwitch: @Sendable (_ host: String, _ port: Int) -> Void
+    private var channel: (any Channel)?
+    private var over = false
+
+    private init(primaryName: String, onSwitch: @escaping @Sendable (_ host: String, _ port: Int) -> Void) {
+        self.primaryName = primaryName
+        self.onSwitch = onSwitch
+    }
+
+    /// Starts watching sentinel `node` of `url` until `dataConnection` closes.
+    /// - Parameter onSwitch: Called on `eventLoop`, at most once, with the new primary's address.
+    static func watch(
+        url: RedisURL,
+        endpoint: RedisSentinelEndpoint,
+        node: RedisSentinelEndpoint.Node,
+        eventLoop: any EventLoop,
+        connectTimeout: TimeAmount,
+        until dataConnection: EventLoopFuture<Void>,
+        onSwitch: @escaping @Sendable (_ host: String, _ port: Int) -> Void
+    ) {
+        let watcher = RedisSentinelWatcher(primaryName: endpoint.primaryName, onSwitch: onSwitch)
+        let commands = RedisSentinelDiscovery(endpoint: endpoint, timeout: connectTimeout, redactedURL: "")
+            .watchCommands
+        dataConnection.whenComplete { _ in watcher.end() }
+        RedisConnector.connect(
+            url: url.sentinel(node, of: endpoint),
+            eventLoop: eventLoop,
+            connectTimeout: connectTimeout,
+            delegate: watcher,
+            generation: 0
+        ).whenSuccess { channel in
+            guard !watcher.over else {
+                channel.close(promise: nil)
+                return
+            }
+            watcher.channel = channel
+            RedisConnector.send(commands, on: channel)
+        }
+    }
+
+    private func end() {
+        self.over = true
+        self.channel?.close(promise: nil)
+        self.channel = nil
+    }
+
+    func connection(_ generation: UInt64, received value: RESPValue) {
+        guard !self.over,
+            let (host, port) = RedisSentinelDiscovery.switchedPrimary(in: value, primaryName: self.primaryName)
+        else { return }
+        self.end()
+        self.onSwitch(host, port)
+    }
+
+    func connection(_ generation: UInt64, closedWith error: (any Error)?) {
+        self.channel = nil
     }
 }

@@ -302,6 +302,34 @@ import Testing
         }
     }
 
+    @Test func switchMasterMessagesNameTheNewPrimaryOfOurNameOnly() {
+        func message(_ channel: String, _ text: String) -> RESPValue {
+            .array([
+                .bulkString(ByteBuffer(string: "message")), .bulkString(ByteBuffer(string: channel)),
+                .bulkString(ByteBuffer(string: text)),
+            ])
+        }
+        let ours = Discovery.switchedPrimary(
+            in: message("+switch-master", "mymaster 127.0.0.1 6379 10.0.0.7 6380"),
+            primaryName: "mymaster"
+        )
+        #expect(ours?.host == "10.0.0.7" && ours?.port == 6380)
+        for other in [
+            message("+switch-master", "other 127.0.0.1 6379 10.0.0.7 6380"),
+            message("+switch-master", "mymaster 127.0.0.1 6379 10.0.0.7"),
+            message("+switch-master", "mymaster 127.0.0.1 6379 10.0.0.7 0"),
+            message("+sdown", "mymaster 127.0.0.1 6379 10.0.0.7 6380"),
+            .array([.bulkString(ByteBuffer(string: "subscribe")), .bulkString(ByteBuffer(string: "+switch-master"))]),
+            .simpleString("OK"),
+        ] {
+            #expect(Discovery.switchedPrimary(in: other, primaryName: "mymaster") == nil, "\(other)")
+        }
+        #expect(self.discovery().watchCommands == [["SUBSCRIBE", "+switch-master"]])
+        #expect(
+            self.discovery(password: "p").watchCommands == [["AUTH", "p"], ["SUBSCRIBE", "+switch-master"]]
+        )
+    }
+
     @Test func cancelEndsIt() {
         var discovery = self.discovery()
         _ = discovery.start(now: self.start)
