@@ -1,6 +1,14 @@
 import NIOCore
 import NIOPosix
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// The NIO shell of one `RedisSentinelDiscovery`: connects to the sentinels it names (through `RedisConnector`, like
 /// every Redis connection), writes what it says, feeds it the replies, and completes with the primary's URL.
 ///
@@ -79,9 +87,7 @@ final class RedisSentinelResolver: RedisConnectionDelegate, @unchecked Sendable 
                     }
                     self.run(action)
                 case .failure(let error):
-                    // The socket error itself, not NIO's list of the addresses tried (there is one).
-                    let reason = (error as? NIOConnectionError)?.connectionErrors.first?.error ?? error
-                    self.run(self.discovery.connectFailed(index: index, error: reason, now: .now()))
+                    self.run(self.discovery.connectFailed(index: index, error: Self.reason(error), now: .now()))
                 }
             }
         case .send(let commands):
@@ -96,6 +102,14 @@ final class RedisSentinelResolver: RedisConnectionDelegate, @unchecked Sendable 
             self.finish()
             self.promise.fail(error)
         }
+    }
+
+    /// The socket error in words ("connection refused"), not NIO's list of the addresses tried (there is one).
+    private static func reason(_ error: any Error) -> any Error {
+        let socketError = (error as? NIOConnectionError)?.connectionErrors.first?.error ?? error
+        guard let ioError = socketError as? IOError else { return socketError }
+        let text = String(cString: strerror(ioError.errnoCode)).lowercased()
+        return RedisError(code: .connectionFailed, message: "\(text), errno \(ioError.errnoCode)")
     }
 
     private func finish() {
