@@ -221,7 +221,8 @@ package struct RedisSentinelDiscovery {
                     code: .primaryNotFound,
                     message: "no sentinel knows primary '\(self.endpoint.primaryName)' (tried "
                         + self.failures.joined(separator: "; ")
-                        + "); check the sentinel addresses and the name in the URL, and that the sentinels run",
+                        + "); check the sentinel addresses and the primary's name in the URL, that the sentinels run, "
+                        + "and their password (sentinel_password= or \(RedisSentinelEndpoint.passwordVariable))",
                     redactedURL: self.redactedURL
                 )
             )

@@ -14,10 +14,19 @@ public final class RedisSentinelSetup: @unchecked Sendable {
     /// The sentinels' ports, in the order they were started.
     public let sentinelPorts: [Int]
     private let directory: URL
+    /// The sentinels' password, if they require one.
+    public let sentinelPassword: String?
     private let lock = NSLock()
     private var sentinelPIDs: [Int: pid_t] = [:]
 
-    private init(primaryName: String, dataNodes: [RedisServerProcess], sentinelPorts: [Int], directory: URL) {
+    private init(
+        primaryName: String,
+        dataNodes: [RedisServerProcess],
+        sentinelPorts: [Int],
+        directory: URL,
+        sentinelPassword: String?
+    ) {
+        self.sentinelPassword = sentinelPassword
         self.primaryName = primaryName
         self.dataNodes = dataNodes
         self.sentinelPorts = sentinelPorts
@@ -39,11 +48,14 @@ public final class RedisSentinelSetup: @unchecked Sendable {
     ///   - primaryName: The name in `sentinel monitor`.
     ///   - downAfterMilliseconds: `sentinel down-after-milliseconds`.
     ///   - failoverTimeoutMilliseconds: `sentinel failover-timeout`.
+    ///   - sentinelPassword: When set, the sentinels require it (`requirepass`, and `sentinel sentinel-pass` among
+    ///     themselves).
     /// - Throws: `RedisServerProcess.FixtureError` when a process does not start or the sentinels do not settle.
     public static func start(
         primaryName: String = "mymaster",
         downAfterMilliseconds: Int = 1000,
-        failoverTimeoutMilliseconds: Int = 3000
+        failoverTimeoutMilliseconds: Int = 3000,
+        sentinelPassword: String? = nil
     ) async throws -> RedisSentinelSetup {
         let primary = try await RedisServerProcess.start()
         let replica = try await RedisServerProcess.start(
@@ -63,21 +75,25 @@ public final class RedisSentinelSetup: @unchecked Sendable {
             primaryName: primaryName,
             dataNodes: [primary, replica],
             sentinelPorts: ports,
-            directory: directory
+            directory: directory,
+            sentinelPassword: sentinelPassword
         )
         guard let executable = RedisServerProcess.findExecutable("redis-server") else {
             throw RedisServerProcess.FixtureError(description: "redis-server is not installed or not on PATH")
         }
         for port in ports {
-            let configuration = [
+            var configuration = [
                 "port \(port)", "bind 127.0.0.1", "daemonize no", "dir \(directory.path)",
                 "sentinel monitor \(primaryName) 127.0.0.1 \(primary.port) 2",
                 "sentinel down-after-milliseconds \(primaryName) \(downAfterMilliseconds)",
                 "sentinel failover-timeout \(primaryName) \(failoverTimeoutMilliseconds)",
                 "sentinel parallel-syncs \(primaryName) 1",
-            ].joined(separator: "\n")
+            ]
+            if let sentinelPassword {
+                configuration += ["requirepass \(sentinelPassword)", "sentinel sentinel-pass \(sentinelPassword)"]
+            }
             let path = directory.appendingPathComponent("sentinel-\(port).conf").path
-            try (configuration + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+            try (configuration.joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
             let pid = try RedisServerProcess.spawn(
                 [executable, path, "--sentinel"],
                 logPath: directory.appendingPathComponent("sentinel-\(port).log").path
@@ -102,7 +118,9 @@ public final class RedisSentinelSetup: @unchecked Sendable {
         }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = ["-h", "127.0.0.1", "-p", String(port)] + arguments
+        var options = ["-h", "127.0.0.1", "-p", String(port)]
+        if let password = self.sentinelPassword { options += ["-a", password, "--no-auth-warning"] }
+        process.arguments = options + arguments
         let output = Pipe()
         process.standardOutput = output
         process.standardError = output

@@ -37,6 +37,31 @@ import Testing
         await setup.stop()
     }
 
+    @Test func sentinelsWithAPasswordTakeItFromTheURLOrTheEnvironment() async throws {
+        let setup = try await RedisSentinelSetup.start(sentinelPassword: "sentinel-secret")
+        // Without it every sentinel refuses the query, and the error says so (never the password).
+        let bare = RedisPublisher(url: try RedisURL(parsing: setup.urlString(), environment: [:]), logger: self.logger)
+        do {
+            _ = try await bare.publish(ByteBuffer(string: "x"))
+            Issue.record("published without the sentinels' password")
+        } catch {
+            #expect(error.code == .primaryNotFound)
+            #expect(error.message.contains("\(setup.sentinelPorts[0]) refused (NOAUTH"), "\(error)")
+        }
+        await bare.shutdown()
+        let variable = RedisSentinelEndpoint.passwordVariable
+        for url in [
+            try RedisURL(parsing: setup.urlString() + "?sentinel_password=sentinel-secret", environment: [:]),
+            try RedisURL(parsing: setup.urlString(), environment: [variable: "sentinel-secret"]),
+        ] {
+            #expect(!url.description.contains("sentinel-secret"))
+            let publisher = RedisPublisher(url: url, logger: self.logger)
+            #expect(try await publisher.publish(ByteBuffer(string: "authenticated")) == 0)
+            await publisher.shutdown()
+        }
+        await setup.stop()
+    }
+
     @Test func anUnknownPrimaryNameIsAClearError() async throws {
         let setup = try await RedisSentinelSetup.start()
         let text = setup.urlString().replacingOccurrences(of: "/mymaster/", with: "/nosuchprimary/")

@@ -180,7 +180,8 @@ import Testing
             RedisError(
                 code: .primaryNotFound,
                 message: "no sentinel knows primary 'mymaster' (tried \(reasons)); check the sentinel addresses "
-                    + "and the name in the URL, and that the sentinels run"
+                    + "and the primary's name in the URL, that the sentinels run, and their password "
+                    + "(sentinel_password= or SOCKET_REDIS_SENTINEL_PASSWORD)"
             )
         )
     }
