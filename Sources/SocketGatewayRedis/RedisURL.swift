@@ -269,11 +269,12 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
             }
         }
         // Every `password=` value (`sentinel_password=` too).
-        var searchStart = text.startIndex
-        while let range = text[searchStart...].firstRange(of: "password=") {
+        var searchFrom = 0
+        while let range = text.dropFirst(searchFrom).firstRange(of: "password=") {
+            let valueOffset = text.distance(from: text.startIndex, to: range.upperBound)
             let end = text[range.upperBound...].firstIndex(of: "&") ?? text.endIndex
             text.replaceSubrange(range.upperBound..<end, with: "***")
-            searchStart = text.index(range.upperBound, offsetBy: 3)
+            searchFrom = valueOffset + 3
         }
         return text
     }

@@ -139,6 +139,10 @@ import Testing
                 #expect(!error.description.contains(secret), "\(error)")
             }
         }
+        #expect(
+            RedisURL.maskPassword(in: "redis+sentinel://h/p?password=a&db=x&sentinel_password=b")
+                == "redis+sentinel://h/p?password=***&db=x&sentinel_password=***"
+        )
         let parsed = try? RedisURL(parsing: "redis+sentinel://:a@h/p?sentinel_password=b", environment: [:])
         #expect(parsed?.description == "redis+sentinel://:***@h:26379/p/0?sentinel_password=***")
     }
