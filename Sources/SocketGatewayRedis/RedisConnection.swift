@@ -102,70 +102,30 @@ extension RedisConnectionShell {
     /// Opens connection attempt `generation` (the machine's `.connect`). The machine decides what the outcome
     /// means; a channel it no longer wants (a stale attempt) is closed at once.
     func openConnection(generation: UInt64) {
-        let connection: EventLoopFuture<(any Channel, RedisSentinelEndpoint.Node?)>
         if case .sentinel(let sentinel) = self.url.endpoint {
-            // Ask the sentinels where the primary is (again on every attempt: a failover moves it), then connect
-            // there; the handshake's ROLE checks that it is still the primary.
-            connection = RedisSentinelResolver.primary(
-                of: self.url,
-                endpoint: sentinel,
-                eventLoop: self.eventLoop,
-                timeout: TimeAmount(self.connectTimeout)
-            ).flatMap { primary in
-                RedisConnector.connect(
-                    url: primary.url,
-                    eventLoop: self.eventLoop,
-                    connectTimeout: TimeAmount(self.connectTimeout),
-                    delegate: self,
-                    generation: generation
-                ).map { ($0, primary.sentinel) }
-            }
-        } else {
-            connection = RedisConnector.connect(
-                url: self.url,
-                eventLoop: self.eventLoop,
-                connectTimeout: TimeAmount(self.connectTimeout),
-                delegate: self,
-                generation: generation
-            ).map { ($0, nil) }
+            // Asks the sentinels where the primary is first (RedisSentinelResolver.swift).
+            self.openConnection(generation: generation, through: sentinel)
+            return
         }
-        connection.whenComplete { result in
+        RedisConnector.connect(
+            url: self.url,
+            eventLoop: self.eventLoop,
+            connectTimeout: TimeAmount(self.connectTimeout),
+            delegate: self,
+            generation: generation
+        ).whenComplete { result in
             switch result {
-            case .success(let (channel, sentinel)):
+            case .success(let channel):
                 let action = self.machine.connected(generation: generation, now: .now())
                 guard action != .discardConnection else {
                     channel.close(promise: nil)
                     return
                 }
                 self.channel = channel
-                if let sentinel { self.watchForFailover(generation: generation, of: channel, on: sentinel) }
                 self.run(action)
             case .failure(let error):
                 self.run(self.machine.connectFailed(generation: generation, error: error, now: .now()))
             }
-        }
-    }
-
-    /// Drops connection `generation` when the sentinel that named its node announces that the primary moved
-    /// (`+switch-master`), so the client asks the sentinels again (`RedisSentinelWatcher`).
-    private func watchForFailover(generation: UInt64, of channel: any Channel, on sentinel: RedisSentinelEndpoint.Node)
-    {
-        guard case .sentinel(let endpoint) = self.url.endpoint else { return }
-        RedisSentinelWatcher.watch(
-            url: self.url,
-            endpoint: endpoint,
-            node: sentinel,
-            eventLoop: self.eventLoop,
-            connectTimeout: TimeAmount(self.connectTimeout),
-            until: channel.closeFuture
-        ) { host, port in
-            guard self.machine.generation == generation else { return }
-            let error = RedisError(
-                code: .notPrimary,
-                message: "sentinel \(sentinel) announced a failover: the primary is now \(host):\(port)",
-                redactedURL: self.url.redacted
-            )
-            self.run(self.machine.abandon(error, now: .now()))
         }
     }
 }

@@ -198,3 +198,66 @@ final class RedisSentinelWatcher: RedisConnectionDelegate, @unchecked Sendable {
         self.channel = nil
     }
 }
+
+extension RedisConnectionShell {
+    /// `openConnection` for a sentinel URL: asks the sentinels where the primary is (again on every attempt: a
+    /// failover moves it), connects there (the handshake's ROLE checks that it is still the primary), and watches
+    /// the sentinel that named it for a failover while the connection is open. The outcome goes to the machine as
+    /// in `openConnection`.
+    func openConnection(generation: UInt64, through endpoint: RedisSentinelEndpoint) {
+        RedisSentinelResolver.primary(
+            of: self.url,
+            endpoint: endpoint,
+            eventLoop: self.eventLoop,
+            timeout: TimeAmount(self.connectTimeout)
+        ).flatMap { primary in
+            RedisConnector.connect(
+                url: primary.url,
+                eventLoop: self.eventLoop,
+                connectTimeout: TimeAmount(self.connectTimeout),
+                delegate: self,
+                generation: generation
+            ).map { ($0, primary.sentinel) }
+        }.whenComplete { result in
+            switch result {
+            case .success(let (channel, sentinel)):
+                let action = self.machine.connected(generation: generation, now: .now())
+                guard action != .discardConnection else {
+                    channel.close(promise: nil)
+                    return
+                }
+                self.channel = channel
+                self.watchForFailover(generation: generation, of: channel, on: sentinel, of: endpoint)
+                self.run(action)
+            case .failure(let error):
+                self.run(self.machine.connectFailed(generation: generation, error: error, now: .now()))
+            }
+        }
+    }
+
+    /// Drops connection `generation` when the sentinel that named its node announces that the primary moved
+    /// (`+switch-master`), so the client asks the sentinels again (`RedisSentinelWatcher`).
+    private func watchForFailover(
+        generation: UInt64,
+        of channel: any Channel,
+        on sentinel: RedisSentinelEndpoint.Node,
+        of endpoint: RedisSentinelEndpoint
+    ) {
+        RedisSentinelWatcher.watch(
+            url: self.url,
+            endpoint: endpoint,
+            node: sentinel,
+            eventLoop: self.eventLoop,
+            connectTimeout: TimeAmount(self.connectTimeout),
+            until: channel.closeFuture
+        ) { host, port in
+            guard self.machine.generation == generation else { return }
+            let error = RedisError(
+                code: .notPrimary,
+                message: "sentinel \(sentinel) announced a failover: the primary is now \(host):\(port)",
+                redactedURL: self.url.redacted
+            )
+            self.run(self.machine.abandon(error, now: .now()))
+        }
+    }
+}
