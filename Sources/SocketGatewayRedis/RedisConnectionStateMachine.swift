@@ -568,7 +568,7 @@ package enum RedisHandshakeStep: Sendable, Hashable {
         case (.verifyPrimary, _):
             // Only a known role is quoted: the reply is the peer's.
             let role = if case .array(let items) = reply { items.first?.string } else { String?.none }
-            let known = ["slave", "sentinel"].contains(role ?? "") ? role! : "not master"
+            let known = role.flatMap { ["slave", "sentinel"].contains($0) ? $0 : nil } ?? "not master"
             return RedisError(
                 code: .notPrimary,
                 message: "the node the sentinels named is not the primary (ROLE: \(known)); a failover is under way",
