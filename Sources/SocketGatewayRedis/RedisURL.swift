@@ -48,11 +48,7 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
     public init(parsing string: String, environment: [String: String]? = nil) throws(RedisError) {
         let trimmed = string.trimmingWhitespace()
         guard let schemeEnd = trimmed.firstRange(of: "://") else {
-            throw Self.error(
-                "missing scheme: expected redis://host:port/db, unix:///path/to/redis.sock or "
-                    + "redis+sentinel://host:26379/primary-name",
-                trimmed
-            )
+            throw Self.error("missing scheme: expected redis://host:port/db or unix:///path/to/redis.sock", trimmed)
         }
         let scheme = trimmed[..<schemeEnd.lowerBound].lowercased()
         var rest = Substring(trimmed[schemeEnd.upperBound...])
@@ -133,7 +129,7 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
         case "rediss", "valkeys":
             throw Self.error("scheme '\(scheme)' (TLS) is not supported; use redis:// or unix://", trimmed)
         default:
-            throw Self.error("unsupported scheme '\(scheme)'; use redis://, unix:// or redis+sentinel://", trimmed)
+            throw Self.error("unsupported scheme '\(scheme)'; use redis:// or unix://", trimmed)
         }
 
         for (key, value) in query {
