@@ -82,6 +82,11 @@ enum RedisConnector {
             return bootstrap.channelOption(.socketOption(.tcp_nodelay), value: 1).connect(host: host, port: port)
         case .unixSocket(let path):
             return bootstrap.connect(unixDomainSocketPath: path)
+        case .sentinel:
+            // `RedisConnectionShell.openConnection` asks the sentinels first and connects to the primary's address.
+            return eventLoop.makeFailedFuture(
+                RedisError(code: .connectionFailed, message: "a sentinel URL names no node", redactedURL: url.redacted)
+            )
         }
     }
 
@@ -161,6 +166,11 @@ extension RedisConnectionShell {
     /// Opens connection attempt `generation` (the machine's `.connect`). The machine decides what the outcome
     /// means; a channel it no longer wants (a stale attempt) is closed at once.
     func openConnection(generation: UInt64) {
+        if case .sentinel(let sentinel) = self.url.endpoint {
+            // Asks the sentinels where the primary is first (RedisSentinelResolver.swift).
+            self.openConnection(generation: generation, through: sentinel)
+            return
+        }
         RedisConnector.connect(
             url: self.url,
             eventLoop: self.eventLoop,

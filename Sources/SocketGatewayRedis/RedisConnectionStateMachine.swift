@@ -482,8 +482,11 @@ package enum RedisHandshakeStep: Sendable, Hashable {
     case select([String])
     /// `SUBSCRIBE channel…`: one confirmation per channel.
     case subscribe(channels: [String])
+    /// `ROLE`, which must answer `master`: a node that a sentinel named is checked before it is used.
+    case verifyPrimary
 
-    /// The handshake for `url`, in order: AUTH when there is a password, SELECT when db ≠ 0.
+    /// The handshake for `url`, in order: AUTH when there is a password, SELECT when db ≠ 0, ROLE for a sentinel
+    /// URL.
     package static func handshake(for url: RedisURL) -> [RedisHandshakeStep] {
         var steps: [RedisHandshakeStep] = []
         if let password = url.password {
@@ -496,6 +499,7 @@ package enum RedisHandshakeStep: Sendable, Hashable {
         if url.database != 0 {
             steps.append(.select(["SELECT", String(url.database)]))
         }
+        if case .sentinel = url.endpoint { steps.append(.verifyPrimary) }
         return steps
     }
 
@@ -504,6 +508,7 @@ package enum RedisHandshakeStep: Sendable, Hashable {
         switch self {
         case .auth(let arguments), .select(let arguments): arguments
         case .subscribe(let channels): ["SUBSCRIBE"] + channels
+        case .verifyPrimary: ["ROLE"]
         }
     }
 
@@ -513,6 +518,7 @@ package enum RedisHandshakeStep: Sendable, Hashable {
         case .auth: "AUTH"
         case .select: "SELECT"
         case .subscribe: "SUBSCRIBE"
+        case .verifyPrimary: "ROLE"
         }
     }
 
@@ -556,6 +562,18 @@ package enum RedisHandshakeStep: Sendable, Hashable {
                 message: "unexpected reply to SUBSCRIBE: \(reply)",
                 redactedURL: redactedURL,
                 command: "SUBSCRIBE"
+            )
+        case (.verifyPrimary, .array(let items)) where items.first?.string == "master":
+            return nil
+        case (.verifyPrimary, _):
+            // Only a known role is quoted: the reply is the peer's.
+            let role = if case .array(let items) = reply { items.first?.string } else { String?.none }
+            let known = role.flatMap { ["slave", "sentinel"].contains($0) ? $0 : nil } ?? "not master"
+            return RedisError(
+                code: .notPrimary,
+                message: "the node the sentinels named is not the primary (ROLE: \(known)); a failover is under way",
+                redactedURL: redactedURL,
+                command: "ROLE"
             )
         }
     }

@@ -17,6 +17,8 @@ public struct RedisError: Error, Sendable, CustomStringConvertible {
             case overloaded
             case shutdown
             case livenessTimeout
+            case primaryNotFound
+            case notPrimary
         }
 
         private let base: Base
@@ -47,6 +49,10 @@ public struct RedisError: Error, Sendable, CustomStringConvertible {
         public static let shutdown = Code(.shutdown)
         /// The subscribed connection did not answer PING in time.
         public static let livenessTimeout = Code(.livenessTimeout)
+        /// No sentinel gave the address of the primary (each one's reason is in the message).
+        public static let primaryNotFound = Code(.primaryNotFound)
+        /// The node a sentinel named is not (or no longer) the primary: a failover is under way.
+        public static let notPrimary = Code(.notPrimary)
 
         /// A one-line rendering for logs.
         public var description: String { self.base.rawValue }

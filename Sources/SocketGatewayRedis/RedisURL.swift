@@ -8,6 +8,10 @@ package import Logging
 ///   `ssl_certfile=<PEM>&ssl_keyfile=<PEM>`, `ssl_cert_reqs=none|optional|required`, `ssl_check_hostname=false`,
 ///   and `ssl_server_name=<name>` (``RedisTLSConfiguration``); `valkey://` and `valkeys://` are the same
 /// - `unix:///path/to/redis.sock[?db=N][&password=P][&username=U]`
+/// - `redis+sentinel://[[user]:password@]host1[:26379][,host2[:26379]…]/primary-name[/db]` (or `valkey+sentinel://`;
+///   python-socketio's order `/db/primary-name` is accepted too): ask these sentinels for the primary's address.
+///   The user and password are the data nodes'; the sentinels' own come from `sentinel_password=` and
+///   `sentinel_username=` query parameters, or the `SOCKET_REDIS_SENTINEL_PASSWORD` environment variable.
 ///
 /// User name, password and path are percent-decoded. `description` masks the password, so the value can be
 /// logged as is.
@@ -18,6 +22,8 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
         case tcp(host: String, port: Int)
         /// A unix domain socket path.
         case unixSocket(path: String)
+        /// The primary that these sentinels name (see ``RedisSentinelEndpoint``).
+        case sentinel(RedisSentinelEndpoint)
     }
 
     /// The address of the server.
@@ -94,10 +100,13 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// Parses a Redis URL.
-    /// - Parameter string: The URL, e.g. `redis://:secret@10.0.0.5:6380/2`.
+    /// - Parameters:
+    ///   - string: The URL, e.g. `redis://:secret@10.0.0.5:6380/2`.
+    ///   - environment: Where a sentinel URL without `sentinel_password=` finds `SOCKET_REDIS_SENTINEL_PASSWORD`;
+    ///     `nil` reads the process environment.
     /// - Throws: `RedisError` with code `.invalidURL`, whose message names the part that is wrong; the message
     ///   never contains the password.
-    public init(parsing string: String) throws(RedisError) {
+    public init(parsing string: String, environment: [String: String]? = nil) throws(RedisError) {
         let trimmed = string.trimmingWhitespace()
         guard let schemeEnd = trimmed.firstRange(of: "://") else {
             throw Self.error("missing scheme: expected redis://host:port/db or unix:///path/to/redis.sock", trimmed)
@@ -152,7 +161,7 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
         }
 
         var database = 0
-        let endpoint: Endpoint
+        var endpoint: Endpoint
         switch scheme {
         case "redis", "rediss", "valkey", "valkeys":
             let (host, port) = try Self.parseHostPort(authority, whole: trimmed)
@@ -176,6 +185,8 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
                 throw Self.error("unix socket path is missing or has invalid percent-encoding", trimmed)
             }
             endpoint = .unixSocket(path: path)
+        case "redis+sentinel", "valkey+sentinel":
+            (endpoint, database) = try RedisSentinelEndpoint.parse(authority: authority, path: pathPart, url: trimmed)
         default:
             throw Self.error("unsupported scheme '\(scheme)'; use redis://, rediss:// (TLS) or unix://", trimmed)
         }
@@ -202,14 +213,31 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
                     )
                 }
                 try Self.applyTLSParameter(key, value, to: &tls, whole: trimmed)
+            case "sentinel_password", "sentinel_username":
+                guard case .sentinel(var sentinel) = endpoint else {
+                    throw Self.error("query parameter '\(key)' needs a redis+sentinel:// URL", trimmed)
+                }
+                if key == "sentinel_password" {
+                    sentinel.password = value.isEmpty ? nil : value
+                } else {
+                    sentinel.username = value.isEmpty ? nil : value
+                }
+                endpoint = .sentinel(sentinel)
             default:
+                let sentinelKeys = endpoint.isSentinel ? ", sentinel_password, sentinel_username" : ""
                 let hint =
                     key.hasPrefix("ssl_")
                     ? " (TLS parameters supported: ssl_ca_certs, ssl_certfile, ssl_keyfile, ssl_cert_reqs, "
                         + "ssl_check_hostname, ssl_server_name)"
-                    : " (supported: db, password, username, and ssl_… with rediss://)"
+                    : " (supported: db, password, username\(sentinelKeys), and ssl_… with rediss://)"
                 throw Self.error("unknown query parameter '\(key)'\(hint)", trimmed)
             }
+        }
+        if case .sentinel(var sentinel) = endpoint, sentinel.password == nil,
+            !query.contains(where: { $0.0 == "sentinel_password" })
+        {
+            sentinel.password = RedisSentinelEndpoint.passwordFromEnvironment(environment)
+            endpoint = .sentinel(sentinel)
         }
 
         self.init(endpoint: endpoint, username: username, password: password, database: database)
@@ -260,13 +288,19 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
             var text = "unix://\(userInfo)\(path)"
             if self.database != 0 { text += "?db=\(self.database)" }
             return text
+        case .sentinel(let sentinel):
+            return sentinel.redacted(userInfo: userInfo, database: self.database)
         }
     }
 
     /// Same as `redacted`: the password never appears.
     public var description: String { self.redacted }
 
-    private static func parseHostPort(_ authority: Substring, whole: String) throws(RedisError) -> (String, Int) {
+    static func parseHostPort(
+        _ authority: Substring,
+        defaultPort: Int = 6379,
+        whole: String
+    ) throws(RedisError) -> (String, Int) {
         var host: Substring
         var portText: Substring?
         if authority.hasPrefix("[") {
@@ -288,7 +322,7 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
             host = authority
         }
         if host.isEmpty { host = "localhost" }
-        var port = 6379
+        var port = defaultPort
         if let portText {
             guard let value = Int(portText), (1...65535).contains(value) else {
                 throw Self.error("port '\(portText)' is not a number between 1 and 65535", whole)
@@ -298,7 +332,7 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
         return (String(host), port)
     }
 
-    private static func error(_ message: String, _ url: String) -> RedisError {
+    static func error(_ message: String, _ url: String) -> RedisError {
         var message = message
         if let schemeEnd = url.firstRange(of: "://") {
             let afterScheme = url[schemeEnd.upperBound...]
@@ -331,14 +365,18 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
                 text.replaceSubrange(text.index(after: colon)..<at, with: "***")
             }
         }
-        if let range = text.firstRange(of: "password=") {
+        // Every `password=` value (`sentinel_password=` too).
+        var searchFrom = 0
+        while let range = text.dropFirst(searchFrom).firstRange(of: "password=") {
+            let valueOffset = text.distance(from: text.startIndex, to: range.upperBound)
             let end = text[range.upperBound...].firstIndex(of: "&") ?? text.endIndex
             text.replaceSubrange(range.upperBound..<end, with: "***")
+            searchFrom = valueOffset + 3
         }
         return text
     }
 
-    private static func percentDecode(_ text: Substring) -> String? {
+    static func percentDecode(_ text: Substring) -> String? {
         guard text.contains("%") else { return String(text) }
         var bytes: [UInt8] = []
         bytes.reserveCapacity(text.utf8.count)
@@ -365,7 +403,7 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
-    private static func percentEncode(_ text: String) -> String {
+    static func percentEncode(_ text: String) -> String {
         var result = ""
         for byte in text.utf8 {
             switch byte {

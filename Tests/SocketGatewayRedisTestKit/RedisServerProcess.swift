@@ -149,7 +149,7 @@ public final class RedisServerProcess: @unchecked Sendable {
     }
 
     /// Polls `waitpid(WNOHANG)` every 25 ms, at most `attempts` times; true once the process has exited.
-    private static func reap(_ pid: pid_t, attempts: Int) async -> Bool {
+    static func reap(_ pid: pid_t, attempts: Int) async -> Bool {
         for _ in 0..<attempts {
             var status: Int32 = 0
             let result = waitpid(pid, &status, WNOHANG)
@@ -223,7 +223,7 @@ public final class RedisServerProcess: @unchecked Sendable {
 
     /// Starts `arguments[0]` with an empty signal mask and default signal handlers (a test process blocks
     /// signals in its threads, and a child would inherit that, ignoring SIGTERM), output to `logPath`.
-    private static func spawn(_ arguments: [String], logPath: String) throws -> pid_t {
+    static func spawn(_ arguments: [String], logPath: String) throws -> pid_t {
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
@@ -252,7 +252,7 @@ public final class RedisServerProcess: @unchecked Sendable {
         return pid
     }
 
-    private static func findExecutable(_ name: String) -> String? {
+    static func findExecutable(_ name: String) -> String? {
         let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
         let directories =
             path.split(separator: ":").map(String.init) + ["/usr/local/bin", "/usr/bin", "/usr/sbin", "/bin"]
@@ -264,7 +264,7 @@ public final class RedisServerProcess: @unchecked Sendable {
     }
 
     /// Binds 127.0.0.1:0, reads the port the kernel chose, and closes the socket.
-    private static func freeLoopbackPort() throws -> Int {
+    static func freeLoopbackPort() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw FixtureError(description: "socket() failed: errno \(errno)") }
         defer { close(fd) }

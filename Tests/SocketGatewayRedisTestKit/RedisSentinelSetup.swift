@@ -1,0 +1,231 @@
+import Foundation
+
+/// A real Redis Sentinel deployment on loopback ports, for integration tests: one primary, one replica
+/// (`--replicaof`), and three `redis-server <conf> --sentinel` processes (quorum 2) whose configuration files live in
+/// a private temporary directory.
+///
+/// Down-after and failover timeouts are short (1 s and 3 s by default), so a failover, forced
+/// (`forceFailover()`) or after the primary is killed (`killPrimary()`), takes a few seconds. Every wait is bounded.
+public final class RedisSentinelSetup: @unchecked Sendable {
+    /// The name the sentinels monitor the primary under.
+    public let primaryName: String
+    /// The data nodes: the first primary, then its replica.
+    public let dataNodes: [RedisServerProcess]
+    /// The sentinels' ports, in the order they were started.
+    public let sentinelPorts: [Int]
+    private let directory: URL
+    /// The sentinels' password, if they require one.
+    public let sentinelPassword: String?
+    private let lock = NSLock()
+    private var sentinelPIDs: [Int: pid_t] = [:]
+
+    private init(
+        primaryName: String,
+        dataNodes: [RedisServerProcess],
+        sentinelPorts: [Int],
+        directory: URL,
+        sentinelPassword: String?
+    ) {
+        self.sentinelPassword = sentinelPassword
+        self.primaryName = primaryName
+        self.dataNodes = dataNodes
+        self.sentinelPorts = sentinelPorts
+        self.directory = directory
+    }
+
+    deinit {
+        for pid in self.sentinelPIDs.values {
+            kill(pid, SIGKILL)
+            var status: Int32 = 0
+            _ = waitpid(pid, &status, 0)
+        }
+        try? FileManager.default.removeItem(at: self.directory)
+    }
+
+    /// Starts the primary, its replica and three sentinels, and waits (bounded: 30 s) until every sentinel knows
+    /// the replica (in sync) and the two other sentinels, so that a failover can happen.
+    /// - Parameters:
+    ///   - primaryName: The name in `sentinel monitor`.
+    ///   - downAfterMilliseconds: `sentinel down-after-milliseconds`.
+    ///   - failoverTimeoutMilliseconds: `sentinel failover-timeout`.
+    ///   - sentinelPassword: When set, the sentinels require it (`requirepass`, and `sentinel sentinel-pass` among
+    ///     themselves).
+    /// - Throws: `RedisServerProcess.FixtureError` when a process does not start or the sentinels do not settle.
+    public static func start(
+        primaryName: String = "mymaster",
+        downAfterMilliseconds: Int = 1000,
+        failoverTimeoutMilliseconds: Int = 3000,
+        sentinelPassword: String? = nil
+    ) async throws -> RedisSentinelSetup {
+        let primary = try await RedisServerProcess.start()
+        let replica = try await RedisServerProcess.start(
+            extraArguments: ["--replicaof", "127.0.0.1", "\(primary.port)"]
+        )
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "socketgateway-sentinel-\(UUID().uuidString)"
+        )
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        var ports: [Int] = []
+        for _ in 0..<3 {
+            var port = try RedisServerProcess.freeLoopbackPort()
+            while ports.contains(port) { port = try RedisServerProcess.freeLoopbackPort() }
+            ports.append(port)
+        }
+        let setup = RedisSentinelSetup(
+            primaryName: primaryName,
+            dataNodes: [primary, replica],
+            sentinelPorts: ports,
+            directory: directory,
+            sentinelPassword: sentinelPassword
+        )
+        guard let executable = RedisServerProcess.findExecutable("redis-server") else {
+            throw RedisServerProcess.FixtureError(description: "redis-server is not installed or not on PATH")
+        }
+        for port in ports {
+            var configuration = [
+                "port \(port)", "bind 127.0.0.1", "daemonize no", "dir \(directory.path)",
+                "sentinel monitor \(primaryName) 127.0.0.1 \(primary.port) 2",
+                "sentinel down-after-milliseconds \(primaryName) \(downAfterMilliseconds)",
+                "sentinel failover-timeout \(primaryName) \(failoverTimeoutMilliseconds)",
+                "sentinel parallel-syncs \(primaryName) 1",
+            ]
+            if let sentinelPassword {
+                configuration += ["requirepass \(sentinelPassword)", "sentinel sentinel-pass \(sentinelPassword)"]
+            }
+            let path = directory.appendingPathComponent("sentinel-\(port).conf").path
+            try (configuration.joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+            let pid = try RedisServerProcess.spawn(
+                [executable, path, "--sentinel"],
+                logPath: directory.appendingPathComponent("sentinel-\(port).log").path
+            )
+            setup.lock.withLock { setup.sentinelPIDs[port] = pid }
+        }
+        try await setup.waitUntilSettled(limit: .seconds(30))
+        return setup
+    }
+
+    /// `redis+sentinel://127.0.0.1:<p1>,…/<name>/0`, with `extraSentinels` (e.g. a dead address) listed first.
+    public func urlString(extraSentinels: [String] = [], sentinels: [Int]? = nil) -> String {
+        let hosts = extraSentinels + (sentinels ?? self.sentinelPorts).map { "127.0.0.1:\($0)" }
+        return "redis+sentinel://\(hosts.joined(separator: ","))/\(self.primaryName)/0"
+    }
+
+    /// Runs `redis-cli` against sentinel `port` and returns its output lines.
+    @discardableResult
+    public func sentinelCLI(_ port: Int, _ arguments: [String]) throws -> [String] {
+        guard let executable = RedisServerProcess.findExecutable("redis-cli") else {
+            throw RedisServerProcess.FixtureError(description: "redis-cli is not installed")
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        var options = ["-h", "127.0.0.1", "-p", String(port)]
+        if let password = self.sentinelPassword { options += ["-a", password, "--no-auth-warning"] }
+        process.arguments = options + arguments
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return String(decoding: data, as: UTF8.self).split(separator: "\n").map {
+            $0.trimmingCharacters(in: .whitespaces)
+        }
+    }
+
+    /// The primary's port as sentinel `port` (default: the first) reports it; `nil` when it does not answer.
+    public func primaryPort(askingSentinel port: Int? = nil) -> Int? {
+        let lines = try? self.sentinelCLI(
+            port ?? self.sentinelPorts[0],
+            ["SENTINEL", "get-master-addr-by-name", self.primaryName]
+        )
+        guard let lines, lines.count == 2 else { return nil }
+        return Int(lines[1])
+    }
+
+    /// The data node listening on `port`.
+    public func dataNode(port: Int) -> RedisServerProcess? { self.dataNodes.first { $0.port == port } }
+
+    /// `SENTINEL FAILOVER <name>` on the first sentinel (no agreement needed).
+    public func forceFailover() throws {
+        let reply = try self.sentinelCLI(self.sentinelPorts[0], ["SENTINEL", "FAILOVER", self.primaryName])
+        guard reply == ["OK"] else {
+            throw RedisServerProcess.FixtureError(description: "SENTINEL FAILOVER answered \(reply)")
+        }
+    }
+
+    /// Kills the current primary with SIGKILL (no goodbye to anyone) and reaps it; returns its port.
+    @discardableResult
+    public func killPrimary() async throws -> Int {
+        guard let port = self.primaryPort(), let node = self.dataNode(port: port), let pid = node.pid else {
+            throw RedisServerProcess.FixtureError(description: "no running primary to kill")
+        }
+        kill(pid, SIGKILL)
+        await node.stop()
+        return port
+    }
+
+    /// Stops sentinel `port` (SIGKILL), e.g. to test that clients use the next one.
+    public func killSentinel(_ port: Int) async {
+        let pid = self.lock.withLock { self.sentinelPIDs.removeValue(forKey: port) }
+        guard let pid else { return }
+        kill(pid, SIGKILL)
+        _ = await RedisServerProcess.reap(pid, attempts: 400)
+    }
+
+    /// Waits (bounded by `limit`) until every running sentinel names a primary other than `oldPort` and that node
+    /// answers ROLE `master`; returns its port.
+    public func waitForNewPrimary(otherThan oldPort: Int, limit: Duration = .seconds(60)) async throws -> Int {
+        let clock = ContinuousClock()
+        let end = clock.now + limit
+        while clock.now < end {
+            let ports = self.lock.withLock { Array(self.sentinelPIDs.keys) }
+            let answers = Set(ports.map { self.primaryPort(askingSentinel: $0) })
+            if answers.count == 1, let port = answers.first!, port != oldPort, let node = self.dataNode(port: port),
+                (try? node.cli(["ROLE"]))?.hasPrefix("master") == true
+            {
+                return port
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw RedisServerProcess.FixtureError(
+            description: "no new primary within \(limit); sentinel log:\n\(self.sentinelLog().suffix(3000))"
+        )
+    }
+
+    /// Stops the sentinels and the data nodes.
+    public func stop() async {
+        for port in self.sentinelPorts { await self.killSentinel(port) }
+        for node in self.dataNodes { await node.stop() }
+    }
+
+    /// The first sentinel's log, for failure messages.
+    public func sentinelLog() -> String {
+        let path = self.directory.appendingPathComponent("sentinel-\(self.sentinelPorts[0]).log").path
+        return (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+    }
+
+    private func waitUntilSettled(limit: Duration) async throws {
+        let clock = ContinuousClock()
+        let end = clock.now + limit
+        while clock.now < end {
+            if self.sentinelPorts.allSatisfy(self.isSettled) { return }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        throw RedisServerProcess.FixtureError(
+            description: "sentinels did not see each other and the replica within \(limit); log:\n"
+                + self.sentinelLog().suffix(3000)
+        )
+    }
+
+    /// Whether sentinel `port` knows the two other sentinels and a replica that is in sync.
+    private func isSettled(_ port: Int) -> Bool {
+        guard let sentinels = try? self.sentinelCLI(port, ["SENTINEL", "SENTINELS", self.primaryName]),
+            sentinels.filter({ $0 == "name" }).count == 2,
+            let replicas = try? self.sentinelCLI(port, ["SENTINEL", "REPLICAS", self.primaryName])
+        else { return false }
+        func value(_ key: String) -> String? {
+            replicas.firstIndex(of: key).flatMap { $0 + 1 < replicas.count ? replicas[$0 + 1] : nil }
+        }
+        return value("flags") == "slave" && value("master-link-status") == "ok"
+    }
+}
