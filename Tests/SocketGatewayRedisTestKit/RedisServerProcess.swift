@@ -109,6 +109,17 @@ public final class RedisServerProcess: @unchecked Sendable {
         _ = await Self.reap(pid, attempts: 400)
     }
 
+    /// Kills the server with SIGKILL (by PID), as a crash would, and waits for it to exit (bounded: 10 s).
+    public func crash() async {
+        let pid = self.lock.withLock { () -> pid_t? in
+            defer { self.processID = nil }
+            return self.processID
+        }
+        guard let pid else { return }
+        kill(pid, SIGKILL)
+        _ = await Self.reap(pid, attempts: 400)
+    }
+
     /// Polls `waitpid(WNOHANG)` every 25 ms, at most `attempts` times; true once the process has exited.
     private static func reap(_ pid: pid_t, attempts: Int) async -> Bool {
         for _ in 0..<attempts {
@@ -205,7 +216,7 @@ public final class RedisServerProcess: @unchecked Sendable {
         return pid
     }
 
-    private static func findExecutable(_ name: String) -> String? {
+    static func findExecutable(_ name: String) -> String? {
         let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
         let directories =
             path.split(separator: ":").map(String.init) + ["/usr/local/bin", "/usr/bin", "/usr/sbin", "/bin"]
@@ -217,7 +228,7 @@ public final class RedisServerProcess: @unchecked Sendable {
     }
 
     /// Binds 127.0.0.1:0, reads the port the kernel chose, and closes the socket.
-    private static func freeLoopbackPort() throws -> Int {
+    static func freeLoopbackPort() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw FixtureError(description: "socket() failed: errno \(errno)") }
         defer { close(fd) }
