@@ -66,6 +66,15 @@ enum RedisConnector {
             return bootstrap.channelOption(.socketOption(.tcp_nodelay), value: 1).connect(host: host, port: port)
         case .unixSocket(let path):
             return bootstrap.connect(unixDomainSocketPath: path)
+        case .cluster(let seeds):
+            // Classic pub/sub on a cluster: PUBLISH and SUBSCRIBE work on any node (the cluster bus carries
+            // messages to every node), so each attempt takes a seed at random; after a node fails, the next attempt
+            // most likely reaches another one.
+            let seed = seeds.randomElement()!
+            return bootstrap.channelOption(.socketOption(.tcp_nodelay), value: 1).connect(
+                host: seed.host,
+                port: seed.port
+            )
         }
     }
 

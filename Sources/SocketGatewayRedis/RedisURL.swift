@@ -3,6 +3,8 @@
 /// Accepted forms:
 /// - `redis://[[user]:password@]host[:port][/db]` (host may be `[::1]`; port defaults to 6379, db to 0)
 /// - `unix:///path/to/redis.sock[?db=N][&password=P][&username=U]`
+/// - Redis Cluster: `redis+cluster://[[user]:password@]host:port[,host:port…]` (also `redis-cluster://`), or
+///   `redis://host:port?cluster=true[&addr=host:port…]` (the seed nodes; the database must be 0)
 ///
 /// User name, password and path are percent-decoded. `description` masks the password, so the value can be
 /// logged as is.
@@ -13,6 +15,8 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
         case tcp(host: String, port: Int)
         /// A unix domain socket path.
         case unixSocket(path: String)
+        /// A Redis Cluster, reached through any of these seed nodes (at least one).
+        case cluster(seeds: [RedisClusterAddress])
     }
 
     /// The address of the server.
@@ -91,7 +95,7 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
         }
 
         var database = 0
-        let endpoint: Endpoint
+        var endpoint: Endpoint
         switch scheme {
         case "redis":
             let (host, port) = try Self.parseHostPort(authority, whole: trimmed)
@@ -115,14 +119,33 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
                 throw Self.error("unix socket path is missing or has invalid percent-encoding", trimmed)
             }
             endpoint = .unixSocket(path: path)
+        case "redis+cluster", "redis-cluster":
+            endpoint = try Self.parseClusterSeeds(authority, whole: trimmed)
+            let path = pathPart.drop { $0 == "/" }
+            if !path.isEmpty && path != "0" {
+                throw Self.error("a Redis Cluster has only database 0 (found '/\(path)')", trimmed)
+            }
         case "rediss", "valkeys":
             throw Self.error("scheme '\(scheme)' (TLS) is not supported; use redis:// or unix://", trimmed)
         default:
             throw Self.error("unsupported scheme '\(scheme)'; use redis:// or unix://", trimmed)
         }
 
+        var clusterQuery = false
+        var extraSeeds: [RedisClusterAddress] = []
         for (key, value) in query {
             switch key {
+            case "cluster":
+                guard ["true", "1", "yes", "false", "0", "no"].contains(value.lowercased()) else {
+                    throw Self.error("query parameter cluster='\(value)' is not true or false", trimmed)
+                }
+                clusterQuery = ["true", "1", "yes"].contains(value.lowercased())
+            case "addr":
+                guard case .cluster(let seeds) = try Self.parseClusterSeeds(Substring(value), whole: trimmed) else {
+                    continue
+                }
+                extraSeeds += seeds
+
             case "db":
                 guard let db = Int(value), db >= 0 else {
                     throw Self.error("query parameter db='\(value)' is not a non-negative integer", trimmed)
@@ -133,8 +156,25 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
             case "username", "user":
                 username = value.isEmpty ? nil : value
             default:
-                throw Self.error("unknown query parameter '\(key)' (supported: db, password, username)", trimmed)
+                throw Self.error(
+                    "unknown query parameter '\(key)' (supported: db, password, username, cluster, addr)",
+                    trimmed
+                )
             }
+        }
+        if clusterQuery || !extraSeeds.isEmpty {
+            switch endpoint {
+            case .tcp(let host, let port):
+                guard clusterQuery else { throw Self.error("addr= needs cluster=true", trimmed) }
+                endpoint = .cluster(seeds: [RedisClusterAddress(host: host, port: port)] + extraSeeds)
+            case .cluster(let seeds):
+                endpoint = .cluster(seeds: seeds + extraSeeds)
+            case .unixSocket:
+                throw Self.error("cluster=true and addr= need TCP seed nodes, not a unix socket", trimmed)
+            }
+        }
+        if case .cluster = endpoint, database != 0 {
+            throw Self.error("a Redis Cluster has only database 0 (found \(database))", trimmed)
         }
 
         self.init(endpoint: endpoint, username: username, password: password, database: database)
@@ -156,6 +196,8 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
             var text = "unix://\(userInfo)\(path)"
             if self.database != 0 { text += "?db=\(self.database)" }
             return text
+        case .cluster(let seeds):
+            return "redis+cluster://\(userInfo)" + seeds.map(\.description).joined(separator: ",")
         }
     }
 
@@ -192,6 +234,18 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
             port = value
         }
         return (String(host), port)
+    }
+
+    /// `host:port[,host:port…]`, each parsed as a `redis://` authority.
+    private static func parseClusterSeeds(_ authority: Substring, whole: String) throws(RedisError) -> Endpoint {
+        var seeds: [RedisClusterAddress] = []
+        for part in authority.split(separator: ",", omittingEmptySubsequences: false) {
+            guard !part.isEmpty else { throw Self.error("empty seed node in the list '\(authority)'", whole) }
+            let (host, port) = try Self.parseHostPort(part, whole: whole)
+            seeds.append(RedisClusterAddress(host: host, port: port))
+        }
+        guard !seeds.isEmpty else { throw Self.error("a Redis Cluster URL needs at least one host:port", whole) }
+        return .cluster(seeds: seeds)
     }
 
     private static func error(_ message: String, _ url: String) -> RedisError {
