@@ -6,8 +6,8 @@ public import SocketGatewayRedis
 /// free cluster-bus port, joined with `redis-cli --cluster create … --cluster-replicas 1 --cluster-yes`.
 ///
 /// `start` returns once every node says `cluster_state:ok`, knows every other node and sees all 16384 slots
-/// assigned (bounded). Nodes are stopped by PID (`stop`), and a single node can be stopped or killed with SIGKILL
-/// (`RedisServerProcess.crash`) to provoke a failover.
+/// assigned, and every replica has synced (bounded). Nodes are stopped by PID (`stop`), and a single node can be
+/// stopped or killed with SIGKILL (`RedisServerProcess.crash`) to provoke a failover.
 public final class RedisClusterProcess: @unchecked Sendable {
     /// Every node, primaries first in the order `--cluster create` was given them (it makes the first
     /// `primaries` nodes primaries and the rest their replicas).
@@ -57,6 +57,8 @@ public final class RedisClusterProcess: @unchecked Sendable {
                     try await RedisServerProcess.start(extraArguments: [
                         "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
                         "--cluster-node-timeout", String(milliseconds), "--cluster-port", String(busPort),
+                        // Replicas sync at once (the default waits 5 s for more replicas to share the transfer).
+                        "--repl-diskless-sync-delay", "0",
                     ])
                 )
             }
@@ -102,8 +104,9 @@ public final class RedisClusterProcess: @unchecked Sendable {
     }
 
     /// Waits (bounded by `timeout`, polling every 100 ms) until every running node reports `cluster_state:ok`,
-    /// knows all nodes and sees every slot assigned, and — when `expectedPrimaries` is given — exactly that many
-    /// running nodes are primaries.
+    /// knows all nodes and sees every slot assigned, every running replica's link to its primary is up (a replica
+    /// that never synced does not fail over), and — when `expectedPrimaries` is given — exactly that many running
+    /// nodes are primaries.
     /// - Returns: Whether the cluster became healthy in time.
     public func waitUntilHealthy(timeout: Duration, expectedPrimaries: Int? = nil) async -> Bool {
         let clock = ContinuousClock()
@@ -173,6 +176,12 @@ public final class RedisClusterProcess: @unchecked Sendable {
             guard info.contains("cluster_known_nodes:\(self.nodes.count)") else { return false }
         }
         if let expectedPrimaries, self.runningPrimaries.count != expectedPrimaries { return false }
+        // A replica that has not finished its first sync refuses to fail over (its data counts as too old).
+        for replica in self.runningReplicas {
+            guard (try? replica.cli(["INFO", "replication"]))?.contains("master_link_status:up") == true else {
+                return false
+            }
+        }
         return true
     }
 
