@@ -33,6 +33,19 @@ public struct RedisClusterPubSubConfiguration: Sendable {
     }
 }
 
+/// What a `RedisClusterPubSub` holds right now.
+public struct RedisClusterPubSubHealth: Sendable, Hashable {
+    /// The primaries of the latest topology (0 before the first `CLUSTER SHARDS` answered).
+    public var primaries: Int
+    /// Open or opening subscription connections (one per primary with wanted channels).
+    public var subscriptionConnections: Int
+    /// Channels the client wants.
+    public var wantedChannels: Int
+    /// Wanted channels confirmed on the primary that owns them now; fewer than `wantedChannels` while a channel
+    /// moves, a primary fails over, or a confirmation is on its way.
+    public var activeChannels: Int
+}
+
 /// Sharded pub/sub on a Redis Cluster: `SPUBLISH` to the primary that owns a channel's slot, `SSUBSCRIBE` on a
 /// connection per primary, channels added and removed at any time.
 ///
@@ -191,6 +204,26 @@ public final class RedisClusterPubSub: @unchecked Sendable {
     /// `unsubscribe` that waits for the confirmation.
     public func unsubscribe(_ channels: [String], timeout: Duration = .seconds(10)) async throws(RedisError) {
         try await self.confirm { self.unsubscribe(channels, timeout: timeout, onConfirmed: $0) }
+    }
+
+    /// What the client holds right now.
+    public func health() async -> RedisClusterPubSubHealth {
+        let health = try? await self.eventLoop.submit { () -> RedisClusterPubSubHealth in
+            let topology = self.router.topology
+            return RedisClusterPubSubHealth(
+                primaries: topology?.primaries.count ?? 0,
+                subscriptionConnections: self.subscriptions.connectedNodes.count,
+                wantedChannels: self.subscriptions.wanted.count,
+                activeChannels: self.subscriptions.wanted.count { self.subscriptions.isActive($0, topology: topology) }
+            )
+        }.get()
+        return health
+            ?? RedisClusterPubSubHealth(
+                primaries: 0,
+                subscriptionConnections: 0,
+                wantedChannels: 0,
+                activeChannels: 0
+            )
     }
 
     /// Closes every connection; what waits fails with `.shutdown`.
