@@ -82,6 +82,8 @@ public final class RedisClusterPubSub: @unchecked Sendable {
     /// Lost and refused subscription connections are logged at most once per 10 s (a dead primary is retried every
     /// 250 ms until it is failed over).
     private var lossLog = LogRateLimiter(interval: .seconds(10))
+    /// Failed topology refreshes are logged at most once per 10 s.
+    private var refreshLog = LogRateLimiter(interval: .seconds(10))
     private var isShutDown = false
 
     private struct Waiter {
@@ -319,10 +321,15 @@ public final class RedisClusterPubSub: @unchecked Sendable {
                 }
                 self.tick(now: .now())
             } catch {
-                self.logger.debug(
-                    "Redis Cluster topology refresh failed",
-                    metadata: ["redis.node": "\(node)", "error": "\(error)"]
-                )
+                // A node that cannot answer is normal during a failover; a server without cluster support ("ERR
+                // This instance has cluster support disabled") is a configuration error: both are logged, at most
+                // once per 10 s.
+                if let suppressed = self.refreshLog.admit(at: .now) {
+                    self.logger.warning(
+                        "Redis Cluster topology refresh failed; asking another node",
+                        metadata: ["redis.node": "\(node)", "error": "\(error)", "redis.suppressed": "\(suppressed)"]
+                    )
+                }
                 self.router.refreshFailed(from: node)
             }
         }

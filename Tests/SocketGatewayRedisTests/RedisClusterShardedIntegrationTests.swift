@@ -201,3 +201,34 @@ import Testing
         }
     }
 }
+
+@Suite struct RedisClusterPubSubMisconfigurationTests {
+    /// Seeds that are a standalone Redis (no cluster support) never yield a topology: a publish fails with
+    /// `.timeout` at `publishTimeout` instead of waiting forever, and a subscription is not confirmed.
+    @Test func aStandaloneServerFailsInTime() async throws {
+        let redis = try await RedisServerProcess.start()
+        let url = RedisURL(endpoint: .cluster(seeds: [.init(host: "127.0.0.1", port: redis.port)]))
+        let pubsub = RedisClusterPubSub(
+            url: url,
+            configuration: .init(publishTimeout: .milliseconds(500)),
+            logger: Logger(label: "test.redis-cluster-misconfigured")
+        ) { _ in }
+        pubsub.start()
+        do {
+            try await pubsub.publish(channel: "c", payload: ByteBuffer(string: "x"))
+            Issue.record("a publish to a standalone server succeeded")
+        } catch {
+            #expect(error.code == .timeout)
+            #expect(error.message.contains("no primary took SPUBLISH"), "\(error)")
+        }
+        do {
+            try await pubsub.subscribe(["c"], timeout: .milliseconds(300))
+            Issue.record("a subscription on a standalone server was confirmed")
+        } catch {
+            #expect(error.code == .timeout)
+        }
+        #expect(await pubsub.health().primaries == 0)
+        await pubsub.shutdown()
+        await redis.stop()
+    }
+}
