@@ -77,12 +77,15 @@ package struct RedisShardedSubscriptions: Sendable {
         self.wanted.subtract(channels)
     }
 
-    /// Whether `channel` is wanted and confirmed on the primary that owns it in `topology`.
+    /// Whether `channel` is wanted and confirmed on the primary that owns it in `topology`, with no
+    /// `SUNSUBSCRIBE` of it still on its way (a channel unsubscribed and wanted again is active only once the
+    /// `SSUBSCRIBE` sent after that `SUNSUBSCRIBE` is confirmed: every message published after that reaches us).
     package func isActive(_ channel: String, topology: RedisClusterTopology?) -> Bool {
         guard self.wanted.contains(channel),
-            let owner = topology?.primary(forSlot: RedisClusterSlot.of(channel))
+            let owner = topology?.primary(forSlot: RedisClusterSlot.of(channel)),
+            let node = self.nodes[owner]
         else { return false }
-        return self.nodes[owner]?.subscribed.contains(channel) == true
+        return node.subscribed.contains(channel) && !node.isPending(.unsubscribe(channel))
     }
 
     /// Whether `channel` is subscribed nowhere (and not being subscribed).
@@ -161,9 +164,10 @@ package struct RedisShardedSubscriptions: Sendable {
                 actions.append(.connect(owner))
                 continue
             }
-            guard node.ready, !node.subscribed.contains(channel), !node.isPending(.subscribe(channel)) else {
-                continue
-            }
+            // Subscribed already, unless a SUNSUBSCRIBE is on its way: then SSUBSCRIBE again at once (Redis answers
+            // in order, so the channel ends subscribed).
+            let subscribed = node.subscribed.contains(channel) && !node.isPending(.unsubscribe(channel))
+            guard node.ready, !subscribed, !node.isPending(.subscribe(channel)) else { continue }
             node.pending.append(.subscribe(channel))
             self.nodes[owner] = node
             actions.append(.subscribe(channel, on: owner))

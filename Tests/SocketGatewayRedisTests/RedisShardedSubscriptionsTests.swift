@@ -91,6 +91,48 @@ import Testing
         #expect(state.connectedNodes == [])
     }
 
+    /// A channel wanted again while its SUNSUBSCRIBE is on its way is subscribed again at once, and is active only
+    /// once that new SSUBSCRIBE is confirmed (a join must not be told "active" while the old SUNSUBSCRIBE can still
+    /// take the channel away).
+    @Test func wantedAgainWhileUnsubscribing() {
+        var state = RedisShardedSubscriptions()
+        let onA = Self.channel(on: Self.a)
+        state.subscribe([onA])
+        _ = state.reconcile(topology: Self.topology, now: self.start)
+        state.connectionReady(Self.a)
+        _ = state.reconcile(topology: Self.topology, now: self.start)
+        _ = state.received(Self.push("ssubscribe", onA), on: Self.a)
+        state.unsubscribe([onA])
+        #expect(state.reconcile(topology: Self.topology, now: self.start) == [.unsubscribe(onA, on: Self.a)])
+        state.subscribe([onA])
+        #expect(!state.isActive(onA, topology: Self.topology))
+        #expect(state.reconcile(topology: Self.topology, now: self.start) == [.subscribe(onA, on: Self.a)])
+        #expect(state.reconcile(topology: Self.topology, now: self.start) == [])
+        #expect(state.received(Self.push("sunsubscribe", onA, .integer(0)), on: Self.a) == .handled)
+        #expect(!state.isActive(onA, topology: Self.topology))
+        #expect(state.reconcile(topology: Self.topology, now: self.start) == [])
+        #expect(state.received(Self.push("ssubscribe", onA), on: Self.a) == .handled)
+        #expect(state.isActive(onA, topology: Self.topology))
+        #expect(state.reconcile(topology: Self.topology, now: self.start) == [])
+    }
+
+    /// Unwanted while its SSUBSCRIBE is on its way: unsubscribed once confirmed.
+    @Test func unwantedWhileSubscribing() {
+        var state = RedisShardedSubscriptions()
+        let onA = Self.channel(on: Self.a)
+        state.subscribe([onA])
+        _ = state.reconcile(topology: Self.topology, now: self.start)
+        state.connectionReady(Self.a)
+        #expect(state.reconcile(topology: Self.topology, now: self.start) == [.subscribe(onA, on: Self.a)])
+        state.unsubscribe([onA])
+        #expect(state.reconcile(topology: Self.topology, now: self.start) == [])
+        #expect(!state.isInactive(onA))
+        _ = state.received(Self.push("ssubscribe", onA), on: Self.a)
+        #expect(state.reconcile(topology: Self.topology, now: self.start) == [.unsubscribe(onA, on: Self.a)])
+        _ = state.received(Self.push("sunsubscribe", onA, .integer(0)), on: Self.a)
+        #expect(state.isInactive(onA))
+    }
+
     /// Redis 7 sends `sunsubscribe` on its own when the channel's slot migrates: the topology is refreshed, and the
     /// channel is subscribed on its new owner (and not again on the old one).
     @Test func anUnrequestedSunsubscribeMovesTheChannel() {
