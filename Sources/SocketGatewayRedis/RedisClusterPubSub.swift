@@ -95,7 +95,8 @@ public final class RedisClusterPubSub: @unchecked Sendable {
 
     /// Creates the client; call `start()` to discover the topology and subscribe.
     /// - Parameters:
-    ///   - url: A cluster URL (`redis+cluster://host:port,…`); user and password apply to every node.
+    ///   - url: A cluster URL (`redis+cluster://host:port,…`; a `redis://host:port` URL counts as one seed); user
+    ///     and password apply to every node. Must not be a unix-socket URL.
     ///   - configuration: Timeouts and refresh interval.
     ///   - eventLoop: The loop that owns the connections; `nil` picks one of NIO's shared loops.
     ///   - logger: Where topology and connection changes are logged.
@@ -107,11 +108,14 @@ public final class RedisClusterPubSub: @unchecked Sendable {
         logger: Logger,
         onMessage: @escaping @Sendable (RedisPubSubMessage) -> Void
     ) {
+        // `if case` rather than a `switch`, so that endpoint kinds added later (Sentinel) need no case here.
         let seeds: [RedisClusterAddress]
-        switch url.endpoint {
-        case .cluster(let list): seeds = list
-        case .tcp(let host, let port): seeds = [RedisClusterAddress(host: host, port: port)]
-        case .unixSocket: preconditionFailure("a Redis Cluster is reached over TCP, not \(url.redacted)")
+        if case .cluster(let list) = url.endpoint {
+            seeds = list
+        } else if case .tcp(let host, let port) = url.endpoint {
+            seeds = [RedisClusterAddress(host: host, port: port)]
+        } else {
+            preconditionFailure("a Redis Cluster is reached through TCP seed nodes, not \(url.redacted)")
         }
         self.url = url
         self.configuration = configuration
@@ -375,13 +379,12 @@ public final class RedisClusterPubSub: @unchecked Sendable {
         self.waiters = remaining
     }
 
-    /// The URL of one node: its address with the cluster URL's credentials.
+    /// The URL of one node: the cluster URL (credentials, and whatever else it carries) with the node's address.
     private func nodeURL(_ address: RedisClusterAddress) -> RedisURL {
-        RedisURL(
-            endpoint: .tcp(host: address.host, port: address.port),
-            username: self.url.username,
-            password: self.url.password
-        )
+        var url = self.url
+        url.endpoint = .tcp(host: address.host, port: address.port)
+        url.database = 0
+        return url
     }
 
     private func client(for address: RedisClusterAddress) -> RedisCommandClient {
