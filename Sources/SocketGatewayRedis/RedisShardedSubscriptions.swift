@@ -144,6 +144,9 @@ package struct RedisShardedSubscriptions: Sendable {
             // the refreshed topology names.
             node.pending.removeFirst()
             return .refreshTopology
+        case .simpleString("PONG"):
+            // The liveness PING on a connection that holds no subscription (yet) is answered outside push form.
+            return .handled
         default:
             return .protocolViolation("unexpected reply \(value)")
         }

@@ -32,11 +32,17 @@ import Testing
             let channels = Self.channels(spreadOver: cluster, perShard: 3)
             #expect(Set(channels.map { RedisClusterSlot.of($0) }).count == 9)
             let recorder = MessageRecorder()
-            let subscriber = RedisClusterPubSub(url: url, logger: self.logger) { recorder.record($0) }
+            // Pinged after 200 ms of silence: the liveness check must not disturb the subscriptions.
+            let subscriber = RedisClusterPubSub(
+                url: url,
+                configuration: .init(pingInterval: .milliseconds(200), pingTimeout: .seconds(2)),
+                logger: self.logger
+            ) { recorder.record($0) }
             let publisher = RedisClusterPubSub(url: url, logger: self.logger) { _ in }
             subscriber.start()
             publisher.start()
             try await subscriber.subscribe(channels)
+            try await Task.sleep(for: .seconds(1))
             let health = await subscriber.health()
             #expect(health == .init(primaries: 3, subscriptionConnections: 3, wantedChannels: 9, activeChannels: 9))
             // Every shard's primary holds three of our sharded subscriptions.

@@ -240,12 +240,17 @@ import Testing
         }
     }
 
-    /// PING answers in subscribed mode (`["pong", ""]`) are not commands of ours.
+    /// PING answers (`["pong", ""]` in subscribed mode, `+PONG` before) are not commands of ours.
     @Test func pongIsHandled() {
         var state = RedisShardedSubscriptions()
         state.subscribe([Self.channel(on: Self.a)])
         _ = state.reconcile(topology: Self.topology, now: self.start)
         state.connectionReady(Self.a)
-        #expect(state.received(Self.push("pong", "", .null), on: Self.a) == .handled)
+        #expect(
+            state.received(.array([.bulkString(ByteBuffer(string: "pong")), .bulkString(ByteBuffer())]), on: Self.a)
+                == .handled
+        )
+        // Before the first SSUBSCRIBE the answer is a plain +PONG.
+        #expect(state.received(.simpleString("PONG"), on: Self.a) == .handled)
     }
 }
