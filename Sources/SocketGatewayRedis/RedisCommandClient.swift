@@ -27,10 +27,12 @@ public final class RedisCommandClient: @unchecked Sendable {
         let promise: EventLoopPromise<RESPValue>
         var done = false
         var timeoutTask: Scheduled<Void>?
+        let errorReplyAsValue: Bool
 
-        init(name: String, promise: EventLoopPromise<RESPValue>) {
+        init(name: String, promise: EventLoopPromise<RESPValue>, errorReplyAsValue: Bool) {
             self.name = name
             self.promise = promise
+            self.errorReplyAsValue = errorReplyAsValue
         }
 
         func complete(_ result: Result<RESPValue, RedisError>) {
@@ -93,23 +95,39 @@ public final class RedisCommandClient: @unchecked Sendable {
     ///   `.connectionClosed`, `.authenticationFailed`, `.selectFailed`, `.timeout`, `.shutdown`.
     @discardableResult
     public func send(_ arguments: [String], timeout: Duration = .seconds(5)) async throws(RedisError) -> RESPValue {
-        precondition(!arguments.isEmpty, "a Redis command needs at least its name")
-        let pending = Pending(name: arguments[0].uppercased(), promise: self.eventLoop.makePromise(of: RESPValue.self))
-        self.eventLoop.execute {
-            self.submit(arguments, pending: pending, timeout: timeout)
-        }
+        let name = arguments.first?.uppercased() ?? ""
         do {
-            return try await pending.promise.futureResult.get()
+            return try await self.submit(arguments, timeout: timeout, errorReplyAsValue: false).get()
         } catch let error as RedisError {
             throw error
         } catch {
             throw self.error(
                 .commandFailed,
-                "\(pending.name) failed: \(error)",
-                command: pending.name,
+                "\(name) failed: \(error)",
+                command: name,
                 underlying: error
             )
         }
+    }
+
+    /// Sends one command from any thread; the future completes on `eventLoop`.
+    /// - Parameter errorReplyAsValue: Whether an error reply (`-MOVED …`) succeeds as `.error` (for callers that
+    ///   read it, like the cluster's redirections) instead of failing with `.commandFailed`.
+    package func submit(
+        _ arguments: [String],
+        timeout: Duration,
+        errorReplyAsValue: Bool
+    ) -> EventLoopFuture<RESPValue> {
+        precondition(!arguments.isEmpty, "a Redis command needs at least its name")
+        let pending = Pending(
+            name: arguments[0].uppercased(),
+            promise: self.eventLoop.makePromise(of: RESPValue.self),
+            errorReplyAsValue: errorReplyAsValue
+        )
+        self.eventLoop.execute {
+            self.submit(arguments, pending: pending, timeout: timeout)
+        }
+        return pending.promise.futureResult
     }
 
     /// Fails what is waiting with `.shutdown` and closes the connection. Later commands fail at once.
@@ -240,7 +258,7 @@ extension RedisCommandClient: RedisConnectionShell {
             self.run(self.machine.abandon(error, now: .now()))
             return
         }
-        if case .error(let message) = value {
+        if case .error(let message) = value, !pending.errorReplyAsValue {
             pending.complete(
                 .failure(
                     self.error(

@@ -87,6 +87,15 @@ enum RedisConnector {
             return eventLoop.makeFailedFuture(
                 RedisError(code: .connectionFailed, message: "a sentinel URL names no node", redactedURL: url.redacted)
             )
+        case .cluster(let seeds):
+            // Classic pub/sub on a cluster: PUBLISH and SUBSCRIBE work on any node (the cluster bus carries
+            // messages to every node), so each attempt takes a seed at random; after a node fails, the next attempt
+            // most likely reaches another one.
+            let seed = seeds.randomElement()!
+            return bootstrap.channelOption(.socketOption(.tcp_nodelay), value: 1).connect(
+                host: seed.host,
+                port: seed.port
+            )
         }
     }
 

@@ -12,6 +12,8 @@ package import Logging
 ///   python-socketio's order `/db/primary-name` is accepted too): ask these sentinels for the primary's address.
 ///   The user and password are the data nodes'; the sentinels' own come from `sentinel_password=` and
 ///   `sentinel_username=` query parameters, or the `SOCKET_REDIS_SENTINEL_PASSWORD` environment variable.
+/// - Redis Cluster: `redis+cluster://[[user]:password@]host:port[,host:port…]` (also `redis-cluster://`), or
+///   `redis://host:port?cluster=true[&addr=host:port…]` (the seed nodes; the database must be 0)
 ///
 /// User name, password and path are percent-decoded. `description` masks the password, so the value can be
 /// logged as is.
@@ -24,6 +26,8 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
         case unixSocket(path: String)
         /// The primary that these sentinels name (see ``RedisSentinelEndpoint``).
         case sentinel(RedisSentinelEndpoint)
+        /// A Redis Cluster, reached through any of these seed nodes (at least one).
+        case cluster(seeds: [RedisClusterAddress])
     }
 
     /// The address of the server.
@@ -187,14 +191,33 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
             endpoint = .unixSocket(path: path)
         case "redis+sentinel", "valkey+sentinel":
             (endpoint, database) = try RedisSentinelEndpoint.parse(authority: authority, path: pathPart, url: trimmed)
+        case "redis+cluster", "redis-cluster":
+            endpoint = try Self.parseClusterSeeds(authority, whole: trimmed)
+            let path = pathPart.drop { $0 == "/" }
+            if !path.isEmpty && path != "0" {
+                throw Self.error("a Redis Cluster has only database 0 (found '/\(path)')", trimmed)
+            }
         default:
             throw Self.error("unsupported scheme '\(scheme)'; use redis://, rediss:// (TLS) or unix://", trimmed)
         }
         let usesTLS = scheme == "rediss" || scheme == "valkeys"
         var tls = RedisTLSConfiguration()
 
+        var clusterQuery = false
+        var extraSeeds: [RedisClusterAddress] = []
         for (key, value) in query {
             switch key {
+            case "cluster":
+                guard ["true", "1", "yes", "false", "0", "no"].contains(value.lowercased()) else {
+                    throw Self.error("query parameter cluster='\(value)' is not true or false", trimmed)
+                }
+                clusterQuery = ["true", "1", "yes"].contains(value.lowercased())
+            case "addr":
+                guard case .cluster(let seeds) = try Self.parseClusterSeeds(Substring(value), whole: trimmed) else {
+                    continue
+                }
+                extraSeeds += seeds
+
             case "db":
                 guard let db = Int(value), db >= 0 else {
                     throw Self.error("query parameter db='\(value)' is not a non-negative integer", trimmed)
@@ -229,7 +252,7 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
                     key.hasPrefix("ssl_")
                     ? " (TLS parameters supported: ssl_ca_certs, ssl_certfile, ssl_keyfile, ssl_cert_reqs, "
                         + "ssl_check_hostname, ssl_server_name)"
-                    : " (supported: db, password, username\(sentinelKeys), and ssl_… with rediss://)"
+                    : " (supported: db, password, username\(sentinelKeys), cluster, addr, and ssl_… with rediss://)"
                 throw Self.error("unknown query parameter '\(key)'\(hint)", trimmed)
             }
         }
@@ -238,6 +261,20 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
         {
             sentinel.password = RedisSentinelEndpoint.passwordFromEnvironment(environment)
             endpoint = .sentinel(sentinel)
+        }
+        if clusterQuery || !extraSeeds.isEmpty {
+            switch endpoint {
+            case .tcp(let host, let port):
+                guard clusterQuery else { throw Self.error("addr= needs cluster=true", trimmed) }
+                endpoint = .cluster(seeds: [RedisClusterAddress(host: host, port: port)] + extraSeeds)
+            case .cluster(let seeds):
+                endpoint = .cluster(seeds: seeds + extraSeeds)
+            case .unixSocket, .sentinel:
+                throw Self.error("cluster=true and addr= need TCP seed nodes, not a unix socket or sentinels", trimmed)
+            }
+        }
+        if case .cluster = endpoint, database != 0 {
+            throw Self.error("a Redis Cluster has only database 0 (found \(database))", trimmed)
         }
 
         self.init(endpoint: endpoint, username: username, password: password, database: database)
@@ -290,6 +327,8 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
             return text
         case .sentinel(let sentinel):
             return sentinel.redacted(userInfo: userInfo, database: self.database)
+        case .cluster(let seeds):
+            return "redis+cluster://\(userInfo)" + seeds.map(\.description).joined(separator: ",")
         }
     }
 
@@ -330,6 +369,18 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
             port = value
         }
         return (String(host), port)
+    }
+
+    /// `host:port[,host:port…]`, each parsed as a `redis://` authority.
+    private static func parseClusterSeeds(_ authority: Substring, whole: String) throws(RedisError) -> Endpoint {
+        var seeds: [RedisClusterAddress] = []
+        for part in authority.split(separator: ",", omittingEmptySubsequences: false) {
+            guard !part.isEmpty else { throw Self.error("empty seed node in the list '\(authority)'", whole) }
+            let (host, port) = try Self.parseHostPort(part, whole: whole)
+            seeds.append(RedisClusterAddress(host: host, port: port))
+        }
+        guard !seeds.isEmpty else { throw Self.error("a Redis Cluster URL needs at least one host:port", whole) }
+        return .cluster(seeds: seeds)
     }
 
     static func error(_ message: String, _ url: String) -> RedisError {

@@ -148,6 +148,17 @@ public final class RedisServerProcess: @unchecked Sendable {
         _ = await Self.reap(pid, attempts: 400)
     }
 
+    /// Kills the server with SIGKILL (by PID), as a crash would, and waits for it to exit (bounded: 10 s).
+    public func crash() async {
+        let pid = self.lock.withLock { () -> pid_t? in
+            defer { self.processID = nil }
+            return self.processID
+        }
+        guard let pid else { return }
+        kill(pid, SIGKILL)
+        _ = await Self.reap(pid, attempts: 400)
+    }
+
     /// Polls `waitpid(WNOHANG)` every 25 ms, at most `attempts` times; true once the process has exited.
     static func reap(_ pid: pid_t, attempts: Int) async -> Bool {
         for _ in 0..<attempts {

@@ -1,0 +1,630 @@
+public import Logging
+public import NIOCore
+import NIOPosix
+import SocketGatewayCore
+
+/// How a `RedisClusterPubSub` behaves.
+public struct RedisClusterPubSubConfiguration: Sendable {
+    /// How long a TCP connect to a node may take.
+    public var connectTimeout: Duration
+    /// How long a publish may take in all, redirections, topology refreshes and retries after a lost node included.
+    public var publishTimeout: Duration
+    /// How long a subscription connection may be silent before it is pinged, and how long the ping (or the AUTH
+    /// of a new connection) may wait for its reply before the connection is dropped.
+    public var pingInterval: Duration
+    /// See `pingInterval`.
+    public var pingTimeout: Duration
+    /// How often the topology is refreshed when nothing asks for it (`CLUSTER SHARDS`).
+    public var periodicRefresh: Duration
+
+    /// Creates a configuration.
+    public init(
+        connectTimeout: Duration = .seconds(2),
+        publishTimeout: Duration = .seconds(5),
+        pingInterval: Duration = .seconds(1),
+        pingTimeout: Duration = .seconds(2),
+        periodicRefresh: Duration = .seconds(5)
+    ) {
+        self.connectTimeout = connectTimeout
+        self.publishTimeout = publishTimeout
+        self.pingInterval = pingInterval
+        self.pingTimeout = pingTimeout
+        self.periodicRefresh = periodicRefresh
+    }
+}
+
+/// What a `RedisClusterPubSub` holds right now.
+public struct RedisClusterPubSubHealth: Sendable, Hashable {
+    /// The primaries of the latest topology (0 before the first `CLUSTER SHARDS` answered).
+    public var primaries: Int
+    /// Open or opening subscription connections (one per primary with wanted channels).
+    public var subscriptionConnections: Int
+    /// Channels the client wants.
+    public var wantedChannels: Int
+    /// Wanted channels confirmed on the primary that owns them now; fewer than `wantedChannels` while a channel
+    /// moves, a primary fails over, or a confirmation is on its way.
+    public var activeChannels: Int
+}
+
+/// Sharded pub/sub on a Redis Cluster: `SPUBLISH` to the primary that owns a channel's slot, `SSUBSCRIBE` on a
+/// connection per primary, channels added and removed at any time.
+///
+/// The topology comes from the URL's seed nodes (`CLUSTER SHARDS`, falling back to `CLUSTER SLOTS`) and is refreshed
+/// after every `MOVED`, lost node or unrequested `sunsubscribe`, and every `periodicRefresh`; `RedisClusterRouter`
+/// decides when and where. A publish follows `MOVED` (the map is updated) and `ASK` (a one-shot `ASKING`), and is
+/// retried on another node after a lost connection or `CLUSTERDOWN`, until `publishTimeout`. Subscriptions are
+/// reconciled by `RedisShardedSubscriptions` after every change: when a slot migrates or a primary fails over, each
+/// affected channel is subscribed again on its new owner. Messages published while a channel is moving are lost
+/// (Redis pub/sub is at-most-once).
+///
+/// Publish payloads are sent as UTF-8 text (the gateway's messages are JSON).
+public final class RedisClusterPubSub: @unchecked Sendable {
+    // All mutable state below is confined to `eventLoop`.
+
+    /// The cluster's URL (`RedisURL.Endpoint.cluster`).
+    public let url: RedisURL
+    /// The configuration it was created with.
+    public let configuration: RedisClusterPubSubConfiguration
+    /// The loop that owns every connection; `onMessage` and the confirmations are called on it.
+    public let eventLoop: any EventLoop
+    private let logger: Logger
+    private let onMessage: @Sendable (RedisPubSubMessage) -> Void
+
+    var router: RedisClusterRouter
+    var subscriptions = RedisShardedSubscriptions()
+    /// Command connections (SPUBLISH, CLUSTER SHARDS), one per node asked.
+    private var clients: [RedisClusterAddress: RedisCommandClient] = [:]
+    /// Subscription connections, one per primary with wanted channels.
+    private var shards: [RedisClusterAddress: RedisShardConnection] = [:]
+    private var waiters: [Waiter] = []
+    private var ticker: RepeatedTask?
+    private var useClusterSlots = false
+    /// Lost and refused subscription connections are logged at most once per 10 s (a dead primary is retried every
+    /// 250 ms until it is failed over).
+    private var lossLog = LogRateLimiter(interval: .seconds(10))
+    /// Failed topology refreshes are logged at most once per 10 s.
+    private var refreshLog = LogRateLimiter(interval: .seconds(10))
+    private var isShutDown = false
+
+    private struct Waiter {
+        var channels: [String]
+        var subscribing: Bool
+        var deadline: NIODeadline
+        var callback: @Sendable (Result<Void, RedisError>) -> Void
+    }
+
+    /// Creates the client; call `start()` to discover the topology and subscribe.
+    /// - Parameters:
+    ///   - url: A cluster URL (`redis+cluster://host:port,…`; a `redis://host:port` URL counts as one seed); user
+    ///     and password apply to every node. Must not be a unix-socket URL.
+    ///   - configuration: Timeouts and refresh interval.
+    ///   - eventLoop: The loop that owns the connections; `nil` picks one of NIO's shared loops.
+    ///   - logger: Where topology and connection changes are logged.
+    ///   - onMessage: Called on `eventLoop` for every message on a subscribed channel. Keep it short.
+    public init(
+        url: RedisURL,
+        configuration: RedisClusterPubSubConfiguration = .init(),
+        eventLoop: (any EventLoop)? = nil,
+        logger: Logger,
+        onMessage: @escaping @Sendable (RedisPubSubMessage) -> Void
+    ) {
+        // `if case` rather than a `switch`, so that endpoint kinds added later (Sentinel) need no case here.
+        let seeds: [RedisClusterAddress]
+        if case .cluster(let list) = url.endpoint {
+            seeds = list
+        } else if case .tcp(let host, let port) = url.endpoint {
+            seeds = [RedisClusterAddress(host: host, port: port)]
+        } else {
+            preconditionFailure("a Redis Cluster is reached through TCP seed nodes, not \(url.redacted)")
+        }
+        self.url = url
+        self.configuration = configuration
+        self.eventLoop = eventLoop ?? MultiThreadedEventLoopGroup.singleton.next()
+        var logger = logger
+        logger[metadataKey: "redis.url"] = "\(url.redacted)"
+        self.logger = logger
+        self.onMessage = onMessage
+        self.router = RedisClusterRouter(
+            configuration: .init(
+                seeds: seeds,
+                refreshTimeout: TimeAmount(configuration.pingTimeout),
+                periodicRefresh: TimeAmount(configuration.periodicRefresh)
+            )
+        )
+    }
+
+    /// Starts discovering the topology (once); later calls do nothing.
+    public func start() {
+        self.eventLoop.execute {
+            guard self.ticker == nil, !self.isShutDown else { return }
+            self.ticker = self.eventLoop.scheduleRepeatedTask(initialDelay: .zero, delay: .milliseconds(50)) { _ in
+                self.tick(now: .now())
+            }
+        }
+    }
+
+    /// Publishes `payload` to the sharded channel `channel` (`SPUBLISH`).
+    /// - Returns: How many clients of the owning shard received it.
+    /// - Throws: `RedisError`: `.timeout` when no primary took it within `publishTimeout`, `.commandFailed` for an
+    ///   error reply or too many redirections, `.shutdown`.
+    @discardableResult
+    public func publish(channel: String, payload: ByteBuffer) async throws(RedisError) -> Int {
+        let promise = self.eventLoop.makePromise(of: Int.self)
+        let attempt = PublishAttempt(
+            channel: channel,
+            text: String(buffer: payload),
+            slot: RedisClusterSlot.of(channel),
+            deadline: .now() + TimeAmount(self.configuration.publishTimeout),
+            promise: promise
+        )
+        self.eventLoop.execute { self.send(attempt, to: nil, asking: false) }
+        do {
+            return try await promise.futureResult.get()
+        } catch let error as RedisError {
+            throw error
+        } catch {
+            throw RedisError(code: .commandFailed, message: "SPUBLISH failed: \(error)", command: "SPUBLISH")
+        }
+    }
+
+    /// Subscribes to sharded channels (`SSUBSCRIBE` on each channel's primary); already subscribed ones stay.
+    /// - Parameters:
+    ///   - channels: The channels.
+    ///   - timeout: How long `onConfirmed` waits for every channel to be confirmed before it gets `.timeout` (the
+    ///     channels stay wanted and keep being subscribed).
+    ///   - onConfirmed: Called once on `eventLoop`: success when every channel is confirmed on its owner.
+    public func subscribe(
+        _ channels: [String],
+        timeout: Duration = .seconds(10),
+        onConfirmed: @escaping @Sendable (Result<Void, RedisError>) -> Void
+    ) {
+        self.eventLoop.execute {
+            self.subscriptions.subscribe(channels)
+            self.addWaiter(channels, subscribing: true, timeout: timeout, onConfirmed)
+            self.tick(now: .now())
+        }
+    }
+
+    /// Unsubscribes from sharded channels (`SUNSUBSCRIBE`).
+    /// - Parameters:
+    ///   - channels: The channels.
+    ///   - timeout: How long `onConfirmed` waits for the unsubscriptions.
+    ///   - onConfirmed: Called once on `eventLoop`: success when no connection has any of them subscribed.
+    public func unsubscribe(
+        _ channels: [String],
+        timeout: Duration = .seconds(10),
+        onConfirmed: @escaping @Sendable (Result<Void, RedisError>) -> Void
+    ) {
+        self.eventLoop.execute {
+            self.subscriptions.unsubscribe(channels)
+            self.addWaiter(channels, subscribing: false, timeout: timeout, onConfirmed)
+            self.tick(now: .now())
+        }
+    }
+
+    /// `subscribe` that waits for the confirmation.
+    public func subscribe(_ channels: [String], timeout: Duration = .seconds(10)) async throws(RedisError) {
+        try await self.confirm { self.subscribe(channels, timeout: timeout, onConfirmed: $0) }
+    }
+
+    /// `unsubscribe` that waits for the confirmation.
+    public func unsubscribe(_ channels: [String], timeout: Duration = .seconds(10)) async throws(RedisError) {
+        try await self.confirm { self.unsubscribe(channels, timeout: timeout, onConfirmed: $0) }
+    }
+
+    /// What the client holds right now.
+    public func health() async -> RedisClusterPubSubHealth {
+        let health = try? await self.eventLoop.submit { () -> RedisClusterPubSubHealth in
+            let topology = self.router.topology
+            return RedisClusterPubSubHealth(
+                primaries: topology?.primaries.count ?? 0,
+                subscriptionConnections: self.subscriptions.connectedNodes.count,
+                wantedChannels: self.subscriptions.wanted.count,
+                activeChannels: self.subscriptions.wanted.count { self.subscriptions.isActive($0, topology: topology) }
+            )
+        }.get()
+        return health
+            ?? RedisClusterPubSubHealth(
+                primaries: 0,
+                subscriptionConnections: 0,
+                wantedChannels: 0,
+                activeChannels: 0
+            )
+    }
+
+    /// Closes every connection; what waits fails with `.shutdown`.
+    public func shutdown() async {
+        let clients = try? await self.eventLoop.submit { () -> [RedisCommandClient] in
+            self.isShutDown = true
+            self.ticker?.cancel()
+            self.ticker = nil
+            for shard in self.shards.values { shard.close() }
+            self.shards = [:]
+            for waiter in self.waiters {
+                waiter.callback(.failure(RedisError(code: .shutdown, message: "the cluster client was shut down")))
+            }
+            self.waiters = []
+            let clients = Array(self.clients.values)
+            self.clients = [:]
+            return clients
+        }.get()
+        for client in clients ?? [] { await client.shutdown() }
+    }
+
+    // MARK: - Event-loop confined
+
+    private func confirm(
+        _ start: (@escaping @Sendable (Result<Void, RedisError>) -> Void) -> Void
+    ) async throws(RedisError) {
+        let promise = self.eventLoop.makePromise(of: Void.self)
+        start { result in promise.completeWith(result.mapError { $0 as any Error }) }
+        do {
+            try await promise.futureResult.get()
+        } catch let error as RedisError {
+            throw error
+        } catch {
+            throw RedisError(code: .commandFailed, message: "\(error)")
+        }
+    }
+
+    private func addWaiter(
+        _ channels: [String],
+        subscribing: Bool,
+        timeout: Duration,
+        _ callback: @escaping @Sendable (Result<Void, RedisError>) -> Void
+    ) {
+        guard !self.isShutDown else {
+            callback(.failure(RedisError(code: .shutdown, message: "the cluster client was shut down")))
+            return
+        }
+        self.waiters.append(
+            Waiter(
+                channels: channels,
+                subscribing: subscribing,
+                deadline: .now() + TimeAmount(timeout),
+                callback: callback
+            )
+        )
+    }
+
+    /// Refreshes the topology when the router says so, reconciles the subscriptions, completes the waiters.
+    private func tick(now: NIODeadline) {
+        guard !self.isShutDown else { return }
+        if let node = self.router.refreshDue(now: now) { self.refresh(from: node) }
+        self.reconcile()
+        self.checkWaiters(now: now)
+    }
+
+    private func refresh(from node: RedisClusterAddress) {
+        let command = self.useClusterSlots ? ["CLUSTER", "SLOTS"] : ["CLUSTER", "SHARDS"]
+        let client = self.client(for: node)
+        client.submit(command, timeout: self.configuration.pingTimeout, errorReplyAsValue: true).whenComplete {
+            result in
+            guard !self.isShutDown else { return }
+            do {
+                let reply = try result.get()
+                if case .error(let message) = reply {
+                    if !self.useClusterSlots, message.lowercased().contains("unknown") {
+                        self.useClusterSlots = true
+                    }
+                    throw RedisError(code: .commandFailed, message: message, command: command.joined(separator: " "))
+                }
+                let topology =
+                    self.useClusterSlots
+                    ? try RedisClusterTopology.parse(slots: reply, from: node)
+                    : try RedisClusterTopology.parse(shards: reply, from: node)
+                let change = self.router.topologyReceived(topology, from: node, now: .now())
+                if change.slotsMoved || !change.primariesGone.isEmpty {
+                    self.logger.info(
+                        "Redis Cluster topology changed",
+                        metadata: [
+                            "redis.primaries": "\(topology.primaries.map(\.description).joined(separator: ","))",
+                            "redis.primaries_gone": "\(change.primariesGone.map(\.description).joined(separator: ","))",
+                        ]
+                    )
+                }
+                self.tick(now: .now())
+            } catch {
+                // A node that cannot answer is normal during a failover; a server without cluster support ("ERR
+                // This instance has cluster support disabled") is a configuration error: both are logged, at most
+                // once per 10 s.
+                if let suppressed = self.refreshLog.admit(at: .now) {
+                    self.logger.warning(
+                        "Redis Cluster topology refresh failed; asking another node",
+                        metadata: ["redis.node": "\(node)", "error": "\(error)", "redis.suppressed": "\(suppressed)"]
+                    )
+                }
+                self.router.refreshFailed(from: node)
+            }
+        }
+    }
+
+    private func reconcile() {
+        for action in self.subscriptions.reconcile(topology: self.router.topology, now: .now()) {
+            switch action {
+            case .connect(let address):
+                let shard = RedisShardConnection(owner: self, address: address, url: self.nodeURL(address))
+                self.shards[address] = shard
+                shard.start()
+            case .subscribe(let channel, let address):
+                self.shards[address]?.send(["SSUBSCRIBE", channel])
+            case .unsubscribe(let channel, let address):
+                self.shards[address]?.send(["SUNSUBSCRIBE", channel])
+            case .close(let address):
+                self.shards.removeValue(forKey: address)?.close()
+            }
+        }
+    }
+
+    private func checkWaiters(now: NIODeadline) {
+        guard !self.waiters.isEmpty else { return }
+        let topology = self.router.topology
+        var remaining: [Waiter] = []
+        for waiter in self.waiters {
+            let done =
+                waiter.subscribing
+                ? waiter.channels.allSatisfy { self.subscriptions.isActive($0, topology: topology) }
+                : waiter.channels.allSatisfy { self.subscriptions.isInactive($0) }
+            if done {
+                waiter.callback(.success(()))
+            } else if now >= waiter.deadline {
+                let verb = waiter.subscribing ? "SSUBSCRIBE" : "SUNSUBSCRIBE"
+                waiter.callback(
+                    .failure(RedisError(code: .timeout, message: "\(verb) not confirmed in time", command: verb))
+                )
+            } else {
+                remaining.append(waiter)
+            }
+        }
+        self.waiters = remaining
+    }
+
+    /// The URL of one node: the cluster URL (credentials, and whatever else it carries) with the node's address.
+    private func nodeURL(_ address: RedisClusterAddress) -> RedisURL {
+        var url = self.url
+        url.endpoint = .tcp(host: address.host, port: address.port)
+        url.database = 0
+        return url
+    }
+
+    private func client(for address: RedisClusterAddress) -> RedisCommandClient {
+        if let client = self.clients[address] { return client }
+        // A dead primary is retried every 50 ms until it is failed over: its connect failures are not logged one
+        // by one (the caller gets the publish's error; lost subscriptions are logged here, rate-limited).
+        var logger = self.logger
+        logger.logLevel = max(logger.logLevel, .error)
+        let client = RedisCommandClient(
+            url: self.nodeURL(address),
+            connectTimeout: self.configuration.connectTimeout,
+            eventLoop: self.eventLoop,
+            logger: logger
+        )
+        self.clients[address] = client
+        return client
+    }
+
+    // MARK: Publishing
+
+    private struct PublishAttempt {
+        var channel: String
+        var text: String
+        var slot: Int
+        var deadline: NIODeadline
+        var promise: EventLoopPromise<Int>
+        var redirections = 0
+    }
+
+    /// Sends `SPUBLISH` to `target` (or the slot's primary), following redirections and retrying after failures
+    /// until the attempt's deadline.
+    private func send(_ attempt: PublishAttempt, to target: RedisClusterAddress?, asking: Bool) {
+        guard !self.isShutDown else {
+            attempt.promise.fail(RedisError(code: .shutdown, message: "the cluster client was shut down"))
+            return
+        }
+        guard let address = target ?? self.router.route(slot: attempt.slot) else {
+            self.retry(attempt, reason: "no known primary for slot \(attempt.slot)")
+            return
+        }
+        let client = self.client(for: address)
+        let timeout = Duration.nanoseconds(max(1, (attempt.deadline - .now()).nanoseconds))
+        if asking { _ = client.submit(["ASKING"], timeout: timeout, errorReplyAsValue: true) }
+        client.submit(["SPUBLISH", attempt.channel, attempt.text], timeout: timeout, errorReplyAsValue: true)
+            .whenComplete { result in
+                switch result {
+                case .success(.integer(let receivers)):
+                    attempt.promise.succeed(Int(receivers))
+                case .success(.error(let message)):
+                    self.refused(attempt, by: address, message: message)
+                case .success(let other):
+                    attempt.promise.fail(
+                        RedisError(
+                            code: .protocolError,
+                            message: "unexpected SPUBLISH reply \(other)",
+                            command: "SPUBLISH",
+                            channel: attempt.channel
+                        )
+                    )
+                case .failure(let error):
+                    self.router.nodeFailed(address)
+                    self.retry(attempt, reason: "\(address): \(error)")
+                }
+            }
+    }
+
+    private func refused(_ attempt: PublishAttempt, by address: RedisClusterAddress, message: String) {
+        if let redirection = RedisClusterRedirection(errorMessage: message, replyingHost: address.host) {
+            switch self.router.redirected(redirection, redirections: attempt.redirections) {
+            case .resend(let target, let asking):
+                var next = attempt
+                next.redirections += 1
+                self.send(next, to: target, asking: asking)
+            case .fail(let code, let text):
+                attempt.promise.fail(
+                    RedisError(code: code, message: text, command: "SPUBLISH", channel: attempt.channel)
+                )
+            }
+        } else if message.hasPrefix("CLUSTERDOWN") || message.hasPrefix("TRYAGAIN") {
+            self.router.requestRefresh()
+            self.retry(attempt, reason: message)
+        } else {
+            attempt.promise.fail(
+                RedisError(
+                    code: .commandFailed,
+                    message: "Redis answered SPUBLISH with an error: \(message)",
+                    command: "SPUBLISH",
+                    channel: attempt.channel
+                )
+            )
+        }
+    }
+
+    /// Tries again after 50 ms (a refresh is on its way), or fails once the deadline has passed.
+    private func retry(_ attempt: PublishAttempt, reason: String) {
+        let at = NIODeadline.now() + .milliseconds(50)
+        guard at < attempt.deadline else {
+            attempt.promise.fail(
+                RedisError(
+                    code: .timeout,
+                    message: "no primary took SPUBLISH within \(self.configuration.publishTimeout) (last: \(reason))",
+                    command: "SPUBLISH",
+                    channel: attempt.channel
+                )
+            )
+            return
+        }
+        self.tick(now: .now())
+        self.eventLoop.scheduleTask(deadline: at) { self.send(attempt, to: nil, asking: false) }
+    }
+
+    // MARK: Subscription connections' reports
+
+    fileprivate func shardReady(_ address: RedisClusterAddress) {
+        self.subscriptions.connectionReady(address)
+        self.tick(now: .now())
+    }
+
+    fileprivate func shardLost(_ address: RedisClusterAddress, error: RedisError) {
+        guard self.shards[address] != nil else { return }
+        if let suppressed = self.lossLog.admit(at: .now) {
+            self.logger.warning(
+                "Redis Cluster subscription connection lost or refused; resubscribing on the slot's primary",
+                metadata: ["redis.node": "\(address)", "error": "\(error)", "redis.suppressed": "\(suppressed)"]
+            )
+        }
+        self.shards[address] = nil
+        self.subscriptions.connectionLost(address, now: .now())
+        self.router.nodeFailed(address)
+        self.tick(now: .now())
+    }
+
+    fileprivate func shardReceived(_ value: RESPValue, from address: RedisClusterAddress) {
+        switch self.subscriptions.received(value, on: address) {
+        case .handled:
+            self.checkWaiters(now: .now())
+        case .message(let channel):
+            guard case .array(let items) = value, items.count >= 3, case .bulkString(let payload) = items[2] else {
+                return
+            }
+            self.onMessage(RedisPubSubMessage(channel: channel, payload: payload))
+        case .refreshTopology:
+            self.router.requestRefresh()
+            self.tick(now: .now())
+        case .protocolViolation(let text):
+            self.logger.warning(
+                "unexpected reply on a Redis Cluster subscription connection; reconnecting",
+                metadata: ["redis.node": "\(address)", "redis.reply": "\(LogSafe.text(text))"]
+            )
+            self.shards[address]?.close()
+            self.shardLost(address, error: RedisError(code: .protocolError, message: text))
+        }
+    }
+}
+
+/// One subscription connection to a primary: a `RedisConnectionStateMachine` (AUTH, liveness, no reconnect of its
+/// own: its owner reconciles) and the channel. Everything runs on the owner's loop.
+final class RedisShardConnection: RedisConnectionShell, @unchecked Sendable {
+    let url: RedisURL
+    let eventLoop: any EventLoop
+    let connectTimeout: Duration
+    var machine: RedisConnectionStateMachine
+    var channel: (any Channel)?
+    let address: RedisClusterAddress
+    private weak var owner: RedisClusterPubSub?
+    private var ticker: RepeatedTask?
+
+    init(owner: RedisClusterPubSub, address: RedisClusterAddress, url: RedisURL) {
+        self.owner = owner
+        self.address = address
+        self.url = url
+        self.eventLoop = owner.eventLoop
+        self.connectTimeout = owner.configuration.connectTimeout
+        self.machine = RedisConnectionStateMachine(
+            configuration: .init(
+                handshake: RedisHandshakeStep.handshake(for: url),
+                redactedURL: url.redacted,
+                handshakeTimeout: TimeAmount(owner.configuration.pingTimeout),
+                liveness: (TimeAmount(owner.configuration.pingInterval), TimeAmount(owner.configuration.pingTimeout)),
+                afterConnectFailure: .becomeIdle,
+                afterHandshakeRefused: .becomeIdle,
+                afterConnectionLost: .becomeIdle
+            )
+        )
+    }
+
+    func start() {
+        self.ticker = self.eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(250), delay: .milliseconds(250)) {
+            _ in
+            self.run(self.machine.tick(now: .now()))
+        }
+        self.run(self.machine.start(now: .now()))
+    }
+
+    func send(_ arguments: [String]) {
+        guard self.machine.isReady, let channel = self.channel else { return }
+        RedisConnector.send([arguments], on: channel)
+    }
+
+    func close() {
+        self.ticker?.cancel()
+        self.ticker = nil
+        self.owner = nil
+        if case .shutDown(closeConnection: true) = self.machine.shutdown() { self.channel?.close(promise: nil) }
+        self.channel = nil
+    }
+
+    func run(_ action: RedisConnectionStateMachine.Action) {
+        switch action {
+        case .nothing, .deliver, .discardConnection, .shutDown:
+            break
+        case .connect(let generation):
+            self.openConnection(generation: generation)
+        case .sendHandshake(let steps):
+            guard let channel = self.channel else { return }
+            RedisConnector.send(steps.lazy.map(\.arguments), on: channel)
+        case .becomeReady:
+            self.owner?.shardReady(self.address)
+        case .sendPing:
+            guard let channel = self.channel else { return }
+            RedisConnector.send([["PING"]], on: channel)
+        case .connectFailed(let error, let closeConnection, _), .connectionLost(let error, let closeConnection, _):
+            if closeConnection { self.channel?.close(promise: nil) }
+            self.channel = nil
+            self.ticker?.cancel()
+            self.ticker = nil
+            self.owner?.shardLost(self.address, error: error)
+        }
+    }
+
+    func connection(_ generation: UInt64, received value: RESPValue) {
+        let action = self.machine.received(value, generation: generation, now: .now())
+        guard case .deliver = action else {
+            self.run(action)
+            return
+        }
+        self.owner?.shardReceived(value, from: self.address)
+    }
+
+    func connection(_ generation: UInt64, closedWith error: (any Error)?) {
+        self.run(self.machine.connectionClosed(generation: generation, error: error, now: .now()))
+    }
+}

@@ -1,0 +1,200 @@
+import Foundation
+public import SocketGatewayRedis
+
+/// A real Redis Cluster on loopback ports, for integration tests: `primaries` primaries with one replica each
+/// (3 + 3 by default), every node a `RedisServerProcess` started with `--cluster-enabled yes` on a free port and a
+/// free cluster-bus port, joined with `redis-cli --cluster create … --cluster-replicas 1 --cluster-yes`.
+///
+/// `start` returns once every node says `cluster_state:ok`, knows every other node and sees all 16384 slots
+/// assigned, and every replica has synced (bounded). Nodes are stopped by PID (`stop`), and a single node can be
+/// stopped or killed with SIGKILL (`RedisServerProcess.crash`) to provoke a failover.
+public final class RedisClusterProcess: @unchecked Sendable {
+    /// Every node, primaries first in the order `--cluster create` was given them (it makes the first
+    /// `primaries` nodes primaries and the rest their replicas).
+    public let nodes: [RedisServerProcess]
+    /// How long a node may be unreachable before the cluster fails it over (`cluster-node-timeout`).
+    public let nodeTimeout: Duration
+
+    private init(nodes: [RedisServerProcess], nodeTimeout: Duration) {
+        self.nodes = nodes
+        self.nodeTimeout = nodeTimeout
+    }
+
+    /// `redis+cluster://127.0.0.1:<p1>,127.0.0.1:<p2>,…`: every node as a seed.
+    public var urlString: String {
+        "redis+cluster://" + self.nodes.map { "127.0.0.1:\($0.port)" }.joined(separator: ",")
+    }
+
+    /// The parsed `urlString`.
+    public var url: RedisURL {
+        get throws { try RedisURL(parsing: self.urlString) }
+    }
+
+    /// Starts the nodes, creates the cluster and waits until it is healthy.
+    /// - Parameters:
+    ///   - primaries: How many primaries (each gets one replica); at least 3, as `--cluster create` requires.
+    ///   - nodeTimeout: `cluster-node-timeout`: short, so that a killed primary is failed over within seconds.
+    /// - Throws: `RedisServerProcess.FixtureError` when a node does not start, the cluster cannot be created, or it
+    ///   is not healthy within 30 s; the nodes started so far are stopped first.
+    public static func start(
+        primaries: Int = 3,
+        nodeTimeout: Duration = .milliseconds(1000)
+    ) async throws
+        -> RedisClusterProcess
+    {
+        precondition(primaries >= 3, "redis-cli --cluster create needs at least 3 primaries")
+        guard let cli = RedisServerProcess.findExecutable("redis-cli") else {
+            throw RedisServerProcess.FixtureError(
+                description: "redis-cli is not installed (it comes with the redis-server package)"
+            )
+        }
+        let milliseconds = Int(nodeTimeout / .milliseconds(1))
+        var nodes: [RedisServerProcess] = []
+        do {
+            for _ in 0..<(primaries * 2) {
+                let busPort = try RedisServerProcess.freeLoopbackPort()
+                nodes.append(
+                    try await RedisServerProcess.start(extraArguments: [
+                        "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                        "--cluster-node-timeout", String(milliseconds), "--cluster-port", String(busPort),
+                        // Replicas sync at once (the default waits 5 s for more replicas to share the transfer).
+                        "--repl-diskless-sync-delay", "0",
+                    ])
+                )
+            }
+            let cluster = RedisClusterProcess(nodes: nodes, nodeTimeout: nodeTimeout)
+            let output = try Self.run(
+                cli,
+                ["--cluster", "create"] + nodes.map { "127.0.0.1:\($0.port)" } + [
+                    "--cluster-replicas", "1", "--cluster-yes",
+                ]
+            )
+            guard output.contains("[OK] All 16384 slots covered") else {
+                throw RedisServerProcess.FixtureError(
+                    description: "redis-cli --cluster create failed:\n\(output.suffix(2000))"
+                )
+            }
+            guard await cluster.waitUntilHealthy(timeout: .seconds(30)) else {
+                throw RedisServerProcess.FixtureError(
+                    description: "the cluster was not healthy within 30 s: \(cluster.describeState())"
+                )
+            }
+            return cluster
+        } catch {
+            for node in nodes { await node.stop() }
+            throw error
+        }
+    }
+
+    /// Starts a cluster, runs `body` with it and stops every node afterwards, whether `body` threw or not.
+    public static func with<T>(
+        primaries: Int = 3,
+        nodeTimeout: Duration = .milliseconds(1000),
+        _ body: (RedisClusterProcess) async throws -> T
+    ) async throws -> T {
+        let cluster = try await Self.start(primaries: primaries, nodeTimeout: nodeTimeout)
+        do {
+            let result = try await body(cluster)
+            await cluster.stop()
+            return result
+        } catch {
+            await cluster.stop()
+            throw error
+        }
+    }
+
+    /// Waits (bounded by `timeout`, polling every 100 ms) until every running node reports `cluster_state:ok`,
+    /// knows all nodes and sees every slot assigned, every running replica's link to its primary is up (a replica
+    /// that never synced does not fail over), and — when `expectedPrimaries` is given — exactly that many running
+    /// nodes are primaries.
+    /// - Returns: Whether the cluster became healthy in time.
+    public func waitUntilHealthy(timeout: Duration, expectedPrimaries: Int? = nil) async -> Bool {
+        let clock = ContinuousClock()
+        let end = clock.now + timeout
+        while clock.now < end {
+            if self.isHealthy(expectedPrimaries: expectedPrimaries) { return true }
+            try? await Task.sleep(for: .milliseconds(100))
+        }
+        return self.isHealthy(expectedPrimaries: expectedPrimaries)
+    }
+
+    /// The nodes that run and are primaries right now (`ROLE`).
+    public var runningPrimaries: [RedisServerProcess] {
+        self.nodes.filter { $0.pid != nil && (try? $0.cli(["ROLE"]))?.hasPrefix("master") == true }
+    }
+
+    /// The nodes that run and are replicas right now.
+    public var runningReplicas: [RedisServerProcess] {
+        self.nodes.filter { $0.pid != nil && (try? $0.cli(["ROLE"]))?.hasPrefix("slave") == true }
+    }
+
+    /// The running node whose `CLUSTER NODES` line says `myself` serves `slot` as a primary.
+    public func primary(forSlot slot: Int) -> RedisServerProcess? {
+        self.runningPrimaries.first { node in
+            guard let text = try? node.cli(["CLUSTER", "NODES"]) else { return false }
+            guard let mine = text.split(separator: "\n").first(where: { $0.contains("myself") }) else { return false }
+            return mine.split(separator: " ").dropFirst(8).contains { range in
+                let bounds = range.split(separator: "-").compactMap { Int($0) }
+                guard let low = bounds.first else { return false }
+                return (low...(bounds.last ?? low)).contains(slot)
+            }
+        }
+    }
+
+    /// A replica of `primary` (by `INFO replication` of the replica), if one runs.
+    public func replica(of primary: RedisServerProcess) -> RedisServerProcess? {
+        self.runningReplicas.first { node in
+            (try? node.cli(["INFO", "replication"]))?.contains("master_port:\(primary.port)") == true
+        }
+    }
+
+    /// Stops every node by PID.
+    public func stop() async {
+        for node in self.nodes { await node.stop() }
+    }
+
+    /// One line per node: port, role and `cluster_state`, for failure messages.
+    public func describeState() -> String {
+        self.nodes.map { node -> String in
+            guard node.pid != nil else { return "\(node.port): stopped" }
+            let info = (try? node.cli(["CLUSTER", "INFO"])) ?? ""
+            let state = info.split(whereSeparator: \.isNewline).first { $0.hasPrefix("cluster_state:") } ?? "?"
+            let role = ((try? node.cli(["ROLE"])) ?? "?").split(whereSeparator: \.isNewline).first ?? "?"
+            return "\(node.port): \(role) \(state)"
+        }.joined(separator: "; ")
+    }
+
+    private func isHealthy(expectedPrimaries: Int?) -> Bool {
+        let running = self.nodes.filter { $0.pid != nil }
+        for node in running {
+            guard let info = try? node.cli(["CLUSTER", "INFO"]),
+                info.contains("cluster_state:ok"),
+                info.contains("cluster_slots_assigned:16384"),
+                info.contains("cluster_slots_ok:16384")
+            else { return false }
+            // Every running node must know every other node (the failed ones count as known too).
+            guard info.contains("cluster_known_nodes:\(self.nodes.count)") else { return false }
+        }
+        if let expectedPrimaries, self.runningPrimaries.count != expectedPrimaries { return false }
+        // A replica that has not finished its first sync refuses to fail over (its data counts as too old).
+        for replica in self.runningReplicas {
+            guard (try? replica.cli(["INFO", "replication"]))?.contains("master_link_status:up") == true else {
+                return false
+            }
+        }
+        return true
+    }
+
+    private static func run(_ executable: String, _ arguments: [String]) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return String(decoding: data, as: UTF8.self)
+    }
+}

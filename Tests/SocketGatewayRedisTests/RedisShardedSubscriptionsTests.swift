@@ -1,0 +1,256 @@
+import NIOCore
+import SocketGatewayRedis
+import Testing
+
+@Suite struct RedisShardedSubscriptionsTests {
+    let start = NIODeadline.uptimeNanoseconds(1_000_000_000)
+    static let a = RedisClusterAddress(host: "10.0.0.1", port: 7000)
+    static let b = RedisClusterAddress(host: "10.0.0.2", port: 7001)
+    static let c = RedisClusterAddress(host: "10.0.0.3", port: 7002)
+
+    /// Slots 0–5460 on a, 5461–10922 on b, 10923–16383 on c.
+    static let topology = RedisClusterTopology(shards: [
+        .init(slots: [0...5460], primary: .init(address: a)),
+        .init(slots: [5461...10922], primary: .init(address: b)),
+        .init(slots: [10923...16383], primary: .init(address: c)),
+    ])
+
+    /// A channel whose slot is owned by `address` in `topology`.
+    static func channel(
+        on address: RedisClusterAddress,
+        in topology: RedisClusterTopology = topology,
+        _ n: Int = 0
+    )
+        -> String
+    {
+        var found: [String] = []
+        for index in 0..<10_000 {
+            let name = "room-\(index)"
+            if topology.primary(forSlot: RedisClusterSlot.of(name)) == address { found.append(name) }
+            if found.count > n { break }
+        }
+        return found[n]
+    }
+
+    static func push(_ kind: String, _ channel: String, _ extra: RESPValue = .integer(1)) -> RESPValue {
+        .array([.bulkString(ByteBuffer(string: kind)), .bulkString(ByteBuffer(string: channel)), extra])
+    }
+
+    @Test func channelsAreSubscribedOnTheirOwnersAndConfirmed() {
+        var state = RedisShardedSubscriptions()
+        let onA = Self.channel(on: Self.a)
+        let onB = Self.channel(on: Self.b)
+        let onA2 = Self.channel(on: Self.a, 1)
+        state.subscribe([onA, onB, onA2])
+        // No topology yet: nothing happens, nothing is active.
+        #expect(state.reconcile(topology: nil, now: self.start) == [])
+        #expect(!state.isActive(onA, topology: nil))
+        // Connections first, one per owner.
+        #expect(Set(state.reconcile(topology: Self.topology, now: self.start)) == [.connect(Self.a), .connect(Self.b)])
+        #expect(state.reconcile(topology: Self.topology, now: self.start) == [])
+        state.connectionReady(Self.a)
+        let expectedOnA = [onA, onA2].sorted().map { RedisShardedSubscriptions.Action.subscribe($0, on: Self.a) }
+        #expect(state.reconcile(topology: Self.topology, now: self.start) == expectedOnA)
+        // Sent once only.
+        #expect(state.reconcile(topology: Self.topology, now: self.start) == [])
+        for channel in [onA, onA2].sorted() {
+            #expect(state.received(Self.push("ssubscribe", channel), on: Self.a) == .handled)
+        }
+        #expect(state.isActive(onA, topology: Self.topology))
+        #expect(state.isActive(onA2, topology: Self.topology))
+        #expect(!state.isActive(onB, topology: Self.topology))
+        #expect(!state.isInactive(onA))
+        state.connectionReady(Self.b)
+        #expect(state.reconcile(topology: Self.topology, now: self.start) == [.subscribe(onB, on: Self.b)])
+        #expect(state.isInactive(onA) == false)
+        #expect(state.received(Self.push("ssubscribe", onB), on: Self.b) == .handled)
+        #expect(state.isActive(onB, topology: Self.topology))
+        #expect(
+            state.received(Self.push("smessage", onB, .bulkString(ByteBuffer(string: "x"))), on: Self.b)
+                == .message(channel: onB)
+        )
+        #expect(state.connectedNodes == [Self.a, Self.b])
+    }
+
+    @Test func unsubscribingEmptiesAndClosesAConnection() {
+        var state = RedisShardedSubscriptions()
+        let onA = Self.channel(on: Self.a)
+        state.subscribe([onA])
+        _ = state.reconcile(topology: Self.topology, now: self.start)
+        state.connectionReady(Self.a)
+        _ = state.reconcile(topology: Self.topology, now: self.start)
+        _ = state.received(Self.push("ssubscribe", onA), on: Self.a)
+        state.unsubscribe([onA])
+        #expect(!state.isActive(onA, topology: Self.topology))
+        #expect(state.reconcile(topology: Self.topology, now: self.start) == [.unsubscribe(onA, on: Self.a)])
+        #expect(state.reconcile(topology: Self.topology, now: self.start) == [])
+        #expect(!state.isInactive(onA))
+        #expect(state.received(Self.push("sunsubscribe", onA, .integer(0)), on: Self.a) == .handled)
+        #expect(state.isInactive(onA))
+        #expect(state.reconcile(topology: Self.topology, now: self.start) == [.close(Self.a)])
+        #expect(state.connectedNodes == [])
+    }
+
+    /// A channel wanted again while its SUNSUBSCRIBE is on its way is subscribed again at once, and is active only
+    /// once that new SSUBSCRIBE is confirmed (a join must not be told "active" while the old SUNSUBSCRIBE can still
+    /// take the channel away).
+    @Test func wantedAgainWhileUnsubscribing() {
+        var state = RedisShardedSubscriptions()
+        let onA = Self.channel(on: Self.a)
+        state.subscribe([onA])
+        _ = state.reconcile(topology: Self.topology, now: self.start)
+        state.connectionReady(Self.a)
+        _ = state.reconcile(topology: Self.topology, now: self.start)
+        _ = state.received(Self.push("ssubscribe", onA), on: Self.a)
+        state.unsubscribe([onA])
+        #expect(state.reconcile(topology: Self.topology, now: self.start) == [.unsubscribe(onA, on: Self.a)])
+        state.subscribe([onA])
+        #expect(!state.isActive(onA, topology: Self.topology))
+        #expect(state.reconcile(topology: Self.topology, now: self.start) == [.subscribe(onA, on: Self.a)])
+        #expect(state.reconcile(topology: Self.topology, now: self.start) == [])
+        #expect(state.received(Self.push("sunsubscribe", onA, .integer(0)), on: Self.a) == .handled)
+        #expect(!state.isActive(onA, topology: Self.topology))
+        #expect(state.reconcile(topology: Self.topology, now: self.start) == [])
+        #expect(state.received(Self.push("ssubscribe", onA), on: Self.a) == .handled)
+        #expect(state.isActive(onA, topology: Self.topology))
+        #expect(state.reconcile(topology: Self.topology, now: self.start) == [])
+    }
+
+    /// Unwanted while its SSUBSCRIBE is on its way: unsubscribed once confirmed.
+    @Test func unwantedWhileSubscribing() {
+        var state = RedisShardedSubscriptions()
+        let onA = Self.channel(on: Self.a)
+        state.subscribe([onA])
+        _ = state.reconcile(topology: Self.topology, now: self.start)
+        state.connectionReady(Self.a)
+        #expect(state.reconcile(topology: Self.topology, now: self.start) == [.subscribe(onA, on: Self.a)])
+        state.unsubscribe([onA])
+        #expect(state.reconcile(topology: Self.topology, now: self.start) == [])
+        #expect(!state.isInactive(onA))
+        _ = state.received(Self.push("ssubscribe", onA), on: Self.a)
+        #expect(state.reconcile(topology: Self.topology, now: self.start) == [.unsubscribe(onA, on: Self.a)])
+        _ = state.received(Self.push("sunsubscribe", onA, .integer(0)), on: Self.a)
+        #expect(state.isInactive(onA))
+    }
+
+    /// Redis 7 sends `sunsubscribe` on its own when the channel's slot migrates: the topology is refreshed, and the
+    /// channel is subscribed on its new owner (and not again on the old one).
+    @Test func anUnrequestedSunsubscribeMovesTheChannel() {
+        var state = RedisShardedSubscriptions()
+        let onA = Self.channel(on: Self.a)
+        state.subscribe([onA])
+        _ = state.reconcile(topology: Self.topology, now: self.start)
+        state.connectionReady(Self.a)
+        _ = state.reconcile(topology: Self.topology, now: self.start)
+        _ = state.received(Self.push("ssubscribe", onA), on: Self.a)
+        #expect(state.received(Self.push("sunsubscribe", onA, .integer(0)), on: Self.a) == .refreshTopology)
+        #expect(!state.isActive(onA, topology: Self.topology))
+        let moved = Self.topology.moving(slot: RedisClusterSlot.of(onA), to: Self.b)
+        // a is now empty and not needed: closed; b is connected.
+        #expect(state.reconcile(topology: moved, now: self.start) == [.connect(Self.b), .close(Self.a)])
+        state.connectionReady(Self.b)
+        #expect(state.reconcile(topology: moved, now: self.start) == [.subscribe(onA, on: Self.b)])
+        _ = state.received(Self.push("ssubscribe", onA), on: Self.b)
+        #expect(state.isActive(onA, topology: moved))
+        #expect(!state.isActive(onA, topology: Self.topology))
+    }
+
+    /// A failover seen in a new topology while the old primary still has the channel: it is unsubscribed there and
+    /// subscribed on the new owner.
+    @Test func aNewOwnerTakesTheChannelOver() {
+        var state = RedisShardedSubscriptions()
+        let onA = Self.channel(on: Self.a)
+        state.subscribe([onA])
+        _ = state.reconcile(topology: Self.topology, now: self.start)
+        state.connectionReady(Self.a)
+        _ = state.reconcile(topology: Self.topology, now: self.start)
+        _ = state.received(Self.push("ssubscribe", onA), on: Self.a)
+        let failedOver = RedisClusterTopology(shards: [
+            .init(slots: [0...5460], primary: .init(address: Self.c)),
+            .init(slots: [5461...16383], primary: .init(address: Self.b)),
+        ])
+        #expect(
+            state.reconcile(topology: failedOver, now: self.start) == [.connect(Self.c), .unsubscribe(onA, on: Self.a)]
+        )
+        #expect(state.received(Self.push("sunsubscribe", onA, .integer(0)), on: Self.a) == .handled)
+        state.connectionReady(Self.c)
+        #expect(
+            state.reconcile(topology: failedOver, now: self.start) == [.subscribe(onA, on: Self.c), .close(Self.a)]
+        )
+    }
+
+    /// A hole in the topology (a failover under way) keeps what is subscribed.
+    @Test func aHoleKeepsTheSubscription() {
+        var state = RedisShardedSubscriptions()
+        let onA = Self.channel(on: Self.a)
+        state.subscribe([onA])
+        _ = state.reconcile(topology: Self.topology, now: self.start)
+        state.connectionReady(Self.a)
+        _ = state.reconcile(topology: Self.topology, now: self.start)
+        _ = state.received(Self.push("ssubscribe", onA), on: Self.a)
+        let holed = RedisClusterTopology(shards: Array(Self.topology.shards.dropFirst()))
+        #expect(state.reconcile(topology: holed, now: self.start) == [])
+    }
+
+    /// A lost connection loses its subscriptions; they come back on a new connection to the owner.
+    @Test func aLostConnectionIsReplaced() {
+        var state = RedisShardedSubscriptions()
+        let onA = Self.channel(on: Self.a)
+        state.subscribe([onA])
+        _ = state.reconcile(topology: Self.topology, now: self.start)
+        state.connectionReady(Self.a)
+        _ = state.reconcile(topology: Self.topology, now: self.start)
+        _ = state.received(Self.push("ssubscribe", onA), on: Self.a)
+        state.connectionLost(Self.a, now: self.start)
+        #expect(!state.isActive(onA, topology: Self.topology))
+        #expect(state.isInactive(onA))
+        // Not again before the reconnect delay.
+        #expect(state.reconcile(topology: Self.topology, now: self.start + .milliseconds(249)) == [])
+        #expect(state.reconcile(topology: Self.topology, now: self.start + .milliseconds(250)) == [.connect(Self.a)])
+        // Replies from a forgotten connection change nothing.
+        #expect(state.received(Self.push("ssubscribe", onA), on: Self.b) == .handled)
+    }
+
+    /// An error reply (`MOVED` during a migration) answers the oldest command: it is sent again after a refresh.
+    @Test func aRefusedSubscriptionIsRetried() {
+        var state = RedisShardedSubscriptions()
+        let onA = Self.channel(on: Self.a)
+        state.subscribe([onA])
+        _ = state.reconcile(topology: Self.topology, now: self.start)
+        state.connectionReady(Self.a)
+        #expect(state.reconcile(topology: Self.topology, now: self.start) == [.subscribe(onA, on: Self.a)])
+        #expect(state.received(.error("MOVED 1 10.0.0.2:7001"), on: Self.a) == .refreshTopology)
+        #expect(state.reconcile(topology: Self.topology, now: self.start) == [.subscribe(onA, on: Self.a)])
+    }
+
+    @Test(arguments: [
+        RESPValue.error("ERR nobody asked"),
+        .integer(3),
+        .array([]),
+        push("ssubscribe", "not-asked"),
+    ])
+    func unexpectedRepliesAreViolations(_ value: RESPValue) {
+        var state = RedisShardedSubscriptions()
+        state.subscribe([Self.channel(on: Self.a)])
+        _ = state.reconcile(topology: Self.topology, now: self.start)
+        state.connectionReady(Self.a)
+        guard case .protocolViolation = state.received(value, on: Self.a) else {
+            Issue.record("\(value) was accepted")
+            return
+        }
+    }
+
+    /// PING answers (`["pong", ""]` in subscribed mode, `+PONG` before) are not commands of ours.
+    @Test func pongIsHandled() {
+        var state = RedisShardedSubscriptions()
+        state.subscribe([Self.channel(on: Self.a)])
+        _ = state.reconcile(topology: Self.topology, now: self.start)
+        state.connectionReady(Self.a)
+        #expect(
+            state.received(.array([.bulkString(ByteBuffer(string: "pong")), .bulkString(ByteBuffer())]), on: Self.a)
+                == .handled
+        )
+        // Before the first SSUBSCRIBE the answer is a plain +PONG.
+        #expect(state.received(.simpleString("PONG"), on: Self.a) == .handled)
+    }
+}
