@@ -394,7 +394,7 @@ extension PubSubMessage {
         try Self.decode(value, excerpt: { String(value.pythonJSONString.prefix(200)) })
     }
 
-    private static func decode(
+    static func decode(
         _ value: JSONValue,
         excerpt: @escaping () -> String
     ) throws(PubSubMessageError) -> PubSubMessage {
