@@ -46,6 +46,9 @@ public struct ClusterHealth: Sendable, Hashable {
     public var readingPaused: Bool
     /// How many times reading Redis was paused since start.
     public var readingPauses: Int
+    /// Emits from other hosts skipped on arrival because no member of their rooms (or namespace) is connected
+    /// to this server, since start: read up to their target, never decoded nor handed to an event loop.
+    public var skippedNotLocal: Int
 
     /// Creates a health report.
     public init(
@@ -61,7 +64,8 @@ public struct ClusterHealth: Sendable, Hashable {
         undecodable: Int = 0,
         unverified: Int = 0,
         readingPaused: Bool = false,
-        readingPauses: Int = 0
+        readingPauses: Int = 0,
+        skippedNotLocal: Int = 0
     ) {
         self.mode = mode
         self.hostID = hostID
@@ -76,6 +80,7 @@ public struct ClusterHealth: Sendable, Hashable {
         self.unverified = unverified
         self.readingPaused = readingPaused
         self.readingPauses = readingPauses
+        self.skippedNotLocal = skippedNotLocal
     }
 
     /// `true` when local-only, clustered with a subscribed connection, or custom with a link not reported down.
@@ -91,7 +96,7 @@ public struct ClusterHealth: Sendable, Hashable {
     /// with `host_id`, `connected`, `last_error`), and in Redis mode
     /// `channel`, `host_id`, `redis` {`connected`, `publisher_connected`, `last_message_age_seconds`,
     /// `reconnects`, `dropped_from_outbox`, `inbound_rejected`, `undecodable`, `unverified`, `reading_paused`, `reading_pauses`,
-    /// `last_error`}.
+    /// `skipped_not_local`, `last_error`}.
     public var json: JSONValue {
         var pairs: [(key: String, value: JSONValue)] = [("status", .string(self.isHealthy ? "ok" : "degraded"))]
         switch self.mode {
@@ -125,6 +130,7 @@ public struct ClusterHealth: Sendable, Hashable {
                         ("unverified", .int(Int64(self.unverified))),
                         ("reading_paused", .bool(self.readingPaused)),
                         ("reading_pauses", .int(Int64(self.readingPauses))),
+                        ("skipped_not_local", .int(Int64(self.skippedNotLocal))),
                         ("last_error", self.lastError.map { .string($0) } ?? .null),
                     ])
                 )

@@ -3,13 +3,23 @@ import NIOCore
 import SocketGatewayEngineIO
 
 /// The room indexes of the connections on one event loop, touched only on that loop, so an emit takes no lock.
+///
+/// Every time a namespace or a room gets its first member on this shard, or loses its last, the shard tells the
+/// server-wide ``LocalRoomPresence`` (under its lock): messages from other hosts for rooms with no member here
+/// are dropped on the subscriber's thread, and the others reach only the shards that have members.
 final class RoomShard: @unchecked Sendable {
     let eventLoop: any EventLoop
+    /// This shard's position in ``RoomShards/all``: its index in `presence`.
+    let index: Int
+    /// Which shards have members of which rooms, shared by every shard of the server.
+    let presence: LocalRoomPresence
     /// namespace → its room index on this loop.
     private var namespaces: [String: RoomIndex<SocketConnection>] = [:]
 
-    init(eventLoop: any EventLoop) {
+    init(eventLoop: any EventLoop, index: Int = 0, presence: LocalRoomPresence = LocalRoomPresence()) {
         self.eventLoop = eventLoop
+        self.index = index
+        self.presence = presence
     }
 
     /// Runs `body` on this shard's loop and returns its result, or nil when the loop has shut down.
@@ -21,19 +31,31 @@ final class RoomShard: @unchecked Sendable {
 
     func add(_ connection: SocketConnection) {
         self.eventLoop.assertInEventLoop()
+        if self.namespaces[connection.namespace] == nil {
+            self.presence.add(namespace: connection.namespace, room: nil, shard: self.index)
+        }
         self.namespaces[connection.namespace, default: RoomIndex()].add(connection.id, connection)
     }
 
     @discardableResult
     func join(_ connection: SocketConnection, room: String) -> Bool {
         self.eventLoop.assertInEventLoop()
-        return self.namespaces[connection.namespace]?.join(connection.id, room: room) ?? false
+        let isNew = self.namespaces[connection.namespace]?.hasMembers(in: room) == false
+        guard self.namespaces[connection.namespace]?.join(connection.id, room: room) == true else { return false }
+        if isNew {
+            self.presence.add(namespace: connection.namespace, room: room, shard: self.index)
+        }
+        return true
     }
 
     @discardableResult
     func leave(_ connection: SocketConnection, room: String) -> Bool {
         self.eventLoop.assertInEventLoop()
-        return self.namespaces[connection.namespace]?.leave(connection.id, room: room) ?? false
+        guard self.namespaces[connection.namespace]?.leave(connection.id, room: room) == true else { return false }
+        if self.namespaces[connection.namespace]?.hasMembers(in: room) == false {
+            self.presence.remove(namespace: connection.namespace, room: room, shard: self.index)
+        }
+        return true
     }
 
     func rooms(of connection: SocketConnection) -> Set<String> {
@@ -44,19 +66,35 @@ final class RoomShard: @unchecked Sendable {
     /// Removes every member of `room` in `namespace`; returns how many there were.
     func close(room: String, namespace: String) -> Int {
         self.eventLoop.assertInEventLoop()
-        return self.namespaces[namespace]?.close(room: room).count ?? 0
+        let count = self.namespaces[namespace]?.close(room: room).count ?? 0
+        if count > 0 {
+            self.presence.remove(namespace: namespace, room: room, shard: self.index)
+        }
+        return count
     }
 
     func remove(_ connection: SocketConnection) {
         self.eventLoop.assertInEventLoop()
-        guard var index = self.namespaces.removeValue(forKey: connection.namespace) else { return }
+        let namespace = connection.namespace
+        guard var index = self.namespaces.removeValue(forKey: namespace) else { return }
         // Only remove the exact connection (a sid is unique, but be strict).
         if let member = index.members[connection.id], member === connection {
-            index.remove(connection.id)
+            index.remove(connection.id) { room in
+                self.presence.remove(namespace: namespace, room: room, shard: self.index)
+            }
         }
         if index.count > 0 {
-            self.namespaces[connection.namespace] = index
+            self.namespaces[namespace] = index
+        } else {
+            self.presence.remove(namespace: namespace, room: nil, shard: self.index)
         }
+    }
+
+    /// Puts `connection` into `room` for a remote `enter_room`, and gives back the count its router added to
+    /// `presence` when it queued the join (see ``ShardOperation/join(_:room:)``).
+    func applyRemoteJoin(_ connection: SocketConnection, room: String) {
+        self.join(connection, room: room)
+        self.presence.remove(namespace: connection.namespace, room: room, shard: self.index)
     }
 
     /// The addressed connections on this loop (for emits that need one ack per recipient).
@@ -87,16 +125,21 @@ final class RoomShards: Sendable {
     /// sid → connection, for emits and room changes addressed by sid from outside the connection's loop.
     private let directory = NIOLockedValueBox<[String: SocketConnection]>([:])
 
+    /// Which shards have members of which rooms (kept by the shards).
+    let presence: LocalRoomPresence
+
     init(eventLoopGroup: any EventLoopGroup) {
+        let presence = LocalRoomPresence()
         var all: [RoomShard] = []
         var byLoop: [ObjectIdentifier: RoomShard] = [:]
         for loop in eventLoopGroup.makeIterator() {
-            let shard = RoomShard(eventLoop: loop)
+            let shard = RoomShard(eventLoop: loop, index: all.count, presence: presence)
             all.append(shard)
             byLoop[ObjectIdentifier(loop)] = shard
         }
         self.all = all
         self.byLoop = byLoop
+        self.presence = presence
     }
 
     /// The shard of `eventLoop`.
