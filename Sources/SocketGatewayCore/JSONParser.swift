@@ -477,29 +477,32 @@ extension JSONParser {
     /// `parse` checks them (grammar, escapes, UTF-8, depth) but not built.
     ///
     /// Whatever this accepts, `parse(_:maxDepth:allowsNonFiniteNumbers: true)` accepts as well, and the reverse.
-    /// - Returns: The members in order (duplicates kept), or `nil` when the bytes are not one valid JSON object.
+    /// - Parameter visit: Called with each member in order (duplicates too), also when a later byte turns out to be
+    ///   invalid: use what it saw only when this returns `true`.
+    /// - Returns: Whether the bytes are one valid JSON object.
     static func scanObject(
         _ bytes: UnsafeRawBufferPointer,
         maxDepth: Int,
-        skipping skippedKey: String
-    ) -> [JSONScannedMember]? {
+        skipping skippedKey: String,
+        visit: (JSONScannedMember) -> Void
+    ) -> Bool {
         var parser = JSONParser(bytes: bytes, maxDepth: maxDepth, allowsNonFiniteNumbers: true)
         do throws(JSONParseError) {
-            return try parser.scanObjectMembers(skipping: skippedKey)
+            return try parser.scanObjectMembers(skipping: skippedKey, visit: visit)
         } catch {
-            return nil
+            return false
         }
     }
 
-    private mutating func scanObjectMembers(skipping skippedKey: String) throws(JSONParseError) -> [JSONScannedMember]?
-    {
+    private mutating func scanObjectMembers(
+        skipping skippedKey: String,
+        visit: (JSONScannedMember) -> Void
+    ) throws(JSONParseError) -> Bool {
         self.skipWhitespace()
         guard self.index < self.bytes.count, self.bytes[self.index] == UInt8(ascii: "{"), self.maxDepth >= 1 else {
-            return nil
+            return false
         }
         self.index += 1
-        var members: [JSONScannedMember] = []
-        members.reserveCapacity(10)
         self.skipWhitespace()
         if self.index < self.bytes.count && self.bytes[self.index] == UInt8(ascii: "}") {
             self.index += 1
@@ -519,7 +522,7 @@ extension JSONParser {
                 let start = self.index
                 if key == skippedKey {
                     let nonFinite = try self.skipValue(depth: 1)
-                    members.append(
+                    visit(
                         JSONScannedMember(
                             key: key,
                             value: nil,
@@ -529,7 +532,7 @@ extension JSONParser {
                     )
                 } else {
                     let value = try self.parseValue(depth: 1)
-                    members.append(
+                    visit(
                         JSONScannedMember(
                             key: key,
                             value: value,
@@ -555,7 +558,7 @@ extension JSONParser {
         guard self.index == self.bytes.count else {
             throw self.error(.trailingData, "expected the end of the input after the value, found \(self.found())")
         }
-        return members
+        return true
     }
 
     /// Checks one value as `parseValue(depth:)` reads it, without building it.

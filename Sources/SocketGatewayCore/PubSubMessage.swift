@@ -518,7 +518,7 @@ extension PubSubMessage {
         }
     }
 
-    private static func names(_ value: JSONValue) throws(PubSubMessageError) -> PubSubNames {
+    static func names(_ value: JSONValue) throws(PubSubMessageError) -> PubSubNames {
         switch value {
         case .null: return .none
         case .string(let name): return .one(name)

@@ -209,39 +209,119 @@ extension PubSubMessage {
     /// - Returns: The message.
     /// - Throws: `PubSubMessageError`, as ``decode(_:)``.
     package static func read(_ bytes: ByteBuffer) throws(PubSubMessageError) -> PubSubReceived {
-        let members = bytes.withUnsafeReadableBytes {
-            JSONParser.scanObject($0, maxDepth: Self.maximumDepth, skipping: "data")
+        // One pass over the members; of duplicate keys the last wins, as in `decode`.
+        var fields = EmitFields()
+        let valid = bytes.withUnsafeReadableBytes { readable in
+            JSONParser.scanObject(readable, maxDepth: Self.maximumDepth, skipping: "data") { member in
+                fields.take(member)
+            }
         }
-        // Anything unusual (not an object, a binary emit, `data` not a list, a field in error): the general
+        // Anything unusual (not an object, another method, a binary emit, a field of another type): the general
         // path, which says what is wrong, or decodes what is right.
-        guard let members, let data = members.last(where: { $0.key == "data" }),
-            bytes.getInteger(at: bytes.readerIndex + data.range.lowerBound, as: UInt8.self) == UInt8(ascii: "[")
-        else {
+        guard valid, let header = fields.header(in: bytes) else {
             return try Self.decodeWhole(bytes)
         }
-        if case .bool(true)? = members.last(where: { $0.key == "binary" })?.value {
-            return try Self.decodeWhole(bytes)
+        return .emit(header.received(bytes))
+    }
+
+    /// The members of a message as they are read, and the emit they make when they are what `decode` accepts.
+    private struct EmitFields {
+        var method: JSONValue?
+        var event: JSONScannedMember?
+        var data: JSONScannedMember?
+        var binary: JSONValue?
+        var namespace: JSONValue?
+        var room: JSONValue?
+        var skipSid: JSONValue?
+        var callback: JSONValue?
+        var hostID: JSONValue?
+
+        mutating func take(_ member: JSONScannedMember) {
+            switch member.key {
+            case "method": self.method = member.value
+            case "event": self.event = member
+            case "data": self.data = member
+            case "binary": self.binary = member.value
+            case "namespace": self.namespace = member.value
+            case "room": self.room = member.value
+            case "skip_sid": self.skipSid = member.value
+            case "callback": self.callback = member.value
+            case "host_id": self.hostID = member.value
+            default: break
+            }
         }
-        let pairs = members.map { (key: $0.key, value: $0.value ?? .array([])) }
-        let header: PubSubMessage
-        do {
-            header = try Self.decode(.object(pairs), excerpt: { "" })
-        } catch {
-            return try Self.decodeWhole(bytes)
-        }
-        guard case .emit(let emit) = header, let event = members.last(where: { $0.key == "event" }) else {
-            // Other methods do not read `data`: decoded whole already.
-            return .message(header)
-        }
-        return .emit(
-            PubSubReceivedEmit(
-                header: emit,
-                bytes: bytes,
+
+        /// An emit's fields, checked as `decode` checks them; `nil` for anything else.
+        func header(in bytes: ByteBuffer) -> Header? {
+            guard case .string("emit")? = self.method, let event = self.event, case .string(let name)? = event.value,
+                let data = self.data,
+                bytes.getInteger(at: bytes.readerIndex + data.range.lowerBound, as: UInt8.self) == UInt8(ascii: "[")
+            else { return nil }
+            switch self.binary {
+            case nil, .null?, .bool(false)?: break
+            default: return nil  // binary (decoded at once), or not a bool
+            }
+            var callback: PubSubCallback?
+            switch self.callback {
+            case nil, .null?:
+                callback = nil
+            case .array(let items)? where items.count == 3:
+                guard let namespace = items[1].stringValue, let id = items[2].intValue,
+                    let room = try? PubSubMessage.names(items[0])
+                else { return nil }
+                callback = PubSubCallback(room: room, namespace: namespace, id: id)
+            default:
+                return nil
+            }
+            guard let namespace = Self.optionalString(self.namespace), let hostID = Self.optionalString(self.hostID),
+                let room = Self.names(self.room), let skipSid = Self.names(self.skipSid)
+            else { return nil }
+            return Header(
+                emit: PubSubEmit(
+                    event: name,
+                    arguments: [],
+                    namespace: namespace ?? "/",
+                    room: room,
+                    skipSid: skipSid,
+                    callback: callback,
+                    hostID: hostID ?? ""
+                ),
                 event: event.range,
-                data: data.range,
-                nonFinite: data.holdsNonFiniteNumbers
+                data: data
             )
-        )
+        }
+
+        /// `.some(nil)` for a missing or null field, `.some(text)` for a string, `nil` for another type.
+        private static func optionalString(_ value: JSONValue?) -> String?? {
+            switch value {
+            case nil, .null?: return .some(nil)
+            case .string(let text)?: return .some(text)
+            default: return nil
+            }
+        }
+
+        /// What `decode` reads from `room` and `skip_sid`; `nil` where it refuses the field.
+        private static func names(_ value: JSONValue?) -> PubSubNames? {
+            guard let value else { return PubSubNames.none }
+            return try? PubSubMessage.names(value)
+        }
+    }
+
+    /// An emit's fields (arguments left out), and where its event name and arguments are.
+    private struct Header {
+        var emit: PubSubEmit
+        var event: Range<Int>
+        var data: JSONScannedMember
+
+        func received(_ bytes: ByteBuffer) -> PubSubReceivedEmit {
+            PubSubReceivedEmit(
+                header: self.emit,
+                bytes: bytes,
+                event: self.event,
+                data: self.data.range,
+                nonFinite: self.data.holdsNonFiniteNumbers
+            )
+        }
     }
 
     private static func decodeWhole(_ bytes: ByteBuffer) throws(PubSubMessageError) -> PubSubReceived {
