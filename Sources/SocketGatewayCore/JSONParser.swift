@@ -457,6 +457,322 @@ struct JSONParser {
     }
 }
 
+// MARK: - Reading an object's members without building every value
+
+/// One member of the top-level object that ``JSONParser/scanObject(_:maxDepth:skipping:)`` read.
+struct JSONScannedMember {
+    /// The key, unescaped.
+    var key: String
+    /// The value; `nil` for the skipped key's value, which was checked but not built.
+    var value: JSONValue?
+    /// Where the value's bytes are, as offsets into the scanned bytes.
+    var range: Range<Int>
+    /// Whether the skipped value holds `NaN`, `Infinity` or `-Infinity` (never set for built values).
+    var holdsNonFiniteNumbers: Bool
+}
+
+extension JSONParser {
+    /// Reads a top-level JSON object member by member as Python's `json.loads` would (non-finite numbers
+    /// allowed), building every value except those of `skippedKey`, which are checked as strictly as
+    /// `parse` checks them (grammar, escapes, UTF-8, depth) but not built.
+    ///
+    /// Whatever this accepts, `parse(_:maxDepth:allowsNonFiniteNumbers: true)` accepts as well, and the reverse.
+    /// - Parameter visit: Called with each member in order (duplicates too), also when a later byte turns out to be
+    ///   invalid: use what it saw only when this returns `true`.
+    /// - Returns: Whether the bytes are one valid JSON object.
+    static func scanObject(
+        _ bytes: UnsafeRawBufferPointer,
+        maxDepth: Int,
+        skipping skippedKey: String,
+        visit: (JSONScannedMember) -> Void
+    ) -> Bool {
+        var parser = JSONParser(bytes: bytes, maxDepth: maxDepth, allowsNonFiniteNumbers: true)
+        do throws(JSONParseError) {
+            return try parser.scanObjectMembers(skipping: skippedKey, visit: visit)
+        } catch {
+            return false
+        }
+    }
+
+    private mutating func scanObjectMembers(
+        skipping skippedKey: String,
+        visit: (JSONScannedMember) -> Void
+    ) throws(JSONParseError) -> Bool {
+        self.skipWhitespace()
+        guard self.index < self.bytes.count, self.bytes[self.index] == UInt8(ascii: "{"), self.maxDepth >= 1 else {
+            return false
+        }
+        self.index += 1
+        self.skipWhitespace()
+        if self.index < self.bytes.count && self.bytes[self.index] == UInt8(ascii: "}") {
+            self.index += 1
+        } else {
+            members: while true {
+                self.skipWhitespace()
+                guard self.index < self.bytes.count, self.bytes[self.index] == UInt8(ascii: "\"") else {
+                    throw self.unexpected("a string key in an object")
+                }
+                let key = try self.parseString()
+                self.skipWhitespace()
+                guard self.index < self.bytes.count, self.bytes[self.index] == UInt8(ascii: ":") else {
+                    throw self.unexpected("':' after an object key")
+                }
+                self.index += 1
+                self.skipWhitespace()
+                let start = self.index
+                if key == skippedKey {
+                    let nonFinite = try self.skipValue(depth: 1)
+                    visit(
+                        JSONScannedMember(
+                            key: key,
+                            value: nil,
+                            range: start..<self.index,
+                            holdsNonFiniteNumbers: nonFinite
+                        )
+                    )
+                } else {
+                    let value = try self.parseValue(depth: 1)
+                    visit(
+                        JSONScannedMember(
+                            key: key,
+                            value: value,
+                            range: start..<self.index,
+                            holdsNonFiniteNumbers: false
+                        )
+                    )
+                }
+                self.skipWhitespace()
+                guard self.index < self.bytes.count else { throw self.unexpected("',' or '}' in an object") }
+                switch self.bytes[self.index] {
+                case UInt8(ascii: ","):
+                    self.index += 1
+                case UInt8(ascii: "}"):
+                    self.index += 1
+                    break members
+                default:
+                    throw self.unexpected("',' or '}' in an object")
+                }
+            }
+        }
+        self.skipWhitespace()
+        guard self.index == self.bytes.count else {
+            throw self.error(.trailingData, "expected the end of the input after the value, found \(self.found())")
+        }
+        return true
+    }
+
+    /// Checks one value as `parseValue(depth:)` reads it, without building it.
+    /// - Returns: Whether it holds `NaN`, `Infinity` or `-Infinity`.
+    private mutating func skipValue(depth: Int) throws(JSONParseError) -> Bool {
+        guard self.index < self.bytes.count else { throw self.unexpected("a value") }
+        switch self.bytes[self.index] {
+        case UInt8(ascii: "{"), UInt8(ascii: "["):
+            return try self.skipContainer(depth: depth + 1)
+        case UInt8(ascii: "\""):
+            try self.skipString()
+            return false
+        case UInt8(ascii: "t"):
+            try self.expectLiteral("true")
+            return false
+        case UInt8(ascii: "f"):
+            try self.expectLiteral("false")
+            return false
+        case UInt8(ascii: "n"):
+            try self.expectLiteral("null")
+            return false
+        case UInt8(ascii: "-")
+        where self.allowsNonFiniteNumbers && self.index + 1 < self.bytes.count
+            && self.bytes[self.index + 1] == UInt8(ascii: "I"):
+            self.index += 1
+            try self.expectLiteral("Infinity")
+            return true
+        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            try self.skipNumber()
+            return false
+        case UInt8(ascii: "I") where self.allowsNonFiniteNumbers:
+            try self.expectLiteral("Infinity")
+            return true
+        case UInt8(ascii: "N") where self.allowsNonFiniteNumbers:
+            try self.expectLiteral("NaN")
+            return true
+        default:
+            throw self.unexpected("a value (object, array, string, number, true, false or null)")
+        }
+    }
+
+    /// An array or an object, iteratively for its members and recursively for nested containers (bounded by
+    /// `maxDepth`, as in `parseArray`/`parseObject`).
+    private mutating func skipContainer(depth: Int) throws(JSONParseError) -> Bool {
+        if depth > self.maxDepth {
+            throw self.error(
+                .depthLimitExceeded,
+                "arrays and objects are nested deeper than the limit of \(self.maxDepth)"
+            )
+        }
+        let isObject = self.bytes[self.index] == UInt8(ascii: "{")
+        let close = isObject ? UInt8(ascii: "}") : UInt8(ascii: "]")
+        let what = isObject ? "an object" : "an array"
+        self.index += 1
+        self.skipWhitespace()
+        if self.index < self.bytes.count && self.bytes[self.index] == close {
+            self.index += 1
+            return false
+        }
+        var nonFinite = false
+        while true {
+            self.skipWhitespace()
+            if isObject {
+                guard self.index < self.bytes.count, self.bytes[self.index] == UInt8(ascii: "\"") else {
+                    throw self.unexpected("a string key in an object")
+                }
+                try self.skipString()
+                self.skipWhitespace()
+                guard self.index < self.bytes.count, self.bytes[self.index] == UInt8(ascii: ":") else {
+                    throw self.unexpected("':' after an object key")
+                }
+                self.index += 1
+                self.skipWhitespace()
+            }
+            if try self.skipValue(depth: depth) { nonFinite = true }
+            self.skipWhitespace()
+            guard self.index < self.bytes.count else {
+                throw self.unexpected("',' or '\(Character(Unicode.Scalar(close)))' in \(what)")
+            }
+            switch self.bytes[self.index] {
+            case UInt8(ascii: ","):
+                self.index += 1
+            case close:
+                self.index += 1
+                return nonFinite
+            default:
+                throw self.unexpected("',' or '\(Character(Unicode.Scalar(close)))' in \(what)")
+            }
+        }
+    }
+
+    /// A number, by the grammar `parseNumber` follows (every such text converts).
+    private mutating func skipNumber() throws(JSONParseError) {
+        if self.bytes[self.index] == UInt8(ascii: "-") { self.index += 1 }
+        guard self.isDigit(self.index) else { throw self.error(.invalidNumber, "expected a digit after '-'") }
+        if self.bytes[self.index] == UInt8(ascii: "0") {
+            self.index += 1
+            if self.isDigit(self.index) {
+                throw self.error(.invalidNumber, "a number must not have a leading zero", at: self.index - 1)
+            }
+        } else {
+            while self.isDigit(self.index) { self.index += 1 }
+        }
+        if self.index < self.bytes.count && self.bytes[self.index] == UInt8(ascii: ".") {
+            self.index += 1
+            guard self.isDigit(self.index) else { throw self.error(.invalidNumber, "expected a digit after '.'") }
+            while self.isDigit(self.index) { self.index += 1 }
+        }
+        if self.index < self.bytes.count && (self.bytes[self.index] | 0x20) == UInt8(ascii: "e") {
+            self.index += 1
+            if self.index < self.bytes.count
+                && (self.bytes[self.index] == UInt8(ascii: "+") || self.bytes[self.index] == UInt8(ascii: "-"))
+            {
+                self.index += 1
+            }
+            guard self.isDigit(self.index) else {
+                throw self.error(.invalidNumber, "expected a digit in the exponent")
+            }
+            while self.isDigit(self.index) { self.index += 1 }
+        }
+    }
+
+    /// A string, checked as `parseString` checks it (control characters, escapes, UTF-8), without building it.
+    private mutating func skipString() throws(JSONParseError) {
+        let open = self.index
+        self.index += 1  // "
+        var sawNonASCII = false
+        while self.index < self.bytes.count {
+            let byte = self.bytes[self.index]
+            switch byte {
+            case UInt8(ascii: "\""):
+                self.index += 1
+                if sawNonASCII {
+                    try self.validateUTF8(from: open + 1, to: self.index - 1)
+                }
+                return
+            case UInt8(ascii: "\\"):
+                self.index += 1
+                guard self.index < self.bytes.count else {
+                    throw self.error(.unexpectedEndOfInput, "expected an escape character after '\\'")
+                }
+                let escape = self.bytes[self.index]
+                self.index += 1
+                switch escape {
+                case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"), UInt8(ascii: "f"),
+                    UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
+                    break
+                case UInt8(ascii: "u"):
+                    // Any four hex digits: lone surrogates are read (as U+FFFD), like `parseString` does.
+                    _ = try self.readHex4()
+                default:
+                    throw self.error(.invalidEscape, "invalid escape", at: self.index - 1)
+                }
+            case 0..<0x20:
+                throw self.error(.controlCharacterInString, "raw control character in a string")
+            default:
+                if byte >= 0x80 { sawNonASCII = true }
+                self.index += 1
+            }
+        }
+        throw self.error(.unexpectedEndOfInput, "expected '\"' to close the string that starts at byte \(open)")
+    }
+
+    /// Checks that the raw bytes of a string (escapes are ASCII and pass) are well-formed UTF-8, as
+    /// `String(validating:as:)` requires: no overlong forms, no surrogates, nothing above U+10FFFF.
+    private func validateUTF8(from start: Int, to end: Int) throws(JSONParseError) {
+        var position = start
+        while position < end {
+            let lead = self.bytes[position]
+            if lead < 0x80 {
+                position += 1
+                continue
+            }
+            let length: Int
+            var low: UInt8 = 0x80
+            var high: UInt8 = 0xBF
+            switch lead {
+            case 0xC2...0xDF: length = 2
+            case 0xE0:
+                length = 3
+                low = 0xA0
+            case 0xE1...0xEC, 0xEE...0xEF: length = 3
+            case 0xED:
+                length = 3
+                high = 0x9F
+            case 0xF0:
+                length = 4
+                low = 0x90
+            case 0xF1...0xF3: length = 4
+            case 0xF4:
+                length = 4
+                high = 0x8F
+            default:
+                throw self.error(.invalidUTF8, "expected valid UTF-8 in the string", at: position)
+            }
+            guard position + length <= end else {
+                throw self.error(.invalidUTF8, "expected valid UTF-8 in the string", at: position)
+            }
+            let second = self.bytes[position + 1]
+            guard second >= low && second <= high else {
+                throw self.error(.invalidUTF8, "expected valid UTF-8 in the string", at: position)
+            }
+            var next = position + 2
+            while next < position + length {
+                guard self.bytes[next] & 0xC0 == 0x80 else {
+                    throw self.error(.invalidUTF8, "expected valid UTF-8 in the string", at: position)
+                }
+                next += 1
+            }
+            position += length
+        }
+    }
+}
+
 extension JSONValue {
     /// Parses one JSON text (RFC 8259, strict) from the readable bytes of `buffer`.
     ///

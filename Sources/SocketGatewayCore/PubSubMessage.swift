@@ -394,7 +394,7 @@ extension PubSubMessage {
         try Self.decode(value, excerpt: { String(value.pythonJSONString.prefix(200)) })
     }
 
-    private static func decode(
+    static func decode(
         _ value: JSONValue,
         excerpt: @escaping () -> String
     ) throws(PubSubMessageError) -> PubSubMessage {
@@ -518,7 +518,7 @@ extension PubSubMessage {
         }
     }
 
-    private static func names(_ value: JSONValue) throws(PubSubMessageError) -> PubSubNames {
+    static func names(_ value: JSONValue) throws(PubSubMessageError) -> PubSubNames {
         switch value {
         case .null: return .none
         case .string(let name): return .one(name)

@@ -227,7 +227,17 @@ public enum CoreBenchmarkSupport {
         PubSubMessage.emit(event, arguments: arguments, to: target, options: EmitOptions(), hostID: hostID).encoded()
     }
 
-    /// Decodes a pub/sub message as the subscriber does; returns its method name.
+    /// Reads a pub/sub message as the subscriber does: its target and small fields, the arguments checked but left
+    /// as published. Returns its first room (or its method when it is not an emit).
+    /// - Throws: The reader's error.
+    public static func readPubSubTarget(_ bytes: ByteBuffer) throws -> String {
+        switch try PubSubMessage.read(bytes) {
+        case .emit(let emit): return emit.room.names.first ?? emit.namespace
+        case .message(let message): return message.method
+        }
+    }
+
+    /// Decodes a pub/sub message whole, as the subscriber did before it read emits lazily; returns its method name.
     /// - Throws: The decoder's error.
     public static func decodePubSub(_ bytes: ByteBuffer) throws -> String {
         try PubSubMessage.decode(bytes).method

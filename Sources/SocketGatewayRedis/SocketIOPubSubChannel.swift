@@ -4,8 +4,11 @@ import NIOConcurrencyHelpers
 package import NIOCore
 package import SocketGatewayCore
 
-/// python-socketio's Redis channel as a server sees it: a publisher, a subscriber that decodes every message,
+/// python-socketio's Redis channel as a server sees it: a publisher, a subscriber that reads every message,
 /// and this server's host id.
+///
+/// An `emit` is handed over with its arguments as published (``PubSubReceivedEmit``): its target is read, its
+/// `data` is checked but not decoded, so a server with no member of the addressed rooms pays little for it.
 ///
 /// Messages this host published itself are skipped (as python-socketio does), except `callback` messages
 /// addressed to it. Messages that cannot be decoded are counted (`socketgateway_redis_undecodable_total`,
@@ -43,7 +46,8 @@ package final class SocketIOPubSubChannel: Sendable {
     ///     for messages refused by the signature check (default 10 s); every one is counted.
     ///   - signingKey: When set, every message published is signed and every message received must carry a
     ///     valid signature of this key (see ``PubSubSigningKey``); others are counted and skipped.
-    ///   - onMessage: Called on the subscriber's event loop with each message meant for this host.
+    ///   - onMessage: Called on the subscriber's event loop with each message meant for this host, in arrival
+    ///     order; an emit's arguments are decoded only if it asks for them.
     package init(
         url: RedisURL,
         channel: String = "socketio",
@@ -55,7 +59,7 @@ package final class SocketIOPubSubChannel: Sendable {
         logger: Logger,
         undecodableLogInterval: Duration = .seconds(10),
         signingKey: PubSubSigningKey? = nil,
-        onMessage: @escaping @Sendable (PubSubMessage) -> Void
+        onMessage: @escaping @Sendable (PubSubReceived) -> Void
     ) {
         self.hostID = hostID
         self.channel = channel
@@ -111,9 +115,9 @@ package final class SocketIOPubSubChannel: Sendable {
                     return
                 }
             }
-            let message: PubSubMessage
+            let message: PubSubReceived
             do {
-                message = try PubSubMessage.decode(raw.payload)
+                message = try PubSubMessage.read(raw.payload)
             } catch {
                 undecodableCounter.increment()
                 undecodable.withLockedValue { $0 += 1 }

@@ -50,6 +50,9 @@ public struct ClusterHealth: Sendable, Hashable {
     public var channelMode: String?
     /// Room channels subscribed now (room-channel mode; the ones waiting out their unsubscribe delay included).
     public var roomChannels: Int
+    /// Emits from other hosts skipped on arrival because no member of their rooms (or namespace) is connected
+    /// to this server, since start: read up to their target, never decoded nor handed to an event loop.
+    public var skippedNotLocal: Int
 
     /// Creates a health report.
     public init(
@@ -67,7 +70,8 @@ public struct ClusterHealth: Sendable, Hashable {
         readingPaused: Bool = false,
         readingPauses: Int = 0,
         channelMode: String? = nil,
-        roomChannels: Int = 0
+        roomChannels: Int = 0,
+        skippedNotLocal: Int = 0
     ) {
         self.mode = mode
         self.hostID = hostID
@@ -84,6 +88,7 @@ public struct ClusterHealth: Sendable, Hashable {
         self.readingPauses = readingPauses
         self.channelMode = channelMode
         self.roomChannels = roomChannels
+        self.skippedNotLocal = skippedNotLocal
     }
 
     /// `true` when local-only, clustered with a subscribed connection, or custom with a link not reported down.
@@ -99,7 +104,7 @@ public struct ClusterHealth: Sendable, Hashable {
     /// with `host_id`, `connected`, `last_error`), and in Redis mode
     /// `channel`, `channel_mode` (`python` / `rooms`), `host_id`, `redis` {`connected`, `publisher_connected`, `last_message_age_seconds`,
     /// `reconnects`, `dropped_from_outbox`, `inbound_rejected`, `undecodable`, `unverified`, `reading_paused`, `reading_pauses`,
-    /// `last_error`, and `room_channels` in room-channel mode}.
+    /// `skipped_not_local`, `last_error`, and `room_channels` in room-channel mode}.
     public var json: JSONValue {
         var pairs: [(key: String, value: JSONValue)] = [("status", .string(self.isHealthy ? "ok" : "degraded"))]
         switch self.mode {
@@ -135,6 +140,7 @@ public struct ClusterHealth: Sendable, Hashable {
                             ("unverified", .int(Int64(self.unverified))),
                             ("reading_paused", .bool(self.readingPaused)),
                             ("reading_pauses", .int(Int64(self.readingPauses))),
+                            ("skipped_not_local", .int(Int64(self.skippedNotLocal))),
                             ("last_error", self.lastError.map { .string($0) } ?? .null),
                         ] + (self.channelMode == "rooms" ? [("room_channels", .int(Int64(self.roomChannels)))] : [])
                     )

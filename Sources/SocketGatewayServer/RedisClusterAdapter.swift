@@ -11,7 +11,10 @@ import SocketGatewayRedis
 ///
 /// Remote messages are applied in arrival order, without waiting, from the subscriber's event loop: each one
 /// goes to the `ShardInbox` of every event loop it concerns (one `execute` per burst per loop), so emits and room
-/// changes keep their order per loop and a message costs no task or continuation. They follow python-socketio's
+/// changes keep their order per loop and a message costs no task or continuation. An emit is read up to its
+/// target only: when ``LocalRoomPresence`` says no shard has a member of its rooms (or namespace), it is
+/// counted and dropped right there, its arguments never decoded and no other thread woken; otherwise it goes
+/// to the shards with members, its arguments copied into the packet as published. They follow python-socketio's
 /// `AsyncPubSubManager`: `emit` (room null / string / list, `skip_sid` null / string / list, binary,
 /// `callback`), `enter_room` / `leave_room` / `disconnect` for clients connected here, `close_room`, and
 /// `callback` messages addressed to this host. Every `skip_sid` entry is treated as a room (a sid is a room),
@@ -26,6 +29,8 @@ final class RedisClusterAdapter: ClusterAdapter {
     private let router: MessageRouter
     private let state: NIOLockedValueBox<State>
     private let remoteAckRefusedWarning = RateLimitedWarning()
+    /// Remote emits dropped on arrival for want of a local member (see ``ClusterHealth/skippedNotLocal``).
+    private let skippedNotLocal = NIOLockedValueBox(0)
 
     private struct State {
         var gateway: SocketGateway?
@@ -116,7 +121,8 @@ final class RedisClusterAdapter: ClusterAdapter {
             readingPaused: subscriber.readingPaused,
             readingPauses: subscriber.pauses,
             channelMode: self.configuration.mode.rawValue,
-            roomChannels: subscriber.roomChannels
+            roomChannels: subscriber.roomChannels,
+            skippedNotLocal: self.skippedNotLocal.withLockedValue { $0 }
         )
     }
 
@@ -337,41 +343,30 @@ final class RedisClusterAdapter: ClusterAdapter {
     /// Hands one message from another host to the shards it concerns; called on the subscriber's loop, in
     /// arrival order, and never waits.
     private func route(
-        _ message: PubSubMessage,
+        _ received: PubSubReceived,
         gateway: SocketGateway,
         inboxes: [ShardInbox],
         byLoop: [ObjectIdentifier: ShardInbox]
     ) {
+        let message: PubSubMessage
+        switch received {
+        case .emit(let emit):
+            self.route(emit, gateway: gateway, inboxes: inboxes)
+            return
+        case .message(let other):
+            message = other
+        }
         switch message {
         case .emit(let emit):
-            if let validation = self.inboundValidation, !self.admits(emit, validation, metrics: gateway.metrics) {
-                return
-            }
-            let rooms: [String]? = emit.room == .none ? nil : emit.room.names
-            let excluding = Set(emit.skipSid.names)
-            if let callback = emit.callback {
-                self.deliverWithCallback(
-                    emit,
-                    callback: callback,
-                    rooms: rooms,
-                    excluding: excluding,
-                    inboxes: inboxes,
-                    tasks: gateway.tasks
-                )
-            } else {
-                let packet = SocketIOWire.event(
-                    namespace: emit.namespace,
-                    event: emit.event,
-                    arguments: emit.arguments,
-                    ackID: nil
-                )
-                for inbox in inboxes {
-                    inbox.append(.deliver(packet, namespace: emit.namespace, rooms: rooms, excluding: excluding))
-                }
-            }
+            // `PubSubMessage.read` hands every emit over as `.emit` above; this is for completeness.
+            self.route(PubSubReceivedEmit(emit), gateway: gateway, inboxes: inboxes)
         case .enterRoom(let sid, let room, let namespace, _):
-            if let connection = gateway.shards.connection(sid: sid, namespace: namespace) {
-                byLoop[ObjectIdentifier(connection.eventLoop)]?.append(.join(connection, room: room))
+            if let connection = gateway.shards.connection(sid: sid, namespace: namespace),
+                let inbox = byLoop[ObjectIdentifier(connection.eventLoop)]
+            {
+                // Held until the join is applied: an emit to the room read after this reaches the shard.
+                gateway.shards.presence.add(namespace: namespace, room: room, shard: inbox.shard.index)
+                inbox.append(.join(connection, room: room))
             }
         case .leaveRoom(let sid, let room, let namespace, _):
             if let connection = gateway.shards.connection(sid: sid, namespace: namespace) {
@@ -382,8 +377,8 @@ final class RedisClusterAdapter: ClusterAdapter {
                 byLoop[ObjectIdentifier(connection.eventLoop)]?.append(.disconnect(connection))
             }
         case .closeRoom(let room, let namespace, _):
-            for inbox in inboxes {
-                inbox.append(.closeRoom(room, namespace: namespace))
+            gateway.shards.presence.shards(namespace: namespace, rooms: [room]).forEach { shard in
+                inboxes[shard].append(.closeRoom(room, namespace: namespace))
             }
         case .callback(_, let sid, let namespace, let id, let arguments):
             let waiter = self.state.withLockedValue { $0.waiters.removeValue(forKey: id) }
@@ -398,10 +393,59 @@ final class RedisClusterAdapter: ClusterAdapter {
         }
     }
 
+    /// Hands another host's emit to the shards with members of its rooms (or namespace), or drops it here when
+    /// there are none: before its arguments are decoded, and without waking another thread.
+    private func route(_ emit: PubSubReceivedEmit, gateway: SocketGateway, inboxes: [ShardInbox]) {
+        let rooms: [String]? = emit.room == .none ? nil : emit.room.names
+        let shards = gateway.shards.presence.shards(namespace: emit.namespace, rooms: rooms)
+        if shards.isEmpty {
+            gateway.metrics.remoteEmitsSkipped.increment()
+            self.skippedNotLocal.withLockedValue { $0 += 1 }
+            return
+        }
+        var arguments: [JSONValue]?
+        do {
+            if let validation = self.inboundValidation {
+                let decoded = try emit.decodedArguments()
+                guard self.admits(emit, arguments: decoded, validation, metrics: gateway.metrics) else { return }
+                arguments = decoded
+            }
+            let excluding = Set(emit.skipSid.names)
+            if let callback = emit.callback {
+                let decoded: [JSONValue]
+                if let arguments {
+                    decoded = arguments
+                } else {
+                    decoded = try emit.decodedArguments()
+                }
+                self.deliverWithCallback(
+                    emit,
+                    arguments: decoded,
+                    callback: callback,
+                    rooms: rooms,
+                    excluding: excluding,
+                    inboxes: shards.sorted.map { inboxes[$0] },
+                    tasks: gateway.tasks
+                )
+            } else {
+                let packet = try SocketIOWire.event(emit, decodedArguments: arguments)
+                shards.forEach { shard in
+                    inboxes[shard].append(
+                        .deliver(packet, namespace: emit.namespace, rooms: rooms, excluding: excluding)
+                    )
+                }
+            }
+        } catch {
+            // Checked when read: not reached for messages from `PubSubMessage.read`.
+            self.logger.warning("skipped a remote emit whose arguments cannot be read", metadata: ["error": "\(error)"])
+        }
+    }
+
     /// Checks another host's emit against `validation`: a mismatch is counted, logged (rate-limited) and, in
     /// strict mode, dropped. Returns whether to deliver it.
     private func admits(
-        _ emit: PubSubEmit,
+        _ emit: PubSubReceivedEmit,
+        arguments: [JSONValue],
         _ validation: InboundEventValidation,
         metrics: SocketServerMetrics
     ) -> Bool {
@@ -409,7 +453,7 @@ final class RedisClusterAdapter: ClusterAdapter {
             let rejection = validation.validator.rejection(
                 event: emit.event,
                 namespace: emit.namespace,
-                arguments: emit.arguments
+                arguments: arguments
             )
         else { return true }
         metrics.inboundRejected(reason: rejection.reason, event: emit.event)
@@ -438,7 +482,8 @@ final class RedisClusterAdapter: ClusterAdapter {
     /// A remote server emitted with a callback: each recipient here gets the event with an ack id, and its ack
     /// is published back to the emitting host as a `callback` message (python-socketio's `_return_callback`).
     private func deliverWithCallback(
-        _ emit: PubSubEmit,
+        _ emit: PubSubReceivedEmit,
+        arguments: [JSONValue],
         callback: PubSubCallback,
         rooms: [String]?,
         excluding: Set<String>,
@@ -464,7 +509,7 @@ final class RedisClusterAdapter: ClusterAdapter {
                             return true
                         }
                         guard admitted else {
-                            connection.emit(emit.event, arguments: emit.arguments)
+                            connection.emit(emit.event, arguments: arguments)
                             self.logRemoteAckRefused(limit: limit)
                             continue
                         }
@@ -475,7 +520,7 @@ final class RedisClusterAdapter: ClusterAdapter {
                             do {
                                 let answer = try await connection.emitWithAck(
                                     emit.event,
-                                    arguments: emit.arguments,
+                                    arguments: arguments,
                                     timeout: timeout
                                 )
                                 self.channel.publish(
@@ -498,7 +543,7 @@ final class RedisClusterAdapter: ClusterAdapter {
                                 $0.pendingRemoteAcks -= 1
                                 $0.remoteAcksRefused += 1
                             }
-                            connection.emit(emit.event, arguments: emit.arguments)
+                            connection.emit(emit.event, arguments: arguments)
                             self.logger.debug("delivered a remote emit without its ack: the server is shutting down")
                         }
                     }
@@ -529,13 +574,13 @@ final class RedisClusterAdapter: ClusterAdapter {
 private final class MessageRouter: @unchecked Sendable {
     private let lock = NIOLock()
     /// Guarded by `lock`.
-    private var handler: (@Sendable (PubSubMessage) -> Void)?
+    private var handler: (@Sendable (PubSubReceived) -> Void)?
 
-    func set(_ handler: (@Sendable (PubSubMessage) -> Void)?) {
+    func set(_ handler: (@Sendable (PubSubReceived) -> Void)?) {
         self.lock.withLock { self.handler = handler }
     }
 
-    func route(_ message: PubSubMessage) {
+    func route(_ message: PubSubReceived) {
         let handler = self.lock.withLock { self.handler }
         handler?(message)
     }

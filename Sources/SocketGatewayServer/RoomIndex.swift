@@ -20,9 +20,6 @@ struct RoomIndex<Member> {
     /// The number of non-empty rooms.
     var roomCount: Int { self.rooms.count }
 
-    /// Whether `room` has a member.
-    func hasRoom(_ room: String) -> Bool { self.rooms[room] != nil }
-
     /// Adds a member (in no room yet). Replaces a member with the same id.
     mutating func add(_ id: String, _ member: Member) {
         self.members[id] = member
@@ -68,13 +65,25 @@ struct RoomIndex<Member> {
     /// Removes member `id` and its membership of every room.
     @discardableResult
     mutating func remove(_ id: String) -> Member? {
+        self.remove(id, onRoomEmptied: { _ in })
+    }
+
+    /// Removes member `id` and its membership of every room; calls `onRoomEmptied` for each room it was the
+    /// last member of.
+    @discardableResult
+    mutating func remove(_ id: String, onRoomEmptied: (String) -> Void) -> Member? {
         guard let member = self.members.removeValue(forKey: id) else { return nil }
         if let joined = self.roomsOfMember.removeValue(forKey: id) {
             joined.forEach { room in
-                self.removeFromRoom(id, room: room)
+                if self.removeFromRoom(id, room: room) { onRoomEmptied(room) }
             }
         }
         return member
+    }
+
+    /// Whether `room` has any member.
+    func hasMembers(in room: String) -> Bool {
+        self.rooms[room] != nil
     }
 
     /// The rooms member `id` is in (empty when unknown).
@@ -146,11 +155,15 @@ struct RoomIndex<Member> {
         return visited
     }
 
-    private mutating func removeFromRoom(_ id: String, room: String) {
-        guard var inRoom = self.rooms.removeValue(forKey: room) else { return }
+    /// Returns whether the room became empty.
+    @discardableResult
+    private mutating func removeFromRoom(_ id: String, room: String) -> Bool {
+        guard var inRoom = self.rooms.removeValue(forKey: room) else { return false }
         if inRoom.remove(id) {
             self.rooms[room] = inRoom
+            return false
         }
+        return true
     }
 }
 

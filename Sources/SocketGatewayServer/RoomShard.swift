@@ -4,16 +4,21 @@ import SocketGatewayEngineIO
 
 /// The room indexes of the connections on one event loop, touched only on that loop, so an emit takes no lock.
 ///
-/// Tells `presence` when one of its rooms gets its first member or loses its last one (and only then).
+/// Every time a namespace or a room gets its first member on this shard, or loses its last, the shard tells the
+/// server-wide ``LocalRoomPresence`` (under its lock): messages from other hosts for rooms with no member here
+/// are dropped on the subscriber's thread, and the others reach only the shards that have members.
 final class RoomShard: @unchecked Sendable {
     let eventLoop: any EventLoop
-    /// Every shard's room transitions, for questions about the whole server.
-    let presence: RoomPresence
+    /// This shard's position in ``RoomShards/all``: its index in `presence`.
+    let index: Int
+    /// Which shards have members of which rooms, shared by every shard of the server.
+    let presence: LocalRoomPresence
     /// namespace → its room index on this loop.
     private var namespaces: [String: RoomIndex<SocketConnection>] = [:]
 
-    init(eventLoop: any EventLoop, presence: RoomPresence = RoomPresence()) {
+    init(eventLoop: any EventLoop, index: Int = 0, presence: LocalRoomPresence = LocalRoomPresence()) {
         self.eventLoop = eventLoop
+        self.index = index
         self.presence = presence
     }
 
@@ -26,18 +31,24 @@ final class RoomShard: @unchecked Sendable {
 
     func add(_ connection: SocketConnection) {
         self.eventLoop.assertInEventLoop()
+        if self.namespaces[connection.namespace] == nil {
+            self.presence.add(namespace: connection.namespace, room: nil, shard: self.index)
+        }
         self.namespaces[connection.namespace, default: RoomIndex()].add(connection.id, connection)
     }
 
     @discardableResult
     func join(_ connection: SocketConnection, room: String) -> Bool {
         self.eventLoop.assertInEventLoop()
-        let namespace = connection.namespace
-        guard let isNew = self.namespaces[namespace].map({ !$0.hasRoom(room) }),
-            self.namespaces[namespace]?.join(connection.id, room: room) == true
-        else { return false }
+        let isNew = self.namespaces[connection.namespace]?.hasMembers(in: room) == false
+        guard self.namespaces[connection.namespace]?.join(connection.id, room: room) == true else { return false }
         if isNew {
-            self.presence.shardGained(namespace: namespace, room: room, isSessionRoom: room == connection.id)
+            self.presence.add(
+                namespace: connection.namespace,
+                room: room,
+                shard: self.index,
+                isSessionRoom: room == connection.id
+            )
         }
         return true
     }
@@ -45,10 +56,14 @@ final class RoomShard: @unchecked Sendable {
     @discardableResult
     func leave(_ connection: SocketConnection, room: String) -> Bool {
         self.eventLoop.assertInEventLoop()
-        let namespace = connection.namespace
-        guard self.namespaces[namespace]?.leave(connection.id, room: room) == true else { return false }
-        if self.namespaces[namespace]?.hasRoom(room) == false {
-            self.presence.shardLost(namespace: namespace, room: room, isSessionRoom: room == connection.id)
+        guard self.namespaces[connection.namespace]?.leave(connection.id, room: room) == true else { return false }
+        if self.namespaces[connection.namespace]?.hasMembers(in: room) == false {
+            self.presence.remove(
+                namespace: connection.namespace,
+                room: room,
+                shard: self.index,
+                isSessionRoom: room == connection.id
+            )
         }
         return true
     }
@@ -62,28 +77,37 @@ final class RoomShard: @unchecked Sendable {
     func close(room: String, namespace: String) -> Int {
         self.eventLoop.assertInEventLoop()
         guard let removed = self.namespaces[namespace]?.close(room: room), !removed.isEmpty else { return 0 }
-        self.presence.shardLost(namespace: namespace, room: room, isSessionRoom: removed == [room])
+        self.presence.remove(namespace: namespace, room: room, shard: self.index, isSessionRoom: removed == [room])
         return removed.count
     }
 
     func remove(_ connection: SocketConnection) {
         self.eventLoop.assertInEventLoop()
-        guard var index = self.namespaces.removeValue(forKey: connection.namespace) else { return }
+        let namespace = connection.namespace
+        guard var index = self.namespaces.removeValue(forKey: namespace) else { return }
         // Only remove the exact connection (a sid is unique, but be strict).
         if let member = index.members[connection.id], member === connection {
-            let rooms = index.rooms(of: connection.id)
-            index.remove(connection.id)
-            for room in rooms where !index.hasRoom(room) {
-                self.presence.shardLost(
-                    namespace: connection.namespace,
+            index.remove(connection.id) { room in
+                self.presence.remove(
+                    namespace: namespace,
                     room: room,
+                    shard: self.index,
                     isSessionRoom: room == connection.id
                 )
             }
         }
         if index.count > 0 {
-            self.namespaces[connection.namespace] = index
+            self.namespaces[namespace] = index
+        } else {
+            self.presence.remove(namespace: namespace, room: nil, shard: self.index)
         }
+    }
+
+    /// Puts `connection` into `room` for a remote `enter_room`, and gives back the count its router added to
+    /// `presence` when it queued the join (see ``ShardOperation/join(_:room:)``).
+    func applyRemoteJoin(_ connection: SocketConnection, room: String) {
+        self.join(connection, room: room)
+        self.presence.remove(namespace: connection.namespace, room: room, shard: self.index)
     }
 
     /// The addressed connections on this loop (for emits that need one ack per recipient).
@@ -110,24 +134,26 @@ final class RoomShard: @unchecked Sendable {
 /// One `RoomShard` per event loop, and a directory of every local connection by session id.
 final class RoomShards: Sendable {
     let all: [RoomShard]
-    /// Which rooms have members on any shard (fed by the shards' transitions).
-    let presence: RoomPresence
     private let gate = NIOLockedValueBox<RoomJoinGate?>(nil)
     private let byLoop: [ObjectIdentifier: RoomShard]
     /// sid → connection, for emits and room changes addressed by sid from outside the connection's loop.
     private let directory = NIOLockedValueBox<[String: SocketConnection]>([:])
 
-    init(eventLoopGroup: any EventLoopGroup, presence: RoomPresence = RoomPresence()) {
-        self.presence = presence
+    /// Which shards have members of which rooms (kept by the shards).
+    let presence: LocalRoomPresence
+
+    init(eventLoopGroup: any EventLoopGroup) {
+        let presence = LocalRoomPresence()
         var all: [RoomShard] = []
         var byLoop: [ObjectIdentifier: RoomShard] = [:]
         for loop in eventLoopGroup.makeIterator() {
-            let shard = RoomShard(eventLoop: loop, presence: presence)
+            let shard = RoomShard(eventLoop: loop, index: all.count, presence: presence)
             all.append(shard)
             byLoop[ObjectIdentifier(loop)] = shard
         }
         self.all = all
         self.byLoop = byLoop
+        self.presence = presence
     }
 
     /// Set by a cluster adapter whose joins must wait for the room's channel (room-channel mode); `nil` otherwise.

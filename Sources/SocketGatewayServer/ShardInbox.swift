@@ -6,6 +6,8 @@ import SocketGatewayEngineIO
 enum ShardOperation: @unchecked Sendable {
     /// Write an encoded event to the addressed connections of the shard.
     case deliver(EngineIOOutboundMessage, namespace: String, rooms: [String]?, excluding: Set<String>)
+    /// A remote `enter_room`. Its router added a count for the room on this shard to ``LocalRoomPresence`` when
+    /// it queued the join, so that emits read after it come here too; applying the join gives it back.
     case join(SocketConnection, room: String)
     case leave(SocketConnection, room: String)
     case disconnect(SocketConnection)
@@ -126,7 +128,7 @@ final class ShardInbox: @unchecked Sendable {
             case .deliver(let message, let namespace, let rooms, let excluding):
                 delivered += shard.deliver(message, namespace: namespace, rooms: rooms, excluding: excluding)
             case .join(let connection, let room):
-                shard.join(connection, room: room)
+                shard.applyRemoteJoin(connection, room: room)
             case .leave(let connection, let room):
                 shard.leave(connection, room: room)
             case .disconnect(let connection):

@@ -386,12 +386,13 @@ final class SocketIOClient: @unchecked Sendable {
         // whatever is emitted to the user after the client saw "connected" reaches it. The room is held present
         // meanwhile (so its channel is subscribed) and until the connection has joined it.
         let room = EmitTarget.userRoom(user.id)
-        shards.presence.reserve(namespace: namespace, room: room)
+        let shardIndex = shards.shard(for: self.session.eventLoop).index
+        shards.presence.reserve(namespace: namespace, room: room, shard: shardIndex)
         self.awaitingRoomChannel.insert(namespace)
         let eventLoop = self.session.eventLoop
         gate.whenActive(namespace, room) { active in
             eventLoop.execute {
-                defer { shards.presence.release(namespace: namespace, room: room) }
+                defer { shards.presence.release(namespace: namespace, room: room, shard: shardIndex) }
                 guard self.awaitingRoomChannel.remove(namespace) != nil else { return }
                 if !active {
                     self.application.logRoomChannelNotConfirmed(namespace: namespace, room: room)

@@ -14,6 +14,28 @@ enum SocketIOWire {
         self.message(SocketIOPacket.event(event, arguments, namespace: namespace, ackID: ackID))
     }
 
+    /// The EVENT of another host's emit, its arguments copied as published (see
+    /// ``PubSubReceivedEmit/writeEventPacket(into:)``); decoded and encoded where they cannot be copied.
+    static func event(
+        _ emit: PubSubReceivedEmit,
+        decodedArguments: [JSONValue]?
+    ) throws(PubSubMessageError)
+        -> EngineIOOutboundMessage
+    {
+        guard emit.copiesArguments else {
+            let arguments: [JSONValue]
+            if let decodedArguments {
+                arguments = decodedArguments
+            } else {
+                arguments = try emit.decodedArguments()
+            }
+            return self.event(namespace: emit.namespace, event: emit.event, arguments: arguments, ackID: nil)
+        }
+        var text = ByteBuffer()
+        emit.writeEventPacket(into: &text)
+        return EngineIOOutboundMessage(textPayload: text)
+    }
+
     /// An ACK (BINARY_ACK when `arguments` hold binary).
     static func ack(namespace: String, id: UInt64, arguments: [JSONValue]) -> EngineIOOutboundMessage {
         self.message(SocketIOPacket.ack(ackID: id, arguments, namespace: namespace))

@@ -9,12 +9,15 @@ struct SocketServerMetrics: Sendable {
     let emits: Counter
     /// Packets written to local clients by emits (one per recipient).
     let deliveries: Counter
+    /// Emits from other hosts dropped on arrival: no member of their rooms (or namespace) is connected here.
+    let remoteEmitsSkipped: Counter
 
     /// Metrics made by `factory`.
     init(factory: any MetricsFactory = MetricsSystem.factory) {
         self.factory = factory
         self.emits = Counter(label: "socketgateway_emits_total", factory: factory)
         self.deliveries = Counter(label: "socketgateway_emit_deliveries_total", factory: factory)
+        self.remoteEmitsSkipped = Counter(label: "socketgateway_remote_emits_skipped_total", factory: factory)
     }
 
     /// Open Socket.IO connections in `namespace` (one per client per namespace).

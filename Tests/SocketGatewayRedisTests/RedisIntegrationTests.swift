@@ -316,7 +316,8 @@ func eventually(limit: Duration = .seconds(20), _ condition: @Sendable () -> Boo
         let redis = try await RedisServerProcess.start()
         let received = NIOLockedValueBox<[PubSubMessage]>([])
         let server = SocketIOPubSubChannel(url: redis.url, logger: self.logger) { message in
-            received.withLockedValue { $0.append(message) }
+            // An emit's arguments are read lazily: decoded here, they are what was published.
+            received.withLockedValue { $0.append(try! message.decoded()) }
         }
         server.start()
         #expect(await server.subscriber.waitUntilSubscribed(timeout: .seconds(10)))
@@ -357,7 +358,7 @@ func eventually(limit: Duration = .seconds(20), _ condition: @Sendable () -> Boo
         let logger = Logger(label: "test.garbage") { _ in CapturingLogHandler(lines: lines) }
         let received = NIOLockedValueBox<[PubSubMessage]>([])
         let server = SocketIOPubSubChannel(url: redis.url, logger: logger, undecodableLogInterval: .seconds(3600)) {
-            message in received.withLockedValue { $0.append(message) }
+            message in received.withLockedValue { $0.append(try! message.decoded()) }
         }
         server.start()
         #expect(await server.subscriber.waitUntilSubscribed(timeout: .seconds(10)))

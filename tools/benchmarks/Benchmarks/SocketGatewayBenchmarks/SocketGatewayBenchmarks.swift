@@ -58,6 +58,12 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
+    Benchmark("pub/sub message read, target only (what a server with no member of the room pays)") { benchmark in
+        for _ in benchmark.scaledIterations {
+            blackHole(try CoreBenchmarkSupport.readPubSubTarget(pubSubBytes))
+        }
+    }
+
     Benchmark("pub/sub message encode (python-socketio emit)") { benchmark in
         for _ in benchmark.scaledIterations {
             blackHole(

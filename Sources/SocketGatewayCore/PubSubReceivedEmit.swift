@@ -1,0 +1,333 @@
+package import NIOCore
+
+/// An `emit` read from the channel without decoding its arguments: its target and the other small fields are
+/// decoded; `data` stays as published and is copied into the Socket.IO packet as it is.
+///
+/// A server that has no member of the addressed rooms learns it from these fields and never looks at the
+/// arguments. One that delivers writes them into the EVENT packet without building a `JSONValue` tree: numbers
+/// stay as published (`1.0` stays `1.0`, as python-socketio's own server re-serialises what it loaded), strings
+/// keep their escapes (`\u00e9` from Python's `ensure_ascii`); only whitespace between tokens is dropped.
+package struct PubSubReceivedEmit: Sendable {
+    /// The event name.
+    package let event: String
+    /// The namespace, `/` by default.
+    package let namespace: String
+    /// `none` = every client of the namespace; otherwise the rooms.
+    package let room: PubSubNames
+    /// Session ids (rooms) that must not receive the event.
+    package let skipSid: PubSubNames
+    /// Set when the emitting server wants the ack back.
+    package let callback: PubSubCallback?
+    /// The emitting manager's id.
+    package let hostID: String
+
+    private enum Arguments: Sendable {
+        /// The message's bytes; where the event name's JSON string and the `data` list are in them (offsets
+        /// from the reader index); whether `data` holds NaN or ±Infinity.
+        case raw(ByteBuffer, event: Range<Int>, data: Range<Int>, nonFinite: Bool)
+        /// Decoded already (a binary emit: its attachments are decoded from base64 and put in place).
+        case decoded([JSONValue])
+    }
+
+    private let arguments: Arguments
+
+    package init(_ emit: PubSubEmit) {
+        self.event = emit.event
+        self.namespace = emit.namespace
+        self.room = emit.room
+        self.skipSid = emit.skipSid
+        self.callback = emit.callback
+        self.hostID = emit.hostID
+        self.arguments = .decoded(emit.arguments)
+    }
+
+    init(header emit: PubSubEmit, bytes: ByteBuffer, event: Range<Int>, data: Range<Int>, nonFinite: Bool) {
+        self.event = emit.event
+        self.namespace = emit.namespace
+        self.room = emit.room
+        self.skipSid = emit.skipSid
+        self.callback = emit.callback
+        self.hostID = emit.hostID
+        self.arguments = .raw(bytes, event: event, data: data, nonFinite: nonFinite)
+    }
+
+    /// Whether ``writeEventPacket(into:)`` can copy the arguments as published: not for binary emits (their
+    /// attachments are decoded) nor for arguments holding `NaN` or `Infinity`, which JSON cannot carry to a
+    /// client (the decoded path writes them as `null`, as `JSON.stringify` does).
+    package var copiesArguments: Bool {
+        if case .raw(_, _, _, let nonFinite) = self.arguments { return !nonFinite }
+        return false
+    }
+
+    /// The arguments, decoded: for the catalog check, for emits that ask for acks, and where they cannot be
+    /// copied (see ``copiesArguments``). The bytes were checked when the message was read, so this does not fail
+    /// for a message read by ``PubSubMessage/read(_:)``.
+    /// - Throws: `PubSubMessageError` if the bytes are not a JSON list after all.
+    package func decodedArguments() throws(PubSubMessageError) -> [JSONValue] {
+        switch self.arguments {
+        case .decoded(let arguments):
+            return arguments
+        case .raw(let bytes, _, let data, _):
+            let slice = bytes.getSlice(at: bytes.readerIndex + data.lowerBound, length: data.count) ?? ByteBuffer()
+            // `data` sits inside the message's object: one level less is left for it.
+            let maxDepth = PubSubMessage.maximumDepth - 1
+            guard case .array(let arguments)? = try? JSONValue.parsePythonJSON(slice, maxDepth: maxDepth) else {
+                throw PubSubMessageError(
+                    code: .wrongType,
+                    message: "'data' must be a list",
+                    method: "emit",
+                    field: "data",
+                    excerpt: LogSafe.excerpt(bytes.readableBytesView, limit: 200)
+                )
+            }
+            return arguments
+        }
+    }
+
+    /// The whole emit, arguments decoded.
+    /// - Throws: See ``decodedArguments()``.
+    package func decoded() throws(PubSubMessageError) -> PubSubEmit {
+        PubSubEmit(
+            event: self.event,
+            arguments: try self.decodedArguments(),
+            namespace: self.namespace,
+            room: self.room,
+            skipSid: self.skipSid,
+            callback: self.callback,
+            hostID: self.hostID
+        )
+    }
+
+    /// Appends the Socket.IO EVENT packet's text (without the Engine.IO `4`): `2`, the namespace and `,` unless
+    /// it is `/`, then `[` the event name's JSON string, `,` each argument `]`, copied from the published bytes
+    /// with the whitespace between tokens left out.
+    /// - Precondition: ``copiesArguments``.
+    package func writeEventPacket(into buffer: inout ByteBuffer) {
+        guard case .raw(let bytes, let event, let data, false) = self.arguments else {
+            preconditionFailure("writeEventPacket(into:) needs arguments that can be copied (copiesArguments)")
+        }
+        buffer.reserveCapacity(minimumWritableBytes: 8 + self.namespace.utf8.count + event.count + data.count)
+        buffer.writeInteger(UInt8(ascii: "2"))
+        if self.namespace != "/" && !self.namespace.isEmpty {
+            buffer.writeString(self.namespace)
+            buffer.writeInteger(UInt8(ascii: ","))
+        }
+        buffer.writeInteger(UInt8(ascii: "["))
+        bytes.withUnsafeReadableBytes { published in
+            buffer.writeBytes(UnsafeRawBufferPointer(rebasing: published[event]))
+            // The list's inside, between its brackets (checked JSON: `[` first, `]` last).
+            let inside = UnsafeRawBufferPointer(rebasing: published[(data.lowerBound + 1)..<(data.upperBound - 1)])
+            Self.writeWithoutWhitespace(inside, leadingComma: true, into: &buffer)
+        }
+        buffer.writeInteger(UInt8(ascii: "]"))
+    }
+
+    /// Copies checked JSON text without the whitespace outside its strings; with `leadingComma`, writes `,`
+    /// first unless the text is only whitespace.
+    private static func writeWithoutWhitespace(
+        _ text: UnsafeRawBufferPointer,
+        leadingComma: Bool,
+        into buffer: inout ByteBuffer
+    ) {
+        var needsComma = leadingComma
+        var runStart = 0
+        var inString = false
+        var escaped = false
+        var index = 0
+        while index < text.count {
+            let byte = text[index]
+            if inString {
+                if escaped {
+                    escaped = false
+                } else if byte == UInt8(ascii: "\\") {
+                    escaped = true
+                } else if byte == UInt8(ascii: "\"") {
+                    inString = false
+                }
+            } else if byte == UInt8(ascii: "\"") {
+                inString = true
+            } else if byte == 0x20 || byte == 0x0A || byte == 0x0D || byte == 0x09 {
+                if runStart < index {
+                    if needsComma {
+                        buffer.writeInteger(UInt8(ascii: ","))
+                        needsComma = false
+                    }
+                    buffer.writeBytes(UnsafeRawBufferPointer(rebasing: text[runStart..<index]))
+                }
+                runStart = index + 1
+            }
+            index += 1
+        }
+        if runStart < text.count {
+            if needsComma { buffer.writeInteger(UInt8(ascii: ",")) }
+            buffer.writeBytes(UnsafeRawBufferPointer(rebasing: text[runStart..<text.count]))
+        }
+    }
+}
+
+/// A message read from the channel: an `emit` with its arguments left as published, or any other message
+/// decoded whole.
+package enum PubSubReceived: Sendable {
+    /// An emit (its arguments decoded only when asked for).
+    case emit(PubSubReceivedEmit)
+    /// Any other method.
+    case message(PubSubMessage)
+
+    /// The sender's host id; for `callback`, the host the ack is addressed to.
+    package var hostID: String {
+        switch self {
+        case .emit(let emit): return emit.hostID
+        case .message(let message): return message.hostID
+        }
+    }
+
+    /// See ``PubSubMessage/isRelevant(toHost:)``.
+    package func isRelevant(toHost ownHostID: String) -> Bool {
+        switch self {
+        case .emit(let emit): return emit.hostID != ownHostID
+        case .message(let message): return message.isRelevant(toHost: ownHostID)
+        }
+    }
+
+    /// The message decoded whole, as ``PubSubMessage/decode(_:)`` returns it.
+    /// - Throws: See ``PubSubReceivedEmit/decodedArguments()``.
+    package func decoded() throws(PubSubMessageError) -> PubSubMessage {
+        switch self {
+        case .emit(let emit): return .emit(try emit.decoded())
+        case .message(let message): return message
+        }
+    }
+}
+
+extension PubSubMessage {
+    /// Reads one message published on python-socketio's channel, leaving an emit's arguments as published.
+    ///
+    /// Every byte is checked as ``decode(_:)`` checks it: what `decode` refuses, this refuses with the same
+    /// error, and what it accepts this accepts with the same fields. Only the `data` list of a non-binary emit is
+    /// not built into a `JSONValue` tree (see ``PubSubReceivedEmit``).
+    /// - Parameter bytes: The published bytes (UTF-8 JSON).
+    /// - Returns: The message.
+    /// - Throws: `PubSubMessageError`, as ``decode(_:)``.
+    package static func read(_ bytes: ByteBuffer) throws(PubSubMessageError) -> PubSubReceived {
+        // One pass over the members; of duplicate keys the last wins, as in `decode`.
+        var fields = EmitFields()
+        let valid = bytes.withUnsafeReadableBytes { readable in
+            JSONParser.scanObject(readable, maxDepth: Self.maximumDepth, skipping: "data") { member in
+                fields.take(member)
+            }
+        }
+        // Anything unusual (not an object, another method, a binary emit, a field of another type): the general
+        // path, which says what is wrong, or decodes what is right.
+        guard valid, let header = fields.header(in: bytes) else {
+            return try Self.decodeWhole(bytes)
+        }
+        return .emit(header.received(bytes))
+    }
+
+    /// The members of a message as they are read, and the emit they make when they are what `decode` accepts.
+    private struct EmitFields {
+        var method: JSONValue?
+        var event: JSONScannedMember?
+        var data: JSONScannedMember?
+        var binary: JSONValue?
+        var namespace: JSONValue?
+        var room: JSONValue?
+        var skipSid: JSONValue?
+        var callback: JSONValue?
+        var hostID: JSONValue?
+
+        mutating func take(_ member: JSONScannedMember) {
+            switch member.key {
+            case "method": self.method = member.value
+            case "event": self.event = member
+            case "data": self.data = member
+            case "binary": self.binary = member.value
+            case "namespace": self.namespace = member.value
+            case "room": self.room = member.value
+            case "skip_sid": self.skipSid = member.value
+            case "callback": self.callback = member.value
+            case "host_id": self.hostID = member.value
+            default: break
+            }
+        }
+
+        /// An emit's fields, checked as `decode` checks them; `nil` for anything else.
+        func header(in bytes: ByteBuffer) -> Header? {
+            guard case .string("emit")? = self.method, let event = self.event, case .string(let name)? = event.value,
+                let data = self.data,
+                bytes.getInteger(at: bytes.readerIndex + data.range.lowerBound, as: UInt8.self) == UInt8(ascii: "[")
+            else { return nil }
+            switch self.binary {
+            case nil, .null?, .bool(false)?: break
+            default: return nil  // binary (decoded at once), or not a bool
+            }
+            var callback: PubSubCallback?
+            switch self.callback {
+            case nil, .null?:
+                callback = nil
+            case .array(let items)? where items.count == 3:
+                guard let namespace = items[1].stringValue, let id = items[2].intValue,
+                    let room = try? PubSubMessage.names(items[0])
+                else { return nil }
+                callback = PubSubCallback(room: room, namespace: namespace, id: id)
+            default:
+                return nil
+            }
+            guard let namespace = Self.optionalString(self.namespace), let hostID = Self.optionalString(self.hostID),
+                let room = Self.names(self.room), let skipSid = Self.names(self.skipSid)
+            else { return nil }
+            return Header(
+                emit: PubSubEmit(
+                    event: name,
+                    arguments: [],
+                    namespace: namespace ?? "/",
+                    room: room,
+                    skipSid: skipSid,
+                    callback: callback,
+                    hostID: hostID ?? ""
+                ),
+                event: event.range,
+                data: data
+            )
+        }
+
+        /// `.some(nil)` for a missing or null field, `.some(text)` for a string, `nil` for another type.
+        private static func optionalString(_ value: JSONValue?) -> String?? {
+            switch value {
+            case nil, .null?: return .some(nil)
+            case .string(let text)?: return .some(text)
+            default: return nil
+            }
+        }
+
+        /// What `decode` reads from `room` and `skip_sid`; `nil` where it refuses the field.
+        private static func names(_ value: JSONValue?) -> PubSubNames? {
+            guard let value else { return PubSubNames.none }
+            return try? PubSubMessage.names(value)
+        }
+    }
+
+    /// An emit's fields (arguments left out), and where its event name and arguments are.
+    private struct Header {
+        var emit: PubSubEmit
+        var event: Range<Int>
+        var data: JSONScannedMember
+
+        func received(_ bytes: ByteBuffer) -> PubSubReceivedEmit {
+            PubSubReceivedEmit(
+                header: self.emit,
+                bytes: bytes,
+                event: self.event,
+                data: self.data.range,
+                nonFinite: self.data.holdsNonFiniteNumbers
+            )
+        }
+    }
+
+    private static func decodeWhole(_ bytes: ByteBuffer) throws(PubSubMessageError) -> PubSubReceived {
+        switch try Self.decode(bytes) {
+        case .emit(let emit): return .emit(PubSubReceivedEmit(emit))
+        case let message: return .message(message)
+        }
+    }
+}
