@@ -26,7 +26,7 @@ struct LoadCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(help: "The server's base URL (http://host:port).")
+    @Option(help: "The server's base URL (http://host:port); several, comma-separated: client i uses the (i mod n)-th.")
     var url: String = "http://127.0.0.1:3000"
 
     @Option(help: "The Socket.IO path.")
@@ -52,6 +52,9 @@ struct LoadCommand: AsyncParsableCommand {
 
     @Option(help: "Redis channel.")
     var channel: String = "socketio"
+
+    @Option(help: "The emitter's channel layout (SOCKET_REDIS_MODE): python (one channel) or rooms (room channels).")
+    var mode: String = "python"
 
     @Option(help: "What to emit: none, broadcast, users (one client each), nobody (a room nobody is in).")
     var emit: String = "none"
@@ -80,8 +83,11 @@ struct LoadCommand: AsyncParsableCommand {
     @Option(help: "Measurement window, e.g. 10s.")
     var duration: String = "10s"
 
-    @Option(help: "The server's process id: its CPU and RSS are reported next to ours.")
-    var serverPID: Int32?
+    @Option(help: "The server's process id: its CPU and RSS are reported next to ours (repeat it: summed).")
+    var serverPID: [Int32] = []
+
+    @Option(help: "redis-server's process id: its CPU over the window is reported too.")
+    var redisPID: Int32?
 
     @Option(help: "A label printed with the results (e.g. 'ours', 'python').")
     var label: String = "run"
@@ -124,7 +130,11 @@ struct LoadCommand: AsyncParsableCommand {
             throw ValidationError("--emit-api must be await, or pipelined with --pace max")
         }
         if audience != nil, self.redisURL == nil { throw ValidationError("--emit needs --redis-url") }
-        let (host, port) = try Self.hostAndPort(self.url)
+        let servers = try Self.hostsAndPorts(self.url)
+        let channelMode: RedisChannelMode
+        do { channelMode = try RedisChannelMode(parsing: self.mode) } catch {
+            throw ValidationError("--mode must be python or rooms")
+        }
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, self.threads))
         let recording = ManagedAtomic<Bool>(false)
@@ -135,11 +145,14 @@ struct LoadCommand: AsyncParsableCommand {
             recorders[ObjectIdentifier(loop)] = recorder
             recorderList.append(recorder)
         }
-        let server = self.serverPID.map { ProcessProbe(pid: $0) }
+        let server = self.serverPID.isEmpty ? nil : ProcessSetProbe(pids: self.serverPID)
+        let redis = self.redisPID.map { ProcessProbe(pid: $0) }
         let report = LoadReport(label: self.label)
 
         // 1. Connect.
-        let connector = LoadConnector(host: host, port: port, path: self.path, group: group, recorders: recorders)
+        let connectors = servers.map { host, port in
+            LoadConnector(host: host, port: port, path: self.path, group: group, recorders: recorders)
+        }
         let minter = TokenMinter(secret: self.tokenSecret)
         let connectCPUStart = (own: ownCPUSeconds(), server: server?.cpuSeconds())
         let connectStart = monotonicMicroseconds()
@@ -165,6 +178,7 @@ struct LoadCommand: AsyncParsableCommand {
             while next < self.clients {
                 if running >= max(1, self.connectConcurrency), let outcome = await tasks.next() { collect(outcome) }
                 let token = minter.token(for: "u\(next)")
+                let connector = connectors[next % connectors.count]
                 tasks.addTask {
                     let begin = monotonicMicroseconds()
                     do {
@@ -203,6 +217,7 @@ struct LoadCommand: AsyncParsableCommand {
             let gateway = WorkerSocketGateway(
                 redisURL: redisURL,
                 channel: self.channel,
+                mode: channelMode,
                 outboxCapacity: 0,
                 emitTimeout: .seconds(10),
                 logger: logger
@@ -238,11 +253,15 @@ struct LoadCommand: AsyncParsableCommand {
         let sentStart = emitter?.sent.load(ordering: .relaxed) ?? 0
         let ownStart = ownCPUTimes()
         let serverStart = server?.cpuTimes()
+        let redisStart = redis?.cpuTimes()
         try await Task.sleep(for: .milliseconds(Int64(durationSeconds * 1000)))
         let windowSeconds = Double(monotonicMicroseconds() - windowStart) / 1e6
         let deliveredEnd = deliveredTotal()
         let sentEnd = emitter?.sent.load(ordering: .relaxed) ?? 0
         let own = ownCPUTimes() - ownStart
+        if let redisStart, let redisEnd = redis?.cpuTimes() {
+            report.redisCPU = (redisEnd - redisStart).total / windowSeconds
+        }
         report.ownCPU = own.total / windowSeconds
         report.ownSystemCPU = own.system / windowSeconds
         if let serverStart, let serverEnd = server?.cpuTimes() {

@@ -20,6 +20,8 @@ final class LoadReport {
     var serverCPU: Double?
     /// The part of `serverCPU` spent in the kernel.
     var serverSystemCPU: Double?
+    /// redis-server's CPU in cores over the window (`--redis-pid`).
+    var redisCPU: Double?
     var serverRSSKiB: Int?
     var serverPeakRSSKiB: Int?
     var latency: Histogram<UInt64>?
@@ -76,6 +78,7 @@ final class LoadReport {
             "[\(self.label)] CPU (cores): server " + (self.serverCPU.map { f($0, 2) } ?? "?")
                 + kernelShare(self.serverSystemCPU, of: self.serverCPU)
                 + ", load tool \(f(self.ownCPU, 2))" + kernelShare(self.ownSystemCPU, of: self.ownCPU)
+                + (self.redisCPU.map { ", redis-server \(f($0, 3))" } ?? "")
                 + (self.serverRSSKiB.map { "; server RSS \(f(Double($0) / 1024)) MiB" } ?? "")
                 + (self.serverPeakRSSKiB.map { " (peak \(f(Double($0) / 1024)) MiB)" } ?? "")
         )
@@ -104,6 +107,7 @@ final class LoadReport {
         if let value = self.connectServerCPU { fields.append(("connect_server_cpu_s", "\(value)")) }
         if let value = self.serverCPU { fields.append(("server_cpu", "\(value)")) }
         if let value = self.serverSystemCPU { fields.append(("server_sys_cpu", "\(value)")) }
+        if let value = self.redisCPU { fields.append(("redis_cpu", "\(value)")) }
         if let value = self.serverRSSKiB { fields.append(("server_rss_kib", "\(value)")) }
         if let value = self.serverPeakRSSKiB { fields.append(("server_peak_rss_kib", "\(value)")) }
         Swift.print("JSON " + "{" + fields.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}")
