@@ -149,22 +149,53 @@ public final class RedisClusterPubSub: @unchecked Sendable {
     ///   error reply or too many redirections, `.shutdown`.
     @discardableResult
     public func publish(channel: String, payload: ByteBuffer) async throws(RedisError) -> Int {
-        let promise = self.eventLoop.makePromise(of: Int.self)
-        let attempt = PublishAttempt(
-            channel: channel,
-            text: String(buffer: payload),
-            slot: RedisClusterSlot.of(channel),
-            deadline: .now() + TimeAmount(self.configuration.publishTimeout),
-            promise: promise
-        )
-        self.eventLoop.execute { self.send(attempt, to: nil, asking: false) }
+        let future = self.publish(channel: channel, text: String(buffer: payload), deadline: nil)
         do {
-            return try await promise.futureResult.get()
+            return try await future.get()
         } catch let error as RedisError {
             throw error
         } catch {
             throw RedisError(code: .commandFailed, message: "SPUBLISH failed: \(error)", command: "SPUBLISH")
         }
+    }
+
+    /// Publishes the bytes `writePayload` appends (called at once, on the calling thread) to the sharded channel
+    /// `channel`; `completion` (if any) is called once, on `eventLoop`: `.published` with the owning shard's
+    /// receivers, or `.failed` with the reason (no primary took it by `deadline`, `publishTimeout` when `nil`; an
+    /// error reply; shutdown). Never `.queued`: sharded publishes have no outbox.
+    package func publish(
+        channel: String,
+        deadline: NIODeadline? = nil,
+        completion: (@Sendable (PublishProgress) -> Void)?,
+        writePayload: (inout ByteBuffer) -> Void
+    ) {
+        var buffer = ByteBufferAllocator().buffer(capacity: 256)
+        writePayload(&buffer)
+        let future = self.publish(channel: channel, text: String(buffer: buffer), deadline: deadline)
+        guard let completion else { return }
+        future.whenComplete { result in
+            switch result {
+            case .success(let receivers):
+                completion(.published(subscribers: receivers))
+            case .failure(let error as RedisError):
+                completion(.failed(error))
+            case .failure(let error):
+                completion(.failed(RedisError(code: .commandFailed, message: "SPUBLISH failed: \(error)")))
+            }
+        }
+    }
+
+    private func publish(channel: String, text: String, deadline: NIODeadline?) -> EventLoopFuture<Int> {
+        let promise = self.eventLoop.makePromise(of: Int.self)
+        let attempt = PublishAttempt(
+            channel: channel,
+            text: text,
+            slot: RedisClusterSlot.of(channel),
+            deadline: deadline ?? .now() + TimeAmount(self.configuration.publishTimeout),
+            promise: promise
+        )
+        self.eventLoop.execute { self.send(attempt, to: nil, asking: false) }
+        return promise.futureResult
     }
 
     /// Subscribes to sharded channels (`SSUBSCRIBE` on each channel's primary); already subscribed ones stay.
@@ -234,21 +265,32 @@ public final class RedisClusterPubSub: @unchecked Sendable {
 
     /// Closes every connection; what waits fails with `.shutdown`.
     public func shutdown() async {
-        let clients = try? await self.eventLoop.submit { () -> [RedisCommandClient] in
-            self.isShutDown = true
-            self.ticker?.cancel()
-            self.ticker = nil
-            for shard in self.shards.values { shard.close() }
-            self.shards = [:]
-            for waiter in self.waiters {
-                waiter.callback(.failure(RedisError(code: .shutdown, message: "the cluster client was shut down")))
-            }
-            self.waiters = []
-            let clients = Array(self.clients.values)
-            self.clients = [:]
-            return clients
-        }.get()
+        let clients = try? await self.eventLoop.submit { self.closeAll() }.get()
         for client in clients ?? [] { await client.shutdown() }
+    }
+
+    /// Starts ``shutdown()`` without waiting for it (for a `deinit`).
+    package func beginShutdown() {
+        self.eventLoop.execute {
+            for client in self.closeAll() { client.beginShutdown() }
+        }
+    }
+
+    /// Stops the ticker, closes the subscription connections, fails the waiters; returns the command clients to
+    /// shut down.
+    private func closeAll() -> [RedisCommandClient] {
+        self.isShutDown = true
+        self.ticker?.cancel()
+        self.ticker = nil
+        for shard in self.shards.values { shard.close() }
+        self.shards = [:]
+        for waiter in self.waiters {
+            waiter.callback(.failure(RedisError(code: .shutdown, message: "the cluster client was shut down")))
+        }
+        self.waiters = []
+        let clients = Array(self.clients.values)
+        self.clients = [:]
+        return clients
     }
 
     // MARK: - Event-loop confined
@@ -537,6 +579,24 @@ public final class RedisClusterPubSub: @unchecked Sendable {
             self.shards[address]?.close()
             self.shardLost(address, error: RedisError(code: .protocolError, message: text))
         }
+    }
+}
+
+extension RedisClusterPubSub: RoomChannelTransport {
+    package func subscribeRoomChannel(
+        _ channel: String,
+        timeout: Duration,
+        confirmed: @escaping @Sendable (Result<Void, RedisError>) -> Void
+    ) {
+        self.subscribe([channel], timeout: timeout, onConfirmed: confirmed)
+    }
+
+    package func unsubscribeRoomChannel(
+        _ channel: String,
+        timeout: Duration,
+        confirmed: @escaping @Sendable (Result<Void, RedisError>) -> Void
+    ) {
+        self.unsubscribe([channel], timeout: timeout, onConfirmed: confirmed)
     }
 }
 

@@ -133,19 +133,26 @@ public final class RedisCommandClient: @unchecked Sendable {
     /// Fails what is waiting with `.shutdown` and closes the connection. Later commands fail at once.
     public func shutdown() async {
         let promise = self.eventLoop.makePromise(of: Void.self)
-        self.eventLoop.execute {
-            let reason = self.error(.shutdown, "the client was shut down")
-            let action = self.machine.shutdown()
-            let channel = self.channel
-            self.channel = nil
-            self.failEverything(with: reason)
-            if case .shutDown(closeConnection: true) = action, let channel {
-                channel.close(mode: .all).whenComplete { _ in promise.succeed(()) }
-            } else {
-                promise.succeed(())
-            }
-        }
+        self.eventLoop.execute { self.close(promise) }
         try? await promise.futureResult.get()
+    }
+
+    /// Starts ``shutdown()`` without waiting for the connection to close.
+    package func beginShutdown() {
+        self.eventLoop.execute { self.close(nil) }
+    }
+
+    private func close(_ promise: EventLoopPromise<Void>?) {
+        let reason = self.error(.shutdown, "the client was shut down")
+        let action = self.machine.shutdown()
+        let channel = self.channel
+        self.channel = nil
+        self.failEverything(with: reason)
+        if case .shutDown(closeConnection: true) = action, let channel {
+            channel.close(mode: .all).whenComplete { _ in promise?.succeed(()) }
+        } else {
+            promise?.succeed(())
+        }
     }
 
     // MARK: - Event-loop-confined machinery

@@ -102,6 +102,13 @@ public final class RedisSubscriber: @unchecked Sendable {
     private var rooms: RoomSubscriptionStateMachine
     /// Joins waiting for a room channel to become active, by channel.
     private var roomWaiters: [String: [RoomWaiter]] = [:]
+    /// What carries the room channels' subscriptions instead of this connection (`nil`: this connection).
+    private let roomTransport: (any RoomChannelTransport)?
+    /// Room-channel requests sent through `roomTransport` and not answered yet, by channel (a token each, so that
+    /// a late answer to a superseded request is ignored).
+    private var transportSubscribes: [String: UInt64] = [:]
+    private var transportUnsubscribes: [String: UInt64] = [:]
+    private var nextTransportToken: UInt64 = 0
     private var nextRoomWaiterID: UInt64 = 0
     private var lastMessageAt: NIODeadline?
     /// Whether the consumer asked to stop reading (the subscribed channel's autoRead is off).
@@ -149,6 +156,29 @@ public final class RedisSubscriber: @unchecked Sendable {
         )
     }
 
+    /// Creates a subscriber whose room channels (``updateRoomChannel(_:wanted:)``) are subscribed through
+    /// `roomTransport` instead of its own connection (see ``RoomChannelTransport``).
+    package convenience init(
+        url: RedisURL,
+        channels: [String],
+        configuration: RedisSubscriberConfiguration = .init(),
+        eventLoop: (any EventLoop)? = nil,
+        roomTransport: (any RoomChannelTransport)?,
+        logger: Logger,
+        onMessage: @escaping @Sendable (RedisPubSubMessage) -> Void
+    ) {
+        self.init(
+            url: url,
+            channels: channels,
+            configuration: configuration,
+            eventLoop: eventLoop,
+            logger: logger,
+            onShutdown: nil,
+            roomTransport: roomTransport,
+            onMessage: onMessage
+        )
+    }
+
     private init(
         url: RedisURL,
         channels: [String],
@@ -156,9 +186,11 @@ public final class RedisSubscriber: @unchecked Sendable {
         eventLoop: (any EventLoop)?,
         logger: Logger,
         onShutdown: (@Sendable () -> Void)?,
+        roomTransport: (any RoomChannelTransport)? = nil,
         onMessage: @escaping @Sendable (RedisPubSubMessage) -> Void
     ) {
         self.onShutdown = onShutdown
+        self.roomTransport = roomTransport
         precondition(!channels.isEmpty, "a subscriber needs at least one channel")
         self.url = url
         self.channels = channels
@@ -265,6 +297,8 @@ public final class RedisSubscriber: @unchecked Sendable {
         self.eventLoop.execute {
             guard self.machine.phase == .idle else { return }
             self.startTicker()
+            // Room channels through a transport do not wait for this connection: they can go at once.
+            if self.roomTransport != nil { self.runRooms(self.rooms.connectionRestored()) }
             self.run(self.machine.start(now: .now()))
         }
     }
@@ -339,7 +373,9 @@ public final class RedisSubscriber: @unchecked Sendable {
 
     /// Performs what the room machine decided.
     private func runRooms(_ output: RoomSubscriptionStateMachine.Output) {
-        if let channel = self.channel, self.machine.isReady {
+        if let transport = self.roomTransport {
+            self.send(output, through: transport)
+        } else if let channel = self.channel, self.machine.isReady {
             // Large batches (a reconnect with many rooms) go as several commands of bounded size.
             var commands: [[String]] = []
             for start in stride(from: 0, to: output.subscribe.count, by: 1000) {
@@ -359,6 +395,63 @@ public final class RedisSubscriber: @unchecked Sendable {
         self.shared.withLockedValue { $0.roomChannels = count }
     }
 
+    /// Hands the room machine's decisions to `transport`, one request per channel, and feeds its answers back to
+    /// the machine on this loop.
+    private func send(_ output: RoomSubscriptionStateMachine.Output, through transport: any RoomChannelTransport) {
+        for channel in output.subscribe {
+            // A SUBSCRIBE after an UNSUBSCRIBE not answered yet: the transport wants the channel again at once and
+            // confirms the SUBSCRIBE only (the channel is active once resubscribed); the machine, which expects the
+            // two answers in order, is told the UNSUBSCRIBE is done.
+            if self.transportUnsubscribes.removeValue(forKey: channel) != nil {
+                _ = self.rooms.unsubscribeConfirmed(channel)
+            }
+            self.subscribe(channel, through: transport)
+        }
+        for channel in output.unsubscribe {
+            self.nextTransportToken &+= 1
+            let token = self.nextTransportToken
+            self.transportUnsubscribes[channel] = token
+            transport.unsubscribeRoomChannel(channel, timeout: Self.transportTimeout) { _ in
+                // Confirmed or not (timed out), the channel is no longer wanted by the transport: the machine may
+                // forget it.
+                self.eventLoop.execute {
+                    guard self.transportUnsubscribes[channel] == token else { return }
+                    self.transportUnsubscribes.removeValue(forKey: channel)
+                    self.runRooms(self.rooms.unsubscribeConfirmed(channel))
+                }
+            }
+        }
+    }
+
+    /// How long one room-channel request through a transport may wait for its answer before it is asked again
+    /// (subscribe) or taken as done (unsubscribe).
+    private static let transportTimeout = Duration.seconds(10)
+
+    private func subscribe(_ channel: String, through transport: any RoomChannelTransport) {
+        self.nextTransportToken &+= 1
+        let token = self.nextTransportToken
+        self.transportSubscribes[channel] = token
+        transport.subscribeRoomChannel(channel, timeout: Self.transportTimeout) { result in
+            self.eventLoop.execute {
+                guard self.transportSubscribes[channel] == token else { return }
+                self.transportSubscribes.removeValue(forKey: channel)
+                switch result {
+                case .success:
+                    self.runRooms(self.rooms.subscribeConfirmed(channel, now: .now()))
+                case .failure(let error) where error.code != .shutdown && self.machine.phase != .closed:
+                    // Not confirmed in time (a shard failing over): the machine still waits; ask again.
+                    self.logger.debug(
+                        "room channel not confirmed yet; asking again",
+                        metadata: ["redis.room_channel": "\(channel)", "error": "\(error)"]
+                    )
+                    self.subscribe(channel, through: transport)
+                case .failure:
+                    break
+                }
+            }
+        }
+    }
+
     /// Unsubscribes by closing the connection and stops reconnecting.
     public func shutdown() async {
         let future = self.eventLoop.submit { () -> EventLoopFuture<Void> in
@@ -373,6 +466,8 @@ public final class RedisSubscriber: @unchecked Sendable {
             }
             self.subscribedWaiters.removeAll()
             _ = self.rooms.connectionLost()
+            self.transportSubscribes.removeAll()
+            self.transportUnsubscribes.removeAll()
             let roomWaiters = self.roomWaiters
             self.roomWaiters.removeAll()
             for waiter in roomWaiters.values.joined() { waiter.completion(false) }
@@ -415,7 +510,8 @@ public final class RedisSubscriber: @unchecked Sendable {
     ) {
         if closeConnection { self.channel?.close(promise: nil) }
         self.channel = nil
-        self.runRooms(self.rooms.connectionLost())
+        // Room channels through a transport are not on this connection: they stay.
+        if self.roomTransport == nil { self.runRooms(self.rooms.connectionLost()) }
         self.markDisconnected(error: error)
         if error.code == .livenessTimeout {
             self.logger.error(
@@ -450,8 +546,9 @@ public final class RedisSubscriber: @unchecked Sendable {
         self.logger.info(reconnected ? "resubscribed to Redis" : "subscribed to Redis")
         for waiter in self.subscribedWaiters { waiter.succeed(()) }
         self.subscribedWaiters.removeAll()
-        // The room channels are part of the subscription: subscribe every wanted one again.
-        self.runRooms(self.rooms.connectionRestored())
+        // The room channels are part of the subscription: subscribe every wanted one again (unless a transport
+        // carries them).
+        if self.roomTransport == nil { self.runRooms(self.rooms.connectionRestored()) }
     }
 
     private func markDisconnected(error: RedisError?) {
