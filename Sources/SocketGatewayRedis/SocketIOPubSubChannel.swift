@@ -2,6 +2,7 @@ package import Logging
 import Metrics
 import NIOConcurrencyHelpers
 package import NIOCore
+import NIOPosix
 package import SocketGatewayCore
 
 /// python-socketio's Redis channel as a server sees it: a publisher, a subscriber that reads every message,
@@ -26,6 +27,9 @@ package final class SocketIOPubSubChannel: Sendable {
     package let publisher: RedisPublisher
     /// The subscriber (connects on `start()`).
     package let subscriber: RedisSubscriber
+    /// Room channels on a Redis Cluster (`redis+cluster://` in ``RedisChannelMode/rooms``): `SPUBLISH` and
+    /// `SSUBSCRIBE` on the shard that owns each room's channel; `nil` otherwise (classic PUBLISH/SUBSCRIBE).
+    package let sharded: RedisClusterPubSub?
     private let undecodable = NIOLockedValueBox(0)
     private let unverified = NIOLockedValueBox(0)
     private let writer: PubSubMessageWriter
@@ -87,13 +91,8 @@ package final class SocketIOPubSubChannel: Sendable {
         let writer = PubSubMessageWriter(signingKey: signingKey)
         self.writer = writer
         let signer = writer.signer
-        self.subscriber = RedisSubscriber(
-            url: url,
-            channels: [channel],
-            configuration: subscriberConfiguration,
-            eventLoop: eventLoop,
-            logger: logger
-        ) { raw in
+        // Messages of the common channel and of sharded room channels take the same path, on the same loop.
+        let handle: @Sendable (RedisPubSubMessage) -> Void = { raw in
             if let signer {
                 let check = signer.check(raw.payload, now: PubSubSigner.wallClockMilliseconds())
                 guard check == .valid else {
@@ -128,29 +127,91 @@ package final class SocketIOPubSubChannel: Sendable {
             guard message.isRelevant(toHost: hostID) else { return }
             onMessage(message)
         }
+        let subscriberLoop = eventLoop ?? MultiThreadedEventLoopGroup.singleton.next()
+        self.sharded = Self.shardedRoomChannels(
+            url: url,
+            mode: mode,
+            publishTimeout: publisherConfiguration.replyTimeout,
+            subscriberConfiguration: subscriberConfiguration,
+            eventLoop: subscriberLoop,
+            logger: logger,
+            onMessage: handle
+        )
+        self.subscriber = RedisSubscriber(
+            url: url,
+            channels: [channel],
+            configuration: subscriberConfiguration,
+            eventLoop: subscriberLoop,
+            roomTransport: self.sharded,
+            logger: logger,
+            onMessage: handle
+        )
+    }
+
+    /// The sharded pub/sub client for room channels when `url` is a Redis Cluster and `mode` is
+    /// ``RedisChannelMode/rooms``; `nil` otherwise.
+    package static func shardedRoomChannels(
+        url: RedisURL,
+        mode: RedisChannelMode,
+        publishTimeout: Duration,
+        subscriberConfiguration: RedisSubscriberConfiguration = .init(),
+        eventLoop: (any EventLoop)? = nil,
+        logger: Logger,
+        onMessage: @escaping @Sendable (RedisPubSubMessage) -> Void = { _ in }
+    ) -> RedisClusterPubSub? {
+        guard mode == .rooms, case .cluster = url.endpoint else { return nil }
+        return RedisClusterPubSub(
+            url: url,
+            configuration: .init(
+                connectTimeout: subscriberConfiguration.connectTimeout,
+                publishTimeout: publishTimeout,
+                pingInterval: subscriberConfiguration.pingInterval,
+                pingTimeout: subscriberConfiguration.pingTimeout
+            ),
+            eventLoop: eventLoop,
+            logger: logger,
+            onMessage: onMessage
+        )
     }
 
     /// Subscribes (and keeps resubscribing after connection losses).
     package func start() {
+        self.sharded?.start()
         self.subscriber.start()
     }
 
-    /// Publishes `message`; `completion` (if any) is called once on the publisher's event loop.
+    /// Publishes `message`; `completion` (if any) is called once on the publisher's event loop (on the sharded
+    /// client's loop for a room channel on a Redis Cluster).
     package func publish(_ message: PubSubMessage, completion: (@Sendable (PublishProgress) -> Void)?) {
-        self.publisher.publish(channel: self.layout.roomChannel(for: message), completion: completion) {
+        let room = self.layout.roomChannel(for: message)
+        if let room, let sharded = self.sharded {
+            sharded.publish(channel: room, completion: completion) { self.writer.write(message, into: &$0) }
+            return
+        }
+        self.publisher.publish(channel: room, completion: completion) {
             self.writer.write(message, into: &$0)
         }
     }
 
-    /// Publishes `message`; `completion` is called exactly once on the publisher's event loop: with the
-    /// outcome, or `.timedOut` at `deadline` if Redis has not answered by then.
+    /// Publishes `message`; `completion` is called exactly once on the publisher's event loop (on the sharded
+    /// client's loop for a room channel on a Redis Cluster): with the outcome, or `.timedOut` at `deadline` if
+    /// Redis has not answered by then (a sharded publish fails with the reason instead).
     package func publish(
         _ message: PubSubMessage,
         deadline: NIODeadline,
         completion: @escaping @Sendable (PublishOutcome) -> Void
     ) {
+        let room = self.layout.roomChannel(for: message)
+        if let room, let sharded = self.sharded {
+            sharded.publish(channel: room, deadline: deadline) {
+                completion(.progress($0))
+            } writePayload: {
+                self.writer.write(message, into: &$0)
+            }
+            return
+        }
         self.publisher.publish(
-            channel: self.layout.roomChannel(for: message),
+            channel: room,
             deadline: deadline,
             completion: completion
         ) { self.writer.write(message, into: &$0) }
@@ -196,6 +257,7 @@ package final class SocketIOPubSubChannel: Sendable {
     /// Stops the subscriber and closes the publisher after at most `drainTimeout` of sending what is queued.
     package func shutdown(drainTimeout: Duration = .seconds(2)) async {
         await self.subscriber.shutdown()
+        await self.sharded?.shutdown()
         await self.publisher.shutdown(deadline: .now() + TimeAmount(drainTimeout))
     }
 }

@@ -44,6 +44,10 @@ public final class WorkerSocketGateway: SocketEmitter, Service {
     /// How long ``run()`` spends, at graceful shutdown, sending what the outbox holds.
     public let shutdownTimeout: Duration
     private let publisher: RedisPublisher?
+    /// Room channels on a Redis Cluster (`redis+cluster://` in ``RedisChannelMode/rooms``): emits to one room go
+    /// with `SPUBLISH` to the shard that owns the room's channel; started on the first such emit.
+    private let sharded: RedisClusterPubSub?
+    private let shardedStarted = NIOLockedValueBox(false)
     private let unusableReason: String?
     private let writer: PubSubMessageWriter
     private let logger: Logger
@@ -157,11 +161,13 @@ public final class WorkerSocketGateway: SocketEmitter, Service {
         self.writer = PubSubMessageWriter(signingKey: signingKey)
         guard let text = redisURL?.trimmingSpaces, !text.isEmpty else {
             self.publisher = nil
+            self.sharded = nil
             self.unusableReason = nil
             return
         }
         if let reason = configurationError ?? keyError {
             self.publisher = nil
+            self.sharded = nil
             self.unusableReason = reason
             return
         }
@@ -176,9 +182,17 @@ public final class WorkerSocketGateway: SocketEmitter, Service {
             )
             let publisher = RedisPublisher(url: url, configuration: configuration, logger: logger)
             self.publisher = publisher
+            self.sharded = SocketIOPubSubChannel.shardedRoomChannels(
+                url: url,
+                mode: mode,
+                publishTimeout: emitTimeout,
+                subscriberConfiguration: RedisSubscriberConfiguration(connectTimeout: min(emitTimeout, .seconds(2))),
+                logger: logger
+            )
             self.unusableReason = nil
         } catch {
             self.publisher = nil
+            self.sharded = nil
             self.unusableReason = error.description
         }
     }
@@ -314,6 +328,7 @@ public final class WorkerSocketGateway: SocketEmitter, Service {
     @discardableResult
     public func shutdown(timeout: Duration = .seconds(5)) async -> Int {
         guard let publisher = self.publisher else { return 0 }
+        await self.sharded?.shutdown()
         return await publisher.shutdown(deadline: .now() + TimeAmount(timeout))
     }
 
@@ -321,6 +336,7 @@ public final class WorkerSocketGateway: SocketEmitter, Service {
         // Released without shutdown(): send what is queued for at most emitTimeout, then close, so neither the
         // connection nor the publisher's timer outlives the gateway. (After shutdown() this does nothing.)
         self.publisher?.beginShutdown(deadline: .now() + self.emitTimeoutAmount)
+        self.sharded?.beginShutdown()
     }
 
     private func send(_ message: PubSubMessage, event: String? = nil) async -> EmitResult {
@@ -345,19 +361,51 @@ public final class WorkerSocketGateway: SocketEmitter, Service {
             completion?(result)
             return
         }
+        let room = self.layout.roomChannel(for: message)
+        if let room, let sharded = self.sharded {
+            self.send(message, event: event, toShardedChannel: room, through: sharded, completion: completion)
+            return
+        }
         guard let completion else {
             // Fire and forget: no waiter, no timer; the outcome is only counted (and logged when failed).
-            publisher.publish(channel: self.layout.roomChannel(for: message), completion: self.recordProgress) {
+            publisher.publish(channel: room, completion: self.recordProgress) {
                 self.writer.write(message, into: &$0)
             }
             return
         }
         let method = message.method
         publisher.publish(
-            channel: self.layout.roomChannel(for: message),
+            channel: room,
             deadline: .now() + self.emitTimeoutAmount
         ) { outcome in
             completion(self.result(of: outcome, what: event.map { "emit \($0)" } ?? method))
+        } writePayload: { buffer in
+            self.writer.write(message, into: &buffer)
+        }
+    }
+
+    /// Publishes an emit to one room's channel with `SPUBLISH` (a Redis Cluster in room-channel mode): published
+    /// or failed with the reason (no outbox: a shard that takes nothing within `emitTimeout` fails the emit),
+    /// counted and logged as other emits.
+    private func send(
+        _ message: PubSubMessage,
+        event: String?,
+        toShardedChannel room: String,
+        through sharded: RedisClusterPubSub,
+        completion: (@Sendable (EmitResult) -> Void)?
+    ) {
+        let start = self.shardedStarted.withLockedValue { started -> Bool in
+            defer { started = true }
+            return !started
+        }
+        if start { sharded.start() }
+        guard let completion else {
+            sharded.publish(channel: room, completion: self.recordProgress) { self.writer.write(message, into: &$0) }
+            return
+        }
+        let method = message.method
+        sharded.publish(channel: room, deadline: .now() + self.emitTimeoutAmount) { progress in
+            completion(self.result(of: .progress(progress), what: event.map { "emit \($0)" } ?? method))
         } writePayload: { buffer in
             self.writer.write(message, into: &buffer)
         }

@@ -1,0 +1,220 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import SocketGatewayRedis
+import SocketGatewayRedisTestKit
+import SocketGatewayServer
+import SocketGatewayWorker
+import Testing
+
+/// Accepts a client whose CONNECT payload is `{"user":"<id>"}` as that user (room `user:<id>`).
+private struct ClusterUserFromAuth: SocketAuthenticator {
+    func authenticate(auth: JSONValue?, handshake: SocketHandshake) async -> AuthenticatedUser? {
+        guard let user = auth?["user"]?.stringValue else { return nil }
+        return AuthenticatedUser(id: user)
+    }
+}
+
+/// Room channels (`SOCKET_REDIS_MODE=rooms`) on a real local Redis Cluster (3 primaries + 3 replicas): room
+/// channels travel as sharded pub/sub (`SPUBLISH`/`SSUBSCRIBE` on the shard that owns the channel's slot), the
+/// common channel as classic pub/sub.
+@Suite(.serialized) struct RoomChannelClusterTests {
+    struct Node {
+        let server: SocketServer
+        let port: Int
+    }
+
+    func startNode(url: String, channel: String) async throws -> Node {
+        let server = SocketServer(
+            configuration: SocketServerConfiguration(
+                port: 0,
+                eventLoopThreads: 2,
+                redis: SocketServerRedisConfiguration(url: url, channel: channel, mode: .rooms)
+            ),
+            authenticator: ClusterUserFromAuth(),
+            logger: RoomChannelTests.logger()
+        )
+        try await server.start()
+        for _ in 0..<500 where server.clusterHealth.redisConnected != true {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        #expect(server.clusterHealth.redisConnected == true)
+        return Node(server: server, port: try #require(server.localPort))
+    }
+
+    func connect(_ node: Node, user: String, group: any EventLoopGroup) async throws -> (TestWebSocketClient, String) {
+        let (client, _) = try await TestWebSocketClient.connectEngineIO(port: node.port, group: group)
+        try await client.send(#"40{"user":"\#(user)"}"#)
+        let reply = try await client.nextText()
+        guard reply.hasPrefix("40{\"sid\":\"") else { throw TestClientError(description: "CONNECT reply: \(reply)") }
+        return (client, String(reply.dropFirst(10).dropLast(2)))
+    }
+
+    func worker(_ cluster: RedisClusterProcess, channel: String) -> WorkerSocketGateway {
+        WorkerSocketGateway(redisURL: cluster.urlString, channel: channel, mode: .rooms, logger: RoomChannelTests.logger())
+    }
+
+    /// `PUBSUB SHARDNUMSUB <channel>` on `node`: its sharded subscribers there.
+    func shardSubscribers(_ node: RedisServerProcess, _ channel: String) throws -> Int {
+        let lines = try node.cli(["PUBSUB", "SHARDNUMSUB", channel]).split(separator: "\n")
+        return lines.count == 2 ? Int(lines[1]) ?? -1 : -1
+    }
+
+    /// Every sharded channel of `channel`'s layout subscribed anywhere in the cluster (`PUBSUB SHARDCHANNELS`
+    /// on every running primary), sorted.
+    func shardChannels(_ cluster: RedisClusterProcess, channel: String) throws -> [String] {
+        try cluster.runningPrimaries.flatMap { node in
+            try node.cli(["PUBSUB", "SHARDCHANNELS", "\(channel)#*"]).split(separator: "\n").map(String.init)
+        }.sorted()
+    }
+
+    /// Two servers and a worker in room-channel mode on the cluster; users connect to A only. An emit made the
+    /// moment a client saw CONNECT reaches it (the join gate waits for the SSUBSCRIBE on the owning primary), with
+    /// one sharded receiver; the owning primary counts exactly one sharded subscriber (A), B holds no sharded
+    /// channel, and no node holds the room channel as a classic subscription. A server-side emit from B reaches
+    /// A's client through the same sharded channel; a broadcast (common channel, classic) still reaches both.
+    @Test func userEmitsTravelShardedToTheServerWithTheUserOnly() async throws {
+        try await RedisClusterProcess.with { cluster in
+            let channel = RoomChannelTests.channelName()
+            let a = try await self.startNode(url: cluster.urlString, channel: channel)
+            let b = try await self.startNode(url: cluster.urlString, channel: channel)
+            let worker = self.worker(cluster, channel: channel)
+            let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+            do {
+                var lost: [Int] = []
+                var clients: [TestWebSocketClient] = []
+                for index in 0..<12 {
+                    let (client, _) = try await self.connect(a, user: "u\(index)", group: group)
+                    let result = await worker.emitToUser("u\(index)", event: "hello", data: .int(Int64(index)))
+                    #expect(result.outcome == .published, "\(result)")
+                    if result.redisSubscribers != 1 { lost.append(index) }
+                    #expect(try await client.nextText() == "42[\"hello\",\(index)]")
+                    clients.append(client)
+                }
+                #expect(lost == [], "published while A's SSUBSCRIBE was not active")
+                // Every user's channel has exactly one sharded subscriber, on the primary owning its slot.
+                var owners: Set<Int> = []
+                for index in 0..<12 {
+                    let roomChannel = "\(channel)#/#user:u\(index)#"
+                    let owner = try #require(cluster.primary(forSlot: RedisClusterSlot.of(roomChannel)))
+                    owners.insert(owner.port)
+                    #expect(try self.shardSubscribers(owner, roomChannel) == 1, "\(roomChannel) on \(owner.port)")
+                    for node in cluster.runningPrimaries {
+                        let classic = try node.cli(["PUBSUB", "NUMSUB", roomChannel]).split(separator: "\n")
+                        #expect(classic.last == "0", "\(roomChannel) subscribed classically on \(node.port)")
+                    }
+                }
+                print("[room channels on a cluster] 12 user channels on \(owners.count) primaries")
+                #expect(try self.shardChannels(cluster, channel: channel).count == 12)
+                #expect(a.server.clusterHealth.roomChannels == 12)
+                #expect(b.server.clusterHealth.roomChannels == 0, "B subscribed a room channel")
+
+                // B's server-side emit to A's user goes SPUBLISH; A's client gets it.
+                let fromB = await b.server.gateway.emitToUser("u3", event: "fromB", data: true)
+                #expect(fromB.outcome == .published, "\(fromB)")
+                #expect(try await clients[3].nextText() == #"42["fromB",true]"#)
+
+                // The common channel (classic PUBLISH) still reaches both servers.
+                let (clientB, _) = try await self.connect(b, user: "other", group: group)
+                #expect(await worker.broadcast(event: "all", data: 1).outcome == .published)
+                #expect(try await clients[0].nextText() == #"42["all",1]"#)
+                #expect(try await clientB.nextText() == #"42["all",1]"#)
+                await clientB.close()
+                for client in clients { await client.close() }
+            } catch {
+                Issue.record("\(error)")
+            }
+            await worker.shutdown(timeout: .seconds(1))
+            try await a.server.shutdown()
+            try await b.server.shutdown()
+            try await group.shutdownGracefully()
+        }
+    }
+
+    /// A worker emits to a user every 10 ms; mid-stream the primary owning the user's channel is failed over
+    /// (`CLUSTER FAILOVER` on its replica). Prints what was lost and how long until emits arrived again; asserts
+    /// that they do within a bounded wait, and that the channel ends with one sharded subscriber on its new owner.
+    @Test func userEmitsResumeAfterTheOwningShardFailsOver() async throws {
+        try await RedisClusterProcess.with { cluster in
+            let channel = RoomChannelTests.channelName()
+            let node = try await self.startNode(url: cluster.urlString, channel: channel)
+            let worker = self.worker(cluster, channel: channel)
+            let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+            do {
+                let (client, _) = try await self.connect(node, user: "f", group: group)
+                let roomChannel = "\(channel)#/#user:f#"
+                let slot = RedisClusterSlot.of(roomChannel)
+                let owner = try #require(cluster.primary(forSlot: slot))
+                let replica = try #require(cluster.replica(of: owner), "no replica of \(owner.port)")
+
+                let total = 300
+                let failAt = 100
+                let clock = ContinuousClock()
+                var sentAt: [Int: ContinuousClock.Instant] = [:]
+                var outcomes: [String: Int] = [:]
+                var failedAt: ContinuousClock.Instant?
+                for seq in 0..<total {
+                    if seq == failAt {
+                        failedAt = clock.now
+                        let reply = try replica.cli(["CLUSTER", "FAILOVER"])
+                        #expect(reply == "OK", "CLUSTER FAILOVER: \(reply)")
+                    }
+                    sentAt[seq] = clock.now
+                    let outcome = await worker.emitToUser("f", event: "tick", data: .int(Int64(seq))).outcome
+                    outcomes["\(outcome)", default: 0] += 1
+                    try await Task.sleep(for: .milliseconds(10))
+                }
+                // Then probes until one arrives (bounded: 30 s).
+                var received: [Int: ContinuousClock.Instant] = [:]
+                var recovered = false
+                var probe = total
+                let end = clock.now + .seconds(30)
+                while clock.now < end && !recovered {
+                    sentAt[probe] = clock.now
+                    _ = await worker.emitToUser("f", event: "tick", data: .int(Int64(probe)))
+                    let deadline = clock.now + .milliseconds(500)
+                    while clock.now < deadline {
+                        guard let frame = try? await client.next(attempts: 5), case .text(let text) = frame else {
+                            try? await Task.sleep(for: .milliseconds(10))
+                            continue
+                        }
+                        guard let seq = Int(text.dropFirst(#"42["tick","#.count).dropLast()) else { continue }
+                        received[seq] = clock.now
+                        if seq >= total { recovered = true }
+                    }
+                    probe += 1
+                }
+                #expect(recovered, "no emit arrived within 30 s of the failover: \(cluster.describeState())")
+                let lost = (0..<total).filter { received[$0] == nil }
+                let firstAfter = (failAt..<probe).first { received[$0] != nil && !lost.isEmpty && $0 > lost[0] }
+                var recovery: Duration?
+                if let firstAfter, let sent = sentAt[firstAfter], let failedAt { recovery = sent - failedAt }
+                let lostText = lost.count > 20 ? "#\(lost.first!)…#\(lost.last!)" : "\(lost)"
+                print(
+                    "[room channel failover] owner 127.0.0.1:\(owner.port) -> replica 127.0.0.1:\(replica.port); "
+                        + "\(total) emits, failover at #\(failAt); worker outcomes \(outcomes); lost \(lost.count) "
+                        + "\(lostText); first emit delivered after the gap: "
+                        + "#\(firstAfter.map(String.init) ?? "none (no gap)"), sent "
+                        + "\(recovery.map { "\($0)" } ?? "-") after the failover"
+                )
+                // The subscription followed the slot to its new owner: one sharded subscriber there.
+                var newOwner: RedisServerProcess?
+                for _ in 0..<100 {
+                    newOwner = cluster.primary(forSlot: slot)
+                    if let newOwner, (try? self.shardSubscribers(newOwner, roomChannel)) == 1 { break }
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+                let finalOwner = try #require(newOwner)
+                #expect(finalOwner.port == replica.port, "the slot is owned by \(finalOwner.port)")
+                #expect(try self.shardSubscribers(finalOwner, roomChannel) == 1)
+                await client.close()
+            } catch {
+                Issue.record("\(error)")
+            }
+            await worker.shutdown(timeout: .seconds(1))
+            try await node.server.shutdown()
+            try await group.shutdownGracefully()
+        }
+    }
+}
