@@ -98,6 +98,7 @@ final class RedisClusterAdapter: ClusterAdapter {
     var modeDescription: String {
         "clustered through Redis \(self.channel.subscriber.url.redacted), channel '\(self.channel.channel)', host_id \(self.channel.hostID)"
             + (self.configuration.mode == .rooms ? ", room channels" : "")
+            + (self.channel.sharded != nil ? " (sharded: SPUBLISH/SSUBSCRIBE)" : "")
             + (self.inboundValidation.map { $0.policy == .drop ? ", strict" : ", log-only" } ?? "")
             + (self.inboundValidation == nil ? "" : " inbound validation")
             + (self.channel.isSigning ? ", signed messages" : "")

@@ -52,7 +52,12 @@ private struct ClusterUserFromAuth: SocketAuthenticator {
     }
 
     func worker(_ cluster: RedisClusterProcess, channel: String) -> WorkerSocketGateway {
-        WorkerSocketGateway(redisURL: cluster.urlString, channel: channel, mode: .rooms, logger: RoomChannelTests.logger())
+        WorkerSocketGateway(
+            redisURL: cluster.urlString,
+            channel: channel,
+            mode: .rooms,
+            logger: RoomChannelTests.logger()
+        )
     }
 
     /// `PUBSUB SHARDNUMSUB <channel>` on `node`: its sharded subscribers there.
