@@ -25,12 +25,17 @@ private struct ClusterUserFromAuth: SocketAuthenticator {
         let port: Int
     }
 
-    func startNode(url: String, channel: String) async throws -> Node {
+    func startNode(url: String, channel: String, unsubscribeDelay: Duration = .seconds(30)) async throws -> Node {
         let server = SocketServer(
             configuration: SocketServerConfiguration(
                 port: 0,
                 eventLoopThreads: 2,
-                redis: SocketServerRedisConfiguration(url: url, channel: channel, mode: .rooms)
+                redis: SocketServerRedisConfiguration(
+                    url: url,
+                    channel: channel,
+                    mode: .rooms,
+                    roomUnsubscribeDelay: unsubscribeDelay
+                )
             ),
             authenticator: ClusterUserFromAuth(),
             logger: RoomChannelTests.logger()
@@ -135,6 +140,65 @@ private struct ClusterUserFromAuth: SocketAuthenticator {
             try await b.server.shutdown()
             try await group.shutdownGracefully()
         }
+    }
+
+    /// The hysteresis holds on sharded channels: a user who comes back within the unsubscribe delay costs no new
+    /// `SSUBSCRIBE` (the owning primary's command count); once the delay passes without members, the channel is
+    /// gone from the owner (`SUNSUBSCRIBE`), an emit finds no receiver, and the user connecting again is
+    /// subscribed again and reached by an emit made right after CONNECT.
+    @Test func aShardedRoomChannelLingersForTheDelayThenGoes() async throws {
+        try await RedisClusterProcess.with { cluster in
+            let channel = RoomChannelTests.channelName()
+            let node = try await self.startNode(url: cluster.urlString, channel: channel, unsubscribeDelay: .seconds(1))
+            let worker = self.worker(cluster, channel: channel)
+            let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+            do {
+                let roomChannel = "\(channel)#/#user:h#"
+                let owner = try #require(cluster.primary(forSlot: RedisClusterSlot.of(roomChannel)))
+                let (first, _) = try await self.connect(node, user: "h", group: group)
+                #expect(try self.shardSubscribers(owner, roomChannel) == 1)
+                let ssubscribes = try self.calls(owner, "ssubscribe")
+                #expect(ssubscribes >= 1)
+                await first.close()
+                let (second, _) = try await self.connect(node, user: "h", group: group)
+                #expect(try self.calls(owner, "ssubscribe") == ssubscribes, "a new SSUBSCRIBE within the delay")
+                #expect(try self.shardSubscribers(owner, roomChannel) == 1)
+                await second.close()
+
+                // Bounded wait (the delay is 1 s): the channel is unsubscribed on its owner.
+                for _ in 0..<200 where try self.shardSubscribers(owner, roomChannel) != 0 {
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+                #expect(try self.shardSubscribers(owner, roomChannel) == 0)
+                #expect(try self.calls(owner, "sunsubscribe") >= 1)
+                for _ in 0..<100 where node.server.clusterHealth.roomChannels != 0 {
+                    try await Task.sleep(for: .milliseconds(10))
+                }
+                #expect(node.server.clusterHealth.roomChannels == 0)
+                #expect(await worker.emitToUser("h", event: "gone", data: true).redisSubscribers == 0)
+
+                let (third, _) = try await self.connect(node, user: "h", group: group)
+                let back = await worker.emitToUser("h", event: "back", data: true)
+                #expect(back.redisSubscribers == 1, "\(back)")
+                #expect(try await third.nextText() == #"42["back",true]"#)
+                #expect(try self.shardSubscribers(owner, roomChannel) == 1)
+                await third.close()
+            } catch {
+                Issue.record("\(error)")
+            }
+            await worker.shutdown(timeout: .seconds(1))
+            try await node.server.shutdown()
+            try await group.shutdownGracefully()
+        }
+    }
+
+    /// How many times `node` ran `command` (`INFO commandstats`), 0 before the first.
+    func calls(_ node: RedisServerProcess, _ command: String) throws -> Int {
+        let stats = try node.cli(["INFO", "commandstats"])
+        guard let line = stats.split(whereSeparator: \.isNewline).first(where: { $0.hasPrefix("cmdstat_\(command):") }),
+            let calls = line.split(separator: "=").dropFirst().first?.split(separator: ",").first
+        else { return 0 }
+        return Int(calls) ?? 0
     }
 
     /// A worker emits to a user every 10 ms; mid-stream the primary owning the user's channel is failed over
