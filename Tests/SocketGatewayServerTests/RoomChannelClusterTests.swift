@@ -201,10 +201,20 @@ private struct ClusterUserFromAuth: SocketAuthenticator {
         return Int(calls) ?? 0
     }
 
-    /// A worker emits to a user every 10 ms; mid-stream the primary owning the user's channel is failed over
-    /// (`CLUSTER FAILOVER` on its replica). Prints what was lost and how long until emits arrived again; asserts
-    /// that they do within a bounded wait, and that the channel ends with one sharded subscriber on its new owner.
-    @Test func userEmitsResumeAfterTheOwningShardFailsOver() async throws {
+    enum ShardFailure: String, CustomStringConvertible {
+        /// `CLUSTER FAILOVER` on the replica of the primary owning the user's channel.
+        case manualFailover
+        /// SIGKILL of that primary (its replica is elected after the node timeout).
+        case killOwner
+        var description: String { self.rawValue }
+    }
+
+    /// A worker emits to a user every 10 ms; mid-stream the primary owning the user's channel fails over. Prints
+    /// what was lost, the worker's outcomes (a sharded emit no primary takes fails with its reason) and how long
+    /// until emits arrived again; asserts that they do within a bounded wait, and that the channel ends with one
+    /// sharded subscriber on its new owner (the former replica).
+    @Test(arguments: [ShardFailure.manualFailover, .killOwner])
+    func userEmitsResumeAfterTheOwningShardFailsOver(_ failure: ShardFailure) async throws {
         try await RedisClusterProcess.with { cluster in
             let channel = RoomChannelTests.channelName()
             let node = try await self.startNode(url: cluster.urlString, channel: channel)
@@ -223,15 +233,25 @@ private struct ClusterUserFromAuth: SocketAuthenticator {
                 var sentAt: [Int: ContinuousClock.Instant] = [:]
                 var outcomes: [String: Int] = [:]
                 var failedAt: ContinuousClock.Instant?
+                var firstFailure: String?
                 for seq in 0..<total {
                     if seq == failAt {
                         failedAt = clock.now
-                        let reply = try replica.cli(["CLUSTER", "FAILOVER"])
-                        #expect(reply == "OK", "CLUSTER FAILOVER: \(reply)")
+                        switch failure {
+                        case .manualFailover:
+                            let reply = try replica.cli(["CLUSTER", "FAILOVER"])
+                            #expect(reply == "OK", "CLUSTER FAILOVER: \(reply)")
+                        case .killOwner:
+                            await owner.crash()
+                        }
                     }
                     sentAt[seq] = clock.now
-                    let outcome = await worker.emitToUser("f", event: "tick", data: .int(Int64(seq))).outcome
-                    outcomes["\(outcome)", default: 0] += 1
+                    let result = await worker.emitToUser("f", event: "tick", data: .int(Int64(seq)))
+                    outcomes["\(result.outcome)", default: 0] += 1
+                    if result.outcome == .failed, firstFailure == nil {
+                        firstFailure = result.reason ?? "no reason"
+                        #expect(result.reason != nil, "a failed sharded emit says why")
+                    }
                     try await Task.sleep(for: .milliseconds(10))
                 }
                 // Then probes until one arrives (bounded: 30 s).
@@ -261,8 +281,9 @@ private struct ClusterUserFromAuth: SocketAuthenticator {
                 if let firstAfter, let sent = sentAt[firstAfter], let failedAt { recovery = sent - failedAt }
                 let lostText = lost.count > 20 ? "#\(lost.first!)…#\(lost.last!)" : "\(lost)"
                 print(
-                    "[room channel failover] owner 127.0.0.1:\(owner.port) -> replica 127.0.0.1:\(replica.port); "
-                        + "\(total) emits, failover at #\(failAt); worker outcomes \(outcomes); lost \(lost.count) "
+                    "[room channel failover: \(failure)] owner 127.0.0.1:\(owner.port) -> replica "
+                        + "127.0.0.1:\(replica.port); \(total) emits, failure at #\(failAt); worker outcomes \(outcomes)"
+                        + (firstFailure.map { " (first failure: \($0))" } ?? "") + "; lost \(lost.count) "
                         + "\(lostText); first emit delivered after the gap: "
                         + "#\(firstAfter.map(String.init) ?? "none (no gap)"), sent "
                         + "\(recovery.map { "\($0)" } ?? "-") after the failover"
