@@ -206,6 +206,9 @@ public final class RedisClusterProcess: @unchecked Sendable {
         process.standardOutput = output
         process.standardError = output
         try process.run()
+        // Bounded: `--cluster create` waits for the nodes to join for ever when they cannot reach each other.
+        for _ in 0..<600 where process.isRunning { usleep(100_000) }
+        if process.isRunning { process.terminate() }
         let data = output.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         return String(decoding: data, as: UTF8.self)
