@@ -354,7 +354,7 @@ public final class RedisClusterPubSub: @unchecked Sendable {
                 let topology =
                     self.useClusterSlots
                     ? try RedisClusterTopology.parse(slots: reply, from: node)
-                    : try RedisClusterTopology.parse(shards: reply, from: node)
+                    : try RedisClusterTopology.parse(shards: reply, from: node, tls: self.url.tls != nil)
                 let change = self.router.topologyReceived(topology, from: node, now: .now())
                 if change.slotsMoved || !change.primariesGone.isEmpty {
                     self.logger.info(

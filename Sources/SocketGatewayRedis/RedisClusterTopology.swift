@@ -186,11 +186,12 @@ extension RedisClusterTopology {
     ///
     /// A node's address is its `endpoint`, or its `ip` when the endpoint is empty or `?` (unknown), or the address
     /// the reply came from (`replyingNode`) when neither is known. Shards without a primary or without slots are
-    /// skipped.
+    /// skipped. A node with both a plain `port` and a `tls-port` is reached on the one the client speaks (`tls`).
     /// - Throws: `RedisError` `.protocolError` when the reply does not have the documented shape.
     package static func parse(
         shards reply: RESPValue,
-        from replyingNode: RedisClusterAddress
+        from replyingNode: RedisClusterAddress,
+        tls: Bool = false
     ) throws(RedisError)
         -> RedisClusterTopology
     {
@@ -214,7 +215,9 @@ extension RedisClusterTopology {
             var replicas: [Node] = []
             for nodeItem in nodeItems {
                 guard let node = Self.fields(nodeItem),
-                    let port = node["port"].flatMap(Self.int) ?? node["tls-port"].flatMap(Self.int)
+                    let port = tls
+                        ? node["tls-port"].flatMap(Self.int) ?? node["port"].flatMap(Self.int)
+                        : node["port"].flatMap(Self.int) ?? node["tls-port"].flatMap(Self.int)
                 else { throw Self.shapeError("CLUSTER SHARDS", nodeItem) }
                 let host = Self.known(node["endpoint"]?.string) ?? Self.known(node["ip"]?.string) ?? replyingNode.host
                 let parsed = Node(

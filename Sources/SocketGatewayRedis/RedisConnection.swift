@@ -55,11 +55,20 @@ enum RedisConnector {
         generation: UInt64
     ) -> EventLoopFuture<any Channel> {
         let boundDelegate = NIOLoopBound(delegate, eventLoop: eventLoop)
-        if let tls = url.tlsContext, case .tcp(let host, let port) = url.endpoint {
+        // Classic pub/sub on a cluster: PUBLISH and SUBSCRIBE work on any node (the cluster bus carries messages to
+        // every node), so each attempt takes a seed at random; after a node fails, the next attempt most likely
+        // reaches another one.
+        let tlsTarget: (host: String, port: Int)? =
+            switch url.endpoint {
+            case .tcp(let host, let port): (host, port)
+            case .cluster(let seeds): seeds.randomElement().map { ($0.host, $0.port) }
+            case .unixSocket, .sentinel: nil
+            }
+        if let tls = url.tlsContext, let target = tlsTarget {
             return Self.connectTLS(
                 tls,
-                host: host,
-                port: port,
+                host: target.host,
+                port: target.port,
                 redactedURL: url.redacted,
                 eventLoop: eventLoop,
                 connectTimeout: connectTimeout,
@@ -88,9 +97,7 @@ enum RedisConnector {
                 RedisError(code: .connectionFailed, message: "a sentinel URL names no node", redactedURL: url.redacted)
             )
         case .cluster(let seeds):
-            // Classic pub/sub on a cluster: PUBLISH and SUBSCRIBE work on any node (the cluster bus carries
-            // messages to every node), so each attempt takes a seed at random; after a node fails, the next attempt
-            // most likely reaches another one.
+            // A seed at random, as for TLS above.
             let seed = seeds.randomElement()!
             return bootstrap.channelOption(.socketOption(.tcp_nodelay), value: 1).connect(
                 host: seed.host,

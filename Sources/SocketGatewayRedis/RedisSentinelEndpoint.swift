@@ -43,6 +43,9 @@ public struct RedisSentinelEndpoint: Sendable, Hashable {
     public var username: String?
     /// The sentinels' password (`requirepass` in sentinel.conf), if any.
     public var password: String?
+    /// Whether, when the URL uses TLS (`rediss+sentinel://`), the sentinels are reached over TLS too, with the same
+    /// settings (their `tls-port`); `false` (`sentinel_ssl=false`) reaches them in clear. Without TLS it has no effect.
+    public var sentinelsUseTLS: Bool = true
 
     /// Creates a sentinel endpoint.
     public init(sentinels: [Node], primaryName: String, username: String? = nil, password: String? = nil) {
@@ -124,10 +127,12 @@ public struct RedisSentinelEndpoint: Sendable, Hashable {
     }
 
     /// The URL text with every password masked.
-    func redacted(userInfo: String, database: Int) -> String {
+    func redacted(userInfo: String, database: Int, tls: Bool) -> String {
         let hosts = self.sentinels.map(\.description).joined(separator: ",")
-        var text = "redis+sentinel://\(userInfo)\(hosts)/\(RedisURL.percentEncode(self.primaryName))/\(database)"
+        let scheme = tls ? "rediss+sentinel" : "redis+sentinel"
+        var text = "\(scheme)://\(userInfo)\(hosts)/\(RedisURL.percentEncode(self.primaryName))/\(database)"
         var query: [String] = []
+        if tls, !self.sentinelsUseTLS { query.append("sentinel_ssl=false") }
         if let username = self.username { query.append("sentinel_username=\(RedisURL.percentEncode(username))") }
         if self.password != nil { query.append("sentinel_password=***") }
         if !query.isEmpty { text += "?" + query.joined(separator: "&") }
@@ -151,9 +156,10 @@ extension RedisURL {
         return url
     }
 
-    /// The URL of sentinel `node`: the sentinels' user and password, database 0.
+    /// The URL of sentinel `node`: the sentinels' user and password, database 0; TLS as the data nodes' unless
+    /// `sentinelsUseTLS` is off.
     package func sentinel(_ node: RedisSentinelEndpoint.Node, of endpoint: RedisSentinelEndpoint) -> RedisURL {
-        var url = self
+        var url = endpoint.sentinelsUseTLS ? self : self.withoutTLS()
         url.endpoint = .tcp(host: node.host, port: node.port)
         url.username = endpoint.username
         url.password = endpoint.password

@@ -14,6 +14,13 @@ package import Logging
 ///   `sentinel_username=` query parameters, or the `SOCKET_REDIS_SENTINEL_PASSWORD` environment variable.
 /// - Redis Cluster: `redis+cluster://[[user]:password@]host:port[,host:port…]` (also `redis-cluster://`), or
 ///   `redis://host:port?cluster=true[&addr=host:port…]` (the seed nodes; the database must be 0)
+/// - TLS for Sentinel and Cluster: `rediss+sentinel://` (also `valkeys+sentinel://`, and Lettuce's
+///   `rediss-sentinel://`), `rediss+cluster://` (also `rediss-cluster://`), or go-redis's and redis-py's
+///   `rediss://host:port?cluster=true[&addr=…]`. The TLS settings apply to every node connection (the primary a
+///   sentinel names, every cluster node). The sentinels are reached over TLS too (sentinel.conf's `tls-port`);
+///   `sentinel_ssl=false` reaches them in clear (redis-py's default, where `sentinel_kwargs` must ask for TLS).
+///   A node found by discovery is usually an IP address: its certificate must hold that address (IP SAN), unless
+///   `ssl_server_name` (`SOCKET_REDIS_TLS_SERVER_NAME`) names the host every certificate is checked against.
 ///
 /// User name, password and path are percent-decoded. `description` masks the password, so the value can be
 /// logged as is.
@@ -61,7 +68,7 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
             url.tlsContext = nil
             return url
         }
-        guard case .tcp = self.endpoint else {
+        if case .unixSocket = self.endpoint {
             throw RedisTLSContext.error("TLS is for TCP connections (rediss://host:port), not unix sockets")
         }
         do throws(RedisError) {
@@ -90,6 +97,13 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
             throw error
         }
         return try self.applyingTLS(own.filling(from: settings))
+    }
+
+    /// This URL without TLS (a sentinel reached in clear while its data nodes use TLS).
+    package func withoutTLS() -> RedisURL {
+        var url = self
+        url.tlsContext = nil
+        return url
     }
 
     /// Logs, once per call, that the server's certificate is not (fully) checked, when the TLS settings say so.
@@ -189,9 +203,9 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
                 throw Self.error("unix socket path is missing or has invalid percent-encoding", trimmed)
             }
             endpoint = .unixSocket(path: path)
-        case "redis+sentinel", "valkey+sentinel":
+        case "redis+sentinel", "valkey+sentinel", "rediss+sentinel", "valkeys+sentinel", "rediss-sentinel":
             (endpoint, database) = try RedisSentinelEndpoint.parse(authority: authority, path: pathPart, url: trimmed)
-        case "redis+cluster", "redis-cluster":
+        case "redis+cluster", "redis-cluster", "rediss+cluster", "rediss-cluster":
             endpoint = try Self.parseClusterSeeds(authority, whole: trimmed)
             let path = pathPart.drop { $0 == "/" }
             if !path.isEmpty && path != "0" {
@@ -200,7 +214,10 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
         default:
             throw Self.error("unsupported scheme '\(scheme)'; use redis://, rediss:// (TLS) or unix://", trimmed)
         }
-        let usesTLS = scheme == "rediss" || scheme == "valkeys"
+        let usesTLS = [
+            "rediss", "valkeys", "rediss+sentinel", "valkeys+sentinel", "rediss-sentinel", "rediss+cluster",
+            "rediss-cluster",
+        ].contains(scheme)
         var tls = RedisTLSConfiguration()
 
         var clusterQuery = false
@@ -236,18 +253,27 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
                     )
                 }
                 try Self.applyTLSParameter(key, value, to: &tls, whole: trimmed)
-            case "sentinel_password", "sentinel_username":
+            case "sentinel_password", "sentinel_username", "sentinel_ssl":
                 guard case .sentinel(var sentinel) = endpoint else {
                     throw Self.error("query parameter '\(key)' needs a redis+sentinel:// URL", trimmed)
                 }
-                if key == "sentinel_password" {
+                if key == "sentinel_ssl" {
+                    guard usesTLS else {
+                        throw Self.error("query parameter 'sentinel_ssl' needs rediss+sentinel:// (TLS)", trimmed)
+                    }
+                    switch value.lowercased() {
+                    case "true", "1", "yes": sentinel.sentinelsUseTLS = true
+                    case "false", "0", "no": sentinel.sentinelsUseTLS = false
+                    default: throw Self.error("query parameter sentinel_ssl='\(value)' is not true or false", trimmed)
+                    }
+                } else if key == "sentinel_password" {
                     sentinel.password = value.isEmpty ? nil : value
                 } else {
                     sentinel.username = value.isEmpty ? nil : value
                 }
                 endpoint = .sentinel(sentinel)
             default:
-                let sentinelKeys = endpoint.isSentinel ? ", sentinel_password, sentinel_username" : ""
+                let sentinelKeys = endpoint.isSentinel ? ", sentinel_password, sentinel_username, sentinel_ssl" : ""
                 let hint =
                     key.hasPrefix("ssl_")
                     ? " (TLS parameters supported: ssl_ca_certs, ssl_certfile, ssl_keyfile, ssl_cert_reqs, "
@@ -326,9 +352,10 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
             if self.database != 0 { text += "?db=\(self.database)" }
             return text
         case .sentinel(let sentinel):
-            return sentinel.redacted(userInfo: userInfo, database: self.database)
+            return sentinel.redacted(userInfo: userInfo, database: self.database, tls: self.tlsContext != nil)
         case .cluster(let seeds):
-            return "redis+cluster://\(userInfo)" + seeds.map(\.description).joined(separator: ",")
+            let scheme = self.tlsContext == nil ? "redis+cluster" : "rediss+cluster"
+            return "\(scheme)://\(userInfo)" + seeds.map(\.description).joined(separator: ",")
         }
     }
 

@@ -14,15 +14,19 @@ public final class RedisClusterProcess: @unchecked Sendable {
     public let nodes: [RedisServerProcess]
     /// How long a node may be unreachable before the cluster fails it over (`cluster-node-timeout`).
     public let nodeTimeout: Duration
+    /// The nodes' TLS set-up, when every port speaks TLS only.
+    public let tls: RedisServerProcess.TLSOptions?
 
-    private init(nodes: [RedisServerProcess], nodeTimeout: Duration) {
+    private init(nodes: [RedisServerProcess], nodeTimeout: Duration, tls: RedisServerProcess.TLSOptions?) {
         self.nodes = nodes
         self.nodeTimeout = nodeTimeout
+        self.tls = tls
     }
 
-    /// `redis+cluster://127.0.0.1:<p1>,127.0.0.1:<p2>,…`: every node as a seed.
+    /// `redis+cluster://127.0.0.1:<p1>,127.0.0.1:<p2>,…` (`rediss+cluster://` with TLS): every node as a seed.
     public var urlString: String {
-        "redis+cluster://" + self.nodes.map { "127.0.0.1:\($0.port)" }.joined(separator: ",")
+        (self.tls == nil ? "redis+cluster://" : "rediss+cluster://")
+            + self.nodes.map { "127.0.0.1:\($0.port)" }.joined(separator: ",")
     }
 
     /// The parsed `urlString`.
@@ -34,11 +38,14 @@ public final class RedisClusterProcess: @unchecked Sendable {
     /// - Parameters:
     ///   - primaries: How many primaries (each gets one replica); at least 3, as `--cluster create` requires.
     ///   - nodeTimeout: `cluster-node-timeout`: short, so that a killed primary is failed over within seconds.
+    ///   - tls: When set, every node speaks TLS only (`--port 0 --tls-port`), on the cluster bus and for
+    ///     replication too (`--tls-cluster yes --tls-replication yes`); the cluster is created over TLS.
     /// - Throws: `RedisServerProcess.FixtureError` when a node does not start, the cluster cannot be created, or it
     ///   is not healthy within 30 s; the nodes started so far are stopped first.
     public static func start(
         primaries: Int = 3,
-        nodeTimeout: Duration = .milliseconds(1000)
+        nodeTimeout: Duration = .milliseconds(1000),
+        tls: RedisServerProcess.TLSOptions? = nil
     ) async throws
         -> RedisClusterProcess
     {
@@ -53,19 +60,24 @@ public final class RedisClusterProcess: @unchecked Sendable {
         do {
             for _ in 0..<(primaries * 2) {
                 let busPort = try RedisServerProcess.freeLoopbackPort()
+                let tlsArguments = tls == nil ? [] : ["--tls-cluster", "yes", "--tls-replication", "yes"]
                 nodes.append(
-                    try await RedisServerProcess.start(extraArguments: [
-                        "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                        "--cluster-node-timeout", String(milliseconds), "--cluster-port", String(busPort),
-                        // Replicas sync at once (the default waits 5 s for more replicas to share the transfer).
-                        "--repl-diskless-sync-delay", "0",
-                    ])
+                    try await RedisServerProcess.start(
+                        extraArguments: [
+                            "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                            "--cluster-node-timeout", String(milliseconds), "--cluster-port", String(busPort),
+                            // Replicas sync at once (the default waits 5 s for more replicas to share the transfer).
+                            "--repl-diskless-sync-delay", "0",
+                        ] + tlsArguments,
+                        tls: tls
+                    )
                 )
             }
-            let cluster = RedisClusterProcess(nodes: nodes, nodeTimeout: nodeTimeout)
+            let cluster = RedisClusterProcess(nodes: nodes, nodeTimeout: nodeTimeout, tls: tls)
+            let cliTLS = tls.map { ["--tls", "--cacert", $0.caFile] } ?? []
             let output = try Self.run(
                 cli,
-                ["--cluster", "create"] + nodes.map { "127.0.0.1:\($0.port)" } + [
+                cliTLS + ["--cluster", "create"] + nodes.map { "127.0.0.1:\($0.port)" } + [
                     "--cluster-replicas", "1", "--cluster-yes",
                 ]
             )
@@ -90,9 +102,10 @@ public final class RedisClusterProcess: @unchecked Sendable {
     public static func with<T>(
         primaries: Int = 3,
         nodeTimeout: Duration = .milliseconds(1000),
+        tls: RedisServerProcess.TLSOptions? = nil,
         _ body: (RedisClusterProcess) async throws -> T
     ) async throws -> T {
-        let cluster = try await Self.start(primaries: primaries, nodeTimeout: nodeTimeout)
+        let cluster = try await Self.start(primaries: primaries, nodeTimeout: nodeTimeout, tls: tls)
         do {
             let result = try await body(cluster)
             await cluster.stop()
@@ -193,6 +206,9 @@ public final class RedisClusterProcess: @unchecked Sendable {
         process.standardOutput = output
         process.standardError = output
         try process.run()
+        // Bounded: `--cluster create` waits for the nodes to join for ever when they cannot reach each other.
+        for _ in 0..<600 where process.isRunning { usleep(100_000) }
+        if process.isRunning { process.terminate() }
         let data = output.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         return String(decoding: data, as: UTF8.self)

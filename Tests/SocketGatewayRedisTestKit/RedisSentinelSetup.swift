@@ -16,6 +16,8 @@ public final class RedisSentinelSetup: @unchecked Sendable {
     private let directory: URL
     /// The sentinels' password, if they require one.
     public let sentinelPassword: String?
+    /// The TLS set-up, when the data nodes and the sentinels speak TLS only.
+    public let tls: RedisServerProcess.TLSOptions?
     private let lock = NSLock()
     private var sentinelPIDs: [Int: pid_t] = [:]
 
@@ -24,9 +26,11 @@ public final class RedisSentinelSetup: @unchecked Sendable {
         dataNodes: [RedisServerProcess],
         sentinelPorts: [Int],
         directory: URL,
-        sentinelPassword: String?
+        sentinelPassword: String?,
+        tls: RedisServerProcess.TLSOptions?
     ) {
         self.sentinelPassword = sentinelPassword
+        self.tls = tls
         self.primaryName = primaryName
         self.dataNodes = dataNodes
         self.sentinelPorts = sentinelPorts
@@ -50,16 +54,21 @@ public final class RedisSentinelSetup: @unchecked Sendable {
     ///   - failoverTimeoutMilliseconds: `sentinel failover-timeout`.
     ///   - sentinelPassword: When set, the sentinels require it (`requirepass`, and `sentinel sentinel-pass` among
     ///     themselves).
+    ///   - tls: When set, the data nodes speak TLS only, replication too (`--tls-replication yes`), and the
+    ///     sentinels listen on a `tls-port` only and reach the data nodes and each other over TLS.
     /// - Throws: `RedisServerProcess.FixtureError` when a process does not start or the sentinels do not settle.
     public static func start(
         primaryName: String = "mymaster",
         downAfterMilliseconds: Int = 1000,
         failoverTimeoutMilliseconds: Int = 3000,
-        sentinelPassword: String? = nil
+        sentinelPassword: String? = nil,
+        tls: RedisServerProcess.TLSOptions? = nil
     ) async throws -> RedisSentinelSetup {
-        let primary = try await RedisServerProcess.start()
+        let replication = tls == nil ? [] : ["--tls-replication", "yes"]
+        let primary = try await RedisServerProcess.start(extraArguments: replication, tls: tls)
         let replica = try await RedisServerProcess.start(
-            extraArguments: ["--replicaof", "127.0.0.1", "\(primary.port)"]
+            extraArguments: ["--replicaof", "127.0.0.1", "\(primary.port)"] + replication,
+            tls: tls
         )
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
             "socketgateway-sentinel-\(UUID().uuidString)"
@@ -76,7 +85,8 @@ public final class RedisSentinelSetup: @unchecked Sendable {
             dataNodes: [primary, replica],
             sentinelPorts: ports,
             directory: directory,
-            sentinelPassword: sentinelPassword
+            sentinelPassword: sentinelPassword,
+            tls: tls
         )
         guard let executable = RedisServerProcess.findExecutable("redis-server") else {
             throw RedisServerProcess.FixtureError(description: "redis-server is not installed or not on PATH")
@@ -89,6 +99,13 @@ public final class RedisSentinelSetup: @unchecked Sendable {
                 "sentinel failover-timeout \(primaryName) \(failoverTimeoutMilliseconds)",
                 "sentinel parallel-syncs \(primaryName) 1",
             ]
+            if let tls {
+                configuration[0] = "port 0"
+                configuration += [
+                    "tls-port \(port)", "tls-cert-file \(tls.certificateFile)", "tls-key-file \(tls.keyFile)",
+                    "tls-ca-cert-file \(tls.caFile)", "tls-auth-clients no", "tls-replication yes",
+                ]
+            }
             if let sentinelPassword {
                 configuration += ["requirepass \(sentinelPassword)", "sentinel sentinel-pass \(sentinelPassword)"]
             }
@@ -104,10 +121,12 @@ public final class RedisSentinelSetup: @unchecked Sendable {
         return setup
     }
 
-    /// `redis+sentinel://127.0.0.1:<p1>,…/<name>/0`, with `extraSentinels` (e.g. a dead address) listed first.
+    /// `redis+sentinel://127.0.0.1:<p1>,…/<name>/0` (`rediss+sentinel://` with TLS), with `extraSentinels` (e.g. a
+    /// dead address) listed first.
     public func urlString(extraSentinels: [String] = [], sentinels: [Int]? = nil) -> String {
         let hosts = extraSentinels + (sentinels ?? self.sentinelPorts).map { "127.0.0.1:\($0)" }
-        return "redis+sentinel://\(hosts.joined(separator: ","))/\(self.primaryName)/0"
+        return
+            "\(self.tls == nil ? "redis" : "rediss")+sentinel://\(hosts.joined(separator: ","))/\(self.primaryName)/0"
     }
 
     /// Runs `redis-cli` against sentinel `port` and returns its output lines.
@@ -119,6 +138,7 @@ public final class RedisSentinelSetup: @unchecked Sendable {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         var options = ["-h", "127.0.0.1", "-p", String(port)]
+        if let tls = self.tls { options += ["--tls", "--cacert", tls.caFile] }
         if let password = self.sentinelPassword { options += ["-a", password, "--no-auth-warning"] }
         process.arguments = options + arguments
         let output = Pipe()

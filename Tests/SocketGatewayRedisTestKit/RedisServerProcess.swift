@@ -22,9 +22,24 @@ public final class RedisServerProcess: @unchecked Sendable {
         public var caFile: String
         /// Whether clients must present a certificate (`--tls-auth-clients yes`).
         public var requireClientCertificates: Bool
+        /// The certificate (and key) the server presents when it is the client: to its primary, and on a Redis
+        /// Cluster's bus, which always asks for one (`--tls-client-cert-file`, `--tls-client-key-file`); `nil`
+        /// presents the server certificate.
+        public var clientCertificateFile: String?
+        /// The key of ``clientCertificateFile``.
+        public var clientKeyFile: String?
 
         /// Creates TLS options.
-        public init(certificateFile: String, keyFile: String, caFile: String, requireClientCertificates: Bool) {
+        public init(
+            certificateFile: String,
+            keyFile: String,
+            caFile: String,
+            requireClientCertificates: Bool,
+            clientCertificateFile: String? = nil,
+            clientKeyFile: String? = nil
+        ) {
+            self.clientCertificateFile = clientCertificateFile
+            self.clientKeyFile = clientKeyFile
             self.certificateFile = certificateFile
             self.keyFile = keyFile
             self.caFile = caFile
@@ -41,7 +56,9 @@ public final class RedisServerProcess: @unchecked Sendable {
                 certificateFile: named ? certificates.namedServerCertificate : certificates.serverCertificate,
                 keyFile: named ? certificates.namedServerKey : certificates.serverKey,
                 caFile: certificates.caFile,
-                requireClientCertificates: requireClientCertificates
+                requireClientCertificates: requireClientCertificates,
+                clientCertificateFile: certificates.clientCertificate,
+                clientKeyFile: certificates.clientKey
             )
         }
     }
@@ -205,6 +222,9 @@ public final class RedisServerProcess: @unchecked Sendable {
                 "--tls-key-file", tls.keyFile, "--tls-ca-cert-file", tls.caFile, "--tls-auth-clients",
                 tls.requireClientCertificates ? "yes" : "no",
             ]
+            if let certificate = tls.clientCertificateFile, let key = tls.clientKeyFile {
+                portArguments += ["--tls-client-cert-file", certificate, "--tls-client-key-file", key]
+            }
         }
         let arguments =
             [self.executable] + portArguments
