@@ -1,4 +1,6 @@
 public import Logging
+import Metrics
+import NIOConcurrencyHelpers
 public import NIOCore
 import NIOPosix
 import SocketGatewayCore
@@ -44,6 +46,22 @@ public struct RedisClusterPubSubHealth: Sendable, Hashable {
     /// Wanted channels confirmed on the primary that owns them now; fewer than `wantedChannels` while a channel
     /// moves, a primary fails over, or a confirmation is on its way.
     public var activeChannels: Int
+    /// Subscription connections that finished their handshake.
+    public var connectionsUp = 0
+    /// Primaries owning a wanted channel whose subscription connection was lost or refused and is not back (a
+    /// dead primary until the cluster fails it over); a connection being opened for the first time is not down.
+    public var connectionsDown = 0
+    /// `wantedChannels - activeChannels`.
+    public var pendingChannels = 0
+    /// Topology refreshes answered (`CLUSTER SHARDS` / `CLUSTER SLOTS`) since start.
+    public var topologyRefreshes = 0
+    /// The latest lost connection or failed topology refresh while a connection is down or a channel pending;
+    /// `nil` once every wanted channel is active on a connection that is up.
+    public var lastError: String?
+    /// Whether the subscription connections stopped reading (see `RedisClusterPubSub.updateReading`).
+    public var readingPaused = false
+    /// How many times reading was paused since start.
+    public var readingPauses = 0
 }
 
 /// Sharded pub/sub on a Redis Cluster: `SPUBLISH` to the primary that owns a channel's slot, `SSUBSCRIBE` on a
@@ -85,6 +103,20 @@ public final class RedisClusterPubSub: @unchecked Sendable {
     /// Failed topology refreshes are logged at most once per 10 s.
     private var refreshLog = LogRateLimiter(interval: .seconds(10))
     private var isShutDown = false
+    /// Whether the consumer asked to stop reading (every subscription connection's autoRead is off).
+    fileprivate private(set) var readingPaused = false
+    private var readingPauses = 0
+    private var topologyRefreshes = 0
+    private var lastError: String?
+    /// `health` as of the latest change, readable from any thread.
+    private let snapshot = NIOLockedValueBox(
+        RedisClusterPubSubHealth(primaries: 0, subscriptionConnections: 0, wantedChannels: 0, activeChannels: 0)
+    )
+    private let connectionsUpGauge = Gauge(label: "socketgateway_redis_sharded_connections_up")
+    private let connectionsDownGauge = Gauge(label: "socketgateway_redis_sharded_connections_down")
+    private let pendingGauge = Gauge(label: "socketgateway_redis_sharded_channels_pending")
+    private let pausedGauge = Gauge(label: "socketgateway_redis_sharded_reading_paused")
+    private let refreshCounter = Counter(label: "socketgateway_redis_sharded_topology_refreshes_total")
 
     private struct Waiter {
         var channels: [String]
@@ -245,22 +277,65 @@ public final class RedisClusterPubSub: @unchecked Sendable {
 
     /// What the client holds right now.
     public func health() async -> RedisClusterPubSubHealth {
-        let health = try? await self.eventLoop.submit { () -> RedisClusterPubSubHealth in
-            let topology = self.router.topology
-            return RedisClusterPubSubHealth(
-                primaries: topology?.primaries.count ?? 0,
-                subscriptionConnections: self.subscriptions.connectedNodes.count,
-                wantedChannels: self.subscriptions.wanted.count,
-                activeChannels: self.subscriptions.wanted.count { self.subscriptions.isActive($0, topology: topology) }
-            )
-        }.get()
+        let health = try? await self.eventLoop.submit { self.updateSnapshot() }.get()
+        return health ?? self.currentHealth
+    }
+
+    /// What the client held at its latest change (at most 50 ms old while it runs), without waiting: readable
+    /// from any thread, for `/healthz`.
+    public var currentHealth: RedisClusterPubSubHealth {
+        self.snapshot.withLockedValue { $0 }
+    }
+
+    /// Stops or resumes reading on every subscription connection (and on the ones opened while paused), for a
+    /// consumer that cannot keep up: while paused, what is published waits in each primary's output buffer for
+    /// the connection (`client-output-buffer-limit pubsub`; a primary that drops the connection for it has the
+    /// channels subscribed again, as after any lost connection). The liveness check is suspended while paused.
+    ///
+    /// `shouldPause` is evaluated on `eventLoop` when the call arrives, so calls from several threads settle on
+    /// the consumer's latest state. Safe to call from any thread.
+    package func updateReading(shouldPause: @escaping @Sendable () -> Bool) {
+        self.eventLoop.execute {
+            let pause = shouldPause()
+            guard pause != self.readingPaused, !self.isShutDown else { return }
+            self.readingPaused = pause
+            if pause { self.readingPauses += 1 }
+            self.logger.debug(pause ? "paused reading sharded channels" : "resumed reading sharded channels")
+            for shard in self.shards.values { shard.setReading(paused: pause) }
+            self.updateSnapshot()
+        }
+    }
+
+    /// Computes `health` and stores it for `currentHealth`; clears `lastError` once everything is subscribed.
+    @discardableResult
+    private func updateSnapshot() -> RedisClusterPubSubHealth {
+        let topology = self.router.topology
+        let summary = self.subscriptions.summary(topology: topology)
+        if summary.connectionsDown == 0, summary.channelsPending == 0 { self.lastError = nil }
+        var health = RedisClusterPubSubHealth(
+            primaries: topology?.primaries.count ?? 0,
+            subscriptionConnections: self.subscriptions.connectedNodes.count,
+            wantedChannels: self.subscriptions.wanted.count,
+            activeChannels: summary.channelsSubscribed
+        )
+        health.connectionsUp = summary.connectionsUp
+        health.connectionsDown = summary.connectionsDown
+        health.pendingChannels = summary.channelsPending
+        health.topologyRefreshes = self.topologyRefreshes
+        health.lastError = self.lastError
+        health.readingPaused = self.readingPaused
+        health.readingPauses = self.readingPauses
+        let previous = self.snapshot.withLockedValue { snapshot in
+            defer { snapshot = health }
+            return snapshot
+        }
+        if previous.connectionsUp != health.connectionsUp { self.connectionsUpGauge.record(health.connectionsUp) }
+        if previous.connectionsDown != health.connectionsDown {
+            self.connectionsDownGauge.record(health.connectionsDown)
+        }
+        if previous.pendingChannels != health.pendingChannels { self.pendingGauge.record(health.pendingChannels) }
+        if previous.readingPaused != health.readingPaused { self.pausedGauge.record(health.readingPaused ? 1 : 0) }
         return health
-            ?? RedisClusterPubSubHealth(
-                primaries: 0,
-                subscriptionConnections: 0,
-                wantedChannels: 0,
-                activeChannels: 0
-            )
     }
 
     /// Closes every connection; what waits fails with `.shutdown`.
@@ -335,6 +410,7 @@ public final class RedisClusterPubSub: @unchecked Sendable {
         if let node = self.router.refreshDue(now: now) { self.refresh(from: node) }
         self.reconcile()
         self.checkWaiters(now: now)
+        self.updateSnapshot()
     }
 
     private func refresh(from node: RedisClusterAddress) {
@@ -356,6 +432,8 @@ public final class RedisClusterPubSub: @unchecked Sendable {
                     ? try RedisClusterTopology.parse(slots: reply, from: node)
                     : try RedisClusterTopology.parse(shards: reply, from: node, tls: self.url.tls != nil)
                 let change = self.router.topologyReceived(topology, from: node, now: .now())
+                self.topologyRefreshes += 1
+                self.refreshCounter.increment()
                 if change.slotsMoved || !change.primariesGone.isEmpty {
                     self.logger.info(
                         "Redis Cluster topology changed",
@@ -376,6 +454,7 @@ public final class RedisClusterPubSub: @unchecked Sendable {
                         metadata: ["redis.node": "\(node)", "error": "\(error)", "redis.suppressed": "\(suppressed)"]
                     )
                 }
+                self.lastError = "topology refresh from \(node) failed: \(error)"
                 self.router.refreshFailed(from: node)
             }
         }
@@ -554,6 +633,7 @@ public final class RedisClusterPubSub: @unchecked Sendable {
             )
         }
         self.shards[address] = nil
+        self.lastError = "subscription connection to \(address) lost: \(error)"
         self.subscriptions.connectionLost(address, now: .now())
         self.router.nodeFailed(address)
         self.tick(now: .now())
@@ -597,6 +677,10 @@ extension RedisClusterPubSub: RoomChannelTransport {
         confirmed: @escaping @Sendable (Result<Void, RedisError>) -> Void
     ) {
         self.unsubscribe([channel], timeout: timeout, onConfirmed: confirmed)
+    }
+
+    package func updateRoomChannelReading(shouldPause: @escaping @Sendable () -> Bool) {
+        self.updateReading(shouldPause: shouldPause)
     }
 }
 
@@ -644,6 +728,15 @@ final class RedisShardConnection: RedisConnectionShell, @unchecked Sendable {
         RedisConnector.send([arguments], on: channel)
     }
 
+    /// Stops or resumes reading (autoRead) and the liveness check; a connection not ready yet keeps reading its
+    /// handshake replies and is paused when it becomes ready.
+    func setReading(paused: Bool) {
+        if paused { self.machine.suspendLiveness() } else { self.machine.resumeLiveness(now: .now()) }
+        guard self.machine.isReady, let channel = self.channel else { return }
+        channel.setOption(ChannelOptions.autoRead, value: !paused).whenComplete { _ in }
+        if !paused { channel.read() }
+    }
+
     func close() {
         self.ticker?.cancel()
         self.ticker = nil
@@ -662,6 +755,7 @@ final class RedisShardConnection: RedisConnectionShell, @unchecked Sendable {
             guard let channel = self.channel else { return }
             RedisConnector.send(steps.lazy.map(\.arguments), on: channel)
         case .becomeReady:
+            if self.owner?.readingPaused == true { self.setReading(paused: true) }
             self.owner?.shardReady(self.address)
         case .sendPing:
             guard let channel = self.channel else { return }

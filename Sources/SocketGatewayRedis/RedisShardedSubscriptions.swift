@@ -59,6 +59,8 @@ package struct RedisShardedSubscriptions: Sendable {
     private var nodes: [RedisClusterAddress: Node] = [:]
     /// Nodes lost recently, and when they may be connected again.
     private var retryAfter: [RedisClusterAddress: NIODeadline] = [:]
+    /// Nodes whose connection was lost or refused and has not become ready since.
+    private var failing: Set<RedisClusterAddress> = []
     /// How long after a lost connection its node is not connected again.
     package let reconnectDelay: TimeAmount
 
@@ -99,6 +101,7 @@ package struct RedisShardedSubscriptions: Sendable {
     /// The connection to `address` finished its handshake.
     package mutating func connectionReady(_ address: RedisClusterAddress) {
         self.nodes[address]?.ready = true
+        self.failing.remove(address)
     }
 
     /// The connection to `address` is gone (or could not be opened) at `now`: what it had subscribed is not any
@@ -106,6 +109,49 @@ package struct RedisShardedSubscriptions: Sendable {
     package mutating func connectionLost(_ address: RedisClusterAddress, now: NIODeadline) {
         self.nodes[address] = nil
         self.retryAfter[address] = now + self.reconnectDelay
+        self.failing.insert(address)
+    }
+
+    /// What the subscriptions look like on `topology`, for health reports.
+    package struct Summary: Sendable, Hashable {
+        /// Connections that finished their handshake.
+        package var connectionsUp = 0
+        /// Primaries owning a wanted channel whose connection was lost or refused and is not ready again (a
+        /// connection opened for the first time is not down).
+        package var connectionsDown = 0
+        /// Wanted channels confirmed on their owner (see `isActive`).
+        package var channelsSubscribed = 0
+        /// Wanted channels not confirmed on their owner (yet).
+        package var channelsPending = 0
+
+        package init(
+            connectionsUp: Int = 0,
+            connectionsDown: Int = 0,
+            channelsSubscribed: Int = 0,
+            channelsPending: Int = 0
+        ) {
+            self.connectionsUp = connectionsUp
+            self.connectionsDown = connectionsDown
+            self.channelsSubscribed = channelsSubscribed
+            self.channelsPending = channelsPending
+        }
+    }
+
+    /// The counts of `Summary` on `topology`.
+    package func summary(topology: RedisClusterTopology?) -> Summary {
+        var summary = Summary()
+        var owners: Set<RedisClusterAddress> = []
+        for channel in self.wanted {
+            if self.isActive(channel, topology: topology) {
+                summary.channelsSubscribed += 1
+            } else {
+                summary.channelsPending += 1
+            }
+            if let owner = topology?.primary(forSlot: RedisClusterSlot.of(channel)) { owners.insert(owner) }
+        }
+        summary.connectionsUp = self.nodes.values.count { $0.ready }
+        summary.connectionsDown = owners.count { self.failing.contains($0) && self.nodes[$0]?.ready != true }
+        return summary
     }
 
     /// A reply or push on `address`'s connection (RESP2: confirmations, `smessage` pushes and errors share it).

@@ -276,6 +276,8 @@ public final class RedisSubscriber: @unchecked Sendable {
     /// `shouldPause` is evaluated on the subscriber's loop when the call arrives, so calls from several threads
     /// always settle on the consumer's latest state. Safe to call from any thread.
     package func updateReading(shouldPause: @escaping @Sendable () -> Bool) {
+        // The room channels a transport carries (sharded, on a Redis Cluster) pause and resume with this one.
+        self.roomTransport?.updateRoomChannelReading(shouldPause: shouldPause)
         self.eventLoop.execute {
             let pause = shouldPause()
             guard pause != self.readingPaused else { return }

@@ -22,4 +22,14 @@ package protocol RoomChannelTransport: AnyObject, Sendable {
         timeout: Duration,
         confirmed: @escaping @Sendable (Result<Void, RedisError>) -> Void
     )
+
+    /// Stops or resumes reading what arrives on the room channels, together with the subscriber's own connection
+    /// (``RedisSubscriber/updateReading(shouldPause:)``, backpressure from a consumer that cannot keep up).
+    /// `shouldPause` is evaluated on the transport's loop when the call arrives. Safe to call from any thread.
+    func updateRoomChannelReading(shouldPause: @escaping @Sendable () -> Bool)
+}
+
+extension RoomChannelTransport {
+    /// Nothing to pause: the default for a transport that delivers nothing by itself.
+    package func updateRoomChannelReading(shouldPause: @escaping @Sendable () -> Bool) {}
 }

@@ -2,6 +2,7 @@ package import NIOCore
 package import NIOHTTP1
 import SocketGatewayCore
 package import SocketGatewayEngineIO
+package import SocketGatewayRedis
 
 /// How a server's link to the other servers of its cluster is doing.
 public struct ClusterHealth: Sendable, Hashable {
@@ -53,6 +54,84 @@ public struct ClusterHealth: Sendable, Hashable {
     /// Emits from other hosts skipped on arrival because no member of their rooms (or namespace) is connected
     /// to this server, since start: read up to their target, never decoded nor handed to an event loop.
     public var skippedNotLocal: Int
+    /// The sharded pub/sub client that carries room channels on a Redis Cluster (room-channel mode with a
+    /// `redis+cluster://` URL); `nil` otherwise.
+    public var sharded: Sharded?
+
+    /// How the sharded subscriptions (`SSUBSCRIBE` on each primary) of room channels on a Redis Cluster are doing.
+    public struct Sharded: Sendable, Hashable {
+        /// The primaries of the latest topology (0 before the first `CLUSTER SHARDS` answered).
+        public var shards: Int
+        /// Subscription connections up (handshake done).
+        public var connectionsUp: Int
+        /// Primaries owning a subscribed room channel whose connection was lost or refused and is not back (a
+        /// dead primary until the cluster fails it over): the server is degraded meanwhile.
+        public var connectionsDown: Int
+        /// Room channels confirmed on the primary that owns them.
+        public var channelsSubscribed: Int
+        /// Room channels wanted and not confirmed (yet) on their owner.
+        public var channelsPending: Int
+        /// Topology refreshes answered since start.
+        public var topologyRefreshes: Int
+        /// The latest lost connection or failed refresh while something is down or pending; `nil` otherwise.
+        public var lastError: String?
+        /// Whether the sharded connections stopped reading (with the classic one, see ``readingPaused``).
+        public var readingPaused: Bool
+        /// How many times they were paused since start.
+        public var readingPauses: Int
+
+        /// Creates a report.
+        public init(
+            shards: Int = 0,
+            connectionsUp: Int = 0,
+            connectionsDown: Int = 0,
+            channelsSubscribed: Int = 0,
+            channelsPending: Int = 0,
+            topologyRefreshes: Int = 0,
+            lastError: String? = nil,
+            readingPaused: Bool = false,
+            readingPauses: Int = 0
+        ) {
+            self.shards = shards
+            self.connectionsUp = connectionsUp
+            self.connectionsDown = connectionsDown
+            self.channelsSubscribed = channelsSubscribed
+            self.channelsPending = channelsPending
+            self.topologyRefreshes = topologyRefreshes
+            self.lastError = lastError
+            self.readingPaused = readingPaused
+            self.readingPauses = readingPauses
+        }
+
+        /// The report of a `RedisClusterPubSub`'s health.
+        package init(_ health: RedisClusterPubSubHealth) {
+            self.init(
+                shards: health.primaries,
+                connectionsUp: health.connectionsUp,
+                connectionsDown: health.connectionsDown,
+                channelsSubscribed: health.activeChannels,
+                channelsPending: health.pendingChannels,
+                topologyRefreshes: health.topologyRefreshes,
+                lastError: health.lastError,
+                readingPaused: health.readingPaused,
+                readingPauses: health.readingPauses
+            )
+        }
+
+        var json: JSONValue {
+            .object([
+                ("shards", .int(Int64(self.shards))),
+                ("connections_up", .int(Int64(self.connectionsUp))),
+                ("connections_down", .int(Int64(self.connectionsDown))),
+                ("channels_subscribed", .int(Int64(self.channelsSubscribed))),
+                ("channels_pending", .int(Int64(self.channelsPending))),
+                ("topology_refreshes", .int(Int64(self.topologyRefreshes))),
+                ("reading_paused", .bool(self.readingPaused)),
+                ("reading_pauses", .int(Int64(self.readingPauses))),
+                ("last_error", self.lastError.map { .string($0) } ?? .null),
+            ])
+        }
+    }
 
     /// Creates a health report.
     public init(
@@ -71,7 +150,8 @@ public struct ClusterHealth: Sendable, Hashable {
         readingPauses: Int = 0,
         channelMode: String? = nil,
         roomChannels: Int = 0,
-        skippedNotLocal: Int = 0
+        skippedNotLocal: Int = 0,
+        sharded: Sharded? = nil
     ) {
         self.mode = mode
         self.hostID = hostID
@@ -89,13 +169,15 @@ public struct ClusterHealth: Sendable, Hashable {
         self.channelMode = channelMode
         self.roomChannels = roomChannels
         self.skippedNotLocal = skippedNotLocal
+        self.sharded = sharded
     }
 
-    /// `true` when local-only, clustered with a subscribed connection, or custom with a link not reported down.
+    /// `true` when local-only, clustered with a subscribed connection (and, for room channels on a Redis Cluster,
+    /// no sharded connection down), or custom with a link not reported down.
     public var isHealthy: Bool {
         switch self.mode {
         case .localOnly: return true
-        case .redis: return self.redisConnected == true
+        case .redis: return self.redisConnected == true && (self.sharded?.connectionsDown ?? 0) == 0
         case .custom: return self.redisConnected != false
         }
     }
@@ -104,7 +186,9 @@ public struct ClusterHealth: Sendable, Hashable {
     /// with `host_id`, `connected`, `last_error`), and in Redis mode
     /// `channel`, `channel_mode` (`python` / `rooms`), `host_id`, `redis` {`connected`, `publisher_connected`, `last_message_age_seconds`,
     /// `reconnects`, `dropped_from_outbox`, `inbound_rejected`, `undecodable`, `unverified`, `reading_paused`, `reading_pauses`,
-    /// `skipped_not_local`, `last_error`, and `room_channels` in room-channel mode}.
+    /// `skipped_not_local`, `last_error`, and `room_channels` in room-channel mode, and `sharded` {`shards`,
+    /// `connections_up`, `connections_down`, `channels_subscribed`, `channels_pending`, `topology_refreshes`,
+    /// `reading_paused`, `reading_pauses`, `last_error`} for room channels on a Redis Cluster}.
     public var json: JSONValue {
         var pairs: [(key: String, value: JSONValue)] = [("status", .string(self.isHealthy ? "ok" : "degraded"))]
         switch self.mode {
@@ -143,11 +227,18 @@ public struct ClusterHealth: Sendable, Hashable {
                             ("skipped_not_local", .int(Int64(self.skippedNotLocal))),
                             ("last_error", self.lastError.map { .string($0) } ?? .null),
                         ] + (self.channelMode == "rooms" ? [("room_channels", .int(Int64(self.roomChannels)))] : [])
+                            + self.shardedPairs
                     )
                 )
             )
         }
         return .object(pairs)
+    }
+
+    /// `sharded` for the `redis` object, when there is a sharded client.
+    private var shardedPairs: [(key: String, value: JSONValue)] {
+        guard let sharded = self.sharded else { return [] }
+        return [("sharded", sharded.json)]
     }
 }
 

@@ -123,7 +123,8 @@ final class RedisClusterAdapter: ClusterAdapter {
             readingPauses: subscriber.pauses,
             channelMode: self.configuration.mode.rawValue,
             roomChannels: subscriber.roomChannels,
-            skippedNotLocal: self.skippedNotLocal.withLockedValue { $0 }
+            skippedNotLocal: self.skippedNotLocal.withLockedValue { $0 },
+            sharded: self.channel.sharded.map { ClusterHealth.Sharded($0.currentHealth) }
         )
     }
 

@@ -44,7 +44,17 @@ import Testing
             try await subscriber.subscribe(channels)
             try await Task.sleep(for: .seconds(1))
             let health = await subscriber.health()
-            #expect(health == .init(primaries: 3, subscriptionConnections: 3, wantedChannels: 9, activeChannels: 9))
+            #expect(health.primaries == 3)
+            #expect(health.subscriptionConnections == 3)
+            #expect(health.wantedChannels == 9)
+            #expect(health.activeChannels == 9)
+            #expect(health.connectionsUp == 3)
+            #expect(health.connectionsDown == 0)
+            #expect(health.pendingChannels == 0)
+            #expect(health.topologyRefreshes >= 1)
+            #expect(health.lastError == nil)
+            #expect(!health.readingPaused)
+            #expect(subscriber.currentHealth.activeChannels == 9, "the snapshot, read without waiting")
             // Every shard's primary holds three of our sharded subscriptions.
             for primary in cluster.runningPrimaries {
                 let counted = try primary.cli(["PUBSUB", "SHARDNUMSUB"] + channels)

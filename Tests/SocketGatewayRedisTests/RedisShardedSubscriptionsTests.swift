@@ -211,6 +211,51 @@ import Testing
         #expect(state.received(Self.push("ssubscribe", onA), on: Self.b) == .handled)
     }
 
+    /// The health summary: a connection opening for the first time is not down; a lost one is, until it is ready
+    /// again or its channels' slots belong to another primary (a failover); pending counts unconfirmed channels.
+    @Test func theSummaryCountsLostConnectionsAsDownUntilReadyOrFailedOver() {
+        typealias Summary = RedisShardedSubscriptions.Summary
+        var state = RedisShardedSubscriptions()
+        let onA = Self.channel(on: Self.a)
+        let onB = Self.channel(on: Self.b)
+        #expect(state.summary(topology: nil) == Summary())
+        state.subscribe([onA, onB])
+        #expect(state.summary(topology: nil) == Summary(channelsPending: 2))
+        _ = state.reconcile(topology: Self.topology, now: self.start)
+        #expect(state.summary(topology: Self.topology) == Summary(channelsPending: 2))
+        state.connectionReady(Self.a)
+        state.connectionReady(Self.b)
+        _ = state.reconcile(topology: Self.topology, now: self.start)
+        #expect(state.summary(topology: Self.topology) == Summary(connectionsUp: 2, channelsPending: 2))
+        _ = state.received(Self.push("ssubscribe", onA), on: Self.a)
+        _ = state.received(Self.push("ssubscribe", onB), on: Self.b)
+        #expect(
+            state.summary(topology: Self.topology) == Summary(connectionsUp: 2, channelsSubscribed: 2)
+        )
+        // A lost: down, and stays down while it is being connected again.
+        state.connectionLost(Self.a, now: self.start)
+        let down = Summary(connectionsUp: 1, connectionsDown: 1, channelsSubscribed: 1, channelsPending: 1)
+        #expect(state.summary(topology: Self.topology) == down)
+        #expect(state.reconcile(topology: Self.topology, now: self.start + .milliseconds(250)) == [.connect(Self.a)])
+        #expect(state.summary(topology: Self.topology) == down)
+        // Ready again: up.
+        state.connectionReady(Self.a)
+        #expect(
+            state.summary(topology: Self.topology)
+                == Summary(connectionsUp: 2, channelsSubscribed: 1, channelsPending: 1)
+        )
+        // Lost again, then failed over to c: a owns nothing wanted, so nothing is down.
+        state.connectionLost(Self.a, now: self.start + .seconds(1))
+        let failedOver = RedisClusterTopology(shards: [
+            .init(slots: [0...5460], primary: .init(address: Self.c)),
+            .init(slots: [5461...10922], primary: .init(address: Self.b)),
+        ])
+        #expect(
+            state.summary(topology: failedOver)
+                == Summary(connectionsUp: 1, channelsSubscribed: 1, channelsPending: 1)
+        )
+    }
+
     /// An error reply (`MOVED` during a migration) answers the oldest command: it is sent again after a refresh.
     @Test func aRefusedSubscriptionIsRetried() {
         var state = RedisShardedSubscriptions()
