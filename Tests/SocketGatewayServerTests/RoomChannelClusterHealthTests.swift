@@ -191,7 +191,8 @@ private struct HealthUserFromAuth: SocketAuthenticator {
                 #expect(server.clusterHealth.json.description.contains(#""status":"degraded""#))
 
                 // Healthy again once the replica owns the slot and the channel is subscribed there (bounded: 30 s).
-                for _ in 0..<300 where !server.clusterHealth.isHealthy || server.clusterHealth.sharded?.channelsPending != 0 {
+                for _ in 0..<300
+                where !server.clusterHealth.isHealthy || server.clusterHealth.sharded?.channelsPending != 0 {
                     try await Task.sleep(for: .milliseconds(100))
                 }
                 let after = try #require(server.clusterHealth.sharded)
