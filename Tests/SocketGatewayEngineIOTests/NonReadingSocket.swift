@@ -123,7 +123,7 @@ final class NonReadingSocket {
     }
 
     /// Waits (bounded: `attempts` × 20 ms) until the server has closed or reset the connection.
-    func waitUntilPeerCloses(attempts: Int = 500) async throws -> Bool {
+    func waitUntilPeerCloses(attempts: Int = 1_500) async throws -> Bool {
         for _ in 0..<attempts {
             if self.peerHasClosed() { return true }
             try await Task.sleep(for: .milliseconds(20))

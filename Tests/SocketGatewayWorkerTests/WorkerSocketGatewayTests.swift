@@ -229,8 +229,10 @@ final class EmitCollector: Sendable {
         }
         subscriber.start()
         #expect(await subscriber.waitUntilSubscribed(timeout: .seconds(10)))
-        let worker = WorkerSocketGateway(redisURL: redis.urlString, logger: self.logger)
         let count = 3_000
+        // Room for every emit: all 3,000 are queued before the lazy connection is up, and on a loaded machine that
+        // takes long enough for the default outbox (1,000) to drop the oldest, which is not what this test is about.
+        let worker = WorkerSocketGateway(redisURL: redis.urlString, outboxCapacity: count + 1, logger: self.logger)
         let outcomes = NIOLockedValueBox<[EmitResult.Outcome]>([])
         for index in 0..<count {
             worker.emit("seq", arguments: [["w": 0, "i": .int(Int64(index))]], to: .room("r")) { result in
