@@ -192,6 +192,13 @@ public final class RedisSentinelSetup: @unchecked Sendable {
         _ = await RedisServerProcess.reap(pid, attempts: 400)
     }
 
+    /// Freezes sentinel `port` (SIGSTOP) or lets it go on (SIGCONT): frozen, the kernel still accepts
+    /// connections to it but it never answers, as a hung sentinel does.
+    public func freezeSentinel(_ port: Int, _ frozen: Bool) {
+        guard let pid = self.lock.withLock({ self.sentinelPIDs[port] }) else { return }
+        kill(pid, frozen ? SIGSTOP : SIGCONT)
+    }
+
     /// Waits (bounded by `limit`) until every running sentinel names a primary other than `oldPort` and that node
     /// answers ROLE `master`; returns its port.
     public func waitForNewPrimary(otherThan oldPort: Int, limit: Duration = .seconds(60)) async throws -> Int {

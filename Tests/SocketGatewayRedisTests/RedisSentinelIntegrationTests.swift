@@ -81,6 +81,31 @@ import Testing
         await setup.stop()
     }
 
+    @Test func aSentinelThatAcceptsButNeverAnswersIsSkippedAtItsDeadline() async throws {
+        let setup = try await RedisSentinelSetup.start()
+        // The first sentinel hangs: connections are accepted (by the kernel) and nothing is ever answered.
+        let first = setup.sentinelPorts[0]
+        setup.freezeSentinel(first, true)
+        let url = try RedisURL(parsing: setup.urlString(), environment: [:])
+        let recorder = MessageRecorder()
+        let subscriber = RedisSubscriber(
+            url: url,
+            channels: ["socketio"],
+            configuration: RedisSubscriberConfiguration(connectTimeout: .milliseconds(500)),
+            logger: self.logger
+        ) { recorder.record($0) }
+        subscriber.start()
+        // Subscribed through the second sentinel, after the first one's deadline.
+        #expect(await subscriber.waitUntilSubscribed(timeout: .seconds(15)))
+        let publisher = RedisPublisher(url: url, logger: self.logger)
+        #expect(try await publisher.publish(ByteBuffer(string: "past the hung sentinel")) == 1)
+        #expect(await recorder.wait { $0 == ["past the hung sentinel"] })
+        await publisher.shutdown()
+        await subscriber.shutdown()
+        setup.freezeSentinel(first, false)
+        await setup.stop()
+    }
+
     @Test func aDeadSentinelIsSkippedForTheNextOne() async throws {
         let setup = try await RedisSentinelSetup.start()
         // A first sentinel that is gone (killed), then the others.
