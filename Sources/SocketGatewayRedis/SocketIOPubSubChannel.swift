@@ -19,8 +19,8 @@ package import SocketGatewayCore
 package final class SocketIOPubSubChannel: Sendable {
     /// This server's id, written as `host_id` into everything it publishes.
     package let hostID: String
-    /// The channel name, `socketio` by default.
-    package let channel: String
+    /// The common channel's name, `socketio` by default.
+    package var channel: String { self.layout.channel }
     /// The common channel and, in room-channel mode, the rooms' channels.
     package let layout: PubSubChannelLayout
     /// The pipelined publisher (connects on first use).
@@ -66,7 +66,6 @@ package final class SocketIOPubSubChannel: Sendable {
         onMessage: @escaping @Sendable (PubSubReceived) -> Void
     ) {
         self.hostID = hostID
-        self.channel = channel
         self.layout = PubSubChannelLayout(channel: channel, mode: mode)
         var publisherConfiguration = publisherConfiguration
         publisherConfiguration.channel = channel

@@ -33,11 +33,11 @@ public final class WorkerSocketGateway: SocketEmitter, Service {
     /// The host id written into every message (`host_id`), random per gateway like python-socketio's.
     public let hostID: String
     /// The Redis channel, `socketio` unless configured otherwise.
-    public let channel: String
+    public var channel: String { self.layout.channel }
     /// The channel layout: `.python` (the default) publishes everything on ``channel``; `.rooms` publishes an
     /// emit to exactly one room on that room's own channel (servers in room-channel mode receive it only where the
     /// room has members; see ``RedisChannelMode``).
-    public let mode: RedisChannelMode
+    public var mode: RedisChannelMode { self.layout.mode }
     private let layout: PubSubChannelLayout
     /// How long one emit may wait for Redis.
     public let emitTimeout: Duration
@@ -116,8 +116,6 @@ public final class WorkerSocketGateway: SocketEmitter, Service {
         configurationError: String?
     ) {
         self.hostID = PubSubHostID.generate()
-        self.channel = channel
-        self.mode = mode
         self.layout = PubSubChannelLayout(channel: channel, mode: mode)
         self.emitTimeout = emitTimeout
         self.shutdownTimeout = shutdownTimeout
