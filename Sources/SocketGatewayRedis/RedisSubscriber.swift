@@ -60,6 +60,9 @@ public struct RedisSubscriberHealth: Sendable, Hashable {
     /// Why the subscriber is not subscribed right now (the last connection error); `nil` while subscribed.
     /// Past errors are in the log, and `reconnects` counts the recoveries.
     public var lastError: String?
+    /// Why the last subscribed connection ended (`livenessTimeout`, a reset, …); kept after the recovery and
+    /// replaced only by the next loss, so a failed reconnect attempt does not hide what took the link down.
+    public var lastDisconnect: String? = nil
     /// Whether reading from Redis is paused because the consumer is behind (see `RedisSubscriber.pauseReading`).
     public var readingPaused: Bool = false
     /// How many times reading was paused since start.
@@ -118,6 +121,7 @@ public final class RedisSubscriber: @unchecked Sendable {
         var lastMessageAt: NIODeadline?
         var reconnects = 0
         var lastError: String?
+        var lastDisconnect: String?
         var readingPaused = false
         var pauses = 0
         var roomChannels = 0
@@ -262,6 +266,7 @@ public final class RedisSubscriber: @unchecked Sendable {
             lastMessageAge: shared.lastMessageAt.map { Duration.nanoseconds((NIODeadline.now() - $0).nanoseconds) },
             reconnects: shared.reconnects,
             lastError: shared.lastError,
+            lastDisconnect: shared.lastDisconnect,
             readingPaused: shared.readingPaused,
             pauses: shared.pauses,
             roomChannels: shared.roomChannels
@@ -555,6 +560,7 @@ public final class RedisSubscriber: @unchecked Sendable {
 
     private func markDisconnected(error: RedisError?) {
         self.shared.withLockedValue {
+            if $0.connected { $0.lastDisconnect = error?.description ?? "closed" }
             $0.connected = false
             if let error { $0.lastError = error.description }
         }

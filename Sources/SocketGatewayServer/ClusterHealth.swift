@@ -29,6 +29,8 @@ public struct ClusterHealth: Sendable, Hashable {
     public var reconnects: Int
     /// Why the subscriber is not subscribed right now; `nil` while it is (past errors are in the log).
     public var lastError: String?
+    /// Why the subscriber's last subscribed connection ended; kept after it recovered (Redis mode).
+    public var lastDisconnect: String?
     /// Whether the publisher currently has an open connection (Redis mode only).
     public var publisherConnected: Bool?
     /// Emits dropped from the publisher's full outbox since start.
@@ -141,6 +143,7 @@ public struct ClusterHealth: Sendable, Hashable {
         lastMessageAge: Duration? = nil,
         reconnects: Int = 0,
         lastError: String? = nil,
+        lastDisconnect: String? = nil,
         publisherConnected: Bool? = nil,
         droppedFromOutbox: Int = 0,
         inboundRejected: Int = 0,
@@ -159,6 +162,7 @@ public struct ClusterHealth: Sendable, Hashable {
         self.lastMessageAge = lastMessageAge
         self.reconnects = reconnects
         self.lastError = lastError
+        self.lastDisconnect = lastDisconnect
         self.publisherConnected = publisherConnected
         self.droppedFromOutbox = droppedFromOutbox
         self.inboundRejected = inboundRejected
@@ -186,7 +190,7 @@ public struct ClusterHealth: Sendable, Hashable {
     /// with `host_id`, `connected`, `last_error`), and in Redis mode
     /// `channel`, `channel_mode` (`python` / `rooms`), `host_id`, `redis` {`connected`, `publisher_connected`, `last_message_age_seconds`,
     /// `reconnects`, `dropped_from_outbox`, `inbound_rejected`, `undecodable`, `unverified`, `reading_paused`, `reading_pauses`,
-    /// `skipped_not_local`, `last_error`, and `room_channels` in room-channel mode, and `sharded` {`shards`,
+    /// `skipped_not_local`, `last_error`, `last_disconnect`, and `room_channels` in room-channel mode, and `sharded` {`shards`,
     /// `connections_up`, `connections_down`, `channels_subscribed`, `channels_pending`, `topology_refreshes`,
     /// `reading_paused`, `reading_pauses`, `last_error`} for room channels on a Redis Cluster}.
     public var json: JSONValue {
@@ -226,6 +230,7 @@ public struct ClusterHealth: Sendable, Hashable {
                             ("reading_pauses", .int(Int64(self.readingPauses))),
                             ("skipped_not_local", .int(Int64(self.skippedNotLocal))),
                             ("last_error", self.lastError.map { .string($0) } ?? .null),
+                            ("last_disconnect", self.lastDisconnect.map { .string($0) } ?? .null),
                         ] + (self.channelMode == "rooms" ? [("room_channels", .int(Int64(self.roomChannels)))] : [])
                             + self.shardedPairs
                     )

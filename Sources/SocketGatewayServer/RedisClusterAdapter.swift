@@ -114,6 +114,7 @@ final class RedisClusterAdapter: ClusterAdapter {
             lastMessageAge: subscriber.lastMessageAge,
             reconnects: subscriber.reconnects,
             lastError: subscriber.lastError,
+            lastDisconnect: subscriber.lastDisconnect,
             publisherConnected: publisher.connected,
             droppedFromOutbox: publisher.droppedFromOutbox,
             inboundRejected: self.state.withLockedValue { $0.inboundRejected },

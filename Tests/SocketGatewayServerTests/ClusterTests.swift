@@ -286,7 +286,8 @@ import Testing
             let before = try await httpRequest(port: node.port, method: "GET", path: "/healthz", group: group)
             #expect(before.status == 200)
             #expect(
-                before.body.contains(#""mode":"redis""#) && before.body.contains(#""reconnects":0"#),
+                before.body.contains(#""mode":"redis""#) && before.body.contains(#""reconnects":0"#)
+                    && before.body.contains(#""last_disconnect":null"#),
                 "\(before.body)"
             )
 
@@ -301,9 +302,11 @@ import Testing
             let after = try await httpRequest(port: node.port, method: "GET", path: "/healthz", group: group)
             #expect(after.status == 200)
             #expect(
-                after.body.contains(#""connected":true"#) && after.body.contains(#""reconnects":1"#),
+                after.body.contains(#""connected":true"#) && after.body.contains(#""reconnects":1"#)
+                    && after.body.contains(#""last_error":null"#) && !after.body.contains(#""last_disconnect":null"#),
                 "\(after.body)"
             )
+            #expect(node.server.clusterHealth.lastDisconnect != nil, "the kill is remembered after the recovery")
 
             let (client, _) = try await self.connect(node, group: group)
             #expect(await worker.broadcast(event: "back", data: true).outcome == .published)
