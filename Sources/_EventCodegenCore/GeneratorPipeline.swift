@@ -128,6 +128,8 @@ public enum GeneratorPipeline {
     }
 
     private static func counts(_ catalog: Catalog) -> String {
-        "\(catalog.events.count) events, \(catalog.types.count) types"
+        // Client events are counted only when there are some, so a server-only catalog's line stays as it was.
+        let clientEvents = catalog.clientEvents.isEmpty ? "" : "\(catalog.clientEvents.count) client events, "
+        return "\(catalog.events.count) events, \(clientEvents)\(catalog.types.count) types"
     }
 }
