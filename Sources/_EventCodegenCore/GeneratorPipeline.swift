@@ -19,7 +19,7 @@ public struct InputFile: Sendable, Hashable {
 public enum OutputFormat: String, Sendable, Hashable, CaseIterable {
     /// Swift payload types, event-name enum and typed decoder (what the build plugin generates).
     case swift
-    /// TypeScript declarations for socket.io-client (`ServerToClientEvents`).
+    /// TypeScript declarations for socket.io-client (`ServerToClientEvents`, `ClientToServerEvents`).
     case typescript
     /// An AsyncAPI 3.0 document in YAML.
     case asyncapi
