@@ -239,7 +239,6 @@ private struct SchemaRole {
     var oldProducers: String
     var newConsumer: String
     var oldConsumers: String
-    var newProducers: String
 
     static let eventPayload = SchemaRole(
         oldProducerParty: .publishers,
@@ -248,7 +247,6 @@ private struct SchemaRole {
         oldProducers: "workers/publishers on the old catalog",
         newConsumer: "`serve --catalog`",
         oldConsumers: "deployed clients",
-        newProducers: "up-to-date publishers"
     )
     static let eventAck = SchemaRole(
         oldProducerParty: .server,
@@ -257,7 +255,6 @@ private struct SchemaRole {
         oldProducers: "deployed clients",
         newConsumer: "the server's emitWithAck",
         oldConsumers: "",
-        newProducers: ""
     )
     static let clientEventPayload = SchemaRole(
         oldProducerParty: .deployedClients,
@@ -266,7 +263,6 @@ private struct SchemaRole {
         oldProducers: "deployed clients",
         newConsumer: "the server",
         oldConsumers: "",
-        newProducers: ""
     )
     static let clientEventAck = SchemaRole(
         oldProducerParty: nil,
@@ -275,15 +271,13 @@ private struct SchemaRole {
         oldProducers: "",
         newConsumer: "",
         oldConsumers: "deployed clients",
-        newProducers: "the server"
     )
 
-    /// `template` with `{oldProducers}`, `{newConsumer}`, `{oldConsumers}`, `{newProducers}` filled in.
+    /// `template` with `{oldProducers}`, `{newConsumer}` and `{oldConsumers}` filled in.
     func fill(_ template: String) -> String {
         template.replacing("{oldProducers}", with: self.oldProducers)
             .replacing("{newConsumer}", with: self.newConsumer)
             .replacing("{oldConsumers}", with: self.oldConsumers)
-            .replacing("{newProducers}", with: self.newProducers)
     }
 }
 
@@ -330,7 +324,7 @@ private struct CompatibilityWalker {
     static func events(_ catalog: Catalog, _ direction: CompatibilityFinding.Direction) -> [Event] {
         switch direction {
         case .serverToClient: catalog.events
-        case .clientToServer: []
+        case .clientToServer: catalog.clientEvents
         }
     }
 
@@ -417,6 +411,52 @@ private struct CompatibilityWalker {
             path: "$",
             via: nil
         )
+        var ack = schema
+        ack.isAck = true
+        ack.role = schema.direction == .serverToClient ? .eventAck : .clientEventAck
+        switch (oldEvent.ack, newEvent.ack) {
+        case (nil, .some):
+            let location = self.new.location(eventKeys + ["ack"])
+            switch schema.direction {
+            case .serverToClient:
+                self.report(
+                    .ackAdded,
+                    ack,
+                    at: .new,
+                    location,
+                    what: "ack added",
+                    oldData: "{oldProducers} do not answer it, so {newConsumer} waits until its timeout"
+                )
+            case .clientToServer:
+                self.report(.ackAdded, ack, at: .new, location, what: "ack added")
+            }
+        case (.some, nil):
+            let reason =
+                schema.direction == .serverToClient
+                ? "deployed clients that answer it get no acknowledgement callback"
+                : "deployed clients that ask for it wait for an answer that never comes"
+            self.record(
+                .ackRemoved,
+                ack,
+                .old,
+                self.old.location(eventKeys + ["ack"]),
+                site: nil,
+                what: "ack removed",
+                consequences: [(.deployedClients, reason)]
+            )
+        case (let oldAck?, let newAck?):
+            self.compareFields(
+                oldAck,
+                newAck,
+                ack,
+                oldKeys: eventKeys + ["ack"],
+                newKeys: eventKeys + ["ack"],
+                path: "$",
+                via: nil
+            )
+        case (nil, nil):
+            break
+        }
     }
 
     // MARK: Objects and fields
@@ -466,7 +506,7 @@ private struct CompatibilityWalker {
             what: "\(field.type.isOptional ? "optional" : "required") field '\(field.wireName)' removed",
             oldData: schema.role.refusesUnknownKeys
                 ? "{oldProducers} still send it, and {newConsumer} refuses unknown keys" : nil,
-            newData: field.type.isOptional ? nil : "{oldConsumers} require it, and {newProducers} no longer send it"
+            newData: field.type.isOptional ? nil : "{oldConsumers} require it, and it is no longer sent"
         )
     }
 
@@ -519,7 +559,7 @@ private struct CompatibilityWalker {
             what: "field '\(oldField.wireName)' renamed to '\(newField.wireName)'",
             oldData: oldData,
             newData: required
-                ? "{oldConsumers} require '\(oldField.wireName)', and {newProducers} no longer send it" : nil
+                ? "{oldConsumers} require '\(oldField.wireName)', which is no longer sent" : nil
         )
     }
 
@@ -556,7 +596,7 @@ private struct CompatibilityWalker {
                 site: site,
                 what: "'\(field)' is now optional "
                     + "(\(self.describe(oldType, .old)) → \(self.describe(newType, .new)))",
-                newData: "{oldConsumers} require it, and {newProducers} may now leave it out"
+                newData: "{oldConsumers} require it, and it may now be left out"
             )
             return self.compareType(oldType, newWrapped, schema, site, field: field)
         case (.array(let oldElement), .array(let newElement)):

@@ -126,7 +126,7 @@ import Testing
                 "old.yaml:16:7: breaking: server→client event 'order:updated' $.count: required field 'count' removed; "
                     + "breaks workers/publishers: workers/publishers on the old catalog still send it, and "
                     + "`serve --catalog` refuses unknown keys; breaks deployed clients: deployed clients require it, "
-                    + "and up-to-date publishers no longer send it"
+                    + "and it is no longer sent"
             ]
         )
     }
@@ -145,7 +145,7 @@ import Testing
                 "new.yaml:16:7: breaking: server→client event 'order:updated' $.quantity: field 'count' renamed to "
                     + "'quantity'; breaks workers/publishers: workers/publishers on the old catalog send 'count', and "
                     + "`serve --catalog` refuses payloads without 'quantity'; breaks deployed clients: deployed "
-                    + "clients require 'count', and up-to-date publishers no longer send it"
+                    + "clients require 'count', which is no longer sent"
             ]
         )
     }
@@ -191,8 +191,7 @@ import Testing
         #expect(
             findings.map(\.description) == [
                 "new.yaml:17:15: breaking: server→client event 'order:updated' $.count: 'count' is now optional "
-                    + "(int → int?); breaks deployed clients: deployed clients require it, and up-to-date publishers "
-                    + "may now leave it out"
+                    + "(int → int?); breaks deployed clients: deployed clients require it, and it may now be left out"
             ]
         )
     }
@@ -308,5 +307,166 @@ import Testing
         let findings = try Self.compare(old.replacingOccurrences(of: "label: string", with: "label: int"), old: old)
         #expect(findings.map(\.kind) == [.typeChanged])
         #expect(findings.first?.message.hasPrefix("server→client event 'tree' $.root.label (type 'Node'):") == true)
+    }
+
+    // MARK: Client→server events and acks
+
+    /// An old catalog with an ack in each direction. Line numbers matter.
+    static let bothWays = """
+        version: 1
+        name: Chat
+        events:
+          message:new:
+            summary: A message for the client.
+            payload:
+              text: string
+            ack:
+              received: bool
+        client_events:
+          message:send:
+            summary: A client sends a message.
+            payload:
+              text: string
+              mood:
+                enum: [happy, sad]
+              tag: string?
+            ack:
+              id: uuid
+
+        """
+
+    static func bothWays(_ original: String, _ replacement: String) throws -> [CompatibilityFinding] {
+        try Self.compare(Self.changed(original, replacement, in: Self.bothWays), old: Self.bothWays)
+    }
+
+    @Test func aNewRequiredFieldInAClientEventBreaksDeployedClients() throws {
+        let findings = try Self.bothWays("      tag: string?\n", "      tag: string?\n      lang: string\n")
+        #expect(
+            findings.map(\.description) == [
+                "new.yaml:18:7: breaking: client→server event 'message:send' $.lang: required field 'lang' added; "
+                    + "breaks deployed clients: deployed clients do not send it, and the server refuses payloads "
+                    + "without it"
+            ]
+        )
+    }
+
+    @Test func aRemovedClientEventFieldIsSafeBecauseTheServerIgnoresUnknownKeys() throws {
+        let findings = try Self.bothWays("      tag: string?\n", "")
+        #expect(findings.map(\.kind) == [.fieldRemoved])
+        #expect(findings.map(\.severity) == [.safe])
+        #expect(findings.map(\.location) == [SourceLocation(line: 17, column: 7)])
+        #expect(findings.map(\.direction) == [.clientToServer])
+    }
+
+    @Test func clientEventOptionalityFollowsWhoSends() throws {
+        let required = try Self.bothWays("      tag: string?\n", "      tag: string\n")
+        #expect(required.map(\.kind) == [.fieldBecameRequired])
+        #expect(required.map(\.breaks) == [[.deployedClients]])
+        let optional = try Self.bothWays("      text: string\n      mood", "      text: string?\n      mood")
+        #expect(optional.map(\.kind) == [.fieldBecameOptional])
+        #expect(optional.map(\.severity) == [.safe])
+    }
+
+    @Test func clientEventEnumValuesMirrorServerEvents() throws {
+        let added = try Self.bothWays("[happy, sad]", "[happy, sad, calm]")
+        #expect(added.map(\.kind) == [.enumValueAdded])
+        #expect(added.map(\.severity) == [.safe])
+        let removed = try Self.bothWays("[happy, sad]", "[happy]")
+        #expect(
+            removed.map(\.description) == [
+                "old.yaml:16:23: breaking: client→server event 'message:send' $.mood: enum value 'sad' removed; "
+                    + "breaks deployed clients: deployed clients may still send it, and the server refuses it"
+            ]
+        )
+    }
+
+    @Test func removingAClientEventBreaksDeployedClientsAddingOneIsSafe() throws {
+        let removed = try Self.compare(
+            Self.bothWays.components(separatedBy: "client_events:")[0],
+            old: Self.bothWays
+        )
+        #expect(
+            removed.map(\.description) == [
+                "old.yaml:11:3: breaking: client→server event 'message:send': event removed; breaks deployed "
+                    + "clients: deployed clients still emit it, and the server no longer handles it"
+            ]
+        )
+        let added = try Self.compare(
+            Self.bothWays + "  typing:\n    summary: The user is typing.\n",
+            old: Self.bothWays
+        )
+        #expect(added.map(\.kind) == [.eventAdded])
+        #expect(added.map(\.severity) == [.safe])
+        #expect(added.map(\.direction) == [.clientToServer])
+    }
+
+    @Test func aClientEventsNamespaceChangeBreaksDeployedClients() throws {
+        let findings = try Self.bothWays(
+            "    summary: A client sends a message.\n",
+            "    summary: A client sends a message.\n    namespace: /chat\n"
+        )
+        #expect(findings.map(\.kind) == [.namespaceChanged])
+        #expect(findings.map(\.breaks) == [[.deployedClients]])
+        #expect(findings.map(\.location) == [SourceLocation(line: 13, column: 16)])
+    }
+
+    @Test func aServerEventsAckIsReadByTheServer() throws {
+        // Deployed clients answer without the new required field: the server's emitWithAck cannot decode it.
+        let added = try Self.bothWays("      received: bool\n", "      received: bool\n      seen_at: datetime\n")
+        #expect(
+            added.map(\.description) == [
+                "new.yaml:10:7: breaking: server→client event 'message:new' ack $.seen_at: required field "
+                    + "'seen_at' added; breaks the server: deployed clients do not send it, and the server's "
+                    + "emitWithAck refuses payloads without it"
+            ]
+        )
+        // Removing a field from what clients answer: the server ignores the key they still send.
+        let removed = try Self.bothWays("    ack:\n      received: bool\n", "    ack:\n      seen: bool?\n")
+        #expect(removed.map(\.kind) == [.fieldRemoved, .optionalFieldAdded])
+        #expect(removed.allSatisfy { $0.severity == .safe })
+    }
+
+    @Test func aClientEventsAckIsReadByDeployedClients() throws {
+        let added = try Self.bothWays("      id: uuid\n", "      id: uuid\n      queued: int\n")
+        #expect(added.map(\.kind) == [.requiredFieldAdded])
+        #expect(added.map(\.severity) == [.safe])
+        let removed = try Self.bothWays("      id: uuid\n", "      ref: string\n")
+        #expect(removed.map(\.kind) == [.fieldRemoved, .requiredFieldAdded])
+        #expect(removed.map(\.breaks) == [[.deployedClients], []])
+        #expect(
+            removed.first?.description
+                == "old.yaml:19:7: breaking: client→server event 'message:send' ack $.id: required field 'id' "
+                + "removed; breaks deployed clients: deployed clients require it, and it is no longer sent"
+        )
+    }
+
+    @Test func addingOrRemovingAnAckFollowsWhoAnswers() throws {
+        let withoutAcks = Self.bothWays
+            .replacing("    ack:\n      received: bool\n", with: "")
+            .replacing("    ack:\n      id: uuid\n", with: "")
+        let added = try Self.compare(Self.bothWays, old: withoutAcks)
+        #expect(
+            added.map(\.description) == [
+                "new.yaml:8:5: breaking: server→client event 'message:new' ack: ack added; breaks the server: "
+                    + "deployed clients do not answer it, so the server's emitWithAck waits until its timeout",
+                "new.yaml:18:5: safe: client→server event 'message:send' ack: ack added",
+            ]
+        )
+        let removed = try Self.compare(withoutAcks, old: Self.bothWays)
+        #expect(
+            removed.map(\.description) == [
+                "old.yaml:8:5: breaking: server→client event 'message:new' ack: ack removed; breaks deployed "
+                    + "clients: deployed clients that answer it get no acknowledgement callback",
+                "old.yaml:18:5: breaking: client→server event 'message:send' ack: ack removed; breaks deployed "
+                    + "clients: deployed clients that ask for it wait for an answer that never comes",
+            ]
+        )
+    }
+
+    @Test func anEventThatChangesDirectionIsRemovedOneWayAndAddedTheOther() throws {
+        let new = Self.bothWays.replacing("client_events:\n  message:send:", with: "  message:send:")
+        let findings = try Self.compare(new, old: Self.bothWays)
+        #expect(findings.map(\.kind) == [.eventAdded, .eventRemoved])
+        #expect(findings.map(\.direction) == [.serverToClient, .clientToServer])
     }
 }

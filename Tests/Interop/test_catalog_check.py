@@ -144,3 +144,35 @@ def test_check_against_an_invalid_old_catalog_prints_its_diagnostics_and_exits_1
     assert result.stdout == ""
     assert result.stderr.startswith("HEAD:events.yaml:")
     assert "error: unknown type 'strng' for field 'sheet_id'" in result.stderr
+
+
+BOTH_WAYS = """version: 1
+name: Chat
+events:
+  message:new:
+    summary: A message for the client.
+    payload:
+      text: string
+client_events:
+  message:send:
+    summary: A client sends a message.
+    payload:
+      text: string
+    ack:
+      id: uuid
+"""
+
+
+def test_check_against_covers_client_events_and_acks(tmp_path):
+    (tmp_path / "old.yaml").write_text(BOTH_WAYS)
+    new = BOTH_WAYS.replace("      text: string\n    ack:", "      text: string\n      room: string\n    ack:")
+    (tmp_path / "events.yaml").write_text(new.replace("      id: uuid\n", "      id: string\n"))
+    result = check("--against", "old.yaml", "events.yaml", cwd=tmp_path)
+    assert result.returncode == 3, result.stderr
+    assert result.stdout.splitlines() == [
+        "events.yaml:13:7: breaking: client→server event 'message:send' $.room: required field 'room' added; "
+        "breaks deployed clients: deployed clients do not send it, and the server refuses payloads without it",
+        "events.yaml:15:11: breaking: client→server event 'message:send' ack $.id: 'id' changed type from uuid to "
+        "string; breaks deployed clients: deployed clients cannot decode string",
+        "events.yaml against old.yaml: 2 breaking, 0 safe (breaks deployed clients)",
+    ]
