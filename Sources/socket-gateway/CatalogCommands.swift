@@ -34,6 +34,10 @@ struct CheckCommand: ParsableCommand {
     @Flag(help: "With --against: print the findings as one JSON object instead of lines.") var json = false
     @Argument(help: "The catalog file (no default).") var catalog: String
 
+    func validate() throws {
+        if self.json, self.against == nil { throw ValidationError("--json reports a comparison; add --against OLD") }
+    }
+
     func run() throws {
         guard let contents = readFile(self.catalog) else {
             throw fail("check", "cannot read '\(self.catalog)': \(lastError())", ExitCodes.fileError)

@@ -176,3 +176,10 @@ def test_check_against_covers_client_events_and_acks(tmp_path):
         "string; breaks deployed clients: deployed clients cannot decode string",
         "events.yaml against old.yaml: 2 breaking, 0 safe (breaks deployed clients)",
     ]
+
+
+def test_check_json_without_against_is_a_usage_error(tmp_path):
+    (tmp_path / "events.yaml").write_text(CATALOG)
+    result = check("--json", "events.yaml", cwd=tmp_path)
+    assert result.returncode == 64
+    assert "--json reports a comparison; add --against OLD" in result.stderr
