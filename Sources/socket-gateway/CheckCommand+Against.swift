@@ -48,9 +48,12 @@ enum OldCatalogSource {
             throw failure("--against '\(against)' is not a readable file, and git could not be run")
         }
         guard inside.status == 0 else {
+            // Say git's own reason when it is not the usual one (e.g. a repository owned by another user).
+            let reason = String(decoding: inside.errorOutput, as: UTF8.self).split(separator: "\n").first ?? ""
+            let gitSays = reason.contains("not a git repository") || reason.isEmpty ? "" : " (git: \(reason))"
             throw failure(
-                "--against '\(against)' is not a readable file, and \(directory) is not in a git repository "
-                    + "(give an older events.yaml, or run inside the repository)"
+                "--against '\(against)' is not a readable file, and \(directory) is not in a git repository"
+                    + "\(gitSays) (give an older events.yaml, or run inside the repository)"
             )
         }
         guard
@@ -66,9 +69,9 @@ enum OldCatalogSource {
         return InputFile(path: shown, contents: shownFile.output)
     }
 
-    /// Runs a program found on PATH with stdin from /dev/null; returns its exit status and stdout (stderr is
-    /// read and dropped), or `nil` when it cannot be started.
-    static func runProcess(_ arguments: [String]) -> (status: Int32, output: [UInt8])? {
+    /// Runs a program found on PATH with stdin from /dev/null; returns its exit status, stdout and stderr, or
+    /// `nil` when it cannot be started.
+    static func runProcess(_ arguments: [String]) -> (status: Int32, output: [UInt8], errorOutput: [UInt8])? {
         var output: [Int32] = [0, 0]
         var errors: [Int32] = [0, 0]
         guard pipe(&output) == 0 else { return nil }
@@ -101,13 +104,13 @@ enum OldCatalogSource {
         guard started == 0 else { return nil }
         // git's stderr here is a line or two, well under a pipe's buffer, so reading stdout first cannot block.
         let bytes = Self.readAll(output[0])
-        _ = Self.readAll(errors[0])
+        let errorBytes = Self.readAll(errors[0])
         var status: Int32 = 0
         while waitpid(pid, &status, 0) == -1 {
             guard errno == EINTR else { return nil }
         }
         let exited = status & 0x7f == 0
-        return (exited ? (status >> 8) & 0xff : 128 + (status & 0x7f), bytes)
+        return (exited ? (status >> 8) & 0xff : 128 + (status & 0x7f), bytes, errorBytes)
     }
 
     private static func readAll(_ descriptor: Int32) -> [UInt8] {
