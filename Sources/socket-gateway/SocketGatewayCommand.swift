@@ -29,6 +29,7 @@ struct SocketGatewayCommand: AsyncParsableCommand {
             EXIT CODES
               0   success (emit: published to at least --min-subscribers servers)
               1   catalog errors (check, export); server did not start (serve)
+              3   check --against: a catalog change breaks something deployed
               64  wrong usage, or a payload that is not valid JSON
               65  the payload does not match the event catalog (emit --catalog)
               69  Redis unavailable: not published within --timeout (emit)
