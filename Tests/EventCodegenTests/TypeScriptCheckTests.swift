@@ -49,7 +49,9 @@ struct TypeScriptCheckTests {
             )
         }
         // Nothing else is wrong: every error is one of bad.ts's deliberate ones, none in the exports.
-        let otherErrors = result.output.split(separator: "\n").filter { $0.contains("error TS") && !$0.hasPrefix("bad.ts(") }
+        let otherErrors = result.output.split(separator: "\n").filter {
+            $0.contains("error TS") && !$0.hasPrefix("bad.ts(")
+        }
         #expect(otherErrors.isEmpty)
     }
 
@@ -59,9 +61,10 @@ struct TypeScriptCheckTests {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("socketgateway-tsc-\(UUID())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         var files = ["socket.io-client.d.ts", main]
-        for (catalog, output) in [("both-ways", "events.d.ts"), ("sheet-sync", "sheet-sync.d.ts"),
-            ("kitchen-sink", "kitchen-sink.d.ts")]
-        {
+        for (catalog, output) in [
+            ("both-ways", "events.d.ts"), ("sheet-sync", "sheet-sync.d.ts"),
+            ("kitchen-sink", "kitchen-sink.d.ts"),
+        ] {
             let input = InputFile(path: "events.yaml", contents: try readFixture("golden/\(catalog)/events.yaml"))
             try GeneratorPipeline.run(input, format: .typescript).write(
                 to: directory.appendingPathComponent(output),
