@@ -1,68 +1,105 @@
-/// Renders a catalog as an AsyncAPI 3.0 document: one channel per Socket.IO namespace, one `send` operation and
-/// message per event, JSON Schemas for payloads and named types.
+/// Renders a catalog as an AsyncAPI 3.0 document: one channel per Socket.IO namespace; a `send` operation per
+/// server event and a `receive` operation per client event, each with its message; a `reply` naming the ack message
+/// for events that declare an ack; JSON Schemas for payloads, acks and named types.
 struct AsyncAPIRenderer {
     let catalog: Catalog
+
+    /// One event of either direction, with the names the document gives it.
+    private struct Entry {
+        var event: Event
+        /// `send` for a server event, `receive` for a client event (the server's point of view).
+        var action: String
+        /// The operation id's prefix: `emit` or `receive`.
+        var verb: String
+        /// Who sends the ack back: the other side.
+        var answerer: String
+    }
+
+    private var entries: [Entry] {
+        self.catalog.events.map { Entry(event: $0, action: "send", verb: "emit", answerer: "client") }
+            + self.catalog.clientEvents.map { Entry(event: $0, action: "receive", verb: "receive", answerer: "server") }
+    }
 
     func document() -> DocumentNode {
         var channels: [(String, DocumentNode)] = []
         var operations: [(String, DocumentNode)] = []
         for namespace in self.catalog.namespaces {
             let channelID = Self.channelID(namespace)
-            let events = self.catalog.events.filter { $0.namespace == namespace }
+            let entries = self.entries.filter { $0.event.namespace == namespace }
+            var channelMessages: [(String, DocumentNode)] = []
+            for entry in entries {
+                channelMessages.append(Self.messageReference(entry.event.caseName))
+                if entry.event.ack != nil { channelMessages.append(Self.messageReference(Self.ackID(entry.event))) }
+            }
             channels.append(
                 (
                     channelID,
                     .object([
                         ("address", .string(namespace)),
                         ("title", .string("Socket.IO namespace \(namespace)")),
-                        (
-                            "messages",
-                            .object(
-                                events.map { event in
-                                    (
-                                        event.caseName,
-                                        .object([("$ref", .string("#/components/messages/\(event.caseName)"))])
-                                    )
-                                }
-                            )
-                        ),
+                        ("messages", .object(channelMessages)),
                     ])
                 )
             )
-            for event in events {
-                operations.append(
+            for entry in entries {
+                let event = entry.event
+                let channel = DocumentNode.object([("$ref", .string("#/channels/\(channelID)"))])
+                var operation: [(String, DocumentNode)] = [
+                    ("action", .string(entry.action)),
+                    ("channel", channel),
+                    ("summary", .string(event.summary.oneLine)),
                     (
-                        "emit\(event.typeName)",
-                        .object([
-                            ("action", .string("send")),
-                            ("channel", .object([("$ref", .string("#/channels/\(channelID)"))])),
-                            ("summary", .string(event.summary.oneLine)),
-                            (
-                                "messages",
-                                .array([
-                                    .object([("$ref", .string("#/channels/\(channelID)/messages/\(event.caseName)"))])
-                                ])
-                            ),
-                        ])
+                        "messages",
+                        .array([.object([("$ref", .string("#/channels/\(channelID)/messages/\(event.caseName)"))])])
+                    ),
+                ]
+                if event.ack != nil {
+                    let ackReference = "#/channels/\(channelID)/messages/\(Self.ackID(event))"
+                    operation.append(
+                        (
+                            "reply",
+                            .object([
+                                ("channel", channel),
+                                ("messages", .array([.object([("$ref", .string(ackReference))])])),
+                            ])
+                        )
                     )
-                )
+                }
+                operations.append(("\(entry.verb)\(event.typeName)", .object(operation)))
             }
         }
         operations.sort { $0.0 < $1.0 }
 
-        let messages: [(String, DocumentNode)] = self.catalog.events.map { event in
-            (
-                event.caseName,
-                .object([
-                    ("name", .string(event.name)),
-                    ("title", .string(event.typeName)),
-                    ("summary", .string(event.summary.oneLine)),
-                    ("payload", .object([("$ref", .string("#/components/schemas/\(event.typeName)"))])),
-                ])
+        var messages: [(String, DocumentNode)] = []
+        var schemas: [(String, DocumentNode)] = []
+        for entry in self.entries {
+            let event = entry.event
+            messages.append(
+                (
+                    event.caseName,
+                    .object([
+                        ("name", .string(event.name)),
+                        ("title", .string(event.typeName)),
+                        ("summary", .string(event.summary.oneLine)),
+                        ("payload", .object([("$ref", .string("#/components/schemas/\(event.typeName)"))])),
+                    ])
+                )
             )
-        }
-        var schemas: [(String, DocumentNode)] = self.catalog.events.map { event in
-            (event.typeName, self.objectSchema(event.payload, description: event.summary))
+            schemas.append((event.typeName, self.objectSchema(event.payload, description: event.summary)))
+            guard let ack = event.ack else { continue }
+            let description =
+                "The \(entry.answerer)'s answer to `\(event.name)`, sent as its Socket.IO acknowledgement."
+            messages.append(
+                (
+                    Self.ackID(event),
+                    .object([
+                        ("title", .string(event.ackTypeName)),
+                        ("summary", .string(description)),
+                        ("payload", .object([("$ref", .string("#/components/schemas/\(event.ackTypeName)"))])),
+                    ])
+                )
+            )
+            schemas.append((event.ackTypeName, self.objectSchema(ack, description: description)))
         }
         for type in self.catalog.types {
             switch type.definition {
@@ -85,6 +122,13 @@ struct AsyncAPIRenderer {
             ("operations", .object(operations)),
             ("components", .object([("messages", .object(messages)), ("schemas", .object(schemas))])),
         ])
+    }
+
+    /// The message id of an event's ack: its case name + `Ack`.
+    private static func ackID(_ event: Event) -> String { event.caseName + "Ack" }
+
+    private static func messageReference(_ id: String) -> (String, DocumentNode) {
+        (id, .object([("$ref", .string("#/components/messages/\(id)"))]))
     }
 
     private static func channelID(_ namespace: String) -> String {

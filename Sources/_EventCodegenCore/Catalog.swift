@@ -1,7 +1,9 @@
-/// An event catalog: the typed description of what a server emits, read from `events.yaml`.
+/// An event catalog: the typed description of what a server emits and what its clients send, read from
+/// `events.yaml`.
 ///
-/// Events and named types are kept sorted by name, so everything rendered from a catalog is deterministic;
-/// fields and enum cases keep the order the catalog gives them (that order is the key order on the wire).
+/// Events, client events and named types are kept sorted by name, so everything rendered from a catalog is
+/// deterministic; fields and enum cases keep the order the catalog gives them (that order is the key order on the
+/// wire).
 public struct Catalog: Sendable, Hashable {
     /// The catalog format version (always 1 today).
     public var version: Int
@@ -13,12 +15,15 @@ public struct Catalog: Sendable, Hashable {
     public var sourceFileName: String
     /// Reusable types declared under `types`, sorted by name.
     public var types: [NamedType]
-    /// The events, sorted by wire name.
+    /// The events the server emits to clients (`events:`), sorted by wire name.
     public var events: [Event]
+    /// The events clients send to the server (`client_events:`), sorted by wire name; empty when the catalog has
+    /// no `client_events` section.
+    public var clientEvents: [Event] = []
 
-    /// The namespaces the events use, sorted.
+    /// The namespaces the events of either direction use, sorted.
     public var namespaces: [String] {
-        Array(Set(self.events.map(\.namespace))).sorted()
+        Array(Set(self.events.map(\.namespace) + self.clientEvents.map(\.namespace))).sorted()
     }
 
     /// The named type called `name`, if any.
@@ -27,7 +32,7 @@ public struct Catalog: Sendable, Hashable {
     }
 }
 
-/// One event a server can emit.
+/// One event: emitted by the server (``Catalog/events``) or sent by a client (``Catalog/clientEvents``).
 public struct Event: Sendable, Hashable {
     /// The wire name, Socket.IO style: `sheet:sync:completed`.
     public var name: String
@@ -36,11 +41,22 @@ public struct Event: Sendable, Hashable {
     /// The Socket.IO namespace the event is emitted in, `/` by default.
     public var namespace: String
     /// The generated payload struct's name, e.g. `SheetSyncCompleted`.
+    ///
+    /// It is the wire name in UpperCamelCase. A client event whose wire name is also a server event's (one name
+    /// used both ways, e.g. `chat:message`) takes the suffix `FromClient` (`ChatMessageFromClient`); the server
+    /// event keeps the plain name, so adding a client event never renames an existing type.
     public var typeName: String
-    /// The generated enum case name, e.g. `sheetSyncCompleted`.
+    /// The generated enum case name, e.g. `sheetSyncCompleted` (`chatMessageFromClient` with the suffix).
     public var caseName: String
     /// The payload's fields, in wire order.
     public var payload: [Field]
+    /// The fields of the object the receiver answers with (the ack), in wire order; `nil` when the event declares
+    /// no `ack`. A server event's ack is what the client answers to the server's `emitWithAck`; a client event's
+    /// ack is what the server answers to the client's `emitWithAck`.
+    public var ack: [Field]? = nil
+
+    /// The generated ack struct's name: ``typeName`` + `Ack`, e.g. `SheetSyncRequestAck`.
+    public var ackTypeName: String { self.typeName + "Ack" }
 }
 
 /// One field of an object: a JSON key and its type.

@@ -40,7 +40,7 @@ struct CatalogParser {
         let entries = self.entries(of: root, duplicate: { "duplicate key '\($0)'" })
         self.checkKeys(
             entries,
-            allowed: ["version", "name", "summary", "namespace", "types", "events"],
+            allowed: ["version", "name", "summary", "namespace", "types", "events", "client_events"],
             in: "the catalog"
         )
 
@@ -113,10 +113,18 @@ struct CatalogParser {
         }
 
         var events: [Event] = []
+        var serverEventNames: Set<String> = []
         if let entry = entries.first(where: { $0.key == "events" }) {
-            for eventEntry in self.entries(of: entry.value, duplicate: { "duplicate event '\($0)'" }, what: "'events'")
-            {
-                if let event = self.event(eventEntry, defaultNamespace: defaultNamespace) { events.append(event) }
+            let eventEntries = self.entries(
+                of: entry.value,
+                duplicate: { "duplicate event '\($0)'" },
+                what: "'events'"
+            )
+            serverEventNames = Set(eventEntries.map(\.key))
+            for eventEntry in eventEntries {
+                if let event = self.event(eventEntry, direction: .toClient, defaultNamespace: defaultNamespace) {
+                    events.append(event)
+                }
             }
             if events.isEmpty, !self.diagnostics.hasErrors {
                 self.diagnostics.error(
@@ -131,7 +139,27 @@ struct CatalogParser {
             )
         }
 
-        self.checkGlobalNames(catalogName: name, types: typeEntries, events: events)
+        var clientEvents: [Event] = []
+        if let entry = entries.first(where: { $0.key == "client_events" }) {
+            let eventEntries = self.entries(
+                of: entry.value,
+                duplicate: { "duplicate client event '\($0)'" },
+                what: "'client_events'"
+            )
+            for eventEntry in eventEntries {
+                // One wire name used both ways: the server event keeps the plain Swift name (see `Event.typeName`).
+                let suffix = serverEventNames.contains(eventEntry.key) ? Self.clientTypeNameSuffix : ""
+                if let event = self.event(
+                    eventEntry,
+                    direction: .toServer(typeNameSuffix: suffix),
+                    defaultNamespace: defaultNamespace
+                ) {
+                    clientEvents.append(event)
+                }
+            }
+        }
+
+        self.checkGlobalNames(catalogName: name, types: typeEntries, events: events, clientEvents: clientEvents)
         self.checkRecursion(types, entries: typeEntries)
 
         guard !self.diagnostics.hasErrors else { return nil }
@@ -141,14 +169,36 @@ struct CatalogParser {
             summary: summary,
             sourceFileName: self.sourceFileName,
             types: types.sorted { $0.name < $1.name },
-            events: events.sorted { $0.name < $1.name }
+            events: events.sorted { $0.name < $1.name },
+            clientEvents: clientEvents.sorted { $0.name < $1.name }
         )
     }
 
     // MARK: Events and types
 
-    private mutating func event(_ entry: Entry, defaultNamespace: String) -> Event? {
+    /// Which section an event is declared in.
+    enum Direction {
+        /// `events`: the server emits it to clients.
+        case toClient
+        /// `client_events`: clients send it to the server; the suffix goes after its Swift type and case names.
+        case toServer(typeNameSuffix: String)
+
+        /// How messages name an event of this section: `event 'x'` or `client event 'x'`.
+        func describe(_ name: String) -> String {
+            switch self {
+            case .toClient: "event '\(name)'"
+            case .toServer: "client event '\(name)'"
+            }
+        }
+    }
+
+    /// The suffix of a client event's Swift type and case names when a server event has the same wire name.
+    static let clientTypeNameSuffix = "FromClient"
+
+    private mutating func event(_ entry: Entry, direction: Direction, defaultNamespace: String) -> Event? {
         let name = entry.key
+        let described = direction.describe(name)
+        self.locations[described] = entry.keyLocation
         if Self.reservedEventNames.contains(name) {
             self.diagnostics.error(
                 "event name '\(name)' is reserved by Socket.IO and cannot be emitted; choose another name",
@@ -165,18 +215,18 @@ struct CatalogParser {
         }
         guard case .mapping = entry.value else {
             self.diagnostics.error(
-                "event '\(name)' must be a mapping with 'summary' and 'payload' (found \(entry.value.kindDescription))",
+                "\(described) must be a mapping with 'summary' and 'payload' (found \(entry.value.kindDescription))",
                 at: entry.value.location
             )
             return nil
         }
-        let entries = self.entries(of: entry.value, duplicate: { "duplicate key '\($0)' in event '\(name)'" })
-        self.checkKeys(entries, allowed: ["summary", "namespace", "payload"], in: "event '\(name)'")
+        let entries = self.entries(of: entry.value, duplicate: { "duplicate key '\($0)' in \(described)" })
+        self.checkKeys(entries, allowed: ["summary", "namespace", "payload", "ack"], in: described)
         var summary = ""
         if let summaryEntry = entries.first(where: { $0.key == "summary" }) {
             summary = self.string(summaryEntry.value, what: "'summary'") ?? ""
         } else {
-            self.diagnostics.error("event '\(name)' needs a one-line 'summary'", at: entry.keyLocation)
+            self.diagnostics.error("\(described) needs a one-line 'summary'", at: entry.keyLocation)
         }
         var namespace = defaultNamespace
         if let namespaceEntry = entries.first(where: { $0.key == "namespace" }),
@@ -186,16 +236,48 @@ struct CatalogParser {
         }
         var payload: [Field] = []
         if let payloadEntry = entries.first(where: { $0.key == "payload" }) {
-            payload = self.fields(payloadEntry.value, owner: "event '\(name)'")
+            payload = self.fields(payloadEntry.value, owner: described)
         }
+        var ack: [Field]?
+        if let ackEntry = entries.first(where: { $0.key == "ack" }) {
+            let owner = "the ack of \(described)"
+            self.locations[owner] = ackEntry.keyLocation
+            ack = self.ackFields(ackEntry.value, owner: owner)
+        }
+        var suffix = ""
+        if case .toServer(let typeNameSuffix) = direction { suffix = typeNameSuffix }
         return Event(
             name: name,
             summary: summary,
             namespace: namespace,
-            typeName: SwiftNaming.upperCamelCase(name),
-            caseName: SwiftNaming.lowerCamelCase(name),
-            payload: payload
+            typeName: SwiftNaming.upperCamelCase(name) + suffix,
+            caseName: SwiftNaming.lowerCamelCase(name) + suffix,
+            payload: payload,
+            ack: ack
         )
+    }
+
+    /// The fields of an `ack`: a mapping of fields exactly like a payload (empty for an answer without fields).
+    /// Anything else — a type name, a list — is refused: an ack is always an object, so it can grow compatibly.
+    private mutating func ackFields(_ node: YAMLNode, owner: String) -> [Field]? {
+        switch node {
+        case .mapping:
+            return self.fields(node, owner: owner)
+        case .scalar(let text, .plain, _) where text.isEmpty || text == "{}":
+            return []
+        case .scalar(let text, _, let location):
+            self.diagnostics.error(
+                "\(owner) must be an object: a mapping of fields like 'payload' (found '\(text)'); to answer with one value, name it, e.g. 'ack: { result: \(text) }'",
+                at: location
+            )
+            return nil
+        case .sequence(_, let location):
+            self.diagnostics.error(
+                "\(owner) must be an object: a mapping of fields like 'payload' (found a list); to answer with a list, name it, e.g. 'ack: { items: [string] }'",
+                at: location
+            )
+            return nil
+        }
     }
 
     private mutating func namedType(_ entry: Entry) -> NamedType? {
@@ -539,7 +621,14 @@ struct CatalogParser {
 
     // MARK: Cross-checks
 
-    private mutating func checkGlobalNames(catalogName: String, types: [Entry], events: [Event]) {
+    /// Every generated top-level Swift type must have its own name: the catalog's enums, the named types, the
+    /// payload structs of both directions and their ack structs. The later declaration is the one reported.
+    private mutating func checkGlobalNames(
+        catalogName: String,
+        types: [Entry],
+        events: [Event],
+        clientEvents: [Event]
+    ) {
         var taken: [String: String] = [:]
         if !catalogName.isEmpty {
             taken[catalogName + "Event"] = "the generated decoder enum"
@@ -554,15 +643,22 @@ struct CatalogParser {
             }
             taken[type.key] = "type '\(type.key)'"
         }
-        for event in events {
-            if let owner = taken[event.typeName] {
-                let location = self.eventLocations[event.name] ?? SourceLocation(line: 1, column: 1)
+        var generated: [(typeName: String, owner: String)] = []
+        for (direction, list) in [(Direction.toClient, events), (.toServer(typeNameSuffix: ""), clientEvents)] {
+            for event in list {
+                let described = direction.describe(event.name)
+                generated.append((event.typeName, described))
+                if event.ack != nil { generated.append((event.ackTypeName, "the ack of \(described)")) }
+            }
+        }
+        for (typeName, owner) in generated {
+            if let other = taken[typeName] {
                 self.diagnostics.error(
-                    "event '\(event.name)' becomes the Swift type '\(event.typeName)', which clashes with \(owner); rename one",
-                    at: location
+                    "\(owner) becomes the Swift type '\(typeName)', which clashes with \(other); rename one",
+                    at: self.locations[owner] ?? SourceLocation(line: 1, column: 1)
                 )
             }
-            taken[event.typeName] = "event '\(event.name)'"
+            taken[typeName] = owner
         }
     }
 
@@ -614,7 +710,9 @@ struct CatalogParser {
         var value: YAMLNode
     }
 
-    private var eventLocations: [String: SourceLocation] = [:]
+    /// Where each event, client event and ack was declared, keyed as messages name them (`event 'x'`,
+    /// `client event 'x'`, `the ack of event 'x'`).
+    private var locations: [String: SourceLocation] = [:]
 
     /// The entries of a mapping with scalar keys, first occurrence of each key only; duplicates are reported.
     private mutating func entries(of node: YAMLNode, duplicate: (String) -> String, what: String? = nil) -> [Entry] {
@@ -639,7 +737,6 @@ struct CatalogParser {
                 continue
             }
             seen[key] = keyLocation
-            if what == "'events'" { self.eventLocations[key] = keyLocation }
             result.append(Entry(key: key, keyLocation: keyLocation, value: pair.value))
         }
         return result

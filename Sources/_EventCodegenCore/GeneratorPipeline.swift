@@ -19,7 +19,7 @@ public struct InputFile: Sendable, Hashable {
 public enum OutputFormat: String, Sendable, Hashable, CaseIterable {
     /// Swift payload types, event-name enum and typed decoder (what the build plugin generates).
     case swift
-    /// TypeScript declarations for socket.io-client (`ServerToClientEvents`).
+    /// TypeScript declarations for socket.io-client (`ServerToClientEvents`, `ClientToServerEvents`).
     case typescript
     /// An AsyncAPI 3.0 document in YAML.
     case asyncapi
@@ -128,6 +128,8 @@ public enum GeneratorPipeline {
     }
 
     private static func counts(_ catalog: Catalog) -> String {
-        "\(catalog.events.count) events, \(catalog.types.count) types"
+        // Client events are counted only when there are some, so a server-only catalog's line stays as it was.
+        let clientEvents = catalog.clientEvents.isEmpty ? "" : "\(catalog.clientEvents.count) client events, "
+        return "\(catalog.events.count) events, \(clientEvents)\(catalog.types.count) types"
     }
 }

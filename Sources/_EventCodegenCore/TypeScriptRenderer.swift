@@ -1,5 +1,7 @@
-/// Renders a catalog as TypeScript declarations for socket.io-client users: one interface per payload, string
-/// literal unions for enums, and `ServerToClientEvents` for `Socket<ServerToClientEvents>`.
+/// Renders a catalog as TypeScript declarations for socket.io-client users: one interface per payload and per ack,
+/// string literal unions for enums, `ServerToClientEvents` and — when the catalog has client events —
+/// `ClientToServerEvents`, typed the way socket.io's `Socket<ListenEvents, EmitEvents>` reads them: an event with
+/// an ack takes a last `callback` argument that receives the ack.
 struct TypeScriptRenderer {
     let catalog: Catalog
     /// The command named in the header line.
@@ -10,7 +12,12 @@ struct TypeScriptRenderer {
         writer.line(
             "// " + GeneratorPipeline.header(self.catalog, generator: self.generator)
         )
-        writer.line("// Use with socket.io-client: `const socket: Socket<ServerToClientEvents> = io(url);`")
+        // A server-only catalog keeps its one-parameter usage (and its bytes); with client events the socket is
+        // typed both ways.
+        let socketType =
+            self.catalog.clientEvents.isEmpty
+            ? "Socket<ServerToClientEvents>" : "Socket<ServerToClientEvents, ClientToServerEvents>"
+        writer.line("// Use with socket.io-client: `const socket: \(socketType) = io(url);`")
         if let summary = self.catalog.summary {
             writer.line()
             Self.doc(summary, &writer)
@@ -28,18 +35,27 @@ struct TypeScriptRenderer {
             }
         }
         for event in self.catalog.events {
-            writer.line()
-            Self.doc("\(event.summary)\n\nEvent `\(event.name)` in namespace `\(event.namespace)`.", &writer)
-            writer.block("export interface \(event.typeName) {") { writer in
-                self.fields(event.payload, &writer)
-            }
+            self.interfaces(event, kind: "Event", answeredBy: "the client", &writer)
+        }
+        for event in self.catalog.clientEvents {
+            self.interfaces(event, kind: "Client event", answeredBy: "the server", &writer)
         }
         writer.line()
         Self.doc("The events a SocketGateway server emits to clients, by wire name.", &writer)
         writer.block("export interface ServerToClientEvents {") { writer in
             for event in self.catalog.events {
                 Self.doc(event.summary.oneLine, &writer)
-                writer.line("\(event.name.quotedLiteral): (payload: \(event.typeName)) => void;")
+                writer.line("\(event.name.quotedLiteral): \(Self.listener(event));")
+            }
+        }
+        if !self.catalog.clientEvents.isEmpty {
+            writer.line()
+            Self.doc("The events clients send to a SocketGateway server, by wire name.", &writer)
+            writer.block("export interface ClientToServerEvents {") { writer in
+                for event in self.catalog.clientEvents {
+                    Self.doc(event.summary.oneLine, &writer)
+                    writer.line("\(event.name.quotedLiteral): \(Self.listener(event));")
+                }
             }
         }
         writer.line()
@@ -52,7 +68,41 @@ struct TypeScriptRenderer {
                 writer.line("\(event.name.quotedLiteral): \(event.namespace.quotedLiteral);")
             }
         }
+        if !self.catalog.clientEvents.isEmpty {
+            writer.line()
+            Self.doc("The client event names of the \(self.catalog.name) catalog.", &writer)
+            writer.line("export type \(self.catalog.name)ClientEventName = keyof ClientToServerEvents;")
+            writer.line()
+            Self.doc("The Socket.IO namespace each client event is sent in.", &writer)
+            writer.block("export interface \(self.catalog.name)ClientEventNamespaces {") { writer in
+                for event in self.catalog.clientEvents {
+                    writer.line("\(event.name.quotedLiteral): \(event.namespace.quotedLiteral);")
+                }
+            }
+        }
         return writer.text
+    }
+
+    /// The payload interface of `event` and, when it declares one, its ack interface.
+    private func interfaces(_ event: Event, kind: String, answeredBy answerer: String, _ writer: inout CodeWriter) {
+        writer.line()
+        Self.doc("\(event.summary)\n\n\(kind) `\(event.name)` in namespace `\(event.namespace)`.", &writer)
+        writer.block("export interface \(event.typeName) {") { writer in
+            self.fields(event.payload, &writer)
+        }
+        guard let ack = event.ack else { return }
+        writer.line()
+        Self.doc("The answer \(answerer) sends back (the Socket.IO acknowledgement) for `\(event.name)`.", &writer)
+        writer.block("export interface \(event.ackTypeName) {") { writer in
+            self.fields(ack, &writer)
+        }
+    }
+
+    /// The listener type socket.io's typed `Socket` reads: `(payload) => void`, with a last `callback` that takes
+    /// the ack when the event has one (so `emit` needs the callback and `emitWithAck` resolves to the ack).
+    private static func listener(_ event: Event) -> String {
+        guard event.ack != nil else { return "(payload: \(event.typeName)) => void" }
+        return "(payload: \(event.typeName), callback: (ack: \(event.ackTypeName)) => void) => void"
     }
 
     private func fields(_ fields: [Field], _ writer: inout CodeWriter) {

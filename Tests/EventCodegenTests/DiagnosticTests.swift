@@ -7,8 +7,28 @@ import Testing
 @Suite struct DiagnosticTests {
     static let cases: [(fixture: String, expected: String)] = [
         (
+            "ack-not-an-object",
+            "errors/ack-not-an-object.yaml:9:10: error: the ack of client event 'job:start' must be an object: a mapping of fields like 'payload' (found 'uuid'); to answer with one value, name it, e.g. 'ack: { result: uuid }'"
+        ),
+        (
+            "ack-type-clash",
+            "errors/ack-type-clash.yaml:8:3: error: event 'job:done:ack' becomes the Swift type 'JobDoneAck', which clashes with the ack of event 'job:done'; rename one"
+        ),
+        (
             "alias",
             "errors/alias.yaml:6:9: error: YAML aliases are not supported in a catalog; use a named type under 'types' to reuse a definition"
+        ),
+        (
+            "client-event-type-clash",
+            "errors/client-event-type-clash.yaml:7:3: error: client event 'chat:message' becomes the Swift type 'ChatMessage', which clashes with event 'chat.message'; rename one"
+        ),
+        (
+            "client-event-unknown-key",
+            "errors/client-event-unknown-key.yaml:9:5: error: unknown key 'acks' in client event 'ping'; expected 'summary', 'namespace', 'payload', 'ack'"
+        ),
+        (
+            "duplicate-client-event",
+            "errors/duplicate-client-event.yaml:9:3: error: duplicate client event 'chat:message' (first defined at 7:3)"
         ),
         (
             "duplicate-enum-value",
@@ -89,7 +109,11 @@ import Testing
         ),
         (
             "unknown-key",
-            "errors/unknown-key.yaml:6:5: error: unknown key 'payloads' in event 'ping'; expected 'summary', 'namespace', 'payload'"
+            "errors/unknown-key.yaml:6:5: error: unknown key 'payloads' in event 'ping'; expected 'summary', 'namespace', 'payload', 'ack'"
+        ),
+        (
+            "unknown-section",
+            "errors/unknown-section.yaml:6:1: error: unknown key 'client-events' in the catalog; expected 'version', 'name', 'summary', 'namespace', 'types', 'events', 'client_events'"
         ),
         (
             "unknown-type",

@@ -11,7 +11,7 @@ func readFixture(_ relativePath: String) throws -> [UInt8] {
 }
 
 @Suite struct GoldenTests {
-    static let catalogs = ["sheet-sync", "kitchen-sink"]
+    static let catalogs = ["sheet-sync", "kitchen-sink", "both-ways"]
 
     @Test(arguments: Self.catalogs, OutputFormat.allCases)
     func outputMatchesCommittedReference(catalog: String, format: OutputFormat) throws {
