@@ -203,6 +203,13 @@ let package = Package(
             path: "Tests/GeneratedEventsFixture",
             plugins: ["SocketGatewayEventsPlugin"]
         ),
+        // The same for the both-ways catalog (client events and acks), so tests call its client event types too.
+        .target(
+            name: "GeneratedBothWaysFixture",
+            dependencies: ["SocketGatewayCore"],
+            path: "Tests/GeneratedBothWaysFixture",
+            plugins: ["SocketGatewayEventsPlugin"]
+        ),
         // The demo's event catalog: the top-level events.yaml (symlinked), compiled by SocketGatewayEventsPlugin.
         .target(
             name: "SheetSyncEvents",
@@ -230,7 +237,9 @@ let package = Package(
         ),
         .testTarget(
             name: "EventCodegenTests",
-            dependencies: ["_EventCodegenCore", "GeneratedEventsFixture", "SocketGatewayCore"],
+            dependencies: [
+                "_EventCodegenCore", "GeneratedEventsFixture", "GeneratedBothWaysFixture", "SocketGatewayCore",
+            ],
             exclude: ["Fixtures"]
         ),
         .testTarget(
@@ -257,6 +266,7 @@ let package = Package(
                 "SocketGatewayServer",
                 "SocketGatewayEngineIO",
                 "SheetSyncEvents",
+                "GeneratedBothWaysFixture",
                 "SocketGatewayRedis",
                 "SocketGatewayRedisTestKit",
                 "SocketGatewayWorker",

@@ -1,4 +1,5 @@
 import Foundation
+import GeneratedBothWaysFixture
 import Logging
 import MetricsTestKit
 import NIOConcurrencyHelpers
@@ -139,6 +140,11 @@ struct TypedPingAck: SocketPayloadDecodable, Hashable {
             recorder.record("note \(note.text)")
         }
         namespace.on("echo") { _, arguments, ack in ack?.send(arguments) }
+        // A generated type (the both-ways fixture catalog), registered the same way.
+        namespace.on(ChatMessageFromClient.self) { _, message, ack in
+            recorder.record("chat \(message.room): \(message.text)")
+            ack(ChatMessageFromClientAck(messageID: Self.messageID, acceptedAt: Date(timeIntervalSince1970: 0)))
+        }
         server.namespace("/admin").onConnect { recorder.connected($0) }
         try await server.start()
         let clients = MultiThreadedEventLoopGroup(numberOfThreads: 1)
@@ -233,7 +239,8 @@ struct TypedPingAck: SocketPayloadDecodable, Hashable {
             #expect(
                 try await client.nextText()
                     == #"42["socketgateway:error",{"error":"invalid_payload","event":"test:sync:request","#
-                    + #""path":"$.sheet_id","message":"test:sync:request: missing field at $.sheet_id: the payload has no 'sheet_id'"}]"#
+                    + #""path":"$.sheet_id","message":"test:sync:request: missing field at $.sheet_id: "#
+                    + #"the payload has no 'sheet_id'"}]"#
             )
             // No argument at all, or two: the argument count is refused too.
             try await client.send(#"42["test:sync:request"]"#)
@@ -289,6 +296,41 @@ struct TypedPingAck: SocketPayloadDecodable, Hashable {
                 #expect(!line.text.contains("\n") && !line.text.contains("\u{1B}"), "one line, no escape: \(line.text)")
                 #expect(line.metadata.contains(#"$.after: expected a UUID, found 'x\nFORGED LINE \u{1B}[31m'"#))
             }
+            await client.close()
+        }
+    }
+
+    static let messageID = UUID(uuidString: "4F1C2B3A-9D8E-4F70-8A6B-5C4D3E2F1A0B")!
+
+    @Test func generatedTypesRegisterAndAnswerTheSameWay() async throws {
+        try await self.withServer { h in
+            let (client, sid) = try await self.connect(h)
+            try await client.send(#"421["chat:message",{"room":"r1","text":"hi"}]"#)
+            #expect(
+                try await client.nextText()
+                    == #"431[{"message_id":"4f1c2b3a-9d8e-4f70-8a6b-5c4d3e2f1a0b","#
+                    + #""accepted_at":"1970-01-01T00:00:00.000Z"}]"#
+            )
+            try await client.send(#"422["chat:message",{"room":"r1"}]"#)
+            #expect(
+                try await client.nextText()
+                    == #"432[{"error":"invalid_payload","event":"chat:message","path":"$.text","#
+                    + #""message":"chat:message: missing field at $.text: the payload has no 'text'"}]"#
+            )
+            #expect(h.recorder.events == ["chat r1: hi"])
+
+            // A generated server event with an ack: emitWithAck returns the generated Ack type.
+            try await h.recorder.waitUntil { $0.connection(sid) != nil }
+            let connection = try #require(h.recorder.connection(sid))
+            let progress = SheetSyncProgress(jobID: Self.messageID, stage: .running, percent: 50.5)
+            async let answer = connection.emitWithAck(progress, timeout: .seconds(10))
+            #expect(
+                try await client.nextText()
+                    == #"420["sheet:sync:progress",{"job_id":"4f1c2b3a-9d8e-4f70-8a6b-5c4d3e2f1a0b","stage":"running","#
+                    + #""percent":50.5}]"#
+            )
+            try await client.send(#"430[{"rendered":true,"lag_ms":4}]"#)
+            #expect(try await answer == SheetSyncProgressAck(rendered: true, lagMs: 4))
             await client.close()
         }
     }
