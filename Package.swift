@@ -146,14 +146,17 @@ let package = Package(
             ]
         ),
         // A real SocketServer with handlers that the Python interop tests (Tests/Interop) drive. Not a product.
+        // Its events.yaml (typed client events and acks) is compiled by SocketGatewayEventsPlugin.
         .executableTarget(
             name: "socket-gateway-interop-server",
             dependencies: [
                 "SocketGatewayServer",
+                "SocketGatewayCore",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
-            path: "Tests/InteropServer"
+            path: "Tests/InteropServer",
+            plugins: ["SocketGatewayEventsPlugin"]
         ),
         // libyaml (Debian libyaml-dev): the event catalog parser.
         .systemLibrary(
