@@ -633,6 +633,12 @@ struct CatalogParser {
         if !catalogName.isEmpty {
             taken[catalogName + "Event"] = "the generated decoder enum"
             taken[catalogName + "EventName"] = "the generated event-name enum"
+            for name in ["EventNamespaces", "ClientEventName", "ClientEventNamespaces"] {
+                taken[catalogName + name] = "the TypeScript export's '\(catalogName + name)'"
+            }
+        }
+        for name in ["ServerToClientEvents", "ClientToServerEvents"] {
+            taken[name] = "the TypeScript export's '\(name)'"
         }
         for type in types where self.namedTypeNames.contains(type.key) {
             if let owner = taken[type.key] {

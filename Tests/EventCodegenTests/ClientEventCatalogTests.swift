@@ -169,6 +169,32 @@ import Testing
         )
     }
 
+    @Test func namesTheTypeScriptExportDeclaresAreTaken() {
+        let yaml = """
+            version: 1
+            name: Names
+            types:
+              ClientToServerEvents:
+                enum: [a]
+            events:
+              server:to:client:events:
+                summary: Would be the interface ServerToClientEvents.
+              names:event:namespaces:
+                summary: Would be NamesEventNamespaces.
+            client_events:
+              names:client:event:name:
+                summary: Would be NamesClientEventName.
+            """
+        #expect(
+            Self.diagnostics(yaml, path: "names.yaml") == [
+                "names.yaml:4:3: error: type name 'ClientToServerEvents' clashes with the TypeScript export's 'ClientToServerEvents'; rename the type",
+                "names.yaml:7:3: error: event 'server:to:client:events' becomes the Swift type 'ServerToClientEvents', which clashes with the TypeScript export's 'ServerToClientEvents'; rename one",
+                "names.yaml:9:3: error: event 'names:event:namespaces' becomes the Swift type 'NamesEventNamespaces', which clashes with the TypeScript export's 'NamesEventNamespaces'; rename one",
+                "names.yaml:12:3: error: client event 'names:client:event:name' becomes the Swift type 'NamesClientEventName', which clashes with the TypeScript export's 'NamesClientEventName'; rename one",
+            ]
+        )
+    }
+
     @Test func clientEventsMustBeAMapping() {
         let yaml = """
             version: 1
