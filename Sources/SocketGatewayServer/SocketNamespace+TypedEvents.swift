@@ -10,7 +10,8 @@ extension SocketNamespace {
     /// The connection stays open. A client that asks for an ack of this event (which the catalog declares
     /// without one) gets an empty ack once `handler` returned.
     /// - Parameters:
-    ///   - event: The generated client event type; it must belong to this namespace.
+    ///   - event: The generated client event type. It must belong to this namespace: registering it on another
+    ///     is a programming error that stops the program (the handler could never run).
     ///   - handler: Gets the connection and the decoded payload.
     public func on<Event: SocketClientEvent>(
         _ event: Event.Type,
@@ -30,7 +31,8 @@ extension SocketNamespace {
     /// the refusal is counted in `socketgateway_client_events_refused_total` and logged at most once per 10 s.
     /// The connection stays open.
     /// - Parameters:
-    ///   - event: The generated client event type; it must belong to this namespace.
+    ///   - event: The generated client event type. It must belong to this namespace: registering it on another
+    ///     is a programming error that stops the program (the handler could never run).
     ///   - handler: Gets the connection, the decoded payload and the typed ack (which sends nothing when the
     ///     client did not ask for one).
     public func on<Event: SocketClientEvent>(
