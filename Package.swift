@@ -146,14 +146,17 @@ let package = Package(
             ]
         ),
         // A real SocketServer with handlers that the Python interop tests (Tests/Interop) drive. Not a product.
+        // Its events.yaml (typed client events and acks) is compiled by SocketGatewayEventsPlugin.
         .executableTarget(
             name: "socket-gateway-interop-server",
             dependencies: [
                 "SocketGatewayServer",
+                "SocketGatewayCore",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
-            path: "Tests/InteropServer"
+            path: "Tests/InteropServer",
+            plugins: ["SocketGatewayEventsPlugin"]
         ),
         // libyaml (Debian libyaml-dev): the event catalog parser.
         .systemLibrary(
@@ -203,6 +206,13 @@ let package = Package(
             path: "Tests/GeneratedEventsFixture",
             plugins: ["SocketGatewayEventsPlugin"]
         ),
+        // The same for the both-ways catalog (client events and acks), so tests call its client event types too.
+        .target(
+            name: "GeneratedBothWaysFixture",
+            dependencies: ["SocketGatewayCore"],
+            path: "Tests/GeneratedBothWaysFixture",
+            plugins: ["SocketGatewayEventsPlugin"]
+        ),
         // The demo's event catalog: the top-level events.yaml (symlinked), compiled by SocketGatewayEventsPlugin.
         .target(
             name: "SheetSyncEvents",
@@ -230,7 +240,9 @@ let package = Package(
         ),
         .testTarget(
             name: "EventCodegenTests",
-            dependencies: ["_EventCodegenCore", "GeneratedEventsFixture", "SocketGatewayCore"],
+            dependencies: [
+                "_EventCodegenCore", "GeneratedEventsFixture", "GeneratedBothWaysFixture", "SocketGatewayCore",
+            ],
             exclude: ["Fixtures"]
         ),
         .testTarget(
@@ -257,6 +269,7 @@ let package = Package(
                 "SocketGatewayServer",
                 "SocketGatewayEngineIO",
                 "SheetSyncEvents",
+                "GeneratedBothWaysFixture",
                 "SocketGatewayRedis",
                 "SocketGatewayRedisTestKit",
                 "SocketGatewayWorker",

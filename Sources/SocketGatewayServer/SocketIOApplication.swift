@@ -63,6 +63,8 @@ final class SocketIOApplication: EngineIOApplication, Sendable {
     }
 
     private let roomChannelWarning = RateLimitedWarning()
+    /// Client events that typed handlers refused (their payloads did not match the catalog).
+    let clientEventRefusedWarning = RateLimitedWarning(interval: SocketIOApplication.warningInterval)
 
     /// A connect went ahead without Redis confirming its user room's channel in time (room-channel mode).
     func logRoomChannelNotConfirmed(namespace: String, room: String) {

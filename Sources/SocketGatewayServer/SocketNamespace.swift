@@ -149,7 +149,9 @@ public struct SocketDisconnectReason: Sendable, Hashable, CustomStringConvertibl
 public struct SocketAckError: Error, Hashable, CustomStringConvertible {
     /// The kind of failure.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
-        private enum Base: Hashable, Sendable { case timeout, disconnected, notConnected }
+        private enum Base: Hashable, Sendable {
+            case timeout, disconnected, notConnected, wrongNamespace, invalidAnswer
+        }
         private let base: Base
         private init(_ base: Base) { self.base = base }
         /// The client did not answer within the timeout.
@@ -158,6 +160,10 @@ public struct SocketAckError: Error, Hashable, CustomStringConvertible {
         public static let disconnected = Code(.disconnected)
         /// The connection had already ended when the event was to be sent.
         public static let notConnected = Code(.notConnected)
+        /// A typed event was to be sent on a connection of another namespace than the event's.
+        public static let wrongNamespace = Code(.wrongNamespace)
+        /// The client answered, but not with the event's typed ack; ``SocketAckError/answerError`` says where.
+        public static let invalidAnswer = Code(.invalidAnswer)
         /// The text shown when this value is printed or logged.
         public var description: String { "\(self.base)" }
     }
@@ -170,9 +176,13 @@ public struct SocketAckError: Error, Hashable, CustomStringConvertible {
     public var sid: String
     /// The namespace.
     public var namespace: String
+    /// For `invalidAnswer`: what in the client's answer did not match the event's ack type.
+    public var answerError: SocketEventDecodingError?
 
     /// The text shown when this value is printed or logged.
     public var description: String {
-        "no ack for event \(self.event) from \(self.sid) in \(self.namespace): \(self.code)"
+        let base = "no ack for event \(self.event) from \(self.sid) in \(self.namespace): \(self.code)"
+        guard let answerError = self.answerError else { return base }
+        return "\(base): \(answerError)"
     }
 }

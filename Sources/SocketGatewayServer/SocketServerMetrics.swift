@@ -35,6 +35,16 @@ struct SocketServerMetrics: Sendable {
         ).increment()
     }
 
+    /// A client event handled by a typed handler was refused: its payload did not match the catalog. `event` is
+    /// a typed handler's event, so the dimensions stay bounded by the catalog.
+    func clientEventRefused(event: String, namespace: String) {
+        Counter(
+            label: "socketgateway_client_events_refused_total",
+            dimensions: [("namespace", namespace), ("event", event)],
+            factory: self.factory
+        ).increment()
+    }
+
     /// A client's CONNECT was refused. Refusals by the authenticator count in `socketgateway_auth_failures_total`;
     /// unknown namespaces are not counted (their names would make the dimension unbounded).
     func connectRefused(_ refusal: SocketIOSessionStateMachine.ConnectRefusal, namespace: String) {

@@ -1,4 +1,5 @@
-/// Renders a catalog as Swift: payload structs conforming to `SocketEvent`, the event-name enum and the typed
+/// Renders a catalog as Swift: payload structs conforming to `SocketEvent` (`SocketAcknowledgedEvent` with an ack),
+/// client event structs conforming to `SocketClientEvent`, one struct per ack, the event-name enum and the typed
 /// decoder enum. Pure: the same catalog always gives the same bytes.
 struct SwiftRenderer {
     let catalog: Catalog
@@ -35,14 +36,26 @@ struct SwiftRenderer {
             writer.doc(event.summary)
             writer.line("///")
             writer.line("/// Event `\(event.name)` in namespace `\(event.namespace)`.")
-            writer.block("public struct \(event.typeName): SocketEvent, Codable, Sendable, Hashable {") { writer in
-                writer.line("/// The event's wire name.")
-                writer.line("public static let eventName = \(event.name.quotedLiteral)")
-                writer.line("/// The Socket.IO namespace the event is emitted in.")
-                writer.line("public static let namespace = \(event.namespace.quotedLiteral)")
-                writer.line()
+            let conformance = event.ack == nil ? "SocketEvent" : "SocketAcknowledgedEvent"
+            writer.block("public struct \(event.typeName): \(conformance), Codable, Sendable, Hashable {") { writer in
+                self.renderEventHeader(event, direction: .toClient, &writer)
                 self.renderObjectBody(event.payload, typeName: event.typeName, &writer)
             }
+            self.renderAck(of: event, direction: .toClient, &writer)
+        }
+        for event in self.catalog.clientEvents {
+            writer.line()
+            writer.doc(event.summary)
+            writer.line("///")
+            writer.line(
+                "/// Client event `\(event.name)` in namespace `\(event.namespace)`: a client sends it to the server."
+            )
+            writer.block("public struct \(event.typeName): SocketClientEvent, Codable, Sendable, Hashable {") {
+                writer in
+                self.renderEventHeader(event, direction: .toServer, &writer)
+                self.renderObjectBody(event.payload, typeName: event.typeName, &writer)
+            }
+            self.renderAck(of: event, direction: .toServer, &writer)
         }
         for type in self.catalog.types {
             writer.line()
@@ -127,6 +140,55 @@ struct SwiftRenderer {
                     }
                 }
             }
+        }
+    }
+
+    // MARK: Events and acks
+
+    /// Which way an event goes, for the words of its documentation.
+    private enum Direction {
+        /// A server event (`events`): the client answers its ack.
+        case toClient
+        /// A client event (`client_events`): the server answers its ack.
+        case toServer
+
+        var namespaceDoc: String {
+            switch self {
+            case .toClient: "The Socket.IO namespace the event is emitted in."
+            case .toServer: "The Socket.IO namespace the client sends the event in."
+            }
+        }
+
+        var receiver: String {
+            switch self {
+            case .toClient: "client"
+            case .toServer: "server"
+            }
+        }
+    }
+
+    /// The wire name, the namespace and, when the event has an ack, its `Ack` type.
+    private func renderEventHeader(_ event: Event, direction: Direction, _ writer: inout CodeWriter) {
+        writer.line("/// The event's wire name.")
+        writer.line("public static let eventName = \(event.name.quotedLiteral)")
+        writer.line("/// \(direction.namespaceDoc)")
+        writer.line("public static let namespace = \(event.namespace.quotedLiteral)")
+        if event.ack != nil {
+            writer.line("/// What the \(direction.receiver) answers the event with (its ack).")
+            writer.line("public typealias Ack = \(event.ackTypeName)")
+        }
+        writer.line()
+    }
+
+    /// The struct of `event`'s ack, when it has one: read and written as JSON like a payload, so the server
+    /// decodes a client's answer and encodes its own.
+    private func renderAck(of event: Event, direction: Direction, _ writer: inout CodeWriter) {
+        guard let fields = event.ack else { return }
+        writer.line()
+        writer.line("/// What the \(direction.receiver) answers `\(event.name)` with (its ack).")
+        let conformances = "SocketPayloadDecodable, SocketPayloadEncodable, Codable, Sendable, Hashable"
+        writer.block("public struct \(event.ackTypeName): \(conformances) {") { writer in
+            self.renderObjectBody(fields, typeName: event.ackTypeName, &writer)
         }
     }
 
@@ -351,7 +413,10 @@ struct SwiftRenderer {
             default: break
             }
         }
-        for event in self.catalog.events { visit(event.payload) }
+        for event in self.catalog.events + self.catalog.clientEvents {
+            visit(event.payload)
+            visit(event.ack ?? [])
+        }
         for type in self.catalog.types { if case .object(let fields) = type.definition { visit(fields) } }
         return result
     }

@@ -46,6 +46,14 @@ func readFixture(_ relativePath: String) throws -> [UInt8] {
             kitchenSink == generatedFixture,
             "Tests/GeneratedEventsFixture/events.yaml is stale: run tools/regenerate-golden"
         )
+        let bothWays = try Data(contentsOf: fixturesDirectory.appendingPathComponent("golden/both-ways/events.yaml"))
+        let bothWaysFixture = try Data(
+            contentsOf: root.appendingPathComponent("Tests/GeneratedBothWaysFixture/events.yaml")
+        )
+        #expect(
+            bothWays == bothWaysFixture,
+            "Tests/GeneratedBothWaysFixture/events.yaml is stale: run tools/regenerate-golden"
+        )
     }
 
     @Test func headerNamesTheSourceFile() throws {

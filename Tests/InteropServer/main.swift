@@ -272,6 +272,7 @@ func runInteropServer() async -> Int32 {
     let server = SocketServer(configuration: configuration, authenticator: authenticator, logger: logger)
     installHandlers(on: server.namespace("/"), gateway: server.gateway, logger: logger)
     installHandlers(on: server.namespace("/custom"), gateway: server.gateway, logger: logger)
+    installTypedHandlers(on: server.namespace("/"), gateway: server.gateway, logger: logger)
 
     let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
     do {

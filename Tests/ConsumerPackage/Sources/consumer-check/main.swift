@@ -71,6 +71,30 @@ let expectedNames = ["invoice:created", "invoice:paid"]
 #endif
 check(InvoiceEventName.allCases.map(\.rawValue) == expectedNames, "event-name enum: \(expectedNames)")
 
+// A client event: the server decodes what a client sends and answers with the typed ack.
+let remind = try InvoiceRemind(jsonValue: ["invoice_id": "0e5a7c1d-2b3f-4a5b-8c9d-0e1f2a3b4c5d", "channel": "email"])
+check(remind == InvoiceRemind(invoiceID: invoiceID, channel: "email"), "client event decodes: \(remind)")
+check(InvoiceRemind.eventName == "invoice:remind" && InvoiceRemind.Ack.self == InvoiceRemindAck.self, "ack type")
+check(InvoiceRemindAck(queued: true).jsonValue.jsonString == #"{"queued":true}"#, "ack JSON")
+do {
+    _ = try InvoiceRemind(jsonValue: ["invoice_id": "nope", "channel": "email"])
+    check(false, "an invalid client payload must not decode")
+} catch let error as SocketEventDecodingError {
+    check(error.pathDescription == "$.invoice_id", "an invalid client payload names the path: \(error)")
+}
+
+#if CONSUMER_EDITED_CATALOG
+// tools/test-consumer also adds a field to the client event and to its ack: the typed handler's API follows.
+let urgent = try InvoiceRemind(
+    jsonValue: ["invoice_id": "0e5a7c1d-2b3f-4a5b-8c9d-0e1f2a3b4c5d", "channel": "sms", "urgent": true]
+)
+check(urgent.urgent == true, "new client event field urgent: \(urgent)")
+check(
+    InvoiceRemindAck(queued: true, position: 3).jsonValue.jsonString == #"{"queued":true,"position":3}"#,
+    "new ack field position"
+)
+#endif
+
 #if CONSUMER_EDITED_CATALOG
 // tools/test-consumer adds a field and an event to a copy of the catalog and builds with this flag: the new
 // names only exist if the plugin regenerated the code from the edited events.yaml.

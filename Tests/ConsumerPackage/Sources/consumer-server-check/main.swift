@@ -82,6 +82,10 @@ server.namespace("/").onConnect { socket in
 server.namespace("/").on("ping") { socket, arguments, ack in
     ack?(.string("pong"))
 }
+// A typed client event: the payload arrives decoded (or is refused before the handler), the ack takes the type.
+server.namespace("/").on(InvoiceRemind.self) { socket, request, ack in
+    ack(InvoiceRemindAck(queued: request.channel == "email"))
+}
 server.namespace("/").onDisconnect { socket, reason in
     _ = reason.description
 }
