@@ -4,6 +4,8 @@ struct CatalogParser {
     static let reservedEventNames: Set<String> = [
         "connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener",
     ]
+    /// The event SocketGateway sends a client whose typed client event it refused (`SocketEventRefusal`).
+    static let refusalEventName = "socketgateway:error"
     /// Names a nested type must not take: it would hide the standard type inside the generated struct.
     static let shadowedNames: Set<String> = [
         "Any", "Array", "Bool", "Codable", "CodingKeys", "Data", "Date", "Decodable", "Dictionary", "Double",
@@ -202,6 +204,13 @@ struct CatalogParser {
         if Self.reservedEventNames.contains(name) {
             self.diagnostics.error(
                 "event name '\(name)' is reserved by Socket.IO and cannot be emitted; choose another name",
+                at: entry.keyLocation
+            )
+            return nil
+        }
+        if name == Self.refusalEventName {
+            self.diagnostics.error(
+                "event name '\(name)' is reserved by SocketGateway: it carries the refusal of a client event whose payload does not match the catalog; choose another name",
                 at: entry.keyLocation
             )
             return nil

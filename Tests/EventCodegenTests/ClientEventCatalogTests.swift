@@ -169,6 +169,26 @@ import Testing
         )
     }
 
+    @Test func theRefusalEventNameIsReservedInBothDirections() {
+        let yaml = """
+            version: 1
+            name: Refusals
+            events:
+              socketgateway:error:
+                summary: Would look like a refusal to every client.
+            client_events:
+              socketgateway:error:
+                summary: Would never reach its handler's sender as an answer.
+            """
+        let message =
+            "error: event name 'socketgateway:error' is reserved by SocketGateway: it carries the refusal of a client event whose payload does not match the catalog; choose another name"
+        #expect(
+            Self.diagnostics(yaml, path: "refusals.yaml") == [
+                "refusals.yaml:4:3: \(message)", "refusals.yaml:7:3: \(message)",
+            ]
+        )
+    }
+
     @Test func namesTheTypeScriptExportDeclaresAreTaken() {
         let yaml = """
             version: 1
