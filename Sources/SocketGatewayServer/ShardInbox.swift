@@ -126,7 +126,13 @@ final class ShardInbox: @unchecked Sendable {
         for operation in batch {
             switch operation {
             case .deliver(let message, let namespace, let rooms, let excluding):
-                delivered += shard.deliver(message, namespace: namespace, rooms: rooms, excluding: excluding)
+                delivered += shard.deliver(
+                    message,
+                    namespace: namespace,
+                    rooms: rooms,
+                    excluding: excluding,
+                    flushingIn: shard.flushBatch
+                )
             case .join(let connection, let room):
                 shard.applyRemoteJoin(connection, room: room)
             case .leave(let connection, let room):
@@ -139,6 +145,8 @@ final class ShardInbox: @unchecked Sendable {
                 body(shard)
             }
         }
+        // One flush per session written to, after the whole batch (in the order the sessions were first written).
+        shard.flushBatch.flush()
         batch.removeAll(keepingCapacity: true)
         self.spare = batch
         if delivered > 0 { self.onDelivered(delivered) }
