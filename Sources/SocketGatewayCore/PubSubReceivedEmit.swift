@@ -98,6 +98,12 @@ package struct PubSubReceivedEmit: Sendable {
         )
     }
 
+    /// The most bytes ``writeEventPacket(into:)`` writes (0 where the arguments are not copied).
+    package var eventPacketCapacity: Int {
+        guard case .raw(_, let event, let data, _) = self.arguments else { return 0 }
+        return 8 + self.namespace.utf8.count + event.count + data.count
+    }
+
     /// Appends the Socket.IO EVENT packet's text (without the Engine.IO `4`): `2`, the namespace and `,` unless
     /// it is `/`, then `[` the event name's JSON string, `,` each argument `]`, copied from the published bytes
     /// with the whitespace between tokens left out.
@@ -106,7 +112,7 @@ package struct PubSubReceivedEmit: Sendable {
         guard case .raw(let bytes, let event, let data, false) = self.arguments else {
             preconditionFailure("writeEventPacket(into:) needs arguments that can be copied (copiesArguments)")
         }
-        buffer.reserveCapacity(minimumWritableBytes: 8 + self.namespace.utf8.count + event.count + data.count)
+        buffer.reserveCapacity(minimumWritableBytes: self.eventPacketCapacity)
         buffer.writeInteger(UInt8(ascii: "2"))
         if self.namespace != "/" && !self.namespace.isEmpty {
             buffer.writeString(self.namespace)

@@ -41,6 +41,28 @@ package struct EngineIOOutboundMessage: Sendable {
         self.webSocketFrames = frames
     }
 
+    /// Encodes a text message (no attachments) into one buffer: `writeTextPayload` appends the text after the
+    /// `4`, then the frame header is put in the room left before it. `textPayload` is a view of the same bytes, so
+    /// the message costs one allocation and no copy of its text.
+    /// - Parameters:
+    ///   - capacity: The text's expected length in bytes (a hint; the buffer grows if it is longer).
+    ///   - writeTextPayload: Appends the message text after the `4` (e.g. a Socket.IO packet).
+    package init(textPayloadCapacity capacity: Int, writingTextPayload writeTextPayload: (inout ByteBuffer) -> Void) {
+        let headerRoom = WebSocketFrameBytes.maximumHeaderLength
+        var frames = ByteBuffer()
+        frames.reserveCapacity(headerRoom + 1 + capacity)
+        frames.moveWriterIndex(forwardBy: headerRoom)
+        frames.writeInteger(UInt8(ascii: "4"))
+        writeTextPayload(&frames)
+        let payloadLength = frames.writerIndex - headerRoom
+        let headerStart = headerRoom - WebSocketFrameBytes.headerLength(payloadLength: payloadLength)
+        WebSocketFrameBytes.setHeader(opcode: .text, payloadLength: payloadLength, at: headerStart, in: &frames)
+        frames.moveReaderIndex(to: headerStart)
+        self.textPayload = frames.getSlice(at: headerRoom + 1, length: payloadLength - 1)!
+        self.attachments = []
+        self.webSocketFrames = frames
+    }
+
     /// The message as Engine.IO packets (for the polling buffer).
     var packets: [EngineIOPacket] {
         var packets: [EngineIOPacket] = [.message(self.textPayload)]
@@ -58,6 +80,24 @@ enum WebSocketFrameBytes {
 
     static func headerLength(payloadLength: Int) -> Int {
         payloadLength < 126 ? 2 : (payloadLength <= 0xFFFF ? 4 : 10)
+    }
+
+    /// The longest header `writeHeader` writes (a 64-bit length).
+    static var maximumHeaderLength: Int { 10 }
+
+    /// Sets the header of a frame carrying `payloadLength` bytes at `index` of `buffer` (which must be written
+    /// that far: `headerLength(payloadLength:)` bytes from `index`).
+    static func setHeader(opcode: Opcode, payloadLength: Int, at index: Int, in buffer: inout ByteBuffer) {
+        buffer.setInteger(0x80 | opcode.rawValue, at: index)
+        if payloadLength < 126 {
+            buffer.setInteger(UInt8(payloadLength), at: index + 1)
+        } else if payloadLength <= 0xFFFF {
+            buffer.setInteger(UInt8(126), at: index + 1)
+            buffer.setInteger(UInt16(payloadLength), at: index + 2)
+        } else {
+            buffer.setInteger(UInt8(127), at: index + 1)
+            buffer.setInteger(UInt64(payloadLength), at: index + 2)
+        }
     }
 
     static func writeHeader(opcode: Opcode, payloadLength: Int, into buffer: inout ByteBuffer) {

@@ -128,6 +128,20 @@ package final class EngineIOSession: @unchecked Sendable {
         )
     }
 
+    /// Queues a message as ``send(_:)`` does, on `eventLoop`, and leaves the WebSocket flush to `batch`: a caller
+    /// that writes to many sessions in one go (a batch of deliveries) flushes each once, when the batch ends,
+    /// instead of each session scheduling a flush task of its own.
+    package func send(_ message: EngineIOOutboundMessage, flushingIn batch: EngineIOFlushBatch) {
+        self.eventLoop.assertInEventLoop()
+        let byteCount = message.webSocketFrames.readableBytes
+        let action = self.stateMachine.enqueue(message.packets, pollingCost: byteCount, webSocketCost: byteCount)
+        if case .writeWebSocket = action {
+            self.appendToOutbox(message.webSocketFrames, flushingIn: batch)
+        } else {
+            self.handleEnqueue(action, frames: { message.webSocketFrames })
+        }
+    }
+
     /// Queues one binary Engine.IO message.
     package func sendBinary(_ bytes: ByteBuffer) {
         guard self.eventLoop.inEventLoop else {
@@ -489,16 +503,22 @@ package final class EngineIOSession: @unchecked Sendable {
     }
 
     /// Queues frames for the main WebSocket; the state machine has counted them towards the slow-client limit.
-    private func appendToOutbox(_ bytes: ByteBuffer) {
+    /// With a `batch`, the flush is left to it (see ``EngineIOFlushBatch``); otherwise a task on `eventLoop` does it.
+    private func appendToOutbox(_ bytes: ByteBuffer, flushingIn batch: EngineIOFlushBatch? = nil) {
         guard self.mainWebSocket != nil else { return }
         self.outbox.append(bytes)
         if !self.flushScheduled {
             self.flushScheduled = true
-            self.eventLoop.execute { self.flushOutbox() }
+            if let batch {
+                batch.add(self)
+            } else {
+                self.eventLoop.execute { self.flushOutbox() }
+            }
         }
     }
 
-    private func flushOutbox() {
+    /// Hands the outbox to the WebSocket and flushes it (once per tick or batch; see `appendToOutbox`).
+    fileprivate func flushOutbox() {
         self.flushScheduled = false
         guard !self.outbox.isEmpty else { return }
         // Swap rather than copy: `let buffers = outbox; outbox.removeAll(keepingCapacity: true)` made the array
@@ -558,5 +578,34 @@ private struct HeartbeatCallback: NIOScheduledCallbackHandler, Sendable {
 
     func handleScheduledCallback(eventLoop: some EventLoop) {
         self.session.heartbeatTimerFired()
+    }
+}
+
+/// The sessions written to during one batch of work on one event loop (e.g. the deliveries of one drain of a
+/// shard's inbox), each flushed once when the batch ends: one `writev` per session per batch, and no flush task
+/// per session. What a session queued is written in the order it was queued, as with its own flush task.
+///
+/// Confined to one event loop: make one per loop-confined owner and call ``flush()`` on that loop.
+package final class EngineIOFlushBatch {
+    private var sessions: [EngineIOSession] = []
+
+    /// An empty batch.
+    package init() {}
+
+    /// Whether no session waits for its flush.
+    package var isEmpty: Bool { self.sessions.isEmpty }
+
+    fileprivate func add(_ session: EngineIOSession) {
+        self.sessions.append(session)
+    }
+
+    /// Flushes every session added since the last call, in the order they were added.
+    package func flush() {
+        guard !self.sessions.isEmpty else { return }
+        for session in self.sessions {
+            session.eventLoop.assertInEventLoop()
+            session.flushOutbox()
+        }
+        self.sessions.removeAll(keepingCapacity: true)
     }
 }

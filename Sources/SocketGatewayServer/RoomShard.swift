@@ -13,6 +13,8 @@ final class RoomShard: @unchecked Sendable {
     let index: Int
     /// Which shards have members of which rooms, shared by every shard of the server.
     let presence: LocalRoomPresence
+    /// Confined to `eventLoop`: the sessions written to by deliveries not yet flushed (see ``EngineIOFlushBatch``).
+    let flushBatch = EngineIOFlushBatch()
     /// namespace → its room index on this loop.
     private var namespaces: [String: RoomIndex<SocketConnection>] = [:]
 
@@ -119,14 +121,34 @@ final class RoomShard: @unchecked Sendable {
         return found
     }
 
-    /// Writes `message` to every addressed connection on this loop.
+    /// Writes `message` to every addressed connection on this loop, and flushes each of them once.
     /// - Returns: The number of connections written to.
     func deliver(_ message: EngineIOOutboundMessage, namespace: String, rooms: [String]?, excluding: Set<String>) -> Int
     {
+        let delivered = self.deliver(
+            message,
+            namespace: namespace,
+            rooms: rooms,
+            excluding: excluding,
+            flushingIn: self.flushBatch
+        )
+        self.flushBatch.flush()
+        return delivered
+    }
+
+    /// Writes `message` to every addressed connection on this loop; their flushes are left to `batch`.
+    /// - Returns: The number of connections written to.
+    func deliver(
+        _ message: EngineIOOutboundMessage,
+        namespace: String,
+        rooms: [String]?,
+        excluding: Set<String>,
+        flushingIn batch: EngineIOFlushBatch
+    ) -> Int {
         self.eventLoop.assertInEventLoop()
         guard let index = self.namespaces[namespace] else { return 0 }
         return index.forEachRecipient(rooms: rooms, excluding: excluding) { connection in
-            connection.client.session.send(message)
+            connection.client.session.send(message, flushingIn: batch)
         }
     }
 }

@@ -1,5 +1,6 @@
 import NIOConcurrencyHelpers
 import NIOCore
+import NIOPosix
 import SocketGatewayEngineIO
 
 /// What a message from another host asks one shard to do.
@@ -65,6 +66,9 @@ final class ShardInbox: @unchecked Sendable {
     /// Guarded by `lock`: this inbox has told `backpressure` it is behind.
     private var isBehind = false
     private let backpressure: InboxBackpressure?
+    /// Guarded by `lock`: the loop whose task hands drains over to the shard's loop (see `append`), once there
+    /// has been one.
+    private var handoffLoop: (any EventLoop)?
     /// Guarded by `lock`: a drain is scheduled and has not yet taken `pending`.
     private var scheduled = false
     /// Confined to the shard's loop: the array the last drain emptied, reused to keep its capacity.
@@ -88,6 +92,11 @@ final class ShardInbox: @unchecked Sendable {
     }
 
     /// Queues `operation` after every operation queued before it.
+    ///
+    /// Called on an event loop (the Redis subscriber's), the drain is handed to the shard's loop by a task on the
+    /// caller's loop, which runs once the caller is done with what it read: every message of one read reaches a
+    /// shard in one hop (one wake-up of its thread), not one hop per message. Called off any event loop, the
+    /// drain is scheduled at once.
     func append(_ operation: ShardOperation) {
         let size = self.backpressure == nil ? 0 : Self.size(of: operation)
         let (schedule, becameBehind) = self.lock.withLock { () -> (Bool, Bool) in
@@ -108,7 +117,11 @@ final class ShardInbox: @unchecked Sendable {
             return (true, becameBehind)
         }
         if becameBehind { self.backpressure?.inbox(isBehind: true) }
-        if schedule {
+        guard schedule else { return }
+        if let callerLoop = MultiThreadedEventLoopGroup.currentEventLoop, callerLoop !== self.shard.eventLoop {
+            self.lock.withLock { self.handoffLoop = callerLoop }
+            callerLoop.execute { self.shard.eventLoop.execute { self.drain() } }
+        } else {
             self.shard.eventLoop.execute { self.drain() }
         }
     }
@@ -126,7 +139,13 @@ final class ShardInbox: @unchecked Sendable {
         for operation in batch {
             switch operation {
             case .deliver(let message, let namespace, let rooms, let excluding):
-                delivered += shard.deliver(message, namespace: namespace, rooms: rooms, excluding: excluding)
+                delivered += shard.deliver(
+                    message,
+                    namespace: namespace,
+                    rooms: rooms,
+                    excluding: excluding,
+                    flushingIn: shard.flushBatch
+                )
             case .join(let connection, let room):
                 shard.applyRemoteJoin(connection, room: room)
             case .leave(let connection, let room):
@@ -139,6 +158,8 @@ final class ShardInbox: @unchecked Sendable {
                 body(shard)
             }
         }
+        // One flush per session written to, after the whole batch (in the order the sessions were first written).
+        shard.flushBatch.flush()
         batch.removeAll(keepingCapacity: true)
         self.spare = batch
         if delivered > 0 { self.onDelivered(delivered) }
@@ -158,6 +179,10 @@ final class ShardInbox: @unchecked Sendable {
 
     /// Waits until everything queued before this call has been applied (or the loop has shut down).
     func flush() async {
+        // A handoff still waiting on the caller's loop schedules its drain before this task runs.
+        if let handoff = self.lock.withLock({ self.handoffLoop }) {
+            try? await handoff.submit {}.get()
+        }
         try? await self.shard.eventLoop.submit {}.get()
     }
 }

@@ -31,9 +31,9 @@ enum SocketIOWire {
             }
             return self.event(namespace: emit.namespace, event: emit.event, arguments: arguments, ackID: nil)
         }
-        var text = ByteBuffer()
-        emit.writeEventPacket(into: &text)
-        return EngineIOOutboundMessage(textPayload: text)
+        return EngineIOOutboundMessage(textPayloadCapacity: emit.eventPacketCapacity) { text in
+            emit.writeEventPacket(into: &text)
+        }
     }
 
     /// An ACK (BINARY_ACK when `arguments` hold binary).

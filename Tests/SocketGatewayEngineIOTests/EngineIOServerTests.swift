@@ -34,6 +34,19 @@ final class RecordingEchoApplication: EngineIOApplication {
             for index in 0..<1000 {
                 session.eventLoop.scheduleTask(in: .milliseconds(Int64(index))) { session.sendMessage(message) }
             }
+        case .text(let payload) where String(buffer: payload).hasPrefix("batch "):
+            // `batch <size>...`: one message of each size, encoded in one buffer each and queued as a delivery
+            // batch does, with a plain `sendMessage` between them, then the batch's one flush.
+            let batch = EngineIOFlushBatch()
+            for (index, size) in String(buffer: payload).split(separator: " ").dropFirst().enumerated() {
+                let message = EngineIOOutboundMessage(textPayloadCapacity: 8) { text in
+                    text.writeString("\(index):")
+                    text.writeRepeatingByte(UInt8(ascii: "m"), count: Int(size) ?? 0)
+                }
+                session.send(message, flushingIn: batch)
+                session.sendMessage(ByteBuffer(string: "between \(index)"))
+            }
+            batch.flush()
         case .text(let payload) where String(buffer: payload) == "fill and close":
             // 256 KiB at once (under the default buffer limit), then the server ends the session.
             let message = ByteBuffer(repeating: UInt8(ascii: "f"), count: 4096)
@@ -646,6 +659,47 @@ struct HandshakeInfo: Decodable {
                     if frame.opcode == 0x8 { sawClose = true }
                 }
                 #expect(sawClose)
+            }
+            #expect(try await application.closeReasons() == [.slowClient])
+        }
+    }
+
+    /// Messages queued in a flush batch (one buffer each, frame headers of every length form) reach the client
+    /// in the order they were queued, interleaved with messages the session flushes itself.
+    @Test func aFlushBatchDeliversInOrder() async throws {
+        try await self.withServer(configuration: EngineIOConfiguration(pingInterval: .seconds(60))) { port, _ in
+            try await RawTestConnection.with(port: port) { connection in
+                #expect(try await connection.upgradeToWebSocket("/engine.io/?EIO=4&transport=websocket").status == 101)
+                _ = try await connection.readText()
+                let sizes = [0, 100, 122, 123, 200, 65_532, 65_533, 70_000, 3]
+                try await connection.sendText("4batch " + sizes.map(String.init).joined(separator: " "))
+                for (index, size) in sizes.enumerated() {
+                    let text = try #require(try await connection.readText())
+                    #expect(text == "4\(index):" + String(repeating: "m", count: size), "message \(index)")
+                    #expect(try await connection.readText() == "4between \(index)")
+                }
+            }
+        }
+    }
+
+    /// A flush batch is held to the session's buffer limit as the session's own flushes are: a batch that queues
+    /// more than the limit ends the session as a slow client, before anything of it is written.
+    @Test func aFlushBatchOverTheSessionLimitDropsTheClient() async throws {
+        try await self.withServer(configuration: EngineIOConfiguration(maxBufferedBytesPerSession: 1000)) {
+            port,
+            application in
+            try await RawTestConnection.with(port: port) { connection in
+                #expect(try await connection.upgradeToWebSocket("/engine.io/?EIO=4&transport=websocket").status == 101)
+                _ = try await connection.readText()
+                try await connection.sendText("4batch 400 400 400")
+                var texts: [String] = []
+                var sawClose = false
+                while let frame = try await connection.readFrame() {
+                    if frame.opcode == 0x8 { sawClose = true }
+                    if frame.opcode == 0x1 { texts.append(String(buffer: frame.payload)) }
+                }
+                #expect(sawClose)
+                #expect(texts.isEmpty, "nothing of the batch is written: \(texts.map { $0.prefix(12) })")
             }
             #expect(try await application.closeReasons() == [.slowClient])
         }
