@@ -131,6 +131,8 @@ package final class SocketIOPubSubChannel: Sendable {
             url: url,
             mode: mode,
             publishTimeout: publisherConfiguration.replyTimeout,
+            outboxCapacity: publisherConfiguration.outboxCapacity,
+            outboxSubscriberWait: publisherConfiguration.outboxSubscriberWait,
             subscriberConfiguration: subscriberConfiguration,
             eventLoop: subscriberLoop,
             logger: logger,
@@ -148,11 +150,14 @@ package final class SocketIOPubSubChannel: Sendable {
     }
 
     /// The sharded pub/sub client for room channels when `url` is a Redis Cluster and `mode` is
-    /// ``RedisChannelMode/rooms``; `nil` otherwise.
+    /// ``RedisChannelMode/rooms``; `nil` otherwise. `outboxCapacity` and `outboxSubscriberWait` are the
+    /// publisher's, so that sharded publishes queue, drop and hold as the classic ones do.
     package static func shardedRoomChannels(
         url: RedisURL,
         mode: RedisChannelMode,
         publishTimeout: Duration,
+        outboxCapacity: Int = 0,
+        outboxSubscriberWait: Duration = .seconds(10),
         subscriberConfiguration: RedisSubscriberConfiguration = .init(),
         eventLoop: (any EventLoop)? = nil,
         logger: Logger,
@@ -165,7 +170,9 @@ package final class SocketIOPubSubChannel: Sendable {
                 connectTimeout: subscriberConfiguration.connectTimeout,
                 publishTimeout: publishTimeout,
                 pingInterval: subscriberConfiguration.pingInterval,
-                pingTimeout: subscriberConfiguration.pingTimeout
+                pingTimeout: subscriberConfiguration.pingTimeout,
+                outboxCapacity: outboxCapacity,
+                outboxSubscriberWait: outboxSubscriberWait
             ),
             eventLoop: eventLoop,
             logger: logger,
@@ -194,7 +201,7 @@ package final class SocketIOPubSubChannel: Sendable {
 
     /// Publishes `message`; `completion` is called exactly once on the publisher's event loop (on the sharded
     /// client's loop for a room channel on a Redis Cluster): with the outcome, or `.timedOut` at `deadline` if
-    /// Redis has not answered by then (a sharded publish fails with the reason instead).
+    /// Redis has not answered by then (a sharded publish without an outbox fails with the reason instead).
     package func publish(
         _ message: PubSubMessage,
         deadline: NIODeadline,
@@ -202,9 +209,7 @@ package final class SocketIOPubSubChannel: Sendable {
     ) {
         let room = self.layout.roomChannel(for: message)
         if let room, let sharded = self.sharded {
-            sharded.publish(channel: room, deadline: deadline) {
-                completion(.progress($0))
-            } writePayload: {
+            sharded.publish(channel: room, deadline: deadline, completion: completion) {
                 self.writer.write(message, into: &$0)
             }
             return

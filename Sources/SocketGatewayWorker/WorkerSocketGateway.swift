@@ -184,6 +184,8 @@ public final class WorkerSocketGateway: SocketEmitter, Service {
                 url: url,
                 mode: mode,
                 publishTimeout: emitTimeout,
+                outboxCapacity: configuration.outboxCapacity,
+                outboxSubscriberWait: configuration.outboxSubscriberWait,
                 subscriberConfiguration: RedisSubscriberConfiguration(connectTimeout: min(emitTimeout, .seconds(2))),
                 logger: logger
             )
@@ -382,9 +384,9 @@ public final class WorkerSocketGateway: SocketEmitter, Service {
         }
     }
 
-    /// Publishes an emit to one room's channel with `SPUBLISH` (a Redis Cluster in room-channel mode): published
-    /// or failed with the reason (no outbox: a shard that takes nothing within `emitTimeout` fails the emit),
-    /// counted and logged as other emits.
+    /// Publishes an emit to one room's channel with `SPUBLISH` (a Redis Cluster in room-channel mode), counted and
+    /// logged as other emits. With an outbox (`outboxCapacity > 0`) it queues in the outbox of the channel's
+    /// primary as classic emits do; without, a shard that takes nothing within `emitTimeout` fails the emit.
     private func send(
         _ message: PubSubMessage,
         event: String?,
@@ -402,8 +404,8 @@ public final class WorkerSocketGateway: SocketEmitter, Service {
             return
         }
         let method = message.method
-        sharded.publish(channel: room, deadline: .now() + self.emitTimeoutAmount) { progress in
-            completion(self.result(of: .progress(progress), what: event.map { "emit \($0)" } ?? method))
+        sharded.publish(channel: room, deadline: .now() + self.emitTimeoutAmount) { outcome in
+            completion(self.result(of: outcome, what: event.map { "emit \($0)" } ?? method))
         } writePayload: { buffer in
             self.writer.write(message, into: &buffer)
         }
