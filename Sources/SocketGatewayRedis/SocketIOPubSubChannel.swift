@@ -33,6 +33,8 @@ package final class SocketIOPubSubChannel: Sendable {
     private let undecodable = NIOLockedValueBox(0)
     private let unverified = NIOLockedValueBox(0)
     private let writer: PubSubMessageWriter
+    /// Which of `publisher` and `sharded` each message goes to.
+    private let route: PubSubPublishRoute
 
     /// Creates the channel; call `start()` to subscribe.
     /// - Parameters:
@@ -147,6 +149,12 @@ package final class SocketIOPubSubChannel: Sendable {
             logger: logger,
             onMessage: handle
         )
+        self.route = PubSubPublishRoute(
+            layout: self.layout,
+            publisher: self.publisher,
+            sharded: self.sharded,
+            writer: writer
+        )
     }
 
     /// The sharded pub/sub client for room channels when `url` is a Redis Cluster and `mode` is
@@ -182,21 +190,14 @@ package final class SocketIOPubSubChannel: Sendable {
 
     /// Subscribes (and keeps resubscribing after connection losses).
     package func start() {
-        self.sharded?.start()
+        self.route.startSharded()
         self.subscriber.start()
     }
 
     /// Publishes `message`; `completion` (if any) is called once on the publisher's event loop (on the sharded
     /// client's loop for a room channel on a Redis Cluster).
     package func publish(_ message: PubSubMessage, completion: (@Sendable (PublishProgress) -> Void)?) {
-        let room = self.layout.roomChannel(for: message)
-        if let room, let sharded = self.sharded {
-            sharded.publish(channel: room, completion: completion) { self.writer.write(message, into: &$0) }
-            return
-        }
-        self.publisher.publish(channel: room, completion: completion) {
-            self.writer.write(message, into: &$0)
-        }
+        self.route.publish(message, completion: completion)
     }
 
     /// Publishes `message`; `completion` is called exactly once on the publisher's event loop (on the sharded
@@ -207,18 +208,7 @@ package final class SocketIOPubSubChannel: Sendable {
         deadline: NIODeadline,
         completion: @escaping @Sendable (PublishOutcome) -> Void
     ) {
-        let room = self.layout.roomChannel(for: message)
-        if let room, let sharded = self.sharded {
-            sharded.publish(channel: room, deadline: deadline, completion: completion) {
-                self.writer.write(message, into: &$0)
-            }
-            return
-        }
-        self.publisher.publish(
-            channel: room,
-            deadline: deadline,
-            completion: completion
-        ) { self.writer.write(message, into: &$0) }
+        self.route.publish(message, deadline: deadline, completion: completion)
     }
 
     /// Room-channel mode: keeps the channel of `room` in `namespace` subscribed while `wanted()` (read on the
