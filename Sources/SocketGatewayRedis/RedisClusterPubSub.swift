@@ -18,6 +18,18 @@ public struct RedisClusterPubSubConfiguration: Sendable {
     public var pingTimeout: Duration
     /// How often the topology is refreshed when nothing asks for it (`CLUSTER SHARDS`).
     public var periodicRefresh: Duration
+    /// When 0 (the default), a publish is retried on the slot's primary (redirections, lost nodes, failovers)
+    /// until `publishTimeout`, then fails with the reason. When positive, publishes to a primary that cannot be
+    /// reached wait in that primary's outbox of this many messages (the oldest dropped and counted on overflow),
+    /// as ``RedisPublisherConfiguration/outboxCapacity``; when a failover gives its slots to another primary, what
+    /// it held moves to the new owner's outbox.
+    public var outboxCapacity: Int
+    /// Outbox mode: after a reconnect, or after the messages of a failed-over primary moved to its successor, how
+    /// long they wait (polling `PUBSUB SHARDNUMSUB` of the channel last published) for as many subscribers as the
+    /// last publish reached; then they are sent anyway. `.zero` sends at once.
+    public var outboxSubscriberWait: Duration
+    /// Outbox mode: the most `SPUBLISH` commands written to one primary and not yet answered.
+    public var maxInFlight: Int
 
     /// Creates a configuration.
     public init(
@@ -25,13 +37,20 @@ public struct RedisClusterPubSubConfiguration: Sendable {
         publishTimeout: Duration = .seconds(5),
         pingInterval: Duration = .seconds(1),
         pingTimeout: Duration = .seconds(2),
-        periodicRefresh: Duration = .seconds(5)
+        periodicRefresh: Duration = .seconds(5),
+        outboxCapacity: Int = 0,
+        outboxSubscriberWait: Duration = .seconds(10),
+        maxInFlight: Int = 10_000
     ) {
+        precondition(outboxCapacity >= 0 && maxInFlight > 0)
         self.connectTimeout = connectTimeout
         self.publishTimeout = publishTimeout
         self.pingInterval = pingInterval
         self.pingTimeout = pingTimeout
         self.periodicRefresh = periodicRefresh
+        self.outboxCapacity = outboxCapacity
+        self.outboxSubscriberWait = outboxSubscriberWait
+        self.maxInFlight = maxInFlight
     }
 }
 
@@ -62,6 +81,10 @@ public struct RedisClusterPubSubHealth: Sendable, Hashable {
     public var readingPaused = false
     /// How many times reading was paused since start.
     public var readingPauses = 0
+    /// Outbox mode: messages waiting in the primaries' outboxes (or for a first topology).
+    public var outboxQueued = 0
+    /// Outbox mode: messages dropped from full outboxes since start.
+    public var droppedFromOutbox = 0
 }
 
 /// Sharded pub/sub on a Redis Cluster: `SPUBLISH` to the primary that owns a channel's slot, `SSUBSCRIBE` on a
@@ -103,6 +126,13 @@ public final class RedisClusterPubSub: @unchecked Sendable {
     /// Failed topology refreshes are logged at most once per 10 s.
     private var refreshLog = LogRateLimiter(interval: .seconds(10))
     private var isShutDown = false
+    /// Outbox mode: one outbox per primary that publishes went to (see `ShardOutbox`).
+    private var outboxes: [RedisClusterAddress: ShardOutbox] = [:]
+    /// Outbox mode: publishes waiting for a first topology (its link stays pending: they wait without a word).
+    private var unrouted: RedisOutbox<PublishCallback>
+    /// Messages dropped from full outboxes are logged at most once per 10 s.
+    private var dropLog = LogRateLimiter(interval: .seconds(10))
+    private var droppedFromOutbox = 0
     /// Whether the consumer asked to stop reading (every subscription connection's autoRead is off).
     fileprivate private(set) var readingPaused = false
     private var readingPauses = 0
@@ -156,6 +186,11 @@ public final class RedisClusterPubSub: @unchecked Sendable {
         logger[metadataKey: "redis.url"] = "\(url.redacted)"
         self.logger = logger
         self.onMessage = onMessage
+        self.unrouted = RedisOutbox(
+            limits: Self.outboxLimits(configuration),
+            redactedURL: url.redacted,
+            channel: "(sharded)"
+        )
         self.router = RedisClusterRouter(
             configuration: .init(
                 seeds: seeds,
@@ -175,7 +210,8 @@ public final class RedisClusterPubSub: @unchecked Sendable {
         }
     }
 
-    /// Publishes `payload` to the sharded channel `channel` (`SPUBLISH`).
+    /// Publishes `payload` to the sharded channel `channel` (`SPUBLISH`), retried on the slot's primary until
+    /// `publishTimeout` (never through the outbox: an awaited publish wants a receiver count or an error).
     /// - Returns: How many clients of the owning shard received it.
     /// - Throws: `RedisError`: `.timeout` when no primary took it within `publishTimeout`, `.commandFailed` for an
     ///   error reply or too many redirections, `.shutdown`.
@@ -191,13 +227,50 @@ public final class RedisClusterPubSub: @unchecked Sendable {
         }
     }
 
+    /// Whether publishes go through per-primary outboxes (`outboxCapacity > 0`).
+    package var isOutboxMode: Bool { self.configuration.outboxCapacity > 0 }
+
     /// Publishes the bytes `writePayload` appends (called at once, on the calling thread) to the sharded channel
     /// `channel`; `completion` (if any) is called once, on `eventLoop`: `.published` with the owning shard's
-    /// receivers, or `.failed` with the reason (no primary took it by `deadline`, `publishTimeout` when `nil`; an
-    /// error reply; shutdown). Never `.queued`: sharded publishes have no outbox.
+    /// receivers, or `.failed` with the reason (no primary took it within `publishTimeout`; an error reply;
+    /// shutdown). In outbox mode, `.queued` while the owning primary cannot be reached (then nothing more).
     package func publish(
         channel: String,
-        deadline: NIODeadline? = nil,
+        completion: (@Sendable (PublishProgress) -> Void)?,
+        writePayload: (inout ByteBuffer) -> Void
+    ) {
+        if self.isOutboxMode {
+            self.submitToOutbox(channel: channel, completion: completion.map { .progress($0) }, deadline: nil) {
+                writePayload(&$0)
+            }
+            return
+        }
+        self.publishDirectly(channel: channel, deadline: nil, completion: completion, writePayload: writePayload)
+    }
+
+    /// Publishes as ``publish(channel:completion:writePayload:)``; `completion` is called once, on `eventLoop`:
+    /// with the progress, or (outbox mode) `.timedOut` at `deadline` when nothing was reported by then (the message
+    /// may still be published). Without an outbox, `deadline` bounds the retries instead (`.failed` at it).
+    package func publish(
+        channel: String,
+        deadline: NIODeadline,
+        completion: @escaping @Sendable (PublishOutcome) -> Void,
+        writePayload: (inout ByteBuffer) -> Void
+    ) {
+        if self.isOutboxMode {
+            self.submitToOutbox(channel: channel, completion: .timed(completion), deadline: deadline) {
+                writePayload(&$0)
+            }
+            return
+        }
+        let progress: @Sendable (PublishProgress) -> Void = { completion(.progress($0)) }
+        self.publishDirectly(channel: channel, deadline: deadline, completion: progress) { writePayload(&$0) }
+    }
+
+    /// Without an outbox: one attempt, retried until `deadline` (`publishTimeout` when `nil`).
+    private func publishDirectly(
+        channel: String,
+        deadline: NIODeadline?,
         completion: (@Sendable (PublishProgress) -> Void)?,
         writePayload: (inout ByteBuffer) -> Void
     ) {
@@ -325,6 +398,8 @@ public final class RedisClusterPubSub: @unchecked Sendable {
         health.lastError = self.lastError
         health.readingPaused = self.readingPaused
         health.readingPauses = self.readingPauses
+        health.outboxQueued = self.outboxes.values.reduce(self.unrouted.queuedCount) { $0 + $1.outbox.queuedCount }
+        health.droppedFromOutbox = self.droppedFromOutbox
         let previous = self.snapshot.withLockedValue { snapshot in
             defer { snapshot = health }
             return snapshot
@@ -351,10 +426,16 @@ public final class RedisClusterPubSub: @unchecked Sendable {
         }
     }
 
-    /// Stops the ticker, closes the subscription connections, fails the waiters; returns the command clients to
-    /// shut down.
+    /// Stops the ticker, closes the subscription connections, fails the waiters and what the outboxes hold;
+    /// returns the command clients to shut down.
     private func closeAll() -> [RedisCommandClient] {
         self.isShutDown = true
+        for address in Array(self.outboxes.keys) {
+            let closed = self.outboxes[address]!.outbox.close()
+            for report in closed.actions.reports { report.completion.report(report.outcome) }
+        }
+        self.outboxes = [:]
+        for report in self.unrouted.close().actions.reports { report.completion.report(report.outcome) }
         self.ticker?.cancel()
         self.ticker = nil
         for shard in self.shards.values { shard.close() }
@@ -432,6 +513,7 @@ public final class RedisClusterPubSub: @unchecked Sendable {
                     ? try RedisClusterTopology.parse(slots: reply, from: node)
                     : try RedisClusterTopology.parse(shards: reply, from: node, tls: self.url.tls != nil)
                 let change = self.router.topologyReceived(topology, from: node, now: .now())
+                self.rehomeOutboxes()
                 self.topologyRefreshes += 1
                 self.refreshCounter.increment()
                 if change.slotsMoved || !change.primariesGone.isEmpty {
@@ -659,6 +741,330 @@ public final class RedisClusterPubSub: @unchecked Sendable {
             self.shards[address]?.close()
             self.shardLost(address, error: RedisError(code: .protocolError, message: text))
         }
+    }
+}
+
+// MARK: - Outbox mode
+
+/// One primary's outbox: a `RedisOutbox` driven through the primary's command connection (`RedisCommandClient`,
+/// one pipelined connection, so replies come in the order the outbox wrote). The link is ready once a `PING`
+/// answered; a failed `SPUBLISH` or `PING` makes it unreachable (messages queue, told `.queued`) and a `PING` is
+/// tried again every 250 ms while messages wait.
+struct ShardOutbox {
+    var outbox: RedisOutbox<PublishCallback>
+    /// Bumped when the connection is lost or a connect fails: replies and failures of earlier writes are stale.
+    var generation: UInt64 = 0
+    /// A `PING` is on its way or scheduled.
+    var probing = false
+    /// A connection was ready before (the next ready one is a reconnect).
+    var wasReady = false
+    /// The channel the latest answered `SPUBLISH` went to (asked with `PUBSUB SHARDNUMSUB` during a hold).
+    var lastChannel: String?
+}
+
+extension RedisClusterPubSub {
+    static func outboxLimits(_ configuration: RedisClusterPubSubConfiguration) -> RedisOutbox<PublishCallback>.Limits {
+        .init(
+            maxInFlight: configuration.maxInFlight,
+            outboxCapacity: configuration.outboxCapacity,
+            maxQueued: max(1, configuration.outboxCapacity),
+            subscriberWait: TimeAmount(configuration.outboxSubscriberWait)
+        )
+    }
+
+    /// Any thread: frames the payload and hands the message to the loop, to the outbox of the slot's primary.
+    fileprivate func submitToOutbox(
+        channel: String,
+        completion: PublishCallback?,
+        deadline: NIODeadline?,
+        writePayload: (inout ByteBuffer) -> Void
+    ) {
+        var buffer = ByteBufferAllocator().buffer(capacity: 256)
+        writePayload(&buffer)
+        let entry = RedisOutbox<PublishCallback>.Entry(
+            payload: buffer,
+            completion: completion,
+            deadline: deadline,
+            channel: channel
+        )
+        self.eventLoop.execute { self.route(entry) }
+    }
+
+    /// Hands `entry` to the outbox of its slot's primary, or to `unrouted` while no topology is known.
+    private func route(_ entry: RedisOutbox<PublishCallback>.Entry) {
+        let now = NIODeadline.now()
+        guard let address = self.router.route(slot: RedisClusterSlot.of(entry.channel ?? "")) else {
+            self.runUnrouted(self.unrouted.submit(entry, now: now))
+            self.tick(now: now)
+            return
+        }
+        self.ensureOutbox(address)
+        self.runOutbox(self.outboxes[address]!.outbox.submit(entry, now: now), address: address)
+    }
+
+    /// Creates the outbox of `address` (and starts connecting) unless it exists.
+    private func ensureOutbox(_ address: RedisClusterAddress) {
+        guard self.outboxes[address] == nil else { return }
+        let outbox = RedisOutbox<PublishCallback>(
+            limits: Self.outboxLimits(self.configuration),
+            redactedURL: self.nodeURL(address).redacted,
+            channel: "(sharded via \(address))"
+        )
+        self.outboxes[address] = ShardOutbox(outbox: outbox)
+        self.probe(address)
+    }
+
+    /// Sends `PING` to `address`: the link becomes ready when it answers, unreachable when it fails.
+    private func probe(_ address: RedisClusterAddress) {
+        guard !self.isShutDown, var shard = self.outboxes[address], !shard.probing else { return }
+        shard.probing = true
+        shard.outbox.awaitingConnection()
+        self.outboxes[address] = shard
+        let generation = shard.generation
+        let timeout = self.configuration.connectTimeout + self.configuration.pingTimeout
+        self.client(for: address).submit(["PING"], timeout: timeout, errorReplyAsValue: true).whenComplete { result in
+            guard !self.isShutDown, var shard = self.outboxes[address], shard.generation == generation else { return }
+            shard.probing = false
+            let now = NIODeadline.now()
+            let actions: RedisOutbox<PublishCallback>.Actions
+            switch result {
+            case .success:
+                actions = shard.outbox.connectionReady(reconnected: shard.wasReady, now: now)
+                shard.wasReady = true
+                self.outboxes[address] = shard
+            case .failure(let error):
+                shard.generation += 1
+                actions = shard.outbox.connectFailed(self.redisError(error), now: now)
+                self.outboxes[address] = shard
+                self.router.nodeFailed(address)
+                self.scheduleProbe(address)
+            }
+            self.runOutbox(actions, address: address)
+        }
+    }
+
+    /// Probes `address` again in 250 ms while its outbox wants a connection.
+    private func scheduleProbe(_ address: RedisClusterAddress) {
+        guard var shard = self.outboxes[address], !shard.probing else { return }
+        shard.probing = true
+        self.outboxes[address] = shard
+        self.eventLoop.scheduleTask(in: .milliseconds(250)) {
+            guard var shard = self.outboxes[address] else { return }
+            shard.probing = false
+            self.outboxes[address] = shard
+            if shard.outbox.wantsConnection { self.probe(address) }
+            self.tick(now: .now())
+        }
+    }
+
+    /// The connection to `address` was lost with writes unanswered: they go back to the queue (told `.queued`).
+    private func outboxConnectionLost(_ address: RedisClusterAddress, error: RedisError) {
+        guard var shard = self.outboxes[address] else { return }
+        shard.generation += 1
+        let lost = shard.outbox.connectionLost(error, now: .now())
+        self.outboxes[address] = shard
+        self.router.nodeFailed(address)
+        self.runOutbox(lost.actions, address: address)
+        self.scheduleProbe(address)
+    }
+
+    /// Performs what `address`'s outbox decided.
+    private func runOutbox(_ actions: RedisOutbox<PublishCallback>.Actions, address: RedisClusterAddress) {
+        guard !actions.isEmpty, let shard = self.outboxes[address] else { return }
+        let generation = shard.generation
+        let client = self.client(for: address)
+        let timeout = self.configuration.publishTimeout
+        for write in actions.writes {
+            let channel = write.channel ?? ""
+            let arguments = ["SPUBLISH", channel, String(buffer: write.payload)]
+            client.submit(arguments, timeout: timeout, errorReplyAsValue: true)
+                .whenComplete { self.outboxReply($0, channel: channel, address: address, generation: generation) }
+        }
+        self.report(actions)
+        if let deadline = actions.armDeadlineTimer {
+            self.eventLoop.scheduleTask(deadline: deadline) {
+                guard self.outboxes[address] != nil else { return }
+                self.runOutbox(self.outboxes[address]!.outbox.deadlineTimerFired(now: .now()), address: address)
+            }
+        }
+        switch actions.subscriberCount {
+        case .send:
+            let channel = shard.lastChannel ?? ""
+            client.submit(["PUBSUB", "SHARDNUMSUB", channel], timeout: timeout, errorReplyAsValue: true)
+                .whenComplete { self.outboxReply($0, channel: nil, address: address, generation: generation) }
+        case .sendAt(let deadline):
+            self.eventLoop.scheduleTask(deadline: deadline) {
+                guard self.outboxes[address] != nil else { return }
+                let next = self.outboxes[address]!.outbox.subscriberCountTimerFired(now: .now())
+                self.runOutbox(next, address: address)
+            }
+        case nil:
+            break
+        }
+        if let short = actions.shortRelease {
+            self.logger.warning(
+                "sharded outbox released short of subscribers",
+                metadata: [
+                    "redis.node": "\(address)", "redis.subscribers": "\(short.subscribers)",
+                    "redis.subscribers_before": "\(short.before)",
+                ]
+            )
+        }
+    }
+
+    /// Performs what `unrouted` decided (it never writes: its link stays pending).
+    private func runUnrouted(_ actions: RedisOutbox<PublishCallback>.Actions) {
+        self.report(actions)
+        if let deadline = actions.armDeadlineTimer {
+            self.eventLoop.scheduleTask(deadline: deadline) {
+                self.runUnrouted(self.unrouted.deadlineTimerFired(now: .now()))
+            }
+        }
+    }
+
+    /// Calls the completions and counts and logs what was dropped.
+    private func report(_ actions: RedisOutbox<PublishCallback>.Actions) {
+        for report in actions.reports { report.completion.report(report.outcome) }
+        guard actions.dropped > 0 else { return }
+        self.droppedFromOutbox += actions.dropped
+        if let suppressed = self.dropLog.admit(at: .now) {
+            self.logger.warning(
+                "sharded outbox full; dropped the oldest messages",
+                metadata: ["redis.dropped_total": "\(self.droppedFromOutbox)", "redis.suppressed": "\(suppressed)"]
+            )
+        }
+    }
+
+    /// A reply (or failure) for a command `address`'s outbox wrote; `channel` is the SPUBLISH's (nil for
+    /// `PUBSUB SHARDNUMSUB`).
+    private func outboxReply(
+        _ result: Result<RESPValue, any Error>,
+        channel: String?,
+        address: RedisClusterAddress,
+        generation: UInt64
+    ) {
+        guard !self.isShutDown, self.outboxes[address]?.generation == generation else { return }
+        let now = NIODeadline.now()
+        let value: RESPValue
+        switch result {
+        case .failure(let error):
+            self.outboxConnectionLost(address, error: self.redisError(error))
+            return
+        case .success(let reply):
+            value = reply
+        }
+        if case .error(let message) = value, channel != nil, self.redirects(message, address: address) {
+            return
+        }
+        switch self.outboxes[address]!.outbox.replyReceived(value) {
+        case .answered(let progress, let completion, let sendQueued):
+            if case .published = progress { self.outboxes[address]!.lastChannel = channel }
+            completion?.report(.progress(progress))
+            if sendQueued { self.runOutbox(self.outboxes[address]!.outbox.sendQueued(now: now), address: address) }
+        case .subscriberCount(let count):
+            self.runOutbox(self.outboxes[address]!.outbox.subscriberCountReceived(count, now: now), address: address)
+        case .unexpected:
+            let error = RedisError(code: .protocolError, message: "unexpected reply \(value)", command: "SPUBLISH")
+            self.outboxConnectionLost(address, error: error)
+        }
+    }
+
+    /// `MOVED`/`ASK` (the map is updated, the message sent to the new owner's outbox, or once with `ASKING`) and
+    /// `TRYAGAIN`/`CLUSTERDOWN` (sent again in 50 ms): the message leaves `address`'s outbox.
+    /// - Returns: Whether `message` was one of these.
+    private func redirects(_ message: String, address: RedisClusterAddress) -> Bool {
+        let redirection = RedisClusterRedirection(errorMessage: message, replyingHost: address.host)
+        let busy = message.hasPrefix("CLUSTERDOWN") || message.hasPrefix("TRYAGAIN")
+        guard redirection != nil || busy else { return false }
+        guard let entry = self.outboxes[address]!.outbox.replyRedirected() else {
+            self.outboxConnectionLost(address, error: RedisError(code: .protocolError, message: message))
+            return true
+        }
+        let now = NIODeadline.now()
+        if let redirection {
+            switch self.router.redirected(redirection, redirections: 0) {
+            case .resend(to: let target, asking: true):
+                self.sendAsking(entry, to: target)
+            case .resend:
+                self.route(entry)
+            case .fail(let code, let text):
+                let error = RedisError(code: code, message: text, command: "SPUBLISH", channel: entry.channel)
+                entry.completion?.report(.progress(.failed(error)))
+            }
+        } else {
+            self.router.requestRefresh()
+            self.eventLoop.scheduleTask(in: .milliseconds(50)) { self.route(entry) }
+        }
+        self.runOutbox(self.outboxes[address]!.outbox.sendQueued(now: now), address: address)
+        return true
+    }
+
+    /// A message `ASK`ed to another node during a slot migration: sent there once with `ASKING` (retried on the
+    /// slot's primary until `publishTimeout`, as without an outbox).
+    private func sendAsking(_ entry: RedisOutbox<PublishCallback>.Entry, to target: RedisClusterAddress) {
+        let channel = entry.channel ?? ""
+        let promise = self.eventLoop.makePromise(of: Int.self)
+        let attempt = PublishAttempt(
+            channel: channel,
+            text: String(buffer: entry.payload),
+            slot: RedisClusterSlot.of(channel),
+            deadline: .now() + TimeAmount(self.configuration.publishTimeout),
+            promise: promise
+        )
+        self.send(attempt, to: target, asking: true)
+        guard let completion = entry.completion else { return }
+        promise.futureResult.whenComplete { result in
+            switch result {
+            case .success(let receivers): completion.report(.progress(.published(subscribers: receivers)))
+            case .failure(let error): completion.report(.progress(.failed(self.redisError(error))))
+            }
+        }
+    }
+
+    /// After a topology change: the outboxes of nodes that are no longer primaries hand what they hold to the
+    /// slots' new owners (who hold it until the subscribers are back); publishes that waited for a first
+    /// topology are routed.
+    fileprivate func rehomeOutboxes() {
+        guard self.isOutboxMode, let topology = self.router.topology else { return }
+        let primaries = Set(topology.primaries)
+        let now = NIODeadline.now()
+        var moving: [(entries: [RedisOutbox<PublishCallback>.Entry], before: Int, channel: String?)] = []
+        for address in Array(self.outboxes.keys) where !primaries.contains(address) {
+            var shard = self.outboxes.removeValue(forKey: address)!
+            let taken = shard.outbox.evacuate()
+            moving.append((taken.entries, taken.subscribersBefore, shard.lastChannel))
+            if !taken.entries.isEmpty {
+                self.logger.info(
+                    "moving a failed-over primary's outbox to the slots' new owners",
+                    metadata: ["redis.node": "\(address)", "redis.messages": "\(taken.entries.count)"]
+                )
+            }
+        }
+        if self.unrouted.queuedCount > 0 {
+            moving.append((self.unrouted.evacuate().entries, 0, nil))
+        }
+        for (entries, before, channel) in moving {
+            var byOwner: [RedisClusterAddress: [RedisOutbox<PublishCallback>.Entry]] = [:]
+            var order: [RedisClusterAddress] = []
+            for entry in entries {
+                guard let owner = self.router.route(slot: RedisClusterSlot.of(entry.channel ?? "")) else {
+                    self.runUnrouted(self.unrouted.submit(entry, now: now))
+                    continue
+                }
+                if byOwner[owner] == nil { order.append(owner) }
+                byOwner[owner, default: []].append(entry)
+            }
+            for owner in order {
+                self.ensureOutbox(owner)
+                if self.outboxes[owner]!.lastChannel == nil { self.outboxes[owner]!.lastChannel = channel }
+                let actions = self.outboxes[owner]!.outbox.adopt(byOwner[owner]!, subscribersBefore: before, now: now)
+                self.runOutbox(actions, address: owner)
+            }
+        }
+    }
+
+    private func redisError(_ error: any Error) -> RedisError {
+        (error as? RedisError) ?? RedisError(code: .connectionFailed, message: "\(error)")
     }
 }
 

@@ -202,6 +202,8 @@ package struct RedisOutbox<Completion> {
     private var deadlineTimerArmed = false
     /// Set once a shutdown waits for the drain: the earliest deadline asked for.
     private var drainDeadline: NIODeadline?
+    /// Messages adopted from another outbox wait for subscribers when the link becomes ready, as after a reconnect.
+    private var holdWhenReady = false
 
     /// Creates an empty outbox.
     /// - Parameters:
@@ -404,7 +406,9 @@ package struct RedisOutbox<Completion> {
         var actions = Actions()
         guard case .pending = self.link else { return actions }
         self.link = .ready
-        if reconnected, self.isOutboxMode, !self.queue.isEmpty, self.lastSubscribers > 0,
+        let adopted = self.holdWhenReady
+        self.holdWhenReady = false
+        if reconnected || adopted, self.isOutboxMode, !self.queue.isEmpty, self.lastSubscribers > 0,
             self.limits.subscriberWait > .zero, self.drainDeadline == nil
         {
             self.holdUntil = now + self.limits.subscriberWait
@@ -506,6 +510,99 @@ package struct RedisOutbox<Completion> {
         return actions
     }
 
+    // MARK: - Moving messages between outboxes (Redis Cluster)
+
+    /// The oldest command in flight was answered with a redirection (a Redis Cluster's `MOVED` or `ASK`, or
+    /// `TRYAGAIN`/`CLUSTERDOWN`): its message leaves this outbox, completion and deadline included, for the caller
+    /// to send where it now belongs. Call `sendQueued(now:)` afterwards.
+    /// - Returns: The message; `nil` when the oldest command in flight is not a publish (the connection is out of
+    ///   step: drop it) or nothing is in flight.
+    package mutating func replyRedirected() -> Entry? {
+        guard let first = self.inFlight.first, case .publish(let entry) = first.kind else { return nil }
+        self.inFlight.removeFirst()
+        return entry
+    }
+
+    /// Takes every message out, for another outbox: the connection is gone for good (a Redis Cluster primary that
+    /// lost its slots in a failover). Unanswered messages come first, then queued ones, in order, with whatever
+    /// completion they still have (at least once: an unanswered one may have been published). The outbox is left
+    /// empty and waiting for a connection.
+    /// - Returns: The messages, and how many subscribers the last publish reached (for the adopter's hold).
+    package mutating func evacuate() -> (entries: [Entry], subscribersBefore: Int) {
+        var entries: [Entry] = []
+        entries.reserveCapacity(self.inFlight.count + self.queue.count)
+        while let sent = self.inFlight.popFirst() {
+            if case .publish(let entry) = sent.kind { entries.append(entry) }
+        }
+        while let entry = self.queue.popFirst() {
+            entries.append(entry)
+        }
+        if case .shutdown = self.link {} else { self.link = .pending }
+        self.holdUntil = nil
+        self.holdWhenReady = false
+        let before = self.lastSubscribers
+        self.lastSubscribers = 0
+        return (entries, before)
+    }
+
+    /// Messages another outbox ``evacuate()``d join this one's queue, ahead of what waits here (they are older),
+    /// within the capacity (the oldest dropped, as on any overflow). When the last publish through the other
+    /// reached subscribers, they are waited for as after a reconnect (`subscriberWait`): at once when the link is
+    /// ready, else when it becomes ready; an unreachable link tells the adopted messages `.queued`.
+    /// - Parameters:
+    ///   - entries: The messages, oldest first.
+    ///   - subscribersBefore: How many subscribers the last publish through the other outbox reached.
+    package mutating func adopt(_ entries: [Entry], subscribersBefore: Int, now: NIODeadline) -> Actions {
+        var actions = Actions()
+        guard !entries.isEmpty else { return actions }
+        if case .shutdown = self.link {
+            let error = self.error(.shutdown, "the publisher was shut down")
+            for entry in entries { actions.fail(entry, with: error) }
+            return actions
+        }
+        guard self.isOutboxMode else {
+            for entry in entries {
+                let submitted = self.submit(entry, now: now)
+                Self.merge(&actions, submitted)
+            }
+            return actions
+        }
+        for entry in entries.reversed() { self.queue.prepend(entry) }
+        while self.queue.count > self.limits.outboxCapacity {
+            let dropped = self.queue.removeFirst()
+            actions.dropped += 1
+            if let completion = dropped.completion {
+                let capacity = self.limits.outboxCapacity
+                let error = self.error(.overloaded, "dropped from the full outbox (capacity \(capacity))")
+                actions.reports.append(Report(completion: completion, outcome: .progress(.failed(error))))
+            }
+        }
+        for entry in entries where entry.completion != nil && entry.deadline != nil {
+            self.armDeadlineTimer(for: entry, &actions)
+            break
+        }
+        self.lastSubscribers = max(self.lastSubscribers, subscribersBefore)
+        let hold = subscribersBefore > 0 && self.limits.subscriberWait > .zero && self.drainDeadline == nil
+        switch self.link {
+        case .ready:
+            if hold, self.holdUntil == nil {
+                self.holdUntil = now + self.limits.subscriberWait
+                self.inFlight.append(InFlight(kind: .subscriberCount, sentAt: now))
+                actions.subscriberCount = .send
+            } else {
+                self.sendQueued(now: now, &actions)
+            }
+        case .pending:
+            self.holdWhenReady = self.holdWhenReady || hold
+        case .unreachable(let error):
+            self.holdWhenReady = self.holdWhenReady || hold
+            self.tellQueued(reason: error.message, &actions)
+        case .shutdown:
+            break
+        }
+        return actions
+    }
+
     // MARK: - Shutdown
 
     /// A shutdown waits until everything is answered or `deadline` passes (`drainFinished`). A held queue is
@@ -587,6 +684,18 @@ package struct RedisOutbox<Completion> {
         return true
     }
 
+    /// Appends `other` to `actions` (writes and reports in order; a timer or request already set stays).
+    private static func merge(_ actions: inout Actions, _ other: Actions) {
+        actions.writes += other.writes
+        actions.reports += other.reports
+        actions.failures += other.failures
+        actions.dropped += other.dropped
+        actions.armDeadlineTimer = actions.armDeadlineTimer ?? other.armDeadlineTimer
+        actions.subscriberCount = actions.subscriberCount ?? other.subscriberCount
+        actions.shortRelease = actions.shortRelease ?? other.shortRelease
+        actions.drainFinished = actions.drainFinished || other.drainFinished
+    }
+
     /// Tells every queued message that has a completion `.queued` (it is told nothing more).
     private mutating func tellQueued(reason: String, _ actions: inout Actions) {
         for index in self.queue.indices {
@@ -620,3 +729,5 @@ package struct RedisOutbox<Completion> {
         )
     }
 }
+
+extension RedisOutbox.Entry: Sendable where Completion: Sendable {}

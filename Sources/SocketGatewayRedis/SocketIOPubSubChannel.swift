@@ -33,6 +33,8 @@ package final class SocketIOPubSubChannel: Sendable {
     private let undecodable = NIOLockedValueBox(0)
     private let unverified = NIOLockedValueBox(0)
     private let writer: PubSubMessageWriter
+    /// Which of `publisher` and `sharded` each message goes to.
+    private let route: PubSubPublishRoute
 
     /// Creates the channel; call `start()` to subscribe.
     /// - Parameters:
@@ -131,6 +133,8 @@ package final class SocketIOPubSubChannel: Sendable {
             url: url,
             mode: mode,
             publishTimeout: publisherConfiguration.replyTimeout,
+            outboxCapacity: publisherConfiguration.outboxCapacity,
+            outboxSubscriberWait: publisherConfiguration.outboxSubscriberWait,
             subscriberConfiguration: subscriberConfiguration,
             eventLoop: subscriberLoop,
             logger: logger,
@@ -145,14 +149,23 @@ package final class SocketIOPubSubChannel: Sendable {
             logger: logger,
             onMessage: handle
         )
+        self.route = PubSubPublishRoute(
+            layout: self.layout,
+            publisher: self.publisher,
+            sharded: self.sharded,
+            writer: writer
+        )
     }
 
     /// The sharded pub/sub client for room channels when `url` is a Redis Cluster and `mode` is
-    /// ``RedisChannelMode/rooms``; `nil` otherwise.
+    /// ``RedisChannelMode/rooms``; `nil` otherwise. `outboxCapacity` and `outboxSubscriberWait` are the
+    /// publisher's, so that sharded publishes queue, drop and hold as the classic ones do.
     package static func shardedRoomChannels(
         url: RedisURL,
         mode: RedisChannelMode,
         publishTimeout: Duration,
+        outboxCapacity: Int = 0,
+        outboxSubscriberWait: Duration = .seconds(10),
         subscriberConfiguration: RedisSubscriberConfiguration = .init(),
         eventLoop: (any EventLoop)? = nil,
         logger: Logger,
@@ -165,7 +178,9 @@ package final class SocketIOPubSubChannel: Sendable {
                 connectTimeout: subscriberConfiguration.connectTimeout,
                 publishTimeout: publishTimeout,
                 pingInterval: subscriberConfiguration.pingInterval,
-                pingTimeout: subscriberConfiguration.pingTimeout
+                pingTimeout: subscriberConfiguration.pingTimeout,
+                outboxCapacity: outboxCapacity,
+                outboxSubscriberWait: outboxSubscriberWait
             ),
             eventLoop: eventLoop,
             logger: logger,
@@ -175,45 +190,25 @@ package final class SocketIOPubSubChannel: Sendable {
 
     /// Subscribes (and keeps resubscribing after connection losses).
     package func start() {
-        self.sharded?.start()
+        self.route.startSharded()
         self.subscriber.start()
     }
 
     /// Publishes `message`; `completion` (if any) is called once on the publisher's event loop (on the sharded
     /// client's loop for a room channel on a Redis Cluster).
     package func publish(_ message: PubSubMessage, completion: (@Sendable (PublishProgress) -> Void)?) {
-        let room = self.layout.roomChannel(for: message)
-        if let room, let sharded = self.sharded {
-            sharded.publish(channel: room, completion: completion) { self.writer.write(message, into: &$0) }
-            return
-        }
-        self.publisher.publish(channel: room, completion: completion) {
-            self.writer.write(message, into: &$0)
-        }
+        self.route.publish(message, completion: completion)
     }
 
     /// Publishes `message`; `completion` is called exactly once on the publisher's event loop (on the sharded
     /// client's loop for a room channel on a Redis Cluster): with the outcome, or `.timedOut` at `deadline` if
-    /// Redis has not answered by then (a sharded publish fails with the reason instead).
+    /// Redis has not answered by then (a sharded publish without an outbox fails with the reason instead).
     package func publish(
         _ message: PubSubMessage,
         deadline: NIODeadline,
         completion: @escaping @Sendable (PublishOutcome) -> Void
     ) {
-        let room = self.layout.roomChannel(for: message)
-        if let room, let sharded = self.sharded {
-            sharded.publish(channel: room, deadline: deadline) {
-                completion(.progress($0))
-            } writePayload: {
-                self.writer.write(message, into: &$0)
-            }
-            return
-        }
-        self.publisher.publish(
-            channel: room,
-            deadline: deadline,
-            completion: completion
-        ) { self.writer.write(message, into: &$0) }
+        self.route.publish(message, deadline: deadline, completion: completion)
     }
 
     /// Room-channel mode: keeps the channel of `room` in `namespace` subscribed while `wanted()` (read on the

@@ -47,9 +47,9 @@ public final class WorkerSocketGateway: SocketEmitter, Service {
     /// Room channels on a Redis Cluster (`redis+cluster://` in ``RedisChannelMode/rooms``): emits to one room go
     /// with `SPUBLISH` to the shard that owns the room's channel; started on the first such emit.
     private let sharded: RedisClusterPubSub?
-    private let shardedStarted = NIOLockedValueBox(false)
+    /// Which of `publisher` and `sharded` each emit goes to (`nil` when unconfigured or unusable).
+    private let route: PubSubPublishRoute?
     private let unusableReason: String?
-    private let writer: PubSubMessageWriter
     private let logger: Logger
     private let warnedOnce = NIOLockedValueBox(false)
     private let publishedCounter: Counter
@@ -156,16 +156,18 @@ public final class WorkerSocketGateway: SocketEmitter, Service {
                 keyError = error.description
             }
         }
-        self.writer = PubSubMessageWriter(signingKey: signingKey)
+        let writer = PubSubMessageWriter(signingKey: signingKey)
         guard let text = redisURL?.trimmingSpaces, !text.isEmpty else {
             self.publisher = nil
             self.sharded = nil
+            self.route = nil
             self.unusableReason = nil
             return
         }
         if let reason = configurationError ?? keyError {
             self.publisher = nil
             self.sharded = nil
+            self.route = nil
             self.unusableReason = reason
             return
         }
@@ -180,17 +182,27 @@ public final class WorkerSocketGateway: SocketEmitter, Service {
             )
             let publisher = RedisPublisher(url: url, configuration: configuration, logger: logger)
             self.publisher = publisher
-            self.sharded = SocketIOPubSubChannel.shardedRoomChannels(
+            let sharded = SocketIOPubSubChannel.shardedRoomChannels(
                 url: url,
                 mode: mode,
                 publishTimeout: emitTimeout,
+                outboxCapacity: configuration.outboxCapacity,
+                outboxSubscriberWait: configuration.outboxSubscriberWait,
                 subscriberConfiguration: RedisSubscriberConfiguration(connectTimeout: min(emitTimeout, .seconds(2))),
                 logger: logger
+            )
+            self.sharded = sharded
+            self.route = PubSubPublishRoute(
+                layout: PubSubChannelLayout(channel: channel, mode: mode),
+                publisher: publisher,
+                sharded: sharded,
+                writer: writer
             )
             self.unusableReason = nil
         } catch {
             self.publisher = nil
             self.sharded = nil
+            self.route = nil
             self.unusableReason = error.description
         }
     }
@@ -354,58 +366,19 @@ public final class WorkerSocketGateway: SocketEmitter, Service {
         event: String?,
         completion: (@Sendable (EmitResult) -> Void)?
     ) {
-        guard let publisher = self.publisher else {
+        guard let route = self.route else {
             let result = self.count(self.unconfiguredResult())
             completion?(result)
             return
         }
-        let room = self.layout.roomChannel(for: message)
-        if let room, let sharded = self.sharded {
-            self.send(message, event: event, toShardedChannel: room, through: sharded, completion: completion)
-            return
-        }
         guard let completion else {
             // Fire and forget: no waiter, no timer; the outcome is only counted (and logged when failed).
-            publisher.publish(channel: room, completion: self.recordProgress) {
-                self.writer.write(message, into: &$0)
-            }
+            route.publish(message, completion: self.recordProgress)
             return
         }
         let method = message.method
-        publisher.publish(
-            channel: room,
-            deadline: .now() + self.emitTimeoutAmount
-        ) { outcome in
+        route.publish(message, deadline: .now() + self.emitTimeoutAmount) { outcome in
             completion(self.result(of: outcome, what: event.map { "emit \($0)" } ?? method))
-        } writePayload: { buffer in
-            self.writer.write(message, into: &buffer)
-        }
-    }
-
-    /// Publishes an emit to one room's channel with `SPUBLISH` (a Redis Cluster in room-channel mode): published
-    /// or failed with the reason (no outbox: a shard that takes nothing within `emitTimeout` fails the emit),
-    /// counted and logged as other emits.
-    private func send(
-        _ message: PubSubMessage,
-        event: String?,
-        toShardedChannel room: String,
-        through sharded: RedisClusterPubSub,
-        completion: (@Sendable (EmitResult) -> Void)?
-    ) {
-        let start = self.shardedStarted.withLockedValue { started -> Bool in
-            defer { started = true }
-            return !started
-        }
-        if start { sharded.start() }
-        guard let completion else {
-            sharded.publish(channel: room, completion: self.recordProgress) { self.writer.write(message, into: &$0) }
-            return
-        }
-        let method = message.method
-        sharded.publish(channel: room, deadline: .now() + self.emitTimeoutAmount) { progress in
-            completion(self.result(of: .progress(progress), what: event.map { "emit \($0)" } ?? method))
-        } writePayload: { buffer in
-            self.writer.write(message, into: &buffer)
         }
     }
 

@@ -1,14 +1,17 @@
 """Prints tools/bench's scale table from its JSON lines: the cost of one user-targeted event as the number of
-servers grows, in the python-socketio layout and with room channels (medians per server count and mode)."""
+servers grows, in the python-socketio layout and with room channels (medians per server count and mode), one table per
+Redis deployment (the one redis-server, a local 3-shard Redis Cluster)."""
 
 import json
 import statistics
 import sys
 
 MODES = (("python", "classic"), ("rooms", "room channels"))
+DEPLOYMENTS = (("single", "one redis-server"), ("cluster", "Redis Cluster, 3 primaries (Redis CPU summed over them)"))
 
 
 def load(path):
+    """Scale rows by Redis deployment, then by (server count, mode); rows without a deployment are "single"."""
     rows = {}
     with open(path) as handle:
         for line in handle:
@@ -16,7 +19,8 @@ def load(path):
             if line:
                 row = json.loads(line)
                 if row.get("scenario") == "scale":
-                    rows.setdefault((row["servers"], row["mode"]), []).append(row)
+                    deployment = rows.setdefault(row.get("redis", "single"), {})
+                    deployment.setdefault((row["servers"], row["mode"]), []).append(row)
     return rows
 
 
@@ -33,12 +37,24 @@ def per_event(row, key):
 
 
 def main():
-    rows = load(sys.argv[1])
+    deployments = load(sys.argv[1])
     runs = sys.argv[2] if len(sys.argv) > 2 else "?"
     rate = sys.argv[3] if len(sys.argv) > 3 else "?"
-    if not rows:
+    if not deployments:
         print("scale: no results")
         return
+    first = True
+    for deployment, title in DEPLOYMENTS:
+        if deployment in deployments:
+            if not first:
+                print()
+            first = False
+            print(f"Redis: {title}\n")
+            print_table(deployments[deployment], runs, rate)
+
+
+def print_table(rows, runs, rate):
+    """Prints one deployment's table, its note and its CPU details."""
     counts = sorted({servers for servers, _ in rows})
     figures = {}
     for key, group in rows.items():
@@ -86,7 +102,7 @@ def main():
         print(line(row))
     print(f"\nCost per user-targeted event as the cluster grows: medians of {runs} run(s) at {rate} events/s asked, "
           "1000 clients spread over the servers. servers' CPU = the sum of every server's utime+stime over the window "
-          "per event emitted in it; Redis CPU = redis-server's, likewise; (×) = against the fewest servers in the "
+          "per event emitted in it; Redis CPU = redis-server's (every node's), likewise; (×) = against the fewest servers in the "
           "same mode. lost = deliveries that never arrived (summed over runs). Goal of issue 12: with room channels "
           "the sum stays within 1.5× of N=1 at N=8, where classic grows about N×.")
     details = []

@@ -86,8 +86,8 @@ struct LoadCommand: AsyncParsableCommand {
     @Option(help: "The server's process id: its CPU and RSS are reported next to ours (repeat it: summed).")
     var serverPID: [Int32] = []
 
-    @Option(help: "redis-server's process id: its CPU over the window is reported too.")
-    var redisPID: Int32?
+    @Option(help: "redis-server's process id: its CPU over the window is reported too (repeat it: summed).")
+    var redisPID: [Int32] = []
 
     @Option(help: "A label printed with the results (e.g. 'ours', 'python').")
     var label: String = "run"
@@ -146,7 +146,7 @@ struct LoadCommand: AsyncParsableCommand {
             recorderList.append(recorder)
         }
         let server = self.serverPID.isEmpty ? nil : ProcessSetProbe(pids: self.serverPID)
-        let redis = self.redisPID.map { ProcessProbe(pid: $0) }
+        let redis = self.redisPID.isEmpty ? nil : ProcessSetProbe(pids: self.redisPID)
         let report = LoadReport(label: self.label)
 
         // 1. Connect.

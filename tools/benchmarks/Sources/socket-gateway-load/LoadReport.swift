@@ -20,7 +20,7 @@ final class LoadReport {
     var serverCPU: Double?
     /// The part of `serverCPU` spent in the kernel.
     var serverSystemCPU: Double?
-    /// redis-server's CPU in cores over the window (`--redis-pid`).
+    /// redis-server's CPU in cores over the window (`--redis-pid`; summed over every one given).
     var redisCPU: Double?
     var serverRSSKiB: Int?
     var serverPeakRSSKiB: Int?
