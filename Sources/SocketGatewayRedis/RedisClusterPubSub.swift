@@ -18,6 +18,9 @@ public struct RedisClusterPubSubConfiguration: Sendable {
     public var pingTimeout: Duration
     /// How often the topology is refreshed when nothing asks for it (`CLUSTER SHARDS`).
     public var periodicRefresh: Duration
+    /// How long a subscription connection holds its next read while messages arrive closely spaced (see
+    /// ``RedisSubscriberConfiguration/readCoalescing``; `.zero` reads every message as it comes).
+    public var readCoalescing: Duration
 
     /// Creates a configuration.
     public init(
@@ -25,8 +28,10 @@ public struct RedisClusterPubSubConfiguration: Sendable {
         publishTimeout: Duration = .seconds(5),
         pingInterval: Duration = .seconds(1),
         pingTimeout: Duration = .seconds(2),
-        periodicRefresh: Duration = .seconds(5)
+        periodicRefresh: Duration = .seconds(5),
+        readCoalescing: Duration = RedisSubscriberConfiguration.defaultReadCoalescing
     ) {
+        self.readCoalescing = readCoalescing
         self.connectTimeout = connectTimeout
         self.publishTimeout = publishTimeout
         self.pingInterval = pingInterval
@@ -755,6 +760,10 @@ final class RedisShardConnection: RedisConnectionShell, @unchecked Sendable {
             guard let channel = self.channel else { return }
             RedisConnector.send(steps.lazy.map(\.arguments), on: channel)
         case .becomeReady:
+            // The handshake's replies are in: from now on closely spaced messages are read together.
+            if let channel = self.channel, let owner = self.owner {
+                RedisReadCoalescingHandler.install(delay: TimeAmount(owner.configuration.readCoalescing), on: channel)
+            }
             if self.owner?.readingPaused == true { self.setReading(paused: true) }
             self.owner?.shardReady(self.address)
         case .sendPing:

@@ -165,7 +165,8 @@ package final class SocketIOPubSubChannel: Sendable {
                 connectTimeout: subscriberConfiguration.connectTimeout,
                 publishTimeout: publishTimeout,
                 pingInterval: subscriberConfiguration.pingInterval,
-                pingTimeout: subscriberConfiguration.pingTimeout
+                pingTimeout: subscriberConfiguration.pingTimeout,
+                readCoalescing: subscriberConfiguration.readCoalescing
             ),
             eventLoop: eventLoop,
             logger: logger,
