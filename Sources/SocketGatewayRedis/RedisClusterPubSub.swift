@@ -30,6 +30,9 @@ public struct RedisClusterPubSubConfiguration: Sendable {
     public var outboxSubscriberWait: Duration
     /// Outbox mode: the most `SPUBLISH` commands written to one primary and not yet answered.
     public var maxInFlight: Int
+    /// How long a subscription connection holds its next read while messages arrive closely spaced (see
+    /// ``RedisSubscriberConfiguration/readCoalescing``; `.zero` reads every message as it comes).
+    public var readCoalescing: Duration
 
     /// Creates a configuration.
     public init(
@@ -40,9 +43,11 @@ public struct RedisClusterPubSubConfiguration: Sendable {
         periodicRefresh: Duration = .seconds(5),
         outboxCapacity: Int = 0,
         outboxSubscriberWait: Duration = .seconds(10),
-        maxInFlight: Int = 10_000
+        maxInFlight: Int = 10_000,
+        readCoalescing: Duration = RedisSubscriberConfiguration.defaultReadCoalescing
     ) {
         precondition(outboxCapacity >= 0 && maxInFlight > 0)
+        self.readCoalescing = readCoalescing
         self.connectTimeout = connectTimeout
         self.publishTimeout = publishTimeout
         self.pingInterval = pingInterval
@@ -1161,6 +1166,10 @@ final class RedisShardConnection: RedisConnectionShell, @unchecked Sendable {
             guard let channel = self.channel else { return }
             RedisConnector.send(steps.lazy.map(\.arguments), on: channel)
         case .becomeReady:
+            // The handshake's replies are in: from now on closely spaced messages are read together.
+            if let channel = self.channel, let owner = self.owner {
+                RedisReadCoalescingHandler.install(delay: TimeAmount(owner.configuration.readCoalescing), on: channel)
+            }
             if self.owner?.readingPaused == true { self.setReading(paused: true) }
             self.owner?.shardReady(self.address)
         case .sendPing:

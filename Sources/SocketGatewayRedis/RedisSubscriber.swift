@@ -18,6 +18,11 @@ public struct RedisSubscriberConfiguration: Sendable {
     /// How long a room channel (see ``RedisChannelMode/rooms``) stays subscribed after its room lost its last
     /// local member (default 30 s), so that members who come back soon cost no UNSUBSCRIBE/SUBSCRIBE pair.
     public var roomUnsubscribeDelay: Duration
+    /// How long the subscribed connection holds its next read after a read that found messages arriving closely
+    /// spaced (default 1 ms; `.zero` reads every message as it comes): what arrives meanwhile is read in one system
+    /// call and handled in one wake-up. A message after a quiet spell is read at once; under load a message waits
+    /// at most this much longer (see `RedisReadCoalescingStateMachine`).
+    public var readCoalescing: Duration
 
     /// Creates a configuration. A dead connection is noticed within `pingInterval + pingTimeout`.
     public init(
@@ -25,14 +30,19 @@ public struct RedisSubscriberConfiguration: Sendable {
         backoff: ReconnectBackoff = ReconnectBackoff(),
         pingInterval: Duration = .seconds(1),
         pingTimeout: Duration = .seconds(2),
-        roomUnsubscribeDelay: Duration = .seconds(30)
+        roomUnsubscribeDelay: Duration = .seconds(30),
+        readCoalescing: Duration = Self.defaultReadCoalescing
     ) {
         self.connectTimeout = connectTimeout
         self.backoff = backoff
         self.pingInterval = pingInterval
         self.pingTimeout = pingTimeout
         self.roomUnsubscribeDelay = roomUnsubscribeDelay
+        self.readCoalescing = readCoalescing
     }
+
+    /// The default ``readCoalescing``.
+    public static let defaultReadCoalescing = Duration.milliseconds(1)
 }
 
 /// One message received on a subscribed channel.
@@ -546,6 +556,10 @@ public final class RedisSubscriber: @unchecked Sendable {
             if reconnected { $0.reconnects += 1 }
         }
         if reconnected { self.reconnectCounter.increment() }
+        // From now on (the handshake's replies are in), closely spaced messages are read together.
+        if let channel = self.channel {
+            RedisReadCoalescingHandler.install(delay: TimeAmount(self.configuration.readCoalescing), on: channel)
+        }
         if self.readingPaused {
             self.channel?.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
         }

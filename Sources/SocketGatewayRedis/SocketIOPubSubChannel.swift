@@ -180,7 +180,8 @@ package final class SocketIOPubSubChannel: Sendable {
                 pingInterval: subscriberConfiguration.pingInterval,
                 pingTimeout: subscriberConfiguration.pingTimeout,
                 outboxCapacity: outboxCapacity,
-                outboxSubscriberWait: outboxSubscriberWait
+                outboxSubscriberWait: outboxSubscriberWait,
+                readCoalescing: subscriberConfiguration.readCoalescing
             ),
             eventLoop: eventLoop,
             logger: logger,

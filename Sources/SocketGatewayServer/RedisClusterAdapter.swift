@@ -75,7 +75,8 @@ final class RedisClusterAdapter: ClusterAdapter {
             backoff: backoff,
             pingInterval: timings.livenessInterval,
             pingTimeout: timings.livenessTimeout,
-            roomUnsubscribeDelay: configuration.roomUnsubscribeDelay
+            roomUnsubscribeDelay: configuration.roomUnsubscribeDelay,
+            readCoalescing: configuration.readCoalescing
         )
         var logger = logger
         let hostID = PubSubHostID.generate()

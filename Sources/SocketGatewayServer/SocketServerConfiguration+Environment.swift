@@ -55,6 +55,11 @@ public struct SocketServerRedisConfiguration: Sendable, Hashable {
     /// to confirm the room's channel before they proceed anyway (default 2 s; logged; the subscription follows
     /// when Redis answers, and emits published meanwhile may be missed).
     public var roomSubscribeTimeout: Duration
+    /// How long a subscription connection holds its next read while messages arrive closely spaced, so they are
+    /// read and handled together (default 1 ms; `SOCKET_REDIS_READ_COALESCE` in milliseconds; `.zero` reads each
+    /// message as it comes). A message after a quiet spell is read at once; under load a message waits at most
+    /// this much longer.
+    public var readCoalescing: Duration = RedisSubscriberConfiguration.defaultReadCoalescing
 
     /// Creates a Redis setting.
     public init(
@@ -124,6 +129,9 @@ extension SocketServerConfiguration {
         public static let redisMode = "SOCKET_REDIS_MODE"
         /// Room channels: seconds a room's channel stays subscribed after its last local member left (default 30).
         public static let redisRoomUnsubscribeDelay = "SOCKET_REDIS_ROOM_UNSUBSCRIBE_DELAY"
+        /// Milliseconds a subscription connection holds its next read while messages arrive closely spaced
+        /// (default 1; 0 reads each message as it comes).
+        public static let redisReadCoalesce = "SOCKET_REDIS_READ_COALESCE"
         /// A PEM file of the CA certificates that sign the Redis server's certificate (`rediss://`, a private CA);
         /// also `SOCKET_REDIS_TLS_CERT`, `…_KEY`, `…_SERVER_NAME` (``RedisTLSConfiguration/EnvironmentKey``).
         public static let redisTLSCA = RedisTLSConfiguration.EnvironmentKey.caFile
@@ -190,6 +198,15 @@ extension SocketServerConfiguration {
                     )
                 }
                 self.redis?.roomUnsubscribeDelay = .milliseconds(Int64(seconds * 1000))
+            }
+            if let text = read(EnvironmentKey.redisReadCoalesce) {
+                guard let milliseconds = Double(text), milliseconds >= 0, milliseconds <= 100 else {
+                    throw SocketServerConfigurationError(
+                        variable: EnvironmentKey.redisReadCoalesce,
+                        message: "must be a number of milliseconds, 0...100, got '\(text)'"
+                    )
+                }
+                self.redis?.readCoalescing = .microseconds(Int64((milliseconds * 1000).rounded()))
             }
             self.redis?.tls = RedisTLSConfiguration(environment: environment)
         }

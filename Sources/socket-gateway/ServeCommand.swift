@@ -164,6 +164,7 @@ struct ServeCommand: AsyncParsableCommand {
                 let keys = [
                     SocketServerConfiguration.EnvironmentKey.redisMode,
                     SocketServerConfiguration.EnvironmentKey.redisRoomUnsubscribeDelay,
+                    SocketServerConfiguration.EnvironmentKey.redisReadCoalesce,
                 ]
                 var variables = ["REDIS_URL": redisURL]
                 for key in keys { variables[key] = environment(key) }
@@ -171,6 +172,8 @@ struct ServeCommand: AsyncParsableCommand {
                     let fromEnvironment = try SocketServerConfiguration(environment: variables).redis
                     configuration.redis?.mode = fromEnvironment?.mode ?? .python
                     configuration.redis?.roomUnsubscribeDelay = fromEnvironment?.roomUnsubscribeDelay ?? .seconds(30)
+                    configuration.redis?.readCoalescing =
+                        fromEnvironment?.readCoalescing ?? RedisSubscriberConfiguration.defaultReadCoalescing
                 } catch {
                     throw fail("serve", "\(error.variable) \(error.message)", ExitCodes.notConfigured)
                 }
