@@ -238,6 +238,20 @@ package struct RedisOutbox<Completion> {
 
     // MARK: - Messages
 
+    /// Drops the oldest queued messages while the queue holds more than the outbox's capacity, failing their
+    /// completions as `overloaded` and counting them.
+    private mutating func dropOldestBeyondCapacity(_ actions: inout Actions) {
+        while self.queue.count > self.limits.outboxCapacity {
+            let dropped = self.queue.removeFirst()
+            actions.dropped += 1
+            if let completion = dropped.completion {
+                let capacity = self.limits.outboxCapacity
+                let error = self.error(.overloaded, "dropped from the full outbox (capacity \(capacity))")
+                actions.reports.append(Report(completion: completion, outcome: .progress(.failed(error))))
+            }
+        }
+    }
+
     /// The fast path: `count` new messages go into flight at once when the link is ready and nothing waits
     /// before them; their bytes are then written as they were framed.
     /// - Parameters:
@@ -464,15 +478,7 @@ package struct RedisOutbox<Completion> {
             while let entry = unanswered.popLast() {
                 self.queue.prepend(entry)
             }
-            while self.queue.count > self.limits.outboxCapacity {
-                let dropped = self.queue.removeFirst()
-                actions.dropped += 1
-                if let completion = dropped.completion {
-                    let capacity = self.limits.outboxCapacity
-                    let error = self.error(.overloaded, "dropped from the full outbox (capacity \(capacity))")
-                    actions.reports.append(Report(completion: completion, outcome: .progress(.failed(error))))
-                }
-            }
+            self.dropOldestBeyondCapacity(&actions)
         } else {
             self.link = .pending
             let failure =
@@ -568,15 +574,7 @@ package struct RedisOutbox<Completion> {
             return actions
         }
         for entry in entries.reversed() { self.queue.prepend(entry) }
-        while self.queue.count > self.limits.outboxCapacity {
-            let dropped = self.queue.removeFirst()
-            actions.dropped += 1
-            if let completion = dropped.completion {
-                let capacity = self.limits.outboxCapacity
-                let error = self.error(.overloaded, "dropped from the full outbox (capacity \(capacity))")
-                actions.reports.append(Report(completion: completion, outcome: .progress(.failed(error))))
-            }
-        }
+        self.dropOldestBeyondCapacity(&actions)
         for entry in entries where entry.completion != nil && entry.deadline != nil {
             self.armDeadlineTimer(for: entry, &actions)
             break
