@@ -7,7 +7,8 @@ import SocketGatewayServer
 
 /// The demo's HTTP side, behind the Socket.IO path: the page at `/`, a token endpoint and the job endpoint.
 ///
-/// - `GET /`, `/app.js`, `/socketio-client.js`, `/style.css`: the page (files bundled with the executable).
+/// - `GET /`, `/app.js`, `/socketio-client.js`, `/sync-request.js`, `/style.css`: the page (files bundled with the
+///   executable).
 /// - `GET /api/sheets`: the demo sheets.
 /// - `POST /api/token` `{"user":"alice"}`: a signed HS256 token for that user id (demo only: anyone may ask).
 /// - `POST /api/sheets/<id>/sync` with `Authorization: Bearer <token>`: queues a sync job, answers 202 (the
@@ -169,7 +170,8 @@ struct DemoHTTPResponder: HTTPFallbackResponder {
     static func loadPublicFiles() throws -> [String: StaticFile] {
         let types = [
             "index.html": "text/html; charset=utf-8", "app.js": "text/javascript; charset=utf-8",
-            "socketio-client.js": "text/javascript; charset=utf-8", "style.css": "text/css; charset=utf-8",
+            "socketio-client.js": "text/javascript; charset=utf-8",
+            "sync-request.js": "text/javascript; charset=utf-8", "style.css": "text/css; charset=utf-8",
         ]
         var files: [String: StaticFile] = [:]
         for (name, type) in types {
