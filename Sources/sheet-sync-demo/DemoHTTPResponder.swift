@@ -7,10 +7,12 @@ import SocketGatewayServer
 
 /// The demo's HTTP side, behind the Socket.IO path: the page at `/`, a token endpoint and the job endpoint.
 ///
-/// - `GET /`, `/app.js`, `/socketio-client.js`, `/style.css`: the page (files bundled with the executable).
+/// - `GET /`, `/app.js`, `/socketio-client.js`, `/sync-request.js`, `/style.css`: the page (files bundled with the
+///   executable).
 /// - `GET /api/sheets`: the demo sheets.
 /// - `POST /api/token` `{"user":"alice"}`: a signed HS256 token for that user id (demo only: anyone may ask).
-/// - `POST /api/sheets/<id>/sync` with `Authorization: Bearer <token>`: queues a sync job, answers 202.
+/// - `POST /api/sheets/<id>/sync` with `Authorization: Bearer <token>`: queues a sync job, answers 202 (the
+///   Socket.IO event `sheet:sync:request`, the page's way, does the same: both go through ``SyncJobQueue``).
 struct DemoHTTPResponder: HTTPFallbackResponder {
     /// The name of this server in logs and answers (`server-A`).
     let serverName: String
@@ -20,10 +22,8 @@ struct DemoHTTPResponder: HTTPFallbackResponder {
     let authenticator: JWTAuthenticator
     /// The HS256 secret tokens are signed with.
     let jwtSecret: String
-    /// Pushes jobs; nil when the server runs without Redis (the job endpoint then answers 503).
-    let redis: RedisCommandClient?
-    /// The Redis list jobs go to.
-    let jobQueue: String
+    /// Queues jobs, as the `sheet:sync:request` handler does (no Redis: the job endpoint answers 503).
+    let jobs: SyncJobQueue
     /// Prints the demo's one-line log entries.
     let log: DemoLog
 
@@ -121,37 +121,24 @@ struct DemoHTTPResponder: HTTPFallbackResponder {
         } catch {
             return Self.problem(.unauthorized, "\(error)")
         }
-        guard let sheet = DemoSheet.named(sheetID) else {
-            return Self.problem(.notFound, "no sheet '\(sheetID)'; GET /api/sheets lists them")
+        let queued: SyncJobQueue.Queued
+        switch await self.jobs.queue(sheetID: sheetID, userID: user.id, via: nil) {
+        case .success(let job):
+            queued = job
+        case .failure(let refusal):
+            switch refusal.reason {
+            case .sheetNotFound: return Self.problem(.notFound, refusal.message)
+            case .unavailable: return Self.problem(.serviceUnavailable, refusal.message)
+            }
         }
-        guard let redis = self.redis else {
-            return Self.problem(.serviceUnavailable, "this server runs without Redis, so no worker can take jobs")
-        }
-        let job = SyncJob(
-            id: UUID(),
-            sheetID: sheet.id,
-            userID: user.id,
-            acceptedBy: self.serverName,
-            requestedAt: Date()
-        )
-        let queueLength: Int64
-        do {
-            let reply = try await redis.send(["LPUSH", self.jobQueue, job.jsonValue.jsonString])
-            queueLength = reply.integer ?? 0
-        } catch {
-            self.log.line("could not queue a sync of \(sheet.id) for \(user.id): \(error)")
-            return Self.problem(.serviceUnavailable, "could not queue the job: \(error.message)")
-        }
-        let jobID = job.id.uuidString.lowercased()
-        self.log.line("\(user.id) asked to sync \(sheet.id): job \(jobID.prefix(8)) queued (\(queueLength) waiting)")
         return Self.json(
             .accepted,
             .object([
-                (key: "job_id", value: .string(jobID)),
-                (key: "sheet_id", value: .string(sheet.id)),
+                (key: "job_id", value: .string(queued.jobID)),
+                (key: "sheet_id", value: .string(queued.job.sheetID)),
                 (key: "user", value: .string(user.id)),
                 (key: "queued_by", value: .string(self.serverName)),
-                (key: "waiting", value: .int(queueLength)),
+                (key: "waiting", value: .int(queued.waiting)),
             ])
         )
     }
@@ -183,7 +170,8 @@ struct DemoHTTPResponder: HTTPFallbackResponder {
     static func loadPublicFiles() throws -> [String: StaticFile] {
         let types = [
             "index.html": "text/html; charset=utf-8", "app.js": "text/javascript; charset=utf-8",
-            "socketio-client.js": "text/javascript; charset=utf-8", "style.css": "text/css; charset=utf-8",
+            "socketio-client.js": "text/javascript; charset=utf-8",
+            "sync-request.js": "text/javascript; charset=utf-8", "style.css": "text/css; charset=utf-8",
         ]
         var files: [String: StaticFile] = [:]
         for (name, type) in types {

@@ -3,11 +3,13 @@ import CoreMetrics
 import Foundation
 import Logging
 import ServiceLifecycle
+import SheetSyncEvents
 import SocketGatewayRedis
 import SocketGatewayServer
 import UnixSignals
 
-/// `sheet-sync-demo server`: the page, the token and job API, and Socket.IO for the page's live updates.
+/// `sheet-sync-demo server`: the page, the token and job API, and Socket.IO for the page's sync requests
+/// (`sheet:sync:request`) and live updates.
 struct ServerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "server",
@@ -62,13 +64,18 @@ struct ServerCommand: AsyncParsableCommand {
         let redisCommands = RedisCommandClient(url: parsedRedisURL, logger: logger)
 
         let authenticator = try JWTAuthenticator(secret: secret, logger: logger)
+        let jobs = SyncJobQueue(
+            serverName: self.shared.name,
+            redis: redisCommands,
+            jobQueue: self.shared.jobQueue,
+            log: log
+        )
         let responder = DemoHTTPResponder(
             serverName: self.shared.name,
             files: files,
             authenticator: authenticator,
             jwtSecret: secret,
-            redis: redisCommands,
-            jobQueue: self.shared.jobQueue,
+            jobs: jobs,
             log: log
         )
         let configuration = SocketServerConfiguration(
@@ -95,6 +102,21 @@ struct ServerCommand: AsyncParsableCommand {
                 "demo:welcome",
                 .object([(key: "server", value: .string(serverName)), (key: "user", value: .string(user))])
             )
+        }
+        // The page asks for syncs with the catalog's typed client event; the ack carries the job id that every
+        // sheet:sync:* event of the job carries. A payload that does not match events.yaml never gets here: the
+        // client gets the refusal `{"error":"invalid_payload", ...}` as its ack.
+        page.on(SheetSyncRequest.self) { socket, request, ack in
+            guard let user = socket.user?.id else {
+                ack.refuse("unauthorized", message: "this connection has no user")
+                return
+            }
+            switch await jobs.queue(sheetID: request.sheetID, userID: user, via: SheetSyncRequest.eventName) {
+            case .success(let queued):
+                ack(SheetSyncRequestAck(jobID: queued.job.id, sheetID: queued.job.sheetID, queuedBy: serverName))
+            case .failure(let refusal):
+                ack.refuse(refusal.code, message: refusal.message)
+            }
         }
         page.onDisconnect { socket, reason in
             log.line("\(socket.user?.id ?? "?") disconnected (sid \(socket.id.prefix(8)), \(reason))")

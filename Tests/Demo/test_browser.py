@@ -1,10 +1,11 @@
 """The demo page in headless Chromium (Debian's chromium + chromium-driver, driven by Selenium).
 
-alice signs in on server A's page and bob on server B's page, in two separate browsers. alice presses Sync: her
-progress bar moves through the values the worker sent and ends at 100 % with the completed result; bob's page shows
-nothing of it. A python-socketio client signed in as alice on server B records what the worker sent, so the page is
-compared with the real events. The test saves a screenshot of alice's page (the README's picture), then drops the
-page's WebSocket and checks that it reconnects, authenticates again and still receives syncs.
+alice signs in on server A's page and bob on server B's page, in two separate browsers. alice presses Sync (the page
+asks with the typed client event sheet:sync:request and keeps the job id of its ack): her progress bar moves through
+the values the worker sent and ends at 100 % with the completed result; bob's page shows nothing of it. A
+python-socketio client signed in as alice on server B records what the worker sent, so the page is compared with the
+real events. The test saves a screenshot of alice's page (the README's picture), then drops the page's WebSocket and
+checks that it reconnects, authenticates again and still receives syncs.
 """
 
 import asyncio
@@ -125,6 +126,11 @@ def test_the_page_shows_a_sync_live_to_its_user_only(demo_with_redis_url, tmp_pa
         wait_until(alice_page, lambda d: any(n == "sheet:sync:completed" for n, _ in recorder.events), "the recorder")
         job = sheet.get_attribute("data-job")
         sent = [(name, payload) for name, payload in recorder.events if payload["job_id"] == job]
+        # Sync went through the typed client event sheet:sync:request; its ack's job id is the one the worker's
+        # events carry.
+        assert sheet.get_attribute("data-requested-with") == "sheet:sync:request"
+        assert sent, f"no event of the acked job {job}: {recorder.events}"
+        demo.wait_for_line(rf"server-A\s+alice asked to sync customers \(sheet:sync:request\): job {job[:8]} queued", 5)
         completed = next(payload for name, payload in sent if name == "sheet:sync:completed")
         sent_percents = [payload["percent"] for name, payload in sent if name == "sheet:sync:progress"]
         assert set(seen_percents) - {0.0, 100.0} <= set(sent_percents), (seen_percents, sent_percents)
@@ -174,6 +180,7 @@ def test_the_page_shows_a_sync_live_to_its_user_only(demo_with_redis_url, tmp_pa
         card(alice_page, "inventory").find_element(By.CSS_SELECTOR, "button.sync").click()
         wait_until(alice_page, lambda d: card(d, "inventory").get_attribute("data-state") == "completed", "a sync after reconnecting")
         assert card(alice_page, "inventory").get_attribute("data-rows") == "642"
+        assert card(alice_page, "inventory").get_attribute("data-requested-with") == "sheet:sync:request"
     finally:
         if recorder:
             recorder.close()

@@ -1,4 +1,5 @@
-"""tools/demo end to end: one sync driven through the HTTP API and python-socketio clients, then Ctrl-C.
+"""tools/demo end to end: syncs asked for through the HTTP API and the typed client event sheet:sync:request, followed
+with python-socketio clients, then Ctrl-C.
 
 alice listens on server A, bob on server B; alice's sync is requested through server B. The worker's events reach
 alice (through Redis, on the other server) and nobody else, with the values the worker logs; stopping tools/demo
@@ -8,6 +9,7 @@ leaves no process behind.
 import asyncio
 import signal
 import time
+import uuid
 
 import socketio
 
@@ -133,6 +135,50 @@ def test_the_api_refuses_bad_requests_with_reasons(demo):
     assert status == 400
 
 
+def test_the_typed_request_acks_the_job_id_of_the_events_that_follow(demo):
+    token = token_for(demo.server_b, "erin")
+    expected_rows = sheets(demo.server_b)["inventory"]["rows"]
+    log_start = len(demo.lines)
+
+    async def scenario():
+        async with Listener(demo.server_b, token) as erin:
+            ack = await erin.client.call("sheet:sync:request", {"sheet_id": "inventory"}, timeout=WAIT)
+            completed = await erin.until("sheet:sync:completed", ack["job_id"])
+            return ack, completed, list(erin.events)
+
+    ack, completed, events = asyncio.run(asyncio.wait_for(scenario(), 60))
+    assert ack == {"job_id": ack["job_id"], "sheet_id": "inventory", "queued_by": "server-B"}, ack
+    job = ack["job_id"]
+    assert str(uuid.UUID(job)) == job, f"job_id is not a lowercase UUID: {job}"
+    names = [name for name, payload in events if payload["job_id"] == job]
+    assert names[0] == "sheet:sync:started" and names[-1] == "sheet:sync:completed", names
+    assert completed["rows"] == expected_rows
+    demo.wait_for_line(rf"server-B\s+erin asked to sync inventory \(sheet:sync:request\): job {job[:8]} queued", 5, log_start)
+
+
+def test_the_typed_request_refuses_what_the_catalog_or_the_server_does_not_accept(demo):
+    token = token_for(demo.server_a, "frank")
+
+    async def scenario():
+        async with Listener(demo.server_a, token) as frank:
+            call = frank.client.call
+            wrong_type = await call("sheet:sync:request", {"sheet_id": 42}, timeout=WAIT)
+            missing = await call("sheet:sync:request", {"sheet": "customers"}, timeout=WAIT)
+            no_sheet = await call("sheet:sync:request", {"sheet_id": "no-such-sheet"}, timeout=WAIT)
+            # The connection stays open and a good request after the refusals is served.
+            ack = await call("sheet:sync:request", {"sheet_id": "inventory"}, timeout=WAIT)
+            await frank.until("sheet:sync:completed", ack["job_id"])
+            return wrong_type, missing, no_sheet, ack
+
+    wrong_type, missing, no_sheet, ack = asyncio.run(asyncio.wait_for(scenario(), 60))
+    assert wrong_type["error"] == "invalid_payload", wrong_type
+    assert wrong_type["event"] == "sheet:sync:request" and wrong_type["path"] == "$.sheet_id", wrong_type
+    assert "expected a string" in wrong_type["message"], wrong_type
+    assert missing["error"] == "invalid_payload" and "sheet_id" in missing["message"], missing
+    assert no_sheet == {"error": "sheet_not_found", "message": "no sheet 'no-such-sheet'; GET /api/sheets lists them"}
+    assert ack["sheet_id"] == "inventory" and ack["queued_by"] == "server-A"
+
+
 def test_the_page_and_its_client_are_served(demo):
     import urllib.request
 
@@ -143,7 +189,9 @@ def test_the_page_and_its_client_are_served(demo):
     with urllib.request.urlopen(f"{demo.server_b}/socketio-client.js", timeout=10) as response:
         client = response.read().decode()
         assert response.headers["Content-Type"].startswith("text/javascript")
-    assert "export class SocketIOClient" in client
+    assert "export class SocketIOClient" in client and "emitWithAck(event, ...args)" in client
+    with urllib.request.urlopen(f"{demo.server_b}/sync-request.js", timeout=10) as response:
+        assert 'socket.emitWithAck("sheet:sync:request"' in response.read().decode()
 
 
 def test_ctrl_c_stops_everything_it_started(demo):

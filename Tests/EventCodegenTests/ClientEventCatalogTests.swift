@@ -78,7 +78,8 @@ import Testing
         )
     }
 
-    @Test(arguments: ["sheet-sync", "kitchen-sink"])
+    // The sheet-sync catalog (the demo's) has had the client event sheet:sync:request since the demo used it.
+    @Test(arguments: ["kitchen-sink"])
     func serverOnlyCatalogsHaveNoClientEventsAndNoAcks(catalog name: String) throws {
         let input = InputFile(path: "events.yaml", contents: try readFixture("golden/\(name)/events.yaml"))
         let catalog = try GeneratorPipeline.parseCatalog(input)

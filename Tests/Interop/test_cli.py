@@ -361,7 +361,7 @@ def test_check_prints_the_plugin_diagnostics(tmp_path):
     )
     ok = run_cli("check", str(CATALOG))
     assert ok.returncode == 0, ok.stderr
-    assert ok.stdout == f"OK: {CATALOG}: catalog SheetSync version 1, 4 events, 3 types\n"
+    assert ok.stdout == f"OK: {CATALOG}: catalog SheetSync version 1, 4 events, 1 client events, 3 types\n"
     missing = run_cli("check", str(tmp_path / "absent.yaml"))
     assert missing.returncode == 74
 
@@ -398,14 +398,14 @@ def test_export_matches_the_codegen_golden_files(tmp_path, fmt, golden):
     )
     output = tmp_path / f"out.{fmt}"
     result = run_cli("export", "--format", fmt, "--output", str(output), str(catalog))
-    success = f"wrote {output}: {fmt} of catalog SheetSync version 1, 4 events, 3 types\n"
+    success = f"wrote {output}: {fmt} of catalog SheetSync version 1, 4 events, 1 client events, 3 types\n"
     assert (result.returncode, result.stdout, result.stderr) == (0, success, "")
     assert output.read_text() == exported_by_socket_gateway(expected)
     printed = run_cli("export", "--format", fmt, str(catalog))
     assert (printed.returncode, printed.stdout, printed.stderr) == (0, exported_by_socket_gateway(expected), "")
     codegen_output = tmp_path / f"codegen.{fmt}"
     codegen = run_codegen("export", "--format", fmt, "--output", str(codegen_output), str(catalog))
-    codegen_success = f"wrote {codegen_output}: {fmt} of catalog SheetSync version 1, 4 events, 3 types\n"
+    codegen_success = f"wrote {codegen_output}: {fmt} of catalog SheetSync version 1, 4 events, 1 client events, 3 types\n"
     assert (codegen.returncode, codegen.stdout, codegen.stderr) == (0, codegen_success, "")
     assert codegen_output.read_text() == expected
     again = run_codegen("export", "--format", fmt, "--output", str(codegen_output), str(catalog))
@@ -414,7 +414,7 @@ def test_export_matches_the_codegen_golden_files(tmp_path, fmt, golden):
 
 def test_both_catalog_tools_check_and_refuse_a_format_in_the_same_words():
     """check prints one success line in both tools; export without --format or with an unknown one is usage (64)."""
-    line = f"OK: {CATALOG}: catalog SheetSync version 1, 4 events, 3 types\n"
+    line = f"OK: {CATALOG}: catalog SheetSync version 1, 4 events, 1 client events, 3 types\n"
     for result in (run_cli("check", str(CATALOG)), run_codegen("check", str(CATALOG))):
         assert (result.returncode, result.stdout, result.stderr) == (0, line, "")
     formats = "swift|typescript|asyncapi|asyncapi-json"

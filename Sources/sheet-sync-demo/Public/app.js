@@ -1,6 +1,8 @@
-// The demo page: sign in (the server signs a demo token), list the sheets, press Sync (POST /api/sheets/<id>/sync),
+// The demo page: sign in (the server signs a demo token), list the sheets, press Sync (the typed client event
+// sheet:sync:request, whose ack carries the job id; POST /api/sheets/<id>/sync while the socket is not connected),
 // then follow the job through the sheet:sync:* events a worker emits to this user's room, user:<id>.
 import { SocketIOClient } from "/socketio-client.js";
+import { requestSync } from "/sync-request.js";
 
 const $ = (selector, root = document) => root.querySelector(selector);
 const numbers = new Intl.NumberFormat("en-US");
@@ -77,18 +79,30 @@ async function startSync(sheetId) {
   setCard(card, { state: "queued", stage: "queued", percent: 0, counts: "", result: null });
   $(".sync", card).disabled = true;
   try {
-    const response = await fetch(`/api/sheets/${encodeURIComponent(sheetId)}/sync`, {
-      method: "POST",
-      headers: { Authorization: `Bearer ${await currentToken()}` },
-    });
-    const body = await response.json();
-    if (!response.ok) throw new Error(body.error ?? `request failed (${response.status})`);
-    card.dataset.job = body.job_id;
-    $(".counts", card).textContent = `job ${body.job_id.slice(0, 8)} queued by ${body.queued_by}`;
+    const live = socket?.state === "connected";
+    const queued = live ? await requestSync(socket, sheetId) : await requestSyncOverHTTP(sheetId);
+    card.dataset.job = queued.jobId;
+    card.dataset.requestedWith = live ? "sheet:sync:request" : "http";
+    // The worker's first event may have come before the answer; it says more than this line.
+    if (card.dataset.state === "queued") {
+      $(".counts", card).textContent = `job ${queued.jobId.slice(0, 8)} queued by ${queued.queuedBy}`;
+    }
+    logEvent(live ? "sheet:sync:request" : "POST /sync", `${sheetId}: job ${queued.jobId.slice(0, 8)} queued`);
   } catch (error) {
     setCard(card, { state: "failed", stage: "not queued", percent: 0, counts: "", result: `✗ ${error.message}` });
     $(".sync", card).disabled = false;
   }
+}
+
+// The HTTP alternative: the same job, asked for with the token.
+async function requestSyncOverHTTP(sheetId) {
+  const response = await fetch(`/api/sheets/${encodeURIComponent(sheetId)}/sync`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${await currentToken()}` },
+  });
+  const body = await response.json();
+  if (!response.ok) throw new Error(body.error ?? `request failed (${response.status})`);
+  return { jobId: body.job_id, queuedBy: body.queued_by };
 }
 
 // --- live events -------------------------------------------------------------------------------------------------

@@ -2,13 +2,15 @@
 //
 // What it does: the Engine.IO handshake ("0{...}"), answers the server's pings ("2" -> "3") and notices when they
 // stop, connects to one namespace with an auth payload ("40{...}"), receives events ("42[...]"), emits events,
-// handles CONNECT_ERROR ("44{...}") and reconnects with exponential backoff and a fresh auth payload each time.
-// What it leaves out: HTTP long-polling, binary attachments, acknowledgements. The official socket.io-client does
-// all of that; this one stays short enough to read in one sitting.
+// asks for acknowledgements ("42<id>[...]" answered by "43<id>[...]"), handles CONNECT_ERROR ("44{...}") and
+// reconnects with exponential backoff and a fresh auth payload each time.
+// What it leaves out: HTTP long-polling, binary attachments, acks the server asks for. The official
+// socket.io-client does all of that; this one stays short enough to read in one sitting.
 //
 //   const socket = new SocketIOClient(location.origin, { auth: async () => ({ token }) });
 //   socket.on("sheet:sync:progress", (payload) => ...);
 //   socket.on("status", ({ state, detail }) => ...);   // connecting | connected | reconnecting | unauthorized | closed
+//   const answer = await socket.emitWithAck("sheet:sync:request", { sheet_id: "customers" });
 //   socket.connect();
 
 const ENGINE_OPEN = "0";
@@ -20,6 +22,7 @@ const ENGINE_MESSAGE = "4";
 const SIO_CONNECT = "0";
 const SIO_DISCONNECT = "1";
 const SIO_EVENT = "2";
+const SIO_ACK = "3";
 const SIO_CONNECT_ERROR = "4";
 
 export class SocketIOClient {
@@ -49,6 +52,8 @@ export class SocketIOClient {
     this.wanted = false;
     this.pingDeadline = null;
     this.retryTimer = null;
+    this.nextAckId = 0;
+    this.pendingAcks = new Map(); // ack id -> { resolve, reject }
   }
 
   /** Registers a handler for an event name, or for "status", "connect", "disconnect", "connect_error". */
@@ -76,6 +81,7 @@ export class SocketIOClient {
       this.ws.close(1000);
       this.ws = null;
     }
+    this.failPendingAcks("signed out");
     this.setState("closed", "signed out");
   }
 
@@ -83,6 +89,22 @@ export class SocketIOClient {
   emit(event, ...args) {
     if (this.state !== "connected") return false;
     return this.sendRaw(ENGINE_MESSAGE + SIO_EVENT + this.nsp() + JSON.stringify([event, ...args]));
+  }
+
+  /**
+   * Emits an event asking for an acknowledgement; resolves to the ack's first argument, as socket.io-client's
+   * emitWithAck does. Rejects when not connected or when the connection ends before the answer.
+   */
+  emitWithAck(event, ...args) {
+    return new Promise((resolve, reject) => {
+      if (this.state !== "connected") return reject(new Error("not connected"));
+      const id = this.nextAckId++;
+      this.pendingAcks.set(id, { resolve, reject });
+      if (!this.sendRaw(ENGINE_MESSAGE + SIO_EVENT + this.nsp() + id + JSON.stringify([event, ...args]))) {
+        this.pendingAcks.delete(id);
+        reject(new Error("not connected"));
+      }
+    });
   }
 
   // --- internals ---------------------------------------------------------------------------------------------
@@ -132,6 +154,7 @@ export class SocketIOClient {
       if (this.ws !== ws) return;
       this.ws = null;
       clearTimeout(this.pingDeadline);
+      this.failPendingAcks("connection lost");
       const wasConnected = this.state === "connected";
       if (wasConnected) this.fire("disconnect", event.reason || `transport closed (code ${event.code})`);
       if (this.state !== "unauthorized") this.scheduleRetry(wasConnected ? "connection lost" : "could not connect");
@@ -161,8 +184,9 @@ export class SocketIOClient {
     let rest = text.slice(1);
     // Skip a binary-attachment count ("51-") and a namespace ("/admin,"); this client uses one namespace.
     if (rest.startsWith("/")) rest = rest.slice(rest.indexOf(",") + 1);
-    // Skip an ack id (digits before the JSON).
-    const json = rest.replace(/^\d+/, "");
+    // An ack id: the digits before the JSON.
+    const ackId = rest.match(/^\d*/)[0];
+    const json = rest.slice(ackId.length);
     if (type === SIO_CONNECT) {
       this.id = JSON.parse(json).sid;
       this.attempt = 0;
@@ -179,7 +203,16 @@ export class SocketIOClient {
     } else if (type === SIO_EVENT) {
       const [event, ...args] = JSON.parse(json);
       this.fire(event, ...args);
+    } else if (type === SIO_ACK) {
+      const pending = this.pendingAcks.get(Number(ackId));
+      this.pendingAcks.delete(Number(ackId));
+      pending?.resolve(JSON.parse(json)[0]);
     }
+  }
+
+  failPendingAcks(reason) {
+    for (const { reject } of this.pendingAcks.values()) reject(new Error(reason));
+    this.pendingAcks.clear();
   }
 
   // The server pings every pingInterval; if nothing comes within pingInterval + pingTimeout the link is dead.
