@@ -3,10 +3,11 @@ import Testing
 
 @testable import _EventCodegenCore
 
-/// The demo page's typed request (Sources/sheet-sync-demo/Public/sync-request.js, plain JavaScript with JSDoc types)
-/// compiled with `tsc --checkJs --strict` against the TypeScript export of the demo's events.yaml and the same
-/// socket.io-client stand-in as ``TypeScriptCheckTests``: the page as committed type-checks, and a renamed event,
-/// payload field or ack field, on either side, fails the check where the page uses it.
+/// The demo page's typed conversation (Sources/sheet-sync-demo/Public/sync-request.js, plain JavaScript with JSDoc
+/// types: the request and its ack, and the sheet:sync:* listeners) compiled with `tsc --checkJs --strict` against the
+/// TypeScript export of the demo's events.yaml and the same socket.io-client stand-in as ``TypeScriptCheckTests``:
+/// the page as committed type-checks, and a renamed event, payload field or ack field, in either direction and on
+/// either side, fails the check where the page uses it.
 @Suite(.enabled(if: TypeScriptCompiler.path != nil, "tsc not found: apt-get install node-typescript"))
 struct DemoPageTypeCheckTests {
     static let root = fixturesDirectory.deletingLastPathComponent().deletingLastPathComponent()
@@ -56,6 +57,41 @@ struct DemoPageTypeCheckTests {
         #expect(
             Self.errors(result) == [
                 "sync-request.js: error TS2339: Property 'queued_by' does not exist on type 'SheetSyncRequestAck'."
+            ],
+            "tsc printed:\n\(result.output)"
+        )
+    }
+
+    @Test func aServerEventRenamedInTheCatalogFailsThePagesListener() throws {
+        let catalog = try Self.replacing(
+            "  sheet:sync:failed:\n",
+            with: "  sheet:sync:errored:\n",
+            in: Self.committedCatalog()
+        )
+        let result = try Self.check(page: Self.committedPage(), catalog: catalog)
+        #expect(result.status != 0, "tsc accepted a listener of sheet:sync:failed against a catalog without it")
+        #expect(
+            Self.errors(result) == [
+                "sync-request.js: error TS2345: Argument of type '\"sheet:sync:failed\"' is not assignable to "
+                    + "parameter of type '\"sheet:sync:started\" | \"sheet:sync:completed\" | \"sheet:sync:errored\" | "
+                    + "\"sheet:sync:progress\"'.",
+                "sync-request.js: error TS7006: Parameter 'event' implicitly has an 'any' type.",
+            ],
+            "tsc printed:\n\(result.output)"
+        )
+    }
+
+    @Test func aServerEventFieldRenamedInTheCatalogFailsThePagesListener() throws {
+        let catalog = try Self.replacing(
+            "      rows:\n        type: int\n        summary: Rows imported.\n",
+            with: "      row_count:\n        type: int\n        summary: Rows imported.\n",
+            in: Self.committedCatalog()
+        )
+        let result = try Self.check(page: Self.committedPage(), catalog: catalog)
+        #expect(result.status != 0, "tsc accepted the page against a catalog without rows")
+        #expect(
+            Self.errors(result) == [
+                "sync-request.js: error TS2339: Property 'rows' does not exist on type 'SheetSyncCompleted'."
             ],
             "tsc printed:\n\(result.output)"
         )

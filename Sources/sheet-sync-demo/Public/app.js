@@ -2,7 +2,7 @@
 // sheet:sync:request, whose ack carries the job id; POST /api/sheets/<id>/sync while the socket is not connected),
 // then follow the job through the sheet:sync:* events a worker emits to this user's room, user:<id>.
 import { SocketIOClient } from "/socketio-client.js";
-import { requestSync } from "/sync-request.js";
+import { followSyncJobs, requestSync } from "/sync-request.js";
 
 const $ = (selector, root = document) => root.querySelector(selector);
 const numbers = new Intl.NumberFormat("en-US");
@@ -129,60 +129,62 @@ function connectSocket() {
     $("#server-name").textContent = hello.server;
     logEvent("demo:welcome", `connected to ${hello.server} as ${hello.user}`);
   });
-  socket.on("sheet:sync:started", (event) => {
-    const card = cardFor(event);
-    if (!card) return;
-    setCard(card, { state: "running", stage: "started", percent: 0, counts: `job ${event.job_id.slice(0, 8)}`, result: null });
-    $(".sync", card).disabled = true;
-    logEvent("sheet:sync:started", `${event.sheet_name} (requested by ${event.requested_by ?? "schedule"})`);
-  });
-  socket.on("sheet:sync:progress", (event) => {
-    const card = cardFor(event);
-    if (!card) return;
-    const total = event.total == null ? "?" : numbers.format(event.total);
-    setCard(card, {
-      state: "running",
-      stage: event.stage,
-      percent: event.percent,
-      counts: `${numbers.format(event.processed)} / ${total} rows`,
-    });
-    logEvent("sheet:sync:progress", `${event.sheet_id}: ${event.stage} ${event.processed}/${event.total ?? "?"} (${event.percent} %)`);
-  });
-  socket.on("sheet:sync:completed", (event) => {
-    const card = cardFor(event);
-    if (!card) return;
-    const warnings = event.warnings.length === 0 ? "no warnings" : `${event.warnings.length} warning${event.warnings.length > 1 ? "s" : ""}`;
-    setCard(card, {
-      state: "completed",
-      stage: "completed",
-      percent: 100,
-      counts: `${numbers.format(event.rows)} / ${numbers.format(event.rows)} rows`,
-      result: `✓ ${numbers.format(event.rows)} rows imported in ${event.duration.toFixed(1)} s, ${warnings}`,
-      details: event.warnings.map((w) => `row ${w.row}${w.column ? `, column ${w.column}` : ""}: ${w.message}`),
-    });
-    card.dataset.rows = event.rows;
-    $(".sync", card).disabled = false;
-    logEvent("sheet:sync:completed", `${event.sheet_id}: ${event.rows} rows, ${event.duration} s`);
-  });
-  socket.on("sheet:sync:failed", (event) => {
-    const card = cardFor(event);
-    if (!card) return;
-    setCard(card, {
-      state: "failed",
-      stage: "failed",
-      percent: Number($(".progress", card).getAttribute("aria-valuenow")),
-      result: `✗ ${event.error.code}: ${event.error.message}${event.error.retryable ? " (retryable)" : " (not retryable)"}`,
-    });
-    card.dataset.errorCode = event.error.code;
-    $(".sync", card).disabled = false;
-    logEvent("sheet:sync:failed", `${event.sheet_id}: ${event.error.code}`);
+  followSyncJobs(socket, {
+    started(event) {
+      const card = cardFor(event);
+      if (!card) return;
+      setCard(card, { state: "running", stage: "started", percent: 0, counts: `job ${event.jobId.slice(0, 8)}`, result: null });
+      $(".sync", card).disabled = true;
+      logEvent("sheet:sync:started", `${event.sheetName} (requested by ${event.requestedBy ?? "schedule"})`);
+    },
+    progress(event) {
+      const card = cardFor(event);
+      if (!card) return;
+      const total = event.total == null ? "?" : numbers.format(event.total);
+      setCard(card, {
+        state: "running",
+        stage: event.stage,
+        percent: event.percent,
+        counts: `${numbers.format(event.processed)} / ${total} rows`,
+      });
+      logEvent("sheet:sync:progress", `${event.sheetId}: ${event.stage} ${event.processed}/${event.total ?? "?"} (${event.percent} %)`);
+    },
+    completed(event) {
+      const card = cardFor(event);
+      if (!card) return;
+      const warnings = event.warnings.length === 0 ? "no warnings" : `${event.warnings.length} warning${event.warnings.length > 1 ? "s" : ""}`;
+      setCard(card, {
+        state: "completed",
+        stage: "completed",
+        percent: 100,
+        counts: `${numbers.format(event.rows)} / ${numbers.format(event.rows)} rows`,
+        result: `✓ ${numbers.format(event.rows)} rows imported in ${event.duration.toFixed(1)} s, ${warnings}`,
+        details: event.warnings.map((w) => `row ${w.row}${w.column ? `, column ${w.column}` : ""}: ${w.message}`),
+      });
+      card.dataset.rows = event.rows;
+      $(".sync", card).disabled = false;
+      logEvent("sheet:sync:completed", `${event.sheetId}: ${event.rows} rows, ${event.duration} s`);
+    },
+    failed(event) {
+      const card = cardFor(event);
+      if (!card) return;
+      setCard(card, {
+        state: "failed",
+        stage: "failed",
+        percent: Number($(".progress", card).getAttribute("aria-valuenow")),
+        result: `✗ ${event.code}: ${event.message}${event.retryable ? " (retryable)" : " (not retryable)"}`,
+      });
+      card.dataset.errorCode = event.code;
+      $(".sync", card).disabled = false;
+      logEvent("sheet:sync:failed", `${event.sheetId}: ${event.code}`);
+    },
   });
   socket.connect();
 }
 
 function cardFor(event) {
-  const card = cards.get(event.sheet_id);
-  if (card) card.dataset.job = event.job_id;
+  const card = cards.get(event.sheetId);
+  if (card) card.dataset.job = event.jobId;
   return card;
 }
 
