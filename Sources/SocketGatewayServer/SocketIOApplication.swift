@@ -377,7 +377,8 @@ final class SocketIOClient: @unchecked Sendable {
         case .accepted(let request):
             self.connectAccepted(request)
         case .refused(let refusal, let error):
-            if let error {
+            // A middleware cancelled at shutdown is no fault of the app's.
+            if let error, !(error is CancellationError) {
                 self.application.middlewareErrorWarning.log(
                     self.logger,
                     "socket.io connect refused: a middleware threw",

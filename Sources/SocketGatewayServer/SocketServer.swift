@@ -229,7 +229,7 @@ public final class SocketServer: Service, Sendable {
     }
 
     /// Adds a dynamic namespace whose children are the names `pattern` matches whole (socket.io's
-    /// `io.of(/^\/dynamic-\d+$/)`), e.g. `server.dynamicNamespace("/dynamic-*", matching: /\/dynamic-\d+/)`.
+    /// `io.of(/^\/dynamic-\d+$/)`), e.g. `server.dynamicNamespace("/dynamic-*", matching: #/\/dynamic-\d+/#)`.
     /// - Parameters:
     ///   - name: The parent's name, for logs and metrics.
     ///   - pattern: Matched against the whole namespace name, which starts with `/`.
