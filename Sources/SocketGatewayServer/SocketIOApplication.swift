@@ -247,7 +247,7 @@ final class SocketIOClient: @unchecked Sendable {
             let submitted = self.application.tasks.submit {
                 let outcome = await SocketMiddlewareOutcome.run(middlewares, on: connectRequest)
                 eventLoop.execute {
-                    self.authenticationCompleted(outcome, namespace: namespace, handshake: handshake)
+                    self.authenticationCompleted(outcome, namespace: namespace)
                 }
             }
             if !submitted {
@@ -368,11 +368,7 @@ final class SocketIOClient: @unchecked Sendable {
     }
 
     /// The middleware chain of a CONNECT to `namespace` ended with `middlewareOutcome`.
-    private func authenticationCompleted(
-        _ middlewareOutcome: SocketMiddlewareOutcome,
-        namespace: String,
-        handshake: SocketHandshake
-    ) {
+    private func authenticationCompleted(_ middlewareOutcome: SocketMiddlewareOutcome, namespace: String) {
         switch middlewareOutcome {
         case .accepted(let request):
             self.connectAccepted(request)
