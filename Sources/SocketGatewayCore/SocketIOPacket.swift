@@ -95,16 +95,16 @@ package struct SocketIOPacket: Sendable, Hashable {
         SocketIOPacket(type: .ack, namespace: namespace, ackID: ackID, data: .array(args))
     }
 
-    /// A CONNECT_ERROR packet with payload `{"message": message}`.
+    /// A CONNECT_ERROR packet with payload `{"message": message}`, or `{"message": message, "data": data}`.
     /// - Parameters:
     ///   - namespace: The namespace that refused the connection.
     ///   - message: Why, e.g. `Invalid namespace` or `Unauthorized`.
-    package static func connectError(namespace: String = "/", message: String) -> SocketIOPacket {
-        SocketIOPacket(
-            type: .connectError,
-            namespace: namespace,
-            data: .object([(key: "message", value: .string(message))])
-        )
+    ///   - data: What the client's `connect_error` handler gets besides the message (socket.io's `err.data`).
+    package static func connectError(namespace: String = "/", message: String, data: JSONValue? = nil) -> SocketIOPacket
+    {
+        var payload: [(key: String, value: JSONValue)] = [(key: "message", value: .string(message))]
+        if let data { payload.append((key: "data", value: data)) }
+        return SocketIOPacket(type: .connectError, namespace: namespace, data: .object(payload))
     }
 
     /// A DISCONNECT packet (no payload).

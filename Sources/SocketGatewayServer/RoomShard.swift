@@ -1,5 +1,6 @@
 import NIOConcurrencyHelpers
 import NIOCore
+import SocketGatewayCore
 import SocketGatewayEngineIO
 
 /// The room indexes of the connections on one event loop, touched only on that loop, so an emit takes no lock.
@@ -123,14 +124,20 @@ final class RoomShard: @unchecked Sendable {
 
     /// Writes `message` to every addressed connection on this loop, and flushes each of them once.
     /// - Returns: The number of connections written to.
-    func deliver(_ message: EngineIOOutboundMessage, namespace: String, rooms: [String]?, excluding: Set<String>) -> Int
-    {
+    func deliver(
+        _ message: EngineIOOutboundMessage,
+        namespace: String,
+        rooms: [String]?,
+        excluding: Set<String>,
+        outgoing: OutgoingEvent? = nil
+    ) -> Int {
         let delivered = self.deliver(
             message,
             namespace: namespace,
             rooms: rooms,
             excluding: excluding,
-            flushingIn: self.flushBatch
+            flushingIn: self.flushBatch,
+            outgoing: outgoing
         )
         self.flushBatch.flush()
         return delivered
@@ -143,14 +150,29 @@ final class RoomShard: @unchecked Sendable {
         namespace: String,
         rooms: [String]?,
         excluding: Set<String>,
-        flushingIn batch: EngineIOFlushBatch
+        flushingIn batch: EngineIOFlushBatch,
+        outgoing: OutgoingEvent? = nil
     ) -> Int {
         self.eventLoop.assertInEventLoop()
         guard let index = self.namespaces[namespace] else { return 0 }
+        guard let outgoing else {
+            return index.forEachRecipient(rooms: rooms, excluding: excluding) { connection in
+                connection.client.session.send(message, flushingIn: batch)
+            }
+        }
         return index.forEachRecipient(rooms: rooms, excluding: excluding) { connection in
             connection.client.session.send(message, flushingIn: batch)
+            SocketConnection.notify(outgoing.listeners, connection, outgoing.event, outgoing.arguments)
         }
     }
+}
+
+/// An emitted event with the namespace's ``SocketNamespace/onAnyOutgoing(_:)`` listeners, called for each
+/// connection it is written to.
+struct OutgoingEvent: Sendable {
+    var listeners: [SocketNamespace.OutgoingListener]
+    var event: String
+    var arguments: [JSONValue]
 }
 
 /// One `RoomShard` per event loop, and a directory of every local connection by session id.

@@ -19,6 +19,10 @@ public final class SocketConnection: @unchecked Sendable {
 
     let client: SocketIOClient
     let eventLoop: any EventLoop
+    /// The namespace's handlers (for a dynamic namespace's child, its parent's); nil in tests that make none.
+    let handlers: SocketNamespace?
+    /// The per-socket data; any task may read or set it.
+    private let dataBox: NIOLockedValueBox<SocketData>
 
     // Confined to `eventLoop`:
     /// The queue of this connection's handler runs; made with its task (a job of the server's task pool) on the
@@ -31,13 +35,57 @@ public final class SocketConnection: @unchecked Sendable {
     private var ackWaiters: [UInt64: (event: String, continuation: CheckedContinuation<[JSONValue], any Error>)] = [:]
     private(set) var isConnected = true
 
-    init(id: String, namespace: String, user: AuthenticatedUser?, handshake: SocketHandshake, client: SocketIOClient) {
+    init(
+        id: String,
+        namespace: String,
+        user: AuthenticatedUser?,
+        handshake: SocketHandshake,
+        client: SocketIOClient,
+        data: SocketData = SocketData(),
+        handlers: SocketNamespace? = nil
+    ) {
         self.id = id
         self.namespace = namespace
         self.user = user
         self.handshake = handshake
         self.client = client
         self.eventLoop = client.session.eventLoop
+        self.dataBox = NIOLockedValueBox(data)
+        self.handlers = handlers
+    }
+
+    /// The per-socket data (socket.io's `socket.data`): what the middlewares set, then whatever handlers set.
+    ///
+    /// Reading gives a copy; setting replaces the whole value. To change one key without losing a concurrent
+    /// change to another, use ``updateData(_:)``.
+    public var data: SocketData {
+        get { self.dataBox.withLockedValue { $0 } }
+        set { self.dataBox.withLockedValue { $0 = newValue } }
+    }
+
+    /// Changes the per-socket data in place, atomically.
+    /// - Parameter body: Gets the data to change; keep it short (it holds the connection's data lock).
+    /// - Returns: What `body` returns.
+    public func updateData<Result>(_ body: (inout SocketData) throws -> Result) rethrows -> Result {
+        try self.dataBox.withLockedValue { try body(&$0) }
+    }
+
+    /// Calls the namespace's ``SocketNamespace/onAnyOutgoing(_:)`` listeners for an event sent to this client.
+    func notifyOutgoing(_ event: String, _ arguments: [JSONValue]) {
+        guard let listeners = self.handlers?.outgoingListeners, !listeners.isEmpty else { return }
+        Self.notify(listeners, self, event, arguments)
+    }
+
+    /// Calls `listeners` for an event sent to `connection`.
+    static func notify(
+        _ listeners: [SocketNamespace.OutgoingListener],
+        _ connection: SocketConnection,
+        _ event: String,
+        _ arguments: [JSONValue]
+    ) {
+        for listener in listeners {
+            listener(connection, event, arguments)
+        }
     }
 
     /// Sends `event` with `arguments` to this client.
@@ -51,6 +99,7 @@ public final class SocketConnection: @unchecked Sendable {
         self.onLoop {
             guard self.isConnected else { return }
             self.client.session.send(message)
+            self.notifyOutgoing(event, arguments)
         }
     }
 
@@ -82,6 +131,7 @@ public final class SocketConnection: @unchecked Sendable {
                         ackID: ackID
                     )
                     self.client.session.send(message)
+                    self.notifyOutgoing(event, arguments)
                     if box.cancelled { self.cancelAck(ackID) }
                 }
             }

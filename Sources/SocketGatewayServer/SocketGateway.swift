@@ -16,6 +16,8 @@ public final class SocketGateway: SocketEmitter {
     let logger: Logger
     /// The server's tasks (owned by its `run()`): the cluster adapter runs the acks of remote emits there.
     let tasks: ServerTaskPool
+    /// The server's namespaces, for their ``SocketNamespace/onAnyOutgoing(_:)`` listeners.
+    let registry: NamespaceRegistry?
 
     /// The same gateway without the cluster, when there is one (see ``local``).
     private let localOnly: SocketGateway?
@@ -25,9 +27,11 @@ public final class SocketGateway: SocketEmitter {
         cluster: any ClusterAdapter,
         metrics: SocketServerMetrics,
         tasks: ServerTaskPool,
-        logger: Logger
+        logger: Logger,
+        registry: NamespaceRegistry? = nil
     ) {
         self.tasks = tasks
+        self.registry = registry
         self.shards = shards
         self.cluster = cluster
         self.metrics = metrics
@@ -40,7 +44,8 @@ public final class SocketGateway: SocketEmitter {
                 cluster: LocalOnlyClusterAdapter(),
                 metrics: metrics,
                 tasks: tasks,
-                logger: logger
+                logger: logger,
+                registry: registry
             )
     }
 
@@ -59,15 +64,40 @@ public final class SocketGateway: SocketEmitter {
     ) async -> EmitResult {
         self.metrics.emits.increment()
         let message = SocketIOWire.event(namespace: options.namespace, event: event, arguments: arguments, ackID: nil)
+        let listeners = self.registry?.existing(options.namespace)?.outgoingListeners ?? []
         let deliveries = await self.deliver(
             message,
             namespace: options.namespace,
             rooms: target.roomNames,
-            excluding: options.excluding
+            excluding: options.excluding,
+            outgoing: listeners.isEmpty ? nil : OutgoingEvent(listeners: listeners, event: event, arguments: arguments)
         )
         self.metrics.deliveries.increment(by: Int64(deliveries))
         let local = EmitResult(outcome: .delivered, localDeliveries: deliveries)
         return await self.cluster.emitted(event, arguments: arguments, to: target, options: options, local: local)
+    }
+
+    /// Emits `event` to `target` in every child of the dynamic namespace `parent` that has connections on this
+    /// server (socket.io's `parentNamespace.emit`); each child's emit goes to the other servers as well, but a
+    /// child with connections only on another server is not known here.
+    /// - Returns: Each child's result, by namespace name.
+    @discardableResult
+    public func emit(
+        _ event: String,
+        arguments: [JSONValue],
+        to target: EmitTarget = .broadcast,
+        inChildrenOf parent: SocketNamespace
+    ) async -> [String: EmitResult] {
+        var results: [String: EmitResult] = [:]
+        for child in self.registry?.children(of: parent) ?? [] {
+            results[child] = await self.emit(
+                event,
+                arguments: arguments,
+                to: target,
+                options: EmitOptions(namespace: child)
+            )
+        }
+        return results
     }
 
     /// Puts the local client `sid` into `room`.
@@ -144,19 +174,21 @@ public final class SocketGateway: SocketEmitter {
         _ message: EngineIOOutboundMessage,
         namespace: String,
         rooms: [String]?,
-        excluding: Set<String>
+        excluding: Set<String>,
+        outgoing: OutgoingEvent? = nil
     ) async -> Int {
         let shards = self.shards.all
         if shards.count == 1 {
-            return await shards[0].run { $0.deliver(message, namespace: namespace, rooms: rooms, excluding: excluding) }
-                ?? 0
+            return await shards[0].run {
+                $0.deliver(message, namespace: namespace, rooms: rooms, excluding: excluding, outgoing: outgoing)
+            } ?? 0
         }
         var futures: [EventLoopFuture<Int>] = []
         futures.reserveCapacity(shards.count)
         for shard in shards {
             futures.append(
                 shard.eventLoop.submit {
-                    shard.deliver(message, namespace: namespace, rooms: rooms, excluding: excluding)
+                    shard.deliver(message, namespace: namespace, rooms: rooms, excluding: excluding, outgoing: outgoing)
                 }
             )
         }

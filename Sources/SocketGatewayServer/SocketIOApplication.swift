@@ -29,7 +29,6 @@ struct SocketIOLimits: Sendable, Hashable {
 /// The Socket.IO layer on top of Engine.IO: one `SocketIOClient` per Engine.IO session.
 final class SocketIOApplication: EngineIOApplication, Sendable {
     let registry: NamespaceRegistry
-    let authenticator: (any SocketAuthenticator)?
     let connectTimeout: TimeAmount
     let limits: SocketIOLimits
     let shards: RoomShards
@@ -44,7 +43,6 @@ final class SocketIOApplication: EngineIOApplication, Sendable {
 
     init(
         registry: NamespaceRegistry,
-        authenticator: (any SocketAuthenticator)?,
         connectTimeout: Duration,
         limits: SocketIOLimits,
         shards: RoomShards,
@@ -54,7 +52,6 @@ final class SocketIOApplication: EngineIOApplication, Sendable {
     ) {
         self.tasks = tasks
         self.registry = registry
-        self.authenticator = authenticator
         self.connectTimeout = TimeAmount(connectTimeout)
         self.limits = limits
         self.shards = shards
@@ -63,6 +60,8 @@ final class SocketIOApplication: EngineIOApplication, Sendable {
     }
 
     private let roomChannelWarning = RateLimitedWarning()
+    /// Middlewares that threw something else than a refusal (the client was refused with a generic message).
+    let middlewareErrorWarning = RateLimitedWarning(interval: SocketIOApplication.warningInterval)
     /// Client events that typed handlers refused (their payloads did not match the catalog).
     let clientEventRefusedWarning = RateLimitedWarning(interval: SocketIOApplication.warningInterval)
 
@@ -235,20 +234,20 @@ final class SocketIOClient: @unchecked Sendable {
                 query: request.query,
                 remoteAddress: request.remoteAddress
             )
-            guard let authenticator = self.application.authenticator else {
-                self.authenticationCompleted(namespace: namespace, handshake: handshake, user: nil, accepted: true)
+            let connectRequest = SocketConnectRequest(namespace: namespace, handshake: handshake)
+            let middlewares = self.application.registry.existing(namespace).map {
+                self.application.registry.middlewares(for: $0)
+            }
+            guard let middlewares, !middlewares.isEmpty else {
+                // Nothing to run (anonymous, no middleware): accepted at once, without a task.
+                self.connectAccepted(connectRequest)
                 return
             }
             let eventLoop = self.session.eventLoop
             let submitted = self.application.tasks.submit {
-                let user = await authenticator.authenticate(auth: auth, handshake: handshake)
+                let outcome = await SocketMiddlewareOutcome.run(middlewares, on: connectRequest)
                 eventLoop.execute {
-                    self.authenticationCompleted(
-                        namespace: namespace,
-                        handshake: handshake,
-                        user: user,
-                        accepted: user != nil
-                    )
+                    self.authenticationCompleted(outcome, namespace: namespace)
                 }
             }
             if !submitted {
@@ -266,9 +265,13 @@ final class SocketIOClient: @unchecked Sendable {
             else { return }
             // The state machine checked that a handler exists (and recorded the ack id only then).
             let handlers = namespaceHandlers.eventHandlers(event)
+            let anyHandlers = namespaceHandlers.anyEventHandlers
             let ack = ackID.map { SocketAck(connection: connection, id: $0) }
             let eventArguments = Array(arguments.dropFirst())
             let queued = connection.enqueueEvent(bytes: self.inboundBytes) { [ack] in
+                for handler in anyHandlers {
+                    await handler(connection, event, eventArguments, ack)
+                }
                 for handler in handlers {
                     await handler(connection, eventArguments, ack)
                 }
@@ -315,12 +318,18 @@ final class SocketIOClient: @unchecked Sendable {
     }
 
     private func refuseConnect(namespace: String, refusal: SocketIOSessionStateMachine.ConnectRefusal) {
-        self.application.metrics.connectRefused(refusal, namespace: namespace)
+        if refusal != .invalidNamespace {
+            // A dynamic namespace's name is the client's: counted under its parent's, so the dimension stays bounded.
+            let registered = self.application.registry.existing(namespace)
+            self.application.metrics.connectRefused(refusal, namespace: registered?.parent?.name ?? namespace)
+        }
         self.logger.debug(
             "socket.io connect refused",
-            metadata: ["namespace": "\(LogSafe.text(namespace))", "reason": "\(refusal.message)"]
+            metadata: ["namespace": "\(LogSafe.text(namespace))", "reason": "\(LogSafe.text(refusal.message))"]
         )
-        self.session.send(SocketIOWire.connectError(namespace: namespace, message: refusal.message))
+        self.session.send(
+            SocketIOWire.connectError(namespace: namespace, message: refusal.message, data: refusal.data)
+        )
     }
 
     /// Closes the Engine.IO session for the client's fault `error`: counted, logged, and the transport closed
@@ -358,15 +367,43 @@ final class SocketIOClient: @unchecked Sendable {
         ]
     }
 
-    private func authenticationCompleted(
-        namespace: String,
-        handshake: SocketHandshake,
-        user: AuthenticatedUser?,
-        accepted: Bool
-    ) {
+    /// The middleware chain of a CONNECT to `namespace` ended with `middlewareOutcome`.
+    private func authenticationCompleted(_ middlewareOutcome: SocketMiddlewareOutcome, namespace: String) {
+        switch middlewareOutcome {
+        case .accepted(let request):
+            self.connectAccepted(request)
+        case .refused(let refusal, let error):
+            // A middleware cancelled at shutdown is no fault of the app's.
+            if let error, !(error is CancellationError) {
+                self.application.middlewareErrorWarning.log(
+                    self.logger,
+                    "socket.io connect refused: a middleware threw",
+                    metadata: [
+                        "namespace": "\(LogSafe.text(namespace))",
+                        "error": "\(LogSafe.text(String(describing: error)))",
+                    ]
+                )
+            }
+            let connectRefusal: SocketIOSessionStateMachine.ConnectRefusal =
+                refusal == .unauthorized ? .unauthorized : .refused(message: refusal.message, data: refusal.data)
+            let outcome = self.machine.authenticationCompleted(
+                namespace: namespace,
+                refusal: connectRefusal,
+                sid: SessionID.random()
+            )
+            if case .action(let action) = outcome { self.run(action) }
+        }
+    }
+
+    /// Every middleware accepted `request`: connect.
+    private func connectAccepted(_ request: SocketConnectRequest) {
+        let namespace = request.namespace
+        let handshake = request.handshake
+        let user = request.user
+        let data = request.data
         let outcome = self.machine.authenticationCompleted(
             namespace: namespace,
-            accepted: accepted,
+            refusal: nil,
             sid: SessionID.random()
         )
         guard case .accept(let namespace, let sid) = outcome else {
@@ -381,7 +418,14 @@ final class SocketIOClient: @unchecked Sendable {
         guard let namespaceHandlers = self.application.registry.existing(namespace) else { return }
         let shards = self.application.shards
         guard let user, let gate = shards.joinGate else {
-            self.accept(namespace: namespace, sid: sid, user: user, handshake: handshake, handlers: namespaceHandlers)
+            self.accept(
+                namespace: namespace,
+                sid: sid,
+                user: user,
+                data: data,
+                handshake: handshake,
+                handlers: namespaceHandlers
+            )
             return
         }
         // Room channels: the CONNECT reply waits until this server receives the user room's channel, so that
@@ -403,6 +447,7 @@ final class SocketIOClient: @unchecked Sendable {
                     namespace: namespace,
                     sid: sid,
                     user: user,
+                    data: data,
                     handshake: handshake,
                     handlers: namespaceHandlers
                 )
@@ -415,12 +460,22 @@ final class SocketIOClient: @unchecked Sendable {
         namespace: String,
         sid: String,
         user: AuthenticatedUser?,
+        data: SocketData,
         handshake: SocketHandshake,
         handlers namespaceHandlers: SocketNamespace
     ) {
         self.session.markEstablished()
-        let connection = SocketConnection(id: sid, namespace: namespace, user: user, handshake: handshake, client: self)
+        let connection = SocketConnection(
+            id: sid,
+            namespace: namespace,
+            user: user,
+            handshake: handshake,
+            client: self,
+            data: data,
+            handlers: namespaceHandlers
+        )
         self.connections[namespace] = connection
+        self.application.registry.retain(namespaceHandlers)
         // The CONNECT reply goes out before anything onConnect emits.
         self.session.send(SocketIOWire.connect(namespace: namespace, sid: sid))
         let shards = self.application.shards
@@ -431,7 +486,11 @@ final class SocketIOClient: @unchecked Sendable {
             shard.join(connection, room: EmitTarget.userRoom(user.id))
         }
         namespaceHandlers.connectionsMeter.increment()
-        self.logger.debug("socket.io connected", metadata: ["namespace": "\(namespace)", "sid": "\(sid)"])
+        // A dynamic namespace's name is the client's: escaped.
+        self.logger.debug(
+            "socket.io connected",
+            metadata: ["namespace": "\(LogSafe.text(namespace))", "sid": "\(sid)"]
+        )
         let handlers = namespaceHandlers.connectHandlers
         if !handlers.isEmpty {
             connection.enqueue {
@@ -445,11 +504,14 @@ final class SocketIOClient: @unchecked Sendable {
     private func endConnection(_ connection: SocketConnection, pendingAcks: [UInt64], reason: SocketDisconnectReason) {
         connection.markDisconnected(pendingAcks: pendingAcks)
         self.application.shards.unregister(connection)
-        let namespace = self.application.registry.existing(connection.namespace)
+        let namespace = connection.handlers ?? self.application.registry.existing(connection.namespace)
         namespace?.connectionsMeter.decrement()
+        self.application.registry.release(connection.namespace)
         self.logger.debug(
             "socket.io disconnected",
-            metadata: ["namespace": "\(connection.namespace)", "sid": "\(connection.id)", "reason": "\(reason)"]
+            metadata: [
+                "namespace": "\(LogSafe.text(connection.namespace))", "sid": "\(connection.id)", "reason": "\(reason)",
+            ]
         )
         let handlers = namespace?.disconnectHandlers ?? []
         if !handlers.isEmpty {

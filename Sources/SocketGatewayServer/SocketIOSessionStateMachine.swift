@@ -85,25 +85,34 @@ struct SocketIOSessionStateMachine {
         case invalidNamespace
         /// The authenticator refused the client.
         case unauthorized
+        /// A middleware refused the client with its own message and `data` (``SocketConnectRefusal``).
+        case refused(message: String, data: JSONValue?)
 
         /// The `message` of the CONNECT_ERROR the client reads (the reference server's wording).
         var message: String {
             switch self {
             case .invalidNamespace: "Invalid namespace"
             case .unauthorized: "Unauthorized"
+            case .refused(let message, _): message
             }
+        }
+
+        /// The `data` of the CONNECT_ERROR, if any (socket.io's `err.data` on the client).
+        var data: JSONValue? {
+            if case .refused(_, let data) = self { return data }
+            return nil
         }
     }
 
     /// What the caller must do.
     enum Action: Hashable {
         case none
-        /// Reply CONNECT_ERROR `{"message": refusal.message}` for `namespace`.
+        /// Reply CONNECT_ERROR `{"message": refusal.message, "data": refusal.data}` for `namespace`.
         case sendConnectError(namespace: String, refusal: ConnectRefusal)
         /// Reply CONNECT_ERROR `{"message": refusal.message}` for `namespace`, then close the Engine.IO session: the
         /// client was refused too often.
         case sendConnectErrorAndClose(namespace: String, refusal: ConnectRefusal, SocketIOSessionError)
-        /// Run the authenticator (if any), then call `authenticationCompleted`.
+        /// Run the middleware chain (the authenticator first, if any), then call `authenticationCompleted`.
         case authenticate(namespace: String, auth: JSONValue?)
         /// Hand the event to the connection's handlers.
         case dispatchEvent(namespace: String, sid: String, arguments: [JSONValue], ackID: UInt64?)
@@ -305,13 +314,25 @@ struct SocketIOSessionStateMachine {
     ///   - accepted: Whether the client may connect.
     ///   - sid: The session id to give the connection when accepted.
     mutating func authenticationCompleted(namespace: String, accepted: Bool, sid: String) -> AuthenticationOutcome {
+        self.authenticationCompleted(namespace: namespace, refusal: accepted ? nil : .unauthorized, sid: sid)
+    }
+
+    /// The middleware chain answered for `namespace`: nil accepts, a refusal refuses with its message and data.
+    /// - Parameters:
+    ///   - refusal: Why the client may not connect; nil when it may.
+    ///   - sid: The session id to give the connection when accepted.
+    mutating func authenticationCompleted(
+        namespace: String,
+        refusal: ConnectRefusal?,
+        sid: String
+    ) -> AuthenticationOutcome {
         guard !self.isClosed, case .authenticating? = self.namespaces[namespace] else {
             // The session closed or the client left the namespace meanwhile.
             return .action(.none)
         }
-        guard accepted else {
+        if let refusal {
             self.namespaces.removeValue(forKey: namespace)
-            return .action(self.refuseConnect(namespace: namespace, refusal: .unauthorized))
+            return .action(self.refuseConnect(namespace: namespace, refusal: refusal))
         }
         self.namespaces[namespace] = .connected(Connection(sid: sid))
         self.connectDeadline = nil

@@ -48,9 +48,9 @@ enum SocketIOWire {
         )
     }
 
-    /// CONNECT_ERROR `{"message": message}`.
-    static func connectError(namespace: String, message: String) -> EngineIOOutboundMessage {
-        self.message(SocketIOPacket.connectError(namespace: namespace, message: message))
+    /// CONNECT_ERROR `{"message": message}`, with `"data": data` when given.
+    static func connectError(namespace: String, message: String, data: JSONValue? = nil) -> EngineIOOutboundMessage {
+        self.message(SocketIOPacket.connectError(namespace: namespace, message: message, data: data))
     }
 
     /// DISCONNECT (the server leaves the namespace).

@@ -10,21 +10,85 @@ public final class SocketNamespace: Sendable {
     /// A handler for one event: the connection, the event's arguments, and the ack when the client asked for one.
     public typealias EventHandler = @Sendable (SocketConnection, [JSONValue], SocketAck?) async -> Void
 
+    /// A handler for every event (``onAny(_:)``): the connection, the event name, its arguments, and the ack.
+    public typealias AnyEventHandler = @Sendable (SocketConnection, String, [JSONValue], SocketAck?) async -> Void
+    /// A listener for every event a connection is sent (``onAnyOutgoing(_:)``): the connection, the event name,
+    /// its arguments.
+    public typealias OutgoingListener = @Sendable (SocketConnection, String, [JSONValue]) -> Void
+
     struct Handlers {
         var onConnect: [@Sendable (SocketConnection) async -> Void] = []
         var onDisconnect: [@Sendable (SocketConnection, SocketDisconnectReason) async -> Void] = []
         var events: [String: [EventHandler]] = [:]
+        var middlewares: [SocketMiddleware] = []
+        var onAny: [AnyEventHandler] = []
+        var onAnyOutgoing: [OutgoingListener] = []
     }
 
-    /// The namespace name, starting with `/`.
+    /// The namespace name, starting with `/` (for a dynamic namespace's parent, the name it was given).
     public let name: String
-    private let handlers = NIOLockedValueBox(Handlers())
-    /// Open connections in this namespace.
+    /// Shared by a dynamic namespace's children (the box is a reference).
+    private let handlers: NIOLockedValueBox<Handlers>
+    /// Open connections in this namespace (a dynamic namespace's children count in their parent's).
     let connectionsMeter: Meter
+    /// The dynamic namespace this is a child of.
+    let parent: SocketNamespace?
 
     init(name: String, metrics: SocketServerMetrics) {
         self.name = name
+        self.handlers = NIOLockedValueBox(Handlers())
         self.connectionsMeter = metrics.connections(namespace: name)
+        self.parent = nil
+    }
+
+    /// A child of the dynamic namespace `parent`: named `name`, with the parent's handlers and middlewares (the
+    /// same ones: what is added to either applies to both) and its connection count.
+    init(child name: String, of parent: SocketNamespace) {
+        self.name = name
+        self.handlers = parent.handlers
+        self.connectionsMeter = parent.connectionsMeter
+        self.parent = parent
+    }
+
+    /// Adds a middleware run before a client's CONNECT to this namespace is accepted, after the server's
+    /// middlewares and this namespace's earlier ones (socket.io's `namespace.use`).
+    /// - Parameter middleware: Reads the request, may set its user and data, refuses by throwing
+    ///   ``SocketConnectRefusal``.
+    public func use(_ middleware: @escaping SocketMiddleware.Body) {
+        self.use(SocketMiddleware(middleware))
+    }
+
+    /// Adds a middleware (see the closure form of `use`).
+    public func use(_ middleware: SocketMiddleware) {
+        self.handlers.withLockedValue { $0.middlewares.append(middleware) }
+    }
+
+    /// Runs `handler` for every event a client sends, before the event's own handlers (socket.io's
+    /// `socket.onAny`). With one registered, every event is handed to the handlers, also those nobody else handles.
+    /// - Parameter handler: Gets the connection, the event name, the arguments, and the ack when one was asked for.
+    public func onAny(_ handler: @escaping AnyEventHandler) {
+        self.handlers.withLockedValue { $0.onAny.append(handler) }
+    }
+
+    /// Calls `listener` for every event a connection of this namespace is sent by this server (socket.io's
+    /// `socket.onAnyOutgoing`): its own `emit`s and `emitWithAck`s and the gateway's emits that reach it. Not
+    /// for emits from other servers or workers (they are copied through without being decoded).
+    ///
+    /// It runs on the connection's event loop as the event is sent: keep it short and never block.
+    public func onAnyOutgoing(_ listener: @escaping OutgoingListener) {
+        self.handlers.withLockedValue { $0.onAnyOutgoing.append(listener) }
+    }
+
+    var middlewares: [SocketMiddleware] {
+        self.handlers.withLockedValue { $0.middlewares }
+    }
+
+    var anyEventHandlers: [AnyEventHandler] {
+        self.handlers.withLockedValue { $0.onAny }
+    }
+
+    var outgoingListeners: [OutgoingListener] {
+        self.handlers.withLockedValue { $0.onAnyOutgoing }
     }
 
     /// Runs `handler` for every client that connects (after the CONNECT reply was sent, before its events).
@@ -57,9 +121,9 @@ public final class SocketNamespace: Sendable {
         self.handlers.withLockedValue { $0.events[event] ?? [] }
     }
 
-    /// Whether some handler is registered for `event`.
+    /// Whether some handler is registered for `event` (an ``onAny(_:)`` handler handles every event).
     func handlesEvent(_ event: String) -> Bool {
-        self.handlers.withLockedValue { $0.events[event] != nil }
+        self.handlers.withLockedValue { $0.events[event] != nil || !$0.onAny.isEmpty }
     }
 }
 
@@ -67,10 +131,63 @@ public final class SocketNamespace: Sendable {
 final class NamespaceRegistry: Sendable {
     private let namespaces: NIOLockedValueBox<[String: SocketNamespace]>
     private let metrics: SocketServerMetrics
+    /// The server's middlewares (`SocketServer.use`), run before every namespace's own.
+    private let serverMiddlewares = NIOLockedValueBox<[SocketMiddleware]>([])
+    private let dynamic = NIOLockedValueBox(DynamicNamespaces())
+
+    /// Dynamic namespaces: the parents with what names they accept, and the children that have connections.
+    private struct DynamicNamespaces {
+        var parents: [(accepts: @Sendable (String) -> Bool, parent: SocketNamespace)] = []
+        /// The children with open (or accepted) connections; a child goes when its last connection ends, so
+        /// clients that try many names keep nothing.
+        var children: [String: (namespace: SocketNamespace, connections: Int)] = [:]
+    }
 
     init(metrics: SocketServerMetrics) {
         self.metrics = metrics
         self.namespaces = NIOLockedValueBox(["/": SocketNamespace(name: "/", metrics: metrics)])
+    }
+
+    /// Adds a server middleware.
+    func use(_ middleware: SocketMiddleware) {
+        self.serverMiddlewares.withLockedValue { $0.append(middleware) }
+    }
+
+    /// The middlewares a CONNECT to `namespace` runs: the server's, then the namespace's.
+    func middlewares(for namespace: SocketNamespace) -> [SocketMiddleware] {
+        self.serverMiddlewares.withLockedValue { $0 } + namespace.middlewares
+    }
+
+    /// Adds a dynamic namespace: the parent of every namespace whose name `accepts` (and that is not a
+    /// registered one); earlier parents are asked first.
+    func dynamicNamespace(label: String, accepts: @escaping @Sendable (String) -> Bool) -> SocketNamespace {
+        let parent = SocketNamespace(name: label, metrics: self.metrics)
+        self.dynamic.withLockedValue { $0.parents.append((accepts, parent)) }
+        return parent
+    }
+
+    /// A connection to `namespace` was accepted: a dynamic child is kept until `release`.
+    func retain(_ namespace: SocketNamespace) {
+        self.dynamic.withLockedValue { dynamic in
+            guard namespace.parent != nil else { return }
+            dynamic.children[namespace.name, default: (namespace, 0)].connections += 1
+        }
+    }
+
+    /// A connection to the namespace `name` ended.
+    func release(_ name: String) {
+        self.dynamic.withLockedValue { dynamic in
+            guard var child = dynamic.children[name] else { return }
+            child.connections -= 1
+            dynamic.children[name] = child.connections > 0 ? child : nil
+        }
+    }
+
+    /// The names of the dynamic children of `parent` that have connections on this server, sorted.
+    func children(of parent: SocketNamespace) -> [String] {
+        self.dynamic.withLockedValue { dynamic in
+            dynamic.children.filter { $0.value.namespace.parent === parent }.keys.sorted()
+        }
     }
 
     /// Returns the namespace `name`, creating it if needed.
@@ -84,9 +201,14 @@ final class NamespaceRegistry: Sendable {
         }
     }
 
-    /// The namespace `name`, if registered.
+    /// The namespace `name`, if registered, or a child of the first dynamic namespace that accepts the name.
     func existing(_ name: String) -> SocketNamespace? {
-        self.namespaces.withLockedValue { $0[name] }
+        if let registered = self.namespaces.withLockedValue({ $0[name] }) { return registered }
+        let (child, parents) = self.dynamic.withLockedValue { ($0.children[name]?.namespace, $0.parents) }
+        if let child { return child }
+        // The app's closures run outside the lock.
+        guard let parent = parents.first(where: { $0.accepts(name) })?.parent else { return nil }
+        return SocketNamespace(child: name, of: parent)
     }
 
     static func normalize(_ name: String) -> String {

@@ -55,7 +55,8 @@ public final class SocketServer: Service, Sendable {
     /// - Parameters:
     ///   - configuration: Address, paths, timeouts.
     ///   - authenticator: Decides who may connect; nil uses `configuration.tokenSecret` (HS256 JWT) when set,
-    ///     else accepts everyone if `configuration.allowAnonymous` — and refuses to start otherwise.
+    ///     else accepts everyone if `configuration.allowAnonymous` — and refuses to start otherwise. It runs as
+    ///     the first middleware (``SocketMiddleware/authenticate(with:)``), before those added with `use`.
     ///   - logger: Where the server logs.
     ///   - httpFallback: Answers HTTP requests outside the Socket.IO path (e.g. a page at `/`); nil answers 404.
     ///     `GET /healthz` is answered before it with ``clusterHealth`` as JSON.
@@ -157,11 +158,21 @@ public final class SocketServer: Service, Sendable {
                 )
         }
         self.isAnonymous = authenticator == nil
+        if let authenticator {
+            // The authenticator is the first server middleware: the app's middlewares see its user.
+            registry.use(.authenticate(with: authenticator))
+        }
         self.configurationError = configurationError
-        self.gateway = SocketGateway(shards: shards, cluster: cluster, metrics: metrics, tasks: tasks, logger: logger)
+        self.gateway = SocketGateway(
+            shards: shards,
+            cluster: cluster,
+            metrics: metrics,
+            tasks: tasks,
+            logger: logger,
+            registry: registry
+        )
         let application = SocketIOApplication(
             registry: registry,
-            authenticator: authenticator,
             connectTimeout: configuration.connectTimeout,
             limits: SocketIOLimits(configuration),
             shards: shards,
@@ -184,6 +195,49 @@ public final class SocketServer: Service, Sendable {
     @discardableResult
     public func namespace(_ name: String) -> SocketNamespace {
         self.registry.namespace(name)
+    }
+
+    /// Adds a server middleware: run before a client's CONNECT to any namespace is accepted, after the
+    /// authenticator and earlier server middlewares, before the namespace's own (socket.io's `io.use`).
+    /// - Parameter middleware: Reads the request, may set its user and data, refuses by throwing
+    ///   ``SocketConnectRefusal``.
+    public func use(_ middleware: @escaping SocketMiddleware.Body) {
+        self.registry.use(SocketMiddleware(middleware))
+    }
+
+    /// Adds a server middleware (see the closure form of `use`).
+    public func use(_ middleware: SocketMiddleware) {
+        self.registry.use(middleware)
+    }
+
+    /// Adds a dynamic namespace (socket.io's `io.of(function)`): a client may connect to any namespace name
+    /// `accepts` (unless a namespace of that name is registered), and gets a child namespace of that name that
+    /// runs the returned parent's middlewares and handlers. Children live while they have connections; the
+    /// gateway emits to one by its name (``SocketGateway/emit(_:arguments:to:options:)``), to all of them with
+    /// ``SocketGateway/emit(_:arguments:to:inChildrenOf:)``.
+    /// - Parameters:
+    ///   - name: The parent's name, for logs and metrics (its children's connections count under it).
+    ///   - accepts: Whether a namespace name (starting with `/`) is one of the parent's children; called on the
+    ///     event loop for each CONNECT to an unknown name, so keep it quick.
+    /// - Returns: The parent: add handlers and middlewares to it.
+    @discardableResult
+    public func dynamicNamespace(
+        _ name: String,
+        accepting accepts: @escaping @Sendable (String) -> Bool
+    ) -> SocketNamespace {
+        self.registry.dynamicNamespace(label: name, accepts: accepts)
+    }
+
+    /// Adds a dynamic namespace whose children are the names `pattern` matches whole (socket.io's
+    /// `io.of(/^\/dynamic-\d+$/)`), e.g. `server.dynamicNamespace("/dynamic-*", matching: #/\/dynamic-\d+/#)`.
+    /// - Parameters:
+    ///   - name: The parent's name, for logs and metrics.
+    ///   - pattern: Matched against the whole namespace name, which starts with `/`.
+    /// - Returns: The parent: add handlers and middlewares to it.
+    @discardableResult
+    public func dynamicNamespace(_ name: String, matching pattern: Regex<Substring>) -> SocketNamespace {
+        let matcher = LockedRegex(pattern)
+        return self.registry.dynamicNamespace(label: name) { matcher.wholeMatches($0) }
     }
 
     /// Mounts another Engine.IO endpoint on the same listener (e.g. the conformance suite's `/engine.io/` echo).
@@ -341,6 +395,21 @@ public final class SocketServer: Service, Sendable {
         await self.startedRunner.withLockedValue { $0 }?.value
         guard let previous else { return }
         try await self.finishShutdown(previous)
+    }
+}
+
+/// A `Regex` (not `Sendable`) used from any thread: every match holds the lock.
+private final class LockedRegex: @unchecked Sendable {
+    private let lock = NIOLock()
+    private let regex: Regex<Substring>
+
+    init(_ regex: Regex<Substring>) {
+        self.regex = regex
+    }
+
+    /// Whether the regex matches the whole of `text`.
+    func wholeMatches(_ text: String) -> Bool {
+        self.lock.withLock { (try? self.regex.wholeMatch(in: text)) != nil }
     }
 }
 

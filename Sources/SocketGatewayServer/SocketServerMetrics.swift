@@ -45,11 +45,12 @@ struct SocketServerMetrics: Sendable {
         ).increment()
     }
 
-    /// A client's CONNECT was refused. Refusals by the authenticator count in `socketgateway_auth_failures_total`;
-    /// unknown namespaces are not counted (their names would make the dimension unbounded).
+    /// A client's CONNECT was refused. Refusals by the authenticator or another middleware count in
+    /// `socketgateway_auth_failures_total` (a dynamic namespace's under its parent's name); unknown namespaces are
+    /// not counted (their names would make the dimension unbounded).
     func connectRefused(_ refusal: SocketIOSessionStateMachine.ConnectRefusal, namespace: String) {
         switch refusal {
-        case .unauthorized:
+        case .unauthorized, .refused:
             Counter(
                 label: "socketgateway_auth_failures_total",
                 dimensions: [("namespace", namespace)],

@@ -273,6 +273,7 @@ func runInteropServer() async -> Int32 {
     installHandlers(on: server.namespace("/"), gateway: server.gateway, logger: logger)
     installHandlers(on: server.namespace("/custom"), gateway: server.gateway, logger: logger)
     installTypedHandlers(on: server.namespace("/"), gateway: server.gateway, logger: logger)
+    installMiddlewareHandlers(on: server, logger: logger)
 
     let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
     do {

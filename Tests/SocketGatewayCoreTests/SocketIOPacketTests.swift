@@ -15,6 +15,10 @@ import Testing
                 == #"0/admin,{"sid":"oSO0OpakMV_3jnilAAAA"}"#
         )
         #expect(text(.connectError(message: "Not authorized")).0 == #"4{"message":"Not authorized"}"#)
+        #expect(
+            text(.connectError(namespace: "/admin", message: "banned", data: ["until": 5])).0
+                == #"4/admin,{"message":"banned","data":{"until":5}}"#
+        )
         #expect(text(.event("foo", [])).0 == #"2["foo"]"#)
         #expect(text(.event("bar", [], namespace: "/admin")).0 == #"2/admin,["bar"]"#)
         #expect(text(.event("foo", [], ackID: 12)).0 == #"212["foo"]"#)

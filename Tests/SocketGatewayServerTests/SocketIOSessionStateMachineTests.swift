@@ -503,6 +503,56 @@ import Testing
         #expect(connect("/") == .none)
     }
 
+    @Test func middlewareRefusalCarriesItsMessageAndDataAndCounts() {
+        var machine = Machine(now: self.start, connectTimeout: .milliseconds(1000), limits: self.limits)
+        let refusal = Machine.ConnectRefusal.refused(message: "banned", data: ["until": 5])
+        #expect(refusal.message == "banned" && refusal.data == ["until": 5])
+        #expect(Machine.ConnectRefusal.unauthorized.data == nil)
+        for attempt in 1...3 {
+            #expect(
+                machine.received(
+                    .connect(namespace: "/custom", auth: nil),
+                    now: self.start,
+                    namespaceExists: self.known,
+                    handlesEvent: self.handled
+                ) == .authenticate(namespace: "/custom", auth: nil)
+            )
+            let outcome = machine.authenticationCompleted(namespace: "/custom", refusal: refusal, sid: "x")
+            if attempt < 3 {
+                #expect(outcome == .action(.sendConnectError(namespace: "/custom", refusal: refusal)))
+            } else {
+                guard case .action(.sendConnectErrorAndClose(_, let last, let error)) = outcome else {
+                    Issue.record("expected sendConnectErrorAndClose, got \(outcome)")
+                    return
+                }
+                #expect(last == refusal && error.code == .tooManyRefusedConnects)
+            }
+            #expect(machine.sid(in: "/custom") == nil)
+        }
+        #expect(machine.refusedConnects == 3)
+    }
+
+    @Test func middlewareAcceptanceConnectsLikeAnAuthenticatedOne() {
+        var machine = Machine(now: self.start, connectTimeout: .milliseconds(1000), limits: self.limits)
+        _ = machine.received(
+            .connect(namespace: "/", auth: nil),
+            now: self.start,
+            namespaceExists: self.known,
+            handlesEvent: self.handled
+        )
+        #expect(
+            machine.authenticationCompleted(namespace: "/", refusal: nil, sid: "s1")
+                == .accept(namespace: "/", sid: "s1")
+        )
+        #expect(machine.sid(in: "/") == "s1")
+        #expect(machine.pendingConnectDeadline == nil)
+        // A late answer for a namespace no longer authenticating changes nothing.
+        #expect(
+            machine.authenticationCompleted(namespace: "/", refusal: .unauthorized, sid: "s2") == .action(.none)
+        )
+        #expect(machine.sid(in: "/") == "s1")
+    }
+
     @Test func acceptedConnectsDoNotCountAsRefused() {
         var machine = self.connected(["/", "/custom"])
         for _ in 0..<10 {
