@@ -4,6 +4,7 @@ import NIOConcurrencyHelpers
 package import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import NIOWebSocket
 import SocketGatewayCore
 
@@ -24,6 +25,7 @@ package final class EngineIOServer: Sendable {
         var budgetCheck: RepeatedTask?
         /// What the last check found waiting for all clients together.
         var bufferedBytes = 0
+
     }
 
     private let host: String
@@ -31,6 +33,9 @@ package final class EngineIOServer: Sendable {
     private let eventLoopGroup: any EventLoopGroup
     private let logger: Logger
     private let fallback: (any HTTPFallbackResponder)?
+    /// When set, every connection speaks TLS (https:// polling and wss:// on the one listener) with the context's
+    /// certificate at the time it is accepted.
+    private let tls: EngineIOTLSContext?
     /// Where the fallback responses run: its owner runs it (`SocketServer.run()` does); until then they wait,
     /// after its `finish()` they are refused with 503.
     package let tasks: ServerTaskPool
@@ -49,7 +54,8 @@ package final class EngineIOServer: Sendable {
         port: Int,
         eventLoopGroup: any EventLoopGroup,
         logger: Logger,
-        fallback: (any HTTPFallbackResponder)? = nil
+        fallback: (any HTTPFallbackResponder)? = nil,
+        tls: EngineIOTLSContext? = nil
     ) {
         self.init(
             host: host,
@@ -57,19 +63,22 @@ package final class EngineIOServer: Sendable {
             eventLoopGroup: eventLoopGroup,
             logger: logger,
             fallback: fallback,
-            tasks: ServerTaskPool()
+            tasks: ServerTaskPool(),
+            tls: tls
         )
     }
 
-    /// Creates a server whose fallback responses run in `tasks` (run by the caller).
+    /// Creates a server whose fallback responses run in `tasks` (run by the caller), speaking TLS when `tls` is set.
     package init(
         host: String,
         port: Int,
         eventLoopGroup: any EventLoopGroup,
         logger: Logger,
         fallback: (any HTTPFallbackResponder)?,
-        tasks: ServerTaskPool
+        tasks: ServerTaskPool,
+        tls: EngineIOTLSContext? = nil
     ) {
+        self.tls = tls
         self.host = host
         self.port = port
         self.eventLoopGroup = eventLoopGroup
@@ -114,6 +123,7 @@ package final class EngineIOServer: Sendable {
         let fallback = self.fallback
         let tasks = self.tasks
         let logger = self.logger
+        let tls = self.tls
         let maxFrameSize = max(endpoints.map(\.configuration.maxPayload).max() ?? 1 << 20, 1 << 14)
         let state = self.state
         let connectionPolicy = HTTPConnectionPolicy(endpoints: endpoints, logger: logger)
@@ -162,7 +172,12 @@ package final class EngineIOServer: Sendable {
                     value: .init(low: limit / 2, high: limit)
                 ).flatMapThrowing {
                     let sync = channel.pipeline.syncOperations
-                    try sync.addHandler(WebSocketRawFrameWriter(connection: connection), position: .first)
+                    // Next to the head, or with TLS next to the TLS handler, so the frames are still encrypted.
+                    let tlsHandler = try? sync.handler(type: NIOSSLServerHandler.self)
+                    try sync.addHandler(
+                        WebSocketRawFrameWriter(connection: connection),
+                        position: tlsHandler.map { .after($0) } ?? .first
+                    )
                     // No NIOWebSocketFrameAggregator: the handler's WebSocketMessageAssembler joins fragments after
                     // checking each one (the aggregator drops what those checks need, and costs a handler).
                     try sync.addHandler(
@@ -217,6 +232,11 @@ package final class EngineIOServer: Sendable {
                     }
                 }
                 do {
+                    if let tls {
+                        // A client that does not speak TLS fails the handshake: EngineIOHTTPHandler logs the error
+                        // at debug and closes this connection only.
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.sslContext))
+                    }
                     let httpHandler = EngineIOHTTPHandler(
                         endpoints: endpoints,
                         fallback: fallback,
@@ -295,6 +315,7 @@ package final class EngineIOServer: Sendable {
             metadata: [
                 "address": "\(channel.localAddress.map { "\($0)" } ?? "?")",
                 "paths": "\(endpoints.map(\.path))",
+                "tls": "\(tls != nil)",
             ]
         )
     }

@@ -139,6 +139,10 @@ extension SocketServerConfiguration {
         public static let tokenSecret = "SOCKET_TOKEN_SECRET"
         /// Comma-separated allowed origins for long-polling; `*` allows any.
         public static let corsOrigins = "SOCKET_CORS_ORIGINS"
+        /// TLS for the listener: the certificate chain PEM file (with ``tlsKey``).
+        public static let tlsCertificate = SocketServerTLSConfiguration.EnvironmentKey.certificateChainFile
+        /// TLS for the listener: the private key PEM file (with ``tlsCertificate``).
+        public static let tlsKey = SocketServerTLSConfiguration.EnvironmentKey.privateKeyFile
     }
 
     /// Reads a configuration from environment variables (see ``EnvironmentKey``); unset variables keep the
@@ -211,6 +215,22 @@ extension SocketServerConfiguration {
             self.redis?.tls = RedisTLSConfiguration(environment: environment)
         }
         self.tokenSecret = read(EnvironmentKey.tokenSecret)
+        switch (read(EnvironmentKey.tlsCertificate), read(EnvironmentKey.tlsKey)) {
+        case (nil, nil):
+            break
+        case (let certificate?, let key?):
+            self.tls = SocketServerTLSConfiguration(certificateChainFile: certificate, privateKeyFile: key)
+        case (_?, nil):
+            throw SocketServerConfigurationError(
+                variable: EnvironmentKey.tlsKey,
+                message: "must be set with \(EnvironmentKey.tlsCertificate): the certificate needs its private key"
+            )
+        case (nil, _?):
+            throw SocketServerConfigurationError(
+                variable: EnvironmentKey.tlsCertificate,
+                message: "must be set with \(EnvironmentKey.tlsKey): the private key needs its certificate chain"
+            )
+        }
         if let origins = read(EnvironmentKey.corsOrigins) {
             self.cors = Self.corsPolicy(origins.split(separator: ",").map { Self.trimmed(String($0)) })
         }

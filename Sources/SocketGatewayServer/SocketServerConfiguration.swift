@@ -32,6 +32,9 @@ public struct SocketServerConfiguration: Sendable {
     /// Checks the events other hosts publish on the Redis channel before they are delivered here (clustered
     /// servers only); `nil` delivers them unchecked. E.g. `.strict(SheetSyncEvent.self)`.
     public var inboundValidation: InboundEventValidation?
+    /// TLS for the listener (https:// polling and wss://); `nil` (the default) serves plain HTTP, e.g. behind a
+    /// proxy that terminates TLS.
+    public var tls: SocketServerTLSConfiguration?
 
     /// Creates a configuration; the defaults match the Socket.IO reference server.
     public init(
