@@ -19,6 +19,9 @@ package final class EngineIOServer: Sendable {
         var children: [ObjectIdentifier: any Channel] = [:]
         /// Open connections per client IP address, kept only when a per-address limit is configured.
         var connectionsPerAddress: [String: Int] = [:]
+        /// The client address each connection from a trusted proxy is counted for (its latest request's
+        /// `X-Forwarded-For`), kept only when a per-address limit is configured.
+        var forwardedClients: [ObjectIdentifier: String] = [:]
         var started = false
         var shuttingDown = false
         /// Checks the outbound memory budget every 500 ms while running.
@@ -26,6 +29,24 @@ package final class EngineIOServer: Sendable {
         /// What the last check found waiting for all clients together.
         var bufferedBytes = 0
 
+        /// Counts the open proxied connection `id` for `client` (moving it from the client it was counted for);
+        /// false when `client` already holds `limit` connections. A closed connection is not counted.
+        mutating func count(_ id: ObjectIdentifier, for client: String, limit: Int) -> Bool {
+            guard self.children[id] != nil else { return false }
+            let previous = self.forwardedClients[id]
+            if previous == client { return true }
+            guard self.connectionsPerAddress[client, default: 0] < limit else { return false }
+            if let previous { self.release(previous) }
+            self.connectionsPerAddress[client, default: 0] += 1
+            self.forwardedClients[id] = client
+            return true
+        }
+
+        /// One connection fewer for `address`.
+        mutating func release(_ address: String) {
+            let open = self.connectionsPerAddress[address, default: 1] - 1
+            self.connectionsPerAddress[address] = open > 0 ? open : nil
+        }
     }
 
     private let host: String
@@ -128,6 +149,7 @@ package final class EngineIOServer: Sendable {
         let state = self.state
         let connectionPolicy = HTTPConnectionPolicy(endpoints: endpoints, logger: logger)
         let maxConnectionsPerAddress = endpoints.compactMap(\.configuration.maxConnectionsPerAddress).min()
+        let trustedProxies = TrustedProxies(ranges: endpoints.flatMap(\.configuration.trustedProxies.ranges))
 
         let upgrader = NIOWebSocketServerUpgrader(
             maxFrameSize: maxFrameSize,
@@ -155,7 +177,10 @@ package final class EngineIOServer: Sendable {
                     path: target.path,
                     query: target.query,
                     headers: head.headers,
-                    remoteAddress: channel.remoteAddress
+                    remoteAddress: endpoint.configuration.trustedProxies.clientAddress(
+                        peer: channel.remoteAddress,
+                        headers: head.headers
+                    )
                 )
                 let joining: EngineIOSession?
                 let connection: EngineIOWebSocketConnection
@@ -205,7 +230,9 @@ package final class EngineIOServer: Sendable {
             )
             .childChannelInitializer { channel in
                 let id = ObjectIdentifier(channel)
-                let address = maxConnectionsPerAddress == nil ? nil : channel.remoteAddress?.ipAddress
+                // A connection from a trusted proxy is counted for the client its requests name, once one arrives.
+                let proxied = channel.remoteAddress.map(trustedProxies.contains) ?? false
+                let address = maxConnectionsPerAddress == nil || proxied ? nil : channel.remoteAddress?.ipAddress
                 let accepted = state.withLockedValue { state -> Bool? in
                     guard !state.shuttingDown else { return false }
                     if let address, let limit = maxConnectionsPerAddress {
@@ -225,9 +252,8 @@ package final class EngineIOServer: Sendable {
                 channel.closeFuture.whenComplete { _ in
                     state.withLockedValue { state in
                         state.children.removeValue(forKey: id)
-                        if let address {
-                            let open = state.connectionsPerAddress[address, default: 1] - 1
-                            state.connectionsPerAddress[address] = open > 0 ? open : nil
+                        if let address = address ?? state.forwardedClients.removeValue(forKey: id) {
+                            state.release(address)
                         }
                     }
                 }
@@ -247,10 +273,22 @@ package final class EngineIOServer: Sendable {
                     let boundHandler = NIOLoopBound(httpHandler, eventLoop: channel.eventLoop)
                     let validator = EngineIOWebSocketRequestValidator(endpoints: endpoints, policy: connectionPolicy)
                     let boundValidator = NIOLoopBound(validator, eventLoop: channel.eventLoop)
+                    var boundLimiter: NIOLoopBound<ForwardedClientLimitHandler>?
+                    if proxied, let limit = maxConnectionsPerAddress {
+                        let limiter = ForwardedClientLimitHandler(trustedProxies: trustedProxies) { client in
+                            let counted = state.withLockedValue { $0.count(id, for: client, limit: limit) }
+                            if !counted { connectionPolicy.connectionRefused(address: client, limit: limit) }
+                            return counted
+                        }
+                        boundLimiter = NIOLoopBound(limiter, eventLoop: channel.eventLoop)
+                    }
                     let sync = channel.pipeline.syncOperations
-                    let upgradeCompleted: @Sendable (ChannelHandlerContext) -> Void = { context in
+                    let upgradeCompleted: @Sendable (ChannelHandlerContext) -> Void = { [boundLimiter] context in
                         context.pipeline.syncOperations.removeHandler(boundHandler.value, promise: nil)
                         context.pipeline.syncOperations.removeHandler(boundValidator.value, promise: nil)
+                        if let limiter = boundLimiter?.value {
+                            context.pipeline.syncOperations.removeHandler(limiter, promise: nil)
+                        }
                     }
                     try sync.configureHTTPServerPipeline(
                         withServerUpgrade: (upgraders: [upgrader], completionHandler: upgradeCompleted),
@@ -281,6 +319,9 @@ package final class EngineIOServer: Sendable {
                         )
                     }
                     try sync.addHandler(validator, position: .before(upgradeHandler))
+                    if let limiter = boundLimiter?.value {
+                        try sync.addHandler(limiter, position: .before(validator))
+                    }
                     try sync.addHandler(httpHandler)
                     return channel.eventLoop.makeSucceededVoidFuture()
                 } catch {
