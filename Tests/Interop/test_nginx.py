@@ -203,6 +203,16 @@ def test_nginx_in_front_of_two_servers_proxies_websocket_and_sticky_polling(tmp_
             server.stop()
 
 
+def raw_request(port: int, source: str, target: str) -> bytes:
+    """The whole answer to `GET target` sent from `source` to 127.0.0.1:port on a connection of its own."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10, source_address=(source, 0)) as connection:
+        connection.sendall(f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    return answer
+
+
 def raw_polling_handshake(port: int, source: str, forwarded_for: str) -> tuple:
     """(socket, answer) of an Engine.IO polling handshake from `source` straight to serve, claiming to be
     `forwarded_for`; the socket is left open (it holds a connection). The answer is b"" when the server closed it."""
@@ -238,6 +248,10 @@ def test_forwarded_for_is_believed_from_the_trusted_proxy_only(tmp_path, monkeyp
                 # its limit of 1 and 127.0.0.3 is not.
                 with pytest.raises(socketio.exceptions.ConnectionError):
                     await second.connect()
+                # What a refused request gets through nginx: serve's 503, passed on.
+                target = "/socket.io/?EIO=4&transport=polling"
+                refused = await asyncio.to_thread(raw_request, nginx.port, "127.0.0.2", target)
+                assert refused.startswith(b"HTTP/1.1 503"), refused[:300]
                 await other.connect()
                 assert first.sio.connected and other.sio.connected
             finally:
