@@ -13,18 +13,21 @@ in front of two `socket-gateway serve` processes that share the test Redis.
 import asyncio
 import json
 import os
+import secrets
 import shutil
 import socket
 import subprocess
 import time
-import urllib.request
 
 import aiohttp
 import pytest
 import socketio
 
-from cluster_helpers import REPO, new_channel, redis_url, run_cli, start_serve
+from cluster_helpers import (
+    REPO, ServeProcess, cli_path, new_channel, redis_url, run_cli, start_serve, wait_until_subscribed,
+)
 from interop import Peer, mint_token, run
+from processes import read_listening_port
 
 # The configuration README.md's "Deploying" section shows (with its example addresses for {servers} and {listen});
 # test_the_readme_shows_the_tested_nginx_config keeps the two equal. The tests fill in their own ports.
@@ -341,3 +344,56 @@ def test_the_readme_shows_the_tested_nginx_config():
     readme = (REPO / "README.md").read_text()
     shown = NGINX_HTTP_BLOCK.replace("{servers}", README_SERVERS).replace("{listen}", README_LISTEN)
     assert shown in readme, "README.md's nginx config differs from the one Tests/Interop/test_nginx.py runs"
+
+
+def test_the_readme_systemd_unit_verifies_and_its_settings_start_serve(tmp_path):
+    """The README's unit passes `systemd-analyze verify` (with this build's executable and a secrets file of the
+    test's), and `serve` started with its ExecStart arguments and Environment= lines listens, subscribes to Redis
+    and stops with exit 0 on its KillSignal."""
+    systemd_analyze = shutil.which("systemd-analyze")
+    if systemd_analyze is None:
+        pytest.fail("this test needs systemd-analyze (Debian: apt-get install systemd; tools/test installs it)")
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("### systemd"):readme.index("### Health and readiness")]
+    unit = section[section.index("```ini\n") + len("```ini\n"):section.index("```", section.index("```ini\n") + 7)]
+    secrets_file = tmp_path / "secrets.env"
+    secret = secrets.token_urlsafe(32)
+    secrets_file.write_text(f"SOCKET_TOKEN_SECRET={secret}\n")
+    local = unit.replace("/usr/local/bin/socket-gateway", str(cli_path())).replace(
+        "EnvironmentFile=/etc/socket-gateway/secrets.env", f"EnvironmentFile={secrets_file}"
+    )
+    assert local != unit
+    instance = tmp_path / "socket-gateway@3001.service"
+    instance.write_text(local)
+    verified = subprocess.run(
+        [systemd_analyze, "verify", str(instance)], capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+    assert verified.returncode == 0 and verified.stderr.strip() == "", verified.stderr
+
+    settings = dict(
+        line.split("=", 1)[1].split("=", 1) for line in unit.splitlines() if line.startswith("Environment=")
+    )
+    assert set(settings) == {"HOST", "REDIS_URL", "SOCKET_TRUSTED_PROXIES"}
+    settings["REDIS_URL"] = redis_url()
+    settings["SOCKET_REDIS_CHANNEL"] = new_channel()
+    settings["SOCKET_TOKEN_SECRET"] = secret
+    exec_start = next(line for line in unit.splitlines() if line.startswith("ExecStart="))
+    arguments = exec_start.split("=", 1)[1].split()[1:]
+    assert arguments == ["serve", "--port", "%i"]
+    arguments[-1] = "0"  # a free port instead of the instance name
+    log = tmp_path / "unit-serve.log"
+    environment = {key: value for key, value in os.environ.items() if not key.startswith(("SOCKET_", "REDIS_"))}
+    with open(log, "wb") as log_file:
+        process = subprocess.Popen(
+            [str(cli_path()), *arguments], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log_file,
+            env={**environment, **settings},
+        )
+    try:
+        serve = ServeProcess(process=process, port=read_listening_port(process), secret=secret, log=log)
+    except RuntimeError as error:
+        process.kill()
+        process.wait(timeout=10)
+        pytest.fail(f"serve: {error}\n{log.read_text(errors='replace')}")
+    wait_until_subscribed(serve)
+    assert "KillSignal=SIGTERM" in unit
+    serve.stop()  # SIGTERM; fails unless it exits 0
