@@ -127,6 +127,12 @@ package struct EngineIOConfiguration: Sendable {
     /// carriers); a polling client uses two or three connections, a WebSocket client one. Connections are counted
     /// before routing, so the server uses the smallest value among its mounted endpoints.
     package var maxConnectionsPerAddress: Int?
+    /// The reverse proxies whose `X-Forwarded-For` is believed (default ``TrustedProxies/none``): a request from one
+    /// of them is attributed to the client the header names, for ``maxConnectionsPerAddress`` (a proxied connection
+    /// counts for the client of its latest request; beyond the limit that request is answered `503` and the
+    /// connection closed) and for the address the application and the logs see. The server uses the ranges of all
+    /// its mounted endpoints together.
+    package var trustedProxies: TrustedProxies = .none
     /// The most bytes a request's target and headers may take. Default 16 KiB (Node's default). A larger request
     /// is answered `431 Request Header Fields Too Large` and its connection closed, counted
     /// (`socketgateway_http_requests_refused_total`) and logged at warning, rate-limited. It also bounds what a

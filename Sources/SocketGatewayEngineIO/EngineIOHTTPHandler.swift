@@ -425,7 +425,10 @@ final class EngineIOHTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
             if head.method == .GET, let sid = requestTarget.query["sid"] {
                 self.parked = (endpoint, sid, handle)
             }
-            let remoteAddress = context.channel.remoteAddress
+            let remoteAddress = endpoint.configuration.trustedProxies.clientAddress(
+                peer: context.channel.remoteAddress,
+                headers: head.headers
+            )
             endpoint.handlePolling(
                 method: head.method,
                 query: requestTarget.query,

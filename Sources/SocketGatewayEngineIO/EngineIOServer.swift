@@ -4,6 +4,7 @@ import NIOConcurrencyHelpers
 package import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import NIOWebSocket
 import SocketGatewayCore
 
@@ -18,12 +19,34 @@ package final class EngineIOServer: Sendable {
         var children: [ObjectIdentifier: any Channel] = [:]
         /// Open connections per client IP address, kept only when a per-address limit is configured.
         var connectionsPerAddress: [String: Int] = [:]
+        /// The client address each connection from a trusted proxy is counted for (its latest request's
+        /// `X-Forwarded-For`), kept only when a per-address limit is configured.
+        var forwardedClients: [ObjectIdentifier: String] = [:]
         var started = false
         var shuttingDown = false
         /// Checks the outbound memory budget every 500 ms while running.
         var budgetCheck: RepeatedTask?
         /// What the last check found waiting for all clients together.
         var bufferedBytes = 0
+
+        /// Counts the open proxied connection `id` for `client` (moving it from the client it was counted for);
+        /// false when `client` already holds `limit` connections. A closed connection is not counted.
+        mutating func count(_ id: ObjectIdentifier, for client: String, limit: Int) -> Bool {
+            guard self.children[id] != nil else { return false }
+            let previous = self.forwardedClients[id]
+            if previous == client { return true }
+            guard self.connectionsPerAddress[client, default: 0] < limit else { return false }
+            if let previous { self.release(previous) }
+            self.connectionsPerAddress[client, default: 0] += 1
+            self.forwardedClients[id] = client
+            return true
+        }
+
+        /// One connection fewer for `address`.
+        mutating func release(_ address: String) {
+            let open = self.connectionsPerAddress[address, default: 1] - 1
+            self.connectionsPerAddress[address] = open > 0 ? open : nil
+        }
     }
 
     private let host: String
@@ -31,6 +54,9 @@ package final class EngineIOServer: Sendable {
     private let eventLoopGroup: any EventLoopGroup
     private let logger: Logger
     private let fallback: (any HTTPFallbackResponder)?
+    /// When set, every connection speaks TLS (https:// polling and wss:// on the one listener) with the context's
+    /// certificate at the time it is accepted.
+    private let tls: EngineIOTLSContext?
     /// Where the fallback responses run: its owner runs it (`SocketServer.run()` does); until then they wait,
     /// after its `finish()` they are refused with 503.
     package let tasks: ServerTaskPool
@@ -49,7 +75,8 @@ package final class EngineIOServer: Sendable {
         port: Int,
         eventLoopGroup: any EventLoopGroup,
         logger: Logger,
-        fallback: (any HTTPFallbackResponder)? = nil
+        fallback: (any HTTPFallbackResponder)? = nil,
+        tls: EngineIOTLSContext? = nil
     ) {
         self.init(
             host: host,
@@ -57,19 +84,22 @@ package final class EngineIOServer: Sendable {
             eventLoopGroup: eventLoopGroup,
             logger: logger,
             fallback: fallback,
-            tasks: ServerTaskPool()
+            tasks: ServerTaskPool(),
+            tls: tls
         )
     }
 
-    /// Creates a server whose fallback responses run in `tasks` (run by the caller).
+    /// Creates a server whose fallback responses run in `tasks` (run by the caller), speaking TLS when `tls` is set.
     package init(
         host: String,
         port: Int,
         eventLoopGroup: any EventLoopGroup,
         logger: Logger,
         fallback: (any HTTPFallbackResponder)?,
-        tasks: ServerTaskPool
+        tasks: ServerTaskPool,
+        tls: EngineIOTLSContext? = nil
     ) {
+        self.tls = tls
         self.host = host
         self.port = port
         self.eventLoopGroup = eventLoopGroup
@@ -114,10 +144,12 @@ package final class EngineIOServer: Sendable {
         let fallback = self.fallback
         let tasks = self.tasks
         let logger = self.logger
+        let tls = self.tls
         let maxFrameSize = max(endpoints.map(\.configuration.maxPayload).max() ?? 1 << 20, 1 << 14)
         let state = self.state
         let connectionPolicy = HTTPConnectionPolicy(endpoints: endpoints, logger: logger)
         let maxConnectionsPerAddress = endpoints.compactMap(\.configuration.maxConnectionsPerAddress).min()
+        let trustedProxies = TrustedProxies(ranges: endpoints.flatMap(\.configuration.trustedProxies.ranges))
 
         let upgrader = NIOWebSocketServerUpgrader(
             maxFrameSize: maxFrameSize,
@@ -145,7 +177,10 @@ package final class EngineIOServer: Sendable {
                     path: target.path,
                     query: target.query,
                     headers: head.headers,
-                    remoteAddress: channel.remoteAddress
+                    remoteAddress: endpoint.configuration.trustedProxies.clientAddress(
+                        peer: channel.remoteAddress,
+                        headers: head.headers
+                    )
                 )
                 let joining: EngineIOSession?
                 let connection: EngineIOWebSocketConnection
@@ -162,7 +197,12 @@ package final class EngineIOServer: Sendable {
                     value: .init(low: limit / 2, high: limit)
                 ).flatMapThrowing {
                     let sync = channel.pipeline.syncOperations
-                    try sync.addHandler(WebSocketRawFrameWriter(connection: connection), position: .first)
+                    // Next to the head, or with TLS next to the TLS handler, so the frames are still encrypted.
+                    let tlsHandler = try? sync.handler(type: NIOSSLServerHandler.self)
+                    try sync.addHandler(
+                        WebSocketRawFrameWriter(connection: connection),
+                        position: tlsHandler.map { .after($0) } ?? .first
+                    )
                     // No NIOWebSocketFrameAggregator: the handler's WebSocketMessageAssembler joins fragments after
                     // checking each one (the aggregator drops what those checks need, and costs a handler).
                     try sync.addHandler(
@@ -190,7 +230,9 @@ package final class EngineIOServer: Sendable {
             )
             .childChannelInitializer { channel in
                 let id = ObjectIdentifier(channel)
-                let address = maxConnectionsPerAddress == nil ? nil : channel.remoteAddress?.ipAddress
+                // A connection from a trusted proxy is counted for the client its requests name, once one arrives.
+                let proxied = channel.remoteAddress.map(trustedProxies.contains) ?? false
+                let address = maxConnectionsPerAddress == nil || proxied ? nil : channel.remoteAddress?.ipAddress
                 let accepted = state.withLockedValue { state -> Bool? in
                     guard !state.shuttingDown else { return false }
                     if let address, let limit = maxConnectionsPerAddress {
@@ -210,13 +252,17 @@ package final class EngineIOServer: Sendable {
                 channel.closeFuture.whenComplete { _ in
                     state.withLockedValue { state in
                         state.children.removeValue(forKey: id)
-                        if let address {
-                            let open = state.connectionsPerAddress[address, default: 1] - 1
-                            state.connectionsPerAddress[address] = open > 0 ? open : nil
+                        if let address = address ?? state.forwardedClients.removeValue(forKey: id) {
+                            state.release(address)
                         }
                     }
                 }
                 do {
+                    if let tls {
+                        // A client that does not speak TLS fails the handshake: EngineIOHTTPHandler logs the error
+                        // at debug and closes this connection only.
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.sslContext))
+                    }
                     let httpHandler = EngineIOHTTPHandler(
                         endpoints: endpoints,
                         fallback: fallback,
@@ -227,10 +273,22 @@ package final class EngineIOServer: Sendable {
                     let boundHandler = NIOLoopBound(httpHandler, eventLoop: channel.eventLoop)
                     let validator = EngineIOWebSocketRequestValidator(endpoints: endpoints, policy: connectionPolicy)
                     let boundValidator = NIOLoopBound(validator, eventLoop: channel.eventLoop)
+                    var boundLimiter: NIOLoopBound<ForwardedClientLimitHandler>?
+                    if proxied, let limit = maxConnectionsPerAddress {
+                        let limiter = ForwardedClientLimitHandler(trustedProxies: trustedProxies) { client in
+                            let counted = state.withLockedValue { $0.count(id, for: client, limit: limit) }
+                            if !counted { connectionPolicy.connectionRefused(address: client, limit: limit) }
+                            return counted
+                        }
+                        boundLimiter = NIOLoopBound(limiter, eventLoop: channel.eventLoop)
+                    }
                     let sync = channel.pipeline.syncOperations
-                    let upgradeCompleted: @Sendable (ChannelHandlerContext) -> Void = { context in
+                    let upgradeCompleted: @Sendable (ChannelHandlerContext) -> Void = { [boundLimiter] context in
                         context.pipeline.syncOperations.removeHandler(boundHandler.value, promise: nil)
                         context.pipeline.syncOperations.removeHandler(boundValidator.value, promise: nil)
+                        if let limiter = boundLimiter?.value {
+                            context.pipeline.syncOperations.removeHandler(limiter, promise: nil)
+                        }
                     }
                     try sync.configureHTTPServerPipeline(
                         withServerUpgrade: (upgraders: [upgrader], completionHandler: upgradeCompleted),
@@ -261,6 +319,9 @@ package final class EngineIOServer: Sendable {
                         )
                     }
                     try sync.addHandler(validator, position: .before(upgradeHandler))
+                    if let limiter = boundLimiter?.value {
+                        try sync.addHandler(limiter, position: .before(validator))
+                    }
                     try sync.addHandler(httpHandler)
                     return channel.eventLoop.makeSucceededVoidFuture()
                 } catch {
@@ -295,6 +356,7 @@ package final class EngineIOServer: Sendable {
             metadata: [
                 "address": "\(channel.localAddress.map { "\($0)" } ?? "?")",
                 "paths": "\(endpoints.map(\.path))",
+                "tls": "\(tls != nil)",
             ]
         )
     }

@@ -26,7 +26,8 @@ public struct SocketHandshake: Sendable {
     public var headers: HTTPHeaders
     /// The query parameters of the Engine.IO handshake request.
     public var query: [String: String]
-    /// The peer's address.
+    /// The client's address: the peer's, or, from a trusted proxy (``SocketServerConfiguration/trustedProxies``),
+    /// the client its `X-Forwarded-For` names (port 0).
     public var remoteAddress: SocketAddress?
 
     /// Creates a handshake description.

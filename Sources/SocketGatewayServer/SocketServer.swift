@@ -38,6 +38,8 @@ public final class SocketServer: Service, Sendable {
     private let configurationError: SocketServerConfigurationError?
     /// Whether clients connect without authentication (`allowAnonymous`).
     private let isAnonymous: Bool
+    /// The listener's certificate when ``SocketServerConfiguration/tls`` is set (and its files could be read).
+    private let tls: EngineIOTLSContext?
 
     private enum LifecycleState {
         /// Not started yet.
@@ -162,6 +164,19 @@ public final class SocketServer: Service, Sendable {
             // The authenticator is the first server middleware: the app's middlewares see its user.
             registry.use(.authenticate(with: authenticator))
         }
+        var tls: EngineIOTLSContext?
+        if let files = configuration.tls {
+            do {
+                tls = try EngineIOTLSContext(
+                    certificateChainFile: files.certificateChainFile,
+                    privateKeyFile: files.privateKeyFile
+                )
+            } catch {
+                configurationError =
+                    configurationError ?? SocketServerConfigurationError(variable: "tls", message: error.message)
+            }
+        }
+        self.tls = tls
         self.configurationError = configurationError
         self.gateway = SocketGateway(
             shards: shards,
@@ -186,7 +201,8 @@ public final class SocketServer: Service, Sendable {
             eventLoopGroup: group,
             logger: logger,
             fallback: HealthCheckResponder(next: httpFallback) { [cluster] in cluster.health },
-            tasks: tasks
+            tasks: tasks,
+            tls: tls
         )
         self.engine.mount(path: configuration.path, configuration: configuration.engineIO, application: application)
     }
@@ -308,6 +324,34 @@ public final class SocketServer: Service, Sendable {
     /// - Returns: The port; nil when the server failed to start or was shut down first, or the task was cancelled.
     package func waitUntilListening() async -> Int? {
         await self.listening.wait()
+    }
+
+    /// Reads the TLS certificate chain and key files again (``SocketServerConfiguration/tls``): connections
+    /// accepted from now on get the new certificate, open connections keep the one they started with. A file that
+    /// cannot be used leaves the previous certificate in place; either way the outcome is logged.
+    /// - Throws: ``SocketServerConfigurationError`` (`tls`) naming the file that cannot be used, or saying that the
+    ///   server has no TLS configured.
+    public func reloadTLS() throws(SocketServerConfigurationError) {
+        guard let tls = self.tls else {
+            throw SocketServerConfigurationError(variable: "tls", message: "is not set: there is nothing to reload")
+        }
+        do {
+            try tls.reload()
+        } catch {
+            self.logger.error(
+                "TLS reload failed; new connections keep getting the previous certificate",
+                metadata: ["why": "\(error.message)"]
+            )
+            throw SocketServerConfigurationError(variable: "tls", message: error.message)
+        }
+        let leaf = tls.leafSummary
+        self.logger.notice(
+            "TLS certificate reloaded; new connections get it, open ones keep theirs",
+            metadata: [
+                "certificate": "\(tls.certificateChainFile)", "serial": "\(leaf.serial)",
+                "not_valid_after": "\(leaf.notValidAfter)",
+            ]
+        )
     }
 
     /// How the link to the other servers is doing (also served as JSON at `GET /healthz`).

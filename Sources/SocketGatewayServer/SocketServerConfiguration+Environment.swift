@@ -139,6 +139,16 @@ extension SocketServerConfiguration {
         public static let tokenSecret = "SOCKET_TOKEN_SECRET"
         /// Comma-separated allowed origins for long-polling; `*` allows any.
         public static let corsOrigins = "SOCKET_CORS_ORIGINS"
+        /// Comma-separated IP addresses or CIDR ranges of the reverse proxies whose `X-Forwarded-For` is believed
+        /// (default none; ``SocketServerConfiguration/trustedProxies``).
+        public static let trustedProxies = "SOCKET_TRUSTED_PROXIES"
+        /// The most connections one client address may hold open (default: no limit;
+        /// ``SocketServerConfiguration/maxConnectionsPerAddress``).
+        public static let maxConnectionsPerAddress = "SOCKET_MAX_CONNECTIONS_PER_ADDRESS"
+        /// TLS for the listener: the certificate chain PEM file (with ``tlsKey``).
+        public static let tlsCertificate = SocketServerTLSConfiguration.EnvironmentKey.certificateChainFile
+        /// TLS for the listener: the private key PEM file (with ``tlsCertificate``).
+        public static let tlsKey = SocketServerTLSConfiguration.EnvironmentKey.privateKeyFile
     }
 
     /// Reads a configuration from environment variables (see ``EnvironmentKey``); unset variables keep the
@@ -211,6 +221,43 @@ extension SocketServerConfiguration {
             self.redis?.tls = RedisTLSConfiguration(environment: environment)
         }
         self.tokenSecret = read(EnvironmentKey.tokenSecret)
+        if let text = read(EnvironmentKey.trustedProxies) {
+            let entries = text.split(separator: ",").map { Self.trimmed(String($0)) }.filter { !$0.isEmpty }
+            do {
+                _ = try TrustedProxies(parsing: entries)
+            } catch {
+                throw SocketServerConfigurationError(
+                    variable: EnvironmentKey.trustedProxies,
+                    message: error.description
+                )
+            }
+            self.trustedProxies = entries
+        }
+        if let text = read(EnvironmentKey.maxConnectionsPerAddress) {
+            guard let limit = Int(text), limit >= 1 else {
+                throw SocketServerConfigurationError(
+                    variable: EnvironmentKey.maxConnectionsPerAddress,
+                    message: "must be a whole number of at least 1, got '\(text)'"
+                )
+            }
+            self.maxConnectionsPerAddress = limit
+        }
+        switch (read(EnvironmentKey.tlsCertificate), read(EnvironmentKey.tlsKey)) {
+        case (nil, nil):
+            break
+        case (let certificate?, let key?):
+            self.tls = SocketServerTLSConfiguration(certificateChainFile: certificate, privateKeyFile: key)
+        case (_?, nil):
+            throw SocketServerConfigurationError(
+                variable: EnvironmentKey.tlsKey,
+                message: "must be set with \(EnvironmentKey.tlsCertificate): the certificate needs its private key"
+            )
+        case (nil, _?):
+            throw SocketServerConfigurationError(
+                variable: EnvironmentKey.tlsCertificate,
+                message: "must be set with \(EnvironmentKey.tlsKey): the private key needs its certificate chain"
+            )
+        }
         if let origins = read(EnvironmentKey.corsOrigins) {
             self.cors = Self.corsPolicy(origins.split(separator: ",").map { Self.trimmed(String($0)) })
         }

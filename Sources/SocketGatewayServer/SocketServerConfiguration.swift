@@ -32,6 +32,9 @@ public struct SocketServerConfiguration: Sendable {
     /// Checks the events other hosts publish on the Redis channel before they are delivered here (clustered
     /// servers only); `nil` delivers them unchecked. E.g. `.strict(SheetSyncEvent.self)`.
     public var inboundValidation: InboundEventValidation?
+    /// TLS for the listener (https:// polling and wss://); `nil` (the default) serves plain HTTP, e.g. behind a
+    /// proxy that terminates TLS.
+    public var tls: SocketServerTLSConfiguration?
 
     /// Creates a configuration; the defaults match the Socket.IO reference server.
     public init(
@@ -151,6 +154,17 @@ public struct SocketServerConfiguration: Sendable {
         if let problem = self.redis?.timings.problem() {
             throw SocketServerConfigurationError(variable: "redis.timings.\(problem.name)", message: problem.message)
         }
+        do {
+            _ = try TrustedProxies(parsing: self.trustedProxies)
+        } catch {
+            throw SocketServerConfigurationError(variable: "trustedProxies", message: error.description)
+        }
+        if let limit = self.maxConnectionsPerAddress, limit < 1 {
+            throw SocketServerConfigurationError(
+                variable: "maxConnectionsPerAddress",
+                message: "must be at least 1 (or nil for no limit), got \(limit)"
+            )
+        }
     }
 
     /// The Engine.IO settings derived from these.
@@ -184,6 +198,13 @@ public struct SocketServerConfiguration: Sendable {
     /// The most connections per client IP address; default `nil` (no limit; see
     /// `EngineIOConfiguration.maxConnectionsPerAddress` before using it behind a proxy).
     public var maxConnectionsPerAddress: Int?
+    /// The reverse proxies whose `X-Forwarded-For` header is believed, as IP addresses or CIDR ranges
+    /// (`["127.0.0.1", "10.0.0.0/8"]`); default none. A request from one of them is attributed to the client the
+    /// header names (the right-most address that is not a trusted proxy): that address is what
+    /// ``maxConnectionsPerAddress`` counts, what ``SocketHandshake/remoteAddress`` holds and what the
+    /// logs show. A request from anywhere else is attributed to the address it came from, whatever its header says.
+    /// `validate()` refuses an entry that is not an address or range.
+    public var trustedProxies: [String] = []
     /// The most bytes of a request's target and headers; default 16 KiB, then 431 and close. See
     /// `EngineIOConfiguration.maxRequestHeaderBytes`.
     public var maxRequestHeaderBytes: Int = 16 << 10
@@ -194,6 +215,8 @@ public struct SocketServerConfiguration: Sendable {
         configuration.httpBodyTimeout = self.httpBodyTimeout
         configuration.maxPendingSessions = self.maxPendingSessions
         configuration.maxConnectionsPerAddress = self.maxConnectionsPerAddress
+        // validate() refuses entries that do not parse before the server uses this.
+        configuration.trustedProxies = (try? TrustedProxies(parsing: self.trustedProxies)) ?? .none
         configuration.maxRequestHeaderBytes = self.maxRequestHeaderBytes
     }
 }

@@ -29,6 +29,10 @@ struct ServeCommand: AsyncParsableCommand {
             refused unless --allow-weak-token-secret is given. Without a Redis URL
             the server runs local-only.
 
+            With --tls-cert and --tls-key (or SOCKET_TLS_CERT, SOCKET_TLS_KEY) it serves
+            https:// and wss:// only; SIGHUP reads both files again (new connections get
+            the new certificate, open ones stay; a bad file keeps the old one, logged).
+
             Prints `LISTENING <port>` on stdout once listening. GET /healthz reports
             the cluster link (200, or 503 while the Redis subscriber is down).
             Stops gracefully on SIGINT / SIGTERM.
@@ -95,6 +99,13 @@ struct ServeCommand: AsyncParsableCommand {
     var pingTimeout: String?
     @Option(name: .customLong("namespace"), help: "Accept clients on this namespace too (besides /); repeatable.")
     var namespaces: [String] = []
+    @Option(
+        name: .customLong("tls-cert"),
+        help: "PEM certificate chain: serve https:// and wss:// (env SOCKET_TLS_CERT; with --tls-key; SIGHUP reloads)."
+    )
+    var tlsCertificate: String?
+    @Option(name: .customLong("tls-key"), help: "PEM private key of --tls-cert (env SOCKET_TLS_KEY).")
+    var tlsKey: String?
     @Option(help: "An events.yaml to check other hosts' events against (log and count mismatches).")
     var catalog: String?
     @Flag(help: "With --catalog: drop other hosts' events that do not match the catalog.") var strict = false
@@ -189,6 +200,16 @@ struct ServeCommand: AsyncParsableCommand {
                 throw fail("serve", "SOCKET_REDIS_SIGNING_SECRET: \(error)", ExitCodes.notConfigured)
             }
         }
+        switch (self.tlsCertificate, self.tlsKey) {
+        case (nil, nil):
+            break
+        case (let certificate?, let key?):
+            configuration.tls = SocketServerTLSConfiguration(certificateChainFile: certificate, privateKeyFile: key)
+        case (_?, nil):
+            throw fail("serve", "--tls-cert needs --tls-key (the certificate's private key)", ExitCodes.usage)
+        case (nil, _?):
+            throw fail("serve", "--tls-key needs --tls-cert (the certificate chain)", ExitCodes.usage)
+        }
         try self.checkCORSOrigins()
         if !self.corsOrigins.isEmpty { configuration.cors = SocketServerConfiguration.corsPolicy(self.corsOrigins) }
         for namespace in self.namespaces {
@@ -240,9 +261,15 @@ struct ServeCommand: AsyncParsableCommand {
         for namespace in self.namespaces { server.namespace(namespace) }
         // The server is a service of the group: its run() owns every task it starts. A sibling child task
         // announces the port once it listens.
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: server)]
+        if configuration.tls != nil {
+            // After the server: shut down first (the group shuts down in reverse order).
+            let hangups = await UnixSignalsSequence(trapping: .sighup)
+            services.append(.init(service: TLSReloadOnHangup(server: server, hangups: hangups, logger: logger)))
+        }
         let group = ServiceGroup(
             configuration: .init(
-                services: [.init(service: server)],
+                services: services,
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             )

@@ -55,12 +55,14 @@ class Peer:
     value becomes the client's ack when the server emits that event with an ack request.
     """
 
-    def __init__(self, url: str, token=None, transports=("websocket",), name: str = "peer"):
+    def __init__(self, url: str, token=None, transports=("websocket",), name: str = "peer", http_session=None):
+        """`http_session`: an aiohttp.ClientSession for both transports (e.g. one whose connector trusts a test CA);
+        the caller closes it."""
         self.url = url
         self.token = token
         self.transports = list(transports) if transports is not None else None
         self.name = name
-        self.sio = socketio.AsyncClient(reconnection=False)
+        self.sio = socketio.AsyncClient(reconnection=False, http_session=http_session)
         self.queues = defaultdict(asyncio.Queue)
         self.received = []  # (namespace, event, args) in arrival order
         self.answers = {}
