@@ -21,10 +21,13 @@ public final class SocketNamespace: Sendable {
     private let handlers = NIOLockedValueBox(Handlers())
     /// Open connections in this namespace.
     let connectionsMeter: Meter
+    /// Events clients sent here that a handler takes.
+    let eventsCounter: Counter
 
     init(name: String, metrics: SocketServerMetrics) {
         self.name = name
         self.connectionsMeter = metrics.connections(namespace: name)
+        self.eventsCounter = metrics.clientEvents(namespace: name)
     }
 
     /// Runs `handler` for every client that connects (after the CONNECT reply was sent, before its events).
@@ -71,6 +74,7 @@ final class NamespaceRegistry: Sendable {
     init(metrics: SocketServerMetrics) {
         self.metrics = metrics
         self.namespaces = NIOLockedValueBox(["/": SocketNamespace(name: "/", metrics: metrics)])
+        metrics.namespaces.increment()
     }
 
     /// Returns the namespace `name`, creating it if needed.
@@ -80,6 +84,7 @@ final class NamespaceRegistry: Sendable {
             if let existing = namespaces[name] { return existing }
             let created = SocketNamespace(name: name, metrics: self.metrics)
             namespaces[name] = created
+            self.metrics.namespaces.increment()
             return created
         }
     }

@@ -1,0 +1,44 @@
+import MetricsTestKit
+import NIOCore
+import SocketGatewayServer
+import Testing
+
+extension SocketServerLimitsTests {
+    /// The metrics `/metrics` added: client events per namespace (those a handler takes), the namespaces, and the
+    /// round trip of `emitWithAck` (answers only; a timeout records nothing).
+    @Test func clientEventsNamespacesAndAckRoundTripsAreRecorded() async throws {
+        try await self.withServer { h in
+            #expect(try h.metrics.expectMeter("socketgateway_namespaces").lastValue == 1)
+            h.server.namespace("/admin")
+            h.server.namespace("/admin")
+            #expect(try h.metrics.expectMeter("socketgateway_namespaces").lastValue == 2)
+
+            let (client, sid) = try await self.connect(port: h.port, group: h.group)
+            try await h.recorder.waitUntil { $0.connection(sid) != nil }
+            let connection = try #require(h.recorder.connection(sid))
+            for index in 0..<3 {
+                try await client.send("42[\"flood\",\(index)]")
+            }
+            try await client.send(#"42["no handler"]"#)
+            try await client.send(#"421["echo","x"]"#)
+            // A connection's events are handled in order: once the echo is answered, the floods were recorded.
+            #expect(try await client.nextText() == #"431["x"]"#)
+            #expect(h.recorder.events == ["flood 0", "flood 1", "flood 2"])
+            #expect(h.counter("socketgateway_client_events_total", [("namespace", "/")]) == 4)
+            #expect(h.counter("socketgateway_client_events_total", [("namespace", "/admin")]) == 0)
+
+            async let answer = connection.emitWithAck("question", arguments: [], timeout: .seconds(10))
+            #expect(try await client.nextText() == #"420["question"]"#)
+            try await client.send(#"430["yes"]"#)
+            #expect(try await answer == ["yes"])
+            await #expect(throws: SocketAckError.self) {
+                _ = try await connection.emitWithAck("unanswered", arguments: [], timeout: .milliseconds(50))
+            }
+            #expect(try await client.nextText() == #"421["unanswered"]"#)
+            let roundTrips = try h.metrics.expectTimer("socketgateway_ack_round_trip_seconds").values
+            #expect(roundTrips.count == 1)
+            #expect(roundTrips.allSatisfy { $0 > 0 })
+            await client.close()
+        }
+    }
+}
