@@ -11,6 +11,8 @@ struct SocketServerMetrics: Sendable {
     let deliveries: Counter
     /// Emits from other hosts dropped on arrival: no member of their rooms (or namespace) is connected here.
     let remoteEmitsSkipped: Counter
+    /// Rooms with a member on this server, each connection's own (sid) room included.
+    let rooms: Gauge
     /// Namespaces registered on the server (`/` included).
     let namespaces: Meter
     /// From sending an event with an ack id to a client (`emitWithAck`) to its answer; timeouts are not recorded.
@@ -23,6 +25,7 @@ struct SocketServerMetrics: Sendable {
         self.deliveries = Counter(label: "socketgateway_emit_deliveries_total", factory: factory)
         self.remoteEmitsSkipped = Counter(label: "socketgateway_remote_emits_skipped_total", factory: factory)
         self.namespaces = Meter(label: "socketgateway_namespaces", factory: factory)
+        self.rooms = Gauge(label: "socketgateway_rooms", factory: factory)
         self.ackRoundTrip = Timer(label: "socketgateway_ack_round_trip_seconds", factory: factory)
     }
 

@@ -166,6 +166,8 @@ def test_prometheus_scrapes_serve_and_reads_back_connections_and_emits(tmp_path)
                 prometheus.wait_for_value("socketgateway_emit_deliveries_total", 4)
                 prometheus.wait_for_value("sum(socketgateway_redis_received_total)", 3)
                 prometheus.wait_for_value("socketgateway_namespaces", 1)
+                # Each client's own sid room and its user:<id> room.
+                prometheus.wait_for_value("socketgateway_rooms", 4)
                 prometheus.wait_for_value('socketgateway_redis_subscriber_connected', 1)
             finally:
                 for peer in peers:
@@ -173,6 +175,7 @@ def test_prometheus_scrapes_serve_and_reads_back_connections_and_emits(tmp_path)
 
         run(scenario())
         prometheus.wait_for_value('socketgateway_socket_connections{namespace="/"}', 0)
+        prometheus.wait_for_value("socketgateway_rooms", 0)
     finally:
         if prometheus is not None:
             prometheus.stop()

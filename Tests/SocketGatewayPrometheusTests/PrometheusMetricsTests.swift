@@ -92,7 +92,9 @@ import Testing
 @Suite struct PrometheusMetricsConfigurationTests {
     private static let server = SocketServerConfiguration(host: "10.0.0.5", port: 3000)
 
-    private static func read(_ environment: [String: String]) throws(SocketServerConfigurationError)
+    private static func read(
+        _ environment: [String: String]
+    ) throws(SocketServerConfigurationError)
         -> PrometheusMetricsConfiguration.Exposure
     {
         try PrometheusMetricsConfiguration(environment: environment, server: Self.server).exposure

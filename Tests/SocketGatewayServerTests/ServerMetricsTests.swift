@@ -42,3 +42,33 @@ extension SocketServerLimitsTests {
         }
     }
 }
+
+extension SocketServerLimitsTests {
+    /// `socketgateway_rooms` follows the rooms with a member on the server, each connection's own sid room
+    /// included: joins and leaves of another room, and a disconnect, move it; a second member does not.
+    @Test func roomsGaugeFollowsTheRoomsWithMembers() async throws {
+        try await self.withServer { h in
+            func rooms() throws -> Double? { try h.metrics.expectGauge("socketgateway_rooms").lastValue }
+            let (first, firstSid) = try await self.connect(port: h.port, group: h.group)
+            let (second, secondSid) = try await self.connect(port: h.port, group: h.group)
+            try await h.recorder.waitUntil { $0.connection(firstSid) != nil && $0.connection(secondSid) != nil }
+            let a = try #require(h.recorder.connection(firstSid))
+            let b = try #require(h.recorder.connection(secondSid))
+            try await self.waitUntil("two sid rooms") { (try? rooms()) == 2 }
+            await a.join("team")
+            #expect(try rooms() == 3)
+            await b.join("team")
+            #expect(try rooms() == 3)
+            await a.leave("team")
+            #expect(try rooms() == 3)
+            await b.leave("team")
+            #expect(try rooms() == 2)
+            await first.close()
+            try await h.recorder.waitUntil { $0.disconnectReason(firstSid) != nil }
+            try await self.waitUntil("one sid room left") { (try? rooms()) == 1 }
+            await second.close()
+            try await h.recorder.waitUntil { $0.disconnectReason(secondSid) != nil }
+            try await self.waitUntil("no room left") { (try? rooms()) == 0 }
+        }
+    }
+}
