@@ -12,6 +12,7 @@ let package = Package(
         .executable(name: "socket-gateway-codegen", targets: ["socket-gateway-codegen"]),
         .plugin(name: "SocketGatewayEventsPlugin", targets: ["SocketGatewayEventsPlugin"]),
         .executable(name: "socket-gateway", targets: ["socket-gateway"]),
+        .library(name: "SocketGatewayPrometheus", targets: ["SocketGatewayPrometheus"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.3"),
@@ -21,6 +22,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // Pure codecs and value types: Engine.IO, Socket.IO, JSON, the emit protocol. No I/O.
@@ -64,6 +66,36 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // `/metrics` in Prometheus text format (swift-prometheus): a responder for the server's listener and a
+        // listener of its own. A separate product, so a server user who does not want Prometheus does not build it.
+        .target(
+            name: "SocketGatewayPrometheus",
+            dependencies: [
+                "SocketGatewayCore",
+                "SocketGatewayServer",
+                "SocketGatewayEngineIO",
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .testTarget(
+            name: "SocketGatewayPrometheusTests",
+            dependencies: [
+                "SocketGatewayPrometheus",
+                "SocketGatewayServer",
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
@@ -186,8 +218,11 @@ let package = Package(
                 "SocketGatewayRedis",
                 "SocketGatewayWorker",
                 "SocketGatewayVersion",
+                "SocketGatewayPrometheus",
                 "_EventCodegenCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

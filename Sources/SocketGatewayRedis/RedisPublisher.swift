@@ -112,6 +112,8 @@ public final class RedisPublisher: @unchecked Sendable {
     private let failedCounter: Counter
     private let droppedCounter: Counter
     private let connectedGauge: Gauge
+    /// Messages waiting in the outbox (not yet written to Redis).
+    private let queuedGauge: Gauge
 
     /// Creates a publisher. Nothing connects until the first publish.
     /// - Parameters:
@@ -161,6 +163,7 @@ public final class RedisPublisher: @unchecked Sendable {
         self.failedCounter = Counter(label: "socketgateway_redis_publish_failures_total", dimensions: dimensions)
         self.droppedCounter = Counter(label: "socketgateway_redis_outbox_dropped_total", dimensions: dimensions)
         self.connectedGauge = Gauge(label: "socketgateway_redis_publisher_connected", dimensions: dimensions)
+        self.queuedGauge = Gauge(label: "socketgateway_redis_outbox_queued", dimensions: dimensions)
     }
 
     /// Connection state and counters, readable from any thread.
@@ -348,6 +351,7 @@ public final class RedisPublisher: @unchecked Sendable {
         if let armDeadlineTimer = actions.armDeadlineTimer {
             self.armDeadlineTimer(at: armDeadlineTimer)
         }
+        self.queuedGauge.record(self.outbox.queuedCount)
         if actions.failures > 0 {
             self.failedCounter.increment(by: actions.failures)
         }

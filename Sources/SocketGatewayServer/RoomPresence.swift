@@ -1,3 +1,4 @@
+import CoreMetrics
 import NIOConcurrencyHelpers
 
 /// Which shards (event loops) of this server hold members of each room, and of each namespace: the index a
@@ -257,8 +258,13 @@ final class LocalRoomPresence: Sendable {
     }
 
     private let state = NIOLockedValueBox(State())
+    /// Set to ``roomCount`` whenever a room gains its first member here or loses its last.
+    private let roomsGauge: Gauge?
 
-    init() {}
+    /// Creates an empty table; `roomsGauge` (when given) follows ``roomCount``.
+    init(roomsGauge: Gauge? = nil) {
+        self.roomsGauge = roomsGauge
+    }
 
     /// Sets what is told about rooms that gained their first local member or lost their last one.
     func setObserver(_ observer: (@Sendable (_ namespace: String, _ room: String) -> Void)?) {
@@ -318,6 +324,10 @@ final class LocalRoomPresence: Sendable {
     ) -> RoomPresence.Transition {
         let (transition, observer) = self.state.withLockedValue { state in
             let transition = body(&state.table)
+            // Under the lock, so the gauge never goes back to an older count.
+            if transition != .none, room != nil, let roomsGauge = self.roomsGauge {
+                roomsGauge.record(state.table.roomCount)
+            }
             return (transition, transition != .none && room != nil && report ? state.observer : nil)
         }
         if let observer, let room { observer(namespace, room) }

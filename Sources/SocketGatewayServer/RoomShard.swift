@@ -1,3 +1,4 @@
+import CoreMetrics
 import NIOConcurrencyHelpers
 import NIOCore
 import SocketGatewayCore
@@ -186,8 +187,8 @@ final class RoomShards: Sendable {
     /// Which shards have members of which rooms (kept by the shards).
     let presence: LocalRoomPresence
 
-    init(eventLoopGroup: any EventLoopGroup) {
-        let presence = LocalRoomPresence()
+    init(eventLoopGroup: any EventLoopGroup, roomsGauge: Gauge? = nil) {
+        let presence = LocalRoomPresence(roomsGauge: roomsGauge)
         var all: [RoomShard] = []
         var byLoop: [ObjectIdentifier: RoomShard] = [:]
         for loop in eventLoopGroup.makeIterator() {

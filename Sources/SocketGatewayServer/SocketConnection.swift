@@ -112,7 +112,8 @@ public final class SocketConnection: @unchecked Sendable {
     /// - Throws: `SocketAckError` on timeout or disconnect; `CancellationError` when the task is cancelled.
     public func emitWithAck(_ event: String, arguments: [JSONValue], timeout: Duration) async throws -> [JSONValue] {
         let box = AckIDBox()
-        return try await withTaskCancellationHandler {
+        let sent = ContinuousClock.now
+        let reply = try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<[JSONValue], any Error>) in
                 self.onLoop {
                     let deadline = NIODeadline.now() + TimeAmount(timeout)
@@ -141,6 +142,8 @@ public final class SocketConnection: @unchecked Sendable {
                 if let id = box.id { self.cancelAck(id) }
             }
         }
+        self.client.application.metrics.ackAnswered(after: ContinuousClock.now - sent)
+        return reply
     }
 
     /// Puts this connection into `room`. With room channels (``RedisChannelMode/rooms``) it returns once the

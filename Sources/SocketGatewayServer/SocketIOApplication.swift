@@ -266,6 +266,7 @@ final class SocketIOClient: @unchecked Sendable {
             // The state machine checked that a handler exists (and recorded the ack id only then).
             let handlers = namespaceHandlers.eventHandlers(event)
             let anyHandlers = namespaceHandlers.anyEventHandlers
+            namespaceHandlers.eventsCounter.increment()
             let ack = ackID.map { SocketAck(connection: connection, id: $0) }
             let eventArguments = Array(arguments.dropFirst())
             let queued = connection.enqueueEvent(bytes: self.inboundBytes) { [ack] in

@@ -33,11 +33,14 @@ public final class SocketNamespace: Sendable {
     let connectionsMeter: Meter
     /// The dynamic namespace this is a child of.
     let parent: SocketNamespace?
+    /// Events clients sent here that a handler takes.
+    let eventsCounter: Counter
 
     init(name: String, metrics: SocketServerMetrics) {
         self.name = name
         self.handlers = NIOLockedValueBox(Handlers())
         self.connectionsMeter = metrics.connections(namespace: name)
+        self.eventsCounter = metrics.clientEvents(namespace: name)
         self.parent = nil
     }
 
@@ -47,6 +50,7 @@ public final class SocketNamespace: Sendable {
         self.name = name
         self.handlers = parent.handlers
         self.connectionsMeter = parent.connectionsMeter
+        self.eventsCounter = parent.eventsCounter
         self.parent = parent
     }
 
@@ -146,6 +150,7 @@ final class NamespaceRegistry: Sendable {
     init(metrics: SocketServerMetrics) {
         self.metrics = metrics
         self.namespaces = NIOLockedValueBox(["/": SocketNamespace(name: "/", metrics: metrics)])
+        metrics.namespaces.increment()
     }
 
     /// Adds a server middleware.
@@ -197,6 +202,7 @@ final class NamespaceRegistry: Sendable {
             if let existing = namespaces[name] { return existing }
             let created = SocketNamespace(name: name, metrics: self.metrics)
             namespaces[name] = created
+            self.metrics.namespaces.increment()
             return created
         }
     }

@@ -97,7 +97,7 @@ public final class SocketServer: Service, Sendable {
         let metrics = SocketServerMetrics(factory: metricsFactory)
         let registry = NamespaceRegistry(metrics: metrics)
         self.registry = registry
-        let shards = RoomShards(eventLoopGroup: group)
+        let shards = RoomShards(eventLoopGroup: group, roomsGauge: metrics.rooms)
         let tasks = ServerTaskPool()
         self.tasks = tasks
         var cluster: any ClusterAdapter = customCluster ?? LocalOnlyClusterAdapter()

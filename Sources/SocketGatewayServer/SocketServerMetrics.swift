@@ -11,6 +11,12 @@ struct SocketServerMetrics: Sendable {
     let deliveries: Counter
     /// Emits from other hosts dropped on arrival: no member of their rooms (or namespace) is connected here.
     let remoteEmitsSkipped: Counter
+    /// Rooms with a member on this server, each connection's own (sid) room included.
+    let rooms: Gauge
+    /// Namespaces registered on the server (`/` included).
+    let namespaces: Meter
+    /// From sending an event with an ack id to a client (`emitWithAck`) to its answer; timeouts are not recorded.
+    let ackRoundTrip: Timer
 
     /// Metrics made by `factory`.
     init(factory: any MetricsFactory = MetricsSystem.factory) {
@@ -18,11 +24,29 @@ struct SocketServerMetrics: Sendable {
         self.emits = Counter(label: "socketgateway_emits_total", factory: factory)
         self.deliveries = Counter(label: "socketgateway_emit_deliveries_total", factory: factory)
         self.remoteEmitsSkipped = Counter(label: "socketgateway_remote_emits_skipped_total", factory: factory)
+        self.namespaces = Meter(label: "socketgateway_namespaces", factory: factory)
+        self.rooms = Gauge(label: "socketgateway_rooms", factory: factory)
+        self.ackRoundTrip = Timer(label: "socketgateway_ack_round_trip_seconds", factory: factory)
     }
 
     /// Open Socket.IO connections in `namespace` (one per client per namespace).
     func connections(namespace: String) -> Meter {
         Meter(label: "socketgateway_socket_connections", dimensions: [("namespace", namespace)], factory: self.factory)
+    }
+
+    /// A client answered an `emitWithAck` `roundTrip` after it was sent.
+    func ackAnswered(after roundTrip: Duration) {
+        let (seconds, attoseconds) = roundTrip.components
+        self.ackRoundTrip.recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+
+    /// Events clients sent to `namespace` that a handler takes (those without a handler are not counted).
+    func clientEvents(namespace: String) -> Counter {
+        Counter(
+            label: "socketgateway_client_events_total",
+            dimensions: [("namespace", namespace)],
+            factory: self.factory
+        )
     }
 
     /// A remote event failed `inboundValidation`; `event` is `_unknown` for names outside the catalog, so the

@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import ServiceLifecycle
 import SocketGatewayCore
+import SocketGatewayPrometheus
 import SocketGatewayRedis
 import SocketGatewayServer
 import UnixSignals
@@ -35,6 +36,9 @@ struct ServeCommand: AsyncParsableCommand {
 
             Prints `LISTENING <port>` on stdout once listening. GET /healthz reports
             the cluster link (200, or 503 while the Redis subscriber is down).
+            GET /metrics answers the metrics in the Prometheus text format; env
+            SOCKET_METRICS_PORT (and SOCKET_METRICS_HOST) moves them to a port of their
+            own, SOCKET_METRICS_PATH changes the path, SOCKET_METRICS=off turns them off.
             Stops gracefully on SIGINT / SIGTERM.
 
             With --catalog events.yaml, events other hosts publish on the Redis channel
@@ -257,11 +261,13 @@ struct ServeCommand: AsyncParsableCommand {
                 throw fail("serve", redisRefusalMessage(refusal, url: url), ExitCodes.notConfigured)
             }
         }
-        let server = SocketServer(configuration: configuration, logger: logger)
+        let metrics = try Self.setUpMetrics(configuration, logger: logger)
+        let server = SocketServer(configuration: configuration, logger: logger, httpFallback: metrics.responder)
         for namespace in self.namespaces { server.namespace(namespace) }
         // The server is a service of the group: its run() owns every task it starts. A sibling child task
         // announces the port once it listens.
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: server)]
+        if let metricsServer = metrics.server { services.append(.init(service: metricsServer)) }
         if configuration.tls != nil {
             // After the server: shut down first (the group shuts down in reverse order).
             let hangups = await UnixSignalsSequence(trapping: .sighup)
@@ -281,8 +287,13 @@ struct ServeCommand: AsyncParsableCommand {
                 if let port = await server.waitUntilListening() {
                     listened = true
                     printLine("LISTENING \(port)")
+                    if let metricsPort = await metrics.server?.waitUntilListening() {
+                        printLine("METRICS LISTENING \(metricsPort)")
+                    }
                 }
             }
+        } catch let error as PrometheusMetricsListenError {
+            throw fail("serve", Self.metricsListenFailure(error), ExitCode.failure)
         } catch  where !listened {
             // The error's type and errno are for whoever debugs the CLI, not for the operator.
             logger.debug("the server could not start", metadata: ["error": "\(error)"])
