@@ -136,6 +136,27 @@ final class RoomShard: @unchecked Sendable {
         return delivered
     }
 
+    /// Writes an event logged for connection state recovery with offset `counter` to every addressed connection
+    /// on this loop, except those that got it already in their recovery's replay.
+    func deliver(
+        _ message: EngineIOOutboundMessage,
+        recoveryCounter counter: UInt64,
+        namespace: String,
+        rooms: [String]?,
+        excluding: Set<String>
+    ) -> Int {
+        self.eventLoop.assertInEventLoop()
+        guard let index = self.namespaces[namespace] else { return 0 }
+        var delivered = 0
+        index.forEachRecipient(rooms: rooms, excluding: excluding) { connection in
+            guard connection.replayedThrough < counter else { return }
+            connection.client.session.send(message, flushingIn: self.flushBatch)
+            delivered += 1
+        }
+        self.flushBatch.flush()
+        return delivered
+    }
+
     /// Writes `message` to every addressed connection on this loop; their flushes are left to `batch`.
     /// - Returns: The number of connections written to.
     func deliver(
@@ -163,8 +184,11 @@ final class RoomShards: Sendable {
 
     /// Which shards have members of which rooms (kept by the shards).
     let presence: LocalRoomPresence
+    /// Connection state recovery's sessions and packet log, when it is on.
+    let recovery: ConnectionRecovery?
 
-    init(eventLoopGroup: any EventLoopGroup) {
+    init(eventLoopGroup: any EventLoopGroup, recovery: ConnectionRecovery? = nil) {
+        self.recovery = recovery
         let presence = LocalRoomPresence()
         var all: [RoomShard] = []
         var byLoop: [ObjectIdentifier: RoomShard] = [:]

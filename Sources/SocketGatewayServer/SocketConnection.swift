@@ -16,6 +16,11 @@ public final class SocketConnection: @unchecked Sendable {
     public let user: AuthenticatedUser?
     /// What the client sent when it connected.
     public let handshake: SocketHandshake
+    /// Whether this connection recovered a session that lost its transport (connection state recovery): same
+    /// ``id``, its rooms back, and the events it missed replayed before anything else.
+    public let recovered: Bool
+    /// The private session id a client presents to recover this session (connection state recovery only).
+    let pid: String?
 
     let client: SocketIOClient
     let eventLoop: any EventLoop
@@ -30,14 +35,27 @@ public final class SocketConnection: @unchecked Sendable {
     /// Continuations of `emitWithAck` calls, by ack id.
     private var ackWaiters: [UInt64: (event: String, continuation: CheckedContinuation<[JSONValue], any Error>)] = [:]
     private(set) var isConnected = true
+    /// The offset counter of the last logged event a recovery replayed to this connection: a live delivery of
+    /// one up to it is skipped (connection state recovery).
+    var replayedThrough: UInt64 = 0
 
-    init(id: String, namespace: String, user: AuthenticatedUser?, handshake: SocketHandshake, client: SocketIOClient) {
+    init(
+        id: String,
+        namespace: String,
+        user: AuthenticatedUser?,
+        handshake: SocketHandshake,
+        client: SocketIOClient,
+        pid: String? = nil,
+        recovered: Bool = false
+    ) {
         self.id = id
         self.namespace = namespace
         self.user = user
         self.handshake = handshake
         self.client = client
         self.eventLoop = client.session.eventLoop
+        self.pid = pid
+        self.recovered = recovered
     }
 
     /// Sends `event` with `arguments` to this client.
@@ -45,11 +63,27 @@ public final class SocketConnection: @unchecked Sendable {
         self.emit(event, arguments: arguments)
     }
 
-    /// Sends `event` with `arguments` to this client.
+    /// Sends `event` with `arguments` to this client. With connection state recovery on, the event is logged
+    /// with an offset appended, as an emit to the room of this connection's id (as socket.io does), so a client
+    /// that reconnects in time gets it even if this connection is lost before it goes out.
     public func emit(_ event: String, arguments: [JSONValue]) {
-        let message = SocketIOWire.event(namespace: self.namespace, event: event, arguments: arguments, ackID: nil)
+        guard let recovery = self.client.application.shards.recovery else {
+            let message = SocketIOWire.event(namespace: self.namespace, event: event, arguments: arguments, ackID: nil)
+            self.onLoop {
+                guard self.isConnected else { return }
+                self.client.session.send(message)
+            }
+            return
+        }
+        let (message, counter) = recovery.logEvent(
+            event,
+            arguments: arguments,
+            namespace: self.namespace,
+            rooms: [self.id],
+            excluding: []
+        )
         self.onLoop {
-            guard self.isConnected else { return }
+            guard self.isConnected, self.replayedThrough < counter else { return }
             self.client.session.send(message)
         }
     }

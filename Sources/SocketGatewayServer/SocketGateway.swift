@@ -58,13 +58,24 @@ public final class SocketGateway: SocketEmitter {
         options: EmitOptions
     ) async -> EmitResult {
         self.metrics.emits.increment()
-        let message = SocketIOWire.event(namespace: options.namespace, event: event, arguments: arguments, ackID: nil)
-        let deliveries = await self.deliver(
-            message,
-            namespace: options.namespace,
-            rooms: target.roomNames,
-            excluding: options.excluding
-        )
+        let deliveries: Int
+        if let recovery = self.shards.recovery {
+            // Logged with an offset as its last argument, for connection state recovery.
+            deliveries = await self.deliverLogged(event, arguments: arguments, recovery, target: target, options)
+        } else {
+            let message = SocketIOWire.event(
+                namespace: options.namespace,
+                event: event,
+                arguments: arguments,
+                ackID: nil
+            )
+            deliveries = await self.deliver(
+                message,
+                namespace: options.namespace,
+                rooms: target.roomNames,
+                excluding: options.excluding
+            )
+        }
         self.metrics.deliveries.increment(by: Int64(deliveries))
         let local = EmitResult(outcome: .delivered, localDeliveries: deliveries)
         return await self.cluster.emitted(event, arguments: arguments, to: target, options: options, local: local)
@@ -137,6 +148,45 @@ public final class SocketGateway: SocketEmitter {
             return answer
         }
         throw SocketAckError(code: .notConnected, event: event, sid: sid, namespace: namespace)
+    }
+
+    /// Logs the event for connection state recovery (with its offset appended) and writes it to the addressed local
+    /// clients, one task per event loop.
+    private func deliverLogged(
+        _ event: String,
+        arguments: [JSONValue],
+        _ recovery: ConnectionRecovery,
+        target: EmitTarget,
+        _ options: EmitOptions
+    ) async -> Int {
+        let rooms = target.roomNames
+        let (namespace, excluding) = (options.namespace, options.excluding)
+        let (message, counter) = recovery.logEvent(
+            event,
+            arguments: arguments,
+            namespace: namespace,
+            rooms: rooms,
+            excluding: excluding
+        )
+        var futures: [EventLoopFuture<Int>] = []
+        for shard in self.shards.all {
+            futures.append(
+                shard.eventLoop.submit {
+                    shard.deliver(
+                        message,
+                        recoveryCounter: counter,
+                        namespace: namespace,
+                        rooms: rooms,
+                        excluding: excluding
+                    )
+                }
+            )
+        }
+        var total = 0
+        for future in futures {
+            total += (try? await future.get()) ?? 0
+        }
+        return total
     }
 
     /// Writes `message` to the addressed local clients: one task per event loop, all started before any is awaited.

@@ -94,7 +94,10 @@ public final class SocketServer: Service, Sendable {
         let metrics = SocketServerMetrics(factory: metricsFactory)
         let registry = NamespaceRegistry(metrics: metrics)
         self.registry = registry
-        let shards = RoomShards(eventLoopGroup: group)
+        let shards = RoomShards(
+            eventLoopGroup: group,
+            recovery: configuration.connectionStateRecovery.map(ConnectionRecovery.init(configuration:))
+        )
         let tasks = ServerTaskPool()
         self.tasks = tasks
         var cluster: any ClusterAdapter = customCluster ?? LocalOnlyClusterAdapter()
@@ -240,6 +243,12 @@ public final class SocketServer: Service, Sendable {
             self.logger.info("\(self.gateway.cluster.modeDescription)")
         }
         self.gateway.cluster.start(gateway: self.gateway)
+        if let recovery = self.configuration.connectionStateRecovery {
+            self.logger.info(
+                "connection state recovery on (this server's clients only)",
+                metadata: ["window": "\(recovery.maxDisconnectionDuration)"]
+            )
+        }
         self.logger.info(
             "socket.io server listening",
             metadata: [

@@ -139,6 +139,8 @@ extension SocketServerConfiguration {
         public static let tokenSecret = "SOCKET_TOKEN_SECRET"
         /// Comma-separated allowed origins for long-polling; `*` allows any.
         public static let corsOrigins = "SOCKET_CORS_ORIGINS"
+        /// Connection state recovery's window in seconds (``ConnectionStateRecoveryConfiguration``); unset or 0: off.
+        public static let recoveryWindow = "SOCKET_RECOVERY_WINDOW"
     }
 
     /// Reads a configuration from environment variables (see ``EnvironmentKey``); unset variables keep the
@@ -213,6 +215,19 @@ extension SocketServerConfiguration {
         self.tokenSecret = read(EnvironmentKey.tokenSecret)
         if let origins = read(EnvironmentKey.corsOrigins) {
             self.cors = Self.corsPolicy(origins.split(separator: ",").map { Self.trimmed(String($0)) })
+        }
+        if let text = read(EnvironmentKey.recoveryWindow) {
+            guard let seconds = Double(text), seconds >= 0, seconds <= 86_400 else {
+                throw SocketServerConfigurationError(
+                    variable: EnvironmentKey.recoveryWindow,
+                    message: "must be a number of seconds, 0...86400 (0: off), got '\(text)'"
+                )
+            }
+            if seconds > 0 {
+                self.connectionStateRecovery = ConnectionStateRecoveryConfiguration(
+                    maxDisconnectionDuration: .milliseconds(Int64((seconds * 1000).rounded()))
+                )
+            }
         }
     }
 

@@ -60,6 +60,12 @@ struct SocketServerMetrics: Sendable {
         }
     }
 
+    /// Connection state recovery: a session recovered (`recovered`), refused (the reason: `expired`,
+    /// `unknown session`, `packets dropped`, …) or not kept (`not kept: too many rooms`, …). Bounded dimensions.
+    func recoveries(outcome: String) -> Counter {
+        Counter(label: "socketgateway_recoveries_total", dimensions: [("outcome", outcome)], factory: self.factory)
+    }
+
     /// A client exceeded one of the server's limits (`error.code`, e.g. `event queue full`) and was disconnected.
     func clientLimitExceeded(_ error: SocketIOSessionError) {
         Counter(

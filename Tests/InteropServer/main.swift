@@ -228,6 +228,11 @@ func installHandlers(on namespace: SocketNamespace, gateway: SocketGateway, logg
         }
     }
 
+    // `recovered`: acks whether this connection recovered a lost session (connection state recovery).
+    namespace.on("recovered") { connection, _, ack in
+        ack?.send([.bool(connection.recovered)])
+    }
+
     // `disconnect-me`: the server disconnects this socket (after acking, if an ack was requested).
     namespace.on("disconnect-me") { connection, _, ack in
         ack?.send([true])
@@ -262,6 +267,18 @@ func runInteropServer() async -> Int32 {
     var configuration = SocketServerConfiguration()
     configuration.host = options.host
     configuration.port = options.port
+    // Connection state recovery, for the recovery tests' own server (SOCKET_RECOVERY_WINDOW in seconds).
+    if let window = environment[SocketServerConfiguration.EnvironmentKey.recoveryWindow] {
+        do {
+            configuration.connectionStateRecovery =
+                try SocketServerConfiguration(environment: [
+                    SocketServerConfiguration.EnvironmentKey.recoveryWindow: window
+                ]).connectionStateRecovery
+        } catch {
+            writeError("socket-gateway-interop-server: \(error)")
+            return 2
+        }
+    }
     let authenticator: JWTAuthenticator
     do {
         authenticator = try JWTAuthenticator(secret: secret, logger: logger)
