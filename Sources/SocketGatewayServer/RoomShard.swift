@@ -136,6 +136,31 @@ final class RoomShard: @unchecked Sendable {
         return delivered
     }
 
+    /// Writes a volatile `message` to every addressed connection on this loop that can take it now.
+    /// - Returns: How many got it and how many did not.
+    func deliverVolatile(
+        _ message: EngineIOOutboundMessage,
+        namespace: String,
+        rooms: [String]?,
+        excluding: Set<String>
+    ) -> (delivered: Int, dropped: Int) {
+        self.eventLoop.assertInEventLoop()
+        guard let index = self.namespaces[namespace] else { return (0, 0) }
+        var delivered = 0
+        var dropped = 0
+        index.forEachRecipient(rooms: rooms, excluding: excluding) { connection in
+            let session = connection.client.session
+            guard session.canTakeMessageNow else {
+                dropped += 1
+                return
+            }
+            session.send(message, flushingIn: self.flushBatch)
+            delivered += 1
+        }
+        self.flushBatch.flush()
+        return (delivered, dropped)
+    }
+
     /// Writes an event logged for connection state recovery with offset `counter` to every addressed connection
     /// on this loop, except those that got it already in their recovery's replay.
     func deliver(

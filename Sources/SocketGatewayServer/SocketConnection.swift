@@ -1,3 +1,4 @@
+import CoreMetrics
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -84,6 +85,23 @@ public final class SocketConnection: @unchecked Sendable {
         )
         self.onLoop {
             guard self.isConnected, self.replayedThrough < counter else { return }
+            self.client.session.send(message)
+        }
+    }
+
+    /// Emits that are dropped rather than queued when the client cannot take them now (socket.io's
+    /// `socket.volatile.emit`): see ``SocketVolatileEmitter``.
+    public var volatile: SocketVolatileEmitter { SocketVolatileEmitter(connection: self) }
+
+    /// Sends a volatile event now, or drops it (counted) when the transport cannot take it at once.
+    func emitVolatile(_ event: String, arguments: [JSONValue]) {
+        let message = SocketIOWire.event(namespace: self.namespace, event: event, arguments: arguments, ackID: nil)
+        self.onLoop {
+            guard self.isConnected else { return }
+            guard self.client.session.canTakeMessageNow else {
+                self.client.application.metrics.volatileDropped.increment()
+                return
+            }
             self.client.session.send(message)
         }
     }
@@ -313,5 +331,26 @@ public struct SocketAck: Sendable {
     /// Acknowledges with `arguments` (binary values are sent as attachments, in a BINARY_ACK).
     public func send(_ arguments: [JSONValue]) {
         self.connection.sendAck(self.id, arguments: arguments)
+    }
+}
+
+/// Volatile emits to one connection (socket.io's `socket.volatile`): for updates that are stale by the next one
+/// (positions, typing indicators), where queueing for a client that cannot take them only adds latency.
+///
+/// The event is written when the client can take it now — over long-polling, a GET is waiting and nothing else
+/// is queued; over WebSocket, nothing is queued for the socket and its channel is writable — and otherwise dropped,
+/// not queued, and counted in `socketgateway_volatile_dropped_total`. It carries no recovery offset and is never
+/// replayed.
+public struct SocketVolatileEmitter: Sendable {
+    let connection: SocketConnection
+
+    /// Sends `event` with `arguments` if the client can take it now; drops it otherwise.
+    public func emit(_ event: String, _ arguments: JSONValue...) {
+        self.connection.emitVolatile(event, arguments: arguments)
+    }
+
+    /// Sends `event` with `arguments` if the client can take it now; drops it otherwise.
+    public func emit(_ event: String, arguments: [JSONValue]) {
+        self.connection.emitVolatile(event, arguments: arguments)
     }
 }

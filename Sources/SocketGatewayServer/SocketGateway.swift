@@ -59,7 +59,9 @@ public final class SocketGateway: SocketEmitter {
     ) async -> EmitResult {
         self.metrics.emits.increment()
         let deliveries: Int
-        if let recovery = self.shards.recovery {
+        if options.volatile {
+            deliveries = await self.deliverVolatile(event, arguments: arguments, target: target, options)
+        } else if let recovery = self.shards.recovery {
             // Logged with an offset as its last argument, for connection state recovery.
             deliveries = await self.deliverLogged(event, arguments: arguments, recovery, target: target, options)
         } else {
@@ -148,6 +150,38 @@ public final class SocketGateway: SocketEmitter {
             return answer
         }
         throw SocketAckError(code: .notConnected, event: event, sid: sid, namespace: namespace)
+    }
+
+    /// Writes a volatile event to the addressed local clients that can take it now; drops it for the others.
+    private func deliverVolatile(
+        _ event: String,
+        arguments: [JSONValue],
+        target: EmitTarget,
+        _ options: EmitOptions
+    ) async -> Int {
+        let message = SocketIOWire.event(namespace: options.namespace, event: event, arguments: arguments, ackID: nil)
+        let rooms = target.roomNames
+        let (namespace, excluding, metrics) = (options.namespace, options.excluding, self.metrics)
+        var futures: [EventLoopFuture<Int>] = []
+        for shard in self.shards.all {
+            futures.append(
+                shard.eventLoop.submit {
+                    let (delivered, dropped) = shard.deliverVolatile(
+                        message,
+                        namespace: namespace,
+                        rooms: rooms,
+                        excluding: excluding
+                    )
+                    if dropped > 0 { metrics.volatileDropped.increment(by: Int64(dropped)) }
+                    return delivered
+                }
+            )
+        }
+        var total = 0
+        for future in futures {
+            total += (try? await future.get()) ?? 0
+        }
+        return total
     }
 
     /// Logs the event for connection state recovery (with its offset appended) and writes it to the addressed local

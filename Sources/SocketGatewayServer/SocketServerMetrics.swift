@@ -11,6 +11,8 @@ struct SocketServerMetrics: Sendable {
     let deliveries: Counter
     /// Emits from other hosts dropped on arrival: no member of their rooms (or namespace) is connected here.
     let remoteEmitsSkipped: Counter
+    /// Volatile emits dropped for a client that could not take them at once (one per recipient).
+    let volatileDropped: Counter
 
     /// Metrics made by `factory`.
     init(factory: any MetricsFactory = MetricsSystem.factory) {
@@ -18,6 +20,7 @@ struct SocketServerMetrics: Sendable {
         self.emits = Counter(label: "socketgateway_emits_total", factory: factory)
         self.deliveries = Counter(label: "socketgateway_emit_deliveries_total", factory: factory)
         self.remoteEmitsSkipped = Counter(label: "socketgateway_remote_emits_skipped_total", factory: factory)
+        self.volatileDropped = Counter(label: "socketgateway_volatile_dropped_total", factory: factory)
     }
 
     /// Open Socket.IO connections in `namespace` (one per client per namespace).

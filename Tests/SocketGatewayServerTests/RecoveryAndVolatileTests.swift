@@ -61,6 +61,39 @@ import Testing
         return Array(payload.dropFirst())
     }
 
+    @Test func volatileIsDroppedWhileSomethingWaitsForTheSocketAndSentOtherwise() async throws {
+        try await self.withServer { server, port, recorder, group in
+            let (client, reply) = try await self.connect(port: port, group: group)
+            let sid = try #require(reply["sid"]?.stringValue)
+            #expect(reply["pid"] == nil, "no pid without recovery")
+            try await recorder.waitUntil { $0.connection(sid) != nil }
+            let connection = try #require(recorder.connection(sid))
+
+            // Nothing waits: a volatile emit goes out.
+            connection.volatile.emit("v", 1)
+            #expect(try await client.nextText() == #"42["v",1]"#)
+
+            // In one event-loop turn: a regular emit is queued for the socket (not flushed yet), so the volatile
+            // one after it is dropped, not queued; the regular one after that still goes out.
+            try await connection.eventLoop.submit {
+                connection.emit("regular", arguments: [1])
+                connection.volatile.emit("v", 2)
+                connection.emit("regular", arguments: [2])
+            }.get()
+            #expect(try await client.nextText() == #"42["regular",1]"#)
+            #expect(try await client.nextText() == #"42["regular",2]"#)
+
+            // Through the gateway to a room, volatile: the idle client gets it.
+            var options = EmitOptions()
+            options.volatile = true
+            let result = await server.gateway.emit("v", arguments: [3], to: .room(sid), options: options)
+            #expect(result.localDeliveries == 1)
+            #expect(try await client.nextText() == #"42["v",3]"#)
+            #expect(client.hasNoPendingFrames())
+            await client.close()
+        }
+    }
+
     @Test func aLostSessionIsRecoveredWithItsRoomsAndMissedEventsOnce() async throws {
         try await self.withServer(recovery: ConnectionStateRecoveryConfiguration()) { server, port, recorder, group in
             let (client, reply) = try await self.connect(port: port, group: group)
