@@ -77,13 +77,45 @@ public struct ConnectionStateRecoveryConfiguration: Sendable, Hashable {
 
 /// The server's ``ConnectionRecoveryStateMachine`` under a lock: emits on every event loop log into it, connects
 /// and disconnects consult it. Every call is short (no I/O under the lock).
+///
+/// A kept session holds its namespace and rooms present in ``LocalRoomPresence`` (on shard 0, with no member), so
+/// that emits from other servers and workers for them still reach this server and are logged while the client is
+/// away; the hold ends when the session is claimed (after its connection joined the rooms), expires or is dropped.
 final class ConnectionRecovery: Sendable {
     typealias Machine = ConnectionRecoveryStateMachine<EngineIOOutboundMessage>
     private let machine: NIOLockedValueBox<Machine>
+    private let presence: LocalRoomPresence
 
-    init(configuration: ConnectionStateRecoveryConfiguration) {
+    init(configuration: ConnectionStateRecoveryConfiguration, presence: LocalRoomPresence) {
         // A per-run prefix: offsets of another run (or another server) are never mistaken for this one's.
         self.machine = NIOLockedValueBox(Machine(limits: configuration.limits, offsetPrefix: SessionID.random() + "-"))
+        self.presence = presence
+    }
+
+    /// Runs `body` on the machine under the lock, then ends the presence holds of the sessions it released.
+    private func withMachine<Result>(_ body: (inout Machine) -> Result) -> Result {
+        let (result, released) = self.machine.withLockedValue { machine in
+            let result = body(&machine)
+            return (result, machine.takeReleased())
+        }
+        for session in released { self.releaseHold(of: session) }
+        return result
+    }
+
+    private func hold(_ session: Machine.Session) {
+        self.presence.add(namespace: session.namespace, room: nil, shard: 0)
+        for room in session.rooms {
+            self.presence.add(namespace: session.namespace, room: room, shard: 0, isSessionRoom: room == session.sid)
+        }
+    }
+
+    /// Ends what ``persist(_:)`` held for `session` (the caller does so for a claimed session once its connection
+    /// joined the rooms, or was refused).
+    func releaseHold(of session: Machine.Session) {
+        for room in session.rooms {
+            self.presence.remove(namespace: session.namespace, room: room, shard: 0, isSessionRoom: room == session.sid)
+        }
+        self.presence.remove(namespace: session.namespace, room: nil, shard: 0)
     }
 
     /// Encodes an EVENT with the next offset appended to `arguments` and logs it for recovery.
@@ -96,7 +128,7 @@ final class ConnectionRecovery: Sendable {
         excluding: Set<String>
     ) -> (message: EngineIOOutboundMessage, counter: UInt64) {
         let now = NIODeadline.now()
-        return self.machine.withLockedValue { machine in
+        return self.withMachine { machine in
             // Encoded under the lock so the log stays in offset order.
             let (counter, offset) = machine.nextOffset()
             let message = SocketIOWire.event(
@@ -118,21 +150,26 @@ final class ConnectionRecovery: Sendable {
         }
     }
 
+    /// Keeps `session` and holds its rooms present (unless it is not kept).
     func persist(_ session: Machine.Session) -> Machine.Persist {
         let now = NIODeadline.now()
-        return self.machine.withLockedValue { $0.persist(session, now: now) }
+        // Held before it enters the store, so a release (by another thread's expiry) never precedes the hold.
+        self.hold(session)
+        let outcome = self.withMachine { $0.persist(session, now: now) }
+        if outcome == .tooManyRooms { self.releaseHold(of: session) }
+        return outcome
     }
 
     func claim(pid: String, offset: String, namespace: String, userID: String?) -> Machine.Claim {
         let now = NIODeadline.now()
-        return self.machine.withLockedValue {
+        return self.withMachine {
             $0.claim(pid: pid, offset: offset, namespace: namespace, userID: userID, now: now)
         }
     }
 
     func missedPackets(of session: Machine.Session, after counter: UInt64) -> Machine.Replay {
         let now = NIODeadline.now()
-        return self.machine.withLockedValue { $0.missedPackets(of: session, after: counter, now: now) }
+        return self.withMachine { $0.missedPackets(of: session, after: counter, now: now) }
     }
 
     /// Sessions and packets held (for tests and diagnostics).

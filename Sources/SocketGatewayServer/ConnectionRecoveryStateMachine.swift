@@ -110,6 +110,9 @@ struct ConnectionRecoveryStateMachine<Packet: Sendable>: Sendable {
     /// was recovered or replaced are skipped when reached.
     private var sessionOrder: [(pid: String, disconnectedAt: NIODeadline)] = []
     private var sessionOrderHead = 0
+    /// Sessions that left the store other than by a claim (expired, dropped for `maxSessions`, replaced by a new
+    /// persist of the same pid), until ``takeReleased()``: the server stops holding their rooms present.
+    private var released: [Session] = []
 
     init(limits: Limits, offsetPrefix: String) {
         self.limits = limits
@@ -120,6 +123,12 @@ struct ConnectionRecoveryStateMachine<Packet: Sendable>: Sendable {
     var loggedPackets: Int { self.packets.count - self.head }
     /// The disconnected sessions kept.
     var sessionCount: Int { self.sessions.count }
+
+    /// The sessions that left the store since the last call, other than by a claim.
+    mutating func takeReleased() -> [Session] {
+        defer { self.released = [] }
+        return self.released
+    }
 
     /// The offset string of the packet numbered `counter`.
     func offset(_ counter: UInt64) -> String {
@@ -176,7 +185,9 @@ struct ConnectionRecoveryStateMachine<Packet: Sendable>: Sendable {
             self.dropOldestSession()
             outcome = .persistedDroppingOldest
         }
-        self.sessions[session.pid] = (session, now)
+        if let replaced = self.sessions.updateValue((session, now), forKey: session.pid) {
+            self.released.append(replaced.session)
+        }
         self.sessionOrder.append((session.pid, now))
         return outcome
     }
@@ -248,6 +259,7 @@ struct ConnectionRecoveryStateMachine<Packet: Sendable>: Sendable {
             if let kept = self.sessions[pid], kept.disconnectedAt == disconnectedAt {
                 guard disconnectedAt + window < now else { break }
                 self.sessions.removeValue(forKey: pid)
+                self.released.append(kept.session)
             }
             self.sessionOrderHead += 1
         }
@@ -260,6 +272,7 @@ struct ConnectionRecoveryStateMachine<Packet: Sendable>: Sendable {
             self.sessionOrderHead += 1
             if let kept = self.sessions[pid], kept.disconnectedAt == disconnectedAt {
                 self.sessions.removeValue(forKey: pid)
+                self.released.append(kept.session)
                 break
             }
         }

@@ -212,8 +212,7 @@ final class RoomShards: Sendable {
     /// Connection state recovery's sessions and packet log, when it is on.
     let recovery: ConnectionRecovery?
 
-    init(eventLoopGroup: any EventLoopGroup, recovery: ConnectionRecovery? = nil) {
-        self.recovery = recovery
+    init(eventLoopGroup: any EventLoopGroup, recovery: ConnectionStateRecoveryConfiguration? = nil) {
         let presence = LocalRoomPresence()
         var all: [RoomShard] = []
         var byLoop: [ObjectIdentifier: RoomShard] = [:]
@@ -225,6 +224,7 @@ final class RoomShards: Sendable {
         self.all = all
         self.byLoop = byLoop
         self.presence = presence
+        self.recovery = recovery.map { ConnectionRecovery(configuration: $0, presence: presence) }
     }
 
     /// Set by a cluster adapter whose joins must wait for the room's channel (room-channel mode); `nil` otherwise.

@@ -373,6 +373,7 @@ final class SocketIOClient: @unchecked Sendable {
             sid: claimed?.session.sid ?? SessionID.random()
         )
         guard case .accept(let namespace, let sid) = outcome else {
+            if let claimed { self.application.shards.recovery?.releaseHold(of: claimed.session) }
             if case .action(let action) = outcome { self.run(action) }
             return
         }
@@ -405,7 +406,10 @@ final class SocketIOClient: @unchecked Sendable {
         gate.whenActive(namespace, room) { active in
             eventLoop.execute {
                 defer { shards.presence.release(namespace: namespace, room: room, shard: shardIndex) }
-                guard self.awaitingRoomChannel.remove(namespace) != nil else { return }
+                guard self.awaitingRoomChannel.remove(namespace) != nil else {
+                    if let claimed { shards.recovery?.releaseHold(of: claimed.session) }
+                    return
+                }
                 if !active {
                     self.application.logRoomChannelNotConfirmed(namespace: namespace, room: room)
                 }
@@ -443,6 +447,7 @@ final class SocketIOClient: @unchecked Sendable {
                     pid = claimed.session.pid
                     replay = (claimed.session.rooms, missed, through)
                 case .refused(let refusal):
+                    recovery.releaseHold(of: claimed.session)
                     self.recoveryRefused(refusal, namespace: namespace)
                 }
             }
@@ -467,8 +472,9 @@ final class SocketIOClient: @unchecked Sendable {
         if let user {
             shard.join(connection, room: EmitTarget.userRoom(user.id))
         }
-        if let replay {
+        if let replay, let claimed {
             for room in replay.rooms { shard.join(connection, room: room) }
+            shards.recovery?.releaseHold(of: claimed.session)
             for packet in replay.missed { self.session.send(packet) }
             self.application.metrics.recoveries(outcome: "recovered").increment()
             self.logger.debug(

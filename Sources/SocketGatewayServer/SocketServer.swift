@@ -96,7 +96,7 @@ public final class SocketServer: Service, Sendable {
         self.registry = registry
         let shards = RoomShards(
             eventLoopGroup: group,
-            recovery: configuration.connectionStateRecovery.map(ConnectionRecovery.init(configuration:))
+            recovery: configuration.connectionStateRecovery
         )
         let tasks = ServerTaskPool()
         self.tasks = tasks

@@ -233,6 +233,9 @@ import Testing
         #expect(machine.persist(self.session("p2"), now: self.start + .seconds(1)) == .persisted)
         #expect(machine.persist(self.session("p3"), now: self.start + .seconds(2)) == .persistedDroppingOldest)
         #expect(machine.sessionCount == 2)
+        // The dropped session is released (the server stops holding its rooms present), once.
+        #expect(machine.takeReleased().map(\.pid) == ["p1"])
+        #expect(machine.takeReleased().isEmpty)
         #expect(
             self.recover(&machine, pid: "p1", offset: seen, at: self.start + .seconds(3))
                 == .failure(.init(refusal: .unknownSession))
@@ -260,7 +263,9 @@ import Testing
             #expect(machine.sessionCount <= 50)
         }
         // Quiet past the window: everything goes.
+        _ = machine.takeReleased()
         machine.expire(now: self.start + .milliseconds(20_000 * 100) + self.window + .seconds(1))
+        #expect(machine.takeReleased().count == 50, "every session that expired is released")
         #expect(machine.loggedPackets == 0)
         #expect(machine.loggedBytes == 0)
         #expect(machine.sessionCount == 0)

@@ -1,7 +1,11 @@
+import Foundation
 import Logging
 import NIOCore
 import NIOPosix
 import SocketGatewayCore
+import SocketGatewayRedis
+import SocketGatewayRedisTestKit
+import SocketGatewayWorker
 import Testing
 
 @testable import SocketGatewayServer
@@ -170,5 +174,85 @@ import Testing
         configuration.connectionStateRecovery = ConnectionStateRecoveryConfiguration()
         configuration.connectionStateRecovery?.maxMissedPackets = 0
         #expect(throws: SocketServerConfigurationError.self) { try configuration.validate() }
+    }
+}
+
+/// Recovery on a clustered server: emits from a worker over Redis while the client is away are logged (its rooms
+/// are held present meanwhile, so the server keeps receiving them) and replayed.
+@Suite(.serialized) struct RecoveryOverRedisTests {
+    @Test(arguments: [RedisChannelMode.python, .rooms])
+    func workerEmitsWhileAwayAreReplayed(mode: RedisChannelMode) async throws {
+        let redis = try await RedisServerProcess.start()
+        let channel = "socketio-recovery-\(UUID().uuidString.prefix(8))"
+        var logger = Logger(label: "socket-gateway.test")
+        logger.logLevel = .critical
+        var redisConfiguration = SocketServerRedisConfiguration(url: redis.urlString, channel: channel)
+        redisConfiguration.mode = mode
+        var configuration = SocketServerConfiguration(port: 0, eventLoopThreads: 2, redis: redisConfiguration)
+            .anonymous
+        configuration.connectionStateRecovery = ConnectionStateRecoveryConfiguration()
+        let server = SocketServer(configuration: configuration, logger: logger)
+        let recorder = Recorder()
+        server.namespace("/").onConnect { connection in recorder.connected(connection) }
+        server.namespace("/").onDisconnect { connection, _ in recorder.record("disconnected \(connection.id)") }
+        let worker = WorkerSocketGateway(redisURL: redis.urlString, channel: channel, mode: mode, logger: logger)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let tests = RecoveryAndVolatileTests()
+        do {
+            try await server.start()
+            let port = try #require(server.localPort)
+            for _ in 0..<500 where server.clusterHealth.redisConnected != true {
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            let (client, reply) = try await tests.connect(port: port, group: group)
+            let sid = try #require(reply["sid"]?.stringValue)
+            let pid = try #require(reply["pid"]?.stringValue)
+            try await recorder.waitUntil { $0.connection(sid) != nil }
+            await server.gateway.joinRoom(sid, room: "sheet:7", namespace: "/")
+            // Delivered live (bounded retries: in room-channel mode the channel may still be subscribing).
+            var offset: String?
+            for attempt in 0..<50 where offset == nil {
+                await worker.emitToRoom("sheet:7", event: "progress", data: .int(Int64(attempt)))
+                if case .text(let text)? = try? await client.next(attempts: 20) {
+                    offset = try tests.arguments(text).last?.stringValue
+                }
+            }
+            // Emits of earlier attempts still on their way: the last offset is that of the last one received.
+            while case .text(let text)? = try? await client.next(attempts: 30) {
+                offset = try tests.arguments(text).last?.stringValue
+            }
+            let last = try #require(offset)
+            await client.close()
+            try await recorder.waitUntil { $0.events.contains("disconnected \(sid)") }
+
+            // Away: only the kept session is in the room here.
+            let recovery = try #require(server.gateway.shards.recovery)
+            let logged = recovery.held.packets
+            for percent in [50, 100] {
+                let result = await worker.emitToRoom("sheet:7", event: "progress", data: .int(Int64(percent)))
+                #expect(result.outcome == .published)
+            }
+            // The worker's emits are published in order; wait (bounded) until both are in the log.
+            for _ in 0..<500 where recovery.held.packets < logged + 2 {
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            #expect(recovery.held.packets == logged + 2, "the worker's emits reached the server while it was away")
+            let auth = #"{"pid":"\#(pid)","offset":"\#(last)"}"#
+            let (again, replyAgain) = try await tests.connect(port: port, group: group, auth: auth)
+            #expect(replyAgain["sid"]?.stringValue == sid)
+            #expect(try tests.arguments(try await again.nextText()).first == 50)
+            #expect(try tests.arguments(try await again.nextText()).first == 100)
+            await again.close()
+        } catch {
+            await worker.shutdown(timeout: .seconds(1))
+            try? await server.shutdown()
+            try await group.shutdownGracefully()
+            await redis.stop()
+            throw error
+        }
+        await worker.shutdown(timeout: .seconds(1))
+        try await server.shutdown()
+        try await group.shutdownGracefully()
+        await redis.stop()
     }
 }
