@@ -29,6 +29,10 @@ public struct EmitOptions: Sendable, Hashable {
     public var namespace: String
     /// Rooms (or session ids) whose members do not receive the emit.
     public var excluding: Set<String>
+    /// Drops the event for each local client that cannot take it at once instead of queueing it (socket.io's
+    /// `volatile`; see `SocketVolatileEmitter` in SocketGatewayServer). Applies to a server's own clients; other
+    /// servers and workers publish and deliver it as a regular emit. Default false.
+    public var volatile: Bool = false
 
     /// Creates options for an emit.
     /// - Parameters:

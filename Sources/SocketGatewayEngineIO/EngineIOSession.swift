@@ -85,6 +85,21 @@ package final class EngineIOSession: @unchecked Sendable {
         return total
     }
 
+    /// Whether a message sent now goes out at once rather than waiting (for volatile emits, which are dropped
+    /// otherwise): over long-polling a GET is parked and nothing is buffered; over WebSocket nothing waits for the
+    /// socket (neither in the outbox nor in the channel) and the channel is writable. On `eventLoop`.
+    package var canTakeMessageNow: Bool {
+        self.eventLoop.assertInEventLoop()
+        guard self.stateMachine.isOpen else { return false }
+        switch self.stateMachine.transport {
+        case .polling:
+            return self.stateMachine.hasPendingGet && self.stateMachine.bufferedBytes == 0
+        case .websocket:
+            guard let channel = self.mainWebSocket?.channel, channel.isWritable else { return false }
+            return self.bufferedBytesForBudget() == 0
+        }
+    }
+
     private func onLoop(_ body: @escaping @Sendable () -> Void) {
         if self.eventLoop.inEventLoop {
             body()

@@ -431,6 +431,31 @@ final class RedisClusterAdapter: ClusterAdapter {
                     inboxes: shards.sorted.map { inboxes[$0] },
                     tasks: gateway.tasks
                 )
+            } else if let recovery = gateway.shards.recovery {
+                // Connection state recovery: logged with an offset like a local emit (so decoded, not copied),
+                // and delivered skipping connections whose recovery replayed it already.
+                let decoded = try arguments ?? emit.decodedArguments()
+                let (packet, counter) = recovery.logEvent(
+                    emit.event,
+                    arguments: decoded,
+                    namespace: emit.namespace,
+                    rooms: rooms,
+                    excluding: excluding
+                )
+                let namespace = emit.namespace
+                shards.forEach { shard in
+                    inboxes[shard].append(
+                        .run { roomShard in
+                            _ = roomShard.deliver(
+                                packet,
+                                recoveryCounter: counter,
+                                namespace: namespace,
+                                rooms: rooms,
+                                excluding: excluding
+                            )
+                        }
+                    )
+                }
             } else {
                 let packet = try SocketIOWire.event(emit, decodedArguments: arguments)
                 shards.forEach { shard in

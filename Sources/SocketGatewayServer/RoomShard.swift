@@ -144,6 +144,56 @@ final class RoomShard: @unchecked Sendable {
         return delivered
     }
 
+    /// Writes a volatile `message` to every addressed connection on this loop that can take it now.
+    /// - Returns: How many got it and how many did not.
+    func deliverVolatile(
+        _ message: EngineIOOutboundMessage,
+        namespace: String,
+        rooms: [String]?,
+        excluding: Set<String>,
+        outgoing: OutgoingEvent? = nil
+    ) -> (delivered: Int, dropped: Int) {
+        self.eventLoop.assertInEventLoop()
+        guard let index = self.namespaces[namespace] else { return (0, 0) }
+        var delivered = 0
+        var dropped = 0
+        index.forEachRecipient(rooms: rooms, excluding: excluding) { connection in
+            let session = connection.client.session
+            guard session.canTakeMessageNow else {
+                dropped += 1
+                return
+            }
+            session.send(message, flushingIn: self.flushBatch)
+            if let outgoing { SocketConnection.notify(outgoing.listeners, connection, outgoing.event, outgoing.arguments) }
+            delivered += 1
+        }
+        self.flushBatch.flush()
+        return (delivered, dropped)
+    }
+
+    /// Writes an event logged for connection state recovery with offset `counter` to every addressed connection
+    /// on this loop, except those that got it already in their recovery's replay.
+    func deliver(
+        _ message: EngineIOOutboundMessage,
+        recoveryCounter counter: UInt64,
+        namespace: String,
+        rooms: [String]?,
+        excluding: Set<String>,
+        outgoing: OutgoingEvent? = nil
+    ) -> Int {
+        self.eventLoop.assertInEventLoop()
+        guard let index = self.namespaces[namespace] else { return 0 }
+        var delivered = 0
+        index.forEachRecipient(rooms: rooms, excluding: excluding) { connection in
+            guard connection.replayedThrough < counter else { return }
+            connection.client.session.send(message, flushingIn: self.flushBatch)
+            if let outgoing { SocketConnection.notify(outgoing.listeners, connection, outgoing.event, outgoing.arguments) }
+            delivered += 1
+        }
+        self.flushBatch.flush()
+        return delivered
+    }
+
     /// Writes `message` to every addressed connection on this loop; their flushes are left to `batch`.
     /// - Returns: The number of connections written to.
     func deliver(
@@ -186,8 +236,14 @@ final class RoomShards: Sendable {
 
     /// Which shards have members of which rooms (kept by the shards).
     let presence: LocalRoomPresence
+    /// Connection state recovery's sessions and packet log, when it is on.
+    let recovery: ConnectionRecovery?
 
-    init(eventLoopGroup: any EventLoopGroup, roomsGauge: Gauge? = nil) {
+    init(
+        eventLoopGroup: any EventLoopGroup,
+        roomsGauge: Gauge? = nil,
+        recovery: ConnectionStateRecoveryConfiguration? = nil
+    ) {
         let presence = LocalRoomPresence(roomsGauge: roomsGauge)
         var all: [RoomShard] = []
         var byLoop: [ObjectIdentifier: RoomShard] = [:]
@@ -199,6 +255,7 @@ final class RoomShards: Sendable {
         self.all = all
         self.byLoop = byLoop
         self.presence = presence
+        self.recovery = recovery.map { ConnectionRecovery(configuration: $0, presence: presence) }
     }
 
     /// Set by a cluster adapter whose joins must wait for the room's channel (room-channel mode); `nil` otherwise.

@@ -1,3 +1,4 @@
+import CoreMetrics
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -16,6 +17,11 @@ public final class SocketConnection: @unchecked Sendable {
     public let user: AuthenticatedUser?
     /// What the client sent when it connected.
     public let handshake: SocketHandshake
+    /// Whether this connection recovered a session that lost its transport (connection state recovery): same
+    /// ``id``, its rooms back, and the events it missed replayed before anything else.
+    public let recovered: Bool
+    /// The private session id a client presents to recover this session (connection state recovery only).
+    let pid: String?
 
     let client: SocketIOClient
     let eventLoop: any EventLoop
@@ -34,6 +40,9 @@ public final class SocketConnection: @unchecked Sendable {
     /// Continuations of `emitWithAck` calls, by ack id.
     private var ackWaiters: [UInt64: (event: String, continuation: CheckedContinuation<[JSONValue], any Error>)] = [:]
     private(set) var isConnected = true
+    /// The offset counter of the last logged event a recovery replayed to this connection: a live delivery of
+    /// one up to it is skipped (connection state recovery).
+    var replayedThrough: UInt64 = 0
 
     init(
         id: String,
@@ -42,7 +51,9 @@ public final class SocketConnection: @unchecked Sendable {
         handshake: SocketHandshake,
         client: SocketIOClient,
         data: SocketData = SocketData(),
-        handlers: SocketNamespace? = nil
+        handlers: SocketNamespace? = nil,
+        pid: String? = nil,
+        recovered: Bool = false
     ) {
         self.id = id
         self.namespace = namespace
@@ -50,6 +61,8 @@ public final class SocketConnection: @unchecked Sendable {
         self.handshake = handshake
         self.client = client
         self.eventLoop = client.session.eventLoop
+        self.pid = pid
+        self.recovered = recovered
         self.dataBox = NIOLockedValueBox(data)
         self.handlers = handlers
     }
@@ -93,11 +106,46 @@ public final class SocketConnection: @unchecked Sendable {
         self.emit(event, arguments: arguments)
     }
 
-    /// Sends `event` with `arguments` to this client.
+    /// Sends `event` with `arguments` to this client. With connection state recovery on, the event is logged
+    /// with an offset appended, as an emit to the room of this connection's id (as socket.io does), so a client
+    /// that reconnects in time gets it even if this connection is lost before it goes out.
     public func emit(_ event: String, arguments: [JSONValue]) {
+        guard let recovery = self.client.application.shards.recovery else {
+            let message = SocketIOWire.event(namespace: self.namespace, event: event, arguments: arguments, ackID: nil)
+            self.onLoop {
+                guard self.isConnected else { return }
+                self.client.session.send(message)
+                self.notifyOutgoing(event, arguments)
+            }
+            return
+        }
+        let (message, counter) = recovery.logEvent(
+            event,
+            arguments: arguments,
+            namespace: self.namespace,
+            rooms: [self.id],
+            excluding: []
+        )
+        self.onLoop {
+            guard self.isConnected, self.replayedThrough < counter else { return }
+            self.client.session.send(message)
+            self.notifyOutgoing(event, arguments)
+        }
+    }
+
+    /// Emits that are dropped rather than queued when the client cannot take them now (socket.io's
+    /// `socket.volatile.emit`): see ``SocketVolatileEmitter``.
+    public var volatile: SocketVolatileEmitter { SocketVolatileEmitter(connection: self) }
+
+    /// Sends a volatile event now, or drops it (counted) when the transport cannot take it at once.
+    func emitVolatile(_ event: String, arguments: [JSONValue]) {
         let message = SocketIOWire.event(namespace: self.namespace, event: event, arguments: arguments, ackID: nil)
         self.onLoop {
             guard self.isConnected else { return }
+            guard self.client.session.canTakeMessageNow else {
+                self.client.application.metrics.volatileDropped.increment()
+                return
+            }
             self.client.session.send(message)
             self.notifyOutgoing(event, arguments)
         }
@@ -332,5 +380,26 @@ public struct SocketAck: Sendable {
     /// Acknowledges with `arguments` (binary values are sent as attachments, in a BINARY_ACK).
     public func send(_ arguments: [JSONValue]) {
         self.connection.sendAck(self.id, arguments: arguments)
+    }
+}
+
+/// Volatile emits to one connection (socket.io's `socket.volatile`): for updates that are stale by the next one
+/// (positions, typing indicators), where queueing for a client that cannot take them only adds latency.
+///
+/// The event is written when the client can take it now — over long-polling, a GET is waiting and nothing else
+/// is queued; over WebSocket, nothing is queued for the socket and its channel is writable — and otherwise dropped,
+/// not queued, and counted in `socketgateway_volatile_dropped_total`. It carries no recovery offset and is never
+/// replayed.
+public struct SocketVolatileEmitter: Sendable {
+    let connection: SocketConnection
+
+    /// Sends `event` with `arguments` if the client can take it now; drops it otherwise.
+    public func emit(_ event: String, _ arguments: JSONValue...) {
+        self.connection.emitVolatile(event, arguments: arguments)
+    }
+
+    /// Sends `event` with `arguments` if the client can take it now; drops it otherwise.
+    public func emit(_ event: String, arguments: [JSONValue]) {
+        self.connection.emitVolatile(event, arguments: arguments)
     }
 }

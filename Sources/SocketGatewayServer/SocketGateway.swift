@@ -63,15 +63,29 @@ public final class SocketGateway: SocketEmitter {
         options: EmitOptions
     ) async -> EmitResult {
         self.metrics.emits.increment()
-        let message = SocketIOWire.event(namespace: options.namespace, event: event, arguments: arguments, ackID: nil)
         let listeners = self.registry?.existing(options.namespace)?.outgoingListeners ?? []
-        let deliveries = await self.deliver(
-            message,
-            namespace: options.namespace,
-            rooms: target.roomNames,
-            excluding: options.excluding,
-            outgoing: listeners.isEmpty ? nil : OutgoingEvent(listeners: listeners, event: event, arguments: arguments)
-        )
+        let outgoing = listeners.isEmpty ? nil : OutgoingEvent(listeners: listeners, event: event, arguments: arguments)
+        let deliveries: Int
+        if options.volatile {
+            deliveries = await self.deliverVolatile(event, arguments: arguments, target: target, options, outgoing)
+        } else if let recovery = self.shards.recovery {
+            // Logged with an offset as its last argument, for connection state recovery.
+            deliveries = await self.deliverLogged(event, arguments: arguments, recovery, target: target, options, outgoing)
+        } else {
+            let message = SocketIOWire.event(
+                namespace: options.namespace,
+                event: event,
+                arguments: arguments,
+                ackID: nil
+            )
+            deliveries = await self.deliver(
+                message,
+                namespace: options.namespace,
+                rooms: target.roomNames,
+                excluding: options.excluding,
+                outgoing: outgoing
+            )
+        }
         self.metrics.deliveries.increment(by: Int64(deliveries))
         let local = EmitResult(outcome: .delivered, localDeliveries: deliveries)
         return await self.cluster.emitted(event, arguments: arguments, to: target, options: options, local: local)
@@ -167,6 +181,81 @@ public final class SocketGateway: SocketEmitter {
             return answer
         }
         throw SocketAckError(code: .notConnected, event: event, sid: sid, namespace: namespace)
+    }
+
+    /// Writes a volatile event to the addressed local clients that can take it now; drops it for the others.
+    private func deliverVolatile(
+        _ event: String,
+        arguments: [JSONValue],
+        target: EmitTarget,
+        _ options: EmitOptions,
+        _ outgoing: OutgoingEvent?
+    ) async -> Int {
+        let message = SocketIOWire.event(namespace: options.namespace, event: event, arguments: arguments, ackID: nil)
+        let rooms = target.roomNames
+        let (namespace, excluding, metrics) = (options.namespace, options.excluding, self.metrics)
+        var futures: [EventLoopFuture<Int>] = []
+        for shard in self.shards.all {
+            futures.append(
+                shard.eventLoop.submit {
+                    let (delivered, dropped) = shard.deliverVolatile(
+                        message,
+                        namespace: namespace,
+                        rooms: rooms,
+                        excluding: excluding,
+                        outgoing: outgoing
+                    )
+                    if dropped > 0 { metrics.volatileDropped.increment(by: Int64(dropped)) }
+                    return delivered
+                }
+            )
+        }
+        var total = 0
+        for future in futures {
+            total += (try? await future.get()) ?? 0
+        }
+        return total
+    }
+
+    /// Logs the event for connection state recovery (with its offset appended) and writes it to the addressed local
+    /// clients, one task per event loop.
+    private func deliverLogged(
+        _ event: String,
+        arguments: [JSONValue],
+        _ recovery: ConnectionRecovery,
+        target: EmitTarget,
+        _ options: EmitOptions,
+        _ outgoing: OutgoingEvent?
+    ) async -> Int {
+        let rooms = target.roomNames
+        let (namespace, excluding) = (options.namespace, options.excluding)
+        let (message, counter) = recovery.logEvent(
+            event,
+            arguments: arguments,
+            namespace: namespace,
+            rooms: rooms,
+            excluding: excluding
+        )
+        var futures: [EventLoopFuture<Int>] = []
+        for shard in self.shards.all {
+            futures.append(
+                shard.eventLoop.submit {
+                    shard.deliver(
+                        message,
+                        recoveryCounter: counter,
+                        namespace: namespace,
+                        rooms: rooms,
+                        excluding: excluding,
+                        outgoing: outgoing
+                    )
+                }
+            )
+        }
+        var total = 0
+        for future in futures {
+            total += (try? await future.get()) ?? 0
+        }
+        return total
     }
 
     /// Writes `message` to the addressed local clients: one task per event loop, all started before any is awaited.

@@ -402,12 +402,16 @@ final class SocketIOClient: @unchecked Sendable {
         let handshake = request.handshake
         let user = request.user
         let data = request.data
+        // Connection state recovery: a client presenting the pid and offset of a session it lost in time gets
+        // the session's sid back (its rooms and missed packets follow in `accept`).
+        let claimed = self.claimRecovery(namespace: namespace, auth: handshake.auth, user: user)
         let outcome = self.machine.authenticationCompleted(
             namespace: namespace,
             refusal: nil,
-            sid: SessionID.random()
+            sid: claimed?.session.sid ?? SessionID.random()
         )
         guard case .accept(let namespace, let sid) = outcome else {
+            if let claimed { self.application.shards.recovery?.releaseHold(of: claimed.session) }
             if case .action(let action) = outcome { self.run(action) }
             return
         }
@@ -425,7 +429,8 @@ final class SocketIOClient: @unchecked Sendable {
                 user: user,
                 data: data,
                 handshake: handshake,
-                handlers: namespaceHandlers
+                handlers: namespaceHandlers,
+                claimed: claimed
             )
             return
         }
@@ -440,7 +445,10 @@ final class SocketIOClient: @unchecked Sendable {
         gate.whenActive(namespace, room) { active in
             eventLoop.execute {
                 defer { shards.presence.release(namespace: namespace, room: room, shard: shardIndex) }
-                guard self.awaitingRoomChannel.remove(namespace) != nil else { return }
+                guard self.awaitingRoomChannel.remove(namespace) != nil else {
+                    if let claimed { shards.recovery?.releaseHold(of: claimed.session) }
+                    return
+                }
                 if !active {
                     self.application.logRoomChannelNotConfirmed(namespace: namespace, room: room)
                 }
@@ -450,7 +458,8 @@ final class SocketIOClient: @unchecked Sendable {
                     user: user,
                     data: data,
                     handshake: handshake,
-                    handlers: namespaceHandlers
+                    handlers: namespaceHandlers,
+                    claimed: claimed
                 )
             }
         }
@@ -463,9 +472,28 @@ final class SocketIOClient: @unchecked Sendable {
         user: AuthenticatedUser?,
         data: SocketData,
         handshake: SocketHandshake,
-        handlers namespaceHandlers: SocketNamespace
+        handlers namespaceHandlers: SocketNamespace,
+        claimed: ClaimedSession? = nil
     ) {
         self.session.markEstablished()
+        let shards = self.application.shards
+        // Connection state recovery: the packets missed since the claimed session's offset, taken in the same
+        // event-loop turn as the rooms are joined, so none falls between the replay and the live deliveries.
+        var pid: String?
+        var replay: (rooms: [String], missed: [EngineIOOutboundMessage], through: UInt64)?
+        if let recovery = shards.recovery {
+            if let claimed {
+                switch recovery.missedPackets(of: claimed.session, after: claimed.lastReceived) {
+                case .replay(let missed, let through):
+                    pid = claimed.session.pid
+                    replay = (claimed.session.rooms, missed, through)
+                case .refused(let refusal):
+                    recovery.releaseHold(of: claimed.session)
+                    self.recoveryRefused(refusal, namespace: namespace)
+                }
+            }
+            pid = pid ?? SessionID.random()
+        }
         let connection = SocketConnection(
             id: sid,
             namespace: namespace,
@@ -473,18 +501,30 @@ final class SocketIOClient: @unchecked Sendable {
             handshake: handshake,
             client: self,
             data: data,
-            handlers: namespaceHandlers
+            handlers: namespaceHandlers,
+            pid: pid,
+            recovered: replay != nil
         )
+        connection.replayedThrough = replay?.through ?? 0
         self.connections[namespace] = connection
         self.application.registry.retain(namespaceHandlers)
         // The CONNECT reply goes out before anything onConnect emits.
-        self.session.send(SocketIOWire.connect(namespace: namespace, sid: sid))
-        let shards = self.application.shards
+        self.session.send(SocketIOWire.connect(namespace: namespace, sid: sid, pid: pid))
         shards.register(connection)
         let shard = shards.shard(for: connection.eventLoop)
         shard.join(connection, room: sid)
         if let user {
             shard.join(connection, room: EmitTarget.userRoom(user.id))
+        }
+        if let replay, let claimed {
+            for room in replay.rooms { shard.join(connection, room: room) }
+            shards.recovery?.releaseHold(of: claimed.session)
+            for packet in replay.missed { self.session.send(packet) }
+            self.application.metrics.recoveries(outcome: "recovered").increment()
+            self.logger.debug(
+                "socket.io session recovered",
+                metadata: ["namespace": "\(namespace)", "sid": "\(sid)", "missed": "\(replay.missed.count)"]
+            )
         }
         namespaceHandlers.connectionsMeter.increment()
         // A dynamic namespace's name is the client's: escaped.
@@ -504,6 +544,7 @@ final class SocketIOClient: @unchecked Sendable {
 
     private func endConnection(_ connection: SocketConnection, pendingAcks: [UInt64], reason: SocketDisconnectReason) {
         connection.markDisconnected(pendingAcks: pendingAcks)
+        self.persistForRecovery(connection, reason: reason)
         self.application.shards.unregister(connection)
         let namespace = connection.handlers ?? self.application.registry.existing(connection.namespace)
         namespace?.connectionsMeter.decrement()
@@ -523,5 +564,60 @@ final class SocketIOClient: @unchecked Sendable {
             }
         }
         connection.finishJobs()
+    }
+}
+
+// MARK: Connection state recovery
+
+/// A session claimed by a reconnecting client: its sid is reused; its rooms and missed packets come in `accept`.
+struct ClaimedSession {
+    var session: ConnectionRecovery.Machine.Session
+    var lastReceived: UInt64
+}
+
+extension SocketIOClient {
+    /// Claims the session whose `pid` and `offset` the client sent in its CONNECT payload (socket.io-client adds
+    /// them on its own), when recovery is on. Logged and counted when refused: the client gets a fresh session.
+    fileprivate func claimRecovery(namespace: String, auth: JSONValue?, user: AuthenticatedUser?) -> ClaimedSession? {
+        guard let recovery = self.application.shards.recovery, let auth,
+            let pid = auth["pid"]?.stringValue, let offset = auth["offset"]?.stringValue
+        else { return nil }
+        switch recovery.claim(pid: pid, offset: offset, namespace: namespace, userID: user?.id) {
+        case .claimed(let session, let lastReceived):
+            return ClaimedSession(session: session, lastReceived: lastReceived)
+        case .refused(let refusal):
+            self.recoveryRefused(refusal, namespace: namespace)
+            return nil
+        }
+    }
+
+    fileprivate func recoveryRefused(_ refusal: ConnectionRecovery.Machine.Refusal, namespace: String) {
+        self.application.metrics.recoveries(outcome: refusal.rawValue).increment()
+        self.logger.debug(
+            "socket.io session not recovered: a fresh session instead",
+            metadata: ["namespace": "\(LogSafe.text(namespace))", "reason": "\(refusal.rawValue)"]
+        )
+    }
+
+    /// Keeps the session of a connection whose transport was lost, for a recovery within the window.
+    fileprivate func persistForRecovery(_ connection: SocketConnection, reason: SocketDisconnectReason) {
+        guard let recovery = self.application.shards.recovery, let pid = connection.pid, reason.isRecoverable
+        else { return }
+        let rooms = self.application.shards.shard(for: connection.eventLoop).rooms(of: connection)
+        let session = ConnectionRecovery.Machine.Session(
+            sid: connection.id,
+            pid: pid,
+            namespace: connection.namespace,
+            userID: connection.user?.id,
+            rooms: rooms.sorted()
+        )
+        switch recovery.persist(session) {
+        case .persisted:
+            break
+        case .persistedDroppingOldest:
+            self.application.metrics.recoveries(outcome: "session dropped for maxSessions").increment()
+        case .tooManyRooms:
+            self.application.metrics.recoveries(outcome: "not kept: too many rooms").increment()
+        }
     }
 }

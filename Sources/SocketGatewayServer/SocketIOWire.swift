@@ -41,11 +41,11 @@ enum SocketIOWire {
         self.message(SocketIOPacket.ack(ackID: id, arguments, namespace: namespace))
     }
 
-    /// The server's CONNECT reply `{"sid": sid}`.
-    static func connect(namespace: String, sid: String) -> EngineIOOutboundMessage {
-        self.message(
-            SocketIOPacket.connect(namespace: namespace, payload: .object([(key: "sid", value: .string(sid))]))
-        )
+    /// The server's CONNECT reply `{"sid": sid}`, with `"pid"` when connection state recovery is on.
+    static func connect(namespace: String, sid: String, pid: String? = nil) -> EngineIOOutboundMessage {
+        var payload: [(key: String, value: JSONValue)] = [(key: "sid", value: .string(sid))]
+        if let pid { payload.append((key: "pid", value: .string(pid))) }
+        return self.message(SocketIOPacket.connect(namespace: namespace, payload: .object(payload)))
     }
 
     /// CONNECT_ERROR `{"message": message}`, with `"data": data` when given.

@@ -262,6 +262,14 @@ public struct SocketDisconnectReason: Sendable, Hashable, CustomStringConvertibl
         }
     }
 
+    /// Whether a session that ended this way is kept for connection state recovery: the transport was lost (ping
+    /// timeout, closed or failed transport, server shutdown), not left on purpose nor closed for the client's fault.
+    var isRecoverable: Bool {
+        guard case .transport(let reason) = self.base else { return false }
+        return reason != EngineIOCloseReason.parseError.description
+            && reason != EngineIOCloseReason.payloadTooLarge.description
+    }
+
     /// Why the connections of a session the server closed for `error` ended.
     init(closing error: SocketIOSessionError) {
         switch error.code {

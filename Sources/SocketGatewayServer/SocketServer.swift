@@ -97,7 +97,11 @@ public final class SocketServer: Service, Sendable {
         let metrics = SocketServerMetrics(factory: metricsFactory)
         let registry = NamespaceRegistry(metrics: metrics)
         self.registry = registry
-        let shards = RoomShards(eventLoopGroup: group, roomsGauge: metrics.rooms)
+        let shards = RoomShards(
+            eventLoopGroup: group,
+            roomsGauge: metrics.rooms,
+            recovery: configuration.connectionStateRecovery
+        )
         let tasks = ServerTaskPool()
         self.tasks = tasks
         var cluster: any ClusterAdapter = customCluster ?? LocalOnlyClusterAdapter()
@@ -310,6 +314,12 @@ public final class SocketServer: Service, Sendable {
             self.logger.info("\(self.gateway.cluster.modeDescription)")
         }
         self.gateway.cluster.start(gateway: self.gateway)
+        if let recovery = self.configuration.connectionStateRecovery {
+            self.logger.info(
+                "connection state recovery on (this server's clients only)",
+                metadata: ["window": "\(recovery.maxDisconnectionDuration)"]
+            )
+        }
         self.logger.info(
             "socket.io server listening",
             metadata: [

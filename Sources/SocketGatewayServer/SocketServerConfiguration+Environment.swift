@@ -149,6 +149,8 @@ extension SocketServerConfiguration {
         public static let tlsCertificate = SocketServerTLSConfiguration.EnvironmentKey.certificateChainFile
         /// TLS for the listener: the private key PEM file (with ``tlsCertificate``).
         public static let tlsKey = SocketServerTLSConfiguration.EnvironmentKey.privateKeyFile
+        /// Connection state recovery's window in seconds (``ConnectionStateRecoveryConfiguration``); unset or 0: off.
+        public static let recoveryWindow = "SOCKET_RECOVERY_WINDOW"
     }
 
     /// Reads a configuration from environment variables (see ``EnvironmentKey``); unset variables keep the
@@ -260,6 +262,19 @@ extension SocketServerConfiguration {
         }
         if let origins = read(EnvironmentKey.corsOrigins) {
             self.cors = Self.corsPolicy(origins.split(separator: ",").map { Self.trimmed(String($0)) })
+        }
+        if let text = read(EnvironmentKey.recoveryWindow) {
+            guard let seconds = Double(text), seconds >= 0, seconds <= 86_400 else {
+                throw SocketServerConfigurationError(
+                    variable: EnvironmentKey.recoveryWindow,
+                    message: "must be a number of seconds, 0...86400 (0: off), got '\(text)'"
+                )
+            }
+            if seconds > 0 {
+                self.connectionStateRecovery = ConnectionStateRecoveryConfiguration(
+                    maxDisconnectionDuration: .milliseconds(Int64((seconds * 1000).rounded()))
+                )
+            }
         }
     }
 

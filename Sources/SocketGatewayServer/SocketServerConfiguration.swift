@@ -117,6 +117,10 @@ public struct SocketServerConfiguration: Sendable {
     /// Cancelling the task of ``SocketServer/run()`` skips the wait of step 2. `.zero` cancels at once. Must not
     /// be negative (``validate()`` throws).
     public var shutdownGracePeriod: Duration = .seconds(10)
+    /// Connection state recovery (socket.io's `connectionStateRecovery`): a client that lost its connection gets
+    /// its session back (same sid, rooms, missed events) when it reconnects within the window. `nil` (the
+    /// default): off. See ``ConnectionStateRecoveryConfiguration``.
+    public var connectionStateRecovery: ConnectionStateRecoveryConfiguration?
 
     /// Checks for settings that cannot be used: an empty ``tokenSecret``, a limit below 1, an event rate limit that
     /// is not positive, a negative ``shutdownGracePeriod``, a cluster timing that is not positive (``ClusterTimings``).
@@ -151,6 +155,7 @@ public struct SocketServerConfiguration: Sendable {
                 message: "needs eventsPerSecond > 0 and burst >= 1, got \(rate)"
             )
         }
+        try self.connectionStateRecovery?.validate()
         if let problem = self.redis?.timings.problem() {
             throw SocketServerConfigurationError(variable: "redis.timings.\(problem.name)", message: problem.message)
         }

@@ -17,6 +17,8 @@ struct SocketServerMetrics: Sendable {
     let namespaces: Meter
     /// From sending an event with an ack id to a client (`emitWithAck`) to its answer; timeouts are not recorded.
     let ackRoundTrip: Timer
+    /// Volatile emits dropped for a client that could not take them at once (one per recipient).
+    let volatileDropped: Counter
 
     /// Metrics made by `factory`.
     init(factory: any MetricsFactory = MetricsSystem.factory) {
@@ -27,6 +29,7 @@ struct SocketServerMetrics: Sendable {
         self.namespaces = Meter(label: "socketgateway_namespaces", factory: factory)
         self.rooms = Gauge(label: "socketgateway_rooms", factory: factory)
         self.ackRoundTrip = Timer(label: "socketgateway_ack_round_trip_seconds", factory: factory)
+        self.volatileDropped = Counter(label: "socketgateway_volatile_dropped_total", factory: factory)
     }
 
     /// Open Socket.IO connections in `namespace` (one per client per namespace).
@@ -83,6 +86,12 @@ struct SocketServerMetrics: Sendable {
         case .invalidNamespace:
             break
         }
+    }
+
+    /// Connection state recovery: a session recovered (`recovered`), refused (the reason: `expired`,
+    /// `unknown session`, `packets dropped`, …) or not kept (`not kept: too many rooms`, …). Bounded dimensions.
+    func recoveries(outcome: String) -> Counter {
+        Counter(label: "socketgateway_recoveries_total", dimensions: [("outcome", outcome)], factory: self.factory)
     }
 
     /// A client exceeded one of the server's limits (`error.code`, e.g. `event queue full`) and was disconnected.

@@ -228,6 +228,36 @@ func installHandlers(on namespace: SocketNamespace, gateway: SocketGateway, logg
         }
     }
 
+    // `recovered`: acks whether this connection recovered a lost session (connection state recovery).
+    namespace.on("recovered") { connection, _, ack in
+        ack?.send([.bool(connection.recovered)])
+    }
+
+    // `volatile` {event, data, room?, delayMs?, then?}: after `delayMs`, a volatile emit of `event` to the sender
+    // (or, with `room`, through the gateway to the room), dropped for a client that cannot take it at once; then a
+    // regular emit of the event `then` to the sender, if given.
+    namespace.on("volatile") { connection, arguments, ack in
+        guard let request = arguments.first, let event = request["event"]?.stringValue else {
+            ack?.send([badRequest("volatile", "expected {event, data, room?, delayMs?}")])
+            return
+        }
+        ack?.send([true])
+        if let delay = request["delayMs"]?.intValue, delay > 0 {
+            try? await Task.sleep(for: .milliseconds(delay))
+        }
+        let data = request["data"] ?? .null
+        if let room = request["room"]?.stringValue {
+            var options = EmitOptions(namespace: connection.namespace)
+            options.volatile = true
+            await gateway.emit(event, arguments: [data], to: .room(room), options: options)
+        } else {
+            connection.volatile.emit(event, data)
+        }
+        if let then = request["then"]?.stringValue {
+            connection.emit(then, arguments: [])
+        }
+    }
+
     // `disconnect-me`: the server disconnects this socket (after acking, if an ack was requested).
     namespace.on("disconnect-me") { connection, _, ack in
         ack?.send([true])
@@ -262,6 +292,18 @@ func runInteropServer() async -> Int32 {
     var configuration = SocketServerConfiguration()
     configuration.host = options.host
     configuration.port = options.port
+    // Connection state recovery, for the recovery tests' own server (SOCKET_RECOVERY_WINDOW in seconds).
+    if let window = environment[SocketServerConfiguration.EnvironmentKey.recoveryWindow] {
+        do {
+            configuration.connectionStateRecovery =
+                try SocketServerConfiguration(environment: [
+                    SocketServerConfiguration.EnvironmentKey.recoveryWindow: window
+                ]).connectionStateRecovery
+        } catch {
+            writeError("socket-gateway-interop-server: \(error)")
+            return 2
+        }
+    }
     let authenticator: JWTAuthenticator
     do {
         authenticator = try JWTAuthenticator(secret: secret, logger: logger)

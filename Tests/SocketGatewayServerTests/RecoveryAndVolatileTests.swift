@@ -1,0 +1,258 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import SocketGatewayCore
+import SocketGatewayRedis
+import SocketGatewayRedisTestKit
+import SocketGatewayWorker
+import Testing
+
+@testable import SocketGatewayServer
+
+/// Connection state recovery and volatile emits through a real server and a raw WebSocket client on 127.0.0.1.
+@Suite(.serialized) struct RecoveryAndVolatileTests {
+    func withServer(
+        recovery: ConnectionStateRecoveryConfiguration? = nil,
+        _ body: (SocketServer, Int, Recorder, any EventLoopGroup) async throws -> Void
+    ) async throws {
+        var logger = Logger(label: "socket-gateway.test")
+        logger.logLevel = .critical
+        var configuration = SocketServerConfiguration(port: 0, eventLoopThreads: 2).anonymous
+        configuration.connectionStateRecovery = recovery
+        let server = SocketServer(configuration: configuration, logger: logger)
+        let recorder = Recorder()
+        server.namespace("/").onConnect { connection in
+            recorder.connected(connection)
+            recorder.record("connected \(connection.id) recovered \(connection.recovered)")
+        }
+        server.namespace("/").onDisconnect { connection, _ in
+            recorder.record("disconnected \(connection.id)")
+        }
+        try await server.start()
+        let port = try #require(server.localPort)
+        let clients = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        do {
+            try await body(server, port, recorder, clients)
+        } catch {
+            try await server.shutdown()
+            try await clients.shutdownGracefully()
+            throw error
+        }
+        try await server.shutdown()
+        try await clients.shutdownGracefully()
+    }
+
+    /// Connects to `/` with `auth`; returns the client and the CONNECT reply's payload.
+    func connect(
+        port: Int,
+        group: any EventLoopGroup,
+        auth: String = ""
+    ) async throws -> (
+        TestWebSocketClient, JSONValue
+    ) {
+        let (client, _) = try await TestWebSocketClient.connectEngineIO(port: port, group: group)
+        try await client.send("40" + auth)
+        let reply = try await client.nextText()
+        #expect(reply.hasPrefix("40{"), "CONNECT reply: \(reply)")
+        return (client, try JSONValue.parse(String(reply.dropFirst(2))))
+    }
+
+    /// The event packet's arguments.
+    func arguments(_ text: String) throws -> [JSONValue] {
+        #expect(text.hasPrefix("42["), "event: \(text)")
+        guard case .array(let payload) = try JSONValue.parse(String(text.dropFirst(2))) else { return [] }
+        return Array(payload.dropFirst())
+    }
+
+    @Test func volatileIsDroppedWhileSomethingWaitsForTheSocketAndSentOtherwise() async throws {
+        try await self.withServer { server, port, recorder, group in
+            let (client, reply) = try await self.connect(port: port, group: group)
+            let sid = try #require(reply["sid"]?.stringValue)
+            #expect(reply["pid"] == nil, "no pid without recovery")
+            try await recorder.waitUntil { $0.connection(sid) != nil }
+            let connection = try #require(recorder.connection(sid))
+
+            // Nothing waits: a volatile emit goes out.
+            connection.volatile.emit("v", 1)
+            #expect(try await client.nextText() == #"42["v",1]"#)
+
+            // In one event-loop turn: a regular emit is queued for the socket (not flushed yet), so the volatile
+            // one after it is dropped, not queued; the regular one after that still goes out.
+            try await connection.eventLoop.submit {
+                connection.emit("regular", arguments: [1])
+                connection.volatile.emit("v", 2)
+                connection.emit("regular", arguments: [2])
+            }.get()
+            #expect(try await client.nextText() == #"42["regular",1]"#)
+            #expect(try await client.nextText() == #"42["regular",2]"#)
+
+            // Through the gateway to a room, volatile: the idle client gets it.
+            var options = EmitOptions()
+            options.volatile = true
+            let result = await server.gateway.emit("v", arguments: [3], to: .room(sid), options: options)
+            #expect(result.localDeliveries == 1)
+            #expect(try await client.nextText() == #"42["v",3]"#)
+            #expect(client.hasNoPendingFrames())
+            await client.close()
+        }
+    }
+
+    @Test func aLostSessionIsRecoveredWithItsRoomsAndMissedEventsOnce() async throws {
+        try await self.withServer(recovery: ConnectionStateRecoveryConfiguration()) { server, port, recorder, group in
+            let (client, reply) = try await self.connect(port: port, group: group)
+            let sid = try #require(reply["sid"]?.stringValue)
+            let pid = try #require(reply["pid"]?.stringValue)
+            try await recorder.waitUntil { $0.connection(sid) != nil }
+            let connection = try #require(recorder.connection(sid))
+            await connection.join("blue")
+            connection.emit("hello", arguments: [1])
+            let hello = try self.arguments(try await client.nextText())
+            #expect(hello.first == 1)
+            let offset = try #require(hello.last?.stringValue, "an offset as the last argument")
+
+            // The transport is lost; emits meanwhile go to the log.
+            await client.close()
+            try await recorder.waitUntil { $0.events.contains("disconnected \(sid)") }
+            await server.gateway.emit("news", arguments: [1], to: .room("blue"), options: EmitOptions())
+            await server.gateway.emit("news", arguments: [2], to: .room("red"), options: EmitOptions())
+            await server.gateway.emit("news", arguments: [3], to: .broadcast, options: EmitOptions())
+
+            let auth = #"{"pid":"\#(pid)","offset":"\#(offset)"}"#
+            let (again, replyAgain) = try await self.connect(port: port, group: group, auth: auth)
+            #expect(replyAgain["sid"]?.stringValue == sid)
+            #expect(replyAgain["pid"]?.stringValue == pid)
+            #expect(try self.arguments(try await again.nextText()).first == 1)
+            #expect(try self.arguments(try await again.nextText()).first == 3)
+            try await recorder.waitUntil { $0.events.contains("connected \(sid) recovered true") }
+            let recovered = try #require(recorder.connection(sid))
+            #expect(await recovered.rooms() == [sid, "blue"])
+            await server.gateway.emit("news", arguments: [4], to: .room("blue"), options: EmitOptions())
+            #expect(try self.arguments(try await again.nextText()).first == 4)
+            #expect(again.hasNoPendingFrames())
+
+            // Lost again: the recovered session is kept again under the same pid; the client's latest offset
+            // leaves nothing to replay.
+            await server.gateway.emit("news", arguments: [5], to: .room("blue"), options: EmitOptions())
+            let five = try self.arguments(try await again.nextText())
+            #expect(five.first == 5, "news 4 came once, then news 5")
+            let latest = try #require(five.last?.stringValue)
+            await again.close()
+            try await recorder.waitUntil { $0.events.filter { $0 == "disconnected \(sid)" }.count == 2 }
+            let latestAuth = #"{"pid":"\#(pid)","offset":"\#(latest)"}"#
+            let (third, replyThird) = try await self.connect(port: port, group: group, auth: latestAuth)
+            #expect(replyThird["sid"]?.stringValue == sid)
+            try await recorder.waitUntil { $0.events.filter { $0 == "connected \(sid) recovered true" }.count == 2 }
+            #expect(third.hasNoPendingFrames())
+            await third.close()
+
+            // A pid nobody kept: a fresh session with a new sid and pid.
+            let unknownAuth = #"{"pid":"nobody","offset":"\#(latest)"}"#
+            let (fourth, replyFourth) = try await self.connect(port: port, group: group, auth: unknownAuth)
+            let fourthSID = try #require(replyFourth["sid"]?.stringValue)
+            #expect(fourthSID != sid)
+            #expect(replyFourth["pid"]?.stringValue != pid)
+            try await recorder.waitUntil { $0.events.contains("connected \(fourthSID) recovered false") }
+            await fourth.close()
+        }
+    }
+
+    @Test func theWindowComesFromTheEnvironmentAndBadValuesAreNamed() throws {
+        let key = SocketServerConfiguration.EnvironmentKey.recoveryWindow
+        #expect(try SocketServerConfiguration(environment: [:]).connectionStateRecovery == nil)
+        #expect(try SocketServerConfiguration(environment: [key: "0"]).connectionStateRecovery == nil)
+        let on = try SocketServerConfiguration(environment: [key: "2.5"]).connectionStateRecovery
+        #expect(on?.maxDisconnectionDuration == .milliseconds(2500))
+        for bad in ["abc", "-1", "86401"] {
+            #expect(throws: SocketServerConfigurationError.self, "\(bad)") {
+                try SocketServerConfiguration(environment: [key: bad])
+            }
+        }
+        var configuration = SocketServerConfiguration().anonymous
+        configuration.connectionStateRecovery = ConnectionStateRecoveryConfiguration(maxDisconnectionDuration: .zero)
+        #expect(throws: SocketServerConfigurationError.self) { try configuration.validate() }
+        configuration.connectionStateRecovery = ConnectionStateRecoveryConfiguration()
+        configuration.connectionStateRecovery?.maxMissedPackets = 0
+        #expect(throws: SocketServerConfigurationError.self) { try configuration.validate() }
+    }
+}
+
+/// Recovery on a clustered server: emits from a worker over Redis while the client is away are logged (its rooms
+/// are held present meanwhile, so the server keeps receiving them) and replayed.
+@Suite(.serialized) struct RecoveryOverRedisTests {
+    @Test(arguments: [RedisChannelMode.python, .rooms])
+    func workerEmitsWhileAwayAreReplayed(mode: RedisChannelMode) async throws {
+        let redis = try await RedisServerProcess.start()
+        let channel = "socketio-recovery-\(UUID().uuidString.prefix(8))"
+        var logger = Logger(label: "socket-gateway.test")
+        logger.logLevel = .critical
+        var redisConfiguration = SocketServerRedisConfiguration(url: redis.urlString, channel: channel)
+        redisConfiguration.mode = mode
+        var configuration = SocketServerConfiguration(port: 0, eventLoopThreads: 2, redis: redisConfiguration)
+            .anonymous
+        configuration.connectionStateRecovery = ConnectionStateRecoveryConfiguration()
+        let server = SocketServer(configuration: configuration, logger: logger)
+        let recorder = Recorder()
+        server.namespace("/").onConnect { connection in recorder.connected(connection) }
+        server.namespace("/").onDisconnect { connection, _ in recorder.record("disconnected \(connection.id)") }
+        let worker = WorkerSocketGateway(redisURL: redis.urlString, channel: channel, mode: mode, logger: logger)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let tests = RecoveryAndVolatileTests()
+        do {
+            try await server.start()
+            let port = try #require(server.localPort)
+            for _ in 0..<500 where server.clusterHealth.redisConnected != true {
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            let (client, reply) = try await tests.connect(port: port, group: group)
+            let sid = try #require(reply["sid"]?.stringValue)
+            let pid = try #require(reply["pid"]?.stringValue)
+            try await recorder.waitUntil { $0.connection(sid) != nil }
+            await server.gateway.joinRoom(sid, room: "sheet:7", namespace: "/")
+            // Delivered live (bounded retries: in room-channel mode the channel may still be subscribing).
+            var offset: String?
+            for attempt in 0..<50 where offset == nil {
+                await worker.emitToRoom("sheet:7", event: "progress", data: .int(Int64(attempt)))
+                if case .text(let text)? = try? await client.next(attempts: 20) {
+                    offset = try tests.arguments(text).last?.stringValue
+                }
+            }
+            // Emits of earlier attempts still on their way: the last offset is that of the last one received.
+            while case .text(let text)? = try? await client.next(attempts: 30) {
+                offset = try tests.arguments(text).last?.stringValue
+            }
+            let last = try #require(offset)
+            await client.close()
+            try await recorder.waitUntil { $0.events.contains("disconnected \(sid)") }
+
+            // Away: only the kept session is in the room here.
+            let recovery = try #require(server.gateway.shards.recovery)
+            let logged = recovery.held.packets
+            for percent in [50, 100] {
+                let result = await worker.emitToRoom("sheet:7", event: "progress", data: .int(Int64(percent)))
+                #expect(result.outcome == .published)
+            }
+            // The worker's emits are published in order; wait (bounded) until both are in the log.
+            for _ in 0..<500 where recovery.held.packets < logged + 2 {
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            #expect(recovery.held.packets == logged + 2, "the worker's emits reached the server while it was away")
+            let auth = #"{"pid":"\#(pid)","offset":"\#(last)"}"#
+            let (again, replyAgain) = try await tests.connect(port: port, group: group, auth: auth)
+            #expect(replyAgain["sid"]?.stringValue == sid)
+            #expect(try tests.arguments(try await again.nextText()).first == 50)
+            #expect(try tests.arguments(try await again.nextText()).first == 100)
+            await again.close()
+        } catch {
+            await worker.shutdown(timeout: .seconds(1))
+            try? await server.shutdown()
+            try await group.shutdownGracefully()
+            await redis.stop()
+            throw error
+        }
+        await worker.shutdown(timeout: .seconds(1))
+        try await server.shutdown()
+        try await group.shutdownGracefully()
+        await redis.stop()
+    }
+}
