@@ -104,20 +104,20 @@ package final class EngineIOMountedEndpoint: Sendable {
                 answer.withLockedValue { $0 = continuation }
                 // On the loop a new session gets, as our listener calls it on the connection's loop.
                 eventLoop.execute {
-                endpoint.handlePolling(
-                    method: request.method,
-                    query: target.query,
-                    request: EngineIOHandshakeRequest(
-                        uri: request.uri,
-                        path: target.path,
+                    endpoint.handlePolling(
+                        method: request.method,
                         query: target.query,
-                        headers: request.headers,
-                        remoteAddress: request.remoteAddress
-                    ),
-                    body: request.body,
-                    eventLoop: eventLoop,
-                    handle: handle
-                )
+                        request: EngineIOHandshakeRequest(
+                            uri: request.uri,
+                            path: target.path,
+                            query: target.query,
+                            headers: request.headers,
+                            remoteAddress: request.remoteAddress
+                        ),
+                        body: request.body,
+                        eventLoop: eventLoop,
+                        handle: handle
+                    )
                 }
             }
         } onCancel: {
@@ -253,8 +253,12 @@ package final class EngineIOExternalWebSocket: EngineIOWebSocketConnection, @unc
     /// Touched only by `run`'s inbound loop.
     private var assembler: WebSocketMessageAssembler
 
-    init(endpoint: EngineIOEndpoint, request: EngineIOHandshakeRequest, joining: EngineIOSession?, eventLoop: any EventLoop)
-    {
+    init(
+        endpoint: EngineIOEndpoint,
+        request: EngineIOHandshakeRequest,
+        joining: EngineIOSession?,
+        eventLoop: any EventLoop
+    ) {
         self.endpoint = endpoint
         self.request = request
         self.joining = joining != nil
@@ -332,7 +336,11 @@ package final class EngineIOExternalWebSocket: EngineIOWebSocketConnection, @unc
         case .success(.message(let opcode, let payload)):
             return self.received(payload, isBinary: opcode == .binary)
         case .failure(let violation):
-            self.fail(violation, excerpt: nil, reason: violation.close.code == 1009 ? .payloadTooLarge : .transportError)
+            self.fail(
+                violation,
+                excerpt: nil,
+                reason: violation.close.code == 1009 ? .payloadTooLarge : .transportError
+            )
             return false
         }
     }
