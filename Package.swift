@@ -158,6 +158,9 @@ let package = Package(
             dependencies: [
                 "SocketGatewayServer",
                 "SocketGatewayEngineIO",
+                "SocketGatewayHummingbird",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),

@@ -56,8 +56,10 @@ extension RouterMethods where Context: WebSocketRequestContext {
             }
             return try await mount.poll(request, context: context)
         }
-        self.on(path, method: .post) { request, context in try await mount.poll(request, context: context) }
-        self.on(path, method: .options) { request, context in try await mount.poll(request, context: context) }
+        // POST sends, OPTIONS is a CORS preflight; other methods get Engine.IO's 400 (not the router's 404).
+        for method in [HTTPRequest.Method.post, .options, .put, .patch, .delete] {
+            self.on(path, method: method) { request, context in try await mount.poll(request, context: context) }
+        }
         return self
     }
 }
@@ -71,7 +73,7 @@ extension RouterMethods {
     public func addSocketIOPolling(_ server: SocketServer) -> Self {
         let mount = SocketIOHummingbirdMount(endpoint: server.mountedEndpoint())
         let path = RouterPath(mount.routePath)
-        for method in [HTTPRequest.Method.get, .post, .options] {
+        for method in [HTTPRequest.Method.get, .post, .options, .put, .patch, .delete] {
             self.on(path, method: method) { request, context in try await mount.poll(request, context: context) }
         }
         return self
@@ -142,7 +144,7 @@ struct SocketIOHummingbirdMount: Sendable {
         case .get: method = .GET
         case .post: method = .POST
         case .options: method = .OPTIONS
-        default: method = .RAW(value: request.method.rawValue)
+        default: method = HTTPMethod(rawValue: request.method.rawValue)
         }
         let headers = Self.headers(request.headers)
         var body: ByteBuffer?
