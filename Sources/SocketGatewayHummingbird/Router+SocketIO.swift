@@ -35,9 +35,10 @@ extension RouterMethods where Context: WebSocketRequestContext {
     /// this router: long-polling, CORS preflights and WebSockets, direct or upgraded from long-polling.
     ///
     /// WebSockets need the application's server to upgrade through this router:
-    /// `server: .http1WebSocketUpgrade(webSocketRouter: router)`. The `SocketServer` then binds no listener of
-    /// its own (its host and port are not used): run it among the application's services, which runs its
-    /// sessions, tasks and cluster link and shuts them down with the application.
+    /// `server: .http1WebSocketUpgrade(webSocketRouter: router, configuration: .init(ws: .socketIO(server)))`
+    /// (see `WebSocketServerConfiguration.socketIO(_:)`). The `SocketServer` binds no listener of its own (its
+    /// host and port are not used): run it among the application's services, which runs its sessions, tasks and
+    /// cluster link and shuts them down with the application.
     /// - Parameter server: The Socket.IO server, namespaces and handlers registered as usual.
     /// - Returns: The router, for chaining.
     @discardableResult
@@ -213,5 +214,19 @@ extension WebSocketDataFrame.Opcode {
         case .binary: .binary
         case .continuation: .continuation
         }
+    }
+}
+
+extension WebSocketServerConfiguration {
+    /// hummingbird-websocket's settings for serving `server`'s WebSockets: frames up to its `maxPayload`
+    /// (hummingbird-websocket's default is 16 KiB, which would refuse larger Socket.IO messages), and no WebSocket
+    /// pings of its own (Engine.IO's heartbeat already checks the client).
+    /// - Parameter server: The Socket.IO server the router serves (``RouterMethods/addSocketIO(_:)``).
+    /// - Returns: The settings, for `.http1WebSocketUpgrade(webSocketRouter:configuration:)`.
+    public static func socketIO(_ server: SocketServer) -> Self {
+        WebSocketServerConfiguration(
+            maxFrameSize: max(server.configuration.maxPayload, 1 << 14),
+            autoPing: .disabled
+        )
     }
 }

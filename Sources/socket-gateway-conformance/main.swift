@@ -104,7 +104,10 @@ if mounted {
     if let echo = server.mountedEngineIOEndpoint(path: "/engine.io/") { router.addEngineIO(echo) }
     let app = Application(
         router: router,
-        server: .http1WebSocketUpgrade(webSocketRouter: router),
+        server: .http1WebSocketUpgrade(
+            webSocketRouter: router,
+            configuration: .init(ws: .socketIO(server))
+        ),
         configuration: .init(address: .hostname(host, port: port)),
         logger: logger
     )

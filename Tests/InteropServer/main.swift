@@ -325,7 +325,10 @@ func runMounted(_ server: SocketServer, options: InteropServerOptions, logger: L
     router.addSocketIO(server)
     let app = Application(
         router: router,
-        server: .http1WebSocketUpgrade(webSocketRouter: router),
+        server: .http1WebSocketUpgrade(
+            webSocketRouter: router,
+            configuration: .init(ws: .socketIO(server))
+        ),
         configuration: .init(address: .hostname(options.host, port: options.port)),
         services: [server],
         onServerRunning: { channel in

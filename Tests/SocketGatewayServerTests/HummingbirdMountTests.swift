@@ -41,7 +41,10 @@ import Testing
         let port = NIOLockedValueBox<Int?>(nil)
         let app = Application(
             router: router,
-            server: .http1WebSocketUpgrade(webSocketRouter: router),
+            server: .http1WebSocketUpgrade(
+                webSocketRouter: router,
+                configuration: .init(ws: .socketIO(socketServer))
+            ),
             configuration: .init(address: .hostname("127.0.0.1", port: 0)),
             services: [socketServer],
             onServerRunning: { channel in port.withLockedValue { $0 = channel.localAddress?.port } },
@@ -147,6 +150,47 @@ import Testing
         }
     }
 
+    @Test func limitsAndRefusalsHoldThroughTheMount() async throws {
+        try await self.withMountedApp { _, port, recorder, group in
+            // A POST over maxPayload (1 MB by default) is refused with 413 and closes its session.
+            let open = try await httpRequest(
+                port: port,
+                method: "GET",
+                path: "/socket.io/?EIO=4&transport=polling",
+                group: group
+            )
+            let eioSid = String(open.body.dropFirst(9).prefix(while: { $0 != "\"" }))
+            let query = "/socket.io/?EIO=4&transport=polling&sid=\(eioSid)"
+            let huge = String(repeating: "x", count: (1 << 20) + 16)
+            let tooLarge = try await httpRequest(port: port, method: "POST", path: query, body: huge, group: group)
+            #expect(tooLarge.status == 413)
+            let afterwards = try await httpRequest(port: port, method: "GET", path: query, group: group)
+            #expect(afterwards.status == 400, "the session is closed: \(afterwards)")
+
+            // Another method than GET for a handshake gets Engine.IO's answer, not the router's 404.
+            let put = try await httpRequest(
+                port: port,
+                method: "PUT",
+                path: "/socket.io/?EIO=4&transport=polling",
+                group: group
+            )
+            #expect(put.status == 400)
+            #expect(put.body == #"{"code":2,"message":"Bad handshake method"}"#)
+
+            // An upgrade for a session that does not exist is refused; the app keeps serving.
+            await #expect(throws: TestClientError.self) {
+                _ = try await TestWebSocketClient.connect(
+                    port: port,
+                    path: "/socket.io/?EIO=4&transport=websocket&sid=no-such-session",
+                    group: group
+                )
+            }
+            let (client, sid) = try await self.connectSocketIO(port: port, group: group)
+            try await recorder.waitUntil { $0.connection(sid) != nil }
+            await client.close()
+        }
+    }
+
     @Test func webSocketEmitAndAckBothWays() async throws {
         try await self.withMountedApp { _, port, recorder, group in
             let (client, sid) = try await self.connectSocketIO(port: port, group: group)
@@ -159,6 +203,12 @@ import Testing
             #expect(try await client.nextText() == #"420["question",1]"#)
             try await client.send(#"430["answer",{"ok":true}]"#)
             #expect(try await answer == ["answer", ["ok": true]])
+
+            // A message far over hummingbird-websocket's default frame limit (16 KiB), under maxPayload (1 MB),
+            // goes both ways with `.socketIO(server)`'s settings.
+            let large = String(repeating: "y", count: 200_000)
+            try await client.send("428[\"echo\",\"\(large)\"]")
+            #expect(try await client.nextText() == "438[\"\(large)\"]")
 
             // Binary attachments cross the framework's WebSocket as binary frames.
             try await client.send(#"451-5["echo",{"_placeholder":true,"num":0}]"#)
