@@ -13,6 +13,7 @@ let package = Package(
         .plugin(name: "SocketGatewayEventsPlugin", targets: ["SocketGatewayEventsPlugin"]),
         .executable(name: "socket-gateway", targets: ["socket-gateway"]),
         .library(name: "SocketGatewayPrometheus", targets: ["SocketGatewayPrometheus"]),
+        .library(name: "SocketGatewayHummingbird", targets: ["SocketGatewayHummingbird"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.3"),
@@ -23,6 +24,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-websocket", from: "2.8.1"),
     ],
     targets: [
         // Pure codecs and value types: Engine.IO, Socket.IO, JSON, the emit protocol. No I/O.
@@ -99,6 +102,21 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // Socket.IO mounted on a Hummingbird 2 application: same port, the app's router for everything else.
+        // A product of its own: only users who depend on it build Hummingbird.
+        .target(
+            name: "SocketGatewayHummingbird",
+            dependencies: [
+                "SocketGatewayServer",
+                "SocketGatewayEngineIO",
+                "SocketGatewayCore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+            ]
+        ),
         // hiredis (Debian libhiredis-dev): only its RESP reply reader is used.
         .systemLibrary(
             name: "CHiredis",
@@ -173,6 +191,9 @@ let package = Package(
             dependencies: [
                 "SocketGatewayServer",
                 "SocketGatewayEngineIO",
+                "SocketGatewayHummingbird",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -185,6 +206,9 @@ let package = Package(
             dependencies: [
                 "SocketGatewayServer",
                 "SocketGatewayCore",
+                "SocketGatewayHummingbird",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
@@ -309,6 +333,9 @@ let package = Package(
                 "SocketGatewayRedis",
                 "SocketGatewayRedisTestKit",
                 "SocketGatewayWorker",
+                "SocketGatewayHummingbird",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

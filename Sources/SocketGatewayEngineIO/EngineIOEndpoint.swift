@@ -60,22 +60,27 @@ final class EngineIOEndpoint: Sendable {
     private let handshakeRefusedWarning = RateLimitedWarning()
     /// Upgrade WebSockets attached to their session in `shouldUpgrade`, waiting for their pipeline.
     private let reservedUpgrades = NIOLockedValueBox<
-        [ObjectIdentifier: (EngineIOSession, EngineIOWebSocketConnection)]
+        [ObjectIdentifier: (EngineIOSession, ChannelWebSocketConnection)]
     >([:])
     /// Warnings about misbehaving WebSocket peers: a flood of them logs a bounded number of lines.
     private let webSocketWarning = RateLimitedWarning()
 
     init(path: String, configuration: EngineIOConfiguration, application: any EngineIOApplication, logger: Logger) {
-        var path = path
-        if !path.hasPrefix("/") { path = "/" + path }
-        if !path.hasSuffix("/") { path += "/" }
-        self.path = path
+        self.path = Self.normalized(path: path)
         self.configuration = configuration
         self.application = application
         var logger = logger
         logger[metadataKey: "engineio.path"] = "\(path)"
         self.logger = logger
         self.metrics = EngineIOMetrics(path: path)
+    }
+
+    /// `path` with a slash on both ends, as endpoints keep it.
+    static func normalized(path: String) -> String {
+        var path = path
+        if !path.hasPrefix("/") { path = "/" + path }
+        if !path.hasSuffix("/") { path += "/" }
+        return path
     }
 
     /// Whether `requestPath` belongs to this endpoint (`/engine.io/…` or exactly `/engine.io`).
@@ -149,7 +154,7 @@ final class EngineIOEndpoint: Sendable {
 
     /// A WebSocket request without sid: a new WebSocket-only session on `eventLoop` (the connection's loop).
     func openWebSocketSession(
-        connection: EngineIOWebSocketConnection,
+        connection: any EngineIOWebSocketConnection,
         request: EngineIOHandshakeRequest,
         eventLoop: any EventLoop
     ) -> EngineIOSession {
@@ -173,7 +178,7 @@ final class EngineIOEndpoint: Sendable {
     /// the upgrade before the client can send anything on either transport. Nil headers refuse the upgrade.
     func attachUpgrade(sid: String, channel: any Channel) -> EventLoopFuture<HTTPHeaders?> {
         guard let session = self.session(id: sid) else { return channel.eventLoop.makeSucceededFuture(nil) }
-        let connection = EngineIOWebSocketConnection(channel: channel, endpoint: self)
+        let connection = ChannelWebSocketConnection(channel: channel, endpoint: self)
         let key = ObjectIdentifier(channel)
         self.reservedUpgrades.withLockedValue { $0[key] = (session, connection) }
         channel.closeFuture.whenComplete { _ in
@@ -188,7 +193,7 @@ final class EngineIOEndpoint: Sendable {
     }
 
     /// The session and connection reserved by `attachUpgrade` for this channel.
-    func takeReservedUpgrade(channel: any Channel) -> (EngineIOSession, EngineIOWebSocketConnection)? {
+    func takeReservedUpgrade(channel: any Channel) -> (EngineIOSession, ChannelWebSocketConnection)? {
         self.reservedUpgrades.withLockedValue { $0.removeValue(forKey: ObjectIdentifier(channel)) }
     }
 

@@ -23,6 +23,8 @@ package final class EngineIOServer: Sendable {
         /// `X-Forwarded-For`), kept only when a per-address limit is configured.
         var forwardedClients: [ObjectIdentifier: String] = [:]
         var started = false
+        /// False when a framework carries the endpoints' bytes (``EngineIOServer/mountedEndpoint(path:)``).
+        var listens = true
         var shuttingDown = false
         /// Checks the outbound memory budget every 500 ms while running.
         var budgetCheck: RepeatedTask?
@@ -122,6 +124,24 @@ package final class EngineIOServer: Sendable {
         }
     }
 
+    /// The endpoint mounted at `path`, for a framework to carry its bytes (its routes and WebSocket support)
+    /// instead of this server's listener: ``start()`` then binds nothing. Call before ``start()``.
+    /// - Returns: nil when no endpoint is mounted at `path`.
+    package func mountedEndpoint(path: String) -> EngineIOMountedEndpoint? {
+        let endpoint = self.state.withLockedValue { state -> EngineIOEndpoint? in
+            precondition(!state.started, "EngineIOServer.mountedEndpoint(path:) must be called before start()")
+            state.listens = false
+            let path = EngineIOEndpoint.normalized(path: path)
+            return state.endpoints.first { $0.path == path }
+        }
+        return endpoint.map { EngineIOMountedEndpoint(endpoint: $0, eventLoopGroup: self.eventLoopGroup) }
+    }
+
+    /// Whether ``start()`` binds a listener (false once ``mountedEndpoint(path:)`` was asked for).
+    package var listens: Bool {
+        self.state.withLockedValue { $0.listens }
+    }
+
     /// The bytes waiting for all clients together at the last budget check (every 500 ms while running; 0 when
     /// the budget is off).
     package var bufferedBytes: Int {
@@ -136,10 +156,15 @@ package final class EngineIOServer: Sendable {
     /// Binds and returns once listening.
     /// - Throws: when the address cannot be bound.
     package func start() async throws {
-        let endpoints = self.state.withLockedValue { state in
+        let (endpoints, listens) = self.state.withLockedValue { state in
             precondition(!state.started, "EngineIOServer.start() called twice")
             state.started = true
-            return state.endpoints
+            return (state.endpoints, state.listens)
+        }
+        guard listens else {
+            self.startBudgetCheck(endpoints: endpoints)
+            self.logger.info("mounted, no listener of its own", metadata: ["paths": "\(endpoints.map(\.path))"])
+            return
         }
         let fallback = self.fallback
         let tasks = self.tasks
@@ -183,13 +208,13 @@ package final class EngineIOServer: Sendable {
                     )
                 )
                 let joining: EngineIOSession?
-                let connection: EngineIOWebSocketConnection
+                let connection: ChannelWebSocketConnection
                 if target.query["sid"] != nil {
                     guard let reserved = endpoint.takeReservedUpgrade(channel: channel) else { return channel.close() }
                     (joining, connection) = reserved
                 } else {
                     joining = nil
-                    connection = EngineIOWebSocketConnection(channel: channel, endpoint: endpoint)
+                    connection = ChannelWebSocketConnection(channel: channel, endpoint: endpoint)
                 }
                 let limit = max(endpoint.configuration.maxBufferedBytesPerSession, 2)
                 return channel.setOption(
@@ -331,6 +356,21 @@ package final class EngineIOServer: Sendable {
 
         let channel = try await bootstrap.bind(host: self.host, port: self.port).get()
         self.state.withLockedValue { $0.serverChannel = channel }
+        self.startBudgetCheck(endpoints: endpoints)
+        self.logger.info(
+            "listening",
+            metadata: [
+                "address": "\(channel.localAddress.map { "\($0)" } ?? "?")",
+                "paths": "\(endpoints.map(\.path))",
+                "tls": "\(tls != nil)",
+            ]
+        )
+    }
+
+    /// Checks the outbound memory budget every 500 ms while running, when one is configured.
+    private func startBudgetCheck(endpoints: [EngineIOEndpoint]) {
+        let logger = self.logger
+        let state = self.state
         if let maxBytes = endpoints.compactMap(\.configuration.maxBufferedBytesTotal).min() {
             let budget = EngineIOOutboundBudget(maxBytes: maxBytes)
             let loop = self.eventLoopGroup.next()
@@ -351,14 +391,6 @@ package final class EngineIOServer: Sendable {
             }
             self.state.withLockedValue { $0.budgetCheck = check }
         }
-        self.logger.info(
-            "listening",
-            metadata: [
-                "address": "\(channel.localAddress.map { "\($0)" } ?? "?")",
-                "paths": "\(endpoints.map(\.path))",
-                "tls": "\(tls != nil)",
-            ]
-        )
     }
 
     /// Closes every session (reason ``EngineIOCloseReason/forcedServerShutdown``), stops listening and closes

@@ -17,8 +17,8 @@ package final class EngineIOSession: @unchecked Sendable {
     let endpoint: EngineIOEndpoint
     private var stateMachine: EngineIOSessionStateMachine
     private var pendingGet: PollingRequestHandle?
-    private var mainWebSocket: EngineIOWebSocketConnection?
-    private var probeWebSocket: EngineIOWebSocketConnection?
+    private var mainWebSocket: (any EngineIOWebSocketConnection)?
+    private var probeWebSocket: (any EngineIOWebSocketConnection)?
     /// The ping/pong timer. A scheduled callback, not a task: every session has one for its whole life, and a
     /// task costs a promise, a future and a closure each time it is rescheduled.
     private var heartbeatTimer: NIOScheduledCallback?
@@ -77,10 +77,8 @@ package final class EngineIOSession: @unchecked Sendable {
     func bufferedBytesForBudget() -> Int {
         self.eventLoop.assertInEventLoop()
         var total = self.stateMachine.bufferedBytes
-        if let channel = self.mainWebSocket?.channel, channel.eventLoop === self.eventLoop,
-            let pending = try? channel.syncOptions?.getOption(ChannelOptions.bufferedWritableBytes)
-        {
-            total += pending
+        if let main = self.mainWebSocket {
+            total += main.unsentBytes(on: self.eventLoop)
         }
         return total
     }
@@ -225,7 +223,7 @@ package final class EngineIOSession: @unchecked Sendable {
         self.endpoint.application.sessionOpened(self)
     }
 
-    func setMainWebSocket(_ connection: EngineIOWebSocketConnection) {
+    func setMainWebSocket(_ connection: any EngineIOWebSocketConnection) {
         self.mainWebSocket = connection
     }
 
@@ -355,7 +353,7 @@ package final class EngineIOSession: @unchecked Sendable {
         self.stateMachine.postAbandoned()
     }
 
-    func webSocketAttached(_ connection: EngineIOWebSocketConnection) {
+    func webSocketAttached(_ connection: any EngineIOWebSocketConnection) {
         self.eventLoop.assertInEventLoop()
         let actions = self.stateMachine.webSocketAttached(now: .now())
         self.endpoint.logger.trace(
@@ -370,7 +368,7 @@ package final class EngineIOSession: @unchecked Sendable {
         self.run(actions)
     }
 
-    private func role(of connection: EngineIOWebSocketConnection) -> EngineIOSessionStateMachine.WebSocketRole {
+    private func role(of connection: any EngineIOWebSocketConnection) -> EngineIOSessionStateMachine.WebSocketRole {
         if connection === self.mainWebSocket { return .main }
         if connection === self.probeWebSocket { return .probe }
         return .other
@@ -378,7 +376,7 @@ package final class EngineIOSession: @unchecked Sendable {
 
     func webSocketReceived(
         _ decoded: Result<EngineIOPacket, EngineIOCodecError>,
-        from connection: EngineIOWebSocketConnection
+        from connection: any EngineIOWebSocketConnection
     ) {
         self.eventLoop.assertInEventLoop()
         let role = self.role(of: connection)
@@ -396,14 +394,14 @@ package final class EngineIOSession: @unchecked Sendable {
         self.run(actions)
     }
 
-    func webSocketClosed(_ connection: EngineIOWebSocketConnection) {
+    func webSocketClosed(_ connection: any EngineIOWebSocketConnection) {
         self.eventLoop.assertInEventLoop()
         let role = self.role(of: connection)
         if role == .probe { self.probeWebSocket = nil }
         self.run(self.stateMachine.webSocketClosed(role: role))
     }
 
-    func webSocketFailed(_ connection: EngineIOWebSocketConnection, reason: EngineIOCloseReason) {
+    func webSocketFailed(_ connection: any EngineIOWebSocketConnection, reason: EngineIOCloseReason) {
         self.eventLoop.assertInEventLoop()
         switch self.role(of: connection) {
         case .main: self.run(self.stateMachine.close(reason))
@@ -411,7 +409,7 @@ package final class EngineIOSession: @unchecked Sendable {
         }
     }
 
-    func webSocketUnwritable(_ connection: EngineIOWebSocketConnection) {
+    func webSocketUnwritable(_ connection: any EngineIOWebSocketConnection) {
         self.eventLoop.assertInEventLoop()
         guard self.role(of: connection) == .main else { return }
         self.run(self.stateMachine.webSocketBackpressureExceeded())

@@ -9,10 +9,34 @@ import Darwin
 import Glibc
 #endif
 
-/// One WebSocket connection as the session sees it: writes pre-encoded frame bytes, closes.
+/// One WebSocket connection as the session sees it: writes pre-encoded frame bytes, closes. Whether NIO handlers
+/// of our own listener carry its bytes (``ChannelWebSocketConnection``) or a framework's WebSocket support does
+/// (``EngineIOExternalWebSocket``), the session cannot tell.
+protocol EngineIOWebSocketConnection: AnyObject, Sendable {
+    /// Writes complete frames (already framed bytes, as ``WebSocketFrameBytes`` builds them) and flushes once.
+    /// - Parameter promise: completed when the last buffer has been written (or dropped).
+    func write(_ buffers: [ByteBuffer], promise: EventLoopPromise<Void>?)
+    /// Sends a close frame and ends the connection; only the first call does anything.
+    /// - Parameter reason: why the session ended (nil: normal closure).
+    func close(reason: EngineIOCloseReason?)
+    /// The bytes written and not yet taken by the peer, when they can be read on `eventLoop` (else 0).
+    func unsentBytes(on eventLoop: any EventLoop) -> Int
+}
+
+extension EngineIOWebSocketConnection {
+    func write(_ buffers: [ByteBuffer]) {
+        self.write(buffers, promise: nil)
+    }
+
+    func close() {
+        self.close(reason: nil)
+    }
+}
+
+/// One WebSocket connection of our own listener: writes pre-encoded frame bytes next to the pipeline's head.
 ///
 /// Thread-safe: calls from other event loops hop to the channel's loop once per batch.
-final class EngineIOWebSocketConnection: @unchecked Sendable {
+final class ChannelWebSocketConnection: EngineIOWebSocketConnection, @unchecked Sendable {
     let channel: any Channel
     private let endpoint: EngineIOEndpoint
     /// The context of `WebSocketRawFrameWriter`, next to the head of the pipeline; touched on the channel's loop.
@@ -34,7 +58,7 @@ final class EngineIOWebSocketConnection: @unchecked Sendable {
 
     /// Writes complete frames (already framed bytes) and flushes once.
     /// - Parameter promise: completed when the last buffer has been written to the socket (or dropped).
-    func write(_ buffers: [ByteBuffer], promise: EventLoopPromise<Void>? = nil) {
+    func write(_ buffers: [ByteBuffer], promise: EventLoopPromise<Void>?) {
         guard !buffers.isEmpty else {
             promise?.succeed()
             return
@@ -70,7 +94,12 @@ final class EngineIOWebSocketConnection: @unchecked Sendable {
     /// Sends a close frame and closes the connection. Only the first call sends a frame; it carries `failure`
     /// when a protocol error set one (on the channel's loop), else the code for `reason`.
     /// - Parameter reason: why the session ended (nil: normal closure).
-    func close(reason: EngineIOCloseReason? = nil) {
+    func unsentBytes(on eventLoop: any EventLoop) -> Int {
+        guard self.channel.eventLoop === eventLoop else { return 0 }
+        return (try? self.channel.syncOptions?.getOption(ChannelOptions.bufferedWritableBytes)) ?? 0
+    }
+
+    func close(reason: EngineIOCloseReason?) {
         if self.channel.eventLoop.inEventLoop {
             self.closeNow(self.failure ?? reason.map(WebSocketProtocolRules.close(for:)) ?? .normal)
         } else {
@@ -143,9 +172,9 @@ final class WebSocketRawFrameWriter: ChannelOutboundHandler, RemovableChannelHan
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
-    private let connection: EngineIOWebSocketConnection
+    private let connection: ChannelWebSocketConnection
 
-    init(connection: EngineIOWebSocketConnection) {
+    init(connection: ChannelWebSocketConnection) {
         self.connection = connection
     }
 
@@ -167,7 +196,7 @@ final class EngineIOWebSocketHandler: ChannelInboundHandler {
     typealias OutboundOut = WebSocketFrame
 
     private let endpoint: EngineIOEndpoint
-    private let connection: EngineIOWebSocketConnection
+    private let connection: ChannelWebSocketConnection
     /// The polling session this WebSocket upgrades (already attached in `shouldUpgrade`), or nil for a new session.
     private let joining: EngineIOSession?
     private let request: EngineIOHandshakeRequest
@@ -176,7 +205,7 @@ final class EngineIOWebSocketHandler: ChannelInboundHandler {
 
     init(
         endpoint: EngineIOEndpoint,
-        connection: EngineIOWebSocketConnection,
+        connection: ChannelWebSocketConnection,
         joining: EngineIOSession?,
         request: EngineIOHandshakeRequest
     ) {

@@ -52,14 +52,15 @@ struct WebSocketProtocolViolation: Error, Equatable, Sendable {
 enum WebSocketProtocolRules {
     /// Checks one frame as it came off the wire (before fragments are joined): no RSV bit (no extension is ever
     /// negotiated), masked (every client frame must be, §5.1), and a defined opcode (§5.2).
-    static func check(_ frame: WebSocketFrame) -> WebSocketProtocolViolation? {
+    /// - Parameter requireMask: false where a framework's WebSocket support has already unmasked the frame.
+    static func check(_ frame: WebSocketFrame, requireMask: Bool = true) -> WebSocketProtocolViolation? {
         if frame.rsv1 || frame.rsv2 || frame.rsv3 {
             return .init(
                 close: .init(code: 1002, reason: "reserved bit set"),
                 detail: "RSV bit set without an extension"
             )
         }
-        if frame.maskKey == nil {
+        if requireMask, frame.maskKey == nil {
             return .init(close: .init(code: 1002, reason: "unmasked frame"), detail: "client frame not masked")
         }
         switch frame.opcode {
@@ -186,17 +187,22 @@ struct WebSocketMessageAssembler {
 
     let maxMessageSize: Int
     let maxFragments: Int
+    /// Whether every frame must be masked: false behind a framework's WebSocket support, which unmasks them.
+    let requiresMask: Bool
     /// The message being joined: its opcode, its bytes so far and how many fragments they came in.
     private var partial: (opcode: WebSocketOpcode, bytes: ByteBuffer, fragments: Int)?
 
-    init(maxMessageSize: Int, maxFragments: Int = 1 << 16) {
+    init(maxMessageSize: Int, maxFragments: Int = 1 << 16, requiresMask: Bool = true) {
         self.maxMessageSize = maxMessageSize
         self.maxFragments = maxFragments
+        self.requiresMask = requiresMask
     }
 
     /// Takes one frame as it came off the wire.
     mutating func receive(_ frame: WebSocketFrame) -> Result<Output, WebSocketProtocolViolation> {
-        if let violation = WebSocketProtocolRules.check(frame) { return .failure(violation) }
+        if let violation = WebSocketProtocolRules.check(frame, requireMask: self.requiresMask) {
+            return .failure(violation)
+        }
         switch frame.opcode {
         case .text, .binary:
             guard self.partial == nil else {

@@ -267,6 +267,22 @@ public final class SocketServer: Service, Sendable {
         self.engine.mount(path: path, configuration: configuration, application: application)
     }
 
+    /// The Socket.IO endpoint for a framework to carry (its routes and WebSocket support; see
+    /// SocketGatewayHummingbird): from then on the server binds no listener of its own, and `run()` runs only its
+    /// sessions, tasks and cluster link. Call before `start()` or `run()`.
+    package func mountedEndpoint() -> EngineIOMountedEndpoint {
+        guard let endpoint = self.engine.mountedEndpoint(path: self.configuration.path) else {
+            preconditionFailure("the Socket.IO endpoint is mounted in init")
+        }
+        return endpoint
+    }
+
+    /// An endpoint added with ``mountEngineIO(path:configuration:application:)``, for a framework to carry like
+    /// ``mountedEndpoint()``; nil when none is mounted at `path`.
+    package func mountedEngineIOEndpoint(path: String) -> EngineIOMountedEndpoint? {
+        self.engine.mountedEndpoint(path: path)
+    }
+
     /// Binds and returns once the server is listening.
     ///
     /// Without ``run()``: the server's tasks (handler loops, authentications, remote acks, fallback responses)
@@ -319,6 +335,10 @@ public final class SocketServer: Service, Sendable {
                 "connection state recovery on (this server's clients only)",
                 metadata: ["window": "\(recovery.maxDisconnectionDuration)"]
             )
+        }
+        guard self.engine.listens else {
+            self.logger.info("socket.io server mounted", metadata: ["path": "\(self.configuration.path)"])
+            return
         }
         self.logger.info(
             "socket.io server listening",

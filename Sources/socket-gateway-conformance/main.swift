@@ -1,23 +1,29 @@
 // The server the official Engine.IO and Socket.IO protocol test suites expect on http://localhost:3000:
 // `/engine.io/` echoes every message, `/socket.io/` serves namespaces `/` and `/custom`.
 //
-// Usage: socket-gateway-conformance [--port N] [--host ADDRESS] [--threads N]     (defaults: 127.0.0.1, 3000, 1)
+// Usage: socket-gateway-conformance [--port N] [--host ADDRESS] [--threads N] [--mounted]
+//        (defaults: 127.0.0.1, 3000, 1; --mounted serves both endpoints through a Hummingbird application,
+//        SocketGatewayHummingbird, instead of the server's own listener)
 //
 // One event-loop thread by default, as the single-threaded reference server. With `--threads 2` the suites pass
 // too: a GET that follows `2probe`/`5` on another TCP connection (possibly another event loop) is answered only
 // after `3probe` has gone out, so the order across the two connections no longer decides the outcome.
 
 import Foundation
+import Hummingbird
+import HummingbirdWebSocket
 import Logging
 import ServiceLifecycle
 import SocketGatewayEngineIO
+import SocketGatewayHummingbird
 import SocketGatewayServer
 import UnixSignals
 
-func parseArguments(_ arguments: ArraySlice<String>) -> (host: String, port: Int, threads: Int)? {
+func parseArguments(_ arguments: ArraySlice<String>) -> (host: String, port: Int, threads: Int, mounted: Bool)? {
     var host = "127.0.0.1"
     var port = 3000
     var threads = 1
+    var mounted = false
     var remaining = arguments
     while let argument = remaining.popFirst() {
         switch argument {
@@ -32,15 +38,17 @@ func parseArguments(_ arguments: ArraySlice<String>) -> (host: String, port: Int
         case "--threads":
             guard let value = remaining.popFirst(), let parsed = Int(value), parsed > 0 else { return nil }
             threads = parsed
+        case "--mounted":
+            mounted = true
         default:
             return nil
         }
     }
-    return (host, port, threads)
+    return (host, port, threads, mounted)
 }
 
-guard let (host, port, threads) = parseArguments(CommandLine.arguments.dropFirst()) else {
-    print("usage: socket-gateway-conformance [--port N] [--host ADDRESS] [--threads N]")
+guard let (host, port, threads, mounted) = parseArguments(CommandLine.arguments.dropFirst()) else {
+    print("usage: socket-gateway-conformance [--port N] [--host ADDRESS] [--threads N] [--mounted]")
     exit(2)
 }
 
@@ -89,9 +97,26 @@ for name in ["/", "/custom"] {
     }
 }
 
+var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: server)]
+if mounted {
+    let router = Router(context: SocketIORequestContext.self)
+    router.addSocketIO(server)
+    if let echo = server.mountedEngineIOEndpoint(path: "/engine.io/") { router.addEngineIO(echo) }
+    let app = Application(
+        router: router,
+        server: .http1WebSocketUpgrade(
+            webSocketRouter: router,
+            configuration: .init(ws: .socketIO(server))
+        ),
+        configuration: .init(address: .hostname(host, port: port)),
+        logger: logger
+    )
+    services.append(.init(service: app))
+}
+
 let group = ServiceGroup(
     configuration: ServiceGroupConfiguration(
-        services: [.init(service: server)],
+        services: services,
         gracefulShutdownSignals: [.sigterm, .sigint],
         logger: logger
     )

@@ -2,11 +2,16 @@
 // clients. Every handler is an ordinary use of the public API; nothing here fakes a protocol behaviour.
 //
 // Usage: socket-gateway-interop-server [--host 127.0.0.1] [--port 0]
-// Environment: SOCKET_TOKEN_SECRET (required, the HS256 secret), SOCKET_GATEWAY_LOG_LEVEL (default "info").
+// Environment: SOCKET_TOKEN_SECRET (required, the HS256 secret), SOCKET_GATEWAY_LOG_LEVEL (default "info"),
+// SOCKET_GATEWAY_INTEROP_MOUNTED=hummingbird (serve through a Hummingbird application, SocketGatewayHummingbird,
+// with a route of its own at GET /app, instead of the server's own listener).
 // Prints exactly one line `LISTENING <port>` on stdout once listening; logs go to stderr. Stops on SIGTERM/SIGINT.
 
 import Foundation
+import Hummingbird
+import HummingbirdWebSocket
 import Logging
+import SocketGatewayHummingbird
 import SocketGatewayServer
 import UnixSignals
 
@@ -317,6 +322,16 @@ func runInteropServer() async -> Int32 {
     installTypedHandlers(on: server.namespace("/"), gateway: server.gateway, logger: logger)
     installMiddlewareHandlers(on: server, logger: logger)
 
+    switch environment["SOCKET_GATEWAY_INTEROP_MOUNTED"] ?? "" {
+    case "":
+        break
+    case "hummingbird":
+        return await runMounted(server, options: options, logger: logger)
+    case let other:
+        writeError("socket-gateway-interop-server: SOCKET_GATEWAY_INTEROP_MOUNTED must be hummingbird, got \(other)")
+        return 2
+    }
+
     let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
     do {
         try await server.start()
@@ -340,6 +355,34 @@ func runInteropServer() async -> Int32 {
         try await server.shutdown()
     } catch {
         writeError("socket-gateway-interop-server: shutdown failed: \(error)")
+        return 1
+    }
+    return 0
+}
+
+/// Serves `server` mounted on a Hummingbird application (its own route `GET /app` beside Socket.IO) until
+/// SIGTERM/SIGINT; the application runs the server among its services.
+func runMounted(_ server: SocketServer, options: InteropServerOptions, logger: Logger) async -> Int32 {
+    let router = Router(context: SocketIORequestContext.self)
+    router.get("/app") { _, _ in "the application's own route" }
+    router.addSocketIO(server)
+    let app = Application(
+        router: router,
+        server: .http1WebSocketUpgrade(
+            webSocketRouter: router,
+            configuration: .init(ws: .socketIO(server))
+        ),
+        configuration: .init(address: .hostname(options.host, port: options.port)),
+        services: [server],
+        onServerRunning: { channel in
+            FileHandle.standardOutput.write(Data("LISTENING \(channel.localAddress?.port ?? 0)\n".utf8))
+        },
+        logger: logger
+    )
+    do {
+        try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
+    } catch {
+        writeError("socket-gateway-interop-server: the mounted application stopped: \(error)")
         return 1
     }
     return 0
