@@ -164,7 +164,9 @@ final class RoomShard: @unchecked Sendable {
                 return
             }
             session.send(message, flushingIn: self.flushBatch)
-            if let outgoing { SocketConnection.notify(outgoing.listeners, connection, outgoing.event, outgoing.arguments) }
+            if let outgoing {
+                SocketConnection.notify(outgoing.listeners, connection, outgoing.event, outgoing.arguments)
+            }
             delivered += 1
         }
         self.flushBatch.flush()
@@ -187,7 +189,9 @@ final class RoomShard: @unchecked Sendable {
         index.forEachRecipient(rooms: rooms, excluding: excluding) { connection in
             guard connection.replayedThrough < counter else { return }
             connection.client.session.send(message, flushingIn: self.flushBatch)
-            if let outgoing { SocketConnection.notify(outgoing.listeners, connection, outgoing.event, outgoing.arguments) }
+            if let outgoing {
+                SocketConnection.notify(outgoing.listeners, connection, outgoing.event, outgoing.arguments)
+            }
             delivered += 1
         }
         self.flushBatch.flush()

@@ -70,7 +70,14 @@ public final class SocketGateway: SocketEmitter {
             deliveries = await self.deliverVolatile(event, arguments: arguments, target: target, options, outgoing)
         } else if let recovery = self.shards.recovery {
             // Logged with an offset as its last argument, for connection state recovery.
-            deliveries = await self.deliverLogged(event, arguments: arguments, recovery, target: target, options, outgoing)
+            deliveries = await self.deliverLogged(
+                event,
+                arguments: arguments,
+                recovery,
+                target: target,
+                options,
+                outgoing
+            )
         } else {
             let message = SocketIOWire.event(
                 namespace: options.namespace,
