@@ -422,6 +422,11 @@ package final class EngineIOExternalWebSocket: EngineIOWebSocketConnection, @unc
     func unsentBytes(on eventLoop: any EventLoop) -> Int {
         self.state.withLockedValue { $0.unsent }
     }
+
+    /// The framework's writer has taken everything handed to it so far.
+    var isWritable: Bool {
+        self.state.withLockedValue { $0.unsent == 0 }
+    }
 }
 
 extension WebSocketFrameBytes {

@@ -93,7 +93,7 @@ package final class EngineIOSession: @unchecked Sendable {
         case .polling:
             return self.stateMachine.hasPendingGet && self.stateMachine.bufferedBytes == 0
         case .websocket:
-            guard let channel = self.mainWebSocket?.channel, channel.isWritable else { return false }
+            guard let webSocket = self.mainWebSocket, webSocket.isWritable else { return false }
             return self.bufferedBytesForBudget() == 0
         }
     }

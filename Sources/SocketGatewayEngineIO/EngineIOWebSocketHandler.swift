@@ -21,6 +21,8 @@ protocol EngineIOWebSocketConnection: AnyObject, Sendable {
     func close(reason: EngineIOCloseReason?)
     /// The bytes written and not yet taken by the peer, when they can be read on `eventLoop` (else 0).
     func unsentBytes(on eventLoop: any EventLoop) -> Int
+    /// Whether a message written now goes out without waiting behind earlier ones (volatile emits ask).
+    var isWritable: Bool { get }
 }
 
 extension EngineIOWebSocketConnection {
@@ -94,6 +96,10 @@ final class ChannelWebSocketConnection: EngineIOWebSocketConnection, @unchecked 
     /// Sends a close frame and closes the connection. Only the first call sends a frame; it carries `failure`
     /// when a protocol error set one (on the channel's loop), else the code for `reason`.
     /// - Parameter reason: why the session ended (nil: normal closure).
+    var isWritable: Bool {
+        self.channel.isWritable
+    }
+
     func unsentBytes(on eventLoop: any EventLoop) -> Int {
         guard self.channel.eventLoop === eventLoop else { return 0 }
         return (try? self.channel.syncOptions?.getOption(ChannelOptions.bufferedWritableBytes)) ?? 0
