@@ -275,7 +275,10 @@ public struct JWTAuthenticator: SocketAuthenticator {
         do {
             return try await self.verify(auth: auth)
         } catch {
-            var metadata: Logger.Metadata = ["reason": "\(error.code)", "detail": "\(error.detail)"]
+            // The detail may quote what the peer sent (a claim, a kid, a decoder message): escaped and cut.
+            var metadata: Logger.Metadata = [
+                "reason": "\(error.code)", "detail": "\(LogSafe.text(error.detail, limit: 300))",
+            ]
             if let address = handshake.remoteAddress { metadata["peer"] = "\(address)" }
             self.refusalWarning.log(self.logger, "socket.io client refused: invalid token", metadata: metadata)
             return nil

@@ -358,6 +358,14 @@ extension ServeCommand {
             authenticator = try JWTAuthenticator(configuration: jwt, logger: logger)
         } catch {
             typealias Key = SocketServerConfiguration.EnvironmentKey
+            if error.variable == "keys" {
+                throw fail(
+                    "serve",
+                    "SOCKET_JWT_… settings but no key: set --token-secret / SOCKET_TOKEN_SECRET, "
+                        + "SOCKET_JWT_PUBLIC_KEY or SOCKET_JWT_JWKS",
+                    ExitCodes.notConfigured
+                )
+            }
             let variable =
                 [
                     "publicKeyPEM": Key.jwtPublicKey, "keySet": Key.jwtKeySet, "algorithms": Key.jwtAlgorithms,

@@ -149,6 +149,7 @@ def test_bad_provider_tokens_are_refused_and_logged_without_the_token(identity_p
         ({"SOCKET_JWT_PUBLIC_KEY": "/nonexistent/key.pem"}, "SOCKET_JWT_PUBLIC_KEY cannot read '/nonexistent/key.pem'"),
         ({"SOCKET_JWT_LEEWAY": "soon"}, "SOCKET_JWT_LEEWAY must be a number of seconds"),
         ({"SOCKET_JWT_REQUIRE_EXP": "maybe"}, "SOCKET_JWT_REQUIRE_EXP must be true or false, got 'maybe'"),
+        ({"SOCKET_JWT_AUDIENCE": "api"}, "SOCKET_JWT_… settings but no key: set --token-secret"),
     ],
 )
 def test_serve_refuses_bad_jwt_settings_at_startup(tmp_path, environment, message):
