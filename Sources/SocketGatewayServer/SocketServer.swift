@@ -56,9 +56,9 @@ public final class SocketServer: Service, Sendable {
     /// be used (``SocketServerConfiguration/validate()``, an invalid Redis URL, no authentication).
     /// - Parameters:
     ///   - configuration: Address, paths, timeouts.
-    ///   - authenticator: Decides who may connect; nil uses `configuration.tokenSecret` (HS256 JWT) when set,
-    ///     else accepts everyone if `configuration.allowAnonymous` — and refuses to start otherwise. It runs as
-    ///     the first middleware (``SocketMiddleware/authenticate(with:)``), before those added with `use`.
+    ///   - authenticator: Decides who may connect; nil uses `configuration.jwt` / `configuration.tokenSecret` (JWTs)
+    ///     when set, else accepts everyone if `configuration.allowAnonymous` — and refuses to start otherwise.
+    ///     It runs as the first middleware (``SocketMiddleware/authenticate(with:)``), before those added with `use`.
     ///   - logger: Where the server logs.
     ///   - httpFallback: Answers HTTP requests outside the Socket.IO path (e.g. a page at `/`); nil answers 404.
     ///     `GET /healthz` is answered before it with ``clusterHealth`` as JSON.
@@ -147,9 +147,11 @@ public final class SocketServer: Service, Sendable {
             }
         }
         var authenticator = authenticator
-        if authenticator == nil, let secret = configuration.tokenSecret {
+        if authenticator == nil, configuration.tokenSecret != nil || configuration.jwt != nil {
+            var jwt = configuration.jwt ?? JWTAuthenticator.Configuration()
+            if jwt.secret == nil { jwt.secret = configuration.tokenSecret }
             do {
-                authenticator = try JWTAuthenticator(secret: secret, logger: logger)
+                authenticator = try JWTAuthenticator(configuration: jwt, logger: logger)
             } catch {
                 configurationError = configurationError ?? error
             }

@@ -1,3 +1,4 @@
+import Foundation
 public import SocketGatewayEngineIO
 public import SocketGatewayRedis
 
@@ -135,8 +136,26 @@ extension SocketServerConfiguration {
         /// A PEM file of the CA certificates that sign the Redis server's certificate (`rediss://`, a private CA);
         /// also `SOCKET_REDIS_TLS_CERT`, `…_KEY`, `…_SERVER_NAME` (``RedisTLSConfiguration/EnvironmentKey``).
         public static let redisTLSCA = RedisTLSConfiguration.EnvironmentKey.caFile
-        /// The HS256 secret of client tokens.
+        /// The HMAC secret of client tokens (HS256/384/512).
         public static let tokenSecret = "SOCKET_TOKEN_SECRET"
+        /// A PEM file: the public key or certificate client tokens are signed for (RSA, EC, Ed25519).
+        public static let jwtPublicKey = "SOCKET_JWT_PUBLIC_KEY"
+        /// A JSON Web Key Set: an `https://` URL or a file path; tokens name their key with `kid`.
+        public static let jwtKeySet = "SOCKET_JWT_JWKS"
+        /// Seconds between key set fetches (default 300); an unknown `kid` fetches sooner, at most every 30 s.
+        public static let jwtKeySetRefresh = "SOCKET_JWT_JWKS_REFRESH"
+        /// Comma-separated accepted algorithms (default all: HS256/384/512, RS256/384/512, ES256/384/512, EdDSA).
+        public static let jwtAlgorithms = "SOCKET_JWT_ALGORITHMS"
+        /// Comma-separated accepted audiences: the token's `aud` must name one (default: not checked).
+        public static let jwtAudience = "SOCKET_JWT_AUDIENCE"
+        /// The accepted issuer: the token's `iss` must equal it (default: not checked).
+        public static let jwtIssuer = "SOCKET_JWT_ISSUER"
+        /// Seconds of clock skew tolerated for `exp` and `nbf` (default 0).
+        public static let jwtLeeway = "SOCKET_JWT_LEEWAY"
+        /// The claim naming the user (default `sub`).
+        public static let jwtUserClaim = "SOCKET_JWT_USER_CLAIM"
+        /// `true` (default) refuses tokens without `exp`; `false` accepts them.
+        public static let jwtRequireExpiration = "SOCKET_JWT_REQUIRE_EXP"
         /// Comma-separated allowed origins for long-polling; `*` allows any.
         public static let corsOrigins = "SOCKET_CORS_ORIGINS"
         /// Comma-separated IP addresses or CIDR ranges of the reverse proxies whose `X-Forwarded-For` is believed
@@ -260,6 +279,7 @@ extension SocketServerConfiguration {
                 message: "must be set with \(EnvironmentKey.tlsKey): the private key needs its certificate chain"
             )
         }
+        self.jwt = try Self.jwtConfiguration(read)
         if let origins = read(EnvironmentKey.corsOrigins) {
             self.cors = Self.corsPolicy(origins.split(separator: ",").map { Self.trimmed(String($0)) })
         }
@@ -276,6 +296,90 @@ extension SocketServerConfiguration {
                 )
             }
         }
+    }
+
+    /// The JWT settings the `SOCKET_JWT_…` variables give, or nil when none is set.
+    private static func jwtConfiguration(
+        _ read: (String) -> String?
+    ) throws(SocketServerConfigurationError) -> JWTAuthenticator.Configuration? {
+        typealias Key = EnvironmentKey
+        let names = [
+            Key.jwtPublicKey, Key.jwtKeySet, Key.jwtKeySetRefresh, Key.jwtAlgorithms, Key.jwtAudience, Key.jwtIssuer,
+            Key.jwtLeeway, Key.jwtUserClaim, Key.jwtRequireExpiration,
+        ]
+        guard names.contains(where: { read($0) != nil }) else { return nil }
+        func list(_ text: String) -> [String] {
+            text.split(separator: ",").map { Self.trimmed(String($0)) }.filter { !$0.isEmpty }
+        }
+        func seconds(_ name: String, _ range: ClosedRange<Double>) throws(SocketServerConfigurationError) -> Duration? {
+            guard let text = read(name) else { return nil }
+            guard let value = Double(text), range.contains(value) else {
+                throw SocketServerConfigurationError(
+                    variable: name,
+                    message:
+                        "must be a number of seconds, \(Int(range.lowerBound))...\(Int(range.upperBound)), got '\(text)'"
+                )
+            }
+            return .milliseconds(Int64((value * 1000).rounded()))
+        }
+        var jwt = JWTAuthenticator.Configuration()
+        if let path = read(Key.jwtPublicKey) {
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw SocketServerConfigurationError(variable: Key.jwtPublicKey, message: "cannot read '\(path)'")
+            }
+            jwt.publicKeyPEM = String(decoding: data, as: UTF8.self)
+        }
+        if let text = read(Key.jwtKeySet) {
+            let lowercased = text.lowercased()
+            if lowercased.hasPrefix("https://") || lowercased.hasPrefix("http://") {
+                jwt.keySet = .url(text)
+            } else {
+                guard FileManager.default.isReadableFile(atPath: text) else {
+                    throw SocketServerConfigurationError(
+                        variable: Key.jwtKeySet,
+                        message: "cannot read '\(text)' (give an https:// URL or a readable file)"
+                    )
+                }
+                jwt.keySet = .file(text)
+            }
+        }
+        if let refresh = try seconds(Key.jwtKeySetRefresh, 1...86_400) {
+            jwt.keySetRefreshInterval = refresh
+            jwt.keySetMinimumFetchInterval = min(jwt.keySetMinimumFetchInterval, refresh)
+        }
+        if let text = read(Key.jwtAlgorithms) {
+            var algorithms = Set<JWTAuthenticator.Algorithm>()
+            for name in list(text) {
+                guard let algorithm = JWTAuthenticator.Algorithm(name: name) else {
+                    throw SocketServerConfigurationError(
+                        variable: Key.jwtAlgorithms,
+                        message: "unknown algorithm '\(name)'; known: "
+                            + JWTAuthenticator.Algorithm.all.map(\.name).joined(separator: ", ")
+                    )
+                }
+                algorithms.insert(algorithm)
+            }
+            guard !algorithms.isEmpty else {
+                throw SocketServerConfigurationError(variable: Key.jwtAlgorithms, message: "names no algorithm")
+            }
+            jwt.algorithms = algorithms
+        }
+        if let text = read(Key.jwtAudience) { jwt.audiences = list(text) }
+        jwt.issuer = read(Key.jwtIssuer)
+        if let leeway = try seconds(Key.jwtLeeway, 0...3600) { jwt.leeway = leeway }
+        if let claim = read(Key.jwtUserClaim) { jwt.userClaim = claim }
+        if let text = read(Key.jwtRequireExpiration) {
+            switch text.lowercased() {
+            case "true", "1", "yes": jwt.requireExpiration = true
+            case "false", "0", "no": jwt.requireExpiration = false
+            default:
+                throw SocketServerConfigurationError(
+                    variable: Key.jwtRequireExpiration,
+                    message: "must be true or false, got '\(text)'"
+                )
+            }
+        }
+        return jwt
     }
 
     /// The CORS policy for a list of origins: none for an empty list, any when it holds `*`.

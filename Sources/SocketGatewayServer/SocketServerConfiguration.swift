@@ -29,6 +29,11 @@ public struct SocketServerConfiguration: Sendable {
     /// `auth: {token}` with a JWT whose `sub` is their user id. It must not be empty (``validate()`` throws). With
     /// no secret and no authenticator the server refuses to start unless ``allowAnonymous`` is set.
     public var tokenSecret: String?
+    /// Verification of client JWTs beyond a bare secret: a PEM public key, a JSON Web Key Set (file or URL),
+    /// algorithms, `aud`, `iss`, leeway, the user claim (see ``JWTAuthenticator/Configuration``). When set and
+    /// `SocketServer` gets no authenticator, clients are verified with it; ``tokenSecret``, when also set, is its
+    /// HMAC secret. `nil` (the default): ``tokenSecret`` alone, HS256/384/512 with the user in `sub`.
+    public var jwt: JWTAuthenticator.Configuration?
     /// Checks the events other hosts publish on the Redis channel before they are delivered here (clustered
     /// servers only); `nil` delivers them unchecked. E.g. `.strict(SheetSyncEvent.self)`.
     public var inboundValidation: InboundEventValidation?

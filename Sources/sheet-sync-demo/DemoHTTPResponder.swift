@@ -1,4 +1,5 @@
 import Foundation
+import JWTKit
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -41,7 +42,7 @@ struct DemoHTTPResponder: HTTPFallbackResponder {
                 return Self.json(.ok, DemoSheet.listJSON)
             }
             if head.method == .POST, segments == ["api", "token"] {
-                return self.issueToken(body: body)
+                return await self.issueToken(body: body)
             }
             if head.method == .POST, segments.count == 4, segments[1] == "sheets", segments[3] == "sync" {
                 return await self.queueSync(sheetID: segments[2], headers: head.headers)
@@ -66,7 +67,7 @@ struct DemoHTTPResponder: HTTPFallbackResponder {
     }
 
     /// `POST /api/token`: `{"user": "<id>"}` → `{"token", "user", "expires_at"}`.
-    private func issueToken(body: ByteBuffer) -> HTTPFallbackResponse {
+    private func issueToken(body: ByteBuffer) async -> HTTPFallbackResponse {
         let request: JSONValue
         do {
             request = try JSONValue.parse(body)
@@ -83,15 +84,16 @@ struct DemoHTTPResponder: HTTPFallbackResponder {
         let expiresAt = now.addingTimeInterval(DemoDefaults.tokenLifetime)
         let token: String
         do {
-            token = try HS256JWT.sign(
-                claims: .object([
-                    (key: "sub", value: .string(user)),
-                    (key: "iat", value: .int(Int64(now.timeIntervalSince1970))),
-                    (key: "exp", value: .int(Int64(expiresAt.timeIntervalSince1970))),
-                    (key: "iss", value: .string("sheet-sync-demo")),
-                ]),
-                secret: self.jwtSecret
+            let claims = DemoTokenClaims(
+                sub: SubjectClaim(value: user),
+                iat: IssuedAtClaim(value: Date(timeIntervalSince1970: now.timeIntervalSince1970.rounded(.down))),
+                exp: ExpirationClaim(
+                    value: Date(timeIntervalSince1970: expiresAt.timeIntervalSince1970.rounded(.down))
+                ),
+                iss: IssuerClaim(value: "sheet-sync-demo")
             )
+            let keys = await JWTKeyCollection().add(hmac: HMACKey(from: self.jwtSecret), digestAlgorithm: .sha256)
+            token = try await keys.sign(claims)
         } catch {
             return Self.problem(.internalServerError, "cannot sign a token: \(error)")
         }
@@ -117,7 +119,7 @@ struct DemoHTTPResponder: HTTPFallbackResponder {
         let token = String(authorization.dropFirst("bearer ".count)).trimmingCharacters(in: .whitespaces)
         let user: AuthenticatedUser
         do {
-            user = try self.authenticator.verify(auth: .object([(key: "token", value: .string(token))]))
+            user = try await self.authenticator.verify(auth: .object([(key: "token", value: .string(token))]))
         } catch {
             return Self.problem(.unauthorized, "\(error)")
         }
@@ -203,4 +205,14 @@ struct DemoLog: Sendable {
         let line = "\(self.name.padding(toLength: 9, withPad: " ", startingAt: 0)) \(text)\n"
         FileHandle.standardOutput.write(Data(line.utf8))
     }
+}
+
+/// The claims of a demo token (HS256 with the demo secret, signed by jwt-kit).
+struct DemoTokenClaims: JWTPayload {
+    var sub: SubjectClaim
+    var iat: IssuedAtClaim
+    var exp: ExpirationClaim
+    var iss: IssuerClaim
+
+    func verify(using algorithm: some JWTAlgorithm) async throws {}
 }

@@ -23,12 +23,16 @@ struct ServeCommand: AsyncParsableCommand {
         commandName: "serve",
         abstract: "Run a Socket.IO server (clustered through Redis when a Redis URL is given).",
         discussion: """
-            Clients authenticate with `auth: {token: <HS256 JWT>}` and join the room
-            user:<sub>. Without --token-secret (or SOCKET_TOKEN_SECRET) the server
-            refuses to start unless --allow-anonymous is given; then clients are
-            NOT authenticated. A secret shorter than 32 bytes can be guessed: it is
-            refused unless --allow-weak-token-secret is given. Without a Redis URL
-            the server runs local-only.
+            Clients authenticate with `auth: {token: <JWT>}` and join the room
+            user:<sub>. Tokens are verified with --token-secret (SOCKET_TOKEN_SECRET,
+            HS256/384/512) and/or a public key or key set: SOCKET_JWT_PUBLIC_KEY (PEM
+            file), SOCKET_JWT_JWKS (https URL or file), SOCKET_JWT_JWKS_REFRESH,
+            SOCKET_JWT_ALGORITHMS, SOCKET_JWT_AUDIENCE, SOCKET_JWT_ISSUER,
+            SOCKET_JWT_LEEWAY, SOCKET_JWT_USER_CLAIM, SOCKET_JWT_REQUIRE_EXP. Without
+            any key the server refuses to start unless --allow-anonymous is given;
+            then clients are NOT authenticated. A secret shorter than 32 bytes can be
+            guessed: it is refused (RFC 7518 §3.2). Without a Redis URL the server
+            runs local-only.
 
             With --tls-cert and --tls-key (or SOCKET_TLS_CERT, SOCKET_TLS_KEY) it serves
             https:// and wss:// only; SIGHUP reads both files again (new connections get
@@ -82,7 +86,7 @@ struct ServeCommand: AsyncParsableCommand {
     var allowAnonymous = false
     @Flag(
         name: .customLong("allow-weak-token-secret"),
-        help: "Start with a token secret shorter than 32 bytes (one that can be guessed; for local tests only)."
+        help: "No longer accepted: a token secret needs at least 32 bytes (RFC 7518 §3.2, enforced by jwt-kit)."
     )
     var allowWeakTokenSecret = false
     @Option(
@@ -242,7 +246,15 @@ struct ServeCommand: AsyncParsableCommand {
             }
         }
 
-        if configuration.tokenSecret == nil {
+        if configuration.jwt != nil, self.allowAnonymous {
+            throw fail(
+                "serve",
+                "SOCKET_JWT_… settings and --allow-anonymous contradict each other: drop --allow-anonymous to "
+                    + "require tokens, or the SOCKET_JWT_… variables to accept anonymous clients",
+                ExitCodes.usage
+            )
+        }
+        if configuration.tokenSecret == nil, configuration.jwt == nil {
             guard self.allowAnonymous else {
                 throw fail(
                     "serve",
@@ -262,7 +274,13 @@ struct ServeCommand: AsyncParsableCommand {
             }
         }
         let metrics = try Self.setUpMetrics(configuration, logger: logger)
-        let server = SocketServer(configuration: configuration, logger: logger, httpFallback: metrics.responder)
+        let authenticator = try await self.makeAuthenticator(configuration, logger: logger)
+        let server = SocketServer(
+            configuration: configuration,
+            authenticator: authenticator,
+            logger: logger,
+            httpFallback: metrics.responder
+        )
         for namespace in self.namespaces { server.namespace(namespace) }
         // The server is a service of the group: its run() owns every task it starts. A sibling child task
         // announces the port once it listens.
@@ -368,12 +386,56 @@ extension ServeCommand {
         }
     }
 
-    /// The fewest bytes of a token secret `serve` accepts without `--allow-weak-token-secret`: HS256 keys shorter
-    /// than the hash (RFC 7518 §3.2) can be guessed.
-    static let minimumTokenSecretBytes = 32
+    /// The JWT authenticator of the secret and `SOCKET_JWT_…` settings (nil for anonymous), checked now: a bad key,
+    /// URL or algorithm list, or a key set file that holds no usable key, stops `serve` (78) with the variable
+    /// named. A key set URL that cannot be fetched now is logged and fetched again when a client needs it.
+    private func makeAuthenticator(
+        _ configuration: SocketServerConfiguration,
+        logger: Logger
+    ) async throws -> JWTAuthenticator? {
+        guard configuration.tokenSecret != nil || configuration.jwt != nil else { return nil }
+        var jwt = configuration.jwt ?? JWTAuthenticator.Configuration()
+        if jwt.secret == nil { jwt.secret = configuration.tokenSecret }
+        let authenticator: JWTAuthenticator
+        do {
+            authenticator = try JWTAuthenticator(configuration: jwt, logger: logger)
+        } catch {
+            typealias Key = SocketServerConfiguration.EnvironmentKey
+            if error.variable == "keys" {
+                throw fail(
+                    "serve",
+                    "SOCKET_JWT_… settings but no key: set --token-secret / SOCKET_TOKEN_SECRET, "
+                        + "SOCKET_JWT_PUBLIC_KEY or SOCKET_JWT_JWKS",
+                    ExitCodes.notConfigured
+                )
+            }
+            let variable =
+                [
+                    "publicKeyPEM": Key.jwtPublicKey, "keySet": Key.jwtKeySet, "algorithms": Key.jwtAlgorithms,
+                    "secret": Key.tokenSecret, "userClaim": Key.jwtUserClaim, "audiences": Key.jwtAudience,
+                    "leeway": Key.jwtLeeway, "keySetRefreshInterval": Key.jwtKeySetRefresh,
+                ][error.variable] ?? error.variable
+            throw fail("serve", "\(variable) \(error.message)", ExitCodes.notConfigured)
+        }
+        if let problem = await authenticator.loadKeySet() {
+            guard case .url = jwt.keySet else {
+                throw fail("serve", "SOCKET_JWT_JWKS \(problem)", ExitCodes.notConfigured)
+            }
+            logger.warning(
+                "JWT key set not fetched at startup; fetched again when a client needs it",
+                metadata: ["error": "\(problem)"]
+            )
+        }
+        return authenticator
+    }
 
-    /// Refuses a token secret together with `--allow-anonymous` (contradictory: 64), and a secret shorter than
-    /// ``minimumTokenSecretBytes`` unless `--allow-weak-token-secret` (64 from the flag, 78 from the environment).
+    /// The fewest bytes of a token secret `serve` accepts: HMAC keys shorter than the hash can be guessed
+    /// (RFC 7518 §3.2; jwt-kit refuses them).
+    static let minimumTokenSecretBytes = JWTAuthenticator.minimumSecretBytes
+
+    /// Refuses a token secret together with `--allow-anonymous` (contradictory: 64), a secret shorter than
+    /// ``minimumTokenSecretBytes`` (64 from the flag, 78 from the environment), and `--allow-weak-token-secret`,
+    /// which no longer has a use (64).
     private func checkTokenSecret(_ secret: String?) throws {
         guard let secret else { return }
         let source = self.tokenSecret?.isEmpty == false ? "--token-secret" : "SOCKET_TOKEN_SECRET"
@@ -385,13 +447,20 @@ extension ServeCommand {
                 ExitCodes.usage
             )
         }
+        if self.allowWeakTokenSecret {
+            throw fail(
+                "serve",
+                "--allow-weak-token-secret is no longer accepted: a token secret needs at least "
+                    + "\(Self.minimumTokenSecretBytes) bytes (RFC 7518 §3.2; jwt-kit refuses shorter HMAC keys)",
+                ExitCodes.usage
+            )
+        }
         let length = secret.utf8.count
-        guard length >= Self.minimumTokenSecretBytes || self.allowWeakTokenSecret else {
+        guard length >= Self.minimumTokenSecretBytes else {
             throw fail(
                 "serve",
                 "\(source) is \(length) bytes, too short to keep tokens from being forged: use at least "
-                    + "\(Self.minimumTokenSecretBytes) random bytes (e.g. `openssl rand -base64 32`), or pass "
-                    + "--allow-weak-token-secret to start anyway",
+                    + "\(Self.minimumTokenSecretBytes) random bytes (e.g. `openssl rand -base64 32`)",
                 source == "--token-secret" ? ExitCodes.usage : ExitCodes.notConfigured
             )
         }

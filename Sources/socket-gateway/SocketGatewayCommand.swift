@@ -22,6 +22,7 @@ struct SocketGatewayCommand: AsyncParsableCommand {
             Environment: HOST, PORT, SOCKET_PATH, REDIS_URL, SOCKET_REDIS_CHANNEL,
             SOCKET_REDIS_TLS_CA, SOCKET_REDIS_TLS_CERT, SOCKET_REDIS_TLS_KEY,
             SOCKET_REDIS_TLS_SERVER_NAME (for rediss:// URLs), SOCKET_TOKEN_SECRET,
+            SOCKET_JWT_PUBLIC_KEY, SOCKET_JWT_JWKS and the other SOCKET_JWT_… (serve --help),
             SOCKET_CORS_ORIGINS (comma-separated, * for any),
             SOCKET_PING_INTERVAL, SOCKET_PING_TIMEOUT (seconds).
             Flags override the environment.

@@ -37,7 +37,7 @@ private let pythonClients = #"""
         let python = try PythonPeer.interpreter(importing: ["socketio", "aiohttp"])
         let redis = try await RedisServerProcess.start()
         let channel = "socketio-py-\(UUID().uuidString.prefix(8))"
-        let secret = "cluster-python-secret"
+        let secret = "cluster-python-secret-0123456789abcdef"
         var logger = Logger(label: "cluster-python-test")
         logger.logLevel = .critical
         let server = SocketServer(
@@ -59,15 +59,16 @@ private let pythonClients = #"""
             // SIGKILL: a child of the test process inherits its blocked signals, so SIGTERM may never arrive.
             if process.isRunning { kill(process.processIdentifier, SIGKILL) }
         }
-        func token(_ user: String) throws -> String {
-            try HS256JWT.sign(
-                claims: ["sub": .string(user), "exp": .int(Int64(Date().timeIntervalSince1970) + 600)],
+        func token(_ user: String) async throws -> String {
+            try await TestTokens.hs256(
+                ["sub": .string(user), "exp": .int(Int64(Date().timeIntervalSince1970) + 600)],
                 secret: secret
             )
         }
         process.executableURL = URL(fileURLWithPath: python)
         process.arguments = [
-            script.path, "http://127.0.0.1:\(try #require(server.localPort))", try token("alice"), try token("bob"),
+            script.path, "http://127.0.0.1:\(try #require(server.localPort))", try await token("alice"),
+            try await token("bob"),
         ]
         let output = Pipe()
         process.standardOutput = output

@@ -1,253 +1,376 @@
-import Crypto
 import Foundation
+import JWTKit
 import SocketGatewayCore
 import Testing
 
 @testable import SocketGatewayServer
 
+/// The JWT authenticator at a fixed `now`: every algorithm with keys made in the test (RSA by the `openssl` CLI,
+/// EC and Ed25519 by jwt-kit), every claim rule, and the refusals with their reasons.
 @Suite struct JWTTests {
-    let secret = "s3cret-for-tests"
-    let now = Date(timeIntervalSince1970: 1_800_000_000)
+    /// 64 bytes: long enough for HS512 (RFC 7518 §3.2).
+    static let secret = String(repeating: "s3cret-for-tests", count: 4)
+    static let now = Date(timeIntervalSince1970: 1_800_000_000)
+    /// Claims that pass every default rule at ``now``.
+    static let valid: JSONValue = ["sub": "42", "exp": .int(1_800_000_060)]
 
-    private func authenticator(leeway: Duration = .zero) -> JWTAuthenticator {
-        let fixed = self.now
-        // The secret is not empty, so this cannot throw.
-        return try! JWTAuthenticator(secret: self.secret, leeway: leeway, now: { fixed })
+    private func authenticator(_ configuration: JWTAuthenticator.Configuration) throws -> JWTAuthenticator {
+        let fixed = Self.now
+        return try JWTAuthenticator(configuration: configuration, now: { fixed })
     }
 
-    private func sign(_ claims: JSONValue, secret: String? = nil) -> String {
-        // The secrets here are not empty, so this cannot throw.
-        try! HS256JWT.sign(claims: claims, secret: secret ?? self.secret)
+    private func hmacKeys(_ digest: DigestAlgorithm, secret: String = Self.secret) async -> JWTKeyCollection {
+        await JWTKeyCollection().add(hmac: HMACKey(from: secret), digestAlgorithm: digest)
     }
 
-    private func code(_ body: () throws -> Void) -> JWTError.Code? {
+    /// The refusal code of verifying `token`, or nil when it was accepted.
+    private func code(_ authenticator: JWTAuthenticator, _ token: String) async -> JWTError.Code? {
         do {
-            try body()
+            _ = try await authenticator.verify(auth: ["token": .string(token)])
             return nil
-        } catch let error as JWTError {
-            return error.code
         } catch {
-            Issue.record("unexpected error \(error)")
-            return nil
+            return error.code
         }
     }
 
-    @Test func signThenVerifyGivesTheClaims() throws {
-        let claims: JSONValue = ["sub": "42", "exp": .int(1_800_000_060), "role": "admin"]
-        let token = self.sign(claims)
-        #expect(token.split(separator: ".").count == 3)
-        #expect(!token.contains("="))
-        let verified = try HS256JWT.verify(token, secret: self.secret, now: self.now)
-        #expect(verified == claims)
-        let user = try self.authenticator().verify(auth: ["token": .string(token)])
-        #expect(user == AuthenticatedUser(id: "42", claims: claims))
-    }
-
-    @Test func knownTokenFromAnotherImplementation() throws {
-        // Token from jwt.io's HS256 example, secret "your-256-bit-secret".
-        let token =
-            "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c"
-        let claims = try HS256JWT.verify(token, secret: "your-256-bit-secret", now: self.now)
-        #expect(claims["sub"] == "1234567890")
-        #expect(claims["iat"] == .int(1_516_239_022))
-    }
-
-    @Test func badSignatureIsRefused() {
-        let token = self.sign(["sub": "42"], secret: "other-secret")
-        #expect(self.code { _ = try HS256JWT.verify(token, secret: self.secret, now: self.now) } == .badSignature)
-        // A payload swapped under a valid signature is refused too.
-        let good = self.sign(["sub": "42"]).split(separator: ".")
-        let forgedPayload = Base64.encodeToString(Array(#"{"sub":"1"}"#.utf8), urlSafe: true)
-        let forged = "\(good[0]).\(forgedPayload).\(good[2])"
-        #expect(self.code { _ = try HS256JWT.verify(forged, secret: self.secret, now: self.now) } == .badSignature)
-    }
-
-    @Test func expiredIsRefusedUnlessWithinLeeway() throws {
-        let token = self.sign(["sub": "42", "exp": .int(1_799_999_990)])
-        #expect(self.code { _ = try self.authenticator().verify(auth: ["token": .string(token)]) } == .expired)
-        let user = try self.authenticator(leeway: .seconds(30)).verify(auth: ["token": .string(token)])
+    @Test func secretInitKeepsWorkingForHS256AndGivesTheClaims() async throws {
+        let token = try await TestTokens.sign(
+            ["sub": "42", "exp": .int(1_800_000_060), "role": "admin"],
+            with: await self.hmacKeys(.sha256)
+        )
+        let fixed = Self.now
+        let user = try await JWTAuthenticator(secret: Self.secret, now: { fixed }).verify(auth: [
+            "token": .string(token)
+        ])
         #expect(user.id == "42")
+        #expect(user.claims["role"] == "admin")
+        #expect(user.claims["exp"] == .int(1_800_000_060))
     }
 
-    @Test func notBeforeIsHonoured() {
-        let token = self.sign(["sub": "42", "nbf": .int(1_800_000_100)])
-        #expect(self.code { _ = try HS256JWT.verify(token, secret: self.secret, now: self.now) } == .notYetValid)
-    }
-
-    @Test func algNoneIsRefused() {
-        let header = Base64.encodeToString(Array(#"{"alg":"none","typ":"JWT"}"#.utf8), urlSafe: true)
-        let payload = Base64.encodeToString(Array(#"{"sub":"42"}"#.utf8), urlSafe: true)
-        #expect(
-            self.code { _ = try HS256JWT.verify("\(header).\(payload).", secret: self.secret, now: self.now) }
-                == .unsupportedAlgorithm
-        )
-        let hs512 = Base64.encodeToString(Array(#"{"alg":"HS512"}"#.utf8), urlSafe: true)
-        #expect(
-            self.code { _ = try HS256JWT.verify("\(hs512).\(payload).AAAA", secret: self.secret, now: self.now) }
-                == .unsupportedAlgorithm
-        )
-    }
-
-    @Test func missingSubjectIsRefused() {
-        let token = self.sign(["name": "nobody"])
-        #expect(self.code { _ = try self.authenticator().verify(auth: ["token": .string(token)]) } == .missingSubject)
-    }
-
-    @Test func malformedTokensAreRefused() {
-        for token in ["", "abc", "a.b", "a.b.c.d", "!!.??.**"] {
-            #expect(self.code { _ = try HS256JWT.verify(token, secret: self.secret, now: self.now) } == .malformed)
+    @Test func everyHMACAlgorithm() async throws {
+        let authenticator = try self.authenticator(.init(secret: Self.secret))
+        for digest in [DigestAlgorithm.sha256, .sha384, .sha512] {
+            let token = try await TestTokens.sign(Self.valid, with: await self.hmacKeys(digest))
+            #expect(await self.code(authenticator, token) == nil, "\(digest)")
+            let forged = try await TestTokens.sign(
+                Self.valid,
+                with: await self.hmacKeys(digest, secret: String(repeating: "o", count: 64))
+            )
+            #expect(await self.code(authenticator, forged) == .badSignature, "\(digest)")
         }
-        #expect(self.code { _ = try self.authenticator().verify(auth: nil) } == .malformed)
-        #expect(self.code { _ = try self.authenticator().verify(auth: ["token": 5]) } == .malformed)
+        // A 32-byte secret verifies HS256 only: HS384 and HS512 need 48 and 64 bytes (RFC 7518 §3.2).
+        let short = String(repeating: "k", count: 32)
+        let shortAuthenticator = try self.authenticator(.init(secret: short))
+        let hs256 = try await TestTokens.sign(Self.valid, with: await self.hmacKeys(.sha256, secret: short))
+        #expect(await self.code(shortAuthenticator, hs256) == nil)
+        let hs384 = try await TestTokens.sign(Self.valid, with: await self.hmacKeys(.sha384, secret: Self.secret))
+        #expect(await self.code(shortAuthenticator, hs384) == .unsupportedAlgorithm)
+        // Only the configured algorithms are accepted.
+        let only256 = try self.authenticator(.init(secret: Self.secret, algorithms: [.hs256]))
+        let hs512 = try await TestTokens.sign(Self.valid, with: await self.hmacKeys(.sha512))
+        #expect(await self.code(only256, hs512) == .unsupportedAlgorithm)
     }
 
-    @Test func authenticatorReturnsNilOnRefusal() async {
-        let user = await self.authenticator().authenticate(
-            auth: ["token": "nope"],
-            handshake: SocketHandshake(auth: nil)
+    @Test func everyRSAAlgorithmFromAPublicKeyAndACertificate() async throws {
+        let rsa = try OpenSSLKeys.rsa()
+        let privateKey = try Insecure.RSA.PrivateKey(pem: rsa.privatePEM)
+        for pem in [rsa.publicPEM, rsa.certificatePEM] {
+            let authenticator = try self.authenticator(.init(publicKeyPEM: pem))
+            for (digest, name) in [(DigestAlgorithm.sha256, "RS256"), (.sha384, "RS384"), (.sha512, "RS512")] {
+                let keys = await JWTKeyCollection().add(rsa: privateKey, digestAlgorithm: digest)
+                let token = try await TestTokens.sign(Self.valid, with: keys)
+                #expect(await self.code(authenticator, token) == nil, "\(name)")
+            }
+            // An HS256 token "signed" with the public key's text (algorithm confusion) is refused.
+            let confused = try await TestTokens.sign(Self.valid, with: await self.hmacKeys(.sha256, secret: pem))
+            #expect(await self.code(authenticator, confused) == .unsupportedAlgorithm)
+        }
+        // Another RSA key's token: bad signature.
+        let other = try OpenSSLKeys.rsa()
+        let otherKeys = await JWTKeyCollection().add(
+            rsa: try Insecure.RSA.PrivateKey(pem: other.privatePEM),
+            digestAlgorithm: .sha256
         )
-        #expect(user == nil)
+        let authenticator = try self.authenticator(.init(publicKeyPEM: rsa.publicPEM))
+        #expect(await self.code(authenticator, try await TestTokens.sign(Self.valid, with: otherKeys)) == .badSignature)
     }
 
-    // MARK: Hardening
-
-    @Test func emptySecretIsRefusedEverywhere() {
-        #expect(throws: SocketServerConfigurationError.self) { try JWTAuthenticator(secret: "") }
-        #expect(self.code { _ = try HS256JWT.sign(claims: ["sub": "42"], secret: "") } == .emptySecret)
-        // A token signed with an empty key (made by hand here) proves nothing: refused before it is read.
-        let header = Base64.encodeToString(Array(#"{"alg":"HS256","typ":"JWT"}"#.utf8), urlSafe: true)
-        let payload = Base64.encodeToString(Array(#"{"sub":"42"}"#.utf8), urlSafe: true)
-        let token =
-            "\(header).\(payload).\(base64url(hmacSHA256(key: [], message: Array("\(header).\(payload)".utf8))))"
-        #expect(self.code { _ = try HS256JWT.verify(token, secret: "", now: self.now) } == .emptySecret)
-        #expect(self.code { _ = try HS256JWT.verify(token, secret: self.secret, now: self.now) } == .badSignature)
+    @Test func everyECDSACurveAndEdDSA() async throws {
+        let p256 = ES256PrivateKey()
+        let p384 = ES384PrivateKey()
+        let p521 = ES512PrivateKey()
+        let ed25519 = try EdDSA.PrivateKey()
+        let cases: [(String, String, JWTKeyCollection)] = [
+            ("ES256", p256.publicKey.pemRepresentation, await JWTKeyCollection().add(ecdsa: p256)),
+            ("ES384", p384.publicKey.pemRepresentation, await JWTKeyCollection().add(ecdsa: p384)),
+            ("ES512", p521.publicKey.pemRepresentation, await JWTKeyCollection().add(ecdsa: p521)),
+            ("EdDSA", ed25519.publicKey.pemRepresentation, await JWTKeyCollection().add(eddsa: ed25519)),
+        ]
+        for (name, pem, keys) in cases {
+            let authenticator = try self.authenticator(.init(publicKeyPEM: pem))
+            let token = try await TestTokens.sign(Self.valid, with: keys)
+            #expect(await self.code(authenticator, token) == nil, "\(name)")
+            // A token of another key of the same kind: bad signature.
+            let otherKeys: JWTKeyCollection
+            switch name {
+            case "ES256": otherKeys = await JWTKeyCollection().add(ecdsa: ES256PrivateKey())
+            case "ES384": otherKeys = await JWTKeyCollection().add(ecdsa: ES384PrivateKey())
+            case "ES512": otherKeys = await JWTKeyCollection().add(ecdsa: ES512PrivateKey())
+            default: otherKeys = await JWTKeyCollection().add(eddsa: try EdDSA.PrivateKey())
+            }
+            #expect(
+                await self.code(authenticator, try await TestTokens.sign(Self.valid, with: otherKeys)) == .badSignature
+            )
+            // Not accepted when its algorithm is not configured.
+            let allButThis = Set(JWTAuthenticator.Algorithm.all.filter { $0.name != name })
+            #expect(throws: SocketServerConfigurationError.self) {
+                try self.authenticator(.init(publicKeyPEM: pem, algorithms: allButThis))
+            }
+            let without = try self.authenticator(.init(secret: Self.secret, publicKeyPEM: pem, algorithms: allButThis))
+            #expect(await self.code(without, token) == .unsupportedAlgorithm, "\(name)")
+        }
     }
 
-    @Test func expiryBoundariesAndLeeway() throws {
-        // exp is exclusive: a token expiring exactly now is expired.
-        let atNow = self.sign(["sub": "42", "exp": .int(1_800_000_000)])
-        #expect(self.code { _ = try HS256JWT.verify(atNow, secret: self.secret, now: self.now) } == .expired)
-        let inOneSecond = self.sign(["sub": "42", "exp": .int(1_800_000_001)])
-        #expect(try HS256JWT.verify(inOneSecond, secret: self.secret, now: self.now)["sub"] == "42")
-        // nbf within the leeway is accepted, beyond it refused.
-        let soon = self.sign(["sub": "42", "nbf": .int(1_800_000_020)])
-        #expect(try self.authenticator(leeway: .seconds(30)).verify(auth: ["token": .string(soon)]).id == "42")
+    @Test func expirationIsRequiredByDefaultAndExclusive() async throws {
+        let keys = await self.hmacKeys(.sha256)
+        let strict = try self.authenticator(.init(secret: Self.secret))
+        let lenient = try self.authenticator(.init(secret: Self.secret, requireExpiration: false))
+        let noExp = try await TestTokens.sign(["sub": "42"], with: keys)
+        #expect(await self.code(strict, noExp) == .missingExpiration)
+        #expect(await self.code(lenient, noExp) == nil)
+        let atNow = try await TestTokens.sign(["sub": "42", "exp": .int(1_800_000_000)], with: keys)
+        #expect(await self.code(strict, atNow) == .expired)
+        let inOneSecond = try await TestTokens.sign(["sub": "42", "exp": .double(1_800_000_000.5)], with: keys)
+        #expect(await self.code(strict, inOneSecond) == nil)
+        let withLeeway = try self.authenticator(.init(secret: Self.secret, leeway: .seconds(30)))
+        let expiredRecently = try await TestTokens.sign(["sub": "42", "exp": .int(1_799_999_980)], with: keys)
+        #expect(await self.code(strict, expiredRecently) == .expired)
+        #expect(await self.code(withLeeway, expiredRecently) == nil)
+        let notANumber = try await TestTokens.sign(["sub": "42", "exp": "tomorrow"], with: keys)
+        #expect(await self.code(strict, notANumber) == .malformed)
+    }
+
+    @Test func notBeforeWithLeeway() async throws {
+        let keys = await self.hmacKeys(.sha256)
+        let soon = try await TestTokens.sign(
+            ["sub": "42", "exp": .int(1_800_000_600), "nbf": .int(1_800_000_020)],
+            with: keys
+        )
+        #expect(await self.code(try self.authenticator(.init(secret: Self.secret)), soon) == .notYetValid)
         #expect(
-            self.code { _ = try self.authenticator(leeway: .seconds(10)).verify(auth: ["token": .string(soon)]) }
+            await self.code(try self.authenticator(.init(secret: Self.secret, leeway: .seconds(10))), soon)
                 == .notYetValid
         )
-        // exp and nbf must be numbers.
-        #expect(
-            self.code {
-                _ = try HS256JWT.verify(
-                    self.sign(["sub": "42", "exp": "tomorrow"]),
-                    secret: self.secret,
-                    now: self.now
+        #expect(await self.code(try self.authenticator(.init(secret: Self.secret, leeway: .seconds(30))), soon) == nil)
+        let bad = try await TestTokens.sign(["sub": "42", "exp": .int(1_800_000_600), "nbf": ["x"]], with: keys)
+        #expect(await self.code(try self.authenticator(.init(secret: Self.secret)), bad) == .malformed)
+    }
+
+    @Test func audienceOneOrAListAnyMatch() async throws {
+        let keys = await self.hmacKeys(.sha256)
+        let authenticator = try self.authenticator(.init(secret: Self.secret, audiences: ["api", "socket"]))
+        let cases: [(JSONValue?, JWTError.Code?)] = [
+            ("socket", nil), (["other", "api"], nil), ("other", .wrongAudience), (["a", "b"], .wrongAudience),
+            (nil, .wrongAudience), (5, .wrongAudience), ([], .wrongAudience),
+        ]
+        for (audience, expected) in cases {
+            var claims: [(key: String, value: JSONValue)] = [("sub", "42"), ("exp", .int(1_800_000_060))]
+            if let audience { claims.append(("aud", audience)) }
+            let token = try await TestTokens.sign(.object(claims), with: keys)
+            #expect(await self.code(authenticator, token) == expected, "\(String(describing: audience))")
+        }
+        // Without configured audiences, aud is not checked.
+        let unchecked = try self.authenticator(.init(secret: Self.secret))
+        let token = try await TestTokens.sign(["sub": "42", "exp": .int(1_800_000_060), "aud": "x"], with: keys)
+        #expect(await self.code(unchecked, token) == nil)
+    }
+
+    @Test func issuerMustMatchWhenConfigured() async throws {
+        let keys = await self.hmacKeys(.sha256)
+        let authenticator = try self.authenticator(.init(secret: Self.secret, issuer: "https://idp.example"))
+        let cases: [(JSONValue?, JWTError.Code?)] = [
+            ("https://idp.example", nil), ("https://evil.example", .wrongIssuer), (nil, .wrongIssuer),
+            (1, .wrongIssuer),
+        ]
+        for (issuer, expected) in cases {
+            var claims: [(key: String, value: JSONValue)] = [("sub", "42"), ("exp", .int(1_800_000_060))]
+            if let issuer { claims.append(("iss", issuer)) }
+            let token = try await TestTokens.sign(.object(claims), with: keys)
+            #expect(await self.code(authenticator, token) == expected, "\(String(describing: issuer))")
+        }
+    }
+
+    @Test func userClaimMustBeANonEmptyString() async throws {
+        let keys = await self.hmacKeys(.sha256)
+        let bySub = try self.authenticator(.init(secret: Self.secret))
+        let byEmail = try self.authenticator(.init(secret: Self.secret, userClaim: "email"))
+        let cases: [(JSONValue, JWTError.Code?, JWTError.Code?)] = [
+            (["sub": "42", "email": "a@example.com"], nil, nil),
+            (["sub": 42, "email": "a@example.com"], .missingSubject, nil),
+            (["sub": "", "email": 7], .missingSubject, .missingSubject),
+            (["email": ["a"]], .missingSubject, .missingSubject),
+        ]
+        for (claims, subCode, emailCode) in cases {
+            guard case .object(var pairs) = claims else { continue }
+            pairs.append(("exp", .int(1_800_000_060)))
+            let token = try await TestTokens.sign(.object(pairs), with: keys)
+            #expect(await self.code(bySub, token) == subCode, "\(claims)")
+            #expect(await self.code(byEmail, token) == emailCode, "\(claims)")
+        }
+        let user = try await byEmail.verify(
+            auth: [
+                "token": .string(
+                    try await TestTokens.sign(["email": "a@example.com", "exp": .int(1_800_000_060)], with: keys)
                 )
-            } == .malformed
+            ]
         )
-        #expect(
-            self.code {
-                _ = try HS256JWT.verify(self.sign(["sub": "42", "nbf": ["x"]]), secret: self.secret, now: self.now)
-            } == .malformed
-        )
+        #expect(user.id == "a@example.com")
     }
 
-    @Test func algorithmMustBeExactlyHS256() {
-        let payload = Base64.encodeToString(Array(#"{"sub":"42"}"#.utf8), urlSafe: true)
-        for header in [
-            #"{"alg":"hs256"}"#, #"{"alg":"HS512","typ":"JWT"}"#, #"{"alg":"none"}"#, #"{"alg":null}"#,
-            #"{"typ":"JWT"}"#, #"{"alg":["HS256"]}"#,
+    @Test func malformedTokensAndAuthPayloads() async throws {
+        let authenticator = try self.authenticator(.init(secret: Self.secret))
+        for auth: JSONValue? in [nil, ["token": 5], ["other": "x"], "token"] {
+            do {
+                _ = try await authenticator.verify(auth: auth)
+                Issue.record("accepted \(String(describing: auth))")
+            } catch {
+                #expect(error.code == .malformed)
+            }
+        }
+        let good = try await TestTokens.sign(Self.valid, with: await self.hmacKeys(.sha256))
+        let parts = good.split(separator: ".").map(String.init)
+        #expect(await self.code(authenticator, "garbage") == .malformed)
+        #expect(await self.code(authenticator, "bm90IGpzb24.\(parts[1]).\(parts[2])") == .malformed)
+        #expect(await self.code(authenticator, "\(parts[0]).\(parts[1]).A") != nil)
+        let none = Base64.encodeToString(Array(#"{"alg":"none"}"#.utf8), urlSafe: true)
+        #expect(await self.code(authenticator, "\(none).\(parts[1]).") == .unsupportedAlgorithm)
+        let noAlg = Base64.encodeToString(Array(#"{"typ":"JWT"}"#.utf8), urlSafe: true)
+        #expect(await self.code(authenticator, "\(noAlg).\(parts[1]).\(parts[2])") == .unsupportedAlgorithm)
+        let huge = good + String(repeating: "x", count: JWTAuthenticator.maxTokenLength)
+        #expect(await self.code(authenticator, huge) == .malformed)
+        // A refusal is answered with nil.
+        #expect(await authenticator.authenticate(auth: ["token": "nope"], handshake: SocketHandshake(auth: nil)) == nil)
+    }
+
+    @Test func badConfigurationsAreRefusedNamingTheSetting() throws {
+        func variable(_ configuration: JWTAuthenticator.Configuration) -> String? {
+            do {
+                _ = try JWTAuthenticator(configuration: configuration)
+                return nil
+            } catch {
+                return error.variable
+            }
+        }
+        #expect(throws: SocketServerConfigurationError.self) { try JWTAuthenticator(secret: "") }
+        #expect(variable(.init()) == "keys")
+        #expect(variable(.init(secret: "")) == "secret")
+        #expect(variable(.init(secret: String(repeating: "x", count: 31))) == "secret")
+        #expect(variable(.init(publicKeyPEM: "not a pem")) == "publicKeyPEM")
+        #expect(variable(.init(publicKeyPEM: ES256PrivateKey().pemRepresentation)) == "publicKeyPEM")
+        #expect(variable(.init(secret: Self.secret, algorithms: [])) == "algorithms")
+        #expect(variable(.init(secret: Self.secret, algorithms: [.rs256])) == "algorithms")
+        #expect(variable(.init(secret: Self.secret, leeway: .seconds(-1))) == "leeway")
+        #expect(variable(.init(secret: Self.secret, userClaim: "")) == "userClaim")
+        #expect(variable(.init(secret: Self.secret, audiences: [""])) == "audiences")
+        #expect(variable(.init(keySet: .url("http://idp.example/jwks"))) == "keySet")
+        #expect(variable(.init(keySet: .url("ftp://idp.example/jwks"))) == "keySet")
+        #expect(
+            variable(.init(keySet: .url("https://idp.example/jwks"), keySetRefreshInterval: .zero))
+                == "keySetRefreshInterval"
+        )
+        #expect(variable(.init(keySet: .url("https://idp.example/.well-known/jwks.json"))) == nil)
+        #expect(variable(.init(keySet: .url("http://127.0.0.1:8080/jwks"))) == nil)
+    }
+
+    @Test func environmentSettingsAndTheirRefusals() throws {
+        #expect(try SocketServerConfiguration(environment: ["SOCKET_TOKEN_SECRET": Self.secret]).jwt == nil)
+        let directory = try TemporaryDirectory()
+        let pem = directory.path("key.pem")
+        try ES256PrivateKey().publicKey.pemRepresentation.write(toFile: pem, atomically: true, encoding: .utf8)
+        let configuration = try #require(
+            try SocketServerConfiguration(environment: [
+                "SOCKET_JWT_PUBLIC_KEY": pem, "SOCKET_JWT_JWKS": "https://idp.example/jwks.json",
+                "SOCKET_JWT_JWKS_REFRESH": "20", "SOCKET_JWT_ALGORITHMS": "es256, RS256",
+                "SOCKET_JWT_AUDIENCE": "a, b", "SOCKET_JWT_ISSUER": "https://idp.example", "SOCKET_JWT_LEEWAY": "2.5",
+                "SOCKET_JWT_USER_CLAIM": "email", "SOCKET_JWT_REQUIRE_EXP": "false",
+            ]).jwt
+        )
+        #expect(configuration.publicKeyPEM?.contains("BEGIN PUBLIC KEY") == true)
+        #expect(configuration.keySet == .url("https://idp.example/jwks.json"))
+        #expect(configuration.keySetRefreshInterval == .seconds(20))
+        #expect(configuration.keySetMinimumFetchInterval == .seconds(20))
+        #expect(configuration.algorithms == [.es256, .rs256])
+        #expect(configuration.audiences == ["a", "b"])
+        #expect(configuration.issuer == "https://idp.example")
+        #expect(configuration.leeway == .milliseconds(2500))
+        #expect(configuration.userClaim == "email")
+        #expect(configuration.requireExpiration == false)
+        _ = try JWTAuthenticator(configuration: configuration)
+        for (name, value) in [
+            ("SOCKET_JWT_PUBLIC_KEY", "/nonexistent.pem"), ("SOCKET_JWT_JWKS", "/nonexistent.json"),
+            ("SOCKET_JWT_JWKS_REFRESH", "0"), ("SOCKET_JWT_ALGORITHMS", "HS256,none"), ("SOCKET_JWT_ALGORITHMS", ","),
+            ("SOCKET_JWT_LEEWAY", "-1"), ("SOCKET_JWT_REQUIRE_EXP", "sometimes"),
         ] {
-            let encoded = Base64.encodeToString(Array(header.utf8), urlSafe: true)
-            // Even with a signature that HS256 with the right secret would accept, the header decides first.
-            let signature = base64url(
-                hmacSHA256(key: Array(self.secret.utf8), message: Array("\(encoded).\(payload)".utf8))
-            )
-            #expect(
-                self.code {
-                    _ = try HS256JWT.verify("\(encoded).\(payload).\(signature)", secret: self.secret, now: self.now)
-                } == .unsupportedAlgorithm,
-                "\(header)"
-            )
+            do {
+                _ = try SocketServerConfiguration(environment: [name: value])
+                Issue.record("\(name)=\(value) accepted")
+            } catch {
+                #expect(error.variable == name)
+            }
         }
     }
 
-    @Test func refusalsAreLogSafe() {
-        // The authenticator logs the refusal: an alg the client wrote must not break the log line.
-        let header = Base64.encodeToString(Array(#"{"alg":"HS256\nforged log line \u001b[31m"}"#.utf8), urlSafe: true)
-        let payload = Base64.encodeToString(Array(#"{"sub":"42"}"#.utf8), urlSafe: true)
-        do {
-            _ = try HS256JWT.verify("\(header).\(payload).AAAA", secret: self.secret, now: self.now)
-            Issue.record("accepted")
-        } catch {
-            #expect(error.code == .unsupportedAlgorithm)
-            #expect(!error.description.contains("\n") && !error.description.contains("\u{1B}"), "\(error)")
-        }
-    }
-
-    @Test func malformedBase64IsRefused() {
-        let good = self.sign(["sub": "42"]).split(separator: ".").map(String.init)
-        for token in [
-            "\(good[0])=.\(good[1]).\(good[2])",  // padding
-            "\(good[0]).\(good[1]).\(good[2])=",
-            // The standard alphabet instead of base64url.
-            "\(good[0]).\(good[1]).\(good[2].replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/"))+/",
-            "\(good[0]).\(good[1]).A",  // a length no base64 has (4n + 1)
-            "\(good[0]).\(good[1]).\(good[2])\u{00e9}",
-            "e30.e30.",  // {} header: no alg
-            "bm90IGpzb24.\(good[1]).\(good[2])",  // "not json"
-            "W10.\(good[1]).\(good[2])",  // [] header
-        ] {
-            let code = self.code { _ = try HS256JWT.verify(token, secret: self.secret, now: self.now) }
-            #expect(
-                code == .malformed || code == .unsupportedAlgorithm || code == .badSignature,
-                "\(token): \(String(describing: code))"
-            )
-            #expect(code != nil)
-        }
-        #expect(
-            self.code { _ = try HS256JWT.verify("\(good[0]).\(good[1]).A", secret: self.secret, now: self.now) }
-                == .malformed
-        )
-        #expect(
-            self.code {
-                _ = try HS256JWT.verify("bm90IGpzb24.\(good[1]).\(good[2])", secret: self.secret, now: self.now)
-            } == .malformed
-        )
-        // A payload that is not JSON under a valid signature is malformed, not accepted.
-        let header = good[0]
-        let notJSON = Base64.encodeToString(Array("not json".utf8), urlSafe: true)
-        let signature = base64url(hmacSHA256(key: Array(self.secret.utf8), message: Array("\(header).\(notJSON)".utf8)))
-        #expect(
-            self.code {
-                _ = try HS256JWT.verify("\(header).\(notJSON).\(signature)", secret: self.secret, now: self.now)
-            } == .malformed
-        )
-    }
-
-    @Test func hugeTokenIsRefusedBeforeItIsRead() {
-        // A validly signed token just over the limit is refused on its length alone.
-        let padding = String(repeating: "x", count: HS256JWT.maxTokenLength)
-        let huge = self.sign(["sub": "42", "pad": .string(padding)])
-        #expect(huge.utf8.count > HS256JWT.maxTokenLength)
-        #expect(self.code { _ = try HS256JWT.verify(huge, secret: self.secret, now: self.now) } == .malformed)
-        #expect(
-            self.code {
-                _ = try HS256JWT.verify(String(repeating: "a", count: 1 << 20), secret: self.secret, now: self.now)
-            } == .malformed
-        )
-        // A large token within the limit still verifies.
-        let large = self.sign(["sub": "42", "pad": .string(String(repeating: "x", count: 4000))])
-        #expect(large.utf8.count <= HS256JWT.maxTokenLength)
-        #expect(self.code { _ = try HS256JWT.verify(large, secret: self.secret, now: self.now) } == nil)
+    @Test func algorithmNames() {
+        #expect(JWTAuthenticator.Algorithm(name: "rs256") == .rs256)
+        #expect(JWTAuthenticator.Algorithm(name: "EdDSA") == .eddsa)
+        #expect(JWTAuthenticator.Algorithm(name: "none") == nil)
+        #expect(JWTAuthenticator.Algorithm(name: "PS256") == nil)
+        #expect(JWTAuthenticator.Algorithm.all.count == 10)
     }
 }
 
-/// HMAC-SHA256 computed independently of `HS256JWT`, to make tokens it would refuse to sign.
-private func hmacSHA256(key: [UInt8], message: [UInt8]) -> [UInt8] {
-    Array(HMAC<SHA256>.authenticationCode(for: message, using: SymmetricKey(data: key)))
-}
+/// RSA keys made by the `openssl` CLI in a temporary directory.
+enum OpenSSLKeys {
+    struct RSA {
+        var privatePEM: String
+        var publicPEM: String
+        var certificatePEM: String
+    }
 
-/// base64url without padding, as JWTs write it (the package's one base64).
-private func base64url(_ bytes: [UInt8]) -> String { Base64.encodeToString(bytes, urlSafe: true) }
+    static func rsa(bits: Int = 2048) throws -> RSA {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("jwt-rsa-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let key = directory.appendingPathComponent("key.pem").path
+        let publicKey = directory.appendingPathComponent("public.pem").path
+        let certificate = directory.appendingPathComponent("cert.pem").path
+        try self.openssl(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:\(bits)", "-out", key])
+        try self.openssl(["pkey", "-in", key, "-pubout", "-out", publicKey])
+        try self.openssl([
+            "req", "-new", "-x509", "-key", key, "-subj", "/CN=jwt-test", "-days", "1", "-out", certificate,
+        ])
+        return RSA(
+            privatePEM: try String(contentsOfFile: key, encoding: .utf8),
+            publicPEM: try String(contentsOfFile: publicKey, encoding: .utf8),
+            certificatePEM: try String(contentsOfFile: certificate, encoding: .utf8)
+        )
+    }
+
+    private static func openssl(_ arguments: [String]) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+        process.arguments = arguments
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            throw OpenSSLError(arguments: arguments, status: process.terminationStatus)
+        }
+    }
+
+    struct OpenSSLError: Error {
+        var arguments: [String]
+        var status: Int32
+    }
+}

@@ -57,7 +57,7 @@ import Testing
     }
 
     @Test func tokenSecretAloneAuthenticates() async throws {
-        let secret = "auth-configuration-secret"
+        let secret = "auth-configuration-secret-0123456789"
         let server = SocketServer(
             configuration: SocketServerConfiguration(port: 0, eventLoopThreads: 1, tokenSecret: secret),
             logger: self.logger
@@ -70,7 +70,8 @@ import Testing
         #expect(try await refused.nextText() == #"44{"message":"Unauthorized"}"#)
         await refused.close()
         let (accepted, _) = try await TestWebSocketClient.connectEngineIO(port: port, group: group)
-        try await accepted.send(#"40{"token":"\#(try HS256JWT.sign(claims: ["sub": "carol"], secret: secret))"}"#)
+        let token = try await TestTokens.hs256(["sub": "carol"], secret: secret)
+        try await accepted.send(#"40{"token":"\#(token)"}"#)
         #expect(try await accepted.nextText().hasPrefix("40{\"sid\":"))
         await accepted.close()
         try await server.shutdown()

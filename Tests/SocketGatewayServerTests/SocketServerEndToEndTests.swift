@@ -39,7 +39,7 @@ final class Recorder: Sendable {
 }
 
 @Suite(.serialized) struct SocketServerEndToEndTests {
-    static let secret = "end-to-end-secret"
+    static let secret = "end-to-end-secret-0123456789abcdef"
 
     /// Starts a server on 127.0.0.1:0 with echo-style handlers on `/` and `/custom`, runs `body`, shuts down.
     func withServer(
@@ -111,11 +111,8 @@ final class Recorder: Sendable {
         return (client, sid)
     }
 
-    func token(_ user: String) throws -> String {
-        try HS256JWT.sign(
-            claims: ["sub": .string(user), "exp": .int(Int64(Date().timeIntervalSince1970) + 3600)],
-            secret: Self.secret
-        )
+    func token(_ user: String) async throws -> String {
+        try await TestTokens.hs256(["sub": .string(user)], secret: Self.secret)
     }
 
     @Test func connectReplyPrecedesEventsAndNamespacesAreChecked() async throws {
@@ -153,7 +150,7 @@ final class Recorder: Sendable {
             let (alice, sid) = try await self.connectSocketIO(
                 port: port,
                 group: group,
-                auth: #"{"token":"\#(try self.token("alice"))"}"#
+                auth: #"{"token":"\#(try await self.token("alice"))"}"#
             )
             try await recorder.waitUntil { $0.connection(sid) != nil }
             let connection = try #require(recorder.connection(sid))
@@ -211,17 +208,17 @@ final class Recorder: Sendable {
             let (alice1, _) = try await self.connectSocketIO(
                 port: port,
                 group: group,
-                auth: #"{"token":"\#(try self.token("alice"))"}"#
+                auth: #"{"token":"\#(try await self.token("alice"))"}"#
             )
             let (alice2, _) = try await self.connectSocketIO(
                 port: port,
                 group: group,
-                auth: #"{"token":"\#(try self.token("alice"))"}"#
+                auth: #"{"token":"\#(try await self.token("alice"))"}"#
             )
             let (bob, _) = try await self.connectSocketIO(
                 port: port,
                 group: group,
-                auth: #"{"token":"\#(try self.token("bob"))"}"#
+                auth: #"{"token":"\#(try await self.token("bob"))"}"#
             )
 
             let result = await server.gateway.emitToUser("alice", event: "note", data: ["text": "hi"])

@@ -310,7 +310,7 @@ final class TestGate: Sendable {
     // MARK: 4. CONNECT retries after a refusal
 
     @Test func refusedConnectRetriesCloseTheSession() async throws {
-        let secret = "limits-test-secret"
+        let secret = "limits-test-secret-0123456789abcdef"
         let configure: (inout SocketServerConfiguration) -> Void = { $0.maxRefusedConnectsPerSession = 3 }
         try await self.withServer(authenticator: try JWTAuthenticator(secret: secret), configure) { h in
             let (client, _) = try await TestWebSocketClient.connectEngineIO(port: h.port, group: h.group)
@@ -334,7 +334,7 @@ final class TestGate: Sendable {
             await lost.close()
 
             // A client with a good token on a new session is unaffected.
-            let token = try HS256JWT.sign(claims: ["sub": "alice"], secret: secret)
+            let token = try await TestTokens.hs256(["sub": "alice"], secret: secret)
             let (good, _) = try await self.connect(port: h.port, group: h.group, auth: #"{"token":"\#(token)"}"#)
             try await good.send(#"421["echo","ok"]"#)
             #expect(try await good.nextText() == #"431["ok"]"#)

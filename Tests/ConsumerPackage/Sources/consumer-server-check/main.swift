@@ -4,6 +4,7 @@
 // tools/test-consumer runs it, then builds it with -DCONSUMER_ENGINE_ROOM and expects that build to fail.
 import ConsumerEvents
 import Foundation
+import JWTKit
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -61,7 +62,7 @@ var configuration = SocketServerConfiguration(
     port: 0,
     cors: .origins(["https://app.example.com"]),
     eventLoopThreads: 1,
-    tokenSecret: "consumer-check-secret"
+    tokenSecret: "consumer-check-secret-0123456789abcdef"
 )
 configuration.maxQueuedEventsPerConnection = 64
 configuration.eventRateLimit = SocketEventRateLimit(eventsPerSecond: 50, burst: 100)
@@ -98,11 +99,29 @@ let result = await server.gateway.emit(
     toUser: "42"
 )
 check(result.outcome == .delivered && cluster.emitted == 1, "typed emit through the server gateway reaches the adapter")
-let token = try HS256JWT.sign(claims: ["sub": "42"], secret: "consumer-check-secret")
+// An application mints its tokens with jwt-kit; the server verifies them (here with aud and iss checked).
+let signingKeys = await JWTKeyCollection().add(
+    hmac: HMACKey(from: "consumer-check-secret-0123456789abcdef"),
+    digestAlgorithm: .sha256
+)
+let token = try await signingKeys.sign(
+    ConsumerToken(
+        sub: SubjectClaim(value: "42"),
+        exp: ExpirationClaim(value: Date().addingTimeInterval(300)),
+        aud: AudienceClaim(value: "consumer"),
+        iss: IssuerClaim(value: "consumer-idp")
+    )
+)
+let jwtConfiguration = JWTAuthenticator.Configuration(
+    secret: "consumer-check-secret-0123456789abcdef",
+    algorithms: [.hs256],
+    audiences: ["consumer"],
+    issuer: "consumer-idp"
+)
 check(
-    try JWTAuthenticator(secret: "consumer-check-secret", logger: logger).verify(auth: ["token": .string(token)]).id
-        == "42",
-    "JWT helpers are public"
+    try await JWTAuthenticator(configuration: jwtConfiguration, logger: logger)
+        .verify(auth: ["token": .string(token)]).id == "42",
+    "JWT authenticator configuration is public"
 )
 try await server.shutdown()
 
@@ -138,3 +157,13 @@ if failures > 0 {
     exit(1)
 }
 print("consumer-server-check: all checks passed")
+
+/// The claims the consumer's token endpoint signs.
+struct ConsumerToken: JWTPayload {
+    var sub: SubjectClaim
+    var exp: ExpirationClaim
+    var aud: AudienceClaim
+    var iss: IssuerClaim
+
+    func verify(using algorithm: some JWTAlgorithm) async throws {}
+}
