@@ -13,7 +13,7 @@ import Testing
 /// Socket.IO mounted on a Hummingbird application (SocketGatewayHummingbird): the app's own routes and Socket.IO
 /// on one port, both transports and the upgrade carried by Hummingbird and hummingbird-websocket.
 @Suite(.serialized) struct HummingbirdMountTests {
-    static let secret = "hummingbird-mount-secret"
+    static let secret = "hummingbird-mount-secret-of-32-bytes-or-more"
 
     /// Runs a Hummingbird app on 127.0.0.1:0 with a route of its own (`GET /hello`) and a mounted `SocketServer`
     /// (echo-style handlers), as the README shows; runs `body` with the app's port, then shuts the app down.
@@ -92,11 +92,8 @@ import Testing
         return (client, sid)
     }
 
-    func token(_ user: String) throws -> String {
-        try HS256JWT.sign(
-            claims: ["sub": .string(user), "exp": .int(Int64(Date().timeIntervalSince1970) + 3600)],
-            secret: Self.secret
-        )
+    func token(_ user: String) async throws -> String {
+        try await TestTokens.hs256(["sub": .string(user)], secret: Self.secret)
     }
 
     @Test func appRouteAndLongPollingShareThePort() async throws {
@@ -266,12 +263,12 @@ import Testing
             let (alice, aliceSid) = try await self.connectSocketIO(
                 port: port,
                 group: group,
-                auth: #"{"token":"\#(try self.token("alice"))"}"#
+                auth: #"{"token":"\#(try await self.token("alice"))"}"#
             )
             let (bob, _) = try await self.connectSocketIO(
                 port: port,
                 group: group,
-                auth: #"{"token":"\#(try self.token("bob"))"}"#
+                auth: #"{"token":"\#(try await self.token("bob"))"}"#
             )
             try await recorder.waitUntil { $0.connection(aliceSid) != nil }
             #expect(recorder.connection(aliceSid)?.user?.id == "alice")
