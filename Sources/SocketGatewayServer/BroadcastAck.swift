@@ -159,7 +159,7 @@ extension SocketGateway {
         var result = SocketBroadcastAcks<[JSONValue]>(event: event, namespace: namespace, servers: [self.serverID])
         guard addressed > 0 else { return result }
         self.metrics.emits.increment()
-        let collector = BroadcastAckCollector(addressed: byShard.flatMap { $0.1.map(\.id) })
+        let collector = BroadcastAckCollector(addressed: byShard.flatMap { $0.1.map(\.id) }, metrics: self.metrics)
         let deadline = NIODeadline.now() + TimeAmount(timeout)
         for (shard, recipients) in byShard {
             shard.eventLoop.execute {
@@ -279,23 +279,28 @@ final class BroadcastAckCollector: @unchecked Sendable {
     private var tally: BroadcastAckTally
     private var waiter: CheckedContinuation<BroadcastAckTally, Never>?
     /// The ack ids sent, to drop when the call is cancelled.
-    private var sent: [(SocketConnection, UInt64)] = []
+    private var sentAcks: [(SocketConnection, UInt64)] = []
     private var cancelled = false
+    /// For the ack round-trip histogram, as for a single client's `emitWithAck`.
+    private let metrics: SocketServerMetrics
+    private let sent = ContinuousClock.now
 
-    init(addressed: some Sequence<String>) {
+    init(addressed: some Sequence<String>, metrics: SocketServerMetrics) {
         self.tally = BroadcastAckTally(addressed: addressed)
+        self.metrics = metrics
     }
 
     /// Records that `ackID` was sent to `connection`. Returns false when the call was cancelled meanwhile.
     func registered(_ connection: SocketConnection, ackID: UInt64) -> Bool {
         self.lock.withLock {
             guard !self.cancelled else { return false }
-            self.sent.append((connection, ackID))
+            self.sentAcks.append((connection, ackID))
             return true
         }
     }
 
     func answered(_ sid: String, _ arguments: [JSONValue]) {
+        self.metrics.ackAnswered(after: ContinuousClock.now - self.sent)
         self.record { $0.answered(sid, arguments) }
     }
 
@@ -330,15 +335,15 @@ final class BroadcastAckCollector: @unchecked Sendable {
     }
 
     private func cancel() {
-        let (sent, waiter, tally) = self.lock.withLock {
+        let (sentAcks, waiter, tally) = self.lock.withLock {
             self.cancelled = true
             defer {
-                self.sent = []
+                self.sentAcks = []
                 self.waiter = nil
             }
-            return (self.sent, self.waiter, self.tally)
+            return (self.sentAcks, self.waiter, self.tally)
         }
-        for (connection, id) in sent {
+        for (connection, id) in sentAcks {
             connection.cancelBroadcastAck(id)
         }
         waiter?.resume(returning: tally)

@@ -15,10 +15,12 @@ def test_broadcast_with_acks_collects_answers_over_both_transports(server):
         polling.answers["census"] = lambda data: {"n": data["n"] + 2, "via": "polling"}
         excluded.answers["census"] = lambda data: "must not be asked"
 
+        result_seen = asyncio.Event()
+
         async def too_late(data):
             # python-socketio always answers an ack request (with no arguments when the handler returns None), so
-            # the client that does not answer in time is one that answers after the timeout.
-            await asyncio.sleep(4)
+            # the client that does not answer in time is one that answers only after the server gave up.
+            await result_seen.wait()
             return "too late"
 
         silent.answers["census"] = too_late
@@ -32,10 +34,11 @@ def test_broadcast_with_acks_collects_answers_over_both_transports(server):
                 "data": {"n": 40},
                 "room": "census-room",
                 "except": [excluded.sid()],
-                "timeoutMs": 1500,
+                "timeoutMs": 4000,
             }
             assert await ws.request("ask-room", request) == [True]
-            result = (await ws.next("ask-room-result", timeout=15))[0]
+            result = (await ws.next("ask-room-result", timeout=20))[0]
+            result_seen.set()
             assert result["answers"] == {
                 ws.sid(): [{"n": 41, "via": "websocket"}],
                 polling.sid(): [{"n": 42, "via": "polling"}],
@@ -44,6 +47,9 @@ def test_broadcast_with_acks_collects_answers_over_both_transports(server):
             assert result["servers"] == ["local"], result
             assert await silent.next("census") == [{"n": 40}]
             assert excluded.pending("census") == []
+            # The late answer is ignored and the client's connection keeps working.
+            await asyncio.sleep(0.3)
+            assert await silent.request("echo-ack", "still here") == ["still here"]
         finally:
             await close_all(peers)
 

@@ -117,7 +117,8 @@ import Testing
         try await self.base.withServer { server, port, _, group in
             let (a, sidA) = try await self.base.connectSocketIO(port: port, group: group)
             let (b, sidB) = try await self.base.connectSocketIO(port: port, group: group)
-            async let pending = server.gateway.broadcastWithAck("q", arguments: [], timeout: .milliseconds(300))
+            // Long enough for a's answer to arrive first on a loaded machine.
+            async let pending = server.gateway.broadcastWithAck("q", arguments: [], timeout: .seconds(3))
             let fromA = try await self.nextEventWithAck(a)
             _ = try await self.nextEventWithAck(b)
             try await a.send("43\(fromA.id)[1]")
