@@ -1,3 +1,6 @@
+import NIOCore
+import NIOPosix
+import SocketGatewayRedisTestKit
 import Testing
 
 @testable import SocketGatewayServer
@@ -224,5 +227,48 @@ import Testing
             #expect(try await a.nextText() == #"4377["still here"]"#)
             await a.close()
         }
+    }
+}
+
+/// A broadcast with acks on a clustered server: it asks this server's clients only and names this server.
+@Suite(.serialized) struct BroadcastAckClusterTests {
+    let cluster = ClusterTests()
+
+    @Test func aClusteredServerAsksItsOwnClientsAndNamesItselfByHostID() async throws {
+        let redis = try await RedisServerProcess.start()
+        let channel = ClusterTests.channelName()
+        let a = try await self.cluster.startNode(redisURL: redis.urlString, channel: channel)
+        let b = try await self.cluster.startNode(redisURL: redis.urlString, channel: channel)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        do {
+            try await self.cluster.waitSubscribed([a, b])
+            let (clientA, sidA) = try await self.cluster.connect(a, group: group)
+            let (clientB, _) = try await self.cluster.connect(b, group: group)
+            async let pending = a.server.gateway.broadcastWithAck("q", arguments: [], timeout: .seconds(30))
+            let asked = try await clientA.nextText()
+            let ackID = asked.dropFirst(2).prefix(while: { $0.isNumber })
+            #expect(asked == "42\(ackID)[\"q\"]")
+            try await clientA.send("43\(ackID)[1]")
+            let result = try await pending
+            #expect(result.answers == [sidA: [1]])
+            #expect(result.missing.isEmpty)
+            let hostA = try #require((a.server.gateway.cluster as? RedisClusterAdapter)?.channel.hostID)
+            #expect(result.servers == [hostA])
+            // The other server's client is not asked (the cluster-wide version is not built yet).
+            await a.server.gateway.emit("after", arguments: [], to: .broadcast, options: EmitOptions())
+            #expect(try await clientB.nextText() == #"42["after"]"#)
+            await clientA.close()
+            await clientB.close()
+        } catch {
+            try? await a.server.shutdown()
+            try? await b.server.shutdown()
+            try? await group.shutdownGracefully()
+            await redis.stop()
+            throw error
+        }
+        try await a.server.shutdown()
+        try await b.server.shutdown()
+        try await group.shutdownGracefully()
+        await redis.stop()
     }
 }
