@@ -37,8 +37,8 @@ public final class SocketConnection: @unchecked Sendable {
     /// The events waiting in `jobs`, against the configured bounds; made with `jobs`, shared with its task.
     private var eventBudget: NIOLockedValueBox<EventQueueBudget>?
     private var jobsFinished = false
-    /// Continuations of `emitWithAck` calls, by ack id.
-    private var ackWaiters: [UInt64: (event: String, continuation: CheckedContinuation<[JSONValue], any Error>)] = [:]
+    /// What waits for each ack id: an `emitWithAck` call, or a gateway's ``SocketGateway/broadcastWithAck``.
+    private var ackWaiters: [UInt64: AckWaiter] = [:]
     private(set) var isConnected = true
     /// The offset counter of the last logged event a recovery replayed to this connection: a live delivery of
     /// one up to it is skipped (connection state recovery).
@@ -172,7 +172,7 @@ public final class SocketConnection: @unchecked Sendable {
                         return
                     }
                     box.id = ackID
-                    self.ackWaiters[ackID] = (event, continuation)
+                    self.ackWaiters[ackID] = .call(event: event, continuation)
                     let message = SocketIOWire.event(
                         namespace: self.namespace,
                         event: event,
@@ -321,30 +321,76 @@ public final class SocketConnection: @unchecked Sendable {
 
     func resolveAck(_ id: UInt64, arguments: [JSONValue]) {
         self.eventLoop.assertInEventLoop()
-        self.ackWaiters.removeValue(forKey: id)?.continuation.resume(returning: arguments)
+        switch self.ackWaiters.removeValue(forKey: id) {
+        case .call(_, let continuation)?: continuation.resume(returning: arguments)
+        case .broadcast(let collector)?: collector.answered(self.id, arguments)
+        case nil: break
+        }
     }
 
     func failAck(_ id: UInt64, _ code: SocketAckError.Code) {
         self.eventLoop.assertInEventLoop()
-        if let waiter = self.ackWaiters.removeValue(forKey: id) {
-            waiter.continuation.resume(throwing: self.ackError(code, event: waiter.event))
+        switch self.ackWaiters.removeValue(forKey: id) {
+        case .call(let event, let continuation)?: continuation.resume(throwing: self.ackError(code, event: event))
+        case .broadcast(let collector)?: collector.failed(self.id, code)
+        case nil: break
         }
     }
 
     private func cancelAck(_ id: UInt64) {
         self.eventLoop.assertInEventLoop()
         self.client.cancelAck(for: self, id: id)
-        self.ackWaiters.removeValue(forKey: id)?.continuation.resume(throwing: CancellationError())
+        if case .call(_, let continuation)? = self.ackWaiters.removeValue(forKey: id) {
+            continuation.resume(throwing: CancellationError())
+        }
     }
 
-    /// The connection ended: fail every waiting `emitWithAck`.
+    /// Sends `event` with an ack id of its own for a gateway's broadcast with acks: the answer, the deadline or the
+    /// end of this connection is reported to `collector`.
+    func emitForBroadcastAck(
+        _ event: String,
+        arguments: [JSONValue],
+        deadline: NIODeadline,
+        collector: BroadcastAckCollector,
+        flushingIn batch: EngineIOFlushBatch
+    ) {
+        self.eventLoop.assertInEventLoop()
+        guard self.isConnected, let ackID = self.client.allocateAck(for: self, deadline: deadline) else {
+            collector.failed(self.id, .notConnected)
+            return
+        }
+        guard collector.registered(self, ackID: ackID) else {
+            // The broadcast was cancelled meanwhile.
+            self.client.cancelAck(for: self, id: ackID)
+            return
+        }
+        self.ackWaiters[ackID] = .broadcast(collector)
+        let message = SocketIOWire.event(namespace: self.namespace, event: event, arguments: arguments, ackID: ackID)
+        self.client.session.send(message, flushingIn: batch)
+        self.notifyOutgoing(event, arguments)
+    }
+
+    /// Gives up the ack `id` of a cancelled broadcast with acks.
+    func cancelBroadcastAck(_ id: UInt64) {
+        self.onLoop {
+            guard case .broadcast? = self.ackWaiters.removeValue(forKey: id) else { return }
+            self.client.cancelAck(for: self, id: id)
+        }
+    }
+
+    /// The connection ended: fail every waiting `emitWithAck`, and count it missing in every broadcast with acks.
     func markDisconnected(pendingAcks: [UInt64]) {
         self.eventLoop.assertInEventLoop()
         self.isConnected = false
         let waiters = self.ackWaiters
         self.ackWaiters.removeAll()
         for (_, waiter) in waiters {
-            waiter.continuation.resume(throwing: self.ackError(.disconnected, event: waiter.event))
+            switch waiter {
+            case .call(let event, let continuation):
+                continuation.resume(throwing: self.ackError(.disconnected, event: event))
+            case .broadcast(let collector):
+                collector.failed(self.id, .disconnected)
+            }
         }
     }
 
@@ -359,6 +405,14 @@ public final class SocketConnection: @unchecked Sendable {
             self.eventLoop.execute(body)
         }
     }
+}
+
+/// What waits for one ack id of a connection.
+private enum AckWaiter {
+    /// A ``SocketConnection/emitWithAck(_:arguments:timeout:)`` call.
+    case call(event: String, CheckedContinuation<[JSONValue], any Error>)
+    /// A gateway's broadcast with acks, which counts every addressed connection's answer.
+    case broadcast(BroadcastAckCollector)
 }
 
 /// The ack id of one `emitWithAck`, shared with its cancellation handler; touched only on the event loop.

@@ -233,6 +233,43 @@ func installHandlers(on namespace: SocketNamespace, gateway: SocketGateway, logg
         }
     }
 
+    // `ask-room` {event, data, room?, except?, timeoutMs}: a broadcast with acks to `room` (the namespace without
+    // one) minus `except`, then emits `ask-room-result` to the sender with {answers: {sid: args},
+    // missing: {sid: code}, servers}. In its own task, as `ask`: the sender may be one of those asked.
+    namespace.on("ask-room") { connection, arguments, ack in
+        guard let request = arguments.first, let event = request["event"]?.stringValue,
+            let timeoutMs = request["timeoutMs"]?.intValue, timeoutMs > 0, let excluding = exclusions(request)
+        else {
+            ack?.send([badRequest("ask-room", "expected {event, data, room?, except?: [room], timeoutMs > 0}")])
+            return
+        }
+        let target: EmitTarget = request["room"]?.stringValue.map { .room($0) } ?? .broadcast
+        let data = request["data"] ?? .null
+        ack?.send([true])
+        Task {
+            let outcome: JSONValue
+            do {
+                let result = try await gateway.broadcastWithAck(
+                    event,
+                    arguments: [data],
+                    to: target,
+                    options: EmitOptions(namespace: connection.namespace, excluding: excluding),
+                    timeout: .milliseconds(timeoutMs)
+                )
+                outcome = [
+                    "answers": .object(result.answers.sorted { $0.key < $1.key }.map { ($0.key, .array($0.value)) }),
+                    "missing": .object(
+                        result.missing.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value.code.description)) }
+                    ),
+                    "servers": .array(result.servers.sorted().map { .string($0) }),
+                ]
+            } catch {
+                outcome = ["error": .string("\(error)")]
+            }
+            connection.emit("ask-room-result", outcome)
+        }
+    }
+
     // `recovered`: acks whether this connection recovered a lost session (connection state recovery).
     namespace.on("recovered") { connection, _, ack in
         ack?.send([.bool(connection.recovered)])
