@@ -223,7 +223,7 @@ package final class EngineIOSession: @unchecked Sendable {
         // The handshake is not counted towards the slow-client limit.
         self.handleEnqueue(
             self.stateMachine.enqueue([open], pollingCost: 0, webSocketCost: 0),
-            frames: { WebSocketFrameBytes.frame(for: open) }
+            frames: { self.outgoing(WebSocketFrameBytes.frame(for: open)) }
         )
         self.schedule(heartbeat: self.stateMachine.initialHeartbeatDeadline)
         self.endpoint.sessionOpened(self, transport: transport)
