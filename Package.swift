@@ -45,6 +45,7 @@ let package = Package(
             name: "SocketGatewayEngineIO",
             dependencies: [
                 "SocketGatewayCore",
+                "CZlib",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -54,6 +55,13 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ]
+        ),
+        // zlib's raw DEFLATE for WebSocket permessage-deflate (RFC 7692); only WebSocketDeflate.swift touches it.
+        // No pkgConfig: zlib.pc's cflags carry -D_FILE_OFFSET_BITS=64, which SwiftPM refuses with a warning; the
+        // header is in /usr/include and the modulemap links libz.
+        .systemLibrary(
+            name: "CZlib",
+            providers: [.apt(["zlib1g-dev"])]
         ),
         // The Socket.IO server on SwiftNIO: transports, sessions, namespaces, rooms, acks, auth.
         .target(

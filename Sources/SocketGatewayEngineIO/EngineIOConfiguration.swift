@@ -142,6 +142,9 @@ package struct EngineIOConfiguration: Sendable {
     /// How long a session closed by its client over polling (with no GET parked) is remembered, so the GET the
     /// client still had in flight ends with a noop instead of `400 Session ID unknown`. Default 2 s.
     package var closedSessionLingerTime: Duration = .seconds(2)
+    /// WebSocket per-message compression (permessage-deflate) for clients that offer it; nil (the default, as in
+    /// socket.io 4) keeps every connection uncompressed.
+    package var webSocketCompression: WebSocketCompressionConfiguration?
 }
 
 extension Duration {

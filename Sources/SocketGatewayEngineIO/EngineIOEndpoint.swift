@@ -176,9 +176,13 @@ final class EngineIOEndpoint: Sendable {
 
     /// Attaches a WebSocket carrying `sid` to its session before the 101 goes out, so the session knows about
     /// the upgrade before the client can send anything on either transport. Nil headers refuse the upgrade.
-    func attachUpgrade(sid: String, channel: any Channel) -> EventLoopFuture<HTTPHeaders?> {
+    func attachUpgrade(
+        sid: String,
+        channel: any Channel,
+        deflate: WebSocketDeflateAgreement?
+    ) -> EventLoopFuture<HTTPHeaders?> {
         guard let session = self.session(id: sid) else { return channel.eventLoop.makeSucceededFuture(nil) }
-        let connection = ChannelWebSocketConnection(channel: channel, endpoint: self)
+        let connection = ChannelWebSocketConnection(channel: channel, endpoint: self, deflate: deflate)
         let key = ObjectIdentifier(channel)
         self.reservedUpgrades.withLockedValue { $0[key] = (session, connection) }
         channel.closeFuture.whenComplete { _ in
@@ -187,9 +191,20 @@ final class EngineIOEndpoint: Sendable {
         let promise = channel.eventLoop.makePromise(of: HTTPHeaders?.self)
         session.eventLoop.execute {
             session.webSocketAttached(connection)
-            promise.succeed(HTTPHeaders())
+            promise.succeed(Self.upgradeResponseHeaders(deflate: deflate))
         }
         return promise.futureResult
+    }
+
+    /// The headers the 101 adds: the permessage-deflate answer when one was agreed.
+    static func upgradeResponseHeaders(deflate: WebSocketDeflateAgreement?) -> HTTPHeaders {
+        guard let deflate else { return HTTPHeaders() }
+        return HTTPHeaders([("Sec-WebSocket-Extensions", deflate.responseHeader)])
+    }
+
+    /// What this endpoint agrees to for an upgrade request's permessage-deflate offers (nil: uncompressed).
+    func deflateAgreement(for headers: HTTPHeaders) -> WebSocketDeflateAgreement? {
+        WebSocketDeflateNegotiation.negotiate(headers, configuration: self.configuration.webSocketCompression)
     }
 
     /// The session and connection reserved by `attachUpgrade` for this channel.

@@ -333,7 +333,8 @@ package final class EngineIOExternalWebSocket: EngineIOWebSocketConnection, @unc
         switch self.assembler.receive(frame) {
         case .success(.none), .success(.control):
             return true
-        case .success(.message(let opcode, let payload)):
+        case .success(.message(let opcode, let payload, _)):
+            // Never compressed: no extension is agreed on a framework's WebSocket (the assembler refuses RSV1).
             return self.received(payload, isBinary: opcode == .binary)
         case .failure(let violation):
             self.fail(

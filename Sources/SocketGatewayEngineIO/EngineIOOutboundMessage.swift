@@ -1,3 +1,4 @@
+import NIOConcurrencyHelpers
 public import NIOCore
 import SocketGatewayCore
 
@@ -13,6 +14,9 @@ package struct EngineIOOutboundMessage: Sendable {
     package let attachments: [ByteBuffer]
     /// All frames, ready for the wire.
     package let webSocketFrames: ByteBuffer
+    /// The frames as clients that agreed to permessage-deflate get them, built by the first such recipient (on
+    /// its loop) and then shared: the server never keeps a compression context, so they are the same for all.
+    private let deflated = NIOLockedValueBox<(threshold: Int, frames: ByteBuffer)?>(nil)
 
     /// Encodes the message once.
     /// - Parameters:
@@ -61,6 +65,18 @@ package struct EngineIOOutboundMessage: Sendable {
         self.textPayload = frames.getSlice(at: headerRoom + 1, length: payloadLength - 1)!
         self.attachments = []
         self.webSocketFrames = frames
+    }
+
+    /// The frames for `connection`: compressed (once per message, whoever asks first) when it agreed to
+    /// permessage-deflate, else ``webSocketFrames``.
+    func webSocketFrames(for connection: EngineIOWebSocketConnection?) -> ByteBuffer {
+        guard let deflate = connection?.deflate else { return self.webSocketFrames }
+        return self.deflated.withLockedValue { cached in
+            if let cached, cached.threshold == deflate.threshold { return cached.frames }
+            let frames = WebSocketDeflateFrames.compress(self.webSocketFrames, threshold: deflate.threshold)
+            cached = (deflate.threshold, frames)
+            return frames
+        }
     }
 
     /// The message as Engine.IO packets (for the polling buffer).

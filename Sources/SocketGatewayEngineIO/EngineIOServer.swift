@@ -187,10 +187,11 @@ package final class EngineIOServer: Sendable {
                 else {
                     return channel.eventLoop.makeSucceededFuture(nil)
                 }
+                let deflate = endpoint.deflateAgreement(for: head.headers)
                 if let sid = target.query["sid"] {
-                    return endpoint.attachUpgrade(sid: sid, channel: channel)
+                    return endpoint.attachUpgrade(sid: sid, channel: channel, deflate: deflate)
                 }
-                return channel.eventLoop.makeSucceededFuture(HTTPHeaders())
+                return channel.eventLoop.makeSucceededFuture(EngineIOEndpoint.upgradeResponseHeaders(deflate: deflate))
             },
             upgradePipelineHandler: { channel, head in
                 let target = RequestTarget(uri: head.uri)
@@ -214,7 +215,12 @@ package final class EngineIOServer: Sendable {
                     (joining, connection) = reserved
                 } else {
                     joining = nil
-                    connection = ChannelWebSocketConnection(channel: channel, endpoint: endpoint)
+                    // The same agreement as the 101 announced (`shouldUpgrade` computed it from the same head).
+                    connection = ChannelWebSocketConnection(
+                        channel: channel,
+                        endpoint: endpoint,
+                        deflate: endpoint.deflateAgreement(for: head.headers)
+                    )
                 }
                 let limit = max(endpoint.configuration.maxBufferedBytesPerSession, 2)
                 return channel.setOption(

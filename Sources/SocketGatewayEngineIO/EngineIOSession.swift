@@ -124,8 +124,13 @@ package final class EngineIOSession: @unchecked Sendable {
                 pollingCost: recordLength,
                 webSocketCost: WebSocketFrameBytes.headerLength(payloadLength: recordLength) + recordLength
             ),
-            frames: { WebSocketFrameBytes.frame(for: packet) }
+            frames: { self.outgoing(WebSocketFrameBytes.frame(for: packet)) }
         )
+    }
+
+    /// Frames built for this session alone, compressed if its WebSocket agreed to permessage-deflate.
+    private func outgoing(_ frames: ByteBuffer) -> ByteBuffer {
+        self.mainWebSocket?.outgoing(frames) ?? frames
     }
 
     /// Queues a message encoded once for many recipients (fan-out fast path).
@@ -137,7 +142,7 @@ package final class EngineIOSession: @unchecked Sendable {
         let byteCount = message.webSocketFrames.readableBytes
         self.handleEnqueue(
             self.stateMachine.enqueue(message.packets, pollingCost: byteCount, webSocketCost: byteCount),
-            frames: { message.webSocketFrames }
+            frames: { message.webSocketFrames(for: self.mainWebSocket) }
         )
     }
 
@@ -149,9 +154,9 @@ package final class EngineIOSession: @unchecked Sendable {
         let byteCount = message.webSocketFrames.readableBytes
         let action = self.stateMachine.enqueue(message.packets, pollingCost: byteCount, webSocketCost: byteCount)
         if case .writeWebSocket = action {
-            self.appendToOutbox(message.webSocketFrames, flushingIn: batch)
+            self.appendToOutbox(message.webSocketFrames(for: self.mainWebSocket), flushingIn: batch)
         } else {
-            self.handleEnqueue(action, frames: { message.webSocketFrames })
+            self.handleEnqueue(action, frames: { message.webSocketFrames(for: self.mainWebSocket) })
         }
     }
 
@@ -168,7 +173,7 @@ package final class EngineIOSession: @unchecked Sendable {
                 pollingCost: EngineIOPollingPayload.encodedRecordLength(packet),
                 webSocketCost: WebSocketFrameBytes.frameLength(for: packet)
             ),
-            frames: { WebSocketFrameBytes.frame(for: packet) }
+            frames: { self.outgoing(WebSocketFrameBytes.frame(for: packet)) }
         )
     }
 
@@ -216,7 +221,7 @@ package final class EngineIOSession: @unchecked Sendable {
         // The handshake is not counted towards the slow-client limit.
         self.handleEnqueue(
             self.stateMachine.enqueue([open], pollingCost: 0, webSocketCost: 0),
-            frames: { WebSocketFrameBytes.frame(for: open) }
+            frames: { self.outgoing(WebSocketFrameBytes.frame(for: open)) }
         )
         self.schedule(heartbeat: self.stateMachine.initialHeartbeatDeadline)
         self.endpoint.sessionOpened(self, transport: transport)

@@ -23,9 +23,18 @@ protocol EngineIOWebSocketConnection: AnyObject, Sendable {
     func unsentBytes(on eventLoop: any EventLoop) -> Int
     /// Whether a message written now goes out without waiting behind earlier ones (volatile emits ask).
     var isWritable: Bool { get }
+    /// The permessage-deflate agreement of this connection, if any.
+    var deflate: WebSocketDeflateAgreement? { get }
+    /// `frames` as this connection sends them: compressed when it agreed to permessage-deflate.
+    func outgoing(_ frames: ByteBuffer) -> ByteBuffer
 }
 
 extension EngineIOWebSocketConnection {
+    /// A framework's WebSocket negotiates its own extensions: none is agreed by us.
+    var deflate: WebSocketDeflateAgreement? { nil }
+
+    func outgoing(_ frames: ByteBuffer) -> ByteBuffer { frames }
+
     func write(_ buffers: [ByteBuffer]) {
         self.write(buffers, promise: nil)
     }
@@ -52,10 +61,21 @@ final class ChannelWebSocketConnection: EngineIOWebSocketConnection, @unchecked 
     /// The close for a connection failed because of what the peer sent (1009, 1002, 1007); set on the channel's
     /// loop before the session is told, so the session's own close sends it.
     var failure: WebSocketClose?
+    /// permessage-deflate as agreed in the upgrade (nil: not offered, or off): the session compresses what it
+    /// sends, the handler inflates what it receives.
+    let deflate: WebSocketDeflateAgreement?
 
-    init(channel: any Channel, endpoint: EngineIOEndpoint) {
+    init(channel: any Channel, endpoint: EngineIOEndpoint, deflate: WebSocketDeflateAgreement? = nil) {
         self.channel = channel
         self.endpoint = endpoint
+        self.deflate = deflate
+    }
+
+    /// `frames` as this connection sends them: compressed where the agreement says so (``EngineIOOutboundMessage``
+    /// caches its compressed frames, so a broadcast is compressed once, not once per client).
+    func outgoing(_ frames: ByteBuffer) -> ByteBuffer {
+        guard let deflate = self.deflate else { return frames }
+        return WebSocketDeflateFrames.compress(frames, threshold: deflate.threshold)
     }
 
     /// Writes complete frames (already framed bytes) and flushes once.
@@ -208,6 +228,8 @@ final class EngineIOWebSocketHandler: ChannelInboundHandler {
     private let request: EngineIOHandshakeRequest
     private var session: EngineIOSession?
     private var assembler: WebSocketMessageAssembler
+    /// Created on the first compressed message, freed with the handler (event-loop confined).
+    private var inflater: WebSocketInflater?
 
     init(
         endpoint: EngineIOEndpoint,
@@ -219,7 +241,14 @@ final class EngineIOWebSocketHandler: ChannelInboundHandler {
         self.connection = connection
         self.joining = joining
         self.request = request
-        self.assembler = WebSocketMessageAssembler(maxMessageSize: max(endpoint.configuration.maxPayload, 1))
+        self.assembler = WebSocketMessageAssembler(
+            maxMessageSize: max(endpoint.configuration.maxPayload, 1),
+            compressionAgreed: connection.deflate != nil
+        )
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.inflater = nil
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -249,8 +278,11 @@ final class EngineIOWebSocketHandler: ChannelInboundHandler {
         switch self.assembler.receive(self.unwrapInboundIn(data)) {
         case .success(.none):
             break
-        case .success(.message(let opcode, let payload)):
+        case .success(.message(let opcode, let payload, compressed: false)):
             self.received(payload, isBinary: opcode == .binary)
+        case .success(.message(let opcode, let payload, compressed: true)):
+            guard let inflated = self.inflate(payload) else { return }
+            self.received(inflated, isBinary: opcode == .binary)
         case .success(.control(let frame)):
             self.received(control: frame, context: context)
         case .failure(let violation):
@@ -260,6 +292,34 @@ final class EngineIOWebSocketHandler: ChannelInboundHandler {
                 sessionReason: violation.close.code == 1009 ? .payloadTooLarge : .transportError
             )
         }
+    }
+
+    /// Inflates a compressed message, capped at the endpoint's `maxPayload`: past it (a zip bomb) the connection
+    /// fails with 1009, corrupt data with 1007. Nil when it failed.
+    private func inflate(_ payload: ByteBuffer) -> ByteBuffer? {
+        if self.inflater == nil { self.inflater = WebSocketInflater() }
+        let limit = self.assembler.maxMessageSize
+        let result = self.inflater.map { $0.inflate(payload, limit: limit) } ?? .failure(.corrupt)
+        switch result {
+        case .success(let inflated):
+            return inflated
+        case .failure(.tooLarge):
+            self.fail(
+                .init(
+                    close: .init(code: 1009, reason: "message too large"),
+                    detail: "compressed message of \(payload.readableBytes) bytes inflates past \(limit)"
+                ),
+                excerpt: nil,
+                sessionReason: .payloadTooLarge
+            )
+        case .failure(.corrupt):
+            self.fail(
+                .init(close: .init(code: 1007, reason: "invalid compressed data"), detail: "inflate failed"),
+                excerpt: nil,
+                sessionReason: .parseError
+            )
+        }
+        return nil
     }
 
     private func received(_ payload: ByteBuffer, isBinary: Bool) {

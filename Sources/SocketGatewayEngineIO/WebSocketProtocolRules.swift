@@ -50,11 +50,17 @@ struct WebSocketProtocolViolation: Error, Equatable, Sendable {
 /// frames over 125 bytes. These rules cover the rest: reserved bits and opcodes, masking, UTF-8 of text messages
 /// and close frames, close status codes (and ``WebSocketMessageAssembler`` the fragment sequence).
 enum WebSocketProtocolRules {
-    /// Checks one frame as it came off the wire (before fragments are joined): no RSV bit (no extension is ever
-    /// negotiated), masked (every client frame must be, §5.1), and a defined opcode (§5.2).
+    /// Checks one frame as it came off the wire (before fragments are joined): no RSV bit, except RSV1 on the
+    /// first frame of a text or binary message when permessage-deflate was agreed (RFC 7692 §6.1), masked (every
+    /// client frame must be, §5.1), and a defined opcode (§5.2).
     /// - Parameter requireMask: false where a framework's WebSocket support has already unmasked the frame.
-    static func check(_ frame: WebSocketFrame, requireMask: Bool = true) -> WebSocketProtocolViolation? {
-        if frame.rsv1 || frame.rsv2 || frame.rsv3 {
+    static func check(
+        _ frame: WebSocketFrame,
+        requireMask: Bool = true,
+        compressionAgreed: Bool = false
+    ) -> WebSocketProtocolViolation? {
+        let rsv1Allowed = compressionAgreed && (frame.opcode == .text || frame.opcode == .binary)
+        if (frame.rsv1 && !rsv1Allowed) || frame.rsv2 || frame.rsv3 {
             return .init(
                 close: .init(code: 1002, reason: "reserved bit set"),
                 detail: "RSV bit set without an extension"
@@ -179,8 +185,9 @@ struct WebSocketMessageAssembler {
     enum Output: Equatable {
         /// Nothing yet (a fragment was kept).
         case none
-        /// A whole text or binary message, unmasked.
-        case message(WebSocketOpcode, ByteBuffer)
+        /// A whole text or binary message, unmasked; `compressed` when its first frame had RSV1 (permessage-deflate:
+        /// still to be inflated).
+        case message(WebSocketOpcode, ByteBuffer, compressed: Bool)
         /// A control frame (close, ping, pong) as received; NIO's decoder has checked it is whole and short.
         case control(WebSocketFrame)
     }
@@ -189,18 +196,27 @@ struct WebSocketMessageAssembler {
     let maxFragments: Int
     /// Whether every frame must be masked: false behind a framework's WebSocket support, which unmasks them.
     let requiresMask: Bool
-    /// The message being joined: its opcode, its bytes so far and how many fragments they came in.
-    private var partial: (opcode: WebSocketOpcode, bytes: ByteBuffer, fragments: Int)?
+    /// permessage-deflate was agreed: RSV1 may mark a message as compressed (its size is then checked as received
+    /// here, and as inflated by the handler).
+    let compressionAgreed: Bool
+    /// The message being joined: its opcode, its bytes so far, how many fragments they came in, and whether the
+    /// first had RSV1.
+    private var partial: (opcode: WebSocketOpcode, bytes: ByteBuffer, fragments: Int, compressed: Bool)?
 
-    init(maxMessageSize: Int, maxFragments: Int = 1 << 16, requiresMask: Bool = true) {
+    init(maxMessageSize: Int, maxFragments: Int = 1 << 16, requiresMask: Bool = true, compressionAgreed: Bool = false) {
         self.maxMessageSize = maxMessageSize
         self.maxFragments = maxFragments
         self.requiresMask = requiresMask
+        self.compressionAgreed = compressionAgreed
     }
 
     /// Takes one frame as it came off the wire.
     mutating func receive(_ frame: WebSocketFrame) -> Result<Output, WebSocketProtocolViolation> {
-        if let violation = WebSocketProtocolRules.check(frame, requireMask: self.requiresMask) {
+        if let violation = WebSocketProtocolRules.check(
+            frame,
+            requireMask: self.requiresMask,
+            compressionAgreed: self.compressionAgreed
+        ) {
             return .failure(violation)
         }
         switch frame.opcode {
@@ -213,8 +229,8 @@ struct WebSocketMessageAssembler {
             guard bytes.readableBytes <= self.maxMessageSize else {
                 return .failure(self.tooLarge(bytes.readableBytes))
             }
-            if frame.fin { return .success(.message(frame.opcode, bytes)) }
-            self.partial = (frame.opcode, bytes, 1)
+            if frame.fin { return .success(.message(frame.opcode, bytes, compressed: frame.rsv1)) }
+            self.partial = (frame.opcode, bytes, 1, frame.rsv1)
             return .success(.none)
         case .continuation:
             guard var partial = self.partial else {
@@ -230,7 +246,7 @@ struct WebSocketMessageAssembler {
                 return .failure(Self.protocolError("more than \(self.maxFragments) fragments"))
             }
             partial.bytes.writeBuffer(&bytes)
-            if frame.fin { return .success(.message(partial.opcode, partial.bytes)) }
+            if frame.fin { return .success(.message(partial.opcode, partial.bytes, compressed: partial.compressed)) }
             self.partial = partial
             return .success(.none)
         default:

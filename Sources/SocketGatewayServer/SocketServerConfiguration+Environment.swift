@@ -170,6 +170,10 @@ extension SocketServerConfiguration {
         public static let tlsKey = SocketServerTLSConfiguration.EnvironmentKey.privateKeyFile
         /// Connection state recovery's window in seconds (``ConnectionStateRecoveryConfiguration``); unset or 0: off.
         public static let recoveryWindow = "SOCKET_RECOVERY_WINDOW"
+        /// WebSocket per-message compression: `on` or `off` (default off; ``SocketWebSocketCompression``).
+        public static let webSocketCompression = "SOCKET_WS_COMPRESSION"
+        /// The smallest message, in bytes, that is compressed when compression is on (default 1024).
+        public static let webSocketCompressionThreshold = "SOCKET_WS_COMPRESSION_THRESHOLD"
     }
 
     /// Reads a configuration from environment variables (see ``EnvironmentKey``); unset variables keep the
@@ -283,6 +287,7 @@ extension SocketServerConfiguration {
         if let origins = read(EnvironmentKey.corsOrigins) {
             self.cors = Self.corsPolicy(origins.split(separator: ",").map { Self.trimmed(String($0)) })
         }
+        self.webSocketCompression = try Self.webSocketCompression(read)
         if let text = read(EnvironmentKey.recoveryWindow) {
             guard let seconds = Double(text), seconds >= 0, seconds <= 86_400 else {
                 throw SocketServerConfigurationError(
@@ -380,6 +385,39 @@ extension SocketServerConfiguration {
             }
         }
         return jwt
+    }
+
+    /// Reads `SOCKET_WS_COMPRESSION` (`on`/`off`, also `true`/`false`, `1`/`0`) and
+    /// `SOCKET_WS_COMPRESSION_THRESHOLD` (bytes); a threshold with compression off is refused, not ignored.
+    static func webSocketCompression(
+        _ read: (String) -> String?
+    ) throws(SocketServerConfigurationError) -> SocketWebSocketCompression? {
+        let on: Bool
+        switch read(EnvironmentKey.webSocketCompression)?.lowercased() {
+        case nil, "off", "false", "0": on = false
+        case "on", "true", "1": on = true
+        case let other?:
+            throw SocketServerConfigurationError(
+                variable: EnvironmentKey.webSocketCompression,
+                message: "must be 'on' or 'off', got '\(other)'"
+            )
+        }
+        guard let text = read(EnvironmentKey.webSocketCompressionThreshold) else {
+            return on ? SocketWebSocketCompression() : nil
+        }
+        guard let threshold = Int(text), threshold >= 0 else {
+            throw SocketServerConfigurationError(
+                variable: EnvironmentKey.webSocketCompressionThreshold,
+                message: "must be a whole number of bytes, 0 or more, got '\(text)'"
+            )
+        }
+        guard on else {
+            throw SocketServerConfigurationError(
+                variable: EnvironmentKey.webSocketCompressionThreshold,
+                message: "is set but \(EnvironmentKey.webSocketCompression) is not 'on'"
+            )
+        }
+        return SocketWebSocketCompression(threshold: threshold)
     }
 
     /// The CORS policy for a list of origins: none for an empty list, any when it holds `*`.

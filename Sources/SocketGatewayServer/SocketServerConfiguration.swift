@@ -169,6 +169,12 @@ public struct SocketServerConfiguration: Sendable {
         } catch {
             throw SocketServerConfigurationError(variable: "trustedProxies", message: error.description)
         }
+        if let threshold = self.webSocketCompression?.threshold, threshold < 0 {
+            throw SocketServerConfigurationError(
+                variable: "webSocketCompression.threshold",
+                message: "must be 0 or more bytes, got \(threshold)"
+            )
+        }
         if let limit = self.maxConnectionsPerAddress, limit < 1 {
             throw SocketServerConfigurationError(
                 variable: "maxConnectionsPerAddress",
@@ -218,6 +224,9 @@ public struct SocketServerConfiguration: Sendable {
     /// The most bytes of a request's target and headers; default 16 KiB, then 431 and close. See
     /// `EngineIOConfiguration.maxRequestHeaderBytes`.
     public var maxRequestHeaderBytes: Int = 16 << 10
+    /// WebSocket per-message compression (permessage-deflate); default `nil`: off, as in socket.io 4. See
+    /// ``SocketWebSocketCompression``. `validate()` refuses a negative threshold.
+    public var webSocketCompression: SocketWebSocketCompression?
 
     private func applyHTTPHardening(to configuration: inout EngineIOConfiguration) {
         configuration.httpIdleTimeout = self.httpIdleTimeout
@@ -228,6 +237,7 @@ public struct SocketServerConfiguration: Sendable {
         // validate() refuses entries that do not parse before the server uses this.
         configuration.trustedProxies = (try? TrustedProxies(parsing: self.trustedProxies)) ?? .none
         configuration.maxRequestHeaderBytes = self.maxRequestHeaderBytes
+        configuration.webSocketCompression = self.webSocketCompression?.engineIO
     }
 }
 

@@ -346,6 +346,19 @@ func runInteropServer() async -> Int32 {
             return 2
         }
     }
+    // WebSocket compression, for the compression tests' own server (SOCKET_WS_COMPRESSION, …_THRESHOLD).
+    do {
+        let keys = [
+            SocketServerConfiguration.EnvironmentKey.webSocketCompression,
+            SocketServerConfiguration.EnvironmentKey.webSocketCompressionThreshold,
+        ]
+        configuration.webSocketCompression =
+            try SocketServerConfiguration(environment: environment.filter { keys.contains($0.key) })
+            .webSocketCompression
+    } catch {
+        writeError("socket-gateway-interop-server: \(error)")
+        return 2
+    }
     let authenticator: JWTAuthenticator
     do {
         authenticator = try JWTAuthenticator(secret: secret, logger: logger)

@@ -109,21 +109,22 @@ final class RawTestConnection {
     }
 
     /// Performs the WebSocket opening handshake; returns the HTTP status (101 on success).
-    func upgradeToWebSocket(_ target: String) async throws -> Response {
+    func upgradeToWebSocket(_ target: String, extraHeaders: [(String, String)] = []) async throws -> Response {
         try await self.sendRequest(
             "GET",
             target,
             headers: [
                 ("Upgrade", "websocket"), ("Connection", "Upgrade"),
                 ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="), ("Sec-WebSocket-Version", "13"),
-            ]
+            ] + extraHeaders
         )
         return try await self.readResponse()
     }
 
-    func sendFrame(opcode: UInt8, payload: ByteBuffer) async throws {
+    /// Sends one masked frame, FIN set; `rsv1` marks it compressed (permessage-deflate).
+    func sendFrame(opcode: UInt8, payload: ByteBuffer, rsv1: Bool = false) async throws {
         var frame = ByteBuffer()
-        frame.writeInteger(0x80 | opcode)
+        frame.writeInteger(0x80 | (rsv1 ? 0x40 : 0) | opcode)
         let length = payload.readableBytes
         if length < 126 {
             frame.writeInteger(UInt8(0x80 | length))
@@ -151,6 +152,11 @@ final class RawTestConnection {
 
     /// Reads one server frame (unmasked); nil when the connection ends.
     func readFrame() async throws -> (opcode: UInt8, payload: ByteBuffer)? {
+        try await self.readFrameWithFlags().map { ($0.first & 0x0F, $0.payload) }
+    }
+
+    /// Reads one server frame (unmasked) with its first byte (FIN, RSV1-3, opcode); nil when the connection ends.
+    func readFrameWithFlags() async throws -> (first: UInt8, payload: ByteBuffer)? {
         while true {
             if self.buffer.readableBytes >= 2 {
                 let first = self.buffer.getInteger(at: self.buffer.readerIndex, as: UInt8.self)!
@@ -174,7 +180,7 @@ final class RawTestConnection {
                 }
                 if self.buffer.readableBytes >= headerLength + length {
                     self.buffer.moveReaderIndex(forwardBy: headerLength)
-                    return (first & 0x0F, self.buffer.readSlice(length: length)!)
+                    return (first, self.buffer.readSlice(length: length)!)
                 }
             }
             do {

@@ -41,23 +41,27 @@ final class FanOutFixture: @unchecked Sendable {
     }
 
     /// Starts the server and connects the clients (no authentication; each joins its own room).
-    static func start(clients: Int) async throws -> FanOutFixture {
+    /// - Parameter compression: permessage-deflate on the server, offered by every client (nil: off, not offered).
+    static func start(clients: Int, compression: SocketWebSocketCompression? = nil) async throws -> FanOutFixture {
         var logger = Logger(label: "bench-server")
         logger.logLevel = .error
-        let configuration = SocketServerConfiguration(
+        var configuration = SocketServerConfiguration(
             host: "127.0.0.1",
             port: 0,
             pingInterval: .seconds(3600),
             pingTimeout: .seconds(3600),
             maxBufferedBytesPerConnection: 64 << 20
         )
+        configuration.webSocketCompression = compression
+        // The clients send no token (the server refuses to start without authentication unless told).
+        configuration.allowAnonymous = true
         let server = SocketServer(configuration: configuration, logger: logger)
         try await server.start()
         guard let port = server.localPort else { throw FixtureError(message: "server has no port") }
         var descriptors: [Int32] = []
         var rooms: [String] = []
         for index in 0..<clients {
-            let (descriptor, sid) = try RawSocketIOClient.connect(port: port)
+            let (descriptor, sid) = try RawSocketIOClient.connect(port: port, offerCompression: compression != nil)
             descriptors.append(descriptor)
             let room = "r\(index)"
             _ = await server.gateway.joinRoom(sid, room: room, namespace: "/")
@@ -108,7 +112,8 @@ final class DrainCounter: @unchecked Sendable {
 /// The client side of the WebSocket handshake and Socket.IO CONNECT, with blocking sockets.
 enum RawSocketIOClient {
     /// Connects, upgrades, connects to namespace `/`; returns the socket and the Socket.IO sid.
-    static func connect(port: Int) throws -> (Int32, String) {
+    /// `offerCompression`: the upgrade offers permessage-deflate (the drain thread never inflates: it counts bytes).
+    static func connect(port: Int, offerCompression: Bool = false) throws -> (Int32, String) {
         let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard descriptor >= 0 else { throw FixtureError(message: "socket() failed: \(errno)") }
         var address = sockaddr_in()
@@ -125,7 +130,10 @@ enum RawSocketIOClient {
         try reader.send(
             Array(
                 ("GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-                    + "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+                    + "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+                    + (offerCompression
+                        ? "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n" : "")
+                    + "\r\n")
                     .utf8
             )
         )
