@@ -69,7 +69,7 @@ package struct EngineIOOutboundMessage: Sendable {
 
     /// The frames for `connection`: compressed (once per message, whoever asks first) when it agreed to
     /// permessage-deflate, else ``webSocketFrames``.
-    func webSocketFrames(for connection: EngineIOWebSocketConnection?) -> ByteBuffer {
+    func webSocketFrames(for connection: (any EngineIOWebSocketConnection)?) -> ByteBuffer {
         guard let deflate = connection?.deflate else { return self.webSocketFrames }
         return self.deflated.withLockedValue { cached in
             if let cached, cached.threshold == deflate.threshold { return cached.frames }

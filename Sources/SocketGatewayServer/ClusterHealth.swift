@@ -275,22 +275,8 @@ package struct HealthCheckResponder: HTTPFallbackResponder {
 
     /// Answers `/healthz`, or hands the request to `next`.
     package func respond(to head: HTTPRequestHead, body: ByteBuffer) async -> HTTPFallbackResponse {
-        let path =
-            head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
-        guard path == self.path else {
-            if let next = self.next { return await next.respond(to: head, body: body) }
-            return HTTPFallbackResponse(
-                status: .notFound,
-                headers: ["Content-Type": "text/plain; charset=utf-8"],
-                body: ByteBuffer(string: "Not Found\n")
-            )
-        }
-        guard head.method == .GET || head.method == .HEAD else {
-            return HTTPFallbackResponse(
-                status: .methodNotAllowed,
-                headers: ["Allow": "GET, HEAD", "Content-Type": "text/plain; charset=utf-8"],
-                body: ByteBuffer(string: "Method Not Allowed\n")
-            )
+        if let answer = await HTTPReadOnlyRoute.otherwise(path: self.path, head: head, body: body, next: self.next) {
+            return answer
         }
         let health = self.health()
         var body = ByteBuffer()

@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 public import SocketGatewayCore
 
 /// The name and type of one value in a connection's ``SocketData``.
