@@ -151,6 +151,14 @@ private struct HealthUserFromAuth: SocketAuthenticator {
                 let client = try await self.connect(server, user: "h", group: group)
                 let roomChannel = "\(channel)#/#user:h#"
                 let owner = try #require(cluster.primary(forSlot: RedisClusterSlot.of(roomChannel)))
+                // The health snapshot is recomputed on the subscriber's loop after the SSUBSCRIBE reply; the
+                // CONNECT reply may reach the client first. Wait for it (bounded: 5 s) rather than race it.
+                for _ in 0..<50
+                where server.clusterHealth.sharded?.channelsSubscribed != 1
+                    || server.clusterHealth.sharded?.channelsPending != 0
+                {
+                    try await Task.sleep(for: .milliseconds(100))
+                }
                 let before = try #require(server.clusterHealth.sharded)
                 #expect(before.shards == 3)
                 #expect(before.connectionsUp == 1)
