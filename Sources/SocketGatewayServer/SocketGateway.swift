@@ -201,27 +201,17 @@ public final class SocketGateway: SocketEmitter {
         let message = SocketIOWire.event(namespace: options.namespace, event: event, arguments: arguments, ackID: nil)
         let rooms = target.roomNames
         let (namespace, excluding, metrics) = (options.namespace, options.excluding, self.metrics)
-        var futures: [EventLoopFuture<Int>] = []
-        for shard in self.shards.all {
-            futures.append(
-                shard.eventLoop.submit {
-                    let (delivered, dropped) = shard.deliverVolatile(
-                        message,
-                        namespace: namespace,
-                        rooms: rooms,
-                        excluding: excluding,
-                        outgoing: outgoing
-                    )
-                    if dropped > 0 { metrics.volatileDropped.increment(by: Int64(dropped)) }
-                    return delivered
-                }
+        return await self.onEveryShard { shard in
+            let (delivered, dropped) = shard.deliverVolatile(
+                message,
+                namespace: namespace,
+                rooms: rooms,
+                excluding: excluding,
+                outgoing: outgoing
             )
+            if dropped > 0 { metrics.volatileDropped.increment(by: Int64(dropped)) }
+            return delivered
         }
-        var total = 0
-        for future in futures {
-            total += (try? await future.get()) ?? 0
-        }
-        return total
     }
 
     /// Logs the event for connection state recovery (with its offset appended) and writes it to the addressed local
@@ -243,26 +233,16 @@ public final class SocketGateway: SocketEmitter {
             rooms: rooms,
             excluding: excluding
         )
-        var futures: [EventLoopFuture<Int>] = []
-        for shard in self.shards.all {
-            futures.append(
-                shard.eventLoop.submit {
-                    shard.deliver(
-                        message,
-                        recoveryCounter: counter,
-                        namespace: namespace,
-                        rooms: rooms,
-                        excluding: excluding,
-                        outgoing: outgoing
-                    )
-                }
+        return await self.onEveryShard { shard in
+            shard.deliver(
+                message,
+                recoveryCounter: counter,
+                namespace: namespace,
+                rooms: rooms,
+                excluding: excluding,
+                outgoing: outgoing
             )
         }
-        var total = 0
-        for future in futures {
-            total += (try? await future.get()) ?? 0
-        }
-        return total
     }
 
     /// Writes `message` to the addressed local clients: one task per event loop, all started before any is awaited.
@@ -273,20 +253,22 @@ public final class SocketGateway: SocketEmitter {
         excluding: Set<String>,
         outgoing: OutgoingEvent? = nil
     ) async -> Int {
+        await self.onEveryShard { shard in
+            shard.deliver(message, namespace: namespace, rooms: rooms, excluding: excluding, outgoing: outgoing)
+        }
+    }
+
+    /// Runs `body` on every shard's event loop, all started before any is awaited (on the only shard's loop
+    /// directly when there is one), and sums what they return.
+    private func onEveryShard(_ body: @escaping @Sendable (RoomShard) -> Int) async -> Int {
         let shards = self.shards.all
         if shards.count == 1 {
-            return await shards[0].run {
-                $0.deliver(message, namespace: namespace, rooms: rooms, excluding: excluding, outgoing: outgoing)
-            } ?? 0
+            return await shards[0].run(body) ?? 0
         }
         var futures: [EventLoopFuture<Int>] = []
         futures.reserveCapacity(shards.count)
         for shard in shards {
-            futures.append(
-                shard.eventLoop.submit {
-                    shard.deliver(message, namespace: namespace, rooms: rooms, excluding: excluding, outgoing: outgoing)
-                }
-            )
+            futures.append(shard.eventLoop.submit { body(shard) })
         }
         var total = 0
         for future in futures {
