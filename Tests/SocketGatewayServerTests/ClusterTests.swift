@@ -25,12 +25,14 @@ import Testing
         return logger
     }
 
-    func startNode(redisURL: String, channel: String) async throws -> Node {
+    /// `publishTimeout`: a test that asserts what a publish came to (not how fast) gives a loaded machine's slow
+    /// Redis answer time, so `.published` does not turn into `.queued`.
+    func startNode(redisURL: String, channel: String, publishTimeout: Duration = .seconds(2)) async throws -> Node {
         let server = SocketServer(
             configuration: SocketServerConfiguration(
                 port: 0,
                 eventLoopThreads: 2,
-                redis: SocketServerRedisConfiguration(url: redisURL, channel: channel)
+                redis: SocketServerRedisConfiguration(url: redisURL, channel: channel, publishTimeout: publishTimeout)
             ).anonymous,
             logger: Self.logger()
         )
@@ -70,8 +72,8 @@ import Testing
     @Test func twoServersShareEmitsRoomChangesAcksAndDisconnects() async throws {
         let redis = try await RedisServerProcess.start()
         let channel = Self.channelName()
-        let a = try await self.startNode(redisURL: redis.urlString, channel: channel)
-        let b = try await self.startNode(redisURL: redis.urlString, channel: channel)
+        let a = try await self.startNode(redisURL: redis.urlString, channel: channel, publishTimeout: .seconds(30))
+        let b = try await self.startNode(redisURL: redis.urlString, channel: channel, publishTimeout: .seconds(30))
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         do {
             try await self.waitSubscribed([a, b])
