@@ -293,6 +293,9 @@ package final class EngineIOServer: Sendable {
                         // A client that does not speak TLS fails the handshake: EngineIOHTTPHandler logs the error
                         // at debug and closes this connection only.
                         try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.sslContext))
+                        try channel.pipeline.syncOperations.addHandler(
+                            TLSHandshakeTimeoutHandler(timeout: tls.handshakeTimeout, policy: connectionPolicy)
+                        )
                     }
                     let httpHandler = EngineIOHTTPHandler(
                         endpoints: endpoints,
