@@ -157,6 +157,50 @@ import Testing
         }
     }
 
+    @Test func aFloodToDisconnectedSessionsStaysInTheLogBoundsAndIsGivenBackAfterTheWindow() async throws {
+        var recovery = ConnectionStateRecoveryConfiguration(maxDisconnectionDuration: .seconds(1))
+        recovery.maxPackets = 200
+        recovery.maxPacketBytes = 64 << 10
+        try await self.withServer(recovery: recovery) { server, port, recorder, group in
+            let state = try #require(server.gateway.shards.recovery)
+            // Ten clients in the room "flood" lose their transport: their sessions are kept, the room held present.
+            for _ in 0..<10 {
+                let (client, reply) = try await self.connect(port: port, group: group)
+                let sid = try #require(reply["sid"]?.stringValue)
+                try await recorder.waitUntil { $0.connection(sid) != nil }
+                await try #require(recorder.connection(sid)).join("flood")
+                await client.close()
+                try await recorder.waitUntil { $0.events.contains("disconnected \(sid)") }
+            }
+            #expect(state.held.sessions == 10)
+            #expect(server.gateway.shards.presence.snapshot.isPresent(namespace: "/", room: "flood"))
+
+            // 5,000 emits of about 1 KiB to the room: the log never holds more than its bounds.
+            let payload = JSONValue.string(String(repeating: "x", count: 1000))
+            var most = (packets: 0, bytes: 0)
+            for index in 0..<5_000 {
+                await server.gateway.emit(
+                    "flood",
+                    arguments: [.int(Int64(index)), payload],
+                    to: .room("flood"),
+                    options: EmitOptions()
+                )
+                let held = state.held
+                most = (max(most.packets, held.packets), max(most.bytes, held.bytes))
+            }
+            #expect(most.packets <= 200 && most.packets > 0, "\(most)")
+            #expect(most.bytes <= 64 << 10, "\(most)")
+
+            // Nothing else happens: after the window every session and packet is given back, and the room is no
+            // longer held present (bounded wait; no emit or connect calls in).
+            for _ in 0..<1_000 where state.held != (0, 0, 0) {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            #expect(state.held == (0, 0, 0))
+            #expect(!server.gateway.shards.presence.snapshot.isPresent(namespace: "/", room: "flood"))
+        }
+    }
+
     @Test func theWindowComesFromTheEnvironmentAndBadValuesAreNamed() throws {
         let key = SocketServerConfiguration.EnvironmentKey.recoveryWindow
         #expect(try SocketServerConfiguration(environment: [:]).connectionStateRecovery == nil)
