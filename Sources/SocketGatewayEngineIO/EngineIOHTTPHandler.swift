@@ -71,7 +71,11 @@ final class HTTPConnectionPolicy: Sendable {
     /// The limits for a server with these endpoints: the most lenient of each (connections are timed before
     /// they are routed).
     convenience init(endpoints: [EngineIOEndpoint], logger: Logger) {
-        let configurations = endpoints.map(\.configuration)
+        self.init(configurations: endpoints.map(\.configuration), logger: logger)
+    }
+
+    /// The limits for a listener whose connections these configurations govern: the most lenient of each.
+    convenience init(configurations: [EngineIOConfiguration], logger: Logger) {
         let defaults = EngineIOConfiguration()
         func largest(_ value: KeyPath<EngineIOConfiguration, Duration>) -> TimeAmount {
             TimeAmount(configurations.map { $0[keyPath: value] }.max() ?? defaults[keyPath: value])

@@ -190,7 +190,7 @@ public struct SocketServerConfiguration: Sendable {
     }
 
     /// The Engine.IO settings derived from these.
-    var engineIO: EngineIOConfiguration {
+    package var engineIO: EngineIOConfiguration {
         var configuration = EngineIOConfiguration(
             pingInterval: self.pingInterval,
             pingTimeout: self.pingTimeout,
