@@ -48,10 +48,7 @@ import Testing
         case .namespace: server.namespace("/").use(hang)
         }
         server.namespace("/").on("echo") { _, arguments, ack in ack?.send(arguments) }
-        try await server.start()
-        let port = try #require(server.localPort)
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        do {
+        try await server.whileStarted { port, group in
             let (hung, _) = try await TestWebSocketClient.connectEngineIO(port: port, group: group)
             try await hung.send(#"40{"hang":true}"#)
             for _ in 0..<500 where log.counts.started == 0 {
@@ -79,12 +76,6 @@ import Testing
             try await other.send(#"422["echo","after"]"#)
             #expect(try await other.nextText() == #"432["after"]"#)
             await other.close()
-        } catch {
-            try await server.shutdown()
-            try await group.shutdownGracefully()
-            throw error
         }
-        try await server.shutdown()
-        try await group.shutdownGracefully()
     }
 }
