@@ -60,6 +60,7 @@ final class HTTPConnectionPolicy: Sendable {
     private let headerTooLargeWarning = RateLimitedWarning()
     private let timeoutWarning = RateLimitedWarning()
     private let connectionRefusedWarning = RateLimitedWarning()
+    private let tlsHandshakeWarning = RateLimitedWarning()
 
     init(timeouts: HTTPConnectionTimeouts, maxRequestHeaderBytes: Int = 16 << 10, logger: Logger) {
         self.timeouts = timeouts
@@ -70,7 +71,11 @@ final class HTTPConnectionPolicy: Sendable {
     /// The limits for a server with these endpoints: the most lenient of each (connections are timed before
     /// they are routed).
     convenience init(endpoints: [EngineIOEndpoint], logger: Logger) {
-        let configurations = endpoints.map(\.configuration)
+        self.init(configurations: endpoints.map(\.configuration), logger: logger)
+    }
+
+    /// The limits for a listener whose connections these configurations govern: the most lenient of each.
+    convenience init(configurations: [EngineIOConfiguration], logger: Logger) {
         let defaults = EngineIOConfiguration()
         func largest(_ value: KeyPath<EngineIOConfiguration, Duration>) -> TimeAmount {
             TimeAmount(configurations.map { $0[keyPath: value] }.max() ?? defaults[keyPath: value])
@@ -118,6 +123,17 @@ final class HTTPConnectionPolicy: Sendable {
             self.logger,
             "closing new connection: too many connections from its address",
             metadata: ["remote": "\(address)", "limit": "\(limit)"]
+        )
+    }
+
+    /// Counts (`socketgateway_http_timeouts_total{kind="tls_handshake"}`) and logs (rate-limited) a connection
+    /// closed because its TLS handshake did not complete in time.
+    func tlsHandshakeTimedOut(remoteAddress: SocketAddress?, timeout: TimeAmount) {
+        Counter(label: "socketgateway_http_timeouts_total", dimensions: [("kind", "tls_handshake")]).increment()
+        self.tlsHandshakeWarning.log(
+            self.logger,
+            "closing connection: TLS handshake not completed in time",
+            metadata: ["remote": "\(remoteAddress.map { "\($0)" } ?? "?")", "timeout": "\(timeout)"]
         )
     }
 

@@ -62,6 +62,9 @@ package final class EngineIOServer: Sendable {
     /// Where the fallback responses run: its owner runs it (`SocketServer.run()` does); until then they wait,
     /// after its `finish()` they are refused with 503.
     package let tasks: ServerTaskPool
+    /// The HTTP limits of a listener with no endpoint mounted (a metrics or fallback-only listener): idle, header
+    /// and body timeouts, header size, connections per address, trusted proxies. With endpoints, theirs apply.
+    private let unmountedLimits: EngineIOConfiguration
     private let state = NIOLockedValueBox(State())
 
     /// Creates a server; nothing listens until ``start()``.
@@ -78,7 +81,8 @@ package final class EngineIOServer: Sendable {
         eventLoopGroup: any EventLoopGroup,
         logger: Logger,
         fallback: (any HTTPFallbackResponder)? = nil,
-        tls: EngineIOTLSContext? = nil
+        tls: EngineIOTLSContext? = nil,
+        unmountedLimits: EngineIOConfiguration = EngineIOConfiguration()
     ) {
         self.init(
             host: host,
@@ -87,7 +91,8 @@ package final class EngineIOServer: Sendable {
             logger: logger,
             fallback: fallback,
             tasks: ServerTaskPool(),
-            tls: tls
+            tls: tls,
+            unmountedLimits: unmountedLimits
         )
     }
 
@@ -99,9 +104,11 @@ package final class EngineIOServer: Sendable {
         logger: Logger,
         fallback: (any HTTPFallbackResponder)?,
         tasks: ServerTaskPool,
-        tls: EngineIOTLSContext? = nil
+        tls: EngineIOTLSContext? = nil,
+        unmountedLimits: EngineIOConfiguration = EngineIOConfiguration()
     ) {
         self.tls = tls
+        self.unmountedLimits = unmountedLimits
         self.host = host
         self.port = port
         self.eventLoopGroup = eventLoopGroup
@@ -172,9 +179,10 @@ package final class EngineIOServer: Sendable {
         let tls = self.tls
         let maxFrameSize = max(endpoints.map(\.configuration.maxPayload).max() ?? 1 << 20, 1 << 14)
         let state = self.state
-        let connectionPolicy = HTTPConnectionPolicy(endpoints: endpoints, logger: logger)
-        let maxConnectionsPerAddress = endpoints.compactMap(\.configuration.maxConnectionsPerAddress).min()
-        let trustedProxies = TrustedProxies(ranges: endpoints.flatMap(\.configuration.trustedProxies.ranges))
+        let limits = endpoints.isEmpty ? [self.unmountedLimits] : endpoints.map(\.configuration)
+        let connectionPolicy = HTTPConnectionPolicy(configurations: limits, logger: logger)
+        let maxConnectionsPerAddress = limits.compactMap(\.maxConnectionsPerAddress).min()
+        let trustedProxies = TrustedProxies(ranges: limits.flatMap(\.trustedProxies.ranges))
 
         let upgrader = NIOWebSocketServerUpgrader(
             maxFrameSize: maxFrameSize,
@@ -293,6 +301,9 @@ package final class EngineIOServer: Sendable {
                         // A client that does not speak TLS fails the handshake: EngineIOHTTPHandler logs the error
                         // at debug and closes this connection only.
                         try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.sslContext))
+                        try channel.pipeline.syncOperations.addHandler(
+                            TLSHandshakeTimeoutHandler(timeout: tls.handshakeTimeout, policy: connectionPolicy)
+                        )
                     }
                     let httpHandler = EngineIOHTTPHandler(
                         endpoints: endpoints,

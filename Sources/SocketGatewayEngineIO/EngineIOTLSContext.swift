@@ -1,4 +1,5 @@
 import NIOConcurrencyHelpers
+package import NIOCore
 package import NIOSSL
 
 #if canImport(Glibc)
@@ -33,14 +34,27 @@ package final class EngineIOTLSContext: Sendable {
     package let certificateChainFile: String
     /// The PEM file of the certificate's private key (not encrypted).
     package let privateKeyFile: String
+    /// How long a connection's TLS handshake may take from accept to its end (default 10 s); a peer that trickles
+    /// or never finishes its ClientHello is then closed, counted in `socketgateway_http_timeouts_total` with
+    /// `kind="tls_handshake"` and logged at warning, rate-limited.
+    package let handshakeTimeout: TimeAmount
     private let loaded: NIOLockedValueBox<Loaded>
 
     /// Loads the two files.
+    /// - Parameters:
+    ///   - certificateChainFile: The server's certificate, then its intermediates, as PEM.
+    ///   - privateKeyFile: The certificate's private key, as PEM.
+    ///   - handshakeTimeout: How long a TLS handshake may take before the connection is closed.
     /// - Throws: ``EngineIOTLSError`` naming the file: missing, unreadable, not PEM, no certificate, an encrypted
     ///   key, a key that does not belong to the certificate.
-    package init(certificateChainFile: String, privateKeyFile: String) throws(EngineIOTLSError) {
+    package init(
+        certificateChainFile: String,
+        privateKeyFile: String,
+        handshakeTimeout: TimeAmount = .seconds(10)
+    ) throws(EngineIOTLSError) {
         self.certificateChainFile = certificateChainFile
         self.privateKeyFile = privateKeyFile
+        self.handshakeTimeout = handshakeTimeout
         self.loaded = NIOLockedValueBox(try Self.load(certificateChainFile, privateKeyFile))
     }
 

@@ -5,11 +5,12 @@ public import NIOPosix
 public import Prometheus
 public import ServiceLifecycle
 import SocketGatewayEngineIO
-import SocketGatewayServer
+public import SocketGatewayServer
 
 /// A listener of its own that answers `GET <path>` (default `/metrics`) with `registry` in the Prometheus text
 /// format, and 404 to everything else; for keeping metrics off the Socket.IO port (e.g. a port only the scraper
-/// reaches). The same HTTP limits as the Socket.IO listener apply (header, idle and body timeouts, header size).
+/// reaches). The HTTP limits of a Socket.IO listener apply (idle, header and body timeouts, header size,
+/// connections per address): those of the `httpLimits` configuration given, `serve` gives its own.
 ///
 /// A swift-service-lifecycle `Service`: put it in the `ServiceGroup` beside the `SocketServer`.
 /// ```swift
@@ -33,6 +34,9 @@ public final class PrometheusMetricsServer: Service, Sendable {
     ///   - path: The path answered.
     ///   - registry: The registry served (the one the `PrometheusMetricsFactory` writes to).
     ///   - eventLoopGroup: The loops it runs on (not shut down by this server).
+    ///   - httpLimits: The configuration whose HTTP limits apply (`httpIdleTimeout`, `httpHeaderTimeout`,
+    ///     `httpBodyTimeout`, `maxRequestHeaderBytes`, `maxConnectionsPerAddress`, `trustedProxies`); pass the
+    ///     Socket.IO server's so both listeners close slow or oversized requests alike. Default: their defaults.
     ///   - logger: Where to log.
     public init(
         host: String,
@@ -40,6 +44,7 @@ public final class PrometheusMetricsServer: Service, Sendable {
         path: String = "/metrics",
         registry: PrometheusCollectorRegistry,
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        httpLimits: SocketServerConfiguration? = nil,
         logger: Logger
     ) {
         self.host = host
@@ -49,7 +54,8 @@ public final class PrometheusMetricsServer: Service, Sendable {
             port: port,
             eventLoopGroup: eventLoopGroup,
             logger: logger,
-            fallback: PrometheusMetricsResponder(registry: registry, path: path)
+            fallback: PrometheusMetricsResponder(registry: registry, path: path),
+            unmountedLimits: httpLimits?.engineIO ?? EngineIOConfiguration()
         )
     }
 

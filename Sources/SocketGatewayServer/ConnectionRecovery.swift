@@ -85,11 +85,24 @@ final class ConnectionRecovery: Sendable {
     typealias Machine = ConnectionRecoveryStateMachine<EngineIOOutboundMessage>
     private let machine: NIOLockedValueBox<Machine>
     private let presence: LocalRoomPresence
+    /// Where the sweeps run that drop what left the window when nothing else calls in (an idle server after a
+    /// burst of emits to disconnected sessions gives the memory back within the window).
+    private let sweepLoop: any EventLoop
 
-    init(configuration: ConnectionStateRecoveryConfiguration, presence: LocalRoomPresence) {
+    init(configuration: ConnectionStateRecoveryConfiguration, presence: LocalRoomPresence, sweepLoop: any EventLoop) {
         // A per-run prefix: offsets of another run (or another server) are never mistaken for this one's.
         self.machine = NIOLockedValueBox(Machine(limits: configuration.limits, offsetPrefix: SessionID.random() + "-"))
         self.presence = presence
+        self.sweepLoop = sweepLoop
+    }
+
+    /// Schedules the sweep at `deadline` (from the machine's `armSweep()` or `sweep(now:)`).
+    private func scheduleSweep(at deadline: NIODeadline?) {
+        guard let deadline else { return }
+        self.sweepLoop.scheduleTask(deadline: deadline) { [self] in
+            let now = NIODeadline.now()
+            self.scheduleSweep(at: self.withMachine { $0.sweep(now: now) })
+        }
     }
 
     /// Runs `body` on the machine under the lock, then ends the presence holds of the sessions it released.
@@ -128,7 +141,7 @@ final class ConnectionRecovery: Sendable {
         excluding: Set<String>
     ) -> (message: EngineIOOutboundMessage, counter: UInt64) {
         let now = NIODeadline.now()
-        return self.withMachine { machine in
+        let logged = self.withMachine { machine in
             // Encoded under the lock so the log stays in offset order.
             let (counter, offset) = machine.nextOffset()
             let message = SocketIOWire.event(
@@ -146,8 +159,10 @@ final class ConnectionRecovery: Sendable {
                 excluding: excluding,
                 now: now
             )
-            return (message, counter)
+            return (message: message, counter: counter, sweep: machine.armSweep())
         }
+        self.scheduleSweep(at: logged.sweep)
+        return (logged.message, logged.counter)
     }
 
     /// Keeps `session` and holds its rooms present (unless it is not kept).
@@ -155,8 +170,9 @@ final class ConnectionRecovery: Sendable {
         let now = NIODeadline.now()
         // Held before it enters the store, so a release (by another thread's expiry) never precedes the hold.
         self.hold(session)
-        let outcome = self.withMachine { $0.persist(session, now: now) }
+        let (outcome, sweep) = self.withMachine { ($0.persist(session, now: now), $0.armSweep()) }
         if outcome == .tooManyRooms { self.releaseHold(of: session) }
+        self.scheduleSweep(at: sweep)
         return outcome
     }
 

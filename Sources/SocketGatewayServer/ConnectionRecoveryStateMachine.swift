@@ -113,6 +113,8 @@ struct ConnectionRecoveryStateMachine<Packet: Sendable>: Sendable {
     /// Sessions that left the store other than by a claim (expired, dropped for `maxSessions`, replaced by a new
     /// persist of the same pid), until ``takeReleased()``: the server stops holding their rooms present.
     private var released: [Session] = []
+    /// Whether the owner has a sweep scheduled (``armSweep()`` / ``sweep(now:)``).
+    private var sweepArmed = false
 
     init(limits: Limits, offsetPrefix: String) {
         self.limits = limits
@@ -264,6 +266,39 @@ struct ConnectionRecoveryStateMachine<Packet: Sendable>: Sendable {
             self.sessionOrderHead += 1
         }
         self.compactSessionOrder()
+    }
+
+    /// The earliest time at which ``expire(now:)`` drops something for age: the oldest packet's or kept
+    /// session's end of window; nil when nothing is held.
+    var nextExpiry: NIODeadline? {
+        let window = self.limits.maxDisconnectionDuration
+        var earliest: NIODeadline?
+        if self.head < self.packets.count {
+            earliest = self.packets[self.head].emittedAt + window + .nanoseconds(1)
+        }
+        for (pid, disconnectedAt) in self.sessionOrder[self.sessionOrderHead...] {
+            guard let kept = self.sessions[pid], kept.disconnectedAt == disconnectedAt else { continue }
+            let end = disconnectedAt + window + .nanoseconds(1)
+            earliest = min(earliest ?? end, end)
+            break
+        }
+        return earliest
+    }
+
+    /// Something was logged or kept: when the owner must sweep, unless a sweep is already armed (then nil).
+    /// Without sweeps, what a burst left would stay until the next emit or connect.
+    mutating func armSweep() -> NIODeadline? {
+        guard !self.sweepArmed, let next = self.nextExpiry else { return nil }
+        self.sweepArmed = true
+        return next
+    }
+
+    /// The armed sweep ran at `now`: drops what left the window, then returns when to sweep next (nil when
+    /// nothing is held any more; the next log or persist arms it again).
+    mutating func sweep(now: NIODeadline) -> NIODeadline? {
+        self.sweepArmed = false
+        self.expire(now: now)
+        return self.armSweep()
     }
 
     private mutating func dropOldestSession() {

@@ -110,11 +110,15 @@ package enum JWKSFetcher {
         }
     }
 
+    /// One GET whose connect, TLS handshake, head and body together take at most `timeout`: a server that accepts
+    /// and never answers, or trickles the set, fails the fetch at the one deadline (not a connect timeout plus a
+    /// response timeout).
     private static func get(_ url: JWKSURL, timeout: TimeAmount) async throws -> [UInt8] {
         let eventLoop = MultiThreadedEventLoopGroup.singleton.next()
         let sslContext = url.tls ? try NIOSSLContext(configuration: .makeClientConfiguration()) : nil
         let response = eventLoop.makePromise(of: [UInt8].self)
         let serverName = url.host.isIPAddress ? nil : url.host
+        let deadline = NIODeadline.now() + timeout
         let connecting = ClientBootstrap(group: eventLoop)
             .connectTimeout(timeout)
             .channelInitializer { channel in
@@ -137,11 +141,11 @@ package enum JWKSFetcher {
             response.fail(error)
             throw error
         }
-        let deadline = eventLoop.scheduleTask(in: timeout) {
+        let timer = eventLoop.scheduleTask(deadline: deadline) {
             response.fail(JWKSFetchError(message: "GET \(url.text): no complete response within \(timeout)"))
         }
         defer {
-            deadline.cancel()
+            timer.cancel()
             channel.close(promise: nil)
         }
         var headers = HTTPHeaders()

@@ -259,7 +259,8 @@ final class RoomShards: Sendable {
         self.all = all
         self.byLoop = byLoop
         self.presence = presence
-        self.recovery = recovery.map { ConnectionRecovery(configuration: $0, presence: presence) }
+        let sweepLoop = eventLoopGroup.next()
+        self.recovery = recovery.map { ConnectionRecovery(configuration: $0, presence: presence, sweepLoop: sweepLoop) }
     }
 
     /// Set by a cluster adapter whose joins must wait for the room's channel (room-channel mode); `nil` otherwise.

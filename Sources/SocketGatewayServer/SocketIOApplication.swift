@@ -114,6 +114,9 @@ final class SocketIOClient: @unchecked Sendable {
     /// Namespaces accepted whose CONNECT reply waits for the user room's channel (room-channel mode).
     private var awaitingRoomChannel: Set<String> = []
     private var connectTimer: Scheduled<Void>?
+    /// Middleware chains still running, by namespace: stopped (their task cancelled) when the session closes, so
+    /// a middleware that never returns does not outlive its client.
+    private var runningMiddlewares: SmallMap<String, SocketMiddlewareStop> = [:]
     /// The size (as received) of the packet being decoded: its text and the attachments so far.
     private var inboundBytes = 0
     /// The application's logger with this session's id; built when something is logged rather than kept per
@@ -169,6 +172,9 @@ final class SocketIOClient: @unchecked Sendable {
     func sessionClosed(reason: EngineIOCloseReason) {
         self.connectTimer?.cancel()
         self.connectTimer = nil
+        let running = self.runningMiddlewares
+        self.runningMiddlewares = [:]
+        for (_, stop) in running { stop.stop() }
         let disconnectReason =
             self.machine.closingError.map(SocketDisconnectReason.init(closing:)) ?? .transport(reason)
         for action in self.machine.sessionClosed() {
@@ -244,13 +250,18 @@ final class SocketIOClient: @unchecked Sendable {
                 return
             }
             let eventLoop = self.session.eventLoop
+            let stop = SocketMiddlewareStop()
             let submitted = self.application.tasks.submit {
-                let outcome = await SocketMiddlewareOutcome.run(middlewares, on: connectRequest)
+                // nil: the session closed first (e.g. the connect timeout) and the chain was cancelled.
+                guard let outcome = await SocketMiddlewareOutcome.run(middlewares, on: connectRequest, until: stop)
+                else { return }
                 eventLoop.execute {
                     self.authenticationCompleted(outcome, namespace: namespace)
                 }
             }
-            if !submitted {
+            if submitted {
+                self.runningMiddlewares[namespace] = stop
+            } else {
                 // The server is shutting down and closes this session: the CONNECT is left unanswered.
                 self.logger.debug(
                     "socket.io connect not authenticated: the server is shutting down",
@@ -370,6 +381,7 @@ final class SocketIOClient: @unchecked Sendable {
 
     /// The middleware chain of a CONNECT to `namespace` ended with `middlewareOutcome`.
     private func authenticationCompleted(_ middlewareOutcome: SocketMiddlewareOutcome, namespace: String) {
+        self.runningMiddlewares[namespace] = nil
         switch middlewareOutcome {
         case .accepted(let request):
             self.connectAccepted(request)

@@ -1,3 +1,4 @@
+import NIOConcurrencyHelpers
 public import SocketGatewayCore
 
 /// A client asking to connect to a namespace, as the middlewares see it: what it sent, and what they set for the
@@ -112,5 +113,60 @@ enum SocketMiddlewareOutcome: Sendable {
             }
         }
         return .accepted(request)
+    }
+
+    /// Runs `middlewares` on `request` until the chain ends or `stop` is stopped (its client's session closed):
+    /// then the chain's task is cancelled, and nil is returned once it has returned.
+    static func run(
+        _ middlewares: [SocketMiddleware],
+        on request: SocketConnectRequest,
+        until stop: SocketMiddlewareStop
+    ) async -> Self? {
+        await withTaskGroup(of: Self?.self) { group in
+            group.addTask { await Self.run(middlewares, on: request) }
+            group.addTask {
+                await stop.wait()
+                return nil
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            return first
+        }
+    }
+}
+
+/// Tells a running middleware chain that its client is gone (the session closed, e.g. at the connect timeout).
+final class SocketMiddlewareStop: Sendable {
+    private enum State {
+        case running(CheckedContinuation<Void, Never>?)
+        case stopped
+    }
+
+    private let state = NIOLockedValueBox(State.running(nil))
+
+    /// Ends ``wait()``, now or when it is called; idempotent.
+    func stop() {
+        let waiter = self.state.withLockedValue { state -> CheckedContinuation<Void, Never>? in
+            guard case .running(let waiter) = state else { return nil }
+            state = .stopped
+            return waiter
+        }
+        waiter?.resume()
+    }
+
+    /// Returns once ``stop()`` was called or the calling task is cancelled.
+    func wait() async {
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let stopped = self.state.withLockedValue { state -> Bool in
+                    guard case .running = state else { return true }
+                    state = .running(continuation)
+                    return false
+                }
+                if stopped { continuation.resume() }
+            }
+        } onCancel: {
+            self.stop()
+        }
     }
 }

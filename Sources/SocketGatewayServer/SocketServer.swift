@@ -175,7 +175,8 @@ public final class SocketServer: Service, Sendable {
             do {
                 tls = try EngineIOTLSContext(
                     certificateChainFile: files.certificateChainFile,
-                    privateKeyFile: files.privateKeyFile
+                    privateKeyFile: files.privateKeyFile,
+                    handshakeTimeout: TimeAmount(files.handshakeTimeout)
                 )
             } catch {
                 configurationError =

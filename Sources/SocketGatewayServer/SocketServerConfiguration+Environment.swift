@@ -267,11 +267,20 @@ extension SocketServerConfiguration {
             }
             self.maxConnectionsPerAddress = limit
         }
+        // Checked even without the files here: `serve --tls-cert/--tls-key` applies it.
+        let handshakeTimeout = try read(SocketServerTLSConfiguration.EnvironmentKey.handshakeTimeout).map {
+            text throws(SocketServerConfigurationError) in
+            try SocketServerTLSConfiguration.handshakeTimeout(parsing: text)
+        }
         switch (read(EnvironmentKey.tlsCertificate), read(EnvironmentKey.tlsKey)) {
         case (nil, nil):
             break
         case (let certificate?, let key?):
-            self.tls = SocketServerTLSConfiguration(certificateChainFile: certificate, privateKeyFile: key)
+            self.tls = SocketServerTLSConfiguration(
+                certificateChainFile: certificate,
+                privateKeyFile: key,
+                handshakeTimeout: handshakeTimeout ?? .seconds(10)
+            )
         case (_?, nil):
             throw SocketServerConfigurationError(
                 variable: EnvironmentKey.tlsKey,

@@ -161,6 +161,12 @@ public struct SocketServerConfiguration: Sendable {
             )
         }
         try self.connectionStateRecovery?.validate()
+        if let tls = self.tls, tls.handshakeTimeout <= .zero {
+            throw SocketServerConfigurationError(
+                variable: "tls.handshakeTimeout",
+                message: "must be positive, got \(tls.handshakeTimeout)"
+            )
+        }
         if let problem = self.redis?.timings.problem() {
             throw SocketServerConfigurationError(variable: "redis.timings.\(problem.name)", message: problem.message)
         }
@@ -184,7 +190,7 @@ public struct SocketServerConfiguration: Sendable {
     }
 
     /// The Engine.IO settings derived from these.
-    var engineIO: EngineIOConfiguration {
+    package var engineIO: EngineIOConfiguration {
         var configuration = EngineIOConfiguration(
             pingInterval: self.pingInterval,
             pingTimeout: self.pingTimeout,

@@ -43,7 +43,15 @@ extension ServeCommand {
             return MetricsSetup(responder: PrometheusMetricsResponder(registry: registry, path: path))
         case .ownListener(let host, let port, let path):
             MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
-            let server = PrometheusMetricsServer(host: host, port: port, path: path, registry: registry, logger: logger)
+            // The Socket.IO listener's HTTP limits (timeouts, header size, connections per address) apply here too.
+            let server = PrometheusMetricsServer(
+                host: host,
+                port: port,
+                path: path,
+                registry: registry,
+                httpLimits: configuration,
+                logger: logger
+            )
             return MetricsSetup(server: server)
         }
     }

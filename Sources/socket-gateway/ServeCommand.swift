@@ -212,7 +212,14 @@ struct ServeCommand: AsyncParsableCommand {
         case (nil, nil):
             break
         case (let certificate?, let key?):
-            configuration.tls = SocketServerTLSConfiguration(certificateChainFile: certificate, privateKeyFile: key)
+            // The flags name the files; SOCKET_TLS_HANDSHAKE_TIMEOUT (checked with the environment) still applies.
+            let handshakeTimeout = environment(SocketServerTLSConfiguration.EnvironmentKey.handshakeTimeout)
+                .flatMap { try? SocketServerTLSConfiguration.handshakeTimeout(parsing: $0) }
+            configuration.tls = SocketServerTLSConfiguration(
+                certificateChainFile: certificate,
+                privateKeyFile: key,
+                handshakeTimeout: handshakeTimeout ?? .seconds(10)
+            )
         case (_?, nil):
             throw fail("serve", "--tls-cert needs --tls-key (the certificate's private key)", ExitCodes.usage)
         case (nil, _?):

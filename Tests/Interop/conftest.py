@@ -4,61 +4,15 @@ Nothing is built here; tools/test builds first. The executable is found with `sw
 (honouring SOCKET_GATEWAY_SCRATCH_PATH), or given directly with SOCKET_GATEWAY_INTEROP_SERVER.
 """
 
-import os
-import secrets
-import subprocess
-from dataclasses import dataclass
-from pathlib import Path
-
 import pytest
 
 from interop import TRANSPORTS
-from processes import built_executable, read_listening_port, stop_gracefully
-
-EXECUTABLE = "socket-gateway-interop-server"
-
-
-@dataclass
-class InteropServer:
-    url: str
-    port: int
-    secret: str
-    log: Path
-    process: subprocess.Popen
-
-    def log_tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except OSError as error:
-            return f"(no server log: {error})"
+from processes import InteropServer, interop_server
 
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
-    executable = built_executable(EXECUTABLE, "SOCKET_GATEWAY_INTEROP_SERVER")
-    secret = secrets.token_urlsafe(32)
-    log = tmp_path_factory.mktemp("interop-server") / "server.log"
-    environment = dict(os.environ, SOCKET_TOKEN_SECRET=secret)
-    with open(log, "wb") as log_file:
-        process = subprocess.Popen(
-            [str(executable), "--host", "127.0.0.1", "--port", "0"],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=log_file,
-            env=environment,
-        )
-    info = InteropServer(url="", port=0, secret=secret, log=log, process=process)
-    try:
-        port = read_listening_port(process)
-    except RuntimeError as error:
-        process.kill()
-        process.wait(timeout=10)
-        pytest.fail(f"{executable}: {error}\n--- server log ---\n{info.log_tail()}")
-    info.port = port
-    info.url = f"http://127.0.0.1:{port}"
-    yield info
-
-    stop_gracefully(process, "interop server", info.log_tail)
+    yield from interop_server(tmp_path_factory, "interop-server")
 
 
 @pytest.fixture(autouse=True)

@@ -5,15 +5,18 @@ finding a product of the build, reading its `LISTENING <port>` line, and stoppin
 """
 
 import os
+import secrets
 import select
 import signal
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+INTEROP_SERVER = "socket-gateway-interop-server"
 _bin_path = None
 
 
@@ -84,3 +87,48 @@ def stop_gracefully(process: subprocess.Popen, what: str, log_tail) -> None:
     process.stdout.close()
     if process.returncode != 0:
         pytest.fail(f"{what} exited with status {process.returncode}\n--- log ---\n{log_tail()}")
+
+
+@dataclass
+class InteropServer:
+    url: str
+    port: int
+    secret: str
+    log: Path
+    process: subprocess.Popen
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError as error:
+            return f"(no server log: {error})"
+
+
+def interop_server(tmp_path_factory, name: str, **extra_environment: str):
+    """Runs an interop server of its own (a generator for a fixture to yield from): a fresh token secret, its
+    log in a temporary directory named `name`, and `extra_environment` on top of the test's environment (e.g.
+    SOCKET_RECOVERY_WINDOW for a suite that needs a setting the shared server keeps off)."""
+    executable = built_executable(INTEROP_SERVER, "SOCKET_GATEWAY_INTEROP_SERVER")
+    secret = secrets.token_urlsafe(32)
+    log = tmp_path_factory.mktemp(name) / "server.log"
+    environment = dict(os.environ, SOCKET_TOKEN_SECRET=secret, **extra_environment)
+    with open(log, "wb") as log_file:
+        process = subprocess.Popen(
+            [str(executable), "--host", "127.0.0.1", "--port", "0"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=log_file,
+            env=environment,
+        )
+    info = InteropServer(url="", port=0, secret=secret, log=log, process=process)
+    try:
+        port = read_listening_port(process)
+    except RuntimeError as error:
+        process.kill()
+        process.wait(timeout=10)
+        pytest.fail(f"{executable} ({name}): {error}\n--- server log ---\n{info.log_tail()}")
+    info.port = port
+    info.url = f"http://127.0.0.1:{port}"
+    yield info
+
+    stop_gracefully(process, name, info.log_tail)

@@ -8,7 +8,6 @@ message, none on a small one, Python's own zlib on both sides, and a zip bomb cl
 import asyncio
 import base64
 import os
-import secrets
 import struct
 import subprocess
 import zlib
@@ -18,38 +17,19 @@ import socketio
 
 from cluster_helpers import cli_path, run_cli
 from interop import WAIT, Peer, close_all, connect_all, mint_token, run
-from processes import built_executable, read_listening_port, stop_gracefully
+from processes import interop_server, read_listening_port
 
 THRESHOLD = 1024
 
 
 @pytest.fixture(scope="module")
 def compression_server(tmp_path_factory):
-    executable = built_executable("socket-gateway-interop-server", "SOCKET_GATEWAY_INTEROP_SERVER")
-    secret = secrets.token_urlsafe(32)
-    log = tmp_path_factory.mktemp("compression-server") / "server.log"
-    environment = dict(
-        os.environ,
-        SOCKET_TOKEN_SECRET=secret,
+    yield from interop_server(
+        tmp_path_factory,
+        "compression-server",
         SOCKET_WS_COMPRESSION="on",
         SOCKET_WS_COMPRESSION_THRESHOLD=str(THRESHOLD),
     )
-    with open(log, "wb") as log_file:
-        process = subprocess.Popen(
-            [str(executable), "--host", "127.0.0.1", "--port", "0"],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=log_file,
-            env=environment,
-        )
-    try:
-        port = read_listening_port(process)
-    except RuntimeError as error:
-        process.kill()
-        process.wait(timeout=10)
-        pytest.fail(f"interop server with compression: {error}\n{log.read_text(errors='replace')[-4000:]}")
-    yield {"url": f"http://127.0.0.1:{port}", "port": port, "secret": secret}
-    stop_gracefully(process, "compression interop server", lambda: log.read_text(errors="replace")[-4000:])
 
 
 class RawWebSocket:
@@ -131,13 +111,13 @@ class RawWebSocket:
 
 async def raw_socketio(server) -> RawWebSocket:
     """A raw WebSocket connected to the default namespace (Engine.IO open, Socket.IO CONNECT with a token)."""
-    connection = await RawWebSocket.connect(server["port"], "/socket.io/?EIO=4&transport=websocket")
+    connection = await RawWebSocket.connect(server.port, "/socket.io/?EIO=4&transport=websocket")
     assert connection.header("Sec-WebSocket-Extensions") == (
         "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
     )
     _, opened = await connection.read_message()
     assert opened.startswith("0{")
-    token = mint_token(server["secret"], "raw-compression")
+    token = mint_token(server.secret, "raw-compression")
     connection.send(('40{"token":"%s"}' % token).encode())
     _, connected = await connection.read_message()
     assert connected.startswith("40")
@@ -171,7 +151,7 @@ def test_large_messages_are_compressed_and_small_ones_are_not(compression_server
 
 def test_python_socketio_clients_with_and_without_compression(compression_server):
     async def scenario():
-        url, secret = compression_server["url"], compression_server["secret"]
+        url, secret = compression_server.url, compression_server.secret
         # aiohttp offers permessage-deflate only when asked (ws_connect's compress=15; its default is 0):
         # python-socketio passes websocket_extra_options on to it.
         compressed = Peer(url, mint_token(secret, "aiohttp-compress"), ["websocket"], name="compressed")
@@ -197,9 +177,9 @@ def test_python_socketio_clients_with_and_without_compression(compression_server
     received = []
     client.on("echo", lambda *args: received.append(list(args)))
     client.connect(
-        compression_server["url"],
+        compression_server.url,
         transports=["websocket"],
-        auth={"token": mint_token(compression_server["secret"], "websocket-client")},
+        auth={"token": mint_token(compression_server.secret, "websocket-client")},
         wait_timeout=WAIT,
     )
     try:
@@ -216,7 +196,7 @@ def test_python_socketio_clients_with_and_without_compression(compression_server
 
 def test_a_zip_bomb_closes_only_its_connection_with_1009(compression_server):
     async def scenario():
-        peer = Peer(compression_server["url"], mint_token(compression_server["secret"], "bystander"), ["websocket"])
+        peer = Peer(compression_server.url, mint_token(compression_server.secret, "bystander"), ["websocket"])
         try:
             await connect_all([peer])
             attacker = await raw_socketio(compression_server)

@@ -3,14 +3,12 @@
 what every emit carries, so the suite's shared server keeps it off)."""
 
 import asyncio
-import os
 import secrets
-import subprocess
 
 import pytest
 
 from interop import WAIT, Peer, close_all, connect_all, mint_token, run
-from processes import built_executable, read_listening_port, stop_gracefully
+from processes import interop_server
 from recovering_client import RecoveringClient
 
 WINDOW_SECONDS = 2.0
@@ -18,26 +16,7 @@ WINDOW_SECONDS = 2.0
 
 @pytest.fixture(scope="module")
 def recovery_server(tmp_path_factory):
-    executable = built_executable("socket-gateway-interop-server", "SOCKET_GATEWAY_INTEROP_SERVER")
-    secret = secrets.token_urlsafe(32)
-    log = tmp_path_factory.mktemp("recovery-server") / "server.log"
-    environment = dict(os.environ, SOCKET_TOKEN_SECRET=secret, SOCKET_RECOVERY_WINDOW=str(WINDOW_SECONDS))
-    with open(log, "wb") as log_file:
-        process = subprocess.Popen(
-            [str(executable), "--host", "127.0.0.1", "--port", "0"],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=log_file,
-            env=environment,
-        )
-    try:
-        port = read_listening_port(process)
-    except RuntimeError as error:
-        process.kill()
-        process.wait(timeout=10)
-        pytest.fail(f"interop server with recovery: {error}\n{log.read_text(errors='replace')[-4000:]}")
-    yield {"url": f"http://127.0.0.1:{port}", "secret": secret}
-    stop_gracefully(process, "recovery interop server", lambda: log.read_text(errors="replace")[-4000:])
+    yield from interop_server(tmp_path_factory, "recovery-server", SOCKET_RECOVERY_WINDOW=str(WINDOW_SECONDS))
 
 
 async def until_gone(sender: Peer, room: str):
@@ -52,7 +31,7 @@ async def until_gone(sender: Peer, room: str):
 
 @pytest.mark.parametrize("transport", ["websocket", "polling"])
 def test_a_client_back_in_time_gets_its_sid_rooms_and_missed_events_in_order(recovery_server, transport):
-    url, secret = recovery_server["url"], recovery_server["secret"]
+    url, secret = recovery_server.url, recovery_server.secret
 
     async def scenario():
         room = f"train-{transport}-{secrets.token_hex(4)}"
@@ -101,7 +80,7 @@ def test_a_client_back_in_time_gets_its_sid_rooms_and_missed_events_in_order(rec
 
 @pytest.mark.parametrize("transport", ["websocket", "polling"])
 def test_a_client_back_after_the_window_gets_a_fresh_session(recovery_server, transport):
-    url, secret = recovery_server["url"], recovery_server["secret"]
+    url, secret = recovery_server.url, recovery_server.secret
 
     async def scenario():
         room = f"late-{transport}-{secrets.token_hex(4)}"
@@ -134,7 +113,7 @@ def test_a_client_back_after_the_window_gets_a_fresh_session(recovery_server, tr
 
 
 def test_a_client_that_left_on_purpose_is_not_recovered(recovery_server):
-    url, secret = recovery_server["url"], recovery_server["secret"]
+    url, secret = recovery_server.url, recovery_server.secret
 
     async def scenario():
         client = RecoveringClient(url, mint_token(secret, "leaver"), "websocket")

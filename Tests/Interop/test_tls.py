@@ -304,7 +304,10 @@ def test_sighup_reloads_the_certificate_for_new_connections_only(tmp_path, pki):
 
 @pytest.mark.parametrize(
     "case",
-    ["missing-certificate", "not-pem", "key-of-another-certificate", "flag-without-key", "variable-without-key"],
+    [
+        "missing-certificate", "not-pem", "key-of-another-certificate", "flag-without-key", "variable-without-key",
+        "bad-handshake-timeout",
+    ],
 )
 def test_bad_tls_files_are_refused_at_startup(pki, case):
     certificate, key = str(pki["certificate"]), str(pki["key"])
@@ -329,6 +332,10 @@ def test_bad_tls_files_are_refused_at_startup(pki, case):
         "flag-without-key": (["--tls-cert", certificate], {}, 64, "--tls-cert needs --tls-key"),
         "variable-without-key": (
             [], {"SOCKET_TLS_CERT": certificate}, 78, "SOCKET_TLS_KEY must be set with SOCKET_TLS_CERT"
+        ),
+        "bad-handshake-timeout": (
+            ["--tls-cert", certificate, "--tls-key", key], {"SOCKET_TLS_HANDSHAKE_TIMEOUT": "soon"}, 78,
+            "SOCKET_TLS_HANDSHAKE_TIMEOUT must be a number of seconds, 0.001...3600, got 'soon'",
         ),
     }[case]
     result = run_cli("serve", "--allow-anonymous", "--port", "0", *arguments, env=env)

@@ -69,9 +69,9 @@ import Testing
 
     @Test func everyAddressedClientAnswersAndExcludedOnesGetNothing() async throws {
         try await self.base.withServer { server, port, _, group in
-            let (a, sidA) = try await self.base.connectSocketIO(port: port, group: group)
-            let (b, sidB) = try await self.base.connectSocketIO(port: port, group: group)
-            let (c, sidC) = try await self.base.connectSocketIO(port: port, group: group)
+            let (a, sidA) = try await TestWebSocketClient.connectWelcomed(port: port, group: group)
+            let (b, sidB) = try await TestWebSocketClient.connectWelcomed(port: port, group: group)
+            let (c, sidC) = try await TestWebSocketClient.connectWelcomed(port: port, group: group)
             await server.gateway.joinRoom(sidA, room: "blue")
             await server.gateway.joinRoom(sidB, room: "green")
             await server.gateway.joinRoom(sidC, room: "blue")
@@ -118,8 +118,8 @@ import Testing
 
     @Test func aClientThatNeverAnswersIsListedAtTheTimeout() async throws {
         try await self.base.withServer { server, port, _, group in
-            let (a, sidA) = try await self.base.connectSocketIO(port: port, group: group)
-            let (b, sidB) = try await self.base.connectSocketIO(port: port, group: group)
+            let (a, sidA) = try await TestWebSocketClient.connectWelcomed(port: port, group: group)
+            let (b, sidB) = try await TestWebSocketClient.connectWelcomed(port: port, group: group)
             // Long enough for a's answer to arrive first on a loaded machine.
             async let pending = server.gateway.broadcastWithAck("q", arguments: [], timeout: .seconds(3))
             let fromA = try await self.nextEventWithAck(a)
@@ -137,8 +137,8 @@ import Testing
 
     @Test func aClientThatDisconnectsWhileWaitingIsMissingAtOnce() async throws {
         try await self.base.withServer { server, port, _, group in
-            let (a, sidA) = try await self.base.connectSocketIO(port: port, group: group)
-            let (b, sidB) = try await self.base.connectSocketIO(port: port, group: group)
+            let (a, sidA) = try await TestWebSocketClient.connectWelcomed(port: port, group: group)
+            let (b, sidB) = try await TestWebSocketClient.connectWelcomed(port: port, group: group)
             // A deadline far away: the result comes from the answer and the disconnect, not the timeout.
             async let pending = server.gateway.broadcastWithAck("q", arguments: [], timeout: .seconds(600))
             let fromA = try await self.nextEventWithAck(a)
@@ -154,7 +154,7 @@ import Testing
 
     @Test func anEmptyRoomGivesAnEmptyResultAtOnce() async throws {
         try await self.base.withServer { server, port, _, group in
-            let (a, _) = try await self.base.connectSocketIO(port: port, group: group)
+            let (a, _) = try await TestWebSocketClient.connectWelcomed(port: port, group: group)
             let result = try await server.gateway.broadcastWithAck(
                 "q",
                 arguments: [],
@@ -172,8 +172,8 @@ import Testing
 
     @Test func tooManyRecipientsSendsNothing() async throws {
         try await self.base.withServer { server, port, _, group in
-            let (a, _) = try await self.base.connectSocketIO(port: port, group: group)
-            let (b, _) = try await self.base.connectSocketIO(port: port, group: group)
+            let (a, _) = try await TestWebSocketClient.connectWelcomed(port: port, group: group)
+            let (b, _) = try await TestWebSocketClient.connectWelcomed(port: port, group: group)
             do {
                 _ = try await server.gateway.broadcastWithAck(
                     "q",
@@ -197,8 +197,8 @@ import Testing
 
     @Test func aTypedBroadcastDecodesEachAnswerAndListsAMalformedOneAsMissing() async throws {
         try await self.base.withServer { server, port, _, group in
-            let (a, sidA) = try await self.base.connectSocketIO(port: port, group: group)
-            let (b, sidB) = try await self.base.connectSocketIO(port: port, group: group)
+            let (a, sidA) = try await TestWebSocketClient.connectWelcomed(port: port, group: group)
+            let (b, sidB) = try await TestWebSocketClient.connectWelcomed(port: port, group: group)
             async let pending = server.gateway.broadcastWithAck(TypedPing(nonce: 3), timeout: .seconds(30))
             let fromA = try await self.nextEventWithAck(a)
             let fromB = try await self.nextEventWithAck(b)
@@ -215,7 +215,7 @@ import Testing
 
     @Test func cancellingTheCallDropsTheWaitingAcks() async throws {
         try await self.base.withServer { server, port, _, group in
-            let (a, _) = try await self.base.connectSocketIO(port: port, group: group)
+            let (a, _) = try await TestWebSocketClient.connectWelcomed(port: port, group: group)
             let gateway = server.gateway
             let task = Task { try await gateway.broadcastWithAck("q", arguments: [], timeout: .seconds(600)) }
             let fromA = try await self.nextEventWithAck(a)

@@ -270,6 +270,34 @@ import Testing
         #expect(machine.loggedBytes == 0)
         #expect(machine.sessionCount == 0)
     }
+
+    @Test func aSweepIsArmedOnceAndRunsUntilNothingIsHeld() {
+        var machine = self.machine()
+        #expect(machine.armSweep() == nil, "nothing held: nothing to sweep")
+        self.log(&machine, "a", at: self.start)
+        let first = self.start + self.window + .nanoseconds(1)
+        #expect(machine.armSweep() == first)
+        // Armed: later logs and persists do not arm again.
+        self.log(&machine, "b", at: self.start + .seconds(10))
+        _ = machine.persist(self.session(), now: self.start + .seconds(20))
+        #expect(machine.armSweep() == nil)
+        // A sweep that fires early drops nothing and re-arms for the same end.
+        #expect(machine.sweep(now: first - .nanoseconds(1)) == first)
+        #expect(machine.loggedPackets == 2)
+        // At the oldest packet's end: it goes, the next end is the second packet's, then the session's.
+        #expect(machine.sweep(now: first) == self.start + .seconds(10) + self.window + .nanoseconds(1))
+        #expect(machine.loggedPackets == 1)
+        let sessionEnd = self.start + .seconds(20) + self.window + .nanoseconds(1)
+        #expect(machine.sweep(now: self.start + .seconds(10) + self.window + .nanoseconds(1)) == sessionEnd)
+        #expect(machine.loggedPackets == 0 && machine.sessionCount == 1)
+        // The last sweep empties the store and disarms; the session is released (its rooms' hold ends).
+        #expect(machine.sweep(now: sessionEnd) == nil)
+        #expect(machine.sessionCount == 0)
+        #expect(machine.takeReleased().map(\.pid) == ["p1"])
+        // The next log arms again.
+        self.log(&machine, "c", at: sessionEnd)
+        #expect(machine.armSweep() == sessionEnd + self.window + .nanoseconds(1))
+    }
 }
 
 extension ConnectionRecoveryStateMachine.Claim {

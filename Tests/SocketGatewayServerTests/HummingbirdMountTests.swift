@@ -75,27 +75,6 @@ import Testing
         try await clients.shutdownGracefully()
     }
 
-    /// Connects a WebSocket client to `/` (with `auth`) through the app; returns it and its Socket.IO sid.
-    func connectSocketIO(
-        port: Int,
-        group: any EventLoopGroup,
-        auth: String = ""
-    ) async throws
-        -> (TestWebSocketClient, String)
-    {
-        let (client, _) = try await TestWebSocketClient.connectEngineIO(port: port, group: group)
-        try await client.send("40" + auth)
-        let reply = try await client.nextText()
-        #expect(reply.hasPrefix("40{\"sid\":\""), "CONNECT reply: \(reply)")
-        let sid = String(reply.dropFirst(10).dropLast(2))
-        #expect(try await client.nextText() == "42[\"welcome\",\"\(sid)\"]")
-        return (client, sid)
-    }
-
-    func token(_ user: String) async throws -> String {
-        try await TestTokens.hs256(["sub": .string(user)], secret: Self.secret)
-    }
-
     @Test func appRouteAndLongPollingShareThePort() async throws {
         try await self.withMountedApp { _, port, recorder, group in
             let hello = try await httpRequest(port: port, method: "GET", path: "/hello", group: group)
@@ -182,7 +161,7 @@ import Testing
                     group: group
                 )
             }
-            let (client, sid) = try await self.connectSocketIO(port: port, group: group)
+            let (client, sid) = try await TestWebSocketClient.connectWelcomed(port: port, group: group)
             try await recorder.waitUntil { $0.connection(sid) != nil }
             await client.close()
         }
@@ -190,7 +169,7 @@ import Testing
 
     @Test func webSocketEmitAndAckBothWays() async throws {
         try await self.withMountedApp { _, port, recorder, group in
-            let (client, sid) = try await self.connectSocketIO(port: port, group: group)
+            let (client, sid) = try await TestWebSocketClient.connectWelcomed(port: port, group: group)
             try await client.send(#"427["echo",1,"2",{"3":[true]}]"#)
             #expect(try await client.nextText() == #"437[1,"2",{"3":[true]}]"#)
 
@@ -260,15 +239,15 @@ import Testing
             #expect(try await refused.nextText() == #"44{"message":"Unauthorized"}"#)
             await refused.close()
 
-            let (alice, aliceSid) = try await self.connectSocketIO(
+            let (alice, aliceSid) = try await TestWebSocketClient.connectWelcomed(
                 port: port,
                 group: group,
-                auth: #"{"token":"\#(try await self.token("alice"))"}"#
+                auth: try await TestTokens.auth(user: "alice", secret: Self.secret)
             )
-            let (bob, _) = try await self.connectSocketIO(
+            let (bob, _) = try await TestWebSocketClient.connectWelcomed(
                 port: port,
                 group: group,
-                auth: #"{"token":"\#(try await self.token("bob"))"}"#
+                auth: try await TestTokens.auth(user: "bob", secret: Self.secret)
             )
             try await recorder.waitUntil { $0.connection(aliceSid) != nil }
             #expect(recorder.connection(aliceSid)?.user?.id == "alice")

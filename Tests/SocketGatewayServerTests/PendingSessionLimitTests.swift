@@ -14,11 +14,8 @@ import Testing
         configuration.maxPendingSessions = 1
         let server = SocketServer(configuration: configuration, logger: logger)
         _ = server.namespace("/")
-        try await server.start()
-        let port = try #require(server.localPort)
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let handshakePath = "/socket.io/?EIO=4&transport=polling"
-        do {
+        try await server.whileStarted { port, group in
             let open = try await httpRequest(port: port, method: "GET", path: handshakePath, group: group)
             let sid = try #require(try JSONValue.parse(String(open.body.dropFirst()))["sid"]?.stringValue)
             let url = "\(handshakePath)&sid=\(sid)"
@@ -38,12 +35,6 @@ import Testing
             #expect(try await httpRequest(port: port, method: "POST", path: url, body: "40", group: group).body == "ok")
             #expect(try await httpRequest(port: port, method: "GET", path: url, group: group).body.hasPrefix("40{"))
             #expect(try await httpRequest(port: port, method: "GET", path: handshakePath, group: group).status == 200)
-        } catch {
-            try await server.shutdown()
-            try await group.shutdownGracefully()
-            throw error
         }
-        try await server.shutdown()
-        try await group.shutdownGracefully()
     }
 }

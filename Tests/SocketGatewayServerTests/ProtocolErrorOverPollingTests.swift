@@ -15,10 +15,7 @@ import Testing
             logger: logger
         )
         _ = server.namespace("/")
-        try await server.start()
-        let port = try #require(server.localPort)
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        do {
+        try await server.whileStarted { port, group in
             let open = try await httpRequest(
                 port: port,
                 method: "GET",
@@ -37,12 +34,6 @@ import Testing
             let next = try await httpRequest(port: port, method: "GET", path: url, group: group)
             #expect(next.status == 200)
             #expect(next.body == "1")
-        } catch {
-            try await server.shutdown()
-            try await group.shutdownGracefully()
-            throw error
         }
-        try await server.shutdown()
-        try await group.shutdownGracefully()
     }
 }

@@ -29,33 +29,7 @@ import Testing
         server.namespace("/").onDisconnect { connection, _ in
             recorder.record("disconnected \(connection.id)")
         }
-        try await server.start()
-        let port = try #require(server.localPort)
-        let clients = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        do {
-            try await body(server, port, recorder, clients)
-        } catch {
-            try await server.shutdown()
-            try await clients.shutdownGracefully()
-            throw error
-        }
-        try await server.shutdown()
-        try await clients.shutdownGracefully()
-    }
-
-    /// Connects to `/` with `auth`; returns the client and the CONNECT reply's payload.
-    func connect(
-        port: Int,
-        group: any EventLoopGroup,
-        auth: String = ""
-    ) async throws -> (
-        TestWebSocketClient, JSONValue
-    ) {
-        let (client, _) = try await TestWebSocketClient.connectEngineIO(port: port, group: group)
-        try await client.send("40" + auth)
-        let reply = try await client.nextText()
-        #expect(reply.hasPrefix("40{"), "CONNECT reply: \(reply)")
-        return (client, try JSONValue.parse(String(reply.dropFirst(2))))
+        try await server.whileStarted { port, clients in try await body(server, port, recorder, clients) }
     }
 
     /// The event packet's arguments.
@@ -67,7 +41,7 @@ import Testing
 
     @Test func volatileIsDroppedWhileSomethingWaitsForTheSocketAndSentOtherwise() async throws {
         try await self.withServer { server, port, recorder, group in
-            let (client, reply) = try await self.connect(port: port, group: group)
+            let (client, reply) = try await TestWebSocketClient.connectSocketIO(port: port, group: group)
             let sid = try #require(reply["sid"]?.stringValue)
             #expect(reply["pid"] == nil, "no pid without recovery")
             try await recorder.waitUntil { $0.connection(sid) != nil }
@@ -100,7 +74,7 @@ import Testing
 
     @Test func aLostSessionIsRecoveredWithItsRoomsAndMissedEventsOnce() async throws {
         try await self.withServer(recovery: ConnectionStateRecoveryConfiguration()) { server, port, recorder, group in
-            let (client, reply) = try await self.connect(port: port, group: group)
+            let (client, reply) = try await TestWebSocketClient.connectSocketIO(port: port, group: group)
             let sid = try #require(reply["sid"]?.stringValue)
             let pid = try #require(reply["pid"]?.stringValue)
             try await recorder.waitUntil { $0.connection(sid) != nil }
@@ -119,7 +93,11 @@ import Testing
             await server.gateway.emit("news", arguments: [3], to: .broadcast, options: EmitOptions())
 
             let auth = #"{"pid":"\#(pid)","offset":"\#(offset)"}"#
-            let (again, replyAgain) = try await self.connect(port: port, group: group, auth: auth)
+            let (again, replyAgain) = try await TestWebSocketClient.connectSocketIO(
+                port: port,
+                group: group,
+                auth: auth
+            )
             #expect(replyAgain["sid"]?.stringValue == sid)
             #expect(replyAgain["pid"]?.stringValue == pid)
             #expect(try self.arguments(try await again.nextText()).first == 1)
@@ -140,7 +118,11 @@ import Testing
             await again.close()
             try await recorder.waitUntil { $0.events.filter { $0 == "disconnected \(sid)" }.count == 2 }
             let latestAuth = #"{"pid":"\#(pid)","offset":"\#(latest)"}"#
-            let (third, replyThird) = try await self.connect(port: port, group: group, auth: latestAuth)
+            let (third, replyThird) = try await TestWebSocketClient.connectSocketIO(
+                port: port,
+                group: group,
+                auth: latestAuth
+            )
             #expect(replyThird["sid"]?.stringValue == sid)
             try await recorder.waitUntil { $0.events.filter { $0 == "connected \(sid) recovered true" }.count == 2 }
             #expect(third.hasNoPendingFrames())
@@ -148,12 +130,60 @@ import Testing
 
             // A pid nobody kept: a fresh session with a new sid and pid.
             let unknownAuth = #"{"pid":"nobody","offset":"\#(latest)"}"#
-            let (fourth, replyFourth) = try await self.connect(port: port, group: group, auth: unknownAuth)
+            let (fourth, replyFourth) = try await TestWebSocketClient.connectSocketIO(
+                port: port,
+                group: group,
+                auth: unknownAuth
+            )
             let fourthSID = try #require(replyFourth["sid"]?.stringValue)
             #expect(fourthSID != sid)
             #expect(replyFourth["pid"]?.stringValue != pid)
             try await recorder.waitUntil { $0.events.contains("connected \(fourthSID) recovered false") }
             await fourth.close()
+        }
+    }
+
+    @Test func aFloodToDisconnectedSessionsStaysInTheLogBoundsAndIsGivenBackAfterTheWindow() async throws {
+        var recovery = ConnectionStateRecoveryConfiguration(maxDisconnectionDuration: .seconds(1))
+        recovery.maxPackets = 200
+        recovery.maxPacketBytes = 64 << 10
+        try await self.withServer(recovery: recovery) { server, port, recorder, group in
+            let state = try #require(server.gateway.shards.recovery)
+            // Ten clients in the room "flood" lose their transport: their sessions are kept, the room held present.
+            for _ in 0..<10 {
+                let (client, reply) = try await TestWebSocketClient.connectSocketIO(port: port, group: group)
+                let sid = try #require(reply["sid"]?.stringValue)
+                try await recorder.waitUntil { $0.connection(sid) != nil }
+                await try #require(recorder.connection(sid)).join("flood")
+                await client.close()
+                try await recorder.waitUntil { $0.events.contains("disconnected \(sid)") }
+            }
+            #expect(state.held.sessions == 10)
+            #expect(server.gateway.shards.presence.snapshot.isPresent(namespace: "/", room: "flood"))
+
+            // 5,000 emits of about 1 KiB to the room: the log never holds more than its bounds.
+            let payload = JSONValue.string(String(repeating: "x", count: 1000))
+            var most = (packets: 0, bytes: 0)
+            for index in 0..<5_000 {
+                await server.gateway.emit(
+                    "flood",
+                    arguments: [.int(Int64(index)), payload],
+                    to: .room("flood"),
+                    options: EmitOptions()
+                )
+                let held = state.held
+                most = (max(most.packets, held.packets), max(most.bytes, held.bytes))
+            }
+            #expect(most.packets <= 200 && most.packets > 0, "\(most)")
+            #expect(most.bytes <= 64 << 10, "\(most)")
+
+            // Nothing else happens: after the window every session and packet is given back, and the room is no
+            // longer held present (bounded wait; no emit or connect calls in).
+            for _ in 0..<1_000 where state.held != (0, 0, 0) {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            #expect(state.held == (0, 0, 0))
+            #expect(!server.gateway.shards.presence.snapshot.isPresent(namespace: "/", room: "flood"))
         }
     }
 
@@ -204,7 +234,7 @@ import Testing
             for _ in 0..<500 where server.clusterHealth.redisConnected != true {
                 try await Task.sleep(for: .milliseconds(10))
             }
-            let (client, reply) = try await tests.connect(port: port, group: group)
+            let (client, reply) = try await TestWebSocketClient.connectSocketIO(port: port, group: group)
             let sid = try #require(reply["sid"]?.stringValue)
             let pid = try #require(reply["pid"]?.stringValue)
             try await recorder.waitUntil { $0.connection(sid) != nil }
@@ -238,7 +268,11 @@ import Testing
             }
             #expect(recovery.held.packets == logged + 2, "the worker's emits reached the server while it was away")
             let auth = #"{"pid":"\#(pid)","offset":"\#(last)"}"#
-            let (again, replyAgain) = try await tests.connect(port: port, group: group, auth: auth)
+            let (again, replyAgain) = try await TestWebSocketClient.connectSocketIO(
+                port: port,
+                group: group,
+                auth: auth
+            )
             #expect(replyAgain["sid"]?.stringValue == sid)
             #expect(try tests.arguments(try await again.nextText()).first == 50)
             #expect(try tests.arguments(try await again.nextText()).first == 100)

@@ -79,45 +79,12 @@ final class Recorder: Sendable {
                 ack?()
             }
         }
-        try await server.start()
-        let port = try #require(server.localPort)
-        let clients = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        do {
-            try await body(server, port, recorder, clients)
-        } catch {
-            try await server.shutdown()
-            try await clients.shutdownGracefully()
-            throw error
-        }
-        try await server.shutdown()
-        try await clients.shutdownGracefully()
-    }
-
-    /// Connects a WebSocket client to `namespace` (with `auth`); returns it and its Socket.IO sid.
-    func connectSocketIO(
-        port: Int,
-        group: any EventLoopGroup,
-        namespace: String = "/",
-        auth: String = ""
-    ) async throws -> (TestWebSocketClient, String) {
-        let (client, _) = try await TestWebSocketClient.connectEngineIO(port: port, group: group)
-        let prefix = namespace == "/" ? "40" : "40\(namespace),"
-        try await client.send(prefix + auth)
-        let reply = try await client.nextText()
-        #expect(reply.hasPrefix(prefix + "{\"sid\":\""), "CONNECT reply: \(reply)")
-        let sid = String(reply.dropFirst(prefix.count + 8).dropLast(2))
-        let eventPrefix = namespace == "/" ? "42" : "42\(namespace),"
-        #expect(try await client.nextText() == "\(eventPrefix)[\"welcome\",\"\(sid)\"]")
-        return (client, sid)
-    }
-
-    func token(_ user: String) async throws -> String {
-        try await TestTokens.hs256(["sub": .string(user)], secret: Self.secret)
+        try await server.whileStarted { port, clients in try await body(server, port, recorder, clients) }
     }
 
     @Test func connectReplyPrecedesEventsAndNamespacesAreChecked() async throws {
         try await self.withServer { _, port, recorder, group in
-            let (client, sid) = try await self.connectSocketIO(port: port, group: group)
+            let (client, sid) = try await TestWebSocketClient.connectWelcomed(port: port, group: group)
             try await recorder.waitUntil { $0.connection(sid) != nil }
             let connection = try #require(recorder.connection(sid))
             #expect(connection.namespace == "/")
@@ -147,10 +114,10 @@ final class Recorder: Sendable {
             #expect(try await client.nextText() == #"44{"message":"Unauthorized"}"#)
             await client.close()
 
-            let (alice, sid) = try await self.connectSocketIO(
+            let (alice, sid) = try await TestWebSocketClient.connectWelcomed(
                 port: port,
                 group: group,
-                auth: #"{"token":"\#(try await self.token("alice"))"}"#
+                auth: try await TestTokens.auth(user: "alice", secret: Self.secret)
             )
             try await recorder.waitUntil { $0.connection(sid) != nil }
             let connection = try #require(recorder.connection(sid))
@@ -162,7 +129,7 @@ final class Recorder: Sendable {
 
     @Test func eventWithAckAndArrivalOrder() async throws {
         try await self.withServer { _, port, recorder, group in
-            let (client, _) = try await self.connectSocketIO(port: port, group: group)
+            let (client, _) = try await TestWebSocketClient.connectWelcomed(port: port, group: group)
             try await client.send(#"427["echo",1,"2",{"3":[true]}]"#)
             #expect(try await client.nextText() == #"437[1,"2",{"3":[true]}]"#)
             try await client.send(#"42["message","hello"]"#)
@@ -181,7 +148,7 @@ final class Recorder: Sendable {
 
     @Test func binaryEventAndBinaryAck() async throws {
         try await self.withServer { _, port, _, group in
-            let (client, _) = try await self.connectSocketIO(port: port, group: group)
+            let (client, _) = try await TestWebSocketClient.connectWelcomed(port: port, group: group)
             try await client.send(#"452-["message",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]"#)
             try await client.send(binary: [1, 2, 3])
             try await client.send(binary: [4, 5, 6])
@@ -205,20 +172,20 @@ final class Recorder: Sendable {
 
     @Test func emitToUserReachesOnlyThatUsersSockets() async throws {
         try await self.withServer(authenticator: try JWTAuthenticator(secret: Self.secret)) { server, port, _, group in
-            let (alice1, _) = try await self.connectSocketIO(
+            let (alice1, _) = try await TestWebSocketClient.connectWelcomed(
                 port: port,
                 group: group,
-                auth: #"{"token":"\#(try await self.token("alice"))"}"#
+                auth: try await TestTokens.auth(user: "alice", secret: Self.secret)
             )
-            let (alice2, _) = try await self.connectSocketIO(
+            let (alice2, _) = try await TestWebSocketClient.connectWelcomed(
                 port: port,
                 group: group,
-                auth: #"{"token":"\#(try await self.token("alice"))"}"#
+                auth: try await TestTokens.auth(user: "alice", secret: Self.secret)
             )
-            let (bob, _) = try await self.connectSocketIO(
+            let (bob, _) = try await TestWebSocketClient.connectWelcomed(
                 port: port,
                 group: group,
-                auth: #"{"token":"\#(try await self.token("bob"))"}"#
+                auth: try await TestTokens.auth(user: "bob", secret: Self.secret)
             )
 
             let result = await server.gateway.emitToUser("alice", event: "note", data: ["text": "hi"])
@@ -239,9 +206,13 @@ final class Recorder: Sendable {
 
     @Test func broadcastWithExcludingAndNamespaces() async throws {
         try await self.withServer { server, port, _, group in
-            let (first, firstSid) = try await self.connectSocketIO(port: port, group: group)
-            let (second, _) = try await self.connectSocketIO(port: port, group: group)
-            let (third, _) = try await self.connectSocketIO(port: port, group: group, namespace: "/custom")
+            let (first, firstSid) = try await TestWebSocketClient.connectWelcomed(port: port, group: group)
+            let (second, _) = try await TestWebSocketClient.connectWelcomed(port: port, group: group)
+            let (third, _) = try await TestWebSocketClient.connectWelcomed(
+                port: port,
+                group: group,
+                namespace: "/custom"
+            )
 
             let result = await server.gateway.broadcast(event: "news", data: "n", excluding: [firstSid])
             #expect(result.localDeliveries == 1)
@@ -265,7 +236,7 @@ final class Recorder: Sendable {
 
     @Test func gatewayRoomOperationsAndServerDisconnect() async throws {
         try await self.withServer { server, port, recorder, group in
-            let (client, sid) = try await self.connectSocketIO(port: port, group: group)
+            let (client, sid) = try await TestWebSocketClient.connectWelcomed(port: port, group: group)
             #expect(await server.gateway.joinRoom(sid, room: "blue").outcome == .delivered)
             #expect(await server.gateway.emitToRoom("blue", event: "b", data: 1).localDeliveries == 1)
             #expect(try await client.nextText() == #"42["b",1]"#)
@@ -287,7 +258,7 @@ final class Recorder: Sendable {
 
     @Test func serverEmitWithAckAnswerTimeoutAndDisconnect() async throws {
         try await self.withServer { _, port, recorder, group in
-            let (client, sid) = try await self.connectSocketIO(port: port, group: group)
+            let (client, sid) = try await TestWebSocketClient.connectWelcomed(port: port, group: group)
             try await recorder.waitUntil { $0.connection(sid) != nil }
             let connection = try #require(recorder.connection(sid))
 
@@ -321,9 +292,9 @@ final class Recorder: Sendable {
 
     @Test func protocolErrorsCloseOnlyThatSession() async throws {
         try await self.withServer { _, port, _, group in
-            let (healthy, _) = try await self.connectSocketIO(port: port, group: group)
+            let (healthy, _) = try await TestWebSocketClient.connectWelcomed(port: port, group: group)
             for bad in ["4abc", "42{}", #"42abc["echo",1]"#, #"44{"message":"x"}"#] {
-                let (client, _) = try await self.connectSocketIO(port: port, group: group)
+                let (client, _) = try await TestWebSocketClient.connectWelcomed(port: port, group: group)
                 try await client.send(bad)
                 try await client.waitForClose()
             }
@@ -335,7 +306,7 @@ final class Recorder: Sendable {
 
     @Test func clientNamespaceDisconnectKeepsTheSession() async throws {
         try await self.withServer { _, port, recorder, group in
-            let (client, _) = try await self.connectSocketIO(port: port, group: group)
+            let (client, _) = try await TestWebSocketClient.connectWelcomed(port: port, group: group)
             try await client.send("40/custom")
             let reply = try await client.nextText()
             let customSid = String(reply.dropFirst("40/custom,{\"sid\":\"".count).dropLast(2))
@@ -361,7 +332,7 @@ final class Recorder: Sendable {
         try await self.withServer { server, port, recorder, group in
             var clients: [(TestWebSocketClient, String)] = []
             for _ in 0..<8 {
-                clients.append(try await self.connectSocketIO(port: port, group: group))
+                clients.append(try await TestWebSocketClient.connectWelcomed(port: port, group: group))
             }
             for index in 0..<50 {
                 let result = await server.gateway.broadcast(event: "tick", data: .int(Int64(index)))

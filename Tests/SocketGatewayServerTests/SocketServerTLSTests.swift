@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import NIOSSL
@@ -99,6 +100,99 @@ import Testing
             throw error
         }
         try await server.shutdown()
+    }
+
+    /// Opens TCP to `port` and sends the start of a TLS record (a ClientHello announcing 512 bytes), then one
+    /// byte per 100 ms when `trickle` is set (else nothing more); returns the channel, whose close is the server's.
+    private static func stalledClientHello(port: Int, trickle: Bool) async throws -> any Channel {
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connect(host: "127.0.0.1", port: port).get()
+        // Handshake record, TLS 1.0 record version, length 512, then a ClientHello header that never completes.
+        try await channel.writeAndFlush(ByteBuffer(bytes: [0x16, 0x03, 0x01, 0x02, 0x00, 0x01])).get()
+        if trickle {
+            let task = channel.eventLoop.scheduleRepeatedTask(
+                initialDelay: .milliseconds(100),
+                delay: .milliseconds(100)
+            ) {
+                _ in channel.writeAndFlush(ByteBuffer(bytes: [0x00]), promise: nil)
+            }
+            channel.closeFuture.whenComplete { _ in task.cancel() }
+        }
+        return channel
+    }
+
+    /// Whether `channel` was closed within `seconds` (a bound for the test, not a measurement).
+    private static func closed(_ channel: any Channel, within seconds: Int) async -> Bool {
+        for _ in 0..<(seconds * 20) {
+            if !channel.isActive { return true }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        return !channel.isActive
+    }
+
+    @Test func aPeerThatTricklesOrNeverFinishesItsClientHelloIsClosedAndOthersAreServed() async throws {
+        let certificates = try TestCertificates.make()
+        defer { try? FileManager.default.removeItem(atPath: certificates.directory) }
+        var configuration = SocketServerConfiguration(port: 0, eventLoopThreads: 1).anonymous
+        configuration.tls = SocketServerTLSConfiguration(
+            certificateChainFile: certificates.serverCertificate,
+            privateKeyFile: certificates.serverKey,
+            handshakeTimeout: .seconds(1)
+        )
+        let lines = NIOLockedValueBox<[CapturingLogHandler.Line]>([])
+        let logger = Logger(label: "socket-gateway.test") { _ in CapturingLogHandler(lines: lines) }
+        let server = SocketServer(configuration: configuration, logger: logger)
+        try await server.start()
+        let port = try #require(server.localPort)
+        do {
+            // One event loop: both stalled peers share it with the client that must be served meanwhile.
+            let trickler = try await Self.stalledClientHello(port: port, trickle: true)
+            let silent = try await Self.stalledClientHello(port: port, trickle: false)
+            #expect(try await Self.healthz(port: port, ca: certificates.caFile, serverName: nil) == "HTTP/1.1 200 OK")
+            #expect(trickler.isActive && silent.isActive)
+            // Closed by the handshake timeout (1 s here), long before the 60 s HTTP idle timeout could.
+            #expect(await Self.closed(trickler, within: 20))
+            #expect(await Self.closed(silent, within: 20))
+            let warnings = lines.withLockedValue { $0 }.filter { $0.message.contains("TLS handshake not completed") }
+            #expect(warnings.count == 1, "one warning, the second rate-limited")
+            #expect(warnings.first?.text.contains("timeout=1 s") == true, "\(warnings)")
+            // The server still serves TLS.
+            #expect(try await Self.healthz(port: port, ca: certificates.caFile, serverName: nil) == "HTTP/1.1 200 OK")
+        } catch {
+            try await server.shutdown()
+            throw error
+        }
+        try await server.shutdown()
+    }
+
+    @Test func theHandshakeTimeoutIsReadFromTheEnvironmentAndABadValueIsRefused() throws {
+        let files = ["SOCKET_TLS_CERT": "chain.pem", "SOCKET_TLS_KEY": "key.pem"]
+        #expect(try SocketServerConfiguration(environment: files).tls?.handshakeTimeout == .seconds(10))
+        let set = files.merging(["SOCKET_TLS_HANDSHAKE_TIMEOUT": "2.5"]) { $1 }
+        #expect(try SocketServerConfiguration(environment: set).tls?.handshakeTimeout == .milliseconds(2500))
+        for bad in ["0", "soon", "3601"] {
+            #expect(
+                throws: SocketServerConfigurationError(
+                    variable: "SOCKET_TLS_HANDSHAKE_TIMEOUT",
+                    message: "must be a number of seconds, 0.001...3600, got '\(bad)'"
+                )
+            ) { try SocketServerConfiguration(environment: ["SOCKET_TLS_HANDSHAKE_TIMEOUT": bad]) }
+        }
+    }
+
+    @Test func aHandshakeTimeoutThatIsNotPositiveIsRefused() throws {
+        var configuration = SocketServerConfiguration(port: 0).anonymous
+        configuration.tls = SocketServerTLSConfiguration(
+            certificateChainFile: "chain.pem",
+            privateKeyFile: "key.pem",
+            handshakeTimeout: .zero
+        )
+        #expect(
+            throws: SocketServerConfigurationError(
+                variable: "tls.handshakeTimeout",
+                message: "must be positive, got 0.0 seconds"
+            )
+        ) { try configuration.validate() }
     }
 
     @Test func aServerWithoutTLSHasNothingToReload() async throws {

@@ -2,6 +2,8 @@ import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import SocketGatewayCore
+import Testing
 
 /// A frame (WebSocket) or record received by a test client.
 enum TestFrame: Equatable, CustomStringConvertible {
@@ -98,6 +100,37 @@ final class TestWebSocketClient: Sendable {
             throw TestClientError(description: "expected an Engine.IO open packet")
         }
         return (client, open)
+    }
+
+    /// Connects, sends a Socket.IO CONNECT to `namespace` with `auth` (a JSON object's text, or "") and reads the
+    /// reply; returns the client and the reply's payload (`sid`, and `pid` with recovery on).
+    static func connectSocketIO(
+        port: Int,
+        group: any EventLoopGroup,
+        namespace: String = "/",
+        auth: String = ""
+    ) async throws -> (TestWebSocketClient, JSONValue) {
+        let (client, _) = try await Self.connectEngineIO(port: port, group: group)
+        let prefix = namespace == "/" ? "40" : "40\(namespace),"
+        try await client.send(prefix + auth)
+        let reply = try await client.nextText()
+        #expect(reply.hasPrefix(prefix + "{\"sid\":\""), "CONNECT reply: \(reply)")
+        return (client, try JSONValue.parse(String(reply.dropFirst(prefix.count))))
+    }
+
+    /// ``connectSocketIO(port:group:namespace:auth:)`` to a server whose namespaces greet a new connection with
+    /// `welcome` and its sid (the end-to-end and Hummingbird fixtures); checks the greeting, returns the sid.
+    static func connectWelcomed(
+        port: Int,
+        group: any EventLoopGroup,
+        namespace: String = "/",
+        auth: String = ""
+    ) async throws -> (TestWebSocketClient, String) {
+        let (client, reply) = try await Self.connectSocketIO(port: port, group: group, namespace: namespace, auth: auth)
+        let sid = reply["sid"]?.stringValue ?? ""
+        let eventPrefix = namespace == "/" ? "42" : "42\(namespace),"
+        #expect(try await client.nextText() == "\(eventPrefix)[\"welcome\",\"\(sid)\"]")
+        return (client, sid)
     }
 
     /// Stops reading from the socket: what the server sends stays in its buffers (a client that never reads).

@@ -30,6 +30,12 @@ enum TestTokens {
         let keys = await JWTKeyCollection().add(hmac: HMACKey(from: secret), digestAlgorithm: .sha256)
         return try await Self.sign(claims, with: keys)
     }
+
+    /// A CONNECT `auth` payload's text, `{"token":"…"}`, with an HS256 token of user `user` (in `sub`) expiring an
+    /// hour from now.
+    static func auth(user: String, secret: String) async throws -> String {
+        #"{"token":"\#(try await Self.hs256(["sub": .string(user)], secret: secret))"}"#
+    }
 }
 
 /// The server's refusal reason (jwt-kit has a `JWTError` of its own).

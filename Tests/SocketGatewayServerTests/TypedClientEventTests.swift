@@ -146,25 +146,17 @@ struct TypedPingAck: SocketPayloadDecodable, Hashable {
             ack(ChatMessageFromClientAck(messageID: Self.messageID, acceptedAt: Date(timeIntervalSince1970: 0)))
         }
         server.namespace("/admin").onConnect { recorder.connected($0) }
-        try await server.start()
-        let clients = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let harness = Harness(
-            port: try #require(server.localPort),
-            recorder: recorder,
-            group: clients,
-            metrics: metrics,
-            logs: logs,
-            requests: requests
-        )
-        do {
+        try await server.whileStarted { port, clients in
+            let harness = Harness(
+                port: port,
+                recorder: recorder,
+                group: clients,
+                metrics: metrics,
+                logs: logs,
+                requests: requests
+            )
             try await body(harness)
-        } catch {
-            try await server.shutdown()
-            try await clients.shutdownGracefully()
-            throw error
         }
-        try await server.shutdown()
-        try await clients.shutdownGracefully()
     }
 
     /// Connects a WebSocket client to `namespace`; returns it and its Socket.IO sid.
