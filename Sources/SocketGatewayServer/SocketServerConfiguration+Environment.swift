@@ -170,6 +170,9 @@ extension SocketServerConfiguration {
         public static let tlsKey = SocketServerTLSConfiguration.EnvironmentKey.privateKeyFile
         /// Connection state recovery's window in seconds (``ConnectionStateRecoveryConfiguration``); unset or 0: off.
         public static let recoveryWindow = "SOCKET_RECOVERY_WINDOW"
+        /// Whether a recovered session skips the middlewares: `on` or `off` (default off; needs
+        /// ``recoveryWindow``; ``ConnectionStateRecoveryConfiguration/skipMiddlewares``).
+        public static let recoverySkipMiddlewares = "SOCKET_RECOVERY_SKIP_MIDDLEWARES"
         /// WebSocket per-message compression: `on` or `off` (default off; ``SocketWebSocketCompression``).
         public static let webSocketCompression = "SOCKET_WS_COMPRESSION"
         /// The smallest message, in bytes, that is compressed when compression is on (default 1024).
@@ -301,6 +304,15 @@ extension SocketServerConfiguration {
                 )
             }
         }
+        if let skip = try Self.onOff(EnvironmentKey.recoverySkipMiddlewares, read) {
+            if skip, self.connectionStateRecovery == nil {
+                throw SocketServerConfigurationError(
+                    variable: EnvironmentKey.recoverySkipMiddlewares,
+                    message: "is on but \(EnvironmentKey.recoveryWindow) is not set (recovery is off)"
+                )
+            }
+            self.connectionStateRecovery?.skipMiddlewares = skip
+        }
     }
 
     /// The JWT settings the `SOCKET_JWT_…` variables give, or nil when none is set.
@@ -418,6 +430,19 @@ extension SocketServerConfiguration {
             )
         }
         return SocketWebSocketCompression(threshold: threshold)
+    }
+
+    /// The switch `name` (`on`/`off`, also `true`/`false`, `1`/`0`), or nil when unset.
+    private static func onOff(
+        _ name: String,
+        _ read: (String) -> String?
+    ) throws(SocketServerConfigurationError) -> Bool? {
+        guard let text = read(name) else { return nil }
+        switch text.lowercased() {
+        case "off", "false", "0": return false
+        case "on", "true", "1": return true
+        default: throw SocketServerConfigurationError(variable: name, message: "must be 'on' or 'off', got '\(text)'")
+        }
     }
 
     /// The CORS policy for a list of origins: none for an empty list, any when it holds `*`.
