@@ -177,6 +177,10 @@ extension SocketServerConfiguration {
         public static let webSocketCompression = "SOCKET_WS_COMPRESSION"
         /// The smallest message, in bytes, that is compressed when compression is on (default 1024).
         public static let webSocketCompressionThreshold = "SOCKET_WS_COMPRESSION_THRESHOLD"
+        /// Compression of long-polling responses: `on` or `off` (default off; ``SocketHTTPCompression``).
+        public static let httpCompression = "SOCKET_HTTP_COMPRESSION"
+        /// The smallest polling payload, in bytes, that is compressed when it is on (default 1024).
+        public static let httpCompressionThreshold = "SOCKET_HTTP_COMPRESSION_THRESHOLD"
     }
 
     /// Reads a configuration from environment variables (see ``EnvironmentKey``); unset variables keep the
@@ -291,6 +295,7 @@ extension SocketServerConfiguration {
             self.cors = Self.corsPolicy(origins.split(separator: ",").map { Self.trimmed(String($0)) })
         }
         self.webSocketCompression = try Self.webSocketCompression(read)
+        self.httpCompression = try Self.httpCompression(read)
         if let text = read(EnvironmentKey.recoveryWindow) {
             guard let seconds = Double(text), seconds >= 0, seconds <= 86_400 else {
                 throw SocketServerConfigurationError(
@@ -430,6 +435,30 @@ extension SocketServerConfiguration {
             )
         }
         return SocketWebSocketCompression(threshold: threshold)
+    }
+
+    /// Reads `SOCKET_HTTP_COMPRESSION` (`on`/`off`) and `SOCKET_HTTP_COMPRESSION_THRESHOLD` (bytes); a threshold
+    /// with compression off is refused, not ignored.
+    static func httpCompression(
+        _ read: (String) -> String?
+    ) throws(SocketServerConfigurationError) -> SocketHTTPCompression? {
+        let on = try Self.onOff(EnvironmentKey.httpCompression, read) ?? false
+        guard let text = read(EnvironmentKey.httpCompressionThreshold) else {
+            return on ? SocketHTTPCompression() : nil
+        }
+        guard let threshold = Int(text), threshold >= 0 else {
+            throw SocketServerConfigurationError(
+                variable: EnvironmentKey.httpCompressionThreshold,
+                message: "must be a whole number of bytes, 0 or more, got '\(text)'"
+            )
+        }
+        guard on else {
+            throw SocketServerConfigurationError(
+                variable: EnvironmentKey.httpCompressionThreshold,
+                message: "is set but \(EnvironmentKey.httpCompression) is not 'on'"
+            )
+        }
+        return SocketHTTPCompression(threshold: threshold)
     }
 
     /// The switch `name` (`on`/`off`, also `true`/`false`, `1`/`0`), or nil when unset.

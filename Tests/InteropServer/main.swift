@@ -349,15 +349,18 @@ func runInteropServer() async -> Int32 {
         writeError("socket-gateway-interop-server: \(error)")
         return 2
     }
-    // WebSocket compression, for the compression tests' own server (SOCKET_WS_COMPRESSION, …_THRESHOLD).
+    // WebSocket and polling compression, for the compression tests' own servers (SOCKET_WS_COMPRESSION,
+    // SOCKET_HTTP_COMPRESSION, and their …_THRESHOLD).
     do {
         let keys = [
             SocketServerConfiguration.EnvironmentKey.webSocketCompression,
             SocketServerConfiguration.EnvironmentKey.webSocketCompressionThreshold,
+            SocketServerConfiguration.EnvironmentKey.httpCompression,
+            SocketServerConfiguration.EnvironmentKey.httpCompressionThreshold,
         ]
-        configuration.webSocketCompression =
-            try SocketServerConfiguration(environment: environment.filter { keys.contains($0.key) })
-            .webSocketCompression
+        let compression = try SocketServerConfiguration(environment: environment.filter { keys.contains($0.key) })
+        configuration.webSocketCompression = compression.webSocketCompression
+        configuration.httpCompression = compression.httpCompression
     } catch {
         writeError("socket-gateway-interop-server: \(error)")
         return 2
