@@ -145,6 +145,9 @@ package struct EngineIOConfiguration: Sendable {
     /// WebSocket per-message compression (permessage-deflate) for clients that offer it; nil (the default, as in
     /// socket.io 4) keeps every connection uncompressed.
     package var webSocketCompression: WebSocketCompressionConfiguration?
+    /// Compression of long-polling responses (engine.io's `httpCompression`) for requests whose `Accept-Encoding`
+    /// allows it; nil (the default) sends every response as it is.
+    package var httpCompression: HTTPCompressionConfiguration?
 }
 
 extension Duration {

@@ -135,10 +135,14 @@ package final class EngineIOMountedEndpoint: Sendable {
                 written: written
             )
         case .payload(let body):
+            // httpCompression, as on our own listener: the framework writes the body it is given.
+            let compression =
+                request.method == .GET ? endpoint.configuration.httpCompression?.forRequest(request.headers) : nil
+            let (sent, encoding) = compression?.encode(body) ?? (body, [])
             return .init(
                 status: 200,
-                headers: cors + [("Content-Type", "text/plain; charset=UTF-8")],
-                body: body,
+                headers: cors + [("Content-Type", "text/plain; charset=UTF-8")] + encoding,
+                body: sent,
                 written: written
             )
         case .error(let error):

@@ -419,6 +419,9 @@ final class EngineIOHTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
             let eventLoop = context.eventLoop
             let version = head.version
             let keepAlive = head.isKeepAlive
+            // httpCompression: what this GET's Accept-Encoding allows for its payload.
+            let compression =
+                head.method == .GET ? endpoint.configuration.httpCompression?.forRequest(head.headers) : nil
             let handle = PollingRequestHandle(arrival: self.headArrival) { handle, reply, written in
                 let answer: @Sendable () -> Void = {
                     let (context, handler) = loopBound.value
@@ -429,6 +432,7 @@ final class EngineIOHTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
                         version: version,
                         keepAlive: keepAlive,
                         cors: cors,
+                        compression: compression,
                         written: written
                     )
                 }
@@ -497,6 +501,7 @@ final class EngineIOHTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
         version: HTTPVersion,
         keepAlive: Bool,
         cors: [(String, String)],
+        compression: PollingResponseCompression?,
         written: PollingRequestHandle.Written?
     ) {
         if self.parked?.handle === handle {
@@ -533,12 +538,13 @@ final class EngineIOHTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
                 promise: promise
             )
         case .payload(let body):
+            let (sent, encoding) = compression?.encode(body) ?? (body, [])
             self.respond(
                 context: context,
                 version: version,
                 status: .ok,
-                headers: cors + [("Content-Type", "text/plain; charset=UTF-8")],
-                body: body,
+                headers: cors + [("Content-Type", "text/plain; charset=UTF-8")] + encoding,
+                body: sent,
                 keepAlive: keepAlive,
                 promise: promise
             )

@@ -2,7 +2,18 @@ import CZlib
 import NIOConcurrencyHelpers
 import NIOCore
 
-/// The only file that touches zlib's pointers: raw DEFLATE as permessage-deflate uses it (RFC 7692 §7.2).
+/// The only file that touches zlib's pointers: raw DEFLATE as permessage-deflate uses it (RFC 7692 §7.2), and the
+/// gzip and zlib formats of HTTP's `Content-Encoding: gzip` / `deflate` (RFC 9110 §8.4.1) for polling responses.
+
+/// The zlib `windowBits` of each format, all with a 15-bit window.
+enum ZlibFormat: Int32, Sendable {
+    /// Raw DEFLATE blocks, no header (permessage-deflate).
+    case raw = -15
+    /// The zlib format (RFC 1950), HTTP's `deflate`.
+    case zlib = 15
+    /// The gzip format (RFC 1952), HTTP's `gzip`.
+    case gzip = 31
+}
 
 /// Compresses one message at a time, with no context kept between messages (`server_no_context_takeover`).
 ///
@@ -11,12 +22,13 @@ import NIOCore
 final class WebSocketDeflater {
     private let stream: UnsafeMutablePointer<z_stream>
 
+    /// - Parameter format: Raw DEFLATE (permessage-deflate, the default), or zlib/gzip for whole HTTP bodies.
     /// - Returns: nil when zlib cannot allocate its state.
-    init?() {
+    init?(format: ZlibFormat = .raw) {
         self.stream = .allocate(capacity: 1)
         self.stream.initialize(to: z_stream())
-        // Raw DEFLATE (negative window bits), 15-bit window, zlib's default level and memory.
-        guard socketgateway_deflateInit2(self.stream, Z_DEFAULT_COMPRESSION, -15, 8) == Z_OK else {
+        // 15-bit window, zlib's default level and memory.
+        guard socketgateway_deflateInit2(self.stream, Z_DEFAULT_COMPRESSION, format.rawValue, 8) == Z_OK else {
             self.stream.deinitialize(count: 1)
             self.stream.deallocate()
             return nil
@@ -57,6 +69,28 @@ final class WebSocketDeflater {
         // Z_SYNC_FLUSH ends with an empty stored block, 00 00 FF FF: the receiver appends it back.
         output.moveWriterIndex(to: output.writerIndex - 4)
     }
+
+    /// Appends the whole compressed stream of `input` (header, blocks, trailer: Z_FINISH) to `output`, in the
+    /// format the deflater was made with. `output` grows by at most zlib's bound for the input's size.
+    func compressWhole(_ input: ByteBufferView, into output: inout ByteBuffer) {
+        deflateReset(self.stream)
+        input.withUnsafeBytes { inputBytes in
+            self.stream.pointee.next_in = inputBytes.baseAddress.map {
+                UnsafeMutablePointer(mutating: $0.assumingMemoryBound(to: UInt8.self))
+            }
+            self.stream.pointee.avail_in = UInt32(inputBytes.count)
+            // deflateBound is enough for Z_FINISH in one call (zlib's guarantee).
+            let capacity = Int(deflateBound(self.stream, UInt(inputBytes.count)))
+            output.writeWithUnsafeMutableBytes(minimumWritableBytes: capacity) { outputBytes in
+                self.stream.pointee.next_out = outputBytes.baseAddress!.assumingMemoryBound(to: UInt8.self)
+                self.stream.pointee.avail_out = UInt32(capacity)
+                _ = deflate(self.stream, Z_FINISH)
+                return capacity - Int(self.stream.pointee.avail_out)
+            }
+            self.stream.pointee.next_in = nil
+            self.stream.pointee.next_out = nil
+        }
+    }
 }
 
 /// A few deflaters shared by every connection of the process: a message is compressed by whichever event loop
@@ -67,16 +101,23 @@ final class WebSocketDeflaterPool: @unchecked Sendable {
     private var idle: [WebSocketDeflater] = []
     private let maxIdle: Int
 
-    /// The pool every endpoint uses.
-    static let shared = WebSocketDeflaterPool(maxIdle: System.coreCount)
+    private let format: ZlibFormat
 
-    init(maxIdle: Int) {
+    /// The pool every endpoint uses for permessage-deflate.
+    static let shared = WebSocketDeflaterPool(maxIdle: System.coreCount)
+    /// The pool of polling responses sent with `Content-Encoding: gzip`.
+    static let gzip = WebSocketDeflaterPool(maxIdle: System.coreCount, format: .gzip)
+    /// The pool of polling responses sent with `Content-Encoding: deflate`.
+    static let zlib = WebSocketDeflaterPool(maxIdle: System.coreCount, format: .zlib)
+
+    init(maxIdle: Int, format: ZlibFormat = .raw) {
         self.maxIdle = max(maxIdle, 1)
+        self.format = format
     }
 
     /// Runs `body` with a deflater (nil only when zlib cannot allocate one).
     func withDeflater<Result>(_ body: (WebSocketDeflater?) -> Result) -> Result {
-        let deflater = self.lock.withLock { self.idle.popLast() } ?? WebSocketDeflater()
+        let deflater = self.lock.withLock { self.idle.popLast() } ?? WebSocketDeflater(format: self.format)
         defer {
             if let deflater {
                 self.lock.withLock {
@@ -102,12 +143,16 @@ final class WebSocketInflater {
     }
 
     private let stream: UnsafeMutablePointer<z_stream>
+    private let format: ZlibFormat
 
+    /// - Parameter format: Raw DEFLATE (permessage-deflate, the default); zlib or gzip read whole streams (tests
+    ///   read the server's compressed polling responses with it).
     /// - Returns: nil when zlib cannot allocate its state.
-    init?() {
+    init?(format: ZlibFormat = .raw) {
         self.stream = .allocate(capacity: 1)
         self.stream.initialize(to: z_stream())
-        guard socketgateway_inflateInit2(self.stream, -15) == Z_OK else {
+        self.format = format
+        guard socketgateway_inflateInit2(self.stream, format.rawValue) == Z_OK else {
             self.stream.deinitialize(count: 1)
             self.stream.deallocate()
             return nil
@@ -125,7 +170,9 @@ final class WebSocketInflater {
     func inflate(_ compressed: ByteBuffer, limit: Int) -> Result<ByteBuffer, Failure> {
         defer { inflateReset(self.stream) }
         var input = compressed
-        input.writeBytes([0x00, 0x00, 0xFF, 0xFF])
+        // A raw message lost its sync-flush tail (§7.2.2); a whole stream has its own end.
+        let tail = self.format == .raw ? 4 : 0
+        if tail > 0 { input.writeBytes([0x00, 0x00, 0xFF, 0xFF]) }
         var output = ByteBuffer()
         output.reserveCapacity(min(max(compressed.readableBytes * 4, 256), limit + 1))
         return input.withUnsafeReadableBytes { inputBytes -> Result<ByteBuffer, Failure> in
@@ -153,14 +200,15 @@ final class WebSocketInflater {
                 switch status {
                 case Z_STREAM_END:
                     // The client ended the stream (BFINAL) before the tail we appended: nothing else may follow.
-                    return inputLeft <= 4 ? .success(output) : .failure(.corrupt)
+                    return inputLeft <= tail ? .success(output) : .failure(.corrupt)
                 case Z_OK where inputLeft == 0 && !outputFull:
-                    return .success(output)
+                    // A whole stream must reach its end: one that stops short is truncated.
+                    return tail > 0 ? .success(output) : .failure(.corrupt)
                 case Z_OK:
                     continue
                 case Z_BUF_ERROR where inputLeft == 0:
                     // No progress possible and nothing left to read: all of it is out.
-                    return .success(output)
+                    return tail > 0 ? .success(output) : .failure(.corrupt)
                 default:
                     return .failure(.corrupt)
                 }

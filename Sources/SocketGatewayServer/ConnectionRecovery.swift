@@ -13,8 +13,9 @@ import SocketGatewayEngineIO
 /// its last argument (as socket.io's do; socket.io-client keeps the last one and sends both back when it
 /// reconnects). Events with an ack and volatile events carry none and are not replayed. Only sessions that ended
 /// on a transport failure (ping timeout, closed transport, server shutdown) are kept — not a client's or the
-/// server's `disconnect()`, nor a client closed for breaking a limit. The authenticator runs on every reconnect;
-/// only the same user gets the session back.
+/// server's `disconnect()`, nor a client closed for breaking a limit. The middlewares (the authenticator among
+/// them) run on every reconnect and only the same user gets the session back, unless ``skipMiddlewares`` is set.
+/// The connection's ``SocketConnection/data`` is restored, with what the middlewares set on top.
 ///
 /// Memory is bounded (the defaults in parentheses): a session is kept with at most ``maxRoomsPerSession`` (256)
 /// rooms, and at most ``maxSessions`` (10,000) at once (the oldest is dropped first); the log of emitted events
@@ -37,6 +38,12 @@ public struct ConnectionStateRecoveryConfiguration: Sendable, Hashable {
     public var maxPacketBytes: Int = 16 << 20
     /// Events one recovery may replay. Default 1,000.
     public var maxMissedPackets: Int = 1_000
+    /// Whether a recovered session skips the middlewares (socket.io's `skipMiddlewares`). Default false.
+    ///
+    /// When set, a client presenting a kept session's `pid` and a usable `offset` gets the session back without
+    /// any middleware running: its user and data are restored as they were (the `pid`, given only to that client
+    /// in its CONNECT reply, is the credential). A client whose recovery fails runs the middlewares as any other.
+    public var skipMiddlewares: Bool = false
 
     /// Turns recovery on with the window `maxDisconnectionDuration` (default 2 minutes).
     public init(maxDisconnectionDuration: Duration = .seconds(120)) {
@@ -89,7 +96,11 @@ final class ConnectionRecovery: Sendable {
     /// burst of emits to disconnected sessions gives the memory back within the window).
     private let sweepLoop: any EventLoop
 
+    /// Whether a recovery skips the middlewares (``ConnectionStateRecoveryConfiguration/skipMiddlewares``).
+    let skipMiddlewares: Bool
+
     init(configuration: ConnectionStateRecoveryConfiguration, presence: LocalRoomPresence, sweepLoop: any EventLoop) {
+        self.skipMiddlewares = configuration.skipMiddlewares
         // A per-run prefix: offsets of another run (or another server) are never mistaken for this one's.
         self.machine = NIOLockedValueBox(Machine(limits: configuration.limits, offsetPrefix: SessionID.random() + "-"))
         self.presence = presence
@@ -176,10 +187,26 @@ final class ConnectionRecovery: Sendable {
         return outcome
     }
 
-    func claim(pid: String, offset: String, namespace: String, userID: String?) -> Machine.Claim {
+    /// Claims the session `pid`; with `authenticated` false (no middleware ran) the user is not compared.
+    func claim(
+        pid: String,
+        offset: String,
+        namespace: String,
+        userID: String?,
+        authenticated: Bool = true
+    )
+        -> Machine.Claim
+    {
         let now = NIODeadline.now()
         return self.withMachine {
-            $0.claim(pid: pid, offset: offset, namespace: namespace, userID: userID, now: now)
+            $0.claim(
+                pid: pid,
+                offset: offset,
+                namespace: namespace,
+                userID: userID,
+                authenticated: authenticated,
+                now: now
+            )
         }
     }
 

@@ -30,16 +30,21 @@ struct ConnectionRecoveryStateMachine<Packet: Sendable>: Sendable {
     }
 
     /// A connection that ended on a transport failure and may be recovered.
-    struct Session: Hashable, Sendable {
+    struct Session: Sendable {
         /// The Socket.IO sid the connection had (and gets back).
         var sid: String
         /// The private session id the client presents to recover it.
         var pid: String
         var namespace: String
-        /// The authenticated user, if any: only the same user may recover the session.
+        /// The authenticated user, if any: only the same user may recover the session (unless the claim skips
+        /// authentication: then the session's user is restored as it was).
         var userID: String?
         /// Every room it was in.
         var rooms: [String]
+        /// The user as the middlewares set it (restored when a recovery skips the middlewares).
+        var user: AuthenticatedUser? = nil
+        /// The per-socket data the connection had (restored on recovery, as socket.io restores `socket.data`).
+        var data = SocketData()
     }
 
     /// Why a client that asked for recovery gets a fresh session.
@@ -197,11 +202,15 @@ struct ConnectionRecoveryStateMachine<Packet: Sendable>: Sendable {
     /// A client presents `pid` and the `offset` of the last packet it received, connecting to `namespace` as
     /// `userID`. A session is claimed at most once: it is removed unless the pid belongs to another namespace or
     /// user (then it stays for its owner).
+    ///
+    /// With `authenticated` false (socket.io's `skipMiddlewares`: no middleware ran, so no user is known) the user
+    /// is not compared: the pid alone, a secret only that client was given, claims the session and its user.
     mutating func claim(
         pid: String,
         offset: String,
         namespace: String,
         userID: String?,
+        authenticated: Bool = true,
         now: NIODeadline
     ) -> Claim {
         guard let kept = self.sessions[pid] else {
@@ -214,7 +223,9 @@ struct ConnectionRecoveryStateMachine<Packet: Sendable>: Sendable {
             return .refused(.expired)
         }
         self.expire(now: now)
-        guard session.namespace == namespace, session.userID == userID else { return .refused(.mismatch) }
+        guard session.namespace == namespace, !authenticated || session.userID == userID else {
+            return .refused(.mismatch)
+        }
         self.sessions.removeValue(forKey: pid)
         guard let last = self.counter(of: offset) else { return .refused(.unknownOffset) }
         return .claimed(session, lastReceived: last)

@@ -75,6 +75,13 @@ public struct SocketData: Sendable {
         return .object(members)
     }
 
+    /// `base` with every value of this data on top (a recovered session's data under what the middlewares set).
+    func overlaying(_ base: SocketData) -> SocketData {
+        var merged = base
+        merged.values.merge(self.values) { _, mine in mine }
+        return merged
+    }
+
     /// Encodes with Foundation, keys sorted, and parses with `JSONValue.parse` (which keeps that order), so the JSON
     /// form is the same every time.
     private static func encode(_ value: any Encodable) throws -> JSONValue {

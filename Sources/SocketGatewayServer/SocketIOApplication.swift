@@ -240,23 +240,32 @@ final class SocketIOClient: @unchecked Sendable {
                 query: request.query,
                 remoteAddress: request.remoteAddress
             )
-            let connectRequest = SocketConnectRequest(namespace: namespace, handshake: handshake)
+            var connectRequest = SocketConnectRequest(namespace: namespace, handshake: handshake)
+            // Connection state recovery with `skipMiddlewares`: a session recovered without running them.
+            let skipping = self.claimRecoverySkippingMiddlewares(namespace: namespace, auth: auth)
+            if let claimed = skipping.claimed {
+                connectRequest.user = claimed.session.user
+                connectRequest.data = claimed.session.data
+                self.connectAccepted(connectRequest, recoveryTried: true, claimed: claimed)
+                return
+            }
+            let recoveryTried = skipping.tried
             let middlewares = self.application.registry.existing(namespace).map {
                 self.application.registry.middlewares(for: $0)
             }
             guard let middlewares, !middlewares.isEmpty else {
                 // Nothing to run (anonymous, no middleware): accepted at once, without a task.
-                self.connectAccepted(connectRequest)
+                self.connectAccepted(connectRequest, recoveryTried: recoveryTried)
                 return
             }
             let eventLoop = self.session.eventLoop
             let stop = SocketMiddlewareStop()
-            let submitted = self.application.tasks.submit {
+            let submitted = self.application.tasks.submit { [connectRequest] in
                 // nil: the session closed first (e.g. the connect timeout) and the chain was cancelled.
                 guard let outcome = await SocketMiddlewareOutcome.run(middlewares, on: connectRequest, until: stop)
                 else { return }
                 eventLoop.execute {
-                    self.authenticationCompleted(outcome, namespace: namespace)
+                    self.authenticationCompleted(outcome, namespace: namespace, recoveryTried: recoveryTried)
                 }
             }
             if submitted {
@@ -379,12 +388,17 @@ final class SocketIOClient: @unchecked Sendable {
         ]
     }
 
-    /// The middleware chain of a CONNECT to `namespace` ended with `middlewareOutcome`.
-    private func authenticationCompleted(_ middlewareOutcome: SocketMiddlewareOutcome, namespace: String) {
+    /// The middleware chain of a CONNECT to `namespace` ended with `middlewareOutcome`; `recoveryTried`: a
+    /// recovery was already attempted (and failed) before the chain (`skipMiddlewares`).
+    private func authenticationCompleted(
+        _ middlewareOutcome: SocketMiddlewareOutcome,
+        namespace: String,
+        recoveryTried: Bool
+    ) {
         self.runningMiddlewares[namespace] = nil
         switch middlewareOutcome {
         case .accepted(let request):
-            self.connectAccepted(request)
+            self.connectAccepted(request, recoveryTried: recoveryTried)
         case .refused(let refusal, let error):
             // A middleware cancelled at shutdown is no fault of the app's.
             if let error, !(error is CancellationError) {
@@ -408,15 +422,22 @@ final class SocketIOClient: @unchecked Sendable {
         }
     }
 
-    /// Every middleware accepted `request`: connect.
-    private func connectAccepted(_ request: SocketConnectRequest) {
+    /// Every middleware accepted `request` (or a recovery skipped them: `claimed`): connect.
+    private func connectAccepted(
+        _ request: SocketConnectRequest,
+        recoveryTried: Bool,
+        claimed skippedMiddlewares: ClaimedSession? = nil
+    ) {
         let namespace = request.namespace
         let handshake = request.handshake
         let user = request.user
-        let data = request.data
         // Connection state recovery: a client presenting the pid and offset of a session it lost in time gets
-        // the session's sid back (its rooms and missed packets follow in `accept`).
-        let claimed = self.claimRecovery(namespace: namespace, auth: handshake.auth, user: user)
+        // the session's sid and data back (its rooms and missed packets follow in `accept`).
+        let claimed =
+            recoveryTried
+            ? skippedMiddlewares : self.claimRecovery(namespace: namespace, auth: handshake.auth, user: user)
+        // What the middlewares set goes over the restored data (they ran after the session was lost).
+        let data = claimed.map { request.data.overlaying($0.session.data) } ?? request.data
         let outcome = self.machine.authenticationCompleted(
             namespace: namespace,
             refusal: nil,
@@ -487,7 +508,6 @@ final class SocketIOClient: @unchecked Sendable {
         handlers namespaceHandlers: SocketNamespace,
         claimed: ClaimedSession? = nil
     ) {
-        self.session.markEstablished()
         let shards = self.application.shards
         // Connection state recovery: the packets missed since the claimed session's offset, taken in the same
         // event-loop turn as the rooms are joined, so none falls between the replay and the live deliveries.
@@ -502,10 +522,17 @@ final class SocketIOClient: @unchecked Sendable {
                 case .refused(let refusal):
                     recovery.releaseHold(of: claimed.session)
                     self.recoveryRefused(refusal, namespace: namespace)
+                    if claimed.skippedMiddlewares {
+                        // Checked when claimed, dropped since (the log overflowed meanwhile): no fresh session
+                        // without the middlewares. The client reconnects, fails to recover and runs them.
+                        self.session.close(reason: .serverClose)
+                        return
+                    }
                 }
             }
             pid = pid ?? SessionID.random()
         }
+        self.session.markEstablished()
         let connection = SocketConnection(
             id: sid,
             namespace: namespace,
@@ -585,6 +612,8 @@ final class SocketIOClient: @unchecked Sendable {
 struct ClaimedSession {
     var session: ConnectionRecovery.Machine.Session
     var lastReceived: UInt64
+    /// Claimed before any middleware ran (`skipMiddlewares`): the session's user and data are the connection's.
+    var skippedMiddlewares = false
 }
 
 extension SocketIOClient {
@@ -600,6 +629,30 @@ extension SocketIOClient {
         case .refused(let refusal):
             self.recoveryRefused(refusal, namespace: namespace)
             return nil
+        }
+    }
+
+    /// With `skipMiddlewares` on, claims the session the client names, before any middleware runs; only when its
+    /// missed packets can be replayed (socket.io restores the session first and skips the middlewares only when
+    /// that worked). `tried`: a recovery was attempted (it is not attempted again after the middlewares).
+    fileprivate func claimRecoverySkippingMiddlewares(
+        namespace: String,
+        auth: JSONValue?
+    ) -> (claimed: ClaimedSession?, tried: Bool) {
+        guard let recovery = self.application.shards.recovery, recovery.skipMiddlewares, let auth,
+            let pid = auth["pid"]?.stringValue, let offset = auth["offset"]?.stringValue
+        else { return (nil, false) }
+        switch recovery.claim(pid: pid, offset: offset, namespace: namespace, userID: nil, authenticated: false) {
+        case .claimed(let session, let lastReceived):
+            if case .refused(let refusal) = recovery.missedPackets(of: session, after: lastReceived) {
+                recovery.releaseHold(of: session)
+                self.recoveryRefused(refusal, namespace: namespace)
+                return (nil, true)
+            }
+            return (ClaimedSession(session: session, lastReceived: lastReceived, skippedMiddlewares: true), true)
+        case .refused(let refusal):
+            self.recoveryRefused(refusal, namespace: namespace)
+            return (nil, true)
         }
     }
 
@@ -621,7 +674,9 @@ extension SocketIOClient {
             pid: pid,
             namespace: connection.namespace,
             userID: connection.user?.id,
-            rooms: rooms.sorted()
+            rooms: rooms.sorted(),
+            user: connection.user,
+            data: connection.data
         )
         switch recovery.persist(session) {
         case .persisted:

@@ -170,10 +170,17 @@ extension SocketServerConfiguration {
         public static let tlsKey = SocketServerTLSConfiguration.EnvironmentKey.privateKeyFile
         /// Connection state recovery's window in seconds (``ConnectionStateRecoveryConfiguration``); unset or 0: off.
         public static let recoveryWindow = "SOCKET_RECOVERY_WINDOW"
+        /// Whether a recovered session skips the middlewares: `on` or `off` (default off; needs
+        /// ``recoveryWindow``; ``ConnectionStateRecoveryConfiguration/skipMiddlewares``).
+        public static let recoverySkipMiddlewares = "SOCKET_RECOVERY_SKIP_MIDDLEWARES"
         /// WebSocket per-message compression: `on` or `off` (default off; ``SocketWebSocketCompression``).
         public static let webSocketCompression = "SOCKET_WS_COMPRESSION"
         /// The smallest message, in bytes, that is compressed when compression is on (default 1024).
         public static let webSocketCompressionThreshold = "SOCKET_WS_COMPRESSION_THRESHOLD"
+        /// Compression of long-polling responses: `on` or `off` (default off; ``SocketHTTPCompression``).
+        public static let httpCompression = "SOCKET_HTTP_COMPRESSION"
+        /// The smallest polling payload, in bytes, that is compressed when it is on (default 1024).
+        public static let httpCompressionThreshold = "SOCKET_HTTP_COMPRESSION_THRESHOLD"
     }
 
     /// Reads a configuration from environment variables (see ``EnvironmentKey``); unset variables keep the
@@ -297,6 +304,7 @@ extension SocketServerConfiguration {
             self.cors = Self.corsPolicy(origins.split(separator: ",").map { Self.trimmed(String($0)) })
         }
         self.webSocketCompression = try Self.webSocketCompression(read)
+        self.httpCompression = try Self.httpCompression(read)
         if let text = read(EnvironmentKey.recoveryWindow) {
             guard let seconds = Double(text), seconds >= 0, seconds <= 86_400 else {
                 throw SocketServerConfigurationError(
@@ -309,6 +317,15 @@ extension SocketServerConfiguration {
                     maxDisconnectionDuration: .milliseconds(Int64((seconds * 1000).rounded()))
                 )
             }
+        }
+        if let skip = try Self.onOff(EnvironmentKey.recoverySkipMiddlewares, read) {
+            if skip, self.connectionStateRecovery == nil {
+                throw SocketServerConfigurationError(
+                    variable: EnvironmentKey.recoverySkipMiddlewares,
+                    message: "is on but \(EnvironmentKey.recoveryWindow) is not set (recovery is off)"
+                )
+            }
+            self.connectionStateRecovery?.skipMiddlewares = skip
         }
     }
 
@@ -427,6 +444,43 @@ extension SocketServerConfiguration {
             )
         }
         return SocketWebSocketCompression(threshold: threshold)
+    }
+
+    /// Reads `SOCKET_HTTP_COMPRESSION` (`on`/`off`) and `SOCKET_HTTP_COMPRESSION_THRESHOLD` (bytes); a threshold
+    /// with compression off is refused, not ignored.
+    static func httpCompression(
+        _ read: (String) -> String?
+    ) throws(SocketServerConfigurationError) -> SocketHTTPCompression? {
+        let on = try Self.onOff(EnvironmentKey.httpCompression, read) ?? false
+        guard let text = read(EnvironmentKey.httpCompressionThreshold) else {
+            return on ? SocketHTTPCompression() : nil
+        }
+        guard let threshold = Int(text), threshold >= 0 else {
+            throw SocketServerConfigurationError(
+                variable: EnvironmentKey.httpCompressionThreshold,
+                message: "must be a whole number of bytes, 0 or more, got '\(text)'"
+            )
+        }
+        guard on else {
+            throw SocketServerConfigurationError(
+                variable: EnvironmentKey.httpCompressionThreshold,
+                message: "is set but \(EnvironmentKey.httpCompression) is not 'on'"
+            )
+        }
+        return SocketHTTPCompression(threshold: threshold)
+    }
+
+    /// The switch `name` (`on`/`off`, also `true`/`false`, `1`/`0`), or nil when unset.
+    private static func onOff(
+        _ name: String,
+        _ read: (String) -> String?
+    ) throws(SocketServerConfigurationError) -> Bool? {
+        guard let text = read(name) else { return nil }
+        switch text.lowercased() {
+        case "off", "false", "0": return false
+        case "on", "true", "1": return true
+        default: throw SocketServerConfigurationError(variable: name, message: "must be 'on' or 'off', got '\(text)'")
+        }
     }
 
     /// The CORS policy for a list of origins: none for an empty list, any when it holds `*`.

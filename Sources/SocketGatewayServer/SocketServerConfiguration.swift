@@ -181,6 +181,12 @@ public struct SocketServerConfiguration: Sendable {
                 message: "must be 0 or more bytes, got \(threshold)"
             )
         }
+        if let threshold = self.httpCompression?.threshold, threshold < 0 {
+            throw SocketServerConfigurationError(
+                variable: "httpCompression.threshold",
+                message: "must be 0 or more bytes, got \(threshold)"
+            )
+        }
         if let limit = self.maxConnectionsPerAddress, limit < 1 {
             throw SocketServerConfigurationError(
                 variable: "maxConnectionsPerAddress",
@@ -233,6 +239,9 @@ public struct SocketServerConfiguration: Sendable {
     /// WebSocket per-message compression (permessage-deflate); default `nil`: off, as in socket.io 4. See
     /// ``SocketWebSocketCompression``. `validate()` refuses a negative threshold.
     public var webSocketCompression: SocketWebSocketCompression?
+    /// Compression of long-polling responses (gzip/deflate); default `nil`: off. See ``SocketHTTPCompression``.
+    /// `validate()` refuses a negative threshold.
+    public var httpCompression: SocketHTTPCompression?
 
     private func applyHTTPHardening(to configuration: inout EngineIOConfiguration) {
         configuration.httpIdleTimeout = self.httpIdleTimeout
@@ -244,6 +253,7 @@ public struct SocketServerConfiguration: Sendable {
         configuration.trustedProxies = (try? TrustedProxies(parsing: self.trustedProxies)) ?? .none
         configuration.maxRequestHeaderBytes = self.maxRequestHeaderBytes
         configuration.webSocketCompression = self.webSocketCompression?.engineIO
+        configuration.httpCompression = self.httpCompression?.engineIO
     }
 }
 

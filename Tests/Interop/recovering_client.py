@@ -20,11 +20,14 @@ PATH = "/socket.io/"
 
 
 class RecoveringClient:
-    def __init__(self, url: str, token: str, transport: str, timeout: float = 10.0):
+    def __init__(self, url: str, token: str, transport: str, timeout: float = 10.0, namespace: str = "/"):
         self.url = url
         self.token = token
         self.transport = transport
         self.timeout = timeout
+        # Socket.IO packets name a namespace other than "/" after their type: `42/mw,[…]`.
+        self.namespace_prefix = "" if namespace == "/" else namespace + ","
+        self.connect_error = None  # the CONNECT_ERROR payload of the last connect, if refused
         self.pid = None
         self.last_offset = None
         self.sid = None
@@ -59,10 +62,13 @@ class RecoveringClient:
         if self.pid is not None:
             # socket.io-client: Object.assign({pid, offset}, auth); an undefined offset is left out by JSON.
             auth = {"pid": self.pid, **({"offset": self.last_offset} if self.last_offset else {}), **auth}
-        await self._send("40" + json.dumps(auth))
+        self.connect_error = None
+        await self._send("40" + self.namespace_prefix + json.dumps(auth))
         self._reader = asyncio.ensure_future(self._read_loop())
         for _ in range(int(self.timeout / 0.02)):
             if self.sid is not None:
+                return
+            if self.connect_error is not None:
                 return
             if self._reader.done():
                 self._reader.result()  # raises what ended it
@@ -99,13 +105,13 @@ class RecoveringClient:
     # Sending
 
     async def emit(self, event: str, *args):
-        await self._send("42" + json.dumps([event, *args]))
+        await self._send("42" + self.namespace_prefix + json.dumps([event, *args]))
 
     async def call(self, event: str, *args):
         """Emits with an ack request; returns the ack's arguments."""
         ack_id = self._next_ack
         self._next_ack += 1
-        await self._send(f"42{ack_id}" + json.dumps([event, *args]))
+        await self._send(f"42{self.namespace_prefix}{ack_id}" + json.dumps([event, *args]))
         for _ in range(int(self.timeout / 0.02)):
             if ack_id in self.acks:
                 return self.acks.pop(ack_id)
@@ -153,6 +159,17 @@ class RecoveringClient:
     async def _handle(self, packet: str):
         if packet == "2":
             await self._send("3")
+            return
+        if not packet.startswith("4") or len(packet) < 2:
+            return
+        kind, body = packet[:2], packet[2:]
+        if self.namespace_prefix:
+            if not body.startswith(self.namespace_prefix):
+                return  # another namespace's packet
+            body = body[len(self.namespace_prefix) :]
+        packet = kind + body
+        if packet.startswith("44"):
+            self.connect_error = json.loads(packet[2:])
         elif packet.startswith("40"):
             reply = json.loads(packet[2:])
             self.recovered = self.pid is not None and reply.get("pid") == self.pid

@@ -19,10 +19,22 @@ def recovery_server(tmp_path_factory):
     yield from interop_server(tmp_path_factory, "recovery-server", SOCKET_RECOVERY_WINDOW=str(WINDOW_SECONDS))
 
 
-async def until_gone(sender: Peer, room: str):
+@pytest.fixture(scope="module")
+def skipping_server(tmp_path_factory):
+    """Recovery with SOCKET_RECOVERY_SKIP_MIDDLEWARES=on (socket.io's `skipMiddlewares`)."""
+    yield from interop_server(
+        tmp_path_factory,
+        "recovery-skipping-server",
+        SOCKET_RECOVERY_WINDOW=str(WINDOW_SECONDS),
+        SOCKET_RECOVERY_SKIP_MIDDLEWARES="on",
+    )
+
+
+async def until_gone(sender: Peer, room: str, namespace: str = "/"):
     """Waits (bounded) until the server has ended the lost connection: a probe emit to its room reaches nobody."""
     for _ in range(int(WAIT / 0.05)):
-        answer = await sender.request("to-room", {"room": room, "event": "probe", "data": None})
+        probe = {"room": room, "event": "probe", "data": None, "namespace": namespace}
+        answer = await sender.request("to-room", probe)
         if answer[0]["delivered"] == 0:
             return
         await asyncio.sleep(0.05)
@@ -132,3 +144,83 @@ def test_a_client_that_left_on_purpose_is_not_recovered(recovery_server):
             await client.close()
 
     run(scenario())
+
+
+async def lose_and_wait_until_gone(client: RecoveringClient, url: str, secret: str):
+    """Loses `client`'s connection and waits (bounded) until the server has ended it."""
+    sender = Peer(url, mint_token(secret, "watcher"), ["websocket"], name="watcher")
+    try:
+        await connect_all([sender])
+        await client.lose_connection()
+        await until_gone(sender, client.sid, "/mw")
+    finally:
+        await close_all([sender])
+
+
+@pytest.mark.parametrize("transport", ["websocket", "polling"])
+def test_socket_data_comes_back_with_the_session_under_what_the_middlewares_set(recovery_server, transport):
+    """`/mw`'s onAny keeps every incoming event in the socket data; the middlewares rebuild only their trace."""
+    url, secret = recovery_server.url, recovery_server.secret
+
+    async def scenario():
+        client = RecoveringClient(url, mint_token(secret, f"data-{transport}"), transport, namespace="/mw")
+        try:
+            await client.connect()
+            await client.call("echo", "before")  # recorded by onAny; the echo back carries an offset
+            await client.wait_for_events(1)
+            sid = client.sid
+            await lose_and_wait_until_gone(client, url, secret)
+
+            await client.connect()
+            assert client.sid == sid and client.recovered
+            [me] = await client.call("whoami")
+            assert ["echo", ["before"]] in me["data"]["incoming"], me
+            # The middlewares ran again: their trace is theirs, then onConnect's.
+            assert me["data"]["trace"] == [f"server:data-{transport}", "namespace", "connect"], me
+        finally:
+            await client.close()
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("transport", ["websocket", "polling"])
+def test_skip_middlewares_recovers_without_running_them(skipping_server, recovery_server, transport):
+    """With skipMiddlewares a recovering client with a token the authenticator would refuse gets its session,
+    user and data back, and no middleware runs; without it, that client is refused."""
+
+    async def scenario(server, skip):
+        url, secret = server.url, server.secret
+        user = f"skip-{skip}-{transport}"
+        client = RecoveringClient(url, mint_token(secret, user), transport, namespace="/mw")
+        try:
+            await client.connect()
+            await client.call("echo", "before")
+            await client.wait_for_events(1)
+            sid = client.sid
+            await lose_and_wait_until_gone(client, url, secret)
+
+            client.token = "not-a-valid-token"
+            await client.connect()
+            if not skip:
+                assert client.sid is None and client.connect_error == {"message": "Unauthorized"}
+                return
+            assert client.sid == sid and client.recovered
+            [me] = await client.call("whoami")
+            assert me["user"] == user
+            # Restored as it was: no middleware added to the trace, onConnect ran again.
+            assert me["data"]["trace"] == [f"server:{user}", "namespace", "connect", "connect"], me
+            assert ["echo", ["before"]] in me["data"]["incoming"], me
+
+            # A failed recovery (an unknown pid) runs the middlewares: refused.
+            fresh = RecoveringClient(url, "not-a-valid-token", transport, namespace="/mw")
+            fresh.pid, fresh.last_offset = "unknown-pid", client.last_offset
+            try:
+                await fresh.connect()
+                assert fresh.sid is None and fresh.connect_error == {"message": "Unauthorized"}
+            finally:
+                await fresh.close()
+        finally:
+            await client.close()
+
+    run(scenario(skipping_server, True))
+    run(scenario(recovery_server, False))

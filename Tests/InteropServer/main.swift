@@ -154,7 +154,8 @@ func installHandlers(on namespace: SocketNamespace, gateway: SocketGateway, logg
         ack?.send([rooms])
     }
 
-    // `to-room` {room, event, data}: gateway.emitToRoom; the ack carries the number of local deliveries.
+    // `to-room` {room, event, data, namespace?}: gateway.emitToRoom (in `namespace`, this one's by default); the
+    // ack carries the number of local deliveries.
     namespace.on("to-room") { connection, arguments, ack in
         guard let request = arguments.first, let room = request["room"]?.stringValue,
             let event = request["event"]?.stringValue
@@ -166,7 +167,7 @@ func installHandlers(on namespace: SocketNamespace, gateway: SocketGateway, logg
             room,
             event: event,
             data: request["data"] ?? .null,
-            namespace: connection.namespace
+            namespace: request["namespace"]?.stringValue ?? connection.namespace
         )
         ack?.send([["delivered": .int(Int64(result.localDeliveries)), "result": .string(result.description)]])
     }
@@ -334,27 +335,32 @@ func runInteropServer() async -> Int32 {
     var configuration = SocketServerConfiguration()
     configuration.host = options.host
     configuration.port = options.port
-    // Connection state recovery, for the recovery tests' own server (SOCKET_RECOVERY_WINDOW in seconds).
-    if let window = environment[SocketServerConfiguration.EnvironmentKey.recoveryWindow] {
-        do {
-            configuration.connectionStateRecovery =
-                try SocketServerConfiguration(environment: [
-                    SocketServerConfiguration.EnvironmentKey.recoveryWindow: window
-                ]).connectionStateRecovery
-        } catch {
-            writeError("socket-gateway-interop-server: \(error)")
-            return 2
-        }
+    // Connection state recovery, for the recovery tests' own servers (SOCKET_RECOVERY_WINDOW in seconds,
+    // SOCKET_RECOVERY_SKIP_MIDDLEWARES).
+    do {
+        let keys = [
+            SocketServerConfiguration.EnvironmentKey.recoveryWindow,
+            SocketServerConfiguration.EnvironmentKey.recoverySkipMiddlewares,
+        ]
+        configuration.connectionStateRecovery =
+            try SocketServerConfiguration(environment: environment.filter { keys.contains($0.key) })
+            .connectionStateRecovery
+    } catch {
+        writeError("socket-gateway-interop-server: \(error)")
+        return 2
     }
-    // WebSocket compression, for the compression tests' own server (SOCKET_WS_COMPRESSION, …_THRESHOLD).
+    // WebSocket and polling compression, for the compression tests' own servers (SOCKET_WS_COMPRESSION,
+    // SOCKET_HTTP_COMPRESSION, and their …_THRESHOLD).
     do {
         let keys = [
             SocketServerConfiguration.EnvironmentKey.webSocketCompression,
             SocketServerConfiguration.EnvironmentKey.webSocketCompressionThreshold,
+            SocketServerConfiguration.EnvironmentKey.httpCompression,
+            SocketServerConfiguration.EnvironmentKey.httpCompressionThreshold,
         ]
-        configuration.webSocketCompression =
-            try SocketServerConfiguration(environment: environment.filter { keys.contains($0.key) })
-            .webSocketCompression
+        let compression = try SocketServerConfiguration(environment: environment.filter { keys.contains($0.key) })
+        configuration.webSocketCompression = compression.webSocketCompression
+        configuration.httpCompression = compression.httpCompression
     } catch {
         writeError("socket-gateway-interop-server: \(error)")
         return 2

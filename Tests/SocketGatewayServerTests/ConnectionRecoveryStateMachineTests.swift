@@ -165,6 +165,60 @@ import Testing
         #expect(self.recover(&machine, offset: seen, at: self.start) == .success([]))
     }
 
+    /// Without authentication (`skipMiddlewares`: no middleware ran) the pid claims the session whatever the
+    /// user, with the user and data it was kept with; the namespace must still match, the session is still
+    /// claimed once, and a late claim is still refused.
+    @Test func aClaimWithoutAuthenticationIgnoresTheUserButNotTheNamespaceOrTheWindow() {
+        var machine = self.machine()
+        let seen = self.log(&machine, "seen", at: self.start)
+        var kept = self.session()
+        kept.user = AuthenticatedUser(id: "u1")
+        kept.data[Flag.self] = true
+        _ = machine.persist(kept, now: self.start)
+        #expect(
+            machine.claim(
+                pid: "p1",
+                offset: seen,
+                namespace: "/admin",
+                userID: nil,
+                authenticated: false,
+                now: self.start
+            )
+            .refusal == .mismatch
+        )
+        guard
+            case .claimed(let session, let last) = machine.claim(
+                pid: "p1",
+                offset: seen,
+                namespace: "/",
+                userID: nil,
+                authenticated: false,
+                now: self.start + .seconds(1)
+            )
+        else {
+            Issue.record("not claimed")
+            return
+        }
+        #expect(session.user?.id == "u1" && session.data[Flag.self] == true && machine.counter(of: seen) == last)
+        #expect(
+            machine.claim(pid: "p1", offset: seen, namespace: "/", userID: nil, authenticated: false, now: self.start)
+                .refusal == .unknownSession
+        )
+        _ = machine.persist(kept, now: self.start)
+        #expect(
+            machine.claim(
+                pid: "p1",
+                offset: seen,
+                namespace: "/",
+                userID: nil,
+                authenticated: false,
+                now: self.start + self.window + .nanoseconds(1)
+            ).refusal == .expired
+        )
+    }
+
+    enum Flag: SocketDataKey { typealias Value = Bool }
+
     @Test func anOffsetThisRunDidNotIssueIsRefused() {
         for offset in ["run2-1", "run1-", "run1-zz", "run1-0", "1", "", "run1-!"] {
             var machine = self.machine()

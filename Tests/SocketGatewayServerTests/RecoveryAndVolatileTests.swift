@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import SocketGatewayCore
@@ -14,6 +15,7 @@ import Testing
 @Suite(.serialized) struct RecoveryAndVolatileTests {
     func withServer(
         recovery: ConnectionStateRecoveryConfiguration? = nil,
+        prepare: (SocketServer) -> Void = { _ in },
         _ body: (SocketServer, Int, Recorder, any EventLoopGroup) async throws -> Void
     ) async throws {
         var logger = Logger(label: "socket-gateway.test")
@@ -21,6 +23,7 @@ import Testing
         var configuration = SocketServerConfiguration(port: 0, eventLoopThreads: 2).anonymous
         configuration.connectionStateRecovery = recovery
         let server = SocketServer(configuration: configuration, logger: logger)
+        prepare(server)
         let recorder = Recorder()
         server.namespace("/").onConnect { connection in
             recorder.connected(connection)
@@ -184,6 +187,99 @@ import Testing
             }
             #expect(state.held == (0, 0, 0))
             #expect(!server.gateway.shards.presence.snapshot.isPresent(namespace: "/", room: "flood"))
+        }
+    }
+
+    /// What the test middleware sets: the `name` of the CONNECT payload.
+    enum Name: SocketDataKey { typealias Value = String }
+    /// What a handler sets during the session.
+    enum Score: SocketDataKey { typealias Value = Int }
+
+    /// A lost session comes back with its data (what handlers set included); the middleware runs again unless
+    /// `skipMiddlewares` is on, and then a client that would be refused still recovers (its user and data as
+    /// they were), while a failed recovery runs the middleware and is refused.
+    @Test(arguments: [false, true])
+    func socketDataIsRestoredAndMiddlewaresAreSkippedOnlyWhenAsked(skip: Bool) async throws {
+        var recovery = ConnectionStateRecoveryConfiguration()
+        recovery.skipMiddlewares = skip
+        let runs = NIOLockedValueBox(0)
+        let prepare: (SocketServer) -> Void = { server in
+            server.use { request in
+                runs.withLockedValue { $0 += 1 }
+                if request.handshake.auth?["refuse"] != nil { throw SocketConnectRefusal("go away") }
+                request.data[Name.self] = request.handshake.auth?["name"]?.stringValue
+            }
+        }
+        try await self.withServer(recovery: recovery, prepare: prepare) { server, port, recorder, group in
+            let (client, reply) = try await TestWebSocketClient.connectSocketIO(port: port, group: group, auth: #"{"name":"ada"}"#)
+            let sid = try #require(reply["sid"]?.stringValue)
+            let pid = try #require(reply["pid"]?.stringValue)
+            try await recorder.waitUntil { $0.connection(sid) != nil }
+            let connection = try #require(recorder.connection(sid))
+            #expect(connection.data[Name.self] == "ada")
+            connection.updateData { $0[Score.self] = 7 }
+            connection.emit("hello", arguments: [1])
+            let offset = try #require(try self.arguments(try await client.nextText()).last?.stringValue)
+            await client.close()
+            try await recorder.waitUntil { $0.events.contains("disconnected \(sid)") }
+            #expect(runs.withLockedValue { $0 } == 1)
+
+            // Back in time, with a payload the middleware refuses when it runs.
+            let auth = #"{"pid":"\#(pid)","offset":"\#(offset)","name":"bob","refuse":true}"#
+            let (again, _) = try await TestWebSocketClient.connectEngineIO(port: port, group: group)
+            try await again.send("40" + auth)
+            let replyAgain = try await again.nextText()
+            if skip {
+                #expect(replyAgain == #"40{"sid":"\#(sid)","pid":"\#(pid)"}"#)
+                try await recorder.waitUntil { $0.events.filter { $0 == "connected \(sid) recovered true" }.count == 1 }
+                let recovered = try #require(recorder.connection(sid))
+                #expect(recovered.data[Name.self] == "ada", "the data as it was, not rebuilt")
+                #expect(recovered.data[Score.self] == 7)
+                #expect(runs.withLockedValue { $0 } == 1, "the middleware did not run")
+            } else {
+                #expect(replyAgain == #"44{"message":"go away"}"#)
+                #expect(runs.withLockedValue { $0 } == 2)
+            }
+            await again.close()
+
+            // Without skipMiddlewares: a recovery the middleware accepts restores the data under what it set.
+            if !skip {
+                let goodAuth = #"{"pid":"\#(pid)","offset":"\#(offset)","name":"bob"}"#
+                let (third, replyThird) = try await TestWebSocketClient.connectSocketIO(port: port, group: group, auth: goodAuth)
+                #expect(replyThird["sid"]?.stringValue == sid)
+                try await recorder.waitUntil { $0.events.contains("connected \(sid) recovered true") }
+                let recovered = try #require(recorder.connection(sid))
+                #expect(recovered.data[Name.self] == "bob", "what the middleware set wins")
+                #expect(recovered.data[Score.self] == 7, "what a handler set is restored")
+                #expect(runs.withLockedValue { $0 } == 3)
+                await third.close()
+            } else {
+                // A pid nobody kept: the recovery fails, so the middleware runs (and refuses).
+                let unknownAuth = #"{"pid":"nobody","offset":"\#(offset)","refuse":true}"#
+                let (fourth, _) = try await TestWebSocketClient.connectEngineIO(port: port, group: group)
+                try await fourth.send("40" + unknownAuth)
+                #expect(try await fourth.nextText() == #"44{"message":"go away"}"#)
+                #expect(runs.withLockedValue { $0 } == 2)
+                await fourth.close()
+            }
+        }
+    }
+
+    @Test func skipMiddlewaresComesFromTheEnvironmentAndNeedsAWindow() throws {
+        let window = SocketServerConfiguration.EnvironmentKey.recoveryWindow
+        let skip = SocketServerConfiguration.EnvironmentKey.recoverySkipMiddlewares
+        let on = try SocketServerConfiguration(environment: [window: "5", skip: "on"]).connectionStateRecovery
+        #expect(on?.skipMiddlewares == true)
+        let off = try SocketServerConfiguration(environment: [window: "5", skip: "off"]).connectionStateRecovery
+        #expect(off?.skipMiddlewares == false)
+        #expect(
+            try SocketServerConfiguration(environment: [window: "5"]).connectionStateRecovery?.skipMiddlewares == false
+        )
+        #expect(try SocketServerConfiguration(environment: [skip: "off"]).connectionStateRecovery == nil)
+        for bad in [[window: "5", skip: "maybe"], [skip: "on"], [window: "0", skip: "on"]] {
+            #expect(throws: SocketServerConfigurationError.self, "\(bad)") {
+                try SocketServerConfiguration(environment: bad)
+            }
         }
     }
 
