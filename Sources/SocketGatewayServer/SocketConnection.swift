@@ -27,8 +27,20 @@ public final class SocketConnection: @unchecked Sendable {
     let eventLoop: any EventLoop
     /// The namespace's handlers (for a dynamic namespace's child, its parent's); nil in tests that make none.
     let handlers: SocketNamespace?
-    /// The per-socket data; any task may read or set it.
-    private let dataBox: NIOLockedValueBox<SocketData>
+    /// The per-socket data and the connection's own catch-all listeners; any task may read or set them.
+    private let shared: NIOLockedValueBox<SharedState>
+
+    /// What any task may read or change, under the connection's lock.
+    private struct SharedState {
+        var data: SocketData
+        var nextListenerID: UInt64 = 0
+        /// ``onAny(_:)`` listeners, in the order added.
+        var anyListeners: [(token: SocketListenerToken, listener: AnyListener)] = []
+        /// ``onAnyOutgoing(_:)`` listeners, in the order added.
+        var outgoingListeners: [(token: SocketListenerToken, listener: AnyOutgoingListener)] = []
+        /// The connection ended: no listener is added any more.
+        var ended = false
+    }
 
     // Confined to `eventLoop`:
     /// The queue of this connection's handler runs; made with its task (a job of the server's task pool) on the
@@ -43,6 +55,9 @@ public final class SocketConnection: @unchecked Sendable {
     /// The offset counter of the last logged event a recovery replayed to this connection: a live delivery of
     /// one up to it is skipped (connection state recovery).
     var replayedThrough: UInt64 = 0
+    /// The namespace's onConnect handlers have not finished yet: every event is queued (behind them), since they
+    /// may add an ``onAny(_:)`` listener for it.
+    var connectHandlersPending = false
 
     init(
         id: String,
@@ -63,7 +78,7 @@ public final class SocketConnection: @unchecked Sendable {
         self.eventLoop = client.session.eventLoop
         self.pid = pid
         self.recovered = recovered
-        self.dataBox = NIOLockedValueBox(data)
+        self.shared = NIOLockedValueBox(SharedState(data: data))
         self.handlers = handlers
     }
 
@@ -72,24 +87,101 @@ public final class SocketConnection: @unchecked Sendable {
     /// Reading gives a copy; setting replaces the whole value. To change one key without losing a concurrent
     /// change to another, use ``updateData(_:)``.
     public var data: SocketData {
-        get { self.dataBox.withLockedValue { $0 } }
-        set { self.dataBox.withLockedValue { $0 = newValue } }
+        get { self.shared.withLockedValue { $0.data } }
+        set { self.shared.withLockedValue { $0.data = newValue } }
     }
 
     /// Changes the per-socket data in place, atomically.
     /// - Parameter body: Gets the data to change; keep it short (it holds the connection's data lock).
     /// - Returns: What `body` returns.
     public func updateData<Result>(_ body: (inout SocketData) throws -> Result) rethrows -> Result {
-        try self.dataBox.withLockedValue { try body(&$0) }
+        try self.shared.withLockedValue { try body(&$0.data) }
     }
 
-    /// Calls the namespace's ``SocketNamespace/onAnyOutgoing(_:)`` listeners for an event sent to this client.
+    // MARK: Catch-all listeners of this connection
+
+    /// A listener for every event this connection receives (``onAny(_:)``): the event name, its arguments, and
+    /// the ack when the client asked for one.
+    public typealias AnyListener = @Sendable (String, [JSONValue], SocketAck?) async -> Void
+    /// A listener for every event this connection is sent (``onAnyOutgoing(_:)``): the event name, its arguments.
+    public typealias AnyOutgoingListener = @Sendable (String, [JSONValue]) -> Void
+
+    /// Calls `listener` for every event this client sends (socket.io's `socket.onAny`), also those no handler
+    /// handles, before the event's handlers and after the namespace's ``SocketNamespace/onAny(_:)`` handlers,
+    /// in this connection's handler order. Add it in `onConnect`: events that arrive before the onConnect handlers
+    /// finish wait for them.
+    /// - Parameter listener: Gets the event name, its arguments, and the ack when one was asked for.
+    /// - Returns: A token for ``offAny(_:)``.
+    @discardableResult
+    public func onAny(_ listener: @escaping AnyListener) -> SocketListenerToken {
+        self.shared.withLockedValue { state in
+            let token = Self.nextToken(&state)
+            if !state.ended { state.anyListeners.append((token, listener)) }
+            return token
+        }
+    }
+
+    /// Removes the ``onAny(_:)`` listener of `token`, or every one when `token` is nil (socket.io's `offAny`).
+    public func offAny(_ token: SocketListenerToken? = nil) {
+        self.shared.withLockedValue { state in
+            state.anyListeners.removeAll { token == nil || $0.token == token }
+        }
+    }
+
+    /// Calls `listener` for every event this server sends this client (socket.io's `socket.onAnyOutgoing`): its
+    /// own `emit`s and `emitWithAck`s and the gateway's emits that reach it, as the namespace's
+    /// ``SocketNamespace/onAnyOutgoing(_:)`` listeners (after them). Not for emits from other servers or workers.
+    ///
+    /// It runs on the connection's event loop as the event is sent: keep it short and never block.
+    /// - Returns: A token for ``offAnyOutgoing(_:)``.
+    @discardableResult
+    public func onAnyOutgoing(_ listener: @escaping AnyOutgoingListener) -> SocketListenerToken {
+        let (token, first) = self.shared.withLockedValue { state in
+            let token = Self.nextToken(&state)
+            guard !state.ended else { return (token, false) }
+            state.outgoingListeners.append((token, listener))
+            return (token, state.outgoingListeners.count == 1)
+        }
+        // The gateway's fan-out notifies a namespace's connections only when one of them listens.
+        if first { self.handlers?.socketOutgoingListeners(added: true) }
+        return token
+    }
+
+    /// Removes the ``onAnyOutgoing(_:)`` listener of `token`, or every one when `token` is nil (socket.io's
+    /// `offAnyOutgoing`).
+    public func offAnyOutgoing(_ token: SocketListenerToken? = nil) {
+        let last = self.shared.withLockedValue { state in
+            let had = !state.outgoingListeners.isEmpty
+            state.outgoingListeners.removeAll { token == nil || $0.token == token }
+            return had && state.outgoingListeners.isEmpty
+        }
+        if last { self.handlers?.socketOutgoingListeners(added: false) }
+    }
+
+    private static func nextToken(_ state: inout SharedState) -> SocketListenerToken {
+        state.nextListenerID += 1
+        return SocketListenerToken(id: state.nextListenerID)
+    }
+
+    /// This connection's ``onAny(_:)`` listeners now.
+    var anyListeners: [AnyListener] {
+        self.shared.withLockedValue { $0.anyListeners.map(\.listener) }
+    }
+
+    /// Whether an event no namespace handler handles must still be queued: the connection listens to every
+    /// event, or its onConnect handlers (which may add such a listener) have not finished.
+    var mayHandleAnyEvent: Bool {
+        self.eventLoop.assertInEventLoop()
+        return self.connectHandlersPending || self.shared.withLockedValue { !$0.anyListeners.isEmpty }
+    }
+
+    /// Calls the namespace's ``SocketNamespace/onAnyOutgoing(_:)`` listeners and this connection's own for an
+    /// event sent to this client.
     func notifyOutgoing(_ event: String, _ arguments: [JSONValue]) {
-        guard let listeners = self.handlers?.outgoingListeners, !listeners.isEmpty else { return }
-        Self.notify(listeners, self, event, arguments)
+        Self.notify(self.handlers?.outgoingListeners ?? [], self, event, arguments)
     }
 
-    /// Calls `listeners` for an event sent to `connection`.
+    /// Calls `listeners`, then `connection`'s own ``onAnyOutgoing(_:)`` listeners, for an event sent to it.
     static func notify(
         _ listeners: [SocketNamespace.OutgoingListener],
         _ connection: SocketConnection,
@@ -99,6 +191,21 @@ public final class SocketConnection: @unchecked Sendable {
         for listener in listeners {
             listener(connection, event, arguments)
         }
+        let own = connection.shared.withLockedValue { $0.outgoingListeners }
+        for (_, listener) in own {
+            listener(event, arguments)
+        }
+    }
+
+    /// The connection ended: its listeners go (and no more are added).
+    private func dropListeners() {
+        let hadOutgoing = self.shared.withLockedValue { state in
+            state.ended = true
+            state.anyListeners = []
+            defer { state.outgoingListeners = [] }
+            return !state.outgoingListeners.isEmpty
+        }
+        if hadOutgoing { self.handlers?.socketOutgoingListeners(added: false) }
     }
 
     /// Sends `event` with `arguments` to this client.
@@ -382,6 +489,7 @@ public final class SocketConnection: @unchecked Sendable {
     func markDisconnected(pendingAcks: [UInt64]) {
         self.eventLoop.assertInEventLoop()
         self.isConnected = false
+        self.dropListeners()
         let waiters = self.ackWaiters
         self.ackWaiters.removeAll()
         for (_, waiter) in waiters {
@@ -405,6 +513,12 @@ public final class SocketConnection: @unchecked Sendable {
             self.eventLoop.execute(body)
         }
     }
+}
+
+/// Names a listener added with ``SocketConnection/onAny(_:)`` or ``SocketConnection/onAnyOutgoing(_:)``, to remove
+/// it with ``SocketConnection/offAny(_:)`` or ``SocketConnection/offAnyOutgoing(_:)`` (closures cannot be compared).
+public struct SocketListenerToken: Hashable, Sendable {
+    let id: UInt64
 }
 
 /// What waits for one ack id of a connection.

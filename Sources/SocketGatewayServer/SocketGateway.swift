@@ -63,8 +63,11 @@ public final class SocketGateway: SocketEmitter {
         options: EmitOptions
     ) async -> EmitResult {
         self.metrics.emits.increment()
-        let listeners = self.registry?.existing(options.namespace)?.outgoingListeners ?? []
-        let outgoing = listeners.isEmpty ? nil : OutgoingEvent(listeners: listeners, event: event, arguments: arguments)
+        let notification =
+            self.registry?.existing(options.namespace)?.outgoingNotification ?? (listeners: [], socketListeners: false)
+        let outgoing =
+            notification.listeners.isEmpty && !notification.socketListeners
+            ? nil : OutgoingEvent(listeners: notification.listeners, event: event, arguments: arguments)
         let deliveries: Int
         if options.volatile {
             deliveries = await self.deliverVolatile(event, arguments: arguments, target: target, options, outgoing)

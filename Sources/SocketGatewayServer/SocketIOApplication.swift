@@ -164,7 +164,10 @@ final class SocketIOClient: @unchecked Sendable {
                 inbound,
                 now: .now(),
                 namespaceExists: { registry.existing($0) != nil },
-                handlesEvent: { registry.existing($0)?.handlesEvent($1) ?? false }
+                handlesEvent: { namespace, event in
+                    registry.existing(namespace)?.handlesEvent(event) ?? false
+                        || self.connections[namespace]?.mayHandleAnyEvent ?? false
+                }
             )
         )
     }
@@ -292,6 +295,10 @@ final class SocketIOClient: @unchecked Sendable {
             let queued = connection.enqueueEvent(bytes: self.inboundBytes) { [ack] in
                 for handler in anyHandlers {
                     await handler(connection, event, eventArguments, ack)
+                }
+                // The connection's own, as they are when the event's turn comes (onConnect may have added some).
+                for listener in connection.anyListeners {
+                    await listener(event, eventArguments, ack)
                 }
                 for handler in handlers {
                     await handler(connection, eventArguments, ack)
@@ -573,10 +580,12 @@ final class SocketIOClient: @unchecked Sendable {
         )
         let handlers = namespaceHandlers.connectHandlers
         if !handlers.isEmpty {
+            connection.connectHandlersPending = true
             connection.enqueue {
                 for handler in handlers {
                     await handler(connection)
                 }
+                connection.eventLoop.execute { connection.connectHandlersPending = false }
             }
         }
     }

@@ -23,6 +23,8 @@ public final class SocketNamespace: Sendable {
         var middlewares: [SocketMiddleware] = []
         var onAny: [AnyEventHandler] = []
         var onAnyOutgoing: [OutgoingListener] = []
+        /// Connections with ``SocketConnection/onAnyOutgoing(_:)`` listeners of their own.
+        var socketsWithOutgoingListeners = 0
     }
 
     /// The namespace name, starting with `/` (for a dynamic namespace's parent, the name it was given).
@@ -93,6 +95,17 @@ public final class SocketNamespace: Sendable {
 
     var outgoingListeners: [OutgoingListener] {
         self.handlers.withLockedValue { $0.onAnyOutgoing }
+    }
+
+    /// The ``onAnyOutgoing(_:)`` listeners, and whether some connection has its own: the gateway's fan-out
+    /// notifies connections only when either is so.
+    var outgoingNotification: (listeners: [OutgoingListener], socketListeners: Bool) {
+        self.handlers.withLockedValue { ($0.onAnyOutgoing, $0.socketsWithOutgoingListeners > 0) }
+    }
+
+    /// A connection got its first own outgoing listener (`added`), or lost its last.
+    func socketOutgoingListeners(added: Bool) {
+        self.handlers.withLockedValue { $0.socketsWithOutgoingListeners += added ? 1 : -1 }
     }
 
     /// Runs `handler` for every client that connects (after the CONNECT reply was sent, before its events).
