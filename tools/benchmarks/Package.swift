@@ -9,7 +9,8 @@ let package = Package(
     name: "SocketGatewayBenchmarks",
     platforms: [.macOS(.v14)],
     products: [
-        .executable(name: "socket-gateway-load", targets: ["socket-gateway-load"])
+        .executable(name: "socket-gateway-load", targets: ["socket-gateway-load"]),
+        .executable(name: "socket-gateway-mounted", targets: ["socket-gateway-mounted"]),
     ],
     dependencies: [
         .package(name: "SocketGateway", path: "../.."),
@@ -20,6 +21,11 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
         .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-websocket", from: "2.8.1"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // The load generator: N Socket.IO WebSocket clients plus an emitter through WorkerSocketGateway.
@@ -37,6 +43,22 @@ let package = Package(
                 .product(name: "Atomics", package: "swift-atomics"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ]
+        ),
+        // The server under test mounted on a Hummingbird 2 application (tools/bench --only mounted), configured from
+        // the same environment as `socket-gateway serve`.
+        .executableTarget(
+            name: "socket-gateway-mounted",
+            dependencies: [
+                .product(name: "SocketGatewayServer", package: "SocketGateway"),
+                .product(name: "SocketGatewayHummingbird", package: "SocketGateway"),
+                .product(name: "SocketGatewayPrometheus", package: "SocketGateway"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
         ),
         // Micro-benchmarks of the hot paths, with allocation counts (`swift package benchmark`).
