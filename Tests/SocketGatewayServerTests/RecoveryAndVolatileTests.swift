@@ -157,7 +157,7 @@ import Testing
                 let (client, reply) = try await TestWebSocketClient.connectSocketIO(port: port, group: group)
                 let sid = try #require(reply["sid"]?.stringValue)
                 try await recorder.waitUntil { $0.connection(sid) != nil }
-                await try #require(recorder.connection(sid)).join("flood")
+                try await #require(recorder.connection(sid)).join("flood")
                 await client.close()
                 try await recorder.waitUntil { $0.events.contains("disconnected \(sid)") }
             }
