@@ -37,6 +37,17 @@ public enum ClusterQuery: Sendable, Hashable {
     /// Calls the server's ``SocketGateway/onServerSideEmit(_:_:)`` handler of `event`; answers with what it
     /// returns (an error when the server has no handler for it).
     case serverSideEmit(event: String, arguments: [JSONValue])
+    /// Emits `event` to each selected client with an ack id and collects the answers for `timeout`
+    /// (``SocketGateway/broadcastWithAck(_:arguments:to:options:timeout:maxRecipients:)`` on each server); answers
+    /// with `{"answers": {sid: [args]}, "missing": {sid: code}}`, or an error when more than `maxRecipients` of
+    /// its clients are selected.
+    case broadcastWithAck(
+        event: String,
+        arguments: [JSONValue],
+        ClusterSocketSelector,
+        timeout: Duration,
+        maxRecipients: Int
+    )
 }
 
 /// One client as ``SocketGateway/fetchSockets(_:options:timeout:)`` reports it, from whichever server it is

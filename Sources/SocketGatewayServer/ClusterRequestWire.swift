@@ -68,6 +68,13 @@ enum ClusterRequestWire {
             members.append(("op", "server_side_emit"))
             members.append(("event", .string(event)))
             members.append(("args", .array(arguments)))
+        case .broadcastWithAck(let event, let arguments, let target, let timeout, let maxRecipients):
+            members.append(("op", "broadcast_with_ack"))
+            selector(target)
+            members.append(("event", .string(event)))
+            members.append(("args", .array(arguments)))
+            members.append(("ack_timeout_ms", .int(Self.milliseconds(timeout))))
+            members.append(("max_recipients", .int(Int64(maxRecipients))))
         }
         JSONValue.object(members).write(to: &buffer)
     }
@@ -106,6 +113,22 @@ enum ClusterRequestWire {
                 throw DecodeError(message: "server_side_emit without a string 'event' and a list 'args'")
             }
             query = .serverSideEmit(event: event, arguments: arguments)
+        case "broadcast_with_ack":
+            guard let event = json["event"]?.stringValue, let arguments = json["args"]?.arrayValue,
+                let timeout = json["ack_timeout_ms"]?.intValue, timeout >= 0,
+                let maxRecipients = json["max_recipients"]?.intValue, maxRecipients >= 0
+            else {
+                throw DecodeError(
+                    message: "broadcast_with_ack without 'event', 'args', 'ack_timeout_ms' and 'max_recipients'"
+                )
+            }
+            query = .broadcastWithAck(
+                event: event,
+                arguments: arguments,
+                try self.selector(json),
+                timeout: .milliseconds(timeout),
+                maxRecipients: Int(clamping: maxRecipients)
+            )
         default:
             throw DecodeError(message: "unknown op '\(LogSafe.text(op))'")
         }
@@ -120,6 +143,11 @@ enum ClusterRequestWire {
         }
         guard let reply = json["reply"] else { throw DecodeError(message: "no 'reply' nor 'error'") }
         return Response(id: id, hostID: hostID, reply: .value(reply))
+    }
+
+    static func milliseconds(_ duration: Duration) -> Int64 {
+        let (seconds, attoseconds) = duration.components
+        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
     }
 
     private static func parse(_ bytes: ByteBuffer, type: String) throws(DecodeError) -> JSONValue {

@@ -313,6 +313,7 @@ extension ClusterQuery {
         case .socketsLeave: return "sockets_leave"
         case .disconnectSockets: return "disconnect_sockets"
         case .serverSideEmit: return "server_side_emit"
+        case .broadcastWithAck: return "broadcast_with_ack"
         }
     }
 }

@@ -208,6 +208,27 @@ extension SocketGateway {
                 return .error("no server-side emit handler for event '\(LogSafe.text(event))'")
             }
             return .value(.array(await handler(arguments, server)))
+        case .broadcastWithAck(let event, let arguments, let selector, let timeout, let maxRecipients):
+            let acks: SocketBroadcastAcks<[JSONValue]>
+            do {
+                acks = try await self.broadcastWithAckHere(
+                    event,
+                    arguments: arguments,
+                    rooms: selector.rooms,
+                    options: EmitOptions(namespace: selector.namespace, excluding: selector.excluding),
+                    timeout: timeout,
+                    maxRecipients: maxRecipients
+                )
+            } catch {
+                return .error("\(error)")
+            }
+            let answers = acks.answers.sorted { $0.key < $1.key }.map {
+                (key: $0.key, value: JSONValue.array($0.value))
+            }
+            let missing = acks.missing.sorted { $0.key < $1.key }.map {
+                (key: $0.key, value: JSONValue.string($0.value.code.description))
+            }
+            return .value(.object([("answers", .object(answers)), ("missing", .object(missing))]))
         }
     }
 

@@ -169,6 +169,50 @@ import Testing
         await redis.stop()
     }
 
+    @Test func broadcastAcksCollectEveryServersClientsAndCountAFrozenServer() async throws {
+        let redis = try await RedisServerProcess.start()
+        let nodes = try await self.startNodes(redis, mode: .python, signed: true)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let adapter = try #require(nodes[0].server.gateway.cluster as? RedisClusterAdapter)
+        // A subscriber of the request channel that Redis delivers to but that is stopped (SIGSTOP): a frozen server.
+        let frozen = try await redis.frozenSubscriber(channel: adapter.requests.requestChannel)
+        defer { kill(frozen, SIGKILL) }
+        var clients: [TestWebSocketClient] = []
+        do {
+            var sids: [String] = []
+            for node in nodes {
+                let (client, sid) = try await self.cluster.connect(node, group: group)
+                clients.append(client)
+                sids.append(sid)
+            }
+            let a = nodes[0].server.gateway
+            async let pending = a.broadcastWithAck("vote", arguments: ["q"], timeout: .seconds(1))
+            for (index, client) in clients.prefix(2).enumerated() {
+                let asked = try await client.nextText()
+                let ackID = asked.dropFirst(2).prefix(while: { $0.isNumber })
+                #expect(asked == "42\(ackID)[\"vote\",\"q\"]")
+                try await client.send("43\(ackID)[\"yes-\(index)\"]")
+            }
+            // The third server's client gets the event and does not answer.
+            #expect(try await clients[2].nextText().hasSuffix(#"["vote","q"]"#))
+            let result = try await pending
+            #expect(result.answers == [sids[0]: ["yes-0"], sids[1]: ["yes-1"]])
+            #expect(result.missing.mapValues(\.code) == [sids[2]: .timeout])
+            #expect(result.servers == Set(nodes.map(self.hostID)))
+            // The frozen one is counted; never heard from, it has no name.
+            #expect(result.unreachableServerCount == 1)
+            #expect(result.unreachableServers.isEmpty)
+            #expect(!result.isComplete)
+            #expect(throws: SocketBroadcastAckError.self) { try result.requireComplete() }
+        } catch {
+            Issue.record(error)
+        }
+        for client in clients { await client.close() }
+        for node in nodes { try? await node.server.shutdown() }
+        try? await group.shutdownGracefully()
+        await redis.stop()
+    }
+
     @Test func garbledAndHostileRequestsAreCountedAndSkipped() async throws {
         let redis = try await RedisServerProcess.start()
         let nodes = try await self.startNodes(redis, mode: .python, signed: false)
