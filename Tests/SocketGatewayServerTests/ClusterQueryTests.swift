@@ -213,6 +213,46 @@ import Testing
         await redis.stop()
     }
 
+    /// On a Redis Cluster (room channels sharded) requests travel on classic channels, which the cluster bus copies
+    /// to every node; PUBLISH counts one node's subscribers, so a request waits for its whole timeout there.
+    @Test func onARedisClusterRequestsWaitTheirTimeoutAndGetEveryAnswer() async throws {
+        try await RedisClusterProcess.with { redisCluster in
+            let channel = ClusterTests.channelName()
+            var nodes: [ClusterTests.Node] = []
+            for _ in 0..<2 {
+                let server = SocketServer(
+                    configuration: SocketServerConfiguration(
+                        port: 0,
+                        eventLoopThreads: 2,
+                        redis: SocketServerRedisConfiguration(
+                            url: redisCluster.urlString,
+                            channel: channel,
+                            mode: .rooms
+                        )
+                    ).anonymous,
+                    logger: ClusterTests.logger()
+                )
+                try await server.start()
+                nodes.append(
+                    ClusterTests.Node(server: server, port: try #require(server.localPort), recorder: Recorder())
+                )
+            }
+            do {
+                try await self.cluster.waitSubscribed(nodes)
+                let a = nodes[0].server.gateway
+                let found = try await a.fetchSockets(timeout: .milliseconds(1500))
+                #expect(found.servers == Set(nodes.map(self.hostID)))
+                #expect(found.expectedServers == nil)
+                #expect(found.unansweredCount == 0)
+                #expect(found.isComplete)
+                #expect(try await a.serverCount(timeout: .milliseconds(1500)) == 2)
+            } catch {
+                Issue.record(error)
+            }
+            for node in nodes { try? await node.server.shutdown() }
+        }
+    }
+
     @Test func garbledAndHostileRequestsAreCountedAndSkipped() async throws {
         let redis = try await RedisServerProcess.start()
         let nodes = try await self.startNodes(redis, mode: .python, signed: false)
