@@ -253,6 +253,102 @@ import Testing
         }
     }
 
+    /// A real `socket-gateway serve` process answers: its python-socketio client is found, asked with acks, joined,
+    /// and disconnected from an in-process server; then the process is stopped (SIGSTOP) and a request returns at
+    /// its timeout naming it.
+    @Test func aServeProcessAnswersAndWhenStoppedIsNamedAtTheTimeout() async throws {
+        let python = try PythonPeer.interpreter(importing: ["socketio", "aiohttp"])
+        // SOCKET_GATEWAY_CLI, or the product built beside this test bundle (same scratch path and configuration).
+        let executable =
+            ProcessInfo.processInfo.environment["SOCKET_GATEWAY_CLI"]
+            ?? URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
+            .appendingPathComponent("socket-gateway").path
+        try #require(
+            FileManager.default.isExecutableFile(atPath: executable),
+            "\(executable) is missing: run swift build --build-tests first (or set SOCKET_GATEWAY_CLI)"
+        )
+        let redis = try await RedisServerProcess.start()
+        let nodes = try await self.startNodes(redis, mode: .python, signed: false)
+        let a = nodes[0].server.gateway
+        for node in nodes.dropFirst() { try? await node.server.shutdown() }
+        let serve = Process()
+        serve.executableURL = URL(fileURLWithPath: executable)
+        let adapter = try #require(a.cluster as? RedisClusterAdapter)
+        serve.arguments = [
+            "serve", "--port", "0", "--redis-url", redis.urlString, "--channel", adapter.channel.channel,
+            "--allow-anonymous",
+        ]
+        let serveOutput = Pipe()
+        serve.standardOutput = serveOutput
+        serve.standardError = FileHandle.nullDevice
+        let serveLines = ProcessLines(serveOutput)
+        let clients = Process()
+        let script = FileManager.default.temporaryDirectory.appendingPathComponent("cluster-serve-\(UUID()).py")
+        defer {
+            try? FileManager.default.removeItem(at: script)
+            if serve.isRunning { kill(serve.processIdentifier, SIGKILL) }
+            if clients.isRunning { kill(clients.processIdentifier, SIGKILL) }
+        }
+        try serve.run()
+        do {
+            try #require(await serveLines.wait(for: 1, from: serve), "serve did not start")
+            let servePort = try #require(serveLines.lines[0].split(separator: " ").last.flatMap { Int($0) })
+            // Subscribed once Redis delivers requests to it and it answers.
+            var subscribed = false
+            for _ in 0..<200 {
+                if try await a.serverCount(timeout: .milliseconds(200)) == 2 {
+                    subscribed = true
+                    break
+                }
+                try await Task.sleep(for: .milliseconds(25))
+            }
+            try #require(subscribed, "the serve process did not answer a request within 10 s")
+            try pythonClients.write(to: script, atomically: true, encoding: .utf8)
+            clients.executableURL = URL(fileURLWithPath: python)
+            clients.arguments = [script.path, "http://127.0.0.1:\(nodes[0].port)", "http://127.0.0.1:\(servePort)"]
+            let output = Pipe()
+            clients.standardOutput = output
+            clients.standardError = FileHandle.nullDevice
+            let lines = ProcessLines(output)
+            try clients.run()
+            try #require(await lines.wait(for: 1, from: clients), "the python-socketio clients did not connect")
+            let ready = try JSONValue.parse(ByteBuffer(string: lines.lines[0]))
+            let alice = try #require(ready["ready"]?["alice"]?.stringValue)
+            let bob = try #require(ready["ready"]?["bob"]?.stringValue)
+
+            let found = try await a.fetchSockets()
+            #expect(found.isComplete)
+            #expect(found.sockets.map(\.id).sorted() == [alice, bob].sorted())
+            let serveHost = try #require(found.sockets.first { $0.id == bob }?.serverID)
+            #expect(serveHost != self.hostID(nodes[0]))
+
+            // python-socketio answers every ack request (no arguments when the handler returns None).
+            let votes = try await a.broadcastWithAck("vote", arguments: [1], timeout: .seconds(5))
+            #expect(votes.answers == [alice: [], bob: []])
+            #expect(votes.servers == [self.hostID(nodes[0]), serveHost])
+            #expect(votes.isComplete)
+
+            #expect(try await a.disconnectSockets(.room(bob)).replies == [serveHost: 1, self.hostID(nodes[0]): 0])
+            #expect(await lines.wait(for: 4, from: clients))
+            #expect(lines.lines.last == #"{"who": "bob", "event": "disconnected"}"#)
+
+            // The serve process stopped mid-operation: the request returns at its timeout, naming it.
+            kill(serve.processIdentifier, SIGSTOP)
+            let partial = try await a.fetchSockets(timeout: .seconds(1))
+            #expect(partial.sockets.map(\.id) == [alice])
+            #expect(partial.unansweredCount == 1)
+            #expect(partial.unansweredServers == [serveHost])
+            #expect(!partial.isComplete)
+            lines.stop()
+        } catch {
+            Issue.record(error)
+        }
+        serveLines.stop()
+        kill(serve.processIdentifier, SIGKILL)
+        try? await nodes[0].server.shutdown()
+        await redis.stop()
+    }
+
     @Test func garbledAndHostileRequestsAreCountedAndSkipped() async throws {
         let redis = try await RedisServerProcess.start()
         let nodes = try await self.startNodes(redis, mode: .python, signed: false)
