@@ -230,7 +230,9 @@ public final class RedisSubscriber: @unchecked Sendable {
                 afterConnectionLost: .reconnectAfterBackoff
             )
         )
-        let dimensions = [("channel", channels.joined(separator: ","))]
+        // Named by its first channel: a server's later ones (its cluster request and response channels, whose
+        // names hold its host id) would make a label per server start.
+        let dimensions = [("channel", channels[0])]
         self.connectedGauge = Gauge(label: "socketgateway_redis_subscriber_connected", dimensions: dimensions)
         self.reconnectCounter = Counter(
             label: "socketgateway_redis_subscriber_reconnects_total",

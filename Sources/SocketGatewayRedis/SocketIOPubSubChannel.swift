@@ -52,6 +52,9 @@ package final class SocketIOPubSubChannel: Sendable {
     ///     for messages refused by the signature check (default 10 s); every one is counted.
     ///   - signingKey: When set, every message published is signed and every message received must carry a
     ///     valid signature of this key (see ``PubSubSigningKey``); others are counted and skipped.
+    ///   - ownChannels: Channels of this project's own (not python-socketio's format) to subscribe to as well;
+    ///     their messages, signature-checked like the others, go to `onOwnMessage` undecoded.
+    ///   - onOwnMessage: Called on the subscriber's event loop with each message of `ownChannels`.
     ///   - onMessage: Called on the subscriber's event loop with each message meant for this host, in arrival
     ///     order; an emit's arguments are decoded only if it asks for them.
     package init(
@@ -65,6 +68,8 @@ package final class SocketIOPubSubChannel: Sendable {
         logger: Logger,
         undecodableLogInterval: Duration = .seconds(10),
         signingKey: PubSubSigningKey? = nil,
+        ownChannels: [String] = [],
+        onOwnMessage: (@Sendable (RedisPubSubMessage) -> Void)? = nil,
         onMessage: @escaping @Sendable (PubSubReceived) -> Void
     ) {
         self.hostID = hostID
@@ -92,6 +97,7 @@ package final class SocketIOPubSubChannel: Sendable {
         let writer = PubSubMessageWriter(signingKey: signingKey)
         self.writer = writer
         let signer = writer.signer
+        let ownChannelSet = Set(ownChannels)
         // Messages of the common channel and of sharded room channels take the same path, on the same loop.
         let handle: @Sendable (RedisPubSubMessage) -> Void = { raw in
             if let signer {
@@ -114,6 +120,10 @@ package final class SocketIOPubSubChannel: Sendable {
                     )
                     return
                 }
+            }
+            if let onOwnMessage, ownChannelSet.contains(raw.channel) {
+                onOwnMessage(raw)
+                return
             }
             let message: PubSubReceived
             do {
@@ -142,7 +152,7 @@ package final class SocketIOPubSubChannel: Sendable {
         )
         self.subscriber = RedisSubscriber(
             url: url,
-            channels: [channel],
+            channels: [channel] + ownChannels,
             configuration: subscriberConfiguration,
             eventLoop: subscriberLoop,
             roomTransport: self.sharded,
@@ -187,6 +197,23 @@ package final class SocketIOPubSubChannel: Sendable {
             logger: logger,
             onMessage: onMessage
         )
+    }
+
+    /// Publishes bytes of this project's own format on `channel` (one of the `ownChannels` of some server),
+    /// signed like every other message when signing; `completion` is called exactly once on the publisher's
+    /// event loop, `.timedOut` at `deadline` if Redis has not answered by then.
+    package func publishOwn(
+        channel: String,
+        deadline: NIODeadline,
+        completion: @escaping @Sendable (PublishOutcome) -> Void,
+        writePayload: (inout ByteBuffer) -> Void
+    ) {
+        let signer = self.writer.signer
+        self.publisher.publish(channel: channel, deadline: deadline, completion: completion) { buffer in
+            let start = buffer.writerIndex
+            writePayload(&buffer)
+            signer?.sign(&buffer, from: start, now: PubSubSigner.wallClockMilliseconds())
+        }
     }
 
     /// Subscribes (and keeps resubscribing after connection losses).

@@ -22,9 +22,15 @@ public struct SocketBroadcastAcks<Answer: Sendable>: Sendable {
     /// The servers whose clients are counted in ``answers`` and ``missing``: this server's host id (the Redis host
     /// id when clustered, `local` otherwise). A cluster-wide broadcast adds each server that reported in time.
     public var servers: Set<String>
-    /// The servers that did not report in time; their clients are in neither ``answers`` nor ``missing``. Always
+    /// The servers that did not report in time (those heard from lately, by host id), or reported an error (e.g.
+    /// more than `maxRecipients` clients there); their clients are in neither ``answers`` nor ``missing``. Always
     /// empty for a broadcast on one server.
     public var unreachableServers: Set<String>
+    /// How many servers did not report in time or reported an error: at least ``unreachableServers``' count (a
+    /// server never heard from has no known id). 0 on one server.
+    public var unreachableServerCount = 0
+    /// Set when the broadcast could not be sent to the other servers (e.g. Redis unreachable): why.
+    public var clusterFailure: String?
 
     /// Creates a result (for cluster adapters merging other servers' answers, and for tests).
     public init(
@@ -44,7 +50,10 @@ public struct SocketBroadcastAcks<Answer: Sendable>: Sendable {
     }
 
     /// Whether every addressed client answered (and every server reported).
-    public var isComplete: Bool { self.missing.isEmpty && self.unreachableServers.isEmpty }
+    public var isComplete: Bool {
+        self.missing.isEmpty && self.unreachableServers.isEmpty && self.unreachableServerCount == 0
+            && self.clusterFailure == nil
+    }
 
     /// The answers, if every addressed client answered.
     /// - Throws: `SocketBroadcastAckError` (`incomplete`) naming who did not answer, and why.
@@ -112,25 +121,31 @@ extension SocketGateway {
     /// The default bound on the clients one broadcast with acks may address.
     public static let defaultMaxBroadcastAckRecipients = 10_000
 
-    /// Emits `event` to the addressed clients of this server, each with an ack id of its own, and collects every
+    /// Emits `event` to the addressed clients of every server, each with an ack id of its own, and collects every
     /// answer (socket.io's `io.timeout(ms).to(room).except(...).emitWithAck(...)`).
     ///
-    /// Returns when every addressed client answered, disconnected, or its deadline passed: a client that
-    /// disconnects while waiting is missing at once, not at the deadline; an empty room gives an empty result at
-    /// once. Each recipient's packet is encoded for its own ack id (one encoding per recipient, written on its
-    /// event loop, one flush per loop). Memory is bounded by `maxRecipients`: each addressed client holds one ack
-    /// entry and its answer until the call returns. Reaches this server's clients only; the result's
-    /// ``SocketBroadcastAcks/servers`` names this server.
+    /// This server's clients: returns when every addressed client answered, disconnected, or its deadline passed: a
+    /// client that disconnects while waiting is missing at once, not at the deadline. Each recipient's packet is
+    /// encoded for its own ack id (one encoding per recipient, written on its event loop, one flush per loop).
+    /// Memory is bounded by `maxRecipients` per server: each addressed client holds one ack entry and its answer
+    /// until the call returns.
+    ///
+    /// Clustered through Redis, every other server does the same with its clients and reports at its own
+    /// deadline; the call waits at most `timeout` plus ``clusterAnswerGrace`` for them. A server that does not
+    /// report (stopped, or its answer over 1 MiB) or reports an error (more than `maxRecipients` of its clients
+    /// addressed) is in ``SocketBroadcastAcks/unreachableServers`` / ``SocketBroadcastAcks/unreachableServerCount``;
+    /// ``SocketBroadcastAcks/servers`` names those whose clients are counted. ``local``'s broadcast reaches this
+    /// server's clients only.
     /// - Parameters:
     ///   - event: The event name.
     ///   - arguments: The event's arguments.
     ///   - target: The addressed clients: the whole namespace, a room, several rooms (each client once), a user.
     ///   - options: The namespace and the rooms or session ids excluded.
     ///   - timeout: How long to wait for the answers.
-    ///   - maxRecipients: The most clients this call may address (default 10 000).
-    /// - Returns: The answers by session id, and the clients that gave none.
-    /// - Throws: `SocketBroadcastAckError` (`tooManyRecipients`, nothing sent); `CancellationError` when the task
-    ///   is cancelled (the waiting acks are dropped).
+    ///   - maxRecipients: The most clients this call may address on each server (default 10 000).
+    /// - Returns: The answers by session id, and the clients and servers that gave none.
+    /// - Throws: `SocketBroadcastAckError` (`tooManyRecipients` on this server, nothing sent here);
+    ///   ``ClusterRequestError``; `CancellationError` when the task is cancelled (the waiting acks are dropped).
     public func broadcastWithAck(
         _ event: String,
         arguments: [JSONValue],
@@ -139,7 +154,50 @@ extension SocketGateway {
         timeout: Duration,
         maxRecipients: Int = SocketGateway.defaultMaxBroadcastAckRecipients
     ) async throws -> SocketBroadcastAcks<[JSONValue]> {
-        let (namespace, rooms, excluding) = (options.namespace, target.roomNames, options.excluding)
+        guard !(self.cluster is LocalOnlyClusterAdapter) else {
+            return try await self.broadcastWithAckHere(
+                event,
+                arguments: arguments,
+                rooms: target.roomNames,
+                options: options,
+                timeout: timeout,
+                maxRecipients: maxRecipients
+            )
+        }
+        let query = ClusterQuery.broadcastWithAck(
+            event: event,
+            arguments: arguments,
+            ClusterSocketSelector(target, options: options),
+            timeout: timeout,
+            maxRecipients: maxRecipients
+        )
+        async let remote = self.cluster.request(query, timeout: timeout + Self.clusterAnswerGrace)
+        var result = try await self.broadcastWithAckHere(
+            event,
+            arguments: arguments,
+            rooms: target.roomNames,
+            options: options,
+            timeout: timeout,
+            maxRecipients: maxRecipients
+        )
+        result.merge(try await remote)
+        return result
+    }
+
+    /// How much longer than its `timeout` a cluster-wide broadcast with acks waits for the other servers' reports,
+    /// which each sends at its own deadline (1 s).
+    public static let clusterAnswerGrace: Duration = .seconds(1)
+
+    /// The broadcast with acks on this server's clients only.
+    func broadcastWithAckHere(
+        _ event: String,
+        arguments: [JSONValue],
+        rooms: [String]?,
+        options: EmitOptions,
+        timeout: Duration,
+        maxRecipients: Int
+    ) async throws -> SocketBroadcastAcks<[JSONValue]> {
+        let (namespace, excluding) = (options.namespace, options.excluding)
         var byShard: [(RoomShard, [SocketConnection])] = []
         var addressed = 0
         for shard in self.shards.all {
@@ -225,6 +283,8 @@ extension SocketGateway {
             servers: raw.servers,
             unreachableServers: raw.unreachableServers
         )
+        typed.unreachableServerCount = raw.unreachableServerCount
+        typed.clusterFailure = raw.clusterFailure
         for (sid, answer) in raw.answers {
             do {
                 typed.answers[sid] = try SocketAckError.decodeAnswer(
@@ -347,5 +407,37 @@ final class BroadcastAckCollector: @unchecked Sendable {
             connection.cancelBroadcastAck(id)
         }
         waiter?.resume(returning: tally)
+    }
+}
+
+extension SocketBroadcastAcks where Answer == [JSONValue] {
+    /// Adds the other servers' reports (`{"answers": {sid: [args]}, "missing": {sid: code}}` each).
+    mutating func merge(_ replies: ClusterReplies<JSONValue>) {
+        var unreachable = Set(replies.errors.keys).union(replies.unansweredServers)
+        var unreadable = 0
+        for (server, reply) in replies.replies {
+            guard let answers = reply["answers"]?.objectValue, let missing = reply["missing"]?.objectValue else {
+                unreachable.insert(server)
+                unreadable += 1
+                continue
+            }
+            self.servers.insert(server)
+            for (sid, arguments) in answers {
+                self.answers[sid] = arguments.arrayValue ?? [arguments]
+            }
+            for (sid, code) in missing {
+                let known: [SocketAckError.Code] = [
+                    .timeout, .disconnected, .notConnected, .wrongNamespace, .invalidAnswer,
+                ]
+                let code = known.first { $0.description == code.stringValue } ?? .timeout
+                self.missing[sid] = SocketAckError(code: code, event: self.event, sid: sid, namespace: self.namespace)
+            }
+        }
+        self.unreachableServers.formUnion(unreachable)
+        self.unreachableServerCount += max(
+            replies.unansweredCount + replies.errors.count + unreadable,
+            unreachable.count
+        )
+        if let failure = replies.failure { self.clusterFailure = failure }
     }
 }

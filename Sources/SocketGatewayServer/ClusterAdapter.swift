@@ -76,6 +76,16 @@ public protocol ClusterAdapter: Sendable {
         namespace: String,
         timeout: Duration
     ) async throws -> [JSONValue]?
+
+    /// Asks every other server to apply `query` to its own clients and answer (the cluster-wide operations such
+    /// as ``SocketGateway/fetchSockets(_:options:timeout:)``; the gateway does this server's part). The default
+    /// implementation asks no other server (not clustered).
+    /// - Parameters:
+    ///   - query: What to apply.
+    ///   - timeout: The longest wait for the answers; the result then says which servers did not answer.
+    /// - Returns: Each other server's answer by host id, and who did not answer.
+    /// - Throws: ``ClusterRequestError`` when the request was not sent; `CancellationError`.
+    func request(_ query: ClusterQuery, timeout: Duration) async throws -> ClusterReplies<JSONValue>
 }
 
 /// A room operation the gateway applied locally, then hands to the ``ClusterAdapter``.

@@ -31,6 +31,8 @@ final class RedisClusterAdapter: ClusterAdapter {
     private let remoteAckRefusedWarning = RateLimitedWarning()
     /// Remote emits dropped on arrival for want of a local member (see ``ClusterHealth/skippedNotLocal``).
     private let skippedNotLocal = NIOLockedValueBox(0)
+    /// Cluster-wide requests (fetch sockets and the others) on channels of our own: see ``RedisClusterRequests``.
+    let requests: RedisClusterRequests
 
     private struct State {
         var gateway: SocketGateway?
@@ -82,6 +84,15 @@ final class RedisClusterAdapter: ClusterAdapter {
         let hostID = PubSubHostID.generate()
         logger[metadataKey: "socketgateway.host_id"] = "\(hostID)"
         self.logger = logger
+        var isRedisCluster = false
+        if case .cluster = url.endpoint { isRedisCluster = true }
+        let requests = RedisClusterRequests(
+            channel: configuration.channel,
+            hostID: hostID,
+            countsReceivers: !isRedisCluster,
+            logger: logger
+        )
+        self.requests = requests
         self.channel = SocketIOPubSubChannel(
             url: url,
             channel: configuration.channel,
@@ -90,10 +101,12 @@ final class RedisClusterAdapter: ClusterAdapter {
             publisherConfiguration: publisherConfiguration,
             subscriberConfiguration: subscriberConfiguration,
             logger: logger,
-            signingKey: signingKey
-        ) { message in
-            router.route(message)
-        }
+            signingKey: signingKey,
+            ownChannels: requests.channels,
+            onOwnMessage: { requests.received($0) },
+            onMessage: { message in router.route(message) }
+        )
+        requests.attach(self.channel)
     }
 
     var modeDescription: String {
@@ -155,6 +168,7 @@ final class RedisClusterAdapter: ClusterAdapter {
         if self.configuration.mode == .rooms {
             self.startRoomChannels(gateway.shards)
         }
+        self.requests.start(gateway: gateway)
         self.channel.start()
     }
 
@@ -187,6 +201,7 @@ final class RedisClusterAdapter: ClusterAdapter {
     }
 
     func shutdown() async {
+        self.requests.shutdown()
         await self.channel.shutdown(drainTimeout: self.configuration.publishTimeout)
         self.router.set(nil)
         let (inboxes, waiters, gateway) = self.state.withLockedValue { state in
@@ -340,6 +355,10 @@ final class RedisClusterAdapter: ClusterAdapter {
             outboxOn: self.configuration.outboxCapacity > 0,
             localDeliveries: localDeliveries
         )
+    }
+
+    func request(_ query: ClusterQuery, timeout: Duration) async throws -> ClusterReplies<JSONValue> {
+        try await self.requests.request(query, timeout: timeout)
     }
 
     // MARK: Applying the other hosts' messages

@@ -18,6 +18,8 @@ public final class SocketGateway: SocketEmitter {
     let tasks: ServerTaskPool
     /// The server's namespaces, for their ``SocketNamespace/onAnyOutgoing(_:)`` listeners.
     let registry: NamespaceRegistry?
+    /// The handlers of other servers' ``serverSideEmit(_:arguments:timeout:)`` (shared with ``local``).
+    let serverSideEmitHandlers: ServerSideEmitHandlers
 
     /// The same gateway without the cluster, when there is one (see ``local``).
     private let localOnly: SocketGateway?
@@ -28,8 +30,10 @@ public final class SocketGateway: SocketEmitter {
         metrics: SocketServerMetrics,
         tasks: ServerTaskPool,
         logger: Logger,
-        registry: NamespaceRegistry? = nil
+        registry: NamespaceRegistry? = nil,
+        serverSideEmitHandlers: ServerSideEmitHandlers = ServerSideEmitHandlers()
     ) {
+        self.serverSideEmitHandlers = serverSideEmitHandlers
         self.tasks = tasks
         self.registry = registry
         self.shards = shards
@@ -45,7 +49,8 @@ public final class SocketGateway: SocketEmitter {
                 metrics: metrics,
                 tasks: tasks,
                 logger: logger,
-                registry: registry
+                registry: registry,
+                serverSideEmitHandlers: serverSideEmitHandlers
             )
     }
 

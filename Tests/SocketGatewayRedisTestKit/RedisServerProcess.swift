@@ -194,6 +194,36 @@ public final class RedisServerProcess: @unchecked Sendable {
         return self.extraArguments[index + 1]
     }
 
+    /// Starts `redis-cli SUBSCRIBE channel`, waits (bounded) until Redis counts the subscription, then stops the
+    /// process with SIGSTOP: a subscriber that Redis still delivers to but that never reads or answers, as a frozen
+    /// server. Returns its process id; the caller ends it with SIGKILL.
+    public func frozenSubscriber(channel: String) async throws -> Int32 {
+        guard let executable = Self.findExecutable("redis-cli") else {
+            throw FixtureError(description: "redis-cli is not installed (it comes with the redis-server package)")
+        }
+        func subscribers() throws -> Int {
+            Int(try self.cli(["PUBSUB", "NUMSUB", channel]).split(separator: "\n").last ?? "") ?? 0
+        }
+        let before = try subscribers()
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        var options = ["-s", self.unixSocketPath]
+        if let password = self.password { options += ["-a", password, "--no-auth-warning"] }
+        process.arguments = options + ["SUBSCRIBE", channel]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        for _ in 0..<500 {
+            if try subscribers() > before {
+                kill(process.processIdentifier, SIGSTOP)
+                return process.processIdentifier
+            }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        kill(process.processIdentifier, SIGKILL)
+        throw FixtureError(description: "redis-cli SUBSCRIBE \(channel) was not counted by Redis within 5 s")
+    }
+
     /// Runs `redis-cli` against this server and returns its output.
     @discardableResult
     public func cli(_ arguments: [String]) throws -> String {

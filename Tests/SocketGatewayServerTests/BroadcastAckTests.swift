@@ -234,7 +234,7 @@ import Testing
 @Suite(.serialized) struct BroadcastAckClusterTests {
     let cluster = ClusterTests()
 
-    @Test func aClusteredServerAsksItsOwnClientsAndNamesItselfByHostID() async throws {
+    @Test func aClusteredServerAsksEveryServersClientsAndNamesEachServerByHostID() async throws {
         let redis = try await RedisServerProcess.start()
         let channel = ClusterTests.channelName()
         let a = try await self.cluster.startNode(redisURL: redis.urlString, channel: channel)
@@ -243,18 +243,26 @@ import Testing
         do {
             try await self.cluster.waitSubscribed([a, b])
             let (clientA, sidA) = try await self.cluster.connect(a, group: group)
-            let (clientB, _) = try await self.cluster.connect(b, group: group)
+            let (clientB, sidB) = try await self.cluster.connect(b, group: group)
             async let pending = a.server.gateway.broadcastWithAck("q", arguments: [], timeout: .seconds(30))
-            let asked = try await clientA.nextText()
-            let ackID = asked.dropFirst(2).prefix(while: { $0.isNumber })
-            #expect(asked == "42\(ackID)[\"q\"]")
-            try await clientA.send("43\(ackID)[1]")
+            for (client, answer) in [(clientA, 1), (clientB, 2)] {
+                let asked = try await client.nextText()
+                let ackID = asked.dropFirst(2).prefix(while: { $0.isNumber })
+                #expect(asked == "42\(ackID)[\"q\"]")
+                try await client.send("43\(ackID)[\(answer)]")
+            }
             let result = try await pending
-            #expect(result.answers == [sidA: [1]])
+            #expect(result.answers == [sidA: [1], sidB: [2]])
             #expect(result.missing.isEmpty)
+            #expect(result.isComplete)
             let hostA = try #require((a.server.gateway.cluster as? RedisClusterAdapter)?.channel.hostID)
-            #expect(result.servers == [hostA])
-            // The other server's client is not asked (the cluster-wide version is not built yet).
+            let hostB = try #require((b.server.gateway.cluster as? RedisClusterAdapter)?.channel.hostID)
+            #expect(result.servers == [hostA, hostB])
+            // `local` asks this server's clients only.
+            async let localOnly = a.server.gateway.local.broadcastWithAck("l", arguments: [], timeout: .seconds(30))
+            let asked = try await clientA.nextText()
+            try await clientA.send("43\(asked.dropFirst(2).prefix(while: { $0.isNumber }))[3]")
+            #expect(try await localOnly.answers == [sidA: [3]])
             await a.server.gateway.emit("after", arguments: [], to: .broadcast, options: EmitOptions())
             #expect(try await clientB.nextText() == #"42["after"]"#)
             await clientA.close()

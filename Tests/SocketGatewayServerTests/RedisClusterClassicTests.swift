@@ -77,8 +77,13 @@ import Testing
                 try await self.base.waitSubscribed([node])
                 let (client, _) = try await self.base.connect(node, group: group)
                 // The node holding the server's SUBSCRIBE (the worker holds no pub/sub connection).
+                // (It subscribes the common channel and its cluster request and response channels: `sub=3`.)
                 let subscribed = cluster.nodes.first { node in
-                    node.pid != nil && ((try? node.cli(["CLIENT", "LIST", "TYPE", "pubsub"])) ?? "").contains("sub=1")
+                    node.pid != nil
+                        && ((try? node.cli(["CLIENT", "LIST", "TYPE", "pubsub"])) ?? "").split(separator: "\n").contains
+                        {
+                            $0.contains(" sub=") && !$0.contains(" sub=0 ")
+                        }
                 }
                 let victim = try #require(subscribed, "no node holds the subscription: \(cluster.describeState())")
                 let victimWasPrimary = cluster.runningPrimaries.contains { $0.port == victim.port }
