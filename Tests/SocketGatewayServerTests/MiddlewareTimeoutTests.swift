@@ -28,7 +28,7 @@ import Testing
         var logger = Logger(label: "socket-gateway.test")
         logger.logLevel = .critical
         let server = SocketServer(
-            configuration: SocketServerConfiguration(port: 0, connectTimeout: .milliseconds(500), eventLoopThreads: 1)
+            configuration: SocketServerConfiguration(port: 0, connectTimeout: .seconds(2), eventLoopThreads: 1)
                 .anonymous,
             logger: logger
         )

@@ -28,9 +28,9 @@ final class Recorder: Sendable {
         self.state.withLockedValue { $0.disconnects.first(where: { $0.sid == sid })?.reason }
     }
 
-    /// Polls (bounded) until `condition` holds.
+    /// Polls (bounded) until `condition` holds: 1,500 polls, 15 s or more on a loaded machine.
     func waitUntil(_ condition: @escaping @Sendable (Recorder) -> Bool) async throws {
-        for _ in 0..<500 {
+        for _ in 0..<1500 {
             if condition(self) { return }
             try await Task.sleep(for: .milliseconds(10))
         }
