@@ -463,7 +463,7 @@ struct JSONParser {
 struct JSONScannedMember {
     /// The key, unescaped.
     var key: String
-    /// The value; `nil` for the skipped key's value, which was checked but not built.
+    /// The value; `nil` for the values of skipped keys, which were checked but not built.
     var value: JSONValue?
     /// Where the value's bytes are, as offsets into the scanned bytes.
     var range: Range<Int>
@@ -473,7 +473,7 @@ struct JSONScannedMember {
 
 extension JSONParser {
     /// Reads a top-level JSON object member by member as Python's `json.loads` would (non-finite numbers
-    /// allowed), building every value except those of `skippedKey`, which are checked as strictly as
+    /// allowed), building every value except those of `skippedKeys`, which are checked as strictly as
     /// `parse` checks them (grammar, escapes, UTF-8, depth) but not built.
     ///
     /// Whatever this accepts, `parse(_:maxDepth:allowsNonFiniteNumbers: true)` accepts as well, and the reverse.
@@ -483,19 +483,19 @@ extension JSONParser {
     static func scanObject(
         _ bytes: UnsafeRawBufferPointer,
         maxDepth: Int,
-        skipping skippedKey: String,
+        skipping skippedKeys: [String],
         visit: (JSONScannedMember) -> Void
     ) -> Bool {
         var parser = JSONParser(bytes: bytes, maxDepth: maxDepth, allowsNonFiniteNumbers: true)
         do throws(JSONParseError) {
-            return try parser.scanObjectMembers(skipping: skippedKey, visit: visit)
+            return try parser.scanObjectMembers(skipping: skippedKeys, visit: visit)
         } catch {
             return false
         }
     }
 
     private mutating func scanObjectMembers(
-        skipping skippedKey: String,
+        skipping skippedKeys: [String],
         visit: (JSONScannedMember) -> Void
     ) throws(JSONParseError) -> Bool {
         self.skipWhitespace()
@@ -520,7 +520,7 @@ extension JSONParser {
                 self.index += 1
                 self.skipWhitespace()
                 let start = self.index
-                if key == skippedKey {
+                if skippedKeys.contains(key) {
                     let nonFinite = try self.skipValue(depth: 1)
                     visit(
                         JSONScannedMember(

@@ -19,7 +19,19 @@ package struct PubSubReceivedEmit: Sendable {
     /// Set when the emitting server wants the ack back.
     package let callback: PubSubCallback?
     /// The emitting manager's id.
-    package let hostID: String
+    package var hostID: String {
+        guard let range = self.hostIDRange, case .raw(let bytes, _, _, _) = self.arguments else {
+            return self.hostIDText
+        }
+        return bytes.withUnsafeReadableBytes {
+            String(decoding: UnsafeRawBufferPointer(rebasing: $0[range]), as: UTF8.self)
+        }
+    }
+    /// The host id when it is not read from the bytes.
+    private let hostIDText: String
+    /// Where the host id's characters are in the message's bytes (offsets from the reader index), when its JSON
+    /// string holds no escape: compared there, and made a `String` only when asked for.
+    private let hostIDRange: Range<Int>?
 
     private enum Arguments: Sendable {
         /// The message's bytes; where the event name's JSON string and the `data` list are in them (offsets
@@ -37,18 +49,41 @@ package struct PubSubReceivedEmit: Sendable {
         self.room = emit.room
         self.skipSid = emit.skipSid
         self.callback = emit.callback
-        self.hostID = emit.hostID
+        self.hostIDText = emit.hostID
+        self.hostIDRange = nil
         self.arguments = .decoded(emit.arguments)
     }
 
-    init(header emit: PubSubEmit, bytes: ByteBuffer, event: Range<Int>, data: Range<Int>, nonFinite: Bool) {
+    /// An emit whose arguments stay in `bytes`; its host id is `emit.hostID`, or the bytes at `hostID`.
+    init(
+        header emit: PubSubEmit,
+        bytes: ByteBuffer,
+        event: Range<Int>,
+        data: Range<Int>,
+        nonFinite: Bool,
+        hostID: Range<Int>?
+    ) {
         self.event = emit.event
         self.namespace = emit.namespace
         self.room = emit.room
         self.skipSid = emit.skipSid
         self.callback = emit.callback
-        self.hostID = emit.hostID
+        self.hostIDText = emit.hostID
+        self.hostIDRange = hostID
         self.arguments = .raw(bytes, event: event, data: data, nonFinite: nonFinite)
+    }
+
+    /// Whether ``hostID`` is `id` (compared in the published bytes, without making a `String`).
+    package func isSent(byHost id: String) -> Bool {
+        guard let range = self.hostIDRange, case .raw(let bytes, _, _, _) = self.arguments else {
+            return self.hostIDText == id
+        }
+        var id = id
+        return id.withUTF8 { own in
+            bytes.withUnsafeReadableBytes { published in
+                UnsafeRawBufferPointer(rebasing: published[range]).elementsEqual(UnsafeRawBufferPointer(own))
+            }
+        }
     }
 
     /// Whether ``writeEventPacket(into:)`` can copy the arguments as published: not for binary emits (their
@@ -190,7 +225,7 @@ package enum PubSubReceived: Sendable {
     /// See ``PubSubMessage/isRelevant(toHost:)``.
     package func isRelevant(toHost ownHostID: String) -> Bool {
         switch self {
-        case .emit(let emit): return emit.hostID != ownHostID
+        case .emit(let emit): return !emit.isSent(byHost: ownHostID)
         case .message(let message): return message.isRelevant(toHost: ownHostID)
         }
     }
@@ -218,7 +253,7 @@ extension PubSubMessage {
         // One pass over the members; of duplicate keys the last wins, as in `decode`.
         var fields = EmitFields()
         let valid = bytes.withUnsafeReadableBytes { readable in
-            JSONParser.scanObject(readable, maxDepth: Self.maximumDepth, skipping: "data") { member in
+            JSONParser.scanObject(readable, maxDepth: Self.maximumDepth, skipping: EmitFields.unbuiltKeys) { member in
                 fields.take(member)
             }
         }
@@ -240,7 +275,11 @@ extension PubSubMessage {
         var room: JSONValue?
         var skipSid: JSONValue?
         var callback: JSONValue?
-        var hostID: JSONValue?
+        /// Checked but not built: compared in the bytes (see ``PubSubReceivedEmit/isSent(byHost:)``).
+        var hostID: JSONScannedMember?
+
+        /// The members whose values are checked but not built.
+        static let unbuiltKeys = ["data", "host_id"]
 
         mutating func take(_ member: JSONScannedMember) {
             switch member.key {
@@ -252,7 +291,7 @@ extension PubSubMessage {
             case "room": self.room = member.value
             case "skip_sid": self.skipSid = member.value
             case "callback": self.callback = member.value
-            case "host_id": self.hostID = member.value
+            case "host_id": self.hostID = member
             default: break
             }
         }
@@ -279,7 +318,7 @@ extension PubSubMessage {
             default:
                 return nil
             }
-            guard let namespace = Self.optionalString(self.namespace), let hostID = Self.optionalString(self.hostID),
+            guard let namespace = Self.optionalString(self.namespace), let hostID = Self.hostID(self.hostID, in: bytes),
                 let room = Self.names(self.room), let skipSid = Self.names(self.skipSid)
             else { return nil }
             return Header(
@@ -290,11 +329,35 @@ extension PubSubMessage {
                     room: room,
                     skipSid: skipSid,
                     callback: callback,
-                    hostID: hostID ?? ""
+                    hostID: hostID.text
                 ),
                 event: event.range,
-                data: data
+                data: data,
+                hostID: hostID.range
             )
+        }
+
+        /// `host_id` as `decode` reads it (missing or null: `""`): where its characters are when its string holds
+        /// no escape, else its text; `nil` for another type.
+        private static func hostID(
+            _ member: JSONScannedMember?,
+            in bytes: ByteBuffer
+        ) -> (text: String, range: Range<Int>?)? {
+            guard let member else { return ("", nil) }
+            return bytes.withUnsafeReadableBytes { readable -> (text: String, range: Range<Int>?)? in
+                let value = UnsafeRawBufferPointer(rebasing: readable[member.range])
+                guard value.first == UInt8(ascii: "\"") else {
+                    return value.elementsEqual("null".utf8) ? ("", nil) : nil
+                }
+                // A checked string: `"` … `"`.
+                let characters = (member.range.lowerBound + 1)..<(member.range.upperBound - 1)
+                guard UnsafeRawBufferPointer(rebasing: readable[characters]).contains(UInt8(ascii: "\\")) else {
+                    return ("", characters)
+                }
+                let slice = bytes.getSlice(at: bytes.readerIndex + member.range.lowerBound, length: member.range.count)!
+                guard case .string(let text)? = try? JSONValue.parsePythonJSON(slice, maxDepth: 1) else { return nil }
+                return (text, nil)
+            }
         }
 
         /// `.some(nil)` for a missing or null field, `.some(text)` for a string, `nil` for another type.
@@ -318,6 +381,7 @@ extension PubSubMessage {
         var emit: PubSubEmit
         var event: Range<Int>
         var data: JSONScannedMember
+        var hostID: Range<Int>?
 
         func received(_ bytes: ByteBuffer) -> PubSubReceivedEmit {
             PubSubReceivedEmit(
@@ -325,7 +389,8 @@ extension PubSubMessage {
                 bytes: bytes,
                 event: self.event,
                 data: self.data.range,
-                nonFinite: self.data.holdsNonFiniteNumbers
+                nonFinite: self.data.holdsNonFiniteNumbers,
+                hostID: self.hostID
             )
         }
     }

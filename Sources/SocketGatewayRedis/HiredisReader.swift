@@ -1,7 +1,8 @@
 import CHiredis
 import NIOCore
 
-/// Turns bytes from Redis into `RESPValue`s using hiredis's reply reader.
+/// Turns bytes from Redis into `RESPValue`s: pub/sub pushes (arrays of bulk strings) with ``RESPPushParser``, as
+/// slices of the received bytes, and every other reply with hiredis's reply reader.
 ///
 /// This is the only file that touches hiredis pointers. The reader is created in `handlerAdded` and freed in
 /// `handlerRemoved`; the handler is confined to its channel's event loop, so the pointer never crosses threads.
@@ -13,6 +14,9 @@ final class RESPReplyDecoder: ChannelInboundHandler {
 
     private var reader: UnsafeMutablePointer<redisReader>?
     private var failed = false
+    /// The start of a push that ``RESPPushParser`` found incomplete (hiredis holds nothing meanwhile); read again
+    /// with the next bytes.
+    private var carried: ByteBuffer?
 
     init() {}
 
@@ -25,11 +29,33 @@ final class RESPReplyDecoder: ChannelInboundHandler {
             redisReaderFree(reader)
         }
         self.reader = nil
+        self.carried = nil
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard let reader = self.reader, !self.failed else { return }
-        let bytes = Self.unwrapInboundIn(data)
+        var bytes = Self.unwrapInboundIn(data)
+        // While hiredis is between replies, the pushes at the front are cut out of the bytes as they are.
+        if reader.pointee.ridx == -1 && reader.pointee.pos == reader.pointee.len {
+            if var carried = self.carried {
+                self.carried = nil
+                carried.writeBuffer(&bytes)
+                bytes = carried
+            }
+            pushes: while bytes.readableBytes > 0 {
+                switch RESPPushParser.parse(&bytes) {
+                case .push(let values):
+                    context.fireChannelRead(Self.wrapInboundOut(.array(values)))
+                    if self.reader == nil || self.failed { return }  // removed while delivering
+                case .incomplete:
+                    self.carried = bytes
+                    return
+                case .other:
+                    break pushes
+                }
+            }
+            if bytes.readableBytes == 0 { return }
+        }
         let fed = bytes.withUnsafeReadableBytes { raw -> Int32 in
             guard let base = raw.baseAddress, raw.count > 0 else { return REDIS_OK }
             return redisReaderFeed(reader, base.assumingMemoryBound(to: CChar.self), raw.count)

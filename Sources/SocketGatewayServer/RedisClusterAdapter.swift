@@ -419,13 +419,13 @@ final class RedisClusterAdapter: ClusterAdapter {
     /// Hands another host's emit to the shards with members of its rooms (or namespace), or drops it here when
     /// there are none: before its arguments are decoded, and without waking another thread.
     private func route(_ emit: PubSubReceivedEmit, gateway: SocketGateway, inboxes: [ShardInbox]) {
-        let rooms: [String]? = emit.room == .none ? nil : emit.room.names
-        let shards = gateway.shards.presence.shards(namespace: emit.namespace, rooms: rooms)
+        let shards = gateway.shards.presence.shards(namespace: emit.namespace, addressed: emit.room)
         if shards.isEmpty {
             gateway.metrics.remoteEmitsSkipped.increment()
             self.skippedNotLocal.withLockedValue { $0 += 1 }
             return
         }
+        let rooms: [String]? = emit.room == .none ? nil : emit.room.names
         var arguments: [JSONValue]?
         do {
             if let validation = self.inboundValidation {

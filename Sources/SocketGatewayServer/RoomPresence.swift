@@ -1,5 +1,6 @@
 import CoreMetrics
 import NIOConcurrencyHelpers
+import SocketGatewayCore
 
 /// Which shards (event loops) of this server hold members of each room, and of each namespace: the index a
 /// message from another host consults, on the subscriber's thread, before it wakes any event loop.
@@ -100,6 +101,21 @@ struct RoomPresence: Sendable {
             entry.rooms[room]?.insertShards(into: &result)
         }
         return result
+    }
+
+    /// ``shards(namespace:rooms:)`` for the rooms a pub/sub message names (`.none`: the namespace), without
+    /// building an array of them: what the Redis subscriber asks of every message from another host.
+    func shards(namespace: String, addressed rooms: PubSubNames) -> ShardSet {
+        switch rooms {
+        case .none:
+            return self.shards(namespace: namespace, rooms: nil)
+        case .one(let room):
+            var result = ShardSet()
+            self.namespaces[namespace]?.rooms[room]?.insertShards(into: &result)
+            return result
+        case .list(let names):
+            return self.shards(namespace: namespace, rooms: names)
+        }
     }
 
     /// Whether `room` of `namespace` (nil: the namespace) has a count on any shard.
@@ -311,6 +327,12 @@ final class LocalRoomPresence: Sendable {
     /// The shards with members of any of `rooms` (nil: of the namespace); see ``RoomPresence/shards(namespace:rooms:)``.
     func shards(namespace: String, rooms: [String]?) -> ShardSet {
         self.state.withLockedValue { $0.table.shards(namespace: namespace, rooms: rooms) }
+    }
+
+    /// The shards with members of the rooms a pub/sub message names; see
+    /// ``RoomPresence/shards(namespace:addressed:)``.
+    func shards(namespace: String, addressed rooms: PubSubNames) -> ShardSet {
+        self.state.withLockedValue { $0.table.shards(namespace: namespace, addressed: rooms) }
     }
 
     /// A copy of the table, for tests.

@@ -259,6 +259,30 @@ extension PubSubEmitFastPathTests {
         )
     }
 
+    /// The host id is compared in the published bytes when its string holds no escape, and decoded when it does;
+    /// either way it reads as `decode` reads it, and a message is relevant to every host but its sender.
+    @Test func hostIDIsReadAsDecodeReadsIt() throws {
+        let head = #"{"method": "emit", "event": "e", "data": [1], "room": "r""#
+        for (field, expected) in [
+            (#", "host_id": "abc"}"#, "abc"), (#", "host_id": "a\u0062c"}"#, "abc"), (#", "host_id": "a\"b"}"#, "a\"b"),
+            (#", "host_id": "h\u00e9"}"#, "h\u{e9}"), (#", "host_id": "h\#u{e9}"}"#, "h\u{e9}"),
+            (#", "host_id": ""}"#, ""),
+            (#", "host_id": null}"#, ""), ("}", ""),
+        ] {
+            let bytes = ByteBuffer(string: head + field)
+            let received = try PubSubMessage.read(bytes)
+            #expect(received.hostID == expected, "\(field)")
+            #expect(try PubSubMessage.decode(bytes).hostID == expected, "\(field)")
+            #expect(!received.isRelevant(toHost: expected), "\(field)")
+            #expect(received.isRelevant(toHost: expected + "x"), "\(field)")
+            #expect(received.isRelevant(toHost: String(expected.dropLast())) == !expected.isEmpty, "\(field)")
+        }
+        for field in [#", "host_id": 5}"#, #", "host_id": ["h"]}"#, #", "host_id": true}"#] {
+            let bytes = ByteBuffer(string: head + field)
+            #expect(throws: PubSubMessageError.self, "\(field)") { try PubSubMessage.read(bytes) }
+        }
+    }
+
     /// Every prefix of valid messages, and random byte changes to them: read accepts exactly what decode accepts,
     /// with the same fields, and refuses the rest with decode's error.
     @Test func readAgreesWithDecodeOnDamagedMessages() throws {

@@ -1,4 +1,5 @@
 import NIOConcurrencyHelpers
+import SocketGatewayCore
 import Testing
 
 @testable import SocketGatewayServer
@@ -24,6 +25,30 @@ import Testing
         #expect(presence.roomCount == 0)
         // And again from nothing.
         #expect(presence.add(namespace: "/", room: "r", shard: 0) == .firstMember)
+    }
+
+    @Test func addressedNamesFindTheSameShardsAsAnArrayOfThem() {
+        var presence = RoomPresence()
+        presence.add(namespace: "/", room: nil, shard: 2)
+        presence.add(namespace: "/", room: "a", shard: 0)
+        presence.add(namespace: "/", room: "b", shard: 1)
+        presence.add(namespace: "/", room: "b", shard: 3)
+        presence.add(namespace: "/admin", room: "a", shard: 4)
+        let names: [PubSubNames] = [
+            .none, .one("a"), .one("b"), .one("c"), .list([]), .list(["a"]), .list(["a", "b"]), .list(["c", "b"]),
+        ]
+        for namespace in ["/", "/admin", "/other"] {
+            for addressed in names {
+                let rooms: [String]? = addressed == .none ? nil : addressed.names
+                #expect(
+                    presence.shards(namespace: namespace, addressed: addressed)
+                        == presence.shards(namespace: namespace, rooms: rooms),
+                    "\(namespace) \(addressed)"
+                )
+            }
+        }
+        #expect(presence.shards(namespace: "/", addressed: .list(["a", "b"])).sorted == [0, 1, 3])
+        #expect(presence.shards(namespace: "/", addressed: .none).sorted == [2])
     }
 
     @Test func namespacesAndRoomsAreSeparate() {
