@@ -23,9 +23,10 @@ public final class ProcessLines: @unchecked Sendable {
         self.lock.withLock { self.complete }
     }
 
-    /// Waits until `count` lines have arrived (true), or `process` has exited or 15 s have passed (false).
+    /// Waits until `count` lines have arrived (true), or `process` has exited or 30 s have passed (false): a
+    /// python process importing aiohttp and socketio on a loaded machine can take several seconds to start.
     public func wait(for count: Int, from process: Process) async -> Bool {
-        for _ in 0..<600 {
+        for _ in 0..<1200 {
             if self.lines.count >= count { return true }
             if !process.isRunning { return false }
             try? await Task.sleep(for: .milliseconds(25))

@@ -72,11 +72,19 @@ private let pythonClients = #"""
         ]
         let output = Pipe()
         process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
+        // The clients' errors go to a file, shown if they do not connect.
+        let errors = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "socketgateway-clients-\(UUID()).err"
+        )
+        _ = FileManager.default.createFile(atPath: errors.path, contents: nil)
+        defer { try? FileManager.default.removeItem(at: errors) }
+        process.standardError = try FileHandle(forWritingTo: errors)
         let lines = ProcessLines(output)
         try process.run()
         do {
-            try #require(await lines.wait(for: 1, from: process), "the python-socketio clients did not connect")
+            let connected = await lines.wait(for: 1, from: process)
+            let stderr = String(decoding: (try? Data(contentsOf: errors)) ?? Data(), as: UTF8.self)
+            try #require(connected, "the python-socketio clients did not connect: \(stderr.suffix(2000))")
             let ready = try JSONValue.parse(ByteBuffer(string: lines.lines[0]))
             let alice = try #require(ready["ready"]?["alice"]?.stringValue)
             let bob = try #require(ready["ready"]?["bob"]?.stringValue)
