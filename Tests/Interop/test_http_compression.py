@@ -8,7 +8,6 @@ would need `requests`, which the suite does not install.)"""
 import gzip
 import json
 import os
-import secrets
 import subprocess
 import urllib.request
 import zlib
@@ -17,7 +16,7 @@ import pytest
 
 from cluster_helpers import cli_path, run_cli
 from interop import Peer, close_all, connect_all, mint_token, run
-from processes import built_executable, read_listening_port, stop_gracefully
+from processes import interop_server, read_listening_port
 
 THRESHOLD = 1024
 LARGE = "cell A1 = 42; " * 200  # about 2.8 KB: compresses well, as JSON events do
@@ -25,34 +24,13 @@ LARGE = "cell A1 = 42; " * 200  # about 2.8 KB: compresses well, as JSON events 
 
 @pytest.fixture(scope="module", params=["listener", "hummingbird"])
 def polling_compression_server(request, tmp_path_factory):
-    executable = built_executable("socket-gateway-interop-server", "SOCKET_GATEWAY_INTEROP_SERVER")
-    secret = secrets.token_urlsafe(32)
-    log = tmp_path_factory.mktemp(f"http-compression-{request.param}") / "server.log"
-    environment = dict(
-        os.environ,
-        SOCKET_TOKEN_SECRET=secret,
+    yield from interop_server(
+        tmp_path_factory,
+        f"http-compression-{request.param}",
         SOCKET_HTTP_COMPRESSION="on",
         SOCKET_HTTP_COMPRESSION_THRESHOLD=str(THRESHOLD),
+        SOCKET_GATEWAY_INTEROP_MOUNTED="hummingbird" if request.param == "hummingbird" else "",
     )
-    environment.pop("SOCKET_GATEWAY_INTEROP_MOUNTED", None)
-    if request.param == "hummingbird":
-        environment["SOCKET_GATEWAY_INTEROP_MOUNTED"] = "hummingbird"
-    with open(log, "wb") as log_file:
-        process = subprocess.Popen(
-            [str(executable), "--host", "127.0.0.1", "--port", "0"],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=log_file,
-            env=environment,
-        )
-    try:
-        port = read_listening_port(process)
-    except RuntimeError as error:
-        process.kill()
-        process.wait(timeout=10)
-        pytest.fail(f"interop server with polling compression: {error}\n{log.read_text(errors='replace')[-4000:]}")
-    yield {"url": f"http://127.0.0.1:{port}", "port": port, "secret": secret, "mode": request.param}
-    stop_gracefully(process, "polling compression interop server", lambda: log.read_text(errors="replace")[-4000:])
 
 
 def http(method: str, url: str, body: str = None, accept_encoding: str = None):
@@ -65,7 +43,7 @@ def http(method: str, url: str, body: str = None, accept_encoding: str = None):
 
 
 def test_large_polling_responses_are_gzip_or_deflate_as_accepted_and_plain_otherwise(polling_compression_server):
-    url, secret = polling_compression_server["url"], polling_compression_server["secret"]
+    url, secret = polling_compression_server.url, polling_compression_server.secret
     base = f"{url}/socket.io/?EIO=4&transport=polling"
     _, headers, opened = http("GET", base, accept_encoding="gzip")
     assert headers.get("Content-Encoding") is None, "the handshake is below the threshold"
@@ -95,7 +73,7 @@ def test_large_polling_responses_are_gzip_or_deflate_as_accepted_and_plain_other
 
 
 def test_python_socketio_polling_clients_work_with_it_on(polling_compression_server):
-    url, secret = polling_compression_server["url"], polling_compression_server["secret"]
+    url, secret = polling_compression_server.url, polling_compression_server.secret
 
     async def scenario():
         peer = Peer(url, mint_token(secret, "aiohttp-poller"), ["polling"], name="aiohttp")
