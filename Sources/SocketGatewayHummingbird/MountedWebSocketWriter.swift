@@ -1,3 +1,4 @@
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOWebSocket
 
@@ -11,8 +12,17 @@ struct MountedWebSocketWriter: Sendable {
     /// A batch that can no longer be written: a close frame went out, or the handler left the pipeline.
     struct Closed: Error {}
 
+    /// What the handler tells the writing task, from the channel's loop.
+    struct Status {
+        /// The channel's writability, as of its last change.
+        var writable = true
+        /// A close frame went out, or the handler was removed.
+        var closed = false
+    }
+
     private let handler: NIOLoopBound<MountedFrameHandler>
     private let eventLoop: any EventLoop
+    private let status: NIOLockedValueBox<Status>
 
     /// Adds the writer to an upgraded WebSocket channel's pipeline; nil when the pipeline has no WebSocket frame
     /// encoder (then write through hummingbird-websocket's outbound writer).
@@ -20,35 +30,47 @@ struct MountedWebSocketWriter: Sendable {
         try? await channel.eventLoop.submit {
             let pipeline = channel.pipeline.syncOperations
             let encoder = try pipeline.handler(type: WebSocketFrameEncoder.self)
-            let handler = MountedFrameHandler(eventLoop: channel.eventLoop)
+            let status = NIOLockedValueBox(Status(writable: channel.isWritable))
+            let handler = MountedFrameHandler(eventLoop: channel.eventLoop, status: status)
             try pipeline.addHandler(handler, position: .after(encoder))
             return MountedWebSocketWriter(
                 handler: NIOLoopBound(handler, eventLoop: channel.eventLoop),
-                eventLoop: channel.eventLoop
+                eventLoop: channel.eventLoop,
+                status: status
             )
         }.get()
     }
 
-    /// Writes `frames` in order and flushes once. Returns once they are handed to the channel, or, when the
-    /// channel is not writable (its peer does not read), once the last one has been written to the socket.
+    /// Writes `frames` in order and flushes once. While the channel is writable it returns at once (as
+    /// hummingbird-websocket's writer does); when it is not (its peer does not read), once the last frame has been
+    /// written to the socket, so what waits counts as unsent meanwhile.
     func write(_ frames: [WebSocketFrame]) async throws {
+        let status = self.status.withLockedValue { $0 }
+        if status.closed { throw Closed() }
         let handler = self.handler
-        try await self.eventLoop.flatSubmit { handler.value.write(frames) }.get()
+        if status.writable {
+            self.eventLoop.execute { _ = handler.value.write(frames) }
+        } else {
+            try await self.eventLoop.flatSubmit { handler.value.write(frames) }.get()
+        }
     }
 }
 
 /// The channel handler of ``MountedWebSocketWriter``; touched on the channel's event loop only.
-final class MountedFrameHandler: ChannelOutboundHandler, RemovableChannelHandler {
+final class MountedFrameHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = WebSocketFrame
     typealias OutboundIn = WebSocketFrame
     typealias OutboundOut = WebSocketFrame
 
     private let eventLoop: any EventLoop
+    private let status: NIOLockedValueBox<MountedWebSocketWriter.Status>
     private var context: ChannelHandlerContext?
     /// A close frame has passed: nothing more is written.
     private var closeSent = false
 
-    init(eventLoop: any EventLoop) {
+    init(eventLoop: any EventLoop, status: NIOLockedValueBox<MountedWebSocketWriter.Status>) {
         self.eventLoop = eventLoop
+        self.status = status
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -57,13 +79,25 @@ final class MountedFrameHandler: ChannelOutboundHandler, RemovableChannelHandler
 
     func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
+        self.status.withLockedValue { $0.closed = true }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        let writable = context.channel.isWritable
+        self.status.withLockedValue { $0.writable = writable }
+        context.fireChannelWritabilityChanged()
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        if self.unwrapOutboundIn(data).opcode == .connectionClose { self.closeSent = true }
+        if self.unwrapOutboundIn(data).opcode == .connectionClose, !self.closeSent {
+            self.closeSent = true
+            self.status.withLockedValue { $0.closed = true }
+        }
         context.write(data, promise: promise)
     }
 
+    /// Writes and flushes `frames`: a future that succeeds at once while the channel is writable, else once the
+    /// last frame is written.
     func write(_ frames: [WebSocketFrame]) -> EventLoopFuture<Void> {
         guard let context = self.context, !self.closeSent else {
             return self.eventLoop.makeFailedFuture(MountedWebSocketWriter.Closed())
