@@ -229,8 +229,9 @@ package final class EngineIOMountedEndpoint: Sendable {
 package final class EngineIOExternalWebSocket: EngineIOWebSocketConnection, @unchecked Sendable {
     /// What the framework writes.
     package enum Output: Sendable {
-        /// A text or binary message.
-        case message(WebSocketOpcode, ByteBuffer)
+        /// Text and binary messages (final, unmasked frames), in order: everything one write of the session
+        /// handed over (what it had queued in one event-loop tick). Write them together and flush once.
+        case messages([WebSocketFrame])
         /// A close frame with this code and reason; nothing follows it.
         case close(code: UInt16, reason: String)
     }
@@ -281,7 +282,8 @@ package final class EngineIOExternalWebSocket: EngineIOWebSocketConnection, @unc
     /// polling one, hands every frame of `inbound` to it and writes what it sends through `write`.
     /// - Parameters:
     ///   - inbound: The client's text, binary and continuation frames, unmasked.
-    ///   - write: Writes one message or the close; throwing ends the connection.
+    ///   - write: Writes a batch of messages or the close; throwing ends the connection. The bytes of a batch
+    ///     count as unsent (``isWritable``, the session's outbound budget) until it returns.
     package func run<Inbound: AsyncSequence>(
         inbound: Inbound,
         write: @escaping @Sendable (Output) async throws -> Void
@@ -296,8 +298,10 @@ package final class EngineIOExternalWebSocket: EngineIOWebSocketConnection, @unc
         await withDiscardingTaskGroup { group in
             group.addTask {
                 for await (output, promise) in self.outputs {
-                    let bytes: Int
-                    if case .message(_, let payload) = output { bytes = payload.readableBytes } else { bytes = 0 }
+                    var bytes = 0
+                    if case .messages(let frames) = output {
+                        for frame in frames { bytes += frame.data.readableBytes }
+                    }
                     do {
                         try await write(output)
                         promise?.succeed()
@@ -388,17 +392,22 @@ package final class EngineIOExternalWebSocket: EngineIOWebSocketConnection, @unc
     func write(_ buffers: [ByteBuffer], promise: EventLoopPromise<Void>?) {
         var messages: [(WebSocketOpcode, ByteBuffer)] = []
         for buffer in buffers { WebSocketFrameBytes.split(buffer, into: &messages) }
+        var frames: [WebSocketFrame] = []
+        frames.reserveCapacity(messages.count)
+        var bytes = 0
+        for (opcode, payload) in messages {
+            frames.append(WebSocketFrame(fin: true, opcode: opcode, data: payload))
+            bytes += payload.readableBytes
+        }
         let limit = self.endpoint.configuration.maxBufferedBytesPerSession
         let overLimit = self.state.withLockedValue { state -> Bool in
-            guard let continuation = state.continuation, !state.closeSent else {
+            guard let continuation = state.continuation, !state.closeSent, !frames.isEmpty else {
                 promise?.succeed()
                 return false
             }
-            for (index, message) in messages.enumerated() {
-                state.unsent += message.1.readableBytes
-                continuation.yield((.message(message.0, message.1), index == messages.count - 1 ? promise : nil))
-            }
-            if messages.isEmpty { promise?.succeed() }
+            // One batch, so the framework can write the frames with one hop and one flush.
+            state.unsent += bytes
+            continuation.yield((.messages(frames), promise))
             guard state.unsent > limit, !state.reportedUnwritable else { return false }
             state.reportedUnwritable = true
             return true

@@ -190,13 +190,21 @@ struct SocketIOHummingbirdMount: Sendable {
         else {
             return Response(status: .badRequest)
         }
+        let channel = (context as? SocketIORequestContext)?.channel
         let upgrade = WebSocketUpgradeMiddleware<Context> { inbound, outbound, _ in
+            // With the connection's channel, a batch goes out in one hop and one flush; else frame by frame.
+            let writer: MountedWebSocketWriter? =
+                if let channel { await MountedWebSocketWriter.install(on: channel) } else { nil }
             await connection.run(
                 inbound: inbound.map { WebSocketFrame(fin: $0.fin, opcode: $0.opcode.nio, data: $0.data) },
                 write: { output in
                     switch output {
-                    case .message(let opcode, let payload):
-                        try await outbound.write(.custom(WebSocketFrame(fin: true, opcode: opcode, data: payload)))
+                    case .messages(let frames):
+                        if let writer {
+                            try await writer.write(frames)
+                        } else {
+                            for frame in frames { try await outbound.write(.custom(frame)) }
+                        }
                     case .close(let code, let reason):
                         try await outbound.close(.init(codeNumber: Int(code)), reason: reason)
                     }

@@ -19,12 +19,16 @@ import Testing
     /// (echo-style handlers), as the README shows; runs `body` with the app's port, then shuts the app down.
     func withMountedApp(
         authenticator: (any SocketAuthenticator)? = nil,
+        maxBufferedBytesPerConnection: Int? = nil,
         _ body: (SocketServer, Int, Recorder, any EventLoopGroup) async throws -> Void
     ) async throws {
         var logger = Logger(label: "socket-gateway.hummingbird-test")
         logger.logLevel = .critical
         var configuration = SocketServerConfiguration(eventLoopThreads: 2)
         if authenticator == nil { configuration = configuration.anonymous }
+        if let maxBufferedBytesPerConnection {
+            configuration.maxBufferedBytesPerConnection = maxBufferedBytesPerConnection
+        }
         let socketServer = SocketServer(configuration: configuration, authenticator: authenticator, logger: logger)
         let recorder = Recorder()
         let namespace = socketServer.namespace("/")
@@ -192,6 +196,43 @@ import Testing
             #expect(try await client.nextText() == #"461-5[{"_placeholder":true,"num":0}]"#)
             #expect(try await client.next() == .binary([9, 8]))
             await client.close()
+        }
+    }
+
+    @Test func framesQueuedTogetherArriveInOrder() async throws {
+        try await self.withMountedApp { _, port, recorder, group in
+            let (client, sid) = try await TestWebSocketClient.connectWelcomed(port: port, group: group)
+            try await recorder.waitUntil { $0.connection(sid) != nil }
+            let connection = try #require(recorder.connection(sid))
+            // Queued back to back (one event-loop tick of the session, mostly): the mount writes them as batches.
+            for index in 0..<300 { connection.emit("n", .int(Int64(index))) }
+            await connection.disconnect()
+            for index in 0..<300 { #expect(try await client.nextText() == #"42["n",\#(index)]"#) }
+            #expect(try await client.nextText() == "41")
+            await client.close()
+        }
+    }
+
+    @Test func aClientThatNeverReadsIsDroppedAndTheOthersGetEverything() async throws {
+        try await self.withMountedApp(maxBufferedBytesPerConnection: 1 << 20) { server, port, recorder, group in
+            let (reader, _) = try await TestWebSocketClient.connectWelcomed(port: port, group: group)
+            let (stalled, stalledSid) = try await TestWebSocketClient.connectWelcomed(
+                port: port,
+                group: group,
+                receiveBufferSize: 4096
+            )
+            try await stalled.stopReading()
+            let payload = String(repeating: "x", count: 256 << 10)
+            // 6 MiB for each client: the one that never reads exceeds its 1 MiB once the socket's buffers are full.
+            for index in 0..<24 {
+                await server.gateway.broadcast(event: "big", data: .array([.int(Int64(index)), .string(payload)]))
+                #expect(try await reader.nextText().hasPrefix(#"42["big",[\#(index),"xxx"#))
+            }
+            try await recorder.waitUntil { $0.disconnectReason(stalledSid) != nil }
+            // The reader is still connected and still gets what is sent.
+            await server.gateway.broadcast(event: "after", data: true)
+            #expect(try await reader.nextText() == #"42["after",true]"#)
+            for client in [reader, stalled] { await client.close() }
         }
     }
 

@@ -137,7 +137,7 @@ import Testing
         configuration.tls = SocketServerTLSConfiguration(
             certificateChainFile: certificates.serverCertificate,
             privateKeyFile: certificates.serverKey,
-            handshakeTimeout: .seconds(1)
+            handshakeTimeout: .seconds(3)
         )
         let lines = NIOLockedValueBox<[CapturingLogHandler.Line]>([])
         let logger = Logger(label: "socket-gateway.test") { _ in CapturingLogHandler(lines: lines) }
@@ -149,13 +149,12 @@ import Testing
             let trickler = try await Self.stalledClientHello(port: port, trickle: true)
             let silent = try await Self.stalledClientHello(port: port, trickle: false)
             #expect(try await Self.healthz(port: port, ca: certificates.caFile, serverName: nil) == "HTTP/1.1 200 OK")
-            #expect(trickler.isActive && silent.isActive)
-            // Closed by the handshake timeout (1 s here), long before the 60 s HTTP idle timeout could.
+            // Closed by the handshake timeout (3 s here), long before the 60 s HTTP idle timeout could.
             #expect(await Self.closed(trickler, within: 20))
             #expect(await Self.closed(silent, within: 20))
             let warnings = lines.withLockedValue { $0 }.filter { $0.message.contains("TLS handshake not completed") }
             #expect(warnings.count == 1, "one warning, the second rate-limited")
-            #expect(warnings.first?.text.contains("timeout=1 s") == true, "\(warnings)")
+            #expect(warnings.first?.text.contains("timeout=3 s") == true, "\(warnings)")
             // The server still serves TLS.
             #expect(try await Self.healthz(port: port, ca: certificates.caFile, serverName: nil) == "HTTP/1.1 200 OK")
         } catch {

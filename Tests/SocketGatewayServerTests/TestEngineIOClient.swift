@@ -108,9 +108,10 @@ final class TestWebSocketClient: Sendable {
         port: Int,
         group: any EventLoopGroup,
         namespace: String = "/",
-        auth: String = ""
+        auth: String = "",
+        receiveBufferSize: Int? = nil
     ) async throws -> (TestWebSocketClient, JSONValue) {
-        let (client, _) = try await Self.connectEngineIO(port: port, group: group)
+        let (client, _) = try await Self.connectEngineIO(port: port, group: group, receiveBufferSize: receiveBufferSize)
         let prefix = namespace == "/" ? "40" : "40\(namespace),"
         try await client.send(prefix + auth)
         let reply = try await client.nextText()
@@ -118,15 +119,22 @@ final class TestWebSocketClient: Sendable {
         return (client, try JSONValue.parse(String(reply.dropFirst(prefix.count))))
     }
 
-    /// ``connectSocketIO(port:group:namespace:auth:)`` to a server whose namespaces greet a new connection with
+    /// ``connectSocketIO(port:group:namespace:auth:receiveBufferSize:)`` to a server whose namespaces greet a new connection with
     /// `welcome` and its sid (the end-to-end and Hummingbird fixtures); checks the greeting, returns the sid.
     static func connectWelcomed(
         port: Int,
         group: any EventLoopGroup,
         namespace: String = "/",
-        auth: String = ""
+        auth: String = "",
+        receiveBufferSize: Int? = nil
     ) async throws -> (TestWebSocketClient, String) {
-        let (client, reply) = try await Self.connectSocketIO(port: port, group: group, namespace: namespace, auth: auth)
+        let (client, reply) = try await Self.connectSocketIO(
+            port: port,
+            group: group,
+            namespace: namespace,
+            auth: auth,
+            receiveBufferSize: receiveBufferSize
+        )
         let sid = reply["sid"]?.stringValue ?? ""
         let eventPrefix = namespace == "/" ? "42" : "42\(namespace),"
         #expect(try await client.nextText() == "\(eventPrefix)[\"welcome\",\"\(sid)\"]")
