@@ -43,8 +43,11 @@ let package = Package(
                 .product(name: "Atomics", package: "swift-atomics"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
+                "CZlibLoad",
             ]
         ),
+        // System zlib for the load tool's permessage-deflate (--deflate): it inflates what the server compressed.
+        .systemLibrary(name: "CZlibLoad", path: "Sources/CZlibLoad", providers: [.apt(["zlib1g-dev"])]),
         // The server under test mounted on a Hummingbird 2 application (tools/bench --only mounted), configured from
         // the same environment as `socket-gateway serve`.
         .executableTarget(
@@ -79,7 +82,7 @@ let package = Package(
     ]
 )
 
-for target in package.targets {
+for target in package.targets where target.type != .system {
     var settings = target.swiftSettings ?? []
     settings.append(.enableUpcomingFeature("ExistentialAny"))
     settings.append(.enableUpcomingFeature("MemberImportVisibility"))

@@ -32,7 +32,8 @@ final class LoadEmitter: Sendable {
     let tasks: Int
     /// Emit with `emit(…, completion:)` (no await), at most `tasks` unanswered; `sent` counts answered emits.
     let pipelined: Bool
-    let padding: String
+    /// What follows `t` and `seq` in each event's payload: `pad` (x repeated), or `items` (realistic records).
+    let body: [(key: String, value: JSONValue)]
     /// Deliveries one event produces (clients in the audience).
     let fanOut: Int
     /// Total EVENT packets received by the clients so far.
@@ -50,6 +51,7 @@ final class LoadEmitter: Sendable {
         tasks: Int,
         pipelined: Bool = false,
         payloadBytes: Int,
+        realisticPayload: Bool = false,
         fanOut: Int,
         delivered: @escaping @Sendable () -> Int
     ) {
@@ -58,7 +60,11 @@ final class LoadEmitter: Sendable {
         self.pace = pace
         self.tasks = max(1, tasks)
         self.pipelined = pipelined
-        self.padding = String(repeating: "x", count: max(0, payloadBytes))
+        if realisticPayload {
+            self.body = [("items", RealisticPayload.items(bytes: payloadBytes))]
+        } else {
+            self.body = [("pad", .string(String(repeating: "x", count: max(0, payloadBytes))))]
+        }
         self.fanOut = max(1, fanOut)
         self.delivered = delivered
     }
@@ -165,7 +171,7 @@ final class LoadEmitter: Sendable {
         case .nobody: target = .room("bench-nobody")
         }
         let stamp = JSONValue.int(Int64(monotonicMicroseconds()))
-        let payload: JSONValue = .object([("t", stamp), ("seq", .int(Int64(sequence))), ("pad", .string(self.padding))])
+        let payload: JSONValue = .object([("t", stamp), ("seq", .int(Int64(sequence)))] + self.body)
         return (target, payload)
     }
 
@@ -241,5 +247,58 @@ final class EmitWindow: @unchecked Sendable {
         self.waiter = nil
         self.lock.unlock()
         waiter?.resume()
+    }
+}
+
+/// Application-like JSON for the compression benchmark: order updates with ids, names, amounts, timestamps and a
+/// short note, drawn from a fixed pseudo-random sequence (the same bytes every run). It compresses about as well as
+/// real API payloads do (a few times), unlike a run of one letter.
+enum RealisticPayload {
+    /// Records until their JSON text is at least `bytes` long.
+    static func items(bytes: Int) -> JSONValue {
+        let names = ["Maria Keller", "Jonas Weber", "Aiko Tanaka", "Lucas Martin", "Sofia Rossi", "Noah Jensen"]
+        let statuses = ["pending", "paid", "packed", "shipped", "delivered", "refunded"]
+        let words = [
+            "please", "leave", "at", "the", "front", "door", "call", "on", "arrival", "gift", "wrap", "fragile",
+            "second", "floor", "ring", "twice", "back", "entrance", "before", "noon", "office", "reception",
+        ]
+        var seed: UInt64 = 0x9E37_79B9_7F4A_7C15
+        func next(_ bound: Int) -> Int {
+            seed = seed &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return Int((seed >> 33) % UInt64(bound))
+        }
+        var records: [JSONValue] = []
+        var length = 2
+        while length < bytes {
+            let user = 1000 + next(9000)
+            let note = (0..<(3 + next(6))).map { _ in words[next(words.count)] }.joined(separator: " ")
+            let record: JSONValue = .object([
+                ("id", .string("ord_" + String(UInt32(truncatingIfNeeded: seed >> 7), radix: 16))),
+                ("status", .string(statuses[next(statuses.count)])),
+                ("user", .object([("id", .string("u\(user)")), ("name", .string(names[next(names.count)]))])),
+                ("total", .object([("amount", .double(Double(next(50_000)) / 100)), ("currency", .string("EUR"))])),
+                ("lines", .int(Int64(1 + next(9)))),
+                ("updatedAt", .string("2026-12-06T07:\(10 + next(50)):\(10 + next(50)).\(100 + next(900))Z")),
+                ("note", .string(note)),
+            ])
+            records.append(record)
+            length += approximateLength(record) + 1
+        }
+        return .array(records)
+    }
+
+    /// The length of `value`'s compact JSON text, close enough to size a payload.
+    static func approximateLength(_ value: JSONValue) -> Int {
+        switch value {
+        case .null: return 4
+        case .bool(let flag): return flag ? 4 : 5
+        case .int(let number): return String(number).count
+        case .double(let number): return String(number).count
+        case .string(let text): return text.utf8.count + 2
+        case .binary: return 0
+        case .array(let elements): return 2 + elements.reduce(0) { $0 + approximateLength($1) + 1 }
+        case .object(let pairs):
+            return 2 + pairs.reduce(0) { $0 + $1.key.utf8.count + 4 + approximateLength($1.value) }
+        }
     }
 }

@@ -35,6 +35,14 @@ final class SocketIOClientHandler: ChannelInboundHandler, RemovableChannelHandle
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = self.unwrapInboundIn(data)
         switch frame.opcode {
+        case .text where frame.rsv1:
+            // permessage-deflate: RSV1 marks a compressed message (the server sends each in one frame).
+            self.recorder.compressedMessages.wrappingIncrement(ordering: .relaxed)
+            guard let text = self.recorder.inflater.inflate(frame.unmaskedData) else {
+                context.close(promise: nil)
+                return
+            }
+            self.received(text, context: context)
         case .text:
             self.received(frame.unmaskedData, context: context)
         case .ping:
@@ -110,6 +118,8 @@ struct LoadConnector: Sendable {
     let path: String
     let group: MultiThreadedEventLoopGroup
     let recorders: [ObjectIdentifier: LoadRecorder]
+    /// Offer permessage-deflate in the upgrade request (the server may decline it).
+    var deflate = false
 
     private enum Upgrade: Sendable {
         case upgraded(EventLoopFuture<Void>)
@@ -121,6 +131,7 @@ struct LoadConnector: Sendable {
         let host = self.host
         let path = self.path
         let recorders = self.recorders
+        let deflate = self.deflate
         let bootstrap = ClientBootstrap(group: self.group)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .connectTimeout(timeout)
@@ -130,6 +141,7 @@ struct LoadConnector: Sendable {
         ) { channel in
             channel.eventLoop.makeCompletedFuture {
                 let recorder = recorders[ObjectIdentifier(channel.eventLoop)]!
+                try channel.pipeline.syncOperations.addHandler(WireByteCounter(recorder: recorder))
                 let upgrader = NIOTypedWebSocketClientUpgrader<Upgrade>(
                     maxFrameSize: 1 << 20,
                     upgradePipelineHandler: { channel, _ in
@@ -145,6 +157,12 @@ struct LoadConnector: Sendable {
                 var headers = HTTPHeaders()
                 headers.add(name: "Host", value: host)
                 headers.add(name: "Content-Length", value: "0")
+                if deflate {
+                    headers.add(
+                        name: "Sec-WebSocket-Extensions",
+                        value: "permessage-deflate; client_no_context_takeover"
+                    )
+                }
                 let head = HTTPRequestHead(
                     version: .http1_1,
                     method: .GET,

@@ -74,8 +74,14 @@ struct LoadCommand: AsyncParsableCommand {
     )
     var emitAPI: String = "await"
 
-    @Option(help: "Padding bytes in each event's payload.")
+    @Option(help: "Padding bytes in each event's payload (with --realistic-payload: its approximate JSON size).")
     var payloadBytes: Int = 64
+
+    @Flag(help: "Fill the payload with application-like JSON records instead of one repeated letter.")
+    var realisticPayload = false
+
+    @Flag(help: "Offer permessage-deflate (client_no_context_takeover) and inflate the compressed messages.")
+    var deflate = false
 
     @Option(help: "Warm-up before measuring, e.g. 2s.")
     var warmup: String = "2s"
@@ -151,7 +157,9 @@ struct LoadCommand: AsyncParsableCommand {
 
         // 1. Connect.
         let connectors = servers.map { host, port in
-            LoadConnector(host: host, port: port, path: self.path, group: group, recorders: recorders)
+            var connector = LoadConnector(host: host, port: port, path: self.path, group: group, recorders: recorders)
+            connector.deflate = self.deflate
+            return connector
         }
         let minter = TokenMinter(secret: self.tokenSecret)
         let connectCPUStart = (own: ownCPUSeconds(), server: server?.cpuSeconds())
@@ -238,6 +246,7 @@ struct LoadCommand: AsyncParsableCommand {
                 tasks: self.emitTasks,
                 pipelined: self.emitAPI == "pipelined",
                 payloadBytes: self.payloadBytes,
+                realisticPayload: self.realisticPayload,
                 fanOut: fanOut,
                 delivered: deliveredTotal
             )
@@ -250,6 +259,8 @@ struct LoadCommand: AsyncParsableCommand {
         recording.store(true, ordering: .relaxed)
         let windowStart = monotonicMicroseconds()
         let deliveredStart = deliveredTotal()
+        let wireStart = recorderList.reduce(0) { $0 + $1.wireBytes.load(ordering: .relaxed) }
+        let compressedStart = recorderList.reduce(0) { $0 + $1.compressedMessages.load(ordering: .relaxed) }
         let sentStart = emitter?.sent.load(ordering: .relaxed) ?? 0
         let ownStart = ownCPUTimes()
         let serverStart = server?.cpuTimes()
@@ -257,6 +268,8 @@ struct LoadCommand: AsyncParsableCommand {
         try await Task.sleep(for: .milliseconds(Int64(durationSeconds * 1000)))
         let windowSeconds = Double(monotonicMicroseconds() - windowStart) / 1e6
         let deliveredEnd = deliveredTotal()
+        let wireEnd = recorderList.reduce(0) { $0 + $1.wireBytes.load(ordering: .relaxed) }
+        let compressedEnd = recorderList.reduce(0) { $0 + $1.compressedMessages.load(ordering: .relaxed) }
         let sentEnd = emitter?.sent.load(ordering: .relaxed) ?? 0
         let own = ownCPUTimes() - ownStart
         if let redisStart, let redisEnd = redis?.cpuTimes() {
@@ -274,6 +287,10 @@ struct LoadCommand: AsyncParsableCommand {
         report.windowSeconds = windowSeconds
         report.deliveriesPerSecond = Double(deliveredEnd - deliveredStart) / windowSeconds
         report.emitsPerSecond = Double(sentEnd - sentStart) / windowSeconds
+        if deliveredEnd > deliveredStart {
+            report.wireBytesPerDelivery = Double(wireEnd - wireStart) / Double(deliveredEnd - deliveredStart)
+            report.compressedShare = Double(compressedEnd - compressedStart) / Double(deliveredEnd - deliveredStart)
+        }
         if let server {
             report.serverRSSKiB = server.memoryKiB("VmRSS")
             report.serverPeakRSSKiB = server.memoryKiB("VmHWM")

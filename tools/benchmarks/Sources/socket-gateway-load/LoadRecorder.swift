@@ -9,6 +9,12 @@ final class LoadRecorder: @unchecked Sendable {
     let eventLoop: any EventLoop
     /// EVENT packets received since the start (read by the closed-loop emitter).
     let events = ManagedAtomic<Int>(0)
+    /// Bytes the clients on this loop read off their sockets since the start.
+    let wireBytes = ManagedAtomic<Int>(0)
+    /// Messages that arrived compressed (permessage-deflate) since the start.
+    let compressedMessages = ManagedAtomic<Int>(0)
+    /// Inflates compressed messages for the clients on this loop (`--deflate`).
+    let inflater = MessageInflater()
     /// Clients whose connection closed after they had connected.
     let disconnects = ManagedAtomic<Int>(0)
     /// Delivery latency in microseconds, recorded only while `recording` is set.

@@ -18,6 +18,10 @@ final class LoadReport {
     /// The part of `ownCPU` spent in the kernel.
     var ownSystemCPU = 0.0
     var serverCPU: Double?
+    /// Bytes the clients read off their sockets over the window per EVENT delivered (frames, pings included).
+    var wireBytesPerDelivery: Double?
+    /// Messages that arrived compressed over the window per EVENT delivered (0 without permessage-deflate).
+    var compressedShare: Double?
     /// The part of `serverCPU` spent in the kernel.
     var serverSystemCPU: Double?
     /// redis-server's CPU in cores over the window (`--redis-pid`; summed over every one given).
@@ -69,6 +73,12 @@ final class LoadReport {
                     + "p99 \(f(self.percentile(99), 2)) p99.9 \(f(self.percentile(99.9), 2)) max \(f(self.maxLatency, 2)) "
                     + "(\(self.latency?.totalCount ?? 0) samples)"
             )
+            if let bytes = self.wireBytesPerDelivery {
+                Swift.print(
+                    "[\(self.label)] \(f(bytes)) bytes read per delivery, "
+                        + "\(f((self.compressedShare ?? 0) * 100)) % of deliveries compressed"
+                )
+            }
         }
         func kernelShare(_ system: Double?, of total: Double?) -> String {
             guard let system, let total, total > 0 else { return "" }
@@ -106,6 +116,8 @@ final class LoadReport {
         ]
         if let value = self.connectServerCPU { fields.append(("connect_server_cpu_s", "\(value)")) }
         if let value = self.serverCPU { fields.append(("server_cpu", "\(value)")) }
+        if let value = self.wireBytesPerDelivery { fields.append(("wire_bytes_per_delivery", "\(value)")) }
+        if let value = self.compressedShare { fields.append(("compressed_share", "\(value)")) }
         if let value = self.serverSystemCPU { fields.append(("server_sys_cpu", "\(value)")) }
         if let value = self.redisCPU { fields.append(("redis_cpu", "\(value)")) }
         if let value = self.serverRSSKiB { fields.append(("server_rss_kib", "\(value)")) }
