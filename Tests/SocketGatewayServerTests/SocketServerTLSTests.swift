@@ -153,7 +153,8 @@ import Testing
             #expect(await Self.closed(trickler, within: 20))
             #expect(await Self.closed(silent, within: 20))
             let warnings = lines.withLockedValue { $0 }.filter { $0.message.contains("TLS handshake not completed") }
-            #expect(warnings.count == 1, "one warning, the second rate-limited")
+            // One warning, the second rate-limited (10 s); two if a starved machine closed them further apart.
+            #expect((1...2).contains(warnings.count), "\(warnings)")
             #expect(warnings.first?.text.contains("timeout=3 s") == true, "\(warnings)")
             // The server still serves TLS.
             #expect(try await Self.healthz(port: port, ca: certificates.caFile, serverName: nil) == "HTTP/1.1 200 OK")
