@@ -153,21 +153,18 @@ final class RoomShard: @unchecked Sendable {
         excluding: Set<String>,
         outgoing: OutgoingEvent? = nil
     ) -> (delivered: Int, dropped: Int) {
-        self.eventLoop.assertInEventLoop()
-        guard let index = self.namespaces[namespace] else { return (0, 0) }
-        var delivered = 0
         var dropped = 0
-        index.forEachRecipient(rooms: rooms, excluding: excluding) { connection in
-            let session = connection.client.session
-            guard session.canTakeMessageNow else {
-                dropped += 1
-                return
-            }
-            session.send(message, flushingIn: self.flushBatch)
-            if let outgoing {
-                SocketConnection.notify(outgoing.listeners, connection, outgoing.event, outgoing.arguments)
-            }
-            delivered += 1
+        let delivered = self.deliver(
+            message,
+            namespace: namespace,
+            rooms: rooms,
+            excluding: excluding,
+            flushingIn: self.flushBatch,
+            outgoing: outgoing
+        ) { connection in
+            if connection.client.session.canTakeMessageNow { return true }
+            dropped += 1
+            return false
         }
         self.flushBatch.flush()
         return (delivered, dropped)
@@ -183,22 +180,20 @@ final class RoomShard: @unchecked Sendable {
         excluding: Set<String>,
         outgoing: OutgoingEvent? = nil
     ) -> Int {
-        self.eventLoop.assertInEventLoop()
-        guard let index = self.namespaces[namespace] else { return 0 }
-        var delivered = 0
-        index.forEachRecipient(rooms: rooms, excluding: excluding) { connection in
-            guard connection.replayedThrough < counter else { return }
-            connection.client.session.send(message, flushingIn: self.flushBatch)
-            if let outgoing {
-                SocketConnection.notify(outgoing.listeners, connection, outgoing.event, outgoing.arguments)
-            }
-            delivered += 1
-        }
+        let delivered = self.deliver(
+            message,
+            namespace: namespace,
+            rooms: rooms,
+            excluding: excluding,
+            flushingIn: self.flushBatch,
+            outgoing: outgoing
+        ) { connection in connection.replayedThrough < counter }
         self.flushBatch.flush()
         return delivered
     }
 
-    /// Writes `message` to every addressed connection on this loop; their flushes are left to `batch`.
+    /// Writes `message` to every addressed connection on this loop that `admits` (every one when nil), calling
+    /// `outgoing`'s listeners for each; their flushes are left to `batch`.
     /// - Returns: The number of connections written to.
     func deliver(
         _ message: EngineIOOutboundMessage,
@@ -206,19 +201,27 @@ final class RoomShard: @unchecked Sendable {
         rooms: [String]?,
         excluding: Set<String>,
         flushingIn batch: EngineIOFlushBatch,
-        outgoing: OutgoingEvent? = nil
+        outgoing: OutgoingEvent? = nil,
+        admitting admits: ((SocketConnection) -> Bool)? = nil
     ) -> Int {
         self.eventLoop.assertInEventLoop()
         guard let index = self.namespaces[namespace] else { return 0 }
-        guard let outgoing else {
+        guard outgoing != nil || admits != nil else {
+            // The common case: everyone addressed, nobody listening.
             return index.forEachRecipient(rooms: rooms, excluding: excluding) { connection in
                 connection.client.session.send(message, flushingIn: batch)
             }
         }
-        return index.forEachRecipient(rooms: rooms, excluding: excluding) { connection in
+        var delivered = 0
+        index.forEachRecipient(rooms: rooms, excluding: excluding) { connection in
+            if let admits, !admits(connection) { return }
             connection.client.session.send(message, flushingIn: batch)
-            SocketConnection.notify(outgoing.listeners, connection, outgoing.event, outgoing.arguments)
+            if let outgoing {
+                SocketConnection.notify(outgoing.listeners, connection, outgoing.event, outgoing.arguments)
+            }
+            delivered += 1
         }
+        return delivered
     }
 }
 
