@@ -418,32 +418,13 @@ extension SocketServerConfiguration {
     static func webSocketCompression(
         _ read: (String) -> String?
     ) throws(SocketServerConfigurationError) -> SocketWebSocketCompression? {
-        let on: Bool
-        switch read(EnvironmentKey.webSocketCompression)?.lowercased() {
-        case nil, "off", "false", "0": on = false
-        case "on", "true", "1": on = true
-        case let other?:
-            throw SocketServerConfigurationError(
-                variable: EnvironmentKey.webSocketCompression,
-                message: "must be 'on' or 'off', got '\(other)'"
-            )
-        }
-        guard let text = read(EnvironmentKey.webSocketCompressionThreshold) else {
-            return on ? SocketWebSocketCompression() : nil
-        }
-        guard let threshold = Int(text), threshold >= 0 else {
-            throw SocketServerConfigurationError(
-                variable: EnvironmentKey.webSocketCompressionThreshold,
-                message: "must be a whole number of bytes, 0 or more, got '\(text)'"
-            )
-        }
-        guard on else {
-            throw SocketServerConfigurationError(
-                variable: EnvironmentKey.webSocketCompressionThreshold,
-                message: "is set but \(EnvironmentKey.webSocketCompression) is not 'on'"
-            )
-        }
-        return SocketWebSocketCompression(threshold: threshold)
+        let setting = try Self.switchWithThreshold(
+            EnvironmentKey.webSocketCompression,
+            EnvironmentKey.webSocketCompressionThreshold,
+            read
+        )
+        guard setting.on else { return nil }
+        return setting.threshold.map { SocketWebSocketCompression(threshold: $0) } ?? SocketWebSocketCompression()
     }
 
     /// Reads `SOCKET_HTTP_COMPRESSION` (`on`/`off`) and `SOCKET_HTTP_COMPRESSION_THRESHOLD` (bytes); a threshold
@@ -451,23 +432,37 @@ extension SocketServerConfiguration {
     static func httpCompression(
         _ read: (String) -> String?
     ) throws(SocketServerConfigurationError) -> SocketHTTPCompression? {
-        let on = try Self.onOff(EnvironmentKey.httpCompression, read) ?? false
-        guard let text = read(EnvironmentKey.httpCompressionThreshold) else {
-            return on ? SocketHTTPCompression() : nil
-        }
+        let setting = try Self.switchWithThreshold(
+            EnvironmentKey.httpCompression,
+            EnvironmentKey.httpCompressionThreshold,
+            read
+        )
+        guard setting.on else { return nil }
+        return setting.threshold.map { SocketHTTPCompression(threshold: $0) } ?? SocketHTTPCompression()
+    }
+
+    /// The switch `switchName` (``onOff(_:_:)``, off when unset) and the byte count `thresholdName` (nil when
+    /// unset); a threshold with the switch off is refused, not ignored.
+    private static func switchWithThreshold(
+        _ switchName: String,
+        _ thresholdName: String,
+        _ read: (String) -> String?
+    ) throws(SocketServerConfigurationError) -> (on: Bool, threshold: Int?) {
+        let on = try Self.onOff(switchName, read) ?? false
+        guard let text = read(thresholdName) else { return (on, nil) }
         guard let threshold = Int(text), threshold >= 0 else {
             throw SocketServerConfigurationError(
-                variable: EnvironmentKey.httpCompressionThreshold,
+                variable: thresholdName,
                 message: "must be a whole number of bytes, 0 or more, got '\(text)'"
             )
         }
         guard on else {
             throw SocketServerConfigurationError(
-                variable: EnvironmentKey.httpCompressionThreshold,
-                message: "is set but \(EnvironmentKey.httpCompression) is not 'on'"
+                variable: thresholdName,
+                message: "is set but \(switchName) is not 'on'"
             )
         }
-        return SocketHTTPCompression(threshold: threshold)
+        return (on, threshold)
     }
 
     /// The switch `name` (`on`/`off`, also `true`/`false`, `1`/`0`), or nil when unset.
