@@ -131,7 +131,7 @@ extension SocketGateway {
     /// until the call returns.
     ///
     /// Clustered through Redis, every other server does the same with its clients and reports at its own
-    /// deadline; the call waits at most `timeout` plus ``clusterAnswerGrace`` for them. A server that does not
+    /// deadline; the call waits at most `timeout` plus `answerGrace` for them. A server that does not
     /// report (stopped, or its answer over 1 MiB) or reports an error (more than `maxRecipients` of its clients
     /// addressed) is in ``SocketBroadcastAcks/unreachableServers`` / ``SocketBroadcastAcks/unreachableServerCount``;
     /// ``SocketBroadcastAcks/servers`` names those whose clients are counted. ``local``'s broadcast reaches this
@@ -143,6 +143,9 @@ extension SocketGateway {
     ///   - options: The namespace and the rooms or session ids excluded.
     ///   - timeout: How long to wait for the answers.
     ///   - maxRecipients: The most clients this call may address on each server (default 10 000).
+    ///   - answerGrace: How much longer than `timeout` to wait for the other servers' reports (default
+    ///     ``clusterAnswerGrace``, 1 s): a server that gets the request late (a busy machine, a slow Redis) reports
+    ///     late, and a report after this grace is lost, its clients counted nowhere.
     /// - Returns: The answers by session id, and the clients and servers that gave none.
     /// - Throws: `SocketBroadcastAckError` (`tooManyRecipients` on this server, nothing sent here);
     ///   ``ClusterRequestError``; `CancellationError` when the task is cancelled (the waiting acks are dropped).
@@ -152,7 +155,8 @@ extension SocketGateway {
         to target: EmitTarget = .broadcast,
         options: EmitOptions = EmitOptions(),
         timeout: Duration,
-        maxRecipients: Int = SocketGateway.defaultMaxBroadcastAckRecipients
+        maxRecipients: Int = SocketGateway.defaultMaxBroadcastAckRecipients,
+        answerGrace: Duration = SocketGateway.clusterAnswerGrace
     ) async throws -> SocketBroadcastAcks<[JSONValue]> {
         guard !(self.cluster is LocalOnlyClusterAdapter) else {
             return try await self.broadcastWithAckHere(
@@ -171,7 +175,7 @@ extension SocketGateway {
             timeout: timeout,
             maxRecipients: maxRecipients
         )
-        async let remote = self.cluster.request(query, timeout: timeout + Self.clusterAnswerGrace)
+        async let remote = self.cluster.request(query, timeout: timeout + answerGrace)
         var result = try await self.broadcastWithAckHere(
             event,
             arguments: arguments,
@@ -184,8 +188,8 @@ extension SocketGateway {
         return result
     }
 
-    /// How much longer than its `timeout` a cluster-wide broadcast with acks waits for the other servers' reports,
-    /// which each sends at its own deadline (1 s).
+    /// How much longer than its `timeout` a cluster-wide broadcast with acks waits by default for the other servers'
+    /// reports, which each sends at its own deadline (1 s).
     public static let clusterAnswerGrace: Duration = .seconds(1)
 
     /// The broadcast with acks on this server's clients only.
@@ -258,6 +262,7 @@ extension SocketGateway {
     ///   - excluding: Rooms or session ids whose members do not get it.
     ///   - timeout: How long to wait for the answers.
     ///   - maxRecipients: The most clients this call may address (default 10 000).
+    ///   - answerGrace: How much longer than `timeout` to wait for the other servers' reports (default 1 s).
     /// - Returns: The decoded answers by session id; an answer that does not decode is in
     ///   ``SocketBroadcastAcks/missing`` as `invalidAnswer` with its ``SocketAckError/answerError``.
     /// - Throws: `SocketBroadcastAckError` (`tooManyRecipients`); `CancellationError`.
@@ -266,7 +271,8 @@ extension SocketGateway {
         to target: EmitTarget = .broadcast,
         excluding: Set<String> = [],
         timeout: Duration,
-        maxRecipients: Int = SocketGateway.defaultMaxBroadcastAckRecipients
+        maxRecipients: Int = SocketGateway.defaultMaxBroadcastAckRecipients,
+        answerGrace: Duration = SocketGateway.clusterAnswerGrace
     ) async throws -> SocketBroadcastAcks<Event.Ack> {
         let raw = try await self.broadcastWithAck(
             Event.eventName,
@@ -274,7 +280,8 @@ extension SocketGateway {
             to: target,
             options: EmitOptions(namespace: Event.namespace, excluding: excluding),
             timeout: timeout,
-            maxRecipients: maxRecipients
+            maxRecipients: maxRecipients,
+            answerGrace: answerGrace
         )
         var typed = SocketBroadcastAcks<Event.Ack>(
             event: raw.event,
