@@ -59,6 +59,48 @@ public struct ClusterHealth: Sendable, Hashable {
     /// The sharded pub/sub client that carries room channels on a Redis Cluster (room-channel mode with a
     /// `redis+cluster://` URL); `nil` otherwise.
     public var sharded: Sharded?
+    /// Cluster-wide requests (fetch sockets, server-side emit, …) waiting and being answered, and what was refused
+    /// or skipped since start; `nil` when not clustered through Redis.
+    public var clusterRequests: ClusterRequests?
+
+    /// Cluster-wide requests on this server (``ClusterRequestLimits`` bounds them).
+    public struct ClusterRequests: Sendable, Hashable {
+        /// This server's requests waiting for answers.
+        public var pending: Int
+        /// Other servers' requests being answered here.
+        public var answering: Int
+        /// Messages on the request channels that could not be read or were over the size bound, skipped.
+        public var garbled: Int
+        /// Other servers' requests refused (an error answer) because `maxAnswering` were being answered.
+        public var refusedBusy: Int
+        /// Answers that belonged to no waiting request (late, duplicate, or forged), ignored.
+        public var ignoredResponses: Int
+
+        /// Creates a report.
+        public init(
+            pending: Int = 0,
+            answering: Int = 0,
+            garbled: Int = 0,
+            refusedBusy: Int = 0,
+            ignoredResponses: Int = 0
+        ) {
+            self.pending = pending
+            self.answering = answering
+            self.garbled = garbled
+            self.refusedBusy = refusedBusy
+            self.ignoredResponses = ignoredResponses
+        }
+
+        var json: JSONValue {
+            .object([
+                ("pending", .int(Int64(self.pending))),
+                ("answering", .int(Int64(self.answering))),
+                ("garbled", .int(Int64(self.garbled))),
+                ("refused_busy", .int(Int64(self.refusedBusy))),
+                ("ignored_responses", .int(Int64(self.ignoredResponses))),
+            ])
+        }
+    }
 
     /// How the sharded subscriptions (`SSUBSCRIBE` on each primary) of room channels on a Redis Cluster are doing.
     public struct Sharded: Sendable, Hashable {
@@ -154,7 +196,8 @@ public struct ClusterHealth: Sendable, Hashable {
         channelMode: String? = nil,
         roomChannels: Int = 0,
         skippedNotLocal: Int = 0,
-        sharded: Sharded? = nil
+        sharded: Sharded? = nil,
+        clusterRequests: ClusterRequests? = nil
     ) {
         self.mode = mode
         self.hostID = hostID
@@ -174,6 +217,7 @@ public struct ClusterHealth: Sendable, Hashable {
         self.roomChannels = roomChannels
         self.skippedNotLocal = skippedNotLocal
         self.sharded = sharded
+        self.clusterRequests = clusterRequests
     }
 
     /// `true` when local-only, clustered with a subscribed connection (and, for room channels on a Redis Cluster,
@@ -232,7 +276,7 @@ public struct ClusterHealth: Sendable, Hashable {
                             ("last_error", self.lastError.map { .string($0) } ?? .null),
                             ("last_disconnect", self.lastDisconnect.map { .string($0) } ?? .null),
                         ] + (self.channelMode == "rooms" ? [("room_channels", .int(Int64(self.roomChannels)))] : [])
-                            + self.shardedPairs
+                            + self.shardedPairs + self.clusterRequestPairs
                     )
                 )
             )
@@ -244,6 +288,12 @@ public struct ClusterHealth: Sendable, Hashable {
     private var shardedPairs: [(key: String, value: JSONValue)] {
         guard let sharded = self.sharded else { return [] }
         return [("sharded", sharded.json)]
+    }
+
+    /// `cluster_requests` for the `redis` object, when clustered through Redis.
+    private var clusterRequestPairs: [(key: String, value: JSONValue)] {
+        guard let requests = self.clusterRequests else { return [] }
+        return [("cluster_requests", requests.json)]
     }
 }
 

@@ -90,6 +90,7 @@ final class RedisClusterAdapter: ClusterAdapter {
             channel: configuration.channel,
             hostID: hostID,
             countsReceivers: !isRedisCluster,
+            limits: RedisClusterRequests.Limits(configuration.requestLimits),
             logger: logger
         )
         self.requests = requests
@@ -139,7 +140,8 @@ final class RedisClusterAdapter: ClusterAdapter {
             channelMode: self.configuration.mode.rawValue,
             roomChannels: subscriber.roomChannels,
             skippedNotLocal: self.skippedNotLocal.withLockedValue { $0 },
-            sharded: self.channel.sharded.map { ClusterHealth.Sharded($0.currentHealth) }
+            sharded: self.channel.sharded.map { ClusterHealth.Sharded($0.currentHealth) },
+            clusterRequests: self.requests.health
         )
     }
 

@@ -1,3 +1,4 @@
+import CoreMetrics
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -20,6 +21,15 @@ final class RedisClusterRequests: Sendable {
         var maxAnswering = 64
         /// The largest request or answer sent or read, in bytes (default 1 MiB).
         var maxMessageBytes = 1 << 20
+
+        init() {}
+
+        /// The bounds a server was configured with.
+        init(_ limits: ClusterRequestLimits) {
+            self.machine.maxPending = limits.maxPending
+            self.maxAnswering = limits.maxAnswering
+            self.maxMessageBytes = limits.maxMessageBytes
+        }
     }
 
     let hostID: String
@@ -31,6 +41,8 @@ final class RedisClusterRequests: Sendable {
     private let countsReceivers: Bool
     private let logger: Logger
     private let garbledWarning = RateLimitedWarning()
+    private let garbledCounter = Counter(label: "socketgateway_cluster_requests_garbled_total")
+    private let refusedCounter = Counter(label: "socketgateway_cluster_requests_refused_total")
     private let state: NIOLockedValueBox<State>
 
     private struct State {
@@ -85,6 +97,19 @@ final class RedisClusterRequests: Sendable {
     /// belonged to no waiting request (for tests and health).
     var counts: (garbled: Int, refusedAnswers: Int, ignoredResponses: Int) {
         self.state.withLockedValue { ($0.garbled, $0.refusedAnswers, $0.ignoredResponses) }
+    }
+
+    /// What `/healthz` shows of these requests.
+    var health: ClusterHealth.ClusterRequests {
+        self.state.withLockedValue { state in
+            ClusterHealth.ClusterRequests(
+                pending: state.machine.pendingCount,
+                answering: state.answering,
+                garbled: state.garbled,
+                refusedBusy: state.refusedAnswers,
+                ignoredResponses: state.ignoredResponses
+            )
+        }
     }
 
     // MARK: Asking
@@ -246,6 +271,7 @@ final class RedisClusterRequests: Sendable {
         case .stopped:
             return
         case .busy:
+            self.refusedCounter.increment()
             self.respond(to: request, .error("busy: \(self.limits.maxAnswering) requests are being answered"))
         case .admitted(let gateway):
             let submitted = gateway.tasks.submit {
@@ -292,6 +318,7 @@ final class RedisClusterRequests: Sendable {
 
     private func garbled(_ what: String, _ payload: ByteBuffer) {
         self.state.withLockedValue { $0.garbled += 1 }
+        self.garbledCounter.increment()
         self.garbledWarning.log(
             self.logger,
             "skipped a message on a cluster request channel",

@@ -61,6 +61,9 @@ public struct SocketServerRedisConfiguration: Sendable, Hashable {
     /// message as it comes). A message after a quiet spell is read at once; under load a message waits at most
     /// this much longer.
     public var readCoalescing: Duration = RedisSubscriberConfiguration.defaultReadCoalescing
+    /// The bounds on cluster-wide requests asked and answered at once, and on their size (``ClusterRequestLimits``;
+    /// `SOCKET_REDIS_REQUESTS_MAX_PENDING`, `…_MAX_ANSWERING`, `…_MAX_BYTES`).
+    public var requestLimits = ClusterRequestLimits()
 
     /// Creates a Redis setting.
     public init(
@@ -133,6 +136,12 @@ extension SocketServerConfiguration {
         /// Milliseconds a subscription connection holds its next read while messages arrive closely spaced
         /// (default 1; 0 reads each message as it comes).
         public static let redisReadCoalesce = "SOCKET_REDIS_READ_COALESCE"
+        /// The most cluster-wide requests of this server waiting at once (default 64).
+        public static let redisRequestsMaxPending = "SOCKET_REDIS_REQUESTS_MAX_PENDING"
+        /// The most other servers' cluster-wide requests answered at once (default 64).
+        public static let redisRequestsMaxAnswering = "SOCKET_REDIS_REQUESTS_MAX_ANSWERING"
+        /// The largest cluster-wide request or answer in bytes (default 1048576, at least 1024).
+        public static let redisRequestsMaxBytes = "SOCKET_REDIS_REQUESTS_MAX_BYTES"
         /// A PEM file of the CA certificates that sign the Redis server's certificate (`rediss://`, a private CA);
         /// also `SOCKET_REDIS_TLS_CERT`, `…_KEY`, `…_SERVER_NAME` (``RedisTLSConfiguration/EnvironmentKey``).
         public static let redisTLSCA = RedisTLSConfiguration.EnvironmentKey.caFile
@@ -249,6 +258,23 @@ extension SocketServerConfiguration {
                     )
                 }
                 self.redis?.readCoalescing = .microseconds(Int64((milliseconds * 1000).rounded()))
+            }
+            for (key, range, path) in [
+                (EnvironmentKey.redisRequestsMaxPending, 1...100_000, \ClusterRequestLimits.maxPending),
+                (EnvironmentKey.redisRequestsMaxAnswering, 1...100_000, \ClusterRequestLimits.maxAnswering),
+                (
+                    EnvironmentKey.redisRequestsMaxBytes, ClusterRequestLimits.minimumMessageBytes...(512 << 20),
+                    \ClusterRequestLimits.maxMessageBytes
+                ),
+            ] {
+                guard let text = read(key) else { continue }
+                guard let value = Int(text), range.contains(value) else {
+                    throw SocketServerConfigurationError(
+                        variable: key,
+                        message: "must be a whole number, \(range.lowerBound)...\(range.upperBound), got '\(text)'"
+                    )
+                }
+                self.redis?.requestLimits[keyPath: path] = value
             }
             self.redis?.tls = RedisTLSConfiguration(environment: environment)
         }

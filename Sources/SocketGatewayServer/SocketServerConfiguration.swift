@@ -128,7 +128,8 @@ public struct SocketServerConfiguration: Sendable {
     public var connectionStateRecovery: ConnectionStateRecoveryConfiguration?
 
     /// Checks for settings that cannot be used: an empty ``tokenSecret``, a limit below 1, an event rate limit that
-    /// is not positive, a negative ``shutdownGracePeriod``, a cluster timing that is not positive (``ClusterTimings``).
+    /// is not positive, a negative ``shutdownGracePeriod``, a cluster timing that is not positive (``ClusterTimings``),
+    /// a cluster request limit out of range (``ClusterRequestLimits``).
     /// `SocketServer` calls it; ``SocketServer/start()`` throws what it finds.
     /// - Throws: ``SocketServerConfigurationError`` naming the setting.
     public func validate() throws(SocketServerConfigurationError) {
@@ -169,6 +170,12 @@ public struct SocketServerConfiguration: Sendable {
         }
         if let problem = self.redis?.timings.problem() {
             throw SocketServerConfigurationError(variable: "redis.timings.\(problem.name)", message: problem.message)
+        }
+        if let problem = self.redis?.requestLimits.problem() {
+            throw SocketServerConfigurationError(
+                variable: "redis.requestLimits.\(problem.name)",
+                message: problem.message
+            )
         }
         do {
             _ = try TrustedProxies(parsing: self.trustedProxies)
