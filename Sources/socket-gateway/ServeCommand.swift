@@ -184,6 +184,9 @@ struct ServeCommand: AsyncParsableCommand {
                     SocketServerConfiguration.EnvironmentKey.redisMode,
                     SocketServerConfiguration.EnvironmentKey.redisRoomUnsubscribeDelay,
                     SocketServerConfiguration.EnvironmentKey.redisReadCoalesce,
+                    SocketServerConfiguration.EnvironmentKey.redisRequestsMaxPending,
+                    SocketServerConfiguration.EnvironmentKey.redisRequestsMaxAnswering,
+                    SocketServerConfiguration.EnvironmentKey.redisRequestsMaxBytes,
                 ]
                 var variables = ["REDIS_URL": redisURL]
                 for key in keys { variables[key] = environment(key) }
@@ -193,6 +196,7 @@ struct ServeCommand: AsyncParsableCommand {
                     configuration.redis?.roomUnsubscribeDelay = fromEnvironment?.roomUnsubscribeDelay ?? .seconds(30)
                     configuration.redis?.readCoalescing =
                         fromEnvironment?.readCoalescing ?? RedisSubscriberConfiguration.defaultReadCoalescing
+                    configuration.redis?.requestLimits = fromEnvironment?.requestLimits ?? ClusterRequestLimits()
                 } catch {
                     throw fail("serve", "\(error.variable) \(error.message)", ExitCodes.notConfigured)
                 }

@@ -199,6 +199,14 @@ def test_help_shows_defaults_environment_and_an_example(command, lines):
         ([], {"PORT": "70000"}, 78, "PORT must be 0...65535, got '70000'"),
         (["--path", "io"], {}, 64, "--path must start with '/', got 'io'"),
         ([], {"SOCKET_PATH": "io"}, 78, "SOCKET_PATH must start with '/', got 'io'"),
+        (
+            [], {"REDIS_URL": "redis://127.0.0.1:1", "SOCKET_REDIS_REQUESTS_MAX_ANSWERING": "0"}, 78,
+            "SOCKET_REDIS_REQUESTS_MAX_ANSWERING must be a whole number, 1...100000, got '0'",
+        ),
+        (
+            ["--redis-url", "redis://127.0.0.1:1"], {"SOCKET_REDIS_REQUESTS_MAX_BYTES": "1023"}, 78,
+            "SOCKET_REDIS_REQUESTS_MAX_BYTES must be a whole number, 1024...536870912, got '1023'",
+        ),
     ],
 )
 def test_serve_refuses_a_setting_with_one_wording_for_flag_and_environment(arguments, env, code, message):
