@@ -3,8 +3,9 @@ servers grows, in the python-socketio layout and with room channels (medians per
 Redis deployment (the one redis-server, a local 3-shard Redis Cluster)."""
 
 import json
-import statistics
 import sys
+
+from table_common import median, print_markdown
 
 MODES = (("python", "classic"), ("rooms", "room channels"))
 DEPLOYMENTS = (("single", "one redis-server"), ("cluster", "Redis Cluster, 3 primaries (Redis CPU summed over them)"))
@@ -22,11 +23,6 @@ def load(path):
                     deployment = rows.setdefault(row.get("redis", "single"), {})
                     deployment.setdefault((row["servers"], row["mode"]), []).append(row)
     return rows
-
-
-def median(values):
-    values = [value for value in values if value is not None]
-    return statistics.median(values) if values else None
 
 
 def per_event(row, key):
@@ -94,12 +90,7 @@ def print_table(rows, runs, rate):
             for mode, _ in MODES)
         row += [pair("rate", "{:,.0f}"), pair("lost", "{:d}")]
         table.append(row)
-    widths = [max(len(str(row[i])) for row in table + [headers]) for i in range(len(headers))]
-    line = lambda cells: "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths)) + " |"
-    print(line(headers))
-    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for row in table:
-        print(line(row))
+    print_markdown(headers, table)
     print(f"\nCost per user-targeted event as the cluster grows: medians of {runs} run(s) at {rate} events/s asked, "
           "1000 clients spread over the servers. servers' CPU = the sum of every server's utime+stime over the window "
           "per event emitted in it; Redis CPU = redis-server's (every node's), likewise; (×) = against the fewest servers in the "
