@@ -316,6 +316,8 @@ let package = Package(
             name: "EventCodegenTests",
             dependencies: [
                 "_EventCodegenCore", "GeneratedEventsFixture", "GeneratedBothWaysFixture", "SocketGatewayCore",
+                // ChildProcess: runs tsc without holding a thread of the cooperative pool.
+                "SocketGatewayRedisTestKit",
             ],
             exclude: ["Fixtures"]
         ),

@@ -14,19 +14,19 @@ struct DemoPageTypeCheckTests {
         .deletingLastPathComponent()
     static let pageFile = "Sources/sheet-sync-demo/Public/sync-request.js"
 
-    @Test func thePagesRequestTypeChecksAgainstTheDemoCatalog() throws {
-        let result = try Self.check(page: Self.committedPage(), catalog: Self.committedCatalog())
+    @Test func thePagesRequestTypeChecksAgainstTheDemoCatalog() async throws {
+        let result = try await Self.check(page: Self.committedPage(), catalog: Self.committedCatalog())
         #expect(result.status == 0, "tsc refused the page's sync-request.js:\n\(result.output)")
         #expect(result.output.isEmpty, "tsc printed:\n\(result.output)")
     }
 
-    @Test func aWrongEventNameInThePageFailsTheCheck() throws {
+    @Test func aWrongEventNameInThePageFailsTheCheck() async throws {
         let page = try Self.replacing(
             "\"sheet:sync:request\"",
             with: "\"sheet:sync:requested\"",
             in: Self.committedPage()
         )
-        let result = try Self.check(page: page, catalog: Self.committedCatalog())
+        let result = try await Self.check(page: page, catalog: Self.committedCatalog())
         #expect(result.status != 0, "tsc accepted an emit of sheet:sync:requested")
         #expect(
             Self.errors(result) == [
@@ -37,9 +37,9 @@ struct DemoPageTypeCheckTests {
         )
     }
 
-    @Test func aWrongPayloadFieldInThePageFailsTheCheck() throws {
+    @Test func aWrongPayloadFieldInThePageFailsTheCheck() async throws {
         let page = try Self.replacing("{ sheet_id: sheetId }", with: "{ sheet: sheetId }", in: Self.committedPage())
-        let result = try Self.check(page: page, catalog: Self.committedCatalog())
+        let result = try await Self.check(page: page, catalog: Self.committedCatalog())
         #expect(result.status != 0, "tsc accepted a payload without sheet_id")
         #expect(
             Self.errors(result) == [
@@ -50,9 +50,9 @@ struct DemoPageTypeCheckTests {
         )
     }
 
-    @Test func anAckFieldRenamedInTheCatalogFailsThePagesCheck() throws {
+    @Test func anAckFieldRenamedInTheCatalogFailsThePagesCheck() async throws {
         let catalog = try Self.replacing("      queued_by:\n", with: "      server:\n", in: Self.committedCatalog())
-        let result = try Self.check(page: Self.committedPage(), catalog: catalog)
+        let result = try await Self.check(page: Self.committedPage(), catalog: catalog)
         #expect(result.status != 0, "tsc accepted the page against a catalog without queued_by")
         #expect(
             Self.errors(result) == [
@@ -62,13 +62,13 @@ struct DemoPageTypeCheckTests {
         )
     }
 
-    @Test func aServerEventRenamedInTheCatalogFailsThePagesListener() throws {
+    @Test func aServerEventRenamedInTheCatalogFailsThePagesListener() async throws {
         let catalog = try Self.replacing(
             "  sheet:sync:failed:\n",
             with: "  sheet:sync:errored:\n",
             in: Self.committedCatalog()
         )
-        let result = try Self.check(page: Self.committedPage(), catalog: catalog)
+        let result = try await Self.check(page: Self.committedPage(), catalog: catalog)
         #expect(result.status != 0, "tsc accepted a listener of sheet:sync:failed against a catalog without it")
         #expect(
             Self.errors(result) == [
@@ -81,13 +81,13 @@ struct DemoPageTypeCheckTests {
         )
     }
 
-    @Test func aServerEventFieldRenamedInTheCatalogFailsThePagesListener() throws {
+    @Test func aServerEventFieldRenamedInTheCatalogFailsThePagesListener() async throws {
         let catalog = try Self.replacing(
             "      rows:\n        type: int\n        summary: Rows imported.\n",
             with: "      row_count:\n        type: int\n        summary: Rows imported.\n",
             in: Self.committedCatalog()
         )
-        let result = try Self.check(page: Self.committedPage(), catalog: catalog)
+        let result = try await Self.check(page: Self.committedPage(), catalog: catalog)
         #expect(result.status != 0, "tsc accepted the page against a catalog without rows")
         #expect(
             Self.errors(result) == [
@@ -124,7 +124,7 @@ struct DemoPageTypeCheckTests {
 
     /// Compiles `page` as sync-request.js beside `catalog`'s export (sheet-sync.d.ts, which the page's JSDoc imports)
     /// and the socket.io-client stand-in.
-    static func check(page: String, catalog: String) throws -> TypeScriptCompiler.Result {
+    static func check(page: String, catalog: String) async throws -> TypeScriptCompiler.Result {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("socketgateway-page-\(UUID())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
@@ -151,6 +151,6 @@ struct DemoPageTypeCheckTests {
             atomically: true,
             encoding: .utf8
         )
-        return try TypeScriptCompiler.run(in: directory)
+        return try await TypeScriptCompiler.run(in: directory)
     }
 }

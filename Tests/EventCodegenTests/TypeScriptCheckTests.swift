@@ -1,4 +1,5 @@
 import Foundation
+import SocketGatewayRedisTestKit
 import Testing
 
 @testable import _EventCodegenCore
@@ -22,18 +23,18 @@ struct TypeScriptCheckTests {
         ("(13,36)", "TS2345", "Property 'text' is missing in type '{ room: string; }'"),
     ]
 
-    @Test func theExportsCompileAndAPageUsingBothDirectionsTypeChecks() throws {
+    @Test func theExportsCompileAndAPageUsingBothDirectionsTypeChecks() async throws {
         let directory = try Self.project(main: "good.ts")
         defer { try? FileManager.default.removeItem(at: directory) }
-        let result = try TypeScriptCompiler.run(in: directory)
+        let result = try await TypeScriptCompiler.run(in: directory)
         #expect(result.status == 0, "tsc refused good.ts or an export:\n\(result.output)")
         #expect(result.output.isEmpty, "tsc printed:\n\(result.output)")
     }
 
-    @Test func wrongPayloadsEventsAndAckCallbacksDoNotCompile() throws {
+    @Test func wrongPayloadsEventsAndAckCallbacksDoNotCompile() async throws {
         let directory = try Self.project(main: "bad.ts")
         defer { try? FileManager.default.removeItem(at: directory) }
-        let result = try TypeScriptCompiler.run(in: directory)
+        let result = try await TypeScriptCompiler.run(in: directory)
         #expect(result.status != 0, "tsc accepted bad.ts")
         let errors = result.output.split(separator: "\n").filter { $0.hasPrefix("bad.ts(") }
         let reported = errors.map { line in
@@ -123,37 +124,22 @@ enum TypeScriptCompiler {
         var description: String
     }
 
-    /// Runs `tsc -p tsconfig.json` in `directory`.
-    /// - Throws: ``Failure`` when tsc is missing, cannot start or runs past ``timeLimit``.
-    static func run(in directory: URL) throws -> Result {
+    /// Runs `tsc -p tsconfig.json` in `directory`, without holding a thread of the cooperative pool.
+    /// - Throws: ``Failure`` when tsc is missing, cannot start or runs past ``timeLimit`` (then it is killed).
+    static func run(in directory: URL) async throws -> Result {
         guard let path = Self.path, FileManager.default.isExecutableFile(atPath: path) else {
             throw Failure(description: "tsc not found at \(Self.path ?? "PATH"): apt-get install node-typescript")
         }
-        let outputURL = directory.appendingPathComponent("tsc-output.txt")
-        guard FileManager.default.createFile(atPath: outputURL.path, contents: nil) else {
-            throw Failure(description: "cannot create \(outputURL.path)")
+        do {
+            let result = try await ChildProcess.run(
+                path,
+                ["-p", "tsconfig.json"],
+                currentDirectory: directory.path,
+                timeout: Self.timeLimit
+            )
+            return Result(status: result.status, output: result.output)
+        } catch let failure as ChildProcess.Failure {
+            throw Failure(description: "\(failure) (in \(directory.path))")
         }
-        let output = try FileHandle(forWritingTo: outputURL)
-        defer { try? output.close() }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = ["-p", "tsconfig.json"]
-        process.currentDirectoryURL = directory
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let clock = ContinuousClock()
-        let deadline = clock.now.advanced(by: Self.timeLimit)
-        while process.isRunning, clock.now < deadline {
-            Thread.sleep(forTimeInterval: 0.05)
-        }
-        if process.isRunning {
-            process.terminate()
-            process.waitUntilExit()
-            throw Failure(description: "tsc ran longer than \(Self.timeLimit) in \(directory.path)")
-        }
-        process.waitUntilExit()
-        let text = String(decoding: try Data(contentsOf: outputURL), as: UTF8.self)
-        return Result(status: process.terminationStatus, output: text)
     }
 }

@@ -25,7 +25,7 @@ public enum PythonPeer {
     /// The first Python that can import every module of `modules`: `$SOCKET_GATEWAY_PYTHON` (tools/test sets it to
     /// the project's venv), else the project's `.venv/bin/python` (made by tools/test).
     /// - Throws: `Missing`, naming each candidate's import error, when none can.
-    public static func interpreter(importing modules: [String]) throws -> String {
+    public static func interpreter(importing modules: [String]) async throws -> String {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent()
         let candidates: [String?] = [
@@ -34,17 +34,13 @@ public enum PythonPeer {
         ]
         var problems: [String] = []
         for candidate in candidates.compactMap({ $0 }) where FileManager.default.isExecutableFile(atPath: candidate) {
-            let probe = Process()
-            probe.executableURL = URL(fileURLWithPath: candidate)
-            probe.arguments = ["-c", "import " + modules.joined(separator: ", ")]
-            let errors = Pipe()
-            probe.standardError = errors
-            probe.standardOutput = FileHandle.nullDevice
-            guard (try? probe.run()) != nil else { continue }
-            let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            probe.waitUntilExit()
-            if probe.terminationStatus == 0 { return candidate }
-            problems.append("\(candidate): \(text.split(separator: "\n").last ?? "")")
+            do {
+                let probe = try await ChildProcess.run(candidate, ["-c", "import " + modules.joined(separator: ", ")])
+                if probe.status == 0 { return candidate }
+                problems.append("\(candidate): \(probe.output.split(separator: "\n").last ?? "")")
+            } catch let failure as ChildProcess.Failure {
+                problems.append("\(candidate): \(failure.reason)")
+            }
         }
         throw Missing(
             description: "no Python that can import \(modules.joined(separator: ", ")) ("

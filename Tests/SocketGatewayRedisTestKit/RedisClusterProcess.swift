@@ -50,11 +50,6 @@ public final class RedisClusterProcess: @unchecked Sendable {
         -> RedisClusterProcess
     {
         precondition(primaries >= 3, "redis-cli --cluster create needs at least 3 primaries")
-        guard let cli = RedisServerProcess.findExecutable("redis-cli") else {
-            throw RedisServerProcess.FixtureError(
-                description: "redis-cli is not installed (it comes with the redis-server package)"
-            )
-        }
         let milliseconds = Int(nodeTimeout / .milliseconds(1))
         var nodes: [RedisServerProcess] = []
         do {
@@ -75,12 +70,14 @@ public final class RedisClusterProcess: @unchecked Sendable {
             }
             let cluster = RedisClusterProcess(nodes: nodes, nodeTimeout: nodeTimeout, tls: tls)
             let cliTLS = tls.map { ["--tls", "--cacert", $0.caFile] } ?? []
-            let output = try Self.run(
-                cli,
+            // Bounded: `--cluster create` waits for the nodes to join for ever when they cannot reach each other.
+            let output = try await ChildProcess.run(
+                "redis-cli",
                 cliTLS + ["--cluster", "create"] + nodes.map { "127.0.0.1:\($0.port)" } + [
                     "--cluster-replicas", "1", "--cluster-yes",
-                ]
-            )
+                ],
+                timeout: .seconds(60)
+            ).output
             guard output.contains("[OK] All 16384 slots covered") else {
                 throw RedisServerProcess.FixtureError(
                     description: "redis-cli --cluster create failed:\n\(output.suffix(2000))"
@@ -88,7 +85,7 @@ public final class RedisClusterProcess: @unchecked Sendable {
             }
             guard await cluster.waitUntilHealthy(timeout: .seconds(30)) else {
                 throw RedisServerProcess.FixtureError(
-                    description: "the cluster was not healthy within 30 s: \(cluster.describeState())"
+                    description: "the cluster was not healthy within 30 s: \(await cluster.describeState())"
                 )
             }
             return cluster
@@ -125,40 +122,54 @@ public final class RedisClusterProcess: @unchecked Sendable {
         let clock = ContinuousClock()
         let end = clock.now + timeout
         while clock.now < end {
-            if self.isHealthy(expectedPrimaries: expectedPrimaries) { return true }
+            if await self.isHealthy(expectedPrimaries: expectedPrimaries) { return true }
             try? await Task.sleep(for: .milliseconds(100))
         }
-        return self.isHealthy(expectedPrimaries: expectedPrimaries)
+        return await self.isHealthy(expectedPrimaries: expectedPrimaries)
     }
 
     /// The nodes that run and are primaries right now (`ROLE`).
     public var runningPrimaries: [RedisServerProcess] {
-        self.nodes.filter { $0.pid != nil && (try? $0.cli(["ROLE"]))?.hasPrefix("master") == true }
+        get async { await self.runningNodes(role: "master") }
     }
 
     /// The nodes that run and are replicas right now.
     public var runningReplicas: [RedisServerProcess] {
-        self.nodes.filter { $0.pid != nil && (try? $0.cli(["ROLE"]))?.hasPrefix("slave") == true }
+        get async { await self.runningNodes(role: "slave") }
     }
 
     /// The running node whose `CLUSTER NODES` line says `myself` serves `slot` as a primary.
-    public func primary(forSlot slot: Int) -> RedisServerProcess? {
-        self.runningPrimaries.first { node in
-            guard let text = try? node.cli(["CLUSTER", "NODES"]) else { return false }
-            guard let mine = text.split(separator: "\n").first(where: { $0.contains("myself") }) else { return false }
-            return mine.split(separator: " ").dropFirst(8).contains { range in
+    public func primary(forSlot slot: Int) async -> RedisServerProcess? {
+        for node in await self.runningPrimaries {
+            guard let text = try? await node.cli(["CLUSTER", "NODES"]),
+                let mine = text.split(separator: "\n").first(where: { $0.contains("myself") })
+            else { continue }
+            let serves = mine.split(separator: " ").dropFirst(8).contains { range in
                 let bounds = range.split(separator: "-").compactMap { Int($0) }
                 guard let low = bounds.first else { return false }
                 return (low...(bounds.last ?? low)).contains(slot)
             }
+            if serves { return node }
         }
+        return nil
     }
 
     /// A replica of `primary` (by `INFO replication` of the replica), if one runs.
-    public func replica(of primary: RedisServerProcess) -> RedisServerProcess? {
-        self.runningReplicas.first { node in
-            (try? node.cli(["INFO", "replication"]))?.contains("master_port:\(primary.port)") == true
+    public func replica(of primary: RedisServerProcess) async -> RedisServerProcess? {
+        for node in await self.runningReplicas
+        where (try? await node.cli(["INFO", "replication"]))?.contains("master_port:\(primary.port)") == true {
+            return node
         }
+        return nil
+    }
+
+    /// The running nodes whose `ROLE` reply starts with `role`, in `nodes` order.
+    private func runningNodes(role: String) async -> [RedisServerProcess] {
+        var found: [RedisServerProcess] = []
+        for node in self.nodes where node.pid != nil {
+            if (try? await node.cli(["ROLE"]))?.hasPrefix(role) == true { found.append(node) }
+        }
+        return found
     }
 
     /// Stops every node by PID.
@@ -167,20 +178,25 @@ public final class RedisClusterProcess: @unchecked Sendable {
     }
 
     /// One line per node: port, role and `cluster_state`, for failure messages.
-    public func describeState() -> String {
-        self.nodes.map { node -> String in
-            guard node.pid != nil else { return "\(node.port): stopped" }
-            let info = (try? node.cli(["CLUSTER", "INFO"])) ?? ""
+    public func describeState() async -> String {
+        var lines: [String] = []
+        for node in self.nodes {
+            guard node.pid != nil else {
+                lines.append("\(node.port): stopped")
+                continue
+            }
+            let info = (try? await node.cli(["CLUSTER", "INFO"])) ?? ""
             let state = info.split(whereSeparator: \.isNewline).first { $0.hasPrefix("cluster_state:") } ?? "?"
-            let role = ((try? node.cli(["ROLE"])) ?? "?").split(whereSeparator: \.isNewline).first ?? "?"
-            return "\(node.port): \(role) \(state)"
-        }.joined(separator: "; ")
+            let role = ((try? await node.cli(["ROLE"])) ?? "?").split(whereSeparator: \.isNewline).first ?? "?"
+            lines.append("\(node.port): \(role) \(state)")
+        }
+        return lines.joined(separator: "; ")
     }
 
-    private func isHealthy(expectedPrimaries: Int?) -> Bool {
+    private func isHealthy(expectedPrimaries: Int?) async -> Bool {
         let running = self.nodes.filter { $0.pid != nil }
         for node in running {
-            guard let info = try? node.cli(["CLUSTER", "INFO"]),
+            guard let info = try? await node.cli(["CLUSTER", "INFO"]),
                 info.contains("cluster_state:ok"),
                 info.contains("cluster_slots_assigned:16384"),
                 info.contains("cluster_slots_ok:16384")
@@ -188,29 +204,13 @@ public final class RedisClusterProcess: @unchecked Sendable {
             // Every running node must know every other node (the failed ones count as known too).
             guard info.contains("cluster_known_nodes:\(self.nodes.count)") else { return false }
         }
-        if let expectedPrimaries, self.runningPrimaries.count != expectedPrimaries { return false }
+        if let expectedPrimaries, await self.runningPrimaries.count != expectedPrimaries { return false }
         // A replica that has not finished its first sync refuses to fail over (its data counts as too old).
-        for replica in self.runningReplicas {
-            guard (try? replica.cli(["INFO", "replication"]))?.contains("master_link_status:up") == true else {
+        for replica in await self.runningReplicas {
+            guard (try? await replica.cli(["INFO", "replication"]))?.contains("master_link_status:up") == true else {
                 return false
             }
         }
         return true
-    }
-
-    private static func run(_ executable: String, _ arguments: [String]) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        // Bounded: `--cluster create` waits for the nodes to join for ever when they cannot reach each other.
-        for _ in 0..<600 where process.isRunning { usleep(100_000) }
-        if process.isRunning { process.terminate() }
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return String(decoding: data, as: UTF8.self)
     }
 }

@@ -130,31 +130,26 @@ public final class RedisSentinelSetup: @unchecked Sendable {
     }
 
     /// Runs `redis-cli` against sentinel `port` and returns its output lines.
+    /// - Parameter timeout: How long redis-cli may run (a frozen sentinel never answers).
+    /// - Throws: `ChildProcess.Failure` when redis-cli is missing or runs past `timeout`.
     @discardableResult
-    public func sentinelCLI(_ port: Int, _ arguments: [String]) throws -> [String] {
-        guard let executable = RedisServerProcess.findExecutable("redis-cli") else {
-            throw RedisServerProcess.FixtureError(description: "redis-cli is not installed")
-        }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
+    public func sentinelCLI(
+        _ port: Int,
+        _ arguments: [String],
+        timeout: Duration = .seconds(30)
+    ) async throws
+        -> [String]
+    {
         var options = ["-h", "127.0.0.1", "-p", String(port)]
         if let tls = self.tls { options += ["--tls", "--cacert", tls.caFile] }
         if let password = self.sentinelPassword { options += ["-a", password, "--no-auth-warning"] }
-        process.arguments = options + arguments
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return String(decoding: data, as: UTF8.self).split(separator: "\n").map {
-            $0.trimmingCharacters(in: .whitespaces)
-        }
+        let result = try await ChildProcess.run("redis-cli", options + arguments, timeout: timeout)
+        return result.output.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
     }
 
     /// The primary's port as sentinel `port` (default: the first) reports it; `nil` when it does not answer.
-    public func primaryPort(askingSentinel port: Int? = nil) -> Int? {
-        let lines = try? self.sentinelCLI(
+    public func primaryPort(askingSentinel port: Int? = nil) async -> Int? {
+        let lines = try? await self.sentinelCLI(
             port ?? self.sentinelPorts[0],
             ["SENTINEL", "get-master-addr-by-name", self.primaryName]
         )
@@ -166,8 +161,8 @@ public final class RedisSentinelSetup: @unchecked Sendable {
     public func dataNode(port: Int) -> RedisServerProcess? { self.dataNodes.first { $0.port == port } }
 
     /// `SENTINEL FAILOVER <name>` on the first sentinel (no agreement needed).
-    public func forceFailover() throws {
-        let reply = try self.sentinelCLI(self.sentinelPorts[0], ["SENTINEL", "FAILOVER", self.primaryName])
+    public func forceFailover() async throws {
+        let reply = try await self.sentinelCLI(self.sentinelPorts[0], ["SENTINEL", "FAILOVER", self.primaryName])
         guard reply == ["OK"] else {
             throw RedisServerProcess.FixtureError(description: "SENTINEL FAILOVER answered \(reply)")
         }
@@ -176,7 +171,7 @@ public final class RedisSentinelSetup: @unchecked Sendable {
     /// Kills the current primary with SIGKILL (no goodbye to anyone) and reaps it; returns its port.
     @discardableResult
     public func killPrimary() async throws -> Int {
-        guard let port = self.primaryPort(), let node = self.dataNode(port: port), let pid = node.pid else {
+        guard let port = await self.primaryPort(), let node = self.dataNode(port: port), let pid = node.pid else {
             throw RedisServerProcess.FixtureError(description: "no running primary to kill")
         }
         kill(pid, SIGKILL)
@@ -206,9 +201,10 @@ public final class RedisSentinelSetup: @unchecked Sendable {
         let end = clock.now + limit
         while clock.now < end {
             let ports = self.lock.withLock { Array(self.sentinelPIDs.keys) }
-            let answers = Set(ports.map { self.primaryPort(askingSentinel: $0) })
+            var answers: Set<Int?> = []
+            for port in ports { answers.insert(await self.primaryPort(askingSentinel: port)) }
             if answers.count == 1, let port = answers.first!, port != oldPort, let node = self.dataNode(port: port),
-                (try? node.cli(["ROLE"]))?.hasPrefix("master") == true
+                (try? await node.cli(["ROLE"]))?.hasPrefix("master") == true
             {
                 return port
             }
@@ -235,7 +231,7 @@ public final class RedisSentinelSetup: @unchecked Sendable {
         let clock = ContinuousClock()
         let end = clock.now + limit
         while clock.now < end {
-            if self.sentinelPorts.allSatisfy(self.isSettled) { return }
+            if await self.allSettled() { return }
             try await Task.sleep(for: .milliseconds(200))
         }
         throw RedisServerProcess.FixtureError(
@@ -244,11 +240,17 @@ public final class RedisSentinelSetup: @unchecked Sendable {
         )
     }
 
+    /// Whether every sentinel is settled (`isSettled`).
+    private func allSettled() async -> Bool {
+        for port in self.sentinelPorts where await !self.isSettled(port) { return false }
+        return true
+    }
+
     /// Whether sentinel `port` knows the two other sentinels and a replica that is in sync.
-    private func isSettled(_ port: Int) -> Bool {
-        guard let sentinels = try? self.sentinelCLI(port, ["SENTINEL", "SENTINELS", self.primaryName]),
+    private func isSettled(_ port: Int) async -> Bool {
+        guard let sentinels = try? await self.sentinelCLI(port, ["SENTINEL", "SENTINELS", self.primaryName]),
             sentinels.filter({ $0 == "name" }).count == 2,
-            let replicas = try? self.sentinelCLI(port, ["SENTINEL", "REPLICAS", self.primaryName])
+            let replicas = try? await self.sentinelCLI(port, ["SENTINEL", "REPLICAS", self.primaryName])
         else { return false }
         func value(_ key: String) -> String? {
             replicas.firstIndex(of: key).flatMap { $0 + 1 < replicas.count ? replicas[$0 + 1] : nil }

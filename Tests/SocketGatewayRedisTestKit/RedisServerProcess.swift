@@ -142,8 +142,8 @@ public final class RedisServerProcess: @unchecked Sendable {
     }
 
     /// Opens the TCP port on a server restarted with `tcp: false` (`CONFIG SET port`).
-    public func enableTCP() throws {
-        let reply = try self.cli(["CONFIG", "SET", self.tls == nil ? "port" : "tls-port", String(self.port)])
+    public func enableTCP() async throws {
+        let reply = try await self.cli(["CONFIG", "SET", self.tls == nil ? "port" : "tls-port", String(self.port)])
         guard reply == "OK" else { throw FixtureError(description: "CONFIG SET port failed: \(reply)") }
     }
 
@@ -201,10 +201,10 @@ public final class RedisServerProcess: @unchecked Sendable {
         guard let executable = Self.findExecutable("redis-cli") else {
             throw FixtureError(description: "redis-cli is not installed (it comes with the redis-server package)")
         }
-        func subscribers() throws -> Int {
-            Int(try self.cli(["PUBSUB", "NUMSUB", channel]).split(separator: "\n").last ?? "") ?? 0
+        func subscribers() async throws -> Int {
+            Int(try await self.cli(["PUBSUB", "NUMSUB", channel]).split(separator: "\n").last ?? "") ?? 0
         }
-        let before = try subscribers()
+        let before = try await subscribers()
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         var options = ["-s", self.unixSocketPath]
@@ -214,7 +214,7 @@ public final class RedisServerProcess: @unchecked Sendable {
         process.standardError = FileHandle.nullDevice
         try process.run()
         for _ in 0..<500 {
-            if try subscribers() > before {
+            if try await subscribers() > before {
                 kill(process.processIdentifier, SIGSTOP)
                 return process.processIdentifier
             }
@@ -224,24 +224,15 @@ public final class RedisServerProcess: @unchecked Sendable {
         throw FixtureError(description: "redis-cli SUBSCRIBE \(channel) was not counted by Redis within 5 s")
     }
 
-    /// Runs `redis-cli` against this server and returns its output.
+    /// Runs `redis-cli` against this server (over its unix socket) and returns its output, trimmed.
+    /// - Parameter timeout: How long redis-cli may run (a stopped or frozen server never answers).
+    /// - Throws: `ChildProcess.Failure` when redis-cli is missing or runs past `timeout`.
     @discardableResult
-    public func cli(_ arguments: [String]) throws -> String {
-        guard let executable = Self.findExecutable("redis-cli") else {
-            throw FixtureError(description: "redis-cli is not installed (it comes with the redis-server package)")
-        }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
+    public func cli(_ arguments: [String], timeout: Duration = .seconds(30)) async throws -> String {
         var options = ["-s", self.unixSocketPath]
         if let password = self.password { options += ["-a", password, "--no-auth-warning"] }
-        process.arguments = options + arguments
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let result = try await ChildProcess.run("redis-cli", options + arguments, timeout: timeout)
+        return result.output.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     private func launch(tcp: Bool = true) async throws {
@@ -269,7 +260,7 @@ public final class RedisServerProcess: @unchecked Sendable {
         for _ in 0..<100 {
             var status: Int32 = 0
             if waitpid(pid, &status, WNOHANG) == pid { break }
-            if let reply = try? self.cli(["PING"]), reply == "PONG" { return }
+            if let reply = try? await self.cli(["PING"]), reply == "PONG" { return }
             try await Task.sleep(for: .milliseconds(50))
         }
         let text = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""

@@ -41,25 +41,25 @@ public final class TestCertificates: Sendable {
 
     /// Makes the CAs, keys and certificates.
     /// - Throws: `RedisServerProcess.FixtureError` when openssl is missing or fails (its output in the message).
-    public static func make() throws -> TestCertificates {
+    public static func make() async throws -> TestCertificates {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
             "socketgateway-tls-\(UUID().uuidString)"
         ).path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let certificates = TestCertificates(directory: directory)
-        try certificates.makeCA("ca", subject: "/CN=SocketGateway Test CA")
-        try certificates.makeCA("other-ca", subject: "/CN=SocketGateway Other CA")
-        try certificates.makeLeaf(
+        try await certificates.makeCA("ca", subject: "/CN=SocketGateway Test CA")
+        try await certificates.makeCA("other-ca", subject: "/CN=SocketGateway Other CA")
+        try await certificates.makeLeaf(
             "server",
             subject: "/CN=localhost",
             extensions: "subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost\nextendedKeyUsage=serverAuth"
         )
-        try certificates.makeLeaf(
+        try await certificates.makeLeaf(
             "named",
             subject: "/CN=redis.test",
             extensions: "subjectAltName=DNS:redis.test\nextendedKeyUsage=serverAuth"
         )
-        try certificates.makeLeaf(
+        try await certificates.makeLeaf(
             "client",
             subject: "/CN=socketgateway-client",
             extensions: "extendedKeyUsage=clientAuth"
@@ -67,8 +67,8 @@ public final class TestCertificates: Sendable {
         return certificates
     }
 
-    private func makeCA(_ name: String, subject: String) throws {
-        try Self.openssl([
+    private func makeCA(_ name: String, subject: String) async throws {
+        try await Self.openssl([
             "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
             "-keyout", self.path("\(name).key"), "-out", self.path("\(name).pem"), "-days", "2", "-subj", subject,
             "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
@@ -76,40 +76,31 @@ public final class TestCertificates: Sendable {
         ])
     }
 
-    private func makeLeaf(_ name: String, subject: String, extensions: String) throws {
+    private func makeLeaf(_ name: String, subject: String, extensions: String) async throws {
         let extensionsFile = self.path("\(name).ext")
         let text =
             extensions
             + "\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nsubjectKeyIdentifier=hash\n"
             + "authorityKeyIdentifier=keyid,issuer\n"
         try text.write(toFile: extensionsFile, atomically: true, encoding: .utf8)
-        try Self.openssl([
+        try await Self.openssl([
             "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
             "-keyout", self.path("\(name).key"), "-out", self.path("\(name).csr"), "-subj", subject,
         ])
-        try Self.openssl([
+        try await Self.openssl([
             "x509", "-req", "-in", self.path("\(name).csr"), "-CA", self.caFile, "-CAkey", self.path("ca.key"),
             "-set_serial", String(UInt32.random(in: 1...UInt32.max)), "-days", "2", "-out", self.path("\(name).pem"),
             "-extfile", extensionsFile,
         ])
     }
 
-    private static func openssl(_ arguments: [String]) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["openssl"] + arguments
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
+    private static func openssl(_ arguments: [String]) async throws {
+        let result = try await ChildProcess.run("openssl", arguments)
+        guard result.status == 0 else {
             throw RedisServerProcess.FixtureError(
                 description:
-                    "openssl \(arguments.prefix(2).joined(separator: " ")) failed (exit \(process.terminationStatus); "
-                    + "install openssl): \(String(decoding: data, as: UTF8.self).suffix(1000))"
+                    "openssl \(arguments.prefix(2).joined(separator: " ")) failed (exit \(result.status); "
+                    + "install openssl): \(result.output.suffix(1000))"
             )
         }
     }

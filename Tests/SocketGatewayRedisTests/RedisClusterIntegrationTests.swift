@@ -14,15 +14,15 @@ import Testing
     /// report about themselves.
     @Test func slotsAndTopologyMatchTheRealCluster() async throws {
         try await RedisClusterProcess.with { cluster in
-            #expect(cluster.runningPrimaries.count == 3)
-            #expect(cluster.runningReplicas.count == 3)
+            #expect(await cluster.runningPrimaries.count == 3)
+            #expect(await cluster.runningReplicas.count == 3)
 
             var keys = ["", "foo", "{foo}bar", "foo{}{bar}", "foo{{bar}}zap", "foo{bar", "}{a}", "{é}x", "socketio"]
             keys += (0..<200).map { "socketio#/#room-\($0)#" }
             keys += (0..<50).map { _ in UUID().uuidString }
             let node = cluster.nodes[0]
             for key in keys {
-                let expected = try node.cli(["CLUSTER", "KEYSLOT", key])
+                let expected = try await node.cli(["CLUSTER", "KEYSLOT", key])
                 #expect(String(RedisClusterSlot.of(key)) == expected, "slot of '\(key)'")
             }
 
@@ -41,7 +41,7 @@ import Testing
             #expect(shards.shards.count == 3)
             #expect(Set(shards.allNodes.map(\.port)) == Set(cluster.nodes.map(\.port)))
             for slot in [0, 1, 5460, 5461, 8000, 10922, 10923, 16383] {
-                let owner = try #require(cluster.primary(forSlot: slot))
+                let owner = try #require(await cluster.primary(forSlot: slot))
                 #expect(shards.primary(forSlot: slot) == RedisClusterAddress(host: "127.0.0.1", port: owner.port))
             }
             for slot in 0..<RedisClusterSlot.count {

@@ -12,13 +12,13 @@ import Testing
     let logger = Logger(label: "test.redis-cluster-sharded")
 
     /// Channels whose slots are served by each of the cluster's primaries (`perShard` each).
-    static func channels(spreadOver cluster: RedisClusterProcess, perShard: Int) -> [String] {
+    static func channels(spreadOver cluster: RedisClusterProcess, perShard: Int) async -> [String] {
         var byPort: [Int: [String]] = [:]
         var index = 0
         while byPort.values.map(\.count).reduce(0, +) < perShard * 3 && index < 100_000 {
             let name = "socketio#/#room-\(index)#"
             index += 1
-            guard let owner = cluster.primary(forSlot: RedisClusterSlot.of(name)),
+            guard let owner = await cluster.primary(forSlot: RedisClusterSlot.of(name)),
                 byPort[owner.port, default: []].count < perShard
             else { continue }
             byPort[owner.port, default: []].append(name)
@@ -29,7 +29,7 @@ import Testing
     @Test func publishAndSubscribeAcrossTheThreeShards() async throws {
         try await RedisClusterProcess.with { cluster in
             let url = try cluster.url
-            let channels = Self.channels(spreadOver: cluster, perShard: 3)
+            let channels = await Self.channels(spreadOver: cluster, perShard: 3)
             #expect(Set(channels.map { RedisClusterSlot.of($0) }).count == 9)
             let recorder = MessageRecorder()
             // Pinged after 200 ms of silence: the liveness check must not disturb the subscriptions.
@@ -56,8 +56,8 @@ import Testing
             #expect(!health.readingPaused)
             #expect(subscriber.currentHealth.activeChannels == 9, "the snapshot, read without waiting")
             // Every shard's primary holds three of our sharded subscriptions.
-            for primary in cluster.runningPrimaries {
-                let counted = try primary.cli(["PUBSUB", "SHARDNUMSUB"] + channels)
+            for primary in await cluster.runningPrimaries {
+                let counted = try await primary.cli(["PUBSUB", "SHARDNUMSUB"] + channels)
                 let numbers = counted.split(whereSeparator: \.isNewline).enumerated().filter { $0.offset % 2 == 1 }
                 #expect(numbers.map { Int($0.element) ?? 0 }.reduce(0, +) == 3, "\(primary.port): \(counted)")
             }
@@ -88,10 +88,10 @@ import Testing
             let url = try cluster.url
             let channel = "socketio#/#migrating#"
             let slot = RedisClusterSlot.of(channel)
-            let source = try #require(cluster.primary(forSlot: slot))
-            let target = try #require(cluster.runningPrimaries.first { $0.port != source.port })
-            let sourceID = try source.cli(["CLUSTER", "MYID"])
-            let targetID = try target.cli(["CLUSTER", "MYID"])
+            let source = try #require(await cluster.primary(forSlot: slot))
+            let target = try #require(await cluster.runningPrimaries.first { $0.port != source.port })
+            let sourceID = try await source.cli(["CLUSTER", "MYID"])
+            let targetID = try await target.cli(["CLUSTER", "MYID"])
 
             let recorder = MessageRecorder()
             let subscriber = RedisClusterPubSub(url: url, logger: self.logger) { recorder.record($0) }
@@ -102,16 +102,15 @@ import Testing
             #expect(try await publisher.publish(channel: channel, payload: ByteBuffer(string: "before")) == 1)
             #expect(await recorder.wait { $0 == ["before"] })
 
-            #expect(try target.cli(["CLUSTER", "SETSLOT", String(slot), "IMPORTING", sourceID]) == "OK")
-            #expect(try source.cli(["CLUSTER", "SETSLOT", String(slot), "MIGRATING", targetID]) == "OK")
+            #expect(try await target.cli(["CLUSTER", "SETSLOT", String(slot), "IMPORTING", sourceID]) == "OK")
+            #expect(try await source.cli(["CLUSTER", "SETSLOT", String(slot), "MIGRATING", targetID]) == "OK")
             // Redis 7.0 serves a sharded channel of a migrating slot on the source (channels are not keys that could
             // be missing, so no ASK): the publish still reaches the subscriber.
             #expect(try await publisher.publish(channel: channel, payload: ByteBuffer(string: "during")) == 1)
 
-            for node in [target, source]
-                + cluster.runningPrimaries.filter({ $0.port != source.port && $0.port != target.port })
-            {
-                #expect(try node.cli(["CLUSTER", "SETSLOT", String(slot), "NODE", targetID]) == "OK")
+            let others = await cluster.runningPrimaries.filter { $0.port != source.port && $0.port != target.port }
+            for node in [target, source] + others {
+                #expect(try await node.cli(["CLUSTER", "SETSLOT", String(slot), "NODE", targetID]) == "OK")
             }
             // The subscriber follows the channel to the target (bounded: 20 s); the publisher's stale map gets MOVED.
             var delivered = false
@@ -122,9 +121,9 @@ import Testing
                 if !delivered { try await Task.sleep(for: .milliseconds(100)) }
             }
             #expect(delivered)
-            let onTarget = try target.cli(["PUBSUB", "SHARDNUMSUB", channel])
+            let onTarget = try await target.cli(["PUBSUB", "SHARDNUMSUB", channel])
             #expect(onTarget.hasSuffix("1"), "target: \(onTarget)")
-            #expect(try source.cli(["PUBSUB", "SHARDNUMSUB", channel]).hasSuffix("0"))
+            #expect(try await source.cli(["PUBSUB", "SHARDNUMSUB", channel]).hasSuffix("0"))
             await publisher.shutdown()
             await subscriber.shutdown()
         }
@@ -143,10 +142,10 @@ import Testing
     func shardedStreamSurvivesAFailover(_ failure: Failure) async throws {
         try await RedisClusterProcess.with { cluster in
             let url = try cluster.url
-            let channels = Self.channels(spreadOver: cluster, perShard: 1)
+            let channels = await Self.channels(spreadOver: cluster, perShard: 1)
             let victimChannel = channels[0]
-            let victim = try #require(cluster.primary(forSlot: RedisClusterSlot.of(victimChannel)))
-            let replica = try #require(cluster.replica(of: victim))
+            let victim = try #require(await cluster.primary(forSlot: RedisClusterSlot.of(victimChannel)))
+            let replica = try #require(await cluster.replica(of: victim))
             let recorder = MessageRecorder()
             let subscriber = RedisClusterPubSub(url: url, logger: self.logger) { recorder.record($0) }
             let publisher = RedisClusterPubSub(
@@ -169,7 +168,7 @@ import Testing
                 if seq == failAt {
                     failedAt = clock.now
                     switch failure {
-                    case .manualFailover: #expect(try replica.cli(["CLUSTER", "FAILOVER"]) == "OK")
+                    case .manualFailover: #expect(try await replica.cli(["CLUSTER", "FAILOVER"]) == "OK")
                     case .killPrimary: await victim.crash()
                     }
                 }
@@ -194,10 +193,8 @@ import Testing
                 probe += 1
             }
             let seen = try await subscriber.eventLoop.submit { subscriber.router.topology?.primaries ?? [] }.get()
-            #expect(
-                recovered,
-                "the failed shard's channel never delivered again: \(cluster.describeState()); the client sees \(seen)"
-            )
+            let state = recovered ? "" : await cluster.describeState()
+            #expect(recovered, "the failed shard's channel never delivered again: \(state); the client sees \(seen)")
             // Per channel (0 is the failed shard's), the seqs of the stream that did not arrive.
             let received = Set(recorder.messages)
             let lost = channels.indices.map { index in (0..<total).filter { !received.contains("\(index):\($0)") } }

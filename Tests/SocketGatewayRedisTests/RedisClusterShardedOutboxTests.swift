@@ -46,9 +46,9 @@ import Testing
     func whatTheOutboxHeldIsDeliveredAfterTheFailover(_ failure: Failure) async throws {
         try await RedisClusterProcess.with { cluster in
             let url = try cluster.url
-            let channel = RedisClusterShardedIntegrationTests.channels(spreadOver: cluster, perShard: 1)[0]
-            let victim = try #require(cluster.primary(forSlot: RedisClusterSlot.of(channel)))
-            let replica = try #require(cluster.replica(of: victim))
+            let channel = await RedisClusterShardedIntegrationTests.channels(spreadOver: cluster, perShard: 1)[0]
+            let victim = try #require(await cluster.primary(forSlot: RedisClusterSlot.of(channel)))
+            let replica = try #require(await cluster.replica(of: victim))
             let recorder = MessageRecorder()
             let subscriber = RedisClusterPubSub(url: url, logger: self.logger) { recorder.record($0) }
             let publisher = RedisClusterPubSub(
@@ -67,7 +67,7 @@ import Testing
             for seq in 0..<total {
                 if seq == failAt {
                     switch failure {
-                    case .manualFailover: #expect(try replica.cli(["CLUSTER", "FAILOVER"]) == "OK")
+                    case .manualFailover: #expect(try await replica.cli(["CLUSTER", "FAILOVER"]) == "OK")
                     case .killPrimary: await victim.crash()
                     }
                 }

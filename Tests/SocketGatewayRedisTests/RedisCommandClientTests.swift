@@ -66,7 +66,7 @@ import Testing
             logger: self.logger
         )
         try await client.send(["SET", "k", "v"])
-        #expect(try redis.cli(["-a", "s3cret", "--no-auth-warning", "-n", "2", "GET", "k"]).contains("v"))
+        #expect(try await redis.cli(["-a", "s3cret", "--no-auth-warning", "-n", "2", "GET", "k"]).contains("v"))
         await client.shutdown()
 
         let refused = RedisCommandClient(
@@ -97,7 +97,7 @@ import Testing
             #expect(error.code == .selectFailed)
         }
         // The SET did not run on the connection's default database either.
-        #expect(try redis.cli(["EXISTS", "written"]) == "0")
+        #expect(try await redis.cli(["EXISTS", "written"]) == "0")
         await client.shutdown()
         await redis.stop()
     }

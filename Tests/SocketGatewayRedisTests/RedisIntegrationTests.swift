@@ -28,14 +28,14 @@ final class MessageRecorder: Sendable {
     }
 }
 
-func eventually(limit: Duration = .seconds(20), _ condition: @Sendable () -> Bool) async -> Bool {
+func eventually(limit: Duration = .seconds(20), _ condition: @Sendable () async -> Bool) async -> Bool {
     let clock = ContinuousClock()
     let end = clock.now + limit
     while clock.now < end {
-        if condition() { return true }
+        if await condition() { return true }
         try? await Task.sleep(for: .milliseconds(20))
     }
-    return condition()
+    return await condition()
 }
 
 @Suite(.serialized) struct RedisIntegrationTests {
@@ -164,10 +164,10 @@ func eventually(limit: Duration = .seconds(20), _ condition: @Sendable () -> Boo
         subscriber.start()
         #expect(await subscriber.waitUntilSubscribed(timeout: .seconds(10)))
         #expect(subscriber.health.reconnects == 0)
-        let killed = try redis.cli(["CLIENT", "KILL", "TYPE", "pubsub"])
+        let killed = try await redis.cli(["CLIENT", "KILL", "TYPE", "pubsub"])
         #expect(killed == "1")
         #expect(await eventually { subscriber.health.reconnects == 1 && subscriber.health.connected })
-        #expect(try redis.cli(["PUBSUB", "NUMSUB", "socketio"]).hasSuffix("1"))
+        #expect(try await redis.cli(["PUBSUB", "NUMSUB", "socketio"]).hasSuffix("1"))
         let publisher = RedisPublisher(url: redis.url, logger: self.logger)
         #expect(try await publisher.publish(ByteBuffer(string: "after")) == 1)
         #expect(await recorder.wait { $0 == ["after"] })

@@ -29,8 +29,8 @@ import Testing
         }
         #expect(items.first?.string == "master")
         // It is the primary the sentinels name: the subscriber's connection is there.
-        let primary = try #require(setup.primaryPort().flatMap(setup.dataNode(port:)))
-        #expect(try primary.cli(["PUBSUB", "NUMSUB", "socketio"]).hasSuffix("1"))
+        let primary = try #require(await setup.primaryPort().flatMap(setup.dataNode(port:)))
+        #expect(try await primary.cli(["PUBSUB", "NUMSUB", "socketio"]).hasSuffix("1"))
         await client.shutdown()
         await publisher.shutdown()
         await subscriber.shutdown()

@@ -20,8 +20,8 @@ import Testing
         #expect(try RedisURL(parsing: "valkey://h:1/0").tls == nil)
     }
 
-    @Test func redisPyParametersMapToSettings() throws {
-        let certificates = try TestCertificates.make()
+    @Test func redisPyParametersMapToSettings() async throws {
+        let certificates = try await TestCertificates.make()
         let ca = certificates.caFile
         let cert = certificates.clientCertificate
         let key = certificates.clientKey
@@ -54,8 +54,8 @@ import Testing
     }
 
     /// Every file problem is refused when the settings are applied, naming the setting and the file.
-    @Test func unusableFilesAreRefusedWithWhatIsWrong() throws {
-        let certificates = try TestCertificates.make()
+    @Test func unusableFilesAreRefusedWithWhatIsWrong() async throws {
+        let certificates = try await TestCertificates.make()
         let notPEM = certificates.path("not.pem")
         try "hello".write(toFile: notPEM, atomically: true, encoding: .utf8)
         let base = try RedisURL(parsing: "rediss://127.0.0.1:1/0")
@@ -93,8 +93,8 @@ import Testing
         }
     }
 
-    @Test func environmentSettingsFillWhatTheURLLeavesAndNeedRediss() throws {
-        let certificates = try TestCertificates.make()
+    @Test func environmentSettingsFillWhatTheURLLeavesAndNeedRediss() async throws {
+        let certificates = try await TestCertificates.make()
         #expect(RedisTLSConfiguration(environment: ["REDIS_URL": "x"]) == nil)
         let environment = [
             "SOCKET_REDIS_TLS_CA": certificates.otherCAFile, "SOCKET_REDIS_TLS_SERVER_NAME": "redis.test",
@@ -185,7 +185,7 @@ import Testing
     }
 
     @Test func publishAndSubscribeOverTLSWithAPrivateCA() async throws {
-        let certificates = try TestCertificates.make()
+        let certificates = try await TestCertificates.make()
         let redis = try await RedisServerProcess.start(tls: .using(certificates))
         let url = try RedisURL(parsing: "\(redis.urlString)?ssl_ca_certs=\(certificates.caFile)")
         try await self.expectRoundTrip(url)
@@ -200,7 +200,7 @@ import Testing
     /// A TLS connection closed by Redis (client kill, then a restart) is reopened with a new handshake and the
     /// subscription restored, as over plain TCP.
     @Test func theSubscriberComesBackOverTLSAfterRedisDropsItAndRestarts() async throws {
-        let certificates = try TestCertificates.make()
+        let certificates = try await TestCertificates.make()
         let redis = try await RedisServerProcess.start(tls: .using(certificates))
         let url = try redis.url.applyingTLS(RedisTLSConfiguration(caFile: certificates.caFile))
         let recorder = MessageRecorder()
@@ -209,7 +209,7 @@ import Testing
         }
         subscriber.start()
         #expect(await subscriber.waitUntilSubscribed(timeout: .seconds(10)))
-        #expect(try redis.cli(["CLIENT", "KILL", "TYPE", "pubsub"]) == "1")
+        #expect(try await redis.cli(["CLIENT", "KILL", "TYPE", "pubsub"]) == "1")
         #expect(await eventually { subscriber.health.reconnects == 1 && subscriber.health.connected })
         await redis.stop()
         #expect(await eventually { !subscriber.health.connected })
@@ -224,7 +224,7 @@ import Testing
     }
 
     @Test func aServerSignedByAnotherCAIsRefused() async throws {
-        let certificates = try TestCertificates.make()
+        let certificates = try await TestCertificates.make()
         let redis = try await RedisServerProcess.start(tls: .using(certificates))
         let url = try redis.url.applyingTLS(RedisTLSConfiguration(caFile: certificates.otherCAFile))
         try await self.expectRefusal(url, saying: "certificate verify failed: the server's certificate is not signed")
@@ -239,7 +239,7 @@ import Testing
     }
 
     @Test func aCertificateForAnotherNameIsRefusedUnlessThatNameIsGiven() async throws {
-        let certificates = try TestCertificates.make()
+        let certificates = try await TestCertificates.make()
         let redis = try await RedisServerProcess.start(tls: .using(certificates, named: true))
         let trusted = RedisTLSConfiguration(caFile: certificates.caFile)
         try await self.expectRefusal(
@@ -256,7 +256,7 @@ import Testing
     }
 
     @Test func aServerThatRequiresClientCertificates() async throws {
-        let certificates = try TestCertificates.make()
+        let certificates = try await TestCertificates.make()
         let redis = try await RedisServerProcess.start(
             tls: .using(certificates, requireClientCertificates: true)
         )
@@ -275,7 +275,7 @@ import Testing
     }
 
     @Test func aPlainServerIsNotMistakenForTLS() async throws {
-        let certificates = try TestCertificates.make()
+        let certificates = try await TestCertificates.make()
         let redis = try await RedisServerProcess.start()
         let url = try redis.url.applyingTLS(RedisTLSConfiguration(caFile: certificates.caFile))
         try await self.expectRefusal(

@@ -39,7 +39,7 @@ import Testing
 
         // Active means confirmed: a PUBLISH right after reaches it.
         #expect(await self.activate(subscriber, room, wanted: wanted))
-        #expect(try redis.cli(["PUBLISH", room, "one"]) == "1")
+        #expect(try await redis.cli(["PUBLISH", room, "one"]) == "1")
         #expect(await recorder.wait { $0 == ["one"] })
         #expect(subscriber.health.roomChannels == 1)
 
@@ -47,17 +47,17 @@ import Testing
         await redis.stop()
         #expect(await eventually { !subscriber.health.connected })
         try await redis.restart()
-        #expect(await eventually { (try? redis.cli(["PUBSUB", "CHANNELS", "socketio#*"])) == room })
+        #expect(await eventually { (try? await redis.cli(["PUBSUB", "CHANNELS", "socketio#*"])) == room })
         #expect(await self.activate(subscriber, room, wanted: wanted))
-        #expect(try redis.cli(["PUBLISH", room, "two"]) == "1")
+        #expect(try await redis.cli(["PUBLISH", room, "two"]) == "1")
         #expect(await recorder.wait { $0 == ["one", "two"] })
 
         // Unwanted: unsubscribed once the delay has passed (the ticker checks it).
         wanted.withLockedValue { $0 = false }
         subscriber.updateRoomChannel(room) { wanted.withLockedValue { $0 } }
-        #expect(await eventually { (try? redis.cli(["PUBSUB", "CHANNELS", "socketio#*"])) == "" })
+        #expect(await eventually { (try? await redis.cli(["PUBSUB", "CHANNELS", "socketio#*"])) == "" })
         #expect(await eventually { subscriber.health.roomChannels == 0 })
-        #expect(try redis.cli(["PUBSUB", "NUMSUB", "socketio"]) == "socketio\n1", "the common channel stays")
+        #expect(try await redis.cli(["PUBSUB", "NUMSUB", "socketio"]) == "socketio\n1", "the common channel stays")
         await subscriber.shutdown()
         await redis.stop()
     }

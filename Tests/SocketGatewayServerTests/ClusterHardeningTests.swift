@@ -73,7 +73,7 @@ import Testing
             let enter =
                 #"{"method": "enter_room", "sid": "\#(malloryID)", "room": "user:alice", "namespace": "/", "#
                 + #""host_id": "\#(Self.host)"}"#
-            #expect(try redis.cli(["PUBLISH", channel, enter]) == "1")
+            #expect(try await redis.cli(["PUBLISH", channel, enter]) == "1")
             #expect(await strangerWorker.emitToUser("alice", event: "secret", data: "unsigned").outcome == .published)
             // Signed by a worker that has it: applied.
             #expect(await signedWorker.joinRoom(malloryID, room: "signed-room").outcome == .published)
@@ -143,7 +143,7 @@ import Testing
             let ask =
                 #"{"method": "emit", "event": "ask", "data": [1], "namespace": "/", "room": null, "#
                 + #""skip_sid": null, "callback": ["x", "/", 7], "host_id": "\#(Self.host)"}"#
-            #expect(try redis.cli(["PUBLISH", channel, ask]) == "1")
+            #expect(try await redis.cli(["PUBLISH", channel, ask]) == "1")
             let frames = [try await first.nextText(), try await second.nextText()]
             // One client is asked for an ack (an id before the payload); the other gets the event without one.
             #expect(frames.filter { $0 == #"42["ask",1]"# }.count == 1, "\(frames)")
@@ -177,25 +177,25 @@ import Testing
         configuration.timings.remoteAckTimeout = .milliseconds(300)
         let server = try await self.startServer(redis, configuration)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        func ask(_ number: Int) throws {
+        func ask(_ number: Int) async throws {
             let message =
                 #"{"method": "emit", "event": "ask", "data": [\#(number)], "namespace": "/", "room": null, "#
                 + #""skip_sid": null, "callback": ["x", "/", \#(number)], "host_id": "\#(Self.host)"}"#
-            #expect(try redis.cli(["PUBLISH", channel, message]) == "1")
+            #expect(try await redis.cli(["PUBLISH", channel, message]) == "1")
         }
         do {
             let (silent, _) = try await self.connect(server, group: group)
-            try ask(1)
+            try await ask(1)
             // Asked for an ack (an id before the payload), which it never sends.
             #expect(try await silent.nextText() != #"42["ask",1]"#)
-            try ask(2)
+            try await ask(2)
             // The one slot is taken: the event arrives without an ack id.
             #expect(try await silent.nextText() == #"42["ask",2]"#)
             // Bounded: once the first ack timed out, an ask carries an ack id again.
             var askedAgain = false
             for number in 3..<60 where !askedAgain {
                 try await Task.sleep(for: .milliseconds(100))
-                try ask(number)
+                try await ask(number)
                 askedAgain = try await silent.nextText() != #"42["ask",\#(number)]"#
             }
             #expect(askedAgain, "the slot of the unanswered ack never came back")

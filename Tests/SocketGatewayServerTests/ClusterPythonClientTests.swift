@@ -34,7 +34,7 @@ private let pythonClients = #"""
 /// `WorkerSocketGateway` (from Swift) → a clustered Swift server → python-socketio clients.
 @Suite(.serialized) struct ClusterPythonClientTests {
     @Test func workerEmitsReachPythonClientsOfAClusteredSwiftServer() async throws {
-        let python = try PythonPeer.interpreter(importing: ["socketio", "aiohttp"])
+        let python = try await PythonPeer.interpreter(importing: ["socketio", "aiohttp"])
         let redis = try await RedisServerProcess.start()
         let channel = "socketio-py-\(UUID().uuidString.prefix(8))"
         let secret = "cluster-python-secret-0123456789abcdef"

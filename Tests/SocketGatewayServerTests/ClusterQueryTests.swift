@@ -262,7 +262,7 @@ import Testing
     /// and disconnected from an in-process server; then the process is stopped (SIGSTOP) and a request returns at
     /// its timeout naming it.
     @Test func aServeProcessAnswersAndWhenStoppedIsNamedAtTheTimeout() async throws {
-        let python = try PythonPeer.interpreter(importing: ["socketio", "aiohttp"])
+        let python = try await PythonPeer.interpreter(importing: ["socketio", "aiohttp"])
         // SOCKET_GATEWAY_CLI, or the product built beside this test bundle (same scratch path and configuration).
         let executable =
             ProcessInfo.processInfo.environment["SOCKET_GATEWAY_CLI"]
@@ -366,7 +366,7 @@ import Testing
                 #"{"type":"request","id":1,"host_id":"x","expires_ms":99999999999999,"op":"fetch_sockets"}"#,
                 #"{"type":"response","id":1,"host_id":"x","reply":1}"#,
             ] {
-                _ = try redis.cli(["PUBLISH", channel, garbage])
+                _ = try await redis.cli(["PUBLISH", channel, garbage])
             }
             for _ in 0..<500 where adapter.requests.counts.garbled < 6 {
                 try await Task.sleep(for: .milliseconds(10))
@@ -382,7 +382,7 @@ import Testing
     }
 
     @Test func pythonClientsOnTwoServersAreFoundJoinedAndDisconnectedFromEither() async throws {
-        let python = try PythonPeer.interpreter(importing: ["socketio", "aiohttp"])
+        let python = try await PythonPeer.interpreter(importing: ["socketio", "aiohttp"])
         let redis = try await RedisServerProcess.start()
         let nodes = try await self.startNodes(redis, mode: .python, signed: false)
         let script = FileManager.default.temporaryDirectory.appendingPathComponent("cluster-query-\(UUID()).py")

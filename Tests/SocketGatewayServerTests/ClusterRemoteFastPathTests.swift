@@ -78,7 +78,7 @@ import Testing
                 Self.emit(room: #"["absent", "present"]"#, data: "[2]"),
             ]
             for message in messages {
-                #expect(try redis.cli(["PUBLISH", channel, message]) == "1")
+                #expect(try await redis.cli(["PUBLISH", channel, message]) == "1")
             }
             // Numbers and escapes as published; only the whitespace between tokens is gone.
             #expect(
@@ -143,7 +143,7 @@ import Testing
                 }
             }
             try await streamed
-            #expect(try redis.cli(["PUBLISH", channel, Self.emit(room: "null", data: #"["end"]"#)]) == "1")
+            #expect(try await redis.cli(["PUBLISH", channel, Self.emit(room: "null", data: #"["end"]"#)]) == "1")
             for (index, entry) in clients.enumerated() {
                 var received: [Int] = []
                 var pending = firstFrames[index]

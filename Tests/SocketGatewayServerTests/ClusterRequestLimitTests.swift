@@ -69,9 +69,8 @@ import Testing
         let lines = ProcessLines(output)
         try process.run()
         for _ in 0..<500 {
-            if let count = try redis.cli(["PUBSUB", "NUMSUB", channel]).split(separator: "\n").last, count == "1" {
-                return (process, lines)
-            }
+            let counted = try await redis.cli(["PUBSUB", "NUMSUB", channel])
+            if counted.split(separator: "\n").last == "1" { return (process, lines) }
             try await Task.sleep(for: .milliseconds(10))
         }
         kill(process.processIdentifier, SIGKILL)

@@ -16,7 +16,7 @@ import Testing
     let base = ClusterTests()
 
     @Test func emitsCrossATLSClusterInRoomsAndClassicModeAndAnotherCAIsRefused() async throws {
-        let certificates = try TestCertificates.make()
+        let certificates = try await TestCertificates.make()
         try await RedisClusterProcess.with(tls: .using(certificates)) { cluster in
             #expect(cluster.urlString.hasPrefix("rediss+cluster://"))
             let tls = RedisTLSConfiguration(caFile: certificates.caFile)
@@ -33,7 +33,7 @@ import Testing
     }
 
     @Test func emitsCrossATLSSentinelDeploymentAndAnotherCAIsRefused() async throws {
-        let certificates = try TestCertificates.make()
+        let certificates = try await TestCertificates.make()
         let setup = try await RedisSentinelSetup.start(tls: .using(certificates))
         do {
             #expect(setup.urlString().hasPrefix("rediss+sentinel://"))

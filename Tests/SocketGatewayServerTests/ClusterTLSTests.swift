@@ -15,7 +15,7 @@ import Testing
     let cluster = ClusterTests()
 
     @Test func aWorkersEmitReachesAClientThroughRedisOverTLS() async throws {
-        let certificates = try TestCertificates.make()
+        let certificates = try await TestCertificates.make()
         let redis = try await RedisServerProcess.start(
             tls: .using(certificates, requireClientCertificates: true)
         )
@@ -72,7 +72,7 @@ import Testing
     }
 
     @Test func tlsSettingsThatCannotBeUsedAreRefusedAtStart() async throws {
-        let certificates = try TestCertificates.make()
+        let certificates = try await TestCertificates.make()
         let missing = certificates.path("missing-ca.pem")
         let configuration = try SocketServerConfiguration(environment: [
             "REDIS_URL": "rediss://127.0.0.1:1/0", "SOCKET_REDIS_TLS_CA": missing,

@@ -166,7 +166,7 @@ import Testing
             for garbage in [
                 "not json", #"{"method":"emit"}"#, #"{"event":"x"}"#, #"{"method":"emit","event":"x","data":"no"}"#,
             ] {
-                #expect(try redis.cli(["PUBLISH", channel, garbage]) == "1")
+                #expect(try await redis.cli(["PUBLISH", channel, garbage]) == "1")
             }
 
             var result = await worker.emitToRoom("sheet:1", event: "progress", data: ["percent": 50])
@@ -293,7 +293,7 @@ import Testing
                 "\(before.body)"
             )
 
-            let killed = try redis.cli(["CLIENT", "KILL", "TYPE", "pubsub"])
+            let killed = try await redis.cli(["CLIENT", "KILL", "TYPE", "pubsub"])
             #expect(killed == "1", "CLIENT KILL replied \(killed)")
             for _ in 0..<1000 {
                 let health = node.server.clusterHealth

@@ -1,6 +1,7 @@
 import Foundation
 import JWTKit
 import SocketGatewayCore
+import SocketGatewayRedisTestKit
 import Testing
 
 @testable import SocketGatewayServer
@@ -40,7 +41,7 @@ import Glibc
         }
 
         static func rsa(_ kid: String) async throws -> TestKey {
-            let pem = try OpenSSLKeys.rsa()
+            let pem = try await OpenSSLKeys.rsa()
             let key = try Insecure.RSA.PrivateKey(pem: pem.privatePEM)
             let primitives = try key.publicKey.getKeyPrimitives()
             return TestKey(
@@ -163,8 +164,7 @@ import Glibc
         let ec = try await TestKey.ec("ec-1")
         let later = try await TestKey.ec("ec-2")
         try Self.write([rsa, ec], to: directory.path("jwks.json"))
-        let server = try LocalHTTPServer(directory: directory)
-        defer { server.stop() }
+        let server = try await LocalHTTPServer.start(directory: directory)
         let url = "http://127.0.0.1:\(server.port)/jwks.json"
 
         // At most one fetch per minimum interval (an hour here), however many unknown kids arrive.
@@ -193,7 +193,7 @@ import Glibc
         #expect(fetches >= 3)
 
         // The server goes away: refreshes fail, the last good set keeps working.
-        server.stop()
+        await server.stop()
         let unknown = try await TestKey.ec("ec-3")
         #expect(await self.code(rotating, try await unknown.token()) == .unknownKey)
         #expect(try await self.eventuallyFails(rotating))
@@ -222,36 +222,41 @@ final class LocalHTTPServer: @unchecked Sendable {
     private let process: Process
     private let logPath: String
 
-    init(directory: TemporaryDirectory) throws {
+    private init(port: Int, process: Process, logPath: String) {
+        self.port = port
+        self.process = process
+        self.logPath = logPath
+    }
+
+    /// Kills a server the test did not stop (a test that threw); Foundation reaps it.
+    deinit {
+        if self.process.isRunning { kill(self.process.processIdentifier, SIGKILL) }
+    }
+
+    /// Starts the server and waits (bounded: 10 s) until it reports its port.
+    static func start(directory: TemporaryDirectory) async throws -> LocalHTTPServer {
         let logs = try TemporaryDirectory()
         let stdoutPath = logs.path("stdout")
-        self.logPath = directory.path("requests.log")
+        let logPath = directory.path("requests.log")
         _ = FileManager.default.createFile(atPath: stdoutPath, contents: nil)
-        _ = FileManager.default.createFile(atPath: self.logPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
         process.arguments = ["-u", "-m", "http.server", "0", "--bind", "127.0.0.1", "--directory", directory.url.path]
         process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: stdoutPath))
-        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: self.logPath))
+        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         try process.run()
-        self.process = process
         // "Serving HTTP on 127.0.0.1 port 41234 (http://127.0.0.1:41234/) ..." — wait for it, bounded.
-        var port: Int?
-        for _ in 0..<200 where port == nil {
+        for _ in 0..<200 {
             let text = (try? String(contentsOfFile: stdoutPath, encoding: .utf8)) ?? ""
-            if let range = text.range(of: " port ") {
-                port = Int(text[range.upperBound...].prefix { $0.isNumber })
-            } else {
-                usleep(50_000)
+            if let range = text.range(of: " port "), let port = Int(text[range.upperBound...].prefix { $0.isNumber }) {
+                return LocalHTTPServer(port: port, process: process, logPath: logPath)
             }
+            try await Task.sleep(for: .milliseconds(50))
         }
-        guard let port else {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-            throw LocalHTTPServerError(message: "python3 -m http.server did not report its port within 10 s")
-        }
-        self.port = port
-        _ = logs
+        kill(process.processIdentifier, SIGKILL)
+        _ = await ChildProcess.waitForExit(process)
+        throw LocalHTTPServerError(message: "python3 -m http.server did not report its port within 10 s")
     }
 
     /// How many GETs the server answered so far.
@@ -260,12 +265,12 @@ final class LocalHTTPServer: @unchecked Sendable {
         return log.split(separator: "\n").filter { $0.contains("\"GET /jwks.json") }.count
     }
 
-    /// Stops the server with SIGKILL: a child of the test process inherits its blocked signals, so SIGTERM may
-    /// never arrive.
-    func stop() {
+    /// Stops the server with SIGKILL (a child of the test process inherits its blocked signals, so SIGTERM may
+    /// never arrive) and waits (bounded: 10 s) until it has exited.
+    func stop() async {
         guard self.process.isRunning else { return }
         kill(self.process.processIdentifier, SIGKILL)
-        self.process.waitUntilExit()
+        _ = await ChildProcess.waitForExit(self.process)
     }
 
     struct LocalHTTPServerError: Error {

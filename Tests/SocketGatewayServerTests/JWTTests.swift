@@ -1,6 +1,7 @@
 import Foundation
 import JWTKit
 import SocketGatewayCore
+import SocketGatewayRedisTestKit
 import Testing
 
 @testable import SocketGatewayServer
@@ -72,7 +73,7 @@ import Testing
     }
 
     @Test func everyRSAAlgorithmFromAPublicKeyAndACertificate() async throws {
-        let rsa = try OpenSSLKeys.rsa()
+        let rsa = try await OpenSSLKeys.rsa()
         let privateKey = try Insecure.RSA.PrivateKey(pem: rsa.privatePEM)
         for pem in [rsa.publicPEM, rsa.certificatePEM] {
             let authenticator = try self.authenticator(.init(publicKeyPEM: pem))
@@ -86,7 +87,7 @@ import Testing
             #expect(await self.code(authenticator, confused) == .unsupportedAlgorithm)
         }
         // Another RSA key's token: bad signature.
-        let other = try OpenSSLKeys.rsa()
+        let other = try await OpenSSLKeys.rsa()
         let otherKeys = await JWTKeyCollection().add(
             rsa: try Insecure.RSA.PrivateKey(pem: other.privatePEM),
             digestAlgorithm: .sha256
@@ -337,16 +338,16 @@ enum OpenSSLKeys {
         var certificatePEM: String
     }
 
-    static func rsa(bits: Int = 2048) throws -> RSA {
+    static func rsa(bits: Int = 2048) async throws -> RSA {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("jwt-rsa-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let key = directory.appendingPathComponent("key.pem").path
         let publicKey = directory.appendingPathComponent("public.pem").path
         let certificate = directory.appendingPathComponent("cert.pem").path
-        try self.openssl(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:\(bits)", "-out", key])
-        try self.openssl(["pkey", "-in", key, "-pubout", "-out", publicKey])
-        try self.openssl([
+        try await self.openssl(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:\(bits)", "-out", key])
+        try await self.openssl(["pkey", "-in", key, "-pubout", "-out", publicKey])
+        try await self.openssl([
             "req", "-new", "-x509", "-key", key, "-subj", "/CN=jwt-test", "-days", "1", "-out", certificate,
         ])
         return RSA(
@@ -356,16 +357,10 @@ enum OpenSSLKeys {
         )
     }
 
-    private static func openssl(_ arguments: [String]) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-        process.arguments = arguments
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw OpenSSLError(arguments: arguments, status: process.terminationStatus)
+    private static func openssl(_ arguments: [String]) async throws {
+        let result = try await ChildProcess.run("/usr/bin/openssl", arguments)
+        guard result.status == 0 else {
+            throw OpenSSLError(arguments: arguments, status: result.status)
         }
     }
 

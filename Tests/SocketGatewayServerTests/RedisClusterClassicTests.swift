@@ -78,15 +78,19 @@ import Testing
                 let (client, _) = try await self.base.connect(node, group: group)
                 // The node holding the server's SUBSCRIBE (the worker holds no pub/sub connection).
                 // (It subscribes the common channel and its cluster request and response channels: `sub=3`.)
-                let subscribed = cluster.nodes.first { node in
-                    node.pid != nil
-                        && ((try? node.cli(["CLIENT", "LIST", "TYPE", "pubsub"])) ?? "").split(separator: "\n").contains
-                        {
-                            $0.contains(" sub=") && !$0.contains(" sub=0 ")
-                        }
+                var subscribed: RedisServerProcess?
+                for node in cluster.nodes where node.pid != nil {
+                    let clients = (try? await node.cli(["CLIENT", "LIST", "TYPE", "pubsub"])) ?? ""
+                    if clients.split(separator: "\n").contains(where: {
+                        $0.contains(" sub=") && !$0.contains(" sub=0 ")
+                    }) {
+                        subscribed = node
+                        break
+                    }
                 }
-                let victim = try #require(subscribed, "no node holds the subscription: \(cluster.describeState())")
-                let victimWasPrimary = cluster.runningPrimaries.contains { $0.port == victim.port }
+                let state = subscribed == nil ? await cluster.describeState() : ""
+                let victim = try #require(subscribed, "no node holds the subscription: \(state)")
+                let victimWasPrimary = await cluster.runningPrimaries.contains { $0.port == victim.port }
 
                 let total = 300
                 let failAt = 100
@@ -125,7 +129,8 @@ import Testing
                     }
                     probe += 1
                 }
-                #expect(recovered, "no emit arrived within 30 s of the failure: \(cluster.describeState())")
+                let clusterState = recovered ? "" : await cluster.describeState()
+                #expect(recovered, "no emit arrived within 30 s of the failure: \(clusterState)")
                 let lost = (0..<total).filter { received[$0] == nil }
                 let firstAfter = (failAt..<probe).first { received[$0] != nil }
                 var recovery: Duration?
@@ -156,10 +161,10 @@ import Testing
         case .killSubscribedNode:
             await victim.crash()
         case .manualFailover:
-            let primary =
-                cluster.runningPrimaries.contains { $0.port == victim.port } ? victim : cluster.runningPrimaries[0]
-            let replica = try #require(cluster.replica(of: primary), "no replica of \(primary.port)")
-            let reply = try replica.cli(["CLUSTER", "FAILOVER"])
+            let primaries = await cluster.runningPrimaries
+            let primary = primaries.contains { $0.port == victim.port } ? victim : primaries[0]
+            let replica = try #require(await cluster.replica(of: primary), "no replica of \(primary.port)")
+            let reply = try await replica.cli(["CLUSTER", "FAILOVER"])
             #expect(reply == "OK", "CLUSTER FAILOVER: \(reply)")
         }
     }

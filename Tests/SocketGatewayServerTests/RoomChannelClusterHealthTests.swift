@@ -55,8 +55,8 @@ private struct HealthUserFromAuth: SocketAuthenticator {
     }
 
     /// The largest output buffer (`omem`) Redis holds for a sharded subscriber (`ssub` > 0) on `node`.
-    func shardedOutputBuffer(_ node: RedisServerProcess) throws -> Int {
-        try node.cli(["CLIENT", "LIST"]).split(whereSeparator: \.isNewline).compactMap { line -> Int? in
+    func shardedOutputBuffer(_ node: RedisServerProcess) async throws -> Int {
+        try await node.cli(["CLIENT", "LIST"]).split(whereSeparator: \.isNewline).compactMap { line -> Int? in
             var fields: [Substring: Substring] = [:]
             for pair in line.split(separator: " ") {
                 let parts = pair.split(separator: "=", maxSplits: 1)
@@ -88,7 +88,7 @@ private struct HealthUserFromAuth: SocketAuthenticator {
             do {
                 let client = try await self.connect(server, user: "p", group: group)
                 let roomChannel = "\(channel)#/#user:p#"
-                let owner = try #require(cluster.primary(forSlot: RedisClusterSlot.of(roomChannel)))
+                let owner = try #require(await cluster.primary(forSlot: RedisClusterSlot.of(roomChannel)))
                 #expect(server.clusterHealth.sharded?.readingPaused == false)
                 let loop = try #require(server.gateway.shards.all.first).eventLoop
                 loop.execute { blocker.wait() }
@@ -109,7 +109,7 @@ private struct HealthUserFromAuth: SocketAuthenticator {
                 // What the server does not read waits in Redis, for the sharded connection.
                 var held = 0
                 for _ in 0..<100 {
-                    held = try self.shardedOutputBuffer(owner)
+                    held = try await self.shardedOutputBuffer(owner)
                     if held > 0 { break }
                     try await Task.sleep(for: .milliseconds(20))
                 }
@@ -150,7 +150,7 @@ private struct HealthUserFromAuth: SocketAuthenticator {
             do {
                 let client = try await self.connect(server, user: "h", group: group)
                 let roomChannel = "\(channel)#/#user:h#"
-                let owner = try #require(cluster.primary(forSlot: RedisClusterSlot.of(roomChannel)))
+                let owner = try #require(await cluster.primary(forSlot: RedisClusterSlot.of(roomChannel)))
                 // The health snapshot is recomputed on the subscriber's loop after the SSUBSCRIBE reply; the
                 // CONNECT reply may reach the client first. Wait for it (bounded: 5 s) rather than race it.
                 for _ in 0..<50
@@ -180,7 +180,7 @@ private struct HealthUserFromAuth: SocketAuthenticator {
 
                 // The classic subscriber is on one seed taken at random: the owner too, sometimes.
                 // (Its common channel and its cluster request and response channels: `sub=3`.)
-                let classicOnOwner = try owner.cli(["CLIENT", "LIST"]).split(separator: "\n").contains {
+                let classicOnOwner = try await owner.cli(["CLIENT", "LIST"]).split(separator: "\n").contains {
                     $0.contains(" sub=") && !$0.contains(" sub=0 ")
                 }
                 await owner.crash()
@@ -207,7 +207,8 @@ private struct HealthUserFromAuth: SocketAuthenticator {
                     try await Task.sleep(for: .milliseconds(100))
                 }
                 let after = try #require(server.clusterHealth.sharded)
-                #expect(server.clusterHealth.isHealthy, "\(cluster.describeState())")
+                let state = server.clusterHealth.isHealthy ? "" : await cluster.describeState()
+                #expect(server.clusterHealth.isHealthy, "\(state)")
                 #expect(after.connectionsDown == 0)
                 #expect(after.channelsSubscribed == 1)
                 #expect(after.channelsPending == 0)

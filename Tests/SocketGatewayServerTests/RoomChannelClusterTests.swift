@@ -66,17 +66,21 @@ private struct ClusterUserFromAuth: SocketAuthenticator {
     }
 
     /// `PUBSUB SHARDNUMSUB <channel>` on `node`: its sharded subscribers there.
-    func shardSubscribers(_ node: RedisServerProcess, _ channel: String) throws -> Int {
-        let lines = try node.cli(["PUBSUB", "SHARDNUMSUB", channel]).split(separator: "\n")
+    func shardSubscribers(_ node: RedisServerProcess, _ channel: String) async throws -> Int {
+        let lines = try await node.cli(["PUBSUB", "SHARDNUMSUB", channel]).split(separator: "\n")
         return lines.count == 2 ? Int(lines[1]) ?? -1 : -1
     }
 
     /// Every sharded channel of `channel`'s layout subscribed anywhere in the cluster (`PUBSUB SHARDCHANNELS`
     /// on every running primary), sorted.
-    func shardChannels(_ cluster: RedisClusterProcess, channel: String) throws -> [String] {
-        try cluster.runningPrimaries.flatMap { node in
-            try node.cli(["PUBSUB", "SHARDCHANNELS", "\(channel)#*"]).split(separator: "\n").map(String.init)
-        }.sorted()
+    func shardChannels(_ cluster: RedisClusterProcess, channel: String) async throws -> [String] {
+        var channels: [String] = []
+        for node in await cluster.runningPrimaries {
+            channels += try await node.cli(["PUBSUB", "SHARDCHANNELS", "\(channel)#*"]).split(separator: "\n").map(
+                String.init
+            )
+        }
+        return channels.sorted()
     }
 
     /// Two servers and a worker in room-channel mode on the cluster; users connect to A only. An emit made the
@@ -107,16 +111,16 @@ private struct ClusterUserFromAuth: SocketAuthenticator {
                 var owners: Set<Int> = []
                 for index in 0..<12 {
                     let roomChannel = "\(channel)#/#user:u\(index)#"
-                    let owner = try #require(cluster.primary(forSlot: RedisClusterSlot.of(roomChannel)))
+                    let owner = try #require(await cluster.primary(forSlot: RedisClusterSlot.of(roomChannel)))
                     owners.insert(owner.port)
-                    #expect(try self.shardSubscribers(owner, roomChannel) == 1, "\(roomChannel) on \(owner.port)")
-                    for node in cluster.runningPrimaries {
-                        let classic = try node.cli(["PUBSUB", "NUMSUB", roomChannel]).split(separator: "\n")
+                    #expect(try await self.shardSubscribers(owner, roomChannel) == 1, "\(roomChannel) on \(owner.port)")
+                    for node in await cluster.runningPrimaries {
+                        let classic = try await node.cli(["PUBSUB", "NUMSUB", roomChannel]).split(separator: "\n")
                         #expect(classic.last == "0", "\(roomChannel) subscribed classically on \(node.port)")
                     }
                 }
                 print("[room channels on a cluster] 12 user channels on \(owners.count) primaries")
-                #expect(try self.shardChannels(cluster, channel: channel).count == 12)
+                #expect(try await self.shardChannels(cluster, channel: channel).count == 12)
                 #expect(a.server.clusterHealth.roomChannels == 12)
                 #expect(b.server.clusterHealth.roomChannels == 0, "B subscribed a room channel")
 
@@ -154,23 +158,23 @@ private struct ClusterUserFromAuth: SocketAuthenticator {
             let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
             do {
                 let roomChannel = "\(channel)#/#user:h#"
-                let owner = try #require(cluster.primary(forSlot: RedisClusterSlot.of(roomChannel)))
+                let owner = try #require(await cluster.primary(forSlot: RedisClusterSlot.of(roomChannel)))
                 let (first, _) = try await self.connect(node, user: "h", group: group)
-                #expect(try self.shardSubscribers(owner, roomChannel) == 1)
-                let ssubscribes = try self.calls(owner, "ssubscribe")
+                #expect(try await self.shardSubscribers(owner, roomChannel) == 1)
+                let ssubscribes = try await self.calls(owner, "ssubscribe")
                 #expect(ssubscribes >= 1)
                 await first.close()
                 let (second, _) = try await self.connect(node, user: "h", group: group)
-                #expect(try self.calls(owner, "ssubscribe") == ssubscribes, "a new SSUBSCRIBE within the delay")
-                #expect(try self.shardSubscribers(owner, roomChannel) == 1)
+                #expect(try await self.calls(owner, "ssubscribe") == ssubscribes, "a new SSUBSCRIBE within the delay")
+                #expect(try await self.shardSubscribers(owner, roomChannel) == 1)
                 await second.close()
 
                 // Bounded wait (the delay is 1 s): the channel is unsubscribed on its owner.
-                for _ in 0..<200 where try self.shardSubscribers(owner, roomChannel) != 0 {
+                for _ in 0..<200 where try await self.shardSubscribers(owner, roomChannel) != 0 {
                     try await Task.sleep(for: .milliseconds(50))
                 }
-                #expect(try self.shardSubscribers(owner, roomChannel) == 0)
-                #expect(try self.calls(owner, "sunsubscribe") >= 1)
+                #expect(try await self.shardSubscribers(owner, roomChannel) == 0)
+                #expect(try await self.calls(owner, "sunsubscribe") >= 1)
                 for _ in 0..<100 where node.server.clusterHealth.roomChannels != 0 {
                     try await Task.sleep(for: .milliseconds(10))
                 }
@@ -181,7 +185,7 @@ private struct ClusterUserFromAuth: SocketAuthenticator {
                 let back = await worker.emitToUser("h", event: "back", data: true)
                 #expect(back.redisSubscribers == 1, "\(back)")
                 #expect(try await third.nextText() == #"42["back",true]"#)
-                #expect(try self.shardSubscribers(owner, roomChannel) == 1)
+                #expect(try await self.shardSubscribers(owner, roomChannel) == 1)
                 await third.close()
             } catch {
                 Issue.record("\(error)")
@@ -193,8 +197,8 @@ private struct ClusterUserFromAuth: SocketAuthenticator {
     }
 
     /// How many times `node` ran `command` (`INFO commandstats`), 0 before the first.
-    func calls(_ node: RedisServerProcess, _ command: String) throws -> Int {
-        let stats = try node.cli(["INFO", "commandstats"])
+    func calls(_ node: RedisServerProcess, _ command: String) async throws -> Int {
+        let stats = try await node.cli(["INFO", "commandstats"])
         guard let line = stats.split(whereSeparator: \.isNewline).first(where: { $0.hasPrefix("cmdstat_\(command):") }),
             let calls = line.split(separator: "=").dropFirst().first?.split(separator: ",").first
         else { return 0 }
@@ -224,8 +228,8 @@ private struct ClusterUserFromAuth: SocketAuthenticator {
                 let (client, _) = try await self.connect(node, user: "f", group: group)
                 let roomChannel = "\(channel)#/#user:f#"
                 let slot = RedisClusterSlot.of(roomChannel)
-                let owner = try #require(cluster.primary(forSlot: slot))
-                let replica = try #require(cluster.replica(of: owner), "no replica of \(owner.port)")
+                let owner = try #require(await cluster.primary(forSlot: slot))
+                let replica = try #require(await cluster.replica(of: owner), "no replica of \(owner.port)")
 
                 let total = 300
                 let failAt = 100
@@ -239,7 +243,7 @@ private struct ClusterUserFromAuth: SocketAuthenticator {
                         failedAt = clock.now
                         switch failure {
                         case .manualFailover:
-                            let reply = try replica.cli(["CLUSTER", "FAILOVER"])
+                            let reply = try await replica.cli(["CLUSTER", "FAILOVER"])
                             #expect(reply == "OK", "CLUSTER FAILOVER: \(reply)")
                         case .killOwner:
                             await owner.crash()
@@ -274,7 +278,8 @@ private struct ClusterUserFromAuth: SocketAuthenticator {
                     }
                     probe += 1
                 }
-                #expect(recovered, "no emit arrived within 30 s of the failover: \(cluster.describeState())")
+                let state = recovered ? "" : await cluster.describeState()
+                #expect(recovered, "no emit arrived within 30 s of the failover: \(state)")
                 let lost = (0..<total).filter { received[$0] == nil }
                 let firstAfter = (failAt..<probe).first { received[$0] != nil && !lost.isEmpty && $0 > lost[0] }
                 var recovery: Duration?
@@ -291,13 +296,13 @@ private struct ClusterUserFromAuth: SocketAuthenticator {
                 // The subscription followed the slot to its new owner: one sharded subscriber there.
                 var newOwner: RedisServerProcess?
                 for _ in 0..<100 {
-                    newOwner = cluster.primary(forSlot: slot)
-                    if let newOwner, (try? self.shardSubscribers(newOwner, roomChannel)) == 1 { break }
+                    newOwner = await cluster.primary(forSlot: slot)
+                    if let newOwner, (try? await self.shardSubscribers(newOwner, roomChannel)) == 1 { break }
                     try await Task.sleep(for: .milliseconds(100))
                 }
                 let finalOwner = try #require(newOwner)
                 #expect(finalOwner.port == replica.port, "the slot is owned by \(finalOwner.port)")
-                #expect(try self.shardSubscribers(finalOwner, roomChannel) == 1)
+                #expect(try await self.shardSubscribers(finalOwner, roomChannel) == 1)
                 await client.close()
             } catch {
                 Issue.record("\(error)")

@@ -78,13 +78,13 @@ private struct UserFromAuth: SocketAuthenticator {
     }
 
     /// `PUBSUB CHANNELS <channel>#*`, sorted.
-    func roomChannels(_ redis: RedisServerProcess, channel: String) throws -> [String] {
-        try redis.cli(["PUBSUB", "CHANNELS", "\(channel)#*"]).split(separator: "\n").map(String.init).sorted()
+    func roomChannels(_ redis: RedisServerProcess, channel: String) async throws -> [String] {
+        try await redis.cli(["PUBSUB", "CHANNELS", "\(channel)#*"]).split(separator: "\n").map(String.init).sorted()
     }
 
     /// How many times Redis ran `command` (`INFO commandstats`), 0 before the first.
-    func calls(_ redis: RedisServerProcess, _ command: String) throws -> Int {
-        let stats = try redis.cli(["INFO", "commandstats"])
+    func calls(_ redis: RedisServerProcess, _ command: String) async throws -> Int {
+        let stats = try await redis.cli(["INFO", "commandstats"])
         guard let line = stats.split(whereSeparator: \.isNewline).first(where: { $0.hasPrefix("cmdstat_\(command):") }),
             let calls = line.split(separator: "=").dropFirst().first?.split(separator: ",").first
         else { return 0 }
@@ -111,7 +111,7 @@ private struct UserFromAuth: SocketAuthenticator {
                 await client.close()
             }
             #expect(lost == [], "published while no server was subscribed to the room channel")
-            #expect(try self.roomChannels(redis, channel: channel).count == 40)
+            #expect(try await self.roomChannels(redis, channel: channel).count == 40)
             #expect(node.server.clusterHealth.roomChannels == 40)
         } catch {
             Issue.record("\(error)")
@@ -133,16 +133,16 @@ private struct UserFromAuth: SocketAuthenticator {
         let roomChannel = "\(channel)#/#user:h#"
         do {
             let (first, sid) = try await self.connect(node, user: "h", group: group)
-            #expect(try self.roomChannels(redis, channel: channel) == [roomChannel])
-            let subscribes = try self.calls(redis, "subscribe")
-            let unsubscribes = try self.calls(redis, "unsubscribe")
+            #expect(try await self.roomChannels(redis, channel: channel) == [roomChannel])
+            let subscribes = try await self.calls(redis, "subscribe")
+            let unsubscribes = try await self.calls(redis, "unsubscribe")
             await first.close()
             try await node.recorder.waitUntil { $0.disconnectReason(sid) != nil }
 
             let (second, secondSid) = try await self.connect(node, user: "h", group: group)
-            #expect(try self.calls(redis, "subscribe") == subscribes, "a new SUBSCRIBE for a lingering channel")
-            #expect(try self.calls(redis, "unsubscribe") == unsubscribes, "an UNSUBSCRIBE within the delay")
-            #expect(try self.roomChannels(redis, channel: channel) == [roomChannel])
+            #expect(try await self.calls(redis, "subscribe") == subscribes, "a new SUBSCRIBE for a lingering channel")
+            #expect(try await self.calls(redis, "unsubscribe") == unsubscribes, "an UNSUBSCRIBE within the delay")
+            #expect(try await self.roomChannels(redis, channel: channel) == [roomChannel])
             let result = await worker.emitToUser("h", event: "back", data: true)
             #expect(result.redisSubscribers == 1)
             #expect(try await second.nextText() == #"42["back",true]"#)
@@ -150,11 +150,11 @@ private struct UserFromAuth: SocketAuthenticator {
             try await node.recorder.waitUntil { $0.disconnectReason(secondSid) != nil }
 
             // Bounded wait (the delay is 3 s): the channel is unsubscribed, once.
-            for _ in 0..<200 where try !self.roomChannels(redis, channel: channel).isEmpty {
+            for _ in 0..<200 where try await !self.roomChannels(redis, channel: channel).isEmpty {
                 try await Task.sleep(for: .milliseconds(50))
             }
-            #expect(try self.roomChannels(redis, channel: channel) == [])
-            #expect(try self.calls(redis, "unsubscribe") == unsubscribes + 1)
+            #expect(try await self.roomChannels(redis, channel: channel) == [])
+            #expect(try await self.calls(redis, "unsubscribe") == unsubscribes + 1)
             for _ in 0..<100 where node.server.clusterHealth.roomChannels != 0 {
                 try await Task.sleep(for: .milliseconds(10))
             }
@@ -238,7 +238,7 @@ private struct UserFromAuth: SocketAuthenticator {
             try await redis.restart()
             let reply = try await client.nextText()
             #expect(reply.hasPrefix("40{\"sid\":\""), "CONNECT reply: \(reply)")
-            #expect(try self.roomChannels(redis, channel: channel) == ["\(channel)#/#user:w#"])
+            #expect(try await self.roomChannels(redis, channel: channel) == ["\(channel)#/#user:w#"])
             let result = await worker.emitToUser("w", event: "after", data: 1)
             #expect(result.redisSubscribers == 1)
             #expect(try await client.nextText() == #"42["after",1]"#)
@@ -266,10 +266,10 @@ private struct UserFromAuth: SocketAuthenticator {
             }
             let (client, _) = try await self.connect(node, user: "late", group: group)
             try await redis.restart()
-            for _ in 0..<500 where try self.roomChannels(redis, channel: channel).isEmpty {
+            for _ in 0..<500 where try await self.roomChannels(redis, channel: channel).isEmpty {
                 try await Task.sleep(for: .milliseconds(10))
             }
-            #expect(try self.roomChannels(redis, channel: channel) == ["\(channel)#/#user:late#"])
+            #expect(try await self.roomChannels(redis, channel: channel) == ["\(channel)#/#user:late#"])
             let result = await worker.emitToUser("late", event: "later", data: 2)
             #expect(result.redisSubscribers == 1)
             #expect(try await client.nextText() == #"42["later",2]"#)
@@ -285,7 +285,7 @@ private struct UserFromAuth: SocketAuthenticator {
     /// python-socketio's AsyncRedisManager publishes everything on the common channel: a server in room-channel
     /// mode still delivers it.
     @Test func aPythonPublisherStillReachesARoomChannelServer() async throws {
-        let python = try PythonPeer.interpreter(importing: ["socketio", "redis"])
+        let python = try await PythonPeer.interpreter(importing: ["socketio", "redis"])
         let redis = try await RedisServerProcess.start()
         let channel = Self.channelName()
         let node = try await self.startNode(redis: redis, channel: channel)
@@ -299,14 +299,8 @@ private struct UserFromAuth: SocketAuthenticator {
                     await manager.emit("from-python", {"n": 1}, room="user:py", namespace="/")
                 asyncio.run(main())
                 """
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: python)
-            process.arguments = ["-c", script, redis.urlString, channel]
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            process.waitUntilExit()
-            #expect(process.terminationStatus == 0)
+            let published = try await ChildProcess.run(python, ["-c", script, redis.urlString, channel])
+            #expect(published.status == 0, "the python publisher failed: \(published.output)")
             #expect(try await client.nextText() == #"42["from-python",{"n":1}]"#)
         } catch {
             Issue.record("\(error)")

@@ -50,7 +50,7 @@ import Testing
         do {
             try await cluster.waitSubscribed([node])
             let (client, _) = try await cluster.connect(node, group: group)
-            let oldPrimary = try #require(setup.primaryPort())
+            let oldPrimary = try #require(await setup.primaryPort())
             let arrivals = Arrivals()
             let emits = 300
             let interval = Duration.milliseconds(20)
@@ -73,7 +73,7 @@ import Testing
                         let start = ContinuousClock.now
                         failedOverAt = start
                         switch failure {
-                        case .forced: try setup.forceFailover()
+                        case .forced: try await setup.forceFailover()
                         case .primaryKilled: try await setup.killPrimary()
                         }
                         // When the server's subscriber is on the new primary (reported, bounded: 60 s + 30 s).
@@ -81,7 +81,7 @@ import Testing
                             let port = try await setup.waitForNewPrimary(otherThan: oldPrimary)
                             let primary = try #require(setup.dataNode(port: port))
                             for _ in 0..<600 {
-                                if (try? primary.cli(["PUBSUB", "NUMSUB", channel]))?.hasSuffix("\n1") == true {
+                                if (try? await primary.cli(["PUBSUB", "NUMSUB", channel]))?.hasSuffix("\n1") == true {
                                     movedAfter.withLockedValue { $0 = ContinuousClock.now - start }
                                     return
                                 }
@@ -98,7 +98,7 @@ import Testing
                 let primaryNode = try #require(setup.dataNode(port: newPrimary))
                 var subscribed = false
                 for _ in 0..<300 where !subscribed {
-                    subscribed = (try? primaryNode.cli(["PUBSUB", "NUMSUB", channel]))?.hasSuffix("\n1") == true
+                    subscribed = (try? await primaryNode.cli(["PUBSUB", "NUMSUB", channel]))?.hasSuffix("\n1") == true
                     if !subscribed { try await Task.sleep(for: .milliseconds(50)) }
                 }
                 #expect(subscribed, "the server's subscriber is not on the new primary \(newPrimary)")

@@ -48,7 +48,7 @@ import Testing
     }
 
     @Test func servesTLSAndReloadsTheCertificateForNewConnections() async throws {
-        let certificates = try TestCertificates.make()
+        let certificates = try await TestCertificates.make()
         defer { try? FileManager.default.removeItem(atPath: certificates.directory) }
         let live = (certificates.path("live.pem"), certificates.path("live.key"))
         try FileManager.default.copyItem(atPath: certificates.serverCertificate, toPath: live.0)
@@ -131,7 +131,7 @@ import Testing
     }
 
     @Test func aPeerThatTricklesOrNeverFinishesItsClientHelloIsClosedAndOthersAreServed() async throws {
-        let certificates = try TestCertificates.make()
+        let certificates = try await TestCertificates.make()
         defer { try? FileManager.default.removeItem(atPath: certificates.directory) }
         var configuration = SocketServerConfiguration(port: 0, eventLoopThreads: 1).anonymous
         configuration.tls = SocketServerTLSConfiguration(

@@ -31,8 +31,8 @@ import Testing
     }
 
     /// Publishes `message` raw with redis-cli, as a non-Swift publisher; one server is subscribed.
-    func publish(_ message: String, _ redis: RedisServerProcess, _ channel: String) throws {
-        #expect(try redis.cli(["PUBLISH", channel, message]) == "1")
+    func publish(_ message: String, _ redis: RedisServerProcess, _ channel: String) async throws {
+        #expect(try await redis.cli(["PUBLISH", channel, message]) == "1")
     }
 
     func startServer(
@@ -79,7 +79,11 @@ import Testing
         do {
             let client = try await self.connect(port: port, group: group)
             // Registered once the server answered CONNECT; a valid event is delivered as published.
-            try self.publish(Self.pythonEmit("sheet:sync:progress", Self.progress(processed: "10")), redis, channel)
+            try await self.publish(
+                Self.pythonEmit("sheet:sync:progress", Self.progress(processed: "10")),
+                redis,
+                channel
+            )
             #expect(try await client.nextText() == Self.deliveredProgress(processed: 10))
             #expect(server.clusterHealth.inboundRejected == 0)
 
@@ -107,10 +111,14 @@ import Testing
                 ),
             ]
             for message in invalid {
-                try self.publish(message, redis, channel)
+                try await self.publish(message, redis, channel)
             }
             // Messages are applied in order: the next valid one arrives, and nothing before it did.
-            try self.publish(Self.pythonEmit("sheet:sync:progress", Self.progress(processed: "11")), redis, channel)
+            try await self.publish(
+                Self.pythonEmit("sheet:sync:progress", Self.progress(processed: "11")),
+                redis,
+                channel
+            )
             #expect(try await client.nextText() == Self.deliveredProgress(processed: 11))
             #expect(server.clusterHealth.inboundRejected == invalid.count)
             #expect(server.clusterHealth.json.description.contains(#""inbound_rejected":\#(invalid.count)"#))
@@ -142,7 +150,7 @@ import Testing
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         do {
             let client = try await self.connect(port: port, group: group)
-            try self.publish(Self.pythonEmit("legacy", #""x""#), redis, channel)
+            try await self.publish(Self.pythonEmit("legacy", #""x""#), redis, channel)
             #expect(try await client.nextText() == #"42["legacy","x"]"#)
             #expect(server.clusterHealth.inboundRejected == 1)
             await client.close()

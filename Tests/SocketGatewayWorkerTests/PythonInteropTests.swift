@@ -52,7 +52,7 @@ private let pythonPeer = #"""
 
 @Suite(.serialized) struct PythonInteropTests {
     @Test func aPythonSocketIOServerDeliversWorkerEmitsToItsClient() async throws {
-        let python = try PythonPeer.interpreter(importing: ["socketio", "aiohttp", "redis"])
+        let python = try await PythonPeer.interpreter(importing: ["socketio", "aiohttp", "redis"])
         let redis = try await RedisServerProcess.start()
         let script = FileManager.default.temporaryDirectory.appendingPathComponent("socketgateway-peer-\(UUID()).py")
         try pythonPeer.write(to: script, atomically: true, encoding: .utf8)
@@ -70,8 +70,8 @@ private let pythonPeer = #"""
         defer {
             lines.stop()
             // SIGKILL: a child of the test process inherits its blocked signals, so SIGTERM may never arrive.
+            // Foundation reaps it; waiting here (`waitUntilExit`) would hold a thread of the cooperative pool.
             if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-            process.waitUntilExit()
         }
 
         guard await lines.wait(for: 1, from: process) else {

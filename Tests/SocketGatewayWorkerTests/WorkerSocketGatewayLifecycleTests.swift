@@ -13,17 +13,17 @@ import Testing
     let logger = Logger(label: "test.worker.lifecycle")
 
     /// The connections redis-server has open, `redis-cli` itself included.
-    static func clients(_ redis: RedisServerProcess) throws -> Int {
-        try redis.cli(["CLIENT", "LIST"]).split(separator: "\n").filter { $0.contains("addr=") }.count
+    static func clients(_ redis: RedisServerProcess) async throws -> Int {
+        try await redis.cli(["CLIENT", "LIST"]).split(separator: "\n").filter { $0.contains("addr=") }.count
     }
 
     /// Waits (bounded) until redis-server has `count` connections open.
     static func waitForClients(_ redis: RedisServerProcess, count: Int) async throws -> Bool {
         for _ in 0..<500 {
-            if try Self.clients(redis) == count { return true }
+            if try await Self.clients(redis) == count { return true }
             try await Task.sleep(for: .milliseconds(20))
         }
-        return try Self.clients(redis) == count
+        return try await Self.clients(redis) == count
     }
 
     /// A subscriber collecting what is published on `socketio`, subscribed.
@@ -40,7 +40,7 @@ import Testing
     @Test func asAServiceItSendsWhatWasHandedOverAtGracefulShutdownAndDoesNotOutliveRun() async throws {
         let redis = try await RedisServerProcess.start()
         let (subscriber, collector) = await self.subscribe(redis)
-        let before = try Self.clients(redis)
+        let before = try await Self.clients(redis)
         let worker = WorkerSocketGateway(redisURL: redis.urlString, logger: self.logger)
         let group = ServiceGroup(services: [worker], logger: self.logger)
         try await withThrowingTaskGroup(of: Void.self) { tasks in
@@ -61,7 +61,7 @@ import Testing
         // Emits after run() returned fail with the reason instead of reconnecting.
         let late = await worker.broadcast(event: "late", data: 0)
         #expect(late.outcome == .failed)
-        #expect(try Self.clients(redis) == before)
+        #expect(try await Self.clients(redis) == before)
         await subscriber.shutdown()
         await redis.stop()
     }
@@ -69,7 +69,7 @@ import Testing
     @Test func fromPlainCodeShutdownSendsWhatWasHandedOverAndClosesTheConnection() async throws {
         let redis = try await RedisServerProcess.start()
         let (subscriber, collector) = await self.subscribe(redis)
-        let before = try Self.clients(redis)
+        let before = try await Self.clients(redis)
         let worker = WorkerSocketGateway(redisURL: redis.urlString, logger: self.logger)
         for index in 0..<500 {
             worker.emit("burst", arguments: [.int(Int64(index))], to: .broadcast, completion: nil)
@@ -84,7 +84,7 @@ import Testing
     @Test func aGatewayReleasedWithoutShutdownSendsWhatWasHandedOverAndClosesItsConnection() async throws {
         let redis = try await RedisServerProcess.start()
         let (subscriber, collector) = await self.subscribe(redis)
-        let before = try Self.clients(redis)
+        let before = try await Self.clients(redis)
         func useAndForget() async throws {
             let worker = WorkerSocketGateway(redisURL: redis.urlString, emitTimeout: .seconds(10), logger: self.logger)
             #expect(await worker.broadcast(event: "first", data: 0).outcome == .published)

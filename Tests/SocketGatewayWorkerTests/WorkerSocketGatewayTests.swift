@@ -188,7 +188,7 @@ final class EmitCollector: Sendable {
 
         try await redis.restart(tcp: false)
         #expect(await subscriber.waitUntilSubscribed(timeout: .seconds(10)))
-        try redis.enableTCP()
+        try await redis.enableTCP()
         for _ in 0..<200 {
             let outcome = await emitNext().outcome
             #expect(outcome == .published || outcome == .queued)
