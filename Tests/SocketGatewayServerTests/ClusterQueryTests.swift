@@ -47,96 +47,110 @@ import Testing
 
     private func hostID(_ node: ClusterTests.Node) -> String { node.server.gateway.serverID }
 
+    /// Starts a private redis-server and three servers on it (`startNodes`), runs `body` with them, then shuts every
+    /// server down and stops Redis, whether `body` threw or not (what it throws is recorded as an issue).
+    private func withThreeServers(
+        mode: RedisChannelMode,
+        signed: Bool,
+        _ body: (RedisServerProcess, [ClusterTests.Node]) async throws -> Void
+    ) async throws {
+        let redis = try await RedisServerProcess.start()
+        let nodes = try await self.startNodes(redis, mode: mode, signed: signed)
+        do {
+            try await body(redis, nodes)
+        } catch {
+            Issue.record(error)
+        }
+        for node in nodes { try? await node.server.shutdown() }
+        await redis.stop()
+    }
+
     @Test(arguments: [(RedisChannelMode.python, false), (.rooms, true)])
     func fetchJoinLeaveDisconnectCountAndServerSideEmitAcrossThreeServers(
         mode: RedisChannelMode,
         signed: Bool
     ) async throws {
-        let redis = try await RedisServerProcess.start()
-        let nodes = try await self.startNodes(redis, mode: mode, signed: signed)
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        var clients: [TestWebSocketClient] = []
-        do {
-            var sids: [String] = []
-            for node in nodes {
-                let (client, sid) = try await self.cluster.connect(node, group: group)
-                clients.append(client)
-                sids.append(sid)
-            }
-            let (a, b) = (nodes[0].server.gateway, nodes[1].server.gateway)
-            let hosts = nodes.map(self.hostID)
-            #expect(await b.joinRoom(sids[1], room: "blue").outcome == .delivered)
-
-            #expect(try await a.serverCount() == 3)
-
-            let everyone = try await a.fetchSockets()
-            #expect(everyone.isComplete)
-            #expect(everyone.servers == Set(hosts))
-            #expect(everyone.expectedServers == 2)
-            #expect(Set(everyone.sockets.map(\.id)) == Set(sids))
-            for (index, sid) in sids.enumerated() {
-                let summary = try #require(everyone.sockets.first { $0.id == sid })
-                #expect(summary.serverID == hosts[index])
-                #expect(summary.namespace == "/")
-                #expect(summary.rooms.contains(sid))
-            }
-            let blue = try await a.fetchSockets(.room("blue"))
-            #expect(blue.sockets.map(\.id) == [sids[1]])
-            #expect(blue.sockets.first?.rooms == [sids[1], "blue"])
-
-            // Join every client, on every server, to green; then take blue's member out again.
-            let joined = try await a.socketsJoin(["green"])
-            #expect(joined.isComplete)
-            #expect(joined.total == 3)
-            #expect(Set(try await a.fetchSockets(.room("green")).sockets.map(\.id)) == Set(sids))
-            #expect(try await a.socketsLeave(["green"], .room("blue")).total == 1)
-            #expect(Set(try await a.fetchSockets(.room("green")).sockets.map(\.id)) == [sids[0], sids[2]])
-
-            // Server-side emit: the other servers' handlers answer; a server without a handler says so.
-            for node in nodes.dropFirst() {
-                let host = self.hostID(node)
-                node.server.gateway.onServerSideEmit("hello") { arguments, from in
-                    [.string(host), .string(from)] + arguments
+        try await self.withThreeServers(mode: mode, signed: signed) { _, nodes in
+            let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+            var clients: [TestWebSocketClient] = []
+            do {
+                var sids: [String] = []
+                for node in nodes {
+                    let (client, sid) = try await self.cluster.connect(node, group: group)
+                    clients.append(client)
+                    sids.append(sid)
                 }
-            }
-            let hello = try await a.serverSideEmit("hello", arguments: [42])
-            #expect(hello.isComplete)
-            #expect(hello.replies[hosts[1]] == [.string(hosts[1]), .string(hosts[0]), 42])
-            #expect(hello.replies[hosts[2]] == [.string(hosts[2]), .string(hosts[0]), 42])
-            #expect(hello.replies[hosts[0]] == nil)
-            let unknown = try await a.serverSideEmit("nobody-listens", arguments: [])
-            #expect(!unknown.isComplete)
-            #expect(Set(unknown.errors.keys) == [hosts[1], hosts[2]])
+                let (a, b) = (nodes[0].server.gateway, nodes[1].server.gateway)
+                let hosts = nodes.map(self.hostID)
+                #expect(await b.joinRoom(sids[1], room: "blue").outcome == .delivered)
 
-            // Disconnect green's members (on servers A and C) from wherever they are.
-            let disconnected = try await b.disconnectSockets(.room("green"))
-            #expect(disconnected.total == 2)
-            let (sidA, sidC) = (sids[0], sids[2])
-            try await nodes[0].recorder.waitUntil { $0.disconnectReason(sidA) != nil }
-            try await nodes[2].recorder.waitUntil { $0.disconnectReason(sidC) != nil }
-            #expect(try await a.fetchSockets().sockets.map(\.id) == [sids[1]])
-        } catch {
-            Issue.record(error)
+                #expect(try await a.serverCount() == 3)
+
+                let everyone = try await a.fetchSockets()
+                #expect(everyone.isComplete)
+                #expect(everyone.servers == Set(hosts))
+                #expect(everyone.expectedServers == 2)
+                #expect(Set(everyone.sockets.map(\.id)) == Set(sids))
+                for (index, sid) in sids.enumerated() {
+                    let summary = try #require(everyone.sockets.first { $0.id == sid })
+                    #expect(summary.serverID == hosts[index])
+                    #expect(summary.namespace == "/")
+                    #expect(summary.rooms.contains(sid))
+                }
+                let blue = try await a.fetchSockets(.room("blue"))
+                #expect(blue.sockets.map(\.id) == [sids[1]])
+                #expect(blue.sockets.first?.rooms == [sids[1], "blue"])
+
+                // Join every client, on every server, to green; then take blue's member out again.
+                let joined = try await a.socketsJoin(["green"])
+                #expect(joined.isComplete)
+                #expect(joined.total == 3)
+                #expect(Set(try await a.fetchSockets(.room("green")).sockets.map(\.id)) == Set(sids))
+                #expect(try await a.socketsLeave(["green"], .room("blue")).total == 1)
+                #expect(Set(try await a.fetchSockets(.room("green")).sockets.map(\.id)) == [sids[0], sids[2]])
+
+                // Server-side emit: the other servers' handlers answer; a server without a handler says so.
+                for node in nodes.dropFirst() {
+                    let host = self.hostID(node)
+                    node.server.gateway.onServerSideEmit("hello") { arguments, from in
+                        [.string(host), .string(from)] + arguments
+                    }
+                }
+                let hello = try await a.serverSideEmit("hello", arguments: [42])
+                #expect(hello.isComplete)
+                #expect(hello.replies[hosts[1]] == [.string(hosts[1]), .string(hosts[0]), 42])
+                #expect(hello.replies[hosts[2]] == [.string(hosts[2]), .string(hosts[0]), 42])
+                #expect(hello.replies[hosts[0]] == nil)
+                let unknown = try await a.serverSideEmit("nobody-listens", arguments: [])
+                #expect(!unknown.isComplete)
+                #expect(Set(unknown.errors.keys) == [hosts[1], hosts[2]])
+
+                // Disconnect green's members (on servers A and C) from wherever they are.
+                let disconnected = try await b.disconnectSockets(.room("green"))
+                #expect(disconnected.total == 2)
+                let (sidA, sidC) = (sids[0], sids[2])
+                try await nodes[0].recorder.waitUntil { $0.disconnectReason(sidA) != nil }
+                try await nodes[2].recorder.waitUntil { $0.disconnectReason(sidC) != nil }
+                #expect(try await a.fetchSockets().sockets.map(\.id) == [sids[1]])
+            } catch {
+                Issue.record(error)
+            }
+            for client in clients { await client.close() }
+            try? await group.shutdownGracefully()
         }
-        for client in clients { await client.close() }
-        for node in nodes { try? await node.server.shutdown() }
-        try? await group.shutdownGracefully()
-        await redis.stop()
     }
 
     @Test func aServerStoppedMidRequestGivesPartialResultsAtTheTimeoutAndNothingElseBreaks() async throws {
-        let redis = try await RedisServerProcess.start()
-        let nodes = try await self.startNodes(redis, mode: .python, signed: false)
-        let (a, hosts) = (nodes[0].server.gateway, nodes.map(self.hostID))
-        let entered = AsyncStream<Void>.makeStream()
-        nodes[1].server.gateway.onServerSideEmit("work") { _, _ in ["done"] }
-        nodes[2].server.gateway.onServerSideEmit("work") { _, _ in
-            entered.continuation.yield()
-            // Stopped while working: the answer never comes in time (the sleep ends early if cancelled).
-            try? await Task.sleep(for: .seconds(30))
-            return ["too late"]
-        }
-        do {
+        try await self.withThreeServers(mode: .python, signed: false) { _, nodes in
+            let (a, hosts) = (nodes[0].server.gateway, nodes.map(self.hostID))
+            let entered = AsyncStream<Void>.makeStream()
+            nodes[1].server.gateway.onServerSideEmit("work") { _, _ in ["done"] }
+            nodes[2].server.gateway.onServerSideEmit("work") { _, _ in
+                entered.continuation.yield()
+                // Stopped while working: the answer never comes in time (the sleep ends early if cancelled).
+                try? await Task.sleep(for: .seconds(30))
+                return ["too late"]
+            }
             // Every server answered once, so each is known by id.
             #expect(try await a.fetchSockets().servers == Set(hosts))
 
@@ -160,62 +174,57 @@ import Testing
             // And B still reaches A (which has no handler for `work`, and says so).
             let fromB = try await nodes[1].server.gateway.serverSideEmit("work", arguments: [], timeout: .seconds(4))
             #expect(fromB.errors[hosts[0]] == "no server-side emit handler for event 'work'")
-        } catch {
-            Issue.record(error)
         }
-        for node in nodes { try? await node.server.shutdown() }
-        await redis.stop()
     }
 
     @Test func broadcastAcksCollectEveryServersClientsAndCountAFrozenServer() async throws {
-        let redis = try await RedisServerProcess.start()
-        let nodes = try await self.startNodes(redis, mode: .python, signed: true)
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let adapter = try #require(nodes[0].server.gateway.cluster as? RedisClusterAdapter)
-        // A subscriber of the request channel that Redis delivers to but that is stopped (SIGSTOP): a frozen server.
-        let frozen = try await redis.frozenSubscriber(channel: adapter.requests.requestChannel)
-        defer { kill(frozen, SIGKILL) }
-        var clients: [TestWebSocketClient] = []
-        do {
-            var sids: [String] = []
-            for node in nodes {
-                let (client, sid) = try await self.cluster.connect(node, group: group)
-                clients.append(client)
-                sids.append(sid)
+        try await self.withThreeServers(mode: .python, signed: true) { redis, nodes in
+            let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+            let adapter = try #require(nodes[0].server.gateway.cluster as? RedisClusterAdapter)
+            // A subscriber of the request channel that Redis delivers to but that is stopped (SIGSTOP): a frozen
+            // server.
+            let frozen = try await redis.frozenSubscriber(channel: adapter.requests.requestChannel)
+            defer { kill(frozen, SIGKILL) }
+            var clients: [TestWebSocketClient] = []
+            do {
+                var sids: [String] = []
+                for node in nodes {
+                    let (client, sid) = try await self.cluster.connect(node, group: group)
+                    clients.append(client)
+                    sids.append(sid)
+                }
+                let a = nodes[0].server.gateway
+                // A generous grace for the other servers' reports: this runs beside Redis Cluster and Sentinel
+                // deployments on two cores, where a report may come more than the default 1 s after its deadline.
+                async let pending = a.broadcastWithAck(
+                    "vote",
+                    arguments: ["q"],
+                    timeout: .seconds(1),
+                    answerGrace: .seconds(5)
+                )
+                for (index, client) in clients.prefix(2).enumerated() {
+                    let asked = try await client.nextText()
+                    let ackID = asked.dropFirst(2).prefix(while: { $0.isNumber })
+                    #expect(asked == "42\(ackID)[\"vote\",\"q\"]")
+                    try await client.send("43\(ackID)[\"yes-\(index)\"]")
+                }
+                // The third server's client gets the event and does not answer.
+                #expect(try await clients[2].nextText().hasSuffix(#"["vote","q"]"#))
+                let result = try await pending
+                #expect(result.answers == [sids[0]: ["yes-0"], sids[1]: ["yes-1"]])
+                #expect(result.missing.mapValues(\.code) == [sids[2]: .timeout])
+                #expect(result.servers == Set(nodes.map(self.hostID)))
+                // The frozen one is counted; never heard from, it has no name.
+                #expect(result.unreachableServerCount == 1)
+                #expect(result.unreachableServers.isEmpty)
+                #expect(!result.isComplete)
+                #expect(throws: SocketBroadcastAckError.self) { try result.requireComplete() }
+            } catch {
+                Issue.record(error)
             }
-            let a = nodes[0].server.gateway
-            // A generous grace for the other servers' reports: this runs beside Redis Cluster and Sentinel deployments
-            // on two cores, where a report may come more than the default 1 s after its deadline.
-            async let pending = a.broadcastWithAck(
-                "vote",
-                arguments: ["q"],
-                timeout: .seconds(1),
-                answerGrace: .seconds(5)
-            )
-            for (index, client) in clients.prefix(2).enumerated() {
-                let asked = try await client.nextText()
-                let ackID = asked.dropFirst(2).prefix(while: { $0.isNumber })
-                #expect(asked == "42\(ackID)[\"vote\",\"q\"]")
-                try await client.send("43\(ackID)[\"yes-\(index)\"]")
-            }
-            // The third server's client gets the event and does not answer.
-            #expect(try await clients[2].nextText().hasSuffix(#"["vote","q"]"#))
-            let result = try await pending
-            #expect(result.answers == [sids[0]: ["yes-0"], sids[1]: ["yes-1"]])
-            #expect(result.missing.mapValues(\.code) == [sids[2]: .timeout])
-            #expect(result.servers == Set(nodes.map(self.hostID)))
-            // The frozen one is counted; never heard from, it has no name.
-            #expect(result.unreachableServerCount == 1)
-            #expect(result.unreachableServers.isEmpty)
-            #expect(!result.isComplete)
-            #expect(throws: SocketBroadcastAckError.self) { try result.requireComplete() }
-        } catch {
-            Issue.record(error)
+            for client in clients { await client.close() }
+            try? await group.shutdownGracefully()
         }
-        for client in clients { await client.close() }
-        for node in nodes { try? await node.server.shutdown() }
-        try? await group.shutdownGracefully()
-        await redis.stop()
     }
 
     /// On a Redis Cluster (room channels sharded) requests travel on classic channels, which the cluster bus copies
@@ -272,94 +281,90 @@ import Testing
             FileManager.default.isExecutableFile(atPath: executable),
             "\(executable) is missing: run swift build --build-tests first (or set SOCKET_GATEWAY_CLI)"
         )
-        let redis = try await RedisServerProcess.start()
-        let nodes = try await self.startNodes(redis, mode: .python, signed: false)
-        let a = nodes[0].server.gateway
-        for node in nodes.dropFirst() { try? await node.server.shutdown() }
-        let serve = Process()
-        serve.executableURL = URL(fileURLWithPath: executable)
-        let adapter = try #require(a.cluster as? RedisClusterAdapter)
-        serve.arguments = [
-            "serve", "--port", "0", "--redis-url", redis.urlString, "--channel", adapter.channel.channel,
-            "--allow-anonymous",
-        ]
-        let serveOutput = Pipe()
-        serve.standardOutput = serveOutput
-        serve.standardError = FileHandle.nullDevice
-        let serveLines = ProcessLines(serveOutput)
-        let clients = Process()
-        let script = FileManager.default.temporaryDirectory.appendingPathComponent("cluster-serve-\(UUID()).py")
-        defer {
-            try? FileManager.default.removeItem(at: script)
-            if serve.isRunning { kill(serve.processIdentifier, SIGKILL) }
-            if clients.isRunning { kill(clients.processIdentifier, SIGKILL) }
-        }
-        try serve.run()
-        do {
-            try #require(await serveLines.wait(for: 1, from: serve), "serve did not start")
-            let servePort = try #require(serveLines.lines[0].split(separator: " ").last.flatMap { Int($0) })
-            // Subscribed once Redis delivers requests to it and it answers.
-            var subscribed = false
-            for _ in 0..<200 {
-                if try await a.serverCount(timeout: .milliseconds(200)) == 2 {
-                    subscribed = true
-                    break
-                }
-                try await Task.sleep(for: .milliseconds(25))
+        try await self.withThreeServers(mode: .python, signed: false) { redis, nodes in
+            let a = nodes[0].server.gateway
+            for node in nodes.dropFirst() { try? await node.server.shutdown() }
+            let serve = Process()
+            serve.executableURL = URL(fileURLWithPath: executable)
+            let adapter = try #require(a.cluster as? RedisClusterAdapter)
+            serve.arguments = [
+                "serve", "--port", "0", "--redis-url", redis.urlString, "--channel", adapter.channel.channel,
+                "--allow-anonymous",
+            ]
+            let serveOutput = Pipe()
+            serve.standardOutput = serveOutput
+            serve.standardError = FileHandle.nullDevice
+            let serveLines = ProcessLines(serveOutput)
+            let clients = Process()
+            let script = FileManager.default.temporaryDirectory.appendingPathComponent("cluster-serve-\(UUID()).py")
+            defer {
+                try? FileManager.default.removeItem(at: script)
+                if serve.isRunning { kill(serve.processIdentifier, SIGKILL) }
+                if clients.isRunning { kill(clients.processIdentifier, SIGKILL) }
             }
-            try #require(subscribed, "the serve process did not answer a request within 10 s")
-            try pythonClients.write(to: script, atomically: true, encoding: .utf8)
-            clients.executableURL = URL(fileURLWithPath: python)
-            clients.arguments = [script.path, "http://127.0.0.1:\(nodes[0].port)", "http://127.0.0.1:\(servePort)"]
-            let output = Pipe()
-            clients.standardOutput = output
-            clients.standardError = FileHandle.nullDevice
-            let lines = ProcessLines(output)
-            try clients.run()
-            try #require(await lines.wait(for: 1, from: clients), "the python-socketio clients did not connect")
-            let ready = try JSONValue.parse(ByteBuffer(string: lines.lines[0]))
-            let alice = try #require(ready["ready"]?["alice"]?.stringValue)
-            let bob = try #require(ready["ready"]?["bob"]?.stringValue)
+            try serve.run()
+            do {
+                try #require(await serveLines.wait(for: 1, from: serve), "serve did not start")
+                let servePort = try #require(serveLines.lines[0].split(separator: " ").last.flatMap { Int($0) })
+                // Subscribed once Redis delivers requests to it and it answers.
+                var subscribed = false
+                for _ in 0..<200 {
+                    if try await a.serverCount(timeout: .milliseconds(200)) == 2 {
+                        subscribed = true
+                        break
+                    }
+                    try await Task.sleep(for: .milliseconds(25))
+                }
+                try #require(subscribed, "the serve process did not answer a request within 10 s")
+                try pythonClients.write(to: script, atomically: true, encoding: .utf8)
+                clients.executableURL = URL(fileURLWithPath: python)
+                clients.arguments = [script.path, "http://127.0.0.1:\(nodes[0].port)", "http://127.0.0.1:\(servePort)"]
+                let output = Pipe()
+                clients.standardOutput = output
+                clients.standardError = FileHandle.nullDevice
+                let lines = ProcessLines(output)
+                try clients.run()
+                try #require(await lines.wait(for: 1, from: clients), "the python-socketio clients did not connect")
+                let ready = try JSONValue.parse(ByteBuffer(string: lines.lines[0]))
+                let alice = try #require(ready["ready"]?["alice"]?.stringValue)
+                let bob = try #require(ready["ready"]?["bob"]?.stringValue)
 
-            let found = try await a.fetchSockets()
-            #expect(found.isComplete)
-            #expect(found.sockets.map(\.id).sorted() == [alice, bob].sorted())
-            let serveHost = try #require(found.sockets.first { $0.id == bob }?.serverID)
-            #expect(serveHost != self.hostID(nodes[0]))
+                let found = try await a.fetchSockets()
+                #expect(found.isComplete)
+                #expect(found.sockets.map(\.id).sorted() == [alice, bob].sorted())
+                let serveHost = try #require(found.sockets.first { $0.id == bob }?.serverID)
+                #expect(serveHost != self.hostID(nodes[0]))
 
-            // python-socketio answers every ack request (no arguments when the handler returns None).
-            let votes = try await a.broadcastWithAck("vote", arguments: [1], timeout: .seconds(5))
-            #expect(votes.answers == [alice: [], bob: []])
-            #expect(votes.servers == [self.hostID(nodes[0]), serveHost])
-            #expect(votes.isComplete)
+                // python-socketio answers every ack request (no arguments when the handler returns None).
+                let votes = try await a.broadcastWithAck("vote", arguments: [1], timeout: .seconds(5))
+                #expect(votes.answers == [alice: [], bob: []])
+                #expect(votes.servers == [self.hostID(nodes[0]), serveHost])
+                #expect(votes.isComplete)
 
-            #expect(try await a.disconnectSockets(.room(bob)).replies == [serveHost: 1, self.hostID(nodes[0]): 0])
-            #expect(await lines.wait(for: 4, from: clients))
-            #expect(lines.lines.last == #"{"who": "bob", "event": "disconnected"}"#)
+                #expect(try await a.disconnectSockets(.room(bob)).replies == [serveHost: 1, self.hostID(nodes[0]): 0])
+                #expect(await lines.wait(for: 4, from: clients))
+                #expect(lines.lines.last == #"{"who": "bob", "event": "disconnected"}"#)
 
-            // The serve process stopped mid-operation: the request returns at its timeout, naming it.
-            kill(serve.processIdentifier, SIGSTOP)
-            let partial = try await a.fetchSockets(timeout: .seconds(1))
-            #expect(partial.sockets.map(\.id) == [alice])
-            #expect(partial.unansweredCount == 1)
-            #expect(partial.unansweredServers == [serveHost])
-            #expect(!partial.isComplete)
-            lines.stop()
-        } catch {
-            Issue.record(error)
+                // The serve process stopped mid-operation: the request returns at its timeout, naming it.
+                kill(serve.processIdentifier, SIGSTOP)
+                let partial = try await a.fetchSockets(timeout: .seconds(1))
+                #expect(partial.sockets.map(\.id) == [alice])
+                #expect(partial.unansweredCount == 1)
+                #expect(partial.unansweredServers == [serveHost])
+                #expect(!partial.isComplete)
+                lines.stop()
+            } catch {
+                Issue.record(error)
+            }
+            serveLines.stop()
+            kill(serve.processIdentifier, SIGKILL)
         }
-        serveLines.stop()
-        kill(serve.processIdentifier, SIGKILL)
-        try? await nodes[0].server.shutdown()
-        await redis.stop()
     }
 
     @Test func garbledAndHostileRequestsAreCountedAndSkipped() async throws {
-        let redis = try await RedisServerProcess.start()
-        let nodes = try await self.startNodes(redis, mode: .python, signed: false)
-        let adapter = try #require(nodes[1].server.gateway.cluster as? RedisClusterAdapter)
-        let channel = adapter.requests.requestChannel
-        do {
+        try await self.withThreeServers(mode: .python, signed: false) { redis, nodes in
+            let adapter = try #require(nodes[1].server.gateway.cluster as? RedisClusterAdapter)
+            let channel = adapter.requests.requestChannel
             for garbage in [
                 "not json", #"{"type":"request"}"#, #"{"type":"request","id":-1,"host_id":"x","expires_ms":1}"#,
                 #"{"type":"request","id":1,"host_id":"x","expires_ms":99999999999999,"op":"drop_tables"}"#,
@@ -374,67 +379,62 @@ import Testing
             #expect(adapter.requests.counts.garbled == 6)
             // Still answering.
             #expect(try await nodes[0].server.gateway.serverCount() == 3)
-        } catch {
-            Issue.record(error)
         }
-        for node in nodes { try? await node.server.shutdown() }
-        await redis.stop()
     }
 
     @Test func pythonClientsOnTwoServersAreFoundJoinedAndDisconnectedFromEither() async throws {
         let python = try await PythonPeer.interpreter(importing: ["socketio", "aiohttp"])
-        let redis = try await RedisServerProcess.start()
-        let nodes = try await self.startNodes(redis, mode: .python, signed: false)
-        let script = FileManager.default.temporaryDirectory.appendingPathComponent("cluster-query-\(UUID()).py")
-        try pythonClients.write(to: script, atomically: true, encoding: .utf8)
-        let process = Process()
-        defer {
-            try? FileManager.default.removeItem(at: script)
-            // SIGKILL: a child of the test process inherits its blocked signals, so SIGTERM may never arrive.
-            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        try await self.withThreeServers(mode: .python, signed: false) { _, nodes in
+            let script = FileManager.default.temporaryDirectory.appendingPathComponent("cluster-query-\(UUID()).py")
+            try pythonClients.write(to: script, atomically: true, encoding: .utf8)
+            let process = Process()
+            defer {
+                try? FileManager.default.removeItem(at: script)
+                // SIGKILL: a child of the test process inherits its blocked signals, so SIGTERM may never arrive.
+                if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+            }
+            process.executableURL = URL(fileURLWithPath: python)
+            process.arguments = [script.path, "http://127.0.0.1:\(nodes[0].port)", "http://127.0.0.1:\(nodes[1].port)"]
+            let output = Pipe()
+            process.standardOutput = output
+            process.standardError = FileHandle.nullDevice
+            let lines = ProcessLines(output)
+            try process.run()
+            do {
+                try #require(await lines.wait(for: 1, from: process), "the python-socketio clients did not connect")
+                let ready = try JSONValue.parse(ByteBuffer(string: lines.lines[0]))
+                let alice = try #require(ready["ready"]?["alice"]?.stringValue)
+                let bob = try #require(ready["ready"]?["bob"]?.stringValue)
+                let (a, b) = (nodes[0].server.gateway, nodes[1].server.gateway)
+
+                // Found from the third server, each on its own server.
+                let found = try await nodes[2].server.gateway.fetchSockets()
+                #expect(found.isComplete)
+                #expect(found.sockets.map(\.id).sorted() == [alice, bob].sorted())
+                #expect(found.sockets.first { $0.id == alice }?.serverID == self.hostID(nodes[0]))
+                #expect(found.sockets.first { $0.id == bob }?.serverID == self.hostID(nodes[1]))
+
+                // Joined to a room by server B, then reached there by an emit from server A.
+                #expect(try await b.socketsJoin(["team"]).total == 2)
+                #expect(
+                    await a.emit("news", arguments: ["hi"], to: .room("team"), options: EmitOptions()).outcome
+                        == .published
+                )
+                #expect(await lines.wait(for: 3, from: process))
+                let news = lines.lines.dropFirst().compactMap { try? JSONValue.parse(ByteBuffer(string: $0)) }
+                #expect(Set(news.compactMap { $0["who"]?.stringValue }) == ["alice", "bob"])
+                #expect(news.allSatisfy { $0["event"] == "news" && $0["args"] == ["hi"] })
+
+                // Bob (on server B) disconnected by server A.
+                #expect(try await a.disconnectSockets(.room(bob)).total == 1)
+                #expect(await lines.wait(for: 4, from: process))
+                #expect(lines.lines.last == #"{"who": "bob", "event": "disconnected"}"#)
+                #expect(try await a.fetchSockets(.room("team")).sockets.map(\.id) == [alice])
+            } catch {
+                Issue.record(error)
+            }
+            lines.stop()
         }
-        process.executableURL = URL(fileURLWithPath: python)
-        process.arguments = [script.path, "http://127.0.0.1:\(nodes[0].port)", "http://127.0.0.1:\(nodes[1].port)"]
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
-        let lines = ProcessLines(output)
-        try process.run()
-        do {
-            try #require(await lines.wait(for: 1, from: process), "the python-socketio clients did not connect")
-            let ready = try JSONValue.parse(ByteBuffer(string: lines.lines[0]))
-            let alice = try #require(ready["ready"]?["alice"]?.stringValue)
-            let bob = try #require(ready["ready"]?["bob"]?.stringValue)
-            let (a, b) = (nodes[0].server.gateway, nodes[1].server.gateway)
-
-            // Found from the third server, each on its own server.
-            let found = try await nodes[2].server.gateway.fetchSockets()
-            #expect(found.isComplete)
-            #expect(found.sockets.map(\.id).sorted() == [alice, bob].sorted())
-            #expect(found.sockets.first { $0.id == alice }?.serverID == self.hostID(nodes[0]))
-            #expect(found.sockets.first { $0.id == bob }?.serverID == self.hostID(nodes[1]))
-
-            // Joined to a room by server B, then reached there by an emit from server A.
-            #expect(try await b.socketsJoin(["team"]).total == 2)
-            #expect(
-                await a.emit("news", arguments: ["hi"], to: .room("team"), options: EmitOptions()).outcome == .published
-            )
-            #expect(await lines.wait(for: 3, from: process))
-            let news = lines.lines.dropFirst().compactMap { try? JSONValue.parse(ByteBuffer(string: $0)) }
-            #expect(Set(news.compactMap { $0["who"]?.stringValue }) == ["alice", "bob"])
-            #expect(news.allSatisfy { $0["event"] == "news" && $0["args"] == ["hi"] })
-
-            // Bob (on server B) disconnected by server A.
-            #expect(try await a.disconnectSockets(.room(bob)).total == 1)
-            #expect(await lines.wait(for: 4, from: process))
-            #expect(lines.lines.last == #"{"who": "bob", "event": "disconnected"}"#)
-            #expect(try await a.fetchSockets(.room("team")).sockets.map(\.id) == [alice])
-        } catch {
-            Issue.record(error)
-        }
-        lines.stop()
-        for node in nodes { try? await node.server.shutdown() }
-        await redis.stop()
     }
 }
 
