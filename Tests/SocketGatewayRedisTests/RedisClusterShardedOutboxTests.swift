@@ -111,6 +111,85 @@ import Testing
         }
     }
 
+    /// A shutdown sends what the outboxes hold before it closes them: 200 publishes spread over the three
+    /// primaries' channels, made just before `shutdown(deadline:)` while the outboxes are still connecting (so
+    /// every one of them waits there), are all published to the subscriber and delivered, and the shutdown
+    /// reports none unsent. (Before the drain they all failed with `.shutdown`.)
+    @Test func shutdownSendsWhatTheOutboxesHold() async throws {
+        try await RedisClusterProcess.with { cluster in
+            let url = try cluster.url
+            let channels = RedisClusterShardedIntegrationTests.channels(spreadOver: cluster, perShard: 1)
+            let recorder = MessageRecorder()
+            let subscriber = RedisClusterPubSub(url: url, logger: self.logger) { recorder.record($0) }
+            let publisher = RedisClusterPubSub(
+                url: url,
+                configuration: .init(outboxCapacity: 1000),
+                logger: self.logger
+            ) { _ in }
+            subscriber.start()
+            publisher.start()
+            try await subscriber.subscribe(channels)
+            let discovered = await eventually(limit: .seconds(10)) { publisher.currentHealth.primaries == 3 }
+            #expect(discovered, "the publisher found no topology")
+            let outcomes = Outcomes()
+            let total = 200
+            for seq in 0..<total {
+                publisher.publish(channel: channels[seq % channels.count], completion: { outcomes.record(seq, $0) }) {
+                    $0.writeString("\(seq)")
+                }
+            }
+            let unsent = await publisher.shutdown(deadline: .now() + .seconds(10))
+            #expect(unsent == 0)
+            let told = outcomes.told
+            #expect(told.count == total, "\(total - told.count) publishes were told nothing")
+            let notPublished = told.filter { $0.value != ["published"] }
+            #expect(notPublished.isEmpty, "\(notPublished.sorted { $0.key < $1.key }.prefix(5))")
+            #expect(outcomes.receivers.values.allSatisfy { $0 == 1 })
+            let arrived = await recorder.wait(limit: .seconds(10)) { Set($0.compactMap { Int($0) }).count == total }
+            #expect(arrived, "\(total - Set(recorder.messages).count) messages never arrived")
+            await subscriber.shutdown()
+        }
+    }
+
+    /// What cannot be sent by the shutdown's deadline is reported: the primary owning a channel and its replica
+    /// are killed (nothing can take the slot over), three publishes wait in its outbox (told `.queued`), and a
+    /// shutdown given 1 s returns 3 unsent and logs them.
+    @Test func shutdownReportsWhatItCouldNotSend() async throws {
+        try await RedisClusterProcess.with { cluster in
+            let url = try cluster.url
+            let channel = RedisClusterShardedIntegrationTests.channels(spreadOver: cluster, perShard: 1)[0]
+            let owner = try #require(cluster.primary(forSlot: RedisClusterSlot.of(channel)))
+            let replica = try #require(cluster.replica(of: owner))
+            let lines = NIOLockedValueBox<[CapturingLogHandler.Line]>([])
+            let logger = Logger(label: "test.sharded-outbox-shutdown") { _ in CapturingLogHandler(lines: lines) }
+            let publisher = RedisClusterPubSub(
+                url: url,
+                configuration: .init(outboxCapacity: 1000),
+                logger: logger
+            ) { _ in }
+            publisher.start()
+            let discovered = await eventually(limit: .seconds(10)) { publisher.currentHealth.primaries == 3 }
+            #expect(discovered, "the publisher found no topology")
+            await replica.crash()
+            await owner.crash()
+            let outcomes = Outcomes()
+            for seq in 0..<3 {
+                publisher.publish(channel: channel, completion: { outcomes.record(seq, $0) }) {
+                    $0.writeString("\(seq)")
+                }
+            }
+            let queued = await eventually(limit: .seconds(10)) { outcomes.told.count == 3 }
+            #expect(queued)
+            #expect(outcomes.told.values.allSatisfy { $0 == ["queued"] }, "\(outcomes.told)")
+            let unsent = await publisher.shutdown(deadline: .now() + .seconds(1))
+            #expect(unsent == 3)
+            let warning = lines.withLockedValue { $0 }.first { $0.message.contains("shut down with unsent messages") }
+            #expect(warning?.level == .warning)
+            #expect(warning?.metadata.contains("redis.unsent=3") == true, "\(String(describing: warning))")
+            #expect(outcomes.told.values.allSatisfy { $0 == ["queued"] }, "told more after .queued")
+        }
+    }
+
     static func range(_ seqs: Set<Int>) -> String {
         guard let first = seqs.min(), let last = seqs.max() else { return "" }
         return "(#\(first)…#\(last))"

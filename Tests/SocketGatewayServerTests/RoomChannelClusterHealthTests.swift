@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import SocketGatewayRedis
@@ -238,11 +239,19 @@ private struct HealthUserFromAuth: SocketAuthenticator {
 
     /// `/healthz` carries the sharded outboxes' counts (`redis.sharded.outbox_queued`, `dropped_from_outbox`): the
     /// primary owning a user's channel and its replica are killed, so nothing can take the slot over; five emits
-    /// from the server to that user meet an outbox of two: two wait, the three oldest are dropped.
+    /// from the server to that user meet an outbox of two: two wait, the three oldest are dropped. The server's
+    /// shutdown then tries to send the two for `publishTimeout` and logs them as unsent.
     @Test func healthReportsTheShardedOutboxCounts() async throws {
         try await RedisClusterProcess.with { cluster in
             let channel = RoomChannelTests.channelName()
-            let server = try await self.startServer(url: cluster.urlString, channel: channel, outboxCapacity: 2)
+            let lines = NIOLockedValueBox<[CapturingLogHandler.Line]>([])
+            let logger = Logger(label: "test.sharded-outbox-health") { _ in CapturingLogHandler(lines: lines) }
+            let server = try await self.startServer(
+                url: cluster.urlString,
+                channel: channel,
+                outboxCapacity: 2,
+                logger: logger
+            )
             let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
             do {
                 let client = try await self.connect(server, user: "o", group: group)
@@ -278,6 +287,10 @@ private struct HealthUserFromAuth: SocketAuthenticator {
                 Issue.record("\(error)")
             }
             try await server.shutdown()
+            let unsent = lines.withLockedValue { $0 }.first {
+                $0.message == "sharded outboxes shut down with unsent messages"
+            }
+            #expect(unsent?.metadata.contains("redis.unsent=2") == true, "\(String(describing: unsent))")
             try await group.shutdownGracefully()
         }
     }
