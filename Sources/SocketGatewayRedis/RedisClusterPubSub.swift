@@ -141,6 +141,8 @@ public final class RedisClusterPubSub: @unchecked Sendable {
     /// Outbox mode: set once a shutdown waits for the outboxes to empty, to the earliest deadline asked for.
     private var drainDeadline: NIODeadline?
     /// Shutdowns waiting for the drain to end (everything answered, or `drainDeadline` passed).
+    /// Told when wanted channels stop and resume delivering by themselves (see `RoomChannelTransport`).
+    private var activityHandler: (@Sendable (RoomChannelActivity) -> Void)?
     private var drainWaiters: [EventLoopPromise<Void>] = []
     /// Whether the consumer asked to stop reading (every subscription connection's autoRead is off).
     fileprivate private(set) var readingPaused = false
@@ -520,6 +522,7 @@ public final class RedisClusterPubSub: @unchecked Sendable {
                 metadata: ["redis.unsent": "\(unsent)"]
             )
         }
+        self.activityHandler = nil
         self.ticker?.cancel()
         self.ticker = nil
         for shard in self.shards.values { shard.close() }
@@ -576,6 +579,14 @@ public final class RedisClusterPubSub: @unchecked Sendable {
         self.reconcile()
         self.checkWaiters(now: now)
         self.updateSnapshot()
+        self.reportActivity()
+    }
+
+    /// Tells the activity handler which wanted channels stopped or resumed delivering since the last report.
+    private func reportActivity() {
+        guard let handler = self.activityHandler else { return }
+        let activity = self.subscriptions.activityChanges(topology: self.router.topology)
+        if !activity.isEmpty { handler(activity) }
     }
 
     private func refresh(from node: RedisClusterAddress) {
@@ -809,6 +820,7 @@ public final class RedisClusterPubSub: @unchecked Sendable {
         switch self.subscriptions.received(value, on: address) {
         case .handled:
             self.checkWaiters(now: .now())
+            self.reportActivity()
         case .message(let channel):
             guard case .array(let items) = value, items.count >= 3, case .bulkString(let payload) = items[2] else {
                 return
@@ -1183,6 +1195,10 @@ extension RedisClusterPubSub: RoomChannelTransport {
 
     package func updateRoomChannelReading(shouldPause: @escaping @Sendable () -> Bool) {
         self.updateReading(shouldPause: shouldPause)
+    }
+
+    package func observeRoomChannelActivity(_ handler: @escaping @Sendable (RoomChannelActivity) -> Void) {
+        self.eventLoop.execute { self.activityHandler = handler }
     }
 }
 
