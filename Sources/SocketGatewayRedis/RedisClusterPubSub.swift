@@ -124,7 +124,8 @@ public final class RedisClusterPubSub: @unchecked Sendable {
     private var shards: [RedisClusterAddress: RedisShardConnection] = [:]
     private var waiters: [Waiter] = []
     private var ticker: RepeatedTask?
-    private var useClusterSlots = false
+    /// Whether topology refreshes ask `CLUSTER SLOTS` (a node did not know `CLUSTER SHARDS`, or a test asked).
+    private(set) var useClusterSlots = false
     /// Lost and refused subscription connections are logged at most once per 10 s (a dead primary is retried every
     /// 250 ms until it is failed over).
     private var lossLog = LogRateLimiter(interval: .seconds(10))
@@ -209,6 +210,12 @@ public final class RedisClusterPubSub: @unchecked Sendable {
                 periodicRefresh: TimeAmount(configuration.periodicRefresh)
             )
         )
+    }
+
+    /// Asks `CLUSTER SLOTS` for the topology from the start, as it does once a node did not know `CLUSTER SHARDS`
+    /// (Redis < 7): for tests of that path. Call before `start()`.
+    package func preferClusterSlots() {
+        self.eventLoop.execute { self.useClusterSlots = true }
     }
 
     /// Starts discovering the topology (once); later calls do nothing.
