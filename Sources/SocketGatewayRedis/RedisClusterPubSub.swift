@@ -124,7 +124,8 @@ public final class RedisClusterPubSub: @unchecked Sendable {
     private var shards: [RedisClusterAddress: RedisShardConnection] = [:]
     private var waiters: [Waiter] = []
     private var ticker: RepeatedTask?
-    private var useClusterSlots = false
+    /// Whether topology refreshes ask `CLUSTER SLOTS` (a node did not know `CLUSTER SHARDS`, or a test asked).
+    private(set) var useClusterSlots = false
     /// Lost and refused subscription connections are logged at most once per 10 s (a dead primary is retried every
     /// 250 ms until it is failed over).
     private var lossLog = LogRateLimiter(interval: .seconds(10))
@@ -138,6 +139,12 @@ public final class RedisClusterPubSub: @unchecked Sendable {
     /// Messages dropped from full outboxes are logged at most once per 10 s.
     private var dropLog = LogRateLimiter(interval: .seconds(10))
     private var droppedFromOutbox = 0
+    /// Outbox mode: set once a shutdown waits for the outboxes to empty, to the earliest deadline asked for.
+    private var drainDeadline: NIODeadline?
+    /// Shutdowns waiting for the drain to end (everything answered, or `drainDeadline` passed).
+    /// Told when wanted channels stop and resume delivering by themselves (see `RoomChannelTransport`).
+    private var activityHandler: (@Sendable (RoomChannelActivity) -> Void)?
+    private var drainWaiters: [EventLoopPromise<Void>] = []
     /// Whether the consumer asked to stop reading (every subscription connection's autoRead is off).
     fileprivate private(set) var readingPaused = false
     private var readingPauses = 0
@@ -203,6 +210,12 @@ public final class RedisClusterPubSub: @unchecked Sendable {
                 periodicRefresh: TimeAmount(configuration.periodicRefresh)
             )
         )
+    }
+
+    /// Asks `CLUSTER SLOTS` for the topology from the start, as it does once a node did not know `CLUSTER SHARDS`
+    /// (Redis < 7): for tests of that path. Call before `start()`.
+    package func preferClusterSlots() {
+        self.eventLoop.execute { self.useClusterSlots = true }
     }
 
     /// Starts discovering the topology (once); later calls do nothing.
@@ -320,6 +333,10 @@ public final class RedisClusterPubSub: @unchecked Sendable {
         onConfirmed: @escaping @Sendable (Result<Void, RedisError>) -> Void
     ) {
         self.eventLoop.execute {
+            guard self.drainDeadline == nil else {
+                onConfirmed(.failure(RedisError(code: .shutdown, message: "the cluster client is shutting down")))
+                return
+            }
             self.subscriptions.subscribe(channels)
             self.addWaiter(channels, subscribing: true, timeout: timeout, onConfirmed)
             self.tick(now: .now())
@@ -418,29 +435,101 @@ public final class RedisClusterPubSub: @unchecked Sendable {
         return health
     }
 
-    /// Closes every connection; what waits fails with `.shutdown`.
-    public func shutdown() async {
-        let clients = try? await self.eventLoop.submit { self.closeAll() }.get()
-        for client in clients ?? [] { await client.shutdown() }
+    /// Stops subscribing, sends what the outboxes hold (outbox mode) until everything is answered or `deadline`
+    /// passes, then closes every connection: what is still unsent fails with `.shutdown` (logged as a warning),
+    /// and so does what else waits. Publishes made meanwhile still go through the outboxes.
+    /// - Parameter deadline: How long the outboxes may take; the default closes at once.
+    /// - Returns: How many messages could not be sent.
+    @discardableResult
+    public func shutdown(deadline: NIODeadline = .now()) async -> Int {
+        try? await self.drain(until: deadline).get()
+        let closed = try? await self.eventLoop.submit { self.closeAll() }.get()
+        for client in closed?.clients ?? [] { await client.shutdown() }
+        return closed?.unsent ?? 0
     }
 
-    /// Starts ``shutdown()`` without waiting for it (for a `deinit`).
-    package func beginShutdown() {
-        self.eventLoop.execute {
-            for client in self.closeAll() { client.beginShutdown() }
+    /// Starts ``shutdown(deadline:)`` without waiting for it (for a `deinit`).
+    package func beginShutdown(deadline: NIODeadline = .now()) {
+        self.drain(until: deadline).whenComplete { _ in
+            for client in self.closeAll().clients { client.beginShutdown() }
         }
     }
 
-    /// Stops the ticker, closes the subscription connections, fails the waiters and what the outboxes hold;
-    /// returns the command clients to shut down.
-    private func closeAll() -> [RedisCommandClient] {
+    /// Succeeds (on the loop) once every outbox is empty and answered, or `deadline` passed. The subscriptions
+    /// stop at once (a shutting-down consumer wants no more messages); the outboxes send what they hold without
+    /// waiting for subscribers, and follow failovers meanwhile.
+    private func drain(until deadline: NIODeadline) -> EventLoopFuture<Void> {
+        let promise = self.eventLoop.makePromise(of: Void.self)
+        self.eventLoop.execute {
+            guard !self.isShutDown, self.isOutboxMode else {
+                promise.succeed(())
+                return
+            }
+            self.drainWaiters.append(promise)
+            if self.drainDeadline == nil { self.stopSubscriptions() }
+            self.drainDeadline = min(self.drainDeadline ?? deadline, deadline)
+            let now = NIODeadline.now()
+            for address in Array(self.outboxes.keys) {
+                self.runOutbox(
+                    self.outboxes[address]!.outbox.shutdownRequested(deadline: deadline, now: now),
+                    address: address
+                )
+            }
+            self.runUnrouted(self.unrouted.shutdownRequested(deadline: deadline, now: now))
+            self.eventLoop.scheduleTask(deadline: deadline) { self.endDrain() }
+            self.checkDrained()
+        }
+        return promise.futureResult
+    }
+
+    /// Ends the drain once nothing waits in or is unanswered by any outbox.
+    private func checkDrained() {
+        guard !self.drainWaiters.isEmpty, self.unrouted.queuedCount == 0,
+            self.outboxes.values.allSatisfy({ $0.outbox.queuedCount == 0 && $0.outbox.inFlightCount == 0 })
+        else { return }
+        self.endDrain()
+    }
+
+    private func endDrain() {
+        let waiters = self.drainWaiters
+        self.drainWaiters = []
+        for waiter in waiters { waiter.succeed(()) }
+    }
+
+    /// Closes the subscription connections, forgets the wanted channels and fails the waiters (a shutdown began).
+    private func stopSubscriptions() {
+        for shard in self.shards.values { shard.close() }
+        self.shards = [:]
+        self.subscriptions = RedisShardedSubscriptions()
+        for waiter in self.waiters {
+            waiter.callback(.failure(RedisError(code: .shutdown, message: "the cluster client was shut down")))
+        }
+        self.waiters = []
+    }
+
+    /// Stops the ticker, closes the subscription connections, fails the waiters and what the outboxes still hold
+    /// (logged); returns the command clients to shut down and how many messages were unsent.
+    private func closeAll() -> (clients: [RedisCommandClient], unsent: Int) {
+        guard !self.isShutDown else { return ([], 0) }
         self.isShutDown = true
+        self.endDrain()
+        var unsent = 0
         for address in Array(self.outboxes.keys) {
             let closed = self.outboxes[address]!.outbox.close()
+            unsent += closed.unsent
             for report in closed.actions.reports { report.completion.report(report.outcome) }
         }
         self.outboxes = [:]
-        for report in self.unrouted.close().actions.reports { report.completion.report(report.outcome) }
+        let unrouted = self.unrouted.close()
+        unsent += unrouted.unsent
+        for report in unrouted.actions.reports { report.completion.report(report.outcome) }
+        if unsent > 0 {
+            self.logger.warning(
+                "sharded outboxes shut down with unsent messages",
+                metadata: ["redis.unsent": "\(unsent)"]
+            )
+        }
+        self.activityHandler = nil
         self.ticker?.cancel()
         self.ticker = nil
         for shard in self.shards.values { shard.close() }
@@ -451,7 +540,7 @@ public final class RedisClusterPubSub: @unchecked Sendable {
         self.waiters = []
         let clients = Array(self.clients.values)
         self.clients = [:]
-        return clients
+        return (clients, unsent)
     }
 
     // MARK: - Event-loop confined
@@ -476,7 +565,7 @@ public final class RedisClusterPubSub: @unchecked Sendable {
         timeout: Duration,
         _ callback: @escaping @Sendable (Result<Void, RedisError>) -> Void
     ) {
-        guard !self.isShutDown else {
+        guard !self.isShutDown, self.drainDeadline == nil else {
             callback(.failure(RedisError(code: .shutdown, message: "the cluster client was shut down")))
             return
         }
@@ -497,6 +586,14 @@ public final class RedisClusterPubSub: @unchecked Sendable {
         self.reconcile()
         self.checkWaiters(now: now)
         self.updateSnapshot()
+        self.reportActivity()
+    }
+
+    /// Tells the activity handler which wanted channels stopped or resumed delivering since the last report.
+    private func reportActivity() {
+        guard let handler = self.activityHandler else { return }
+        let activity = self.subscriptions.activityChanges(topology: self.router.topology)
+        if !activity.isEmpty { handler(activity) }
     }
 
     private func refresh(from node: RedisClusterAddress) {
@@ -730,6 +827,7 @@ public final class RedisClusterPubSub: @unchecked Sendable {
         switch self.subscriptions.received(value, on: address) {
         case .handled:
             self.checkWaiters(now: .now())
+            self.reportActivity()
         case .message(let channel):
             guard case .array(let items) = value, items.count >= 3, case .bulkString(let payload) = items[2] else {
                 return
@@ -797,6 +895,12 @@ extension RedisClusterPubSub {
 
     /// Hands `entry` to the outbox of its slot's primary, or to `unrouted` while no topology is known.
     private func route(_ entry: RedisOutbox<PublishCallback>.Entry) {
+        guard !self.isShutDown else {
+            // A publish made after the shutdown, or one sent again (`CLUSTERDOWN`) after it closed the outboxes.
+            let error = RedisError(code: .shutdown, message: "the cluster client was shut down", command: "SPUBLISH")
+            entry.completion?.report(.progress(.failed(error)))
+            return
+        }
         let now = NIODeadline.now()
         guard let address = self.router.route(slot: RedisClusterSlot.of(entry.channel ?? "")) else {
             self.runUnrouted(self.unrouted.submit(entry, now: now))
@@ -816,6 +920,10 @@ extension RedisClusterPubSub {
             channel: "(sharded via \(address))"
         )
         self.outboxes[address] = ShardOutbox(outbox: outbox)
+        if let deadline = self.drainDeadline {
+            // Shutting down: what it gets is sent as soon as it can be, without waiting for subscribers.
+            _ = self.outboxes[address]!.outbox.shutdownRequested(deadline: deadline, now: .now())
+        }
         self.probe(address)
     }
 
@@ -875,6 +983,7 @@ extension RedisClusterPubSub {
 
     /// Performs what `address`'s outbox decided.
     private func runOutbox(_ actions: RedisOutbox<PublishCallback>.Actions, address: RedisClusterAddress) {
+        defer { self.checkDrained() }
         guard !actions.isEmpty, let shard = self.outboxes[address] else { return }
         let generation = shard.generation
         let client = self.client(for: address)
@@ -919,6 +1028,7 @@ extension RedisClusterPubSub {
 
     /// Performs what `unrouted` decided (it never writes: its link stays pending).
     private func runUnrouted(_ actions: RedisOutbox<PublishCallback>.Actions) {
+        defer { self.checkDrained() }
         self.report(actions)
         if let deadline = actions.armDeadlineTimer {
             self.eventLoop.scheduleTask(deadline: deadline) {
@@ -1092,6 +1202,10 @@ extension RedisClusterPubSub: RoomChannelTransport {
 
     package func updateRoomChannelReading(shouldPause: @escaping @Sendable () -> Bool) {
         self.updateReading(shouldPause: shouldPause)
+    }
+
+    package func observeRoomChannelActivity(_ handler: @escaping @Sendable (RoomChannelActivity) -> Void) {
+        self.eventLoop.execute { self.activityHandler = handler }
     }
 }
 

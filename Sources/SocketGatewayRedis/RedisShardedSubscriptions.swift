@@ -63,6 +63,13 @@ package struct RedisShardedSubscriptions: Sendable {
     private var failing: Set<RedisClusterAddress> = []
     /// How long after a lost connection its node is not connected again.
     package let reconnectDelay: TimeAmount
+    /// Wanted channels reported stopped by `activityChanges` and not reported back since.
+    private var reportedStopped: Set<String> = []
+    /// Set by what may stop a confirmed channel without being asked (a lost connection, an unrequested
+    /// `sunsubscribe`); a new topology is noticed by `activityChanges` itself.
+    private var activityRecheck = false
+    /// The topology `activityChanges` last looked at.
+    private var checkedTopology: RedisClusterTopology?
 
     /// Creates an empty state: nothing wanted, no connection.
     package init(reconnectDelay: TimeAmount = .milliseconds(250)) {
@@ -107,6 +114,7 @@ package struct RedisShardedSubscriptions: Sendable {
     /// The connection to `address` is gone (or could not be opened) at `now`: what it had subscribed is not any
     /// more, and the node is not connected again before `now + reconnectDelay`.
     package mutating func connectionLost(_ address: RedisClusterAddress, now: NIODeadline) {
+        if self.nodes[address]?.subscribed.isEmpty == false { self.activityRecheck = true }
         self.nodes[address] = nil
         self.retryAfter[address] = now + self.reconnectDelay
         self.failing.insert(address)
@@ -180,6 +188,7 @@ package struct RedisShardedSubscriptions: Sendable {
                     return .handled
                 }
                 // Unrequested: the slot migrated, or the node became a replica.
+                self.activityRecheck = true
                 return .refreshTopology
             default:
                 return .handled
@@ -196,6 +205,35 @@ package struct RedisShardedSubscriptions: Sendable {
         default:
             return .protocolViolation("unexpected reply \(value)")
         }
+    }
+
+    /// Which wanted channels stopped being active without being asked to (after a lost connection, an unrequested
+    /// `sunsubscribe` or a new topology; each reported once) and which of the channels reported stopped are active
+    /// again (see `isActive`). A channel not confirmed yet may be reported stopped too (it is not active): the
+    /// consumer ignores reports about channels it is still waiting for. When nothing happened, only the channels
+    /// reported stopped are looked at.
+    package mutating func activityChanges(topology: RedisClusterTopology?) -> RoomChannelActivity {
+        var changes = RoomChannelActivity()
+        if topology != self.checkedTopology {
+            self.checkedTopology = topology
+            self.activityRecheck = true
+        }
+        for channel in self.reportedStopped
+        where !self.wanted.contains(channel) || self.isActive(channel, topology: topology) {
+            self.reportedStopped.remove(channel)
+            if self.wanted.contains(channel) { changes.resumed.append(channel) }
+        }
+        if self.activityRecheck {
+            self.activityRecheck = false
+            for channel in self.wanted
+            where !self.reportedStopped.contains(channel) && !self.isActive(channel, topology: topology) {
+                self.reportedStopped.insert(channel)
+                changes.stopped.append(channel)
+            }
+        }
+        changes.stopped.sort()
+        changes.resumed.sort()
+        return changes
     }
 
     /// The commands and connections that make the subscriptions match `wanted` on `topology`'s owners. Channels

@@ -240,6 +240,11 @@ public final class RedisSubscriber: @unchecked Sendable {
         )
         self.ageGauge = Gauge(label: "socketgateway_redis_subscriber_last_message_age_seconds", dimensions: dimensions)
         self.receivedCounter = Counter(label: "socketgateway_redis_received_total", dimensions: dimensions)
+        // A channel the transport resubscribes by itself (a failover) is not active meanwhile: joins wait for it.
+        roomTransport?.observeRoomChannelActivity { [weak self] activity in
+            guard let self else { return }
+            self.eventLoop.execute { self.transportReported(activity) }
+        }
     }
 
     /// Creates a subscriber whose messages arrive as an `AsyncStream`, buffering at most `bufferSize` of them
@@ -440,6 +445,16 @@ public final class RedisSubscriber: @unchecked Sendable {
                 }
             }
         }
+    }
+
+    /// What the transport reported about channels it resubscribes by itself.
+    private func transportReported(_ activity: RoomChannelActivity) {
+        for channel in activity.stopped { self.runRooms(self.rooms.transportInterrupted(channel)) }
+        for channel in activity.resumed { self.runRooms(self.rooms.transportRestored(channel)) }
+        self.logger.debug(
+            "room channels stopped and resumed on the transport",
+            metadata: ["redis.stopped": "\(activity.stopped.count)", "redis.resumed": "\(activity.resumed.count)"]
+        )
     }
 
     /// How long one room-channel request through a transport may wait for its answer before it is asked again

@@ -18,6 +18,12 @@ package import NIOCore
 ///   the channel is active when its own confirmation arrives.
 /// - A lost connection loses every subscription: wanted channels are subscribed again, in one batch, when the
 ///   connection is back (part of the subscriber's reconnect); the others are forgotten.
+/// - With a transport that keeps channels subscribed by itself (`RoomChannelTransport`: a Redis Cluster, where a
+///   channel's primary may fail over or its slot move), a confirmed channel may stop delivering without being
+///   asked to: the transport reports it (``transportInterrupted(_:)``), the channel is not active until the
+///   transport reports it back on its new owner (``transportRestored(_:)``, which completes the joins that waited
+///   meanwhile), and its hysteresis is unchanged. Reports about a channel that is not confirmed here are ignored:
+///   its own confirmation decides.
 ///
 /// ```
 ///                 gained            confirmed (wanted)
@@ -63,6 +69,9 @@ package struct RoomSubscriptionStateMachine {
         /// Whether the room has local members (the shell's latest report).
         var wanted: Bool
         var phase: Phase
+        /// `.subscribed`, but the transport reported that it does not deliver now (its primary is failing over,
+        /// its slot moving): not active until the transport reports it back.
+        var interrupted = false
     }
 
     /// How long a room without local members keeps its channel.
@@ -78,7 +87,7 @@ package struct RoomSubscriptionStateMachine {
     /// Whether messages published to `channel` now reach the connection (Redis confirmed its SUBSCRIBE).
     package func isActive(_ channel: String) -> Bool {
         guard let entry = self.entries[channel], case .subscribed = entry.phase else { return false }
-        return true
+        return !entry.interrupted
     }
 
     /// Channels subscribed on Redis now (confirmed, the lingering ones included).
@@ -120,7 +129,8 @@ package struct RoomSubscriptionStateMachine {
             break
         case .subscribed:
             entry.phase = .subscribed(unsubscribeAt: nil)
-            output.ready = [channel]
+            // An interrupted channel is ready when the transport reports it back.
+            if !entry.interrupted { output.ready = [channel] }
         case .unsubscribing(resubscribeSent: false):
             // Redis answers in order: this SUBSCRIBE is confirmed after the UNSUBSCRIBE, and wins.
             entry.phase = .unsubscribing(resubscribeSent: true)
@@ -203,8 +213,30 @@ package struct RoomSubscriptionStateMachine {
         for (channel, entry) in self.entries {
             guard !entry.wanted, case .subscribed(let at?) = entry.phase, at <= now else { continue }
             self.entries[channel]!.phase = .unsubscribing(resubscribeSent: false)
+            self.entries[channel]!.interrupted = false
             unsubscribe.append(channel)
         }
         return Output(unsubscribe: unsubscribe.sorted())
+    }
+
+    /// The transport reports that `channel` stopped delivering without being asked to (its primary was lost or
+    /// stepped down, its slot moved) and that it subscribes it again on its owner: a confirmed channel is not
+    /// active until ``transportRestored(_:)``, so a join waits for that. Ignored for a channel not confirmed.
+    package mutating func transportInterrupted(_ channel: String) -> Output {
+        guard var entry = self.entries[channel], case .subscribed = entry.phase else { return .none }
+        entry.interrupted = true
+        self.entries[channel] = entry
+        return .none
+    }
+
+    /// The transport reports that `channel` delivers again (confirmed on its owner): an interrupted channel is
+    /// active again and the joins waiting for it complete (`ready`). Ignored for a channel not interrupted.
+    package mutating func transportRestored(_ channel: String) -> Output {
+        guard var entry = self.entries[channel], case .subscribed = entry.phase, entry.interrupted else {
+            return .none
+        }
+        entry.interrupted = false
+        self.entries[channel] = entry
+        return Output(ready: [channel])
     }
 }

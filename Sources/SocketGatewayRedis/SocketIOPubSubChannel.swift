@@ -276,10 +276,13 @@ package final class SocketIOPubSubChannel: Sendable {
     /// Subscriber health (connected, last message age, reconnects).
     package var health: RedisSubscriberHealth { self.subscriber.health }
 
-    /// Stops the subscriber and closes the publisher after at most `drainTimeout` of sending what is queued.
+    /// Stops the subscriber and closes the publisher and the sharded client after at most `drainTimeout` of
+    /// sending what their outboxes hold (both at once, within the same bound).
     package func shutdown(drainTimeout: Duration = .seconds(2)) async {
         await self.subscriber.shutdown()
-        await self.sharded?.shutdown()
-        await self.publisher.shutdown(deadline: .now() + TimeAmount(drainTimeout))
+        let deadline = NIODeadline.now() + TimeAmount(drainTimeout)
+        async let sharded: Int? = self.sharded?.shutdown(deadline: deadline)
+        await self.publisher.shutdown(deadline: deadline)
+        _ = await sharded
     }
 }

@@ -123,6 +123,11 @@ public struct ClusterHealth: Sendable, Hashable {
         public var readingPaused: Bool
         /// How many times they were paused since start.
         public var readingPauses: Int
+        /// Room-channel emits waiting in the primaries' outboxes now (a primary that cannot be reached, a failover
+        /// not finished, or no topology yet); see ``SocketServerRedisConfiguration/outboxCapacity``.
+        public var outboxQueued: Int
+        /// Room-channel emits dropped from the primaries' full outboxes since start.
+        public var droppedFromOutbox: Int
 
         /// Creates a report.
         public init(
@@ -134,7 +139,9 @@ public struct ClusterHealth: Sendable, Hashable {
             topologyRefreshes: Int = 0,
             lastError: String? = nil,
             readingPaused: Bool = false,
-            readingPauses: Int = 0
+            readingPauses: Int = 0,
+            outboxQueued: Int = 0,
+            droppedFromOutbox: Int = 0
         ) {
             self.shards = shards
             self.connectionsUp = connectionsUp
@@ -145,6 +152,8 @@ public struct ClusterHealth: Sendable, Hashable {
             self.lastError = lastError
             self.readingPaused = readingPaused
             self.readingPauses = readingPauses
+            self.outboxQueued = outboxQueued
+            self.droppedFromOutbox = droppedFromOutbox
         }
 
         /// The report of a `RedisClusterPubSub`'s health.
@@ -158,7 +167,9 @@ public struct ClusterHealth: Sendable, Hashable {
                 topologyRefreshes: health.topologyRefreshes,
                 lastError: health.lastError,
                 readingPaused: health.readingPaused,
-                readingPauses: health.readingPauses
+                readingPauses: health.readingPauses,
+                outboxQueued: health.outboxQueued,
+                droppedFromOutbox: health.droppedFromOutbox
             )
         }
 
@@ -172,6 +183,8 @@ public struct ClusterHealth: Sendable, Hashable {
                 ("topology_refreshes", .int(Int64(self.topologyRefreshes))),
                 ("reading_paused", .bool(self.readingPaused)),
                 ("reading_pauses", .int(Int64(self.readingPauses))),
+                ("outbox_queued", .int(Int64(self.outboxQueued))),
+                ("dropped_from_outbox", .int(Int64(self.droppedFromOutbox))),
                 ("last_error", self.lastError.map { .string($0) } ?? .null),
             ])
         }
@@ -236,7 +249,8 @@ public struct ClusterHealth: Sendable, Hashable {
     /// `reconnects`, `dropped_from_outbox`, `inbound_rejected`, `undecodable`, `unverified`, `reading_paused`, `reading_pauses`,
     /// `skipped_not_local`, `last_error`, `last_disconnect`, and `room_channels` in room-channel mode, and `sharded` {`shards`,
     /// `connections_up`, `connections_down`, `channels_subscribed`, `channels_pending`, `topology_refreshes`,
-    /// `reading_paused`, `reading_pauses`, `last_error`} for room channels on a Redis Cluster}.
+    /// `reading_paused`, `reading_pauses`, `outbox_queued`, `dropped_from_outbox`, `last_error`} for room channels on
+    /// a Redis Cluster}.
     public var json: JSONValue {
         var pairs: [(key: String, value: JSONValue)] = [("status", .string(self.isHealthy ? "ok" : "degraded"))]
         switch self.mode {

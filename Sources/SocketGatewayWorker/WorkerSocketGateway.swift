@@ -331,22 +331,25 @@ public final class WorkerSocketGateway: SocketEmitter, Service {
         await self.shutdown(timeout: cancelled ? .zero : self.shutdownTimeout)
     }
 
-    /// Sends what the outbox holds, waiting at most `timeout`, then closes the connection (and stops the
-    /// publisher's timer). Emits made afterwards fail. Call it before exiting when the gateway is not run in a
-    /// `ServiceGroup` (``run()`` calls it).
+    /// Sends what the outbox holds (and, for room channels on a Redis Cluster, what the primaries' outboxes hold),
+    /// waiting at most `timeout`, then closes the connections (and stops the publisher's timer). Emits made
+    /// afterwards fail. Call it before exiting when the gateway is not run in a `ServiceGroup` (``run()`` calls it).
     /// - Returns: How many messages could not be sent (they are dropped and logged).
     @discardableResult
     public func shutdown(timeout: Duration = .seconds(5)) async -> Int {
         guard let publisher = self.publisher else { return 0 }
-        await self.sharded?.shutdown()
-        return await publisher.shutdown(deadline: .now() + TimeAmount(timeout))
+        // Room channels on a Redis Cluster have outboxes of their own: drained at the same time, within the bound.
+        let deadline = NIODeadline.now() + TimeAmount(timeout)
+        async let sharded: Int? = self.sharded?.shutdown(deadline: deadline)
+        let unsent = await publisher.shutdown(deadline: deadline)
+        return await unsent + (sharded ?? 0)
     }
 
     deinit {
         // Released without shutdown(): send what is queued for at most emitTimeout, then close, so neither the
         // connection nor the publisher's timer outlives the gateway. (After shutdown() this does nothing.)
         self.publisher?.beginShutdown(deadline: .now() + self.emitTimeoutAmount)
-        self.sharded?.beginShutdown()
+        self.sharded?.beginShutdown(deadline: .now() + self.emitTimeoutAmount)
     }
 
     private func send(_ message: PubSubMessage, event: String? = nil) async -> EmitResult {

@@ -40,12 +40,16 @@ public final class RedisClusterProcess: @unchecked Sendable {
     ///   - nodeTimeout: `cluster-node-timeout`: short, so that a killed primary is failed over within seconds.
     ///   - tls: When set, every node speaks TLS only (`--port 0 --tls-port`), on the cluster bus and for
     ///     replication too (`--tls-cluster yes --tls-replication yes`); the cluster is created over TLS.
+    ///   - plainPorts: With `tls`, every node also listens for plain clients on a port of its own (`--port`), so
+    ///     that the cluster reports two ports per node (`CLUSTER SHARDS`' `port` and `tls-port`); `port` stays the
+    ///     TLS one.
     /// - Throws: `RedisServerProcess.FixtureError` when a node does not start, the cluster cannot be created, or it
     ///   is not healthy within 30 s; the nodes started so far are stopped first.
     public static func start(
         primaries: Int = 3,
         nodeTimeout: Duration = .milliseconds(1000),
-        tls: RedisServerProcess.TLSOptions? = nil
+        tls: RedisServerProcess.TLSOptions? = nil,
+        plainPorts: Bool = false
     ) async throws
         -> RedisClusterProcess
     {
@@ -55,7 +59,10 @@ public final class RedisClusterProcess: @unchecked Sendable {
         do {
             for _ in 0..<(primaries * 2) {
                 let busPort = try RedisServerProcess.freeLoopbackPort()
-                let tlsArguments = tls == nil ? [] : ["--tls-cluster", "yes", "--tls-replication", "yes"]
+                var tlsArguments = tls == nil ? [] : ["--tls-cluster", "yes", "--tls-replication", "yes"]
+                if tls != nil && plainPorts {
+                    tlsArguments += ["--port", String(try RedisServerProcess.freeLoopbackPort())]
+                }
                 nodes.append(
                     try await RedisServerProcess.start(
                         extraArguments: [
@@ -100,9 +107,15 @@ public final class RedisClusterProcess: @unchecked Sendable {
         primaries: Int = 3,
         nodeTimeout: Duration = .milliseconds(1000),
         tls: RedisServerProcess.TLSOptions? = nil,
+        plainPorts: Bool = false,
         _ body: (RedisClusterProcess) async throws -> T
     ) async throws -> T {
-        let cluster = try await Self.start(primaries: primaries, nodeTimeout: nodeTimeout, tls: tls)
+        let cluster = try await Self.start(
+            primaries: primaries,
+            nodeTimeout: nodeTimeout,
+            tls: tls,
+            plainPorts: plainPorts
+        )
         do {
             let result = try await body(cluster)
             await cluster.stop()

@@ -298,4 +298,72 @@ import Testing
         // Before the first SSUBSCRIBE the answer is a plain +PONG.
         #expect(state.received(.simpleString("PONG"), on: Self.a) == .handled)
     }
+
+    // MARK: - Activity reports (for the subscriber's join gate)
+
+    /// A subscribed state on `topology`: `channels` wanted and confirmed on their owners, nothing reported yet.
+    func confirmed(_ channels: [String], on topology: RedisClusterTopology = topology) -> RedisShardedSubscriptions {
+        var state = RedisShardedSubscriptions()
+        state.subscribe(channels)
+        _ = state.reconcile(topology: topology, now: self.start)
+        for address in state.connectedNodes { state.connectionReady(address) }
+        for action in state.reconcile(topology: topology, now: self.start) {
+            if case .subscribe(let channel, let address) = action {
+                _ = state.received(Self.push("ssubscribe", channel), on: address)
+            }
+        }
+        for channel in channels { #expect(state.isActive(channel, topology: topology)) }
+        return state
+    }
+
+    /// A lost connection stops the channels it held (reported once); they are reported back once subscribed on
+    /// their owner again. Channels on other nodes are not reported.
+    @Test func aLostConnectionStopsItsChannelsUntilTheyAreBack() {
+        let onA = Self.channel(on: Self.a)
+        let onA2 = Self.channel(on: Self.a, 1)
+        let onB = Self.channel(on: Self.b)
+        var state = self.confirmed([onA, onA2, onB])
+        // The first look at a topology checks every channel: all active, nothing to report.
+        #expect(state.activityChanges(topology: Self.topology).isEmpty)
+        #expect(state.activityChanges(topology: Self.topology).isEmpty)
+        state.connectionLost(Self.a, now: self.start)
+        #expect(state.activityChanges(topology: Self.topology) == .init(stopped: [onA, onA2].sorted()))
+        #expect(state.activityChanges(topology: Self.topology).isEmpty, "reported once")
+        _ = state.reconcile(topology: Self.topology, now: self.start + .seconds(1))
+        state.connectionReady(Self.a)
+        let resubscribe = state.reconcile(topology: Self.topology, now: self.start + .seconds(1))
+        #expect(resubscribe == [onA, onA2].sorted().map { .subscribe($0, on: Self.a) })
+        _ = state.received(Self.push("ssubscribe", onA), on: Self.a)
+        #expect(state.activityChanges(topology: Self.topology) == .init(resumed: [onA]))
+        _ = state.received(Self.push("ssubscribe", onA2), on: Self.a)
+        #expect(state.activityChanges(topology: Self.topology) == .init(resumed: [onA2]))
+        #expect(state.activityChanges(topology: Self.topology).isEmpty)
+    }
+
+    /// A failover seen in a new topology stops the channels of the old primary until they are confirmed on the new
+    /// one; an unrequested `sunsubscribe` stops its channel too. A channel no longer wanted is forgotten silently.
+    @Test func aNewOwnerOrAnUnrequestedSunsubscribeStopsTheChannel() {
+        let onA = Self.channel(on: Self.a)
+        let onB = Self.channel(on: Self.b)
+        let onC = Self.channel(on: Self.c)
+        var state = self.confirmed([onA, onB, onC])
+        #expect(state.activityChanges(topology: Self.topology).isEmpty)
+        let failedOver = RedisClusterTopology(shards: [
+            .init(slots: [0...5460], primary: .init(address: Self.c)),
+            .init(slots: [5461...10922], primary: .init(address: Self.b)),
+            .init(slots: [10923...16383], primary: .init(address: Self.c)),
+        ])
+        #expect(state.activityChanges(topology: failedOver) == .init(stopped: [onA]))
+        let moving = state.reconcile(topology: failedOver, now: self.start)
+        #expect(moving.contains(.subscribe(onA, on: Self.c)) && moving.contains(.unsubscribe(onA, on: Self.a)))
+        #expect(state.received(Self.push("sunsubscribe", onA, .integer(0)), on: Self.a) == .handled)
+        #expect(state.activityChanges(topology: failedOver).isEmpty, "not confirmed on c yet")
+        _ = state.received(Self.push("ssubscribe", onA), on: Self.c)
+        #expect(state.activityChanges(topology: failedOver) == .init(resumed: [onA]))
+
+        #expect(state.received(Self.push("sunsubscribe", onB, .integer(0)), on: Self.b) == .refreshTopology)
+        #expect(state.activityChanges(topology: failedOver) == .init(stopped: [onB]))
+        state.unsubscribe([onB])
+        #expect(state.activityChanges(topology: failedOver).isEmpty, "unwanted: nothing to report back")
+    }
 }

@@ -241,4 +241,78 @@ import Testing
         }
         #expect(failures == 0)
     }
+
+    // MARK: - A transport that resubscribes by itself (Redis Cluster failovers)
+
+    /// A confirmed channel the transport reports stopped (its primary failing over) is not active: a join to its
+    /// room gets no `ready` and waits until the transport reports it back, which completes it.
+    @Test func aJoinWaitsWhileTheTransportResubscribesTheChannel() {
+        var machine = self.connectedMachine()
+        _ = machine.roomGained("r")
+        #expect(machine.subscribeConfirmed("r", now: self.at(0)) == Output(ready: ["r"]))
+        #expect(machine.transportInterrupted("r") == .none)
+        #expect(!machine.isActive("r"))
+        #expect(machine.subscribedCount == 1, "still held: the transport subscribes it again by itself")
+        #expect(machine.roomGained("r") == .none, "no SUBSCRIBE of our own, no ready")
+        #expect(machine.transportInterrupted("r") == .none, "a second report changes nothing")
+        #expect(!machine.isActive("r"))
+        #expect(machine.transportRestored("r") == Output(ready: ["r"]))
+        #expect(machine.isActive("r"))
+        #expect(machine.transportRestored("r") == .none, "reported back once")
+        #expect(machine.roomGained("r") == Output(ready: ["r"]))
+    }
+
+    /// The interruption keeps the hysteresis: a lingering channel stopped by the transport is still unsubscribed
+    /// at its time; a member coming back meanwhile cancels the delay and waits for the transport.
+    @Test func anInterruptedChannelKeepsItsHysteresis() {
+        var machine = self.connectedMachine()
+        _ = machine.roomGained("r")
+        _ = machine.subscribeConfirmed("r", now: self.at(0))
+        _ = machine.roomLost("r", now: self.at(10))
+        _ = machine.transportInterrupted("r")
+        #expect(machine.nextUnsubscribe == self.at(40))
+        #expect(machine.roomGained("r") == .none)
+        #expect(machine.nextUnsubscribe == nil)
+        #expect(machine.tick(now: self.at(100)) == .none)
+        _ = machine.roomLost("r", now: self.at(100))
+        #expect(machine.tick(now: self.at(130)) == Output(unsubscribe: ["r"]))
+        // Being dropped: the transport's report that it is back changes nothing.
+        #expect(machine.transportRestored("r") == .none)
+        #expect(!machine.isActive("r"))
+        #expect(machine.unsubscribeConfirmed("r") == .none)
+        #expect(machine.subscribedCount == 0 && machine.wantedCount == 0)
+        // Wanted again later: subscribed afresh, active on its own confirmation (no interruption left over).
+        #expect(machine.roomGained("r") == Output(subscribe: ["r"]))
+        #expect(machine.subscribeConfirmed("r", now: self.at(200)) == Output(ready: ["r"]))
+        #expect(machine.isActive("r"))
+    }
+
+    /// Reports about a channel that is not confirmed here (unknown, waiting for a connection, subscribing,
+    /// unsubscribing) are ignored: its own confirmation decides.
+    @Test func reportsAboutUnconfirmedChannelsAreIgnored() {
+        var waiting = Machine(unsubscribeDelay: self.delay)
+        _ = waiting.roomGained("w")
+        #expect(waiting.transportInterrupted("w") == .none)
+        #expect(waiting.transportRestored("w") == .none)
+        #expect(waiting.connectionRestored() == Output(subscribe: ["w"]))
+
+        var machine = self.connectedMachine()
+        #expect(machine.transportInterrupted("unknown") == .none)
+        #expect(machine.transportRestored("unknown") == .none)
+        _ = machine.roomGained("s")
+        #expect(machine.transportInterrupted("s") == .none)
+        #expect(machine.transportRestored("s") == .none)
+        #expect(machine.subscribeConfirmed("s", now: self.at(0)) == Output(ready: ["s"]))
+        #expect(machine.isActive("s"), "a report before the confirmation does not interrupt it")
+        #expect(machine.transportRestored("s") == .none, "not interrupted: nothing to report back")
+
+        _ = machine.roomLost("s", now: self.at(1))
+        _ = machine.tick(now: self.at(31))
+        #expect(machine.transportInterrupted("s") == .none)
+        // A member back while the UNSUBSCRIBE is in flight: subscribed again, active on its own confirmation.
+        #expect(machine.roomGained("s") == Output(subscribe: ["s"]))
+        #expect(machine.unsubscribeConfirmed("s") == .none)
+        #expect(machine.subscribeConfirmed("s", now: self.at(32)) == Output(ready: ["s"]))
+        #expect(machine.isActive("s"))
+    }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import SocketGatewayRedis
@@ -20,13 +21,20 @@ private struct HealthUserFromAuth: SocketAuthenticator {
 /// Room channels on a real Redis Cluster (3 primaries + 3 replicas): the sharded subscription connections pause
 /// with the classic one when the server falls behind, and `/healthz` reports them (`redis.sharded`).
 @Suite(.serialized) struct RoomChannelClusterHealthTests {
-    func startServer(url: String, channel: String, maxQueuedMessages: Int = 10_000) async throws -> SocketServer {
+    func startServer(
+        url: String,
+        channel: String,
+        maxQueuedMessages: Int = 10_000,
+        outboxCapacity: Int = 1000,
+        logger: Logger = RoomChannelTests.logger()
+    ) async throws -> SocketServer {
         var configuration = SocketServerConfiguration(
             port: 0,
             eventLoopThreads: 1,
             redis: SocketServerRedisConfiguration(
                 url: url,
                 channel: channel,
+                outboxCapacity: outboxCapacity,
                 maxQueuedMessagesPerLoop: maxQueuedMessages,
                 mode: .rooms
             )
@@ -35,7 +43,7 @@ private struct HealthUserFromAuth: SocketAuthenticator {
         let server = SocketServer(
             configuration: configuration,
             authenticator: HealthUserFromAuth(),
-            logger: RoomChannelTests.logger()
+            logger: logger
         )
         try await server.start()
         for _ in 0..<500 where server.clusterHealth.redisConnected != true {
@@ -105,7 +113,13 @@ private struct HealthUserFromAuth: SocketAuthenticator {
                 #expect(server.clusterHealth.sharded?.readingPaused == true)
                 #expect(server.clusterHealth.readingPaused)
                 let json = server.clusterHealth.json.description
-                #expect(json.contains(#""reading_paused":true,"reading_pauses":1,"last_error":null}"#), "\(json)")
+                #expect(
+                    json.contains(
+                        #""reading_paused":true,"reading_pauses":1,"outbox_queued":0,"dropped_from_outbox":0,"#
+                            + #""last_error":null}"#
+                    ),
+                    "\(json)"
+                )
                 // What the server does not read waits in Redis, for the sharded connection.
                 var held = 0
                 for _ in 0..<100 {
@@ -220,6 +234,64 @@ private struct HealthUserFromAuth: SocketAuthenticator {
                 Issue.record("\(error)")
             }
             try await server.shutdown()
+            try await group.shutdownGracefully()
+        }
+    }
+
+    /// `/healthz` carries the sharded outboxes' counts (`redis.sharded.outbox_queued`, `dropped_from_outbox`): the
+    /// primary owning a user's channel and its replica are killed, so nothing can take the slot over; five emits
+    /// from the server to that user meet an outbox of two: two wait, the three oldest are dropped. The server's
+    /// shutdown then tries to send the two for `publishTimeout` and logs them as unsent.
+    @Test func healthReportsTheShardedOutboxCounts() async throws {
+        try await RedisClusterProcess.with { cluster in
+            let channel = RoomChannelTests.channelName()
+            let lines = NIOLockedValueBox<[CapturingLogHandler.Line]>([])
+            let logger = Logger(label: "test.sharded-outbox-health") { _ in CapturingLogHandler(lines: lines) }
+            let server = try await self.startServer(
+                url: cluster.urlString,
+                channel: channel,
+                outboxCapacity: 2,
+                logger: logger
+            )
+            let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+            do {
+                let client = try await self.connect(server, user: "o", group: group)
+                let roomChannel = "\(channel)#/#user:o#"
+                let owner = try #require(await cluster.primary(forSlot: RedisClusterSlot.of(roomChannel)))
+                let replica = try #require(await cluster.replica(of: owner))
+                for _ in 0..<50 where server.clusterHealth.sharded?.channelsSubscribed != 1 {
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+                let before = try #require(server.clusterHealth.sharded)
+                #expect(before.channelsSubscribed == 1)
+                #expect(before.outboxQueued == 0)
+                #expect(before.droppedFromOutbox == 0)
+                await replica.crash()
+                await owner.crash()
+                for index in 0..<5 {
+                    _ = await server.gateway.emitToUser("o", event: "held", data: .int(Int64(index)))
+                }
+                // The snapshot follows within the sharded client's 50 ms tick (bounded: 5 s).
+                for _ in 0..<500
+                where server.clusterHealth.sharded?.outboxQueued != 2
+                    || server.clusterHealth.sharded?.droppedFromOutbox != 3
+                {
+                    try await Task.sleep(for: .milliseconds(10))
+                }
+                let held = try #require(server.clusterHealth.sharded)
+                #expect(held.outboxQueued == 2)
+                #expect(held.droppedFromOutbox == 3)
+                let json = server.clusterHealth.json.description
+                #expect(json.contains(#""outbox_queued":2,"dropped_from_outbox":3,"#), "\(json)")
+                await client.close()
+            } catch {
+                Issue.record("\(error)")
+            }
+            try await server.shutdown()
+            let unsent = lines.withLockedValue { $0 }.first {
+                $0.message == "sharded outboxes shut down with unsent messages"
+            }
+            #expect(unsent?.metadata.contains("redis.unsent=2") == true, "\(String(describing: unsent))")
             try await group.shutdownGracefully()
         }
     }

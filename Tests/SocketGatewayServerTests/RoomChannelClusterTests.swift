@@ -4,9 +4,10 @@ import NIOCore
 import NIOPosix
 import SocketGatewayRedis
 import SocketGatewayRedisTestKit
-import SocketGatewayServer
 import SocketGatewayWorker
 import Testing
+
+@testable import SocketGatewayServer
 
 /// Accepts a client whose CONNECT payload is `{"user":"<id>"}` as that user (room `user:<id>`).
 private struct ClusterUserFromAuth: SocketAuthenticator {
@@ -25,7 +26,12 @@ private struct ClusterUserFromAuth: SocketAuthenticator {
         let port: Int
     }
 
-    func startNode(url: String, channel: String, unsubscribeDelay: Duration = .seconds(30)) async throws -> Node {
+    func startNode(
+        url: String,
+        channel: String,
+        unsubscribeDelay: Duration = .seconds(30),
+        subscribeTimeout: Duration = .seconds(2)
+    ) async throws -> Node {
         let server = SocketServer(
             configuration: SocketServerConfiguration(
                 port: 0,
@@ -34,7 +40,8 @@ private struct ClusterUserFromAuth: SocketAuthenticator {
                     url: url,
                     channel: channel,
                     mode: .rooms,
-                    roomUnsubscribeDelay: unsubscribeDelay
+                    roomUnsubscribeDelay: unsubscribeDelay,
+                    roomSubscribeTimeout: subscribeTimeout
                 )
             ),
             authenticator: ClusterUserFromAuth(),
@@ -48,10 +55,17 @@ private struct ClusterUserFromAuth: SocketAuthenticator {
         return Node(server: server, port: try #require(server.localPort))
     }
 
-    func connect(_ node: Node, user: String, group: any EventLoopGroup) async throws -> (TestWebSocketClient, String) {
+    func connect(
+        _ node: Node,
+        user: String,
+        group: any EventLoopGroup,
+        attempts: Int = 500
+    ) async throws -> (TestWebSocketClient, String) {
         let (client, _) = try await TestWebSocketClient.connectEngineIO(port: node.port, group: group)
         try await client.send(#"40{"user":"\#(user)"}"#)
-        let reply = try await client.nextText()
+        guard case .text(let reply) = try await client.next(attempts: attempts) else {
+            throw TestClientError(description: "no CONNECT reply")
+        }
         guard reply.hasPrefix("40{\"sid\":\"") else { throw TestClientError(description: "CONNECT reply: \(reply)") }
         return (client, String(reply.dropFirst(10).dropLast(2)))
     }
@@ -308,6 +322,70 @@ private struct ClusterUserFromAuth: SocketAuthenticator {
                 Issue.record("\(error)")
             }
             await worker.shutdown(timeout: .seconds(1))
+            try await node.server.shutdown()
+            try await group.shutdownGracefully()
+        }
+    }
+
+    /// A join to a room whose channel is already active waits while the shard that owns the channel fails over:
+    /// one tab of user `g` is connected; the primary owning `user:g`'s channel is killed; once the server saw its
+    /// sharded subscription stop, a second tab of `g` connects. Its CONNECT reply comes only once the channel is
+    /// subscribed on the elected replica (the sharded client has no pending channel when the reply is read;
+    /// before this gate the reply came at once, the channel still pending), and a worker's emit sent right after
+    /// the reply reaches that tab.
+    @Test func aJoinToAnActiveRoomWaitsForItsChannelAfterAFailover() async throws {
+        try await RedisClusterProcess.with { cluster in
+            let channel = RoomChannelTests.channelName()
+            let node = try await self.startNode(
+                url: cluster.urlString,
+                channel: channel,
+                subscribeTimeout: .seconds(30)
+            )
+            // Started after the failover, so that it finds the new owner at once.
+            var worker: WorkerSocketGateway?
+            let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+            do {
+                let sharded = try #require((node.server.gateway.cluster as? RedisClusterAdapter)?.channel.sharded)
+                let (first, _) = try await self.connect(node, user: "g", group: group)
+                let roomChannel = "\(channel)#/#user:g#"
+                let owner = try #require(await cluster.primary(forSlot: RedisClusterSlot.of(roomChannel)))
+                for _ in 0..<100 where await sharded.health().activeChannels != 1 {
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+                #expect(await sharded.health().activeChannels == 1)
+                await owner.crash()
+                // The server sees the subscription stop (its connection to the owner is reset at once).
+                for _ in 0..<500 where await sharded.health().pendingChannels != 1 {
+                    try await Task.sleep(for: .milliseconds(10))
+                }
+                #expect(await sharded.health().pendingChannels == 1)
+                let clock = ContinuousClock()
+                let started = clock.now
+                let (second, _) = try await self.connect(node, user: "g", group: group, attempts: 3000)
+                let waited = clock.now - started
+                let after = await sharded.health()
+                #expect(after.pendingChannels == 0, "the CONNECT reply came before the channel was back: \(after)")
+                #expect(after.activeChannels == 1)
+                worker = self.worker(cluster, channel: channel)
+                let result = try await #require(worker).emitToUser("g", event: "after", data: true)
+                #expect(result.outcome == .published, "\(result)")
+                #expect(result.redisSubscribers == 1)
+                var received = false
+                for _ in 0..<3 {
+                    let text = try await second.nextText()
+                    if text == #"42["after",true]"# {
+                        received = true
+                        break
+                    }
+                }
+                #expect(received, "the emit sent after the CONNECT reply did not reach the new tab")
+                print("[join gate during a failover] the second tab's CONNECT reply waited \(waited)")
+                await first.close()
+                await second.close()
+            } catch {
+                Issue.record("\(error); \(await cluster.describeState())")
+            }
+            await worker?.shutdown(timeout: .seconds(1))
             try await node.server.shutdown()
             try await group.shutdownGracefully()
         }
