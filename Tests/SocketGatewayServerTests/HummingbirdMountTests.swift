@@ -12,7 +12,9 @@ import Testing
 
 /// Socket.IO mounted on a Hummingbird application (SocketGatewayHummingbird): the app's own routes and Socket.IO
 /// on one port, both transports and the upgrade carried by Hummingbird and hummingbird-websocket.
-@Suite(.serialized) struct HummingbirdMountTests {
+// Bounded: one loaded run (load 20) never finished aClientThatNeverReadsIsDroppedAndTheOthersGetEverything (cause
+// not found yet); past the limit the test is cancelled and fails instead of holding the whole pass.
+@Suite(.serialized, .timeLimit(.minutes(3))) struct HummingbirdMountTests {
     static let secret = "hummingbird-mount-secret-of-32-bytes-or-more"
 
     /// Runs a Hummingbird app on 127.0.0.1:0 with a route of its own (`GET /hello`) and a mounted `SocketServer`
