@@ -124,6 +124,10 @@ public final class RedisSubscriber: @unchecked Sendable {
     private var nextTransportToken: UInt64 = 0
     private var nextRoomWaiterID: UInt64 = 0
     private var lastMessageAt: NIODeadline?
+    /// The `lastMessageAt` last written to `shared`: written again at most once per millisecond, not per message.
+    private var sharedLastMessageAt: NIODeadline?
+    /// The channel name of the latest message, kept to be handed on again while messages come on that channel.
+    private var lastChannelName = ""
     /// Whether the consumer asked to stop reading (the subscribed channel's autoRead is off).
     private var readingPaused = false
     private struct Shared {
@@ -617,6 +621,17 @@ public final class RedisSubscriber: @unchecked Sendable {
     }
 
     private func handlePush(_ items: [RESPValue]) {
+        // The hot case, every message, is told by its bytes: no `String` for its kind, nor for its channel while
+        // that is the previous message's.
+        if items.count == 3, items[0].isBulkString("message"), case .bulkString(let channelBytes) = items[1],
+            case .bulkString(let payload) = items[2]
+        {
+            if !self.lastChannelName.utf8.elementsEqual(channelBytes.readableBytesView) {
+                self.lastChannelName = String(buffer: channelBytes)
+            }
+            self.deliver(RedisPubSubMessage(channel: self.lastChannelName, payload: payload))
+            return
+        }
         guard let kind = items.first?.string else { return }
         switch kind {
         case "message":
@@ -624,11 +639,7 @@ public final class RedisSubscriber: @unchecked Sendable {
                 self.logger.warning("malformed pub/sub message from Redis; skipped")
                 return
             }
-            let now = NIODeadline.now()
-            self.lastMessageAt = now
-            self.shared.withLockedValue { $0.lastMessageAt = now }
-            self.receivedCounter.increment()
-            self.onMessage(RedisPubSubMessage(channel: name, payload: payload))
+            self.deliver(RedisPubSubMessage(channel: name, payload: payload))
         case "subscribe":
             guard let name = items.dropFirst().first?.string else { return }
             self.runRooms(self.rooms.subscribeConfirmed(name, now: .now()))
@@ -640,6 +651,21 @@ public final class RedisSubscriber: @unchecked Sendable {
         default:
             self.logger.debug("ignored pub/sub push", metadata: ["redis.push": "\(kind)"])
         }
+    }
+}
+
+extension RedisSubscriber {
+    /// Notes the message's arrival (for liveness and health) and hands it on.
+    private func deliver(_ message: RedisPubSubMessage) {
+        let now = NIODeadline.now()
+        self.lastMessageAt = now
+        // Health's age of the last message, read from any thread: under the lock at most once per millisecond.
+        if self.sharedLastMessageAt.map({ now - $0 >= .milliseconds(1) }) ?? true {
+            self.sharedLastMessageAt = now
+            self.shared.withLockedValue { $0.lastMessageAt = now }
+        }
+        self.receivedCounter.increment()
+        self.onMessage(message)
     }
 }
 
@@ -670,5 +696,15 @@ extension RedisSubscriber: RedisConnectionShell {
 
     func connection(_ generation: UInt64, closedWith error: (any Error)?) {
         self.run(self.machine.connectionClosed(generation: generation, error: error, now: .now()))
+    }
+}
+
+extension RESPValue {
+    /// Whether this is a bulk string of exactly `text`'s bytes (compared without making a `String`).
+    fileprivate func isBulkString(_ text: StaticString) -> Bool {
+        guard case .bulkString(let bytes) = self, bytes.readableBytes == text.utf8CodeUnitCount else { return false }
+        return bytes.withUnsafeReadableBytes {
+            $0.elementsEqual(UnsafeRawBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
+        }
     }
 }

@@ -11,6 +11,9 @@ package import SocketGatewayCore
 /// An `emit` is handed over with its arguments as published (``PubSubReceivedEmit``): its target is read, its
 /// `data` is checked but not decoded, so a server with no member of the addressed rooms pays little for it.
 ///
+/// With `skipsEmit`, an emit is first read up to its target only (``PubSubEmitTarget``): one the callback says
+/// concerns nobody here is dropped there, `data` and the rest unread, so a malformed one is not undecodable.
+///
 /// Messages this host published itself are skipped (as python-socketio does), except `callback` messages
 /// addressed to it. Messages that cannot be decoded are counted (`socketgateway_redis_undecodable_total`,
 /// ``undecodableMessages``) and skipped; they never stop the subscription. They are logged at most once per
@@ -55,6 +58,10 @@ package final class SocketIOPubSubChannel: Sendable {
     ///   - ownChannels: Channels of this project's own (not python-socketio's format) to subscribe to as well;
     ///     their messages, signature-checked like the others, go to `onOwnMessage` undecoded.
     ///   - onOwnMessage: Called on the subscriber's event loop with each message of `ownChannels`.
+    ///   - skipsEmit: Called on the subscriber's event loop with the target of each emit from another host, read
+    ///     from its bytes before anything else of it (``PubSubEmitTarget``); `true` drops the message there,
+    ///     unchecked beyond its target (a malformed one is then not counted as undecodable). Own emits whose
+    ///     target can be read are dropped unchecked too. `nil` (the default) reads every message whole first.
     ///   - onMessage: Called on the subscriber's event loop with each message meant for this host, in arrival
     ///     order; an emit's arguments are decoded only if it asks for them.
     package init(
@@ -70,6 +77,7 @@ package final class SocketIOPubSubChannel: Sendable {
         signingKey: PubSubSigningKey? = nil,
         ownChannels: [String] = [],
         onOwnMessage: (@Sendable (RedisPubSubMessage) -> Void)? = nil,
+        skipsEmit: (@Sendable (PubSubEmitTarget) -> Bool)? = nil,
         onMessage: @escaping @Sendable (PubSubReceived) -> Void
     ) {
         self.hostID = hostID
@@ -121,9 +129,13 @@ package final class SocketIOPubSubChannel: Sendable {
                     return
                 }
             }
-            if let onOwnMessage, ownChannelSet.contains(raw.channel) {
+            if let onOwnMessage, raw.channel != channel, ownChannelSet.contains(raw.channel) {
                 onOwnMessage(raw)
                 return
+            }
+            // An emit is first read up to its target only: one for nobody here stops at that.
+            if let skipsEmit, let target = PubSubEmitTarget.scan(raw.payload) {
+                if target.isSent(byHost: hostID, in: raw.payload) || skipsEmit(target) { return }
             }
             let message: PubSubReceived
             do {

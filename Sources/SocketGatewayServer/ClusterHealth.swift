@@ -39,7 +39,8 @@ public struct ClusterHealth: Sendable, Hashable {
     /// mode, delivered anyway in log-only mode).
     public var inboundRejected: Int
     /// Messages on the channel that could not be decoded (not JSON, wrong types, unknown method) and were
-    /// skipped, since start.
+    /// skipped, since start. An emit whose target names nobody here is not read further, so it counts in
+    /// ``skippedNotLocal`` even when it is malformed past its target.
     public var undecodable: Int
     /// Messages skipped because the server requires signed messages and theirs was missing, wrong or too old
     /// (see ``SocketServerRedisConfiguration/signingSecret``), since start.
@@ -54,7 +55,9 @@ public struct ClusterHealth: Sendable, Hashable {
     /// Room channels subscribed now (room-channel mode; the ones waiting out their unsubscribe delay included).
     public var roomChannels: Int
     /// Emits from other hosts skipped on arrival because no member of their rooms (or namespace) is connected
-    /// to this server, since start: read up to their target, never decoded nor handed to an event loop.
+    /// to this server, since start: read up to their target (`method`, `namespace`, `room`, `host_id`), never
+    /// decoded, checked nor handed to an event loop, so a message malformed past its target counts here, not in
+    /// ``undecodable``.
     public var skippedNotLocal: Int
     /// The sharded pub/sub client that carries room channels on a Redis Cluster (room-channel mode with a
     /// `redis+cluster://` URL); `nil` otherwise.

@@ -105,6 +105,7 @@ final class RedisClusterAdapter: ClusterAdapter {
             signingKey: signingKey,
             ownChannels: requests.channels,
             onOwnMessage: { requests.received($0) },
+            skipsEmit: { target in router.skips(target) },
             onMessage: { message in router.route(message) }
         )
         requests.attach(self.channel)
@@ -164,9 +165,15 @@ final class RedisClusterAdapter: ClusterAdapter {
             $0.inboxes = inboxes
         }
         let byLoopFinal = byLoop
-        self.router.set { message in
-            self.route(message, gateway: gateway, inboxes: inboxes, byLoop: byLoopFinal)
-        }
+        let presence = gateway.shards.presence
+        self.router.set(
+            { message in self.route(message, gateway: gateway, inboxes: inboxes, byLoop: byLoopFinal) },
+            skipper: { target in
+                guard presence.shards(namespace: target.namespace, addressed: target.room).isEmpty else { return false }
+                self.countSkipped(metrics)
+                return true
+            }
+        )
         if self.configuration.mode == .rooms {
             self.startRoomChannels(gateway.shards)
         }
@@ -423,8 +430,8 @@ final class RedisClusterAdapter: ClusterAdapter {
     private func route(_ emit: PubSubReceivedEmit, gateway: SocketGateway, inboxes: [ShardInbox]) {
         let shards = gateway.shards.presence.shards(namespace: emit.namespace, addressed: emit.room)
         if shards.isEmpty {
-            gateway.metrics.remoteEmitsSkipped.increment()
-            self.skippedNotLocal.withLockedValue { $0 += 1 }
+            // Its members left between the look at its target and now: counted as skipped all the same.
+            self.countSkipped(gateway.metrics)
             return
         }
         let rooms: [String]? = emit.room == .none ? nil : emit.room.names
@@ -489,6 +496,11 @@ final class RedisClusterAdapter: ClusterAdapter {
             // Checked when read: not reached for messages from `PubSubMessage.read`.
             self.logger.warning("skipped a remote emit whose arguments cannot be read", metadata: ["error": "\(error)"])
         }
+    }
+
+    private func countSkipped(_ metrics: SocketServerMetrics) {
+        metrics.remoteEmitsSkipped.increment()
+        self.skippedNotLocal.withLockedValue { $0 += 1 }
     }
 
     /// Checks another host's emit against `validation`: a mismatch is counted, logged (rate-limited) and, in
@@ -625,13 +637,27 @@ private final class MessageRouter: @unchecked Sendable {
     private let lock = NIOLock()
     /// Guarded by `lock`.
     private var handler: (@Sendable (PubSubReceived) -> Void)?
+    /// Guarded by `lock`.
+    private var skipper: (@Sendable (PubSubEmitTarget) -> Bool)?
 
-    func set(_ handler: (@Sendable (PubSubReceived) -> Void)?) {
-        self.lock.withLock { self.handler = handler }
+    func set(
+        _ handler: (@Sendable (PubSubReceived) -> Void)?,
+        skipper: (@Sendable (PubSubEmitTarget) -> Bool)? = nil
+    ) {
+        self.lock.withLock {
+            self.handler = handler
+            self.skipper = skipper
+        }
     }
 
     func route(_ message: PubSubReceived) {
         let handler = self.lock.withLock { self.handler }
         handler?(message)
+    }
+
+    /// Whether an emit for `target` concerns nobody here (it is then counted and dropped); `false` before start.
+    func skips(_ target: PubSubEmitTarget) -> Bool {
+        let skipper = self.lock.withLock { self.skipper }
+        return skipper?(target) ?? false
     }
 }

@@ -70,11 +70,15 @@ import Testing
                 Self.emit(room: #"["absent", "nobody"]"#, data: #"[{"big": "payload"}]"#),
                 // A namespace with no client here (not even registered).
                 Self.emit(room: "null", data: "[3]", namespace: "/admin"),
-                // Unreadable, whatever their room: counted as undecodable, not as skipped.
+                // Unreadable up to the target: counted as undecodable.
                 "not json",
                 #"{"method": "emit", "event": "x", "data": [1, }"#,
+                // Malformed past a target that names nobody here: skipped unread, counted as skipped.
                 Self.emit(room: #""absent""#, data: #"["bad \u12 escape"]"#),
+                #"{"method": "emit", "data": [1,, ], "room": "absent", "host_id": "\#(Self.host)"}"#,
+                // Malformed and for a member here: refused whole, counted as undecodable.
                 Self.emit(room: #""present""#, data: "[\"\u{01}\"]"),
+                #"{"method": "emit", "data": [1], "room": "present", "host_id": "\#(Self.host)"}"#,
                 Self.emit(room: #"["absent", "present"]"#, data: "[2]"),
             ]
             for message in messages {
@@ -88,9 +92,9 @@ import Testing
             )
             #expect(try await member.nextText() == #"42["tick",2]"#)
             let health = node.server.clusterHealth
-            #expect(health.skippedNotLocal == 3)
+            #expect(health.skippedNotLocal == 5)
             #expect(health.undecodable == 4)
-            #expect(health.json.description.contains(#""skipped_not_local":3"#))
+            #expect(health.json.description.contains(#""skipped_not_local":5"#))
             #expect(member.hasNoPendingFrames())
             #expect(bystander.hasNoPendingFrames())
             await member.close()
