@@ -150,6 +150,15 @@ public final class RedisClusterPubSub: @unchecked Sendable {
     private var readingPauses = 0
     private var topologyRefreshes = 0
     private var lastError: String?
+    /// The latest `subscriptions.summary`, with the generation and topology it was counted at: the 50 ms tick
+    /// counts the wanted channels again only after a change.
+    private var summaryCache: SummaryCache?
+
+    private struct SummaryCache {
+        var generation: UInt64
+        var topology: RedisClusterTopology?
+        var summary: RedisShardedSubscriptions.Summary
+    }
     /// `health` as of the latest change, readable from any thread.
     private let snapshot = NIOLockedValueBox(
         RedisClusterPubSubHealth(primaries: 0, subscriptionConnections: 0, wantedChannels: 0, activeChannels: 0)
@@ -405,7 +414,18 @@ public final class RedisClusterPubSub: @unchecked Sendable {
     @discardableResult
     private func updateSnapshot() -> RedisClusterPubSubHealth {
         let topology = self.router.topology
-        let summary = self.subscriptions.summary(topology: topology)
+        let summary: RedisShardedSubscriptions.Summary
+        if let cache = self.summaryCache, cache.generation == self.subscriptions.generation, cache.topology == topology
+        {
+            summary = cache.summary
+        } else {
+            summary = self.subscriptions.summary(topology: topology)
+            self.summaryCache = SummaryCache(
+                generation: self.subscriptions.generation,
+                topology: topology,
+                summary: summary
+            )
+        }
         if summary.connectionsDown == 0, summary.channelsPending == 0 { self.lastError = nil }
         var health = RedisClusterPubSubHealth(
             primaries: topology?.primaries.count ?? 0,

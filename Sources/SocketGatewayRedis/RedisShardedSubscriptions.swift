@@ -12,6 +12,11 @@ package import NIOCore
 ///
 /// A node whose connection was lost or could not be opened is not connected again before `reconnectDelay` has
 /// passed (a dead primary stays in the topology until the cluster fails it over).
+///
+/// The shell's timer calls `reconcile` every 50 ms, mostly when nothing changed: then it returns at once, without
+/// walking the wanted channels (in rooms mode a server wants one per room with a local member: thousands). Every
+/// input that can change its answer or the `summary` bumps `generation`; a new topology or a reconnect delay that
+/// ran out makes it walk them again.
 package struct RedisShardedSubscriptions: Sendable {
     /// What the shell must do.
     package enum Action: Sendable, Hashable {
@@ -70,6 +75,13 @@ package struct RedisShardedSubscriptions: Sendable {
     private var activityRecheck = false
     /// The topology `activityChanges` last looked at.
     private var checkedTopology: RedisClusterTopology?
+    /// Bumped by every change of what is wanted, connected, subscribed or pending (and by a `reconcile` that
+    /// acted): `summary` on the same topology is the same as long as this is.
+    package private(set) var generation: UInt64 = 0
+    /// `generation` and topology as of the latest `reconcile` that walked the channels; the same again (and no
+    /// reconnect delay ran out) means it would return nothing.
+    private var reconciledGeneration: UInt64?
+    private var reconciledTopology: RedisClusterTopology?
 
     /// Creates an empty state: nothing wanted, no connection.
     package init(reconnectDelay: TimeAmount = .milliseconds(250)) {
@@ -79,11 +91,13 @@ package struct RedisShardedSubscriptions: Sendable {
     /// The client wants these channels (already wanted ones are unchanged).
     package mutating func subscribe(_ channels: some Sequence<String>) {
         self.wanted.formUnion(channels)
+        self.generation &+= 1
     }
 
     /// The client no longer wants these channels.
     package mutating func unsubscribe(_ channels: some Sequence<String>) {
         self.wanted.subtract(channels)
+        self.generation &+= 1
     }
 
     /// Whether `channel` is wanted and confirmed on the primary that owns it in `topology`, with no
@@ -109,6 +123,7 @@ package struct RedisShardedSubscriptions: Sendable {
     package mutating func connectionReady(_ address: RedisClusterAddress) {
         self.nodes[address]?.ready = true
         self.failing.remove(address)
+        self.generation &+= 1
     }
 
     /// The connection to `address` is gone (or could not be opened) at `now`: what it had subscribed is not any
@@ -118,6 +133,7 @@ package struct RedisShardedSubscriptions: Sendable {
         self.nodes[address] = nil
         self.retryAfter[address] = now + self.reconnectDelay
         self.failing.insert(address)
+        self.generation &+= 1
     }
 
     /// What the subscriptions look like on `topology`, for health reports.
@@ -164,6 +180,12 @@ package struct RedisShardedSubscriptions: Sendable {
 
     /// A reply or push on `address`'s connection (RESP2: confirmations, `smessage` pushes and errors share it).
     package mutating func received(_ value: RESPValue, on address: RedisClusterAddress) -> ReplyOutcome {
+        // A message (nearly everything that arrives) changes nothing: the node is not copied out and back.
+        if case .array(let items) = value, items.count >= 2, items[0].string == "smessage",
+            let channel = items[1].string
+        {
+            return self.nodes[address] == nil ? .handled : .message(channel: channel)
+        }
         guard var node = self.nodes[address] else { return .handled }
         defer { self.nodes[address] = node }
         switch value {
@@ -172,17 +194,17 @@ package struct RedisShardedSubscriptions: Sendable {
                 return .protocolViolation("unexpected push \(value)")
             }
             switch kind {
-            case "smessage":
-                return .message(channel: channel)
             case "ssubscribe":
                 guard node.pending.first == .subscribe(channel) else {
                     return .protocolViolation("ssubscribe confirmation for \(channel) that was not asked for")
                 }
                 node.pending.removeFirst()
                 node.subscribed.insert(channel)
+                self.generation &+= 1
                 return .handled
             case "sunsubscribe":
                 node.subscribed.remove(channel)
+                self.generation &+= 1
                 if node.pending.first == .unsubscribe(channel) {
                     node.pending.removeFirst()
                     return .handled
@@ -198,6 +220,7 @@ package struct RedisShardedSubscriptions: Sendable {
             // Refused (`MOVED` while a slot migrates, `CLUSTERDOWN`): `reconcile` sends it again, to whichever node
             // the refreshed topology names.
             node.pending.removeFirst()
+            self.generation &+= 1
             return .refreshTopology
         case .simpleString("PONG"):
             // The liveness PING on a connection that holds no subscription (yet) is answered outside push form.
@@ -237,9 +260,23 @@ package struct RedisShardedSubscriptions: Sendable {
     }
 
     /// The commands and connections that make the subscriptions match `wanted` on `topology`'s owners. Channels
-    /// whose slot has no known owner wait (the shell refreshes the topology).
+    /// whose slot has no known owner wait (the shell refreshes the topology). Returns at once when nothing changed
+    /// since the latest call that acted (same `generation`, same topology, no reconnect delay ran out).
     package mutating func reconcile(topology: RedisClusterTopology?, now: NIODeadline) -> [Action] {
-        self.retryAfter = self.retryAfter.filter { $0.value > now }
+        if self.retryAfter.contains(where: { $0.value <= now }) {
+            self.retryAfter = self.retryAfter.filter { $0.value > now }
+            self.generation &+= 1
+        }
+        guard self.reconciledGeneration != self.generation || self.reconciledTopology != topology else { return [] }
+        let actions = self.reconcileAll(topology: topology)
+        if !actions.isEmpty { self.generation &+= 1 }
+        self.reconciledGeneration = self.generation
+        self.reconciledTopology = topology
+        return actions
+    }
+
+    /// `reconcile`'s walk over every wanted and every subscribed channel.
+    private mutating func reconcileAll(topology: RedisClusterTopology?) -> [Action] {
         var actions: [Action] = []
         var owners: [String: RedisClusterAddress] = [:]
         for channel in self.wanted.sorted() {

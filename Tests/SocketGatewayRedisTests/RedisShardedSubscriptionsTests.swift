@@ -285,6 +285,113 @@ import Testing
         }
     }
 
+    /// Once nothing changed, `reconcile` has nothing to say (the shell's 50 ms timer then costs no walk over the
+    /// wanted channels), and every kind of input still makes it act again: a subscribe, an unsubscribe, a ready
+    /// connection, a confirmation, an error reply, a lost connection whose reconnect delay ran out, a new topology.
+    @Test func aQuietReconcileStillSeesEveryKindOfChange() {
+        var state = RedisShardedSubscriptions()
+        let onA = Self.channel(on: Self.a)
+        let onA2 = Self.channel(on: Self.a, 1)
+        let quiet = { (state: inout RedisShardedSubscriptions, now: NIODeadline) in
+            #expect(state.reconcile(topology: Self.topology, now: now) == [])
+            #expect(state.reconcile(topology: Self.topology, now: now) == [])
+        }
+        state.subscribe([onA])
+        #expect(state.reconcile(topology: Self.topology, now: self.start) == [.connect(Self.a)])
+        quiet(&state, self.start)
+        state.connectionReady(Self.a)
+        #expect(state.reconcile(topology: Self.topology, now: self.start) == [.subscribe(onA, on: Self.a)])
+        quiet(&state, self.start)
+        // A refused SSUBSCRIBE is sent again.
+        #expect(state.received(.error("TRYAGAIN"), on: Self.a) == .refreshTopology)
+        #expect(state.reconcile(topology: Self.topology, now: self.start) == [.subscribe(onA, on: Self.a)])
+        quiet(&state, self.start)
+        #expect(state.received(Self.push("ssubscribe", onA), on: Self.a) == .handled)
+        quiet(&state, self.start)
+        // Messages change nothing.
+        #expect(
+            state.received(Self.push("smessage", onA, .bulkString(ByteBuffer(string: "x"))), on: Self.a)
+                == .message(channel: onA)
+        )
+        quiet(&state, self.start)
+        state.subscribe([onA2])
+        #expect(state.reconcile(topology: Self.topology, now: self.start) == [.subscribe(onA2, on: Self.a)])
+        _ = state.received(Self.push("ssubscribe", onA2), on: Self.a)
+        quiet(&state, self.start)
+        state.unsubscribe([onA2])
+        #expect(state.reconcile(topology: Self.topology, now: self.start) == [.unsubscribe(onA2, on: Self.a)])
+        quiet(&state, self.start)
+        // An unrequested sunsubscribe (the slot migrated): subscribed again on the owner the topology names.
+        #expect(state.received(Self.push("sunsubscribe", onA2, .integer(0)), on: Self.a) == .handled)
+        #expect(state.received(Self.push("sunsubscribe", onA, .integer(0)), on: Self.a) == .refreshTopology)
+        #expect(state.reconcile(topology: Self.topology, now: self.start) == [.subscribe(onA, on: Self.a)])
+        _ = state.received(Self.push("ssubscribe", onA), on: Self.a)
+        quiet(&state, self.start)
+        // A new topology alone.
+        let moved = Self.topology.moving(slot: RedisClusterSlot.of(onA), to: Self.b)
+        #expect(state.reconcile(topology: moved, now: self.start) == [.connect(Self.b), .unsubscribe(onA, on: Self.a)])
+        #expect(state.reconcile(topology: moved, now: self.start) == [])
+        // Moved back before the SUNSUBSCRIBE was answered: SSUBSCRIBE again at once.
+        #expect(state.reconcile(topology: Self.topology, now: self.start) == [.subscribe(onA, on: Self.a)])
+        quiet(&state, self.start)
+        // A lost connection: nothing before the reconnect delay, then the time alone makes it act.
+        state.connectionLost(Self.a, now: self.start)
+        quiet(&state, self.start + .milliseconds(249))
+        #expect(state.reconcile(topology: Self.topology, now: self.start + .milliseconds(250)) == [.connect(Self.a)])
+        quiet(&state, self.start + .milliseconds(250))
+    }
+
+    /// The shell keeps the latest `summary` while `generation` stays the same: whatever input changes the summary
+    /// changes the generation (checked after every step of a run through subscriptions, confirmations, a loss and
+    /// a failover).
+    @Test func theSummaryChangesOnlyWithTheGeneration() {
+        var state = RedisShardedSubscriptions()
+        let onA = Self.channel(on: Self.a)
+        let onB = Self.channel(on: Self.b)
+        let failedOver = RedisClusterTopology(shards: [
+            .init(slots: [0...5460], primary: .init(address: Self.c)),
+            .init(slots: [5461...16383], primary: .init(address: Self.b)),
+        ])
+        let pong = RESPValue.array([.bulkString(ByteBuffer(string: "pong")), .bulkString(ByteBuffer())])
+        var topology: RedisClusterTopology? = nil
+        var last = (generation: state.generation, topology: topology, summary: state.summary(topology: topology))
+        let steps: [(inout RedisShardedSubscriptions) -> Void] = [
+            { $0.subscribe([onA, onB]) },
+            { _ = $0.reconcile(topology: Self.topology, now: self.start) },
+            { _ = $0.reconcile(topology: Self.topology, now: self.start) },
+            { $0.connectionReady(Self.a) },
+            { $0.connectionReady(Self.b) },
+            { _ = $0.reconcile(topology: Self.topology, now: self.start) },
+            { _ = $0.received(Self.push("ssubscribe", onA), on: Self.a) },
+            { _ = $0.received(Self.push("smessage", onA, .bulkString(ByteBuffer(string: "x"))), on: Self.a) },
+            { _ = $0.received(pong, on: Self.a) },
+            { _ = $0.received(Self.push("ssubscribe", onB), on: Self.b) },
+            { $0.connectionLost(Self.a, now: self.start) },
+            { _ = $0.reconcile(topology: Self.topology, now: self.start + .milliseconds(300)) },
+            { $0.connectionReady(Self.a) },
+            { _ = $0.reconcile(topology: Self.topology, now: self.start + .milliseconds(300)) },
+            { _ = $0.received(Self.push("ssubscribe", onA), on: Self.a) },
+            { $0.unsubscribe([onB]) },
+            { _ = $0.reconcile(topology: Self.topology, now: self.start + .milliseconds(300)) },
+            { _ = $0.received(Self.push("sunsubscribe", onB, .integer(0)), on: Self.b) },
+            { _ = $0.reconcile(topology: failedOver, now: self.start + .milliseconds(300)) },
+            { $0.connectionReady(Self.c) },
+            { _ = $0.received(Self.push("sunsubscribe", onA, .integer(0)), on: Self.a) },
+            { _ = $0.reconcile(topology: failedOver, now: self.start + .milliseconds(300)) },
+            { _ = $0.received(Self.push("ssubscribe", onA), on: Self.c) },
+        ]
+        for (index, step) in steps.enumerated() {
+            step(&state)
+            if index >= 1 { topology = index >= 18 ? failedOver : Self.topology }
+            let summary = state.summary(topology: topology)
+            if state.generation == last.generation, topology == last.topology {
+                #expect(summary == last.summary, "step \(index) changed the summary but not the generation")
+            }
+            last = (state.generation, topology, summary)
+        }
+        #expect(last.summary == .init(connectionsUp: 1, channelsSubscribed: 1))
+    }
+
     /// PING answers (`["pong", ""]` in subscribed mode, `+PONG` before) are not commands of ours.
     @Test func pongIsHandled() {
         var state = RedisShardedSubscriptions()

@@ -11,8 +11,12 @@ MODES = (("python", "classic"), ("rooms", "room channels"))
 DEPLOYMENTS = (("single", "one redis-server"), ("cluster", "Redis Cluster, 3 primaries (Redis CPU summed over them)"))
 
 
+SERVERS = (("ours", "this build"), ("base", "the base build (BENCH_BASE_SERVER_CMD)"))
+
+
 def load(path):
-    """Scale rows by Redis deployment, then by (server count, mode); rows without a deployment are "single"."""
+    """Scale rows by (Redis deployment, server build), then by (server count, mode); rows without a deployment are
+    "single"."""
     rows = {}
     with open(path) as handle:
         for line in handle:
@@ -20,7 +24,7 @@ def load(path):
             if line:
                 row = json.loads(line)
                 if row.get("scenario") == "scale":
-                    deployment = rows.setdefault(row.get("redis", "single"), {})
+                    deployment = rows.setdefault((row.get("redis", "single"), row.get("server", "ours")), {})
                     deployment.setdefault((row["servers"], row["mode"]), []).append(row)
     return rows
 
@@ -40,13 +44,15 @@ def main():
         print("scale: no results")
         return
     first = True
+    builds = {server for _, server in deployments}
     for deployment, title in DEPLOYMENTS:
-        if deployment in deployments:
-            if not first:
-                print()
-            first = False
-            print(f"Redis: {title}\n")
-            print_table(deployments[deployment], runs, rate)
+        for server, build in SERVERS:
+            if (deployment, server) in deployments:
+                if not first:
+                    print()
+                first = False
+                print(f"Redis: {title}" + (f"; servers: {build}" if len(builds) > 1 else "") + "\n")
+                print_table(deployments[(deployment, server)], runs, rate)
 
 
 def print_table(rows, runs, rate):
