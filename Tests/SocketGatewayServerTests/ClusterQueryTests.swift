@@ -25,21 +25,7 @@ import Testing
         for _ in 0..<3 {
             var redisConfiguration = SocketServerRedisConfiguration(url: redis.urlString, channel: channel, mode: mode)
             if signed { redisConfiguration.signingSecret = "cluster-query-secret-0123456789abcdefgh" }
-            let server = SocketServer(
-                configuration: SocketServerConfiguration(port: 0, eventLoopThreads: 2, redis: redisConfiguration)
-                    .anonymous,
-                logger: ClusterTests.logger()
-            )
-            let recorder = Recorder()
-            server.namespace("/").onConnect { connection in
-                recorder.connected(connection)
-                connection.emit("welcome", .string(connection.id))
-            }
-            server.namespace("/").onDisconnect { connection, reason in
-                recorder.disconnected(connection.id, reason)
-            }
-            try await server.start()
-            nodes.append(ClusterTests.Node(server: server, port: try #require(server.localPort), recorder: recorder))
+            nodes.append(try await self.cluster.startNode(redis: redisConfiguration))
         }
         try await self.cluster.waitSubscribed(nodes)
         return nodes

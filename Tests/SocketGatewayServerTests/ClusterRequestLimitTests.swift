@@ -26,18 +26,7 @@ import Testing
         for _ in 0..<count {
             var redisConfiguration = SocketServerRedisConfiguration(url: redis.urlString, channel: channel)
             redisConfiguration.requestLimits = limits
-            let server = SocketServer(
-                configuration: SocketServerConfiguration(port: 0, eventLoopThreads: 2, redis: redisConfiguration)
-                    .anonymous,
-                logger: ClusterTests.logger()
-            )
-            let recorder = Recorder()
-            server.namespace("/").onConnect { connection in
-                recorder.connected(connection)
-                connection.emit("welcome", .string(connection.id))
-            }
-            try await server.start()
-            nodes.append(ClusterTests.Node(server: server, port: try #require(server.localPort), recorder: recorder))
+            nodes.append(try await self.cluster.startNode(redis: redisConfiguration))
         }
         try await self.cluster.waitSubscribed(nodes)
         return nodes

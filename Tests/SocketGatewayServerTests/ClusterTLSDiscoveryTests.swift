@@ -57,21 +57,11 @@ import Testing
     /// A server and a worker on `url` with `tls`: a client of the server receives the worker's emit to its room.
     private func exchangeEmit(url: String, mode: RedisChannelMode, tls: RedisTLSConfiguration) async throws {
         let channel = ClusterTests.channelName()
-        let server = SocketServer(
-            configuration: SocketServerConfiguration(
-                port: 0,
-                eventLoopThreads: 1,
-                redis: SocketServerRedisConfiguration(url: url, channel: channel, mode: mode, tls: tls)
-            ).anonymous,
-            logger: ClusterTests.logger()
+        let node = try await ClusterTests().startNode(
+            redis: SocketServerRedisConfiguration(url: url, channel: channel, mode: mode, tls: tls),
+            eventLoopThreads: 1
         )
-        let recorder = Recorder()
-        server.namespace("/").onConnect { connection in
-            recorder.connected(connection)
-            connection.emit("welcome", .string(connection.id))
-        }
-        try await server.start()
-        let node = ClusterTests.Node(server: server, port: try #require(server.localPort), recorder: recorder)
+        let server = node.server
         let worker = WorkerSocketGateway(
             redisURL: url,
             channel: channel,

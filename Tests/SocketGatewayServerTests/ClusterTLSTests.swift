@@ -26,21 +26,11 @@ import Testing
             keyFile: certificates.clientKey
         )
         // The server from code configuration; the worker from the environment, as a deployment would set it.
-        let server = SocketServer(
-            configuration: SocketServerConfiguration(
-                port: 0,
-                eventLoopThreads: 1,
-                redis: SocketServerRedisConfiguration(url: redis.urlString, channel: channel, tls: tls)
-            ).anonymous,
-            logger: ClusterTests.logger()
+        let node = try await ClusterTests().startNode(
+            redis: SocketServerRedisConfiguration(url: redis.urlString, channel: channel, tls: tls),
+            eventLoopThreads: 1
         )
-        let recorder = Recorder()
-        server.namespace("/").onConnect { connection in
-            recorder.connected(connection)
-            connection.emit("welcome", .string(connection.id))
-        }
-        try await server.start()
-        let node = ClusterTests.Node(server: server, port: try #require(server.localPort), recorder: recorder)
+        let server = node.server
         let worker = WorkerSocketGateway(
             environment: [
                 "REDIS_URL": redis.urlString, "SOCKET_REDIS_CHANNEL": channel,

@@ -28,12 +28,17 @@ import Testing
     /// `publishTimeout`: a test that asserts what a publish came to (not how fast) gives a loaded machine's slow
     /// Redis answer time, so `.published` does not turn into `.queued`.
     func startNode(redisURL: String, channel: String, publishTimeout: Duration = .seconds(2)) async throws -> Node {
+        try await self.startNode(
+            redis: SocketServerRedisConfiguration(url: redisURL, channel: channel, publishTimeout: publishTimeout)
+        )
+    }
+
+    /// An anonymous server clustered through `redis`, started on a free port; its clients are welcomed with their
+    /// sid (`welcome`), and their connects and disconnects recorded.
+    func startNode(redis: SocketServerRedisConfiguration, eventLoopThreads: Int = 2) async throws -> Node {
         let server = SocketServer(
-            configuration: SocketServerConfiguration(
-                port: 0,
-                eventLoopThreads: 2,
-                redis: SocketServerRedisConfiguration(url: redisURL, channel: channel, publishTimeout: publishTimeout)
-            ).anonymous,
+            configuration: SocketServerConfiguration(port: 0, eventLoopThreads: eventLoopThreads, redis: redis)
+                .anonymous,
             logger: Self.logger()
         )
         let recorder = Recorder()
