@@ -350,15 +350,17 @@ func bounded<T: Sendable>(
         // Upgraded connections are left to the Engine.IO heartbeat: quiet for longer than every HTTP limit, the
         // WebSocket still works.
         var configuration = EngineIOConfiguration(pingInterval: .seconds(60))
-        // Limits long enough that a loaded machine still gets the upgrade request in before them.
-        configuration.httpIdleTimeout = .seconds(1)
-        configuration.httpHeaderTimeout = .seconds(1)
-        configuration.httpBodyTimeout = .seconds(1)
+        // Limits long enough that a loaded machine still gets the upgrade request in before them (at 1 s, a full
+        // run's first seconds, every suite starting at once, once saw the header timeout reset the connection
+        // before the upgrade was read).
+        configuration.httpIdleTimeout = .seconds(3)
+        configuration.httpHeaderTimeout = .seconds(3)
+        configuration.httpBodyTimeout = .seconds(3)
         try await EngineIOServerTests().withServer(configuration: configuration) { port, _ in
             try await RawTestConnection.with(port: port) { connection in
                 #expect(try await connection.upgradeToWebSocket("/engine.io/?EIO=4&transport=websocket").status == 101)
                 _ = try await connection.readText()
-                try await Task.sleep(for: .milliseconds(2500))
+                try await Task.sleep(for: .milliseconds(7000))
                 try await connection.sendText("4still here")
                 #expect(try await connection.readText() == "4still here")
             }
