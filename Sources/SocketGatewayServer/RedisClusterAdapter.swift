@@ -474,13 +474,9 @@ final class RedisClusterAdapter: ClusterAdapter {
                 shards.forEach { shard in
                     inboxes[shard].append(
                         .run { roomShard in
-                            _ = roomShard.deliver(
-                                packet,
-                                recoveryCounter: counter,
-                                namespace: namespace,
-                                rooms: rooms,
-                                excluding: excluding
-                            )
+                            _ = roomShard.deliver(packet, namespace: namespace, rooms: rooms, excluding: excluding) {
+                                $0.replayedThrough < counter
+                            }
                         }
                     )
                 }

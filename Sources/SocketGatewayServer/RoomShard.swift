@@ -123,14 +123,17 @@ final class RoomShard: @unchecked Sendable {
         return found
     }
 
-    /// Writes `message` to every addressed connection on this loop, and flushes each of them once.
+    /// Writes `message` to every addressed connection on this loop that `admits` (every one when nil), and
+    /// flushes each of them once. A volatile emit admits the connections that can take it now; a recovery-logged
+    /// one, those whose replay did not already carry it.
     /// - Returns: The number of connections written to.
     func deliver(
         _ message: EngineIOOutboundMessage,
         namespace: String,
         rooms: [String]?,
         excluding: Set<String>,
-        outgoing: OutgoingEvent? = nil
+        outgoing: OutgoingEvent? = nil,
+        admitting admits: ((SocketConnection) -> Bool)? = nil
     ) -> Int {
         let delivered = self.deliver(
             message,
@@ -138,56 +141,9 @@ final class RoomShard: @unchecked Sendable {
             rooms: rooms,
             excluding: excluding,
             flushingIn: self.flushBatch,
-            outgoing: outgoing
+            outgoing: outgoing,
+            admitting: admits
         )
-        self.flushBatch.flush()
-        return delivered
-    }
-
-    /// Writes a volatile `message` to every addressed connection on this loop that can take it now.
-    /// - Returns: How many got it and how many did not.
-    func deliverVolatile(
-        _ message: EngineIOOutboundMessage,
-        namespace: String,
-        rooms: [String]?,
-        excluding: Set<String>,
-        outgoing: OutgoingEvent? = nil
-    ) -> (delivered: Int, dropped: Int) {
-        var dropped = 0
-        let delivered = self.deliver(
-            message,
-            namespace: namespace,
-            rooms: rooms,
-            excluding: excluding,
-            flushingIn: self.flushBatch,
-            outgoing: outgoing
-        ) { connection in
-            if connection.client.session.canTakeMessageNow { return true }
-            dropped += 1
-            return false
-        }
-        self.flushBatch.flush()
-        return (delivered, dropped)
-    }
-
-    /// Writes an event logged for connection state recovery with offset `counter` to every addressed connection
-    /// on this loop, except those that got it already in their recovery's replay.
-    func deliver(
-        _ message: EngineIOOutboundMessage,
-        recoveryCounter counter: UInt64,
-        namespace: String,
-        rooms: [String]?,
-        excluding: Set<String>,
-        outgoing: OutgoingEvent? = nil
-    ) -> Int {
-        let delivered = self.deliver(
-            message,
-            namespace: namespace,
-            rooms: rooms,
-            excluding: excluding,
-            flushingIn: self.flushBatch,
-            outgoing: outgoing
-        ) { connection in connection.replayedThrough < counter }
         self.flushBatch.flush()
         return delivered
     }

@@ -210,13 +210,18 @@ public final class SocketGateway: SocketEmitter {
         let rooms = target.roomNames
         let (namespace, excluding, metrics) = (options.namespace, options.excluding, self.metrics)
         return await self.onEveryShard { shard in
-            let (delivered, dropped) = shard.deliverVolatile(
+            var dropped = 0
+            let delivered = shard.deliver(
                 message,
                 namespace: namespace,
                 rooms: rooms,
                 excluding: excluding,
                 outgoing: outgoing
-            )
+            ) { connection in
+                if connection.client.session.canTakeMessageNow { return true }
+                dropped += 1
+                return false
+            }
             if dropped > 0 { metrics.volatileDropped.increment(by: Int64(dropped)) }
             return delivered
         }
@@ -242,14 +247,9 @@ public final class SocketGateway: SocketEmitter {
             excluding: excluding
         )
         return await self.onEveryShard { shard in
-            shard.deliver(
-                message,
-                recoveryCounter: counter,
-                namespace: namespace,
-                rooms: rooms,
-                excluding: excluding,
-                outgoing: outgoing
-            )
+            shard.deliver(message, namespace: namespace, rooms: rooms, excluding: excluding, outgoing: outgoing) {
+                $0.replayedThrough < counter
+            }
         }
     }
 

@@ -53,12 +53,7 @@ import Testing
 
     /// Connects a WebSocket client to `/`; returns it and its Socket.IO sid once the server registered it.
     func connect(_ node: Node, group: any EventLoopGroup) async throws -> (TestWebSocketClient, String) {
-        let (client, _) = try await TestWebSocketClient.connectEngineIO(port: node.port, group: group)
-        try await client.send("40")
-        let reply = try await client.nextText()
-        #expect(reply.hasPrefix("40{\"sid\":\""), "CONNECT reply: \(reply)")
-        let sid = String(reply.dropFirst(10).dropLast(2))
-        #expect(try await client.nextText() == "42[\"welcome\",\"\(sid)\"]")
+        let (client, sid) = try await TestWebSocketClient.connectWelcomed(port: node.port, group: group)
         try await node.recorder.waitUntil { $0.connection(sid) != nil }
         return (client, sid)
     }
