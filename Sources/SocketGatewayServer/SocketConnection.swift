@@ -421,6 +421,14 @@ public final class SocketConnection: @unchecked Sendable {
         }
     }
 
+    /// Forgets ack `id` without answering it: the event that asked for it had no handler after all.
+    func forgetAck(_ id: UInt64) {
+        self.onLoop {
+            guard self.isConnected else { return }
+            _ = self.client.ackAnswered(for: self, id: id)
+        }
+    }
+
     /// The acks the client asked for that no handler answered yet (for tests and diagnostics).
     package func owedAcks() async -> Int {
         (try? await self.eventLoop.submit { self.client.owedAckCount(for: self) }.get()) ?? 0

@@ -297,11 +297,18 @@ final class SocketIOClient: @unchecked Sendable {
                     await handler(connection, event, eventArguments, ack)
                 }
                 // The connection's own, as they are when the event's turn comes (onConnect may have added some).
-                for listener in connection.anyListeners {
+                let listeners = connection.anyListeners
+                let listened = !listeners.isEmpty
+                for listener in listeners {
                     await listener(event, eventArguments, ack)
                 }
                 for handler in handlers {
                     await handler(connection, eventArguments, ack)
+                }
+                // Queued only because onConnect had not finished, and nobody turned out to listen: the ack id is
+                // forgotten (socket.io never answers it either), so it does not count against the pending-acks limit.
+                if let ack, anyHandlers.isEmpty, handlers.isEmpty, !listened {
+                    connection.forgetAck(ack.id)
                 }
             }
             if !queued {

@@ -64,6 +64,7 @@ final class TestGate: Sendable {
     /// `hold` keeps its ack unanswered, `echo` acks; runs `body`, then opens the gate and shuts down.
     func withServer(
         authenticator: (any SocketAuthenticator)? = nil,
+        connectGate: TestGate? = nil,
         _ configure: (inout SocketServerConfiguration) -> Void = { _ in },
         _ body: (Harness) async throws -> Void
     ) async throws {
@@ -83,7 +84,10 @@ final class TestGate: Sendable {
         let gate = TestGate()
         let held = NIOLockedValueBox<[SocketAck]>([])
         let namespace = server.namespace("/")
-        namespace.onConnect { connection in recorder.connected(connection) }
+        namespace.onConnect { connection in
+            recorder.connected(connection)
+            await connectGate?.wait()
+        }
         namespace.onDisconnect { connection, reason in recorder.disconnected(connection.id, reason) }
         namespace.on("block") { _, _, ack in
             recorder.record("blocked")
@@ -234,6 +238,27 @@ final class TestGate: Sendable {
             // A real ack still works after the flood (and proves the flood was processed).
             try await client.send(#"422001["echo","real"]"#)
             #expect(try await client.nextText() == #"432001["real"]"#)
+            #expect(await connection.owedAcks() == 0)
+            #expect(!client.isClosed)
+            await client.close()
+        }
+    }
+
+    @Test func eventsQueuedBehindOnConnectThatNobodyHandlesOweNoAck() async throws {
+        let connectGate = TestGate()
+        try await self.withServer(connectGate: connectGate) { h in
+            let (client, sid) = try await self.connect(port: h.port, group: h.group)
+            try await h.recorder.waitUntil { $0.connection(sid) != nil }
+            let connection = try #require(h.recorder.connection(sid))
+            // While onConnect runs, a listener for every event may still be added: these are queued, acks owed.
+            for id in 1...20 {
+                try await client.send("42\(id)[\"no-such-event\"]")
+            }
+            try await self.waitUntil("twenty acks owed behind onConnect") { await connection.owedAcks() == 20 }
+            connectGate.open()
+            // onConnect added no listener: nobody handled them, so their ack ids are forgotten, not kept for good.
+            try await client.send(#"4221["echo","real"]"#)
+            #expect(try await client.nextText() == #"4321["real"]"#)
             #expect(await connection.owedAcks() == 0)
             #expect(!client.isClosed)
             await client.close()
