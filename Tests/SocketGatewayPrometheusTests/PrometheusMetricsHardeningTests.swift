@@ -88,7 +88,7 @@ import Testing
 
     @Test func aSlowlorisHeadGets408AndAScrapeWorksMeanwhile() async throws {
         var limits = SocketServerConfiguration(port: 0)
-        limits.httpHeaderTimeout = .milliseconds(500)
+        limits.httpHeaderTimeout = .seconds(2)
         try await Self.withMetricsServer(limits) { port in
             let slow = try await RawPeer.connect(port: port)
             slow.send("GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
@@ -123,7 +123,7 @@ import Testing
     @Test func idleConnectionsBeyondTheLimitAreClosedAndIdleOnesTimeOut() async throws {
         var limits = SocketServerConfiguration(port: 0)
         limits.maxConnectionsPerAddress = 50
-        limits.httpIdleTimeout = .seconds(1)
+        limits.httpIdleTimeout = .seconds(3)
         try await Self.withMetricsServer(limits) { port in
             var idle: [RawPeer] = []
             for _ in 0..<50 { idle.append(try await RawPeer.connect(port: port)) }
