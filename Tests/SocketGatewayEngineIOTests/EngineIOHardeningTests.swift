@@ -42,10 +42,10 @@ func bounded<T: Sendable>(
     @Test func slowAndSilentHTTPConnectionsAreClosedWhilePollingGoesOn() async throws {
         // Limits a few seconds long, not fractions of one: on a loaded 2-core CI machine the test's own clients can
         // stall for a second between connecting and writing, and must not be cut off as slow.
-        var configuration = EngineIOConfiguration(pingInterval: .seconds(6), pingTimeout: .seconds(20))
-        configuration.httpIdleTimeout = .seconds(4)
-        configuration.httpHeaderTimeout = .seconds(2)
-        configuration.httpBodyTimeout = .seconds(2)
+        var configuration = EngineIOConfiguration(pingInterval: .seconds(8), pingTimeout: .seconds(30))
+        configuration.httpIdleTimeout = .seconds(6)
+        configuration.httpHeaderTimeout = .seconds(3)
+        configuration.httpBodyTimeout = .seconds(3)
         try await EngineIOServerTests().withServer(configuration: configuration) { port, application in
             async let silent: Bool = bounded("silent connection closed") {
                 var closed = false
@@ -74,7 +74,7 @@ func bounded<T: Sendable>(
                     let head = "POST \(Self.path)&sid=\(sid) HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 200\r\n\r\n"
                     try await connection.writeRaw(ByteBuffer(string: head))
                     // One byte every 100 ms, so the connection is never silent for a body timeout, until the server
-                    // closes it (writes then fail). Bounded: 150 bytes at most (15 s), far beyond the 2 s body
+                    // closes it (writes then fail). Bounded: 150 bytes at most (15 s), far beyond the 3 s body
                     // timeout, so that a loaded machine's late timer still cuts the body short.
                     for _ in 0..<150 {
                         do {
@@ -105,7 +105,7 @@ func bounded<T: Sendable>(
                 try await RawTestConnection.with(port: port) { connection in
                     let sid = try EngineIOServerTests().handshake(try await connection.request("GET", Self.path)).sid
                     let target = "\(Self.path)&sid=\(sid)"
-                    texts.append(try await connection.request("GET", target).text)  // the ping, after 6 s
+                    texts.append(try await connection.request("GET", target).text)  // the ping, after 8 s
                     texts.append(try await connection.request("POST", target, body: "3\u{1e}4hi").text)
                     texts.append(try await connection.request("GET", target).text)
                 }
