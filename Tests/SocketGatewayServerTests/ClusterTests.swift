@@ -225,7 +225,10 @@ import Testing
         do {
             try await self.waitSubscribed([node])
             let (client, _) = try await self.connect(node, group: group)
-            #expect(await worker.broadcast(event: "before", data: 0).outcome == .published)
+            // The worker connects lazily: on a loaded machine the first emit may outlast its 500 ms and be reported
+            // queued; it is sent all the same, and arrives.
+            let before = await worker.broadcast(event: "before", data: 0)
+            #expect(before.outcome == .published || before.outcome == .queued, "\(before)")
             #expect(try await client.nextText() == #"42["before",0]"#)
 
             await redis.stop()
