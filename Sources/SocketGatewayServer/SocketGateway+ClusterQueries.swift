@@ -32,9 +32,10 @@ extension SocketGateway {
         let raw = try await self.clusterWide(.fetchSockets(ClusterSocketSelector(target, options: options)), timeout)
         var result = raw.compactMapReplies { _ in [SocketSummary]() }
         for (server, reply) in raw.replies {
-            guard let list = reply.arrayValue else { continue }
+            // Not a list (a `null`, an answer to another operation): unreadable, not "no sockets there".
+            let list = reply.arrayValue ?? []
             let summaries = list.compactMap { SocketSummary(json: $0, serverID: server) }
-            if summaries.count == list.count {
+            if reply.arrayValue != nil, summaries.count == list.count {
                 result.replies[server] = summaries
             } else {
                 result.replies[server] = nil

@@ -331,8 +331,9 @@ import Testing
                 #expect(await lines.wait(for: 4, from: clients))
                 #expect(lines.lines.last == #"{"who": "bob", "event": "disconnected"}"#)
 
-                // The serve process stopped mid-operation: the request returns at its timeout, naming it.
-                kill(serve.processIdentifier, SIGSTOP)
+                // The serve process stopped mid-operation: the request returns at its timeout, naming it. Stopped
+                // for sure: a thread of it may run on for a while after kill(SIGSTOP) returns, and answer.
+                try await ProcessFreezer.stop(serve.processIdentifier)
                 let partial = try await a.fetchSockets(timeout: .seconds(1))
                 #expect(partial.sockets.map(\.id) == [alice])
                 #expect(partial.unansweredCount == 1)

@@ -162,6 +162,70 @@ import Testing
         try await group.shutdownGracefully()
     }
 
+    /// Answers every cluster request with the same replies, as other servers would have.
+    struct FixedRepliesAdapter: ClusterAdapter {
+        let replies: [String: JSONValue]
+
+        var modeDescription: String { "fixed replies" }
+        var health: ClusterHealth { ClusterHealth(mode: .custom(name: "fixed")) }
+        func start(gateway: SocketGateway) {}
+        func shutdown() async {}
+
+        func emitted(
+            _ event: String,
+            arguments: [JSONValue],
+            to target: EmitTarget,
+            options: EmitOptions,
+            local: EmitResult
+        ) async -> EmitResult {
+            local
+        }
+
+        func applied(_ operation: ClusterOperation, localMatches: Int) async -> EmitResult {
+            EmitResult(outcome: .delivered, localDeliveries: localMatches)
+        }
+
+        func emitWithAck(
+            _ event: String,
+            arguments: [JSONValue],
+            sid: String,
+            namespace: String,
+            timeout: Duration
+        ) async throws -> [JSONValue]? {
+            nil
+        }
+
+        func request(_ query: ClusterQuery, timeout: Duration) async throws -> ClusterReplies<JSONValue> {
+            ClusterReplies(replies: self.replies, expectedServers: self.replies.count)
+        }
+    }
+
+    /// A server's answer to fetchSockets that is not a list of socket summaries (a `null`, as a ping is answered,
+    /// or a list holding something else) is an error naming that server, never an empty list: "no sockets there"
+    /// would hide that the server's answer could not be read.
+    @Test func aFetchSocketsAnswerThatIsNotAListOfSocketsIsAnError() async throws {
+        var logger = Logger(label: "socket-gateway.custom-cluster-test")
+        logger.logLevel = .critical
+        let server = SocketServer(
+            configuration: SocketServerConfiguration(port: 0, eventLoopThreads: 1).anonymous,
+            logger: logger,
+            cluster: FixedRepliesAdapter(replies: ["none": [], "null": nil, "number": 1, "list": [1]])
+        )
+        try await server.start()
+        let found = try await server.gateway.fetchSockets()
+        // This server's own answer (no socket here), and the one server that answered with an empty list.
+        #expect(found.replies.count == 2)
+        #expect(found.replies["none"]?.isEmpty == true)
+        #expect(
+            found.errors == [
+                "null": "an answer that cannot be read", "number": "an answer that cannot be read",
+                "list": "an answer that cannot be read",
+            ]
+        )
+        #expect(!found.isComplete)
+        try await server.shutdown()
+    }
+
     @Test func redisAndAnAdapterTogetherAreRefused() async throws {
         var logger = Logger(label: "socket-gateway.custom-cluster-test")
         logger.logLevel = .critical
