@@ -561,6 +561,74 @@ extension JSONParser {
         return true
     }
 
+    /// Checks a top-level JSON object as ``scanObject(_:maxDepth:skipping:visit:)`` checks it (as `parse` would,
+    /// non-finite numbers allowed), building nothing: neither its keys nor its values.
+    /// - Parameter visit: Called with each member in order (duplicates too), also when a later byte turns out to be
+    ///   invalid: where its key's characters are (between the quotes, escapes as written) and where its value is,
+    ///   as offsets into `bytes`, and whether the value holds `NaN`, `Infinity` or `-Infinity`.
+    /// - Returns: Whether the bytes are one valid JSON object.
+    static func checkObject(
+        _ bytes: UnsafeRawBufferPointer,
+        maxDepth: Int,
+        visit: (_ key: Range<Int>, _ value: Range<Int>, _ holdsNonFiniteNumbers: Bool) -> Void
+    ) -> Bool {
+        var parser = JSONParser(bytes: bytes, maxDepth: maxDepth, allowsNonFiniteNumbers: true)
+        do throws(JSONParseError) {
+            return try parser.checkObjectMembers(visit: visit)
+        } catch {
+            return false
+        }
+    }
+
+    private mutating func checkObjectMembers(
+        visit: (_ key: Range<Int>, _ value: Range<Int>, _ holdsNonFiniteNumbers: Bool) -> Void
+    ) throws(JSONParseError) -> Bool {
+        self.skipWhitespace()
+        guard self.index < self.bytes.count, self.bytes[self.index] == UInt8(ascii: "{"), self.maxDepth >= 1 else {
+            return false
+        }
+        self.index += 1
+        self.skipWhitespace()
+        if self.index < self.bytes.count && self.bytes[self.index] == UInt8(ascii: "}") {
+            self.index += 1
+        } else {
+            members: while true {
+                self.skipWhitespace()
+                guard self.index < self.bytes.count, self.bytes[self.index] == UInt8(ascii: "\"") else {
+                    throw self.unexpected("a string key in an object")
+                }
+                let keyStart = self.index + 1
+                try self.skipString()
+                let key = keyStart..<(self.index - 1)
+                self.skipWhitespace()
+                guard self.index < self.bytes.count, self.bytes[self.index] == UInt8(ascii: ":") else {
+                    throw self.unexpected("':' after an object key")
+                }
+                self.index += 1
+                self.skipWhitespace()
+                let start = self.index
+                let nonFinite = try self.skipValue(depth: 1)
+                visit(key, start..<self.index, nonFinite)
+                self.skipWhitespace()
+                guard self.index < self.bytes.count else { throw self.unexpected("',' or '}' in an object") }
+                switch self.bytes[self.index] {
+                case UInt8(ascii: ","):
+                    self.index += 1
+                case UInt8(ascii: "}"):
+                    self.index += 1
+                    break members
+                default:
+                    throw self.unexpected("',' or '}' in an object")
+                }
+            }
+        }
+        self.skipWhitespace()
+        guard self.index == self.bytes.count else {
+            throw self.error(.trailingData, "expected the end of the input after the value, found \(self.found())")
+        }
+        return true
+    }
+
     /// Checks one value as `parseValue(depth:)` reads it, without building it.
     /// - Returns: Whether it holds `NaN`, `Infinity` or `-Infinity`.
     private mutating func skipValue(depth: Int) throws(JSONParseError) -> Bool {

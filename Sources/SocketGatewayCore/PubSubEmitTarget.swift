@@ -5,7 +5,9 @@ package import NIOCore
 ///
 /// A server with no member of the addressed rooms drops the message on this alone: its `data`, `event`, `binary`,
 /// `skip_sid` and `callback` are not looked at, so a message that is malformed there but addressed to nobody here
-/// is skipped, not refused. Everything else goes through ``PubSubMessage/read(_:)``, which checks every byte.
+/// is skipped, not refused. Everything else goes through ``PubSubMessage/read(_:)``, which checks every byte (or,
+/// for a message with a target, ``PubSubMessage/read(_:scanned:)``, which checks every byte but takes the target
+/// from here).
 package struct PubSubEmitTarget: Sendable, Hashable {
     /// The namespace, `/` when missing or `null` (as ``PubSubMessage/decode(_:)`` reads it).
     package let namespace: String
@@ -18,6 +20,18 @@ package struct PubSubEmitTarget: Sendable, Hashable {
     private enum HostID: Sendable, Hashable {
         case bytes(Range<Int>)
         case text(String)
+    }
+
+    /// Where the host id's characters are in the scanned bytes, when they are compared there (no escape).
+    var hostIDRange: Range<Int>? {
+        if case .bytes(let range) = self.hostID { return range }
+        return nil
+    }
+
+    /// The host id's text when it is not compared in the scanned bytes (`""` otherwise).
+    var hostIDText: String {
+        if case .text(let text) = self.hostID { return text }
+        return ""
     }
 
     /// The sender's `host_id`, read from `bytes` (the bytes this target was scanned from).

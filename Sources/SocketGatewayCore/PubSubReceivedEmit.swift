@@ -259,10 +259,102 @@ extension PubSubMessage {
         }
         // Anything unusual (not an object, another method, a binary emit, a field of another type): the general
         // path, which says what is wrong, or decodes what is right.
-        guard valid, let header = fields.header(in: bytes) else {
+        guard valid, let header = fields.header(in: bytes, target: nil) else {
             return try Self.decodeWhole(bytes)
         }
         return .emit(header.received(bytes))
+    }
+
+    /// Reads an emit whose target ``PubSubEmitTarget/scan(_:)`` has read from the same bytes: as ``read(_:)``,
+    /// but its `method`, `namespace`, `room` and `host_id` are only checked, not read again (the target's are
+    /// taken), and no key is made a `String` (the scan found none with an escape, so their bytes are compared).
+    ///
+    /// Returns and throws what ``read(_:)`` returns and throws for `bytes`: every byte is checked as `decode`
+    /// checks it, so a message malformed past its target is refused with `decode`'s error.
+    /// - Parameters:
+    ///   - bytes: The published bytes (UTF-8 JSON).
+    ///   - target: What `PubSubEmitTarget.scan(bytes)` returned for these bytes.
+    /// - Returns: The message (an emit).
+    /// - Throws: `PubSubMessageError`, as ``decode(_:)``.
+    package static func read(
+        _ bytes: ByteBuffer,
+        scanned target: PubSubEmitTarget
+    ) throws(PubSubMessageError) -> PubSubReceived {
+        // One pass that checks every byte and builds nothing; of duplicate keys the last wins, as in `decode`.
+        // The outline is valid JSON when it passes, so the scan's loose outline was the parser's: the last
+        // `method` is `"emit"`, and the target's values are those of the last `namespace`, `room` and `host_id`.
+        let fields = bytes.withUnsafeReadableBytes { readable -> EmitFields? in
+            var members = ScannedEmitMembers()
+            let valid = JSONParser.checkObject(readable, maxDepth: Self.maximumDepth) { key, value, nonFinite in
+                members.take(key: UnsafeRawBufferPointer(rebasing: readable[key]), value: value, nonFinite: nonFinite)
+            }
+            return valid ? members.fields(in: readable) : nil
+        }
+        guard let header = fields?.header(in: bytes, target: target) else {
+            return try Self.decodeWhole(bytes)
+        }
+        return .emit(header.received(bytes))
+    }
+
+    /// Where the members an emit needs besides its target are, as a check of the whole message finds them (the
+    /// last of each key); keys compared as bytes, which is right for keys without escapes.
+    private struct ScannedEmitMembers {
+        var event: Range<Int>?
+        var data: (range: Range<Int>, nonFinite: Bool)?
+        var binary: Range<Int>?
+        var skipSid: Range<Int>?
+        var callback: Range<Int>?
+
+        mutating func take(key: UnsafeRawBufferPointer, value: Range<Int>, nonFinite: Bool) {
+            switch key.count {
+            case 4 where Self.key(key, is: "data"): self.data = (value, nonFinite)
+            case 5 where Self.key(key, is: "event"): self.event = value
+            case 6 where Self.key(key, is: "binary"): self.binary = value
+            case 8 where Self.key(key, is: "skip_sid"): self.skipSid = value
+            case 8 where Self.key(key, is: "callback"): self.callback = value
+            default: break
+            }
+        }
+
+        private static func key(_ key: UnsafeRawBufferPointer, is name: StaticString) -> Bool {
+            key.elementsEqual(UnsafeRawBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
+        }
+
+        /// The members as ``EmitFields`` holds them, their small values built from checked bytes; `nil` if one
+        /// cannot be (not reached for checked bytes).
+        func fields(in bytes: UnsafeRawBufferPointer) -> EmitFields? {
+            var fields = EmitFields()
+            func value(_ range: Range<Int>?) -> JSONValue?? {
+                guard let range else { return .some(nil) }
+                // A member's value sits inside the message's object: one level less is left for it.
+                guard
+                    case .success(let value) = JSONParser.parse(
+                        UnsafeRawBufferPointer(rebasing: bytes[range]),
+                        maxDepth: PubSubMessage.maximumDepth - 1,
+                        allowsNonFiniteNumbers: true
+                    )
+                else { return nil }
+                return .some(value)
+            }
+            guard let event = value(self.event), let binary = value(self.binary), let skipSid = value(self.skipSid),
+                let callback = value(self.callback)
+            else { return nil }
+            if let event, let range = self.event {
+                fields.event = JSONScannedMember(key: "event", value: event, range: range, holdsNonFiniteNumbers: false)
+            }
+            if let data = self.data {
+                fields.data = JSONScannedMember(
+                    key: "data",
+                    value: nil,
+                    range: data.range,
+                    holdsNonFiniteNumbers: data.nonFinite
+                )
+            }
+            fields.binary = binary
+            fields.skipSid = skipSid
+            fields.callback = callback
+            return fields
+        }
     }
 
     /// The members of a message as they are read, and the emit they make when they are what `decode` accepts.
@@ -296,10 +388,11 @@ extension PubSubMessage {
             }
         }
 
-        /// An emit's fields, checked as `decode` checks them; `nil` for anything else.
-        func header(in bytes: ByteBuffer) -> Header? {
-            guard case .string("emit")? = self.method, let event = self.event, case .string(let name)? = event.value,
-                let data = self.data,
+        /// An emit's fields, checked as `decode` checks them; `nil` for anything else. With `target` (scanned from
+        /// `bytes`), its method is an emit's and its namespace, rooms and host id are the target's.
+        func header(in bytes: ByteBuffer, target: PubSubEmitTarget?) -> Header? {
+            guard let target = target ?? self.target(in: bytes), let event = self.event,
+                case .string(let name)? = event.value, let data = self.data,
                 bytes.getInteger(at: bytes.readerIndex + data.range.lowerBound, as: UInt8.self) == UInt8(ascii: "[")
             else { return nil }
             switch self.binary {
@@ -318,22 +411,34 @@ extension PubSubMessage {
             default:
                 return nil
             }
-            guard let namespace = Self.optionalString(self.namespace), let hostID = Self.hostID(self.hostID, in: bytes),
-                let room = Self.names(self.room), let skipSid = Self.names(self.skipSid)
-            else { return nil }
+            guard let skipSid = Self.names(self.skipSid) else { return nil }
             return Header(
                 emit: PubSubEmit(
                     event: name,
                     arguments: [],
-                    namespace: namespace ?? "/",
-                    room: room,
+                    namespace: target.namespace,
+                    room: target.room,
                     skipSid: skipSid,
                     callback: callback,
-                    hostID: hostID.text
+                    hostID: target.hostIDText
                 ),
                 event: event.range,
                 data: data,
-                hostID: hostID.range
+                hostID: target.hostIDRange
+            )
+        }
+
+        /// The emit's target as `decode` reads it, from the members read; `nil` for another method or a field of
+        /// another type.
+        private func target(in bytes: ByteBuffer) -> PubSubEmitTarget? {
+            guard case .string("emit")? = self.method, let namespace = Self.optionalString(self.namespace),
+                let hostID = Self.hostID(self.hostID, in: bytes), let room = Self.names(self.room)
+            else { return nil }
+            return PubSubEmitTarget(
+                namespace: namespace ?? "/",
+                room: room,
+                hostIDBytes: hostID.range,
+                hostIDText: hostID.text
             )
         }
 

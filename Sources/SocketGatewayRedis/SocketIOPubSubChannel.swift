@@ -11,8 +11,9 @@ package import SocketGatewayCore
 /// An `emit` is handed over with its arguments as published (``PubSubReceivedEmit``): its target is read, its
 /// `data` is checked but not decoded, so a server with no member of the addressed rooms pays little for it.
 ///
-/// With `skipsEmit`, an emit is first read up to its target only (``PubSubEmitTarget``): one the callback says
-/// concerns nobody here is dropped there, `data` and the rest unread, so a malformed one is not undecodable.
+/// With `onEmit`, an emit is first read up to its target only (``PubSubEmitTarget``) and handed over with a way to
+/// read the rest: one the callback drops without reading (nobody here) costs no more, and a malformed one is then
+/// not undecodable; one it reads is checked whole, its target not read twice.
 ///
 /// Messages this host published itself are skipped (as python-socketio does), except `callback` messages
 /// addressed to it. Messages that cannot be decoded are counted (`socketgateway_redis_undecodable_total`,
@@ -58,12 +59,15 @@ package final class SocketIOPubSubChannel: Sendable {
     ///   - ownChannels: Channels of this project's own (not python-socketio's format) to subscribe to as well;
     ///     their messages, signature-checked like the others, go to `onOwnMessage` undecoded.
     ///   - onOwnMessage: Called on the subscriber's event loop with each message of `ownChannels`.
-    ///   - skipsEmit: Called on the subscriber's event loop with the target of each emit from another host, read
-    ///     from its bytes before anything else of it (``PubSubEmitTarget``); `true` drops the message there,
-    ///     unchecked beyond its target (a malformed one is then not counted as undecodable). Own emits whose
-    ///     target can be read are dropped unchecked too. `nil` (the default) reads every message whole first.
-    ///   - onMessage: Called on the subscriber's event loop with each message meant for this host, in arrival
-    ///     order; an emit's arguments are decoded only if it asks for them.
+    ///   - onEmit: Called on the subscriber's event loop, in arrival order with the other messages, with the
+    ///     target of each emit from another host, read from its bytes before anything else of it
+    ///     (``PubSubEmitTarget``), and `read`, which reads the rest as ``PubSubMessage/read(_:scanned:)`` does:
+    ///     the message, or `nil` when it cannot be decoded (counted and logged here as undecodable). Not calling
+    ///     `read` drops the message unchecked beyond its target (a malformed one is then not counted as
+    ///     undecodable). Such an emit goes to `onEmit` only, not to `onMessage`. Own emits whose target can be
+    ///     read are dropped unchecked too. `nil` (the default) reads every message whole first.
+    ///   - onMessage: Called on the subscriber's event loop with each message meant for this host (but the emits
+    ///     `onEmit` takes), in arrival order; an emit's arguments are decoded only if it asks for them.
     package init(
         url: RedisURL,
         channel: String = "socketio",
@@ -77,7 +81,7 @@ package final class SocketIOPubSubChannel: Sendable {
         signingKey: PubSubSigningKey? = nil,
         ownChannels: [String] = [],
         onOwnMessage: (@Sendable (RedisPubSubMessage) -> Void)? = nil,
-        skipsEmit: (@Sendable (PubSubEmitTarget) -> Bool)? = nil,
+        onEmit: (@Sendable (PubSubEmitTarget, _ read: () -> PubSubReceived?) -> Void)? = nil,
         onMessage: @escaping @Sendable (PubSubReceived) -> Void
     ) {
         self.hostID = hostID
@@ -133,18 +137,31 @@ package final class SocketIOPubSubChannel: Sendable {
                 onOwnMessage(raw)
                 return
             }
-            // An emit is first read up to its target only: one for nobody here stops at that.
-            if let skipsEmit, let target = PubSubEmitTarget.scan(raw.payload) {
-                if target.isSent(byHost: hostID, in: raw.payload) || skipsEmit(target) { return }
+            func refused(_ error: any Error) {
+                undecodableCounter.increment()
+                undecodable.withLockedValue { $0 += 1 }
+                // The error's excerpt of the message is escaped (LogSafe): one line, no terminal escapes.
+                undecodableWarning.log(logger, "skipped an unreadable pub/sub message", metadata: ["error": "\(error)"])
+            }
+            // An emit is first read up to its target only: one for nobody here stops at that, and one for someone
+            // here is read on from it.
+            if let onEmit, let target = PubSubEmitTarget.scan(raw.payload) {
+                if target.isSent(byHost: hostID, in: raw.payload) { return }
+                onEmit(target) {
+                    do {
+                        return try PubSubMessage.read(raw.payload, scanned: target)
+                    } catch {
+                        refused(error)
+                        return nil
+                    }
+                }
+                return
             }
             let message: PubSubReceived
             do {
                 message = try PubSubMessage.read(raw.payload)
             } catch {
-                undecodableCounter.increment()
-                undecodable.withLockedValue { $0 += 1 }
-                // The error's excerpt of the message is escaped (LogSafe): one line, no terminal escapes.
-                undecodableWarning.log(logger, "skipped an unreadable pub/sub message", metadata: ["error": "\(error)"])
+                refused(error)
                 return
             }
             guard message.isRelevant(toHost: hostID) else { return }

@@ -105,7 +105,7 @@ final class RedisClusterAdapter: ClusterAdapter {
             signingKey: signingKey,
             ownChannels: requests.channels,
             onOwnMessage: { requests.received($0) },
-            skipsEmit: { target in router.skips(target) },
+            onEmit: { target, read in router.route(target, read: read) },
             onMessage: { message in router.route(message) }
         )
         requests.attach(self.channel)
@@ -167,12 +167,24 @@ final class RedisClusterAdapter: ClusterAdapter {
         let byLoopFinal = byLoop
         let presence = gateway.shards.presence
         self.router.set(
-            { message in self.route(message, gateway: gateway, inboxes: inboxes, byLoop: byLoopFinal) },
-            skipper: { target in
-                guard presence.shards(namespace: target.namespace, addressed: target.room).isEmpty else { return false }
-                self.countSkipped(metrics)
-                return true
-            }
+            MessageRouter.Routes(
+                message: { message in self.route(message, gateway: gateway, inboxes: inboxes, byLoop: byLoopFinal) },
+                emit: { target, read in
+                    // The one look at the presence index for this message: its shards, or none (dropped here).
+                    let shards = presence.shards(namespace: target.namespace, addressed: target.room)
+                    guard !shards.isEmpty else {
+                        self.countSkipped(metrics)
+                        return
+                    }
+                    guard let message = read() else { return }
+                    guard case .emit(let emit) = message else {
+                        // `read(_:scanned:)` reads an emit or nothing; this is for completeness.
+                        self.route(message, gateway: gateway, inboxes: inboxes, byLoop: byLoopFinal)
+                        return
+                    }
+                    self.route(emit, to: shards, gateway: gateway, inboxes: inboxes)
+                }
+            )
         )
         if self.configuration.mode == .rooms {
             self.startRoomChannels(gateway.shards)
@@ -426,14 +438,20 @@ final class RedisClusterAdapter: ClusterAdapter {
     }
 
     /// Hands another host's emit to the shards with members of its rooms (or namespace), or drops it here when
-    /// there are none: before its arguments are decoded, and without waking another thread.
+    /// there are none: without waking another thread. (Emits whose target was scanned are dropped before their
+    /// arguments are read, and come to ``route(_:to:gateway:inboxes:)`` with their shards.)
     private func route(_ emit: PubSubReceivedEmit, gateway: SocketGateway, inboxes: [ShardInbox]) {
         let shards = gateway.shards.presence.shards(namespace: emit.namespace, addressed: emit.room)
         if shards.isEmpty {
-            // Its members left between the look at its target and now: counted as skipped all the same.
             self.countSkipped(gateway.metrics)
             return
         }
+        self.route(emit, to: shards, gateway: gateway, inboxes: inboxes)
+    }
+
+    /// Hands another host's emit to `shards`, those with members of its rooms (or namespace) when its target was
+    /// read: its arguments copied into the packet as published where they can be.
+    private func route(_ emit: PubSubReceivedEmit, to shards: ShardSet, gateway: SocketGateway, inboxes: [ShardInbox]) {
         let rooms: [String]? = emit.room == .none ? nil : emit.room.names
         var arguments: [JSONValue]?
         do {
@@ -627,33 +645,43 @@ final class RedisClusterAdapter: ClusterAdapter {
     }
 }
 
-/// The subscriber callback's target, set once the gateway exists. (A plain stored closure: keeping it in a
-/// generic box read through `inout` would wrap it in one more reabstraction thunk on every read.)
+/// The subscriber callbacks' targets, set once the gateway exists: one reference read under one lock per message.
+/// (Plain stored closures: keeping them in a generic box read through `inout` would wrap them in one more
+/// reabstraction thunk on every read.)
 private final class MessageRouter: @unchecked Sendable {
-    private let lock = NIOLock()
-    /// Guarded by `lock`.
-    private var handler: (@Sendable (PubSubReceived) -> Void)?
-    /// Guarded by `lock`.
-    private var skipper: (@Sendable (PubSubEmitTarget) -> Bool)?
+    /// What a started adapter does with each message.
+    final class Routes: Sendable {
+        /// A message read whole (any method, and emits whose target could not be scanned).
+        let message: @Sendable (PubSubReceived) -> Void
+        /// An emit from another host by its scanned target, with the reader of the rest (see
+        /// ``SocketIOPubSubChannel``'s `onEmit`).
+        let emit: @Sendable (PubSubEmitTarget, _ read: () -> PubSubReceived?) -> Void
 
-    func set(
-        _ handler: (@Sendable (PubSubReceived) -> Void)?,
-        skipper: (@Sendable (PubSubEmitTarget) -> Bool)? = nil
-    ) {
-        self.lock.withLock {
-            self.handler = handler
-            self.skipper = skipper
+        init(
+            message: @escaping @Sendable (PubSubReceived) -> Void,
+            emit: @escaping @Sendable (PubSubEmitTarget, _ read: () -> PubSubReceived?) -> Void
+        ) {
+            self.message = message
+            self.emit = emit
         }
     }
 
-    func route(_ message: PubSubReceived) {
-        let handler = self.lock.withLock { self.handler }
-        handler?(message)
+    private let lock = NIOLock()
+    /// Guarded by `lock`.
+    private var routes: Routes?
+
+    func set(_ routes: Routes?) {
+        self.lock.withLock { self.routes = routes }
     }
 
-    /// Whether an emit for `target` concerns nobody here (it is then counted and dropped); `false` before start.
-    func skips(_ target: PubSubEmitTarget) -> Bool {
-        let skipper = self.lock.withLock { self.skipper }
-        return skipper?(target) ?? false
+    func route(_ message: PubSubReceived) {
+        let routes = self.lock.withLock { self.routes }
+        routes?.message(message)
+    }
+
+    /// An emit by its target: dropped unread before start (nobody is here yet).
+    func route(_ target: PubSubEmitTarget, read: () -> PubSubReceived?) {
+        let routes = self.lock.withLock { self.routes }
+        routes?.emit(target, read)
     }
 }

@@ -325,6 +325,13 @@ extension PubSubEmitFastPathTests {
             let buffer = ByteBuffer(bytes: input)
             let decoded = Result { () throws(PubSubMessageError) in try PubSubMessage.decode(buffer) }
             let read = Result { () throws(PubSubMessageError) in try PubSubMessage.read(buffer).decoded() }
+            if let target = PubSubEmitTarget.scan(buffer) {
+                PubSubEmitTargetTests.expectReadAgreement(
+                    buffer,
+                    scanned: target,
+                    label: { String(decoding: input, as: UTF8.self) }
+                )
+            }
             switch (decoded, read) {
             case (.success(let a), .success(let b)):
                 #expect(a == b, "\(String(decoding: input, as: UTF8.self))")

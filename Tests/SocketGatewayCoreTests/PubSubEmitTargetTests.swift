@@ -4,7 +4,8 @@ import Testing
 
 /// `PubSubEmitTarget.scan` reads an emit's namespace, rooms and host id from its bytes without reading the rest. It
 /// must agree with `PubSubMessage.decode` on every message that `decode` accepts (or step aside with `nil`, leaving
-/// the message to `read`), and never name a target for a message that is not an emit.
+/// the message to `read`), and never name a target for a message that is not an emit. Where it names one,
+/// `PubSubMessage.read(_:scanned:)` (which reads on from the target) returns or throws what `read` does.
 @Suite struct PubSubEmitTargetTests {
     /// What `decode` makes of `bytes`, as a target: `nil` for a message that is not an emit or does not decode.
     static func reference(_ bytes: ByteBuffer) -> (namespace: String, room: PubSubNames, hostID: String)? {
@@ -24,6 +25,9 @@ import Testing
         let decoded = Result { () throws(PubSubMessageError) in try PubSubMessage.decode(bytes) }
         // The label is made only for a failure: this runs tens of thousands of times per test.
         func label() -> String { String(decoding: text, as: UTF8.self) }
+        if let scanned {
+            Self.expectReadAgreement(bytes, scanned: scanned, label: label, sourceLocation: sourceLocation)
+        }
         switch (scanned, decoded) {
         case (let target?, .success(.emit(let emit))):
             let hostID = target.hostID(in: bytes)
@@ -52,6 +56,52 @@ import Testing
             // A malformed message: with a target it is skipped when that target names nobody here, and refused by
             // `read` (the same error as `decode`) when it is for someone here.
             break
+        }
+    }
+
+    /// `read(_:scanned:)` with the target `scan` found agrees with `read`: the same message (the same fields, the
+    /// same packet written from the published arguments) or the same error.
+    static func expectReadAgreement(
+        _ bytes: ByteBuffer,
+        scanned target: PubSubEmitTarget,
+        label: () -> String,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) {
+        let whole = Result { () throws(PubSubMessageError) in try PubSubMessage.read(bytes) }
+        let fromTarget = Result { () throws(PubSubMessageError) in try PubSubMessage.read(bytes, scanned: target) }
+        switch (whole, fromTarget) {
+        case (.success(.emit(let read)), .success(.emit(let reread))):
+            var agrees =
+                read.event == reread.event && read.namespace == reread.namespace && read.room == reread.room
+                && read.skipSid == reread.skipSid && read.callback == reread.callback && read.hostID == reread.hostID
+                && read.isSent(byHost: read.hostID) && reread.isSent(byHost: read.hostID)
+                && !reread.isSent(byHost: read.hostID + "x") && read.copiesArguments == reread.copiesArguments
+                && (try? read.decoded()) == (try? reread.decoded())
+            if agrees && read.copiesArguments {
+                var packet = ByteBuffer()
+                read.writeEventPacket(into: &packet)
+                var repacket = ByteBuffer()
+                reread.writeEventPacket(into: &repacket)
+                agrees = packet == repacket
+            }
+            if !agrees {
+                Issue.record(
+                    "read and read(scanned:) disagree: \(read.event) / \(reread.event): \(label())",
+                    sourceLocation: sourceLocation
+                )
+            }
+        case (.failure(let error), .failure(let reerror)):
+            if error != reerror {
+                Issue.record(
+                    "read and read(scanned:) refuse differently: \(error) / \(reerror): \(label())",
+                    sourceLocation: sourceLocation
+                )
+            }
+        default:
+            Issue.record(
+                "read and read(scanned:) disagree: \(whole) / \(fromTarget): \(label())",
+                sourceLocation: sourceLocation
+            )
         }
     }
 
@@ -275,7 +325,27 @@ import Testing
             let target = try #require(PubSubEmitTarget.scan(bytes), "\(text)")
             #expect(target.room == .one("r") && target.hostID(in: bytes) == "h", "\(text)")
             #expect(throws: PubSubMessageError.self, "\(text)") { try PubSubMessage.read(bytes) }
+            // Read on from its target (for someone here): refused with decode's error.
+            let refusal = Result { () throws(PubSubMessageError) in try PubSubMessage.read(bytes, scanned: target) }
+            let reference = Result { () throws(PubSubMessageError) in try PubSubMessage.decode(bytes) }
+            guard case .failure(let error) = refusal, case .failure(let expected) = reference else {
+                Issue.record("read(scanned:) or decode accepted \(text)")
+                continue
+            }
+            #expect(error == expected, "\(text)")
         }
+    }
+
+    /// python-socketio's own bytes, read on from their target: what `read` gives, and what `decode` gives.
+    @Test(arguments: PubSubFixtures.names)
+    func readingOnFromTheTargetIsReading(_ name: String) throws {
+        let bytes = try PubSubFixtures.bytes(name)
+        guard let target = PubSubEmitTarget.scan(bytes) else {
+            if case .emit = try PubSubMessage.decode(bytes) { Issue.record("\(name): an emit without a target") }
+            return
+        }
+        Self.expectReadAgreement(bytes, scanned: target, label: { name })
+        #expect(try PubSubMessage.read(bytes, scanned: target).decoded() == PubSubMessage.decode(bytes), "\(name)")
     }
 
     /// Every proper prefix of a message lacks its closing brace: no target; and every byte of the messages
