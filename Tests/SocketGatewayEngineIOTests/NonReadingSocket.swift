@@ -85,9 +85,37 @@ final class NonReadingSocket {
         return String(text.prefix { $0 != "\r" })
     }
 
-    /// Writes all of `bytes`, waiting (bounded: `patience` polls of 10 ms without progress) while the kernel's send
-    /// buffer is full.
-    func send(_ bytes: [UInt8], patience: Int = 50) throws -> SendResult {
+    /// Writes all of `bytes`, waiting (bounded: 50 polls of 10 ms) while the kernel's send buffer is full.
+    func send(_ bytes: [UInt8]) throws -> SendResult {
+        var offset = 0
+        var idlePolls = 0
+        while offset < bytes.count {
+            let written = bytes[offset...].withUnsafeBytes { raw in
+                posixSend(self.fd, raw.baseAddress, raw.count, Int32(MSG_DONTWAIT) | Int32(MSG_NOSIGNAL))
+            }
+            if written > 0 {
+                offset += written
+                idlePolls = 0
+                continue
+            }
+            let error = errno
+            if error == EAGAIN || error == EWOULDBLOCK {
+                idlePolls += 1
+                if idlePolls > 50 { return .blocked }
+                var descriptor = pollfd(fd: self.fd, events: Int16(POLLOUT), revents: 0)
+                _ = poll(&descriptor, 1, 10)
+                continue
+            }
+            if error == EINTR { continue }
+            if error == EPIPE || error == ECONNRESET { return .closed }
+            throw Failure(description: "send() failed: errno \(error)")
+        }
+        return .sent
+    }
+
+    /// Writes all of `bytes` as `send(_:)` does (with `patience` polls instead of 50), but waits for the kernel with
+    /// `Task.sleep` instead of `poll`, so a long wait (a loaded server) holds no thread of Swift's cooperative pool.
+    func sendWaiting(_ bytes: [UInt8], patience: Int) async throws -> SendResult {
         var offset = 0
         var idlePolls = 0
         while offset < bytes.count {
@@ -103,8 +131,7 @@ final class NonReadingSocket {
             if error == EAGAIN || error == EWOULDBLOCK {
                 idlePolls += 1
                 if idlePolls > patience { return .blocked }
-                var descriptor = pollfd(fd: self.fd, events: Int16(POLLOUT), revents: 0)
-                _ = poll(&descriptor, 1, 10)
+                try await Task.sleep(for: .milliseconds(10))
                 continue
             }
             if error == EINTR { continue }
