@@ -245,6 +245,8 @@ package final class EngineIOExternalWebSocket: EngineIOWebSocketConnection, @unc
         var unsent = 0
         /// Whether the session was told the peer does not read (once).
         var reportedUnwritable = false
+        /// `run`'s `closing`, until it is called (once).
+        var closing: (@Sendable () -> Void)?
     }
 
     private let endpoint: EngineIOEndpoint
@@ -278,16 +280,37 @@ package final class EngineIOExternalWebSocket: EngineIOWebSocketConnection, @unc
         self.state.withLockedValue { $0.continuation = continuation }
     }
 
+    /// How long the close of this connection may take before the framework resets it (``run(inbound:write:closing:)``):
+    /// `webSocketCloseTimeout`, as on our own listener.
+    package var closeTimeout: Duration { self.endpoint.configuration.webSocketCloseTimeout }
+
+    /// Counts and logs (rate-limited) a reset of this connection: the peer did not take the close frame (`why` is
+    /// `unwritable` or `close timeout`, as on our own listener).
+    package func forcedClose(why: String, remoteAddress: SocketAddress?) {
+        self.endpoint.webSocketForcedClose(why: why, remoteAddress: remoteAddress)
+    }
+
     /// Carries the session's traffic until either side closes: opens the session (a new WebSocket) or joins the
     /// polling one, hands every frame of `inbound` to it and writes what it sends through `write`.
     /// - Parameters:
     ///   - inbound: The client's text, binary and continuation frames, unmasked.
     ///   - write: Writes a batch of messages or the close; throwing ends the connection. The bytes of a batch
     ///     count as unsent (``isWritable``, the session's outbound budget) until it returns.
+    ///   - closing: Called once, at once, from any thread, when the session ends the connection. Its close frame
+    ///     goes to `write` after every batch before it, so it never comes while a peer that does not read holds
+    ///     `write` up: the framework must bound the close here, as our own listener does (reset the connection at
+    ///     once when its peer does not take what is written, else when it is still open ``closeTimeout`` later).
     package func run<Inbound: AsyncSequence>(
         inbound: Inbound,
-        write: @escaping @Sendable (Output) async throws -> Void
+        write: @escaping @Sendable (Output) async throws -> Void,
+        closing: @escaping @Sendable () -> Void
     ) async where Inbound.Element == WebSocketFrame {
+        // The session may have closed the connection already (an upgrade's session, before `run`).
+        let closedAlready = self.state.withLockedValue { state -> Bool in
+            if !state.closeSent { state.closing = closing }
+            return state.closeSent
+        }
+        if closedAlready { closing() }
         if !self.joining {
             let session = try? await self.eventLoop.submit {
                 self.endpoint.openWebSocketSession(connection: self, request: self.request, eventLoop: self.eventLoop)
@@ -424,13 +447,16 @@ package final class EngineIOExternalWebSocket: EngineIOWebSocketConnection, @unc
     }
 
     private func sendClose(_ close: WebSocketClose) {
-        self.state.withLockedValue { state in
-            guard !state.closeSent, let continuation = state.continuation else { return }
+        let closing = self.state.withLockedValue { state -> (@Sendable () -> Void)? in
+            guard !state.closeSent, let continuation = state.continuation else { return nil }
             state.closeSent = true
             continuation.yield((.close(code: close.code, reason: close.reason), nil))
             continuation.finish()
             state.continuation = nil
+            defer { state.closing = nil }
+            return state.closing
         }
+        closing?()
     }
 
     func unsentBytes(on eventLoop: any EventLoop) -> Int {

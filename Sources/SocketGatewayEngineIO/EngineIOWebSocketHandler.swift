@@ -181,13 +181,20 @@ final class ChannelWebSocketConnection: EngineIOWebSocketConnection, @unchecked 
     /// a peer that may never read it.
     private func abort(why: String) {
         self.endpoint.webSocketForcedClose(why: why, remoteAddress: self.channel.remoteAddress)
-        let channel = self.channel
-        guard let provider = channel as? any SocketOptionProvider else {
-            channel.close(promise: nil)
+        self.channel.resetConnection()
+    }
+}
+
+extension Channel {
+    /// Resets the TCP connection (SO_LINGER 0, then close): the kernel drops what the peer did not read instead of
+    /// keeping it for a peer that may never read it. A channel without socket options is just closed.
+    package func resetConnection() {
+        guard let provider = self as? any SocketOptionProvider else {
+            self.close(promise: nil)
             return
         }
         provider.setSoLinger(linger(l_onoff: 1, l_linger: 0)).whenComplete { _ in
-            channel.close(promise: nil)
+            self.close(promise: nil)
         }
     }
 }

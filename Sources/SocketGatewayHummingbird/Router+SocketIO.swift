@@ -4,6 +4,7 @@ public import HummingbirdWebSocket
 public import NIOCore
 import NIOHTTP1
 import NIOWebSocket
+import ServiceLifecycle
 package import SocketGatewayEngineIO
 public import SocketGatewayServer
 
@@ -192,24 +193,32 @@ struct SocketIOHummingbirdMount: Sendable {
         }
         let channel = (context as? SocketIORequestContext)?.channel
         let upgrade = WebSocketUpgradeMiddleware<Context> { inbound, outbound, _ in
-            // With the connection's channel, a batch goes out in one hop and one flush; else frame by frame.
+            // With the connection's channel, a batch goes out in one hop and one flush, and a close is bounded (a
+            // peer that does not read is reset); else frame by frame, and a close waits for the peer.
             let writer: MountedWebSocketWriter? =
-                if let channel { await MountedWebSocketWriter.install(on: channel) } else { nil }
-            await connection.run(
-                inbound: inbound.map { WebSocketFrame(fin: $0.fin, opcode: $0.opcode.nio, data: $0.data) },
-                write: { output in
-                    switch output {
-                    case .messages(let frames):
-                        if let writer {
-                            try await writer.write(frames)
-                        } else {
-                            for frame in frames { try await outbound.write(.custom(frame)) }
+                if let channel { await MountedWebSocketWriter.install(on: channel, for: connection) } else { nil }
+            await withGracefulShutdownHandler {
+                await connection.run(
+                    inbound: inbound.map { WebSocketFrame(fin: $0.fin, opcode: $0.opcode.nio, data: $0.data) },
+                    write: { output in
+                        switch output {
+                        case .messages(let frames):
+                            if let writer {
+                                try await writer.write(frames)
+                            } else {
+                                for frame in frames { try await outbound.write(.custom(frame)) }
+                            }
+                        case .close(let code, let reason):
+                            try await outbound.close(.init(codeNumber: Int(code)), reason: reason)
                         }
-                    case .close(let code, let reason):
-                        try await outbound.close(.init(codeNumber: Int(code)), reason: reason)
-                    }
-                }
-            )
+                    },
+                    closing: { writer?.closing() }
+                )
+            } onGracefulShutdown: {
+                // hummingbird-websocket sends its close frame; the app's shutdown waits for this connection, so a
+                // peer that does not read it must not hold the shutdown up.
+                writer?.closing()
+            }
         }
         return try await upgrade.handle(request, context: context) { _, _ in Response(status: .ok) }
     }

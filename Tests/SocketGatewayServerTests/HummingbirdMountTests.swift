@@ -12,13 +12,18 @@ import Testing
 
 /// Socket.IO mounted on a Hummingbird application (SocketGatewayHummingbird): the app's own routes and Socket.IO
 /// on one port, both transports and the upgrade carried by Hummingbird and hummingbird-websocket.
-// Bounded: one loaded run (load 20) never finished aClientThatNeverReadsIsDroppedAndTheOthersGetEverything (cause
-// not found yet); past the limit the test is cancelled and fails instead of holding the whole pass.
+// One loaded run (load 20) never finished aClientThatNeverReadsIsDroppedAndTheOthersGetEverything: a check failed
+// before the test closed its clients, and the app's shutdown then waited for ever on the client that never read
+// (the mount could not close its connection). The mount now resets such a connection; `withMountedApp` bounds the
+// shutdown on its own, since a time limit cannot end a test whose tasks wait on something cancellation does not reach.
 @Suite(.serialized, .timeLimit(.minutes(3))) struct HummingbirdMountTests {
     static let secret = "hummingbird-mount-secret-of-32-bytes-or-more"
 
     /// Runs a Hummingbird app on 127.0.0.1:0 with a route of its own (`GET /hello`) and a mounted `SocketServer`
-    /// (echo-style handlers), as the README shows; runs `body` with the app's port, then shuts the app down.
+    /// (echo-style handlers), as the README shows; runs `body` with the app's port, then shuts the app down, with the
+    /// clients `body` left open (a failed check ends `body` early). The app must stop without any help from them:
+    /// past 3,000 polls (30 s or more) an issue is recorded and every client connection is closed, which ends
+    /// whatever waited on them, so the test ends either way.
     func withMountedApp(
         authenticator: (any SocketAuthenticator)? = nil,
         maxBufferedBytesPerConnection: Int? = nil,
@@ -60,25 +65,41 @@ import Testing
         let serviceGroup = ServiceGroup(
             configuration: .init(services: [app], gracefulShutdownSignals: [], logger: logger)
         )
+        let stopped = NIOLockedValueBox(false)
+        let clientsOpen = NIOLockedValueBox(true)
         try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await serviceGroup.run() }
+            group.addTask {
+                defer { stopped.withLockedValue { $0 = true } }
+                try await serviceGroup.run()
+            }
             var bound: Int?
             for _ in 0..<500 {
                 bound = port.withLockedValue { $0 }
                 if bound != nil { break }
                 try await Task.sleep(for: .milliseconds(10))
             }
+            let failure: (any Error)?
             do {
                 try await body(socketServer, try #require(bound, "the app did not start"), recorder, clients)
+                failure = nil
             } catch {
-                await serviceGroup.triggerGracefulShutdown()
-                try await group.waitForAll()
-                throw error
+                failure = error
             }
             await serviceGroup.triggerGracefulShutdown()
+            var polls = 0
+            while !stopped.withLockedValue({ $0 }), polls < 3000 {
+                try? await Task.sleep(for: .milliseconds(10))
+                polls += 1
+            }
+            if !stopped.withLockedValue({ $0 }) {
+                Issue.record("the app did not shut down while clients were still connected")
+                clientsOpen.withLockedValue { $0 = false }
+                try? await clients.shutdownGracefully()
+            }
             try await group.waitForAll()
+            if let failure { throw failure }
         }
-        try await clients.shutdownGracefully()
+        if clientsOpen.withLockedValue({ $0 }) { try await clients.shutdownGracefully() }
     }
 
     @Test func appRouteAndLongPollingShareThePort() async throws {
@@ -231,10 +252,49 @@ import Testing
                 #expect(try await reader.nextText().hasPrefix(#"42["big",[\#(index),"xxx"#))
             }
             try await recorder.waitUntil { $0.disconnectReason(stalledSid) != nil }
+            #expect(recorder.disconnectReason(stalledSid)?.description == "slow client")
+            // Its connection goes too, although it still reads nothing: a close frame could not reach it, so the
+            // mount resets the connection (as our own listener does) instead of holding it until the client goes.
+            try await stalled.waitForClose(attempts: 1500)
             // The reader is still connected and still gets what is sent.
             await server.gateway.broadcast(event: "after", data: true)
             #expect(try await reader.nextText() == #"42["after",true]"#)
             for client in [reader, stalled] { await client.close() }
+        }
+    }
+
+    @Test func theAppShutsDownWhileAClientThatNeverReadsIsStillConnected() async throws {
+        // Under the limit (64 MiB), so the client is not dropped; the app is shut down with it still connected, a
+        // close frame unable to reach it, and its connection unwritable. withMountedApp records an issue if the
+        // shutdown waits on it.
+        try await self.withMountedApp(maxBufferedBytesPerConnection: 64 << 20) { server, port, recorder, group in
+            let (reader, _) = try await TestWebSocketClient.connectWelcomed(port: port, group: group)
+            let (stalled, stalledSid) = try await TestWebSocketClient.connectWelcomed(
+                port: port,
+                group: group,
+                receiveBufferSize: 4096
+            )
+            try await stalled.stopReading()
+            let payload = String(repeating: "x", count: 256 << 10)
+            // 8 MiB: more than the kernel's send buffer (4 MiB at most here) and the client's receive buffer hold.
+            for index in 0..<32 {
+                await server.gateway.broadcast(event: "big", data: .array([.int(Int64(index)), .string(payload)]))
+                #expect(try await reader.nextText().hasPrefix(#"42["big",[\#(index),"xxx"#))
+            }
+            #expect(recorder.disconnectReason(stalledSid) == nil)
+            #expect(!stalled.isClosed)
+        }
+    }
+
+    @Test func theAppShutsDownWhileAClientThatNeverAnswersTheCloseIsStillConnected() async throws {
+        // Nothing waits for this client (its connection stays writable), so the close frame goes out on shutdown,
+        // but the client neither answers it nor closes: the close timeout (webSocketCloseTimeout, 5 s) resets the
+        // connection. withMountedApp records an issue if the shutdown waits on it.
+        try await self.withMountedApp { _, port, recorder, group in
+            let (silent, sid) = try await TestWebSocketClient.connectWelcomed(port: port, group: group)
+            try await recorder.waitUntil { $0.connection(sid) != nil }
+            try await silent.ignoreCloseFrames()
+            #expect(!silent.isClosed)
         }
     }
 
