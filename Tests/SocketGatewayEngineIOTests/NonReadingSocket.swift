@@ -113,34 +113,6 @@ final class NonReadingSocket {
         return .sent
     }
 
-    /// Writes all of `bytes` as `send(_:)` does (with `patience` polls instead of 50), but waits for the kernel with
-    /// `Task.sleep` instead of `poll`, so a long wait (a loaded server) holds no thread of Swift's cooperative pool.
-    func sendWaiting(_ bytes: [UInt8], patience: Int) async throws -> SendResult {
-        var offset = 0
-        var idlePolls = 0
-        while offset < bytes.count {
-            let written = bytes[offset...].withUnsafeBytes { raw in
-                posixSend(self.fd, raw.baseAddress, raw.count, Int32(MSG_DONTWAIT) | Int32(MSG_NOSIGNAL))
-            }
-            if written > 0 {
-                offset += written
-                idlePolls = 0
-                continue
-            }
-            let error = errno
-            if error == EAGAIN || error == EWOULDBLOCK {
-                idlePolls += 1
-                if idlePolls > patience { return .blocked }
-                try await Task.sleep(for: .milliseconds(10))
-                continue
-            }
-            if error == EINTR { continue }
-            if error == EPIPE || error == ECONNRESET { return .closed }
-            throw Failure(description: "send() failed: errno \(error)")
-        }
-        return .sent
-    }
-
     /// Whether the server has closed or reset the connection, without reading anything (POLLRDHUP: the peer's FIN
     /// or RST arrived, whatever is still unread in the receive buffer).
     func peerHasClosed() -> Bool {

@@ -57,15 +57,9 @@ import Testing
                 let batch = Array([[UInt8]](repeating: ping, count: 64).joined())
                 var closed = false
                 // At most 4000 batches of 64 pings (33 MB): far more than the limit, bounded all the same. Stop
-                // when the server stops reading (a batch half sent would break the frame sequence). The server
-                // stops reading a peer only once its channel is over the limit, when it also drops it (the
-                // reset ends the flood as `.closed`); a kernel that takes nothing for a while means a server
-                // starved of CPU, so the patience is long (1500 polls). With 0.5 s, a loaded run stopped the flood
-                // while the server lagged, the pongs it then owed fitted in the socket buffers, and the idle peer
-                // was rightly held (bounded by the kernel's buffers) until its heartbeat would end it. The waits
-                // sleep, so they hold none of the cooperative pool's threads.
+                // when the server stops reading (a batch half sent would break the frame sequence).
                 flood: for _ in 0..<4000 where !closed {
-                    switch try await flooder.sendWaiting(batch, patience: 1500) {
+                    switch try flooder.send(batch) {
                     case .sent: closed = flooder.peerHasClosed()
                     case .blocked: break flood
                     case .closed: closed = true
