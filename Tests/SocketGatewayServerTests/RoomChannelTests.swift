@@ -150,7 +150,10 @@ private struct UserFromAuth: SocketAuthenticator {
             try await node.recorder.waitUntil { $0.disconnectReason(secondSid) != nil }
 
             // Bounded wait (the delay is 3 s): the channel is unsubscribed, once.
-            for _ in 0..<200 where try await !self.roomChannels(redis, channel: channel).isEmpty {
+            // A while loop: `for … where` would ask redis-cli 200 times whatever the answers.
+            var checks = 0
+            while checks < 200, try await !self.roomChannels(redis, channel: channel).isEmpty {
+                checks += 1
                 try await Task.sleep(for: .milliseconds(50))
             }
             #expect(try await self.roomChannels(redis, channel: channel) == [])
@@ -266,7 +269,9 @@ private struct UserFromAuth: SocketAuthenticator {
             }
             let (client, _) = try await self.connect(node, user: "late", group: group)
             try await redis.restart()
-            for _ in 0..<500 where try await self.roomChannels(redis, channel: channel).isEmpty {
+            var checks = 0
+            while checks < 500, try await self.roomChannels(redis, channel: channel).isEmpty {
+                checks += 1
                 try await Task.sleep(for: .milliseconds(10))
             }
             #expect(try await self.roomChannels(redis, channel: channel) == ["\(channel)#/#user:late#"])
