@@ -63,10 +63,16 @@ import Testing
         let signedWorker = WorkerSocketGateway(
             redisURL: redis.urlString,
             channel: channel,
+            emitTimeout: .seconds(10),
             signingSecret: Self.secret,
             logger: Self.logger()
         )
-        let strangerWorker = WorkerSocketGateway(redisURL: redis.urlString, channel: channel, logger: Self.logger())
+        let strangerWorker = WorkerSocketGateway(
+            redisURL: redis.urlString,
+            channel: channel,
+            emitTimeout: .seconds(10),
+            logger: Self.logger()
+        )
         do {
             let (mallory, malloryID) = try await self.connect(server, group: group)
             // Forged by a process without the secret: put mallory into alice's user room, then emit to it.
@@ -238,7 +244,12 @@ import Testing
         server.namespace("/")
         try await server.start()
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let worker = WorkerSocketGateway(redisURL: redis.urlString, channel: channel, logger: Self.logger())
+        let worker = WorkerSocketGateway(
+            redisURL: redis.urlString,
+            channel: channel,
+            emitTimeout: .seconds(10),
+            logger: Self.logger()
+        )
         let blocker = DispatchSemaphore(value: 0)
         var blocked = false
         do {
@@ -346,7 +357,12 @@ import Testing
             SocketServerRedisConfiguration(url: redis.urlString, channel: channel)
         )
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let worker = WorkerSocketGateway(redisURL: redis.urlString, channel: channel, logger: Self.logger())
+        let worker = WorkerSocketGateway(
+            redisURL: redis.urlString,
+            channel: channel,
+            emitTimeout: .seconds(10),
+            logger: Self.logger()
+        )
         do {
             let (client, _) = try await self.connect(server, group: group)
             for namespace in ["/nope", "/", "no-slash", ""] where namespace != "/" {

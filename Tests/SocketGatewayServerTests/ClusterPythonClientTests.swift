@@ -50,7 +50,12 @@ private let pythonClients = #"""
             logger: logger
         )
         try await server.start()
-        let worker = WorkerSocketGateway(redisURL: redis.urlString, channel: channel, logger: logger)
+        let worker = WorkerSocketGateway(
+            redisURL: redis.urlString,
+            channel: channel,
+            emitTimeout: .seconds(10),
+            logger: logger
+        )
         let script = FileManager.default.temporaryDirectory.appendingPathComponent("socketgateway-clients-\(UUID()).py")
         try pythonClients.write(to: script, atomically: true, encoding: .utf8)
         let process = Process()

@@ -156,7 +156,12 @@ import Testing
         let channel = Self.channelName()
         let node = try await self.startNode(redisURL: redis.urlString, channel: channel)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let worker = WorkerSocketGateway(redisURL: redis.urlString, channel: channel, logger: Self.logger())
+        let worker = WorkerSocketGateway(
+            redisURL: redis.urlString,
+            channel: channel,
+            emitTimeout: .seconds(10),
+            logger: Self.logger()
+        )
         do {
             try await self.waitSubscribed([node])
             let (first, firstSid) = try await self.connect(node, group: group)
@@ -285,7 +290,12 @@ import Testing
         let channel = Self.channelName()
         let node = try await self.startNode(redisURL: redis.urlString, channel: channel)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let worker = WorkerSocketGateway(redisURL: redis.urlString, channel: channel, logger: Self.logger())
+        let worker = WorkerSocketGateway(
+            redisURL: redis.urlString,
+            channel: channel,
+            emitTimeout: .seconds(10),
+            logger: Self.logger()
+        )
         do {
             try await self.waitSubscribed([node])
             let before = try await httpRequest(port: node.port, method: "GET", path: "/healthz", group: group)

@@ -85,7 +85,12 @@ private let pythonPeer = #"""
             return
         }
 
-        let worker = WorkerSocketGateway(redisURL: redis.urlString, channel: "events", logger: Logger(label: "test"))
+        let worker = WorkerSocketGateway(
+            redisURL: redis.urlString,
+            channel: "events",
+            emitTimeout: .seconds(10),
+            logger: Logger(label: "test")
+        )
         #expect(
             await worker.emitToRoom("room1", event: "greeting", data: ["text": "héllo ✓ 😀", "n": 1.5]).outcome
                 == .published

@@ -41,7 +41,7 @@ import Testing
         let redis = try await RedisServerProcess.start()
         let (subscriber, collector) = await self.subscribe(redis)
         let before = try await Self.clients(redis)
-        let worker = WorkerSocketGateway(redisURL: redis.urlString, logger: self.logger)
+        let worker = WorkerSocketGateway(redisURL: redis.urlString, emitTimeout: .seconds(10), logger: self.logger)
         let group = ServiceGroup(services: [worker], logger: self.logger)
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
@@ -70,7 +70,7 @@ import Testing
         let redis = try await RedisServerProcess.start()
         let (subscriber, collector) = await self.subscribe(redis)
         let before = try await Self.clients(redis)
-        let worker = WorkerSocketGateway(redisURL: redis.urlString, logger: self.logger)
+        let worker = WorkerSocketGateway(redisURL: redis.urlString, emitTimeout: .seconds(10), logger: self.logger)
         for index in 0..<500 {
             worker.emit("burst", arguments: [.int(Int64(index))], to: .broadcast, completion: nil)
         }
