@@ -1,19 +1,26 @@
-"""The built Swift executables the interop suites start, and how they are started and stopped.
+"""The processes the interop suites start, and how they are started and stopped.
 
 One place for what the session server (conftest.py) and the `socket-gateway` processes (cluster_helpers.py) share:
-finding a product of the build, reading its `LISTENING <port>` line, and stopping it with SIGTERM.
+finding a product of the build, reading its `LISTENING <port>` line, and stopping it with SIGTERM. Our own servers
+listen on port 0 and report their port; the others (redis-server, sentinels, nginx, prometheus) are given a free
+port, which another process may take before they bind it: `start_on_free_port` then starts them on another one.
 """
 
 import os
 import secrets
 import select
+import shutil
 import signal
+import socket
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 REPO = Path(__file__).resolve().parents[2]
 INTEROP_SERVER = "socket-gateway-interop-server"
@@ -87,6 +94,105 @@ def stop_gracefully(process: subprocess.Popen, what: str, log_tail) -> None:
     process.stdout.close()
     if process.returncode != 0:
         pytest.fail(f"{what} exited with status {process.returncode}\n--- log ---\n{log_tail()}")
+
+
+PORT_ATTEMPTS = 5
+
+
+def free_port() -> int:
+    """A 127.0.0.1 port that was free a moment ago. Another process may take it before anyone binds it: start a
+    server on it through `start_on_free_port`."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class PortTaken(Exception):
+    """A server could not bind its port: another process took it between choosing and binding it."""
+
+
+def says_address_in_use(log: str) -> bool:
+    """Whether a log says a bind failed because the address is in use (redis-server: "bind: Address already in
+    use", nginx: "bind() to ... failed (98: Address already in use)", prometheus: "bind: address already in use")."""
+    return "address already in use" in log.lower()
+
+
+def start_on_free_port(what: str, start):
+    """`start(port)` with a free port, and again with another one while it raises PortTaken, at most PORT_ATTEMPTS
+    times; returns what `start` returns. Fails the test naming every port and the last log when all were taken."""
+    ports = []
+    for _ in range(PORT_ATTEMPTS):
+        ports.append(free_port())
+        try:
+            return start(ports[-1])
+        except PortTaken as taken:
+            last = taken
+    pytest.fail(
+        f"{what} could not listen in {PORT_ATTEMPTS} attempts: another process took its port each time between "
+        f"choosing and binding it (ports {ports})\n{last}"
+    )
+
+
+def wait_until_listening(process: subprocess.Popen, what: str, port: int, ready, logs, seconds: float = 10) -> None:
+    """Waits (bounded) until `ready()` is true while `process` runs. Raises PortTaken, having killed the process,
+    when `logs()` (its log text) says its port was in use; fails the test when it exits otherwise or is not ready
+    within `seconds`."""
+    deadline = time.monotonic() + seconds
+    while True:
+        exited = process.poll() is not None
+        text = logs()
+        if says_address_in_use(text) or exited or time.monotonic() > deadline:
+            break
+        if ready():
+            return
+        time.sleep(0.05)
+    if process.poll() is None:
+        process.kill()
+    process.wait(timeout=10)
+    tail = "\n".join(text.splitlines()[-30:])
+    if says_address_in_use(text):
+        raise PortTaken(f"{what} on port {port} could not bind it; its log ends:\n{tail}")
+    state = f"exited with status {process.returncode}" if exited else f"was not ready within {seconds:.0f} s"
+    pytest.fail(f"{what} on port {port} {state}; its log ends:\n{tail}")
+
+
+def redis_answers_as(process: subprocess.Popen, port: int, **client) -> bool:
+    """Whether redis-server (or a sentinel) `process` answers INFO on `port` as itself (its process_id), rather than
+    another process that took the port; `client` are more redis.Redis arguments (password, TLS)."""
+    # One short try: a stranger on the port may accept and never answer (redis-py would retry with back-off).
+    try:
+        with redis.Redis(host="127.0.0.1", port=port, socket_timeout=1, socket_connect_timeout=1,
+                         retry=Retry(NoBackoff(), 0), **client) as ours:
+            return ours.info("server").get("process_id") == process.pid
+    except (redis.RedisError, OSError):
+        return False
+
+
+def start_redis(what: str, arguments: list, port: int, log: Path, **client) -> subprocess.Popen:
+    """`redis-server ARGUMENTS` (listening on `port`), its output in `log` (overwritten), returned once it answers
+    there as itself (bounded); PortTaken when its port was taken. `client`: see `redis_answers_as`."""
+    executable = shutil.which("redis-server")
+    if executable is None:
+        pytest.fail("redis-server is needed (Debian: apt-get install redis-server; tools/test installs it)")
+    with open(log, "wb") as log_file:
+        process = subprocess.Popen(
+            [executable, *arguments], stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT
+        )
+    wait_until_listening(
+        process, what, port, lambda: redis_answers_as(process, port, **client), lambda: log.read_text(errors="replace")
+    )
+    return process
+
+
+def stop_process(process: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL after 10 s; reaps it."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    process.wait(timeout=10)
 
 
 @dataclass

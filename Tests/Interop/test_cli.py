@@ -18,7 +18,9 @@ from cluster_helpers import (
     REPO, ServeProcess, cli_path, new_channel, redis_url, run_cli, start_serve, wait_until_subscribed,
 )
 from interop import Peer, mint_token, run
-from processes import built_executable, read_listening_port, stop_gracefully
+from processes import (
+    built_executable, free_port, read_listening_port, start_on_free_port, start_redis, stop_gracefully, stop_process,
+)
 
 GOLDEN = REPO / "Tests/EventCodegenTests/Fixtures/golden/sheet-sync"
 CATALOG = GOLDEN / "events.yaml"
@@ -509,26 +511,25 @@ def test_emit_waits_for_the_subscribers_it_expects():
 
 def test_emit_rides_out_a_redis_restart(tmp_path):
     """Redis is down when emit starts and comes up within --timeout: published, not "unavailable"."""
-    redis_server = shutil.which("redis-server")
-    assert redis_server, "redis-server is needed (tools/test installs it)"
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    emit = subprocess.Popen(
-        [str(cli_path()), "emit", "--redis-url", f"redis://127.0.0.1:{port}", "--timeout", "20",
-         "--min-subscribers", "0", "--broadcast", "ping", "1"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    redis = None
-    try:
-        # Let emit find Redis down at least once (its first attempt is immediate), then start it.
-        assert emit.poll() is None
-        time.sleep(0.5)
-        redis = subprocess.Popen(
-            [redis_server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(tmp_path)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    def start(port):
+        """emit first, then (0.5 s later) Redis on the port it was given; both stopped when the port was taken."""
+        emit = subprocess.Popen(
+            [str(cli_path()), "emit", "--redis-url", f"redis://127.0.0.1:{port}", "--timeout", "20",
+             "--min-subscribers", "0", "--broadcast", "ping", "1"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
+        try:
+            # Let emit find Redis down at least once (its first attempt is immediate), then start it.
+            assert emit.poll() is None
+            time.sleep(0.5)
+            return emit, plain_redis(port, tmp_path)
+        except BaseException:
+            emit.kill()
+            emit.communicate(timeout=10)
+            raise
+
+    emit, redis = start_on_free_port("redis-server", start)
+    try:
         out, err = emit.communicate(timeout=30)
         assert emit.returncode == 0, (emit.returncode, err)
         assert out.startswith("published ping to everyone"), out
@@ -536,9 +537,7 @@ def test_emit_rides_out_a_redis_restart(tmp_path):
         if emit.poll() is None:
             emit.kill()
             emit.wait(timeout=10)
-        if redis is not None:
-            redis.terminate()
-            redis.wait(timeout=10)
+        stop_process(redis)
 
 
 WEAK_SECRET_MESSAGE = (
@@ -756,28 +755,13 @@ def test_emit_refuses_a_payload_it_cannot_read(tmp_path):
 @pytest.fixture
 def redis_with_password(tmp_path):
     """A private redis-server on a free loopback port that wants the password 'right'; stopped by PID."""
-    redis_server = shutil.which("redis-server")
-    assert redis_server, "redis-server is needed (tools/test installs it)"
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    process = subprocess.Popen(
-        [redis_server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(tmp_path), "--requirepass", "right"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    port, process = start_on_free_port(
+        "redis-server", lambda port: (port, plain_redis(port, tmp_path, "--requirepass", "right", password="right"))
     )
     try:
-        for _ in range(100):  # up to 5 s for it to listen
-            with socket.socket() as client:
-                if client.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.05)
-        else:
-            pytest.fail(f"redis-server --port {port} did not listen within 5 s")
         yield port
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        stop_process(process)
 
 
 @pytest.mark.parametrize(
@@ -963,37 +947,22 @@ def test_tail_says_why_it_skipped_a_message_without_type_names():
     )
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def start_redis(port: int, directory) -> subprocess.Popen:
-    """A private redis-server on 127.0.0.1:`port`, listening when this returns (up to 5 s); stop it by its PID."""
-    redis_server = shutil.which("redis-server")
-    assert redis_server, "redis-server is needed (tools/test installs it)"
-    process = subprocess.Popen(
-        [redis_server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(directory)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+def plain_redis(port: int, directory, *arguments: str, **client) -> subprocess.Popen:
+    """A private redis-server on 127.0.0.1:`port`, answering when this returns (bounded); PortTaken when another
+    process has the port. `client`: how to talk to it (e.g. its password). Stop it by its PID."""
+    return start_redis(
+        "redis-server",
+        ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(directory),
+         *arguments],
+        port, directory / f"redis-{port}.log", **client,
     )
-    for _ in range(100):
-        with socket.socket() as client:
-            if client.connect_ex(("127.0.0.1", port)) == 0:
-                return process
-        time.sleep(0.05)
-    process.kill()
-    process.wait(timeout=10)
-    pytest.fail(f"redis-server --port {port} did not listen within 5 s")
 
 
 def test_emit_rides_out_a_redis_that_is_restarting(tmp_path):
     """Redis stops and comes back on the same port about 1 s after emit started: emit keeps connecting within
     --timeout and publishes (0), instead of failing at the first refused connection."""
-    port = free_port()
+    port, redis = start_on_free_port("redis-server", lambda port: (port, plain_redis(port, tmp_path)))
     url = f"redis://127.0.0.1:{port}"
-    redis = start_redis(port, tmp_path)
     emit = None
     try:
         first = run_cli("emit", "--redis-url", url, "--min-subscribers", "0", "--broadcast", "ping", "1")
@@ -1007,7 +976,8 @@ def test_emit_rides_out_a_redis_that_is_restarting(tmp_path):
         )
         time.sleep(1)
         assert emit.poll() is None, emit.communicate()
-        redis = start_redis(port, tmp_path)
+        # The same port again: emit was given it (another process may take it meanwhile; nothing to retry then).
+        redis = plain_redis(port, tmp_path)
         out, err = emit.communicate(timeout=30)
         assert emit.returncode == 0, (emit.returncode, err)
         assert out == "published ping to everyone in / on channel socketio: 0 subscriber(s)\n"

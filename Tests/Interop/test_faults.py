@@ -15,15 +15,14 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
-import time
 
 import aiohttp
 import pytest
 
 from cluster_helpers import new_channel, redis_url, run_cli_async, start_serve
 from interop import WAIT, Peer, close_all, connect_all, mint_token, run
+from processes import start_on_free_port, start_redis
 from raw_socketio import SOCKET_IO_PATH, RawSocket, connect_cycles
 
 # Exit codes of `socket-gateway emit` (see `socket-gateway emit --help`).
@@ -33,35 +32,25 @@ EMIT_NOBODY_LISTENED = 75
 
 
 class OwnRedis:
-    """A private redis-server on a free loopback port, restartable on the same port."""
+    """A private redis-server on a free loopback port (another one when another process took the port before it
+    bound it), started at once and restartable on the same port."""
 
     def __init__(self, directory):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
         self.directory = directory
+        self.port, self.process = start_on_free_port("redis-server", lambda port: (port, self._spawn(port)))
         self.url = f"redis://127.0.0.1:{self.port}"
-        self.process = None
+
+    def _spawn(self, port):
+        return start_redis(
+            "redis-server",
+            ["--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no", "--dir",
+             str(self.directory)],
+            port, self.directory / "redis.log",
+        )
 
     def start(self):
-        self.process = subprocess.Popen(
-            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no",
-             "--dir", str(self.directory)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        for _ in range(100):
-            if self.ping():
-                return
-            time.sleep(0.05)
-        pytest.fail(f"redis-server on port {self.port} did not answer PING within 5 s")
-
-    def ping(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as connection:
-                connection.sendall(b"PING\r\n")
-                return connection.recv(16).startswith(b"+PONG")
-        except OSError:
-            return False
+        """Starts it again on its port, after `kill`."""
+        self.process = self._spawn(self.port)
 
     def kill(self):
         self.process.kill()
@@ -81,7 +70,6 @@ class OwnRedis:
 @pytest.fixture
 def own_redis(tmp_path):
     redis = OwnRedis(tmp_path)
-    redis.start()
     yield redis
     redis.stop()
 

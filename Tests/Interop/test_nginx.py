@@ -27,7 +27,7 @@ from cluster_helpers import (
     REPO, ServeProcess, cli_path, new_channel, redis_url, run_cli, start_serve, wait_until_subscribed,
 )
 from interop import Peer, mint_token, run
-from processes import read_listening_port
+from processes import read_listening_port, start_on_free_port, wait_until_listening
 
 # The configuration README.md's "Deploying" section shows (with its example addresses for {servers} and {listen});
 # test_the_readme_shows_the_tested_nginx_config keeps the two equal. The tests fill in their own ports.
@@ -71,12 +71,6 @@ README_SERVERS = "server 10.0.0.11:3000;\n    server 10.0.0.12:3000;"
 README_LISTEN = "80"
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 class Nginx:
     """nginx -c <temp conf> -g 'daemon off;' with its pid, logs and temp files in the test's directory."""
 
@@ -86,39 +80,48 @@ class Nginx:
             pytest.fail("this test needs nginx (Debian: apt-get install nginx; tools/test installs it)")
         self.dir = tmp_path / f"nginx-{len(backends)}"
         self.dir.mkdir()
-        self.port = free_port()
-        http_block = (
-            NGINX_HTTP_BLOCK.replace("{servers}", "\n    ".join(f"server 127.0.0.1:{port};" for port in backends))
-            .replace("{listen}", f"127.0.0.1:{self.port}")
-        )
+        self.nginx, self.backends = nginx, backends
+        # Its port is chosen, not reported: another one when another process took it before nginx bound it.
+        self.port, self.process = start_on_free_port("nginx", lambda port: (port, self._start(port)))
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def _start(self, port: int) -> subprocess.Popen:
+        """nginx listening on `port`, once it has written its PID file (it does after binding its ports)."""
+        servers = "\n    ".join(f"server 127.0.0.1:{backend};" for backend in self.backends)
+        http_block = NGINX_HTTP_BLOCK.replace("{servers}", servers).replace("{listen}", f"127.0.0.1:{port}")
         kinds = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
         temp_paths = "".join(f"    {name}_temp_path {self.dir / name};\n" for name in kinds)
         # As root nginx hands its workers to `nobody`, who cannot read the test's directory.
         user = "user root;\n" if os.geteuid() == 0 else ""
         self.conf = self.dir / "nginx.conf"
+        pid_file = self.dir / "nginx.pid"
         self.conf.write_text(
-            f"{user}worker_processes 1;\npid {self.dir / 'nginx.pid'};\nerror_log {self.dir / 'error.log'} info;\n"
+            f"{user}worker_processes 1;\npid {pid_file};\nerror_log {self.dir / 'error.log'} info;\n"
             f"events {{ worker_connections 256; }}\n"
             f"http {{\n    access_log {self.dir / 'access.log'};\n{temp_paths}{http_block}}}\n"
         )
+        # A new attempt starts with empty logs: the last one's bind failure is not this one's.
+        (self.dir / "error.log").unlink(missing_ok=True)
+        pid_file.unlink(missing_ok=True)
         self.log = open(self.dir / "stderr.log", "wb")
-        self.process = subprocess.Popen(
-            [nginx, "-p", str(self.dir), "-e", str(self.dir / "error.log"), "-c", str(self.conf),
+        process = subprocess.Popen(
+            [self.nginx, "-p", str(self.dir), "-e", str(self.dir / "error.log"), "-c", str(self.conf),
              "-g", "daemon off;"],
             stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log,
         )
-        for _ in range(200):
-            if self.process.poll() is not None:
-                pytest.fail(f"nginx exited with status {self.process.returncode}\n{self.logs()}")
+
+        def ready() -> bool:
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                    break
+                return pid_file.read_text().strip() == str(process.pid)
             except OSError:
-                time.sleep(0.05)
-        else:
-            self.stop()
-            pytest.fail(f"nginx did not listen within 10 s\n{self.logs()}")
-        self.url = f"http://127.0.0.1:{self.port}"
+                return False
+
+        try:
+            wait_until_listening(process, "nginx", port, ready, self.logs)
+        except BaseException:
+            self.log.close()
+            raise
+        return process
 
     def logs(self) -> str:
         texts = []

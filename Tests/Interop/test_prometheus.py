@@ -22,14 +22,9 @@ import socketio
 
 from cluster_helpers import ServeProcess, cli_path, new_channel, redis_url, run_cli, wait_until_subscribed
 from interop import Peer, mint_token, run
+from processes import start_on_free_port, wait_until_listening
 
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def read_lines(process: subprocess.Popen, count: int, seconds: float = 60) -> list:
@@ -82,27 +77,28 @@ class PrometheusProcess:
             "scrape_configs:\n  - job_name: socket-gateway\n    metrics_path: /metrics\n"
             f"    static_configs:\n      - targets: ['{target}']\n"
         )
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         self.log = tmp_path / "prometheus.log"
+        # Its port is chosen, not reported: another one when another process took it before prometheus bound it.
+        self.port, self.process = start_on_free_port("prometheus", lambda port: (port, self._start(config, port)))
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def _start(self, config: Path, port: int) -> subprocess.Popen:
         with open(self.log, "wb") as log_file:
-            self.process = subprocess.Popen(
-                [PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                 f"--web.listen-address=127.0.0.1:{self.port}"],
+            process = subprocess.Popen(
+                [PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={self.log.parent / 'tsdb'}",
+                 f"--web.listen-address=127.0.0.1:{port}"],
                 stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
             )
-        for _ in range(300):
-            if self.process.poll() is not None:
-                pytest.fail(f"prometheus exited with {self.process.returncode}\n{self.log_tail()}")
+
+        def ready() -> bool:
             try:
-                with urllib.request.urlopen(self.url + "/-/ready", timeout=2) as response:
-                    if response.status == 200:
-                        return
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/-/ready", timeout=2) as response:
+                    return response.status == 200 and b"Prometheus" in response.read()
             except OSError:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        pytest.fail(f"prometheus was not ready within 30 s\n{self.log_tail()}")
+                return False
+
+        wait_until_listening(process, "prometheus", port, ready, lambda: self.log.read_text(errors="replace"), 30)
+        return process
 
     def log_tail(self) -> str:
         return self.log.read_text(errors="replace")[-3000:]

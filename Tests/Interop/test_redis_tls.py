@@ -11,15 +11,14 @@ speaks only TLS, with a private CA the test makes (openssl CLI):
 
 import os
 import shutil
-import socket
 import subprocess
-import time
 
 import pytest
 import socketio
 
 from cluster_helpers import new_channel, run_cli, start_serve
 from interop import Peer, mint_token, run
+from processes import start_on_free_port, start_redis, stop_process
 
 
 def _openssl(*arguments):
@@ -52,12 +51,6 @@ def _make_server_certificate(directory):
     )
 
 
-def _free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture
 def tls_redis(tmp_path):
     """(rediss:// URL, CA file, another CA's file) of a private redis-server with a TLS-only port."""
@@ -66,37 +59,22 @@ def tls_redis(tmp_path):
     _make_ca(tmp_path, "ca")
     _make_ca(tmp_path, "other-ca")
     _make_server_certificate(tmp_path)
-    port = _free_port()
-    log = open(tmp_path / "redis.log", "wb")
-    process = subprocess.Popen(
-        ["redis-server", "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1",
-         "--tls-cert-file", str(tmp_path / "server.pem"), "--tls-key-file", str(tmp_path / "server.key"),
-         "--tls-ca-cert-file", str(tmp_path / "ca.pem"), "--tls-auth-clients", "no", "--save", "",
-         "--appendonly", "no", "--dir", str(tmp_path)],
-        stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-    )
+
+    def start(port):
+        return port, start_redis(
+            "redis-server with TLS",
+            ["--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1",
+             "--tls-cert-file", str(tmp_path / "server.pem"), "--tls-key-file", str(tmp_path / "server.key"),
+             "--tls-ca-cert-file", str(tmp_path / "ca.pem"), "--tls-auth-clients", "no", "--save", "",
+             "--appendonly", "no", "--dir", str(tmp_path)],
+            port, tmp_path / "redis.log", ssl=True, ssl_ca_certs=str(tmp_path / "ca.pem"),
+        )
+
+    port, process = start_on_free_port("redis-server with TLS", start)
     try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if process.poll() is not None:
-                    break
-                time.sleep(0.05)
-        else:
-            pytest.fail("redis-server with TLS did not listen within 5 s")
-        if process.poll() is not None:
-            pytest.fail(f"redis-server with TLS exited: {(tmp_path / 'redis.log').read_text(errors='replace')}")
         yield f"rediss://127.0.0.1:{port}/0", str(tmp_path / "ca.pem"), str(tmp_path / "other-ca.pem")
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-        log.close()
+        stop_process(process)
 
 
 def test_emit_and_python_socketio_reach_a_swift_server_over_tls(tmp_path, tls_redis):

@@ -4,9 +4,6 @@ python-socketio's AsyncRedisManager publishing through the same sentinels (its U
 The deployment is private to this module: a primary, a replica (--replicaof) and three `redis-server --sentinel`
 processes on free loopback ports, their files in a temporary directory; every wait is bounded."""
 
-import shutil
-import socket
-import subprocess
 import time
 
 import pytest
@@ -15,14 +12,9 @@ import socketio
 
 from cluster_helpers import new_channel, run_cli, start_serve
 from interop import Peer, close_all, connect_all, mint_token, run
+from processes import free_port, start_on_free_port, start_redis, stop_process
 
 PRIMARY = "mymaster"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def wait_for(what: str, condition, seconds: float, log=lambda: ""):
@@ -40,35 +32,43 @@ def wait_for(what: str, condition, seconds: float, log=lambda: ""):
 @pytest.fixture(scope="module")
 def sentinels(tmp_path_factory):
     """Yields the sentinel ports; the primary's is `sentinels.primary`."""
-    redis_server = shutil.which("redis-server")
-    assert redis_server, "redis-server is needed (tools/test installs it)"
     directory = tmp_path_factory.mktemp("sentinel")
     processes = []
-
-    def spawn(arguments, log_name):
-        log = open(directory / log_name, "wb")
-        processes.append(subprocess.Popen(arguments, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL))
 
     def log():
         path = directory / "sentinel-0.log"
         return path.read_text(errors="replace")[-3000:] if path.exists() else ""
 
-    try:
-        primary, replica = free_port(), free_port()
-        for port, extra in ((primary, []), (replica, ["--replicaof", "127.0.0.1", str(primary)])):
-            spawn([redis_server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                   "--dir", str(directory), *extra], f"redis-{port}.log")
-        wait_for("the replica did not sync", lambda: redis_client.Redis(port=replica).info("replication")
-                 .get("master_link_status") == "up", 20)
-        ports = [free_port() for _ in range(3)]
-        for index, port in enumerate(ports):
+    def data_node(name, extra):
+        def start(port):
+            return port, start_redis(
+                name, ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                       "--dir", str(directory), *extra], port, directory / f"{name}.log",
+            )
+        port, process = start_on_free_port(name, start)
+        processes.append(process)
+        return port
+
+    def sentinel(index):
+        def start(port):
             conf = directory / f"sentinel-{index}.conf"
             conf.write_text(
                 f"port {port}\nbind 127.0.0.1\ndir {directory}\n"
                 f"sentinel monitor {PRIMARY} 127.0.0.1 {primary} 2\n"
                 f"sentinel down-after-milliseconds {PRIMARY} 1000\nsentinel failover-timeout {PRIMARY} 3000\n"
             )
-            spawn([redis_server, str(conf), "--sentinel"], f"sentinel-{index}.log")
+            return port, start_redis(f"sentinel-{index}", [str(conf), "--sentinel"], port,
+                                     directory / f"sentinel-{index}.log")
+        port, process = start_on_free_port(f"sentinel-{index}", start)
+        processes.append(process)
+        return port
+
+    try:
+        primary = data_node("primary", [])
+        replica = data_node("replica", ["--replicaof", "127.0.0.1", str(primary)])
+        wait_for("the replica did not sync", lambda: redis_client.Redis(port=replica).info("replication")
+                 .get("master_link_status") == "up", 20)
+        ports = [sentinel(index) for index in range(3)]
 
         def settled():
             for port in ports:
@@ -83,8 +83,7 @@ def sentinels(tmp_path_factory):
         yield type("Sentinels", (), {"ports": ports, "primary": primary})
     finally:
         for process in processes:
-            process.kill()
-            process.wait(timeout=10)
+            stop_process(process)
 
 
 def our_url(ports) -> str:

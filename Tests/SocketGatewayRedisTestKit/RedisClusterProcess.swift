@@ -58,21 +58,25 @@ public final class RedisClusterProcess: @unchecked Sendable {
         var nodes: [RedisServerProcess] = []
         do {
             for _ in 0..<(primaries * 2) {
-                let busPort = try RedisServerProcess.freeLoopbackPort()
-                var tlsArguments = tls == nil ? [] : ["--tls-cluster", "yes", "--tls-replication", "yes"]
-                if tls != nil && plainPorts {
-                    tlsArguments += ["--port", String(try RedisServerProcess.freeLoopbackPort())]
-                }
+                // The bus port (and the plain port) are chosen again with the node's port on every attempt, so a
+                // node whose bus port another process took moves to fresh ports too.
                 nodes.append(
-                    try await RedisServerProcess.start(
-                        extraArguments: [
+                    try await RedisServerProcess.start(tls: tls) {
+                        var arguments = [
                             "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                            "--cluster-node-timeout", String(milliseconds), "--cluster-port", String(busPort),
+                            "--cluster-node-timeout", String(milliseconds), "--cluster-port",
+                            String(try RedisServerProcess.freeLoopbackPort()),
                             // Replicas sync at once (the default waits 5 s for more replicas to share the transfer).
                             "--repl-diskless-sync-delay", "0",
-                        ] + tlsArguments,
-                        tls: tls
-                    )
+                        ]
+                        if tls != nil {
+                            arguments += ["--tls-cluster", "yes", "--tls-replication", "yes"]
+                            if plainPorts {
+                                arguments += ["--port", String(try RedisServerProcess.freeLoopbackPort())]
+                            }
+                        }
+                        return arguments
+                    }
                 )
             }
             let cluster = RedisClusterProcess(nodes: nodes, nodeTimeout: nodeTimeout, tls: tls)

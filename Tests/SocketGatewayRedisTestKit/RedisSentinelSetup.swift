@@ -11,8 +11,8 @@ public final class RedisSentinelSetup: @unchecked Sendable {
     public let primaryName: String
     /// The data nodes: the first primary, then its replica.
     public let dataNodes: [RedisServerProcess]
-    /// The sentinels' ports, in the order they were started.
-    public let sentinelPorts: [Int]
+    /// The sentinels' ports, in the order they were started (written only by `start`, before it returns the setup).
+    public private(set) var sentinelPorts: [Int]
     private let directory: URL
     /// The sentinels' password, if they require one.
     public let sentinelPassword: String?
@@ -24,7 +24,6 @@ public final class RedisSentinelSetup: @unchecked Sendable {
     private init(
         primaryName: String,
         dataNodes: [RedisServerProcess],
-        sentinelPorts: [Int],
         directory: URL,
         sentinelPassword: String?,
         tls: RedisServerProcess.TLSOptions?
@@ -33,7 +32,7 @@ public final class RedisSentinelSetup: @unchecked Sendable {
         self.tls = tls
         self.primaryName = primaryName
         self.dataNodes = dataNodes
-        self.sentinelPorts = sentinelPorts
+        self.sentinelPorts = []
         self.directory = directory
     }
 
@@ -74,16 +73,9 @@ public final class RedisSentinelSetup: @unchecked Sendable {
             "socketgateway-sentinel-\(UUID().uuidString)"
         )
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        var ports: [Int] = []
-        for _ in 0..<3 {
-            var port = try RedisServerProcess.freeLoopbackPort()
-            while ports.contains(port) { port = try RedisServerProcess.freeLoopbackPort() }
-            ports.append(port)
-        }
         let setup = RedisSentinelSetup(
             primaryName: primaryName,
             dataNodes: [primary, replica],
-            sentinelPorts: ports,
             directory: directory,
             sentinelPassword: sentinelPassword,
             tls: tls
@@ -91,31 +83,32 @@ public final class RedisSentinelSetup: @unchecked Sendable {
         guard let executable = RedisServerProcess.findExecutable("redis-server") else {
             throw RedisServerProcess.FixtureError(description: "redis-server is not installed or not on PATH")
         }
-        for port in ports {
-            var configuration = [
-                "port \(port)", "bind 127.0.0.1", "daemonize no", "dir \(directory.path)",
-                "sentinel monitor \(primaryName) 127.0.0.1 \(primary.port) 2",
-                "sentinel down-after-milliseconds \(primaryName) \(downAfterMilliseconds)",
-                "sentinel failover-timeout \(primaryName) \(failoverTimeoutMilliseconds)",
-                "sentinel parallel-syncs \(primaryName) 1",
-            ]
-            if let tls {
-                configuration[0] = "port 0"
-                configuration += [
-                    "tls-port \(port)", "tls-cert-file \(tls.certificateFile)", "tls-key-file \(tls.keyFile)",
-                    "tls-ca-cert-file \(tls.caFile)", "tls-auth-clients no", "tls-replication yes",
+        for _ in 0..<3 {
+            // Another free port when another process took the chosen one before the sentinel bound it.
+            let port = try await RedisServerProcess.retryingTakenPorts("redis-sentinel") {
+                var port = try RedisServerProcess.freeLoopbackPort()
+                while setup.sentinelPorts.contains(port) { port = try RedisServerProcess.freeLoopbackPort() }
+                var configuration = [
+                    "port \(port)", "bind 127.0.0.1", "daemonize no", "dir \(directory.path)",
+                    "sentinel monitor \(primaryName) 127.0.0.1 \(primary.port) 2",
+                    "sentinel down-after-milliseconds \(primaryName) \(downAfterMilliseconds)",
+                    "sentinel failover-timeout \(primaryName) \(failoverTimeoutMilliseconds)",
+                    "sentinel parallel-syncs \(primaryName) 1",
                 ]
+                if let tls {
+                    configuration[0] = "port 0"
+                    configuration += [
+                        "tls-port \(port)", "tls-cert-file \(tls.certificateFile)", "tls-key-file \(tls.keyFile)",
+                        "tls-ca-cert-file \(tls.caFile)", "tls-auth-clients no", "tls-replication yes",
+                    ]
+                }
+                if let sentinelPassword {
+                    configuration += ["requirepass \(sentinelPassword)", "sentinel sentinel-pass \(sentinelPassword)"]
+                }
+                try await setup.launchSentinel(port: port, executable: executable, configuration: configuration)
+                return port
             }
-            if let sentinelPassword {
-                configuration += ["requirepass \(sentinelPassword)", "sentinel sentinel-pass \(sentinelPassword)"]
-            }
-            let path = directory.appendingPathComponent("sentinel-\(port).conf").path
-            try (configuration.joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
-            let pid = try RedisServerProcess.spawn(
-                [executable, path, "--sentinel"],
-                logPath: directory.appendingPathComponent("sentinel-\(port).log").path
-            )
-            setup.lock.withLock { setup.sentinelPIDs[port] = pid }
+            setup.sentinelPorts.append(port)
         }
         try await setup.waitUntilSettled(limit: .seconds(30))
         return setup
@@ -225,6 +218,39 @@ public final class RedisSentinelSetup: @unchecked Sendable {
     public func sentinelLog() -> String {
         let path = self.directory.appendingPathComponent("sentinel-\(self.sentinelPorts[0]).log").path
         return (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+    }
+
+    /// Writes sentinel `port`'s configuration file, starts it and waits (bounded: 10 s) until it answers on `port`
+    /// as itself: `INFO server` names its PID, not that of another process that took the port.
+    /// - Throws: `RedisServerProcess.PortTaken` when it exited because a port was in use; `FixtureError` when it
+    ///   exited otherwise or did not answer.
+    private func launchSentinel(port: Int, executable: String, configuration: [String]) async throws {
+        let path = self.directory.appendingPathComponent("sentinel-\(port).conf").path
+        try (configuration.joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        let logPath = self.directory.appendingPathComponent("sentinel-\(port).log").path
+        let pid = try RedisServerProcess.spawn([executable, path, "--sentinel"], logPath: logPath)
+        let clock = ContinuousClock()
+        let end = clock.now + .seconds(10)
+        while clock.now < end {
+            var status: Int32 = 0
+            if waitpid(pid, &status, WNOHANG) == pid { break }
+            let info = (try? await self.sentinelCLI(port, ["INFO", "server"], timeout: .seconds(2))) ?? []
+            let lines = info.flatMap { $0.split(whereSeparator: \.isNewline) }
+            if lines.contains(where: { $0.trimmingCharacters(in: .whitespaces) == "process_id:\(pid)" }) {
+                self.lock.withLock { self.sentinelPIDs[port] = pid }
+                return
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        kill(pid, SIGKILL)
+        _ = await RedisServerProcess.reap(pid, attempts: 200)
+        let log = String(((try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "").suffix(2000))
+        if RedisServerProcess.saysAddressInUse(log) {
+            throw RedisServerProcess.PortTaken(what: "redis-sentinel", port: port, log: log)
+        }
+        throw RedisServerProcess.FixtureError(
+            description: "redis-sentinel on port \(port) did not answer INFO within 10 s; its log:\n\(log)"
+        )
     }
 
     private func waitUntilSettled(limit: Duration) async throws {

@@ -96,13 +96,29 @@ public final class RedisServerProcess: @unchecked Sendable {
         try? FileManager.default.removeItem(at: self.directory)
     }
 
-    /// Starts a fresh redis-server on a free port (bounded retries if the port is taken between choosing and
-    /// binding).
+    /// Starts a fresh redis-server on a free port (another one, at most `portAttempts` times in all, when another
+    /// process takes the port between choosing and binding it).
     /// - Parameters:
     ///   - extraArguments: More `redis-server` options, e.g. `["--requirepass", "secret"]`.
     ///   - tls: When set, the port speaks TLS only (the unix socket, which `cli` uses, stays plain).
     /// - Throws: `FixtureError` when redis-server is not installed or does not come up.
     public static func start(extraArguments: [String] = [], tls: TLSOptions? = nil) async throws -> RedisServerProcess {
+        try await Self.start(tls: tls) { extraArguments }
+    }
+
+    /// Starts a fresh redis-server on a port from `pickPort`, and on another one (at most `portAttempts` times in
+    /// all) when another process took it between choosing and binding it.
+    /// - Parameters:
+    ///   - tls: When set, the port speaks TLS only (the unix socket, which `cli` uses, stays plain).
+    ///   - pickPort: Chooses the port of each attempt (default: a free loopback port).
+    ///   - extraArguments: More `redis-server` options, asked for again on every attempt, so that other ports they
+    ///     name (a cluster bus port) are chosen afresh too.
+    /// - Throws: `FixtureError` when redis-server is not installed, does not come up, or every port was taken.
+    package static func start(
+        tls: TLSOptions?,
+        pickPort: () throws -> Int = RedisServerProcess.freeLoopbackPort,
+        extraArguments: () throws -> [String]
+    ) async throws -> RedisServerProcess {
         guard let executable = Self.findExecutable("redis-server") else {
             throw FixtureError(
                 description:
@@ -110,9 +126,8 @@ public final class RedisServerProcess: @unchecked Sendable {
                     + "(Debian/Ubuntu: apt-get install redis-server; macOS: brew install redis) and run the tests again."
             )
         }
-        var lastError: (any Error)?
-        for _ in 0..<5 {
-            let port = try Self.freeLoopbackPort()
+        return try await Self.retryingTakenPorts("redis-server") {
+            let port = try pickPort()
             let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
                 "socketgateway-redis-\(port)-\(UUID().uuidString)"
             )
@@ -121,18 +136,55 @@ public final class RedisServerProcess: @unchecked Sendable {
                 port: port,
                 executable: executable,
                 directory: directory,
-                extraArguments: extraArguments,
+                extraArguments: try extraArguments(),
                 tls: tls
             )
+            try await server.launch()
+            return server
+        }
+    }
+
+    /// A process that could not listen because another process took its port between choosing and binding it.
+    package struct PortTaken: Error, CustomStringConvertible {
+        /// What could not listen, e.g. `redis-server`.
+        package var what: String
+        /// The port it was given (with other ports it listens on, the one taken may be another).
+        package var port: Int
+        /// The end of its log.
+        package var log: String
+
+        /// What happened, with the log.
+        package var description: String {
+            "\(self.what) on port \(self.port) could not bind a port (Address already in use); its log:\n\(self.log)"
+        }
+    }
+
+    /// How many ports a start tries when another process takes the one it chose before it binds it.
+    package static let portAttempts = 5
+
+    /// Runs `attempt`, which chooses free ports and starts a process on them, again while it throws `PortTaken`
+    /// (at most `portAttempts` times in all); any other error ends it at once.
+    /// - Throws: `FixtureError` naming every port given and the last log when every attempt lost a port, or the
+    ///   other error `attempt` threw.
+    package static func retryingTakenPorts<T>(_ what: String, _ attempt: () async throws -> T) async throws -> T {
+        var taken: [PortTaken] = []
+        while taken.count < Self.portAttempts {
             do {
-                try await server.launch()
-                return server
-            } catch {
-                lastError = error
+                return try await attempt()
+            } catch let error as PortTaken {
+                taken.append(error)
             }
         }
-        throw lastError ?? FixtureError(description: "redis-server did not start")
+        let ports = taken.map { String($0.port) }.joined(separator: ", ")
+        throw FixtureError(
+            description: "\(what) could not listen in \(taken.count) attempts: another process took a port each time "
+                + "between choosing and binding it (ports given: \(ports)); the last log:\n\(taken.last?.log ?? "")"
+        )
     }
+
+    /// Whether a Redis log says that a port could not be bound because it is in use (the client port, the TLS
+    /// port or the cluster bus port: `… bind: Address already in use`).
+    package static func saysAddressInUse(_ log: String) -> Bool { log.contains("Address already in use") }
 
     /// Starts the server again on the same port after `stop()`.
     /// - Parameter tcp: `false` starts it on its unix socket only (`--port 0`), so that clients using the unix
@@ -267,6 +319,9 @@ public final class RedisServerProcess: @unchecked Sendable {
         kill(pid, SIGKILL)
         _ = await Self.reap(pid, attempts: 200)
         self.lock.withLock { self.processID = nil }
+        if Self.saysAddressInUse(text) {
+            throw PortTaken(what: "redis-server", port: self.port, log: String(text.suffix(2000)))
+        }
         throw FixtureError(
             description:
                 "redis-server on port \(self.port) did not answer PING within 5 s; its log:\n\(text.suffix(2000))"
@@ -307,8 +362,9 @@ public final class RedisServerProcess: @unchecked Sendable {
         return nil
     }
 
-    /// Binds 127.0.0.1:0, reads the port the kernel chose, and closes the socket.
-    static func freeLoopbackPort() throws -> Int {
+    /// Binds 127.0.0.1:0, reads the port the kernel chose, and closes the socket. Another process may take the
+    /// port before the caller binds it: start processes on it through `retryingTakenPorts`.
+    package static func freeLoopbackPort() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw FixtureError(description: "socket() failed: errno \(errno)") }
         defer { close(fd) }

@@ -14,13 +14,20 @@
 #                                (re)creates the venv VENV from REQUIREMENTS with PYTHON when it is missing or the
 #                                file changed (sha256 in VENV/.requirements.sha256); WHAT is the step's text
 #   free_port                    a free 127.0.0.1 TCP port (asks the kernel through python3; a random high port
-#                                without it)
+#                                without it). Another process may take it before anyone binds it: a start on it
+#                                checks `listens_on` and tries another port when the process exits.
 #   port_accepts PORT            succeeds when something accepts TCP connections on 127.0.0.1:PORT
 #   port_is_free PORT            the opposite
+#   listens_on PID PORT          succeeds when process PID itself listens on TCP port PORT (Linux: the listening
+#                                socket /proc/net/tcp{,6} lists for the port is one of PID's), not another process
 #   start_private_redis LOG DIR [--setsid] [REDIS_ARGUMENT...]
-#                                starts redis-server on a free loopback port without persistence (5 attempts,
-#                                each waiting up to 5 s for PONG); sets redis_pid, redis_port and redis_url, or
-#                                returns 1 with redis_pid empty. --setsid starts it in its own session.
+#                                starts redis-server on a free loopback port without persistence and waits (up to
+#                                5 s) until it listens there itself and answers PONG; when it does not (another
+#                                process took the port first, say) it tries a fresh port, 5 attempts in all. A
+#                                REDIS_ARGUMENT @free_port is a fresh free port on every attempt (a cluster bus
+#                                port). Sets redis_pid, redis_port and redis_url, or returns 1 with redis_pid
+#                                empty after printing the ports tried and the end of LOG on stderr. --setsid
+#                                starts it in its own session.
 #   stop_pids PID...             SIGTERM, up to 5 s for all to exit, SIGKILL what is left, reap. Calls
 #                                `on_stop_timeout PID` before a SIGKILL when the script defines that function.
 #   wait_for_listening_line LOG PID SECONDS
@@ -118,6 +125,17 @@ port_is_free() {
     ! port_accepts "$1"
 }
 
+listens_on() {
+    local pid="$1" hex inode
+    printf -v hex '%04X' "$2"
+    # Listening sockets (state 0A) whose local address ends in :PORT, by inode (field 10).
+    for inode in $(awk -v port=":$hex" 'substr($2, length($2) - 4) == port && $4 == "0A" { print $10 }' \
+        /proc/net/tcp /proc/net/tcp6 2>/dev/null); do
+        find "/proc/$pid/fd" -maxdepth 1 -lname "socket:\[$inode\]" 2>/dev/null | grep -q . && return 0
+    done
+    return 1
+}
+
 # ---------------------------------------------------------------------------------------------------------------
 # A private redis-server.
 # ---------------------------------------------------------------------------------------------------------------
@@ -130,20 +148,27 @@ start_private_redis() {
         launcher=(setsid)
         shift
     fi
-    local attempt up
+    local up argument arguments tried=()
     redis_pid=""
     redis_port=""
     redis_url=""
     mkdir -p "$dir"
-    for attempt in 1 2 3 4 5; do
+    for _ in 1 2 3 4 5; do
         redis_port="$(free_port)"
+        tried+=("$redis_port")
+        arguments=()
+        for argument in "$@"; do
+            if [[ "$argument" == @free_port ]]; then arguments+=("$(free_port)"); else arguments+=("$argument"); fi
+        done
         "${launcher[@]}" redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --dir "$dir" \
-            --logfile "$log" --daemonize no "$@" >/dev/null 2>&1 &
+            --logfile "$log" --daemonize no "${arguments[@]}" >/dev/null 2>&1 &
         redis_pid=$!
         up=""
         for _ in $(seq 1 50); do
             kill -0 "$redis_pid" 2>/dev/null || break
-            if redis-cli -h 127.0.0.1 -p "$redis_port" ping 2>/dev/null | grep -q PONG; then
+            # Itself: a redis-server that took the port first would answer PONG too.
+            if listens_on "$redis_pid" "$redis_port" &&
+                timeout 2 redis-cli -h 127.0.0.1 -p "$redis_port" ping 2>/dev/null | grep -q PONG; then
                 up=yes
                 break
             fi
@@ -157,6 +182,9 @@ start_private_redis() {
         wait "$redis_pid" 2>/dev/null || true
         redis_pid=""
     done
+    printf 'redis-server did not come up on 127.0.0.1 in %s attempts (ports %s; "%s" in its log: %s)\n' \
+        "${#tried[@]}" "${tried[*]}" "Address already in use" "another process took the port first" >&2
+    show_log "$log" 20
     return 1
 }
 
