@@ -85,8 +85,9 @@ final class NonReadingSocket {
         return String(text.prefix { $0 != "\r" })
     }
 
-    /// Writes all of `bytes`, waiting (bounded: 50 polls of 10 ms) while the kernel's send buffer is full.
-    func send(_ bytes: [UInt8]) throws -> SendResult {
+    /// Writes all of `bytes`, waiting (bounded: `patience` polls of 10 ms without progress; 0.5 s by default)
+    /// while the kernel's send buffer is full. `.blocked` may leave part of `bytes` unsent.
+    func send(_ bytes: [UInt8], patience: Int = 50) throws -> SendResult {
         var offset = 0
         var idlePolls = 0
         while offset < bytes.count {
@@ -101,7 +102,7 @@ final class NonReadingSocket {
             let error = errno
             if error == EAGAIN || error == EWOULDBLOCK {
                 idlePolls += 1
-                if idlePolls > 50 { return .blocked }
+                if idlePolls > patience { return .blocked }
                 var descriptor = pollfd(fd: self.fd, events: Int16(POLLOUT), revents: 0)
                 _ = poll(&descriptor, 1, 10)
                 continue

@@ -56,10 +56,12 @@ import Testing
                 let ping = NonReadingSocket.frame(opcode: 0x9, payload: Array(repeating: 0x70, count: 125))
                 let batch = Array([[UInt8]](repeating: ping, count: 64).joined())
                 var closed = false
-                // At most 4000 batches of 64 pings (33 MB): far more than the limit, bounded all the same. Stop
-                // when the server stops reading (a batch half sent would break the frame sequence).
+                // At most 4000 batches of 64 pings (33 MB): far more than the limit, bounded all the same. A server
+                // that is slow to read (a loaded machine) is waited for, up to 20 s without progress, so the flood
+                // never stops in the middle of a frame while the server still reads: it only ends when the server
+                // has closed, or has stopped reading the flooder for good (then the wait below decides).
                 flood: for _ in 0..<4000 where !closed {
-                    switch try flooder.send(batch) {
+                    switch try flooder.send(batch, patience: 2_000) {
                     case .sent: closed = flooder.peerHasClosed()
                     case .blocked: break flood
                     case .closed: closed = true
