@@ -222,6 +222,29 @@ import Testing
         }
     }
 
+    /// Strings are stepped over eight bytes at a time until a word holds a quote or a backslash: strings of every
+    /// length up to three words, with an escape (`\"`, `\\`, `\u0041`) at every offset, and keys and values that
+    /// end at every offset of a word, read as `decode` reads them, in the room and in the skipped data.
+    @Test func stringsOfEveryLengthWithAnEscapeAtEveryOffset() throws {
+        let escapes = [#"\""#, #"\\"#, #"\u0041"#]
+        let unescaped = ["\"", "\\", "A"]
+        for length in 0..<24 {
+            for escapeAt in -1..<length {
+                let kind = max(0, escapeAt) % escapes.count
+                var characters = Array(repeating: "x", count: length)
+                if escapeAt >= 0 { characters[escapeAt] = escapes[kind] }
+                var expected = Array(repeating: "x", count: length)
+                if escapeAt >= 0 { expected[escapeAt] = unescaped[kind] }
+                let string = "\"" + characters.joined() + "\""
+                let text = Self.object(Self.members(room: string, data: "[" + string + ", {" + string + ": 1}]"))
+                let bytes = ByteBuffer(string: text)
+                let target = try #require(PubSubEmitTarget.scan(bytes), "\(text)")
+                #expect(target.room == .one(expected.joined()), "\(text)")
+                Self.expectAgreement(Array(text.utf8), complete: true)
+            }
+        }
+    }
+
     /// A key with an escape might spell one of the keys that matter (`"r\u006fom"` is `room`): `scan` steps aside
     /// and `read` decides. Keys that only look alike are other keys.
     @Test func escapedKeysLeaveTheMessageToRead() throws {
