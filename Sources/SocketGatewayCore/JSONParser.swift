@@ -471,6 +471,25 @@ struct JSONScannedMember {
     var holdsNonFiniteNumbers: Bool
 }
 
+/// What ``JSONParser``'s loop over a top-level object's members does with each member's key and value: build
+/// them, or only check them; the loop reads the braces, colons and commas around them. A generic parameter, so
+/// that each reader is a specialisation of the loop of its own: nothing called through a table, nothing allocated.
+private protocol JSONObjectMemberReader {
+    /// What ``readKey(_:)`` makes of a key.
+    associatedtype Key
+    /// What ``readMember(key:_:)`` makes of a member.
+    associatedtype Member
+
+    /// Reads the key string whose opening quote is at the parser's index, and leaves the index past its closing
+    /// quote.
+    func readKey(_ parser: inout JSONParser) throws(JSONParseError) -> Key
+
+    /// Reads the member's value at the parser's index (at depth 1, a member of the top-level object), and leaves
+    /// the index past it.
+    /// - Returns: The member, with where its value's bytes are.
+    func readMember(key: Key, _ parser: inout JSONParser) throws(JSONParseError) -> Member
+}
+
 extension JSONParser {
     /// Reads a top-level JSON object member by member as Python's `json.loads` would (non-finite numbers
     /// allowed), building every value except those of `skippedKeys`, which are checked as strictly as
@@ -488,77 +507,10 @@ extension JSONParser {
     ) -> Bool {
         var parser = JSONParser(bytes: bytes, maxDepth: maxDepth, allowsNonFiniteNumbers: true)
         do throws(JSONParseError) {
-            return try parser.scanObjectMembers(skipping: skippedKeys, visit: visit)
+            return try parser.readObjectMembers(BuildingMembers(skippedKeys: skippedKeys), visit: visit)
         } catch {
             return false
         }
-    }
-
-    private mutating func scanObjectMembers(
-        skipping skippedKeys: [String],
-        visit: (JSONScannedMember) -> Void
-    ) throws(JSONParseError) -> Bool {
-        self.skipWhitespace()
-        guard self.index < self.bytes.count, self.bytes[self.index] == UInt8(ascii: "{"), self.maxDepth >= 1 else {
-            return false
-        }
-        self.index += 1
-        self.skipWhitespace()
-        if self.index < self.bytes.count && self.bytes[self.index] == UInt8(ascii: "}") {
-            self.index += 1
-        } else {
-            members: while true {
-                self.skipWhitespace()
-                guard self.index < self.bytes.count, self.bytes[self.index] == UInt8(ascii: "\"") else {
-                    throw self.unexpected("a string key in an object")
-                }
-                let key = try self.parseString()
-                self.skipWhitespace()
-                guard self.index < self.bytes.count, self.bytes[self.index] == UInt8(ascii: ":") else {
-                    throw self.unexpected("':' after an object key")
-                }
-                self.index += 1
-                self.skipWhitespace()
-                let start = self.index
-                if skippedKeys.contains(key) {
-                    let nonFinite = try self.skipValue(depth: 1)
-                    visit(
-                        JSONScannedMember(
-                            key: key,
-                            value: nil,
-                            range: start..<self.index,
-                            holdsNonFiniteNumbers: nonFinite
-                        )
-                    )
-                } else {
-                    let value = try self.parseValue(depth: 1)
-                    visit(
-                        JSONScannedMember(
-                            key: key,
-                            value: value,
-                            range: start..<self.index,
-                            holdsNonFiniteNumbers: false
-                        )
-                    )
-                }
-                self.skipWhitespace()
-                guard self.index < self.bytes.count else { throw self.unexpected("',' or '}' in an object") }
-                switch self.bytes[self.index] {
-                case UInt8(ascii: ","):
-                    self.index += 1
-                case UInt8(ascii: "}"):
-                    self.index += 1
-                    break members
-                default:
-                    throw self.unexpected("',' or '}' in an object")
-                }
-            }
-        }
-        self.skipWhitespace()
-        guard self.index == self.bytes.count else {
-            throw self.error(.trailingData, "expected the end of the input after the value, found \(self.found())")
-        }
-        return true
     }
 
     /// Checks a top-level JSON object as ``scanObject(_:maxDepth:skipping:visit:)`` checks it (as `parse` would,
@@ -574,14 +526,22 @@ extension JSONParser {
     ) -> Bool {
         var parser = JSONParser(bytes: bytes, maxDepth: maxDepth, allowsNonFiniteNumbers: true)
         do throws(JSONParseError) {
-            return try parser.checkObjectMembers(visit: visit)
+            return try parser.readObjectMembers(CheckingMembers()) {
+                visit($0.key, $0.value, $0.holdsNonFiniteNumbers)
+            }
         } catch {
             return false
         }
     }
 
-    private mutating func checkObjectMembers(
-        visit: (_ key: Range<Int>, _ value: Range<Int>, _ holdsNonFiniteNumbers: Bool) -> Void
+    /// Reads a top-level object's braces, colons and commas (refusing what `parseObject` refuses, with its
+    /// errors), and has `reader` read each member's key and value.
+    /// - Parameter visit: Called with each member, in order, as `reader` made it.
+    /// - Returns: `false` when the bytes do not start with an object (or `maxDepth` is below 1); `true` when they
+    ///   are one valid object.
+    private mutating func readObjectMembers<Reader: JSONObjectMemberReader>(
+        _ reader: Reader,
+        visit: (Reader.Member) -> Void
     ) throws(JSONParseError) -> Bool {
         self.skipWhitespace()
         guard self.index < self.bytes.count, self.bytes[self.index] == UInt8(ascii: "{"), self.maxDepth >= 1 else {
@@ -597,18 +557,15 @@ extension JSONParser {
                 guard self.index < self.bytes.count, self.bytes[self.index] == UInt8(ascii: "\"") else {
                     throw self.unexpected("a string key in an object")
                 }
-                let keyStart = self.index + 1
-                try self.skipString()
-                let key = keyStart..<(self.index - 1)
+                let key = try reader.readKey(&self)
                 self.skipWhitespace()
                 guard self.index < self.bytes.count, self.bytes[self.index] == UInt8(ascii: ":") else {
                     throw self.unexpected("':' after an object key")
                 }
                 self.index += 1
                 self.skipWhitespace()
-                let start = self.index
-                let nonFinite = try self.skipValue(depth: 1)
-                visit(key, start..<self.index, nonFinite)
+                let member = try reader.readMember(key: key, &self)
+                visit(member)
                 self.skipWhitespace()
                 guard self.index < self.bytes.count else { throw self.unexpected("',' or '}' in an object") }
                 switch self.bytes[self.index] {
@@ -627,6 +584,54 @@ extension JSONParser {
             throw self.error(.trailingData, "expected the end of the input after the value, found \(self.found())")
         }
         return true
+    }
+
+    /// For ``scanObject(_:maxDepth:skipping:visit:)``: builds each key, and each value but those of `skippedKeys`,
+    /// which it checks without building.
+    private struct BuildingMembers: JSONObjectMemberReader {
+        let skippedKeys: [String]
+
+        @inline(__always)
+        func readKey(_ parser: inout JSONParser) throws(JSONParseError) -> String {
+            try parser.parseString()
+        }
+
+        @inline(__always)
+        func readMember(key: String, _ parser: inout JSONParser) throws(JSONParseError) -> JSONScannedMember {
+            let start = parser.index
+            if self.skippedKeys.contains(key) {
+                let nonFinite = try parser.skipValue(depth: 1)
+                return JSONScannedMember(
+                    key: key,
+                    value: nil,
+                    range: start..<parser.index,
+                    holdsNonFiniteNumbers: nonFinite
+                )
+            }
+            let value = try parser.parseValue(depth: 1)
+            return JSONScannedMember(key: key, value: value, range: start..<parser.index, holdsNonFiniteNumbers: false)
+        }
+    }
+
+    /// For ``checkObject(_:maxDepth:visit:)``: builds nothing. A member is where its key's characters are (between
+    /// the quotes) and where its value is, and whether the value holds `NaN`, `Infinity` or `-Infinity`.
+    private struct CheckingMembers: JSONObjectMemberReader {
+        @inline(__always)
+        func readKey(_ parser: inout JSONParser) throws(JSONParseError) -> Range<Int> {
+            let start = parser.index + 1
+            try parser.skipString()
+            return start..<(parser.index - 1)
+        }
+
+        @inline(__always)
+        func readMember(
+            key: Range<Int>,
+            _ parser: inout JSONParser
+        ) throws(JSONParseError) -> (key: Range<Int>, value: Range<Int>, holdsNonFiniteNumbers: Bool) {
+            let start = parser.index
+            let nonFinite = try parser.skipValue(depth: 1)
+            return (key, start..<parser.index, nonFinite)
+        }
     }
 
     /// Checks one value as `parseValue(depth:)` reads it, without building it.

@@ -274,12 +274,13 @@ extension PubSubMessage {
     /// - Parameters:
     ///   - bytes: The published bytes (UTF-8 JSON).
     ///   - target: What `PubSubEmitTarget.scan(bytes)` returned for these bytes.
-    /// - Returns: The message (an emit).
+    /// - Returns: The emit: a message with a target is one (the target is read from a last `method` that is
+    ///   `"emit"`, and whatever bytes `decode` accepts it reads as the scan does).
     /// - Throws: `PubSubMessageError`, as ``decode(_:)``.
     package static func read(
         _ bytes: ByteBuffer,
         scanned target: PubSubEmitTarget
-    ) throws(PubSubMessageError) -> PubSubReceived {
+    ) throws(PubSubMessageError) -> PubSubReceivedEmit {
         // One pass that checks every byte and builds nothing; of duplicate keys the last wins, as in `decode`.
         // The outline is valid JSON when it passes, so the scan's loose outline was the parser's: the last
         // `method` is `"emit"`, and the target's values are those of the last `namespace`, `room` and `host_id`.
@@ -291,9 +292,22 @@ extension PubSubMessage {
             return valid ? members.fields(in: readable) : nil
         }
         guard let header = fields?.header(in: bytes, target: target) else {
-            return try Self.decodeWhole(bytes)
+            // A binary emit, or one `decode` refuses (with the error it says why).
+            switch try Self.decode(bytes) {
+            case .emit(let emit):
+                return PubSubReceivedEmit(emit)
+            case let message:
+                // Not reached: bytes `decode` accepts have the outline the scan read, whose method is "emit".
+                throw PubSubMessageError(
+                    code: .wrongType,
+                    message: "'method' is '\(message.method)', but the message's target was read as an emit's",
+                    method: message.method,
+                    field: "method",
+                    excerpt: LogSafe.excerpt(bytes.readableBytesView, limit: 200)
+                )
+            }
         }
-        return .emit(header.received(bytes))
+        return header.received(bytes)
     }
 
     /// Where the members an emit needs besides its target are, as a check of the whole message finds them (the

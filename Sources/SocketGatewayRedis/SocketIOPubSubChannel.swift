@@ -62,7 +62,7 @@ package final class SocketIOPubSubChannel: Sendable {
     ///   - onEmit: Called on the subscriber's event loop, in arrival order with the other messages, with the
     ///     target of each emit from another host, read from its bytes before anything else of it
     ///     (``PubSubEmitTarget``), and `read`, which reads the rest as ``PubSubMessage/read(_:scanned:)`` does:
-    ///     the message, or `nil` when it cannot be decoded (counted and logged here as undecodable). Not calling
+    ///     the emit, or `nil` when it cannot be decoded (counted and logged here as undecodable). Not calling
     ///     `read` drops the message unchecked beyond its target (a malformed one is then not counted as
     ///     undecodable). Such an emit goes to `onEmit` only, not to `onMessage`. Own emits whose target can be
     ///     read are dropped unchecked too. `nil` (the default) reads every message whole first.
@@ -81,7 +81,7 @@ package final class SocketIOPubSubChannel: Sendable {
         signingKey: PubSubSigningKey? = nil,
         ownChannels: [String] = [],
         onOwnMessage: (@Sendable (RedisPubSubMessage) -> Void)? = nil,
-        onEmit: (@Sendable (PubSubEmitTarget, _ read: () -> PubSubReceived?) -> Void)? = nil,
+        onEmit: (@Sendable (PubSubEmitTarget, _ read: () -> PubSubReceivedEmit?) -> Void)? = nil,
         onMessage: @escaping @Sendable (PubSubReceived) -> Void
     ) {
         self.hostID = hostID

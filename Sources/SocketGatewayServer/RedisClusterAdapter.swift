@@ -176,12 +176,7 @@ final class RedisClusterAdapter: ClusterAdapter {
                         self.countSkipped(metrics)
                         return
                     }
-                    guard let message = read() else { return }
-                    guard case .emit(let emit) = message else {
-                        // `read(_:scanned:)` reads an emit or nothing; this is for completeness.
-                        self.route(message, gateway: gateway, inboxes: inboxes, byLoop: byLoopFinal)
-                        return
-                    }
+                    guard let emit = read() else { return }
                     self.route(emit, to: shards, gateway: gateway, inboxes: inboxes)
                 }
             )
@@ -392,19 +387,13 @@ final class RedisClusterAdapter: ClusterAdapter {
         inboxes: [ShardInbox],
         byLoop: [ObjectIdentifier: ShardInbox]
     ) {
-        let message: PubSubMessage
         switch received {
         case .emit(let emit):
             self.route(emit, gateway: gateway, inboxes: inboxes)
-            return
-        case .message(let other):
-            message = other
-        }
-        switch message {
-        case .emit(let emit):
-            // `PubSubMessage.read` hands every emit over as `.emit` above; this is for completeness.
-            self.route(PubSubReceivedEmit(emit), gateway: gateway, inboxes: inboxes)
-        case .enterRoom(let sid, let room, let namespace, _):
+        case .message(.emit):
+            // Not reached: `PubSubMessage.read` hands every emit over as `PubSubReceived.emit`.
+            assertionFailure("an emit read as PubSubReceived.message")
+        case .message(.enterRoom(let sid, let room, let namespace, _)):
             if let connection = gateway.shards.connection(sid: sid, namespace: namespace),
                 let inbox = byLoop[ObjectIdentifier(connection.eventLoop)]
             {
@@ -412,19 +401,19 @@ final class RedisClusterAdapter: ClusterAdapter {
                 gateway.shards.presence.add(namespace: namespace, room: room, shard: inbox.shard.index)
                 inbox.append(.join(connection, room: room))
             }
-        case .leaveRoom(let sid, let room, let namespace, _):
+        case .message(.leaveRoom(let sid, let room, let namespace, _)):
             if let connection = gateway.shards.connection(sid: sid, namespace: namespace) {
                 byLoop[ObjectIdentifier(connection.eventLoop)]?.append(.leave(connection, room: room))
             }
-        case .disconnect(let sid, let namespace, _):
+        case .message(.disconnect(let sid, let namespace, _)):
             if let connection = gateway.shards.connection(sid: sid, namespace: namespace) {
                 byLoop[ObjectIdentifier(connection.eventLoop)]?.append(.disconnect(connection))
             }
-        case .closeRoom(let room, let namespace, _):
+        case .message(.closeRoom(let room, let namespace, _)):
             gateway.shards.presence.shards(namespace: namespace, rooms: [room]).forEach { shard in
                 inboxes[shard].append(.closeRoom(room, namespace: namespace))
             }
-        case .callback(_, let sid, let namespace, let id, let arguments):
+        case .message(.callback(_, let sid, let namespace, let id, let arguments)):
             let waiter = self.state.withLockedValue { $0.waiters.removeValue(forKey: id) }
             guard let waiter else {
                 self.logger.debug(
@@ -655,11 +644,11 @@ private final class MessageRouter: @unchecked Sendable {
         let message: @Sendable (PubSubReceived) -> Void
         /// An emit from another host by its scanned target, with the reader of the rest (see
         /// ``SocketIOPubSubChannel``'s `onEmit`).
-        let emit: @Sendable (PubSubEmitTarget, _ read: () -> PubSubReceived?) -> Void
+        let emit: @Sendable (PubSubEmitTarget, _ read: () -> PubSubReceivedEmit?) -> Void
 
         init(
             message: @escaping @Sendable (PubSubReceived) -> Void,
-            emit: @escaping @Sendable (PubSubEmitTarget, _ read: () -> PubSubReceived?) -> Void
+            emit: @escaping @Sendable (PubSubEmitTarget, _ read: () -> PubSubReceivedEmit?) -> Void
         ) {
             self.message = message
             self.emit = emit
@@ -680,7 +669,7 @@ private final class MessageRouter: @unchecked Sendable {
     }
 
     /// An emit by its target: dropped unread before start (nobody is here yet).
-    func route(_ target: PubSubEmitTarget, read: () -> PubSubReceived?) {
+    func route(_ target: PubSubEmitTarget, read: () -> PubSubReceivedEmit?) {
         let routes = self.lock.withLock { self.routes }
         routes?.emit(target, read)
     }

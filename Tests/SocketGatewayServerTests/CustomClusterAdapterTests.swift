@@ -10,11 +10,18 @@ import Testing
 /// emits, room changes, acks and disconnects made on one server reach a real WebSocket client of the other.
 @Suite struct CustomClusterAdapterTests {
     /// Links a server to its peer by calling the peer's `gateway.local` directly: the simplest cluster there is.
+    /// Cluster requests are answered with fixed replies, as other servers would have answered them.
     final class PairedAdapter: ClusterAdapter {
         private let peer = NIOLockedValueBox<PairedAdapter?>(nil)
         private let gateway = NIOLockedValueBox<SocketGateway?>(nil)
         /// Operations this adapter was handed, in order (what a real adapter would publish).
         let handed = NIOLockedValueBox<[String]>([])
+        /// The other servers' answers to every cluster request, by host id.
+        let replies: [String: JSONValue]
+
+        init(replies: [String: JSONValue] = [:]) {
+            self.replies = replies
+        }
 
         static func pair(_ a: PairedAdapter, _ b: PairedAdapter) {
             a.peer.withLockedValue { $0 = b }
@@ -86,6 +93,10 @@ import Testing
                 namespace: namespace,
                 timeout: timeout
             )
+        }
+
+        func request(_ query: ClusterQuery, timeout: Duration) async throws -> ClusterReplies<JSONValue> {
+            ClusterReplies(replies: self.replies, expectedServers: self.replies.count)
         }
     }
 
@@ -162,54 +173,12 @@ import Testing
         try await group.shutdownGracefully()
     }
 
-    /// Answers every cluster request with the same replies, as other servers would have.
-    struct FixedRepliesAdapter: ClusterAdapter {
-        let replies: [String: JSONValue]
-
-        var modeDescription: String { "fixed replies" }
-        var health: ClusterHealth { ClusterHealth(mode: .custom(name: "fixed")) }
-        func start(gateway: SocketGateway) {}
-        func shutdown() async {}
-
-        func emitted(
-            _ event: String,
-            arguments: [JSONValue],
-            to target: EmitTarget,
-            options: EmitOptions,
-            local: EmitResult
-        ) async -> EmitResult {
-            local
-        }
-
-        func applied(_ operation: ClusterOperation, localMatches: Int) async -> EmitResult {
-            EmitResult(outcome: .delivered, localDeliveries: localMatches)
-        }
-
-        func emitWithAck(
-            _ event: String,
-            arguments: [JSONValue],
-            sid: String,
-            namespace: String,
-            timeout: Duration
-        ) async throws -> [JSONValue]? {
-            nil
-        }
-
-        func request(_ query: ClusterQuery, timeout: Duration) async throws -> ClusterReplies<JSONValue> {
-            ClusterReplies(replies: self.replies, expectedServers: self.replies.count)
-        }
-    }
-
     /// A server's answer to fetchSockets that is not a list of socket summaries (a `null`, as a ping is answered,
     /// or a list holding something else) is an error naming that server, never an empty list: "no sockets there"
     /// would hide that the server's answer could not be read.
     @Test func aFetchSocketsAnswerThatIsNotAListOfSocketsIsAnError() async throws {
-        var logger = Logger(label: "socket-gateway.custom-cluster-test")
-        logger.logLevel = .critical
-        let server = SocketServer(
-            configuration: SocketServerConfiguration(port: 0, eventLoopThreads: 1).anonymous,
-            logger: logger,
-            cluster: FixedRepliesAdapter(replies: ["none": [], "null": nil, "number": 1, "list": [1]])
+        let server = Self.server(
+            cluster: PairedAdapter(replies: ["none": [], "null": nil, "number": 1, "list": [1]])
         )
         try await server.start()
         let found = try await server.gateway.fetchSockets()

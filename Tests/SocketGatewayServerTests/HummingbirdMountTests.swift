@@ -102,6 +102,35 @@ import Testing
         if clientsOpen.withLockedValue({ $0 }) { try await clients.shutdownGracefully() }
     }
 
+    /// Connects a client that reads and one that stops reading (its receive buffer 4 KiB), then broadcasts
+    /// `broadcasts` messages of 256 KiB, checking that the reader gets each: what does not reach the other client
+    /// fills the socket's buffers, then the mount's buffer for its connection.
+    /// - Returns: Both clients, and the session id of the one that does not read.
+    func connectReaderAndStalledClient(
+        server: SocketServer,
+        port: Int,
+        group: any EventLoopGroup,
+        broadcasts: Int,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) async throws -> (reader: TestWebSocketClient, stalled: TestWebSocketClient, stalledSid: String) {
+        let (reader, _) = try await TestWebSocketClient.connectWelcomed(port: port, group: group)
+        let (stalled, stalledSid) = try await TestWebSocketClient.connectWelcomed(
+            port: port,
+            group: group,
+            receiveBufferSize: 4096
+        )
+        try await stalled.stopReading()
+        let payload = String(repeating: "x", count: 256 << 10)
+        for index in 0..<broadcasts {
+            await server.gateway.broadcast(event: "big", data: .array([.int(Int64(index)), .string(payload)]))
+            #expect(
+                try await reader.nextText().hasPrefix(#"42["big",[\#(index),"xxx"#),
+                sourceLocation: sourceLocation
+            )
+        }
+        return (reader, stalled, stalledSid)
+    }
+
     @Test func appRouteAndLongPollingShareThePort() async throws {
         try await self.withMountedApp { _, port, recorder, group in
             let hello = try await httpRequest(port: port, method: "GET", path: "/hello", group: group)
@@ -238,19 +267,13 @@ import Testing
 
     @Test func aClientThatNeverReadsIsDroppedAndTheOthersGetEverything() async throws {
         try await self.withMountedApp(maxBufferedBytesPerConnection: 1 << 20) { server, port, recorder, group in
-            let (reader, _) = try await TestWebSocketClient.connectWelcomed(port: port, group: group)
-            let (stalled, stalledSid) = try await TestWebSocketClient.connectWelcomed(
+            // 6 MiB for each client: the one that never reads exceeds its 1 MiB once the socket's buffers are full.
+            let (reader, stalled, stalledSid) = try await self.connectReaderAndStalledClient(
+                server: server,
                 port: port,
                 group: group,
-                receiveBufferSize: 4096
+                broadcasts: 24
             )
-            try await stalled.stopReading()
-            let payload = String(repeating: "x", count: 256 << 10)
-            // 6 MiB for each client: the one that never reads exceeds its 1 MiB once the socket's buffers are full.
-            for index in 0..<24 {
-                await server.gateway.broadcast(event: "big", data: .array([.int(Int64(index)), .string(payload)]))
-                #expect(try await reader.nextText().hasPrefix(#"42["big",[\#(index),"xxx"#))
-            }
             try await recorder.waitUntil { $0.disconnectReason(stalledSid) != nil }
             #expect(recorder.disconnectReason(stalledSid)?.description == "slow client")
             // Its connection goes too, although it still reads nothing: a close frame could not reach it, so the
@@ -268,19 +291,13 @@ import Testing
         // close frame unable to reach it, and its connection unwritable. withMountedApp records an issue if the
         // shutdown waits on it.
         try await self.withMountedApp(maxBufferedBytesPerConnection: 64 << 20) { server, port, recorder, group in
-            let (reader, _) = try await TestWebSocketClient.connectWelcomed(port: port, group: group)
-            let (stalled, stalledSid) = try await TestWebSocketClient.connectWelcomed(
+            // 8 MiB: more than the kernel's send buffer (4 MiB at most here) and the client's receive buffer hold.
+            let (_, stalled, stalledSid) = try await self.connectReaderAndStalledClient(
+                server: server,
                 port: port,
                 group: group,
-                receiveBufferSize: 4096
+                broadcasts: 32
             )
-            try await stalled.stopReading()
-            let payload = String(repeating: "x", count: 256 << 10)
-            // 8 MiB: more than the kernel's send buffer (4 MiB at most here) and the client's receive buffer hold.
-            for index in 0..<32 {
-                await server.gateway.broadcast(event: "big", data: .array([.int(Int64(index)), .string(payload)]))
-                #expect(try await reader.nextText().hasPrefix(#"42["big",[\#(index),"xxx"#))
-            }
             #expect(recorder.disconnectReason(stalledSid) == nil)
             #expect(!stalled.isClosed)
         }
