@@ -78,6 +78,26 @@ import Testing
         }
     }
 
+    /// Strings are checked eight bytes at a time while the bytes are printable ASCII: a byte that is not (an escape,
+    /// a quote, a control character, DEL, non-ASCII UTF-8 or bytes that are not UTF-8) at every offset of keys and
+    /// values up to three words long, and strings ending at every offset of a word, read as `parse` reads them.
+    @Test func stringsOfEveryLengthWithASpecialByteAtEveryOffset() {
+        let specials: [[UInt8]] = [
+            Array(#"""#.utf8), Array(#"\"#.utf8), Array(#"é"#.utf8), Array(#"\q"#.utf8), [0x01], [0x1F], [0x20],
+            [0x7F], Array("é".utf8), Array("😀".utf8), [0xFF], [0xC3], [0x22],
+        ]
+        for length in 0..<24 {
+            for specialAt in -1..<length {
+                for special in specialAt < 0 ? [[]] : specials {
+                    var characters = [UInt8](repeating: UInt8(ascii: "x"), count: length)
+                    if specialAt >= 0 { characters.replaceSubrange(specialAt..<(specialAt + 1), with: special) }
+                    let string = [UInt8(ascii: "\"")] + characters + [UInt8(ascii: "\"")]
+                    Self.expectAgreement(Array("{".utf8) + string + Array(": ".utf8) + string + Array("}".utf8))
+                }
+            }
+        }
+    }
+
     /// Every prefix of the pub/sub fixtures, and every byte of them replaced by bytes that matter to JSON.
     @Test func fixturesTruncatedAndGarbled() async throws {
         let replacements: [UInt8] = [0x00, 0x20, 0x22, 0x5C, 0x7B, 0x7D, 0x5B, 0x5D, 0x2C, 0x3A, 0x30, 0x4E, 0xC3]
