@@ -308,8 +308,11 @@ public final class RedisServerProcess: @unchecked Sendable {
         let logPath = self.directory.appendingPathComponent("redis.log").path
         let pid = try Self.spawn(arguments, logPath: logPath)
         self.lock.withLock { self.processID = pid }
-        // Wait (bounded: 100 × 50 ms) until it answers PING.
-        for _ in 0..<100 {
+        // Wait (bounded: 20 s, and at most 400 tries) until it answers PING: redis-server starts in milliseconds,
+        // but on a loaded machine each try's redis-cli may take a while to start.
+        let clock = ContinuousClock()
+        let end = clock.now + .seconds(20)
+        for _ in 0..<400 where clock.now < end {
             var status: Int32 = 0
             if waitpid(pid, &status, WNOHANG) == pid { break }
             if let reply = try? await self.cli(["PING"]), reply == "PONG" { return }
@@ -324,7 +327,7 @@ public final class RedisServerProcess: @unchecked Sendable {
         }
         throw FixtureError(
             description:
-                "redis-server on port \(self.port) did not answer PING within 5 s; its log:\n\(text.suffix(2000))"
+                "redis-server on port \(self.port) did not answer PING within 20 s; its log:\n\(text.suffix(2000))"
         )
     }
 
