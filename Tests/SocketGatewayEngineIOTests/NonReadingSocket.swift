@@ -74,7 +74,8 @@ final class NonReadingSocket {
         var head: [UInt8] = []
         var byte: UInt8 = 0
         for _ in 0..<8192 {
-            guard self.waitReadable(milliseconds: 5000) else { throw Failure(description: "no upgrade response") }
+            // 15 s: the server answers in milliseconds, unless the machine is loaded.
+            guard self.waitReadable(milliseconds: 15_000) else { throw Failure(description: "no upgrade response") }
             guard recv(self.fd, &byte, 1, 0) == 1 else {
                 throw Failure(description: "connection closed during upgrade")
             }
