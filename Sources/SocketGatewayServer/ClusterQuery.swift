@@ -137,8 +137,9 @@ public struct ClusterReplies<Reply: Sendable>: Sendable {
     /// The servers that answered.
     public var servers: Set<String> { Set(self.replies.keys) }
 
-    /// The same result with each answer converted; an answer `transform` returns `nil` for becomes an error.
-    func compactMapReplies<Other>(_ transform: (Reply) -> Other?) -> ClusterReplies<Other> {
+    /// The same result with each answer converted, given the host id of the server that gave it; an answer
+    /// `transform` returns `nil` for becomes an error.
+    func compactMapReplies<Other>(_ transform: (_ server: String, Reply) -> Other?) -> ClusterReplies<Other> {
         var result = ClusterReplies<Other>(
             errors: self.errors,
             unansweredCount: self.unansweredCount,
@@ -147,7 +148,7 @@ public struct ClusterReplies<Reply: Sendable>: Sendable {
             failure: self.failure
         )
         for (server, reply) in self.replies {
-            if let converted = transform(reply) {
+            if let converted = transform(server, reply) {
                 result.replies[server] = converted
             } else {
                 result.errors[server] = "an answer that cannot be read"

@@ -30,19 +30,13 @@ extension SocketGateway {
         timeout: Duration = SocketGateway.defaultClusterRequestTimeout
     ) async throws -> ClusterReplies<[SocketSummary]> {
         let raw = try await self.clusterWide(.fetchSockets(ClusterSocketSelector(target, options: options)), timeout)
-        var result = raw.compactMapReplies { _ in [SocketSummary]() }
-        for (server, reply) in raw.replies {
-            // Not a list (a `null`, an answer to another operation): unreadable, not "no sockets there".
-            let list = reply.arrayValue ?? []
+        // An answer that is not a list (a `null`, an answer to another operation), or holds an entry that is not a
+        // socket, is unreadable, not "no sockets there".
+        return raw.compactMapReplies { server, reply in
+            guard let list = reply.arrayValue else { return nil }
             let summaries = list.compactMap { SocketSummary(json: $0, serverID: server) }
-            if reply.arrayValue != nil, summaries.count == list.count {
-                result.replies[server] = summaries
-            } else {
-                result.replies[server] = nil
-                result.errors[server] = "an answer that cannot be read"
-            }
+            return summaries.count == list.count ? summaries : nil
         }
-        return result
     }
 
     /// Puts the addressed clients of every server into `rooms` (socket.io's `socketsJoin`).
@@ -61,7 +55,7 @@ extension SocketGateway {
         timeout: Duration = SocketGateway.defaultClusterRequestTimeout
     ) async throws -> ClusterReplies<Int> {
         let query = ClusterQuery.socketsJoin(ClusterSocketSelector(target, options: options), rooms: rooms)
-        return try await self.clusterWide(query, timeout).compactMapReplies { $0.intValue.map(Int.init) }
+        return try await self.clusterWide(query, timeout).compactMapReplies { _, reply in reply.intValue.map(Int.init) }
     }
 
     /// Takes the addressed clients of every server out of `rooms` (socket.io's `socketsLeave`).
@@ -80,7 +74,7 @@ extension SocketGateway {
         timeout: Duration = SocketGateway.defaultClusterRequestTimeout
     ) async throws -> ClusterReplies<Int> {
         let query = ClusterQuery.socketsLeave(ClusterSocketSelector(target, options: options), rooms: rooms)
-        return try await self.clusterWide(query, timeout).compactMapReplies { $0.intValue.map(Int.init) }
+        return try await self.clusterWide(query, timeout).compactMapReplies { _, reply in reply.intValue.map(Int.init) }
     }
 
     /// Disconnects the addressed clients of every server from the namespace (socket.io's `disconnectSockets`).
@@ -97,7 +91,7 @@ extension SocketGateway {
         timeout: Duration = SocketGateway.defaultClusterRequestTimeout
     ) async throws -> ClusterReplies<Int> {
         let query = ClusterQuery.disconnectSockets(ClusterSocketSelector(target, options: options))
-        return try await self.clusterWide(query, timeout).compactMapReplies { $0.intValue.map(Int.init) }
+        return try await self.clusterWide(query, timeout).compactMapReplies { _, reply in reply.intValue.map(Int.init) }
     }
 
     /// How many servers the cluster has, this one included (socket.io's `serverCount()`): the servers that
@@ -125,7 +119,7 @@ extension SocketGateway {
         timeout: Duration = SocketGateway.defaultClusterRequestTimeout
     ) async throws -> ClusterReplies<[JSONValue]> {
         try await self.cluster.request(.serverSideEmit(event: event, arguments: arguments), timeout: timeout)
-            .compactMapReplies { $0.arrayValue }
+            .compactMapReplies { _, reply in reply.arrayValue }
     }
 
     /// Sets the handler of other servers' ``serverSideEmit(_:arguments:timeout:)`` of `event` (replacing any);
