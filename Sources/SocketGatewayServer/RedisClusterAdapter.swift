@@ -165,18 +165,14 @@ final class RedisClusterAdapter: ClusterAdapter {
             $0.inboxes = inboxes
         }
         let byLoopFinal = byLoop
-        let presence = gateway.shards.presence
         self.router.set(
             MessageRouter.Routes(
                 message: { message in self.route(message, gateway: gateway, inboxes: inboxes, byLoop: byLoopFinal) },
                 emit: { target, read in
-                    // The one look at the presence index for this message: its shards, or none (dropped here).
-                    let shards = presence.shards(namespace: target.namespace, addressed: target.room)
-                    guard !shards.isEmpty else {
-                        self.countSkipped(metrics)
-                        return
-                    }
-                    guard let emit = read() else { return }
+                    // The one look at the presence index for this message; read on only when someone is here.
+                    guard let shards = self.addressedShards(target.namespace, target.room, gateway: gateway),
+                        let emit = read()
+                    else { return }
                     self.route(emit, to: shards, gateway: gateway, inboxes: inboxes)
                 }
             )
@@ -430,12 +426,17 @@ final class RedisClusterAdapter: ClusterAdapter {
     /// there are none: without waking another thread. (Emits whose target was scanned are dropped before their
     /// arguments are read, and come to ``route(_:to:gateway:inboxes:)`` with their shards.)
     private func route(_ emit: PubSubReceivedEmit, gateway: SocketGateway, inboxes: [ShardInbox]) {
-        let shards = gateway.shards.presence.shards(namespace: emit.namespace, addressed: emit.room)
-        if shards.isEmpty {
-            self.countSkipped(gateway.metrics)
-            return
-        }
+        guard let shards = self.addressedShards(emit.namespace, emit.room, gateway: gateway) else { return }
         self.route(emit, to: shards, gateway: gateway, inboxes: inboxes)
+    }
+
+    /// The shards with members of another host's emit's rooms (or namespace); `nil`, the emit counted as skipped,
+    /// when there are none.
+    private func addressedShards(_ namespace: String, _ room: PubSubNames, gateway: SocketGateway) -> ShardSet? {
+        let shards = gateway.shards.presence.shards(namespace: namespace, addressed: room)
+        guard shards.isEmpty else { return shards }
+        self.countSkipped(gateway.metrics)
+        return nil
     }
 
     /// Hands another host's emit to `shards`, those with members of its rooms (or namespace) when its target was
