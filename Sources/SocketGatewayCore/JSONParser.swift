@@ -763,7 +763,7 @@ extension JSONParser {
             // Eight bytes at a time while they are printable ASCII other than a quote or a backslash (most of a
             // payload's strings): the byte loop below only sees the word that holds another byte.
             while self.index + 8 <= self.bytes.count,
-                Self.isPlainASCII(self.bytes.loadUnaligned(fromByteOffset: self.index, as: UInt64.self))
+                JSONStringWord.isPlainASCII(self.bytes.loadUnaligned(fromByteOffset: self.index, as: UInt64.self))
             {
                 self.index += 8
             }
@@ -801,20 +801,6 @@ extension JSONParser {
             }
         }
         throw self.error(.unexpectedEndOfInput, "expected '\"' to close the string that starts at byte \(open)")
-    }
-
-    /// Whether each of `word`'s eight bytes is in 0x20...0x7F and none is a quote or a backslash: a string's
-    /// characters that need no look. With no high bit set, `(x - 0x01…) & ~x & 0x80…` is not zero exactly when `x`
-    /// has a zero byte, and `(x - 0x20…) & ~x & 0x80…` exactly when it has a byte below 0x20.
-    @inline(__always)
-    private static func isPlainASCII(_ word: UInt64) -> Bool {
-        let ones: UInt64 = 0x0101_0101_0101_0101
-        let highs: UInt64 = 0x8080_8080_8080_8080
-        let quotes = word ^ (ones &* UInt64(UInt8(ascii: "\"")))
-        let backslashes = word ^ (ones &* UInt64(UInt8(ascii: "\\")))
-        let special =
-            word | (word &- ones &* 0x20) & ~word | (quotes &- ones) & ~quotes | (backslashes &- ones) & ~backslashes
-        return special & highs == 0
     }
 
     /// Checks that the raw bytes of a string (escapes are ASCII and pass) are well-formed UTF-8, as

@@ -216,7 +216,9 @@ struct PubSubHeaderScanner {
             // Eight bytes at a time while none of them is a quote or a backslash (most of a payload's strings):
             // the byte loop below only sees the word that holds one.
             while self.index + 8 <= self.bytes.count,
-                !Self.holdsQuoteOrBackslash(self.bytes.loadUnaligned(fromByteOffset: self.index, as: UInt64.self))
+                !JSONStringWord.holdsQuoteOrBackslash(
+                    self.bytes.loadUnaligned(fromByteOffset: self.index, as: UInt64.self)
+                )
             {
                 self.index += 8
             }
@@ -233,17 +235,6 @@ struct PubSubHeaderScanner {
             }
         }
         return nil
-    }
-
-    /// Whether one of `word`'s eight bytes is a quote or a backslash: such a byte is zero after the exclusive or
-    /// with its pattern, and `(x - 0x01…) & ~x & 0x80…` is not zero exactly when `x` has a zero byte.
-    @inline(__always)
-    static func holdsQuoteOrBackslash(_ word: UInt64) -> Bool {
-        let ones: UInt64 = 0x0101_0101_0101_0101
-        let highs: UInt64 = 0x8080_8080_8080_8080
-        let quotes = word ^ (ones &* UInt64(UInt8(ascii: "\"")))
-        let backslashes = word ^ (ones &* UInt64(UInt8(ascii: "\\")))
-        return ((quotes &- ones) & ~quotes | (backslashes &- ones) & ~backslashes) & highs != 0
     }
 
     /// Steps over one value: a string, a list or object to its matching close (brackets counted, strings stepped
