@@ -180,11 +180,15 @@ public final class RedisSentinelSetup: @unchecked Sendable {
         _ = await RedisServerProcess.reap(pid, attempts: 400)
     }
 
-    /// Freezes sentinel `port` (SIGSTOP) or lets it go on (SIGCONT): frozen, the kernel still accepts
-    /// connections to it but it never answers, as a hung sentinel does.
-    public func freezeSentinel(_ port: Int, _ frozen: Bool) {
+    /// Freezes sentinel `port` (SIGSTOP, returning once it is really stopped: ``ProcessFreezer``) or lets it go on
+    /// (SIGCONT): frozen, the kernel still accepts connections to it but it never answers, as a hung sentinel does.
+    public func freezeSentinel(_ port: Int, _ frozen: Bool) async throws {
         guard let pid = self.lock.withLock({ self.sentinelPIDs[port] }) else { return }
-        kill(pid, frozen ? SIGSTOP : SIGCONT)
+        if frozen {
+            try await ProcessFreezer.stop(pid)
+        } else {
+            kill(pid, SIGCONT)
+        }
     }
 
     /// Waits (bounded by `limit`) until every running sentinel names a primary other than `oldPort` and that node

@@ -267,7 +267,7 @@ public final class RedisServerProcess: @unchecked Sendable {
         try process.run()
         for _ in 0..<500 {
             if try await subscribers() > before {
-                kill(process.processIdentifier, SIGSTOP)
+                try await ProcessFreezer.stop(process.processIdentifier)
                 return process.processIdentifier
             }
             try await Task.sleep(for: .milliseconds(10))

@@ -85,7 +85,7 @@ import Testing
         let setup = try await RedisSentinelSetup.start()
         // The first sentinel hangs: connections are accepted (by the kernel) and nothing is ever answered.
         let first = setup.sentinelPorts[0]
-        setup.freezeSentinel(first, true)
+        try await setup.freezeSentinel(first, true)
         let url = try RedisURL(parsing: setup.urlString(), environment: [:])
         let recorder = MessageRecorder()
         let subscriber = RedisSubscriber(
@@ -102,7 +102,7 @@ import Testing
         #expect(await recorder.wait { $0 == ["past the hung sentinel"] })
         await publisher.shutdown()
         await subscriber.shutdown()
-        setup.freezeSentinel(first, false)
+        try await setup.freezeSentinel(first, false)
         await setup.stop()
     }
 
